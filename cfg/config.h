@@ -1,0 +1,177 @@
+// The validated configuration: plain structs, built once by cfg::load() before
+// any socket is opened. Nothing outside cfg/ parses YAML; everything else
+// reads these structs (a reload builds a new Config and swaps a shared_ptr).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace cfg {
+
+using Duration = std::chrono::milliseconds;
+
+// "host:port": host is an IPv4 literal, an IPv6 literal in brackets
+// ("[::1]:5432") or a DNS name; resolved when the daemon starts.
+struct Endpoint {
+  std::string host;
+  uint16_t port = 0;
+  std::string to_string() const;
+};
+
+enum class CheckType { http, tcp };
+
+struct TlsCheck {
+  bool enabled = false;
+  bool verify = true;          // verify the server certificate (chain + name)
+  std::string ca_file;         // empty: system default store
+  std::string server_name;     // SNI / name to verify; empty: backend host
+};
+
+// What to send and what to expect (the "check rule"). Scheduling lives in
+// interval/fast_interval/rise/fall, interpreted by health::CheckSchedule.
+struct Check {
+  CheckType type = CheckType::http;
+  std::optional<uint16_t> port;  // empty: the backend's own port
+  std::string method = "OPTIONS"; // Patroni docs recommend OPTIONS/HEAD (patroni#2278)
+  std::string path = "/primary";
+  unsigned expect_status = 200;
+  Duration interval{2000};
+  Duration fast_interval{500};   // while a backend is changing state
+  Duration timeout{1000};
+  unsigned rise = 2;
+  unsigned fall = 3;
+  TlsCheck tls;
+};
+
+struct Backend {
+  std::string name;
+  Endpoint address;
+  std::optional<uint16_t> check_port;  // overrides check.port for this backend
+};
+
+enum class Balance { first, roundrobin, leastconn };
+
+struct TcpKeepalive {
+  bool enabled = true;
+  Duration idle{30000};     // TCP_KEEPIDLE
+  Duration interval{10000}; // TCP_KEEPINTVL
+  unsigned count = 3;       // TCP_KEEPCNT
+};
+
+struct Proxy {
+  std::string name;
+  Endpoint listen;
+  Check check;
+  Balance balance = Balance::first;
+  std::vector<Backend> backends;
+  Duration connect_timeout{5000};
+  // A new connection arriving while no backend is eligible waits this long
+  // for one to appear (0: refuse at once).
+  Duration queue_timeout{10000};
+  // 0: no idle timeout (the default: the Bacula Director keeps idle catalog
+  // sessions for hours; dead peers are found by keepalive instead).
+  Duration idle_timeout{0};
+  unsigned maxconn = 10000;
+  // Close every session of a backend as soon as it stops being eligible, so
+  // clients reconnect to the new primary instead of talking to a demoted one.
+  bool shutdown_sessions_on_down = true;
+  TcpKeepalive keepalive;
+  Duration tcp_user_timeout{30000}; // 0: kernel default
+};
+
+struct Admin {
+  bool enabled = true;
+  Endpoint listen{"127.0.0.1", 8405};
+  std::string token;  // empty: no token required
+};
+
+// ---- VRRP (RFC 3768 / RFC 5798 / RFC 9568), keepalived vocabulary ----
+
+enum class VrrpState { backup, master };
+enum class AuthType { none, pass };
+enum class ChecksumForm { keepalived, rfc9568 };  // VRRPv3 IPv4 only
+
+struct VirtualAddress {
+  std::string address;      // IPv4 or IPv6 literal
+  unsigned prefix_len = 32; // default /32 (/128 for IPv6), like keepalived
+  std::string device;       // empty: the instance's interface
+  std::string label;        // optional IPv4 label ("eth0:vip")
+  bool is_ipv6 = false;
+};
+
+struct TrackScript {
+  std::string name;
+  std::string command;
+  Duration interval{2000};
+  Duration timeout{2000};
+  unsigned rise = 1;
+  unsigned fall = 1;
+  int weight = 0;  // 0: FAULT while failing; >0 added while OK; <0 subtracted while failing
+  std::string user; // run as this user (empty: the daemon's user)
+};
+
+struct TrackInterface {
+  std::string name;
+  int weight = 0;
+};
+
+struct TrackProxy {
+  std::string name;
+  int weight = 0;
+};
+
+struct Track {
+  std::vector<TrackProxy> proxies;
+  std::vector<TrackScript> scripts;
+  std::vector<TrackInterface> interfaces;
+};
+
+struct Notify {
+  std::string master, backup, fault, stop, any;
+};
+
+struct Garp {
+  Duration master_delay{5000};  // second burst after this delay (0: none)
+  unsigned master_repeat = 5;   // ARPs per burst
+  Duration master_refresh{0};   // periodic refresh while master (0: none)
+  Duration interval{0};         // gap between ARPs of one burst
+};
+
+struct VrrpInstance {
+  std::string name;
+  std::string interface;
+  VrrpState state = VrrpState::backup;  // starting hint only
+  unsigned virtual_router_id = 0;
+  unsigned priority = 100;
+  unsigned version = 2;
+  Duration advert_int{1000};
+  bool preempt = true;
+  Duration preempt_delay{0};
+  AuthType auth_type = AuthType::none;
+  std::string auth_password;  // never logged, never in /status
+  std::vector<VirtualAddress> virtual_ipaddresses;
+  std::string unicast_src_ip;
+  std::vector<std::string> unicast_peers;
+  bool unicast = false;  // true when unicast_peers was given
+  ChecksumForm checksum = ChecksumForm::keepalived;
+  Track track;
+  Notify notify;
+  Garp garp;
+};
+
+enum class LogFormat { text, journal };
+
+struct Config {
+  std::string source;  // file it came from, for messages
+  std::string node;    // this node's name (status, logs)
+  unsigned threads = 0; // 0: one per core
+  std::string log_level = "info";
+  Admin admin;
+  std::vector<Proxy> proxies;
+  std::vector<VrrpInstance> vrrp;
+};
+
+}  // namespace cfg

@@ -1,0 +1,164 @@
+#include "daemon/daemon.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <csignal>
+#include <thread>
+
+#include "daemon/admin.h"
+
+namespace daemon_ {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+Daemon::Daemon(cfg::Config config) : config_(std::move(config)), signals_(control_) {}
+
+Daemon::~Daemon() {
+  for (auto& w : workers_) w->stop();
+  for (auto& w : workers_) w->join();
+}
+
+void Daemon::resolve_backends() {
+  tcp::resolver resolver(control_);
+  for (auto& p : proxies_) {
+    for (auto& b : p->backends) {
+      boost::system::error_code ec;
+      auto res = resolver.resolve(b->cfg.address.host, std::to_string(b->cfg.address.port), ec);
+      if (ec || res.empty())
+        throw std::runtime_error("proxy " + p->cfg.name + ": backend " + b->cfg.name + ": cannot resolve '" +
+                                 b->cfg.address.host + "': " + ec.message());
+      b->endpoint = res.begin()->endpoint();
+    }
+  }
+}
+
+void Daemon::start_checks() {
+  checkers_.resize(proxies_.size());
+  // Spread every check of every proxy over one interval, so a node with many
+  // backends does not fire them in lock-step.
+  size_t total = 0, n = 0;
+  for (auto& p : proxies_) total += p->backends.size();
+  for (size_t pi = 0; pi < proxies_.size(); ++pi) {
+    auto& p = *proxies_[pi];
+    for (size_t bi = 0; bi < p.backends.size(); ++bi, ++n) {
+      const auto& b = p.backends[bi]->cfg;
+      cfg::Endpoint target = b.address;
+      if (b.check_port) target.port = *b.check_port;
+      else if (p.cfg.check.port) target.port = *p.cfg.check.port;
+      auto first = std::chrono::milliseconds(p.cfg.check.interval.count() * static_cast<long>(n) /
+                                             static_cast<long>(total ? total : 1));
+      // The first round starts almost at once: the proxy is useless until
+      // one check has passed, so only a small stagger (1/20 of the interval).
+      first /= 20;
+      auto checker = health::Checker::create(
+          control_, p.cfg.check, p.cfg.name + "/" + b.name, target, first,
+          [this, pi, bi](const health::Status& st) { on_check_change(pi, bi, st); });
+      checkers_[pi].push_back(checker);
+      checker->start();
+    }
+  }
+}
+
+void Daemon::on_check_change(size_t pi, size_t bi, const health::Status& st) {
+  auto& p = *proxies_[pi];
+  p.backends[bi]->eligible.store(st.up, std::memory_order_release);
+
+  std::vector<proxy::Candidate> cands;
+  p.candidates(cands);
+  size_t eligible = 0;
+  for (auto& c : cands) eligible += c.eligible ? 1 : 0;
+  if (p.cfg.balance == cfg::Balance::first) {
+    size_t before = p.current.load();
+    size_t after = proxy::elect_first(cands, before);
+    p.current.store(after, std::memory_order_release);
+    if (after != before) {
+      if (after == proxy::npos)
+        spdlog::error("proxy {}: no eligible backend; new connections wait up to {} ms", p.cfg.name,
+                      p.cfg.queue_timeout.count());
+      else
+        spdlog::info("proxy {}: new sessions now go to {}", p.cfg.name, p.backends[after]->cfg.name);
+    }
+    if (eligible > 1) {
+      std::string names;
+      for (size_t i = 0; i < cands.size(); ++i)
+        if (cands[i].eligible) names += (names.empty() ? "" : ", ") + p.backends[i]->cfg.name;
+      spdlog::warn(
+          "proxy {}: {} backends pass the check at once ({}): split brain or a stale node? staying on {}",
+          p.cfg.name, eligible, names, p.backends[after]->cfg.name);
+    }
+  }
+  for (auto& w : workers_) w->post_backend_change(pi, bi, st.up);
+}
+
+const health::Status* Daemon::check_status(size_t proxy, size_t backend) const {
+  if (proxy >= checkers_.size() || backend >= checkers_[proxy].size()) return nullptr;
+  return &checkers_[proxy][backend]->status();
+}
+
+size_t Daemon::pipes_in_use() const {
+  size_t n = 0;
+  for (auto& w : workers_) n += w->pipes_in_use();
+  return n;
+}
+
+void Daemon::stop() {
+  spdlog::info("stopping");
+  for (auto& c : checkers_)
+    for (auto& ch : c) ch->stop();
+  if (admin_) admin_->stop();
+  signals_.cancel();
+  for (auto& w : workers_) w->stop();
+}
+
+int Daemon::run() {
+  unsigned n = config_.threads ? config_.threads : std::max(1u, std::thread::hardware_concurrency());
+  for (auto& pc : config_.proxies) proxies_.push_back(std::make_shared<proxy::ProxyRuntime>(pc, n));
+  resolve_backends();
+
+  proxy::Worker::Hooks hooks;
+  hooks.connect_failed = [this](size_t p, size_t b) {
+    // Evidence of trouble: check now instead of at the next interval.
+    asio::post(control_, [this, p, b] {
+      if (p < checkers_.size() && b < checkers_[p].size()) checkers_[p][b]->check_now();
+    });
+  };
+  if (!proxies_.empty()) {
+    for (unsigned i = 0; i < n; ++i) {
+      workers_.push_back(std::make_unique<proxy::Worker>(i, proxies_, hooks));
+      workers_.back()->listen();
+    }
+  }
+  if (config_.admin.enabled) {
+    admin_ = std::make_unique<AdminServer>(control_, *this);
+    admin_->listen();
+  }
+
+  signals_.add(SIGINT);
+  signals_.add(SIGTERM);
+  signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
+    spdlog::info("received signal {}", sig);
+    stop();
+  });
+  std::signal(SIGPIPE, SIG_IGN);
+
+  start_checks();
+  for (auto& w : workers_) w->start_thread();
+  for (auto& p : proxies_)
+    spdlog::info("proxy {}: listening on {}:{} ({} backends, balance {}, {} threads)", p->cfg.name,
+                 p->cfg.listen.host, p->cfg.listen.port, p->backends.size(),
+                 p->cfg.balance == cfg::Balance::first        ? "first"
+                 : p->cfg.balance == cfg::Balance::roundrobin ? "roundrobin"
+                                                              : "leastconn",
+                 n);
+
+  control_.run();
+  for (auto& w : workers_) w->join();
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace daemon_

@@ -1,0 +1,103 @@
+// vipproxy: a Patroni-aware TCP proxy and VRRP speaker in one daemon.
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <string>
+
+#include "cfg/load.h"
+#include "daemon/daemon.h"
+#include "version.h"
+
+namespace {
+
+const char* kUsage = R"(usage: vipproxy [OPTIONS]
+
+  -c, --config FILE        run in the foreground with FILE (default /etc/vipproxy/vipproxy.yaml)
+  -t, --check-config FILE  validate FILE (proxies and vrrp sections) and exit 0 (valid) or 1
+  -v, --version            print the version and exit
+  -h, --help               this text
+
+Logs go to standard error. Under systemd (JOURNAL_STREAM set) lines carry no
+timestamp of their own, the journal adds it. SIGTERM/SIGINT stop the daemon.
+See README.md and docs/configuration.md for the configuration reference.
+)";
+
+void setup_logging(const std::string& level) {
+  auto logger = spdlog::stderr_logger_mt("vipproxy");
+  // The journal timestamps every line itself: no double timestamps.
+  if (std::getenv("JOURNAL_STREAM"))
+    logger->set_pattern("<%l> %v");
+  else
+    logger->set_pattern("%Y-%m-%d %H:%M:%S.%e [%l] %v");
+  logger->set_level(spdlog::level::from_str(level));
+  logger->flush_on(spdlog::level::trace);
+  spdlog::set_default_logger(logger);
+}
+
+int check_config(const std::string& path) {
+  try {
+    cfg::Config c = cfg::load_file(path);
+    std::cout << path << ": OK (" << c.proxies.size() << " proxies, " << c.vrrp.size()
+              << " vrrp instances)\n";
+    return 0;
+  } catch (const cfg::Error& e) {
+    std::cerr << e.what() << "\n";
+    return 1;
+  }
+}
+
+int run(const std::string& path) {
+  cfg::Config c;
+  try {
+    c = cfg::load_file(path);
+  } catch (const cfg::Error& e) {
+    std::cerr << e.what() << "\n";
+    return 1;
+  }
+  setup_logging(c.log_level);
+  spdlog::info("vipproxy {} starting, node {}, config {}", VIPPROXY_VERSION, c.node, path);
+  try {
+    daemon_::Daemon d(std::move(c));
+    return d.run();
+  } catch (const std::exception& e) {
+    spdlog::critical("{}", e.what());
+    return 1;
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config = "/etc/vipproxy/vipproxy.yaml";
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto value = [&](const char* what) -> std::string {
+      if (i + 1 >= argc) {
+        std::cerr << "vipproxy: " << a << " needs " << what << "\n" << kUsage;
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (a == "-h" || a == "--help") {
+      std::cout << kUsage;
+      return 0;
+    } else if (a == "-v" || a == "--version") {
+      std::cout << "vipproxy " << VIPPROXY_VERSION << "\n";
+      return 0;
+    } else if (a == "-t" || a == "--check-config") {
+      return check_config(value("a file"));
+    } else if (a == "-c" || a == "--config") {
+      config = value("a file");
+    } else if (a.rfind("--config=", 0) == 0) {
+      config = a.substr(9);
+    } else {
+      std::cerr << "vipproxy: unknown argument '" << a << "'\n" << kUsage;
+      return 2;
+    }
+  }
+  return run(config);
+}

@@ -1,0 +1,38 @@
+// One active health check per backend, on the control-plane io_context.
+// The check rule (what to send/expect) comes from cfg::Check, the timing from
+// health::CheckSchedule (pure), and this class is the I/O around them.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "cfg/config.h"
+#include "health/status.h"
+
+namespace health {
+
+class Checker {
+ public:
+  // Called on the io_context thread, once per eligibility change (after
+  // rise/fall smoothing), with the status after the change.
+  using OnChange = std::function<void(const Status&)>;
+
+  // `label` names the backend in logs ("postgres/catalog01"). `target` is the
+  // host to check and the check port (check_port, check.port or the backend's
+  // port). `first_delay` spreads checks of many backends over the interval.
+  static std::shared_ptr<Checker> create(boost::asio::io_context& io, const cfg::Check& rule,
+                                         std::string label, cfg::Endpoint target,
+                                         std::chrono::milliseconds first_delay, OnChange on_change);
+  virtual ~Checker() = default;
+
+  virtual void start() = 0;
+  virtual void stop() = 0;
+  // Run a check now instead of waiting for the timer (used when the proxy
+  // sees evidence of trouble, e.g. connects to the backend being refused).
+  virtual void check_now() = 0;
+  virtual const Status& status() const = 0;
+};
+
+}  // namespace health

@@ -1,0 +1,44 @@
+// What a backend's health looks like to the rest of the program: the proxy
+// reads `eligible`, /status shows the rest.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace health {
+
+// Layer-4 failures (nothing answered properly at TCP/TLS level) are kept apart
+// from layer-7 answers (Patroni said "not primary"), like HAProxy's
+// "Layer4 connection problem" vs "Layer7 wrong status".
+enum class Outcome {
+  none,          // no check has completed yet
+  ok,            // L7 OK (expected status) or L4 OK for tcp checks
+  l4_refused,    // connection refused / reset during connect
+  l4_timeout,    // connect or reply did not arrive within check.timeout
+  l4_error,      // other socket error (unreachable, reset mid-reply, ...)
+  tls_error,     // TLS handshake or verification failed
+  l7_status,     // a well-formed reply with another status (e.g. HTTP 503)
+  l7_malformed,  // the reply was not valid HTTP (dropped and counted)
+};
+
+const char* to_string(Outcome o);
+inline bool is_layer4(Outcome o) {
+  return o == Outcome::l4_refused || o == Outcome::l4_timeout || o == Outcome::l4_error ||
+         o == Outcome::tls_error;
+}
+
+struct CheckResult {
+  Outcome outcome = Outcome::none;
+  unsigned http_status = 0;        // for l7_* and ok on http checks
+  std::string detail;              // human text for logs ("HTTP 503", "connection refused")
+  std::chrono::microseconds latency{0};
+};
+
+struct Status {
+  bool up = false;                 // eligible to take traffic
+  CheckResult last;
+  uint64_t checks = 0, failures = 0, malformed = 0, transitions = 0;
+};
+
+}  // namespace health

@@ -1,0 +1,49 @@
+#include "proxy/balance.h"
+
+namespace proxy {
+
+size_t elect_first(std::span<const Candidate> backends, size_t current) {
+  if (current < backends.size() && backends[current].eligible) return current;
+  for (size_t i = 0; i < backends.size(); ++i)
+    if (backends[i].eligible) return i;
+  return npos;
+}
+
+std::optional<size_t> choose(cfg::Balance balance, std::span<const Candidate> backends, size_t current,
+                             uint64_t ticket) {
+  size_t eligible = 0;
+  for (const auto& b : backends) eligible += b.eligible ? 1 : 0;
+  if (eligible == 0) return std::nullopt;
+
+  switch (balance) {
+    case cfg::Balance::first: {
+      size_t i = elect_first(backends, current);
+      return i == npos ? std::nullopt : std::optional<size_t>(i);
+    }
+    case cfg::Balance::roundrobin: {
+      size_t nth = static_cast<size_t>(ticket % eligible);
+      for (size_t i = 0; i < backends.size(); ++i) {
+        if (!backends[i].eligible) continue;
+        if (nth-- == 0) return i;
+      }
+      return std::nullopt;  // unreachable
+    }
+    case cfg::Balance::leastconn: {
+      // Ties go round-robin so an idle pool does not pile onto backend 0.
+      uint64_t least = UINT64_MAX;
+      for (const auto& b : backends)
+        if (b.eligible && b.sessions < least) least = b.sessions;
+      size_t ties = 0;
+      for (const auto& b : backends) ties += (b.eligible && b.sessions == least) ? 1 : 0;
+      size_t nth = static_cast<size_t>(ticket % ties);
+      for (size_t i = 0; i < backends.size(); ++i) {
+        if (!(backends[i].eligible && backends[i].sessions == least)) continue;
+        if (nth-- == 0) return i;
+      }
+      return std::nullopt;  // unreachable
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace proxy

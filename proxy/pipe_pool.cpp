@@ -1,0 +1,50 @@
+#include "proxy/pipe_pool.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+namespace proxy {
+
+PipePool::~PipePool() {
+  for (auto& p : spare_) destroy(p);
+}
+
+Pipe PipePool::acquire() {
+  Pipe p;
+  if (!spare_.empty()) {
+    p = spare_.back();
+    spare_.pop_back();
+  } else {
+    int fds[2];
+    if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return p;
+    p.rd = fds[0];
+    p.wr = fds[1];
+  }
+  ++in_use_;
+  return p;
+}
+
+void PipePool::release(Pipe& p) {
+  if (!p) return;
+  --in_use_;
+  if (spare_.size() < max_spare_) {
+    spare_.push_back(p);
+    p = Pipe{};
+  } else {
+    destroy(p);
+  }
+}
+
+void PipePool::discard(Pipe& p) {
+  if (!p) return;
+  --in_use_;
+  destroy(p);
+}
+
+void PipePool::destroy(Pipe& p) {
+  if (p.rd >= 0) ::close(p.rd);
+  if (p.wr >= 0) ::close(p.wr);
+  p = Pipe{};
+}
+
+}  // namespace proxy

@@ -1,0 +1,41 @@
+// Pipes for splice(2), lent to a session direction only while bytes are in
+// flight: an idle session holds none, so 5,000 idle sessions need no pipe
+// descriptors at all (Envoy's splice pump keeps one per direction forever).
+#pragma once
+
+#include <cstddef>
+#include <vector>
+
+namespace proxy {
+
+struct Pipe {
+  int rd = -1, wr = -1;
+  explicit operator bool() const { return rd >= 0; }
+};
+
+// One pool per worker thread; not thread-safe by design.
+class PipePool {
+ public:
+  explicit PipePool(size_t max_spare = 64) : max_spare_(max_spare) {}
+  ~PipePool();
+  PipePool(const PipePool&) = delete;
+  PipePool& operator=(const PipePool&) = delete;
+
+  // An empty pipe, or an invalid Pipe when pipe2() fails (EMFILE): the caller
+  // falls back to copying through a buffer.
+  Pipe acquire();
+  // The pipe must be empty (all spliced bytes written out).
+  void release(Pipe& p);
+  // A pipe that may still hold bytes (session torn down mid-transfer).
+  void discard(Pipe& p);
+  size_t spare() const { return spare_.size(); }
+  size_t in_use() const { return in_use_; }
+
+ private:
+  size_t max_spare_;
+  size_t in_use_ = 0;
+  std::vector<Pipe> spare_;
+  static void destroy(Pipe& p);
+};
+
+}  // namespace proxy

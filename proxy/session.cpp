@@ -1,0 +1,295 @@
+#include "proxy/session.h"
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "proxy/socket_options.h"
+#include "proxy/worker.h"
+
+namespace proxy {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+// 64 KiB is the default pipe capacity: one splice fills it in one call.
+constexpr size_t kChunk = 64 * 1024;
+// After a refused/timed-out connect, retry this soon (bounded by the
+// session's queue deadline) rather than failing the client at once.
+constexpr auto kRetryAfterConnectFailure = std::chrono::milliseconds(200);
+}  // namespace
+
+Session::Session(Worker& worker, size_t proxy_index, tcp::socket client)
+    : worker_(worker),
+      proxy_rt_(worker.proxy(proxy_index)),
+      proxy_(proxy_index),
+      client_(std::move(client)),
+      server_(worker.io()),
+      timer_(worker.io()) {}
+
+Session::~Session() {
+  worker_.pipes().discard(dir_[0].pipe);
+  worker_.pipes().discard(dir_[1].pipe);
+}
+
+void Session::start() {
+  boost::system::error_code ec;
+  client_.non_blocking(true, ec);
+  apply_session_options(client_.native_handle(), proxy_rt_.cfg);
+  queue_deadline_ = Clock::now() + proxy_rt_.cfg.queue_timeout;
+  try_connect();
+}
+
+void Session::try_connect() {
+  auto chosen = worker_.choose_backend(proxy_);
+  if (!chosen) {
+    enter_waiting(false);
+    return;
+  }
+  if (in_wait_list_) {
+    worker_.remove_waiting(this);
+    in_wait_list_ = false;
+  }
+  backend_ = *chosen;
+  state_ = State::connecting;
+  BackendRuntime& b = *proxy_rt_.backends[backend_];
+
+  boost::system::error_code ec;
+  server_.open(b.endpoint.protocol(), ec);
+  if (ec) {
+    // Typically EMFILE: treat like a failed connect, the client may wait.
+    on_connected(ec);
+    return;
+  }
+  server_.non_blocking(true, ec);
+  apply_session_options(server_.native_handle(), proxy_rt_.cfg);
+
+  timer_.expires_after(proxy_rt_.cfg.connect_timeout);
+  timer_.async_wait([self = shared_from_this()](const boost::system::error_code& e) {
+    if (e || self->state_ != State::connecting) return;
+    boost::system::error_code ignored;
+    self->server_.cancel(ignored);  // on_connected sees operation_aborted
+  });
+  server_.async_connect(b.endpoint, [self = shared_from_this()](const boost::system::error_code& e) {
+    self->on_connected(e);
+  });
+}
+
+void Session::on_connected(const boost::system::error_code& ec) {
+  if (state_ == State::closed) return;
+  timer_.cancel();
+  if (ec) {
+    BackendRuntime& b = *proxy_rt_.backends[backend_];
+    b.connect_errors.fetch_add(1, std::memory_order_relaxed);
+    bump(worker_.counters(proxy_).connect_errors);
+    spdlog::debug("proxy {}: connect to backend {} ({}) failed: {}", proxy_rt_.cfg.name, b.cfg.name,
+                  b.endpoint.address().to_string(),
+                  ec == asio::error::operation_aborted ? "timeout" : ec.message());
+    if (worker_.hooks().connect_failed) worker_.hooks().connect_failed(proxy_, backend_);
+    boost::system::error_code ignored;
+    server_.close(ignored);
+    backend_ = npos;
+    enter_waiting(true);
+    return;
+  }
+  BackendRuntime& b = *proxy_rt_.backends[backend_];
+  // The backend may have been marked down while we were connecting.
+  if (!b.eligible.load(std::memory_order_acquire) && proxy_rt_.cfg.shutdown_sessions_on_down) {
+    backend_ = npos;
+    boost::system::error_code ignored;
+    server_.close(ignored);
+    enter_waiting(true);
+    return;
+  }
+  state_ = State::established;
+  b.sessions.fetch_add(1, std::memory_order_relaxed);
+  b.sessions_total.fetch_add(1, std::memory_order_relaxed);
+  worker_.add_active(this);
+  start_pumps();
+}
+
+void Session::enter_waiting(bool retry_soon) {
+  state_ = State::waiting;
+  auto now = Clock::now();
+  if (now >= queue_deadline_) {
+    bump(worker_.counters(proxy_).queue_timeouts);
+    spdlog::debug("proxy {}: no eligible backend within queue_timeout, closing client",
+                  proxy_rt_.cfg.name);
+    close(CloseReason::queue_timeout);
+    return;
+  }
+  if (!in_wait_list_) {
+    worker_.add_waiting(this);
+    in_wait_list_ = true;
+  }
+  auto when = queue_deadline_;
+  if (retry_soon && now + kRetryAfterConnectFailure < when) when = now + kRetryAfterConnectFailure;
+  timer_.expires_at(when);
+  timer_.async_wait([self = shared_from_this()](const boost::system::error_code& e) {
+    if (e || self->state_ != State::waiting) return;
+    self->try_connect();  // re-enters waiting (or closes at the deadline) if still none
+  });
+}
+
+void Session::backend_available() {
+  if (state_ != State::waiting) return;
+  timer_.cancel();
+  try_connect();
+}
+
+void Session::start_pumps() {
+  if (proxy_rt_.cfg.idle_timeout.count() > 0) {
+    last_activity_ = Clock::now();
+    arm_idle_timer();
+  }
+  pump(0);
+  if (state_ != State::closed) pump(1);
+}
+
+void Session::arm_idle_timer() {
+  timer_.expires_at(last_activity_ + proxy_rt_.cfg.idle_timeout);
+  timer_.async_wait([self = shared_from_this()](const boost::system::error_code& e) {
+    if (e || self->state_ != State::established) return;
+    if (Clock::now() >= self->last_activity_ + self->proxy_rt_.cfg.idle_timeout) {
+      bump(self->worker_.counters(self->proxy_).idle_timeouts);
+      self->close(CloseReason::idle_timeout);
+    } else {
+      self->arm_idle_timer();
+    }
+  });
+}
+
+int Session::fd_of(int dir, bool to) const {
+  // dir 0 reads the client and writes the server; dir 1 the reverse.
+  bool client = (dir == 0) != to;
+  return client ? const_cast<tcp::socket&>(client_).native_handle()
+                : const_cast<tcp::socket&>(server_).native_handle();
+}
+
+// Moves bytes until a socket would block, then waits for readiness. Only
+// reads when nothing is pending (back-pressure: never read more than the
+// other side has taken), and only waits for readability after EAGAIN (the
+// reactor is edge-triggered).
+void Session::pump(int di) {
+  Direction& d = dir_[di];
+  const int in = fd_of(di, false);
+  const int out = fd_of(di, true);
+  auto& bytes = di == 0 ? worker_.counters(proxy_).bytes_in : worker_.counters(proxy_).bytes_out;
+
+  for (;;) {
+    if (state_ != State::established) return;
+    if (d.pending > 0) {
+      ssize_t n;
+      if (buffered_)
+        n = ::send(out, d.buf.get() + d.buf_off, d.pending, MSG_NOSIGNAL | MSG_DONTWAIT);
+      else
+        n = ::splice(d.pipe.rd, nullptr, out, nullptr, d.pending, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+      if (n > 0) {
+        d.pending -= static_cast<size_t>(n);
+        d.buf_off += static_cast<size_t>(n);
+        bump(bytes, static_cast<uint64_t>(n));
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        wait(di, true);
+        return;
+      }
+      close(CloseReason::error);
+      return;
+    }
+
+    // Nothing in flight. The pipe stays borrowed while data keeps coming and
+    // goes back to the pool at EAGAIN, so an idle session holds none.
+    d.buf_off = 0;
+
+    if (d.eof) {
+      worker_.pipes().release(d.pipe);
+      d.buf.reset();
+      // Half-close: pass the FIN on, keep the other direction running.
+      ::shutdown(out, SHUT_WR);
+      d.done = true;
+      if (dir_[1 - di].done) close(CloseReason::done);
+      return;
+    }
+
+    ssize_t n;
+    if (!buffered_) {
+      if (!d.pipe) d.pipe = worker_.pipes().acquire();
+      if (!d.pipe) {
+        buffered_ = true;  // out of descriptors for pipes: copy instead
+        bump(worker_.counters(proxy_).buffered_fallbacks);
+        continue;
+      }
+      n = ::splice(in, nullptr, d.pipe.wr, nullptr, kChunk, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+      if (n < 0 && errno == EINVAL) {
+        worker_.pipes().release(d.pipe);
+        buffered_ = true;
+        bump(worker_.counters(proxy_).buffered_fallbacks);
+        continue;
+      }
+    } else {
+      if (!d.buf) d.buf = std::make_unique<char[]>(kChunk);
+      n = ::recv(in, d.buf.get(), kChunk, MSG_DONTWAIT);
+    }
+    if (n > 0) {
+      d.pending = static_cast<size_t>(n);
+      if (proxy_rt_.cfg.idle_timeout.count() > 0) last_activity_ = Clock::now();
+      continue;
+    }
+    if (n == 0) {
+      d.eof = true;
+      continue;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      worker_.pipes().release(d.pipe);
+      d.buf.reset();
+      wait(di, false);
+      return;
+    }
+    close(CloseReason::error);
+    return;
+  }
+}
+
+void Session::wait(int di, bool for_write) {
+  // dir 0 reads client / writes server; dir 1 reads server / writes client.
+  tcp::socket& s = (di == 0) == for_write ? server_ : client_;
+  s.async_wait(for_write ? tcp::socket::wait_write : tcp::socket::wait_read,
+               [self = shared_from_this(), di](const boost::system::error_code& e) {
+                 if (e) return;
+                 self->pump(di);
+               });
+}
+
+void Session::close(CloseReason why) {
+  if (state_ == State::closed) return;
+  const bool was_established = state_ == State::established;
+  state_ = State::closed;
+  if (in_wait_list_) {
+    worker_.remove_waiting(this);
+    in_wait_list_ = false;
+  }
+  if (was_established) {
+    worker_.remove_active(this);
+    proxy_rt_.backends[backend_]->sessions.fetch_sub(1, std::memory_order_relaxed);
+  }
+  if (why == CloseReason::backend_down) bump(worker_.counters(proxy_).sessions_cut_on_down);
+  boost::system::error_code ignored;
+  timer_.cancel();
+  client_.close(ignored);
+  server_.close(ignored);
+  worker_.pipes().discard(dir_[0].pipe);
+  worker_.pipes().discard(dir_[1].pipe);
+  dir_[0].buf.reset();
+  dir_[1].buf.reset();
+  worker_.session_closed(proxy_);
+}
+
+}  // namespace proxy

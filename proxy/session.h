@@ -1,0 +1,86 @@
+// One client connection and its backend connection. Owned by one worker's
+// io_context (no strand needed) and kept alive by its pending operations.
+#pragma once
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <memory>
+
+#include "proxy/pipe_pool.h"
+#include "proxy/runtime.h"
+
+namespace proxy {
+
+class Worker;
+
+enum class CloseReason {
+  done,           // both sides closed their half cleanly
+  error,          // a socket error on either side
+  backend_down,   // the backend stopped being eligible (shutdown_sessions_on_down)
+  queue_timeout,  // no eligible backend within queue_timeout
+  idle_timeout,
+  stopping,       // the daemon is stopping
+};
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(Worker& worker, size_t proxy_index, boost::asio::ip::tcp::socket client);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  void start();
+  // Idempotent; safe from any handler of this worker.
+  void close(CloseReason why);
+  // The worker tells a waiting session that a backend became eligible.
+  void backend_available();
+
+  size_t proxy_index() const { return proxy_; }
+  size_t backend_index() const { return backend_; }
+  bool waiting() const { return state_ == State::waiting; }
+
+  // Intrusive links: the worker's per-backend and waiting lists cost no
+  // allocation per session.
+  Session* prev = nullptr;
+  Session* next = nullptr;
+
+ private:
+  enum class State { waiting, connecting, established, closed };
+
+  // One direction of the splice pump: bytes read from `from` go through a
+  // pipe (or, if splice is impossible, a small heap buffer) into `to`. Holds
+  // a pipe or buffer only while bytes are in flight.
+  struct Direction {
+    Pipe pipe;
+    std::unique_ptr<char[]> buf;  // buffered fallback only
+    size_t buf_off = 0;
+    size_t pending = 0;  // bytes read but not yet written
+    bool eof = false;    // `from` sent FIN
+    bool done = false;   // FIN propagated to `to`
+  };
+
+  void try_connect();
+  void enter_waiting(bool retry_soon);
+  void on_connected(const boost::system::error_code& ec);
+  void start_pumps();
+  void pump(int dir);
+  void wait(int dir, bool for_write);
+  void arm_idle_timer();
+  int fd_of(int dir, bool to) const;
+
+  Worker& worker_;
+  ProxyRuntime& proxy_rt_;
+  size_t proxy_;
+  size_t backend_ = npos;
+  State state_ = State::waiting;
+  bool in_wait_list_ = false;
+  boost::asio::ip::tcp::socket client_;
+  boost::asio::ip::tcp::socket server_;
+  boost::asio::steady_timer timer_;  // connect, queue, idle: one at a time
+  std::chrono::steady_clock::time_point queue_deadline_;
+  std::chrono::steady_clock::time_point last_activity_;
+  Direction dir_[2];  // 0: client -> server, 1: server -> client
+  bool buffered_ = false;
+};
+
+}  // namespace proxy

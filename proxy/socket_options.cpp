@@ -1,0 +1,31 @@
+#include "proxy/socket_options.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+namespace proxy {
+
+namespace {
+void set_int(int fd, int level, int name, int value) {
+  (void)::setsockopt(fd, level, name, &value, sizeof value);
+}
+int seconds(cfg::Duration d) {
+  auto s = std::chrono::duration_cast<std::chrono::seconds>(d).count();
+  return s < 1 ? 1 : static_cast<int>(s);
+}
+}  // namespace
+
+void apply_session_options(int fd, const cfg::Proxy& p) {
+  set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
+  if (p.keepalive.enabled) {
+    set_int(fd, SOL_SOCKET, SO_KEEPALIVE, 1);
+    set_int(fd, IPPROTO_TCP, TCP_KEEPIDLE, seconds(p.keepalive.idle));
+    set_int(fd, IPPROTO_TCP, TCP_KEEPINTVL, seconds(p.keepalive.interval));
+    set_int(fd, IPPROTO_TCP, TCP_KEEPCNT, static_cast<int>(p.keepalive.count));
+  }
+  if (p.tcp_user_timeout.count() > 0)
+    set_int(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, static_cast<int>(p.tcp_user_timeout.count()));
+}
+
+}  // namespace proxy

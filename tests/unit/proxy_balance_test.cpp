@@ -1,0 +1,84 @@
+#define BOOST_TEST_MODULE proxy_balance
+#include <boost/test/unit_test.hpp>
+
+#include "proxy/balance.h"
+#include "proxy/pipe_pool.h"
+
+using proxy::Candidate;
+using proxy::choose;
+using proxy::elect_first;
+using proxy::npos;
+
+namespace {
+std::vector<Candidate> c(std::initializer_list<std::pair<bool, uint64_t>> l) {
+  std::vector<Candidate> v;
+  for (auto [e, s] : l) v.push_back({e, s});
+  return v;
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(none_eligible_means_no_choice) {
+  for (auto b : {cfg::Balance::first, cfg::Balance::roundrobin, cfg::Balance::leastconn}) {
+    BOOST_TEST(!choose(b, c({{false, 0}, {false, 0}}), npos, 7).has_value());
+    BOOST_TEST(!choose(b, {}, npos, 0).has_value());
+  }
+}
+
+BOOST_AUTO_TEST_CASE(first_takes_the_eligible_backend) {
+  BOOST_TEST(*choose(cfg::Balance::first, c({{false, 0}, {true, 0}}), npos, 0) == 1u);
+  BOOST_TEST(*choose(cfg::Balance::first, c({{true, 0}, {false, 0}}), npos, 0) == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(first_keeps_current_when_two_are_eligible) {
+  // catalog02 is current; catalog01 also starts answering 200 (split brain):
+  // stay on catalog02, do not flap to the first in config order.
+  auto two = c({{true, 0}, {true, 0}});
+  BOOST_TEST(elect_first(two, 1) == 1u);
+  BOOST_TEST(*choose(cfg::Balance::first, two, 1, 0) == 1u);
+  // Without a current backend, config order decides.
+  BOOST_TEST(elect_first(two, npos) == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(first_moves_when_current_goes_down) {
+  BOOST_TEST(elect_first(c({{true, 0}, {false, 0}}), 1) == 0u);
+  BOOST_TEST(elect_first(c({{false, 0}, {false, 0}}), 1) == npos);
+  BOOST_TEST(elect_first(c({{false, 0}, {true, 0}}), 7) == 1u);  // stale index
+}
+
+BOOST_AUTO_TEST_CASE(roundrobin_cycles_over_eligible_only) {
+  auto v = c({{true, 0}, {false, 0}, {true, 0}, {true, 0}});
+  std::vector<size_t> got;
+  for (uint64_t t = 0; t < 6; ++t) got.push_back(*choose(cfg::Balance::roundrobin, v, npos, t));
+  std::vector<size_t> want{0, 2, 3, 0, 2, 3};
+  BOOST_TEST(got == want, boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(leastconn_prefers_fewest_sessions) {
+  auto v = c({{true, 5}, {true, 2}, {false, 0}, {true, 9}});
+  for (uint64_t t = 0; t < 4; ++t) BOOST_TEST(*choose(cfg::Balance::leastconn, v, npos, t) == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(leastconn_ties_rotate) {
+  auto v = c({{true, 1}, {true, 1}, {true, 3}});
+  BOOST_TEST(*choose(cfg::Balance::leastconn, v, npos, 0) == 0u);
+  BOOST_TEST(*choose(cfg::Balance::leastconn, v, npos, 1) == 1u);
+  BOOST_TEST(*choose(cfg::Balance::leastconn, v, npos, 2) == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(pipe_pool_reuses_and_caps_spares) {
+  proxy::PipePool pool(2);
+  auto a = pool.acquire(), b = pool.acquire(), d = pool.acquire();
+  BOOST_TEST(bool(a));
+  BOOST_TEST(pool.in_use() == 3u);
+  int a_rd = a.rd;
+  pool.release(a);
+  BOOST_TEST(!bool(a));
+  pool.release(b);
+  pool.release(d);  // over the cap: closed, not kept
+  BOOST_TEST(pool.spare() == 2u);
+  BOOST_TEST(pool.in_use() == 0u);
+  auto e = pool.acquire();
+  BOOST_TEST((e.rd == a_rd || pool.spare() == 1u));
+  pool.discard(e);
+  BOOST_TEST(pool.in_use() == 0u);
+}
