@@ -149,7 +149,7 @@ std::string AdminServer::status_json() const {
     o["sessions_current"] = p.sessions_current.load();
     o["maxconn"] = p.cfg.maxconn;
     json::object counters;
-#define VIPPROXY_COUNTER_JSON(name, type, help) counters[#name] = p.total(&proxy::ProxyCounters::name);
+#define VIPPROXY_COUNTER_JSON(counter, type, help) counters[#counter] = p.total(&proxy::ProxyCounters::counter);
     VIPPROXY_PROXY_COUNTERS(VIPPROXY_COUNTER_JSON)
 #undef VIPPROXY_COUNTER_JSON
     o["counters"] = std::move(counters);
@@ -191,12 +191,12 @@ std::string AdminServer::metrics_text() const {
   std::string out;
   const auto& ps = daemon_.proxies();
   auto line = [&](const std::string& s) { out += s; out += '\n'; };
-#define VIPPROXY_COUNTER_PROM(name, type, help)                                   \
-  line("# HELP vipproxy_proxy_" #name " " help);                                  \
-  line("# TYPE vipproxy_proxy_" #name " " #type);                                 \
+#define VIPPROXY_COUNTER_PROM(counter, type, help)                                   \
+  line("# HELP vipproxy_proxy_" #counter " " help);                                  \
+  line("# TYPE vipproxy_proxy_" #counter " " #type);                                 \
   for (const auto& p : ps)                                                        \
-    line("vipproxy_proxy_" #name "{proxy=\"" + label(p->cfg.name) + "\"} " +      \
-         std::to_string(p->total(&proxy::ProxyCounters::name)));
+    line("vipproxy_proxy_" #counter "{proxy=\"" + label(p->cfg.name) + "\"} " +      \
+         std::to_string(p->total(&proxy::ProxyCounters::counter)));
   VIPPROXY_PROXY_COUNTERS(VIPPROXY_COUNTER_PROM)
 #undef VIPPROXY_COUNTER_PROM
   line("# HELP vipproxy_proxy_sessions_current Sessions open now (including waiting for a backend)");

@@ -1,6 +1,7 @@
 // vipproxy: a Patroni-aware TCP proxy and VRRP speaker in one daemon.
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -50,6 +51,16 @@ int check_config(const std::string& path) {
   }
 }
 
+// Two descriptors per session (plus pipes while data moves): lift the soft
+// limit to the hard one, as HAProxy does, instead of failing at ~500 sessions.
+void raise_fd_limit() {
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    (void)::setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
 int run(const std::string& path) {
   cfg::Config c;
   try {
@@ -59,6 +70,7 @@ int run(const std::string& path) {
     return 1;
   }
   setup_logging(c.log_level);
+  raise_fd_limit();
   spdlog::info("vipproxy {} starting, node {}, config {}", VIPPROXY_VERSION, c.node, path);
   try {
     daemon_::Daemon d(std::move(c));

@@ -1,0 +1,257 @@
+"""Loopback test fixtures: real PostgreSQL 15 (a primary and a streaming
+replica made with pg_basebackup), a Patroni REST stand-in per node, and the
+built vipproxy in front. Every process is recorded and stopped by PID.
+
+Used by tests/integration/test_*.py and by scripts/demo.
+"""
+import atexit
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE_DIR = os.environ.get("VIPPROXY_SOURCE_DIR", os.path.abspath(os.path.join(HERE, "..", "..")))
+VIPPROXY = os.environ.get("VIPPROXY_BIN", os.path.join(SOURCE_DIR, "build", "vipproxy"))
+PGBIN = "/usr/lib/postgresql/15/bin"
+PY = "/usr/bin/python3"
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(cond, timeout, what, interval=0.05):
+    """Polls cond() until it returns a truthy value or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    last_exc = None
+    while time.monotonic() < deadline:
+        try:
+            v = cond()
+            if v:
+                return v
+        except Exception as e:  # noqa: BLE001 - the condition may not be ready yet
+            last_exc = e
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}" +
+                         (f" (last error: {last_exc})" if last_exc else ""))
+
+
+class Lab:
+    """Owns a temp dir and every process started in it."""
+
+    def __init__(self, name="vipproxy-it"):
+        self.dir = tempfile.mkdtemp(prefix=name + "-")
+        os.chmod(self.dir, 0o755)
+        self.procs = []  # (name, Popen, stop signal)
+        self.pg_nodes = []
+        atexit.register(self.close)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: sys.exit(1))
+
+    def spawn(self, name, argv, stop_signal=signal.SIGTERM, user=None, **kw):
+        logf = open(os.path.join(self.dir, name + ".log"), "ab")
+        if user:
+            argv = ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups", "--"] + argv
+        p = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT, **kw)
+        logf.close()  # the child has its own copy
+        self.procs.append((name, p, stop_signal))
+        return p
+
+    def stop_proc(self, p, sig=signal.SIGTERM, timeout=10):
+        if p.poll() is None:
+            p.send_signal(sig)
+            try:
+                p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+    def close(self):
+        for name, p, sig in reversed(self.procs):
+            self.stop_proc(p, sig)
+        self.procs = []
+        for node in self.pg_nodes:
+            node.stop()
+        self.pg_nodes = []
+        if os.environ.get("VIPPROXY_KEEP_LAB"):
+            log(f"lab kept in {self.dir}")
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def logtail(self, name, n=40):
+        try:
+            with open(os.path.join(self.dir, name + ".log"), errors="replace") as f:
+                return "".join(f.readlines()[-n:])
+        except OSError:
+            return ""
+
+
+def _pg_user():
+    for u in ("postgres", "nobody"):
+        try:
+            pwd.getpwnam(u)
+            return u
+        except KeyError:
+            pass
+    raise RuntimeError("no postgres user")
+
+
+class PgNode:
+    """One PostgreSQL 15 instance on 127.0.0.1, run as the postgres user."""
+
+    def __init__(self, lab, name, port=None):
+        self.lab, self.name = lab, name
+        self.port = port or free_port()
+        self.datadir = os.path.join(lab.dir, name, "data")
+        self.sockdir = os.path.join(lab.dir, name, "run")
+        self.user = _pg_user()
+        for d in (os.path.join(lab.dir, name), self.sockdir):
+            os.makedirs(d, exist_ok=True)
+            shutil.chown(d, self.user, self.user)
+        self.running = False
+        lab.pg_nodes.append(self)
+
+    def _run(self, argv, **kw):
+        return subprocess.run(["setpriv", f"--reuid={self.user}", f"--regid={self.user}", "--init-groups", "--"]
+                              + argv, check=True, capture_output=True, text=True, **kw)
+
+    def _conf(self):
+        return (f"port = {self.port}\nlisten_addresses = '127.0.0.1'\n"
+                f"unix_socket_directories = '{self.sockdir}'\nfsync = off\nsynchronous_commit = off\n"
+                "full_page_writes = off\nmax_connections = 300\nwal_level = replica\n"
+                "max_wal_senders = 10\nhot_standby = on\nshared_buffers = 64MB\n"
+                "wal_keep_size = 512MB\nlogging_collector = off\n")
+
+    def initdb(self):
+        self._run([f"{PGBIN}/initdb", "-D", self.datadir, "-U", "postgres", "--auth=trust", "-E", "UTF8",
+                   "--locale=C"])
+        with open(os.path.join(self.datadir, "postgresql.auto.conf"), "a") as f:
+            f.write(self._conf())
+        with open(os.path.join(self.datadir, "pg_hba.conf"), "a") as f:
+            f.write("host replication all 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 trust\n")
+
+    def basebackup_from(self, primary):
+        self._run([f"{PGBIN}/pg_basebackup", "-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres",
+                   "-D", self.datadir, "-R", "-X", "stream", "-c", "fast"])
+        with open(os.path.join(self.datadir, "postgresql.auto.conf"), "a") as f:
+            f.write(self._conf())
+
+    def start(self):
+        self._run([f"{PGBIN}/pg_ctl", "-D", self.datadir, "-l", os.path.join(self.lab.dir, self.name, "postgres.log"),
+                   "-w", "-t", "60", "start"])
+        self.running = True
+
+    def stop(self, mode="fast"):
+        if self.running:
+            try:
+                self._run([f"{PGBIN}/pg_ctl", "-D", self.datadir, "-m", mode, "-w", "-t", "60", "stop"])
+            except subprocess.CalledProcessError:
+                pass
+            self.running = False
+
+    def promote(self):
+        self._run([f"{PGBIN}/pg_ctl", "-D", self.datadir, "-w", "promote"])
+
+    def psql(self, sql, port=None, host="127.0.0.1", timeout=30, extra=()):
+        return psql(sql, port or self.port, host=host, timeout=timeout, extra=extra)
+
+
+def psql(sql, port, host="127.0.0.1", timeout=30, extra=(), check=True):
+    env = dict(os.environ, PGCONNECT_TIMEOUT="10")
+    r = subprocess.run([f"{PGBIN}/psql", "-X", "-q", "-At", "-h", host, "-p", str(port), "-U", "postgres",
+                        "-d", "postgres", "-v", "ON_ERROR_STOP=1", *extra, "-c", sql],
+                       capture_output=True, text=True, timeout=timeout, env=env)
+    if check and r.returncode != 0:
+        raise RuntimeError(f"psql -p {port} failed ({r.returncode}): {r.stderr.strip()}")
+    return r.stdout.strip() if r.returncode == 0 else None
+
+
+class Standin:
+    """The Patroni REST stand-in of one node; `role` flips it."""
+
+    def __init__(self, lab, name, role="replica"):
+        self.lab, self.name = lab, name
+        self.port = free_port()
+        self.role_file = os.path.join(lab.dir, name + ".role")
+        self.stats_file = os.path.join(lab.dir, name + ".stats.json")
+        self.set_role(role)
+        self.proc = lab.spawn(name + "-rest", [PY, os.path.join(HERE, "patroni_standin.py"), str(self.port),
+                                               self.role_file, self.stats_file])
+        wait_until(lambda: os.path.exists(self.stats_file), 10, f"{name} REST stand-in")
+
+    def set_role(self, role):
+        tmp = self.role_file + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(role + "\n")
+        os.replace(tmp, self.role_file)
+
+    def stats(self):
+        with open(self.stats_file) as f:
+            return json.load(f)
+
+
+class Vipproxy:
+    def __init__(self, lab, yaml_text, name="vipproxy", binary=None, env=None):
+        self.lab, self.name = lab, name
+        self.config = os.path.join(lab.dir, name + ".yaml")
+        with open(self.config, "w") as f:
+            f.write(yaml_text)
+        self.proc = lab.spawn(name, [binary or VIPPROXY, "--config", self.config],
+                              env=dict(os.environ, **(env or {})))
+
+    def status(self, admin_port):
+        with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/status", timeout=5) as r:
+            return json.load(r)
+
+    def metrics(self, admin_port):
+        with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/metrics", timeout=5) as r:
+            return r.read().decode()
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def log(self, n=60):
+        return self.lab.logtail(self.name, n)
+
+
+def proxy_yaml(name, listen_port, backends, check_ports, admin_port, extra="", check_extra="",
+               interval="200ms", rise=1, fall=1, threads=2):
+    """A one-proxy config; backends: [(name, port)], check_ports: per backend."""
+    lines = [f"node: it", f"threads: {threads}", "admin:", f"  listen: 127.0.0.1:{admin_port}", "proxies:",
+             f"  - name: {name}", f"    listen: 127.0.0.1:{listen_port}", "    check:",
+             "      type: http", "      path: /primary", f"      interval: {interval}",
+             f"      fast_interval: {interval}", "      timeout: 1s", f"      rise: {rise}", f"      fall: {fall}"]
+    if check_extra:
+        lines += ["      " + l for l in check_extra.strip().splitlines()]
+    if extra:
+        lines += ["    " + l for l in extra.strip().splitlines()]
+    lines.append("    backends:")
+    for (bname, bport), cport in zip(backends, check_ports):
+        lines += [f"      - name: {bname}", f"        address: 127.0.0.1:{bport}", f"        check_port: {cport}"]
+    return "\n".join(lines) + "\n"
+
+
+def pg_pair(lab):
+    """A primary (node1) and a streaming replica (node2)."""
+    n1, n2 = PgNode(lab, "node1"), PgNode(lab, "node2")
+    n1.initdb()
+    n1.start()
+    n2.basebackup_from(n1)
+    n2.start()
+    wait_until(lambda: n1.psql("select count(*) from pg_stat_replication where state='streaming'") == "1", 60,
+               "replica streaming")
+    return n1, n2

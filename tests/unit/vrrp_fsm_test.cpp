@@ -1,0 +1,632 @@
+// The pure VRRP state machine: a transition matrix (every state x event) and
+// timed scenarios on a simulated LAN with a fake clock. Nothing here sleeps.
+#define BOOST_TEST_MODULE vrrp_fsm
+#include <boost/test/unit_test.hpp>
+
+#include <deque>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "vrrp/fsm.h"
+
+using namespace vrrp;
+using namespace vrrp::fsm;
+using namespace std::chrono_literals;
+
+namespace vrrp::fsm {
+std::ostream& operator<<(std::ostream& o, State s) { return o << to_string(s); }
+}  // namespace vrrp::fsm
+
+namespace {
+
+constexpr IpAddress kA = IpAddress::v4(10, 88, 1, 151);
+constexpr IpAddress kB = IpAddress::v4(10, 88, 1, 152);
+constexpr IpAddress kC = IpAddress::v4(10, 88, 1, 153);
+
+std::string kind(const Action& a) {
+  static const char* names[] = {"SendAdvert",  "SendAdvertPriorityZero", "StartAdvertTimer",
+                                "StartMasterDownTimer", "CancelTimers", "AddVips",
+                                "RemoveVips",  "SendGarp", "NotifyState"};
+  return names[a.index()];
+}
+
+std::string kinds(const std::vector<Action>& as) {
+  std::string s;
+  for (auto& a : as) s += (s.empty() ? "" : ",") + kind(a);
+  return s;
+}
+
+Config cfg(uint8_t prio, IpAddress addr, uint8_t version = 2, Duration adv = 1s) {
+  Config c;
+  c.version = version;
+  c.priority = prio;
+  c.advert_int = adv;
+  c.primary_address = addr;
+  return c;
+}
+
+// Drives one machine through events; keeps the latest Vars.
+struct Machine {
+  Config c;
+  Vars v;
+  explicit Machine(Config cc) : c(cc), v(initial_vars(c)) {}
+  std::vector<Action> on(const Event& e, TimePoint now = TimePoint{}) {
+    auto s = step(c, v, e, now);
+    v = s.vars;
+    return s.actions;
+  }
+};
+
+Machine in_state(State s, Config c = cfg(100, kA)) {
+  Machine m(c);
+  if (s == State::initialize) return m;
+  m.on(Startup{});
+  if (s == State::backup) return m;
+  if (s == State::fault) { m.on(Fault{}); return m; }
+  m.on(MasterDownTimerFired{m.v.generation});
+  BOOST_REQUIRE(m.v.state == State::master);
+  return m;
+}
+
+// ---- simulated LAN: zero-latency multicast, timers on a fake clock ----
+struct Node {
+  explicit Node(Machine mm) : m(std::move(mm)) {}
+  Machine m;
+  std::optional<TimePoint> deadline;
+  bool timer_is_master_down = false;
+  uint64_t timer_gen = 0;
+  bool connected = true;  // false: its adverts are lost and it hears nothing
+  bool vips = false;
+  int garps = 0;
+  std::vector<std::pair<TimePoint, uint8_t>> sent;       // adverts (time, priority)
+  std::vector<std::pair<TimePoint, State>> transitions;  // NotifyState
+  std::optional<TimePoint> became(State s) const {
+    for (auto it = transitions.rbegin(); it != transitions.rend(); ++it)
+      if (it->second == s) return it->first;
+    return std::nullopt;
+  }
+};
+
+struct Lan {
+  TimePoint now{};
+  std::vector<Node> nodes;
+  std::deque<std::pair<std::size_t, Event>> inbox;
+
+  std::size_t add(Config c) {
+    nodes.emplace_back(Machine(c));
+    return nodes.size() - 1;
+  }
+
+  void multicast(std::size_t from, uint8_t prio) {
+    nodes[from].sent.emplace_back(now, prio);
+    if (!nodes[from].connected) return;
+    for (std::size_t j = 0; j < nodes.size(); ++j)
+      if (j != from && nodes[j].connected)
+        inbox.emplace_back(j, AdvertReceived{prio, nodes[from].m.c.primary_address,
+                                             nodes[from].m.c.advert_int});
+  }
+
+  void deliver(std::size_t i, const Event& e) {
+    inbox.emplace_back(i, e);
+    while (!inbox.empty()) {
+      auto [n, ev] = inbox.front();
+      inbox.pop_front();
+      execute(n, nodes[n].m.on(ev, now));
+    }
+  }
+
+  // The engine's job, reduced to bookkeeping.
+  void execute(std::size_t i, const std::vector<Action>& actions) {
+    Node& n = nodes[i];
+    for (auto& a : actions) {
+      std::visit(
+          [&](auto&& x) {
+            using T = std::decay_t<decltype(x)>;
+            if constexpr (std::is_same_v<T, SendAdvert>) multicast(i, x.priority);
+            else if constexpr (std::is_same_v<T, SendAdvertPriorityZero>) multicast(i, 0);
+            else if constexpr (std::is_same_v<T, StartAdvertTimer>) {
+              n.deadline = now + x.delay; n.timer_is_master_down = false; n.timer_gen = x.generation;
+            } else if constexpr (std::is_same_v<T, StartMasterDownTimer>) {
+              n.deadline = now + x.delay; n.timer_is_master_down = true; n.timer_gen = x.generation;
+            } else if constexpr (std::is_same_v<T, CancelTimers>) n.deadline.reset();
+            else if constexpr (std::is_same_v<T, AddVips>) n.vips = true;
+            else if constexpr (std::is_same_v<T, RemoveVips>) n.vips = false;
+            else if constexpr (std::is_same_v<T, SendGarp>) ++n.garps;
+            else if constexpr (std::is_same_v<T, NotifyState>) n.transitions.emplace_back(now, x.state);
+          },
+          a);
+    }
+  }
+
+  void run_until(TimePoint end) {
+    for (;;) {
+      std::optional<std::size_t> next;
+      for (std::size_t i = 0; i < nodes.size(); ++i)
+        if (nodes[i].deadline && *nodes[i].deadline <= end &&
+            (!next || *nodes[i].deadline < *nodes[*next].deadline))
+          next = i;
+      if (!next) break;
+      Node& n = nodes[*next];
+      now = *n.deadline;
+      n.deadline.reset();
+      if (n.timer_is_master_down) deliver(*next, MasterDownTimerFired{n.timer_gen});
+      else deliver(*next, AdvertTimerFired{n.timer_gen});
+    }
+    now = end;
+  }
+  void at(TimePoint t, std::size_t i, const Event& e) {
+    run_until(t);
+    deliver(i, e);
+  }
+  int masters() const {
+    int k = 0;
+    for (auto& n : nodes) k += n.m.v.state == State::master;
+    return k;
+  }
+  int vip_holders() const {
+    int k = 0;
+    for (auto& n : nodes) k += n.vips;
+    return k;
+  }
+};
+
+double secs(TimePoint t) { return std::chrono::duration<double>(t).count(); }
+
+}  // namespace
+
+// ------------------------------------------------------------------------
+BOOST_AUTO_TEST_SUITE(timers_arithmetic)
+
+BOOST_AUTO_TEST_CASE(v2_skew_and_master_down) {
+  // RFC 3768 §6.1: Skew_Time = (256 - Priority) / 256 s; 3 * interval + skew.
+  auto c = cfg(100, kA, 2);
+  BOOST_TEST(skew_time(c, 100, 1s).count() == 609375);
+  BOOST_TEST(master_down_interval(c, 100, 1s).count() == 3609375);  // LAB-NOTES "~3.6 s"
+  BOOST_TEST(skew_time(c, 50, 1s).count() == 804687);
+  BOOST_TEST(skew_time(c, 254, 1s).count() == 7812);
+}
+
+BOOST_AUTO_TEST_CASE(v3_skew_scales_with_master_adver_interval) {
+  // RFC 5798 §6.1: Skew_Time = ((256 - Priority) * Master_Adver_Interval) / 256.
+  auto c = cfg(100, kA, 3, 100ms);
+  BOOST_TEST(skew_time(c, 100, 1s).count() == 609375);
+  BOOST_TEST(skew_time(c, 100, 100ms).count() == 60937);
+  BOOST_TEST(master_down_interval(c, 100, 100ms).count() == 360937);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// ------------------------------------------------------------------------
+BOOST_AUTO_TEST_SUITE(transition_matrix)
+
+struct Row {
+  State from;
+  const char* event;
+  State to;
+  const char* actions;
+};
+
+Event make_event(const std::string& name, const Machine& m) {
+  if (name == "Startup") return Startup{};
+  if (name == "Shutdown") return Shutdown{};
+  if (name == "MasterDownTimerFired") return MasterDownTimerFired{m.v.generation};
+  if (name == "AdvertTimerFired") return AdvertTimerFired{m.v.generation};
+  if (name == "AdvertHigher") return AdvertReceived{200, kB, 1s};
+  if (name == "AdvertLower") return AdvertReceived{50, kB, 1s};
+  if (name == "AdvertZero") return AdvertReceived{0, kB, 1s};
+  if (name == "PriorityChanged") return PriorityChanged{90};
+  if (name == "Fault") return Fault{};
+  if (name == "FaultCleared") return FaultCleared{};
+  throw std::logic_error("unknown event " + name);
+}
+
+// Local priority 100 (preempt on, v2); peer kB with 200 / 50 / 0. Timer
+// events carry the current generation: stale ones are tested separately.
+const Row kMatrix[] = {
+    {State::initialize, "Startup", State::backup, "StartMasterDownTimer,NotifyState"},
+    {State::initialize, "Shutdown", State::initialize, ""},
+    {State::initialize, "MasterDownTimerFired", State::initialize, ""},
+    {State::initialize, "AdvertTimerFired", State::initialize, ""},
+    {State::initialize, "AdvertHigher", State::initialize, ""},
+    {State::initialize, "AdvertLower", State::initialize, ""},
+    {State::initialize, "AdvertZero", State::initialize, ""},
+    {State::initialize, "PriorityChanged", State::initialize, ""},
+    {State::initialize, "Fault", State::fault, "NotifyState"},
+    {State::initialize, "FaultCleared", State::initialize, ""},
+
+    {State::backup, "Startup", State::backup, ""},
+    {State::backup, "Shutdown", State::initialize, "CancelTimers,NotifyState"},
+    {State::backup, "MasterDownTimerFired", State::master,
+     "AddVips,SendAdvert,SendGarp,StartAdvertTimer,NotifyState"},
+    {State::backup, "AdvertTimerFired", State::backup, ""},
+    {State::backup, "AdvertHigher", State::backup, "StartMasterDownTimer"},
+    {State::backup, "AdvertLower", State::backup, ""},  // preempt: discard
+    {State::backup, "AdvertZero", State::backup, "StartMasterDownTimer"},
+    {State::backup, "PriorityChanged", State::backup, ""},
+    {State::backup, "Fault", State::fault, "CancelTimers,NotifyState"},
+    {State::backup, "FaultCleared", State::backup, ""},
+
+    {State::master, "Startup", State::master, ""},
+    {State::master, "Shutdown", State::initialize,
+     "CancelTimers,SendAdvertPriorityZero,RemoveVips,NotifyState"},
+    {State::master, "MasterDownTimerFired", State::master, ""},
+    {State::master, "AdvertTimerFired", State::master, "SendAdvert,StartAdvertTimer"},
+    {State::master, "AdvertHigher", State::backup,
+     "CancelTimers,RemoveVips,StartMasterDownTimer,NotifyState"},
+    {State::master, "AdvertLower", State::master, "SendAdvert,SendGarp,StartAdvertTimer"},
+    {State::master, "AdvertZero", State::master, "SendAdvert,StartAdvertTimer"},
+    {State::master, "PriorityChanged", State::master, "SendAdvert,StartAdvertTimer"},
+    {State::master, "Fault", State::fault,
+     "CancelTimers,SendAdvertPriorityZero,RemoveVips,NotifyState"},
+    {State::master, "FaultCleared", State::master, ""},
+
+    {State::fault, "Startup", State::fault, ""},
+    {State::fault, "Shutdown", State::initialize, "NotifyState"},
+    {State::fault, "MasterDownTimerFired", State::fault, ""},
+    {State::fault, "AdvertTimerFired", State::fault, ""},
+    {State::fault, "AdvertHigher", State::fault, ""},
+    {State::fault, "AdvertLower", State::fault, ""},
+    {State::fault, "AdvertZero", State::fault, ""},
+    {State::fault, "PriorityChanged", State::fault, ""},
+    {State::fault, "Fault", State::fault, ""},
+    {State::fault, "FaultCleared", State::backup, "StartMasterDownTimer,NotifyState"},
+};
+
+BOOST_AUTO_TEST_CASE(every_state_times_every_event) {
+  BOOST_TEST(std::size(kMatrix) == 4u * 10u);
+  for (const Row& r : kMatrix) {
+    BOOST_TEST_CONTEXT(to_string(r.from) << " + " << r.event) {
+      Machine m = in_state(r.from);
+      BOOST_REQUIRE(m.v.state == r.from);
+      auto acts = m.on(make_event(r.event, m));
+      BOOST_TEST(m.v.state == r.to);
+      BOOST_TEST(kinds(acts) == std::string(r.actions));
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(priority_changed_is_remembered_everywhere) {
+  for (State s : {State::initialize, State::backup, State::master, State::fault}) {
+    Machine m = in_state(s);
+    m.on(PriorityChanged{90});
+    BOOST_TEST(m.v.priority == 90);
+  }
+  // 0 and 255 are wire signals, not priorities a track may produce.
+  Machine m = in_state(State::backup);
+  m.on(PriorityChanged{0});
+  BOOST_TEST(m.v.priority == 1);
+  m.on(PriorityChanged{255});
+  BOOST_TEST(m.v.priority == 254);
+}
+
+BOOST_AUTO_TEST_CASE(notify_comes_after_critical_actions) {
+  Machine m = in_state(State::backup);
+  auto acts = m.on(MasterDownTimerFired{m.v.generation});
+  BOOST_REQUIRE(!acts.empty());
+  BOOST_TEST(kind(acts.front()) == "AddVips");  // VIP before GARP for it
+  BOOST_TEST(kind(acts.back()) == "NotifyState");
+  BOOST_TEST(std::get<NotifyState>(acts.back()).state == State::master);
+}
+
+BOOST_AUTO_TEST_CASE(address_owner_goes_master_at_startup) {
+  // RFC 5798 §6.4.1: priority 255 -> Master immediately.
+  Machine m(cfg(255, kA));
+  auto acts = m.on(Startup{});
+  BOOST_TEST(m.v.state == State::master);
+  BOOST_TEST(kinds(acts) == "AddVips,SendAdvert,SendGarp,StartAdvertTimer,NotifyState");
+  BOOST_TEST(std::get<SendAdvert>(acts[1]).priority == 255);
+}
+
+BOOST_AUTO_TEST_CASE(state_master_hint_still_starts_backup) {
+  // keepalived 2.2.7 (LAB-NOTES): `state MASTER` starts in BACKUP.
+  Config c = cfg(100, kA);
+  c.start_as_master_hint = true;
+  Machine m(c);
+  auto acts = m.on(Startup{});
+  BOOST_TEST(m.v.state == State::backup);
+  BOOST_TEST(kinds(acts) == "StartMasterDownTimer,NotifyState");
+  BOOST_TEST(std::get<StartMasterDownTimer>(acts[0]).delay == master_down_interval(c, 100, 1s));
+}
+
+BOOST_AUTO_TEST_CASE(stale_timer_generation_is_ignored) {
+  Machine m = in_state(State::backup);
+  const uint64_t old = m.v.generation;
+  auto reset = m.on(AdvertReceived{200, kB, 1s});  // timer restarted
+  BOOST_REQUIRE_EQUAL(kinds(reset), "StartMasterDownTimer");
+  BOOST_TEST(std::get<StartMasterDownTimer>(reset[0]).generation != old);
+  // The expiry of the superseded timer was already queued: nothing happens.
+  auto acts = m.on(MasterDownTimerFired{old});
+  BOOST_TEST(acts.empty());
+  BOOST_TEST(m.v.state == State::backup);
+  // The same in Master for the Adver_Timer.
+  Machine x = in_state(State::master);
+  const uint64_t g = x.v.generation;
+  x.on(AdvertReceived{0, kB, 1s});  // resets the Adver_Timer
+  BOOST_TEST(x.on(AdvertTimerFired{g}).empty());
+  // And after leaving Master, even the latest Adver_Timer tick is stale.
+  Machine y = in_state(State::master);
+  const uint64_t gy = y.v.generation;
+  y.on(AdvertReceived{200, kB, 1s});
+  BOOST_TEST(y.on(AdvertTimerFired{gy}).empty());
+  BOOST_TEST(y.v.state == State::backup);
+}
+
+BOOST_AUTO_TEST_CASE(own_looped_back_advert_is_ignored) {
+  Machine m = in_state(State::master);
+  BOOST_TEST(m.on(AdvertReceived{100, kA, 1s}).empty());
+  BOOST_TEST(m.v.state == State::master);
+}
+
+BOOST_AUTO_TEST_CASE(equal_priority_tie_break_in_master) {
+  // RFC 5798 §6.4.3: equal priority, the higher primary address wins.
+  Machine m = in_state(State::master, cfg(100, kB));
+  auto lower_addr = m.on(AdvertReceived{100, kA, 1s});
+  BOOST_TEST(m.v.state == State::master);
+  BOOST_TEST(kinds(lower_addr) == "SendAdvert,SendGarp,StartAdvertTimer");
+  auto higher_addr = m.on(AdvertReceived{100, kC, 1s});
+  BOOST_TEST(m.v.state == State::backup);
+  BOOST_TEST(kinds(higher_addr) == "CancelTimers,RemoveVips,StartMasterDownTimer,NotifyState");
+  BOOST_REQUIRE(m.v.master_address);
+  BOOST_TEST(m.v.master_address->to_string() == "10.88.1.153");
+}
+
+BOOST_AUTO_TEST_CASE(backup_with_equal_priority_does_not_preempt) {
+  // RFC 5798 §6.4.2: ">= local Priority" resets the timer, whatever the address.
+  Machine m = in_state(State::backup, cfg(100, kC));
+  auto acts = m.on(AdvertReceived{100, kA, 1s});
+  BOOST_TEST(kinds(acts) == "StartMasterDownTimer");
+}
+
+BOOST_AUTO_TEST_CASE(priority_zero_sets_master_down_to_skew) {
+  Config c = cfg(50, kB);
+  Machine m = in_state(State::backup, c);
+  auto acts = m.on(AdvertReceived{0, kA, 1s});
+  BOOST_REQUIRE_EQUAL(kinds(acts), "StartMasterDownTimer");
+  BOOST_TEST(std::get<StartMasterDownTimer>(acts[0]).delay == skew_time(c, 50, 1s));
+}
+
+BOOST_AUTO_TEST_CASE(v3_backup_learns_master_adver_interval) {
+  Config c = cfg(50, kB, 3, 1s);
+  Machine m = in_state(State::backup, c);
+  auto acts = m.on(AdvertReceived{100, kA, 100ms});
+  BOOST_TEST(m.v.master_adver_interval == Duration(100ms));
+  BOOST_TEST(std::get<StartMasterDownTimer>(acts[0]).delay.count() == 300000 + 206 * 100000 / 256);
+  // v2 never learns: the interval is configured (RFC 3768).
+  Machine v2 = in_state(State::backup, cfg(50, kB, 2, 1s));
+  v2.on(AdvertReceived{100, kA, 100ms});
+  BOOST_TEST(v2.v.master_adver_interval == Duration(1s));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// ------------------------------------------------------------------------
+BOOST_AUTO_TEST_SUITE(scenarios)
+
+BOOST_AUTO_TEST_CASE(election_by_priority) {
+  Lan lan;
+  auto a = lan.add(cfg(100, kA));
+  auto b = lan.add(cfg(50, kB));
+  lan.at(0s, b, Startup{});
+  lan.at(0s, a, Startup{});
+  lan.run_until(20s);
+  BOOST_TEST(lan.nodes[a].m.v.state == State::master);
+  BOOST_TEST(lan.nodes[b].m.v.state == State::backup);
+  BOOST_TEST(lan.vip_holders() == 1);
+  BOOST_TEST(lan.nodes[a].vips);
+  // A became master after its Master_Down_Interval: 3 + 156/256 s.
+  BOOST_TEST(secs(*lan.nodes[a].became(State::master)) == 3.609375, boost::test_tools::tolerance(1e-9));
+  BOOST_TEST(!lan.nodes[b].became(State::master));
+  BOOST_TEST((lan.nodes[b].m.v.master_address == std::optional<IpAddress>(kA)));
+}
+
+BOOST_AUTO_TEST_CASE(backup_takes_over_when_adverts_stop) {
+  Lan lan;
+  auto a = lan.add(cfg(100, kA));
+  auto b = lan.add(cfg(50, kB));
+  lan.at(0s, a, Startup{});
+  lan.at(0s, b, Startup{});
+  lan.run_until(10s);
+  lan.nodes[a].connected = false;  // A's link dies silently (kill -9 of both processes)
+  const TimePoint last = lan.nodes[a].sent.back().first;
+  lan.run_until(20s);
+  auto t = lan.nodes[b].became(State::master);
+  BOOST_REQUIRE(t);
+  // Master_Down_Interval of B after A's last advert that B heard.
+  BOOST_TEST((*t - last).count() == master_down_interval(cfg(50, kB), 50, 1s).count());
+  BOOST_TEST(secs(*t - last) == 3.0 + 206.0 / 256.0, boost::test_tools::tolerance(1e-6));
+}
+
+BOOST_AUTO_TEST_CASE(priority_zero_advert_gives_fast_takeover) {
+  Lan lan;
+  auto a = lan.add(cfg(100, kA));
+  auto b = lan.add(cfg(50, kB));
+  lan.at(0s, a, Startup{});
+  lan.at(0s, b, Startup{});
+  lan.run_until(10s);
+  lan.at(TimePoint(10500ms), a, Shutdown{});
+  BOOST_TEST(lan.nodes[a].sent.back().second == 0);
+  BOOST_TEST(!lan.nodes[a].vips);
+  lan.run_until(15s);
+  auto t = lan.nodes[b].became(State::master);
+  BOOST_REQUIRE(t);
+  // Skew_Time of B, 0.805 s (the capture vrrpv2-failover-prio0.pcap: 0.809 s).
+  BOOST_TEST(secs(*t) - 10.5 == 206.0 / 256.0, boost::test_tools::tolerance(1e-6));
+  BOOST_TEST(lan.vip_holders() == 1);
+}
+
+BOOST_AUTO_TEST_CASE(preempt_on_higher_priority_takes_over) {
+  Lan lan;
+  auto a = lan.add(cfg(100, kA));
+  auto b = lan.add(cfg(50, kB));
+  lan.at(0s, b, Startup{});
+  lan.run_until(10s);
+  BOOST_REQUIRE(lan.nodes[b].m.v.state == State::master);
+  lan.at(10s, a, Startup{});
+  lan.run_until(30s);
+  BOOST_TEST(lan.nodes[a].m.v.state == State::master);
+  BOOST_TEST(lan.nodes[b].m.v.state == State::backup);
+  BOOST_TEST(lan.vip_holders() == 1);
+  // A discarded B's lower-priority adverts, so its timer ran out.
+  BOOST_TEST(secs(*lan.nodes[a].became(State::master)) == 10 + 3.609375, boost::test_tools::tolerance(1e-9));
+}
+
+BOOST_AUTO_TEST_CASE(preempt_off_never_takes_over_from_live_lower_master) {
+  Lan lan;
+  Config ca = cfg(100, kA);
+  ca.preempt = false;
+  auto a = lan.add(ca);
+  auto b = lan.add(cfg(50, kB));
+  lan.at(0s, b, Startup{});
+  lan.run_until(10s);
+  lan.at(10s, a, Startup{});
+  lan.run_until(120s);
+  BOOST_TEST(lan.nodes[a].m.v.state == State::backup);
+  BOOST_TEST(lan.nodes[b].m.v.state == State::master);
+  BOOST_TEST(!lan.nodes[a].became(State::master));
+  // ...but it still takes over when the lower master goes away.
+  lan.at(121s, b, Shutdown{});
+  lan.run_until(125s);
+  BOOST_TEST(lan.nodes[a].m.v.state == State::master);
+}
+
+BOOST_AUTO_TEST_CASE(preempt_delay_holds_off_takeover) {
+  Lan lan;
+  Config ca = cfg(100, kA);
+  ca.preempt_delay = 10s;
+  auto a = lan.add(ca);
+  auto b = lan.add(cfg(50, kB));
+  lan.at(0s, b, Startup{});
+  lan.run_until(10s);
+  lan.at(10s, a, Startup{});
+  lan.run_until(60s);
+  auto t = lan.nodes[a].became(State::master);
+  BOOST_REQUIRE(t);
+  // B's first advert heard by A: the first one after 10 s.
+  TimePoint first{};
+  for (auto& [when, prio] : lan.nodes[b].sent)
+    if (when >= 10s) { first = when; break; }
+  BOOST_TEST(secs(*t) >= secs(first) + 10.0);
+  // Preemption happens by the RFC rule once the delay is over: the last
+  // accepted advert plus A's Master_Down_Interval.
+  BOOST_TEST(secs(*t) <= secs(first) + 10.0 + 3.609375);
+  BOOST_TEST(lan.nodes[a].m.v.state == State::master);
+  BOOST_TEST(lan.vip_holders() == 1);
+
+  // Without the delay the same start preempts 6+ seconds earlier.
+  Lan fast;
+  auto fa = fast.add(cfg(100, kA));
+  auto fb = fast.add(cfg(50, kB));
+  fast.at(0s, fb, Startup{});
+  fast.at(10s, fa, Startup{});
+  fast.run_until(60s);
+  BOOST_TEST(secs(*t) - secs(*fast.nodes[fa].became(State::master)) > 6.0);
+}
+
+BOOST_AUTO_TEST_CASE(equal_priority_split_brain_resolves_to_higher_address) {
+  Lan lan;
+  auto a = lan.add(cfg(100, kA));
+  auto b = lan.add(cfg(100, kB));
+  lan.nodes[a].connected = lan.nodes[b].connected = false;  // multicast filtered
+  lan.at(0s, a, Startup{});
+  lan.at(0s, b, Startup{});
+  lan.run_until(10s);
+  BOOST_REQUIRE(lan.masters() == 2);  // split brain
+  lan.nodes[a].connected = lan.nodes[b].connected = true;
+  lan.run_until(15s);
+  BOOST_TEST(lan.masters() == 1);
+  BOOST_TEST(lan.nodes[b].m.v.state == State::master);  // 10.88.1.152 > .151
+  BOOST_TEST(lan.nodes[a].m.v.state == State::backup);
+  BOOST_TEST(lan.vip_holders() == 1);
+}
+
+BOOST_AUTO_TEST_CASE(both_started_as_state_master_converge_to_one) {
+  for (uint8_t pb : {uint8_t(50), uint8_t(100)}) {
+    BOOST_TEST_CONTEXT("priority of B " << int(pb)) {
+      Lan lan;
+      Config ca = cfg(100, kA), cb = cfg(pb, kB);
+      ca.start_as_master_hint = cb.start_as_master_hint = true;
+      auto a = lan.add(ca);
+      auto b = lan.add(cb);
+      lan.at(0s, a, Startup{});
+      lan.at(0s, b, Startup{});
+      // Nobody holds the VIP during the first Master_Down_Interval.
+      lan.run_until(3500ms);
+      BOOST_TEST(lan.vip_holders() == 0);
+      lan.run_until(30s);
+      BOOST_TEST(lan.masters() == 1);
+      BOOST_TEST(lan.vip_holders() == 1);
+      BOOST_TEST(lan.nodes[a].m.v.state == State::master);  // first to time out
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(master_hearing_lower_priority_reasserts) {
+  Lan lan;
+  auto a = lan.add(cfg(100, kA));
+  auto b = lan.add(cfg(50, kB));
+  lan.nodes[a].connected = lan.nodes[b].connected = false;
+  lan.at(0s, a, Startup{});
+  lan.at(0s, b, Startup{});
+  // Reconnect between A's tick (x.609 s) and B's (x.805 s), so B speaks first.
+  lan.run_until(9700ms);
+  BOOST_REQUIRE(lan.masters() == 2);
+  BOOST_REQUIRE(*lan.nodes[b].deadline < *lan.nodes[a].deadline);
+  const int garps_before = lan.nodes[a].garps;
+  const std::size_t sent_before = lan.nodes[a].sent.size();
+  lan.nodes[a].connected = lan.nodes[b].connected = true;
+  // The next advert of B reaches A: A answers at once (advert + GARP), at the
+  // same instant, not at its next Adver_Timer tick.
+  TimePoint b_next = *lan.nodes[b].deadline;
+  lan.run_until(b_next);
+  BOOST_TEST(lan.nodes[a].garps == garps_before + 1);
+  BOOST_REQUIRE(lan.nodes[a].sent.size() > sent_before);
+  BOOST_TEST(lan.nodes[a].sent[sent_before].first == b_next);
+  // ...and that advert made B step down and drop the VIP.
+  BOOST_TEST(lan.nodes[b].m.v.state == State::backup);
+  BOOST_TEST(!lan.nodes[b].vips);
+  BOOST_TEST(lan.vip_holders() == 1);
+}
+
+BOOST_AUTO_TEST_CASE(v3_100ms_intervals) {
+  Lan lan;
+  auto a = lan.add(cfg(100, kA, 3, 100ms));
+  auto b = lan.add(cfg(50, kB, 3, 1s));  // learns 100 ms from A's adverts
+  lan.at(0s, a, Startup{});
+  lan.at(0s, b, Startup{});
+  lan.run_until(2s);
+  // master_down = 300 ms + skew (156/256 * 100 ms).
+  BOOST_TEST(lan.nodes[a].became(State::master)->count() == 300000 + 60937);
+  BOOST_TEST(lan.nodes[b].m.v.master_adver_interval == Duration(100ms));
+  // Adverts every 100 ms.
+  auto& s = lan.nodes[a].sent;
+  BOOST_REQUIRE(s.size() > 3);
+  BOOST_TEST((s[2].first - s[1].first) == Duration(100ms));
+  lan.nodes[a].connected = false;
+  const TimePoint last = s.back().first;
+  lan.run_until(3s);
+  auto t = lan.nodes[b].became(State::master);
+  BOOST_REQUIRE(t);
+  BOOST_TEST((*t - last).count() == 300000 + 206 * 100000 / 256);
+}
+
+BOOST_AUTO_TEST_CASE(fault_moves_vip_and_recovery_waits) {
+  Lan lan;
+  auto a = lan.add(cfg(100, kA));
+  auto b = lan.add(cfg(50, kB));
+  lan.at(0s, a, Startup{});
+  lan.at(0s, b, Startup{});
+  lan.run_until(10s);
+  lan.at(10s, a, Fault{});  // e.g. the proxy track (weight 0) fails
+  BOOST_TEST(!lan.nodes[a].vips);
+  lan.run_until(11s);
+  BOOST_TEST(lan.nodes[b].m.v.state == State::master);  // after skew, thanks to priority 0
+  lan.at(20s, a, FaultCleared{});
+  BOOST_TEST(lan.nodes[a].m.v.state == State::backup);
+  lan.run_until(40s);
+  BOOST_TEST(lan.nodes[a].m.v.state == State::master);  // preempts again
+  BOOST_TEST(lan.vip_holders() == 1);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,109 @@
+// The VRRP state machine of RFC 5798 §6.4 (and RFC 3768 §6.4 for v2) as a
+// pure function:  step(config, vars, event, now) -> (vars', ordered actions).
+//
+// It reads no clock, opens no socket, logs nothing. Timers are actions the
+// engine executes; each carries a generation number and an expiry event is
+// acted upon only if its generation is the latest one issued, so a tick that
+// raced with a cancel or a restart is ignored (no timer is ever "cancelled
+// too late"). Packets are validated by the codec before they become events:
+// a malformed or foreign packet is never an event and so can never restart a
+// timer. Critical work (VIPs, GARP, adverts) comes before NotifyState in the
+// action list; notify scripts, logs and metrics observe NotifyState.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "vrrp/address.h"
+
+namespace vrrp::fsm {
+
+using Duration = std::chrono::microseconds;
+// "now": any monotonic time base the engine likes (steady_clock::now() minus
+// the start). Only differences are used.
+using TimePoint = std::chrono::microseconds;
+
+enum class State : uint8_t { initialize, backup, master, fault };
+std::string_view to_string(State s);
+
+inline constexpr uint8_t kOwnerPriority = 255;  // RFC 5798 §5.2.4: address owner
+inline constexpr uint8_t kStopPriority = 0;     // "stops participating"
+
+struct Config {
+  uint8_t version = 3;        // 2: RFC 3768 timers; 3: RFC 5798 (learned interval)
+  uint8_t priority = 100;     // configured; 255 = address owner
+  Duration advert_int = std::chrono::seconds(1);
+  bool preempt = true;        // RFC 5798 §6.1 Preempt_Mode, default True
+  Duration preempt_delay{0};  // keepalived preempt_delay (see step() for the rule)
+  IpAddress primary_address;  // our source address, for the §6.4.3 tie-break
+  // keepalived's `state MASTER`. Kept for status only: keepalived 2.2.7 still
+  // starts in BACKUP and waits Master_Down_Interval before taking over
+  // (LAB-NOTES "keepalived 2.2.7 behaviour"), and so do we, so two nodes both
+  // configured MASTER still elect by priority instead of fighting.
+  bool start_as_master_hint = false;
+};
+
+// ---- events ----
+struct Startup {};
+struct Shutdown {};
+struct MasterDownTimerFired { uint64_t generation; };
+struct AdvertTimerFired { uint64_t generation; };
+// An advert that passed decode() and the VRID/version checks.
+struct AdvertReceived {
+  uint8_t priority;
+  IpAddress src;          // IP source = the sender's primary address
+  Duration max_adver_int; // v3: Max Adver Int (centiseconds -> Duration); v2: ignored
+};
+struct PriorityChanged { uint8_t effective; };  // track weights applied
+struct Fault {};         // link down, or a weight-0 track failing (aggregated by the engine)
+struct FaultCleared {};
+using Event = std::variant<Startup, Shutdown, MasterDownTimerFired, AdvertTimerFired,
+                           AdvertReceived, PriorityChanged, Fault, FaultCleared>;
+
+// ---- actions (executed in order by the engine) ----
+struct SendAdvert { uint8_t priority; };
+struct SendAdvertPriorityZero {};
+struct StartAdvertTimer { Duration delay; uint64_t generation; };
+struct StartMasterDownTimer { Duration delay; uint64_t generation; };
+struct CancelTimers {};
+struct AddVips {};
+struct RemoveVips {};
+struct SendGarp {};  // GARP for IPv4 VIPs / unsolicited NA for IPv6 VIPs
+struct NotifyState { State state; };
+using Action = std::variant<SendAdvert, SendAdvertPriorityZero, StartAdvertTimer,
+                            StartMasterDownTimer, CancelTimers, AddVips, RemoveVips, SendGarp,
+                            NotifyState>;
+
+// Everything the machine remembers between events. Plain data: the engine
+// may show any of it in /status.
+struct Vars {
+  State state = State::initialize;
+  uint8_t priority = 0;             // effective priority (0 until Startup)
+  Duration master_adver_interval{}; // RFC 5798 §6.1 (v3: learned from the master)
+  uint64_t generation = 0;          // of the one timer that may be running
+  std::optional<IpAddress> master_address;  // last master heard (backup) / ours (master)
+  uint8_t master_priority = 0;
+  // preempt_delay: when this backup began hearing a lower-priority master
+  // without a break; nullopt while the master it hears is not lower.
+  std::optional<TimePoint> lower_master_since;
+};
+
+struct Step {
+  Vars vars;
+  std::vector<Action> actions;
+};
+
+// RFC 5798 §6.1 derived values (also RFC 3768 §6.1 for v2).
+Duration skew_time(const Config& c, uint8_t priority, Duration master_adver_interval);
+Duration master_down_interval(const Config& c, uint8_t priority, Duration master_adver_interval);
+
+// The Vars a machine starts with: Initialize, the configured priority.
+Vars initial_vars(const Config& c);
+
+Step step(const Config& c, const Vars& v, const Event& e, TimePoint now);
+
+}  // namespace vrrp::fsm
