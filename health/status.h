@@ -35,6 +35,11 @@ struct CheckResult {
   std::chrono::microseconds latency{0};
 };
 
+// One line for logs and /status, naming the layer like HAProxy does:
+// "layer 7 wrong status (HTTP 503)", "layer 4 connection refused",
+// "layer 7 OK (HTTP 200)", "layer 4 OK" (tcp checks).
+std::string describe(const CheckResult& r);
+
 struct Status {
   bool up = false;                 // eligible to take traffic
   CheckResult last;

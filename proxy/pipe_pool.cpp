@@ -14,6 +14,7 @@ Pipe PipePool::acquire() {
   if (!spare_.empty()) {
     p = spare_.back();
     spare_.pop_back();
+    if (spare_.size() < low_water_) low_water_ = spare_.size();
   } else {
     int fds[2];
     if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return p;
@@ -33,6 +34,14 @@ void PipePool::release(Pipe& p) {
   } else {
     destroy(p);
   }
+}
+
+void PipePool::trim() {
+  for (size_t i = 0; i < low_water_ && !spare_.empty(); ++i) {
+    destroy(spare_.back());
+    spare_.pop_back();
+  }
+  low_water_ = spare_.size();
 }
 
 void PipePool::discard(Pipe& p) {

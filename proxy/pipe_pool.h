@@ -28,6 +28,9 @@ class PipePool {
   void release(Pipe& p);
   // A pipe that may still hold bytes (session torn down mid-transfer).
   void discard(Pipe& p);
+  // Closes the spares that stayed unused since the previous trim, so a burst
+  // of traffic does not leave pipes open forever. Called about once a second.
+  void trim();
   size_t spare() const { return spare_.size(); }
   size_t in_use() const { return in_use_; }
 
@@ -35,6 +38,7 @@ class PipePool {
   size_t max_spare_;
   size_t in_use_ = 0;
   std::vector<Pipe> spare_;
+  size_t low_water_ = 0;  // fewest spares seen since the last trim
   static void destroy(Pipe& p);
 };
 

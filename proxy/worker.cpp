@@ -88,6 +88,15 @@ void Worker::listen() {
     listeners_.push_back(std::move(l));
   }
   for (size_t p = 0; p < proxies_.size(); ++p) asio::post(io_, [this, p] { accept(p); });
+  trim_pipes();
+}
+
+void Worker::trim_pipes() {
+  pipes_.trim();
+  trim_timer_.expires_after(std::chrono::seconds(1));
+  trim_timer_.async_wait([this](const boost::system::error_code& e) {
+    if (!e && !stopping_) trim_pipes();
+  });
 }
 
 void Worker::accept(size_t p) {
@@ -212,6 +221,7 @@ void Worker::stop() {
   asio::post(io_, [this] {
     if (stopping_) return;
     stopping_ = true;
+    trim_timer_.cancel();
     for (auto& l : listeners_) {
       boost::system::error_code ignored;
       l->pause.cancel();

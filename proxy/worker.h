@@ -79,6 +79,7 @@ class Worker {
   };
 
   void accept(size_t proxy);
+  void trim_pipes();
   void on_backend_change(size_t proxy, size_t backend, bool eligible);
 
   size_t index_;
@@ -90,6 +91,7 @@ class Worker {
   std::vector<SessionList> waiting_;               // per proxy
   std::vector<std::vector<SessionList>> active_;   // per proxy, per backend
   std::vector<Candidate> scratch_candidates_;
+  boost::asio::steady_timer trim_timer_{io_};
   std::thread thread_;
   bool stopping_ = false;
 };

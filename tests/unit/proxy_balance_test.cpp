@@ -82,3 +82,17 @@ BOOST_AUTO_TEST_CASE(pipe_pool_reuses_and_caps_spares) {
   pool.discard(e);
   BOOST_TEST(pool.in_use() == 0u);
 }
+
+BOOST_AUTO_TEST_CASE(pipe_pool_trims_spares_left_unused) {
+  proxy::PipePool pool(8);
+  proxy::Pipe p[3] = {pool.acquire(), pool.acquire(), pool.acquire()};
+  for (auto& x : p) pool.release(x);
+  BOOST_TEST(pool.spare() == 3u);
+  pool.trim();  // first trim only sets the watermark (spares were just made)
+  auto q = pool.acquire();  // one used: low water 2
+  pool.release(q);
+  pool.trim();  // the 2 never touched since the last trim are closed
+  BOOST_TEST(pool.spare() == 1u);
+  pool.trim();  // untouched for a whole period: closed too
+  BOOST_TEST(pool.spare() == 0u);
+}

@@ -1,0 +1,596 @@
+// The I/O around health::CheckSchedule: one timer, one check in flight at a
+// time, each check an Attempt object kept alive by its own pending operations.
+// Beast and OpenSSL stay in this file so the rest of the program compiles fast.
+#include "health/checker.h"
+
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <array>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <cctype>
+#include <optional>
+#include <type_traits>
+#include <vector>
+
+#include "health/schedule.h"
+
+namespace health {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace ssl = asio::ssl;
+using tcp = asio::ip::tcp;
+using error_code = boost::system::error_code;
+using Clock = std::chrono::steady_clock;
+using Executor = asio::strand<asio::io_context::executor_type>;
+
+// Patroni's replies are a few hundred bytes of JSON; the limit only bounds
+// memory. A longer body still counts (the status line decides) and the rest
+// is drained, not kept.
+constexpr std::size_t kBodyLimit = 64 * 1024;
+constexpr std::size_t kHeaderLimit = 8 * 1024;
+// close_notify exchange after the reply: short, it is courtesy, not the check.
+constexpr std::chrono::milliseconds kTlsShutdownBound{250};
+constexpr const char* kUserAgent = "vipproxy-check";
+
+std::string strip_brackets(const std::string& h) {
+  if (h.size() >= 2 && h.front() == '[' && h.back() == ']') return h.substr(1, h.size() - 2);
+  return h;
+}
+
+std::string upper(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return s;
+}
+
+bool is_ip_literal(const std::string& s) {
+  error_code ec;
+  asio::ip::make_address(s, ec);
+  return !ec;
+}
+
+// Own formatting (not cfg::Endpoint::to_string): "[v6]:port" / "host:port".
+std::string format_endpoint(const std::string& host, uint16_t port, bool omit_port) {
+  const std::string h = strip_brackets(host);
+  std::string out = h.find(':') != std::string::npos ? "[" + h + "]" : h;
+  if (!omit_port) out += ":" + std::to_string(port);
+  return out;
+}
+
+std::string ms_text(std::chrono::milliseconds d) { return std::to_string(d.count()) + "ms"; }
+
+CheckResult result(Outcome o, std::string detail, unsigned http_status = 0) {
+  CheckResult r;
+  r.outcome = o;
+  r.detail = std::move(detail);
+  r.http_status = http_status;
+  return r;
+}
+
+bool is_http_error(const error_code& ec) {
+  return ec.category() == http::make_error_code(http::error::end_of_stream).category();
+}
+
+// ---------------------------------------------------------------------------
+// One check: resolve, connect, (TLS, request, reply), close. Reports its
+// result once through `done`, possibly before the polite close has finished.
+
+class Attempt : public std::enable_shared_from_this<Attempt> {
+ public:
+  using Done = std::function<void(CheckResult)>;
+
+  Attempt(Executor ex, std::shared_ptr<const cfg::Check> rule, cfg::Endpoint target, Done done)
+      : ex_(ex),
+        rule_(std::move(rule)),
+        target_(std::move(target)),
+        done_(std::move(done)),
+        resolver_(ex),
+        resolve_timer_(ex) {}
+  virtual ~Attempt() = default;
+
+  void start() {
+    started_ = Clock::now();
+    deadline_ = started_ + rule_->timeout;
+    const std::string host = strip_brackets(target_.host);
+    error_code ec;
+    const auto addr = asio::ip::make_address(host, ec);
+    if (!ec) {  // numeric host: no resolver round trip
+      connect({tcp::endpoint(addr, target_.port)});
+      return;
+    }
+    // The threaded resolver cannot interrupt getaddrinfo(); the deadline
+    // reports the timeout itself and the late answer is ignored.
+    resolve_timer_.expires_at(deadline_);
+    resolve_timer_.async_wait([self = shared_from_this(), this](error_code ec) {
+      if (ec || cancelled_ || resolved_) return;
+      resolver_.cancel();
+      finish(result(Outcome::l4_timeout, "name resolution timed out after " + ms_text(rule_->timeout)));
+    });
+    resolver_.async_resolve(host, std::to_string(target_.port), tcp::resolver::numeric_service,
+                            [self = shared_from_this(), this, host](error_code ec, tcp::resolver::results_type res) {
+                              resolved_ = true;
+                              resolve_timer_.cancel();
+                              if (cancelled_ || !done_) return;
+                              if (ec) {
+                                finish(result(Outcome::l4_error, "cannot resolve " + host + ": " + ec.message()));
+                                return;
+                              }
+                              std::vector<tcp::endpoint> eps;
+                              for (const auto& e : res) eps.push_back(e.endpoint());
+                              connect(std::move(eps));
+                            });
+  }
+
+  // stop(): abandon the check; no result is reported afterwards.
+  virtual void cancel() {
+    cancelled_ = true;
+    done_ = nullptr;
+    resolver_.cancel();
+    resolve_timer_.cancel();
+    close_transport();
+  }
+
+ protected:
+  virtual void connect(std::vector<tcp::endpoint> eps) = 0;
+  virtual void close_transport() = 0;
+
+  void finish(CheckResult r) {
+    if (!done_) return;
+    r.latency = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started_);
+    auto done = std::move(done_);
+    done_ = nullptr;
+    done(std::move(r));
+  }
+
+  CheckResult connect_failure(const error_code& ec) const {
+    if (ec == beast::error::timeout)
+      return result(Outcome::l4_timeout, "connection timed out after " + ms_text(rule_->timeout));
+    if (ec == asio::error::connection_refused) return result(Outcome::l4_refused, "connection refused");
+    return result(Outcome::l4_error, ec.message());
+  }
+
+  Executor ex_;
+  std::shared_ptr<const cfg::Check> rule_;
+  cfg::Endpoint target_;
+  Done done_;
+  tcp::resolver resolver_;
+  asio::steady_timer resolve_timer_;
+  Clock::time_point started_{}, deadline_{};
+  bool cancelled_ = false, resolved_ = false;
+};
+
+// Layer 4 only: a completed three-way handshake is success; then FIN, not RST.
+class TcpAttempt final : public Attempt {
+ public:
+  using Attempt::Attempt;
+
+ private:
+  void connect(std::vector<tcp::endpoint> eps) override {
+    stream_.expires_at(deadline_);
+    stream_.async_connect(eps, [self = shared_from_this(), this](error_code ec, const tcp::endpoint&) {
+      if (cancelled_) return;
+      if (ec) {
+        finish(connect_failure(ec));
+      } else {
+        finish(result(Outcome::ok, "connected"));
+      }
+      close_transport();
+    });
+  }
+  void close_transport() override {
+    error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+    stream_.close();
+  }
+
+  beast::tcp_stream stream_{ex_};
+};
+
+// HTTP(S): one request with `Connection: close`, the whole reply read, then
+// the server's EOF awaited before closing, so no unread byte turns our close
+// into an RST (what makes Patroni log tracebacks, patroni#2278).
+template <bool Tls>
+class HttpAttempt final : public Attempt {
+  using Stream = std::conditional_t<Tls, beast::ssl_stream<beast::tcp_stream>, beast::tcp_stream>;
+
+ public:
+  HttpAttempt(Executor ex, std::shared_ptr<const cfg::Check> rule, cfg::Endpoint target, Done done,
+              std::shared_ptr<ssl::context> ctx)
+      : Attempt(ex, std::move(rule), std::move(target), std::move(done)), ctx_(std::move(ctx)) {
+    if constexpr (Tls) {
+      stream_.emplace(ex_, *ctx_);
+    } else {
+      stream_.emplace(ex_);
+    }
+    const std::string method = upper(rule_->method);
+    head_ = method == "HEAD";
+    const http::verb v = http::string_to_verb(method);
+    if (v != http::verb::unknown) {
+      req_.method(v);
+    } else {
+      req_.method_string(method);
+    }
+    req_.target(rule_->path.empty() ? "/" : rule_->path);
+    req_.version(11);
+    req_.set(http::field::host, format_endpoint(target_.host, target_.port, target_.port == (Tls ? 443 : 80)));
+    req_.set(http::field::user_agent, kUserAgent);
+    req_.set(http::field::connection, "close");
+  }
+
+ private:
+  auto& tcp_layer() { return beast::get_lowest_layer(*stream_); }
+
+  void connect(std::vector<tcp::endpoint> eps) override {
+    // One deadline for the whole check: connect, handshake, request, reply.
+    tcp_layer().expires_at(deadline_);
+    tcp_layer().async_connect(eps, [self = shared_from_this(), this](error_code ec, const tcp::endpoint&) {
+      if (cancelled_) return;
+      if (ec) {
+        finish(connect_failure(ec));
+        close_transport();
+        return;
+      }
+      if constexpr (Tls) {
+        handshake();
+      } else {
+        write_request();
+      }
+    });
+  }
+
+  void handshake() {
+    const auto& tls = rule_->tls;
+    const std::string name = tls.server_name.empty() ? strip_brackets(target_.host) : tls.server_name;
+    // RFC 6066 section 3: SNI carries host names only, never address literals.
+    if (!is_ip_literal(name) && !SSL_set_tlsext_host_name(stream_->native_handle(), name.c_str())) {
+      finish(result(Outcome::tls_error, "cannot set TLS server name " + name));
+      close_transport();
+      return;
+    }
+    if (tls.verify) {
+      // host_name_verification leaves OpenSSL's verify result unspecified on
+      // a name mismatch; remember it to say so in the log.
+      stream_->set_verify_callback([this, name](bool preverified, ssl::verify_context& vctx) {
+        const bool ok = ssl::host_name_verification(name)(preverified, vctx);
+        if (preverified && !ok) name_mismatch_ = name;
+        return ok;
+      });
+    }
+    stream_->async_handshake(ssl::stream_base::client, [self = shared_from_this(), this](error_code ec) {
+      if (cancelled_) return;
+      if (ec) {
+        if (ec == beast::error::timeout) {
+          finish(result(Outcome::l4_timeout, "TLS handshake timed out after " + ms_text(rule_->timeout)));
+        } else {
+          std::string detail = "TLS handshake failed: " + ec.message();
+          const long v = SSL_get_verify_result(stream_->native_handle());
+          if (!name_mismatch_.empty()) {
+            detail += " (certificate does not match " + name_mismatch_ + ")";
+          } else if (v != X509_V_OK) {
+            detail += std::string(" (") + X509_verify_cert_error_string(v) + ")";
+          }
+          finish(result(Outcome::tls_error, std::move(detail)));
+        }
+        close_transport();
+        return;
+      }
+      write_request();
+    });
+  }
+
+  void write_request() {
+    http::async_write(*stream_, req_, [self = shared_from_this(), this](error_code ec, std::size_t) {
+      if (cancelled_) return;
+      if (ec) {
+        if (ec == beast::error::timeout) {
+          finish(result(Outcome::l4_timeout, "request not sent within " + ms_text(rule_->timeout)));
+        } else {
+          finish(result(Outcome::l4_error, "sending request: " + ec.message()));
+        }
+        close_transport();
+        return;
+      }
+      read_reply();
+    });
+  }
+
+  void read_reply() {
+    parser_.emplace();
+    parser_->header_limit(kHeaderLimit);
+    parser_->body_limit(kBodyLimit);
+    if (head_) parser_->skip(true);  // a reply to HEAD has no body whatever its headers say
+    http::async_read(*stream_, buffer_, *parser_, [self = shared_from_this(), this](error_code ec, std::size_t) {
+      if (cancelled_) return;
+      on_reply(ec);
+    });
+  }
+
+  void on_reply(const error_code& ec) {
+    if (!ec || (ec == http::error::body_limit && parser_->is_header_done())) {
+      const unsigned status = parser_->get().result_int();
+      const std::string detail = "HTTP " + std::to_string(status);
+      if (status == rule_->expect_status) {
+        finish(result(Outcome::ok, detail, status));
+      } else {
+        finish(result(Outcome::l7_status, detail, status));
+      }
+      close_gracefully();
+      return;
+    }
+    if (ec == beast::error::timeout) {
+      // basic_stream already closed the socket.
+      finish(result(Outcome::l4_timeout, parser_->is_header_done()
+                                             ? "reply incomplete after " + ms_text(rule_->timeout)
+                                             : "no reply within " + ms_text(rule_->timeout)));
+      close_transport();
+      return;
+    }
+    if (ec == http::error::end_of_stream) {
+      finish(result(Outcome::l4_error, "connection closed without a reply"));
+      close_transport();
+      return;
+    }
+    if (ec == asio::error::connection_reset) {
+      finish(result(Outcome::l4_error, "connection reset by peer"));
+      close_transport();
+      return;
+    }
+    if (is_http_error(ec)) {
+      // Not HTTP (or truncated HTTP): a layer-7 problem. Still drain, so the
+      // close is a FIN even towards a confused server.
+      finish(result(Outcome::l7_malformed, "invalid HTTP reply: " + ec.message()));
+      close_gracefully();
+      return;
+    }
+    if constexpr (Tls) {
+      if (ec == ssl::error::stream_truncated) {
+        finish(result(Outcome::l4_error, "TLS stream truncated"));
+        close_transport();
+        return;
+      }
+    }
+    finish(result(Outcome::l4_error, ec.message()));
+    close_transport();
+  }
+
+  void close_gracefully() {
+    if constexpr (Tls) {
+      tcp_layer().expires_at(std::min(deadline_, Clock::now() + kTlsShutdownBound));
+      stream_->async_shutdown([self = shared_from_this(), this](error_code) {
+        if (cancelled_) return;
+        drain();
+      });
+    } else {
+      drain();
+    }
+  }
+
+  // We sent `Connection: close`, so the server closes next: read until its
+  // EOF (bounded by the check's deadline), then shutdown + close with an
+  // empty receive buffer, which sends FIN.
+  void drain() {
+    buffer_.consume(buffer_.size());
+    tcp_layer().expires_at(deadline_);
+    tcp_layer().async_read_some(asio::buffer(scratch_), [self = shared_from_this(), this](error_code ec, std::size_t) {
+      if (cancelled_) return;
+      if (!ec) {
+        drain();
+        return;
+      }
+      close_transport();
+    });
+  }
+
+  void close_transport() override {
+    if (!stream_) return;
+    error_code ec;
+    tcp_layer().socket().shutdown(tcp::socket::shutdown_both, ec);
+    tcp_layer().close();
+  }
+
+  std::shared_ptr<ssl::context> ctx_;
+  std::optional<Stream> stream_;
+  std::string name_mismatch_;
+  bool head_ = false;
+  http::request<http::empty_body> req_;
+  beast::flat_buffer buffer_;
+  std::optional<http::response_parser<http::string_body>> parser_;
+  std::array<char, 4096> scratch_{};
+};
+
+// ---------------------------------------------------------------------------
+
+class CheckerImpl final : public Checker, public std::enable_shared_from_this<CheckerImpl> {
+ public:
+  CheckerImpl(asio::io_context& io, const cfg::Check& rule, std::string label, cfg::Endpoint target,
+              std::chrono::milliseconds first_delay, OnChange on_change)
+      : strand_(asio::make_strand(io)),
+        rule_(std::make_shared<const cfg::Check>(rule)),
+        label_(std::move(label)),
+        target_(std::move(target)),
+        first_delay_(first_delay),
+        on_change_(std::move(on_change)),
+        schedule_(rule),
+        timer_(strand_) {
+    if (rule.type == cfg::CheckType::http && rule.tls.enabled) setup_tls();
+  }
+
+  // Calls from outside the checker's own handlers are posted to its strand,
+  // so the proxy's worker threads may call check_now(); from inside them
+  // (e.g. OnChange calling stop()) they run at once. status() is not
+  // synchronised: read it on the control-plane thread.
+  void start() override {
+    asio::dispatch(strand_, [self = shared_from_this()] { self->do_start(); });
+  }
+  void stop() override {
+    asio::dispatch(strand_, [self = shared_from_this()] { self->do_stop(); });
+  }
+  void check_now() override {
+    asio::dispatch(strand_, [self = shared_from_this()] { self->do_check_now(); });
+  }
+  const Status& status() const override { return status_; }
+
+ private:
+  void setup_tls() {
+    tls_ctx_ = std::make_shared<ssl::context>(ssl::context::tls_client);
+    error_code ec;
+    tls_ctx_->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3, ec);
+    if (rule_->tls.verify) {
+      tls_ctx_->set_verify_mode(ssl::verify_peer, ec);
+      if (rule_->tls.ca_file.empty()) {
+        tls_ctx_->set_default_verify_paths(ec);
+        if (ec) tls_setup_error_ = "cannot load the default CA store: " + ec.message();
+      } else {
+        tls_ctx_->load_verify_file(rule_->tls.ca_file, ec);
+        if (ec) tls_setup_error_ = "cannot load ca_file " + rule_->tls.ca_file + ": " + ec.message();
+      }
+    } else {
+      tls_ctx_->set_verify_mode(ssl::verify_none, ec);
+    }
+    if (!tls_setup_error_.empty()) spdlog::error("backend {}: {}", label_, tls_setup_error_);
+  }
+
+  void do_start() {
+    if (running_) return;
+    running_ = true;
+    arm(first_delay_);
+  }
+
+  void do_stop() {
+    running_ = false;
+    ++timer_gen_;
+    timer_.cancel();
+    ++check_gen_;  // a result still on its way is ignored
+    // Only the check whose result is pending is aborted. One that already
+    // reported may still be waiting for the server's EOF: it holds no
+    // reference to us and ends by its own deadline; cutting it short would
+    // turn its FIN into the RST this class works to avoid.
+    if (in_flight_)
+      if (auto a = current_.lock()) a->cancel();
+    in_flight_ = false;
+    current_.reset();
+  }
+
+  void do_check_now() {
+    if (!running_ || in_flight_) return;
+    ++timer_gen_;
+    timer_.cancel();
+    run_check();
+  }
+
+  void arm(std::chrono::milliseconds delay) {
+    const uint64_t gen = ++timer_gen_;
+    timer_.expires_after(delay);
+    timer_.async_wait([self = shared_from_this(), gen](error_code ec) {
+      // operation_aborted (stop, check_now) is the normal way out; a stale
+      // generation means the timer was re-armed after this expiry queued.
+      if (ec || gen != self->timer_gen_ || !self->running_) return;
+      self->run_check();
+    });
+  }
+
+  void run_check() {
+    if (!running_ || in_flight_) return;
+    in_flight_ = true;
+    const uint64_t gen = ++check_gen_;
+    auto done = [self = shared_from_this(), gen](CheckResult r) { self->on_result(gen, std::move(r)); };
+
+    if (!tls_setup_error_.empty()) {
+      // Nothing to connect with; report through the executor like any result.
+      asio::post(strand_, [done, detail = tls_setup_error_] { done(result(Outcome::tls_error, detail)); });
+      return;
+    }
+
+    std::shared_ptr<Attempt> a;
+    if (rule_->type == cfg::CheckType::tcp) {
+      a = std::make_shared<TcpAttempt>(strand_, rule_, target_, std::move(done));
+    } else if (tls_ctx_) {
+      a = std::make_shared<HttpAttempt<true>>(strand_, rule_, target_, std::move(done), tls_ctx_);
+    } else {
+      a = std::make_shared<HttpAttempt<false>>(strand_, rule_, target_, std::move(done), nullptr);
+    }
+    current_ = a;  // the attempt keeps itself alive; we only need to reach it
+    a->start();
+  }
+
+  void on_result(uint64_t gen, CheckResult r) {
+    if (!running_ || gen != check_gen_) return;
+    in_flight_ = false;
+
+    const bool ok = r.outcome == Outcome::ok;
+    ++status_.checks;
+    if (!ok) ++status_.failures;
+    if (r.outcome == Outcome::l7_malformed) ++status_.malformed;
+    status_.last = std::move(r);
+
+    const bool first = schedule_.state() == CheckSchedule::State::unknown;
+    const bool changed = schedule_.on_result(ok);
+    status_.up = schedule_.up();
+    status_.transitions = schedule_.transitions();
+
+    const std::string reason = describe(status_.last);
+    if (schedule_.state_changed()) {
+      // One line per state change, with the evidence, at info/warn level.
+      if (status_.up) {
+        if (first) {
+          spdlog::info("backend {} is UP: {}, first check", label_, reason);
+        } else {
+          const unsigned n = schedule_.consecutive_successes();
+          spdlog::info("backend {} is UP: {} after {} success{}", label_, reason, n, n == 1 ? "" : "es");
+        }
+      } else {
+        if (first) {
+          spdlog::warn("backend {} is DOWN: {}, first check", label_, reason);
+        } else {
+          const unsigned n = schedule_.consecutive_failures();
+          spdlog::warn("backend {} is DOWN: {}, {} failure{}", label_, reason, n, n == 1 ? "" : "s");
+        }
+      }
+    } else if (!ok) {
+      spdlog::debug("backend {} check failed: {} ({} of {} before DOWN, state {})", label_, reason,
+                    schedule_.consecutive_failures(), schedule_.fall(), to_string(schedule_.state()));
+    }
+
+    if (changed && on_change_) on_change_(status_);
+    if (running_) arm(schedule_.next_delay());  // on_change_ may have called stop()
+  }
+
+  Executor strand_;
+  std::shared_ptr<const cfg::Check> rule_;
+  std::string label_;
+  cfg::Endpoint target_;
+  std::chrono::milliseconds first_delay_;
+  OnChange on_change_;
+  CheckSchedule schedule_;
+  Status status_;
+  asio::steady_timer timer_;
+  std::shared_ptr<ssl::context> tls_ctx_;
+  std::string tls_setup_error_;
+  std::weak_ptr<Attempt> current_;
+  bool running_ = false, in_flight_ = false;
+  uint64_t timer_gen_ = 0, check_gen_ = 0;
+};
+
+}  // namespace
+
+std::shared_ptr<Checker> Checker::create(boost::asio::io_context& io, const cfg::Check& rule, std::string label,
+                                         cfg::Endpoint target, std::chrono::milliseconds first_delay,
+                                         OnChange on_change) {
+  return std::make_shared<CheckerImpl>(io, rule, std::move(label), std::move(target), first_delay,
+                                       std::move(on_change));
+}
+
+}  // namespace health

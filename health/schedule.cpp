@@ -1,0 +1,80 @@
+#include "health/schedule.h"
+
+#include <algorithm>
+
+namespace health {
+
+CheckSchedule::CheckSchedule(Duration interval, Duration fast_interval, unsigned rise, unsigned fall)
+    : interval_(std::max(interval, Duration{0})),
+      fast_interval_(fast_interval > Duration{0} ? fast_interval : interval_),
+      rise_(std::max(rise, 1u)),
+      fall_(std::max(fall, 1u)) {}
+
+bool CheckSchedule::transitioning() const {
+  switch (state_) {
+    case State::up: return failures_ > 0;
+    case State::down: return successes_ > 0;
+    case State::unknown: return false;
+  }
+  return false;
+}
+
+bool CheckSchedule::on_result(bool success) {
+  ++checks_;
+  if (success) {
+    ++successes_;
+    failures_ = 0;
+  } else {
+    ++failures_;
+    ++failures_total_;
+    successes_ = 0;
+  }
+
+  const State before = state_;
+  switch (state_) {
+    case State::unknown:
+      // The first result decides at once instead of waiting for rise
+      // successes: at startup (or after a reload) nothing is eligible, so
+      // waiting rise x interval would refuse or queue every client for
+      // seconds although one good answer from Patroni's /primary is as much
+      // evidence as the daemon will ever get about the current leader.
+      // Starting "unknown" (rather than optimistically UP) means a failing
+      // backend is never eligible, not even during the first interval; after
+      // this first decision, rise/fall smoothing applies as usual.
+      state_ = success ? State::up : State::down;
+      break;
+    case State::up:
+      if (failures_ >= fall_) state_ = State::down;
+      break;
+    case State::down:
+      if (successes_ >= rise_) state_ = State::up;
+      break;
+  }
+  state_changed_ = state_ != before;
+  const bool eligibility_changed = (before == State::up) != (state_ == State::up);
+  if (eligibility_changed) ++transitions_;
+  return eligibility_changed;
+}
+
+const char* to_string(CheckSchedule::State s) {
+  switch (s) {
+    case CheckSchedule::State::unknown: return "unknown";
+    case CheckSchedule::State::up: return "UP";
+    case CheckSchedule::State::down: return "DOWN";
+  }
+  return "?";
+}
+
+std::chrono::milliseconds first_delay(std::size_t index, std::size_t count,
+                                      std::chrono::milliseconds interval,
+                                      std::chrono::milliseconds jitter) {
+  if (count == 0) count = 1;
+  index %= count;
+  const auto base = interval.count() > 0 ? interval.count() : 0;
+  // 64-bit product: an interval of hours times thousands of backends fits.
+  const long long spread = static_cast<long long>(index) * base / static_cast<long long>(count);
+  const long long total = spread + jitter.count();
+  return std::chrono::milliseconds{std::max(total, 0LL)};
+}
+
+}  // namespace health

@@ -1,0 +1,79 @@
+// When a backend's check runs and what its results mean: HAProxy's rise/fall
+// smoothing and inter/fastinter timing as a pure state machine. No sockets, no
+// clock reads: the caller feeds results in and asks for the next delay, so
+// every sequence can be tested as a table (tests/unit/health_schedule_test.cpp).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+
+#include "cfg/config.h"
+
+namespace health {
+
+class CheckSchedule {
+ public:
+  using Duration = std::chrono::milliseconds;
+
+  // unknown: no result yet (not eligible). up: eligible. down: not eligible.
+  enum class State { unknown, up, down };
+
+  // rise/fall of 0 are treated as 1 (cfg validates them; this keeps the
+  // machine total). A non-positive fast_interval means "use interval".
+  CheckSchedule(Duration interval, Duration fast_interval, unsigned rise, unsigned fall);
+  explicit CheckSchedule(const cfg::Check& rule)
+      : CheckSchedule(rule.interval, rule.fast_interval, rule.rise, rule.fall) {}
+
+  // Feed one check result. Returns true when eligibility (up()) changed.
+  // Leaving `unknown` for `down` is a state change but not an eligibility
+  // change (the backend was not eligible before either): see state_changed().
+  bool on_result(bool success);
+
+  State state() const { return state_; }
+  bool up() const { return state_ == State::up; }
+  // True when the last on_result() moved state() (including unknown -> down).
+  bool state_changed() const { return state_changed_; }
+  // A counter toward the opposite state is running: UP with failures, or
+  // DOWN with successes. Checks come at fast_interval meanwhile so a change
+  // is confirmed (or dismissed) sooner.
+  bool transitioning() const;
+  // Delay from the end of the last check to the start of the next one.
+  // Before the first result the caller uses first_delay() instead; this
+  // returns interval then.
+  Duration next_delay() const { return transitioning() ? fast_interval_ : interval_; }
+
+  // Consecutive results of each kind (one of them is always 0 after a result).
+  unsigned consecutive_successes() const { return successes_; }
+  unsigned consecutive_failures() const { return failures_; }
+  uint64_t checks() const { return checks_; }
+  uint64_t failures_total() const { return failures_total_; }
+  // Eligibility changes so far (unknown -> down is not one).
+  uint64_t transitions() const { return transitions_; }
+
+  unsigned rise() const { return rise_; }
+  unsigned fall() const { return fall_; }
+  Duration interval() const { return interval_; }
+  Duration fast_interval() const { return fast_interval_; }
+
+ private:
+  Duration interval_, fast_interval_;
+  unsigned rise_, fall_;
+  State state_ = State::unknown;
+  bool state_changed_ = false;
+  unsigned successes_ = 0, failures_ = 0;
+  uint64_t checks_ = 0, failures_total_ = 0, transitions_ = 0;
+};
+
+const char* to_string(CheckSchedule::State s);
+
+// Delay before the first check of backend `index` out of `count` checked with
+// the same interval: index * interval / count, plus `jitter` (the caller draws
+// it; nothing random here), so checks of many backends are spread over the
+// interval instead of firing in lock-step. Negative results are clamped to 0;
+// index is taken modulo count; count 0 is treated as 1.
+std::chrono::milliseconds first_delay(std::size_t index, std::size_t count,
+                                      std::chrono::milliseconds interval,
+                                      std::chrono::milliseconds jitter = std::chrono::milliseconds{0});
+
+}  // namespace health

@@ -1,0 +1,41 @@
+#include "health/status.h"
+
+namespace health {
+
+const char* to_string(Outcome o) {
+  switch (o) {
+    case Outcome::none: return "none";
+    case Outcome::ok: return "ok";
+    case Outcome::l4_refused: return "l4_refused";
+    case Outcome::l4_timeout: return "l4_timeout";
+    case Outcome::l4_error: return "l4_error";
+    case Outcome::tls_error: return "tls_error";
+    case Outcome::l7_status: return "l7_status";
+    case Outcome::l7_malformed: return "l7_malformed";
+  }
+  return "unknown";
+}
+
+}  // namespace health
+
+namespace health {
+
+std::string describe(const CheckResult& r) {
+  auto with = [&](const char* what) {
+    return r.detail.empty() ? std::string(what) : std::string(what) + " (" + r.detail + ")";
+  };
+  switch (r.outcome) {
+    case Outcome::none: return "no check yet";
+    case Outcome::ok:
+      return r.http_status ? "layer 7 OK (HTTP " + std::to_string(r.http_status) + ")" : std::string("layer 4 OK");
+    case Outcome::l4_refused: return "layer 4 connection refused";
+    case Outcome::l4_timeout: return with("layer 4 timeout");
+    case Outcome::l4_error: return with("layer 4 connection problem");
+    case Outcome::tls_error: return with("layer 4 TLS error");
+    case Outcome::l7_status: return "layer 7 wrong status (HTTP " + std::to_string(r.http_status) + ")";
+    case Outcome::l7_malformed: return with("layer 7 invalid response");
+  }
+  return "unknown";
+}
+
+}  // namespace health

@@ -1,0 +1,770 @@
+// health::Checker against in-process stand-in HTTP(S)/TCP endpoints built with
+// plain Asio on loopback. Every wait runs the io_context until a condition or
+// a deadline; nothing sleeps.
+#define BOOST_TEST_MODULE health_checker
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <spdlog/sinks/ringbuffer_sink.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/test/unit_test.hpp>
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "health/checker.h"
+
+namespace asio = boost::asio;
+namespace ssl = asio::ssl;
+using tcp = asio::ip::tcp;
+using error_code = boost::system::error_code;
+using ms = std::chrono::milliseconds;
+using Clock = std::chrono::steady_clock;
+using health::Outcome;
+
+namespace health {
+std::ostream& operator<<(std::ostream& os, Outcome o) { return os << to_string(o); }
+}  // namespace health
+
+namespace {
+
+// Run `io` until `pred()` holds or `limit` passes; returns pred().
+bool run_until(asio::io_context& io, const std::function<bool()>& pred, ms limit = ms{5000}) {
+  const auto end = Clock::now() + limit;
+  while (!pred()) {
+    if (Clock::now() >= end) return false;
+    io.restart();
+    io.run_for(ms{5});
+  }
+  return true;
+}
+
+// Run `io` for `d` whatever happens (to show that nothing changes meanwhile).
+void run_for(asio::io_context& io, ms d) {
+  const auto end = Clock::now() + d;
+  while (Clock::now() < end) {
+    io.restart();
+    io.run_for(ms{5});
+  }
+}
+
+// ---- the stand-in endpoint ------------------------------------------------
+
+enum class Mode {
+  ok,              // 200 with a small JSON body, then FIN
+  unavailable,     // 503 (Patroni on a replica for /primary)
+  garbage,         // bytes that are not HTTP
+  silent,          // reads the request, never answers
+  reset,           // reads the request, then RST
+  close_no_reply,  // reads the request, then FIN without a reply
+  big_body,        // 200 with a body far beyond the checker's body limit
+  keep_open,       // 200 but ignores "Connection: close" (no FIN from us)
+};
+
+// What the server saw on one connection.
+struct Conn {
+  std::string request;
+  bool request_complete = false;
+  bool responded = false;
+  enum class End { open, eof, reset, other } end = End::open;
+  std::size_t bytes_after_response = 0;
+};
+
+const char* end_name(Conn::End e) {
+  switch (e) {
+    case Conn::End::open: return "open";
+    case Conn::End::eof: return "eof";
+    case Conn::End::reset: return "reset";
+    case Conn::End::other: return "other";
+  }
+  return "?";
+}
+
+std::string reply(unsigned status, const char* reason, std::size_t body_len, bool head) {
+  std::string body(body_len, 'x');
+  if (body_len >= 2) body.front() = '{', body.back() = '}';
+  std::string r = "HTTP/1.1 " + std::to_string(status) + " " + reason +
+                  "\r\nServer: BaseHTTP/0.6 Python/3.11.2\r\nContent-Type: application/json\r\n"
+                  "Content-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n";
+  if (!head) r += body;
+  return r;
+}
+
+template <bool Tls>
+class Session : public std::enable_shared_from_this<Session<Tls>> {
+  using Stream = std::conditional_t<Tls, ssl::stream<tcp::socket>, tcp::socket>;
+
+ public:
+  template <class... Args>
+  Session(Mode mode, std::shared_ptr<Conn> conn, tcp::socket sock, Args&... ctx)
+      : mode_(mode), conn_(std::move(conn)), stream_(std::move(sock), ctx...) {}
+
+  void start() {
+    if constexpr (Tls) {
+      stream_.async_handshake(ssl::stream_base::server, [self = this->shared_from_this()](error_code ec) {
+        if (ec) return self->ended(ec);
+        self->read_request();
+      });
+    } else {
+      read_request();
+    }
+  }
+
+ private:
+  tcp::socket& sock() {
+    if constexpr (Tls) {
+      return stream_.next_layer();
+    } else {
+      return stream_;
+    }
+  }
+
+  void read_request() {
+    asio::async_read_until(stream_, asio::dynamic_buffer(in_), "\r\n\r\n",
+                           [self = this->shared_from_this()](error_code ec, std::size_t n) {
+                             if (ec) return self->ended(ec);
+                             self->conn_->request = self->in_.substr(0, n);
+                             self->conn_->request_complete = true;
+                             self->respond();
+                           });
+  }
+
+  void respond() {
+    const bool head = conn_->request.rfind("HEAD ", 0) == 0;
+    switch (mode_) {
+      case Mode::ok: return send(reply(200, "OK", 300, head), true);
+      case Mode::unavailable: return send(reply(503, "Service Unavailable", 300, head), true);
+      case Mode::garbage: return send("SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n\x01\x02\x03 not http\r\n\r\n", true);
+      case Mode::big_body: return send(reply(200, "OK", 256 * 1024, head), true);
+      case Mode::keep_open: return send(reply(200, "OK", 300, head), false);
+      case Mode::silent: return wait_for_client_close();
+      case Mode::close_no_reply: return finish_sending();
+      case Mode::reset: {
+        error_code ec;
+        sock().set_option(asio::socket_base::linger(true, 0), ec);
+        sock().close(ec);
+        conn_->end = Conn::End::other;
+        return;
+      }
+    }
+  }
+
+  void send(std::string data, bool then_close) {
+    out_ = std::move(data);
+    asio::async_write(stream_, asio::buffer(out_), [self = this->shared_from_this(), then_close](error_code ec, std::size_t) {
+      if (ec) return self->ended(ec);
+      self->conn_->responded = true;
+      if (then_close) {
+        self->finish_sending();
+      } else {
+        self->wait_for_client_close();
+      }
+    });
+  }
+
+  // Like Python's socketserver: shutdown(SHUT_WR) after the reply. We then
+  // keep reading to learn how the client closes: EOF (FIN) or ECONNRESET (RST).
+  void finish_sending() {
+    if constexpr (Tls) {
+      stream_.async_shutdown([self = this->shared_from_this()](error_code) {
+        error_code ec;
+        self->sock().shutdown(tcp::socket::shutdown_send, ec);
+        self->wait_for_client_close();
+      });
+    } else {
+      error_code ec;
+      sock().shutdown(tcp::socket::shutdown_send, ec);
+      wait_for_client_close();
+    }
+  }
+
+  void wait_for_client_close() {
+    sock().async_read_some(asio::buffer(scratch_), [self = this->shared_from_this()](error_code ec, std::size_t n) {
+      if (ec) return self->ended(ec);
+      self->conn_->bytes_after_response += n;
+      self->wait_for_client_close();
+    });
+  }
+
+  void ended(const error_code& ec) {
+    if (ec == asio::error::eof) {
+      conn_->end = Conn::End::eof;
+    } else if (ec == asio::error::connection_reset) {
+      conn_->end = Conn::End::reset;
+    } else {
+      conn_->end = Conn::End::other;
+    }
+  }
+
+  Mode mode_;
+  std::shared_ptr<Conn> conn_;
+  Stream stream_;
+  std::string in_, out_;
+  std::array<char, 4096> scratch_{};
+};
+
+class Server {
+ public:
+  explicit Server(asio::io_context& io, ssl::context* tls = nullptr)
+      : acceptor_(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)), tls_(tls) {
+    accept();
+  }
+  ~Server() { close(); }
+  uint16_t port() const { return port_; }
+  void close() {
+    error_code ec;
+    acceptor_.close(ec);
+  }
+  bool all_ended() const {
+    for (const auto& c : conns)
+      if (c->end == Conn::End::open) return false;
+    return true;
+  }
+
+  Mode mode = Mode::ok;
+  std::vector<std::shared_ptr<Conn>> conns;
+
+ private:
+  void accept() {
+    acceptor_.async_accept([this](error_code ec, tcp::socket sock) {
+      if (ec) return;  // closed
+      auto conn = std::make_shared<Conn>();
+      conns.push_back(conn);
+      if (tls_) {
+        std::make_shared<Session<true>>(mode, conn, std::move(sock), *tls_)->start();
+      } else {
+        std::make_shared<Session<false>>(mode, conn, std::move(sock))->start();
+      }
+      accept();
+    });
+  }
+
+  tcp::acceptor acceptor_;
+  uint16_t port_ = acceptor_.local_endpoint().port();
+  ssl::context* tls_;
+};
+
+// A port with nothing listening (bound once to get a free number, then closed).
+uint16_t refused_port(asio::io_context& io) {
+  tcp::acceptor a(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  return a.local_endpoint().port();
+}
+
+// ---- the checker under test -------------------------------------------------
+
+cfg::Check fast_rule() {
+  cfg::Check r;  // OPTIONS /primary, expect 200 (the defaults)
+  r.interval = ms{50};
+  r.fast_interval = ms{30};
+  r.timeout = ms{300};
+  r.rise = 2;
+  r.fall = 3;
+  return r;
+}
+
+struct Probe {
+  Probe(asio::io_context& io, const cfg::Check& rule, std::string host, uint16_t port, ms first = ms{0}) {
+    checker = health::Checker::create(io, rule, "postgres/test", cfg::Endpoint{std::move(host), port}, first,
+                                      [this](const health::Status& s) { changes.push_back(s); });
+  }
+  ~Probe() {
+    if (checker) checker->stop();
+  }
+  const health::Status& st() const { return checker->status(); }
+  std::shared_ptr<health::Checker> checker;
+  std::vector<health::Status> changes;
+};
+
+// Captures what the checker logs.
+struct LogCapture {
+  LogCapture() {
+    sink = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(1024);
+    sink->set_pattern("%l %v");
+    auto logger = std::make_shared<spdlog::logger>("capture", sink);
+    logger->set_level(spdlog::level::debug);
+    previous = spdlog::default_logger();
+    spdlog::set_default_logger(logger);
+  }
+  ~LogCapture() { spdlog::set_default_logger(previous); }
+  std::vector<std::string> lines() { return sink->last_formatted(); }
+  std::size_t count(const std::string& needle) {
+    std::size_t n = 0;
+    for (const auto& l : lines())
+      if (l.find(needle) != std::string::npos) ++n;
+    return n;
+  }
+  std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink;
+  std::shared_ptr<spdlog::logger> previous;
+};
+
+// ---- TLS material generated at test time ------------------------------------
+
+struct SelfSigned {
+  SelfSigned() {
+    key = EVP_EC_gen("P-256");
+    BOOST_REQUIRE(key);
+    cert = X509_new();
+    X509_set_version(cert, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
+    X509_gmtime_adj(X509_getm_notBefore(cert), -3600);
+    X509_gmtime_adj(X509_getm_notAfter(cert), 24 * 3600);
+    X509_set_pubkey(cert, key);
+    X509_NAME* name = X509_get_subject_name(cert);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("localhost"), -1, -1, 0);
+    X509_set_issuer_name(cert, name);
+    X509V3_CTX v3;
+    X509V3_set_ctx_nodb(&v3);
+    X509V3_set_ctx(&v3, cert, cert, nullptr, nullptr, 0);
+    for (auto [nid, value] : {std::pair{NID_subject_alt_name, "DNS:localhost,IP:127.0.0.1"},
+                              std::pair{NID_basic_constraints, "critical,CA:TRUE"}}) {
+      X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &v3, nid, value);
+      BOOST_REQUIRE(ext);
+      X509_add_ext(cert, ext, -1);
+      X509_EXTENSION_free(ext);
+    }
+    BOOST_REQUIRE(X509_sign(cert, key, EVP_sha256()) > 0);
+
+    char tmpl[] = "/tmp/health_checker_test_ca_XXXXXX";
+    const int fd = mkstemp(tmpl);
+    BOOST_REQUIRE(fd >= 0);
+    ::close(fd);
+    ca_file = tmpl;
+    BIO* bio = BIO_new_file(ca_file.c_str(), "w");
+    BOOST_REQUIRE(bio);
+    PEM_write_bio_X509(bio, cert);
+    BIO_free(bio);
+
+    server_ctx.set_options(ssl::context::default_workarounds);
+    BOOST_REQUIRE(SSL_CTX_use_certificate(server_ctx.native_handle(), cert) == 1);
+    BOOST_REQUIRE(SSL_CTX_use_PrivateKey(server_ctx.native_handle(), key) == 1);
+  }
+  ~SelfSigned() {
+    std::remove(ca_file.c_str());
+    X509_free(cert);
+    EVP_PKEY_free(key);
+  }
+  EVP_PKEY* key = nullptr;
+  X509* cert = nullptr;
+  std::string ca_file;
+  ssl::context server_ctx{ssl::context::tls_server};
+};
+
+std::size_t checks(const Probe& p) { return p.st().checks; }
+
+void expect_clean_closes(asio::io_context& io, Server& srv) {
+  BOOST_REQUIRE(run_until(io, [&] { return srv.all_ended(); }, ms{3000}));
+  for (std::size_t i = 0; i < srv.conns.size(); ++i) {
+    const auto& c = *srv.conns[i];
+    BOOST_TEST_CONTEXT("connection #" << i) {
+      BOOST_TEST(c.request_complete);
+      // Patroni logs no traceback: the client's close is a FIN (read -> EOF),
+      // never an RST (read -> ECONNRESET), and it came after our reply.
+      BOOST_TEST(std::string(end_name(c.end)) == "eof");
+      BOOST_TEST(c.bytes_after_response == 0u);
+    }
+  }
+}
+
+}  // namespace
+
+// ---- tests ------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(outcome_names_and_descriptions) {
+  BOOST_TEST(std::string(health::to_string(Outcome::l7_status)) == "l7_status");
+  BOOST_TEST(std::string(health::to_string(Outcome::l4_refused)) == "l4_refused");
+  health::CheckResult r;
+  r.outcome = Outcome::l7_status;
+  r.http_status = 503;
+  BOOST_TEST(health::describe(r) == "layer 7 wrong status (HTTP 503)");
+  r.outcome = Outcome::ok;
+  r.http_status = 200;
+  BOOST_TEST(health::describe(r) == "layer 7 OK (HTTP 200)");
+  r.http_status = 0;
+  BOOST_TEST(health::describe(r) == "layer 4 OK");
+  r.outcome = Outcome::l4_refused;
+  BOOST_TEST(health::describe(r) == "layer 4 connection refused");
+  r.outcome = Outcome::l4_timeout;
+  r.detail = "no reply within 300ms";
+  BOOST_TEST(health::describe(r) == "layer 4 timeout (no reply within 300ms)");
+}
+
+BOOST_AUTO_TEST_CASE(ok_is_up_after_first_check_and_stays) {
+  asio::io_context io;
+  Server srv(io);
+  Probe p(io, fast_rule(), "127.0.0.1", srv.port());
+  p.checker->start();
+  BOOST_REQUIRE(run_until(io, [&] { return checks(p) >= 1; }));
+  BOOST_TEST(p.st().up);
+  BOOST_TEST(p.st().last.outcome == Outcome::ok);
+  BOOST_TEST(p.st().last.http_status == 200u);
+  BOOST_TEST(p.st().last.latency.count() > 0);
+  BOOST_REQUIRE_EQUAL(p.changes.size(), 1u);
+  BOOST_TEST(p.changes[0].up);
+  BOOST_REQUIRE(run_until(io, [&] { return checks(p) >= 6; }));
+  BOOST_TEST(p.st().up);
+  BOOST_TEST(p.changes.size() == 1u);
+  BOOST_TEST(p.st().failures == 0u);
+  p.checker->stop();
+  expect_clean_closes(io, srv);
+}
+
+BOOST_AUTO_TEST_CASE(request_line_and_headers_as_configured) {
+  asio::io_context io;
+  Server srv(io);
+  Probe p(io, fast_rule(), "127.0.0.1", srv.port());
+  p.checker->start();
+  BOOST_REQUIRE(run_until(io, [&] { return checks(p) >= 1; }));
+  BOOST_REQUIRE(!srv.conns.empty());
+  const std::string req = srv.conns[0]->request;
+  BOOST_TEST_MESSAGE("request:\n" << req);
+  BOOST_TEST(req.rfind("OPTIONS /primary HTTP/1.1\r\n", 0) == 0u);
+  BOOST_TEST(req.find("\r\nHost: 127.0.0.1:" + std::to_string(srv.port()) + "\r\n") != std::string::npos);
+  BOOST_TEST(req.find("\r\nUser-Agent: vipproxy-check\r\n") != std::string::npos);
+  BOOST_TEST(req.find("\r\nConnection: close\r\n") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(unavailable_goes_down_after_fall_then_up_after_rise) {
+  LogCapture logs;
+  asio::io_context io;
+  Server srv(io);
+  Probe p(io, fast_rule(), "127.0.0.1", srv.port());
+  p.checker->start();
+  BOOST_REQUIRE(run_until(io, [&] { return checks(p) >= 2; }));
+  BOOST_REQUIRE(p.st().up);
+
+  srv.mode = Mode::unavailable;
+  BOOST_REQUIRE(run_until(io, [&] { return !p.st().up; }));
+  BOOST_TEST(p.st().last.outcome == Outcome::l7_status);
+  BOOST_TEST(p.st().last.http_status == 503u);
+  BOOST_TEST(p.st().last.detail == "HTTP 503");
+  BOOST_TEST(p.st().failures == 3u);  // exactly `fall` failed checks
+  BOOST_REQUIRE_EQUAL(p.changes.size(), 2u);
+  BOOST_TEST(!p.changes[1].up);
+  BOOST_TEST(p.changes[1].last.http_status == 503u);
+
+  // Staying down produces no more changes.
+  BOOST_REQUIRE(run_until(io, [&] { return p.st().failures >= 6; }));
+  BOOST_TEST(p.changes.size() == 2u);
+
+  srv.mode = Mode::ok;
+  const auto checks_before = checks(p);
+  BOOST_REQUIRE(run_until(io, [&] { return p.st().up; }));
+  BOOST_TEST(checks(p) - checks_before >= 2u);  // rise = 2
+  BOOST_REQUIRE_EQUAL(p.changes.size(), 3u);
+  BOOST_TEST(p.changes[2].up);
+  BOOST_TEST(p.st().transitions == 3u);
+
+  // Each eligibility change is logged once, naming the layer and the count.
+  BOOST_TEST(logs.count("is DOWN") == 1u);
+  BOOST_TEST(logs.count("is UP") == 2u);
+  BOOST_TEST(logs.count("backend postgres/test is DOWN: layer 7 wrong status (HTTP 503), 3 failures") == 1u);
+  BOOST_TEST(logs.count("backend postgres/test is UP: layer 7 OK (HTTP 200) after 2 successes") == 1u);
+  BOOST_TEST(logs.count("backend postgres/test is UP: layer 7 OK (HTTP 200), first check") == 1u);
+  for (const auto& l : logs.lines())
+    if (l.find("check failed") != std::string::npos) BOOST_TEST(l.rfind("debug ", 0) == 0u);
+  p.checker->stop();
+  expect_clean_closes(io, srv);
+}
+
+BOOST_AUTO_TEST_CASE(refused_port_is_layer4_refused) {
+  LogCapture logs;
+  asio::io_context io;
+  Probe p(io, fast_rule(), "127.0.0.1", refused_port(io));
+  p.checker->start();
+  BOOST_REQUIRE(run_until(io, [&] { return checks(p) >= 3; }));
+  BOOST_TEST(!p.st().up);
+  BOOST_TEST(p.st().last.outcome == Outcome::l4_refused);
+  BOOST_TEST(health::is_layer4(p.st().last.outcome));
+  BOOST_TEST(p.changes.empty());  // never eligible, so no eligibility change
+  BOOST_TEST(logs.count("backend postgres/test is DOWN: layer 4 connection refused, first check") == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(silent_server_is_layer4_timeout_within_timeout) {
+  asio::io_context io;
+  Server srv(io);
+  srv.mode = Mode::silent;
+  auto rule = fast_rule();
+  rule.timeout = ms{200};
+  Probe p(io, rule, "127.0.0.1", srv.port());
+  const auto t0 = Clock::now();
+  p.checker->start();
+  BOOST_REQUIRE(run_until(io, [&] { return checks(p) >= 1; }));
+  const auto elapsed = std::chrono::duration_cast<ms>(Clock::now() - t0);
+  BOOST_TEST(p.st().last.outcome == Outcome::l4_timeout);
+  BOOST_TEST(elapsed.count() >= 190);
+  BOOST_TEST(elapsed.count() < 200 + 400);
+  BOOST_TEST(p.st().last.latency.count() >= 190000);
+  BOOST_TEST(!p.st().up);
+  BOOST_TEST(srv.conns.at(0)->request_complete);
+}
+
+BOOST_AUTO_TEST_CASE(garbage_is_layer7_malformed_and_counted) {
+  asio::io_context io;
+  Server srv(io);
+  srv.mode = Mode::garbage;
+  Probe p(io, fast_rule(), "127.0.0.1", srv.port());
+  p.checker->start();
+  BOOST_REQUIRE(run_until(io, [&] { return checks(p) >= 3; }));
+  BOOST_TEST(p.st().last.outcome == Outcome::l7_malformed);
+  BOOST_TEST(!health::is_layer4(p.st().last.outcome));
+  BOOST_TEST(p.st().malformed == p.st().checks);
+  BOOST_TEST(!p.st().up);
+  p.checker->stop();
+  // Even towards a server speaking nonsense, the close is a FIN.
+  expect_clean_closes(io, srv);
+}
+
+BOOST_AUTO_TEST_CASE(reset_and_close_without_reply_are_layer4_errors) {
+  for (Mode m : {Mode::reset, Mode::close_no_reply}) {
+    BOOST_TEST_CONTEXT("mode " << static_cast<int>(m)) {
+      asio::io_context io;
+      Server srv(io);
+      srv.mode = m;
+      Probe p(io, fast_rule(), "127.0.0.1", srv.port());
+      p.checker->start();
+      BOOST_REQUIRE(run_until(io, [&] { return checks(p) >= 1; }));
+      BOOST_TEST(p.st().last.outcome == Outcome::l4_error);
+      BOOST_TEST_MESSAGE("detail: " << p.st().last.detail);
+      BOOST_TEST(!p.st().up);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(head_reply_has_no_body_to_wait_for) {
+  asio::io_context io;
+  Server srv(io);
+  auto rule = fast_rule();
+  rule.method = "HEAD";
+  rule.path = "/health";
+  Probe p(io, rule, "127.0.0.1", srv.port());
+  p.checker->start();
+  BOOST_REQUIRE(run_until(io, [&] { return checks(p) >= 2; }));
+  BOOST_TEST(p.st().last.outcome == Outcome::ok);
+  BOOST_TEST(p.st().up);
+  // The server announced Content-Length: 300 without a body; a client that
+  // waited for it would time out.
+  BOOST_TEST(p.st().last.latency < std::chrono::microseconds(std::chrono::milliseconds(150)));
+  BOOST_TEST(srv.conns.at(0)->request.rfind("HEAD /health HTTP/1.1\r\n", 0) == 0u);
+  p.checker->stop();
+  expect_clean_closes(io, srv);
+}
+
+BOOST_AUTO_TEST_CASE(big_body_is_judged_by_status_and_drained) {
+  asio::io_context io;
+  Server srv(io);
+  srv.mode = Mode::big_body;
+  auto rule = fast_rule();
+  rule.method = "GET";
+  Probe p(io, rule, "127.0.0.1", srv.port());
+  p.checker->start();
+  BOOST_REQUIRE(run_until(io, [&] { return checks(p) >= 2; }));
+  BOOST_TEST(p.st().last.outcome == Outcome::ok);
+  BOOST_TEST(p.st().last.http_status == 200u);
+  BOOST_TEST(p.st().up);
+  p.checker->stop();
+  // 256 KiB were read to the end before closing: FIN, not RST.
+  expect_clean_closes(io, srv);
+}
+
+BOOST_AUTO_TEST_CASE(server_ignoring_connection_close_still_gets_fin) {
+  asio::io_context io;
+  Server srv(io);
+  srv.mode = Mode::keep_open;
+  auto rule = fast_rule();
+  rule.interval = ms{500};
+  rule.timeout = ms{200};
+  Probe p(io, rule, "127.0.0.1", srv.port());
+  p.checker->start();
+  BOOST_REQUIRE(run_until(io, [&] { return checks(p) >= 1; }));
+  BOOST_TEST(p.st().last.outcome == Outcome::ok);
+  // The result does not wait for the server's close.
+  BOOST_TEST(p.st().last.latency < std::chrono::microseconds(std::chrono::milliseconds(150)));
+  // The client gives up waiting for the server's EOF at the check deadline
+  // and closes with nothing unread.
+  BOOST_REQUIRE(run_until(io, [&] { return srv.all_ended(); }, ms{2000}));
+  BOOST_TEST(std::string(end_name(srv.conns.at(0)->end)) == "eof");
+}
+
+BOOST_AUTO_TEST_CASE(tcp_check) {
+  asio::io_context io;
+  Server srv(io);
+  auto rule = fast_rule();
+  rule.type = cfg::CheckType::tcp;
+  Probe p(io, rule, "127.0.0.1", srv.port());
+  p.checker->start();
+  BOOST_REQUIRE(run_until(io, [&] { return checks(p) >= 2; }));
+  BOOST_TEST(p.st().up);
+  BOOST_TEST(p.st().last.outcome == Outcome::ok);
+  BOOST_TEST(p.st().last.http_status == 0u);
+  BOOST_TEST(health::describe(p.st().last) == "layer 4 OK");
+  BOOST_REQUIRE(run_until(io, [&] { return srv.all_ended(); }, ms{2000}));
+  BOOST_TEST(std::string(end_name(srv.conns.at(0)->end)) == "eof");
+
+  Probe q(io, rule, "127.0.0.1", refused_port(io));
+  q.checker->start();
+  BOOST_REQUIRE(run_until(io, [&] { return checks(q) >= 1; }));
+  BOOST_TEST(q.st().last.outcome == Outcome::l4_refused);
+}
+
+BOOST_AUTO_TEST_CASE(dns_name_is_resolved) {
+  asio::io_context io;
+  Server srv(io);
+  Probe p(io, fast_rule(), "localhost", srv.port());
+  p.checker->start();
+  BOOST_REQUIRE(run_until(io, [&] { return checks(p) >= 1; }));
+  BOOST_TEST(p.st().last.outcome == Outcome::ok);
+  BOOST_TEST(p.st().up);
+  BOOST_TEST(srv.conns.at(0)->request.find("\r\nHost: localhost:" + std::to_string(srv.port()) + "\r\n") !=
+             std::string::npos);
+
+  Probe q(io, fast_rule(), "no-such-host.invalid", srv.port());
+  q.checker->start();
+  BOOST_REQUIRE(run_until(io, [&] { return checks(q) >= 1; }));
+  BOOST_TEST(health::is_layer4(q.st().last.outcome));
+  BOOST_TEST_MESSAGE("unresolvable: " << q.st().last.detail);
+}
+
+BOOST_AUTO_TEST_CASE(first_delay_and_check_now) {
+  asio::io_context io;
+  Server srv(io);
+  auto rule = fast_rule();
+  rule.interval = ms{10000};
+  rule.fast_interval = ms{10000};
+  Probe p(io, rule, "127.0.0.1", srv.port(), ms{150});
+  const auto t0 = Clock::now();
+  p.checker->start();
+  BOOST_REQUIRE(run_until(io, [&] { return checks(p) >= 1; }));
+  BOOST_TEST(std::chrono::duration_cast<ms>(Clock::now() - t0).count() >= 140);
+  // Nothing more for a while: the interval is 10 s.
+  run_for(io, ms{200});
+  BOOST_TEST(checks(p) == 1u);
+  // check_now runs one at once and re-arms the timer afterwards.
+  p.checker->check_now();
+  BOOST_REQUIRE(run_until(io, [&] { return checks(p) >= 2; }, ms{1000}));
+  run_for(io, ms{200});
+  BOOST_TEST(checks(p) == 2u);
+  // check_now while a check is in flight does not start a second one.
+  srv.mode = Mode::silent;
+  p.checker->check_now();
+  p.checker->check_now();
+  BOOST_REQUIRE(run_until(io, [&] { return srv.conns.size() >= 3; }, ms{1000}));
+  p.checker->check_now();
+  run_for(io, ms{100});
+  BOOST_TEST(srv.conns.size() == 3u);
+}
+
+BOOST_AUTO_TEST_CASE(stop_cancels_in_flight_check_and_releases_everything) {
+  asio::io_context io;
+  std::weak_ptr<health::Checker> weak;
+  auto srv = std::make_unique<Server>(io);
+  srv->mode = Mode::silent;
+  {
+    auto rule = fast_rule();
+    rule.timeout = ms{5000};
+    Probe p(io, rule, "127.0.0.1", srv->port());
+    weak = p.checker;
+    p.checker->start();
+    BOOST_REQUIRE(run_until(io, [&] { return !srv->conns.empty() && srv->conns[0]->request_complete; }));
+    p.checker->stop();
+    run_for(io, ms{100});
+    BOOST_TEST(checks(p) == 0u);  // the cancelled check reports nothing
+    BOOST_TEST(p.changes.empty());
+  }
+  // The server saw the connection closed cleanly, and nothing is left
+  // pending: the io_context runs out of work and the checker is gone.
+  BOOST_REQUIRE(run_until(io, [&] { return srv->all_ended(); }, ms{1000}));
+  BOOST_TEST(std::string(end_name(srv->conns[0]->end)) == "eof");
+  srv->close();
+  io.restart();
+  io.run_for(ms{2000});
+  BOOST_TEST(io.stopped());
+  BOOST_TEST(weak.expired());
+}
+
+BOOST_AUTO_TEST_CASE(tls_without_verification) {
+  SelfSigned pki;
+  asio::io_context io;
+  Server srv(io, &pki.server_ctx);
+  auto rule = fast_rule();
+  rule.tls.enabled = true;
+  rule.tls.verify = false;
+  Probe p(io, rule, "127.0.0.1", srv.port());
+  p.checker->start();
+  BOOST_REQUIRE(run_until(io, [&] { return checks(p) >= 2; }));
+  BOOST_TEST(p.st().last.outcome == Outcome::ok);
+  BOOST_TEST_MESSAGE("detail: " << p.st().last.detail);
+  BOOST_TEST(p.st().up);
+  p.checker->stop();
+  expect_clean_closes(io, srv);
+}
+
+BOOST_AUTO_TEST_CASE(tls_with_verification) {
+  SelfSigned pki;
+  asio::io_context io;
+  Server srv(io, &pki.server_ctx);
+  auto rule = fast_rule();
+  rule.tls.enabled = true;
+  rule.tls.verify = true;
+
+  // Default store: our self-signed certificate is not trusted.
+  Probe untrusted(io, rule, "127.0.0.1", srv.port());
+  untrusted.checker->start();
+  BOOST_REQUIRE(run_until(io, [&] { return checks(untrusted) >= 1; }));
+  BOOST_TEST(untrusted.st().last.outcome == Outcome::tls_error);
+  BOOST_TEST_MESSAGE("untrusted: " << untrusted.st().last.detail);
+  untrusted.checker->stop();
+
+  // Trusted via ca_file, verified by name (SNI localhost) and by address.
+  rule.tls.ca_file = pki.ca_file;
+  rule.tls.server_name = "localhost";
+  Probe by_name(io, rule, "127.0.0.1", srv.port());
+  by_name.checker->start();
+  rule.tls.server_name.clear();
+  Probe by_ip(io, rule, "127.0.0.1", srv.port());
+  by_ip.checker->start();
+  BOOST_REQUIRE(run_until(io, [&] { return checks(by_name) >= 1 && checks(by_ip) >= 1; }));
+  BOOST_TEST(by_name.st().last.outcome == Outcome::ok);
+  BOOST_TEST(by_ip.st().last.outcome == Outcome::ok);
+  BOOST_TEST_MESSAGE("by name: " << by_name.st().last.detail << "; by ip: " << by_ip.st().last.detail);
+
+  // Trusted CA but the wrong name.
+  rule.tls.server_name = "catalog99.example";
+  Probe wrong_name(io, rule, "127.0.0.1", srv.port());
+  wrong_name.checker->start();
+  BOOST_REQUIRE(run_until(io, [&] { return checks(wrong_name) >= 1; }));
+  BOOST_TEST(wrong_name.st().last.outcome == Outcome::tls_error);
+  BOOST_TEST(wrong_name.st().last.detail.find("does not match catalog99.example") != std::string::npos);
+  BOOST_TEST_MESSAGE("wrong name: " << wrong_name.st().last.detail);
+
+  // A missing ca_file is a TLS error on every check, not a crash.
+  rule.tls.ca_file = "/nonexistent/ca.pem";
+  Probe no_ca(io, rule, "127.0.0.1", srv.port());
+  no_ca.checker->start();
+  BOOST_REQUIRE(run_until(io, [&] { return checks(no_ca) >= 2; }));
+  BOOST_TEST(no_ca.st().last.outcome == Outcome::tls_error);
+}
+
+BOOST_AUTO_TEST_CASE(plain_http_against_tls_server_fails_cleanly) {
+  SelfSigned pki;
+  asio::io_context io;
+  Server srv(io, &pki.server_ctx);
+  Probe p(io, fast_rule(), "127.0.0.1", srv.port());
+  p.checker->start();
+  BOOST_REQUIRE(run_until(io, [&] { return checks(p) >= 2; }));
+  BOOST_TEST(p.st().last.outcome != Outcome::ok);
+  BOOST_TEST(!p.st().up);
+  BOOST_TEST_MESSAGE("plain to TLS: " << health::to_string(p.st().last.outcome) << " " << p.st().last.detail);
+}
