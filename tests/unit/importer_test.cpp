@@ -1,0 +1,673 @@
+// importer: haproxy.cfg + keepalived.conf -> vipproxy YAML. The parsers are
+// tested on their own (durations, comments, default-server, check forms,
+// nested blocks, errors with their line); the conversions are tested end to
+// end: the output must pass the real loader (cfg::load_string) and, for the
+// guide's files, mean the same as the hand-written catalog01/02.yaml.
+#define BOOST_TEST_MODULE importer
+#include <boost/test/unit_test.hpp>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <string_view>
+
+#include "cfg/load.h"
+#include "importer/cli.h"
+#include "importer/emit.h"
+#include "importer/haproxy.h"
+#include "importer/keepalived.h"
+
+using namespace std::chrono_literals;
+namespace hp = importer::haproxy;
+namespace ka = importer::keepalived;
+
+namespace {
+
+const std::string kRoot = VIPPROXY_SOURCE_DIR;
+const std::string kGuide = kRoot + "/tests/fixtures/guide/";
+const std::string kImport = kRoot + "/tests/fixtures/import/";
+
+std::string slurp(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  BOOST_REQUIRE_MESSAGE(f, "cannot open " + path);
+  std::ostringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+bool has(std::string_view s, std::string_view sub) { return s.find(sub) != std::string_view::npos; }
+
+// The error of `fn` ("" if none) as ParseError: file, line and message.
+template <class F>
+importer::ParseError parse_error(F fn) {
+  try {
+    fn();
+  } catch (const importer::ParseError& e) {
+    return e;
+  }
+  BOOST_FAIL("expected a ParseError");
+  return importer::ParseError("", 0, "");
+}
+
+struct Imported {
+  importer::Result result;
+  cfg::Config loaded;
+  std::string notes;  // all notes, one per line
+};
+
+// Parses the given files (empty path: not given), converts, and loads the YAML
+// with the real loader; fails the test if it does not load.
+Imported import_files(const std::string& hap_path, const std::string& ka_path, const std::string& node = "") {
+  std::optional<hp::Config> h;
+  std::optional<ka::Config> k;
+  importer::Options o;
+  o.node = node;
+  o.haproxy_file = "haproxy.cfg";
+  o.keepalived_file = "keepalived.conf";
+  if (!hap_path.empty()) h = hp::parse(slurp(hap_path), o.haproxy_file);
+  if (!ka_path.empty()) k = ka::parse(slurp(ka_path), o.keepalived_file);
+  Imported r;
+  r.result = importer::convert(h ? &*h : nullptr, k ? &*k : nullptr, o);
+  for (const auto& n : r.result.notes) r.notes += n.to_string() + "\n";
+  BOOST_TEST_INFO("yaml:\n" << r.result.yaml << "notes:\n" << r.notes);
+  BOOST_TEST(r.result.load_error.empty(), r.result.load_error);
+  try {
+    r.loaded = cfg::load_string(r.result.yaml, "imported.yaml");
+  } catch (const cfg::Error& e) {
+    BOOST_FAIL("the imported configuration does not load: " << e.what() << "\n" << r.result.yaml);
+  }
+  return r;
+}
+
+// The fields a migration must preserve, compared between what the importer
+// wrote and what a user writes by hand from the guide.
+void expect_same_meaning(const cfg::Config& got, const cfg::Config& want) {
+  BOOST_TEST(got.node == want.node);
+  BOOST_REQUIRE_EQUAL(got.proxies.size(), want.proxies.size());
+  for (std::size_t i = 0; i < got.proxies.size(); ++i) {
+    const auto &g = got.proxies[i], &w = want.proxies[i];
+    BOOST_TEST(g.name == w.name);
+    BOOST_TEST(g.listen.to_string() == w.listen.to_string());
+    BOOST_TEST((g.check.type == w.check.type));
+    BOOST_TEST((g.check.port == w.check.port));
+    BOOST_TEST(g.check.method == w.check.method);
+    BOOST_TEST(g.check.path == w.check.path);
+    BOOST_TEST(g.check.expect_status == w.check.expect_status);
+    BOOST_TEST(g.check.interval.count() == w.check.interval.count());
+    BOOST_TEST(g.check.timeout.count() == w.check.timeout.count());
+    BOOST_TEST(g.check.rise == w.check.rise);
+    BOOST_TEST(g.check.fall == w.check.fall);
+    BOOST_TEST(g.check.tls.enabled == w.check.tls.enabled);
+    BOOST_TEST((g.balance == w.balance));
+    BOOST_TEST(g.connect_timeout.count() == w.connect_timeout.count());
+    BOOST_TEST(g.idle_timeout.count() == w.idle_timeout.count());
+    BOOST_TEST(g.shutdown_sessions_on_down == w.shutdown_sessions_on_down);
+    BOOST_REQUIRE_EQUAL(g.backends.size(), w.backends.size());
+    for (std::size_t j = 0; j < g.backends.size(); ++j) {
+      BOOST_TEST(g.backends[j].name == w.backends[j].name);
+      BOOST_TEST(g.backends[j].address.to_string() == w.backends[j].address.to_string());
+      BOOST_TEST((g.backends[j].check_port == w.backends[j].check_port));
+    }
+  }
+  BOOST_REQUIRE_EQUAL(got.vrrp.size(), want.vrrp.size());
+  for (std::size_t i = 0; i < got.vrrp.size(); ++i) {
+    const auto &g = got.vrrp[i], &w = want.vrrp[i];
+    BOOST_TEST(g.name == w.name);
+    BOOST_TEST(g.interface == w.interface);
+    BOOST_TEST((g.state == w.state));
+    BOOST_TEST(g.virtual_router_id == w.virtual_router_id);
+    BOOST_TEST(g.priority == w.priority);
+    BOOST_TEST(g.version == w.version);
+    BOOST_TEST(g.advert_int.count() == w.advert_int.count());
+    BOOST_TEST(g.preempt == w.preempt);
+    BOOST_TEST((g.auth_type == w.auth_type));
+    BOOST_TEST(g.auth_password == w.auth_password);
+    BOOST_REQUIRE_EQUAL(g.virtual_ipaddresses.size(), w.virtual_ipaddresses.size());
+    for (std::size_t j = 0; j < g.virtual_ipaddresses.size(); ++j) {
+      BOOST_TEST(g.virtual_ipaddresses[j].address == w.virtual_ipaddresses[j].address);
+      // The guide's keepalived.conf has no prefix (keepalived: /32); the
+      // hand-written example uses /24. The difference is reported, not hidden.
+      BOOST_TEST(g.virtual_ipaddresses[j].prefix_len == 32u);
+      BOOST_TEST(w.virtual_ipaddresses[j].prefix_len == 24u);
+    }
+    BOOST_REQUIRE_EQUAL(g.track.proxies.size(), w.track.proxies.size());
+    for (std::size_t j = 0; j < g.track.proxies.size(); ++j) {
+      BOOST_TEST(g.track.proxies[j].name == w.track.proxies[j].name);
+      BOOST_TEST(g.track.proxies[j].weight == w.track.proxies[j].weight);
+    }
+    BOOST_TEST(g.track.scripts.size() == w.track.scripts.size());
+  }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- haproxy parser
+
+BOOST_AUTO_TEST_CASE(importer_haproxy_durations) {
+  importer::Duration d{};
+  auto dur = [&](std::string_view s) {
+    BOOST_TEST_INFO(s);
+    BOOST_TEST(hp::parse_duration(s, d));
+    return d.count();
+  };
+  BOOST_TEST(dur("2000") == 2000);  // a bare number is milliseconds in HAProxy
+  BOOST_TEST(dur("500ms") == 500);
+  BOOST_TEST(dur("2s") == 2000);
+  BOOST_TEST(dur("30m") == 1'800'000);
+  BOOST_TEST(dur("1h") == 3'600'000);
+  BOOST_TEST(dur("1d") == 86'400'000);
+  BOOST_TEST(dur("1500us") == 2);  // rounded up to HAProxy's millisecond tick
+  BOOST_TEST(dur("0") == 0);
+  for (std::string_view bad : {"", "s", "2x", "-1", "1.5s", "2 s", "99999999999999999999"}) {
+    BOOST_TEST_INFO(bad);
+    BOOST_TEST(!hp::parse_duration(bad, d));
+  }
+}
+
+BOOST_AUTO_TEST_CASE(importer_haproxy_comments_and_httpchk_old_form) {
+  auto c = hp::parse(
+      "# a comment line\n"
+      "backend b   # trailing comment\n"
+      "  option httpchk OPTIONS /primary # patroni endpoint, GET generates tracebacks\n"
+      "  http-check expect status 200 # only master returns 200\n"
+      "  server s1 10.0.0.1:5432 check # comment # twice\n"
+      "  server s2 10.0.0.2:5432 check\\#x\n",
+      "h.cfg");
+  BOOST_REQUIRE_EQUAL(c.sections.size(), 1u);
+  const auto& s = c.sections[0];
+  BOOST_TEST(s.name == "b");
+  BOOST_TEST(s.check_option->value == "httpchk");
+  BOOST_TEST(s.http_method->value == "OPTIONS");
+  BOOST_TEST(s.http_uri->value == "/primary");
+  BOOST_TEST(!s.http_version);  // the comment is not an HTTP version
+  BOOST_TEST(s.expect_status->value == 200u);
+  BOOST_TEST(s.expect_status->line == 4);
+  BOOST_REQUIRE_EQUAL(s.servers.size(), 2u);
+  BOOST_TEST(s.servers[0].options.unhandled.empty());
+  BOOST_REQUIRE_EQUAL(s.servers[1].options.unhandled.size(), 1u);  // "check#x" is one (unknown) word
+  BOOST_TEST(s.servers[1].options.unhandled[0].text == "check#x");
+}
+
+BOOST_AUTO_TEST_CASE(importer_haproxy_httpchk_forms) {
+  auto c = hp::parse(
+      "backend a\n  option httpchk\n"
+      "backend b\n  option httpchk /replica\n"
+      "backend c\n  option httpchk\n  http-check send meth HEAD uri /primary ver HTTP/1.1 hdr Host x\n"
+      "  http-check expect status 503\n"
+      "backend d\n  option httpchk GET /sync HTTP/1.0\\r\\nHost:\\ x\n  http-check expect rstatus ^2\n"
+      "backend e\n  option tcp-check\n",
+      "h.cfg");
+  const auto& a = *c.find(hp::SectionKind::backend, "a");
+  BOOST_TEST(!a.http_method);
+  BOOST_TEST(!a.http_uri);
+  const auto& b = *c.find(hp::SectionKind::backend, "b");
+  BOOST_TEST(!b.http_method);
+  BOOST_TEST(b.http_uri->value == "/replica");
+  const auto& cc = *c.find(hp::SectionKind::backend, "c");
+  BOOST_TEST(cc.http_method->value == "HEAD");
+  BOOST_TEST(cc.http_uri->value == "/primary");
+  BOOST_TEST(cc.http_version->value == "HTTP/1.1");
+  BOOST_TEST(cc.expect_status->value == 503u);
+  BOOST_REQUIRE_EQUAL(cc.unhandled.size(), 1u);
+  BOOST_TEST(has(cc.unhandled[0].text, "hdr Host x"));
+  const auto& d = *c.find(hp::SectionKind::backend, "d");
+  BOOST_TEST(d.http_method->value == "GET");
+  BOOST_TEST(d.http_uri->value == "/sync");
+  BOOST_TEST(!d.expect_status);
+  BOOST_REQUIRE_EQUAL(d.unhandled.size(), 1u);
+  BOOST_TEST(d.unhandled[0].text == "http-check expect rstatus ^2");
+  BOOST_TEST(c.find(hp::SectionKind::backend, "e")->check_option->value == "tcp-check");
+}
+
+BOOST_AUTO_TEST_CASE(importer_haproxy_default_server_applies_to_following_servers) {
+  auto c = hp::parse(
+      "defaults\n"
+      "  timeout connect 4s\n"
+      "  default-server fall 5\n"
+      "listen l\n"
+      "  bind :5000\n"
+      "  server a 10.0.0.1:5432 check\n"
+      "  default-server inter 3s rise 4 on-marked-down shutdown-sessions\n"
+      "  server b 10.0.0.2:5432 check port 8008 rise 1\n"
+      "  timeout connect 1s\n",
+      "h.cfg");
+  const auto& l = *c.find(hp::SectionKind::listen, "l");
+  BOOST_REQUIRE_EQUAL(l.servers.size(), 2u);
+  const auto& a = l.servers[0].options;
+  BOOST_TEST(!a.inter);  // default-server comes after it
+  BOOST_TEST(a.fall->value == 5u);  // from defaults
+  BOOST_TEST(a.fall->line == 3);
+  const auto& b = l.servers[1].options;
+  BOOST_TEST(b.inter->value.count() == 3000);
+  BOOST_TEST(b.inter->line == 7);
+  BOOST_TEST(b.rise->value == 1u);  // the server's own wins
+  BOOST_TEST(b.fall->value == 5u);
+  BOOST_TEST(b.port->value == 8008u);
+  BOOST_TEST(b.on_marked_down->value == "shutdown-sessions");
+  BOOST_TEST(l.timeouts.at("connect").value.count() == 1000);  // own setting overrides defaults
+  BOOST_TEST(l.timeouts.at("connect").line == 9);
+}
+
+BOOST_AUTO_TEST_CASE(importer_haproxy_server_options) {
+  auto c = hp::parse(
+      "backend b\n"
+      "  server s 10.0.0.1:5432 port 8008 check inter 2500 fall 4 rise 3 fastinter 1s downinter 10s verify none "
+      "check-ssl ssl ca-file /ca.pem on-marked-down shutdown-sessions backup maxconn 50 weight 10 send-proxy\n",
+      "h.cfg");
+  const auto& o = c.sections[0].servers[0].options;
+  BOOST_TEST(o.port->value == 8008u);
+  BOOST_TEST(o.check->value);
+  BOOST_TEST(o.inter->value.count() == 2500);
+  BOOST_TEST(o.fall->value == 4u);
+  BOOST_TEST(o.rise->value == 3u);
+  BOOST_TEST(o.fastinter->value.count() == 1000);
+  BOOST_TEST(o.downinter->value.count() == 10000);
+  BOOST_TEST(o.verify->value == "none");
+  BOOST_TEST(o.check_ssl->value);
+  BOOST_TEST(o.ssl->value);
+  BOOST_TEST(o.ca_file->value == "/ca.pem");
+  BOOST_TEST(o.backup->value);
+  BOOST_TEST(o.maxconn->value == 50u);
+  BOOST_REQUIRE_EQUAL(o.unhandled.size(), 2u);
+  BOOST_TEST(o.unhandled[0].text == "weight 10");
+  BOOST_TEST(o.unhandled[1].text == "send-proxy");
+}
+
+BOOST_AUTO_TEST_CASE(importer_haproxy_errors_name_the_line) {
+  auto e = parse_error([] { hp::parse("\n  bind :5000\n", "h.cfg"); });
+  BOOST_TEST(e.line() == 2);
+  BOOST_TEST(has(e.what(), "h.cfg:2:"));
+  e = parse_error([] { hp::parse("backend b\n  timeout connect fast\n", "h.cfg"); });
+  BOOST_TEST(e.line() == 2);
+  BOOST_TEST(has(e.what(), "timeout connect"));
+  e = parse_error([] { hp::parse("backend b\n\n  server s1\n", "h.cfg"); });
+  BOOST_TEST(e.line() == 3);
+  e = parse_error([] { hp::parse("backend b\n  server s1 10.0.0.1:5432 inter\n", "h.cfg"); });
+  BOOST_TEST(e.line() == 2);
+  e = parse_error([] { hp::parse("frontend\n", "h.cfg"); });
+  BOOST_TEST(e.line() == 1);
+  e = parse_error([] { hp::parse(std::string("global\n\0\n", 9), "h.cfg"); });
+  BOOST_TEST(e.line() == 2);
+}
+
+// ---------------------------------------------------------------- keepalived parser
+
+BOOST_AUTO_TEST_CASE(importer_keepalived_nested_blocks) {
+  auto tree = ka::parse_tree(
+      "! comment\n"
+      "vrrp_instance VI_1 {   # trailing\n"
+      "  authentication {\n"
+      "    auth_type PASS\n"
+      "  }\n"
+      "  virtual_ipaddress {192.168.1.160/24 dev eth0}\n"
+      "}\n"
+      "vrrp_script chk\n"
+      "{\n"
+      "  script \"/bin/check x # not a comment\"\n"
+      "}\n",
+      "k.conf");
+  BOOST_REQUIRE_EQUAL(tree.size(), 2u);
+  const auto& vi = tree[0];
+  BOOST_TEST(vi.block);
+  BOOST_TEST(vi.line == 2);
+  BOOST_TEST(vi.words.size() == 2u);
+  BOOST_REQUIRE_EQUAL(vi.children.size(), 2u);
+  BOOST_TEST(vi.children[0].words[0] == "authentication");
+  BOOST_TEST(vi.children[0].children[0].words[1] == "PASS");
+  BOOST_TEST(vi.children[1].children[0].words.size() == 3u);  // braces glued to words still split
+  const auto& sc = tree[1];
+  BOOST_TEST(sc.block);  // '{' on the next line
+  BOOST_TEST(sc.children[0].words[1] == "/bin/check x # not a comment");
+}
+
+BOOST_AUTO_TEST_CASE(importer_keepalived_unbalanced_braces) {
+  auto e = parse_error([] { ka::parse_tree("global_defs {\n}\nvrrp_instance VI_1 {\n  state MASTER\n", "k.conf"); });
+  BOOST_TEST(e.line() == 3);  // the line that opened the block
+  BOOST_TEST(has(e.what(), "k.conf:3:"));
+  BOOST_TEST(has(e.what(), "never closed"));
+  e = parse_error([] { ka::parse_tree("vrrp_instance VI_1 {\n}\n}\n", "k.conf"); });
+  BOOST_TEST(e.line() == 3);
+  BOOST_TEST(has(e.what(), "without a matching"));
+  e = parse_error([] { ka::parse_tree("vrrp_script x {\n  script \"/bin/x\n}\n", "k.conf"); });
+  BOOST_TEST(e.line() == 2);
+  e = parse_error([] { ka::parse_tree("{\n}\n", "k.conf"); });
+  BOOST_TEST(e.line() == 1);
+}
+
+BOOST_AUTO_TEST_CASE(importer_keepalived_instance) {
+  auto c = ka::parse(
+      "global_defs {\n  vrrp_version 3\n  router_id x\n}\n"
+      "include /etc/keepalived/conf.d/*.conf\n"
+      "vrrp_instance V {\n"
+      "  state BACKUP\n  interface eth0\n  virtual_router_id 7\n  priority 90\n  advert_int 0.1\n"
+      "  nopreempt\n  preempt_delay 30\n"
+      "  authentication { auth_type PASS auth_pass secret }\n"
+      "  virtual_ipaddress {\n    10.0.0.5/24 dev eth1 label eth1:vip brd 10.0.0.255\n    10.0.0.6\n  }\n"
+      "  unicast_src_ip 10.0.0.1\n  unicast_peer {\n    10.0.0.2\n  }\n"
+      "  track_script {\n    chk weight -20\n  }\n  track_interface {\n    eth0\n    eth1 weight 10\n  }\n"
+      "  notify_master \"/bin/n master\"\n  garp_master_delay 2\n  smtp_alert\n"
+      "}\n",
+      "k.conf");
+  BOOST_TEST(c.vrrp_version->value == 3u);
+  BOOST_REQUIRE_EQUAL(c.instances.size(), 1u);
+  const auto& v = c.instances[0];
+  BOOST_TEST(v.state->value == "BACKUP");
+  BOOST_TEST(v.interface->value == "eth0");
+  BOOST_TEST(v.virtual_router_id->value == 7u);
+  BOOST_TEST(v.priority->value == 90u);
+  BOOST_TEST(v.advert_int->value.count() == 100);
+  BOOST_TEST(v.nopreempt.has_value());
+  BOOST_TEST(v.preempt_delay->value.count() == 30000);
+  BOOST_TEST(v.auth_type->value == "PASS");
+  BOOST_TEST(v.auth_pass->value == "secret");
+  BOOST_REQUIRE_EQUAL(v.virtual_ipaddresses.size(), 2u);
+  BOOST_TEST(v.virtual_ipaddresses[0].address == "10.0.0.5");
+  BOOST_TEST(*v.virtual_ipaddresses[0].prefix == 24u);
+  BOOST_TEST(v.virtual_ipaddresses[0].device == "eth1");
+  BOOST_TEST(v.virtual_ipaddresses[0].label == "eth1:vip");
+  BOOST_TEST(v.virtual_ipaddresses[0].unhandled.size() == 1u);
+  BOOST_TEST(!v.virtual_ipaddresses[1].prefix);
+  BOOST_TEST(v.unicast_src_ip->value == "10.0.0.1");
+  BOOST_TEST(v.unicast_peers.size() == 1u);
+  BOOST_REQUIRE_EQUAL(v.track_scripts.size(), 1u);
+  BOOST_TEST(*v.track_scripts[0].weight == -20);
+  BOOST_REQUIRE_EQUAL(v.track_interfaces.size(), 2u);
+  BOOST_TEST(!v.track_interfaces[0].weight);
+  BOOST_TEST(*v.track_interfaces[1].weight == 10);
+  BOOST_TEST(v.notify_master->value == "/bin/n master");
+  BOOST_TEST(v.garp_master_delay->value.count() == 2000);
+  BOOST_REQUIRE_EQUAL(v.unhandled.size(), 1u);
+  BOOST_TEST(v.unhandled[0].text == "smtp_alert");
+  BOOST_REQUIRE_EQUAL(c.unhandled.size(), 2u);  // router_id, include
+  BOOST_TEST(has(c.unhandled[1].text, "include"));
+  BOOST_TEST(has(c.unhandled[1].reason, "not read"));
+
+  auto e = parse_error([] { ka::parse("vrrp_instance V {\n  virtual_router_id x\n}\n", "k.conf"); });
+  BOOST_TEST(e.line() == 2);
+}
+
+// ---------------------------------------------------------------- conversions
+
+BOOST_AUTO_TEST_CASE(importer_guide_catalog01_matches_hand_written_config) {
+  auto r = import_files(kGuide + "haproxy.cfg", kGuide + "keepalived-catalog01.conf", "catalog01");
+  expect_same_meaning(r.loaded, cfg::load_file(kRoot + "/tests/fixtures/config/catalog01.yaml"));
+  BOOST_TEST_INFO(r.notes);
+  // What could not be translated, one line each, at the right place.
+  BOOST_TEST(has(r.notes, "haproxy.cfg:12: 'timeout server 30s' not translated: vipproxy has no idle timeout by "
+                          "default (keepalive instead); set idle_timeout if you want one\n"));
+  BOOST_TEST(has(r.notes, "haproxy.cfg:8: 'option tcp-check' not translated: overridden by 'option httpchk' on line 9"));
+  BOOST_TEST(has(r.notes, "haproxy.cfg:13: 'verify none' ignored"));
+  BOOST_TEST(has(r.notes, "haproxy.cfg:14: 'verify none' ignored"));
+  BOOST_TEST(has(r.notes, "vipproxy closes sessions on a demoted backend by default"));
+  BOOST_TEST(has(r.notes, "check.timeout 1s"));
+  BOOST_TEST(has(r.notes, "keepalived.conf:5: vrrp_script check_haproxy"));
+  BOOST_TEST(has(r.notes, "replaced by track: {proxies: [postgres]}"));
+  BOOST_TEST(has(r.notes, "stricter"));
+  BOOST_TEST(has(r.notes, "listener is up AND at least one backend is eligible"));
+  BOOST_TEST(has(r.notes, "keepalived.conf:22: virtual address 192.168.1.160 has no prefix"));
+  BOOST_TEST(has(r.notes, "/32"));
+  BOOST_TEST(has(r.notes, "/24"));
+  BOOST_TEST(has(r.notes, "keepalived.conf:2: 'enable_script_security' not translated"));
+  // Every note is one line.
+  for (const auto& n : r.result.notes) BOOST_TEST(!has(n.text, "\n"));
+}
+
+BOOST_AUTO_TEST_CASE(importer_guide_catalog02_matches_hand_written_config) {
+  auto r = import_files(kGuide + "haproxy.cfg", kGuide + "keepalived-catalog02.conf", "catalog02");
+  expect_same_meaning(r.loaded, cfg::load_file(kRoot + "/tests/fixtures/config/catalog02.yaml"));
+  BOOST_TEST(r.loaded.vrrp[0].priority == 50u);
+  BOOST_TEST((r.loaded.vrrp[0].state == cfg::VrrpState::backup));
+}
+
+BOOST_AUTO_TEST_CASE(importer_guide_haproxy_appended_to_debian_default) {
+  // The guide appends its sections to Debian's default haproxy.cfg, whose
+  // defaults say "mode http" and "timeout connect 5000" (milliseconds).
+  auto r = import_files(kImport + "debian-appended-haproxy.cfg", kGuide + "keepalived-catalog01.conf", "catalog01");
+  auto want = cfg::load_file(kRoot + "/tests/fixtures/config/catalog01.yaml");
+  expect_same_meaning(r.loaded, want);
+  BOOST_TEST(has(r.notes, "haproxy.cfg:5: 'stats socket"));
+  BOOST_TEST(has(r.notes, "admin endpoint"));
+  BOOST_TEST(has(r.notes, "haproxy.cfg:28: 'errorfile 400"));
+}
+
+BOOST_AUTO_TEST_CASE(importer_patroni_sample) {
+  auto r = import_files(kImport + "patroni-haproxy.cfg", "");
+  BOOST_REQUIRE_EQUAL(r.loaded.proxies.size(), 1u);  // listen stats is not a TCP proxy
+  const auto& p = r.loaded.proxies[0];
+  BOOST_TEST(p.name == "batman");
+  BOOST_TEST(p.listen.to_string() == "0.0.0.0:5000");
+  BOOST_TEST((p.check.type == cfg::CheckType::http));
+  BOOST_TEST(p.check.method == "OPTIONS");  // HAProxy's default method
+  BOOST_TEST(p.check.path == "/");          // Patroni answers 200 on / only on the leader
+  BOOST_TEST(p.check.expect_status == 200u);
+  BOOST_TEST(p.check.interval.count() == 3000);  // default-server inter 3s
+  BOOST_TEST(p.check.rise == 2u);
+  BOOST_TEST(p.check.fall == 3u);
+  BOOST_TEST(p.check.timeout.count() == 5000);  // timeout check 5s from defaults
+  BOOST_TEST(!p.check.port);
+  BOOST_TEST(p.connect_timeout.count() == 4000);
+  BOOST_TEST(p.maxconn == 100u);  // global maxconn
+  BOOST_TEST(p.idle_timeout.count() == 0);
+  BOOST_REQUIRE_EQUAL(p.backends.size(), 3u);
+  BOOST_TEST(p.backends[0].name == "postgresql_127.0.0.1_5432");
+  BOOST_TEST(p.backends[0].address.to_string() == "127.0.0.1:5432");
+  BOOST_TEST(*p.backends[0].check_port == 8008);  // ports differ: per backend
+  BOOST_TEST(*p.backends[2].check_port == 8010);
+  BOOST_TEST_INFO(r.notes);
+  BOOST_TEST(has(r.notes, "haproxy.cfg:15: 'listen stats' not translated: mode http"));
+  BOOST_TEST(has(r.notes, "haproxy.cfg:10: 'timeout client 30m' not translated"));
+  BOOST_TEST(has(r.notes, "haproxy.cfg:12: 'timeout server 30m' not translated"));
+  BOOST_TEST(has(r.notes, "haproxy.cfg:25: 'on-marked-down shutdown-sessions' is vipproxy's default"));
+  BOOST_TEST(has(r.notes, "haproxy.cfg:26: 'maxconn 100' not translated"));
+  BOOST_TEST(has(r.notes, "haproxy.cfg:9: 'retries 2' not translated"));
+  BOOST_TEST(!has(r.notes, "stats enable"));  // the skipped section is reported once
+}
+
+BOOST_AUTO_TEST_CASE(importer_modern_haproxy_tls_backup_replicas) {
+  auto r = import_files(kImport + "modern-haproxy.cfg", "");
+  BOOST_REQUIRE_EQUAL(r.loaded.proxies.size(), 2u);
+  const auto& rw = r.loaded.proxies[0];
+  BOOST_TEST(rw.name == "pg-rw");  // "-frontend" dropped
+  BOOST_TEST(rw.listen.to_string() == "10.0.0.50:5432");
+  BOOST_TEST(rw.check.method == "HEAD");
+  BOOST_TEST(rw.check.path == "/primary");
+  BOOST_TEST(*rw.check.port == 8008);
+  BOOST_TEST(rw.check.tls.enabled);
+  BOOST_TEST(!rw.check.tls.verify);
+  BOOST_TEST(rw.check.interval.count() == 1000);
+  BOOST_TEST(rw.check.fast_interval.count() == 500);
+  BOOST_TEST(rw.check.rise == 3u);
+  BOOST_TEST(rw.check.fall == 2u);
+  BOOST_TEST(rw.check.timeout.count() == 2000);
+  BOOST_TEST((rw.balance == cfg::Balance::first));
+  BOOST_REQUIRE_EQUAL(rw.backends.size(), 3u);
+  BOOST_TEST(rw.backends[2].name == "pg3");  // the backup server, last
+  const auto& ro = r.loaded.proxies[1];
+  BOOST_TEST(ro.name == "pg-ro");
+  BOOST_TEST(ro.listen.to_string() == "0.0.0.0:5433");
+  BOOST_TEST((ro.balance == cfg::Balance::leastconn));
+  BOOST_TEST(ro.check.method == "GET");
+  BOOST_TEST(ro.check.path == "/replica?lag=10MB");
+  BOOST_TEST(!ro.check.tls.enabled);
+  BOOST_TEST_INFO(r.notes);
+  BOOST_TEST(has(r.notes, "'backup' not translated"));
+  BOOST_TEST(has(r.notes, "'downinter 5s' not translated"));
+  BOOST_TEST(has(r.notes, "hdr Host patroni"));
+}
+
+BOOST_AUTO_TEST_CASE(importer_unicast_keepalived_with_haproxy) {
+  auto r = import_files(kImport + "patroni-haproxy.cfg", kImport + "unicast-keepalived.conf", "pg1");
+  BOOST_TEST(r.loaded.node == "pg1");
+  BOOST_REQUIRE_EQUAL(r.loaded.vrrp.size(), 2u);
+  const auto& v = r.loaded.vrrp[0];
+  BOOST_TEST(v.name == "PG_V4");
+  BOOST_TEST(v.version == 3u);
+  BOOST_TEST(v.advert_int.count() == 100);
+  BOOST_TEST(!v.preempt);
+  BOOST_TEST(v.preempt_delay.count() == 30000);
+  BOOST_TEST(v.unicast);
+  BOOST_TEST(v.unicast_src_ip == "10.0.0.11");
+  BOOST_TEST(v.unicast_peers.size() == 2u);
+  BOOST_REQUIRE_EQUAL(v.virtual_ipaddresses.size(), 1u);
+  BOOST_TEST(v.virtual_ipaddresses[0].prefix_len == 24u);
+  BOOST_TEST(v.virtual_ipaddresses[0].label == "eth0:vip");
+  BOOST_REQUIRE_EQUAL(v.track.proxies.size(), 1u);
+  BOOST_TEST(v.track.proxies[0].name == "batman");
+  BOOST_TEST(v.track.proxies[0].weight == -20);  // the script's weight is kept
+  BOOST_REQUIRE_EQUAL(v.track.scripts.size(), 1u);
+  BOOST_TEST(v.track.scripts[0].name == "chk_uplink");
+  BOOST_TEST(v.track.scripts[0].weight == -5);  // track_script's weight overrides the script's
+  BOOST_TEST(v.track.scripts[0].interval.count() == 5000);
+  BOOST_TEST(v.track.scripts[0].user == "keepalived_script");
+  BOOST_REQUIRE_EQUAL(v.track.interfaces.size(), 2u);
+  BOOST_TEST(v.track.interfaces[1].weight == -30);
+  BOOST_TEST(v.notify.master == "/etc/keepalived/notify.sh MASTER");
+  BOOST_TEST(v.notify.any == "/etc/keepalived/notify_any.sh");
+  BOOST_TEST(v.garp.master_delay.count() == 2000);
+  BOOST_TEST(v.garp.master_repeat == 3u);
+  BOOST_TEST(v.garp.master_refresh.count() == 60000);
+  const auto& v6 = r.loaded.vrrp[1];
+  BOOST_TEST(v6.virtual_ipaddresses[0].is_ipv6);
+  BOOST_TEST(v6.virtual_ipaddresses[0].prefix_len == 64u);
+  BOOST_TEST(v6.version == 3u);  // global vrrp_version 3
+  BOOST_TEST_INFO(r.notes);
+  BOOST_TEST(has(r.notes, "keepalived.conf:11: vrrp_script chk_haproxy (killall -0 haproxy) replaced by track"));
+  BOOST_TEST(has(r.notes, "keepalived.conf:5: 'router_id pg1' not translated"));
+}
+
+BOOST_AUTO_TEST_CASE(importer_either_file_alone) {
+  auto h = import_files(kGuide + "haproxy.cfg", "");
+  BOOST_TEST(h.loaded.proxies.size() == 1u);
+  BOOST_TEST(h.loaded.vrrp.empty());
+  auto k = import_files("", kGuide + "keepalived-catalog01.conf");
+  BOOST_TEST(k.loaded.proxies.empty());
+  BOOST_REQUIRE_EQUAL(k.loaded.vrrp.size(), 1u);
+  // Without a proxy to track, the HAProxy check script is kept, and the user
+  // is told how to replace it.
+  BOOST_REQUIRE_EQUAL(k.loaded.vrrp[0].track.scripts.size(), 1u);
+  BOOST_TEST(k.loaded.vrrp[0].track.scripts[0].command == "/etc/keepalived/check_haproxy.sh");
+  BOOST_TEST(k.loaded.vrrp[0].track.scripts[0].interval.count() == 2000);
+  BOOST_TEST(k.loaded.vrrp[0].track.scripts[0].fall == 3u);
+  BOOST_TEST(k.loaded.vrrp[0].track.scripts[0].rise == 2u);
+  BOOST_TEST(has(k.notes, "kept as a script because no haproxy.cfg was imported"));
+  auto u = import_files("", kImport + "unicast-keepalived.conf");
+  BOOST_TEST(u.loaded.vrrp.size() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(importer_odd_values_are_quoted_and_load) {
+  // A password with YAML-special characters, a bare IPv6 server address,
+  // a server without port, a TCP check and a keepalived v2 password cut to 8.
+  auto h = hp::parse(
+      "frontend f\n  bind [::]:6432\n  default_backend b\n"
+      "backend b\n  timeout connect 1500ms\n  server n1 fd00::1:5432 check\n  server n2 db-2.example.com\n",
+      "h.cfg");
+  auto k = ka::parse(
+      "vrrp_instance yes {\n  interface eth0\n  virtual_router_id 9\n"
+      "  authentication {\n    auth_type PASS\n    auth_pass \"a: #b'cdefg\"\n  }\n"
+      "  virtual_ipaddress {\n    10.1.1.1/24\n  }\n}\n",
+      "k.conf");
+  auto r = importer::convert(&h, &k, {});
+  BOOST_TEST_INFO(r.yaml);
+  BOOST_TEST(r.load_error.empty(), r.load_error);
+  auto c = cfg::load_string(r.yaml, "t.yaml");
+  BOOST_TEST(c.proxies[0].name == "f");
+  BOOST_TEST(c.proxies[0].listen.host == "::");
+  BOOST_TEST((c.proxies[0].check.type == cfg::CheckType::tcp));
+  BOOST_TEST(c.proxies[0].connect_timeout.count() == 1500);
+  BOOST_TEST(c.proxies[0].backends[0].address.host == "fd00::1");
+  BOOST_TEST(c.proxies[0].backends[0].address.port == 5432);
+  BOOST_TEST(c.proxies[0].backends[1].address.port == 6432);  // the listen port, as HAProxy
+  BOOST_TEST(c.vrrp[0].name == "yes");
+  BOOST_TEST(c.vrrp[0].auth_password == "a: #b'cd");
+  std::string notes;
+  for (const auto& n : r.notes) notes += n.to_string() + "\n";
+  BOOST_TEST(has(notes, "longer than 8 characters"));
+  BOOST_TEST(has(notes, "server n2 has no port"));
+}
+
+BOOST_AUTO_TEST_CASE(importer_duration_text) {
+  BOOST_TEST(importer::duration_text(2000ms) == "2s");
+  BOOST_TEST(importer::duration_text(100ms) == "100ms");
+  BOOST_TEST(importer::duration_text(1800000ms) == "30m");
+  BOOST_TEST(importer::duration_text(3600000ms) == "1h");
+  BOOST_TEST(importer::duration_text(1500ms) == "1500ms");
+  BOOST_TEST(importer::duration_text(0ms) == "0s");
+}
+
+// ---------------------------------------------------------------- CLI
+
+namespace {
+struct Run {
+  int rc;
+  std::string out, err;
+};
+Run cli(std::vector<std::string> args) {
+  args.insert(args.begin(), "import");
+  std::vector<const char*> argv;
+  for (const auto& a : args) argv.push_back(a.c_str());
+  std::ostringstream out, err;
+  int rc = importer::run_cli(static_cast<int>(argv.size()), argv.data(), out, err);
+  return {rc, out.str(), err.str()};
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(importer_cli_exit_codes) {
+  auto ok = cli({"--haproxy", kGuide + "haproxy.cfg", "--keepalived", kGuide + "keepalived-catalog01.conf", "--node",
+                 "catalog01"});
+  BOOST_TEST(ok.rc == 0);
+  BOOST_TEST(has(ok.out, "node: catalog01"));
+  BOOST_TEST(has(ok.err, kGuide + "haproxy.cfg:12: 'timeout server 30s' not translated"));
+  BOOST_TEST(!has(ok.out, "not translated"));  // notes go to stderr only
+
+  auto missing = cli({"--haproxy", "/nonexistent/haproxy.cfg"});
+  BOOST_TEST(missing.rc == 1);
+  BOOST_TEST(has(missing.err, "/nonexistent/haproxy.cfg: cannot read"));
+
+  auto bad = cli({"--keepalived", kRoot + "/tests/fixtures/config/catalog01.yaml"});
+  BOOST_TEST(bad.rc == 1, bad.err);  // YAML is not keepalived.conf: no vrrp_instance, does not load
+
+  auto tmp = std::filesystem::temp_directory_path() / ("importer_test_" + std::to_string(::getpid()) + ".conf");
+  {
+    std::ofstream f(tmp);
+    f << "vrrp_instance VI_1 {\n  state MASTER\n";
+  }
+  auto unbalanced = cli({"--keepalived", tmp.string()});
+  std::filesystem::remove(tmp);
+  BOOST_TEST(unbalanced.rc == 1);
+  BOOST_TEST(has(unbalanced.err, tmp.string() + ":1: "), unbalanced.err);
+  BOOST_TEST(unbalanced.out.empty());
+
+  auto usage = cli({});
+  BOOST_TEST(usage.rc == 2);
+  BOOST_TEST(cli({"--bogus"}).rc == 2);
+  BOOST_TEST(cli({"--haproxy"}).rc == 2);
+}
+
+// Every prefix of the real inputs either parses or throws ParseError, and what
+// parses converts without crashing (run under the sanitizers by scripts/test).
+BOOST_AUTO_TEST_CASE(importer_truncated_inputs_never_crash) {
+  for (const std::string& name : {kGuide + "haproxy.cfg", kImport + "modern-haproxy.cfg"}) {
+    std::string text = slurp(name);
+    for (std::size_t n = 0; n <= text.size(); n += 3) {
+      try {
+        auto h = hp::parse(std::string_view(text).substr(0, n), "h.cfg");
+        (void)importer::convert(&h, nullptr, {});
+      } catch (const importer::ParseError&) {
+      }
+    }
+  }
+  for (const std::string& name : {kGuide + "keepalived-catalog01.conf", kImport + "unicast-keepalived.conf"}) {
+    std::string text = slurp(name);
+    for (std::size_t n = 0; n <= text.size(); n += 3) {
+      try {
+        auto k = ka::parse(std::string_view(text).substr(0, n), "k.conf");
+        (void)importer::convert(nullptr, &k, {});
+      } catch (const importer::ParseError&) {
+      }
+    }
+  }
+  BOOST_TEST(true);
+}
