@@ -499,7 +499,7 @@ bool only_comments(std::string_view text) {
 Config Loader::load(std::string_view text) {
   check_encoding(text);
   const std::string expected =
-      "expected a mapping of settings with 'proxies' and/or 'vrrp' (see docs/configuration.md)";
+      "expected a mapping of settings with 'proxies' and/or 'vrrp' (see README.md, Configuration reference)";
   Node root;
   auto yaml_error = [&](const YAML::Exception& e) {
     int line = e.mark.is_null() ? 0 : e.mark.line + 1;

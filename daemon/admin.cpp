@@ -7,6 +7,7 @@
 #include <boost/json.hpp>
 
 #include "daemon/daemon.h"
+#include "vrrp/service.h"
 #include "version.h"
 
 namespace daemon_ {
@@ -183,7 +184,7 @@ std::string AdminServer::status_json() const {
     proxies.push_back(std::move(o));
   }
   root["proxies"] = std::move(proxies);
-  root["vrrp"] = json::array();
+  root["vrrp"] = daemon_.vrrp() ? daemon_.vrrp()->status() : json::array();
   return json::serialize(root) + "\n";
 }
 
@@ -237,6 +238,7 @@ std::string AdminServer::metrics_text() const {
         line(std::string("vipproxy_backend_") + m.name + "{proxy=\"" + label(ps[p]->cfg.name) +
              "\",backend=\"" + label(ps[p]->backends[b]->cfg.name) + "\"} " + std::to_string(m.get(p, b)));
   }
+  if (const auto* v = daemon_.vrrp()) out += v->metrics();
   return out;
 }
 

@@ -7,7 +7,16 @@
 #include <csignal>
 #include <thread>
 
+#include "cfg/load.h"
 #include "daemon/admin.h"
+
+#ifdef VIPPROXY_HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#else
+static int sd_notify(int, const char*) { return 0; }
+static int sd_watchdog_enabled(int, uint64_t*) { return 0; }
+#endif
+#include "vrrp/service.h"
 
 namespace daemon_ {
 
@@ -91,6 +100,19 @@ void Daemon::on_check_change(size_t pi, size_t bi, const health::Status& st) {
     }
   }
   for (auto& w : workers_) w->post_backend_change(pi, bi, st.up);
+  if (vrrp_) vrrp_->proxy_health_changed();
+}
+
+bool Daemon::proxy_healthy(const std::string& name) const {
+  for (const auto& p : proxies_) {
+    if (p->cfg.name != name) continue;
+    if (workers_.empty()) return false;
+    if (p->cfg.balance == cfg::Balance::first) return p->current.load(std::memory_order_acquire) != proxy::npos;
+    for (const auto& b : p->backends)
+      if (b->eligible.load(std::memory_order_acquire)) return true;
+    return false;
+  }
+  return false;
 }
 
 const health::Status* Daemon::check_status(size_t proxy, size_t backend) const {
@@ -104,8 +126,65 @@ size_t Daemon::pipes_in_use() const {
   return n;
 }
 
+void Daemon::notify_when_ready(std::chrono::steady_clock::time_point deadline) {
+  bool all_checked = true;
+  for (auto& c : checkers_)
+    for (auto& ch : c) all_checked = all_checked && ch->status().checks > 0;
+  if (all_checked || std::chrono::steady_clock::now() >= deadline) {
+    size_t up = 0, total = 0;
+    for (auto& p : proxies_)
+      for (auto& b : p->backends) {
+        ++total;
+        up += b->eligible.load() ? 1 : 0;
+      }
+    std::string st = "STATUS=" + std::to_string(proxies_.size()) + " proxies, " + std::to_string(up) + "/" +
+                     std::to_string(total) + " backends eligible";
+    sd_notify(0, ("READY=1\n" + st).c_str());
+    spdlog::info("ready: {}", st.substr(7));
+    uint64_t usec = 0;
+    if (sd_watchdog_enabled(0, &usec) > 0) watchdog_ping(std::chrono::microseconds(usec / 2));
+    return;
+  }
+  ready_timer_.expires_after(std::chrono::milliseconds(20));
+  ready_timer_.async_wait([this, deadline](const boost::system::error_code& e) {
+    if (!e) notify_when_ready(deadline);
+  });
+}
+
+void Daemon::watchdog_ping(std::chrono::microseconds period) {
+  // Pinged from the control thread: a stuck control loop stops the pings.
+  sd_notify(0, "WATCHDOG=1");
+  watchdog_timer_.expires_after(period);
+  watchdog_timer_.async_wait([this, period](const boost::system::error_code& e) {
+    if (!e) watchdog_ping(period);
+  });
+}
+
+void Daemon::wait_for_sighup() {
+  hup_.async_wait([this](const boost::system::error_code& ec, int) {
+    if (ec) return;
+    sd_notify(0, "RELOADING=1");
+    try {
+      cfg::Config next = cfg::load_file(config_.source);
+      // Applying a changed file in place (listeners, backends, checks, VRRP)
+      // is not implemented yet: say so rather than pretend.
+      spdlog::warn("SIGHUP: {} is valid; applying changes without a restart is not supported yet, "
+                   "the running configuration stays (restart to apply)",
+                   config_.source);
+    } catch (const cfg::Error& e) {
+      spdlog::error("SIGHUP: reload failed, keeping the running configuration: {}", e.what());
+    }
+    sd_notify(0, "READY=1");
+    wait_for_sighup();
+  });
+}
+
 void Daemon::stop() {
+  hup_.cancel();
   spdlog::info("stopping");
+  sd_notify(0, "STOPPING=1");
+  ready_timer_.cancel();
+  watchdog_timer_.cancel();
   for (auto& c : checkers_)
     for (auto& ch : c) ch->stop();
   if (admin_) admin_->stop();
@@ -141,11 +220,20 @@ int Daemon::run() {
   signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
     if (ec) return;
     spdlog::info("received signal {}", sig);
-    stop();
+    // VRRP first: as master it sends priority 0 and removes the VIPs, so the
+    // peer takes over after Skew_Time while our workers drain.
+    if (vrrp_) vrrp_->shutdown([this] { stop(); });
+    else stop();
   });
   std::signal(SIGPIPE, SIG_IGN);
+  wait_for_sighup();
 
   start_checks();
+  if (!config_.vrrp.empty()) {
+    vrrp_ = std::make_unique<vrrp::Service>(control_, config_.vrrp, config_.node,
+                                            [this](const std::string& p) { return proxy_healthy(p); });
+    vrrp_->start();
+  }
   for (auto& w : workers_) w->start_thread();
   for (auto& p : proxies_)
     spdlog::info("proxy {}: listening on {}:{} ({} backends, balance {}, {} threads)", p->cfg.name,

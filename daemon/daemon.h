@@ -4,6 +4,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <memory>
 #include <vector>
 
@@ -11,6 +12,10 @@
 #include "health/checker.h"
 #include "proxy/runtime.h"
 #include "proxy/worker.h"
+
+namespace vrrp {
+class Service;
+}
 
 namespace daemon_ {
 
@@ -30,12 +35,23 @@ class Daemon {
   const std::vector<std::shared_ptr<proxy::ProxyRuntime>>& proxies() const { return proxies_; }
   const health::Status* check_status(size_t proxy, size_t backend) const;
   size_t pipes_in_use() const;
+  const vrrp::Service* vrrp() const { return vrrp_.get(); }
+  // track.proxies: the proxy exists, its workers listen and it has an
+  // eligible backend (the one `first` uses, or any for the other balances).
+  bool proxy_healthy(const std::string& name) const;
 
  private:
   void resolve_backends();
   void start_checks();
   void on_check_change(size_t proxy, size_t backend, const health::Status& st);
   void stop();
+  // systemd Type=notify: READY=1 once listeners are bound and every backend
+  // has had its first check (bounded), then WATCHDOG=1 pings if asked for.
+  void notify_when_ready(std::chrono::steady_clock::time_point deadline);
+  void watchdog_ping(std::chrono::microseconds period);
+  // SIGHUP: validate the file again; a bad file is logged and the running
+  // configuration stays.
+  void wait_for_sighup();
 
   cfg::Config config_;
   boost::asio::io_context control_{1};
@@ -44,6 +60,11 @@ class Daemon {
   std::vector<std::unique_ptr<proxy::Worker>> workers_;
   std::vector<std::vector<std::shared_ptr<health::Checker>>> checkers_;
   std::unique_ptr<AdminServer> admin_;
+  boost::asio::signal_set hup_{control_, SIGHUP};
+  boost::asio::steady_timer ready_timer_{control_};
+  boost::asio::steady_timer watchdog_timer_{control_};
+  // Declared last: destroyed first, while control_ still exists.
+  std::unique_ptr<vrrp::Service> vrrp_;
 };
 
 }  // namespace daemon_

@@ -11,11 +11,13 @@
 
 #include "cfg/load.h"
 #include "daemon/daemon.h"
+#include "importer/cli.h"
 #include "version.h"
 
 namespace {
 
 const char* kUsage = R"(usage: vipproxy [OPTIONS]
+       vipproxy import [--haproxy FILE] [--keepalived FILE] [--node NAME]
 
   -c, --config FILE        run in the foreground with FILE (default /etc/vipproxy/vipproxy.yaml)
   -t, --check-config FILE  validate FILE (proxies and vrrp sections) and exit 0 (valid) or 1
@@ -24,7 +26,7 @@ const char* kUsage = R"(usage: vipproxy [OPTIONS]
 
 Logs go to standard error. Under systemd (JOURNAL_STREAM set) lines carry no
 timestamp of their own, the journal adds it. SIGTERM/SIGINT stop the daemon.
-See README.md and docs/configuration.md for the configuration reference.
+See README.md ("Configuration reference") for every key.
 )";
 
 void setup_logging(const std::string& level) {
@@ -85,6 +87,8 @@ int run(const std::string& path) {
 
 int main(int argc, char** argv) {
   std::string config = "/etc/vipproxy/vipproxy.yaml";
+  // haproxy.cfg + keepalived.conf -> YAML on stdout (docs/importer.md).
+  if (argc >= 2 && std::string(argv[1]) == "import") return importer::run_cli(argc - 1, argv + 1, std::cout, std::cerr);
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto value = [&](const char* what) -> std::string {

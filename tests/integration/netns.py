@@ -1,0 +1,195 @@
+"""Network-namespace lab for VRRP tests: a bridge in its own namespace, one
+veth per node whose node end is created straight inside the node namespace,
+so nothing ever appears in the root namespace (the root only gets a blackhole
+route for 10.88.0.0/16, in case anything leaked). Every namespace and process
+is recorded by name / PID and removed in close() (also registered atexit).
+
+Names are prefixed with "vpt<pid>-" so a crashed run can never clash with
+the next one; close() deletes only the names this run created.
+"""
+import atexit
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+SUBNET_PREFIX = "10.88."
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def wait_until(cond, timeout, what, interval=0.02):
+    """Polls cond() until it returns a truthy value or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    last_exc = None
+    while time.monotonic() < deadline:
+        try:
+            v = cond()
+            if v:
+                return v
+        except Exception as e:  # noqa: BLE001 - the condition may not be ready yet
+            last_exc = e
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}" +
+                         (f" (last error: {last_exc})" if last_exc else ""))
+
+
+def hold(cond, duration, what, interval=0.05):
+    """Asserts cond() stays truthy for `duration` seconds."""
+    deadline = time.monotonic() + duration
+    while time.monotonic() < deadline:
+        if not cond():
+            raise AssertionError(f"{what} stopped holding")
+        time.sleep(interval)
+
+
+def run(argv, check=True, timeout=20, **kw):
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kw)
+    if check and r.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed ({r.returncode}): {r.stderr.strip()}")
+    return r
+
+
+def check_ip_netns():
+    """Fails (never skips) with a clear message when namespaces are unusable."""
+    if os.geteuid() != 0:
+        raise RuntimeError("the VRRP namespace tests need root (ip netns, raw sockets)")
+    if not shutil.which("ip"):
+        raise RuntimeError("the VRRP namespace tests need iproute2's `ip` (apt-get install iproute2)")
+    r = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"`ip netns` is unavailable: {r.stderr.strip()}")
+
+
+class Lab:
+    def __init__(self, third_octet=51):
+        check_ip_netns()
+        self.prefix = f"vpt{os.getpid()}-"
+        self.net = f"{SUBNET_PREFIX}{third_octet}"
+        self.dir = tempfile.mkdtemp(prefix="vipproxy-vrrp-")
+        os.chmod(self.dir, 0o755)
+        self.namespaces = []   # names we created, deleted in close()
+        self.procs = []        # (name, Popen)
+        self.extra_pids = []   # PIDs read from pid files (keepalived's VRRP child)
+        self.nodes = {}        # short name -> namespace
+        self.closed = False
+        atexit.register(self.close)
+        # Safety net first: anything for 10.88/16 that reached the root
+        # namespace goes nowhere.
+        run(["ip", "route", "replace", "blackhole", "10.88.0.0/16"])
+        self.bridge_ns = self._netns("br")
+        self._in(self.bridge_ns, ["ip", "link", "add", "br0", "type", "bridge"])
+        self._in(self.bridge_ns, ["ip", "link", "set", "br0", "up"])
+
+    # ---- namespaces and links ----
+    def _netns(self, short):
+        name = self.prefix + short
+        run(["ip", "netns", "add", name])
+        self.namespaces.append(name)
+        self._in(name, ["ip", "link", "set", "lo", "up"])
+        # No IPv6: keeps ND/MLD noise out, and the VRRP tests are IPv4.
+        for k in ("all", "default"):
+            self._in(name, ["sysctl", "-qw", f"net.ipv6.conf.{k}.disable_ipv6=1"])
+        return name
+
+    def _in(self, ns, argv, check=True, timeout=20):
+        return run(["ip", "netns", "exec", ns] + argv, check=check, timeout=timeout)
+
+    def add_node(self, short, host):
+        ns = self._netns(short)
+        port = f"v{short}"[:15]
+        # The veth pair is born in the bridge namespace and its node end moved
+        # straight into the node namespace: never in the root namespace.
+        self._in(self.bridge_ns, ["ip", "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns])
+        self._in(self.bridge_ns, ["ip", "link", "set", port, "master", "br0", "up"])
+        self._in(ns, ["ip", "addr", "add", f"{self.net}.{host}/24", "dev", "eth0"])
+        self._in(ns, ["ip", "link", "set", "eth0", "up"])
+        self._in(ns, ["ip", "route", "add", "224.0.0.0/4", "dev", "eth0"])
+        self.nodes[short] = ns
+        return ns
+
+    def ns(self, short):
+        return self.nodes[short]
+
+    def sh(self, short, argv, check=True, timeout=20):
+        return self._in(self.nodes[short], argv, check=check, timeout=timeout)
+
+    def sh_bridge(self, argv, check=True):
+        return self._in(self.bridge_ns, argv, check=check)
+
+    def addresses(self, short, dev="eth0"):
+        out = self.sh(short, ["ip", "-o", "-4", "addr", "show", "dev", dev]).stdout
+        return re.findall(r"inet (\S+)", out)
+
+    def has_address(self, short, addr, dev="eth0"):
+        return any(a.split("/")[0] == addr for a in self.addresses(short, dev))
+
+    def mac(self, short, dev="eth0"):
+        out = self.sh(short, ["ip", "-o", "link", "show", "dev", dev]).stdout
+        return re.search(r"link/ether (\S+)", out).group(1)
+
+    def neigh_mac(self, short, addr):
+        out = self.sh(short, ["ip", "neigh", "show", addr, "dev", "eth0"]).stdout
+        m = re.search(r"lladdr (\S+)", out)
+        return m.group(1) if m else None
+
+    # ---- processes ----
+    def spawn(self, name, short, argv, env=None):
+        logf = open(os.path.join(self.dir, name + ".log"), "ab")
+        logf.write(f"---- {time.strftime('%H:%M:%S')} start {' '.join(argv)}\n".encode())
+        logf.flush()
+        # `ip netns exec` execs the command: the PID is the daemon's own.
+        p = subprocess.Popen(["ip", "netns", "exec", self.nodes[short]] + argv, stdout=logf,
+                             stderr=subprocess.STDOUT, env=env)
+        logf.close()
+        self.procs.append((name, p))
+        return p
+
+    def stop(self, p, sig=signal.SIGTERM, timeout=10):
+        if p.poll() is None:
+            p.send_signal(sig)
+            try:
+                p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+    def logtail(self, name, n=40):
+        try:
+            with open(os.path.join(self.dir, name + ".log"), errors="replace") as f:
+                return "".join(f.readlines()[-n:])
+        except OSError:
+            return ""
+
+    def stop_all(self):
+        for _, p in reversed(self.procs):
+            self.stop(p)
+        self.procs = []
+        for pid, comm in self.extra_pids:
+            # Only if that PID is still the process we recorded.
+            try:
+                with open(f"/proc/{pid}/comm") as f:
+                    if f.read().strip() != comm:
+                        continue
+                os.kill(pid, signal.SIGKILL)
+            except (OSError, ProcessLookupError):
+                pass
+        self.extra_pids = []
+
+    def close(self):
+        if self.closed:
+            return
+        self.closed = True
+        self.stop_all()
+        for name in reversed(self.namespaces):
+            subprocess.run(["ip", "netns", "del", name], capture_output=True)
+        self.namespaces = []
+        if os.environ.get("VIPPROXY_KEEP_LAB"):
+            log(f"lab logs kept in {self.dir}")
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)

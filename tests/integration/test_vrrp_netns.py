@@ -1,0 +1,416 @@
+"""VRRP in network namespaces: two nodes (vipproxy or keepalived 2.2.7) and a
+client on one bridge, everything inside namespaces this test creates and
+deletes (tests/integration/netns.py). Runs as root; never skips: without
+`ip netns` it fails with the reason.
+
+    VIPPROXY_BIN=build-vrrp/vipproxy /usr/bin/python3 tests/integration/test_vrrp_netns.py
+
+What crosses the wire is what is asserted: which node holds the VIP, whether
+the client reaches it and which MAC the client's neighbour table points at.
+"""
+import json
+import os
+import shutil
+import signal
+import struct
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import netns  # noqa: E402
+from netns import hold, log, wait_until  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE_DIR = os.environ.get("VIPPROXY_SOURCE_DIR", os.path.abspath(os.path.join(HERE, "..", "..")))
+VIPPROXY = os.environ.get("VIPPROXY_BIN", os.path.join(SOURCE_DIR, "build", "vipproxy"))
+KEEPALIVED = shutil.which("keepalived") or "/usr/sbin/keepalived"
+PY = "/usr/bin/python3"
+ADMIN_PORT = 8405
+VRID = 51
+PASSWORD = "BacChaME"
+
+LAB = None
+VIP = None
+TIMINGS = {}
+
+
+def ip_of(host):
+    return f"{LAB.net}.{host}"
+
+
+HOSTS = {"a": 151, "b": 152, "client": 10}
+OTHER = {"a": "b", "b": "a"}
+
+
+def vipproxy_yaml(node, priority, version, state="backup", extra="", top=""):
+    lines = [f"node: {node}", "log_level: info", "admin:", f"  listen: 127.0.0.1:{ADMIN_PORT}"]
+    lines += top.strip().splitlines() if top else []
+    lines += ["vrrp:",
+             "  - name: VI_1", "    interface: eth0", f"    state: {state}", f"    virtual_router_id: {VRID}",
+             f"    priority: {priority}", f"    version: {version}"]
+    if version == 2:
+        lines += ["    advert_int: 1s", "    authentication:", "      type: pass", f"      password: {PASSWORD}"]
+    else:
+        lines += ["    advert_int: 100ms"]
+    lines += ["    virtual_ipaddresses:", f"      - {VIP}/24"]
+    if extra:
+        lines += ["    " + l for l in extra.strip().splitlines()]
+    return "\n".join(lines) + "\n"
+
+
+def keepalived_conf(node, priority, version, state="BACKUP"):
+    auth = (f"  authentication {{\n    auth_type PASS\n    auth_pass {PASSWORD}\n  }}\n" if version == 2 else "")
+    return (f"global_defs {{\n  router_id {node}\n}}\n"
+            f"vrrp_instance VI_1 {{\n  state {state}\n  interface eth0\n  version {version}\n"
+            f"  virtual_router_id {VRID}\n  priority {priority}\n"
+            f"  advert_int {'1' if version == 2 else '0.1'}\n{auth}"
+            f"  virtual_ipaddress {{\n    {VIP}/24\n  }}\n}}\n")
+
+
+WHOAMI = r'''
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 7777))
+s.listen(16)
+while True:
+    c, _ = s.accept()
+    c.sendall(sys.argv[1].encode())
+    c.close()
+'''
+
+# A raw sender for malformed VRRPv2 adverts, run inside the client namespace.
+MALFORMED_SENDER = r'''
+import socket, struct, sys
+src, vip, password, count = sys.argv[1], sys.argv[2], sys.argv[3].encode(), int(sys.argv[4])
+
+def csum(b):
+    if len(b) % 2: b += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16: s = (s & 0xffff) + (s >> 16)
+    return ~s & 0xffff
+
+def vrrp(version=2, prio=254, good_sum=True, pw=password):
+    body = bytearray(struct.pack("!BBBBBBH", version << 4 | 1, 51, prio, 1, 1, 1, 0))
+    body += socket.inet_aton(vip) + pw.ljust(8, b"\0")[:8]
+    c = csum(bytes(body))
+    struct.pack_into("!H", body, 6, c if good_sum else c ^ 0x1)
+    return bytes(body)
+
+def ip(payload, ttl=255, total=None):
+    total = total if total is not None else 20 + len(payload)
+    h = struct.pack("!BBHHHBBH4s4s", 0x45, 0xc0, total, 0, 0, ttl, 112, 0,
+                    socket.inet_aton(src), socket.inet_aton("224.0.0.18"))
+    return h + payload
+
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"eth0")
+kinds = {
+    "bad_checksum": ip(vrrp(good_sum=False)),
+    "bad_ttl": ip(vrrp(), ttl=254),
+    "bad_version": ip(vrrp(version=1)),
+    "too_short": ip(vrrp()[:6]),
+    "auth_failure": ip(vrrp(pw=b"wrongpw")),
+}
+for _ in range(count):
+    for k, pkt in kinds.items():
+        s.sendto(pkt, ("224.0.0.18", 0))
+print("sent", count * len(kinds))
+'''
+
+
+class VrrpNetnsTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        global LAB, VIP
+        if not os.path.exists(VIPPROXY):
+            raise RuntimeError(f"vipproxy binary not found at {VIPPROXY} (set VIPPROXY_BIN)")
+        LAB = netns.Lab()
+        VIP = ip_of(160)
+        for short, host in HOSTS.items():
+            LAB.add_node(short, host)
+        log(f"lab: namespaces {LAB.namespaces}, VIP {VIP}, logs in {LAB.dir}")
+
+    @classmethod
+    def tearDownClass(cls):
+        if TIMINGS:
+            log("measured: " + ", ".join(f"{k} {v:.2f}s" for k, v in TIMINGS.items()))
+        LAB.close()
+
+    def setUp(self):
+        self.daemons = {}
+        self.start_whoami()
+
+    def start_whoami(self):
+        # A TCP service on every node that answers with the node's name: the
+        # client connecting to VIP:7777 learns who holds the VIP.
+        self.whoami = {}
+        for short in ("a", "b"):
+            self.whoami[short] = LAB.spawn(f"whoami-{short}", short, [PY, "-c", WHOAMI, short])
+        for short in ("a", "b"):
+            wait_until(lambda: ":7777" in LAB.sh(short, ["ss", "-Hltn"]).stdout, 5, f"whoami on {short}")
+
+    def tearDown(self):
+        LAB.stop_all()
+        for short in ("a", "b"):
+            LAB.sh(short, ["ip", "link", "set", "eth0", "up"], check=False)
+            # A daemon killed with SIGKILL leaves the VIP behind (by design,
+            # like keepalived): clean up so the next test starts level.
+            LAB.sh(short, ["ip", "addr", "del", f"{VIP}/24", "dev", "eth0"], check=False)
+        LAB.sh("client", ["ip", "neigh", "flush", "dev", "eth0"], check=False)
+
+    # ---- helpers ----
+    def start_vipproxy(self, short, priority, version, state="backup", extra="", top=""):
+        path = os.path.join(LAB.dir, f"vipproxy-{short}.yaml")
+        with open(path, "w") as f:
+            f.write(vipproxy_yaml(short, priority, version, state, extra, top))
+        p = LAB.spawn(f"vipproxy-{short}", short, [VIPPROXY, "--config", path])
+        self.daemons[short] = p
+        wait_until(lambda: p.poll() is not None or self.status(short), 10, f"vipproxy on {short} answering /status")
+        self.assertIsNone(p.poll(), f"vipproxy on {short} exited:\n{LAB.logtail('vipproxy-' + short)}")
+        return p
+
+    def start_keepalived(self, short, priority, version, state="BACKUP"):
+        d = os.path.join(LAB.dir, f"keepalived-{short}")
+        os.makedirs(d, exist_ok=True)
+        conf = os.path.join(d, "keepalived.conf")
+        with open(conf, "w") as f:
+            f.write(keepalived_conf(short, priority, version, state))
+        pidf, vrrpf = os.path.join(d, "keepalived.pid"), os.path.join(d, "vrrp.pid")
+        for f in (pidf, vrrpf):
+            if os.path.exists(f):
+                os.unlink(f)
+        p = LAB.spawn(f"keepalived-{short}", short,
+                      [KEEPALIVED, "-n", "-l", "-D", "-P", "-f", conf, "-p", pidf, "-r", vrrpf])
+        self.daemons[short] = p
+
+        def child():
+            with open(vrrpf) as f:
+                return int(f.read().strip())
+        pid = wait_until(child, 10, f"keepalived VRRP child on {short}")
+        LAB.extra_pids.append((pid, "keepalived"))
+        return p
+
+    def status(self, short):
+        code = ("import urllib.request,sys;sys.stdout.write(urllib.request.urlopen("
+                f"'http://127.0.0.1:{ADMIN_PORT}/status',timeout=2).read().decode())")
+        r = LAB.sh(short, [PY, "-c", code], check=False, timeout=10)
+        return json.loads(r.stdout) if r.returncode == 0 and r.stdout else None
+
+    def instance(self, short):
+        return self.status(short)["vrrp"][0]
+
+    def vip_on(self, short):
+        return LAB.has_address(short, VIP)
+
+    def only_on(self, short):
+        return self.vip_on(short) and not self.vip_on(OTHER[short])
+
+    def assert_client_reaches(self, short):
+        """The client pings the VIP and its neighbour entry is `short`'s MAC."""
+        want = LAB.mac(short)
+        code = (f"import socket;s=socket.create_connection(('{VIP}',7777),timeout=1);"
+                "print(s.recv(64).decode())")
+        wait_until(lambda: LAB.sh("client", [PY, "-c", code], check=False).stdout.strip() == short, 10,
+                   f"client connects to {VIP}:7777 and {short} answers")
+        wait_until(lambda: LAB.neigh_mac("client", VIP) == want, 10,
+                   f"client neighbour entry for {VIP} = {short}'s MAC {want}")
+
+    def failover(self, label, short, action, timeout):
+        t0 = time.monotonic()
+        action()
+        wait_until(lambda: self.vip_on(short), timeout, f"{label}: VIP on {short}")
+        dt = time.monotonic() - t0
+        TIMINGS[label] = dt
+        log(f"{label}: VIP on {short} after {dt:.2f}s")
+        return dt
+
+    def dump(self):
+        return "\n".join(f"== {n}\n{LAB.logtail(n, 25)}" for n, _ in LAB.procs)
+
+    # ---- scenarios ----
+    def test_1_v2_pass_election_failover_preemption_fault(self):
+        """VRRPv2 + PASS, 1 s: election, kill -9, preempt back, SIGTERM, link down."""
+        a = self.start_vipproxy("a", 100, 2)
+        self.start_vipproxy("b", 50, 2)
+        # Election by priority: A after Master_Down_Interval (3 + 0.61 s).
+        wait_until(lambda: self.only_on("a"), 8, "VIP on A only", interval=0.1)
+        wait_until(lambda: self.instance("b")["state"] == "BACKUP", 3, "B BACKUP")
+        ia, ib = self.instance("a"), self.instance("b")
+        self.assertEqual(ia["state"], "MASTER", ia)
+        self.assertEqual(ib["master_address"], ip_of(151), ib)
+        self.assertGreater(ib["adverts_received"], 0, ib)
+        self.assert_client_reaches("a")
+
+        # kill -9 of the master: B after its Master_Down_Interval (3 + 0.8 s).
+        dt = self.failover("v2 kill -9 -> B master", "b", lambda: LAB.stop(a, signal.SIGKILL), 8)
+        self.assertGreater(dt, 2.5)
+        self.assert_client_reaches("b")
+
+        # A returns: it removes the VIP the SIGKILL left, then preempts B.
+        a = self.start_vipproxy("a", 100, 2)
+        wait_until(lambda: self.only_on("a"), 10, "A preempts back", interval=0.1)
+        self.assert_client_reaches("a")
+
+        # SIGTERM: priority 0, B takes over after Skew_Time (0.8 s), not 3.8.
+        dt = self.failover("v2 SIGTERM -> B master", "b", lambda: a.send_signal(signal.SIGTERM), 5)
+        self.assertLess(dt, 2.5, "priority-0 advert should hand over after the skew time")
+        a.wait(10)
+        self.assertFalse(self.vip_on("a"), "A removed its VIP on SIGTERM")
+        self.assert_client_reaches("b")
+
+        # Link down on the master: FAULT, VIP moves; link up: A preempts back.
+        a = self.start_vipproxy("a", 100, 2)
+        wait_until(lambda: self.only_on("a"), 10, "A preempts back", interval=0.1)
+        self.failover("v2 link down -> B master", "b",
+                      lambda: LAB.sh("a", ["ip", "link", "set", "eth0", "down"]), 8)
+        wait_until(lambda: self.instance("a")["state"] == "FAULT", 3, "A FAULT")
+        self.assertFalse(self.vip_on("a"))
+        LAB.sh("a", ["ip", "link", "set", "eth0", "up"])
+        wait_until(lambda: self.only_on("a"), 10, "A back after link up", interval=0.1)
+        ia = self.instance("a")
+        self.assertEqual(ia["state"], "MASTER")
+        self.assertGreaterEqual(ia["transitions"], 4, ia)
+
+    def test_2_v3_100ms_failover(self):
+        """VRRPv3, 100 ms: election, kill -9 and SIGTERM failover times."""
+        a = self.start_vipproxy("a", 100, 3)
+        self.start_vipproxy("b", 50, 3)
+        wait_until(lambda: self.only_on("a"), 5, "VIP on A only")
+        hold(lambda: not self.vip_on("b"), 1.0, "B stays BACKUP")
+        dt = self.failover("v3 kill -9 -> B master", "b", lambda: LAB.stop(a, signal.SIGKILL), 3)
+        self.assertLess(dt, 1.5)
+        self.assert_client_reaches("b")
+        a = self.start_vipproxy("a", 100, 3)
+        wait_until(lambda: self.only_on("a"), 5, "A preempts back")
+        dt = self.failover("v3 SIGTERM -> B master", "b", lambda: a.send_signal(signal.SIGTERM), 3)
+        self.assertLess(dt, 0.8)
+        self.assertEqual(self.instance("b")["peer_checksum"], "pseudo_header")
+
+    def test_3_both_state_master_converge(self):
+        """Both `state: master`, equal priority, started apart (a split brain), then joined: one master."""
+        # B's bridge port blocked: neither hears the other, both become MASTER.
+        LAB.sh_bridge(["bridge", "link", "set", "dev", "vb", "state", "0"])  # disabled: drops frames, carrier stays
+        try:
+            self.start_vipproxy("a", 100, 3, state="master")
+            self.start_vipproxy("b", 100, 3, state="master")
+            wait_until(lambda: self.vip_on("a") and self.vip_on("b"), 5, "both MASTER while apart")
+        finally:
+            LAB.sh_bridge(["bridge", "link", "set", "dev", "vb", "state", "3"])  # forwarding
+        # RFC 5798 §6.4.3: equal priority, the higher primary address (B)
+        # stays MASTER; A steps down on B's first advert.
+        wait_until(lambda: self.only_on("b"), 5, "VIP on B (higher address) only")
+        hold(lambda: self.only_on("b"), 1.5, "exactly one master")
+        self.assertEqual(self.instance("a")["state"], "BACKUP")
+        self.assert_client_reaches("b")
+
+    def keepalived_interop(self, version):
+        tag = f"keepalived v{version}"
+        # vipproxy master, keepalived backup.
+        a = self.start_vipproxy("a", 100, version)
+        self.start_keepalived("b", 50, version)
+        wait_until(lambda: self.only_on("a"), 8, f"{tag}: vipproxy A master", interval=0.1)
+        hold(lambda: self.only_on("a"), 1.5, f"{tag}: keepalived stays BACKUP")
+        self.failover(f"{tag}: vipproxy SIGTERM -> keepalived master", "b",
+                      lambda: a.send_signal(signal.SIGTERM), 3)
+        self.assert_client_reaches("b")
+        a = self.start_vipproxy("a", 100, version)
+        wait_until(lambda: self.only_on("a"), 8, f"{tag}: vipproxy preempts keepalived", interval=0.1)
+        self.assert_client_reaches("a")
+        LAB.stop_all()
+        LAB.sh("b", ["ip", "addr", "del", f"{VIP}/24", "dev", "eth0"], check=False)
+        self.start_whoami()
+
+        # keepalived master, vipproxy backup.
+        k = self.start_keepalived("a", 100, version, state="MASTER")
+        self.start_vipproxy("b", 50, version)
+        wait_until(lambda: self.only_on("a"), 8, f"{tag}: keepalived A master", interval=0.1)
+        wait_until(lambda: self.instance("b")["adverts_received"] > 0, 3, f"{tag}: vipproxy hears keepalived")
+        ib = self.instance("b")
+        self.assertEqual(ib["state"], "BACKUP", ib)
+        self.assertEqual(ib["master_address"], ip_of(151), ib)
+        self.assertEqual(sum(ib["drops"].values()), 0, ib)
+        if version == 3:
+            self.assertEqual(ib["peer_checksum"], "pseudo_header", ib)
+        self.failover(f"{tag}: keepalived SIGTERM -> vipproxy master", "b",
+                      lambda: k.send_signal(signal.SIGTERM), 3)
+        self.assert_client_reaches("b")
+
+    def test_4_keepalived_peer_v2_pass(self):
+        self.keepalived_interop(2)
+
+    def test_5_keepalived_peer_v3(self):
+        self.keepalived_interop(3)
+
+    def test_6_malformed_adverts_change_nothing(self):
+        self.start_vipproxy("a", 100, 2)
+        self.start_vipproxy("b", 50, 2)
+        wait_until(lambda: self.only_on("a"), 8, "VIP on A only", interval=0.1)
+        before = {s: self.instance(s) for s in ("a", "b")}
+        script = os.path.join(LAB.dir, "malformed.py")
+        with open(script, "w") as f:
+            f.write(MALFORMED_SENDER)
+        n = 20
+        # Each would claim priority 254 for our VRID if it were accepted.
+        LAB.sh("client", [PY, script, ip_of(10), VIP, PASSWORD, str(n)])
+        want = {"bad_checksum", "bad_ttl", "bad_version", "too_short", "auth_failure"}
+        for s in ("a", "b"):
+            wait_until(lambda: all(self.instance(s)["drops"][k] >= n for k in want), 5, f"{s} counted the drops")
+        hold(lambda: self.only_on("a"), 1.5, "A stays master")
+        for s in ("a", "b"):
+            after = self.instance(s)
+            self.assertEqual(after["state"], before[s]["state"])
+            self.assertEqual(after["transitions"], before[s]["transitions"], after)
+            for k in want:
+                self.assertEqual(after["drops"][k], n, (k, after["drops"]))
+        metrics = LAB.sh("a", [PY, "-c", "import urllib.request,sys;sys.stdout.write(urllib.request.urlopen("
+                                         f"'http://127.0.0.1:{ADMIN_PORT}/metrics',timeout=2).read().decode())"]).stdout
+        self.assertIn(f'vipproxy_vrrp_drops_total{{instance="VI_1",reason="bad_ttl"}} {n}', metrics)
+        self.assertEqual(metrics.count("# TYPE vipproxy_vrrp_drops_total"), 1)
+
+    def test_7_unicast_peers_and_vip_readded(self):
+        """unicast_peers instead of 224.0.0.18; a VIP deleted by hand while MASTER comes back."""
+        for short in ("a", "b"):
+            self.start_vipproxy(short, 100 if short == "a" else 50, 3,
+                                extra=f"unicast_peers: [{ip_of(HOSTS[OTHER[short]])}]")
+        wait_until(lambda: self.only_on("a"), 5, "VIP on A only (unicast)")
+        hold(lambda: self.only_on("a"), 1.0, "B stays BACKUP on unicast adverts")
+        ib = self.instance("b")
+        self.assertEqual(ib["master_address"], ip_of(151), ib)
+        # Someone runs `ip addr del` on the master: RTM_DELADDR -> re-added.
+        LAB.sh("a", ["ip", "addr", "del", f"{VIP}/24", "dev", "eth0"])
+        wait_until(lambda: self.vip_on("a"), 3, "VIP re-added on A")
+        self.assertEqual(self.instance("a")["vip_readded"], 1)
+        self.failover("v3 unicast SIGTERM -> B master", "b",
+                      lambda: self.daemons["a"].send_signal(signal.SIGTERM), 3)
+        self.assert_client_reaches("b")
+
+    def test_8_track_proxy_moves_vip(self):
+        """track.proxies: the VIP follows the node whose proxy has an eligible backend."""
+        top = ("proxies:\n  - name: postgres\n    listen: 0.0.0.0:5433\n    check:\n      type: tcp\n"
+               "      interval: 200ms\n      fast_interval: 100ms\n      timeout: 500ms\n      rise: 1\n"
+               "      fall: 1\n    backends:\n      - name: local\n        address: 127.0.0.1:7777\n")
+        for short in ("a", "b"):
+            self.start_vipproxy(short, 100 if short == "a" else 50, 3, top=top,
+                                extra="track:\n  proxies: [postgres]")
+        wait_until(lambda: self.only_on("a"), 8, "VIP on A only")
+        code = (f"import socket;s=socket.create_connection(('{VIP}',5433),timeout=1);"
+                "print(s.recv(64).decode())")
+        through = lambda: LAB.sh("client", [PY, "-c", code], check=False).stdout.strip()  # noqa: E731
+        wait_until(lambda: through() == "a", 5, "client through the VIP's proxy reaches A's backend")
+        # A's only backend dies: weight 0 -> FAULT, priority 0 advert, B takes over.
+        self.failover("track proxy: backend down on A -> B master", "b",
+                      lambda: LAB.stop(self.whoami["a"]), 5)
+        wait_until(lambda: self.instance("a")["state"] == "FAULT", 3, "A FAULT")
+        self.assertIn("proxy postgres", self.instance("a")["fault_reason"])
+        self.assertFalse(self.vip_on("a"))
+        wait_until(lambda: through() == "b", 5, "client through the VIP reaches B")
+        # The backend returns: A leaves FAULT and preempts.
+        self.whoami["a"] = LAB.spawn("whoami-a", "a", [PY, "-c", WHOAMI, "a"])
+        wait_until(lambda: self.only_on("a"), 8, "A preempts back once healthy")
+        wait_until(lambda: through() == "a", 5, "client through the VIP reaches A again")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

@@ -1,0 +1,492 @@
+// The VRRP engine against a fake Kernel: what the engine asks of the kernel
+// (adverts, VIPs, GARP) for each input (timers, datagrams, links, tracks),
+// with real asio timers at VRRPv3's 10 ms interval. Also the pure track rules.
+#define BOOST_TEST_MODULE vrrp_engine
+#include <boost/test/unit_test.hpp>
+
+#include <boost/asio/io_context.hpp>
+#include <map>
+#include <set>
+#include <cstdio>
+#include <fstream>
+#include <ostream>
+#include <unistd.h>
+
+#include "vrrp/codec.h"
+#include "vrrp/frame.h"
+#include "vrrp/garp.h"
+#include "vrrp/service.h"
+#include "vrrp/track.h"
+
+namespace vrrp {
+std::ostream& operator<<(std::ostream& o, const IpAddress& a) { return o << a.to_string(); }
+namespace fsm {
+std::ostream& operator<<(std::ostream& o, State s) { return o << to_string(s); }
+}  // namespace fsm
+}  // namespace vrrp
+
+using namespace vrrp;
+using namespace std::chrono_literals;
+namespace asio = boost::asio;
+
+namespace {
+
+constexpr IpAddress kSelf = IpAddress::v4(10, 88, 1, 151);
+constexpr IpAddress kPeer = IpAddress::v4(10, 88, 1, 152);
+constexpr IpAddress kVip = IpAddress::v4(10, 88, 1, 160);
+
+struct FakeKernel : Kernel {
+  struct Sent {
+    IpAddress src, dst;
+    Advert advert;
+  };
+  std::map<std::string, LinkInfo> links;
+  std::set<IpAddress> addresses;  // VIPs currently "configured"
+  std::vector<Sent> adverts;
+  std::vector<std::vector<uint8_t>> frames;
+  DatagramHandler rx;
+  Events events;
+  int adds = 0, dels = 0;
+
+  FakeKernel() {
+    LinkInfo l;
+    l.ifindex = 2;
+    l.name = "eth0";
+    l.up = true;
+    l.mac = {0x02, 0, 0, 0, 0, 0x51};
+    l.primary_v4 = {kSelf};
+    links["eth0"] = l;
+  }
+  void watch(Events e) override { events = std::move(e); }
+  void stop() override {}
+  std::optional<LinkInfo> link(const std::string& n) override {
+    auto it = links.find(n);
+    if (it == links.end()) return std::nullopt;
+    return it->second;
+  }
+  struct FakeChannel : Channel {
+    FakeKernel& k;
+    explicit FakeChannel(FakeKernel& kk) : k(kk) {}
+    std::error_code send(const IpAddress& src, const IpAddress& dst, std::span<const uint8_t> msg) override {
+      RxMeta m{Family::ipv4, src, dst, 255, msg.size()};
+      AuthExpect auth{AuthType::pass, "BacChaME"};
+      auto d = decode(msg, m, msg[0] >> 4 == 2 ? auth : AuthExpect{});
+      BOOST_REQUIRE_MESSAGE(d.ok(), "the engine sent an advert our own codec rejects");
+      k.adverts.push_back({src, dst, *d});
+      return {};
+    }
+  };
+  std::unique_ptr<Channel> open_channel(const LinkInfo&, bool, DatagramHandler h) override {
+    rx = std::move(h);
+    return std::make_unique<FakeChannel>(*this);
+  }
+  std::error_code add_address(const Vip& v) override {
+    ++adds;
+    addresses.insert(v.address);
+    return {};
+  }
+  std::error_code del_address(const Vip& v) override {
+    ++dels;
+    addresses.erase(v.address);
+    return {};
+  }
+  std::error_code send_frame(int, std::span<const uint8_t> f) override {
+    frames.emplace_back(f.begin(), f.end());
+    return {};
+  }
+};
+
+cfg::VrrpInstance instance(unsigned version = 3, unsigned priority = 100) {
+  cfg::VrrpInstance v;
+  v.name = "VI_1";
+  v.interface = "eth0";
+  v.virtual_router_id = 51;
+  v.priority = priority;
+  v.version = version;
+  v.advert_int = version == 3 ? cfg::Duration(10) : cfg::Duration(1000);
+  if (version == 2) {
+    v.auth_type = cfg::AuthType::pass;
+    v.auth_password = "BacChaME";
+  }
+  cfg::VirtualAddress va;
+  va.address = "10.88.1.160";
+  va.prefix_len = 24;
+  v.virtual_ipaddresses.push_back(va);
+  v.garp.master_delay = cfg::Duration(0);
+  v.garp.master_repeat = 3;
+  return v;
+}
+
+// An IPv4 datagram carrying a VRRP advert from `src`, as the raw socket gives it.
+std::vector<uint8_t> datagram(uint8_t priority, IpAddress src = kPeer, uint8_t ttl = 255, unsigned version = 3,
+                              uint16_t adver_int = 1) {
+  Advert a;
+  a.version = uint8_t(version);
+  a.vrid = 51;
+  a.priority = priority;
+  a.adver_int = adver_int;
+  a.addresses = {kVip};
+  if (version == 2) {
+    a.auth_type = 1;
+    std::string pw = "BacChaME";
+    std::copy(pw.begin(), pw.end(), a.auth_data.begin());
+  }
+  EncodeOpts o;
+  o.src = src;
+  o.dst = kVrrpGroupV4;
+  auto msg = encode(a, o);
+  Ipv4Params ip;
+  ip.src = src;
+  ip.ttl = ttl;
+  auto d = build_ipv4_header(ip, msg.size());
+  d.insert(d.end(), msg.begin(), msg.end());
+  return d;
+}
+
+struct Fixture {
+  asio::io_context io;
+  FakeKernel* k = nullptr;
+  std::map<std::string, bool> proxies;
+  std::unique_ptr<Service> svc;
+
+  void make(std::vector<cfg::VrrpInstance> insts) {
+    auto fk = std::make_unique<FakeKernel>();
+    k = fk.get();
+    svc = std::make_unique<Service>(
+        io, insts, "node",
+        [this](const std::string& p) { return proxies.count(p) && proxies[p]; }, std::move(fk));
+    svc->start();
+  }
+  Engine& e() { return *svc->engines()[0]; }
+  void run(std::chrono::milliseconds d) {
+    io.restart();
+    io.run_for(d);
+  }
+  void deliver(const std::vector<uint8_t>& d) { k->rx(d); }
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(engine)
+
+BOOST_FIXTURE_TEST_CASE(backup_becomes_master_adds_vips_sends_garp, Fixture) {
+  make({instance()});
+  BOOST_TEST(e().state() == fsm::State::backup);
+  BOOST_TEST(k->dels == 1);  // stale VIPs of an earlier run removed at start
+  BOOST_TEST(k->addresses.empty());
+  run(150ms);  // Master_Down_Interval = 30 ms + skew
+  BOOST_TEST(e().state() == fsm::State::master);
+  BOOST_TEST(k->addresses.count(kVip) == 1);
+  BOOST_TEST(k->frames.size() == 3u);  // garp.master_repeat
+  const auto garp = build_garp(k->links["eth0"].mac, kVip);
+  BOOST_TEST(k->frames[0] == std::vector<uint8_t>(garp.begin(), garp.end()));
+  BOOST_REQUIRE(k->adverts.size() >= 5u);  // one per 10 ms
+  BOOST_TEST(k->adverts[0].advert.priority == 100);
+  BOOST_TEST(k->adverts[0].advert.adver_int == 1);
+  BOOST_TEST(k->adverts[0].dst == kVrrpGroupV4);
+  BOOST_TEST(k->adverts[0].src == kSelf);
+  BOOST_TEST(e().counters().became_master == 1u);
+}
+
+BOOST_FIXTURE_TEST_CASE(garp_second_burst_after_master_delay_then_refresh, Fixture) {
+  auto inst = instance();
+  inst.garp.master_delay = cfg::Duration(100);
+  inst.garp.master_refresh = cfg::Duration(200);
+  make({inst});
+  run(80ms);  // master after ~36 ms: first burst only
+  BOOST_REQUIRE(e().state() == fsm::State::master);
+  BOOST_TEST(k->frames.size() == 3u);
+  run(100ms);  // + master_delay: the second burst of master_repeat
+  BOOST_TEST(k->frames.size() == 6u);
+  run(200ms);  // + master_refresh: one more per VIP
+  BOOST_TEST(k->frames.size() == 7u);
+  // Leaving MASTER stops every GARP timer.
+  deliver(datagram(200));
+  BOOST_TEST(e().state() == fsm::State::backup);
+  auto n = k->frames.size();
+  for (int i = 0; i < 45; ++i) {  // the new master keeps advertising
+    deliver(datagram(200));
+    run(10ms);
+  }
+  BOOST_TEST(e().state() == fsm::State::backup);
+  BOOST_TEST(k->frames.size() == n);
+}
+
+BOOST_FIXTURE_TEST_CASE(v2_pass_adverts_carry_the_password, Fixture) {
+  make({instance(2)});
+  run(0ms);
+  // Can't wait 3.6 s here: a priority-0 advert from the master gives Skew_Time.
+  deliver(datagram(fsm::kStopPriority, kPeer, 255, 2, 1));
+  run(600ms);  // (256-100)/256 s = 0.61 s
+  run(100ms);
+  BOOST_REQUIRE(e().state() == fsm::State::master);
+  BOOST_TEST(k->adverts.back().advert.version == 2);
+  BOOST_TEST(k->adverts.back().advert.auth_type == 1);  // FakeChannel decoded it with the password
+}
+
+BOOST_FIXTURE_TEST_CASE(malformed_packets_never_touch_timers, Fixture) {
+  make({instance()});
+  // A flood of bad-TTL / bad-checksum copies of a priority-254 advert: if any
+  // reset the Master_Down_Timer (or were obeyed) we would stay BACKUP.
+  for (int i = 0; i < 20; ++i) {
+    deliver(datagram(254, kPeer, 254));
+    auto bad = datagram(254);
+    bad.back() ^= 0xff;  // an address byte: checksum no longer matches
+    deliver(bad);
+    auto trunc = datagram(254);
+    trunc.resize(20 + 6);
+    trunc[3] = 26;  // IP total length says 6 bytes of VRRP
+    deliver(trunc);
+    run(5ms);
+  }
+  run(100ms);
+  BOOST_TEST(e().state() == fsm::State::master);
+  BOOST_TEST(e().drops().bad_ttl == 20u);
+  BOOST_TEST(e().drops().bad_checksum == 20u);
+  BOOST_TEST(e().drops().too_short == 20u);
+  BOOST_TEST(e().counters().adverts_received == 0u);
+}
+
+BOOST_FIXTURE_TEST_CASE(higher_priority_master_keeps_us_backup_and_other_vrids_are_ignored, Fixture) {
+  make({instance()});
+  for (int i = 0; i < 30; ++i) {
+    deliver(datagram(200));
+    auto other = datagram(200);
+    other[20 + 1] = 52;  // VRID 52: someone else's router
+    // checksum is over the VRRP message: fix it up so only the VRID differs
+    std::fill(other.begin() + 26, other.begin() + 28, 0);
+    uint16_t c = compute_checksum(std::span(other).subspan(20), 3, Family::ipv4, kPeer, kVrrpGroupV4,
+                                  ChecksumForm::pseudo_header);
+    other[26] = uint8_t(c >> 8);
+    other[27] = uint8_t(c);
+    deliver(other);
+    run(10ms);
+  }
+  BOOST_TEST(e().state() == fsm::State::backup);
+  BOOST_TEST(e().counters().other_vrid == 30u);
+  BOOST_TEST(e().counters().adverts_received == 30u);
+  BOOST_TEST(e().vars().master_address.value() == kPeer);
+  BOOST_TEST(k->addresses.empty());
+}
+
+BOOST_FIXTURE_TEST_CASE(shutdown_as_master_sends_priority_zero_and_removes_vips, Fixture) {
+  make({instance()});
+  run(150ms);
+  BOOST_REQUIRE(e().state() == fsm::State::master);
+  bool done = false;
+  svc->shutdown([&] { done = true; });
+  BOOST_TEST(k->adverts.back().advert.priority == 0);
+  BOOST_TEST(k->addresses.empty());
+  auto sent = k->adverts.size();
+  run(100ms);
+  BOOST_TEST(done);
+  BOOST_TEST(k->adverts.size() == sent);  // no timer left running
+  BOOST_TEST(io.stopped());               // nothing pending: the daemon can exit
+}
+
+BOOST_FIXTURE_TEST_CASE(link_down_is_fault_and_link_up_restarts_as_backup, Fixture) {
+  make({instance()});
+  run(150ms);
+  BOOST_REQUIRE(e().state() == fsm::State::master);
+  LinkInfo down = k->links["eth0"];
+  down.up = false;
+  k->links["eth0"].up = false;
+  k->events.link_changed(down);
+  BOOST_TEST(e().state() == fsm::State::fault);
+  BOOST_TEST(k->addresses.empty());
+  k->links["eth0"].up = true;
+  k->events.link_changed(k->links["eth0"]);
+  BOOST_TEST(e().state() == fsm::State::backup);
+  run(150ms);
+  BOOST_TEST(e().state() == fsm::State::master);
+}
+
+BOOST_FIXTURE_TEST_CASE(vip_removed_while_master_is_added_back, Fixture) {
+  make({instance()});
+  run(150ms);
+  BOOST_REQUIRE(e().state() == fsm::State::master);
+  k->addresses.clear();
+  k->events.address_removed(2, kVip);
+  BOOST_TEST(k->addresses.count(kVip) == 1);
+  BOOST_TEST(e().counters().vip_readded == 1u);
+}
+
+BOOST_FIXTURE_TEST_CASE(tracked_proxy_weights, Fixture) {
+  auto zero = instance();
+  zero.track.proxies.push_back({"postgres", 0});
+  proxies["postgres"] = false;
+  make({zero});
+  BOOST_TEST(e().state() == fsm::State::fault);  // weight 0 failing at start
+  proxies["postgres"] = true;
+  svc->proxy_health_changed();
+  BOOST_TEST(e().state() == fsm::State::backup);
+  run(150ms);
+  BOOST_REQUIRE(e().state() == fsm::State::master);
+  proxies["postgres"] = false;
+  svc->proxy_health_changed();
+  BOOST_TEST(e().state() == fsm::State::fault);
+  BOOST_TEST(k->adverts.back().advert.priority == 0);  // peer takes over after its skew
+  BOOST_TEST(k->addresses.empty());
+}
+
+BOOST_FIXTURE_TEST_CASE(negative_weight_lowers_priority_in_the_adverts, Fixture) {
+  auto neg = instance();
+  neg.track.proxies.push_back({"postgres", -60});
+  proxies["postgres"] = true;
+  make({neg});
+  run(150ms);
+  BOOST_REQUIRE(e().state() == fsm::State::master);
+  BOOST_TEST(k->adverts.back().advert.priority == 100);
+  proxies["postgres"] = false;
+  svc->proxy_health_changed();
+  BOOST_TEST(e().vars().priority == 40);
+  BOOST_TEST(k->adverts.back().advert.priority == 40);  // told at once, not at the next tick
+}
+
+BOOST_FIXTURE_TEST_CASE(status_and_metrics_share_the_counters, Fixture) {
+  make({instance()});
+  deliver(datagram(200, kPeer, 254));
+  auto st = svc->status();
+  BOOST_REQUIRE(st.size() == 1u);
+  const auto& o = st[0].as_object();
+  BOOST_TEST(o.at("state").as_string() == "BACKUP");
+  BOOST_TEST(o.at("drops").as_object().at("bad_ttl").as_uint64() == 1u);
+  auto m = svc->metrics();
+  BOOST_TEST(m.find("vipproxy_vrrp_drops_total{instance=\"VI_1\",reason=\"bad_ttl\"} 1") != std::string::npos);
+  BOOST_TEST(m.find("vipproxy_vrrp_state{instance=\"VI_1\",state=\"BACKUP\"} 1") != std::string::npos);
+  // HELP/TYPE once per metric name.
+  std::size_t n = 0;
+  for (auto p = m.find("# TYPE vipproxy_vrrp_drops_total"); p != std::string::npos;
+       p = m.find("# TYPE vipproxy_vrrp_drops_total", p + 1))
+    ++n;
+  BOOST_TEST(n == 1u);
+}
+
+BOOST_FIXTURE_TEST_CASE(notify_hooks_get_keepalived_arguments, Fixture) {
+  char dir[] = "/tmp/vrrp-notify-XXXXXX";
+  BOOST_REQUIRE(mkdtemp(dir));
+  std::string out = std::string(dir) + "/args";
+  auto inst = instance();
+  inst.notify.master = "echo >>" + out;
+  make({inst});
+  for (int i = 0; i < 50 && !std::ifstream(out).good(); ++i) run(20ms);
+  run(50ms);
+  std::ifstream f(out);
+  std::string line;
+  std::getline(f, line);
+  BOOST_TEST(line == "INSTANCE VI_1 MASTER 100");
+  std::remove(out.c_str());
+  rmdir(dir);
+}
+
+cfg::TrackScript script(const std::string& command, int weight, cfg::Duration timeout = cfg::Duration(1000)) {
+  cfg::TrackScript t;
+  t.name = "chk";
+  t.command = command;
+  t.interval = cfg::Duration(20);
+  t.timeout = timeout;
+  t.weight = weight;
+  return t;
+}
+
+template <class F>
+bool run_until(Fixture& f, F cond, std::chrono::milliseconds limit = 2000ms) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!cond()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    f.run(10ms);
+  }
+  return true;
+}
+
+BOOST_FIXTURE_TEST_CASE(track_script_weight_zero_faults_until_it_passes, Fixture) {
+  char dir[] = "/tmp/vrrp-script-XXXXXX";
+  BOOST_REQUIRE(mkdtemp(dir));
+  std::string flag = std::string(dir) + "/ok";
+  auto inst = instance();
+  inst.track.scripts.push_back(script("test -e " + flag, 0));
+  make({inst});
+  // Not yet run: failing (keepalived starts a script as not OK).
+  BOOST_TEST(e().state() == fsm::State::fault);
+  run(100ms);
+  BOOST_TEST(e().state() == fsm::State::fault);
+  std::ofstream(flag).put('1');
+  BOOST_TEST(run_until(*this, [&] { return e().state() == fsm::State::master; }));
+  std::remove(flag.c_str());
+  BOOST_TEST(run_until(*this, [&] { return e().state() == fsm::State::fault; }));
+  BOOST_TEST(k->addresses.empty());
+  BOOST_TEST(e().counters().script_runs > 3u);
+  rmdir(dir);
+}
+
+BOOST_FIXTURE_TEST_CASE(track_script_timeout_kills_it_and_counts_as_failure, Fixture) {
+  auto inst = instance();
+  inst.track.scripts.push_back(script("sleep 5; exit 0", -60, cfg::Duration(50)));
+  make({inst});
+  auto t0 = std::chrono::steady_clock::now();
+  BOOST_TEST(run_until(*this, [&] { return e().counters().script_timeouts >= 2u; }));
+  BOOST_TEST((std::chrono::steady_clock::now() - t0 < 1s));  // killed, not waited for
+  BOOST_TEST(e().vars().priority == 40);
+}
+
+BOOST_FIXTURE_TEST_CASE(track_script_runs_as_its_user, Fixture) {
+  auto inst = instance();
+  auto t = script("test \"$(id -u)\" = 65534", 0);
+  t.user = "nobody";
+  inst.track.scripts.push_back(t);
+  make({inst});
+  BOOST_TEST(run_until(*this, [&] { return e().state() == fsm::State::master; }));
+}
+
+BOOST_FIXTURE_TEST_CASE(lost_netlink_events_resync_links_and_vips, Fixture) {
+  make({instance()});
+  run(150ms);
+  BOOST_REQUIRE(e().state() == fsm::State::master);
+  k->addresses.clear();  // removed while we were not listening
+  k->events.resync();
+  BOOST_TEST(k->addresses.count(kVip) == 1);
+  k->links["eth0"].up = false;  // went down while we were not listening
+  k->events.resync();
+  BOOST_TEST(e().state() == fsm::State::fault);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(track_rules)
+
+BOOST_AUTO_TEST_CASE(weights_as_keepalived) {
+  using track::Input;
+  std::vector<Input> in{{0, true}, {10, true}, {-60, false}};
+  auto r = track::apply(100, in);
+  BOOST_TEST(!r.fault);
+  BOOST_TEST(r.priority == 50u);
+  in.push_back({0, false});
+  BOOST_TEST(track::apply(100, in).fault);
+  std::vector<Input> pos_failing{{10, false}}, neg_ok{{-60, true}};
+  BOOST_TEST(track::apply(100, pos_failing).priority == 100u);
+  BOOST_TEST(track::apply(100, neg_ok).priority == 100u);
+  std::vector<Input> big{{200, true}}, low{{-200, false}};
+  BOOST_TEST(track::apply(100, big).priority == 254u);  // never "owner"
+  BOOST_TEST(track::apply(100, low).priority == 1u);    // never "stop"
+  BOOST_TEST(track::apply(255, low).priority == 255u);  // the owner is not re-weighted
+}
+
+BOOST_AUTO_TEST_CASE(rise_fall) {
+  track::RiseFall rf(2, 3);
+  BOOST_TEST(!rf.ok());
+  BOOST_TEST(!rf.known());
+  BOOST_TEST(rf.result(true));  // rise-1 credited at start: first success suffices
+  BOOST_TEST(rf.ok());
+  BOOST_TEST(!rf.result(false));
+  BOOST_TEST(!rf.result(false));
+  BOOST_TEST(!rf.result(true));  // a success breaks the failing streak
+  BOOST_TEST(!rf.result(false));
+  BOOST_TEST(!rf.result(false));
+  BOOST_TEST(rf.result(false));
+  BOOST_TEST(!rf.ok());
+  BOOST_TEST(!rf.result(true));
+  BOOST_TEST(rf.result(true));
+  BOOST_TEST(rf.ok());
+}
+
+BOOST_AUTO_TEST_SUITE_END()

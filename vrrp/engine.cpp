@@ -1,0 +1,570 @@
+#include "vrrp/engine.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <boost/json.hpp>
+
+#include "vrrp/frame.h"
+#include "vrrp/garp.h"
+
+namespace vrrp {
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+using namespace std::chrono_literals;
+
+namespace {
+
+template <class... F> struct Overload : F... { using F::operator()...; };
+template <class... F> Overload(F...) -> Overload<F...>;
+
+// keepalived's notify argument ("MASTER", "BACKUP", "FAULT", "STOP").
+const char* notify_state(fsm::State s) {
+  switch (s) {
+    case fsm::State::master: return "MASTER";
+    case fsm::State::backup: return "BACKUP";
+    case fsm::State::fault: return "FAULT";
+    case fsm::State::initialize: return "STOP";
+  }
+  return "?";
+}
+
+}  // namespace
+
+struct Engine::Script {
+  Script(asio::io_context& io, const cfg::TrackScript& c) : cfg(c), rf(c.rise, c.fall), timer(io) {}
+  cfg::TrackScript cfg;
+  track::RiseFall rf;
+  asio::steady_timer timer;
+  bool running = false;
+};
+
+Engine::Engine(Env env, cfg::VrrpInstance config)
+    : env_(std::move(env)),
+      cfg_(std::move(config)),
+      fsm_timer_(env_.io),
+      burst_timer_(env_.io),
+      delay_timer_(env_.io),
+      refresh_timer_(env_.io) {
+  fsm_cfg_.version = uint8_t(cfg_.version);
+  fsm_cfg_.priority = uint8_t(std::min(cfg_.priority, 255u));
+  fsm_cfg_.advert_int = std::chrono::duration_cast<fsm::Duration>(cfg_.advert_int);
+  fsm_cfg_.preempt = cfg_.preempt;
+  fsm_cfg_.preempt_delay = std::chrono::duration_cast<fsm::Duration>(cfg_.preempt_delay);
+  fsm_cfg_.start_as_master_hint = cfg_.state == cfg::VrrpState::master;
+  vars_ = fsm::initial_vars(fsm_cfg_);
+  auth_.type = cfg_.auth_type == cfg::AuthType::pass ? AuthType::pass : AuthType::none;
+  auth_.password = cfg_.auth_password;
+  tracked_if_up_.assign(cfg_.track.interfaces.size(), false);
+  for (const auto& s : cfg_.track.scripts) scripts_.push_back(std::make_unique<Script>(env_.io, s));
+  for (const auto& p : cfg_.unicast_peers)
+    if (auto ip = IpAddress::parse(p)) peers_.push_back(*ip);
+}
+
+Engine::~Engine() = default;
+
+fsm::TimePoint Engine::now() const {
+  return std::chrono::duration_cast<fsm::TimePoint>(std::chrono::steady_clock::now() - epoch_);
+}
+
+void Engine::refresh_link() {
+  auto l = env_.kernel.link(cfg_.interface);
+  if (!l) {
+    link_.up = false;
+    return;
+  }
+  link_ = *l;
+  if (!cfg_.unicast_src_ip.empty()) {
+    src_ = IpAddress::parse(cfg_.unicast_src_ip);
+  } else {
+    // The advert source is the interface's own primary address (RFC 5798
+    // §5.1.1.1 "the primary IPv4 address of the interface"), never a VIP:
+    // a VIP moves, and the tie-break of §6.4.3 compares primaries.
+    src_.reset();
+    for (const auto& a : link_.primary_v4) {
+      bool is_vip = std::any_of(vips_.begin(), vips_.end(), [&](const Vip& v) { return v.address == a; });
+      if (!is_vip) {
+        src_ = a;
+        break;
+      }
+    }
+  }
+  if (src_) fsm_cfg_.primary_address = *src_;
+}
+
+void Engine::start() {
+  const std::string who = "vrrp " + cfg_.name;
+  for (const auto& va : cfg_.virtual_ipaddresses) {
+    Vip v;
+    auto ip = IpAddress::parse(va.address);
+    if (!ip) throw std::runtime_error(who + ": bad virtual address " + va.address);
+    if (ip->family != Family::ipv4)
+      throw std::runtime_error(who + ": IPv6 virtual addresses are not supported by this build yet");
+    v.address = *ip;
+    v.prefix_len = va.prefix_len;
+    v.label = va.label;
+    v.device = va.device.empty() ? cfg_.interface : va.device;
+    auto l = env_.kernel.link(v.device);
+    if (!l) throw std::runtime_error(who + ": interface " + v.device + " (for " + va.address + ") does not exist");
+    v.ifindex = l->ifindex;
+    vips_.push_back(v);
+  }
+  refresh_link();
+  if (link_.ifindex == 0) throw std::runtime_error(who + ": interface " + cfg_.interface + " does not exist");
+  if (!src_)
+    spdlog::warn("{}: {} has no IPv4 address to send adverts from; FAULT until it has one", who, cfg_.interface);
+  for (std::size_t i = 0; i < cfg_.track.interfaces.size(); ++i) {
+    auto l = env_.kernel.link(cfg_.track.interfaces[i].name);
+    tracked_if_up_[i] = l && l->up;
+  }
+  // keepalived removes its VIPs at start too: a run killed with SIGKILL
+  // leaves them configured (LAB-NOTES), and a BACKUP holding the VIP would
+  // answer ARP for it alongside the real master.
+  remove_vips();
+  std::weak_ptr<int> alive = life_;
+  channel_ = env_.kernel.open_channel(link_, !cfg_.unicast, [this, alive](std::span<const uint8_t> d) {
+    if (!alive.expired()) on_datagram(d);
+  });
+  started_ = true;
+  spdlog::info("{}: interface {} ({}), VRID {}, priority {}, VRRPv{}, advert_int {} ms, {}{}", who,
+               cfg_.interface, src_ ? src_->to_string() : "no address", cfg_.virtual_router_id, cfg_.priority,
+               cfg_.version, cfg_.advert_int.count(), cfg_.unicast ? "unicast" : "multicast 224.0.0.18",
+               fsm_cfg_.start_as_master_hint ? ", state master (hint: waits Master_Down_Interval like keepalived)"
+                                             : "");
+  for (std::size_t i = 0; i < scripts_.size(); ++i) run_script(i);
+  reevaluate();
+  if (vars_.state == fsm::State::initialize) feed(fsm::Startup{});
+}
+
+bool Engine::fault_reason(std::string* why) const {
+  if (why) *why = fault_why_;
+  return vars_.state == fsm::State::fault;
+}
+
+void Engine::reevaluate() {
+  if (!started_ || stopped_) return;
+  std::vector<track::Input> in;
+  std::string why;
+  auto add = [&](int weight, bool ok, const std::string& what) {
+    in.push_back({weight, ok});
+    if (weight == 0 && !ok) why += (why.empty() ? "" : ", ") + what;
+  };
+  add(0, link_.up, "interface " + cfg_.interface + " down");
+  add(0, src_.has_value(), "no IPv4 address on " + cfg_.interface);
+  for (const auto& p : cfg_.track.proxies)
+    add(p.weight, env_.proxy_healthy && env_.proxy_healthy(p.name), "proxy " + p.name + " unhealthy");
+  for (std::size_t i = 0; i < cfg_.track.interfaces.size(); ++i)
+    add(cfg_.track.interfaces[i].weight, tracked_if_up_[i], "interface " + cfg_.track.interfaces[i].name + " down");
+  for (const auto& s : scripts_) add(s->cfg.weight, s->rf.ok(), "script " + s->cfg.name + " failing");
+  auto r = track::apply(cfg_.priority, in);
+  fault_why_ = why;
+  // Priority first: leaving FAULT is a fresh Startup that must already use
+  // the new priority for its skew time.
+  if (r.priority != vars_.priority) feed(fsm::PriorityChanged{uint8_t(r.priority)});
+  if (r.fault && vars_.state != fsm::State::fault) {
+    spdlog::warn("vrrp {}: fault: {}", cfg_.name, why);
+    feed(fsm::Fault{});
+  } else if (!r.fault && vars_.state == fsm::State::fault) {
+    spdlog::info("vrrp {}: fault cleared", cfg_.name);
+    feed(fsm::FaultCleared{});
+  }
+}
+
+void Engine::feed(const fsm::Event& e) {
+  if (stopped_) return;
+  const fsm::State before = vars_.state;
+  auto s = fsm::step(fsm_cfg_, vars_, e, now());
+  vars_ = s.vars;
+  for (const auto& a : s.actions) {
+    if (auto* n = std::get_if<fsm::NotifyState>(&a)) {
+      notify(before, n->state);
+      continue;
+    }
+    execute(a);
+  }
+}
+
+void Engine::arm_fsm_timer(fsm::Duration d, uint64_t generation, bool master_down) {
+  fsm_timer_.expires_after(d);
+  std::weak_ptr<int> alive = life_;
+  fsm_timer_.async_wait([this, alive, generation, master_down](const boost::system::error_code& ec) {
+    if (ec || alive.expired()) return;
+    // The generation makes an expiry that raced with a reset harmless: the
+    // fsm ignores any generation but the latest (fsm.h).
+    if (master_down) feed(fsm::MasterDownTimerFired{generation});
+    else feed(fsm::AdvertTimerFired{generation});
+  });
+}
+
+void Engine::execute(const fsm::Action& action) {
+  std::visit(Overload{
+                 [&](const fsm::SendAdvert& a) { send_advert(a.priority); },
+                 [&](const fsm::SendAdvertPriorityZero&) { send_advert(fsm::kStopPriority); },
+                 [&](const fsm::StartAdvertTimer& t) { arm_fsm_timer(t.delay, t.generation, false); },
+                 [&](const fsm::StartMasterDownTimer& t) { arm_fsm_timer(t.delay, t.generation, true); },
+                 [&](const fsm::CancelTimers&) { fsm_timer_.cancel(); },
+                 [&](const fsm::AddVips&) { add_vips(); },
+                 [&](const fsm::RemoveVips&) { remove_vips(); },
+                 [&](const fsm::SendGarp&) { start_garp(false); },
+                 [&](const fsm::NotifyState&) {},
+             },
+             action);
+}
+
+void Engine::send_advert(uint8_t priority) {
+  if (!channel_ || !src_) return;
+  Advert a;
+  a.version = uint8_t(cfg_.version);
+  a.vrid = uint8_t(cfg_.virtual_router_id);
+  a.priority = priority;
+  for (const auto& v : vips_) a.addresses.push_back(v.address);
+  if (cfg_.version == 2) {
+    a.adver_int = uint16_t(cfg_.advert_int.count() / 1000);  // RFC 3768 §5.3.7: seconds
+    a.auth_type = uint8_t(auth_.type);
+    if (auth_.type == AuthType::pass)
+      std::copy_n(auth_.password.begin(), std::min<std::size_t>(auth_.password.size(), kV2AuthLen),
+                  a.auth_data.begin());
+  } else {
+    a.adver_int = uint16_t(cfg_.advert_int.count() / 10);  // RFC 5798 §5.2.7: centiseconds
+  }
+  EncodeOpts o;
+  o.src = *src_;
+  o.v3_ipv4_form = cfg_.checksum == cfg::ChecksumForm::rfc9568 ? ChecksumForm::message_only
+                                                               : ChecksumForm::pseudo_header;
+  auto send_to = [&](const IpAddress& dst) {
+    o.dst = dst;  // in the v3 pseudo-header: one encoding per destination
+    auto msg = encode(a, o);
+    if (auto ec = channel_->send(*src_, dst, msg)) {
+      ++counters_.send_errors;
+      // A link that just went down fails every send; FAULT follows from the
+      // link event, so this is not worth more than a debug line.
+      spdlog::debug("vrrp {}: advert to {} not sent: {}", cfg_.name, dst.to_string(), ec.message());
+    } else {
+      ++counters_.adverts_sent;
+    }
+  };
+  if (cfg_.unicast) {
+    for (const auto& p : peers_) send_to(p);
+  } else {
+    send_to(kVrrpGroupV4);
+  }
+}
+
+void Engine::add_vips() {
+  vips_installed_ = true;
+  for (const auto& v : vips_) {
+    if (auto ec = env_.kernel.add_address(v)) {
+      ++counters_.vip_errors;
+      spdlog::error("vrrp {}: cannot add {}/{} to {}: {}", cfg_.name, v.address.to_string(), v.prefix_len,
+                    v.device, ec.message());
+    }
+  }
+}
+
+void Engine::remove_vips() {
+  vips_installed_ = false;
+  cancel_garp();
+  for (const auto& v : vips_) {
+    if (auto ec = env_.kernel.del_address(v)) {
+      ++counters_.vip_errors;
+      spdlog::error("vrrp {}: cannot remove {}/{} from {}: {}", cfg_.name, v.address.to_string(), v.prefix_len,
+                    v.device, ec.message());
+    }
+  }
+}
+
+void Engine::garp_round() {
+  for (const auto& v : vips_) {
+    // The VIP's own device's MAC when it lives elsewhere than the instance
+    // interface (keepalived's "dev" option).
+    MacAddress mac = link_.mac;
+    if (v.ifindex != link_.ifindex)
+      if (auto l = env_.kernel.link(v.device)) mac = l->mac;
+    auto frame = build_garp(mac, v.address);
+    if (env_.kernel.send_frame(v.ifindex, frame)) ++counters_.send_errors;
+    else ++counters_.garp_sent;
+  }
+}
+
+void Engine::garp_burst(unsigned rounds) {
+  if (rounds == 0 || vars_.state != fsm::State::master) return;
+  if (cfg_.garp.interval.count() == 0) {
+    // keepalived 2.2.7 sends its master_repeat ARPs back to back (LAB-NOTES).
+    for (unsigned i = 0; i < rounds; ++i) garp_round();
+    return;
+  }
+  garp_round();
+  if (rounds == 1) return;
+  burst_timer_.expires_after(cfg_.garp.interval);
+  std::weak_ptr<int> alive = life_;
+  burst_timer_.async_wait([this, alive, rounds](const boost::system::error_code& ec) {
+    if (!ec && !alive.expired()) garp_burst(rounds - 1);
+  });
+}
+
+void Engine::start_garp(bool) {
+  // RFC 5798 §6.4.2: broadcast a gratuitous ARP for each VIP on becoming
+  // master. keepalived repeats the burst after garp_master_delay (caches
+  // that were mid-update, switches that were relearning) and, optionally,
+  // every garp_master_refresh while master.
+  std::weak_ptr<int> alive = life_;
+  garp_burst(cfg_.garp.master_repeat);
+  if (cfg_.garp.master_delay.count() > 0) {
+    delay_timer_.expires_after(cfg_.garp.master_delay);
+    delay_timer_.async_wait([this, alive](const boost::system::error_code& ec) {
+      if (!ec && !alive.expired()) garp_burst(cfg_.garp.master_repeat);
+    });
+  }
+  if (cfg_.garp.master_refresh.count() > 0) {
+    auto tick = std::make_shared<std::function<void()>>();
+    *tick = [this, alive, weak_tick = std::weak_ptr<std::function<void()>>(tick)] {
+      refresh_timer_.expires_after(cfg_.garp.master_refresh);
+      refresh_timer_.async_wait([this, alive, weak_tick](const boost::system::error_code& ec) {
+        if (ec || alive.expired() || vars_.state != fsm::State::master) return;
+        garp_round();
+        if (auto t = weak_tick.lock()) (*t)();
+      });
+    };
+    refresh_tick_ = tick;
+    (*tick)();
+  }
+}
+
+void Engine::cancel_garp() {
+  burst_timer_.cancel();
+  delay_timer_.cancel();
+  refresh_timer_.cancel();
+  refresh_tick_.reset();
+}
+
+void Engine::notify(fsm::State from, fsm::State to) {
+  if (from != to) {
+    ++counters_.transitions;
+    if (to == fsm::State::master) ++counters_.became_master;
+  }
+  if (to != fsm::State::master) cancel_garp();
+  spdlog::info("vrrp {}: {} -> {} (priority {}{})", cfg_.name, fsm::to_string(from), fsm::to_string(to),
+               vars_.priority,
+               to == fsm::State::backup && vars_.master_address
+                   ? ", master " + vars_.master_address->to_string()
+                   : std::string());
+  const auto& n = cfg_.notify;
+  const std::string* cmd = to == fsm::State::master   ? &n.master
+                           : to == fsm::State::backup ? &n.backup
+                           : to == fsm::State::fault  ? &n.fault
+                                                      : &n.stop;
+  // keepalived's notify arguments: INSTANCE <name> <STATE> <priority>.
+  // Hooks run detached from the state machine: a slow or hung script never
+  // delays a transition (they are observers, STYLE.md).
+  std::vector<std::string> args{"INSTANCE", cfg_.name, notify_state(to), std::to_string(vars_.priority)};
+  for (const std::string* c : {cmd, &n.any}) {
+    if (c->empty()) continue;
+    std::string name = cfg_.name;
+    env_.spawner.run(Spawner::shell(*c, args), "", 0ms, [name, command = *c](const ChildExit& r) {
+      if (!r.started) spdlog::error("vrrp {}: notify '{}' did not start: {}", name, command, r.detail);
+      else if (!r.success()) spdlog::warn("vrrp {}: notify '{}' exited with status {}", name, command, r.status);
+    });
+  }
+}
+
+void Engine::drop(const char* reason, uint64_t& counter, const IpAddress* from) {
+  ++counter;
+  // Rate-limited: a flood of junk must not flood the log (one line per 10 s
+  // with the number of drops since the last line).
+  auto t = std::chrono::steady_clock::now();
+  if (t - last_drop_log_ < 10s) {
+    ++drops_unlogged_;
+    return;
+  }
+  spdlog::warn("vrrp {}: dropped a packet{}: {}{}", cfg_.name, from ? " from " + from->to_string() : "", reason,
+               drops_unlogged_ ? " (+" + std::to_string(drops_unlogged_) + " more drops since the last message)"
+                               : std::string());
+  last_drop_log_ = t;
+  drops_unlogged_ = 0;
+}
+
+void Engine::on_datagram(std::span<const uint8_t> datagram) {
+  if (stopped_) return;
+  auto ip = parse_ipv4(datagram);
+  if (!ip.header) {
+    drop("bad_ip_header", drops_.bad_ip_header, nullptr);
+    return;
+  }
+  const auto& h = *ip.header;
+  auto d = decode(h.payload, h.rx_meta(), auth_);
+  if (!d) {
+    switch (d.error()) {
+#define VIPPROXY_VRRP_DROP_CASE(name, help) \
+  case DecodeError::name: drop(#name, drops_.name, &h.src); return;
+      VIPPROXY_VRRP_DROP_CASE(too_short, "")
+      VIPPROXY_VRRP_DROP_CASE(bad_version, "")
+      VIPPROXY_VRRP_DROP_CASE(bad_type, "")
+      VIPPROXY_VRRP_DROP_CASE(bad_ttl, "")
+      VIPPROXY_VRRP_DROP_CASE(bad_checksum, "")
+      VIPPROXY_VRRP_DROP_CASE(bad_length, "")
+      VIPPROXY_VRRP_DROP_CASE(bad_interval, "")
+      VIPPROXY_VRRP_DROP_CASE(auth_type_mismatch, "")
+      VIPPROXY_VRRP_DROP_CASE(auth_failure, "")
+#undef VIPPROXY_VRRP_DROP_CASE
+    }
+    return;
+  }
+  switch (check_instance(*d, uint8_t(cfg_.virtual_router_id), uint8_t(cfg_.version),
+                         uint16_t(cfg_.advert_int.count() / 1000))) {
+    case InstanceMismatch::none: break;
+    case InstanceMismatch::vrid: ++counters_.other_vrid; return;  // another router's business
+    case InstanceMismatch::version: drop("version_mismatch", drops_.version_mismatch, &h.src); return;
+    case InstanceMismatch::adver_int: drop("adver_int_mismatch", drops_.adver_int_mismatch, &h.src); return;
+  }
+  if (src_ && h.src == *src_) return;  // our own advert looped back
+  ++counters_.adverts_received;
+  last_peer_ = h.src;
+  if (d->version == 3) peer_checksum_form_ = d->checksum_form;
+  fsm::Duration mai = std::chrono::milliseconds(d->version == 3 ? d->adver_int * 10 : d->adver_int * 1000);
+  feed(fsm::AdvertReceived{d->priority, h.src, mai});
+}
+
+void Engine::on_link(const LinkInfo& l) {
+  if (!started_ || stopped_) return;
+  bool changed = false;
+  if (l.name == cfg_.interface || (l.ifindex == link_.ifindex && l.name.empty())) {
+    bool was_up = link_.up;
+    bool had_src = src_.has_value();
+    if (l.up) refresh_link();
+    else link_.up = false;
+    changed = was_up != link_.up || had_src != src_.has_value();
+    if (changed) spdlog::info("vrrp {}: interface {} is {}", cfg_.name, cfg_.interface, link_.up ? "up" : "down");
+  }
+  for (std::size_t i = 0; i < cfg_.track.interfaces.size(); ++i) {
+    if (cfg_.track.interfaces[i].name != l.name) continue;
+    if (tracked_if_up_[i] != l.up) {
+      tracked_if_up_[i] = l.up;
+      changed = true;
+      spdlog::info("vrrp {}: tracked interface {} is {}", cfg_.name, l.name, l.up ? "up" : "down");
+    }
+  }
+  if (changed) reevaluate();
+}
+
+void Engine::on_address_removed(int ifindex, const IpAddress& address) {
+  if (!started_ || stopped_) return;
+  if (src_ && ifindex == link_.ifindex && address == *src_) {
+    // Our advert source vanished: pick another primary, or FAULT.
+    refresh_link();
+    reevaluate();
+    return;
+  }
+  if (!vips_installed_ || vars_.state != fsm::State::master) return;
+  for (const auto& v : vips_) {
+    if (v.ifindex != ifindex || v.address != address) continue;
+    // Someone ran `ip addr del` (or a network manager "cleaned up") while we
+    // are master: the VIP would be black-holed until the next transition.
+    spdlog::warn("vrrp {}: {} was removed from {} while MASTER; adding it back", cfg_.name, address.to_string(),
+                 v.device);
+    ++counters_.vip_readded;
+    if (auto ec = env_.kernel.add_address(v)) {
+      ++counters_.vip_errors;
+      spdlog::error("vrrp {}: cannot re-add {}: {}", cfg_.name, address.to_string(), ec.message());
+    } else {
+      garp_burst(1);
+    }
+  }
+}
+
+void Engine::resync() {
+  if (!started_ || stopped_) return;
+  refresh_link();
+  for (std::size_t i = 0; i < cfg_.track.interfaces.size(); ++i) {
+    auto l = env_.kernel.link(cfg_.track.interfaces[i].name);
+    tracked_if_up_[i] = l && l->up;
+  }
+  reevaluate();
+  if (vars_.state == fsm::State::master && vips_installed_) add_vips();
+}
+
+void Engine::run_script(std::size_t i) {
+  auto& s = *scripts_[i];
+  if (stopped_ || s.running) return;
+  s.running = true;
+  ++counters_.script_runs;
+  std::weak_ptr<int> alive = life_;
+  env_.spawner.run(Spawner::shell(s.cfg.command), s.cfg.user, s.cfg.timeout,
+                   [this, alive, i](const ChildExit& r) {
+                     if (alive.expired()) return;
+                     auto& s = *scripts_[i];
+                     s.running = false;
+                     if (r.timed_out) ++counters_.script_timeouts;
+                     if (!r.started)
+                       spdlog::error("vrrp {}: track script {} did not start: {}", cfg_.name, s.cfg.name, r.detail);
+                     if (s.rf.result(r.success())) {
+                       spdlog::info("vrrp {}: track script {} is now {}{}", cfg_.name, s.cfg.name,
+                                    s.rf.ok() ? "OK" : "failing", r.timed_out ? " (timed out)" : "");
+                       reevaluate();
+                     }
+                     if (stopped_) return;
+                     s.timer.expires_after(s.cfg.interval);
+                     s.timer.async_wait([this, alive, i](const boost::system::error_code& ec) {
+                       if (!ec && !alive.expired()) run_script(i);
+                     });
+                   });
+}
+
+void Engine::shutdown() {
+  if (stopped_) return;
+  if (started_) feed(fsm::Shutdown{});
+  // Whatever the state, leave no VIP behind (a FAULT or BACKUP never holds
+  // one, but removing is idempotent and cheap).
+  if (started_) remove_vips();
+  stopped_ = true;
+  fsm_timer_.cancel();
+  cancel_garp();
+  for (auto& s : scripts_) s->timer.cancel();
+  channel_.reset();
+}
+
+json::object Engine::status() const {
+  json::object o;
+  o["name"] = cfg_.name;
+  o["interface"] = cfg_.interface;
+  o["state"] = fsm::to_string(vars_.state);
+  o["virtual_router_id"] = cfg_.virtual_router_id;
+  o["version"] = cfg_.version;
+  o["priority"] = vars_.priority;
+  o["configured_priority"] = cfg_.priority;
+  o["source_address"] = src_ ? json::value(src_->to_string()) : json::value(nullptr);
+  o["master_address"] =
+      vars_.master_address ? json::value(vars_.master_address->to_string()) : json::value(nullptr);
+  o["master_priority"] = vars_.master_priority;
+  o["link_up"] = link_.up;
+  o["fault_reason"] = vars_.state == fsm::State::fault ? json::value(fault_why_) : json::value(nullptr);
+  json::array vips;
+  for (const auto& v : vips_) vips.push_back(json::value(v.address.to_string() + "/" + std::to_string(v.prefix_len)));
+  o["virtual_ipaddresses"] = std::move(vips);
+  o["last_peer"] = last_peer_ ? json::value(last_peer_->to_string()) : json::value(nullptr);
+  // Which VRRPv3 IPv4 checksum form the peer uses (PRODUCT.md): keepalived
+  // sends the RFC 5798 pseudo-header form, RFC 9568 peers the message only.
+  o["peer_checksum"] = !peer_checksum_form_ ? json::value(nullptr)
+                       : *peer_checksum_form_ == ChecksumForm::pseudo_header ? json::value("pseudo_header")
+                                                                             : json::value("message_only");
+#define VIPPROXY_VRRP_JSON(name, help) o[#name] = counters_.name;
+  VIPPROXY_VRRP_COUNTERS(VIPPROXY_VRRP_JSON)
+#undef VIPPROXY_VRRP_JSON
+  json::object drops;
+#define VIPPROXY_VRRP_JSON(name, help) drops[#name] = drops_.name;
+  VIPPROXY_VRRP_DROPS(VIPPROXY_VRRP_JSON)
+#undef VIPPROXY_VRRP_JSON
+  o["drops"] = std::move(drops);
+  json::array scripts;
+  for (const auto& s : scripts_) {
+    json::object so;
+    so["name"] = s->cfg.name;
+    so["state"] = !s->rf.known() ? "unknown" : s->rf.ok() ? "OK" : "failing";
+    so["weight"] = s->cfg.weight;
+    scripts.push_back(std::move(so));
+  }
+  o["track_scripts"] = std::move(scripts);
+  return o;
+}
+
+}  // namespace vrrp

@@ -1,0 +1,119 @@
+// One VRRP instance at run time: executes the actions of the pure state
+// machine (vrrp/fsm) against a Kernel, on the control io_context. It owns
+// the instance's timers (each expiry carries the fsm generation, so a stale
+// tick is ignored), its raw channel, its track inputs and its counters.
+// Critical work (VIPs, GARP, adverts) runs inside the fsm's action order;
+// logs, notify hooks and counters observe NotifyState afterwards.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/json/object.hpp>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cfg/config.h"
+#include "vrrp/codec.h"
+#include "vrrp/counters.h"
+#include "vrrp/fsm.h"
+#include "vrrp/kernel.h"
+#include "vrrp/spawn.h"
+#include "vrrp/track.h"
+
+namespace vrrp {
+
+class Engine {
+ public:
+  struct Env {
+    boost::asio::io_context& io;
+    Kernel& kernel;
+    Spawner& spawner;
+    std::function<bool(const std::string& proxy)> proxy_healthy;
+    std::string node;
+  };
+
+  Engine(Env env, cfg::VrrpInstance config);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Resolves the interface and addresses, opens the channel (throws
+  // std::exception naming the instance on failure), removes VIPs a crashed
+  // earlier run may have left, then Startup (or Fault).
+  void start();
+  // RFC 5798 §6.4.3 Shutdown: as MASTER a priority-0 advert and the VIPs
+  // removed, synchronously; then every timer and socket of the instance is
+  // closed so the io_context can run dry.
+  void shutdown();
+
+  // Inputs.
+  void on_datagram(std::span<const uint8_t> ip_datagram);
+  void on_link(const LinkInfo& link);
+  void on_address_removed(int ifindex, const IpAddress& address);
+  void reevaluate();  // track inputs may have changed
+  // Link/address events may have been lost: re-read links, and as MASTER
+  // re-add the VIPs (idempotent).
+  void resync();
+
+  const cfg::VrrpInstance& config() const { return cfg_; }
+  fsm::State state() const { return vars_.state; }
+  const fsm::Vars& vars() const { return vars_; }
+  const Counters& counters() const { return counters_; }
+  const Drops& drops() const { return drops_; }
+  bool fault_reason(std::string* why) const;
+  boost::json::object status() const;
+
+ private:
+  struct Script;
+
+  void feed(const fsm::Event& e);
+  void execute(const fsm::Action& a);
+  void send_advert(uint8_t priority);
+  void add_vips();
+  void remove_vips();
+  void garp_round();
+  void garp_burst(unsigned rounds);
+  void start_garp(bool first_burst_only);
+  void cancel_garp();
+  void notify(fsm::State from, fsm::State to);
+  void arm_fsm_timer(fsm::Duration d, uint64_t generation, bool master_down);
+  void drop(const char* reason, uint64_t& counter, const IpAddress* from);
+  void run_script(std::size_t i);
+  void refresh_link();
+  fsm::TimePoint now() const;
+
+  Env env_;
+  cfg::VrrpInstance cfg_;
+  fsm::Config fsm_cfg_;
+  fsm::Vars vars_;
+  AuthExpect auth_;
+  LinkInfo link_;
+  std::optional<IpAddress> src_;
+  std::vector<IpAddress> peers_;
+  std::vector<Vip> vips_;
+  bool vips_installed_ = false;
+  bool started_ = false;
+  bool stopped_ = false;
+  std::unique_ptr<Channel> channel_;
+  boost::asio::steady_timer fsm_timer_, burst_timer_, delay_timer_, refresh_timer_;
+  std::vector<bool> tracked_if_up_;
+  std::vector<std::unique_ptr<Script>> scripts_;
+  Counters counters_;
+  Drops drops_;
+  std::optional<ChecksumForm> peer_checksum_form_;
+  std::optional<IpAddress> last_peer_;
+  std::chrono::steady_clock::time_point epoch_ = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point last_drop_log_{};
+  uint64_t drops_unlogged_ = 0;
+  std::string fault_why_;
+  std::shared_ptr<std::function<void()>> refresh_tick_;
+  // Handlers posted to the io_context hold a weak copy: a completion that
+  // arrives after the engine is gone does nothing.
+  std::shared_ptr<int> life_ = std::make_shared<int>(0);
+};
+
+}  // namespace vrrp

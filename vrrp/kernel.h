@@ -1,0 +1,83 @@
+// The narrow kernel interface the VRRP engine talks to: links, the raw VRRP
+// channel of an instance, virtual addresses and gratuitous ARP. The real
+// implementation (vrrp/netlink) uses libnl, raw IPPROTO_VRRP sockets and
+// AF_PACKET; unit tests use a fake that records what the engine asked for,
+// so every engine rule runs without sockets (Katran's BaseBpfAdapter split).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "vrrp/address.h"
+
+namespace vrrp {
+
+struct LinkInfo {
+  int ifindex = 0;
+  std::string name;
+  // Administratively up and carrier present (IFF_UP && IFF_RUNNING): a veth
+  // whose peer went down keeps IFF_UP but loses the carrier, and either way
+  // adverts can no longer reach the LAN.
+  bool up = false;
+  MacAddress mac{};
+  // The interface's primary IPv4 addresses (not IFA_F_SECONDARY), in kernel
+  // order; the first one not managed by us is the advert source.
+  std::vector<IpAddress> primary_v4;
+};
+
+struct Vip {
+  IpAddress address;
+  unsigned prefix_len = 32;
+  std::string label;  // IPv4 label ("eth0:vip"); empty: none
+  std::string device; // empty: the instance's interface
+  int ifindex = 0;    // resolved by the engine
+};
+
+// The raw VRRP socket of one instance on one interface. Received datagrams
+// arrive (IP header included) through the callback given to open_channel.
+class Channel {
+ public:
+  virtual ~Channel() = default;
+  // Sends one VRRP message with TTL 255 from `src` to `dst` (224.0.0.18 or a
+  // unicast peer). The IP header is the channel's business.
+  virtual std::error_code send(const IpAddress& src, const IpAddress& dst,
+                               std::span<const uint8_t> vrrp_message) = 0;
+};
+
+class Kernel {
+ public:
+  using DatagramHandler = std::function<void(std::span<const uint8_t> ip_datagram)>;
+  struct Events {
+    // RTM_NEWLINK / RTM_DELLINK: name, ifindex and the new up state.
+    std::function<void(const LinkInfo&)> link_changed;
+    // RTM_DELADDR: someone (or the kernel) removed an address.
+    std::function<void(int ifindex, const IpAddress&)> address_removed;
+    // The event socket overflowed (ENOBUFS): some events were lost, so
+    // every listener must re-read the state it depends on.
+    std::function<void()> resync;
+  };
+
+  virtual ~Kernel() = default;
+  // Starts delivering events (link and address changes) to `events`.
+  virtual void watch(Events events) = 0;
+  // Stops watching and closes every socket the kernel object owns.
+  virtual void stop() = 0;
+  virtual std::optional<LinkInfo> link(const std::string& name) = 0;
+  // Throws std::system_error (naming the interface) when the socket cannot
+  // be opened: a missing capability or interface is a startup error.
+  virtual std::unique_ptr<Channel> open_channel(const LinkInfo& link, bool join_group,
+                                                DatagramHandler on_datagram) = 0;
+  // Idempotent: an address already present (EEXIST) or already absent
+  // (EADDRNOTAVAIL) is success.
+  virtual std::error_code add_address(const Vip& vip) = 0;
+  virtual std::error_code del_address(const Vip& vip) = 0;
+  // One whole Ethernet frame out of `ifindex` (GARP, built by vrrp/garp).
+  virtual std::error_code send_frame(int ifindex, std::span<const uint8_t> frame) = 0;
+};
+
+}  // namespace vrrp

@@ -1,0 +1,294 @@
+#include "vrrp/netlink.h"
+
+#include <arpa/inet.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <linux/rtnetlink.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <netinet/ip.h>
+#include <netlink/msg.h>
+#include <netlink/netlink.h>
+#include <netlink/route/addr.h>
+#include <netlink/route/link.h>
+#include <netlink/socket.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <cerrno>
+#include <cstring>
+
+#include "vrrp/codec.h"
+#include "vrrp/frame.h"
+
+namespace vrrp {
+namespace {
+
+namespace asio = boost::asio;
+
+class NlCategory : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "libnl"; }
+  std::string message(int ev) const override { return nl_geterror(ev); }
+};
+const NlCategory& nl_category() {
+  static NlCategory c;
+  return c;
+}
+std::error_code nl_error(int err) { return {err < 0 ? -err : err, nl_category()}; }
+std::error_code errno_code() { return {errno, std::system_category()}; }
+
+// A descriptor read through asio. The reader lives in a shared_ptr that the
+// pending wait holds, so a wait completing after close() finds it alive and
+// sees `closed` instead of touching a destroyed owner.
+struct Reader : std::enable_shared_from_this<Reader> {
+  Reader(asio::io_context& io, int fd, std::function<void()> readable)
+      : sd(io, fd), on_readable(std::move(readable)) {}
+  asio::posix::stream_descriptor sd;
+  std::function<void()> on_readable;
+  bool closed = false;
+
+  void arm() {
+    sd.async_wait(asio::posix::stream_descriptor::wait_read,
+                  [self = shared_from_this()](const boost::system::error_code& ec) {
+                    if (ec || self->closed) return;
+                    self->on_readable();
+                    if (!self->closed) self->arm();
+                  });
+  }
+  void close() {
+    closed = true;
+    on_readable = nullptr;
+    boost::system::error_code ignored;
+    sd.close(ignored);
+  }
+};
+
+class RawChannel : public Channel {
+ public:
+  RawChannel(asio::io_context& io, const LinkInfo& link, bool join_group, Kernel::DatagramHandler h)
+      : link_(link) {
+    int fd = ::socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, kIpProtoVrrp);
+    if (fd < 0)
+      throw std::system_error(errno_code(), "vrrp: raw socket (protocol 112) on " + link.name +
+                                                " (needs CAP_NET_RAW)");
+    auto fail = [&](const char* what) {
+      auto ec = errno_code();
+      ::close(fd);
+      throw std::system_error(ec, "vrrp: " + link.name + ": " + what);
+    };
+    // Only this interface's adverts: RFC 5798 §7.1 "MUST verify that the
+    // VRID is configured on the receiving interface".
+    if (::setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, link.name.c_str(), socklen_t(link.name.size())) < 0)
+      fail("SO_BINDTODEVICE");
+    // We write the IPv4 header ourselves (vrrp/frame build_ipv4_header): TTL
+    // 255 for multicast and unicast alike (RFC 5798 §5.1.1.3), TOS 0xc0 and
+    // the source address that the v3 pseudo-header checksum was computed
+    // over. The options below are what keepalived sets; with IP_HDRINCL the
+    // kernel ignores TTL/TOS, but they document intent and cost nothing.
+    int one = 1, zero = 0, ttl = 255, tos = 0xc0;
+    if (::setsockopt(fd, IPPROTO_IP, IP_HDRINCL, &one, sizeof one) < 0) fail("IP_HDRINCL");
+    (void)::setsockopt(fd, IPPROTO_IP, IP_MULTICAST_TTL, &ttl, sizeof ttl);
+    (void)::setsockopt(fd, IPPROTO_IP, IP_TOS, &tos, sizeof tos);
+    // Our own adverts are not a peer (the fsm ignores them too).
+    if (::setsockopt(fd, IPPROTO_IP, IP_MULTICAST_LOOP, &zero, sizeof zero) < 0) fail("IP_MULTICAST_LOOP");
+    ip_mreqn mreq{};
+    mreq.imr_ifindex = link.ifindex;
+    if (::setsockopt(fd, IPPROTO_IP, IP_MULTICAST_IF, &mreq, sizeof mreq) < 0) fail("IP_MULTICAST_IF");
+    if (join_group) {
+      // RFC 5798 §5.1.1.2: adverts go to 224.0.0.18; joining makes the NIC
+      // and any IGMP-snooping switch deliver them.
+      mreq.imr_multiaddr.s_addr = htonl(0xe0000012);
+      if (::setsockopt(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mreq, sizeof mreq) < 0)
+        fail("IP_ADD_MEMBERSHIP 224.0.0.18");
+    }
+    reader_ = std::make_shared<Reader>(io, fd, [fd, h = std::move(h)] {
+      uint8_t buf[2048];
+      for (;;) {
+        ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+        if (n < 0) return;  // EAGAIN: drained (other errors: next wakeup)
+        h(std::span<const uint8_t>(buf, size_t(n)));
+      }
+    });
+    reader_->arm();
+  }
+  ~RawChannel() override { reader_->close(); }
+
+  std::error_code send(const IpAddress& src, const IpAddress& dst, std::span<const uint8_t> msg) override {
+    Ipv4Params ip;
+    ip.src = src;
+    ip.dst = dst;
+    auto pkt = build_ipv4_header(ip, msg.size());
+    pkt.insert(pkt.end(), msg.begin(), msg.end());
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    std::memcpy(&to.sin_addr, dst.bytes.data(), 4);
+    if (::sendto(reader_->sd.native_handle(), pkt.data(), pkt.size(), 0, reinterpret_cast<sockaddr*>(&to),
+                 sizeof to) < 0)
+      return errno_code();
+    return {};
+  }
+
+ private:
+  LinkInfo link_;
+  std::shared_ptr<Reader> reader_;
+};
+
+class NetlinkKernel : public Kernel {
+ public:
+  explicit NetlinkKernel(asio::io_context& io) : io_(io) {
+    req_ = nl_socket_alloc();
+    if (!req_) throw std::runtime_error("vrrp: nl_socket_alloc failed");
+    if (int err = nl_connect(req_, NETLINK_ROUTE); err < 0)
+      throw std::system_error(nl_error(err), "vrrp: netlink connect");
+    packet_fd_ = ::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (packet_fd_ < 0)
+      throw std::system_error(errno_code(), "vrrp: AF_PACKET socket for gratuitous ARP (needs CAP_NET_RAW)");
+  }
+  ~NetlinkKernel() override {
+    stop();
+    if (req_) nl_socket_free(req_);
+  }
+
+  void watch(Events ev) override {
+    events_ = std::move(ev);
+    mon_ = nl_socket_alloc();
+    if (!mon_) throw std::runtime_error("vrrp: nl_socket_alloc failed");
+    nl_socket_disable_seq_check(mon_);
+    nl_socket_modify_cb(mon_, NL_CB_VALID, NL_CB_CUSTOM, &NetlinkKernel::on_msg, this);
+    if (int err = nl_connect(mon_, NETLINK_ROUTE); err < 0)
+      throw std::system_error(nl_error(err), "vrrp: netlink connect (events)");
+    if (int err = nl_socket_add_memberships(mon_, RTNLGRP_LINK, RTNLGRP_IPV4_IFADDR, 0); err < 0)
+      throw std::system_error(nl_error(err), "vrrp: netlink subscribe");
+    nl_socket_set_nonblocking(mon_);
+    // Events come in bursts (a link flap); a large buffer avoids ENOBUFS.
+    nl_socket_set_buffer_size(mon_, 1 << 20, 0);
+    int fd = ::dup(nl_socket_get_fd(mon_));  // asio closes its copy, libnl its own
+    mon_reader_ = std::make_shared<Reader>(io_, fd, [this] {
+      // Returns after draining (EAGAIN). ENOBUFS (NLE_NOMEM) means the
+      // kernel dropped events for us: ask everyone to re-read the state.
+      int err = nl_recvmsgs_default(mon_);
+      if (err == -NLE_NOMEM && events_.resync) events_.resync();
+    });
+    mon_reader_->arm();
+  }
+
+  void stop() override {
+    if (mon_reader_) mon_reader_->close(), mon_reader_.reset();
+    if (mon_) nl_socket_free(mon_), mon_ = nullptr;
+    if (packet_fd_ >= 0) ::close(packet_fd_), packet_fd_ = -1;
+  }
+
+  std::optional<LinkInfo> link(const std::string& name) override {
+    rtnl_link* l = nullptr;
+    if (rtnl_link_get_kernel(req_, 0, name.c_str(), &l) < 0 || !l) return std::nullopt;
+    LinkInfo info;
+    info.name = name;
+    info.ifindex = rtnl_link_get_ifindex(l);
+    unsigned flags = rtnl_link_get_flags(l);
+    info.up = (flags & IFF_UP) && (flags & IFF_RUNNING);
+    if (nl_addr* a = rtnl_link_get_addr(l); a && nl_addr_get_len(a) == 6)
+      std::memcpy(info.mac.data(), nl_addr_get_binary_addr(a), 6);
+    rtnl_link_put(l);
+
+    nl_cache* cache = nullptr;
+    if (rtnl_addr_alloc_cache(req_, &cache) == 0) {
+      for (nl_object* o = nl_cache_get_first(cache); o; o = nl_cache_get_next(o)) {
+        auto* a = reinterpret_cast<rtnl_addr*>(o);
+        if (rtnl_addr_get_ifindex(a) != info.ifindex || rtnl_addr_get_family(a) != AF_INET) continue;
+        if (rtnl_addr_get_flags(a) & IFA_F_SECONDARY) continue;
+        nl_addr* local = rtnl_addr_get_local(a);
+        if (!local || nl_addr_get_len(local) != 4) continue;
+        info.primary_v4.push_back(
+            IpAddress::v4(std::span<const uint8_t, 4>(static_cast<const uint8_t*>(nl_addr_get_binary_addr(local)), 4)));
+      }
+      nl_cache_free(cache);
+    }
+    return info;
+  }
+
+  std::unique_ptr<Channel> open_channel(const LinkInfo& link, bool join_group, DatagramHandler h) override {
+    return std::make_unique<RawChannel>(io_, link, join_group, std::move(h));
+  }
+
+  std::error_code add_address(const Vip& vip) override {
+    return change_address(vip, true);
+  }
+  std::error_code del_address(const Vip& vip) override {
+    return change_address(vip, false);
+  }
+
+  std::error_code send_frame(int ifindex, std::span<const uint8_t> frame) override {
+    if (packet_fd_ < 0) return std::make_error_code(std::errc::bad_file_descriptor);
+    sockaddr_ll to{};
+    to.sll_family = AF_PACKET;
+    to.sll_ifindex = ifindex;
+    to.sll_protocol = htons(ETH_P_ARP);
+    to.sll_halen = 6;
+    if (frame.size() >= 6) std::memcpy(to.sll_addr, frame.data(), 6);
+    if (::sendto(packet_fd_, frame.data(), frame.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to) < 0)
+      return errno_code();
+    return {};
+  }
+
+ private:
+  std::error_code change_address(const Vip& vip, bool add) {
+    rtnl_addr* a = rtnl_addr_alloc();
+    if (!a) return std::make_error_code(std::errc::not_enough_memory);
+    const int family = vip.address.family == Family::ipv4 ? AF_INET : AF_INET6;
+    nl_addr* local = nl_addr_build(family, vip.address.bytes.data(), vip.address.size());
+    nl_addr_set_prefixlen(local, int(vip.prefix_len));
+    rtnl_addr_set_ifindex(a, vip.ifindex);
+    rtnl_addr_set_family(a, family);
+    rtnl_addr_set_local(a, local);  // also takes the prefix length from `local`
+    rtnl_addr_set_prefixlen(a, int(vip.prefix_len));
+    if (!vip.label.empty()) rtnl_addr_set_label(a, vip.label.c_str());
+    int err = add ? rtnl_addr_add(req_, a, 0) : rtnl_addr_delete(req_, a, 0);
+    nl_addr_put(local);
+    rtnl_addr_put(a);
+    // Idempotent by design: the address already there (EEXIST) or already
+    // gone (EADDRNOTAVAIL -> NLE_NOADDR) is the state we wanted.
+    if (err == 0 || (add && err == -NLE_EXIST) || (!add && (err == -NLE_NOADDR || err == -NLE_OBJ_NOTFOUND)))
+      return {};
+    return nl_error(err);
+  }
+
+  static int on_msg(nl_msg* msg, void* arg) {
+    auto* self = static_cast<NetlinkKernel*>(arg);
+    nlmsghdr* h = nlmsg_hdr(msg);
+    if (h->nlmsg_type == RTM_NEWLINK || h->nlmsg_type == RTM_DELLINK) {
+      if (h->nlmsg_len < NLMSG_LENGTH(sizeof(ifinfomsg))) return NL_OK;
+      auto* ifi = static_cast<ifinfomsg*>(nlmsg_data(h));
+      LinkInfo l;
+      l.ifindex = ifi->ifi_index;
+      l.up = h->nlmsg_type == RTM_NEWLINK && (ifi->ifi_flags & IFF_UP) && (ifi->ifi_flags & IFF_RUNNING);
+      if (nlattr* n = nlmsg_find_attr(h, sizeof(ifinfomsg), IFLA_IFNAME)) l.name = nla_get_string(n);
+      if (self->events_.link_changed) self->events_.link_changed(l);
+    } else if (h->nlmsg_type == RTM_DELADDR) {
+      if (h->nlmsg_len < NLMSG_LENGTH(sizeof(ifaddrmsg))) return NL_OK;
+      auto* ifa = static_cast<ifaddrmsg*>(nlmsg_data(h));
+      if (ifa->ifa_family != AF_INET) return NL_OK;
+      nlattr* n = nlmsg_find_attr(h, sizeof(ifaddrmsg), IFA_LOCAL);
+      if (!n || nla_len(n) != 4) return NL_OK;
+      auto ip = IpAddress::v4(std::span<const uint8_t, 4>(static_cast<const uint8_t*>(nla_data(n)), 4));
+      if (self->events_.address_removed) self->events_.address_removed(int(ifa->ifa_index), ip);
+    }
+    return NL_OK;
+  }
+
+  asio::io_context& io_;
+  nl_sock* req_ = nullptr;
+  nl_sock* mon_ = nullptr;
+  std::shared_ptr<Reader> mon_reader_;
+  int packet_fd_ = -1;
+  Events events_;
+};
+
+}  // namespace
+
+std::unique_ptr<Kernel> make_netlink_kernel(asio::io_context& io) {
+  return std::make_unique<NetlinkKernel>(io);
+}
+
+}  // namespace vrrp

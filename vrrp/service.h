@@ -1,0 +1,55 @@
+// Every VRRP instance of the configuration, owned by the daemon on its
+// control io_context: one Engine per instance over one Kernel (netlink,
+// raw sockets, AF_PACKET) and one Spawner (track scripts, notify hooks).
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/json/array.hpp>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cfg/config.h"
+#include "vrrp/engine.h"
+#include "vrrp/kernel.h"
+#include "vrrp/spawn.h"
+
+namespace vrrp {
+
+class Service {
+ public:
+  using ProxyHealthy = std::function<bool(const std::string& proxy)>;
+
+  Service(boost::asio::io_context& io, const std::vector<cfg::VrrpInstance>& instances, std::string node,
+          ProxyHealthy proxy_healthy);
+  // For tests: any Kernel (a fake).
+  Service(boost::asio::io_context& io, const std::vector<cfg::VrrpInstance>& instances, std::string node,
+          ProxyHealthy proxy_healthy, std::unique_ptr<Kernel> kernel);
+  ~Service();
+
+  // Opens every socket and starts every instance; throws std::exception with
+  // a message naming the instance when one cannot start.
+  void start();
+  // Re-evaluates track.proxies now (the daemon calls it on every check change).
+  void proxy_health_changed();
+  // Graceful stop (SIGTERM): every MASTER sends a priority-0 advert so its
+  // peer takes over after Skew_Time (RFC 5798 §6.4.3), VIPs are removed,
+  // then `done` runs (on the io_context, after every instance has stopped).
+  void shutdown(std::function<void()> done);
+
+  boost::json::array status() const;
+  std::string metrics() const;  // Prometheus text format, HELP/TYPE once per metric
+
+  const std::vector<std::unique_ptr<Engine>>& engines() const { return engines_; }
+
+ private:
+  boost::asio::io_context& io_;
+  std::unique_ptr<Kernel> kernel_;
+  Spawner spawner_;
+  std::vector<std::unique_ptr<Engine>> engines_;
+  bool started_ = false;
+  bool stopped_ = false;
+};
+
+}  // namespace vrrp
