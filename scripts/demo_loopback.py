@@ -44,7 +44,7 @@ def main():
             n, proc = 0, None
             while not stop.is_set():
                 if proc is None:
-                    proc = subprocess.Popen([f"{L.PGBIN}/psql", "-X", "-At", "-h", "127.0.0.1", "-p", str(port),
+                    proc = subprocess.Popen([f"{L.PGBIN}/psql", "-X", "-q", "-At", "-h", "127.0.0.1", "-p", str(port),
                                              "-U", "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1"],
                                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                             stderr=subprocess.STDOUT, text=True, bufsize=1)
@@ -74,10 +74,18 @@ def main():
         time.sleep(3)
         say(f"client has written {len(acked)} rows through vipproxy, all on port {acked[-1][2]}")
 
-        say("switchover: promote node2, Patroni stand-ins now say node2 is the primary")
+        # As Patroni does it: the old primary stops being primary first (its
+        # REST answer turns 503, vipproxy cuts its sessions and new ones wait),
+        # the replica catches up, then it is promoted and answers 200.
+        say("switchover: node1 steps down (its REST endpoint answers 503)")
         flip = time.monotonic()
-        n2.promote()
         r1.set_role("replica")
+        L.wait_until(lambda: vp.status(admin)["proxies"][0]["current_backend"] is None, 10, "node1 out")
+        n1.psql("select pg_switch_wal()")
+        lsn = n1.psql("select pg_current_wal_lsn()")
+        L.wait_until(lambda: n2.psql(f"select pg_last_wal_replay_lsn() >= '{lsn}'") == "t", 30, "replica caught up")
+        say("node2 has replayed everything; promoting it, its REST endpoint answers 200")
+        n2.promote()
         r2.set_role("primary")
         L.wait_until(lambda: acked and acked[-1][2] == n2.port, 30, "the client on node2")
         time.sleep(3)
