@@ -206,7 +206,7 @@ void Engine::execute(const fsm::Action& action) {
                  [&](const fsm::CancelTimers&) { fsm_timer_.cancel(); },
                  [&](const fsm::AddVips&) { add_vips(); },
                  [&](const fsm::RemoveVips&) { remove_vips(); },
-                 [&](const fsm::SendGarp&) { start_garp(false); },
+                 [&](const fsm::SendGarp&) { start_garp(); },
                  [&](const fsm::NotifyState&) {},
              },
              action);
@@ -303,7 +303,7 @@ void Engine::garp_burst(unsigned rounds) {
   });
 }
 
-void Engine::start_garp(bool) {
+void Engine::start_garp() {
   // RFC 5798 §6.4.2: broadcast a gratuitous ARP for each VIP on becoming
   // master. keepalived repeats the burst after garp_master_delay (caches
   // that were mid-update, switches that were relearning) and, optionally,

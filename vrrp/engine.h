@@ -77,7 +77,7 @@ class Engine {
   void remove_vips();
   void garp_round();
   void garp_burst(unsigned rounds);
-  void start_garp(bool first_burst_only);
+  void start_garp();
   void cancel_garp();
   void notify(fsm::State from, fsm::State to);
   void arm_fsm_timer(fsm::Duration d, uint64_t generation, bool master_down);

@@ -43,7 +43,7 @@ HOSTS = {"a": 151, "b": 152, "client": 10}
 OTHER = {"a": "b", "b": "a"}
 
 
-def vipproxy_yaml(node, priority, version, state="backup", extra="", top=""):
+def vipproxy_yaml(node, priority, version, state="backup", extra="", top="", label=None):
     lines = [f"node: {node}", "log_level: info", "admin:", f"  listen: 127.0.0.1:{ADMIN_PORT}"]
     lines += top.strip().splitlines() if top else []
     lines += ["vrrp:",
@@ -53,7 +53,10 @@ def vipproxy_yaml(node, priority, version, state="backup", extra="", top=""):
         lines += ["    advert_int: 1s", "    authentication:", "      type: pass", f"      password: {PASSWORD}"]
     else:
         lines += ["    advert_int: 100ms"]
-    lines += ["    virtual_ipaddresses:", f"      - {VIP}/24"]
+    if label:
+        lines += ["    virtual_ipaddresses:", f"      - {{address: {VIP}, prefix: 24, label: '{label}'}}"]
+    else:
+        lines += ["    virtual_ipaddresses:", f"      - {VIP}/24"]
     if extra:
         lines += ["    " + l for l in extra.strip().splitlines()]
     return "\n".join(lines) + "\n"
@@ -161,10 +164,10 @@ class VrrpNetnsTest(unittest.TestCase):
         LAB.sh("client", ["ip", "neigh", "flush", "dev", "eth0"], check=False)
 
     # ---- helpers ----
-    def start_vipproxy(self, short, priority, version, state="backup", extra="", top=""):
+    def start_vipproxy(self, short, priority, version, state="backup", extra="", top="", label=None):
         path = os.path.join(LAB.dir, f"vipproxy-{short}.yaml")
         with open(path, "w") as f:
-            f.write(vipproxy_yaml(short, priority, version, state, extra, top))
+            f.write(vipproxy_yaml(short, priority, version, state, extra, top, label))
         p = LAB.spawn(f"vipproxy-{short}", short, [VIPPROXY, "--config", path])
         self.daemons[short] = p
         wait_until(lambda: p.poll() is not None or self.status(short), 10, f"vipproxy on {short} answering /status")
@@ -372,9 +375,12 @@ class VrrpNetnsTest(unittest.TestCase):
     def test_7_unicast_peers_and_vip_readded(self):
         """unicast_peers instead of 224.0.0.18; a VIP deleted by hand while MASTER comes back."""
         for short in ("a", "b"):
-            self.start_vipproxy(short, 100 if short == "a" else 50, 3,
+            self.start_vipproxy(short, 100 if short == "a" else 50, 3, label="eth0:vip",
                                 extra=f"unicast_peers: [{ip_of(HOSTS[OTHER[short]])}]")
         wait_until(lambda: self.only_on("a"), 5, "VIP on A only (unicast)")
+        # The address carries its label (ifconfig-style alias eth0:vip).
+        out = LAB.sh("a", ["ip", "-o", "-4", "addr", "show", "dev", "eth0"]).stdout
+        self.assertRegex(out, rf"inet {VIP}/24 .*eth0:vip")
         hold(lambda: self.only_on("a"), 1.0, "B stays BACKUP on unicast adverts")
         ib = self.instance("b")
         self.assertEqual(ib["master_address"], ip_of(151), ib)

@@ -343,6 +343,24 @@ BOOST_FIXTURE_TEST_CASE(negative_weight_lowers_priority_in_the_adverts, Fixture)
   BOOST_TEST(k->adverts.back().advert.priority == 40);  // told at once, not at the next tick
 }
 
+BOOST_FIXTURE_TEST_CASE(tracked_interface_weight, Fixture) {
+  auto inst = instance();
+  inst.track.interfaces.push_back({"eth1", -60});
+  make({inst});
+  BOOST_TEST(e().vars().priority == 40);  // eth1 does not exist yet: down
+  LinkInfo eth1;
+  eth1.ifindex = 3;
+  eth1.name = "eth1";
+  eth1.up = true;
+  k->links["eth1"] = eth1;
+  k->events.link_changed(eth1);
+  BOOST_TEST(e().vars().priority == 100);
+  eth1.up = false;
+  k->events.link_changed(eth1);
+  BOOST_TEST(e().vars().priority == 40);
+  BOOST_TEST(e().state() == fsm::State::backup);  // a weighted interface never faults
+}
+
 BOOST_FIXTURE_TEST_CASE(status_and_metrics_share_the_counters, Fixture) {
   make({instance()});
   deliver(datagram(200, kPeer, 254));
