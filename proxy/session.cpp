@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 
 #include "proxy/socket_options.h"
 #include "proxy/worker.h"
@@ -175,6 +176,13 @@ int Session::fd_of(int dir, bool to) const {
 // reads when nothing is pending (back-pressure: never read more than the
 // other side has taken), and only waits for readability after EAGAIN (the
 // reactor is edge-triggered).
+//
+// Two ways to move bytes, chosen per burst. Small messages (the database
+// protocol's usual request/response) are read into the worker's scratch
+// buffer and sent at once: one copy each way is cheaper than splice's page
+// juggling for a few hundred bytes, and nothing stays allocated. A read that
+// fills the scratch buffer means a bulk stream: the direction then splices
+// socket -> pipe -> socket (zero copy) until the source runs dry.
 void Session::pump(int di) {
   Direction& d = dir_[di];
   const int in = fd_of(di, false);
@@ -185,7 +193,7 @@ void Session::pump(int di) {
     if (state_ != State::established) return;
     if (d.pending > 0) {
       ssize_t n;
-      if (buffered_)
+      if (d.buf)
         n = ::send(out, d.buf.get() + d.buf_off, d.pending, MSG_NOSIGNAL | MSG_DONTWAIT);
       else
         n = ::splice(d.pipe.rd, nullptr, out, nullptr, d.pending, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
@@ -204,13 +212,14 @@ void Session::pump(int di) {
       return;
     }
 
-    // Nothing in flight. The pipe stays borrowed while data keeps coming and
-    // goes back to the pool at EAGAIN, so an idle session holds none.
+    // Nothing in flight. A leftover buffer is dropped at once; the pipe stays
+    // borrowed while a bulk burst lasts and goes back to the pool at EAGAIN,
+    // so an idle session holds neither.
+    d.buf.reset();
     d.buf_off = 0;
 
     if (d.eof) {
       worker_.pipes().release(d.pipe);
-      d.buf.reset();
       // Half-close: pass the FIN on, keep the other direction running.
       ::shutdown(out, SHUT_WR);
       d.done = true;
@@ -219,28 +228,50 @@ void Session::pump(int di) {
     }
 
     ssize_t n;
-    if (!buffered_) {
+    if (d.splicing) {
       if (!d.pipe) d.pipe = worker_.pipes().acquire();
       if (!d.pipe) {
         buffered_ = true;  // out of descriptors for pipes: copy instead
+        d.splicing = false;
         bump(worker_.counters(proxy_).buffered_fallbacks);
         continue;
       }
       n = ::splice(in, nullptr, d.pipe.wr, nullptr, kChunk, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+      if (n > 0) {
+        d.pending = static_cast<size_t>(n);
+        d.burst += static_cast<size_t>(n);
+        if (proxy_rt_.cfg.idle_timeout.count() > 0) last_activity_ = Clock::now();
+        continue;
+      }
       if (n < 0 && errno == EINVAL) {
         worker_.pipes().release(d.pipe);
         buffered_ = true;
+        d.splicing = false;
         bump(worker_.counters(proxy_).buffered_fallbacks);
         continue;
       }
     } else {
-      if (!d.buf) d.buf = std::make_unique<char[]>(kChunk);
-      n = ::recv(in, d.buf.get(), kChunk, MSG_DONTWAIT);
-    }
-    if (n > 0) {
-      d.pending = static_cast<size_t>(n);
-      if (proxy_rt_.cfg.idle_timeout.count() > 0) last_activity_ = Clock::now();
-      continue;
+      char* scratch = worker_.scratch();
+      n = ::recv(in, scratch, Worker::kScratchSize, MSG_DONTWAIT);
+      if (n > 0) {
+        if (proxy_rt_.cfg.idle_timeout.count() > 0) last_activity_ = Clock::now();
+        ssize_t m = ::send(out, scratch, static_cast<size_t>(n), MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (m < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) m = 0;
+        if (m < 0) {
+          close(CloseReason::error);
+          return;
+        }
+        bump(bytes, static_cast<uint64_t>(m));
+        if (m < n) {
+          // The other side is slow: keep only what it has not taken yet,
+          // and read no more until it has.
+          d.pending = static_cast<size_t>(n - m);
+          d.buf = std::make_unique<char[]>(d.pending);
+          std::memcpy(d.buf.get(), scratch + m, d.pending);
+        }
+        if (static_cast<size_t>(n) == Worker::kScratchSize && !buffered_) d.splicing = true;
+        continue;
+      }
     }
     if (n == 0) {
       d.eof = true;
@@ -249,7 +280,10 @@ void Session::pump(int di) {
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
       worker_.pipes().release(d.pipe);
-      d.buf.reset();
+      // A stream stays on the zero-copy path while its bursts are big; a
+      // short burst (a query, a reply) sends it back to the copy path.
+      d.splicing = d.splicing && d.burst >= Worker::kScratchSize;
+      d.burst = 0;
       wait(di, false);
       return;
     }

@@ -52,8 +52,10 @@ class Session : public std::enable_shared_from_this<Session> {
   // a pipe or buffer only while bytes are in flight.
   struct Direction {
     Pipe pipe;
-    std::unique_ptr<char[]> buf;  // buffered fallback only
+    std::unique_ptr<char[]> buf;  // bytes a slow receiver has not taken yet
     size_t buf_off = 0;
+    bool splicing = false;  // inside a bulk stream: zero-copy through `pipe`
+    size_t burst = 0;       // bytes spliced since the last EAGAIN
     size_t pending = 0;  // bytes read but not yet written
     bool eof = false;    // `from` sent FIN
     bool done = false;   // FIN propagated to `to`

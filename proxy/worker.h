@@ -60,6 +60,10 @@ class Worker {
   ProxyRuntime& proxy(size_t i) { return *proxies_[i]; }
   ProxyCounters& counters(size_t proxy) { return *proxies_[proxy]->per_worker[index_]; }
   const Hooks& hooks() const { return hooks_; }
+  // The copy path's buffer, shared by every session of this worker: a
+  // session holds bytes only while its receiver is slow.
+  static constexpr size_t kScratchSize = 16 * 1024;
+  char* scratch() { return scratch_.get(); }
   size_t pipes_in_use() const { return pipes_.in_use(); }
 
   // Called by sessions (this thread only).
@@ -91,6 +95,7 @@ class Worker {
   std::vector<SessionList> waiting_;               // per proxy
   std::vector<std::vector<SessionList>> active_;   // per proxy, per backend
   std::vector<Candidate> scratch_candidates_;
+  std::unique_ptr<char[]> scratch_ = std::make_unique<char[]>(kScratchSize);
   boost::asio::steady_timer trim_timer_{io_};
   std::thread thread_;
   bool stopping_ = false;
