@@ -165,7 +165,7 @@ void Daemon::wait_for_sighup() {
     if (ec) return;
     sd_notify(0, "RELOADING=1");
     try {
-      cfg::Config next = cfg::load_file(config_.source);
+      (void)cfg::load_file(config_.source);
       // Applying a changed file in place (listeners, backends, checks, VRRP)
       // is not implemented yet: say so rather than pretend.
       spdlog::warn("SIGHUP: {} is valid; applying changes without a restart is not supported yet, "

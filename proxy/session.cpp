@@ -165,11 +165,10 @@ void Session::arm_idle_timer() {
   });
 }
 
-int Session::fd_of(int dir, bool to) const {
+int Session::fd_of(int dir, bool to) {
   // dir 0 reads the client and writes the server; dir 1 the reverse.
   bool client = (dir == 0) != to;
-  return client ? const_cast<tcp::socket&>(client_).native_handle()
-                : const_cast<tcp::socket&>(server_).native_handle();
+  return client ? client_.native_handle() : server_.native_handle();
 }
 
 // Moves bytes until a socket would block, then waits for readiness. Only

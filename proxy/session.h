@@ -68,7 +68,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void pump(int dir);
   void wait(int dir, bool for_write);
   void arm_idle_timer();
-  int fd_of(int dir, bool to) const;
+  int fd_of(int dir, bool to);
 
   Worker& worker_;
   ProxyRuntime& proxy_rt_;

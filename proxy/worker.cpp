@@ -190,15 +190,6 @@ void Worker::on_backend_change(size_t p, size_t b, bool eligible) {
     SessionList& list = active_[p][b];
     while (Session* s = list.front()) s->close(CloseReason::backend_down);
   }
-  // `first` may also have moved away from a backend that is still eligible
-  // (split brain resolved by the control thread): cut those too.
-  if (rt.cfg.balance == cfg::Balance::first && rt.cfg.shutdown_sessions_on_down) {
-    size_t cur = rt.current.load(std::memory_order_acquire);
-    for (size_t i = 0; i < active_[p].size(); ++i) {
-      if (i == cur || rt.backends[i]->eligible.load(std::memory_order_acquire)) continue;
-      while (Session* s = active_[p][i].front()) s->close(CloseReason::backend_down);
-    }
-  }
   // Hand waiting clients to the backend that appeared. Sessions move out of
   // the list as they connect; take a snapshot first.
   std::vector<Session*> waiting;

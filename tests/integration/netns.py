@@ -19,24 +19,14 @@ import time
 SUBNET_PREFIX = "10.88."
 
 
-def log(msg):
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+# Polling with a deadline and the log format are shared with the loopback
+# fixtures; VRRP timings want a finer poll than lab.py's default.
+from lab import log  # noqa: E402,F401
+from lab import wait_until as _wait_until  # noqa: E402
 
 
 def wait_until(cond, timeout, what, interval=0.02):
-    """Polls cond() until it returns a truthy value or the deadline passes."""
-    deadline = time.monotonic() + timeout
-    last_exc = None
-    while time.monotonic() < deadline:
-        try:
-            v = cond()
-            if v:
-                return v
-        except Exception as e:  # noqa: BLE001 - the condition may not be ready yet
-            last_exc = e
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}" +
-                         (f" (last error: {last_exc})" if last_exc else ""))
+    return _wait_until(cond, timeout, what, interval)
 
 
 def hold(cond, duration, what, interval=0.05):
