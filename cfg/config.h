@@ -43,6 +43,11 @@ struct Check {
   Duration timeout{1000};
   unsigned rise = 2;
   unsigned fall = 3;
+  // A well-formed answer with another status (Patroni's 503 on /primary:
+  // "I am not the leader") is a statement, not a glitch: it takes an UP
+  // backend down at once. `fall` still smooths layer-4 failures (timeouts,
+  // refused connections), which is what flaps.
+  bool down_on_status = true;
   TlsCheck tls;
 };
 

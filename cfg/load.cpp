@@ -688,7 +688,7 @@ Proxy Loader::proxy(const Node& n, const std::string& path) {
 Check Loader::check(const Node& n, const std::string& path) {
   Map m(*this, n, path,
         {"type", "port", "method", "path", "expect_status", "interval", "fast_interval", "timeout", "rise", "fall",
-         "tls"},
+         "down_on_status", "tls"},
         "a check (a mapping with type, port, path, interval...)");
   Check c;
   if (auto v = m.get("type"))
@@ -728,6 +728,7 @@ Check Loader::check(const Node& n, const std::string& path) {
   if (auto v = m.get("timeout")) c.timeout = duration(*v, m.path("timeout"), Duration{1});
   if (auto v = m.get("rise")) c.rise = static_cast<unsigned>(integer(*v, m.path("rise"), 1, 1000));
   if (auto v = m.get("fall")) c.fall = static_cast<unsigned>(integer(*v, m.path("fall"), 1, 1000));
+  if (auto v = m.get("down_on_status")) c.down_on_status = boolean(*v, m.path("down_on_status"));
   if (auto v = m.get("tls")) c.tls = tls(*v, m.path("tls"));
   return c;
 }

@@ -68,6 +68,7 @@ void Daemon::start_checks() {
       checkers_[pi].push_back(checker);
       checker->start();
     }
+    set_urgent(pi, true);  // nothing is eligible before the first answers
   }
 }
 
@@ -100,6 +101,7 @@ void Daemon::on_check_change(size_t pi, size_t bi, const health::Status& st) {
     }
   }
   for (auto& w : workers_) w->post_backend_change(pi, bi, st.up);
+  set_urgent(pi, eligible == 0);
   if (vrrp_) vrrp_->proxy_health_changed();
 }
 
@@ -113,6 +115,13 @@ bool Daemon::proxy_healthy(const std::string& name) const {
     return false;
   }
   return false;
+}
+
+void Daemon::set_urgent(size_t pi, bool urgent) {
+  // With no eligible backend every check of the proxy speeds up and the
+  // first node to answer 200 is taken at once: clients are waiting, and
+  // there is no good backend that rise could protect.
+  for (auto& c : checkers_[pi]) c->set_urgent(urgent);
 }
 
 const health::Status* Daemon::check_status(size_t proxy, size_t backend) const {
@@ -235,6 +244,12 @@ int Daemon::run() {
     vrrp_->start();
   }
   for (auto& w : workers_) w->start_thread();
+  // systemd READY once every backend has had its first check; bounded: a
+  // node whose checks all hang still reports ready after two check timeouts
+  // (its backends simply are not eligible yet).
+  cfg::Duration longest{0};
+  for (auto& p : proxies_) longest = std::max(longest, p->cfg.check.timeout);
+  notify_when_ready(std::chrono::steady_clock::now() + 2 * longest + std::chrono::milliseconds(500));
   for (auto& p : proxies_)
     spdlog::info("proxy {}: listening on {}:{} ({} backends, balance {}, {} threads)", p->cfg.name,
                  p->cfg.listen.host, p->cfg.listen.port, p->backends.size(),

@@ -44,6 +44,7 @@ class Daemon {
   void resolve_backends();
   void start_checks();
   void on_check_change(size_t proxy, size_t backend, const health::Status& st);
+  void set_urgent(size_t proxy, bool urgent);
   void stop();
   // systemd Type=notify: READY=1 once listeners are bound and every backend
   // has had its first check (bounded), then WATCHDOG=1 pings if asked for.

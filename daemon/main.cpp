@@ -12,12 +12,16 @@
 #include "cfg/load.h"
 #include "daemon/daemon.h"
 #include "importer/cli.h"
+#include "ctl/doctor.h"
+#include "ctl/status.h"
 #include "version.h"
 
 namespace {
 
 const char* kUsage = R"(usage: vipproxy [OPTIONS]
        vipproxy import [--haproxy FILE] [--keepalived FILE] [--node NAME]
+       vipproxy status [--admin HOST:PORT] [--token T] [--json] [--config FILE]
+       vipproxy doctor [--config FILE] [--patroni-config FILE] [--etcd HOST:PORT]
 
   -c, --config FILE        run in the foreground with FILE (default /etc/vipproxy/vipproxy.yaml)
   -t, --check-config FILE  validate FILE (proxies and vrrp sections) and exit 0 (valid) or 1
@@ -89,6 +93,9 @@ int main(int argc, char** argv) {
   std::string config = "/etc/vipproxy/vipproxy.yaml";
   // haproxy.cfg + keepalived.conf -> YAML on stdout (docs/importer.md).
   if (argc >= 2 && std::string(argv[1]) == "import") return importer::run_cli(argc - 1, argv + 1, std::cout, std::cerr);
+  // Tools for people (ctl/): the admin endpoint as a table; preflight checks.
+  if (argc >= 2 && std::string(argv[1]) == "status") return ctl::run_status_cli(argc - 1, argv + 1, std::cout, std::cerr);
+  if (argc >= 2 && std::string(argv[1]) == "doctor") return ctl::run_doctor_cli(argc - 1, argv + 1, std::cout, std::cerr);
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto value = [&](const char* what) -> std::string {

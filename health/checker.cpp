@@ -441,6 +441,13 @@ class CheckerImpl final : public Checker, public std::enable_shared_from_this<Ch
   void check_now() override {
     asio::dispatch(strand_, [self = shared_from_this()] { self->do_check_now(); });
   }
+  void set_urgent(bool urgent) override {
+    asio::dispatch(strand_, [self = shared_from_this(), urgent] {
+      const bool was = self->schedule_.urgent();
+      self->schedule_.set_urgent(urgent);
+      if (urgent && !was && !self->schedule_.up()) self->do_check_now();
+    });
+  }
   const Status& status() const override { return status_; }
 
  private:
@@ -537,7 +544,11 @@ class CheckerImpl final : public Checker, public std::enable_shared_from_this<Ch
     status_.last = std::move(r);
 
     const bool first = schedule_.state() == CheckSchedule::State::unknown;
-    const bool changed = schedule_.on_result(ok);
+    // A layer-7 wrong status is the node's own answer ("not primary"): it
+    // may take the backend down at once (check.down_on_status).
+    const bool definitive = status_.last.outcome == Outcome::l7_status;
+    const bool changed = ok ? schedule_.on_result(true)
+                            : definitive ? schedule_.on_definitive_failure() : schedule_.on_result(false);
     status_.up = schedule_.up();
     status_.transitions = schedule_.transitions();
 
@@ -556,7 +567,10 @@ class CheckerImpl final : public Checker, public std::enable_shared_from_this<Ch
           spdlog::warn("backend {} is DOWN: {}, first check", label_, reason);
         } else {
           const unsigned n = schedule_.consecutive_failures();
-          spdlog::warn("backend {} is DOWN: {}, {} failure{}", label_, reason, n, n == 1 ? "" : "s");
+          if (definitive && rule_->down_on_status)
+            spdlog::warn("backend {} is DOWN: {}, the node's own answer", label_, reason);
+          else
+            spdlog::warn("backend {} is DOWN: {}, {} failure{}", label_, reason, n, n == 1 ? "" : "s");
         }
       }
     } else if (!ok) {

@@ -32,6 +32,10 @@ class Checker {
   // Run a check now instead of waiting for the timer (used when the proxy
   // sees evidence of trouble, e.g. connects to the backend being refused).
   virtual void check_now() = 0;
+  // Set while the proxy has no eligible backend: checks come at
+  // fast_interval and one success makes this backend eligible (see
+  // CheckSchedule::set_urgent). Turning it on runs a check at once.
+  virtual void set_urgent(bool urgent) = 0;
   virtual const Status& status() const = 0;
 };
 

@@ -47,13 +47,21 @@ bool CheckSchedule::on_result(bool success) {
       if (failures_ >= fall_) state_ = State::down;
       break;
     case State::down:
-      if (successes_ >= rise_) state_ = State::up;
+      if (successes_ >= (urgent_ ? 1u : rise_)) state_ = State::up;
       break;
   }
   state_changed_ = state_ != before;
   const bool eligibility_changed = (before == State::up) != (state_ == State::up);
   if (eligibility_changed) ++transitions_;
   return eligibility_changed;
+}
+
+bool CheckSchedule::on_definitive_failure() {
+  if (down_on_status_ && state_ == State::up) {
+    // Count the result as usual, then complete the fall at once.
+    failures_ = fall_ > 0 ? fall_ - 1 : 0;
+  }
+  return on_result(false);
 }
 
 const char* to_string(CheckSchedule::State s) {

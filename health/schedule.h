@@ -23,12 +23,25 @@ class CheckSchedule {
   // machine total). A non-positive fast_interval means "use interval".
   CheckSchedule(Duration interval, Duration fast_interval, unsigned rise, unsigned fall);
   explicit CheckSchedule(const cfg::Check& rule)
-      : CheckSchedule(rule.interval, rule.fast_interval, rule.rise, rule.fall) {}
+      : CheckSchedule(rule.interval, rule.fast_interval, rule.rise, rule.fall) {
+    down_on_status_ = rule.down_on_status;
+  }
 
   // Feed one check result. Returns true when eligibility (up()) changed.
   // Leaving `unknown` for `down` is a state change but not an eligibility
   // change (the backend was not eligible before either): see state_changed().
   bool on_result(bool success);
+  // A failure that is a definitive answer (a layer-7 wrong status) rather
+  // than a transport problem: with down_on_status it takes an UP backend
+  // down at once instead of after `fall` results.
+  bool on_definitive_failure();
+
+  // Urgent while the proxy has no eligible backend at all: checks come at
+  // fast_interval and one success is enough to rise, because there is no
+  // good backend that smoothing could protect, only clients waiting.
+  void set_urgent(bool urgent) { urgent_ = urgent; }
+  bool urgent() const { return urgent_; }
+  void set_down_on_status(bool v) { down_on_status_ = v; }
 
   State state() const { return state_; }
   bool up() const { return state_ == State::up; }
@@ -41,7 +54,9 @@ class CheckSchedule {
   // Delay from the end of the last check to the start of the next one.
   // Before the first result the caller uses first_delay() instead; this
   // returns interval then.
-  Duration next_delay() const { return transitioning() ? fast_interval_ : interval_; }
+  Duration next_delay() const {
+    return transitioning() || (urgent_ && state_ != State::up) ? fast_interval_ : interval_;
+  }
 
   // Consecutive results of each kind (one of them is always 0 after a result).
   unsigned consecutive_successes() const { return successes_; }
@@ -61,6 +76,8 @@ class CheckSchedule {
   unsigned rise_, fall_;
   State state_ = State::unknown;
   bool state_changed_ = false;
+  bool urgent_ = false;
+  bool down_on_status_ = true;
   unsigned successes_ = 0, failures_ = 0;
   uint64_t checks_ = 0, failures_total_ = 0, transitions_ = 0;
 };

@@ -797,3 +797,11 @@ BOOST_AUTO_TEST_CASE(bad_fixture_files) {
     }
   }
 }
+
+BOOST_AUTO_TEST_CASE(down_on_status_defaults_on_and_can_be_turned_off) {
+  cfg::Config c = cfg::load_string(check_with("      interval: 2s\n"), "t.yaml");
+  BOOST_TEST(c.proxies[0].check.down_on_status);
+  c = cfg::load_string(check_with("      down_on_status: false\n"), "t.yaml");
+  BOOST_TEST(!c.proxies[0].check.down_on_status);
+  BOOST_TEST(error_of(check_with("      down_on_status: maybe\n")).find("down_on_status") != std::string::npos);
+}

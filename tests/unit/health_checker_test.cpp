@@ -437,10 +437,13 @@ BOOST_AUTO_TEST_CASE(request_line_and_headers_as_configured) {
 }
 
 BOOST_AUTO_TEST_CASE(unavailable_goes_down_after_fall_then_up_after_rise) {
+  // HAProxy's counting: a wrong status is one failure among `fall`.
   LogCapture logs;
   asio::io_context io;
   Server srv(io);
-  Probe p(io, fast_rule(), "127.0.0.1", srv.port());
+  cfg::Check rule = fast_rule();
+  rule.down_on_status = false;
+  Probe p(io, rule, "127.0.0.1", srv.port());
   p.checker->start();
   BOOST_REQUIRE(run_until(io, [&] { return checks(p) >= 2; }));
   BOOST_REQUIRE(p.st().up);
@@ -767,4 +770,37 @@ BOOST_AUTO_TEST_CASE(plain_http_against_tls_server_fails_cleanly) {
   BOOST_TEST(p.st().last.outcome != Outcome::ok);
   BOOST_TEST(!p.st().up);
   BOOST_TEST_MESSAGE("plain to TLS: " << health::to_string(p.st().last.outcome) << " " << p.st().last.detail);
+}
+
+BOOST_AUTO_TEST_CASE(a_503_from_an_up_backend_takes_it_down_at_once_by_default) {
+  LogCapture logs;
+  asio::io_context io;
+  Server srv(io);
+  Probe p(io, fast_rule(), "127.0.0.1", srv.port());
+  p.checker->start();
+  BOOST_REQUIRE(run_until(io, [&] { return checks(p) >= 2; }));
+  BOOST_REQUIRE(p.st().up);
+  const auto failures_before = p.st().failures;
+  srv.mode = Mode::unavailable;
+  BOOST_REQUIRE(run_until(io, [&] { return !p.st().up; }));
+  BOOST_TEST(p.st().failures - failures_before == 1u);  // not `fall` (3) of them
+  BOOST_TEST(p.st().last.http_status == 503u);
+  BOOST_TEST(logs.count("backend postgres/test is DOWN: layer 7 wrong status (HTTP 503), the node's own answer") == 1u);
+  p.checker->stop();
+  expect_clean_closes(io, srv);
+}
+
+BOOST_AUTO_TEST_CASE(layer4_failures_still_need_fall) {
+  asio::io_context io;
+  Server srv(io);
+  Probe p(io, fast_rule(), "127.0.0.1", srv.port());
+  p.checker->start();
+  BOOST_REQUIRE(run_until(io, [&] { return checks(p) >= 2; }));
+  BOOST_REQUIRE(p.st().up);
+  const auto failures_before = p.st().failures;
+  srv.mode = Mode::garbage;  // not a status answer: counted toward fall
+  BOOST_REQUIRE(run_until(io, [&] { return !p.st().up; }));
+  BOOST_TEST(p.st().failures - failures_before == 3u);
+  p.checker->stop();
+  expect_clean_closes(io, srv);
 }

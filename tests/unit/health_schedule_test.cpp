@@ -219,3 +219,63 @@ BOOST_AUTO_TEST_CASE(exhaustive_against_reference_model) {
     }
   }
 }
+
+BOOST_AUTO_TEST_CASE(definitive_failure_takes_an_up_backend_down_at_once) {
+  CheckSchedule s(ms(2000), ms(500), 2, 3);
+  s.on_result(true);
+  BOOST_TEST(s.up());
+  BOOST_TEST(s.on_definitive_failure());  // Patroni said 503: no waiting for fall
+  BOOST_TEST(!s.up());
+  BOOST_TEST(s.transitions() == 2u);  // unknown->UP, UP->DOWN
+  // A layer-4 failure still needs `fall` results.
+  CheckSchedule t(ms(2000), ms(500), 2, 3);
+  t.on_result(true);
+  BOOST_TEST(!t.on_result(false));
+  BOOST_TEST(!t.on_result(false));
+  BOOST_TEST(t.on_result(false));
+}
+
+BOOST_AUTO_TEST_CASE(definitive_failure_counts_normally_without_down_on_status) {
+  CheckSchedule s(ms(2000), ms(500), 2, 3);
+  s.set_down_on_status(false);
+  s.on_result(true);
+  BOOST_TEST(!s.on_definitive_failure());
+  BOOST_TEST(!s.on_definitive_failure());
+  BOOST_TEST(s.on_definitive_failure());
+  BOOST_TEST(!s.up());
+}
+
+BOOST_AUTO_TEST_CASE(definitive_failure_on_a_down_backend_is_an_ordinary_failure) {
+  CheckSchedule s(ms(2000), ms(500), 2, 3);
+  s.on_result(false);
+  BOOST_TEST(!s.on_definitive_failure());
+  BOOST_TEST(s.state() == State::down);
+  BOOST_TEST(s.consecutive_failures() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(urgent_rises_on_one_success_and_checks_fast) {
+  CheckSchedule s(ms(2000), ms(200), 3, 3);
+  s.on_result(false);  // DOWN
+  BOOST_TEST(s.next_delay() == ms(2000));
+  s.set_urgent(true);  // the proxy has no eligible backend
+  BOOST_TEST(s.next_delay() == ms(200));
+  BOOST_TEST(s.on_result(true));  // one success is enough
+  BOOST_TEST(s.up());
+  BOOST_TEST(s.next_delay() == ms(2000));  // an UP backend is not hurried
+  s.set_urgent(false);
+  s.on_result(false);
+  s.on_result(false);
+  s.on_result(false);
+  BOOST_TEST(!s.up());
+  BOOST_TEST(!s.on_result(true));  // not urgent: rise 3 again
+  BOOST_TEST(!s.on_result(true));
+  BOOST_TEST(s.on_result(true));
+}
+
+BOOST_AUTO_TEST_CASE(down_on_status_comes_from_the_rule) {
+  cfg::Check rule;
+  rule.down_on_status = false;
+  CheckSchedule s(rule);
+  s.on_result(true);
+  BOOST_TEST(!s.on_definitive_failure());
+}
