@@ -1,0 +1,108 @@
+// `vipproxy doctor`: preflight checks with one verdict line each. The
+// verdict functions are pure (facts in, verdicts out; unit-tested); the
+// probes in doctor_probes.cpp gather the facts and stay thin.
+#pragma once
+
+#include <cstdint>
+#include <iosfwd>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cfg/config.h"
+
+namespace ctl {
+
+enum class Level { ok, warn, fail };
+const char* to_string(Level l);
+
+struct Verdict {
+  Level level = Level::ok;
+  std::string check;   // "capabilities", "interface enp0s3", ...
+  std::string reason;
+};
+
+std::string format_verdict(const Verdict& v);    // "OK    check: reason"
+int exit_code(const std::vector<Verdict>& vs);  // 1 if any FAIL
+
+// ---- capabilities ----
+constexpr int kCapNetBindService = 10;
+constexpr int kCapNetAdmin = 12;
+constexpr int kCapNetRaw = 13;
+// The CapEff line of /proc/self/status (hex); nullopt if absent.
+std::optional<uint64_t> parse_capeff(const std::string& proc_status);
+// Needs NET_ADMIN + NET_RAW with VRRP instances, NET_BIND_SERVICE when any
+// listener (proxies, admin) uses a port below 1024.
+std::vector<Verdict> capability_verdicts(const cfg::Config& c, uint64_t capeff, bool is_root_uid);
+
+// ---- interfaces ----
+struct LinkFacts {
+  bool exists = false;
+  bool admin_up = false;          // IFF_UP
+  std::string operstate;          // "up", "down", "unknown" (loopback, some virtual links)
+};
+Verdict interface_verdict(const std::string& ifname, const LinkFacts& f);
+
+// ---- sysctls ----
+struct SysctlFacts {
+  std::optional<int> ip_nonlocal_bind;         // net.ipv4.ip_nonlocal_bind
+  std::optional<int> ipv6_nonlocal_bind;       // net.ipv6.ip_nonlocal_bind
+  std::optional<int> arp_ignore_all, arp_ignore_if;
+  std::optional<int> arp_announce_all, arp_announce_if;
+};
+// Proxy listeners bound to a VIP (not 0.0.0.0) need ip_nonlocal_bind=1 on the
+// BACKUP node, where the address is absent.
+std::vector<std::string> listeners_on_vips(const cfg::Config& c);
+std::vector<Verdict> sysctl_verdicts(const cfg::Config& c, const std::string& ifname, const SysctlFacts& f);
+
+// ---- protocol 112 ----
+struct Advert {
+  std::string source;
+  unsigned version = 0, vrid = 0, priority = 0;
+};
+struct AdvertFacts {
+  bool listened = false;      // false: raw socket not allowed (reason in error)
+  std::string error;
+  double seconds = 0;
+  std::vector<Advert> heard;  // from other hosts (own addresses filtered out)
+};
+Verdict advert_verdict(const cfg::VrrpInstance& inst, const AdvertFacts& f);
+
+// ---- Patroni REST (the configured check) ----
+struct CheckProbe {
+  std::string proxy, backend, target;  // target: "OPTIONS http://host:8008/primary"
+  bool reached = false;
+  unsigned http_status = 0;  // 0 for a tcp check
+  std::string error;
+  double latency_ms = 0;
+  bool tls_skipped = false;
+};
+std::vector<Verdict> patroni_verdicts(const cfg::Config& c, const std::vector<CheckProbe>& probes);
+
+// ---- etcd members ----
+struct EtcdFacts {
+  std::vector<std::string> hosts;    // from patroni.yml's etcd/etcd3 section
+  std::string source;                // where hosts came from
+  std::optional<int> members;        // from the members API
+  std::string error;
+};
+Verdict etcd_verdict(const EtcdFacts& f);
+// etcd/etcd3 "hosts" (list or comma string), "host", "url"/"urls" of a Patroni config.
+std::vector<std::string> etcd_hosts_from_patroni_yaml(const std::string& yaml_text);
+// Member count from /v3/cluster/member/list or /v2/members JSON.
+std::optional<int> count_etcd_members(const std::string& json_text);
+
+// ---- the run ----
+struct DoctorOptions {
+  std::string config = "/etc/vipproxy/vipproxy.yaml";
+  std::string patroni_config;  // empty: /etc/patroni/patroni.yml if readable
+  std::vector<std::string> etcd;  // --etcd overrides
+  bool listen_adverts = true;
+  double advert_seconds = 0;  // 0: 3 x advert_int
+};
+// Runs every probe, printing each verdict as it is reached.
+std::vector<Verdict> run_doctor(const DoctorOptions& o, std::ostream& out);
+// args[0] is "doctor". 1 if any verdict is FAIL, 2 on a usage error.
+int run_doctor_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& err);
+
+}  // namespace ctl

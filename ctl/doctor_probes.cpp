@@ -1,0 +1,294 @@
+// The thin probes of `vipproxy doctor`: they gather facts for the pure
+// verdicts in doctor_verdicts.cpp and decide nothing themselves.
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <netinet/ip.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <set>
+#include <sstream>
+
+#include "cfg/load.h"
+#include "ctl/doctor.h"
+#include "ctl/http.h"
+
+namespace ctl {
+
+namespace {
+
+std::optional<std::string> read_file(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) return std::nullopt;
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+std::optional<int> read_int(const std::string& path) {
+  auto s = read_file(path);
+  if (!s) return std::nullopt;
+  try {
+    return std::stoi(*s, nullptr, 0);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+LinkFacts probe_link(const std::string& ifname) {
+  LinkFacts f;
+  std::string base = "/sys/class/net/" + ifname;
+  auto flags = read_int(base + "/flags");
+  if (!flags) return f;
+  f.exists = true;
+  f.admin_up = (*flags & IFF_UP) != 0;
+  if (auto s = read_file(base + "/operstate")) {
+    f.operstate = *s;
+    while (!f.operstate.empty() && (f.operstate.back() == '\n' || f.operstate.back() == ' ')) f.operstate.pop_back();
+  }
+  return f;
+}
+
+SysctlFacts probe_sysctls(const std::string& ifname) {
+  SysctlFacts f;
+  f.ip_nonlocal_bind = read_int("/proc/sys/net/ipv4/ip_nonlocal_bind");
+  f.ipv6_nonlocal_bind = read_int("/proc/sys/net/ipv6/ip_nonlocal_bind");
+  f.arp_ignore_all = read_int("/proc/sys/net/ipv4/conf/all/arp_ignore");
+  f.arp_announce_all = read_int("/proc/sys/net/ipv4/conf/all/arp_announce");
+  if (!ifname.empty()) {
+    f.arp_ignore_if = read_int("/proc/sys/net/ipv4/conf/" + ifname + "/arp_ignore");
+    f.arp_announce_if = read_int("/proc/sys/net/ipv4/conf/" + ifname + "/arp_announce");
+  }
+  return f;
+}
+
+std::set<std::string> local_addresses() {
+  std::set<std::string> out;
+  ifaddrs* ifa = nullptr;
+  if (getifaddrs(&ifa) != 0) return out;
+  for (auto* p = ifa; p; p = p->ifa_next) {
+    if (!p->ifa_addr || p->ifa_addr->sa_family != AF_INET) continue;
+    char b[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(p->ifa_addr)->sin_addr, b, sizeof b);
+    out.insert(b);
+  }
+  freeifaddrs(ifa);
+  return out;
+}
+
+// Listens on an IPv4 raw socket for protocol 112 for `seconds`, joined to
+// 224.0.0.18 on every VRRP interface. IPv6 instances are not listened for.
+AdvertFacts listen_adverts(const cfg::Config& c, double seconds) {
+  AdvertFacts f;
+  int fd = ::socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, 112);
+  if (fd < 0) {
+    f.error = std::string("raw socket for protocol 112 not allowed: ") + std::strerror(errno) + " (needs CAP_NET_RAW)";
+    return f;
+  }
+  std::set<std::string> joined;
+  for (const auto& v : c.vrrp) {
+    if (!joined.insert(v.interface).second) continue;
+    ip_mreqn m{};
+    inet_pton(AF_INET, "224.0.0.18", &m.imr_multiaddr);
+    m.imr_ifindex = static_cast<int>(if_nametoindex(v.interface.c_str()));
+    if (m.imr_ifindex) (void)::setsockopt(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &m, sizeof m);
+  }
+  f.listened = true;
+  f.seconds = seconds;
+  auto own = local_addresses();
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<long>(seconds * 1000));
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
+    unsigned char buf[2048];
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n < 20) continue;
+    size_t ihl = (buf[0] & 0x0f) * 4u;
+    if (static_cast<size_t>(n) < ihl + 4 || buf[9] != 112) continue;
+    char src[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, buf + 12, src, sizeof src);
+    if (own.count(src)) continue;
+    Advert a;
+    a.source = src;
+    a.version = buf[ihl] >> 4;
+    a.vrid = buf[ihl + 1];
+    a.priority = buf[ihl + 2];
+    if ((buf[ihl] & 0x0f) != 1) continue;  // type 1: advertisement
+    f.heard.push_back(a);
+  }
+  ::close(fd);
+  return f;
+}
+
+std::string tcp_connect(const std::string& host, unsigned short port, std::chrono::milliseconds timeout,
+                        double& latency_ms) {
+  namespace asio = boost::asio;
+  asio::io_context io;
+  asio::ip::tcp::resolver r(io);
+  asio::ip::tcp::socket s(io);
+  std::string err = "timed out";
+  auto start = std::chrono::steady_clock::now();
+  r.async_resolve(host, std::to_string(port), [&](boost::system::error_code ec, asio::ip::tcp::resolver::results_type rs) {
+    if (ec) { err = "resolve: " + ec.message(); return; }
+    asio::async_connect(s, rs, [&](boost::system::error_code ec, const asio::ip::tcp::endpoint&) {
+      err = ec ? "connect: " + ec.message() : "";
+      latency_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    });
+  });
+  io.run_for(timeout);
+  return err;
+}
+
+std::vector<CheckProbe> probe_checks(const cfg::Config& c) {
+  std::vector<CheckProbe> out;
+  for (const auto& p : c.proxies) {
+    for (const auto& b : p.backends) {
+      CheckProbe pr;
+      pr.proxy = p.name;
+      pr.backend = b.name;
+      unsigned short port = b.check_port ? *b.check_port : p.check.port ? *p.check.port : b.address.port;
+      std::string hp = (b.address.host.find(':') != std::string::npos ? "[" + b.address.host + "]" : b.address.host) +
+                       ":" + std::to_string(port);
+      auto timeout = std::max(p.check.timeout, cfg::Duration(1000));
+      if (p.check.type == cfg::CheckType::tcp) {
+        pr.target = "tcp " + hp;
+        std::string e = tcp_connect(b.address.host, port, timeout, pr.latency_ms);
+        pr.reached = e.empty();
+        pr.error = e;
+      } else if (p.check.tls.enabled) {
+        pr.target = p.check.method + " https://" + hp + p.check.path;
+        pr.tls_skipped = true;
+      } else {
+        pr.target = p.check.method + " http://" + hp + p.check.path;
+        auto r = http_request(b.address.host, port, p.check.method, p.check.path, {}, {}, timeout);
+        pr.reached = r.ok;
+        pr.http_status = r.status;
+        pr.error = r.error;
+        pr.latency_ms = r.latency.count() / 1000.0;
+      }
+      out.push_back(std::move(pr));
+    }
+  }
+  return out;
+}
+
+EtcdFacts probe_etcd(const DoctorOptions& o) {
+  EtcdFacts f;
+  if (!o.etcd.empty()) {
+    f.hosts = o.etcd;
+    f.source = "--etcd";
+  } else {
+    std::string path = o.patroni_config.empty() ? "/etc/patroni/patroni.yml" : o.patroni_config;
+    auto text = read_file(path);
+    if (!text) {
+      f.error = "cannot read " + path;
+      return f;
+    }
+    f.hosts = etcd_hosts_from_patroni_yaml(*text);
+    f.source = path;
+    if (f.hosts.empty()) {
+      f.error = "no etcd/etcd3 hosts in " + path;
+      return f;
+    }
+  }
+  for (const auto& h : f.hosts) {
+    std::pair<std::string, unsigned short> hp;
+    try {
+      hp = split_host_port(h, 2379);
+    } catch (const std::exception& e) {
+      f.error = e.what();
+      continue;
+    }
+    auto r = http_request(hp.first, hp.second, "POST", "/v3/cluster/member/list", "{}", {},
+                          std::chrono::milliseconds(2000));
+    if (r.ok && r.status == 200) {
+      if ((f.members = count_etcd_members(r.body))) {
+        f.hosts.erase(std::remove(f.hosts.begin(), f.hosts.end(), h), f.hosts.end());
+        f.hosts.insert(f.hosts.begin(), h);
+        return f;
+      }
+    }
+    auto r2 = http_request(hp.first, hp.second, "GET", "/v2/members", {}, {}, std::chrono::milliseconds(2000));
+    if (r2.ok && r2.status == 200 && (f.members = count_etcd_members(r2.body))) {
+      f.hosts.erase(std::remove(f.hosts.begin(), f.hosts.end(), h), f.hosts.end());
+      f.hosts.insert(f.hosts.begin(), h);
+      return f;
+    }
+    f.error = h + ": " + (r.ok ? "HTTP " + std::to_string(r.status) : r.error);
+  }
+  return f;
+}
+
+}  // namespace
+
+std::vector<Verdict> run_doctor(const DoctorOptions& o, std::ostream& out) {
+  std::vector<Verdict> all;
+  auto emit = [&](const Verdict& v) {
+    all.push_back(v);
+    out << format_verdict(v) << "\n" << std::flush;
+  };
+  cfg::Config c;
+  try {
+    c = cfg::load_file(o.config);
+    emit({Level::ok, "config", o.config + " is valid (" + std::to_string(c.proxies.size()) + " proxies, " +
+                                   std::to_string(c.vrrp.size()) + " vrrp instances)"});
+  } catch (const std::exception& e) {
+    std::string msg = e.what();
+    while (!msg.empty() && msg.back() == '\n') msg.pop_back();
+    emit({Level::fail, "config", msg});
+    return all;
+  }
+  uint64_t capeff = 0;
+  if (auto s = read_file("/proc/self/status"))
+    if (auto v = parse_capeff(*s)) capeff = *v;
+  for (const auto& v : capability_verdicts(c, capeff, ::geteuid() == 0)) emit(v);
+  std::set<std::string> ifs;
+  bool first_if_exists = false;
+  for (const auto& v : c.vrrp) {
+    if (!ifs.insert(v.interface).second) continue;
+    auto link = probe_link(v.interface);
+    if (v.interface == c.vrrp.front().interface) first_if_exists = link.exists;
+    emit(interface_verdict(v.interface, link));
+  }
+  // ARP advice only for an interface that exists (the FAIL above says why).
+  std::string first_if = c.vrrp.empty() || !first_if_exists ? "" : c.vrrp.front().interface;
+  for (const auto& v : sysctl_verdicts(c, first_if, probe_sysctls(first_if))) emit(v);
+  if (!c.vrrp.empty()) {
+    if (!o.listen_adverts) {
+      for (const auto& inst : c.vrrp) {
+        AdvertFacts f;
+        f.error = "skipped (--no-adverts)";
+        emit(advert_verdict(inst, f));
+      }
+    } else {
+      double secs = o.advert_seconds;
+      if (secs <= 0) {
+        cfg::Duration longest{0};
+        for (const auto& inst : c.vrrp) longest = std::max(longest, inst.advert_int);
+        secs = 3.0 * static_cast<double>(longest.count()) / 1000.0 + 0.2;
+      }
+      out << "      listening for VRRP adverts for " << secs << " s...\n" << std::flush;
+      auto facts = listen_adverts(c, secs);
+      for (const auto& inst : c.vrrp) emit(advert_verdict(inst, facts));
+    }
+  }
+  for (const auto& v : patroni_verdicts(c, probe_checks(c))) emit(v);
+  emit(etcd_verdict(probe_etcd(o)));
+  return all;
+}
+
+}  // namespace ctl

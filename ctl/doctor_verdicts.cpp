@@ -1,0 +1,309 @@
+// Pure verdict logic of `vipproxy doctor`: facts in, verdict lines out.
+#include <yaml-cpp/yaml.h>
+
+#include <boost/json.hpp>
+#include <cstdio>
+#include <set>
+#include <sstream>
+
+#include "ctl/doctor.h"
+
+namespace ctl {
+
+const char* to_string(Level l) {
+  switch (l) {
+    case Level::ok: return "OK";
+    case Level::warn: return "WARN";
+    case Level::fail: return "FAIL";
+  }
+  return "?";
+}
+
+std::string format_verdict(const Verdict& v) {
+  std::string lvl = to_string(v.level);
+  lvl.resize(5, ' ');
+  return lvl + v.check + ": " + v.reason;
+}
+
+int exit_code(const std::vector<Verdict>& vs) {
+  for (const auto& v : vs)
+    if (v.level == Level::fail) return 1;
+  return 0;
+}
+
+std::optional<uint64_t> parse_capeff(const std::string& proc_status) {
+  std::istringstream in(proc_status);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("CapEff:", 0) != 0) continue;
+    try {
+      return std::stoull(line.substr(7), nullptr, 16);
+    } catch (const std::exception&) {
+      return std::nullopt;
+    }
+  }
+  return std::nullopt;
+}
+
+std::vector<Verdict> capability_verdicts(const cfg::Config& c, uint64_t capeff, bool is_root_uid) {
+  std::vector<Verdict> out;
+  auto has = [&](int cap) { return (capeff >> cap) & 1; };
+  std::string who = is_root_uid ? "this process (root)" : "this process";
+  const char* hint = " (run doctor as root, or as the vipproxy user with the unit's AmbientCapabilities)";
+  if (!c.vrrp.empty()) {
+    std::vector<std::string> missing;
+    if (!has(kCapNetAdmin)) missing.push_back("CAP_NET_ADMIN (add/remove the VIP)");
+    if (!has(kCapNetRaw)) missing.push_back("CAP_NET_RAW (VRRP adverts, gratuitous ARP)");
+    if (missing.empty())
+      out.push_back({Level::ok, "capabilities", who + " has CAP_NET_ADMIN and CAP_NET_RAW for " +
+                                                    std::to_string(c.vrrp.size()) + " VRRP instance(s)"});
+    else {
+      std::string m;
+      for (const auto& s : missing) m += (m.empty() ? "" : ", ") + s;
+      out.push_back({Level::fail, "capabilities", who + " lacks " + m + hint});
+    }
+  } else {
+    out.push_back({Level::ok, "capabilities", "no VRRP instances: CAP_NET_ADMIN/CAP_NET_RAW not needed"});
+  }
+  std::vector<std::string> low;
+  for (const auto& p : c.proxies)
+    if (p.listen.port < 1024) low.push_back(p.name + " " + p.listen.to_string());
+  if (c.admin.enabled && c.admin.listen.port < 1024) low.push_back("admin " + c.admin.listen.to_string());
+  if (!low.empty()) {
+    std::string l;
+    for (const auto& s : low) l += (l.empty() ? "" : ", ") + s;
+    if (has(kCapNetBindService))
+      out.push_back({Level::ok, "capabilities", "CAP_NET_BIND_SERVICE present for ports below 1024: " + l});
+    else
+      out.push_back({Level::fail, "capabilities", "ports below 1024 need CAP_NET_BIND_SERVICE: " + l + hint});
+  }
+  return out;
+}
+
+Verdict interface_verdict(const std::string& ifname, const LinkFacts& f) {
+  std::string check = "interface " + ifname;
+  if (!f.exists) return {Level::fail, check, "does not exist (ip link show " + ifname + ")"};
+  if (!f.admin_up) return {Level::fail, check, "exists but is administratively down (ip link set " + ifname + " up)"};
+  if (f.operstate == "up") return {Level::ok, check, "exists and is up"};
+  if (f.operstate == "unknown" || f.operstate.empty())
+    return {Level::ok, check, "exists and is up (operstate " + (f.operstate.empty() ? "?" : f.operstate) + ")"};
+  return {Level::warn, check, "is up but has no carrier (operstate " + f.operstate + "): the instance will be FAULT"};
+}
+
+std::vector<std::string> listeners_on_vips(const cfg::Config& c) {
+  std::set<std::string> vips;
+  for (const auto& v : c.vrrp)
+    for (const auto& a : v.virtual_ipaddresses) vips.insert(a.address);
+  std::vector<std::string> out;
+  for (const auto& p : c.proxies)
+    if (vips.count(p.listen.host)) out.push_back(p.name + " " + p.listen.to_string());
+  if (c.admin.enabled && vips.count(c.admin.listen.host)) out.push_back("admin " + c.admin.listen.to_string());
+  return out;
+}
+
+std::vector<Verdict> sysctl_verdicts(const cfg::Config& c, const std::string& ifname, const SysctlFacts& f) {
+  std::vector<Verdict> out;
+  auto on_vips = listeners_on_vips(c);
+  if (on_vips.empty()) {
+    out.push_back({Level::ok, "net.ipv4.ip_nonlocal_bind",
+                   "not needed: no listener is bound to a VIP (wildcard or local addresses)"});
+  } else {
+    std::string l;
+    bool v6 = false;
+    for (const auto& s : on_vips) {
+      l += (l.empty() ? "" : ", ") + s;
+      if (s.find('[') != std::string::npos) v6 = true;
+    }
+    auto val = v6 ? f.ipv6_nonlocal_bind : f.ip_nonlocal_bind;
+    std::string key = v6 ? "net.ipv6.ip_nonlocal_bind" : "net.ipv4.ip_nonlocal_bind";
+    if (!val)
+      out.push_back({Level::warn, key, "could not read it; listeners on a VIP (" + l + ") need it set to 1"});
+    else if (*val == 1)
+      out.push_back({Level::ok, key, "= 1: listeners on a VIP (" + l + ") can bind while this node is BACKUP"});
+    else
+      out.push_back({Level::fail, key, "= " + std::to_string(*val) + ": listeners on a VIP (" + l +
+                                           ") cannot bind while the VIP is on the other node; set it to 1 "
+                                           "(/etc/sysctl.d/90-vipproxy.conf) or listen on 0.0.0.0"});
+  }
+  if (ifname.empty()) return out;
+  auto eff = [](std::optional<int> a, std::optional<int> b) -> std::optional<int> {
+    if (!a && !b) return std::nullopt;
+    return std::max(a.value_or(0), b.value_or(0));  // the kernel uses the larger of all/<if>
+  };
+  auto ignore = eff(f.arp_ignore_all, f.arp_ignore_if);
+  auto announce = eff(f.arp_announce_all, f.arp_announce_if);
+  std::string ik = "arp_ignore (" + ifname + ")";
+  if (!ignore)
+    out.push_back({Level::warn, ik, "could not read net.ipv4.conf.{all," + ifname + "}.arp_ignore"});
+  else if (*ignore <= 1)
+    out.push_back({Level::ok, ik, "= " + std::to_string(*ignore) + ": ARP requests for the VIP are answered on " + ifname});
+  else if (*ignore == 8)
+    out.push_back({Level::fail, ik, "= 8: no ARP replies at all, clients cannot find the VIP"});
+  else
+    out.push_back({Level::warn, ik, "= " + std::to_string(*ignore) +
+                                        ": replies only for addresses in the interface's own subnet; a VIP "
+                                        "outside it is not answered (0 or 1 advised)"});
+  std::string ak = "arp_announce (" + ifname + ")";
+  if (!announce)
+    out.push_back({Level::warn, ak, "could not read net.ipv4.conf.{all," + ifname + "}.arp_announce"});
+  else if (*announce == 0)
+    out.push_back({Level::ok, ak, "= 0 (works; 2 is advised so this node's own ARP requests carry its primary "
+                                  "address, not the VIP, and neighbours never learn the VIP from a BACKUP)"});
+  else
+    out.push_back({Level::ok, ak, "= " + std::to_string(*announce)});
+  return out;
+}
+
+Verdict advert_verdict(const cfg::VrrpInstance& inst, const AdvertFacts& f) {
+  std::string check = "VRRP adverts " + inst.name + " (vrid " + std::to_string(inst.virtual_router_id) + ")";
+  if (!f.listened) return {Level::warn, check, "not listened for: " + f.error};
+  char secs[32];
+  std::snprintf(secs, sizeof secs, "%.1f s", f.seconds);
+  std::set<std::string> same, other;
+  std::string same_desc;
+  for (const auto& a : f.heard) {
+    if (a.vrid == inst.virtual_router_id) {
+      if (same.insert(a.source).second)
+        same_desc += (same_desc.empty() ? "" : ", ") + a.source + " (v" + std::to_string(a.version) + ", priority " +
+                     std::to_string(a.priority) + ")";
+    } else {
+      other.insert(a.source + "/vrid " + std::to_string(a.vrid));
+    }
+  }
+  std::string others;
+  for (const auto& o : other) others += (others.empty() ? "" : ", ") + o;
+  if (!same.empty()) {
+    std::string r = "heard " + same_desc + " in " + secs;
+    for (const auto& a : f.heard)
+      if (a.vrid == inst.virtual_router_id && a.version != inst.version) {
+        return {Level::fail, check, r + "; the peer speaks VRRPv" + std::to_string(a.version) + ", this config v" +
+                                        std::to_string(inst.version) + " (they will both be MASTER)"};
+      }
+    return {Level::ok, check, r};
+  }
+  std::string r = std::string("no peer heard in ") + secs +
+                  " (fine if the peer is not running yet; otherwise check that protocol 112 passes the firewall";
+  r += inst.unicast ? " and the unicast_peer addresses)" : " and that multicast 224.0.0.18 reaches " + inst.interface + ")";
+  if (!others.empty()) r += "; other routers heard: " + others;
+  return {Level::warn, check, r};
+}
+
+std::vector<Verdict> patroni_verdicts(const cfg::Config& c, const std::vector<CheckProbe>& probes) {
+  std::vector<Verdict> out;
+  for (const auto& p : c.proxies) {
+    int passing = 0, reached = 0, total = 0;
+    for (const auto& pr : probes) {
+      if (pr.proxy != p.name) continue;
+      ++total;
+      std::string check = "check " + p.name + "/" + pr.backend;
+      if (pr.tls_skipped) {
+        out.push_back({Level::warn, check, pr.target + ": TLS check not probed by doctor"});
+        continue;
+      }
+      if (!pr.reached) {
+        out.push_back({Level::fail, check, pr.target + " unreachable: " + pr.error});
+        continue;
+      }
+      ++reached;
+      char lat[32];
+      std::snprintf(lat, sizeof lat, "%.1f ms", pr.latency_ms);
+      if (p.check.type == cfg::CheckType::tcp) {
+        ++passing;
+        out.push_back({Level::ok, check, pr.target + " accepts connections (" + lat + ")"});
+      } else if (pr.http_status == p.check.expect_status) {
+        ++passing;
+        out.push_back({Level::ok, check, pr.target + " answers " + std::to_string(pr.http_status) + " (passes, " +
+                                             lat + ")"});
+      } else {
+        out.push_back({Level::ok, check, pr.target + " answers " + std::to_string(pr.http_status) +
+                                             " (reachable, does not pass: not " + p.check.path + ", " + lat + ")"});
+      }
+    }
+    if (total == 0) continue;
+    std::string check = "proxy " + p.name;
+    if (passing == 0)
+      out.push_back({reached ? Level::warn : Level::fail, check,
+                     "no backend passes its check now: clients wait queue_timeout, then are refused"});
+    else if (passing > 1 && p.check.path == "/primary")
+      out.push_back({Level::warn, check, std::to_string(passing) + " backends claim to be primary (split brain?)"});
+    else
+      out.push_back({Level::ok, check, std::to_string(passing) + " of " + std::to_string(total) +
+                                           " backend(s) pass the check"});
+  }
+  return out;
+}
+
+Verdict etcd_verdict(const EtcdFacts& f) {
+  std::string check = "etcd members";
+  if (f.members) {
+    int n = *f.members;
+    std::string src = " (asked " + (f.hosts.empty() ? std::string("etcd") : f.hosts.front()) + ")";
+    if (n >= 3 && n % 2 == 1) return {Level::ok, check, std::to_string(n) + " members" + src};
+    if (n >= 3) return {Level::ok, check, std::to_string(n) + " members" + src + "; an odd number tolerates the same failures with one less"};
+    return {Level::warn, check, std::to_string(n) + " member(s)" + src +
+                                    ": losing either node loses quorum, Patroni cannot fail over and the primary "
+                                    "demotes itself; add a third member (e.g. on the Director host)"};
+  }
+  if (!f.hosts.empty()) {
+    std::string h;
+    for (const auto& x : f.hosts) h += (h.empty() ? "" : ", ") + x;
+    std::string r = "unknown (members API not reachable: " + f.error + "); " + f.source + " lists " +
+                    std::to_string(f.hosts.size()) + " host(s): " + h;
+    // Patroni's own list is a good guess at the member count; --etcd is not.
+    bool from_patroni = f.source != "--etcd";
+    if (from_patroni && f.hosts.size() <= 2)
+      r += " — if those are all the members, losing one loses quorum (three are needed to survive one failure)";
+    return {Level::warn, check, r};
+  }
+  return {Level::warn, check, "unknown: " + (f.error.empty() ? "no etcd hosts found" : f.error) +
+                                  " (Patroni's REST API does not list etcd members; pass --etcd HOST:PORT or "
+                                  "--patroni-config FILE)"};
+}
+
+std::vector<std::string> etcd_hosts_from_patroni_yaml(const std::string& yaml_text) {
+  std::vector<std::string> out;
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const std::exception&) {
+    return out;
+  }
+  if (!root.IsMap()) return out;
+  auto add_csv = [&](const std::string& s) {
+    std::string cur;
+    std::istringstream in(s);
+    while (std::getline(in, cur, ',')) {
+      while (!cur.empty() && cur.front() == ' ') cur.erase(cur.begin());
+      while (!cur.empty() && cur.back() == ' ') cur.pop_back();
+      if (auto p = cur.find("://"); p != std::string::npos) cur = cur.substr(p + 3);
+      while (!cur.empty() && cur.back() == '/') cur.pop_back();
+      if (!cur.empty()) out.push_back(cur);
+    }
+  };
+  for (const char* sect : {"etcd3", "etcd"}) {
+    YAML::Node e = root[sect];
+    if (!e || !e.IsMap()) continue;
+    for (const char* key : {"hosts", "host", "urls", "url"}) {
+      YAML::Node h = e[key];
+      if (!h) continue;
+      if (h.IsSequence()) {
+        for (const auto& x : h)
+          if (x.IsScalar()) add_csv(x.as<std::string>());
+      } else if (h.IsScalar()) {
+        add_csv(h.as<std::string>());
+      }
+    }
+    if (!out.empty()) break;
+  }
+  return out;
+}
+
+std::optional<int> count_etcd_members(const std::string& json_text) {
+  boost::system::error_code ec;
+  auto v = boost::json::parse(json_text, ec);
+  if (ec || !v.is_object()) return std::nullopt;
+  if (auto* m = v.as_object().if_contains("members"); m && m->is_array()) return static_cast<int>(m->as_array().size());
+  return std::nullopt;
+}
+
+}  // namespace ctl

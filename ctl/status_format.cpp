@@ -1,0 +1,174 @@
+#include <boost/json.hpp>
+#include <cstdio>
+#include <map>
+
+#include "ctl/status.h"
+
+namespace ctl {
+
+namespace json = boost::json;
+
+namespace {
+
+// Display width: count UTF-8 code points, not bytes ("—" is one column).
+size_t width(const std::string& s) {
+  size_t n = 0;
+  for (unsigned char c : s)
+    if ((c & 0xC0) != 0x80) ++n;
+  return n;
+}
+
+std::string pad(const std::string& s, size_t w) { return s + std::string(w > width(s) ? w - width(s) : 0, ' '); }
+
+const json::value* field(const json::value& v, const char* key) {
+  if (!v.is_object()) return nullptr;
+  return v.as_object().if_contains(key);
+}
+
+std::string str(const json::value* v) {
+  if (!v || v->is_null()) return "-";
+  if (v->is_string()) return std::string(v->as_string());
+  if (v->is_bool()) return v->as_bool() ? "yes" : "no";
+  if (v->is_int64()) return std::to_string(v->as_int64());
+  if (v->is_uint64()) return std::to_string(v->as_uint64());
+  if (v->is_double()) {
+    char b[64];
+    std::snprintf(b, sizeof b, "%g", v->as_double());
+    return b;
+  }
+  return json::serialize(*v);
+}
+
+std::string str(const json::value& obj, const char* key) { return str(field(obj, key)); }
+
+std::string latency(const json::value* v) {
+  if (!v || !(v->is_double() || v->is_int64() || v->is_uint64())) return "-";
+  double ms = v->is_double() ? v->as_double() : v->is_int64() ? double(v->as_int64()) : double(v->as_uint64());
+  char b[64];
+  if (ms < 10)
+    std::snprintf(b, sizeof b, "%.1f ms", ms);
+  else
+    std::snprintf(b, sizeof b, "%.0f ms", ms);
+  return b;
+}
+
+std::string check_result(const json::value& c) {
+  std::string outcome = str(c, "last_outcome");
+  if (outcome == "none") return "no check yet";
+  std::string layer = str(c, "layer");
+  static const std::map<std::string, std::string> words = {
+      {"ok", "OK"},           {"l4_refused", "refused"},    {"l4_timeout", "timeout"},
+      {"l4_error", "error"},  {"tls_error", "TLS error"},   {"l7_status", "wrong status"},
+      {"l7_malformed", "invalid response"}};
+  auto w = words.find(outcome);
+  std::string s = layer + " " + (w != words.end() ? w->second : outcome);
+  const json::value* hs = field(c, "http_status");
+  if (hs && hs->is_number() && hs->to_number<int64_t>() != 0) s += " " + str(hs);
+  std::string detail = str(c, "detail");
+  // The checker's detail often repeats the status ("HTTP 503"): say it once.
+  if (detail != "-" && !detail.empty() && outcome != "ok" && detail != "HTTP " + str(hs)) s += " (" + detail + ")";
+  return s;
+}
+
+}  // namespace
+
+std::string render_table(const std::string& title, const std::vector<std::string>& header,
+                         const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> w(header.size());
+  for (size_t i = 0; i < header.size(); ++i) w[i] = width(header[i]);
+  for (const auto& r : rows)
+    for (size_t i = 0; i < r.size() && i < w.size(); ++i) w[i] = std::max(w[i], width(r[i]));
+  std::string sep = "+";
+  for (size_t x : w) sep += std::string(x + 2, '-') + "+";
+  std::string top = sep;
+  if (!title.empty()) {
+    // "+ Title: x ----+-----+" like patronictl's "+ Cluster: ... ---".
+    std::string t = "+ " + title + " ";
+    if (width(t) < sep.size()) {
+      top = t + sep.substr(width(t));
+    } else {
+      top = t + "+";
+    }
+  }
+  auto line = [&](const std::vector<std::string>& cells) {
+    std::string s = "|";
+    for (size_t i = 0; i < w.size(); ++i) s += " " + pad(i < cells.size() ? cells[i] : "", w[i]) + " |";
+    return s + "\n";
+  };
+  std::string out = top + "\n" + line(header) + sep + "\n";
+  for (const auto& r : rows) out += line(r);
+  out += sep + "\n";
+  return out;
+}
+
+std::string role_from_check(const std::string& state, const std::string& path) {
+  if (state == "DOWN") return "—";
+  if (state != "UP") return "?";
+  std::string p = path;
+  if (auto q = p.find('?'); q != std::string::npos) p = p.substr(0, q);
+  if (p == "/primary" || p == "/master" || p == "/leader" || p == "/read-write") return "primary";
+  if (p == "/standby-leader" || p == "/standby_leader") return "standby leader";
+  if (p == "/replica" || p.rfind("/asynchronous", 0) == 0 || p.rfind("/async", 0) == 0) return "replica";
+  if (p == "/sync" || p == "/synchronous") return "sync replica";
+  if (p == "/read-only") return "readable";
+  if (p == "/health" || p == "/liveness" || p == "/readiness") return "running";
+  return "up (" + p + ")";
+}
+
+std::string format_status(const json::value& st, const StatusOptions& opt) {
+  std::string out;
+  out += "Node: " + str(st, "node") + "   vipproxy " + str(st, "version") + "\n";
+  const json::value* proxies = field(st, "proxies");
+  std::vector<std::vector<std::string>> prow, brow;
+  if (proxies && proxies->is_array()) {
+    for (const auto& p : proxies->as_array()) {
+      std::string pname = str(p, "name");
+      std::string current = str(p, "current_backend");
+      prow.push_back({pname, str(p, "listen"), str(p, "balance"), current == "-" ? "none (no eligible backend)" : current,
+                      str(p, "sessions_current"), str(p, "maxconn")});
+      auto path_it = opt.check_paths.find(pname);
+      std::string path = path_it != opt.check_paths.end() ? path_it->second : "/primary";
+      const json::value* bs = field(p, "backends");
+      if (!bs || !bs->is_array()) continue;
+      for (const auto& b : bs->as_array()) {
+        const json::value* c = field(b, "check");
+        std::string state = c ? str(*c, "state") : "-";
+        std::string name = str(b, "name");
+        if (name == current) name += " *";
+        brow.push_back({pname, name, str(b, "address"), c ? role_from_check(state, path) : "?", state,
+                        c ? check_result(*c) : "-", c ? latency(field(*c, "latency_ms")) : "-", str(b, "sessions"),
+                        str(b, "connect_errors")});
+      }
+    }
+  }
+  out += render_table("Proxies", {"Proxy", "Listen", "Balance", "Current backend", "Sessions", "Max"}, prow);
+  out += render_table("Backends (* = current)",
+                      {"Proxy", "Backend", "Address", "Role", "State", "Last check", "Latency", "Sessions", "Conn errors"},
+                      brow);
+  const json::value* vrrp = field(st, "vrrp");
+  if (vrrp && vrrp->is_array() && !vrrp->as_array().empty()) {
+    std::vector<std::vector<std::string>> vrow;
+    for (const auto& v : vrrp->as_array()) {
+      std::string prio = str(v, "priority");
+      std::string conf = str(v, "configured_priority");
+      if (conf != "-" && conf != prio) prio += " (configured " + conf + ")";
+      std::string state = str(v, "state");
+      std::string fault = str(v, "fault_reason");
+      if (fault != "-") state += ": " + fault;
+      std::string vips;
+      if (const json::value* a = field(v, "virtual_ipaddresses"); a && a->is_array())
+        for (const auto& x : a->as_array()) vips += (vips.empty() ? "" : ",") + str(&x);
+      std::string master = str(v, "master_address");
+      std::string mprio = str(v, "master_priority");
+      if (master != "-" && mprio != "-" && mprio != "0") master += " (prio " + mprio + ")";
+      vrow.push_back({str(v, "name"), str(v, "interface"), str(v, "virtual_router_id"), "v" + str(v, "version"), state,
+                      prio, master, vips.empty() ? "-" : vips});
+    }
+    out += render_table("VRRP", {"Instance", "Interface", "VRID", "Ver", "State", "Priority", "Master", "VIPs"}, vrow);
+  } else {
+    out += "VRRP: no instances configured\n";
+  }
+  return out;
+}
+
+}  // namespace ctl

@@ -1,0 +1,196 @@
+// `vipproxy doctor` verdict logic: facts in, OK/WARN/FAIL lines out. The
+// probes that gather the facts are exercised by tests/integration/test_ops_notify.py.
+#define BOOST_TEST_MODULE ctl_doctor
+#include <boost/test/unit_test.hpp>
+
+#include "cfg/load.h"
+#include "ctl/doctor.h"
+
+using ctl::Level;
+
+namespace {
+
+const char* kYaml = R"(node: catalog01
+admin:
+  listen: 127.0.0.1:8405
+proxies:
+  - name: postgres
+    listen: 0.0.0.0:5433
+    check: {type: http, port: 8008, method: OPTIONS, path: /primary}
+    backends:
+      - {name: catalog01, address: 192.168.1.151:5432}
+      - {name: catalog02, address: 192.168.1.152:5432}
+vrrp:
+  - name: VI_1
+    interface: enp0s3
+    virtual_router_id: 51
+    priority: 100
+    advert_int: 1s
+    authentication: {type: pass, password: BacChaME}
+    virtual_ipaddresses: [192.168.1.160/24]
+)";
+
+cfg::Config config(const std::string& yaml = kYaml) { return cfg::load_string(yaml, "test.yaml"); }
+
+constexpr uint64_t bit(int b) { return uint64_t{1} << b; }
+
+bool any(const std::vector<ctl::Verdict>& vs, Level l) {
+  for (const auto& v : vs)
+    if (v.level == l) return true;
+  return false;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(capeff_parsing) {
+  std::string s = "Name:\tvipproxy\nCapInh:\t0000000000000000\nCapPrm:\t0000000000003000\n"
+                  "CapEff:\t0000000000003400\nCapBnd:\t000001ffffffffff\n";
+  BOOST_TEST(ctl::parse_capeff(s).value() == 0x3400u);
+  BOOST_TEST(!ctl::parse_capeff("Name: x\n").has_value());
+}
+
+BOOST_AUTO_TEST_CASE(capabilities) {
+  auto c = config();
+  auto full = ctl::capability_verdicts(c, bit(ctl::kCapNetAdmin) | bit(ctl::kCapNetRaw), false);
+  BOOST_TEST(!any(full, Level::fail));
+  auto none = ctl::capability_verdicts(c, 0, false);
+  BOOST_TEST(ctl::exit_code(none) == 1);
+  BOOST_TEST(none[0].reason.find("CAP_NET_RAW") != std::string::npos);
+  // Port 543 needs CAP_NET_BIND_SERVICE; 5433 does not.
+  std::string low = kYaml;
+  low.replace(low.find("0.0.0.0:5433"), 12, "0.0.0.0:543");
+  auto v = ctl::capability_verdicts(config(low), bit(ctl::kCapNetAdmin) | bit(ctl::kCapNetRaw), false);
+  BOOST_TEST(ctl::exit_code(v) == 1);
+  BOOST_TEST(v.back().reason.find("CAP_NET_BIND_SERVICE") != std::string::npos);
+  v = ctl::capability_verdicts(config(low), 0x3400, true);
+  BOOST_TEST(ctl::exit_code(v) == 0);
+}
+
+BOOST_AUTO_TEST_CASE(interfaces) {
+  BOOST_TEST((ctl::interface_verdict("enp0s3", {}).level == Level::fail));
+  BOOST_TEST((ctl::interface_verdict("enp0s3", {true, false, "down"}).level == Level::fail));
+  BOOST_TEST((ctl::interface_verdict("enp0s3", {true, true, "down"}).level == Level::warn));
+  BOOST_TEST((ctl::interface_verdict("enp0s3", {true, true, "up"}).level == Level::ok));
+  BOOST_TEST((ctl::interface_verdict("lo", {true, true, "unknown"}).level == Level::ok));
+}
+
+BOOST_AUTO_TEST_CASE(nonlocal_bind_only_matters_on_a_vip) {
+  ctl::SysctlFacts f;
+  f.ip_nonlocal_bind = 0;
+  f.arp_ignore_all = 0;
+  f.arp_announce_all = 0;
+  auto v = ctl::sysctl_verdicts(config(), "enp0s3", f);
+  BOOST_TEST(!any(v, Level::fail));  // 0.0.0.0 listener: not needed
+  std::string onvip = kYaml;
+  onvip.replace(onvip.find("0.0.0.0:5433"), 12, "192.168.1.160:5433");
+  BOOST_TEST(ctl::listeners_on_vips(config(onvip)).size() == 1u);
+  v = ctl::sysctl_verdicts(config(onvip), "enp0s3", f);
+  BOOST_TEST(ctl::exit_code(v) == 1);
+  BOOST_TEST(v[0].reason.find("set it to 1") != std::string::npos);
+  f.ip_nonlocal_bind = 1;
+  BOOST_TEST(ctl::exit_code(ctl::sysctl_verdicts(config(onvip), "enp0s3", f)) == 0);
+}
+
+BOOST_AUTO_TEST_CASE(arp_sysctls_use_the_larger_value) {
+  ctl::SysctlFacts f;
+  f.ip_nonlocal_bind = 0;
+  f.arp_ignore_all = 0;
+  f.arp_ignore_if = 2;
+  f.arp_announce_all = 2;
+  f.arp_announce_if = 0;
+  auto v = ctl::sysctl_verdicts(config(), "enp0s3", f);
+  BOOST_REQUIRE(v.size() == 3u);
+  BOOST_TEST((v[1].level == Level::warn));
+  BOOST_TEST(v[1].reason.find("= 2") != std::string::npos);
+  BOOST_TEST((v[2].level == Level::ok));
+  BOOST_TEST(v[2].reason == "= 2");
+  f.arp_ignore_if = 8;
+  BOOST_TEST((ctl::sysctl_verdicts(config(), "enp0s3", f)[1].level == Level::fail));
+}
+
+BOOST_AUTO_TEST_CASE(adverts) {
+  auto c = config();
+  const auto& inst = c.vrrp[0];
+  ctl::AdvertFacts f;
+  f.error = "raw socket not allowed";
+  BOOST_TEST((ctl::advert_verdict(inst, f).level == Level::warn));
+  f.listened = true;
+  f.seconds = 3.2;
+  auto v = ctl::advert_verdict(inst, f);
+  BOOST_TEST((v.level == Level::warn));
+  BOOST_TEST(v.reason.find("no peer heard") != std::string::npos);
+  f.heard = {{"192.168.1.152", 2, 51, 90}, {"192.168.1.152", 2, 51, 90}, {"192.168.1.9", 2, 7, 100}};
+  v = ctl::advert_verdict(inst, f);
+  BOOST_TEST((v.level == Level::ok));
+  BOOST_TEST(v.reason.find("192.168.1.152 (v2, priority 90)") != std::string::npos);
+  BOOST_TEST(v.reason.find("192.168.1.9") == std::string::npos);
+  f.heard = {{"192.168.1.152", 3, 51, 90}};
+  BOOST_TEST((ctl::advert_verdict(inst, f).level == Level::fail));  // version mismatch
+}
+
+BOOST_AUTO_TEST_CASE(patroni_endpoints) {
+  auto c = config();
+  std::vector<ctl::CheckProbe> probes = {
+      {"postgres", "catalog01", "OPTIONS http://192.168.1.151:8008/primary", true, 200, "", 1.5, false},
+      {"postgres", "catalog02", "OPTIONS http://192.168.1.152:8008/primary", true, 503, "", 1.5, false}};
+  auto v = ctl::patroni_verdicts(c, probes);
+  BOOST_TEST(ctl::exit_code(v) == 0);
+  BOOST_TEST(!any(v, Level::warn));
+  BOOST_TEST(v[1].reason.find("answers 503") != std::string::npos);
+  BOOST_TEST(v.back().reason.find("1 of 2") != std::string::npos);
+  probes[1].reached = false;
+  probes[1].error = "connect: Connection refused";
+  v = ctl::patroni_verdicts(c, probes);
+  BOOST_TEST(ctl::exit_code(v) == 1);
+  probes[1] = probes[0];
+  probes[1].backend = "catalog02";
+  v = ctl::patroni_verdicts(c, probes);
+  BOOST_TEST((v.back().level == Level::warn));  // two primaries
+  probes[0].http_status = probes[1].http_status = 503;
+  v = ctl::patroni_verdicts(c, probes);
+  BOOST_TEST((v.back().level == Level::warn));  // nobody passes
+}
+
+BOOST_AUTO_TEST_CASE(etcd_members) {
+  // The guide's patroni.yml: two etcd hosts.
+  const char* patroni = R"(scope: bacula_cluster
+namespace: /db/
+name: catalog01
+restapi:
+  listen: 0.0.0.0:8008
+etcd3:
+  hosts:
+  - 192.168.1.151:2379
+  - 192.168.1.152:2379
+)";
+  auto hosts = ctl::etcd_hosts_from_patroni_yaml(patroni);
+  BOOST_TEST(hosts.size() == 2u);
+  BOOST_TEST(hosts[0] == "192.168.1.151:2379");
+  BOOST_TEST(ctl::etcd_hosts_from_patroni_yaml("etcd:\n  hosts: http://a:2379, b:2379\n").size() == 2u);
+  BOOST_TEST(ctl::etcd_hosts_from_patroni_yaml("etcd:\n  host: a:2379\n").at(0) == "a:2379");
+  BOOST_TEST(ctl::etcd_hosts_from_patroni_yaml("- not a map").empty());
+
+  BOOST_TEST(ctl::count_etcd_members(R"({"header":{},"members":[{"name":"db1"},{"name":"db2"}]})").value() == 2);
+  BOOST_TEST(!ctl::count_etcd_members("nope").has_value());
+
+  ctl::EtcdFacts f;
+  f.hosts = hosts;
+  f.members = 2;
+  BOOST_TEST((ctl::etcd_verdict(f).level == Level::warn));
+  f.members = 3;
+  BOOST_TEST((ctl::etcd_verdict(f).level == Level::ok));
+  f.members.reset();
+  f.error = "connect: refused";
+  f.source = "/etc/patroni/patroni.yml";
+  auto v = ctl::etcd_verdict(f);
+  BOOST_TEST((v.level == Level::warn));
+  BOOST_TEST(v.reason.find("unknown") == 0u);
+  BOOST_TEST((ctl::etcd_verdict({}).level == Level::warn));
+  BOOST_TEST(ctl::etcd_verdict({}).reason.find("unknown") == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(verdict_lines) {
+  BOOST_TEST(ctl::format_verdict({Level::fail, "config", "bad"}) == "FAIL config: bad");
+  BOOST_TEST(ctl::format_verdict({Level::ok, "x", "y"}) == "OK   x: y");
+  BOOST_TEST(ctl::exit_code({{Level::warn, "a", "b"}}) == 0);
+}

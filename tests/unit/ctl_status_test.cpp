@@ -1,0 +1,135 @@
+// `vipproxy status` formatting: a /status document captured from a running
+// daemon (catalog01 as VRRP master, catalog02's check failing) in, text out.
+#define BOOST_TEST_MODULE ctl_status
+#include <boost/json.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include "ctl/http.h"
+#include "ctl/status.h"
+
+namespace {
+
+// Captured from GET /status (daemon/admin.cpp), trimmed of counters.
+const char* kStatus = R"({"node":"catalog01","version":"0.1.0","pipes_in_use":4,
+ "proxies":[{"name":"postgres","listen":"0.0.0.0:5433","balance":"first","current_backend":"catalog01",
+   "sessions_current":3,"maxconn":10000,"counters":{"sessions_total":17},
+   "backends":[
+    {"name":"catalog01","address":"192.168.1.151:5432","eligible":true,"sessions":3,"sessions_total":17,
+     "connect_errors":0,"check":{"state":"UP","last_outcome":"ok","layer":"L7","http_status":200,"detail":"",
+     "latency_ms":1.234,"checks":120,"failures":0,"malformed":0,"transitions":1}},
+    {"name":"catalog02","address":"192.168.1.152:5432","eligible":false,"sessions":0,"sessions_total":0,
+     "connect_errors":0,"check":{"state":"DOWN","last_outcome":"l7_status","layer":"L7","http_status":503,
+     "detail":"HTTP 503","latency_ms":2.5,"checks":120,"failures":120,"malformed":0,"transitions":0}}]}],
+ "vrrp":[{"name":"VI_1","interface":"enp0s3","state":"MASTER","virtual_router_id":51,"version":2,
+   "priority":100,"configured_priority":100,"source_address":"192.168.1.151",
+   "master_address":"192.168.1.151","master_priority":100,"link_up":true,"fault_reason":null,
+   "virtual_ipaddresses":["192.168.1.160/32"],"last_peer":"192.168.1.152","peer_checksum":null,
+   "drops":{},"track_scripts":[]}]})";
+
+std::string lines_with(const std::string& text, const std::string& needle) {
+  std::string out;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t nl = text.find('\n', pos);
+    std::string line = text.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
+    if (line.find(needle) != std::string::npos) out += line + "\n";
+    if (nl == std::string::npos) break;
+    pos = nl + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(table_shows_proxies_backends_and_vrrp) {
+  auto v = boost::json::parse(kStatus);
+  std::string t = ctl::format_status(v);
+  BOOST_TEST_MESSAGE("\n" << t);
+  BOOST_TEST(t.find("Node: catalog01") != std::string::npos);
+  // Proxy row: listen address, current backend, sessions.
+  std::string prow = lines_with(t, "| postgres | 0.0.0.0:5433");
+  BOOST_TEST(prow.find("catalog01") != std::string::npos);
+  BOOST_TEST(prow.find("| 3 ") != std::string::npos);
+  // Backend rows: role from the check, result with layer, latency.
+  std::string b1 = lines_with(t, "catalog01 *");
+  BOOST_TEST(b1.find("192.168.1.151:5432") != std::string::npos);
+  BOOST_TEST(b1.find("primary") != std::string::npos);
+  BOOST_TEST(b1.find("L7 OK 200") != std::string::npos);
+  BOOST_TEST(b1.find("1.2 ms") != std::string::npos);
+  std::string b2 = lines_with(t, "192.168.1.152:5432");
+  BOOST_TEST(b2.find("—") != std::string::npos);
+  BOOST_TEST(b2.find("DOWN") != std::string::npos);
+  BOOST_TEST(b2.find("L7 wrong status 503") != std::string::npos);
+  BOOST_TEST(b2.find("(HTTP 503)") == std::string::npos);  // said once
+  BOOST_TEST(b2.find("2.5 ms") != std::string::npos);
+  // VRRP: state, effective priority, master address.
+  std::string vr = lines_with(t, "VI_1");
+  BOOST_TEST(vr.find("MASTER") != std::string::npos);
+  BOOST_TEST(vr.find("| 100 ") != std::string::npos);
+  BOOST_TEST(vr.find("192.168.1.151 (prio 100)") != std::string::npos);
+  BOOST_TEST(vr.find("192.168.1.160/32") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(table_rows_line_up) {
+  std::string t = ctl::format_status(boost::json::parse(kStatus));
+  // Every line of one table has the same display width (UTF-8 aware).
+  auto width = [](const std::string& s) {
+    size_t n = 0;
+    for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+    return n;
+  };
+  std::string block = lines_with(t, "|");
+  size_t w0 = 0;
+  std::string backends = t.substr(t.find("+ Backends"), t.find("+ VRRP") - t.find("+ Backends"));
+  size_t pos = 0;
+  while ((pos = backends.find('\n')) != std::string::npos) {
+    std::string line = backends.substr(0, pos);
+    backends = backends.substr(pos + 1);
+    if (w0 == 0) w0 = width(line);
+    BOOST_TEST(width(line) == w0, "line '" << line << "'");
+  }
+  BOOST_TEST(!block.empty());
+}
+
+BOOST_AUTO_TEST_CASE(degraded_priority_fault_and_no_backend) {
+  auto v = boost::json::parse(kStatus);
+  auto& p = v.at("proxies").as_array()[0].as_object();
+  p["current_backend"] = nullptr;
+  auto& inst = v.at("vrrp").as_array()[0].as_object();
+  inst["state"] = "FAULT";
+  inst["priority"] = 80;
+  inst["fault_reason"] = "link enp0s3 down";
+  inst["master_address"] = nullptr;
+  std::string t = ctl::format_status(v);
+  BOOST_TEST(t.find("none (no eligible backend)") != std::string::npos);
+  BOOST_TEST(t.find("FAULT: link enp0s3 down") != std::string::npos);
+  BOOST_TEST(t.find("80 (configured 100)") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(no_vrrp_and_missing_fields) {
+  std::string t = ctl::format_status(boost::json::parse(R"({"node":"x","proxies":[{"name":"p","backends":[{"name":"b"}]}]})"));
+  BOOST_TEST(t.find("VRRP: no instances configured") != std::string::npos);
+  BOOST_TEST(lines_with(t, "| p ").find("| b ") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(role_follows_check_path) {
+  BOOST_TEST(ctl::role_from_check("UP", "/primary") == "primary");
+  BOOST_TEST(ctl::role_from_check("UP", "/master") == "primary");
+  BOOST_TEST(ctl::role_from_check("UP", "/replica") == "replica");
+  BOOST_TEST(ctl::role_from_check("UP", "/replica?lag=10MB") == "replica");
+  BOOST_TEST(ctl::role_from_check("DOWN", "/primary") == "—");
+  BOOST_TEST(ctl::role_from_check("unknown", "/primary") == "?");
+  ctl::StatusOptions opt;
+  opt.check_paths["postgres"] = "/replica";
+  std::string t = ctl::format_status(boost::json::parse(kStatus), opt);
+  BOOST_TEST(lines_with(t, "catalog01 *").find("replica") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(host_port_parsing) {
+  BOOST_TEST(ctl::split_host_port("127.0.0.1:8405", 1).first == "127.0.0.1");
+  BOOST_TEST(ctl::split_host_port("127.0.0.1:8405", 1).second == 8405);
+  BOOST_TEST(ctl::split_host_port("[::1]:9", 1).first == "::1");
+  BOOST_TEST(ctl::split_host_port("db1", 2379).second == 2379);
+  BOOST_CHECK_THROW(ctl::split_host_port("db1:x", 1), std::invalid_argument);
+  BOOST_CHECK_THROW(ctl::split_host_port(":80", 1), std::invalid_argument);
+}
