@@ -36,7 +36,8 @@ namespace vrrp {
   X(auth_failure, "VRRPv2 PASS password differs from ours")                                \
   X(bad_ip_header, "IPv4 header unusable")                                                 \
   X(version_mismatch, "our VRID, but another VRRP version")                                \
-  X(adver_int_mismatch, "VRRPv2 advert_int differs from ours (RFC 3768 7.1)")
+  X(adver_int_mismatch, "VRRPv2 advert_int differs from ours (RFC 3768 7.1)")                \
+  X(not_unicast_peer, "unicast instance: source is not one of unicast_peers")
 
 struct Counters {
 #define VIPPROXY_VRRP_DECLARE(name, help) uint64_t name = 0;

@@ -81,12 +81,21 @@ void Engine::refresh_link() {
     // The advert source is the interface's own primary address (RFC 5798
     // §5.1.1.1 "the primary IPv4 address of the interface"), never a VIP:
     // a VIP moves, and the tie-break of §6.4.3 compares primaries.
-    src_.reset();
-    for (const auto& a : link_.primary_v4) {
-      bool is_vip = std::any_of(vips_.begin(), vips_.end(), [&](const Vip& v) { return v.address == a; });
-      if (!is_vip) {
-        src_ = a;
-        break;
+    if (family_ == Family::ipv6) {
+      // RFC 5798 §5.1.2.1: the source is the interface's link-local address.
+      // The kernel removes it while the link is down and re-adds the same
+      // (MAC-derived) one when it comes up, possibly after the link event:
+      // keep the last one we knew (the channel is bound to it) rather than
+      // FAULT on a transient gap (address additions are not watched).
+      if (!link_.link_local_v6.empty()) src_ = link_.link_local_v6.front();
+    } else {
+      src_.reset();
+      for (const auto& a : link_.primary_v4) {
+        bool is_vip = std::any_of(vips_.begin(), vips_.end(), [&](const Vip& v) { return v.address == a; });
+        if (!is_vip) {
+          src_ = a;
+          break;
+        }
       }
     }
   }
@@ -99,8 +108,12 @@ void Engine::start() {
     Vip v;
     auto ip = IpAddress::parse(va.address);
     if (!ip) throw std::runtime_error(who + ": bad virtual address " + va.address);
-    if (ip->family != Family::ipv4)
-      throw std::runtime_error(who + ": IPv6 virtual addresses are not supported by this build yet");
+    if (vips_.empty()) family_ = ip->family;
+    if (ip->family != family_)
+      throw std::runtime_error(who + ": IPv4 and IPv6 virtual addresses cannot share an instance (" + va.address +
+                               "); use one instance per family");
+    if (family_ == Family::ipv6 && cfg_.version != 3)
+      throw std::runtime_error(who + ": IPv6 virtual addresses need version: 3 (VRRPv2 is IPv4 only)");
     v.address = *ip;
     v.prefix_len = va.prefix_len;
     v.label = va.label;
@@ -113,7 +126,10 @@ void Engine::start() {
   refresh_link();
   if (link_.ifindex == 0) throw std::runtime_error(who + ": interface " + cfg_.interface + " does not exist");
   if (!src_)
-    spdlog::warn("{}: {} has no IPv4 address to send adverts from; FAULT until it has one", who, cfg_.interface);
+    spdlog::warn("{}: {} has no {} address to send adverts from; FAULT until it has one", who, cfg_.interface,
+                 family_ == Family::ipv4 ? "IPv4" : "IPv6 link-local");
+  if (family_ == Family::ipv6 && !src_)
+    throw std::runtime_error(who + ": " + cfg_.interface + " has no IPv6 link-local address (is IPv6 disabled?)");
   for (std::size_t i = 0; i < cfg_.track.interfaces.size(); ++i) {
     auto l = env_.kernel.link(cfg_.track.interfaces[i].name);
     tracked_if_up_[i] = l && l->up;
@@ -123,13 +139,15 @@ void Engine::start() {
   // answer ARP for it alongside the real master.
   remove_vips();
   std::weak_ptr<int> alive = life_;
-  channel_ = env_.kernel.open_channel(link_, !cfg_.unicast, [this, alive](std::span<const uint8_t> d) {
+  channel_ = env_.kernel.open_channel(link_, family_, src_ ? *src_ : IpAddress{}, !cfg_.unicast,
+                                     [this, alive](std::span<const uint8_t> d) {
     if (!alive.expired()) on_datagram(d);
   });
   started_ = true;
   spdlog::info("{}: interface {} ({}), VRID {}, priority {}, VRRPv{}, advert_int {} ms, {}{}", who,
                cfg_.interface, src_ ? src_->to_string() : "no address", cfg_.virtual_router_id, cfg_.priority,
-               cfg_.version, cfg_.advert_int.count(), cfg_.unicast ? "unicast" : "multicast 224.0.0.18",
+               cfg_.version, cfg_.advert_int.count(),
+               cfg_.unicast ? "unicast" : family_ == Family::ipv4 ? "multicast 224.0.0.18" : "multicast ff02::12",
                fsm_cfg_.start_as_master_hint ? ", state master (hint: waits Master_Down_Interval like keepalived)"
                                              : "");
   for (std::size_t i = 0; i < scripts_.size(); ++i) run_script(i);
@@ -151,7 +169,8 @@ void Engine::reevaluate() {
     if (weight == 0 && !ok) why += (why.empty() ? "" : ", ") + what;
   };
   add(0, link_.up, "interface " + cfg_.interface + " down");
-  add(0, src_.has_value(), "no IPv4 address on " + cfg_.interface);
+  add(0, src_.has_value(),
+      (family_ == Family::ipv4 ? "no IPv4 address on " : "no IPv6 link-local address on ") + cfg_.interface);
   for (const auto& p : cfg_.track.proxies)
     add(p.weight, env_.proxy_healthy && env_.proxy_healthy(p.name), "proxy " + p.name + " unhealthy");
   for (std::size_t i = 0; i < cfg_.track.interfaces.size(); ++i)
@@ -229,6 +248,7 @@ void Engine::send_advert(uint8_t priority) {
     a.adver_int = uint16_t(cfg_.advert_int.count() / 10);  // RFC 5798 §5.2.7: centiseconds
   }
   EncodeOpts o;
+  o.family = family_;
   o.src = *src_;
   o.v3_ipv4_form = cfg_.checksum == cfg::ChecksumForm::rfc9568 ? ChecksumForm::message_only
                                                                : ChecksumForm::pseudo_header;
@@ -247,7 +267,7 @@ void Engine::send_advert(uint8_t priority) {
   if (cfg_.unicast) {
     for (const auto& p : peers_) send_to(p);
   } else {
-    send_to(kVrrpGroupV4);
+    send_to(family_ == Family::ipv4 ? kVrrpGroupV4 : kVrrpGroupV6);
   }
 }
 
@@ -281,7 +301,15 @@ void Engine::garp_round() {
     MacAddress mac = link_.mac;
     if (v.ifindex != link_.ifindex)
       if (auto l = env_.kernel.link(v.device)) mac = l->mac;
-    auto frame = build_garp(mac, v.address);
+    std::vector<uint8_t> frame;
+    if (v.address.family == Family::ipv4) {
+      auto g = build_garp(mac, v.address);
+      frame.assign(g.begin(), g.end());
+    } else {
+      // RFC 5798 §6.4.1: an unsolicited NA per IPv6 VIP, from our link-local.
+      if (!src_) continue;
+      frame = build_na_frame(mac, *src_, v.address);
+    }
     if (env_.kernel.send_frame(v.ifindex, frame)) ++counters_.send_errors;
     else ++counters_.garp_sent;
   }
@@ -386,13 +414,25 @@ void Engine::drop(const char* reason, uint64_t& counter, const IpAddress* from) 
 
 void Engine::on_datagram(std::span<const uint8_t> datagram) {
   if (stopped_) return;
-  auto ip = parse_ipv4(datagram);
-  if (!ip.header) {
+  // Both families arrive as "IP datagrams" (IPv6 with the header the
+  // channel rebuilt); a family other than the instance's is not for us.
+  struct Hdr {
+    IpAddress src;
+    std::span<const uint8_t> payload;
+    RxMeta meta;
+  };
+  std::optional<Hdr> hdr;
+  if (family_ == Family::ipv4) {
+    if (auto ip = parse_ipv4(datagram); ip.header) hdr = Hdr{ip.header->src, ip.header->payload, ip.header->rx_meta()};
+  } else if (auto ip6 = parse_ipv6(datagram)) {
+    hdr = Hdr{ip6->src, ip6->payload, ip6->rx_meta()};
+  }
+  if (!hdr) {
     drop("bad_ip_header", drops_.bad_ip_header, nullptr);
     return;
   }
-  const auto& h = *ip.header;
-  auto d = decode(h.payload, h.rx_meta(), auth_);
+  const auto& h = *hdr;
+  auto d = decode(h.payload, h.meta, auth_);
   if (!d) {
     switch (d.error()) {
 #define VIPPROXY_VRRP_DROP_CASE(name, help) \
@@ -418,6 +458,13 @@ void Engine::on_datagram(std::span<const uint8_t> datagram) {
     case InstanceMismatch::adver_int: drop("adver_int_mismatch", drops_.adver_int_mismatch, &h.src); return;
   }
   if (src_ && h.src == *src_) return;  // our own advert looped back
+  // A unicast instance speaks only with its configured peers (keepalived
+  // does the same): a stray or spoofed advert from any other address is
+  // dropped before it can touch the state machine.
+  if (cfg_.unicast && std::find(peers_.begin(), peers_.end(), h.src) == peers_.end()) {
+    drop("not_unicast_peer", drops_.not_unicast_peer, &h.src);
+    return;
+  }
   ++counters_.adverts_received;
   last_peer_ = h.src;
   if (d->version == 3) peer_checksum_form_ = d->checksum_form;

@@ -92,6 +92,9 @@ class Engine {
   fsm::Vars vars_;
   AuthExpect auth_;
   LinkInfo link_;
+  // The instance's family, from its VIPs (keepalived: an instance is IPv6
+  // when its virtual addresses are). IPv6 is VRRPv3 only (RFC 5798).
+  Family family_ = Family::ipv4;
   std::optional<IpAddress> src_;
   std::vector<IpAddress> peers_;
   std::vector<Vip> vips_;

@@ -1,6 +1,7 @@
 #include "vrrp/frame.h"
 
 #include "vrrp/checksum.h"
+#include "vrrp/garp.h"
 
 namespace vrrp {
 
@@ -68,6 +69,46 @@ std::vector<uint8_t> build_ipv4_frame(const MacAddress& src_mac, const Ipv4Param
   auto h = build_ipv4_header(ip, payload.size());
   f.insert(f.end(), h.begin(), h.end());
   f.insert(f.end(), payload.begin(), payload.end());
+  return f;
+}
+
+std::optional<Ipv6Header> parse_ipv6(std::span<const uint8_t> d) {
+  if (d.size() < 40 || (d[0] >> 4) != 6 || d[6] != kIpProtoVrrp) return std::nullopt;
+  const std::size_t plen = std::size_t(d[4]) << 8 | d[5];
+  if (d.size() < 40 + plen) return std::nullopt;
+  Ipv6Header h;
+  h.next_header = d[6];
+  h.hop_limit = d[7];
+  h.src = IpAddress::v6(std::span<const uint8_t, 16>(d.data() + 8, 16));
+  h.dst = IpAddress::v6(std::span<const uint8_t, 16>(d.data() + 24, 16));
+  h.payload = d.subspan(40, plen);
+  return h;
+}
+
+std::vector<uint8_t> build_ipv6_header(const IpAddress& src, const IpAddress& dst, uint8_t next_header,
+                                       uint8_t hop_limit, std::size_t payload_len) {
+  std::vector<uint8_t> h = {0x6c, 0x00, 0, 0, uint8_t(payload_len >> 8), uint8_t(payload_len), next_header,
+                            hop_limit};
+  h.insert(h.end(), src.bytes.begin(), src.bytes.end());
+  h.insert(h.end(), dst.bytes.begin(), dst.bytes.end());
+  return h;
+}
+
+MacAddress ipv6_multicast_mac(const IpAddress& g) {
+  return {0x33, 0x33, g.bytes[12], g.bytes[13], g.bytes[14], g.bytes[15]};
+}
+
+std::vector<uint8_t> build_na_frame(const MacAddress& node_mac, const IpAddress& src, const IpAddress& vip) {
+  const auto icmp = build_unsolicited_na(node_mac, vip, src, kAllNodesV6);
+  const auto dst = ipv6_multicast_mac(kAllNodesV6);
+  std::vector<uint8_t> f(dst.begin(), dst.end());
+  f.insert(f.end(), node_mac.begin(), node_mac.end());
+  f.push_back(0x86);
+  f.push_back(0xdd);
+  auto h = build_ipv6_header(src, kAllNodesV6, 58, 255, icmp.size());
+  h[0] = 0x60;  // ND: traffic class 0
+  f.insert(f.end(), h.begin(), h.end());
+  f.insert(f.end(), icmp.begin(), icmp.end());
   return f;
 }
 

@@ -77,4 +77,46 @@ std::vector<uint8_t> build_ipv4_frame(const MacAddress& src_mac, const Ipv4Param
                                       std::span<const uint8_t> payload,
                                       std::optional<MacAddress> dst_mac = std::nullopt);
 
+// ---- IPv6 (RFC 5798 §5.1.2) ----
+// Linux raw IPv6 sockets deliver the payload only; the channel rebuilds a
+// fixed 40-byte header (no extension headers) from recvmsg's source, the
+// IPV6_PKTINFO destination and the IPV6_HOPLIMIT ancillary data, so the
+// engine parses both families from one "IP datagram" input.
+inline constexpr IpAddress kVrrpGroupV6 = [] {  // ff02::12, RFC 5798 §5.1.2.2
+  IpAddress a;
+  a.family = Family::ipv6;
+  a.bytes[0] = 0xff; a.bytes[1] = 0x02; a.bytes[15] = 0x12;
+  return a;
+}();
+inline constexpr IpAddress kAllNodesV6 = [] {  // ff02::1, RFC 4291 §2.7.1
+  IpAddress a;
+  a.family = Family::ipv6;
+  a.bytes[0] = 0xff; a.bytes[1] = 0x02; a.bytes[15] = 0x01;
+  return a;
+}();
+
+struct Ipv6Header {
+  uint8_t hop_limit = 0;
+  uint8_t next_header = 0;
+  IpAddress src, dst;
+  std::span<const uint8_t> payload;  // cut at the payload length
+  RxMeta rx_meta() const { return RxMeta{Family::ipv6, src, dst, hop_limit, payload.size()}; }
+};
+
+// nullopt: shorter than 40 bytes or than the payload length, not version 6,
+// or the next header is not 112 (extension headers are not expected here).
+std::optional<Ipv6Header> parse_ipv6(std::span<const uint8_t> datagram);
+
+// A 40-byte IPv6 header (traffic class 0xc0 like the IPv4 TOS, flow 0).
+std::vector<uint8_t> build_ipv6_header(const IpAddress& src, const IpAddress& dst, uint8_t next_header,
+                                       uint8_t hop_limit, std::size_t payload_len);
+
+// RFC 2464 §7: IPv6 multicast -> 33:33 + low 32 bits of the group.
+MacAddress ipv6_multicast_mac(const IpAddress& group);
+
+// The whole Ethernet frame of an unsolicited Neighbour Advertisement for
+// `vip` (vrrp/garp build_unsolicited_na) from `src` (our link-local) to
+// ff02::1, Hop Limit 255 (RFC 4861 §7.1.2).
+std::vector<uint8_t> build_na_frame(const MacAddress& node_mac, const IpAddress& src, const IpAddress& vip);
+
 }  // namespace vrrp

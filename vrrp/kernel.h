@@ -28,6 +28,9 @@ struct LinkInfo {
   // The interface's primary IPv4 addresses (not IFA_F_SECONDARY), in kernel
   // order; the first one not managed by us is the advert source.
   std::vector<IpAddress> primary_v4;
+  // Its IPv6 link-local addresses (fe80::/10): the source of VRRPv3 IPv6
+  // adverts (RFC 5798 §5.1.2.1) and of unsolicited NAs.
+  std::vector<IpAddress> link_local_v6;
 };
 
 struct Vip {
@@ -70,13 +73,18 @@ class Kernel {
   virtual std::optional<LinkInfo> link(const std::string& name) = 0;
   // Throws std::system_error (naming the interface) when the socket cannot
   // be opened: a missing capability or interface is a startup error.
-  virtual std::unique_ptr<Channel> open_channel(const LinkInfo& link, bool join_group,
-                                                DatagramHandler on_datagram) = 0;
+  // IPv4: raw protocol-112 socket, datagrams with their IPv4 header. IPv6:
+  // the adverts arrive with a rebuilt 40-byte IPv6 header (vrrp/frame
+  // parse_ipv6) carrying the real source, destination and Hop Limit; `src`
+  // (our link-local) is bound so the kernel sends from the address the
+  // checksum was computed over.
+  virtual std::unique_ptr<Channel> open_channel(const LinkInfo& link, Family family, const IpAddress& src,
+                                                bool join_group, DatagramHandler on_datagram) = 0;
   // Idempotent: an address already present (EEXIST) or already absent
   // (EADDRNOTAVAIL) is success.
   virtual std::error_code add_address(const Vip& vip) = 0;
   virtual std::error_code del_address(const Vip& vip) = 0;
-  // One whole Ethernet frame out of `ifindex` (GARP, built by vrrp/garp).
+  // One whole Ethernet frame out of `ifindex` (GARP or unsolicited NA).
   virtual std::error_code send_frame(int ifindex, std::span<const uint8_t> frame) = 0;
 };
 

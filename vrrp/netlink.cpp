@@ -135,6 +135,102 @@ class RawChannel : public Channel {
   std::shared_ptr<Reader> reader_;
 };
 
+// VRRPv3 over IPv6 (RFC 5798 §5.1.2): ff02::12, Hop Limit 255, source our
+// link-local. The kernel gives no IPv6 header on raw sockets, so the
+// receive side rebuilds one from recvmsg (source), IPV6_PKTINFO
+// (destination) and IPV6_HOPLIMIT: the engine checks the Hop Limit itself.
+class RawChannel6 : public Channel {
+ public:
+  RawChannel6(asio::io_context& io, const LinkInfo& link, const IpAddress& src, bool join_group,
+              Kernel::DatagramHandler h)
+      : link_(link) {
+    int fd = ::socket(AF_INET6, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, kIpProtoVrrp);
+    if (fd < 0)
+      throw std::system_error(errno_code(), "vrrp: raw IPv6 socket (protocol 112) on " + link.name +
+                                                " (needs CAP_NET_RAW)");
+    auto fail = [&](const char* what) {
+      auto ec = errno_code();
+      ::close(fd);
+      throw std::system_error(ec, "vrrp: " + link.name + ": " + what);
+    };
+    if (::setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, link.name.c_str(), socklen_t(link.name.size())) < 0)
+      fail("SO_BINDTODEVICE");
+    int one = 1, zero = 0, hops = 255, tclass = 0xc0, ifindex = link.ifindex;
+    if (::setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, &hops, sizeof hops) < 0) fail("IPV6_MULTICAST_HOPS");
+    if (::setsockopt(fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, &hops, sizeof hops) < 0) fail("IPV6_UNICAST_HOPS");
+    (void)::setsockopt(fd, IPPROTO_IPV6, IPV6_TCLASS, &tclass, sizeof tclass);
+    if (::setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, &zero, sizeof zero) < 0) fail("IPV6_MULTICAST_LOOP");
+    if (::setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_IF, &ifindex, sizeof ifindex) < 0) fail("IPV6_MULTICAST_IF");
+    if (::setsockopt(fd, IPPROTO_IPV6, IPV6_RECVHOPLIMIT, &one, sizeof one) < 0) fail("IPV6_RECVHOPLIMIT");
+    if (::setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof one) < 0) fail("IPV6_RECVPKTINFO");
+    // A link-local that is still tentative (DAD running) cannot be bound
+    // without this; sends fail until DAD is over, which the engine counts.
+    (void)::setsockopt(fd, IPPROTO_IPV6, 78 /* IPV6_FREEBIND */, &one, sizeof one);
+    sockaddr_in6 me{};
+    me.sin6_family = AF_INET6;
+    std::memcpy(&me.sin6_addr, src.bytes.data(), 16);
+    me.sin6_scope_id = uint32_t(link.ifindex);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&me), sizeof me) < 0) fail("bind to the link-local address");
+    if (join_group) {
+      ipv6_mreq mreq{};
+      std::memcpy(&mreq.ipv6mr_multiaddr, kVrrpGroupV6.bytes.data(), 16);
+      mreq.ipv6mr_interface = unsigned(link.ifindex);
+      if (::setsockopt(fd, IPPROTO_IPV6, IPV6_ADD_MEMBERSHIP, &mreq, sizeof mreq) < 0)
+        fail("IPV6_ADD_MEMBERSHIP ff02::12");
+    }
+    reader_ = std::make_shared<Reader>(io, fd, [fd, h = std::move(h)] {
+      uint8_t buf[2048];
+      alignas(cmsghdr) uint8_t control[256];
+      for (;;) {
+        sockaddr_in6 from{};
+        iovec iov{buf, sizeof buf};
+        msghdr m{};
+        m.msg_name = &from;
+        m.msg_namelen = sizeof from;
+        m.msg_iov = &iov;
+        m.msg_iovlen = 1;
+        m.msg_control = control;
+        m.msg_controllen = sizeof control;
+        ssize_t n = ::recvmsg(fd, &m, 0);
+        if (n < 0) return;
+        int hop = -1;
+        IpAddress dst = kVrrpGroupV6;
+        for (cmsghdr* c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+          if (c->cmsg_level != IPPROTO_IPV6) continue;
+          if (c->cmsg_type == IPV6_HOPLIMIT) std::memcpy(&hop, CMSG_DATA(c), sizeof hop);
+          if (c->cmsg_type == IPV6_PKTINFO) {
+            in6_pktinfo pi;
+            std::memcpy(&pi, CMSG_DATA(c), sizeof pi);
+            dst = IpAddress::v6(std::span<const uint8_t, 16>(reinterpret_cast<const uint8_t*>(&pi.ipi6_addr), 16));
+          }
+        }
+        // Without the Hop Limit we cannot check it: 0 makes the codec drop it.
+        auto src = IpAddress::v6(std::span<const uint8_t, 16>(reinterpret_cast<const uint8_t*>(&from.sin6_addr), 16));
+        auto d = build_ipv6_header(src, dst, kIpProtoVrrp, uint8_t(hop < 0 ? 0 : hop), size_t(n));
+        d.insert(d.end(), buf, buf + n);
+        h(d);
+      }
+    });
+    reader_->arm();
+  }
+  ~RawChannel6() override { reader_->close(); }
+
+  std::error_code send(const IpAddress&, const IpAddress& dst, std::span<const uint8_t> msg) override {
+    sockaddr_in6 to{};
+    to.sin6_family = AF_INET6;
+    std::memcpy(&to.sin6_addr, dst.bytes.data(), 16);
+    to.sin6_scope_id = uint32_t(link_.ifindex);
+    if (::sendto(reader_->sd.native_handle(), msg.data(), msg.size(), 0, reinterpret_cast<sockaddr*>(&to),
+                 sizeof to) < 0)
+      return errno_code();
+    return {};
+  }
+
+ private:
+  LinkInfo link_;
+  std::shared_ptr<Reader> reader_;
+};
+
 class NetlinkKernel : public Kernel {
  public:
   explicit NetlinkKernel(asio::io_context& io) : io_(io) {
@@ -159,7 +255,8 @@ class NetlinkKernel : public Kernel {
     nl_socket_modify_cb(mon_, NL_CB_VALID, NL_CB_CUSTOM, &NetlinkKernel::on_msg, this);
     if (int err = nl_connect(mon_, NETLINK_ROUTE); err < 0)
       throw std::system_error(nl_error(err), "vrrp: netlink connect (events)");
-    if (int err = nl_socket_add_memberships(mon_, RTNLGRP_LINK, RTNLGRP_IPV4_IFADDR, 0); err < 0)
+    if (int err = nl_socket_add_memberships(mon_, RTNLGRP_LINK, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR, 0);
+        err < 0)
       throw std::system_error(nl_error(err), "vrrp: netlink subscribe");
     nl_socket_set_nonblocking(mon_);
     // Events come in bursts (a link flap); a large buffer avoids ENOBUFS.
@@ -196,7 +293,16 @@ class NetlinkKernel : public Kernel {
     if (rtnl_addr_alloc_cache(req_, &cache) == 0) {
       for (nl_object* o = nl_cache_get_first(cache); o; o = nl_cache_get_next(o)) {
         auto* a = reinterpret_cast<rtnl_addr*>(o);
-        if (rtnl_addr_get_ifindex(a) != info.ifindex || rtnl_addr_get_family(a) != AF_INET) continue;
+        if (rtnl_addr_get_ifindex(a) != info.ifindex) continue;
+        if (rtnl_addr_get_family(a) == AF_INET6) {
+          nl_addr* l6 = rtnl_addr_get_local(a);
+          if (!l6 || nl_addr_get_len(l6) != 16) continue;
+          auto* b = static_cast<const uint8_t*>(nl_addr_get_binary_addr(l6));
+          if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80)
+            info.link_local_v6.push_back(IpAddress::v6(std::span<const uint8_t, 16>(b, 16)));
+          continue;
+        }
+        if (rtnl_addr_get_family(a) != AF_INET) continue;
         if (rtnl_addr_get_flags(a) & IFA_F_SECONDARY) continue;
         nl_addr* local = rtnl_addr_get_local(a);
         if (!local || nl_addr_get_len(local) != 4) continue;
@@ -208,7 +314,9 @@ class NetlinkKernel : public Kernel {
     return info;
   }
 
-  std::unique_ptr<Channel> open_channel(const LinkInfo& link, bool join_group, DatagramHandler h) override {
+  std::unique_ptr<Channel> open_channel(const LinkInfo& link, Family family, const IpAddress& src, bool join_group,
+                                        DatagramHandler h) override {
+    if (family == Family::ipv6) return std::make_unique<RawChannel6>(io_, link, src, join_group, std::move(h));
     return std::make_unique<RawChannel>(io_, link, join_group, std::move(h));
   }
 
@@ -224,7 +332,8 @@ class NetlinkKernel : public Kernel {
     sockaddr_ll to{};
     to.sll_family = AF_PACKET;
     to.sll_ifindex = ifindex;
-    to.sll_protocol = htons(ETH_P_ARP);
+    // The frame's own ethertype (ARP, or IPv6 for an unsolicited NA).
+    to.sll_protocol = frame.size() >= 14 ? htons(uint16_t(frame[12] << 8 | frame[13])) : htons(ETH_P_ARP);
     to.sll_halen = 6;
     if (frame.size() >= 6) std::memcpy(to.sll_addr, frame.data(), 6);
     if (::sendto(packet_fd_, frame.data(), frame.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to) < 0)
@@ -243,7 +352,10 @@ class NetlinkKernel : public Kernel {
     rtnl_addr_set_family(a, family);
     rtnl_addr_set_local(a, local);  // also takes the prefix length from `local`
     rtnl_addr_set_prefixlen(a, int(vip.prefix_len));
-    if (!vip.label.empty()) rtnl_addr_set_label(a, vip.label.c_str());
+    if (!vip.label.empty() && family == AF_INET) rtnl_addr_set_label(a, vip.label.c_str());
+    // An IPv6 VIP moves between nodes: duplicate address detection would
+    // hold it tentative (unusable) for a second or more (keepalived: nodad).
+    if (family == AF_INET6) rtnl_addr_set_flags(a, IFA_F_NODAD);
     int err = add ? rtnl_addr_add(req_, a, 0) : rtnl_addr_delete(req_, a, 0);
     nl_addr_put(local);
     rtnl_addr_put(a);
@@ -268,10 +380,19 @@ class NetlinkKernel : public Kernel {
     } else if (h->nlmsg_type == RTM_DELADDR) {
       if (h->nlmsg_len < NLMSG_LENGTH(sizeof(ifaddrmsg))) return NL_OK;
       auto* ifa = static_cast<ifaddrmsg*>(nlmsg_data(h));
-      if (ifa->ifa_family != AF_INET) return NL_OK;
-      nlattr* n = nlmsg_find_attr(h, sizeof(ifaddrmsg), IFA_LOCAL);
-      if (!n || nla_len(n) != 4) return NL_OK;
-      auto ip = IpAddress::v4(std::span<const uint8_t, 4>(static_cast<const uint8_t*>(nla_data(n)), 4));
+      IpAddress ip;
+      if (ifa->ifa_family == AF_INET) {
+        nlattr* n = nlmsg_find_attr(h, sizeof(ifaddrmsg), IFA_LOCAL);
+        if (!n || nla_len(n) != 4) return NL_OK;
+        ip = IpAddress::v4(std::span<const uint8_t, 4>(static_cast<const uint8_t*>(nla_data(n)), 4));
+      } else if (ifa->ifa_family == AF_INET6) {
+        // IPv6 addresses carry IFA_ADDRESS (IFA_LOCAL only on point-to-point).
+        nlattr* n = nlmsg_find_attr(h, sizeof(ifaddrmsg), IFA_ADDRESS);
+        if (!n || nla_len(n) != 16) return NL_OK;
+        ip = IpAddress::v6(std::span<const uint8_t, 16>(static_cast<const uint8_t*>(nla_data(n)), 16));
+      } else {
+        return NL_OK;
+      }
       if (self->events_.address_removed) self->events_.address_removed(int(ifa->ifa_index), ip);
     }
     return NL_OK;

@@ -668,6 +668,11 @@ def teardown(st, keep=False):
 
     def stage(what):
         log(f"  {what} (+{time.monotonic() - t0:.1f}s)")
+    # Switch ports a test took down come back first: a Patroni or etcd member
+    # cut off from its peers takes its whole timeout (40 s, 15 s) to stop.
+    if netns_exists(st.ns("br")):
+        for h in HOSTS:
+            run(["ip", "-n", st.ns("br"), "link", "set", "v-" + h, "up"], check=False)
     # Frontends first (keepalived's SIGTERM sends priority 0 and drops the VIP).
     stop_named(st, [n for n in procs if n.startswith(("vipproxy-", "haproxy-", "keepalived-"))])
     for h in CATALOGS:

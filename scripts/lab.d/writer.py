@@ -8,7 +8,12 @@ server answered. Run it inside the dirtoha namespace:
 
 Ends after --duration seconds or on SIGTERM/SIGINT, then prints one JSON line
 {"writes":..., "errors":..., "outages":[{"start":..,"seconds":..,"from":..,"to":..}],
- "lost":[counter values whose commit was not confirmed], "error_kinds":{first line: count}}.
+ "lost":[counter values whose commit was not confirmed], "error_kinds":{first line: count},
+ "acked":[counter values whose INSERT was acknowledged], "t0": CLOCK_MONOTONIC at start}.
+Outage "start" is relative to t0 (seconds); "t0" lets a caller in another
+process (same machine, same monotonic clock) place outages on its own timeline.
+On stderr: "ready <server>" after the first acknowledged write, then a line per
+first error and per outage end, each prefixed with the monotonic time.
 """
 import argparse
 import json
@@ -43,6 +48,7 @@ def main():
     outages, lost = [], []
     created = False
     kinds = {}
+    acked = []
     while time.monotonic() < end and not stop:
         try:
             if conn is None:
@@ -55,11 +61,15 @@ def main():
             counter += 1
             conn.execute(f"insert into {a.table} (n) values (%s) on conflict do nothing", (counter,))
             writes += 1
+            acked.append(counter)
             now = time.monotonic()
+            if writes == 1:
+                print(f"{now:.3f} ready {server}", file=sys.stderr, flush=True)
             if down_since is not None:
                 outages.append({"start": round(down_since - t0, 3), "seconds": round(now - down_since, 3),
                                 "from": down_server, "to": server})
-                print(f"outage {now - down_since:.3f}s ({down_server} -> {server})", file=sys.stderr, flush=True)
+                print(f"{now:.3f} outage {now - down_since:.3f}s ({down_server} -> {server})", file=sys.stderr,
+                      flush=True)
                 down_since = None
             last_ok = now
         except psycopg.Error as e:
@@ -71,7 +81,8 @@ def main():
             if down_since is None:
                 down_since = last_ok if last_ok is not None else time.monotonic()
                 down_server = server
-                print(f"error at +{time.monotonic() - t0:.3f}s: {msg}", file=sys.stderr, flush=True)
+                print(f"{time.monotonic():.3f} error at +{time.monotonic() - t0:.3f}s: {msg}", file=sys.stderr,
+                      flush=True)
             try:
                 if conn is not None:
                     conn.close()
@@ -82,7 +93,7 @@ def main():
     if down_since is not None:
         outages.append({"start": round(down_since - t0, 3), "seconds": None, "from": down_server, "to": None})
     print(json.dumps({"writes": writes, "errors": errors, "outages": outages, "lost": lost, "error_kinds": kinds,
-                      "last_server": server}), flush=True)
+                      "last_server": server, "acked": acked, "t0": t0}), flush=True)
     return 0
 
 

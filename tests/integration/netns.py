@@ -57,8 +57,9 @@ def check_ip_netns():
 
 
 class Lab:
-    def __init__(self, third_octet=51):
+    def __init__(self, third_octet=51, ipv6=False):
         check_ip_netns()
+        self.ipv6 = ipv6
         self.prefix = f"vpt{os.getpid()}-"
         self.net = f"{SUBNET_PREFIX}{third_octet}"
         self.dir = tempfile.mkdtemp(prefix="vipproxy-vrrp-")
@@ -73,7 +74,9 @@ class Lab:
         # namespace goes nowhere.
         run(["ip", "route", "replace", "blackhole", "10.88.0.0/16"])
         self.bridge_ns = self._netns("br")
-        self._in(self.bridge_ns, ["ip", "link", "add", "br0", "type", "bridge"])
+        # No multicast snooping: ff02::12 / 224.0.0.18 are flooded like on a
+        # plain switch, whatever MLD/IGMP reports the nodes send.
+        self._in(self.bridge_ns, ["ip", "link", "add", "br0", "type", "bridge", "mcast_snooping", "0"])
         self._in(self.bridge_ns, ["ip", "link", "set", "br0", "up"])
 
     # ---- namespaces and links ----
@@ -82,9 +85,12 @@ class Lab:
         run(["ip", "netns", "add", name])
         self.namespaces.append(name)
         self._in(name, ["ip", "link", "set", "lo", "up"])
-        # No IPv6: keeps ND/MLD noise out, and the VRRP tests are IPv4.
+        # No IPv6 (keeps ND/MLD noise out) unless the lab is for IPv6 tests;
+        # then no DAD either, so link-local addresses are usable at once.
         for k in ("all", "default"):
-            self._in(name, ["sysctl", "-qw", f"net.ipv6.conf.{k}.disable_ipv6=1"])
+            self._in(name, ["sysctl", "-qw", f"net.ipv6.conf.{k}.disable_ipv6={0 if self.ipv6 else 1}"])
+            if self.ipv6:
+                self._in(name, ["sysctl", "-qw", f"net.ipv6.conf.{k}.accept_dad=0"])
         return name
 
     def _in(self, ns, argv, check=True, timeout=20):
@@ -98,6 +104,9 @@ class Lab:
         self._in(self.bridge_ns, ["ip", "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns])
         self._in(self.bridge_ns, ["ip", "link", "set", port, "master", "br0", "up"])
         self._in(ns, ["ip", "addr", "add", f"{self.net}.{host}/24", "dev", "eth0"])
+        if self.ipv6:
+            for k, v in (("disable_ipv6", 0), ("accept_dad", 0)):
+                self._in(ns, ["sysctl", "-qw", f"net.ipv6.conf.eth0.{k}={v}"])
         self._in(ns, ["ip", "link", "set", "eth0", "up"])
         self._in(ns, ["ip", "route", "add", "224.0.0.0/4", "dev", "eth0"])
         self.nodes[short] = ns
@@ -112,19 +121,25 @@ class Lab:
     def sh_bridge(self, argv, check=True):
         return self._in(self.bridge_ns, argv, check=check)
 
-    def addresses(self, short, dev="eth0"):
-        out = self.sh(short, ["ip", "-o", "-4", "addr", "show", "dev", dev]).stdout
-        return re.findall(r"inet (\S+)", out)
+    def addresses(self, short, dev="eth0", family="-4"):
+        out = self.sh(short, ["ip", "-o", family, "addr", "show", "dev", dev]).stdout
+        return re.findall(r"inet6? (\S+)", out)
 
     def has_address(self, short, addr, dev="eth0"):
-        return any(a.split("/")[0] == addr for a in self.addresses(short, dev))
+        family = "-6" if ":" in addr else "-4"
+        return any(a.split("/")[0] == addr for a in self.addresses(short, dev, family))
+
+    def link_local(self, short, dev="eth0"):
+        out = self.sh(short, ["ip", "-o", "-6", "addr", "show", "dev", dev, "scope", "link"]).stdout
+        m = re.search(r"inet6 (fe80::\S+)/", out)
+        return m.group(1) if m else None
 
     def mac(self, short, dev="eth0"):
         out = self.sh(short, ["ip", "-o", "link", "show", "dev", dev]).stdout
         return re.search(r"link/ether (\S+)", out).group(1)
 
     def neigh_mac(self, short, addr):
-        out = self.sh(short, ["ip", "neigh", "show", addr, "dev", "eth0"]).stdout
+        out = self.sh(short, ["ip", "-6" if ":" in addr else "-4", "neigh", "show", addr, "dev", "eth0"]).stdout
         m = re.search(r"lladdr (\S+)", out)
         return m.group(1) if m else None
 

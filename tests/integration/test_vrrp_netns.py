@@ -418,5 +418,151 @@ class VrrpNetnsTest(unittest.TestCase):
         wait_until(lambda: through() == "a", 5, "client through the VIP reaches A again")
 
 
+WHOAMI6 = WHOAMI.replace("socket.socket()", "socket.socket(socket.AF_INET6)").replace('("0.0.0.0", 7777)', '("::", 7777)')
+
+
+class VrrpIpv6NetnsTest(unittest.TestCase):
+    """VRRPv3 over IPv6 (RFC 5798): ff02::12 from the link-local address, Hop
+    Limit 255, the VIP added with nodad, unsolicited NA on becoming master;
+    kill -9 failover; keepalived 2.2.7 as the master with vipproxy backing up."""
+    VIP6 = "fd88:52::160"
+
+    @classmethod
+    def setUpClass(cls):
+        if not os.path.exists(VIPPROXY):
+            raise RuntimeError(f"vipproxy binary not found at {VIPPROXY} (set VIPPROXY_BIN)")
+        cls.lab = netns.Lab(third_octet=52, ipv6=True)
+        for short, host in HOSTS.items():
+            cls.lab.add_node(short, host)
+        cls.lab.sh("client", ["ip", "-6", "addr", "add", "fd88:52::10/64", "dev", "eth0", "nodad"])
+        for short in ("a", "b", "client"):
+            wait_until(lambda: cls.lab.link_local(short), 5, f"link-local address on {short}")
+        log(f"ipv6 lab: namespaces {cls.lab.namespaces}, VIP {cls.VIP6}, logs in {cls.lab.dir}")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.lab.close()
+
+    def setUp(self):
+        for short in ("a", "b"):
+            self.lab.spawn(f"whoami6-{short}", short, [PY, "-c", WHOAMI6, short])
+        for short in ("a", "b"):
+            wait_until(lambda: ":7777" in self.lab.sh(short, ["ss", "-Hltn"]).stdout, 5, f"whoami6 on {short}")
+
+    def tearDown(self):
+        self.lab.stop_all()
+        for short in ("a", "b"):
+            self.lab.sh(short, ["ip", "-6", "addr", "del", f"{self.VIP6}/64", "dev", "eth0"], check=False)
+        self.lab.sh("client", ["ip", "-6", "neigh", "flush", "dev", "eth0"], check=False)
+
+    def start_vipproxy(self, short, priority):
+        path = os.path.join(self.lab.dir, f"vipproxy6-{short}.yaml")
+        with open(path, "w") as f:
+            f.write("\n".join([
+                f"node: {short}", "log_level: info", "admin:", f"  listen: 127.0.0.1:{ADMIN_PORT}", "vrrp:",
+                "  - name: VI_6", "    interface: eth0", f"    virtual_router_id: {VRID}",
+                f"    priority: {priority}", "    version: 3", "    advert_int: 100ms",
+                "    virtual_ipaddresses:", f"      - {self.VIP6}/64"]) + "\n")
+        p = self.lab.spawn(f"vipproxy6-{short}", short, [VIPPROXY, "--config", path])
+        wait_until(lambda: p.poll() is not None or self.instance(short), 10, f"vipproxy on {short} answering")
+        self.assertIsNone(p.poll(), f"vipproxy on {short} exited:\n{self.lab.logtail('vipproxy6-' + short)}")
+        return p
+
+    def instance(self, short):
+        code = ("import urllib.request,sys;sys.stdout.write(urllib.request.urlopen("
+                f"'http://127.0.0.1:{ADMIN_PORT}/status',timeout=2).read().decode())")
+        r = self.lab.sh(short, [PY, "-c", code], check=False, timeout=10)
+        return json.loads(r.stdout)["vrrp"][0] if r.returncode == 0 and r.stdout else None
+
+    def only_on(self, short):
+        other = OTHER[short]
+        return self.lab.has_address(short, self.VIP6) and not self.lab.has_address(other, self.VIP6)
+
+    def assert_client_reaches(self, short):
+        want = self.lab.mac(short)
+        code = (f"import socket;s=socket.create_connection(('{self.VIP6}',7777),timeout=1);"
+                "print(s.recv(64).decode())")
+        wait_until(lambda: self.lab.sh("client", [PY, "-c", code], check=False).stdout.strip() == short, 10,
+                   f"client connects to [{self.VIP6}]:7777 and {short} answers")
+        wait_until(lambda: self.lab.neigh_mac("client", self.VIP6) == want, 5,
+                   f"client neighbour entry for {self.VIP6} = {short}'s MAC {want}")
+
+    def test_1_v3_ipv6_election_and_kill9_failover(self):
+        a = self.start_vipproxy("a", 100)
+        self.start_vipproxy("b", 50)
+        wait_until(lambda: self.only_on("a"), 5, "IPv6 VIP on A only")
+        hold(lambda: self.only_on("a"), 1.0, "B stays BACKUP")
+        ia, ib = self.instance("a"), self.instance("b")
+        self.assertEqual(ia["state"], "MASTER", ia)
+        self.assertEqual(ia["source_address"], self.lab.link_local("a"), ia)
+        self.assertEqual(ib["state"], "BACKUP", ib)
+        self.assertEqual(ib["master_address"], self.lab.link_local("a"), ib)
+        self.assertEqual(sum(ib["drops"].values()), 0, ib)
+        self.assertGreater(ia["garp_sent"], 0, ia)  # unsolicited NAs
+        self.assert_client_reaches("a")
+        # Link down on A: FAULT, B takes over; link up: the link-local comes
+        # back and A preempts again with adverts from it.
+        self.lab.sh("a", ["ip", "link", "set", "eth0", "down"])
+        wait_until(lambda: self.only_on("b"), 3, "IPv6 VIP on B after A's link went down")
+        self.lab.sh("a", ["ip", "link", "set", "eth0", "up"])
+        wait_until(lambda: self.only_on("a"), 5, "A preempts back after link up")
+        self.assertEqual(self.instance("a")["source_address"], self.lab.link_local("a"))
+        self.assert_client_reaches("a")
+        t0 = time.monotonic()
+        self.lab.stop(a, signal.SIGKILL)
+        wait_until(lambda: self.lab.has_address("b", self.VIP6), 3, "IPv6 VIP on B")
+        dt = time.monotonic() - t0
+        log(f"v3 IPv6 kill -9 -> B master after {dt:.2f}s")
+        self.assertLess(dt, 1.5)
+        # A's VIP is still configured (SIGKILL): B's NA must move the client.
+        self.assert_client_reaches("b")
+
+    def start_keepalived(self, short, priority):
+        d = os.path.join(self.lab.dir, f"keepalived6-{short}")
+        os.makedirs(d, exist_ok=True)
+        conf = os.path.join(d, "keepalived.conf")
+        with open(conf, "w") as f:
+            f.write(f"global_defs {{\n  router_id {short}\n}}\n"
+                    "vrrp_instance VI_6 {\n  state BACKUP\n  interface eth0\n  version 3\n"
+                    f"  virtual_router_id {VRID}\n  priority {priority}\n  advert_int 0.1\n"
+                    f"  virtual_ipaddress {{\n    {self.VIP6}/64\n  }}\n}}\n")
+        pidf, vrrpf = os.path.join(d, "keepalived.pid"), os.path.join(d, "vrrp.pid")
+        for f in (pidf, vrrpf):
+            if os.path.exists(f):
+                os.unlink(f)
+        k = self.lab.spawn(f"keepalived6-{short}", short,
+                           [KEEPALIVED, "-n", "-l", "-D", "-P", "-f", conf, "-p", pidf, "-r", vrrpf])
+
+        def child():
+            with open(vrrpf) as f:
+                return int(f.read().strip())
+        self.lab.extra_pids.append((wait_until(child, 10, "keepalived VRRP child"), "keepalived"))
+        return k
+
+    def test_2_keepalived_master_vipproxy_backup_ipv6(self):
+        k = self.start_keepalived("a", 100)
+        self.start_vipproxy("b", 50)
+        wait_until(lambda: self.only_on("a"), 8, "keepalived A holds the IPv6 VIP", interval=0.1)
+        wait_until(lambda: self.instance("b")["adverts_received"] > 0, 3, "vipproxy hears keepalived over IPv6")
+        ib = self.instance("b")
+        self.assertEqual(ib["state"], "BACKUP", ib)
+        self.assertEqual(ib["master_address"], self.lab.link_local("a"), ib)
+        self.assertEqual(sum(ib["drops"].values()), 0, ib)
+        k.send_signal(signal.SIGTERM)
+        wait_until(lambda: self.only_on("b"), 3, "vipproxy B takes the IPv6 VIP from keepalived")
+        self.assert_client_reaches("b")
+
+    def test_3_vipproxy_master_keepalived_backup_ipv6(self):
+        a = self.start_vipproxy("a", 100)
+        self.start_keepalived("b", 50)
+        wait_until(lambda: self.only_on("a"), 5, "vipproxy A holds the IPv6 VIP")
+        # keepalived accepts our adverts (checksum, Hop Limit, link-local source).
+        hold(lambda: self.only_on("a"), 1.5, "keepalived stays BACKUP")
+        self.assert_client_reaches("a")
+        a.send_signal(signal.SIGTERM)  # priority 0: keepalived after its skew time
+        wait_until(lambda: self.only_on("b"), 2, "keepalived B takes the IPv6 VIP")
+        self.assert_client_reaches("b")
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

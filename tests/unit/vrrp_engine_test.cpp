@@ -68,7 +68,7 @@ struct FakeKernel : Kernel {
     FakeKernel& k;
     explicit FakeChannel(FakeKernel& kk) : k(kk) {}
     std::error_code send(const IpAddress& src, const IpAddress& dst, std::span<const uint8_t> msg) override {
-      RxMeta m{Family::ipv4, src, dst, 255, msg.size()};
+      RxMeta m{src.family, src, dst, 255, msg.size()};
       AuthExpect auth{AuthType::pass, "BacChaME"};
       auto d = decode(msg, m, msg[0] >> 4 == 2 ? auth : AuthExpect{});
       BOOST_REQUIRE_MESSAGE(d.ok(), "the engine sent an advert our own codec rejects");
@@ -76,7 +76,8 @@ struct FakeKernel : Kernel {
       return {};
     }
   };
-  std::unique_ptr<Channel> open_channel(const LinkInfo&, bool, DatagramHandler h) override {
+  std::unique_ptr<Channel> open_channel(const LinkInfo&, Family, const IpAddress&, bool,
+                                        DatagramHandler h) override {
     rx = std::move(h);
     return std::make_unique<FakeChannel>(*this);
   }
@@ -139,6 +140,36 @@ std::vector<uint8_t> datagram(uint8_t priority, IpAddress src = kPeer, uint8_t t
   ip.src = src;
   ip.ttl = ttl;
   auto d = build_ipv4_header(ip, msg.size());
+  d.insert(d.end(), msg.begin(), msg.end());
+  return d;
+}
+
+IpAddress v6(const char* text) { return *IpAddress::parse(text); }
+const IpAddress kSelf6 = v6("fe80::51");
+const IpAddress kPeer6 = v6("fe80::52");
+
+cfg::VrrpInstance instance6(unsigned priority = 100) {
+  auto v = instance(3, priority);
+  v.virtual_ipaddresses[0].address = "fd88:1::160";
+  v.virtual_ipaddresses[0].prefix_len = 64;
+  return v;
+}
+
+// An IPv6 advert as the IPv6 channel hands it over: a rebuilt 40-byte
+// header (source, destination, Hop Limit from recvmsg) and the message.
+std::vector<uint8_t> datagram6(uint8_t priority, IpAddress src = kPeer6, uint8_t hop_limit = 255) {
+  Advert a;
+  a.version = 3;
+  a.vrid = 51;
+  a.priority = priority;
+  a.adver_int = 1;
+  a.addresses = {v6("fd88:1::160")};
+  EncodeOpts o;
+  o.family = Family::ipv6;
+  o.src = src;
+  o.dst = kVrrpGroupV6;
+  auto msg = encode(a, o);
+  auto d = build_ipv6_header(src, kVrrpGroupV6, kIpProtoVrrp, hop_limit, msg.size());
   d.insert(d.end(), msg.begin(), msg.end());
   return d;
 }
@@ -466,6 +497,99 @@ BOOST_FIXTURE_TEST_CASE(lost_netlink_events_resync_links_and_vips, Fixture) {
   k->links["eth0"].up = false;  // went down while we were not listening
   k->events.resync();
   BOOST_TEST(e().state() == fsm::State::fault);
+}
+
+BOOST_FIXTURE_TEST_CASE(unicast_accepts_adverts_only_from_configured_peers, Fixture) {
+  auto inst = instance();
+  inst.unicast = true;
+  inst.unicast_peers = {kPeer.to_string()};
+  make({inst});
+  constexpr IpAddress kStranger = IpAddress::v4(10, 88, 1, 99);
+  // A stranger claiming priority 254 for our VRID: if it were obeyed the
+  // Master_Down_Timer would keep restarting and we would stay BACKUP.
+  for (int i = 0; i < 20; ++i) {
+    deliver(datagram(254, kStranger));
+    run(5ms);
+  }
+  run(100ms);
+  BOOST_TEST(e().state() == fsm::State::master);
+  BOOST_TEST(e().drops().not_unicast_peer == 20u);
+  BOOST_TEST(e().counters().adverts_received == 0u);
+  BOOST_REQUIRE(!k->adverts.empty());
+  BOOST_TEST(k->adverts.back().dst == kPeer);  // unicast, not 224.0.0.18
+  // The configured peer is heard: a higher priority makes us BACKUP.
+  deliver(datagram(200, kPeer));
+  BOOST_TEST(e().state() == fsm::State::backup);
+  BOOST_TEST(e().counters().adverts_received == 1u);
+  BOOST_TEST(e().drops().not_unicast_peer == 20u);
+}
+
+BOOST_FIXTURE_TEST_CASE(ipv6_instance_adverts_from_link_local_to_ff02_12_and_sends_na, Fixture) {
+  auto fk = std::make_unique<FakeKernel>();
+  fk->links["eth0"].link_local_v6 = {kSelf6};
+  k = fk.get();
+  svc = std::make_unique<Service>(io, std::vector<cfg::VrrpInstance>{instance6()}, "node",
+                                  [](const std::string&) { return false; }, std::move(fk));
+  svc->start();
+  BOOST_TEST(e().state() == fsm::State::backup);
+  run(150ms);
+  BOOST_REQUIRE(e().state() == fsm::State::master);
+  BOOST_TEST(k->addresses.count(v6("fd88:1::160")) == 1);
+  BOOST_REQUIRE(!k->adverts.empty());
+  // FakeChannel decoded it with the IPv6 pseudo-header over (src, dst).
+  BOOST_TEST(k->adverts[0].src == kSelf6);
+  BOOST_TEST(k->adverts[0].dst == kVrrpGroupV6);
+  BOOST_TEST(k->adverts[0].advert.addresses.at(0) == v6("fd88:1::160"));
+  // Unsolicited NAs instead of GARP: Ethernet to 33:33:00:00:00:01, IPv6,
+  // Hop Limit 255, ICMPv6 type 136 for the VIP.
+  BOOST_REQUIRE(k->frames.size() == 3u);
+  const auto& f = k->frames[0];
+  BOOST_REQUIRE(f.size() == 14u + 40u + kUnsolicitedNaLen);
+  BOOST_TEST((f[0] == 0x33 && f[1] == 0x33 && f[5] == 0x01));
+  BOOST_TEST((f[12] == 0x86 && f[13] == 0xdd));
+  BOOST_TEST(f[14 + 6] == 58);
+  BOOST_TEST(f[14 + 7] == 255);
+  BOOST_TEST(f[14 + 40] == 136);
+  auto na = build_unsolicited_na(k->links["eth0"].mac, v6("fd88:1::160"), kSelf6, kAllNodesV6);
+  BOOST_TEST(std::vector<uint8_t>(f.begin() + 54, f.end()) == na);
+  // A higher-priority IPv6 master makes us BACKUP; a bad Hop Limit does not.
+  deliver(datagram6(200, kPeer6, 254));
+  BOOST_TEST(e().state() == fsm::State::master);
+  BOOST_TEST(e().drops().bad_ttl == 1u);
+  deliver(datagram6(200));
+  BOOST_TEST(e().state() == fsm::State::backup);
+  BOOST_TEST((e().vars().master_address == std::optional<IpAddress>(kPeer6)));
+  BOOST_TEST(k->addresses.empty());
+  // An IPv4 datagram on an IPv6 instance is not ours.
+  deliver(datagram(254));
+  BOOST_TEST(e().drops().bad_ip_header == 1u);
+}
+
+BOOST_FIXTURE_TEST_CASE(ipv6_needs_v3_and_one_family_per_instance, Fixture) {
+  auto fk = std::make_unique<FakeKernel>();
+  fk->links["eth0"].link_local_v6 = {kSelf6};
+  auto v2 = instance6();
+  v2.version = 2;
+  v2.advert_int = cfg::Duration(1000);
+  v2.auth_type = cfg::AuthType::none;
+  Service s2(io, {v2}, "node", nullptr, std::move(fk));
+  BOOST_CHECK_THROW(s2.start(), std::exception);
+  auto mixed = instance6();
+  cfg::VirtualAddress va4;
+  va4.address = "10.88.1.161";
+  mixed.virtual_ipaddresses.push_back(va4);
+  auto fk2 = std::make_unique<FakeKernel>();
+  fk2->links["eth0"].link_local_v6 = {kSelf6};
+  Service s3(io, {mixed}, "node", nullptr, std::move(fk2));
+  BOOST_CHECK_THROW(s3.start(), std::exception);
+}
+
+BOOST_FIXTURE_TEST_CASE(multicast_instance_accepts_any_source, Fixture) {
+  make({instance()});
+  deliver(datagram(200, IpAddress::v4(10, 88, 1, 99)));
+  BOOST_TEST(e().state() == fsm::State::backup);
+  BOOST_TEST(e().counters().adverts_received == 1u);
+  BOOST_TEST(e().drops().not_unicast_peer == 0u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
