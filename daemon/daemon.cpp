@@ -109,9 +109,15 @@ bool Daemon::proxy_healthy(const std::string& name) const {
   for (const auto& p : proxies_) {
     if (p->cfg.name != name) continue;
     if (workers_.empty()) return false;
-    if (p->cfg.balance == cfg::Balance::first) return p->current.load(std::memory_order_acquire) != proxy::npos;
     for (const auto& b : p->backends)
       if (b->eligible.load(std::memory_order_acquire)) return true;
+    // No eligible backend. If some node still answers its check (e.g. every
+    // Patroni says 503 while a leader is being elected), the peer sees the
+    // same: keep the VIP so clients reach us and queue. If none answers, this
+    // node is cut off from the cluster: let the VIP go to the peer.
+    size_t pi = static_cast<size_t>(&p - proxies_.data());
+    for (size_t bi = 0; bi < p->backends.size(); ++bi)
+      if (const auto* st = check_status(pi, bi); st && st->reachable) return true;
     return false;
   }
   return false;

@@ -578,7 +578,10 @@ class CheckerImpl final : public Checker, public std::enable_shared_from_this<Ch
                     schedule_.consecutive_failures(), schedule_.fall(), to_string(schedule_.state()));
     }
 
-    if (changed && on_change_) on_change_(status_);
+    const bool reachable = ok || status_.last.outcome == Outcome::l7_status;
+    const bool reachability_changed = reachable != status_.reachable;
+    status_.reachable = reachable;
+    if ((changed || reachability_changed) && on_change_) on_change_(status_);
     if (running_) arm(schedule_.next_delay());  // on_change_ may have called stop()
   }
 

@@ -16,7 +16,8 @@ namespace health {
 class Checker {
  public:
   // Called on the io_context thread, once per eligibility change (after
-  // rise/fall smoothing), with the status after the change.
+  // rise/fall smoothing) and once per change of Status::reachable, with the
+  // status after the change.
   using OnChange = std::function<void(const Status&)>;
 
   // `label` names the backend in logs ("postgres/catalog01"). `target` is the

@@ -42,6 +42,11 @@ std::string describe(const CheckResult& r);
 
 struct Status {
   bool up = false;                 // eligible to take traffic
+  // The node answered the last check at layer 7 (any well-formed reply, even
+  // a 503): this node can reach it. VRRP proxy tracking uses it to tell "no
+  // primary anywhere right now" (a Patroni failover: keep the VIP, clients
+  // queue) from "this node is cut off" (give the VIP away).
+  bool reachable = false;
   CheckResult last;
   uint64_t checks = 0, failures = 0, malformed = 0, transitions = 0;
 };

@@ -784,6 +784,7 @@ BOOST_AUTO_TEST_CASE(a_503_from_an_up_backend_takes_it_down_at_once_by_default) 
   srv.mode = Mode::unavailable;
   BOOST_REQUIRE(run_until(io, [&] { return !p.st().up; }));
   BOOST_TEST(p.st().failures - failures_before == 1u);  // not `fall` (3) of them
+  BOOST_TEST(p.st().reachable);  // it answered: the node is reachable, just not primary
   BOOST_TEST(p.st().last.http_status == 503u);
   BOOST_TEST(logs.count("backend postgres/test is DOWN: layer 7 wrong status (HTTP 503), the node's own answer") == 1u);
   p.checker->stop();
@@ -801,6 +802,7 @@ BOOST_AUTO_TEST_CASE(layer4_failures_still_need_fall) {
   srv.mode = Mode::garbage;  // not a status answer: counted toward fall
   BOOST_REQUIRE(run_until(io, [&] { return !p.st().up; }));
   BOOST_TEST(p.st().failures - failures_before == 3u);
+  BOOST_TEST(!p.st().reachable);
   p.checker->stop();
   expect_clean_closes(io, srv);
 }
