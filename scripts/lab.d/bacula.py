@@ -1,0 +1,266 @@
+#!/usr/bin/python3
+"""Bacula 9.6 (Debian's bacula-director-pgsql, bacula-sd, bacula-fd, bconsole) on
+the lab's Director host, with its catalog at VIP:5433 — the real client vipproxy
+is for. Needs a running lab (scripts/lab up) and scripts/lab.d/bacula-packages.
+
+  bacula.py start [--state-dir DIR]   create the catalog through the VIP, start sd, fd, dir in vl-dirtoha
+  bacula.py backup [--state-dir DIR]  run one full backup job, wait for it, print its JobId and status
+  bacula.py console CMD...            a bconsole command (e.g. "list jobs")
+
+The daemons are started through the lab's spawn(), so their PIDs are recorded
+under STATE/pids/ and `scripts/lab down` stops them. The Director opens a
+catalog connection per job (Catalog resource: no extra setting needed to
+reconnect after a switchover; see tests/e2e/test_bacula.py).
+"""
+import argparse
+import os
+import re
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lab as L  # noqa: E402
+
+DIR_PW, FD_PW, SD_PW = "lab-dir-pw", "lab-fd-pw", "lab-sd-pw"
+ADDR = L.HOSTS["dirtoha"]
+
+
+def paths(st):
+    base = st.path("dirtoha", "bacula")
+    return {k: os.path.join(base, k) for k in ("work", "run", "volumes", "data", "etc", "log")} | {"base": base}
+
+
+def configs(p):
+    log = os.path.join(p["log"], "bacula.log")
+    return {
+        "bacula-dir.conf": f"""
+Director {{
+  Name = lab-dir
+  DIRport = 9101
+  DirAddress = {ADDR}
+  QueryFile = "/etc/bacula/scripts/query.sql"
+  WorkingDirectory = "{p['work']}"
+  PidDirectory = "{p['run']}"
+  Maximum Concurrent Jobs = 5
+  Password = "{DIR_PW}"
+  Messages = Daemon
+}}
+# The catalog through vipproxy's VIP, like the guide's Director (dirtoha).
+Catalog {{
+  Name = MyCatalog
+  dbname = "bacula"; dbuser = "postgres"; dbpassword = "password"
+  DB Address = {L.VIP}
+  DB Port = {L.VIP_PORT}
+}}
+Client {{
+  Name = lab-fd
+  Address = {ADDR}
+  FDPort = 9102
+  Catalog = MyCatalog
+  Password = "{FD_PW}"
+  File Retention = 60 days
+  Job Retention = 6 months
+}}
+Storage {{
+  Name = File1
+  Address = {ADDR}
+  SDPort = 9103
+  Password = "{SD_PW}"
+  Device = FileStorage
+  Media Type = File
+}}
+FileSet {{
+  Name = "LabSet"
+  Include {{
+    Options {{ signature = MD5 }}
+    File = "{p['data']}"
+  }}
+}}
+Pool {{
+  Name = File
+  Pool Type = Backup
+  Recycle = yes
+  AutoPrune = yes
+  Volume Retention = 365 days
+  Maximum Volume Bytes = 50M
+  Maximum Volumes = 20
+  Label Format = "Vol-"
+}}
+Job {{
+  Name = "LabBackup"
+  Type = Backup
+  Level = Full
+  Client = lab-fd
+  FileSet = "LabSet"
+  Storage = File1
+  Pool = File
+  Messages = Standard
+  Write Bootstrap = "{p['work']}/%c.bsr"
+}}
+Job {{
+  Name = "LabRestore"
+  Type = Restore
+  Client = lab-fd
+  FileSet = "LabSet"
+  Storage = File1
+  Pool = File
+  Messages = Standard
+  Where = "{p['base']}/restore"
+}}
+Messages {{
+  Name = Standard
+  console = all, !skipped, !saved
+  append = "{log}" = all, !skipped
+  catalog = all
+}}
+Messages {{
+  Name = Daemon
+  console = all, !skipped, !saved
+  append = "{log}" = all, !skipped
+}}
+""",
+        "bacula-sd.conf": f"""
+Storage {{
+  Name = lab-sd
+  SDPort = 9103
+  SDAddress = {ADDR}
+  WorkingDirectory = "{p['work']}"
+  Pid Directory = "{p['run']}"
+  Maximum Concurrent Jobs = 5
+}}
+Director {{
+  Name = lab-dir
+  Password = "{SD_PW}"
+}}
+Device {{
+  Name = FileStorage
+  Media Type = File
+  Archive Device = "{p['volumes']}"
+  LabelMedia = yes
+  Random Access = yes
+  AutomaticMount = yes
+  RemovableMedia = no
+  AlwaysOpen = no
+}}
+Messages {{
+  Name = Standard
+  director = lab-dir = all
+}}
+""",
+        "bacula-fd.conf": f"""
+FileDaemon {{
+  Name = lab-fd
+  FDport = 9102
+  FDAddress = {ADDR}
+  WorkingDirectory = "{p['work']}"
+  Pid Directory = "{p['run']}"
+  Maximum Concurrent Jobs = 5
+}}
+Director {{
+  Name = lab-dir
+  Password = "{FD_PW}"
+}}
+Messages {{
+  Name = Standard
+  director = lab-dir = all, !skipped, !restored
+}}
+""",
+        "bconsole.conf": f"""
+Director {{
+  Name = lab-dir
+  DIRport = 9101
+  address = {ADDR}
+  Password = "{DIR_PW}"
+}}
+""",
+    }
+
+
+def in_dirtoha(st, argv, timeout=60, input=None):
+    env = dict(os.environ, PGPASSWORD=L.PGPASSWORD, PGCONNECT_TIMEOUT="3")
+    return subprocess.run(L.ns_cmd(st, "dirtoha", argv), text=True, capture_output=True, timeout=timeout,
+                          input=input, env=env)
+
+
+def console(st, cmd, timeout=60):
+    p = paths(st)
+    r = in_dirtoha(st, ["bconsole", "-n", "-c", os.path.join(p["etc"], "bconsole.conf")], timeout=timeout,
+                   input=cmd + "\nquit\n")
+    return r.stdout
+
+
+def cmd_start(st):
+    p = paths(st)
+    for d in p.values():
+        os.makedirs(d, exist_ok=True)
+    for i in range(20):
+        with open(os.path.join(p["data"], f"file{i:02d}.txt"), "w") as f:
+            f.write(f"lab file {i}\n" * (50 * (i + 1)))
+    for name, text in configs(p).items():
+        with open(os.path.join(p["etc"], name), "w") as f:
+            f.write("# Generated by scripts/lab.d/bacula.py\n" + text)
+    psql = [f"{L.PGBIN}/psql", "-X", "-At", "-h", L.VIP, "-p", str(L.VIP_PORT), "-U", "postgres"]
+    r = in_dirtoha(st, psql + ["-d", "postgres", "-c", "select 1 from pg_database where datname = 'bacula'"])
+    if r.stdout.strip() != "1":
+        r = in_dirtoha(st, psql + ["-d", "postgres", "-c", "create database bacula encoding 'SQL_ASCII' "
+                                   "lc_collate 'C' lc_ctype 'C' template template0"])
+        if r.returncode != 0:
+            raise L.Failure(f"create database bacula through the VIP: {r.stderr}")
+        r = in_dirtoha(st, ["env", "db_name=bacula", "/usr/share/bacula-director/make_postgresql_tables",
+                            "-h", L.VIP, "-p", str(L.VIP_PORT), "-U", "postgres", "-q"], timeout=120)
+        if r.returncode != 0:
+            raise L.Failure(f"make_postgresql_tables through the VIP: {r.stdout}{r.stderr}")
+    n = in_dirtoha(st, psql + ["-d", "bacula", "-c", "select count(*) from information_schema.tables "
+                               "where table_schema = 'public'"]).stdout.strip()
+    L.log(f"catalog: {n} tables in database bacula, created through {L.VIP}:{L.VIP_PORT}")
+    for name, binary in (("bacula-sd", "bacula-sd"), ("bacula-fd", "bacula-fd"), ("bacula-dir", "bacula-dir")):
+        L.spawn(st, name, "dirtoha", [f"/usr/sbin/{binary}", "-f", "-c", os.path.join(p["etc"], name + ".conf")])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        L.check_alive(st)
+        out = console(st, "status director", timeout=20)
+        if "Daemon started" in out:
+            L.log("Director, SD and FD up in vl-dirtoha")
+            return 0
+        time.sleep(0.5)
+    raise L.Failure("bconsole cannot reach the Director; see logs/bacula-dir.log")
+
+
+def cmd_backup(st):
+    out = console(st, "run job=LabBackup level=Full yes")
+    m = re.search(r"JobId=(\d+)", out)
+    if not m:
+        raise L.Failure(f"job not queued: {out}")
+    jobid = m.group(1)
+    out = console(st, f"wait jobid={jobid}", timeout=180)
+    status = console(st, f"list jobid={jobid}")
+    m2 = re.search(r"\|\s*" + jobid + r"\s*\|.*\|\s*([A-Za-z])\s*\|\s*$", status, re.M)
+    print(f"JobId={jobid} JobStatus={m2.group(1) if m2 else '?'}")
+    return 0 if m2 and m2.group(1) == "T" else 1
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("cmd", choices=["start", "backup", "console"])
+    ap.add_argument("args", nargs="*")
+    ap.add_argument("--state-dir", default=os.environ.get("VIPPROXY_LAB_STATE", L.DEFAULT_STATE))
+    a = ap.parse_args()
+    st = L.State(a.state_dir)
+    if not st.data:
+        print(f"no lab in {st.dir}", file=sys.stderr)
+        return 1
+    try:
+        if a.cmd == "start":
+            return cmd_start(st)
+        if a.cmd == "backup":
+            return cmd_backup(st)
+        print(console(st, " ".join(a.args)))
+        return 0
+    except L.Failure as e:
+        print(f"bacula.py: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

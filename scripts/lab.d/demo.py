@@ -1,0 +1,151 @@
+#!/usr/bin/python3
+"""scripts/demo: the guide's catalog cluster in the namespace lab (etcd x3,
+Patroni 3.0 + PostgreSQL 15 on catalog01/catalog02, vipproxy holding the VIP),
+a Director stand-in writing a counter through VIP:5433, and four faults:
+planned switchover, postmaster crash, primary node death, VIP holder death.
+Prints a timeline and a table per scenario, then tears the lab down."""
+import argparse
+import os
+import signal
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import scenarios as S  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser(prog="scripts/demo")
+    ap.add_argument("--keep", action="store_true", help="leave the lab running at the end")
+    ap.add_argument("--fast-dcs", action="store_true", help="Patroni ttl 10/loop_wait 2/retry_timeout 3 "
+                    "instead of the guide's 30/10/10")
+    ap.add_argument("--synchronous", action="store_true", help="Patroni synchronous_mode: true")
+    ap.add_argument("--frontend", choices=["vipproxy", "haproxy-keepalived"], default="vipproxy",
+                    help="what holds the VIP and proxies 5433 (default vipproxy)")
+    a = ap.parse_args()
+
+    def stop(signum, _frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGHUP, stop)
+
+    lab = S.Lab()
+    opts = ["--frontend", a.frontend, "--etcd-members", "3"] + (["--fast-dcs"] if a.fast_dcs else []) + \
+        (["--synchronous"] if a.synchronous else [])
+    timing = "ttl 10, loop_wait 2, retry_timeout 3 (--fast-dcs)" if a.fast_dcs else \
+        "the guide's ttl 30, loop_wait 10, retry_timeout 10"
+    print(f"== scripts/demo: frontend {a.frontend}, 3 etcd members, Patroni {timing}, "
+          f"synchronous_mode {'on' if a.synchronous else 'off'}\n", flush=True)
+    results = []
+    t_start = time.monotonic()
+    try:
+        lab.up(*opts)
+        tl = S.Timeline()
+        leader, holder = lab.wait_steady(sync=a.synchronous)
+        tl.add(f"steady: primary {leader}, VIP on {holder}")
+
+        def show(res):
+            print(f"\n  [{res['name']}]")
+            for line in S.table(res):
+                print(line)
+            if res.get("check") is not None:
+                print(f"    {res['check']}")
+            print(flush=True)
+            results.append(res)
+
+        # 1. planned switchover
+        other = [h for h in S.CATALOGS if h != leader][0]
+
+        def switchover():
+            return f"patronictl switchover --force {leader} -> {other}: {lab.switchover(leader, other)}"
+
+        def left_on_demoted():
+            n = lab.sessions_on(leader)
+            return f"lab client sessions still on the demoted {leader}: {n}"
+        show(S.run_scenario(lab, tl, "1. planned switchover", "demo_switchover", switchover, check=left_on_demoted))
+        leader, holder = lab.wait_steady(sync=a.synchronous)
+        tl.add(f"steady: primary {leader}, VIP on {holder}")
+
+        # 2. postmaster crash
+        def crash():
+            pid = lab.crash_postmaster(leader)
+            return f"kill -9 {pid} (postmaster of {leader}, from its postmaster.pid)"
+        show(S.run_scenario(lab, tl, "2. primary's postmaster crash", "demo_crash", crash))
+        leader, holder = lab.wait_steady(sync=a.synchronous)
+        tl.add(f"steady: primary {leader}, VIP on {holder}")
+
+        # 3. the primary node dies (its cable is pulled: every daemon on it is cut off)
+        dead = leader
+
+        def node_death():
+            lab.link(dead, False)
+            return f"{dead} (primary{', VIP holder' if holder == dead else ''}) cut off: its switch port is down"
+
+        def revive():
+            lab.link(dead, True)
+            tl.add(f"{dead} reconnected (link up); waiting for it to rejoin as a replica")
+        show(S.run_scenario(lab, tl, "3. primary node death", "demo_nodedeath", node_death, restore=revive))
+        try:
+            leader, holder = lab.wait_steady(timeout=120, sync=a.synchronous)
+            tl.add(f"steady: primary {leader}, VIP on {holder}")
+        except S.LabError as e:
+            tl.add(f"not steady after the node came back: {e}")
+            leader, holder = lab.primaries()[0], lab.vip_holders()[0]
+
+        # 4. the VIP holder dies while the primary is elsewhere
+        if holder == leader:
+            other = [h for h in S.CATALOGS if h != leader][0]
+            tl.add(f"VIP and primary are both on {leader}: switching the primary to {other} first (not measured)")
+            lab.switchover(leader, other)
+            leader, holder = lab.wait_steady(sync=a.synchronous)
+            tl.add(f"steady: primary {leader}, VIP on {holder}")
+        victim = holder
+        if victim == leader:
+            tl.add(f"the VIP followed the primary to {leader}: this scenario is then a primary node death too")
+
+        def holder_death():
+            killed = []
+            for name in (f"vipproxy-{victim}", f"haproxy-{victim}", f"keepalived-{victim}"):
+                try:
+                    pid = lab.proc_pid(name)
+                except S.LabError:
+                    continue
+                os.kill(pid, 9)
+                killed.append(f"{name} {pid}")
+            try:
+                with open(lab.path(victim, "keepalived-vrrp.pid")) as f:
+                    pid = int(f.read().split()[0])
+                os.kill(pid, 9)
+                killed.append(f"keepalived VRRP child {pid}")
+            except (OSError, ValueError):
+                pass
+            lab.link(victim, False)
+            return f"kill -9 {', '.join(killed)}; {victim}'s link down (primary stays on {leader})"
+        show(S.run_scenario(lab, tl, "4. VIP holder death", "demo_vipholder", holder_death))
+        holders = lab.vip_holders()
+        tl.add(f"VIP configured on {holders}; primary {lab.primaries()}"
+               + (f" ({victim} is cut off: the address left on its interface after SIGKILL is unreachable)"
+                  if victim in holders else ""))
+
+        print("\n== summary (" + a.frontend + ", " + timing + ")")
+        print(f"  {'scenario':32} {'outage':>9} {'acked':>6} {'missing':>8}  {'ended on':10} {'old session':28}"
+              f" {'read-only errs':>14}")
+        for r in results:
+            out = f"{r['outage']:.2f}s" if r["outage"] is not None else "none"
+            miss = "?" if r["missing"] is None else str(len(r["missing"]))
+            print(f"  {r['name']:32} {out:>9} {r['acked']:>6} {miss:>8}  {r['ended_on'] or '-':10} "
+                  f"{S.describe_probe(r['probe'])[:28]:28} {r['read_only_errors']:>14}")
+        print(f"\n  demo took {time.monotonic() - t_start:.0f}s (without install/build)")
+        ok = all(r["resumed"] for r in results)
+        return 0 if ok else 1
+    finally:
+        if a.keep:
+            print("\n--keep: the lab is still running; `scripts/lab status`, `scripts/lab exec NODE CMD`, "
+                  "`scripts/lab down` when done", flush=True)
+        else:
+            print("\n== tearing the lab down", flush=True)
+            lab.down()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+#!/usr/bin/python3
+"""vipproxy in front of the guide's cluster with Patroni synchronous_mode: true
+(3 etcd members, --fast-dcs so that a failover fits the CI budget): each fault
+of scripts/demo, asserting what a Bacula Director needs from its catalog:
+writes resume, no acknowledged write is lost, no session is left on a demoted
+primary, and the VIP is on exactly one node at steady state.
+
+One lab for the whole file (setUpClass/tearDownClass); the tests run in order
+(test_0 ... test_4) and each starts from a steady cluster."""
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from e2e_common import LabCase, S  # noqa: E402
+
+
+class VipproxySynchronous(LabCase):
+    LAB_OPTS = ["--frontend", "vipproxy", "--etcd-members", "3", "--synchronous", "--fast-dcs"]
+
+    def steady(self):
+        leader, holder = self.lab.wait_steady(timeout=120, sync=True)
+        self.assertEqual(self.lab.vip_holders(), [holder], "VIP on exactly one node at steady state")
+        return leader, holder
+
+    def assert_no_loss(self, res):
+        self.report(res)
+        self.assertTrue(res["resumed"], f"writes did not resume after {res['name']}")
+        self.assertIsNotNone(res["missing"], "could not read the table back through the VIP")
+        self.assertEqual(res["missing"], [], "acknowledged writes missing with synchronous_mode")
+        self.assertGreater(res["acked"], 20)
+
+    def test_0_steady_state(self):
+        leader, holder = self.steady()
+        self.assertIn(leader, S.CATALOGS)
+        self.assertEqual(self.lab.primaries(), [leader])
+        answer = self.lab.psql("select inet_server_addr()")
+        self.assertEqual(S.node_of(answer), leader, "the VIP leads to the primary")
+
+    def test_1_switchover(self):
+        leader, _ = self.steady()
+        other = [h for h in S.CATALOGS if h != leader][0]
+        res = S.run_scenario(self.lab, self.tl, "planned switchover", "e2e_switchover",
+                             lambda: self.lab.switchover(leader, other),
+                             check=lambda: self.lab.sessions_on(leader))
+        self.assert_no_loss(res)
+        self.assertEqual(res["ended_on"], other)
+        self.assertEqual(res["check"], 0, f"lab sessions left on the demoted {leader}")
+        self.assertEqual(res["read_only_errors"], 0,
+                         f"a session reached the demoted primary: {res['error_kinds']}")
+        p = res["probe"]
+        self.assertIsNotNone(p)
+        self.assertEqual(p["result"], "connection",
+                         f"the old session must fail with a connection error, not: {p}")
+        self.assertLess(p["elapsed"], 2.0, "the old session's next query must fail at once")
+        new_leader, _ = self.steady()
+        self.assertEqual(new_leader, other)
+
+    def test_2_postmaster_crash(self):
+        leader, _ = self.steady()
+
+        def crash():
+            return f"kill -9 {self.lab.crash_postmaster(leader)}"
+        res = S.run_scenario(self.lab, self.tl, "postmaster crash", "e2e_crash", crash)
+        self.assert_no_loss(res)
+        self.assertEqual(res["probe"]["result"], "connection")
+        self.steady()
+
+    def test_3_primary_node_death(self):
+        leader, _ = self.steady()
+        other = [h for h in S.CATALOGS if h != leader][0]
+
+        def cut():
+            self.lab.link(leader, False)
+            return f"{leader}'s switch port down"
+        try:
+            res = S.run_scenario(self.lab, self.tl, "primary node death", "e2e_nodedeath", cut,
+                                 resume_timeout=60)
+        finally:
+            self.lab.link(leader, True)
+        self.assert_no_loss(res)
+        self.assertEqual(res["ended_on"], other)
+        # The old primary rejoins as a (synchronous) replica: the cluster heals by itself.
+        new_leader, _ = self.steady()
+        self.assertEqual(new_leader, other)
+
+    def test_4_vip_holder_death(self):
+        leader, holder = self.steady()
+        if holder == leader:
+            other = [h for h in S.CATALOGS if h != leader][0]
+            self.lab.switchover(leader, other)
+            leader, holder = self.steady()
+        self.assertNotEqual(holder, leader)
+
+        def kill():
+            pid = self.lab.proc_pid(f"vipproxy-{holder}")
+            os.kill(pid, 9)
+            self.lab.link(holder, False)
+            return f"kill -9 vipproxy {pid} on {holder}, its link down"
+        try:
+            res = S.run_scenario(self.lab, self.tl, "VIP holder death", "e2e_vipholder", kill, resume_timeout=30)
+            self.assert_no_loss(res)
+            self.assertEqual(res["ended_on"], leader)
+            # The survivor holds the VIP (the dead node's interface keeps a stale copy, unreachable).
+            self.assertIn(leader, self.lab.vip_holders())
+        finally:
+            self.lab.link(holder, True)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
