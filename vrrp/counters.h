@@ -34,7 +34,7 @@ namespace vrrp {
   X(bad_interval, "advertisement interval 0")                                              \
   X(auth_type_mismatch, "VRRPv2 authentication type differs from ours")                    \
   X(auth_failure, "VRRPv2 PASS password differs from ours")                                \
-  X(bad_ip_header, "IPv4 header unusable")                                                 \
+  X(bad_ip_header, "IP header unusable, or not the instance's address family")               \
   X(version_mismatch, "our VRID, but another VRRP version")                                \
   X(adver_int_mismatch, "VRRPv2 advert_int differs from ours (RFC 3768 7.1)")                \
   X(not_unicast_peer, "unicast instance: source is not one of unicast_peers")

@@ -518,4 +518,48 @@ BOOST_AUTO_TEST_CASE(unsolicited_na) {
   BOOST_TEST(build_unsolicited_na(kMacA, target, src, dst, false)[4] == 0x20);
 }
 
+BOOST_AUTO_TEST_CASE(na_frame_and_ipv6_header) {
+  const IpAddress target = *IpAddress::parse("2001:db8::160");
+  const IpAddress src = *IpAddress::parse("fe80::88:1ff:fe00:151");
+  Bytes f = build_na_frame(kMacA, src, target);
+  BOOST_REQUIRE_EQUAL(f.size(), 14u + 40u + kUnsolicitedNaLen);
+  const MacAddress all_nodes{0x33, 0x33, 0, 0, 0, 1};  // RFC 2464 §7
+  BOOST_TEST(std::equal(all_nodes.begin(), all_nodes.end(), f.begin()));
+  BOOST_TEST(std::equal(kMacA.begin(), kMacA.end(), f.begin() + 6));
+  BOOST_TEST((f[12] == 0x86 && f[13] == 0xdd));
+  BOOST_TEST(f[14] >> 4 == 6);
+  BOOST_TEST((f[18] << 8 | f[19]) == int(kUnsolicitedNaLen));
+  BOOST_TEST(f[20] == 58);   // ICMPv6
+  BOOST_TEST(f[21] == 255);  // RFC 4861 §7.1.2
+  BOOST_TEST(std::equal(src.bytes.begin(), src.bytes.end(), f.begin() + 22));
+  BOOST_TEST(std::equal(kAllNodesV6.bytes.begin(), kAllNodesV6.bytes.end(), f.begin() + 38));
+  Bytes na(f.begin() + 54, f.end());
+  BOOST_TEST(na == build_unsolicited_na(kMacA, target, src, kAllNodesV6));
+}
+
+BOOST_AUTO_TEST_CASE(ipv6_rx_header_round_trip_and_rejects) {
+  const IpAddress src = *IpAddress::parse("fe80::1");
+  Bytes msg = {0x31, 51, 100, 1, 0, 100, 0, 0};
+  Bytes d = build_ipv6_header(src, kVrrpGroupV6, kIpProtoVrrp, 255, msg.size());
+  d.insert(d.end(), msg.begin(), msg.end());
+  auto h = parse_ipv6(d);
+  BOOST_REQUIRE(h.has_value());
+  BOOST_TEST((h->src == src));
+  BOOST_TEST((h->dst == kVrrpGroupV6));
+  BOOST_TEST(h->hop_limit == 255);
+  BOOST_TEST(h->payload.size() == msg.size());
+  BOOST_TEST((h->rx_meta().family == Family::ipv6));
+  Bytes padded = d;
+  padded.resize(d.size() + 10);  // bytes past the payload length are ignored
+  BOOST_TEST(parse_ipv6(padded)->payload.size() == msg.size());
+  BOOST_TEST(!parse_ipv6(std::span(d).first(39)).has_value());          // short header
+  BOOST_TEST(!parse_ipv6(std::span(d).first(d.size() - 1)).has_value()); // short payload
+  Bytes other = d;
+  other[6] = 58;  // not VRRP
+  BOOST_TEST(!parse_ipv6(other).has_value());
+  Bytes v4 = d;
+  v4[0] = 0x45;
+  BOOST_TEST(!parse_ipv6(v4).has_value());
+}
+
 BOOST_AUTO_TEST_SUITE_END()
