@@ -155,6 +155,19 @@ class Attempt : public std::enable_shared_from_this<Attempt> {
     done(std::move(r));
   }
 
+  // Opens (and closes) a socket first: when the daemon itself is out of
+  // descriptors, asio's range connect only reports "Operation canceled",
+  // and a healthy backend would be marked down for our own shortage.
+  bool can_open_socket(const std::vector<tcp::endpoint>& eps) {
+    if (eps.empty()) return true;
+    tcp::socket probe(ex_);
+    error_code ec;
+    probe.open(eps.front().protocol(), ec);
+    if (!ec) return true;
+    finish(result(Outcome::local_error, "cannot open a socket: " + ec.message()));
+    return false;
+  }
+
   CheckResult connect_failure(const error_code& ec) const {
     if (ec == beast::error::timeout)
       return result(Outcome::l4_timeout, "connection timed out after " + ms_text(rule_->timeout));
@@ -179,6 +192,7 @@ class TcpAttempt final : public Attempt {
 
  private:
   void connect(std::vector<tcp::endpoint> eps) override {
+    if (!can_open_socket(eps)) return;
     stream_.expires_at(deadline_);
     stream_.async_connect(eps, [self = shared_from_this(), this](error_code ec, const tcp::endpoint&) {
       if (cancelled_) return;
@@ -234,6 +248,7 @@ class HttpAttempt final : public Attempt {
   auto& tcp_layer() { return beast::get_lowest_layer(*stream_); }
 
   void connect(std::vector<tcp::endpoint> eps) override {
+    if (!can_open_socket(eps)) return;
     // One deadline for the whole check: connect, handshake, request, reply.
     tcp_layer().expires_at(deadline_);
     tcp_layer().async_connect(eps, [self = shared_from_this(), this](error_code ec, const tcp::endpoint&) {
@@ -537,6 +552,19 @@ class CheckerImpl final : public Checker, public std::enable_shared_from_this<Ch
     if (!running_ || gen != check_gen_) return;
     in_flight_ = false;
 
+    if (r.outcome == Outcome::local_error) {
+      // Our shortage says nothing about the backend: keep its state, say why
+      // (at most every 10 s), try again at the next interval.
+      auto now = std::chrono::steady_clock::now();
+      if (now - last_local_error_log_ > std::chrono::seconds(10)) {
+        last_local_error_log_ = now;
+        spdlog::error("backend {}: check not run: {}", label_, r.detail);
+      }
+      status_.last = std::move(r);
+      if (running_) arm(schedule_.next_delay());
+      return;
+    }
+
     const bool ok = r.outcome == Outcome::ok;
     ++status_.checks;
     if (!ok) ++status_.failures;
@@ -591,6 +619,7 @@ class CheckerImpl final : public Checker, public std::enable_shared_from_this<Ch
   cfg::Endpoint target_;
   std::chrono::milliseconds first_delay_;
   OnChange on_change_;
+  std::chrono::steady_clock::time_point last_local_error_log_{};
   CheckSchedule schedule_;
   Status status_;
   asio::steady_timer timer_;

@@ -20,6 +20,8 @@ enum class Outcome {
   tls_error,     // TLS handshake or verification failed
   l7_status,     // a well-formed reply with another status (e.g. HTTP 503)
   l7_malformed,  // the reply was not valid HTTP (dropped and counted)
+  local_error,   // this daemon could not even open a socket (EMFILE...): no
+                 // evidence about the backend, so it does not count as a failure
 };
 
 const char* to_string(Outcome o);
