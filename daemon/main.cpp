@@ -2,6 +2,7 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -67,6 +68,18 @@ void raise_fd_limit() {
   }
 }
 
+// The file may hold a VRRP password or the admin token: say so when anyone
+// on the machine can read it (the password itself is never logged).
+void warn_if_secrets_readable(const cfg::Config& c, const std::string& path) {
+  bool secrets = !c.admin.token.empty();
+  for (const auto& v : c.vrrp) secrets = secrets || !v.auth_password.empty();
+  struct stat st {};
+  if (secrets && ::stat(path.c_str(), &st) == 0 && (st.st_mode & S_IROTH))
+    spdlog::warn("{} holds a password or token and is readable by every user (mode {:o}); "
+                 "chmod o-r it (e.g. root:vipproxy 0640)",
+                 path, st.st_mode & 07777);
+}
+
 int run(const std::string& path) {
   cfg::Config c;
   try {
@@ -78,6 +91,7 @@ int run(const std::string& path) {
   setup_logging(c.log_level);
   raise_fd_limit();
   spdlog::info("vipproxy {} starting, node {}, config {}", VIPPROXY_VERSION, c.node, path);
+  warn_if_secrets_readable(c, path);
   try {
     daemon_::Daemon d(std::move(c));
     return d.run();
