@@ -174,6 +174,9 @@ struct Config {
   std::string node;    // this node's name (status, logs)
   unsigned threads = 0; // 0: one per core
   std::string log_level = "info";
+  // On SIGTERM: stop accepting, let established sessions finish, close the
+  // rest after this long (HAProxy's hard-stop-after). 0: close at once.
+  Duration hard_stop_after{5000};
   Admin admin;
   std::vector<Proxy> proxies;
   std::vector<VrrpInstance> vrrp;

@@ -565,7 +565,7 @@ std::string default_node_name() {
 }
 
 Config Loader::top(const Node& root) {
-  Map m(*this, root, "", {"node", "threads", "log_level", "admin", "proxies", "vrrp"}, "a mapping of settings");
+  Map m(*this, root, "", {"node", "threads", "log_level", "hard_stop_after", "admin", "proxies", "vrrp"}, "a mapping of settings");
   Config c;
   if (auto n = m.get("node")) {
     c.node = nonempty_string(*n, "node", "this node's name");
@@ -577,6 +577,7 @@ Config Loader::top(const Node& root) {
   if (auto n = m.get("threads"))
     c.threads =
         static_cast<unsigned>(integer(*n, "threads", 0, 256, "a number of threads from 0 (one per core) to 256"));
+  if (auto n = m.get("hard_stop_after")) c.hard_stop_after = duration(*n, "hard_stop_after", Duration{0});
   if (auto n = m.get("log_level")) {
     // spdlog spells it "warning" in some places; accept both.
     c.log_level = choice<std::string_view>(*n, "log_level",

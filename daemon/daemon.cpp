@@ -204,7 +204,8 @@ void Daemon::stop() {
     for (auto& ch : c) ch->stop();
   if (admin_) admin_->stop();
   signals_.cancel();
-  for (auto& w : workers_) w->stop();
+  // Graceful: established sessions may finish within hard_stop_after.
+  for (auto& w : workers_) w->drain(config_.hard_stop_after);
 }
 
 int Daemon::run() {

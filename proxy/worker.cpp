@@ -100,7 +100,7 @@ void Worker::trim_pipes() {
 }
 
 void Worker::accept(size_t p) {
-  if (stopping_) return;
+  if (stopping_ || draining_) return;
   Listener& l = *listeners_[p];
   ProxyRuntime& rt = *proxies_[p];
   if (rt.sessions_current.load(std::memory_order_relaxed) >= rt.cfg.maxconn) {
@@ -120,7 +120,7 @@ void Worker::accept(size_t p) {
   }
   l.paused = false;
   l.acceptor.async_accept([this, p](const boost::system::error_code& ec, tcp::socket sock) {
-    if (ec == asio::error::operation_aborted || stopping_) return;
+    if (ec == asio::error::operation_aborted || stopping_ || draining_) return;
     Listener& l = *listeners_[p];
     if (ec) {
       bump(counters(p).accept_errors);
@@ -169,8 +169,9 @@ void Worker::remove_active(Session* s) { active_[s->proxy_index()][s->backend_in
 
 void Worker::session_closed(size_t p) {
   proxies_[p]->sessions_current.fetch_sub(1, std::memory_order_relaxed);
+  if (draining_ && active_sessions() == 0) drain_timer_.cancel();
   Listener* l = p < listeners_.size() ? listeners_[p].get() : nullptr;
-  if (l && l->paused && !stopping_) {
+  if (l && l->paused && !stopping_ && !draining_) {
     l->pause.cancel();
     l->paused = false;
     asio::post(io_, [this, p] { accept(p); });
@@ -182,7 +183,7 @@ void Worker::post_backend_change(size_t proxy, size_t backend, bool eligible) {
 }
 
 void Worker::on_backend_change(size_t p, size_t b, bool eligible) {
-  if (stopping_) return;
+  if (stopping_) return;  // while draining, a backend going down still cuts its sessions
   ProxyRuntime& rt = *proxies_[p];
   if (!eligible && rt.cfg.shutdown_sessions_on_down) {
     // Cut at once so clients reconnect to the new primary instead of
@@ -208,11 +209,42 @@ void Worker::start_thread() {
   });
 }
 
+size_t Worker::active_sessions() const {
+  size_t n = 0;
+  for (const auto& per_backend : active_)
+    for (const auto& list : per_backend) n += list.size();
+  return n;
+}
+
+void Worker::drain(std::chrono::milliseconds grace) {
+  asio::post(io_, [this, grace] {
+    if (stopping_ || draining_) return;
+    draining_ = true;
+    for (auto& l : listeners_) {
+      boost::system::error_code ignored;
+      l->pause.cancel();
+      l->acceptor.close(ignored);
+    }
+    trim_timer_.cancel();
+    for (size_t p = 0; p < proxies_.size(); ++p)
+      while (Session* s = waiting_[p].front()) s->close(CloseReason::stopping);
+    if (active_sessions() == 0) return;  // nothing left: the loop ends by itself
+    spdlog::info("worker {}: draining {} sessions for up to {} ms", index_, active_sessions(), grace.count());
+    drain_timer_.expires_after(grace);
+    drain_timer_.async_wait([this](const boost::system::error_code& e) {
+      if (e) return;
+      spdlog::info("worker {}: hard_stop_after reached, closing {} sessions", index_, active_sessions());
+      stop();
+    });
+  });
+}
+
 void Worker::stop() {
   asio::post(io_, [this] {
     if (stopping_) return;
     stopping_ = true;
     trim_timer_.cancel();
+    drain_timer_.cancel();
     for (auto& l : listeners_) {
       boost::system::error_code ignored;
       l->pause.cancel();

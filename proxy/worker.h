@@ -49,6 +49,11 @@ class Worker {
   void start_thread();
   // Stops accepting, closes all sessions, stops the loop. Thread-safe.
   void stop();
+  // Graceful: stops accepting and closes clients still waiting for a
+  // backend; established sessions go on until they end or `grace` passes,
+  // then stop() closes the rest. The loop ends when nothing is left.
+  // Thread-safe.
+  void drain(std::chrono::milliseconds grace);
   void join();
 
   // Thread-safe: posts to this worker.
@@ -99,6 +104,9 @@ class Worker {
   boost::asio::steady_timer trim_timer_{io_};
   std::thread thread_;
   bool stopping_ = false;
+  bool draining_ = false;
+  boost::asio::steady_timer drain_timer_{io_};
+  size_t active_sessions() const;
 };
 
 }  // namespace proxy

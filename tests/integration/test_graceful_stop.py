@@ -1,0 +1,84 @@
+#!/usr/bin/python3
+"""SIGTERM stops vipproxy gracefully: no new connections are accepted,
+established sessions keep working until they end, and sessions still open
+after hard_stop_after are closed, then the process exits."""
+import os
+import signal
+import socket
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lab as L  # noqa: E402
+
+
+def echo(s, payload=b"ping"):
+    s.sendall(payload)
+    got = b""
+    while len(got) < len(payload):
+        chunk = s.recv(4096)
+        if not chunk:
+            return None
+        got += chunk
+    return got
+
+
+class GracefulStop(unittest.TestCase):
+    def setUp(self):
+        self.lab = L.Lab("vipproxy-stop")
+        self.rest = L.Standin(self.lab, "rest", "primary")
+        self.echo_port = L.free_port()
+        self.lab.spawn("echo", [L.PY, os.path.join(L.HERE, "echo_server.py"), str(self.echo_port)])
+        self.port, self.admin = L.free_port(), L.free_port()
+        y = L.proxy_yaml("p", self.port, [("e", self.echo_port)], [self.rest.port], self.admin)
+        self.vp = L.Vipproxy(self.lab, "hard_stop_after: 3s\n" + y)
+        L.wait_until(lambda: self.vp.status(self.admin)["proxies"][0]["current_backend"] == "e", 20, "backend up")
+
+    def tearDown(self):
+        self.lab.close()
+
+    def connect(self):
+        return socket.create_connection(("127.0.0.1", self.port), timeout=5)
+
+    def test_sessions_finish_then_exit(self):
+        s = self.connect()
+        self.assertEqual(echo(s), b"ping")
+        self.vp.proc.send_signal(signal.SIGTERM)
+        # The listener closes: new clients are refused...
+        L.wait_until(lambda: self._refused(), 5, "the listener to close")
+        # ...while the established session still works.
+        self.assertEqual(echo(s, b"still here"), b"still here")
+        self.assertIsNone(self.vp.proc.poll())
+        s.close()  # the last session ends: the daemon exits without waiting for the bound
+        t0 = time.monotonic()
+        self.assertEqual(self.vp.proc.wait(timeout=10), 0)
+        self.assertLess(time.monotonic() - t0, 2.5)
+
+    def test_sessions_left_are_closed_after_hard_stop_after(self):
+        s = self.connect()
+        self.assertEqual(echo(s), b"ping")
+        t0 = time.monotonic()
+        self.vp.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(self.vp.proc.wait(timeout=15), 0)
+        elapsed = time.monotonic() - t0
+        self.assertGreaterEqual(elapsed, 2.5)  # hard_stop_after: 3s
+        self.assertLess(elapsed, 8)
+        s.settimeout(5)
+        try:
+            self.assertIn(s.recv(100), (b"",))  # closed by the proxy
+        except ConnectionResetError:
+            pass
+        s.close()
+        self.assertIn("draining 1 sessions", self.vp.log())
+
+    def _refused(self):
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+            return False
+        except ConnectionRefusedError:
+            return True
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
