@@ -22,6 +22,9 @@ struct Endpoint {
 };
 
 enum class CheckType { http, tcp };
+// Whether a 200 must also show, in Patroni's JSON body, a running primary
+// (health/patroni.h says why). automatic: for Patroni's primary endpoints.
+enum class ExpectRole { automatic, primary, any };
 
 struct TlsCheck {
   bool enabled = false;
@@ -48,6 +51,7 @@ struct Check {
   // backend down at once. `fall` still smooths layer-4 failures (timeouts,
   // refused connections), which is what flaps.
   bool down_on_status = true;
+  ExpectRole expect_role = ExpectRole::automatic;
   TlsCheck tls;
 };
 

@@ -689,14 +689,14 @@ Proxy Loader::proxy(const Node& n, const std::string& path) {
 Check Loader::check(const Node& n, const std::string& path) {
   Map m(*this, n, path,
         {"type", "port", "method", "path", "expect_status", "interval", "fast_interval", "timeout", "rise", "fall",
-         "down_on_status", "tls"},
+         "down_on_status", "expect_role", "tls"},
         "a check (a mapping with type, port, path, interval...)");
   Check c;
   if (auto v = m.get("type"))
     c.type = choice<CheckType>(*v, m.path("type"), {{"http", CheckType::http}, {"tcp", CheckType::tcp}});
   if (auto v = m.get("port")) c.port = port(*v, m.path("port"));
   // A TCP check sends nothing: HTTP settings there are a mistake, not a no-op.
-  for (const char* http_only : {"method", "path", "expect_status"})
+  for (const char* http_only : {"method", "path", "expect_status", "expect_role"})
     if (auto v = m.get(http_only); v && c.type == CheckType::tcp)
       fail(*v, m.path(http_only), "only valid with 'type: http' (this check is 'type: tcp')");
   if (auto v = m.get("method")) {
@@ -730,6 +730,10 @@ Check Loader::check(const Node& n, const std::string& path) {
   if (auto v = m.get("rise")) c.rise = static_cast<unsigned>(integer(*v, m.path("rise"), 1, 1000));
   if (auto v = m.get("fall")) c.fall = static_cast<unsigned>(integer(*v, m.path("fall"), 1, 1000));
   if (auto v = m.get("down_on_status")) c.down_on_status = boolean(*v, m.path("down_on_status"));
+  if (auto v = m.get("expect_role"))
+    c.expect_role = choice<ExpectRole>(
+        *v, m.path("expect_role"),
+        {{"auto", ExpectRole::automatic}, {"primary", ExpectRole::primary}, {"any", ExpectRole::any}});
   if (auto v = m.get("tls")) c.tls = tls(*v, m.path("tls"));
   return c;
 }

@@ -8,7 +8,8 @@
   fuzz_cfg_load           tests/fixtures/config/**/*.yaml, packaging/vipproxy.yaml
   fuzz_import_haproxy     tests/fixtures/{guide,import}/*haproxy*.cfg
   fuzz_import_keepalived  tests/fixtures/{guide,import}/*keepalived*.conf
-  fuzz_http_check_reply   fuzz/seeds/http_check_reply/* (Patroni-style replies),
+  fuzz_http_check_reply   fuzz/seeds/http_check_reply/* (Patroni-style replies) and
+                          tests/fixtures/patroni/*.http (captured during a postmaster crash),
                           each as after GET and after HEAD, in 1- and 128-byte pieces
 
 usage: seeds.py SOURCE_DIR OUTDIR
@@ -86,7 +87,8 @@ for kind, pattern in (("haproxy", "*haproxy*.cfg"), ("keepalived", "*keepalived*
             with open(path, "rb") as f:
                 put("fuzz_import_" + kind, f.read())
 
-for path in glob.glob(os.path.join(src, "fuzz/seeds/http_check_reply/*")):
+for path in glob.glob(os.path.join(src, "fuzz/seeds/http_check_reply/*")) + \
+        glob.glob(os.path.join(src, "tests/fixtures/patroni/*.http")):
     with open(path, "rb") as f:
         reply = f.read()
     for control in (0x00, 0x01, 0xfe, 0xff):

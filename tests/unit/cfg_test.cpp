@@ -798,6 +798,20 @@ BOOST_AUTO_TEST_CASE(bad_fixture_files) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(expect_role_defaults_to_auto) {
+  cfg::Config c = cfg::load_string(check_with("      interval: 2s\n"), "t.yaml");
+  BOOST_TEST((c.proxies[0].check.expect_role == cfg::ExpectRole::automatic));
+  c = cfg::load_string(check_with("      expect_role: primary\n"), "t.yaml");
+  BOOST_TEST((c.proxies[0].check.expect_role == cfg::ExpectRole::primary));
+  c = cfg::load_string(check_with("      expect_role: ANY\n"), "t.yaml");
+  BOOST_TEST((c.proxies[0].check.expect_role == cfg::ExpectRole::any));
+  const std::string e = error_of(check_with("      expect_role: master\n"));
+  BOOST_TEST(e.find("expect_role") != std::string::npos);
+  BOOST_TEST(e.find("auto") != std::string::npos);
+  expect_error(proxy_with("    check: {type: tcp, expect_role: primary}\n"), 5, "proxies[0].check.expect_role",
+               "only valid with 'type: http'");
+}
+
 BOOST_AUTO_TEST_CASE(down_on_status_defaults_on_and_can_be_turned_off) {
   cfg::Config c = cfg::load_string(check_with("      interval: 2s\n"), "t.yaml");
   BOOST_TEST(c.proxies[0].check.down_on_status);
