@@ -59,7 +59,8 @@ std::string check_result(const json::value& c) {
   static const std::map<std::string, std::string> words = {
       {"ok", "OK"},           {"l4_refused", "refused"},    {"l4_timeout", "timeout"},
       {"l4_error", "error"},  {"tls_error", "TLS error"},   {"l7_status", "wrong status"},
-      {"l7_malformed", "invalid response"}, {"local_error", "not run (local resources)"}};
+      {"l7_malformed", "invalid response"}, {"local_error", "not run (local resources)"},
+      {"l7_not_primary", "not a writable primary"}, {"l7_not_running", "PostgreSQL not running"}};
   auto w = words.find(outcome);
   std::string s = layer + " " + (w != words.end() ? w->second : outcome);
   const json::value* hs = field(c, "http_status");

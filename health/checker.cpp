@@ -23,6 +23,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "health/http_reply.h"
+#include "health/patroni.h"
 #include "health/schedule.h"
 
 namespace health {
@@ -37,11 +39,6 @@ using error_code = boost::system::error_code;
 using Clock = std::chrono::steady_clock;
 using Executor = asio::strand<asio::io_context::executor_type>;
 
-// Patroni's replies are a few hundred bytes of JSON; the limit only bounds
-// memory. A longer body still counts (the status line decides) and the rest
-// is drained, not kept.
-constexpr std::size_t kBodyLimit = 64 * 1024;
-constexpr std::size_t kHeaderLimit = 8 * 1024;
 // close_notify exchange after the reply: short, it is courtesy, not the check.
 constexpr std::chrono::milliseconds kTlsShutdownBound{250};
 constexpr const char* kUserAgent = "vipproxy-check";
@@ -49,11 +46,6 @@ constexpr const char* kUserAgent = "vipproxy-check";
 std::string strip_brackets(const std::string& h) {
   if (h.size() >= 2 && h.front() == '[' && h.back() == ']') return h.substr(1, h.size() - 2);
   return h;
-}
-
-std::string upper(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return s;
 }
 
 bool is_ip_literal(const std::string& s) {
@@ -78,10 +70,6 @@ CheckResult result(Outcome o, std::string detail, unsigned http_status = 0) {
   r.detail = std::move(detail);
   r.http_status = http_status;
   return r;
-}
-
-bool is_http_error(const error_code& ec) {
-  return ec.category() == http::make_error_code(http::error::end_of_stream).category();
 }
 
 // ---------------------------------------------------------------------------
@@ -229,7 +217,9 @@ class HttpAttempt final : public Attempt {
     } else {
       stream_.emplace(ex_);
     }
-    const std::string method = upper(rule_->method);
+    // GET when Patroni's body is to be judged (health/patroni.h).
+    const std::string method = method_sent(*rule_);
+    judge_role_ = judges_primary_role(*rule_);
     head_ = method == "HEAD";
     const http::verb v = http::string_to_verb(method);
     if (v != http::verb::unknown) {
@@ -323,51 +313,77 @@ class HttpAttempt final : public Attempt {
   }
 
   void read_reply() {
-    parser_.emplace();
-    parser_->header_limit(kHeaderLimit);
-    parser_->body_limit(kBodyLimit);
-    if (head_) parser_->skip(true);  // a reply to HEAD has no body whatever its headers say
-    http::async_read(*stream_, buffer_, *parser_, [self = shared_from_this(), this](error_code ec, std::size_t) {
+    reply_.emplace(head_);
+    read_more();
+  }
+
+  // Each piece the stream hands over goes to the pure parser
+  // (health/http_reply.h) until it holds the whole reply.
+  void read_more() {
+    stream_->async_read_some(asio::buffer(scratch_), [self = shared_from_this(), this](error_code ec, std::size_t n) {
       if (cancelled_) return;
+      if (n > 0) reply_->feed(std::string_view(scratch_.data(), n));
+      if (reply_->state() == HttpReplyParser::State::need_more) {
+        if (!ec) {
+          read_more();
+          return;
+        }
+        if (ec == asio::error::eof) reply_->finish();
+      }
       on_reply(ec);
     });
   }
 
+  // The status decides; for Patroni's primary endpoints a 200 must also
+  // show a running, writable primary in the body.
+  CheckResult judge() const {
+    const unsigned status = reply_->status();
+    const std::string detail = "HTTP " + std::to_string(status);
+    if (status != rule_->expect_status) return result(Outcome::l7_status, detail, status);
+    if (!judge_role_) return result(Outcome::ok, detail, status);
+    const RoleVerdict v = judge_primary_body(reply_->body(), reply_->body_truncated());
+    switch (v.kind) {
+      case RoleVerdict::writable: return result(Outcome::ok, detail + ", " + v.detail, status);
+      case RoleVerdict::not_primary: return result(Outcome::l7_not_primary, detail + ", " + v.detail, status);
+      case RoleVerdict::not_running: return result(Outcome::l7_not_running, detail + ", " + v.detail, status);
+      case RoleVerdict::no_verdict: break;
+    }
+    // `auto`: not Patroni's JSON, the status alone decides. `primary` was
+    // asked for explicitly: a reply that cannot show it is not good enough.
+    if (rule_->expect_role == cfg::ExpectRole::primary)
+      return result(Outcome::l7_malformed, detail + ", " + v.detail, status);
+    return result(Outcome::ok, detail, status);
+  }
+
   void on_reply(const error_code& ec) {
-    if (!ec || (ec == http::error::body_limit && parser_->is_header_done())) {
-      const unsigned status = parser_->get().result_int();
-      const std::string detail = "HTTP " + std::to_string(status);
-      if (status == rule_->expect_status) {
-        finish(result(Outcome::ok, detail, status));
-      } else {
-        finish(result(Outcome::l7_status, detail, status));
+    if (reply_->complete()) {
+      finish(judge());
+      close_gracefully();
+      return;
+    }
+    if (reply_->state() == HttpReplyParser::State::malformed) {
+      if (reply_->nothing_received()) {
+        finish(result(Outcome::l4_error, "connection closed without a reply"));
+        close_transport();
+        return;
       }
+      // Not HTTP (or truncated HTTP): a layer-7 problem. Still drain, so the
+      // close is a FIN even towards a confused server.
+      finish(result(Outcome::l7_malformed, "invalid HTTP reply: " + reply_->error()));
       close_gracefully();
       return;
     }
     if (ec == beast::error::timeout) {
       // basic_stream already closed the socket.
-      finish(result(Outcome::l4_timeout, parser_->is_header_done()
+      finish(result(Outcome::l4_timeout, reply_->headers_done()
                                              ? "reply incomplete after " + ms_text(rule_->timeout)
                                              : "no reply within " + ms_text(rule_->timeout)));
-      close_transport();
-      return;
-    }
-    if (ec == http::error::end_of_stream) {
-      finish(result(Outcome::l4_error, "connection closed without a reply"));
       close_transport();
       return;
     }
     if (ec == asio::error::connection_reset) {
       finish(result(Outcome::l4_error, "connection reset by peer"));
       close_transport();
-      return;
-    }
-    if (is_http_error(ec)) {
-      // Not HTTP (or truncated HTTP): a layer-7 problem. Still drain, so the
-      // close is a FIN even towards a confused server.
-      finish(result(Outcome::l7_malformed, "invalid HTTP reply: " + ec.message()));
-      close_gracefully();
       return;
     }
     if constexpr (Tls) {
@@ -397,7 +413,6 @@ class HttpAttempt final : public Attempt {
   // EOF (bounded by the check's deadline), then shutdown + close with an
   // empty receive buffer, which sends FIN.
   void drain() {
-    buffer_.consume(buffer_.size());
     tcp_layer().expires_at(deadline_);
     tcp_layer().async_read_some(asio::buffer(scratch_), [self = shared_from_this(), this](error_code ec, std::size_t) {
       if (cancelled_) return;
@@ -421,8 +436,8 @@ class HttpAttempt final : public Attempt {
   std::string name_mismatch_;
   bool head_ = false;
   http::request<http::empty_body> req_;
-  beast::flat_buffer buffer_;
-  std::optional<http::response_parser<http::string_body>> parser_;
+  bool judge_role_ = false;
+  std::optional<HttpReplyParser> reply_;
   std::array<char, 4096> scratch_{};
 };
 
@@ -574,7 +589,8 @@ class CheckerImpl final : public Checker, public std::enable_shared_from_this<Ch
     const bool first = schedule_.state() == CheckSchedule::State::unknown;
     // A layer-7 wrong status is the node's own answer ("not primary"): it
     // may take the backend down at once (check.down_on_status).
-    const bool definitive = status_.last.outcome == Outcome::l7_status;
+    const bool definitive =
+        status_.last.outcome == Outcome::l7_status || status_.last.outcome == Outcome::l7_not_primary;
     const bool changed = ok ? schedule_.on_result(true)
                             : definitive ? schedule_.on_definitive_failure() : schedule_.on_result(false);
     status_.up = schedule_.up();
@@ -606,7 +622,9 @@ class CheckerImpl final : public Checker, public std::enable_shared_from_this<Ch
                     schedule_.consecutive_failures(), schedule_.fall(), to_string(schedule_.state()));
     }
 
-    const bool reachable = ok || status_.last.outcome == Outcome::l7_status;
+    const bool reachable = ok || status_.last.outcome == Outcome::l7_status ||
+                           status_.last.outcome == Outcome::l7_not_primary ||
+                           status_.last.outcome == Outcome::l7_not_running;
     const bool reachability_changed = reachable != status_.reachable;
     status_.reachable = reachable;
     if ((changed || reachability_changed) && on_change_) on_change_(status_);

@@ -12,6 +12,8 @@ const char* to_string(Outcome o) {
     case Outcome::tls_error: return "tls_error";
     case Outcome::l7_status: return "l7_status";
     case Outcome::l7_malformed: return "l7_malformed";
+    case Outcome::l7_not_primary: return "l7_not_primary";
+    case Outcome::l7_not_running: return "l7_not_running";
     case Outcome::local_error: return "local_error";
   }
   return "unknown";
@@ -35,6 +37,8 @@ std::string describe(const CheckResult& r) {
     case Outcome::tls_error: return with("layer 4 TLS error");
     case Outcome::l7_status: return "layer 7 wrong status (HTTP " + std::to_string(r.http_status) + ")";
     case Outcome::l7_malformed: return with("layer 7 invalid response");
+    case Outcome::l7_not_primary: return with("layer 7 not a writable primary");
+    case Outcome::l7_not_running: return with("layer 7 PostgreSQL not running");
     case Outcome::local_error: return with("check not run, local resource problem");
   }
   return "unknown";

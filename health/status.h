@@ -20,6 +20,11 @@ enum class Outcome {
   tls_error,     // TLS handshake or verification failed
   l7_status,     // a well-formed reply with another status (e.g. HTTP 503)
   l7_malformed,  // the reply was not valid HTTP (dropped and counted)
+  l7_not_primary,  // the expected status, but Patroni's body shows PostgreSQL
+                   // is not a writable primary (role replica: restarted in
+                   // recovery after a crash); the node's own answer
+  l7_not_running,  // the expected status, but Patroni's body shows the
+                   // primary's PostgreSQL not running (crashed, starting)
   local_error,   // this daemon could not even open a socket (EMFILE...): no
                  // evidence about the backend, so it does not count as a failure
 };

@@ -72,6 +72,12 @@ enum class Mode {
   close_no_reply,  // reads the request, then FIN without a reply
   big_body,        // 200 with a body far beyond the checker's body limit
   keep_open,       // 200 but ignores "Connection: close" (no FIN from us)
+  // Patroni 3.0 on /primary while it holds the leader key (its real reply
+  // shape: HTTP/1.0, no Content-Length, the JSON only for GET), with what
+  // the body says during a postmaster crash (tests/fixtures/patroni/).
+  patroni_primary,  // "role": "master", "state": "running"
+  patroni_replica,  // "role": "replica", "state": "running" (restarted in recovery)
+  patroni_crashed,  // "role": "master", "state": "crashed"
 };
 
 // What the server saw on one connection.
@@ -101,6 +107,14 @@ std::string reply(unsigned status, const char* reason, std::size_t body_len, boo
                   "Content-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n";
   if (!head) r += body;
   return r;
+}
+
+// What Patroni's BaseHTTPRequestHandler writes: the whole JSON for GET, the
+// status line alone for OPTIONS and HEAD (_write_status_code_only).
+std::string patroni_reply(const std::string& request, const char* role, const char* state) {
+  if (request.rfind("GET ", 0) != 0) return "HTTP/1.0 200 OK\r\n\r\n";
+  return std::string("HTTP/1.0 200 OK\r\nServer: BaseHTTP/0.6 Python/3.11.2\r\nContent-Type: application/json\r\n\r\n") +
+         "{\"state\": \"" + state + "\", \"role\": \"" + role + "\", \"patroni\": {\"version\": \"3.0.2\"}}";
 }
 
 template <bool Tls>
@@ -150,6 +164,9 @@ class Session : public std::enable_shared_from_this<Session<Tls>> {
       case Mode::garbage: return send("SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n\x01\x02\x03 not http\r\n\r\n", true);
       case Mode::big_body: return send(reply(200, "OK", 256 * 1024, head), true);
       case Mode::keep_open: return send(reply(200, "OK", 300, head), false);
+      case Mode::patroni_primary: return send(patroni_reply(conn_->request, "master", "running"), true);
+      case Mode::patroni_replica: return send(patroni_reply(conn_->request, "replica", "running"), true);
+      case Mode::patroni_crashed: return send(patroni_reply(conn_->request, "master", "crashed"), true);
       case Mode::silent: return wait_for_client_close();
       case Mode::close_no_reply: return finish_sending();
       case Mode::reset: {
@@ -430,10 +447,86 @@ BOOST_AUTO_TEST_CASE(request_line_and_headers_as_configured) {
   BOOST_REQUIRE(!srv.conns.empty());
   const std::string req = srv.conns[0]->request;
   BOOST_TEST_MESSAGE("request:\n" << req);
-  BOOST_TEST(req.rfind("OPTIONS /primary HTTP/1.1\r\n", 0) == 0u);
+  // OPTIONS /primary as configured, sent as GET: Patroni's body is judged
+  // (expect_role: auto) and Patroni sends it only to GET.
+  BOOST_TEST(req.rfind("GET /primary HTTP/1.1\r\n", 0) == 0u);
   BOOST_TEST(req.find("\r\nHost: 127.0.0.1:" + std::to_string(srv.port()) + "\r\n") != std::string::npos);
   BOOST_TEST(req.find("\r\nUser-Agent: vipproxy-check\r\n") != std::string::npos);
   BOOST_TEST(req.find("\r\nConnection: close\r\n") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(method_as_configured_when_the_body_is_not_judged) {
+  asio::io_context io;
+  Server srv(io);
+  cfg::Check rule = fast_rule();
+  rule.expect_role = cfg::ExpectRole::any;
+  Probe p(io, rule, "127.0.0.1", srv.port());
+  p.checker->start();
+  BOOST_REQUIRE(run_until(io, [&] { return checks(p) >= 1; }));
+  BOOST_TEST(srv.conns.at(0)->request.rfind("OPTIONS /primary HTTP/1.1\r\n", 0) == 0u);
+  BOOST_TEST(p.st().last.outcome == Outcome::ok);
+}
+
+// A postmaster crash as Patroni 3.0 tells it: 200 on /primary throughout,
+// the body saying "crashed", then "replica" (restarted in recovery), then
+// "master" again once promoted.
+BOOST_AUTO_TEST_CASE(patroni_body_decides_after_a_postmaster_crash) {
+  LogCapture logs;
+  asio::io_context io;
+  Server srv(io);
+  srv.mode = Mode::patroni_primary;
+  Probe p(io, fast_rule(), "127.0.0.1", srv.port());
+  p.checker->start();
+  BOOST_REQUIRE(run_until(io, [&] { return p.st().up; }));
+  BOOST_TEST(p.st().last.detail == "HTTP 200, role master, state running");
+
+  // PostgreSQL down, Patroni still leader: a failure among `fall`.
+  srv.mode = Mode::patroni_crashed;
+  const auto failures_before = p.st().failures;
+  BOOST_REQUIRE(run_until(io, [&] { return !p.st().up; }));
+  BOOST_TEST(p.st().last.outcome == Outcome::l7_not_running);
+  BOOST_TEST(p.st().last.http_status == 200u);
+  BOOST_TEST(p.st().failures - failures_before == 3u);  // fall = 3
+  BOOST_TEST(p.st().reachable);
+  BOOST_TEST(logs.count("layer 7 PostgreSQL not running (HTTP 200, role master, state crashed), 3 failures") == 1u);
+
+  // Promoted again: up after rise.
+  srv.mode = Mode::patroni_primary;
+  BOOST_REQUIRE(run_until(io, [&] { return p.st().up; }));
+
+  // Restarted in recovery: read-only, the node's own answer, down at once.
+  srv.mode = Mode::patroni_replica;
+  const auto checks_before = checks(p);
+  BOOST_REQUIRE(run_until(io, [&] { return !p.st().up; }));
+  BOOST_TEST(checks(p) - checks_before <= 2u);  // one, or two if one was already under way
+  BOOST_TEST(p.st().last.outcome == Outcome::l7_not_primary);
+  BOOST_TEST(p.st().reachable);
+  BOOST_TEST(logs.count("is DOWN: layer 7 not a writable primary (HTTP 200, role replica, state running), the node's "
+                        "own answer") == 1u);
+  for (const auto& c : srv.conns) BOOST_TEST(c->request.rfind("GET /primary ", 0) == 0u);
+  p.checker->stop();
+  expect_clean_closes(io, srv);
+}
+
+BOOST_AUTO_TEST_CASE(expect_role_primary_needs_patronis_body) {
+  asio::io_context io;
+  Server srv(io);  // Mode::ok: a 200 whose body is not Patroni's JSON
+  cfg::Check rule = fast_rule();
+  rule.path = "/health";
+  rule.expect_role = cfg::ExpectRole::primary;
+  Probe p(io, rule, "127.0.0.1", srv.port());
+  p.checker->start();
+  BOOST_REQUIRE(run_until(io, [&] { return checks(p) >= 1; }));
+  BOOST_TEST(!p.st().up);
+  BOOST_TEST(p.st().last.outcome == Outcome::l7_malformed);
+  BOOST_TEST(p.st().last.detail == "HTTP 200, body is not a JSON object");
+  // The same body under auto: the status alone decides.
+  rule.path = "/primary";
+  rule.expect_role = cfg::ExpectRole::automatic;
+  Probe q(io, rule, "127.0.0.1", srv.port());
+  q.checker->start();
+  BOOST_REQUIRE(run_until(io, [&] { return q.st().up; }));
+  BOOST_TEST(q.st().last.detail == "HTTP 200");
 }
 
 BOOST_AUTO_TEST_CASE(unavailable_goes_down_after_fall_then_up_after_rise) {
