@@ -90,7 +90,14 @@ struct Vars {
   // preempt_delay: when this backup began hearing a lower-priority master
   // without a break; nullopt while the master it hears is not lower.
   std::optional<TimePoint> lower_master_since;
+  // When this master last answered a lower-priority advert at once (advert +
+  // GARP, see master_rx); such answers are spaced by kReassertInterval.
+  std::optional<TimePoint> last_reassert;
 };
+
+// A master answers a lower-priority advert at once at most this often (or
+// once per advert_int when that is longer). See master_rx in fsm.cpp.
+inline constexpr Duration kReassertInterval = std::chrono::seconds(1);
 
 struct Step {
   Vars vars;

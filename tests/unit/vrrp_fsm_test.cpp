@@ -589,6 +589,41 @@ BOOST_AUTO_TEST_CASE(master_hearing_lower_priority_reasserts) {
   BOOST_TEST(lan.vip_holders() == 1);
 }
 
+BOOST_AUTO_TEST_CASE(master_reasserts_at_most_once_a_second_under_a_flood_of_lower_adverts) {
+  // 1,000 lower-priority adverts a second (a host flooding the link, as in
+  // tests/integration/test_flood_netns.py) for 3 s: the master answers the
+  // first at once and then at most once per kReassertInterval, discarding the
+  // rest (RFC 5798 §6.4.3); it never leaves MASTER.
+  for (Duration adv : {Duration(100ms), Duration(1s)}) {
+    Machine m = in_state(State::master, cfg(100, kA, 3, adv));
+    int adverts = 0, garps = 0;
+    std::vector<TimePoint> answered;
+    for (TimePoint now{1s}; now < TimePoint{4s}; now += Duration(1ms)) {
+      int before = adverts;
+      for (const auto& a : m.on(AdvertReceived{60, kC, 100ms}, now)) {
+        if (std::holds_alternative<SendAdvert>(a)) ++adverts;
+        if (std::holds_alternative<SendGarp>(a)) ++garps;
+      }
+      if (adverts != before) answered.push_back(now);
+    }
+    BOOST_TEST(m.v.state == State::master);
+    BOOST_TEST(adverts == 3);  // at 1 s, 2 s and 3 s
+    BOOST_TEST(garps == 3);
+    BOOST_REQUIRE(answered.size() == 3u);
+    BOOST_TEST(answered[0] == TimePoint{1s});  // the first one at once
+    BOOST_TEST((answered[1] - answered[0]) == kReassertInterval);
+  }
+  // With an advert_int longer than a second the spacing is the advert_int.
+  Machine slow = in_state(State::master, cfg(100, kA, 2, 3s));
+  BOOST_TEST(kinds(slow.on(AdvertReceived{60, kC, 3s}, TimePoint{10s})) == "SendAdvert,SendGarp,StartAdvertTimer");
+  BOOST_TEST(slow.on(AdvertReceived{60, kC, 3s}, TimePoint{12s}).empty());
+  BOOST_TEST(kinds(slow.on(AdvertReceived{60, kC, 3s}, TimePoint{13s})) == "SendAdvert,SendGarp,StartAdvertTimer");
+  // A higher-priority advert still wins at once inside the window.
+  BOOST_TEST(kinds(slow.on(AdvertReceived{200, kC, 3s}, TimePoint{13500ms})) ==
+             "CancelTimers,RemoveVips,StartMasterDownTimer,NotifyState");
+  BOOST_TEST(slow.v.state == State::backup);
+}
+
 BOOST_AUTO_TEST_CASE(v3_100ms_intervals) {
   Lan lan;
   auto a = lan.add(cfg(100, kA, 3, 100ms));

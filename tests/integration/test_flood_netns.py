@@ -1,0 +1,725 @@
+#!/usr/bin/python3
+"""Floods against a VRRP pair in network namespaces (issue 6, Faults): "a
+flood of malformed VRRP packets (10k/s) and of half-open connections to the
+listener: elections and established sessions carry on".
+
+Topology (netns.Lab, 10.88.71.0/24 on one bridge, names vpt<pid>-*):
+
+    a         10.88.71.151  vipproxy, VRRPv3 VRID 51 priority 100, advert_int 100 ms,
+                            proxy 0.0.0.0:5433 -> echo server 127.0.0.1:7000
+    b         10.88.71.152  the same, priority 50
+    client    10.88.71.10   a checksummed echo stream and new connections to VIP:5433
+    attacker  10.88.71.66   the flooders (run with `ip netns exec`, never in the root namespace)
+    VIP       10.88.71.160
+
+  (a) ~10k VRRP packets/s for 12 s from the attacker: the real keepalived
+      captures of ../shared/testdata/vrrp/ mutated one validation rung at a
+      time (checksum, version, type, TTL, length, interval, truncated, VRID,
+      v2 with PASS / without auth), random bytes, and well-formed adverts from
+      a non-peer with a priority below the master's, to 224.0.0.18 and (one
+      cycle in four) unicast to a node. Asserted: the achieved rate >= 8k/s;
+      a stays MASTER and b BACKUP on every poll (50 ms) and neither counts a
+      transition; the VIP is on a only, throughout; each node's drop counters
+      (vipproxy_vrrp_drops_total by reason, /metrics) grew by what it was
+      sent, reason by reason (>= 97 %, never more than sent); the daemons'
+      CPU; an echo stream through the VIP never stalls and comes back intact.
+  (b) raw SYNs (IP_HDRINCL) at ~25k/s for 10 s to VIP:5433 from spoofed
+      sources 10.88.72.0/24 that a routes into a veth whose peer is down, so
+      its SYN-ACKs vanish and the handshakes never complete (the listen queues
+      fill with half-open requests). SYN cookies stay as Linux ships them
+      (net.ipv4.tcp_syncookies=1 in a's namespace; checked and reported).
+      Asserted: an established echo stream keeps flowing and is intact, new
+      connections from the client succeed throughout, /status answers within
+      1 s on every poll, VRRP state and the VIP do not move, vipproxy lives.
+
+    VIPPROXY_BIN=build-flood/vipproxy /usr/bin/python3 tests/integration/test_flood_netns.py
+"""
+import ctypes
+import contextlib
+import hashlib
+import json
+import os
+import random
+import re
+import socket
+import struct
+import sys
+import threading
+import time
+import unittest
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE_DIR = os.environ.get("VIPPROXY_SOURCE_DIR", os.path.abspath(os.path.join(HERE, "..", "..")))
+VIPPROXY = os.environ.get("VIPPROXY_BIN", os.path.join(SOURCE_DIR, "build", "vipproxy"))
+VECTORS = os.path.join(SOURCE_DIR, "..", "shared", "testdata", "vrrp")
+PY = "/usr/bin/python3"
+CLK = os.sysconf("SC_CLK_TCK")
+
+OCTET = 71
+NET = f"10.88.{OCTET}"
+SPOOF_NET = "10.88.72"      # SYN sources: routed into a dead veth on a
+HOSTS = {"a": 151, "b": 152, "client": 10, "attacker": 66}
+VIP = f"{NET}.160"
+GROUP = "224.0.0.18"
+VRID = 51
+PORT = 5433
+ECHO_PORT = 7000
+ADMIN_PORT = 8405
+
+VRRP_RATE, VRRP_SECONDS, VRRP_MIN_RATE = 10000, 12.0, 8000
+SYN_RATE, SYN_SECONDS, SYN_MIN_RATE = 25000, 10.0, 10000
+ADVERTS_PER_S = 10     # advert_int 100 ms
+GARP_BURST = 5         # garp.master_repeat default
+OWN = ("transitions", "adverts_sent", "garp_sent")  # what a node does, not what it hears
+
+
+# ---------------------------------------------------------------------------
+# Flooders: `test_flood_netns.py --vrrp-flood JSON` / `--syn-flood JSON`, run
+# by the test with `ip netns exec <attacker>`; they write a JSON result file.
+# ---------------------------------------------------------------------------
+def inet_sum(b, s=0):
+    if len(b) % 2:
+        b += b"\0"
+    s += sum(struct.unpack(f"!{len(b) // 2}H", b))
+    while s >> 16:
+        s = (s & 0xffff) + (s >> 16)
+    return s
+
+
+def inet_csum(b, s=0):
+    return ~inet_sum(b, s) & 0xffff
+
+
+def pcap_ipv4_payloads(path):
+    """(ip header, VRRP message) of every IPv4 frame of a classic pcap."""
+    with open(path, "rb") as f:
+        data = f.read()
+    magic = struct.unpack("<I", data[:4])[0]
+    endian = "<" if magic in (0xa1b2c3d4, 0xa1b23c4d) else ">"
+    off, out = 24, []
+    while off + 16 <= len(data):
+        incl = struct.unpack(endian + "I", data[off + 8:off + 12])[0]
+        frame = data[off + 16:off + 16 + incl]
+        off += 16 + incl
+        if frame[12:14] != b"\x08\x00":
+            continue
+        ip = frame[14:]
+        ihl = (ip[0] & 0x0f) * 4
+        total = struct.unpack("!H", ip[2:4])[0]
+        if ip[9] == 112:
+            out.append((ip[:ihl], ip[ihl:total]))
+    return out
+
+
+def vrrp_checksum(msg, src, dst):
+    """RFC 5798 §5.2.8 for v3 (IPv4 pseudo-header, as keepalived); v2 message only."""
+    m = bytearray(msg)
+    m[6:8] = b"\0\0"
+    if len(m) >= 1 and m[0] >> 4 == 3:
+        pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 112, len(m))
+        return inet_csum(bytes(m), inet_sum(pseudo))
+    return inet_csum(bytes(m))
+
+
+def with_checksum(msg, src, dst):
+    m = bytearray(msg)
+    if len(m) >= 8:
+        struct.pack_into("!H", m, 6, vrrp_checksum(m, src, dst))
+    return bytes(m)
+
+
+def ipv4(src, dst, payload, ttl=255, proto=112, ident=0):
+    # Total length and header checksum are filled in by the kernel (raw(7),
+    # IP_HDRINCL); we still write them right.
+    h = struct.pack("!BBHHHBBH4s4s", 0x45, 0xc0, 20 + len(payload), ident, 0, ttl, proto, 0,
+                    socket.inet_aton(src), socket.inet_aton(dst))
+    return h[:10] + struct.pack("!H", inet_csum(h)) + h[12:] + payload
+
+
+def vrrp_kinds(src, dst, vip, rnd):
+    """name -> (IP TTL, VRRP message, counter the receiving instance should bump).
+
+    Built from keepalived's own adverts (vrrpv3-adverts-100ms.pcap,
+    vrrpv2-pass-adverts.pcap) with the lab's VIP, each mutated on one rung of
+    the decoder (vrrp/codec.cpp) or the per-instance checks (vrrp/engine.cpp).
+    A counter of None means "some drop reason" (random bytes)."""
+    _, v3cap = pcap_ipv4_payloads(os.path.join(VECTORS, "vrrpv3-adverts-100ms.pcap"))[0]
+    _, v2cap = pcap_ipv4_payloads(os.path.join(VECTORS, "vrrpv2-pass-adverts.pcap"))[0]
+    vip_raw = socket.inet_aton(vip)
+    v3 = bytearray(v3cap[:8] + vip_raw)      # one address: the VIP
+    v2 = bytearray(v2cap[:8] + vip_raw + v2cap[12:20])  # + "BacChaME"
+
+    def mut3(**kw):
+        m = bytearray(v3)
+        for off, val in kw.get("set", {}).items():
+            m[off] = val
+        m = m[:kw["cut"]] if "cut" in kw else m
+        return bytes(m) if kw.get("raw") else with_checksum(m, src, dst)
+
+    good = with_checksum(v3, src, dst)
+    bad_sum = bytearray(good)
+    bad_sum[6] ^= 0x5a
+    v2_pass = with_checksum(v2, src, dst)
+    v2_none = bytearray(v2)
+    v2_none[4] = 0
+    return {
+        "replayed_capture": (255, v3cap, "bad_checksum"),  # its pseudo-header names 10.88.1.151 -> the group
+        "bad_checksum": (255, bytes(bad_sum), "bad_checksum"),
+        "bad_version": (255, mut3(set={0: 0x11}), "bad_version"),
+        "bad_type": (255, mut3(set={0: 0x32}), "bad_type"),
+        "bad_ttl": (64, good, "bad_ttl"),
+        "bad_length": (255, mut3(set={3: 3}), "bad_length"),           # count 3, one address
+        "bad_interval": (255, mut3(set={4: 0, 5: 0}), "bad_interval"),
+        "truncated": (255, good[:7], "too_short"),
+        "truncated_addr": (255, mut3(cut=10), "bad_length"),
+        "wrong_vrid": (255, mut3(set={1: VRID + 1}), "other_vrid"),
+        "v2_pass": (255, v2_pass, "auth_type_mismatch"),                # our v3 instance expects no auth
+        "v2_no_auth": (255, with_checksum(v2_none, src, dst), "version_mismatch"),
+        "random": (255, bytes(rnd.getrandbits(8) for _ in range(rnd.randrange(0, 48))), None),
+        # Well-formed, from a non-peer, priority below the master's (100):
+        # the master ignores them (RFC 5798 §6.4.3); the backup (50) discards
+        # the lower ones and, for 60, follows that "master" without moving.
+        "low_priority": (255, mut3(set={2: rnd.randrange(1, 50)}), "adverts_received"),
+        "mid_priority": (255, mut3(set={2: 60}), "adverts_received"),
+    }
+
+
+def vrrp_flood(cfg):
+    src, nodes, rate, seconds = cfg["src"], cfg["nodes"], cfg["rate"], cfg["seconds"]
+    rnd = random.Random(cfg.get("seed", 6))
+    # One period: every kind to the group three cycles in four, the fourth
+    # cycle unicast to each node in turn; random bytes differ in every cycle.
+    table = []  # (packet, destination, kind)
+    dests = [GROUP] * 3 + [nodes[0]] + [GROUP] * 3 + [nodes[1]]
+    for cycle in range(256):
+        dst = dests[cycle % len(dests)]
+        for kind, (ttl, msg, _) in vrrp_kinds(src, dst, cfg["vip"], rnd).items():
+            table.append((ipv4(src, dst, msg, ttl=ttl), dst, kind))
+    counts = [0] * len(table)
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"eth0")
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+    errors, sent, i = 0, 0, 0
+    t0 = time.monotonic()
+    cpu0 = time.process_time()
+    while True:
+        elapsed = time.monotonic() - t0
+        if elapsed >= seconds:
+            break
+        due = int(elapsed * rate)
+        while sent < due:
+            pkt, dst, _ = table[i]
+            try:
+                s.sendto(pkt, (dst, 0))
+                counts[i] += 1
+                sent += 1
+            except OSError:  # ENOBUFS: not sent, not counted
+                errors += 1
+                break
+            i = (i + 1) % len(table)
+        time.sleep(0.0005)
+    took = time.monotonic() - t0
+    expected = {n: {} for n in nodes}
+    kinds = vrrp_kinds(src, GROUP, cfg["vip"], random.Random(0))
+    for (pkt, dst, kind), c in zip(table, counts):
+        counter = kinds[kind][2] or "random"
+        for n in nodes:
+            if dst in (GROUP, n):
+                expected[n][counter] = expected[n].get(counter, 0) + c
+    return {"sent": sent, "seconds": took, "rate": sent / took, "errors": errors,
+            "cpu": time.process_time() - cpu0, "expected": expected, "kinds": sorted(kinds)}
+
+
+def syn_flood(cfg):
+    """SYNs from random sources of cfg["spoof"].0/24 and random ports; each
+    packet built once (the checksums are the slow part in Python), then the
+    table is replayed with fresh sequence numbers' worth of variety."""
+    dst, dport, rate, seconds = cfg["dst"], cfg["port"], cfg["rate"], cfg["seconds"]
+    rnd = random.Random(7)
+    table = []
+    for _ in range(65536):
+        src = f"{cfg['spoof']}.{rnd.randrange(1, 255)}"
+        sport, seq = rnd.randrange(1024, 65536), rnd.getrandbits(32)
+        opts = struct.pack("!BBH", 2, 4, 1460)  # MSS
+        tcp = struct.pack("!HHIIBBHHH", sport, dport, seq, 0, (5 + 1) << 4, 0x02, 64240, 0, 0) + opts
+        pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(tcp))
+        tcp = tcp[:16] + struct.pack("!H", inet_csum(tcp, inet_sum(pseudo))) + tcp[18:]
+        table.append(ipv4(src, dst, tcp, ttl=64, proto=6, ident=rnd.getrandbits(16)))
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"eth0")
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+    addr = (dst, 0)
+    errors, sent, i, n = 0, 0, 0, len(table)
+    with open(cfg["ready"], "w") as f:
+        f.write("ready\n")
+    t0 = time.monotonic()
+    cpu0 = time.process_time()
+    while True:
+        elapsed = time.monotonic() - t0
+        if elapsed >= seconds:
+            break
+        due = int(elapsed * rate)
+        while sent < due:
+            try:
+                s.sendto(table[i], addr)
+                sent += 1
+            except OSError:
+                errors += 1
+                break
+            i = (i + 1) % n
+        time.sleep(0.0005)
+    took = time.monotonic() - t0
+    return {"sent": sent, "seconds": took, "rate": sent / took, "errors": errors,
+            "cpu": time.process_time() - cpu0}
+
+
+def helper_main():
+    mode, cfg = sys.argv[1], json.loads(sys.argv[2])
+    result = vrrp_flood(cfg) if mode == "--vrrp-flood" else syn_flood(cfg)
+    tmp = cfg["out"] + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(result, f)
+    os.replace(tmp, cfg["out"])
+
+
+# ---------------------------------------------------------------------------
+# The test side
+# ---------------------------------------------------------------------------
+import netns  # noqa: E402
+from netns import log, wait_until  # noqa: E402
+
+LIBC = ctypes.CDLL(None, use_errno=True)
+CLONE_NEWNET = 0x40000000
+
+
+@contextlib.contextmanager
+def in_netns(name):
+    """Runs the block with this *thread* in namespace `name` (setns(2) is
+    per thread): sockets made inside stay in that namespace afterwards, so
+    the test talks to the lab from its own process, root namespace around."""
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    target = os.open(f"/run/netns/{name}", os.O_RDONLY)
+    try:
+        if LIBC.setns(target, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), f"setns {name}")
+        yield
+    finally:
+        if LIBC.setns(own, CLONE_NEWNET) != 0:
+            os._exit(3)  # a thread stuck in a lab namespace must not carry on
+        os.close(own)
+        os.close(target)
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK  # utime + stime, all threads
+
+
+class Stream:
+    """An echo session through VIP:5433 from the client namespace: paced
+    blocks of random bytes (~1.6 MB/s), every byte hashed both ways. The echo
+    server answers the client's FIN with "<EOF>", so a clean end is visible."""
+    BLOCK, PERIOD = 16384, 0.01
+
+    def __init__(self, lab):
+        with in_netns(lab.ns("client")):
+            self.s = socket.create_connection((VIP, PORT), timeout=5)
+        self.s.settimeout(10)
+        self.sent, self.recv = hashlib.sha256(), hashlib.sha256()
+        self.nsent = self.nrecv = 0
+        self.tail = b""
+        self.max_gap = 0.0
+        self.error = None
+        self.stop = threading.Event()
+        self.sending = True
+        self.tw = threading.Thread(target=self._write, daemon=True)
+        self.tr = threading.Thread(target=self._read, daemon=True)
+        self.tw.start()
+        self.tr.start()
+
+    def _write(self):
+        try:
+            nxt = time.monotonic()
+            while not self.stop.is_set():
+                block = os.urandom(self.BLOCK)
+                self.s.sendall(block)
+                self.sent.update(block)
+                self.nsent += len(block)
+                nxt += self.PERIOD
+                time.sleep(max(0.0, nxt - time.monotonic()))
+            self.s.shutdown(socket.SHUT_WR)
+        except OSError as e:
+            self.error = f"write: {e}"
+        finally:
+            self.sending = False
+
+    def _read(self):
+        last = time.monotonic()
+        try:
+            while True:
+                chunk = self.s.recv(65536)
+                now = time.monotonic()
+                if self.sending:
+                    self.max_gap = max(self.max_gap, now - last)
+                last = now
+                if not chunk:
+                    return
+                buf = self.tail + chunk
+                self.recv.update(buf[:-5])
+                self.nrecv += len(buf[:-5])
+                self.tail = buf[-5:]
+        except OSError as e:
+            self.error = f"read: {e}"
+
+    def finish(self, timeout=20):
+        self.stop.set()
+        self.tw.join(timeout)
+        self.tr.join(timeout)
+        self.s.close()
+        return {"sent": self.nsent, "echoed": self.nrecv, "intact": self.sent.digest() == self.recv.digest()
+                and self.nsent == self.nrecv and self.tail == b"<EOF>", "max_gap": self.max_gap,
+                "error": self.error, "tail": self.tail}
+
+
+class NewConnections(threading.Thread):
+    """A new session from the client every 100 ms: connect, echo 64 bytes, close."""
+
+    def __init__(self, lab):
+        super().__init__(daemon=True)
+        self.ns = lab.ns("client")
+        self.stop = threading.Event()
+        self.ok, self.failures, self.worst = 0, [], 0.0
+
+    def run(self):
+        while not self.stop.is_set():
+            t0 = time.monotonic()
+            try:
+                with in_netns(self.ns):
+                    c = socket.socket()
+                c.settimeout(5)
+                with c:
+                    c.connect((VIP, PORT))
+                    msg = os.urandom(64)
+                    c.sendall(msg)
+                    got = b""
+                    while len(got) < len(msg):
+                        chunk = c.recv(64)
+                        if not chunk:
+                            break
+                        got += chunk
+                if got != msg:
+                    raise OSError("echo mismatch")
+                self.ok += 1
+                self.worst = max(self.worst, time.monotonic() - t0)
+            except OSError as e:
+                self.failures.append(f"{time.monotonic() - t0:.2f}s {e}")
+            self.stop.wait(0.1)
+
+
+class Monitor(threading.Thread):
+    """Every 50 ms: each node's VRRP state and transition count from /status
+    (with its latency), and which node holds the VIP (bind(2) to it succeeds
+    only where it is a local address)."""
+
+    def __init__(self, test):
+        super().__init__(daemon=True)
+        self.test = test
+        self.stop = threading.Event()
+        self.samples = []
+        self.errors = []
+
+    def run(self):
+        while not self.stop.is_set():
+            sample = {"t": time.monotonic()}
+            for short in ("a", "b"):
+                t0 = time.monotonic()
+                try:
+                    inst = self.test.status(short, timeout=2)["vrrp"][0]
+                    sample[short] = (inst["state"], inst["transitions"])
+                except Exception as e:  # noqa: BLE001 - recorded and asserted on
+                    self.errors.append(f"{short} /status: {e}")
+                    sample[short] = (None, None)
+                sample[short + "_latency"] = time.monotonic() - t0
+                sample[short + "_vip"] = self.test.holds_vip(short)
+            self.samples.append(sample)
+            self.stop.wait(0.05)
+
+    def finish(self):
+        self.stop.set()
+        self.join(10)
+        return self.samples
+
+
+class FloodNetnsTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        if not os.path.exists(VIPPROXY):
+            raise RuntimeError(f"vipproxy binary not found at {VIPPROXY} (set VIPPROXY_BIN)")
+        cls.t_start = time.monotonic()
+        cls.lab = netns.Lab(third_octet=OCTET)
+        cls.results = {}
+        for short, host in HOSTS.items():
+            cls.lab.add_node(short, host)
+        # a's SYN-ACKs to the spoofed sources go into a veth whose peer is
+        # never up (dropped at transmit, no ARP): the handshakes stay half
+        # open like those of a real SYN flood from unanswering addresses.
+        # Reverse-path filtering off (the kernel default in a new namespace;
+        # set so it cannot depend on the host) so the SYNs are accepted.
+        a = "a"
+        cls.lab.sh(a, ["ip", "link", "add", "bh0", "type", "veth", "peer", "name", "bh1"])
+        cls.lab.sh(a, ["ip", "link", "set", "bh0", "arp", "off", "up"])
+        cls.lab.sh(a, ["ip", "route", "add", f"{SPOOF_NET}.0/24", "dev", "bh0"])
+        for k in ("all", "default", "eth0"):
+            cls.lab.sh(a, ["sysctl", "-qw", f"net.ipv4.conf.{k}.rp_filter=0"])
+        cls.daemons = {}
+        for short, prio in (("a", 100), ("b", 50)):
+            cls.lab.spawn(f"echo-{short}", short, [PY, os.path.join(HERE, "echo_server.py"), str(ECHO_PORT)])
+            path = os.path.join(cls.lab.dir, f"vipproxy-{short}.yaml")
+            with open(path, "w") as f:
+                f.write(cls.config(short, prio))
+            cls.daemons[short] = cls.lab.spawn(f"vipproxy-{short}", short, [VIPPROXY, "--config", path])
+        log(f"lab: namespaces {cls.lab.namespaces}, VIP {VIP}, logs in {cls.lab.dir}")
+
+    @classmethod
+    def tearDownClass(cls):
+        for k, v in cls.results.items():
+            log(f"measured {k}: {v}")
+        log(f"run time {time.monotonic() - cls.t_start:.1f}s")
+        cls.lab.close()
+
+    @staticmethod
+    def config(short, priority):
+        return "\n".join([
+            f"node: {short}", "log_level: info", "threads: 2", "admin:", f"  listen: 127.0.0.1:{ADMIN_PORT}",
+            "proxies:", "  - name: pg", f"    listen: 0.0.0.0:{PORT}", "    check:", "      type: tcp",
+            "      interval: 200ms", "      fast_interval: 100ms", "      timeout: 500ms", "      rise: 1",
+            "      fall: 2", "    backends:", "      - name: local", f"        address: 127.0.0.1:{ECHO_PORT}",
+            "vrrp:", "  - name: VI_1", "    interface: eth0", f"    virtual_router_id: {VRID}",
+            f"    priority: {priority}", "    version: 3", "    advert_int: 100ms",
+            "    virtual_ipaddresses:", f"      - {VIP}/24"]) + "\n"
+
+    # ---- helpers ----
+    def status(self, short, timeout=2):
+        with in_netns(self.lab.ns(short)):
+            with urllib.request.urlopen(f"http://127.0.0.1:{ADMIN_PORT}/status", timeout=timeout) as r:
+                return json.load(r)
+
+    def metrics(self, short):
+        with in_netns(self.lab.ns(short)):
+            with urllib.request.urlopen(f"http://127.0.0.1:{ADMIN_PORT}/metrics", timeout=2) as r:
+                return r.read().decode()
+
+    def vrrp_counters(self, short):
+        """drops by reason from /metrics, plus other_vrid and adverts_received."""
+        text = self.metrics(short)
+        out = {m.group(1): int(float(m.group(2))) for m in re.finditer(
+            r'^vipproxy_vrrp_drops_total\{instance="VI_1",reason="(\w+)"\} (\S+)$', text, re.M)}
+        for name in ("other_vrid", "adverts_received", "transitions", "adverts_sent", "garp_sent"):
+            m = re.search(rf'^vipproxy_vrrp_{name}_total\{{instance="VI_1"\}} (\S+)$', text, re.M)
+            out[name] = int(float(m.group(1)))
+        return out
+
+    def holds_vip(self, short):
+        with in_netns(self.lab.ns(short)):
+            s = socket.socket()
+        with s:
+            try:
+                s.bind((VIP, 0))
+                return True
+            except OSError:
+                return False
+
+    def steady(self):
+        """a MASTER with the VIP, b BACKUP without it, both proxies serving."""
+        ia, ib = self.status("a")["vrrp"][0], self.status("b")["vrrp"][0]
+        return (ia["state"] == "MASTER" and ib["state"] == "BACKUP" and self.holds_vip("a")
+                and not self.holds_vip("b"))
+
+    def setUp(self):
+        for short, p in self.daemons.items():
+            self.assertIsNone(p.poll(), f"vipproxy on {short} exited:\n{self.lab.logtail('vipproxy-' + short)}")
+        wait_until(self.steady, 15, "a MASTER with the VIP, b BACKUP")
+        wait_until(lambda: all(b["eligible"] for p in self.status("a")["proxies"] for b in p["backends"]), 10,
+                   "a's backend eligible")
+
+    def run_flooder(self, mode, cfg, name):
+        cfg["out"] = os.path.join(self.lab.dir, name + ".json")
+        cfg["ready"] = cfg["out"] + ".ready"
+        p = self.lab.spawn(name, "attacker", [PY, os.path.abspath(__file__), mode, json.dumps(cfg)])
+        return p, cfg
+
+    def wait_flooder(self, p, cfg, seconds):
+        wait_until(lambda: p.poll() is not None, seconds + 30, f"flooder {cfg['out']} to finish", interval=0.2)
+        self.assertEqual(p.returncode, 0, self.lab.logtail(os.path.basename(cfg["out"])[:-5]))
+        with open(cfg["out"]) as f:
+            return json.load(f)
+
+    def assert_no_flap(self, samples, before):
+        self.assertGreater(len(samples), 20, "the monitor took too few samples")
+        for s in samples:
+            self.assertEqual(s["a"][0], "MASTER", s)
+            self.assertEqual(s["b"][0], "BACKUP", s)
+            self.assertTrue(s["a_vip"] and not s["b_vip"], f"VIP not on exactly a: {s}")
+            self.assertEqual(s["a"][1], before["a"]["transitions"], f"a changed state: {s}")
+            self.assertEqual(s["b"][1], before["b"]["transitions"], f"b changed state: {s}")
+
+    # ---- (a) ----
+    def test_a_malformed_vrrp_flood(self):
+        before = {s: self.vrrp_counters(s) for s in ("a", "b")}
+        pids = {s: p.pid for s, p in self.daemons.items()}
+        stream = Stream(self.lab)
+        wait_until(lambda: stream.nrecv > 0, 5, "echo stream through the VIP flowing")
+        mon = Monitor(self)
+        mon.start()
+        cpu0 = {s: cpu_seconds(pid) for s, pid in pids.items()}
+        t0 = time.monotonic()
+        p, cfg = self.run_flooder("--vrrp-flood", {
+            "src": f"{NET}.{HOSTS['attacker']}", "vip": VIP, "rate": VRRP_RATE, "seconds": VRRP_SECONDS,
+            "nodes": [f"{NET}.{HOSTS['a']}", f"{NET}.{HOSTS['b']}"]}, "vrrp-flood")
+        try:
+            r = self.wait_flooder(p, cfg, VRRP_SECONDS)
+        finally:
+            wall = time.monotonic() - t0
+            cpu = {s: (cpu_seconds(pid) - cpu0[s]) / wall for s, pid in pids.items()}
+            samples = mon.finish()
+            st = stream.finish()
+        log(f"a: {r['sent']} VRRP packets in {r['seconds']:.1f}s = {r['rate']:.0f}/s "
+            f"({r['errors']} send errors, flooder CPU {r['cpu']:.1f}s); daemon CPU a {cpu['a']:.1%} "
+            f"b {cpu['b']:.1%} of a core; stream {st['sent']} bytes, max gap {st['max_gap'] * 1000:.0f} ms")
+        self.results["vrrp flood"] = {"packets": r["sent"], "rate": round(r["rate"]),
+                                      "cpu": {k: f"{v:.1%}" for k, v in cpu.items()},
+                                      "stream_bytes": st["sent"], "stream_max_gap_ms": round(st["max_gap"] * 1000)}
+        self.assertGreaterEqual(r["rate"], VRRP_MIN_RATE, "the flooder did not reach the rate")
+        self.assertEqual(mon.errors, [])
+        self.assert_no_flap(samples, before)
+        for s, pid in self.daemons.items():
+            self.assertIsNone(pid.poll(), f"vipproxy on {s} died:\n{self.lab.logtail('vipproxy-' + s)}")
+        # Counters: each node saw the group packets and its own unicast ones.
+        # The kernel may drop a few (receive buffer), so >= 97 %; a counter
+        # never grows by more than was sent (the master's own adverts aside).
+        node_ip = {"a": f"{NET}.{HOSTS['a']}", "b": f"{NET}.{HOSTS['b']}"}
+        for s in ("a", "b"):
+            exp = r["expected"][node_ip[s]]
+            # Counts settle once the daemon has read its socket: wait for them.
+            total_exp = sum(exp.values())
+
+            def seen():
+                now = self.vrrp_counters(s)
+                return sum(now[k] - before[s][k] for k in now if k not in OWN)
+            wait_until(lambda: seen() >= 0.97 * total_exp, 5, f"{s} to count what it was sent")
+            after = self.vrrp_counters(s)
+            delta = {k: after[k] - before[s][k] for k in after}
+            log(f"a: {s} expected {exp}")
+            log(f"a: {s} counted  {delta}")
+            self.results[f"vrrp counters {s}"] = {"expected": exp, "counted": delta}
+            # b also hears the master's own adverts: 10/s, and one a second
+            # more when a re-asserts itself against the lower adverts.
+            slack = {"adverts_received": int(wall * (ADVERTS_PER_S + 1)) + 20 if s == "b" else 0}
+            for k, n in exp.items():
+                if k == "random":
+                    continue
+                self.assertGreaterEqual(delta[k], 0.97 * n, (s, k, n, delta))
+                self.assertLessEqual(delta[k], n + exp.get("random", 0) + slack.get(k, 0), (s, k, n, delta))
+            drops = sum(v for k, v in delta.items() if k not in OWN + ("other_vrid", "adverts_received"))
+            want = sum(v for k, v in exp.items() if k not in ("other_vrid", "adverts_received"))
+            self.assertGreaterEqual(drops, 0.97 * want, (s, delta))
+            self.assertLessEqual(drops, want, (s, delta))
+            self.assertEqual(delta["transitions"], 0)
+        # The master answers a lower-priority advert with an advert and a GARP
+        # burst (a split brain just ended), but no more than once a second
+        # (vrrp/fsm.cpp): a flood of lower adverts must not turn it into an
+        # amplifier of adverts and broadcast ARPs on the link.
+        sent = self.results["vrrp counters a"]["counted"]["adverts_sent"]
+        garps = self.results["vrrp counters a"]["counted"]["garp_sent"]
+        log(f"a: the master sent {sent} adverts and {garps} GARPs during the {wall:.1f}s flood")
+        self.assertLessEqual(sent, wall * (ADVERTS_PER_S + 1) + 5, "the master's adverts were amplified by the flood")
+        self.assertLessEqual(garps, (wall + 2) * GARP_BURST,
+                             "the master's GARPs were amplified by the flood")
+        self.assertIsNone(st["error"], st)
+        self.assertTrue(st["intact"], st)
+        self.assertLess(st["max_gap"], 1.0, "the echo stream stalled during the flood")
+        for s in ("a", "b"):
+            self.assertLess(cpu[s], 0.6, f"vipproxy on {s} used {cpu[s]:.0%} of a core for 10k packets/s")
+
+    # ---- (b) ----
+    def test_b_syn_flood(self):
+        syncookies = self.lab.sh("a", ["sysctl", "-n", "net.ipv4.tcp_syncookies"]).stdout.strip()
+        somaxconn = self.lab.sh("a", ["sysctl", "-n", "net.core.somaxconn"]).stdout.strip()
+        log(f"b: in a's namespace net.ipv4.tcp_syncookies={syncookies} (Linux default), "
+            f"net.core.somaxconn={somaxconn}")
+        self.assertEqual(syncookies, "1", "SYN cookies are not at the Linux default in the namespace")
+        self.results["syn flood sysctls"] = {"tcp_syncookies": syncookies, "somaxconn": somaxconn}
+        before = {s: self.vrrp_counters(s) for s in ("a", "b")}
+        netstat0 = self.tcp_ext("a")
+        pid = self.daemons["a"].pid
+        stream = Stream(self.lab)
+        wait_until(lambda: stream.nrecv > 0, 5, "echo stream through the VIP flowing")
+        p, cfg = self.run_flooder("--syn-flood", {"dst": VIP, "port": PORT, "spoof": SPOOF_NET,
+                                                  "rate": SYN_RATE, "seconds": SYN_SECONDS}, "syn-flood")
+        wait_until(lambda: os.path.exists(cfg["ready"]) or p.poll() is not None, 30, "SYN flooder ready")
+        mon = Monitor(self)
+        mon.start()
+        conns = NewConnections(self.lab)
+        conns.start()
+        cpu0, t0 = cpu_seconds(pid), time.monotonic()
+        half_open = []
+
+        def count_half_open():
+            out = self.lab.sh("a", ["ss", "-Htn", "state", "syn-recv", "sport", "=", f":{PORT}"]).stdout
+            half_open.append(len(out.splitlines()))
+            return p.poll() is not None
+        try:
+            wait_until(count_half_open, SYN_SECONDS + 30, "SYN flooder to finish", interval=1.0)
+            r = self.wait_flooder(p, cfg, SYN_SECONDS)
+        finally:
+            wall = time.monotonic() - t0
+            cpu = (cpu_seconds(pid) - cpu0) / wall
+            conns.stop.set()
+            conns.join(15)
+            samples = mon.finish()
+            st = stream.finish()
+        netstat = {k: v - netstat0.get(k, 0) for k, v in self.tcp_ext("a").items()}
+        cookies = {k: netstat.get(k, 0) for k in ("SyncookiesSent", "SyncookiesRecv", "TCPReqQFullDoCookies",
+                                                  "TCPReqQFullDrop", "ListenOverflows", "ListenDrops")}
+        worst_status = max(max(s["a_latency"], s["b_latency"]) for s in samples)
+        log(f"b: {r['sent']} SYNs in {r['seconds']:.1f}s = {r['rate']:.0f}/s ({r['errors']} send errors, "
+            f"flooder CPU {r['cpu']:.1f}s); half-open on a (max) {max(half_open)}; {cookies}; "
+            f"daemon CPU a {cpu:.1%}; new sessions {conns.ok} ok, {len(conns.failures)} failed, slowest "
+            f"{conns.worst * 1000:.0f} ms; stream {st['sent']} bytes, max gap {st['max_gap'] * 1000:.0f} ms; "
+            f"slowest /status {worst_status * 1000:.0f} ms")
+        self.results["syn flood"] = {"syns": r["sent"], "rate": round(r["rate"]), "half_open_max": max(half_open),
+                                     "netstat": cookies, "cpu_a": f"{cpu:.1%}", "new_sessions": conns.ok,
+                                     "slowest_new_session_ms": round(conns.worst * 1000),
+                                     "stream_bytes": st["sent"], "stream_max_gap_ms": round(st["max_gap"] * 1000),
+                                     "slowest_status_ms": round(worst_status * 1000)}
+        self.assertGreaterEqual(r["rate"], SYN_MIN_RATE, "the SYN flooder did not reach the rate")
+        self.assertGreater(max(half_open), 1000, "the flood did not fill a's SYN queue with half-open requests")
+        self.assertGreater(cookies["SyncookiesSent"], 0, "the SYN queue never overflowed into cookies")
+        self.assertEqual(mon.errors, [])
+        self.assertLess(worst_status, 1.0, "/status slow during the SYN flood")
+        self.assert_no_flap(samples, before)
+        self.assertIsNone(self.daemons["a"].poll(), self.lab.logtail("vipproxy-a"))
+        self.assertEqual(conns.failures, [], "new sessions failed during the SYN flood")
+        self.assertGreater(conns.ok, int(SYN_SECONDS * 5), "too few new sessions during the SYN flood")
+        self.assertIsNone(st["error"], st)
+        self.assertTrue(st["intact"], st)
+        self.assertLess(st["max_gap"], 1.0, "the echo stream stalled during the SYN flood")
+
+    def tcp_ext(self, short):
+        text = self.lab.sh(short, ["cat", "/proc/net/netstat"]).stdout.splitlines()
+        out = {}
+        for names, values in zip(text[0::2], text[1::2]):
+            if names.startswith("TcpExt:"):
+                out.update(zip(names.split()[1:], map(int, values.split()[1:])))
+        return out
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 2 and sys.argv[1] in ("--vrrp-flood", "--syn-flood"):
+        helper_main()
+    else:
+        unittest.main(verbosity=2)
