@@ -337,9 +337,24 @@ def run_scenario(lab, tl, name, table, fault, resume_timeout=120, settle=2.0, pr
         present = set(int(x) for x in rows.split())
         res["missing"] = sorted(set(w["acked"]) - present)
     res["acked"] = len(w["acked"])
+    res["acked_values"] = w["acked"]
+    res["table"] = table
     if restore:
         restore()
     return res
+
+
+def missing_now(lab, res):
+    """Acknowledged writes of a finished scenario that the primary no longer
+    has now (e.g. after the node cut off by the fault came back: Patroni
+    3.0.2's etcd3 update_leader can overwrite a newer leader key when the old
+    leader rejoins, patroni#2689, and the writes taken meanwhile are lost).
+    None if the table cannot be read."""
+    rows = lab.psql(f"select n from {res['table']}")
+    if rows is None:
+        return None
+    present = set(int(x) for x in rows.split())
+    return sorted(set(res["acked_values"]) - present)
 
 
 def describe_probe(p):
