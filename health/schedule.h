@@ -4,6 +4,7 @@
 // every sequence can be tested as a table (tests/unit/health_schedule_test.cpp).
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -37,8 +38,9 @@ class CheckSchedule {
   bool on_definitive_failure();
 
   // Urgent while the proxy has no eligible backend at all: checks come at
-  // fast_interval and one success is enough to rise, because there is no
-  // good backend that smoothing could protect, only clients waiting.
+  // fast_interval (at most 100 ms apart, see next_delay) and one success is
+  // enough to rise, because there is no good backend that smoothing could
+  // protect, only clients waiting.
   void set_urgent(bool urgent) { urgent_ = urgent; }
   bool urgent() const { return urgent_; }
   void set_down_on_status(bool v) { down_on_status_ = v; }
@@ -54,8 +56,14 @@ class CheckSchedule {
   // Delay from the end of the last check to the start of the next one.
   // Before the first result the caller uses first_delay() instead; this
   // returns interval then.
+  // While urgent, checks of a DOWN backend come at fast_interval but at
+  // most kUrgentInterval apart: clients are queued, and what they wait for
+  // is the first 200 of the new primary (Patroni promotes a replica within
+  // a second of a switchover; up to fast_interval more was pure waiting).
+  static constexpr Duration kUrgentInterval{100};
   Duration next_delay() const {
-    return transitioning() || (urgent_ && state_ != State::up) ? fast_interval_ : interval_;
+    if (urgent_ && state_ != State::up) return std::min(fast_interval_, kUrgentInterval);
+    return transitioning() ? fast_interval_ : interval_;
   }
 
   // Consecutive results of each kind (one of them is always 0 after a result).

@@ -258,7 +258,7 @@ BOOST_AUTO_TEST_CASE(urgent_rises_on_one_success_and_checks_fast) {
   s.on_result(false);  // DOWN
   BOOST_TEST(s.next_delay() == ms(2000));
   s.set_urgent(true);  // the proxy has no eligible backend
-  BOOST_TEST(s.next_delay() == ms(200));
+  BOOST_TEST(s.next_delay() == ms(100));  // fast_interval, at most 100 ms
   BOOST_TEST(s.on_result(true));  // one success is enough
   BOOST_TEST(s.up());
   BOOST_TEST(s.next_delay() == ms(2000));  // an UP backend is not hurried
@@ -270,6 +270,22 @@ BOOST_AUTO_TEST_CASE(urgent_rises_on_one_success_and_checks_fast) {
   BOOST_TEST(!s.on_result(true));  // not urgent: rise 3 again
   BOOST_TEST(!s.on_result(true));
   BOOST_TEST(s.on_result(true));
+}
+
+BOOST_AUTO_TEST_CASE(urgent_checks_come_at_most_100ms_apart_never_slower_than_fast_interval) {
+  CheckSchedule fast(ms(2000), ms(40), 2, 3);
+  fast.on_result(false);
+  fast.set_urgent(true);
+  BOOST_TEST(fast.next_delay() == ms(40));  // a shorter fast_interval stays
+  CheckSchedule slow(ms(2000), ms(500), 2, 3);
+  slow.on_result(false);
+  BOOST_TEST(slow.next_delay() == ms(2000));
+  slow.set_urgent(true);
+  BOOST_TEST(slow.next_delay() == ms(100));
+  slow.on_result(true);  // up: urgency no longer hurries it
+  BOOST_TEST(slow.next_delay() == ms(2000));
+  slow.on_result(false);  // up and transitioning: fast_interval as configured
+  BOOST_TEST(slow.next_delay() == ms(500));
 }
 
 BOOST_AUTO_TEST_CASE(down_on_status_comes_from_the_rule) {
