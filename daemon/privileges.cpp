@@ -58,10 +58,10 @@ std::vector<Need> needed(const cfg::Config& config) {
   for (const auto& v : config.vrrp)
     for (const auto& s : v.track.scripts)
       if (!s.user.empty()) {
-        std::string who = "vrrp " + v.name + " track script " + s.name + " runs as " + s.user;
-        add(kCapKill, who + " (kill on timeout)");
-        add(kCapSetgid, who + " (setpriv --regid)");
-        add(kCapSetuid, who + " (setpriv --reuid)");
+        std::string who = " for vrrp " + v.name + " track script " + s.name + ", user " + s.user;
+        add(kCapKill, "kill on timeout" + who);
+        add(kCapSetgid, "setpriv --regid" + who);
+        add(kCapSetuid, "setpriv --reuid" + who);
       }
 
   std::sort(out.begin(), out.end(), [](const Need& a, const Need& b) { return a.cap < b.cap; });

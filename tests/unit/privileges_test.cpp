@@ -85,7 +85,7 @@ BOOST_AUTO_TEST_CASE(script_with_user_keeps_setuid_setgid_kill) {
   BOOST_TEST(caps(n) == (std::vector<unsigned>{pv::kCapKill, pv::kCapSetgid, pv::kCapSetuid, pv::kCapNetAdmin,
                                                pv::kCapNetRaw}));
   // One reason per capability: the first script that needs it.
-  BOOST_TEST(n[2].why == "vrrp VI_1 track script chk runs as nobody (setpriv --reuid)");
+  BOOST_TEST(n[2].why == "setpriv --reuid for vrrp VI_1 track script chk, user nobody");
   BOOST_TEST(pv::names(pv::mask_of(n)) == "cap_kill, cap_setgid, cap_setuid, cap_net_admin, cap_net_raw");
 }
 
