@@ -19,6 +19,7 @@ struct Endpoint {
   std::string host;
   uint16_t port = 0;
   std::string to_string() const;
+  bool operator==(const Endpoint&) const = default;
 };
 
 enum class CheckType { http, tcp };
@@ -31,6 +32,7 @@ struct TlsCheck {
   bool verify = true;          // verify the server certificate (chain + name)
   std::string ca_file;         // empty: system default store
   std::string server_name;     // SNI / name to verify; empty: backend host
+  bool operator==(const TlsCheck&) const = default;
 };
 
 // What to send and what to expect (the "check rule"). Scheduling lives in
@@ -53,12 +55,14 @@ struct Check {
   bool down_on_status = true;
   ExpectRole expect_role = ExpectRole::automatic;
   TlsCheck tls;
+  bool operator==(const Check&) const = default;
 };
 
 struct Backend {
   std::string name;
   Endpoint address;
   std::optional<uint16_t> check_port;  // overrides check.port for this backend
+  bool operator==(const Backend&) const = default;
 };
 
 enum class Balance { first, roundrobin, leastconn };
@@ -68,6 +72,7 @@ struct TcpKeepalive {
   Duration idle{30000};     // TCP_KEEPIDLE
   Duration interval{10000}; // TCP_KEEPINTVL
   unsigned count = 3;       // TCP_KEEPCNT
+  bool operator==(const TcpKeepalive&) const = default;
 };
 
 struct Proxy {
@@ -89,12 +94,14 @@ struct Proxy {
   bool shutdown_sessions_on_down = true;
   TcpKeepalive keepalive;
   Duration tcp_user_timeout{30000}; // 0: kernel default
+  bool operator==(const Proxy&) const = default;
 };
 
 struct Admin {
   bool enabled = true;
   Endpoint listen{"127.0.0.1", 8405};
   std::string token;  // empty: no token required
+  bool operator==(const Admin&) const = default;
 };
 
 // ---- VRRP (RFC 3768 / RFC 5798 / RFC 9568), keepalived vocabulary ----
@@ -109,6 +116,7 @@ struct VirtualAddress {
   std::string device;       // empty: the instance's interface
   std::string label;        // optional IPv4 label ("eth0:vip")
   bool is_ipv6 = false;
+  bool operator==(const VirtualAddress&) const = default;
 };
 
 struct TrackScript {
@@ -120,26 +128,31 @@ struct TrackScript {
   unsigned fall = 1;
   int weight = 0;  // 0: FAULT while failing; >0 added while OK; <0 subtracted while failing
   std::string user; // run as this user (empty: the daemon's user)
+  bool operator==(const TrackScript&) const = default;
 };
 
 struct TrackInterface {
   std::string name;
   int weight = 0;
+  bool operator==(const TrackInterface&) const = default;
 };
 
 struct TrackProxy {
   std::string name;
   int weight = 0;
+  bool operator==(const TrackProxy&) const = default;
 };
 
 struct Track {
   std::vector<TrackProxy> proxies;
   std::vector<TrackScript> scripts;
   std::vector<TrackInterface> interfaces;
+  bool operator==(const Track&) const = default;
 };
 
 struct Notify {
   std::string master, backup, fault, stop, any;
+  bool operator==(const Notify&) const = default;
 };
 
 struct Garp {
@@ -147,6 +160,7 @@ struct Garp {
   unsigned master_repeat = 5;   // ARPs per burst
   Duration master_refresh{0};   // periodic refresh while master (0: none)
   Duration interval{0};         // gap between ARPs of one burst
+  bool operator==(const Garp&) const = default;
 };
 
 struct VrrpInstance {
@@ -169,6 +183,7 @@ struct VrrpInstance {
   Track track;
   Notify notify;
   Garp garp;
+  bool operator==(const VrrpInstance&) const = default;
 };
 
 enum class LogFormat { text, journal };
@@ -184,6 +199,7 @@ struct Config {
   Admin admin;
   std::vector<Proxy> proxies;
   std::vector<VrrpInstance> vrrp;
+  bool operator==(const Config&) const = default;
 };
 
 }  // namespace cfg

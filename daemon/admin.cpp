@@ -137,6 +137,8 @@ std::string AdminServer::status_json() const {
   root["node"] = daemon_.config().node;
   root["version"] = VIPPROXY_VERSION;
   root["pipes_in_use"] = daemon_.pipes_in_use();
+  root["config"] = daemon_.config().source;
+  root["reloads"] = {{"applied", daemon_.reloads().applied}, {"failed", daemon_.reloads().failed}};
   json::array proxies;
   const auto& ps = daemon_.proxies();
   for (size_t pi = 0; pi < ps.size(); ++pi) {
@@ -147,7 +149,7 @@ std::string AdminServer::status_json() const {
     o["balance"] = balance_name(p.cfg.balance);
     size_t cur = p.current.load();
     o["current_backend"] = cur < p.backends.size() ? json::value(p.backends[cur]->cfg.name) : json::value(nullptr);
-    o["sessions_current"] = p.sessions_current.load();
+    o["sessions_current"] = p.stats->sessions_current.load();
     o["maxconn"] = p.cfg.maxconn;
     json::object counters;
 #define VIPPROXY_COUNTER_JSON(counter, type, help) counters[#counter] = p.total(&proxy::ProxyCounters::counter);
@@ -204,7 +206,7 @@ std::string AdminServer::metrics_text() const {
   line("# TYPE vipproxy_proxy_sessions_current gauge");
   for (const auto& p : ps)
     line("vipproxy_proxy_sessions_current{proxy=\"" + label(p->cfg.name) + "\"} " +
-         std::to_string(p->sessions_current.load()));
+         std::to_string(p->stats->sessions_current.load()));
 
   struct BackendMetric {
     const char* name;
@@ -238,6 +240,10 @@ std::string AdminServer::metrics_text() const {
         line(std::string("vipproxy_backend_") + m.name + "{proxy=\"" + label(ps[p]->cfg.name) +
              "\",backend=\"" + label(ps[p]->backends[b]->cfg.name) + "\"} " + std::to_string(m.get(p, b)));
   }
+  line("# HELP vipproxy_reloads_total SIGHUP reloads, by result (failed: the running configuration stayed)");
+  line("# TYPE vipproxy_reloads_total counter");
+  line("vipproxy_reloads_total{result=\"applied\"} " + std::to_string(daemon_.reloads().applied));
+  line("vipproxy_reloads_total{result=\"failed\"} " + std::to_string(daemon_.reloads().failed));
   if (const auto* v = daemon_.vrrp()) out += v->metrics();
   return out;
 }

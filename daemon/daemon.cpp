@@ -7,6 +7,7 @@
 #include <csignal>
 #include <thread>
 
+#include "cfg/diff.h"
 #include "cfg/load.h"
 #include "daemon/admin.h"
 #include "daemon/privileges.h"
@@ -31,10 +32,11 @@ Daemon::~Daemon() {
   for (auto& w : workers_) w->join();
 }
 
-void Daemon::resolve_backends() {
+void Daemon::resolve_backends(const std::vector<std::shared_ptr<proxy::ProxyRuntime>>& proxies) {
   tcp::resolver resolver(control_);
-  for (auto& p : proxies_) {
+  for (auto& p : proxies) {
     for (auto& b : p->backends) {
+      if (b->endpoint.port() != 0) continue;  // carried over by a reload: resolved already
       boost::system::error_code ec;
       auto res = resolver.resolve(b->cfg.address.host, std::to_string(b->cfg.address.port), ec);
       if (ec || res.empty())
@@ -43,6 +45,28 @@ void Daemon::resolve_backends() {
       b->endpoint = res.begin()->endpoint();
     }
   }
+}
+
+namespace {
+
+cfg::Endpoint check_target(const cfg::Proxy& p, size_t bi) {
+  const auto& b = p.backends[bi];
+  cfg::Endpoint target = b.address;
+  if (b.check_port) target.port = *b.check_port;
+  else if (p.check.port) target.port = *p.check.port;
+  return target;
+}
+
+}  // namespace
+
+std::shared_ptr<health::Checker> Daemon::make_checker(const proxy::ProxyRuntime& p, size_t bi,
+                                                      std::chrono::milliseconds first_delay) {
+  std::weak_ptr<proxy::BackendRuntime> backend = p.backends[bi];
+  return health::Checker::create(control_, p.cfg.check, p.cfg.name + "/" + p.cfg.backends[bi].name,
+                                 check_target(p.cfg, bi), first_delay,
+                                 [this, backend](const health::Status& st) {
+                                   if (auto b = backend.lock()) on_check_change(*b, st);
+                                 });
 }
 
 void Daemon::start_checks() {
@@ -54,18 +78,12 @@ void Daemon::start_checks() {
   for (size_t pi = 0; pi < proxies_.size(); ++pi) {
     auto& p = *proxies_[pi];
     for (size_t bi = 0; bi < p.backends.size(); ++bi, ++n) {
-      const auto& b = p.backends[bi]->cfg;
-      cfg::Endpoint target = b.address;
-      if (b.check_port) target.port = *b.check_port;
-      else if (p.cfg.check.port) target.port = *p.cfg.check.port;
       auto first = std::chrono::milliseconds(p.cfg.check.interval.count() * static_cast<long>(n) /
                                              static_cast<long>(total ? total : 1));
       // The first round starts almost at once: the proxy is useless until
       // one check has passed, so only a small stagger (1/20 of the interval).
       first /= 20;
-      auto checker = health::Checker::create(
-          control_, p.cfg.check, p.cfg.name + "/" + b.name, target, first,
-          [this, pi, bi](const health::Status& st) { on_check_change(pi, bi, st); });
+      auto checker = make_checker(p, bi, first);
       checkers_[pi].push_back(checker);
       checker->start();
     }
@@ -73,9 +91,24 @@ void Daemon::start_checks() {
   }
 }
 
-void Daemon::on_check_change(size_t pi, size_t bi, const health::Status& st) {
+bool Daemon::locate(const proxy::BackendRuntime& b, size_t& pi, size_t& bi) const {
+  for (pi = 0; pi < proxies_.size(); ++pi)
+    if ((bi = proxies_[pi]->index_of(&b)) != proxy::npos) return true;
+  return false;
+}
+
+void Daemon::on_check_change(const proxy::BackendRuntime& backend, const health::Status& st) {
+  size_t pi, bi;
+  if (!locate(backend, pi, bi)) return;  // removed by a reload
   auto& p = *proxies_[pi];
   p.backends[bi]->eligible.store(st.up, std::memory_order_release);
+  elect(pi);
+  for (auto& w : workers_) w->post_backend_change(proxies_[pi], bi, st.up);
+  if (vrrp_) vrrp_->proxy_health_changed();
+}
+
+void Daemon::elect(size_t pi) {
+  auto& p = *proxies_[pi];
 
   std::vector<proxy::Candidate> cands;
   p.candidates(cands);
@@ -101,9 +134,7 @@ void Daemon::on_check_change(size_t pi, size_t bi, const health::Status& st) {
           p.cfg.name, eligible, names, p.backends[after]->cfg.name);
     }
   }
-  for (auto& w : workers_) w->post_backend_change(pi, bi, st.up);
   set_urgent(pi, eligible == 0);
-  if (vrrp_) vrrp_->proxy_health_changed();
 }
 
 bool Daemon::proxy_healthy(const std::string& name) const {
@@ -181,18 +212,120 @@ void Daemon::wait_for_sighup() {
     if (ec) return;
     sd_notify(0, "RELOADING=1");
     try {
-      (void)cfg::load_file(config_.source);
-      // Applying a changed file in place (listeners, backends, checks, VRRP)
-      // is not implemented yet: say so rather than pretend.
-      spdlog::warn("SIGHUP: {} is valid; applying changes without a restart is not supported yet, "
-                   "the running configuration stays (restart to apply)",
-                   config_.source);
-    } catch (const cfg::Error& e) {
+      reload();
+      ++reloads_.applied;
+    } catch (const std::exception& e) {
+      ++reloads_.failed;
       spdlog::error("SIGHUP: reload failed, keeping the running configuration: {}", e.what());
     }
     sd_notify(0, "READY=1");
     wait_for_sighup();
   });
+}
+
+void Daemon::reload() {
+  cfg::Config next = cfg::load_file(config_.source);  // cfg::Error names file, line and key
+  const cfg::Diff d = cfg::diff(config_, next);
+  if (d.empty()) {
+    spdlog::info("SIGHUP: {} unchanged", config_.source);
+    return;
+  }
+  for (const auto& key : d.restart_only)
+    spdlog::warn("SIGHUP: {} changed; it takes effect at the next restart, the running value stays", key);
+  next.threads = config_.threads;
+  next.node = config_.node;
+  next.admin.enabled = config_.admin.enabled;
+  next.admin.listen = config_.admin.listen;
+
+  // Everything that can fail comes first, before anything changes: new
+  // generations (carrying backends by name and address), name resolution
+  // of new backends, listeners of new proxies and addresses bound on every
+  // worker, then the VRRP instances (which check their interfaces before
+  // changing anything).
+  const size_t nworkers = workers_.size();
+  std::vector<std::shared_ptr<proxy::ProxyRuntime>> gens;
+  for (const auto& pc : next.proxies) {
+    const proxy::ProxyRuntime* prev = nullptr;
+    for (const auto& p : proxies_)
+      if (p->cfg.name == pc.name) prev = p.get();
+    gens.push_back(std::make_shared<proxy::ProxyRuntime>(pc, std::max<size_t>(nworkers, 1), prev));
+  }
+  resolve_backends(gens);
+  std::vector<std::shared_ptr<proxy::Worker::Reload>> plans;
+  if (!gens.empty() && workers_.empty())
+    throw std::runtime_error("proxies cannot be added to a daemon started without any: restart to apply");
+  for (auto& w : workers_) {
+    auto plan = std::make_shared<proxy::Worker::Reload>();
+    plan->proxies = gens;
+    plan->grace = next.hard_stop_after;
+    for (const auto& g : gens) {
+      const proxy::ProxyRuntime* prev = nullptr;
+      for (const auto& p : proxies_)
+        if (p->cfg.name == g->cfg.name) prev = p.get();
+      plan->listeners.push_back(prev && cfg::same_listener(prev->cfg, g->cfg) ? nullptr
+                                                                               : w->bind_listener(g->cfg));
+    }
+    plans.push_back(std::move(plan));
+  }
+  if (vrrp_) {
+    vrrp_->reload(next.vrrp);
+  } else if (!next.vrrp.empty()) {
+    auto service = std::make_unique<vrrp::Service>(control_, next.vrrp, config_.node,
+                                                   [this](const std::string& p) { return proxy_healthy(p); });
+    service->start();
+    vrrp_ = std::move(service);
+  }
+
+  // From here on nothing fails. Checks: a kept backend keeps its checker
+  // (and so its state: an UP backend stays eligible), told the new rule if
+  // it changed; a new backend gets a new checker; a removed one is stopped
+  // and made ineligible, so a connect in flight to it goes elsewhere.
+  std::vector<std::vector<std::shared_ptr<health::Checker>>> checkers(gens.size());
+  for (size_t gi = 0; gi < gens.size(); ++gi) {
+    const auto& g = *gens[gi];
+    for (size_t bi = 0; bi < g.backends.size(); ++bi) {
+      size_t opi, obi;
+      std::shared_ptr<health::Checker> c;
+      if (locate(*g.backends[bi], opi, obi)) {
+        c = checkers_[opi][obi];
+        const auto& old = proxies_[opi]->cfg;
+        if (old.check != g.cfg.check || check_target(old, obi) != check_target(g.cfg, bi))
+          c->reconfigure(g.cfg.check, check_target(g.cfg, bi));
+      } else {
+        c = make_checker(g, bi, std::chrono::milliseconds(0));
+        c->start();
+      }
+      checkers[gi].push_back(std::move(c));
+    }
+  }
+  for (size_t pi = 0; pi < proxies_.size(); ++pi)
+    for (size_t bi = 0; bi < proxies_[pi]->backends.size(); ++bi) {
+      bool kept = false;
+      for (const auto& g : gens) kept = kept || g->index_of(proxies_[pi]->backends[bi].get()) != proxy::npos;
+      if (kept) continue;
+      checkers_[pi][bi]->stop();
+      proxies_[pi]->backends[bi]->eligible.store(false, std::memory_order_release);
+    }
+  // `first`: the new generation starts on the backend in use if it is kept.
+  for (auto& g : gens) {
+    const proxy::ProxyRuntime* prev = nullptr;
+    for (const auto& p : proxies_)
+      if (p->cfg.name == g->cfg.name) prev = p.get();
+    if (prev) {
+      size_t cur = prev->current.load();
+      if (cur != proxy::npos) g->current.store(g->index_of(prev->backends[cur].get()));
+    }
+  }
+  proxies_ = std::move(gens);
+  checkers_ = std::move(checkers);
+  for (size_t pi = 0; pi < proxies_.size(); ++pi) elect(pi);
+  for (size_t i = 0; i < workers_.size(); ++i) workers_[i]->post_reload(std::move(plans[i]));
+  if (vrrp_) vrrp_->proxy_health_changed();
+  if (next.log_level != config_.log_level) spdlog::set_level(spdlog::level::from_str(next.log_level));
+  config_ = std::move(next);
+  for (const auto& line : d.changes) spdlog::info("SIGHUP: {}", line);
+  spdlog::info("SIGHUP: {} applied ({} change{})", config_.source, d.changes.size(),
+               d.changes.size() == 1 ? "" : "s");
 }
 
 void Daemon::stop() {
@@ -212,19 +345,20 @@ void Daemon::stop() {
 int Daemon::run() {
   unsigned n = config_.threads ? config_.threads : std::max(1u, std::thread::hardware_concurrency());
   for (auto& pc : config_.proxies) proxies_.push_back(std::make_shared<proxy::ProxyRuntime>(pc, n));
-  resolve_backends();
+  resolve_backends(proxies_);
 
   proxy::Worker::Hooks hooks;
-  hooks.connect_failed = [this](size_t p, size_t b) {
+  hooks.connect_failed = [this](std::weak_ptr<proxy::BackendRuntime> backend) {
     // Evidence of trouble: check now instead of at the next interval.
-    asio::post(control_, [this, p, b] {
-      if (p < checkers_.size() && b < checkers_[p].size()) checkers_[p][b]->check_now();
+    asio::post(control_, [this, backend] {
+      size_t pi, bi;
+      if (auto b = backend.lock(); b && locate(*b, pi, bi)) checkers_[pi][bi]->check_now();
     });
   };
   if (!proxies_.empty()) {
     for (unsigned i = 0; i < n; ++i) {
-      workers_.push_back(std::make_unique<proxy::Worker>(i, proxies_, hooks));
-      workers_.back()->listen();
+      workers_.push_back(std::make_unique<proxy::Worker>(i, hooks));
+      workers_.back()->listen(proxies_);
     }
   }
   if (config_.admin.enabled) {

@@ -36,14 +36,25 @@ class Daemon {
   const health::Status* check_status(size_t proxy, size_t backend) const;
   size_t pipes_in_use() const;
   const vrrp::Service* vrrp() const { return vrrp_.get(); }
+  struct Reloads {
+    uint64_t applied = 0, failed = 0;  // SIGHUPs whose file was applied / refused
+  };
+  const Reloads& reloads() const { return reloads_; }
   // track.proxies: the proxy exists, its workers listen and it has an
   // eligible backend (the one `first` uses, or any for the other balances).
   bool proxy_healthy(const std::string& name) const;
 
  private:
-  void resolve_backends();
+  void resolve_backends(const std::vector<std::shared_ptr<proxy::ProxyRuntime>>& proxies);
+  std::shared_ptr<health::Checker> make_checker(const proxy::ProxyRuntime& p, size_t backend,
+                                                std::chrono::milliseconds first_delay);
   void start_checks();
-  void on_check_change(size_t proxy, size_t backend, const health::Status& st);
+  // Where a backend is in the running generation (false: a reload removed it).
+  bool locate(const proxy::BackendRuntime& b, size_t& proxy, size_t& backend) const;
+  void on_check_change(const proxy::BackendRuntime& backend, const health::Status& st);
+  // `first`: re-elects the backend new sessions go to; checks speed up while
+  // none is eligible.
+  void elect(size_t proxy);
   void set_urgent(size_t proxy, bool urgent);
   void stop();
   // systemd Type=notify: READY=1 once listeners are bound and every backend
@@ -51,10 +62,17 @@ class Daemon {
   void notify_when_ready(std::chrono::steady_clock::time_point deadline);
   void watchdog_ping(std::chrono::microseconds period);
   // SIGHUP: validate the file again; a bad file is logged and the running
-  // configuration stays.
+  // configuration stays. A valid one is applied in place (reload()).
   void wait_for_sighup();
+  // Applies the file in place: new/removed proxies, listeners and backends,
+  // changed checks and settings, VRRP instances. Throws, having changed
+  // nothing, when the file is invalid or a listener/backend/interface of it
+  // cannot be set up. Established sessions to kept backends are untouched;
+  // sessions of removed proxies/backends drain for hard_stop_after.
+  void reload();
 
   cfg::Config config_;
+  Reloads reloads_;
   boost::asio::io_context control_{1};
   boost::asio::signal_set signals_;
   std::vector<std::shared_ptr<proxy::ProxyRuntime>> proxies_;

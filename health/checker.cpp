@@ -478,6 +478,22 @@ class CheckerImpl final : public Checker, public std::enable_shared_from_this<Ch
       if (urgent && !was && !self->schedule_.up()) self->do_check_now();
     });
   }
+  void reconfigure(const cfg::Check& rule, cfg::Endpoint target) override {
+    asio::dispatch(strand_, [self = shared_from_this(), rule, target = std::move(target)]() mutable {
+      const bool tls_changed = rule.tls != self->rule_->tls;
+      self->rule_ = std::make_shared<const cfg::Check>(rule);
+      self->target_ = std::move(target);
+      self->schedule_.retune(rule);
+      if (tls_changed) {
+        self->tls_ctx_.reset();
+        self->tls_setup_error_.clear();
+        if (rule.type == cfg::CheckType::http && rule.tls.enabled) self->setup_tls();
+      }
+      // Waiting for the next check: wait the new interval instead (a
+      // shorter one must not wait out the old, longer one).
+      if (self->running_ && !self->in_flight_ && self->status_.checks > 0) self->arm(self->schedule_.next_delay());
+    });
+  }
   const Status& status() const override { return status_; }
 
  private:

@@ -37,6 +37,10 @@ class Checker {
   // fast_interval and one success makes this backend eligible (see
   // CheckSchedule::set_urgent). Turning it on runs a check at once.
   virtual void set_urgent(bool urgent) = 0;
+  // SIGHUP with a changed check rule or target: used from the next check on
+  // (a check in flight finishes under the old rule); the status and the
+  // rise/fall state stay, so an UP backend stays eligible throughout.
+  virtual void reconfigure(const cfg::Check& rule, cfg::Endpoint target) = 0;
   virtual const Status& status() const = 0;
 };
 

@@ -10,6 +10,15 @@ CheckSchedule::CheckSchedule(Duration interval, Duration fast_interval, unsigned
       rise_(std::max(rise, 1u)),
       fall_(std::max(fall, 1u)) {}
 
+void CheckSchedule::retune(const cfg::Check& rule) {
+  const CheckSchedule fresh(rule);
+  interval_ = fresh.interval_;
+  fast_interval_ = fresh.fast_interval_;
+  rise_ = fresh.rise_;
+  fall_ = fresh.fall_;
+  down_on_status_ = rule.down_on_status;
+}
+
 bool CheckSchedule::transitioning() const {
   switch (state_) {
     case State::up: return failures_ > 0;

@@ -44,6 +44,10 @@ class CheckSchedule {
   void set_urgent(bool urgent) { urgent_ = urgent; }
   bool urgent() const { return urgent_; }
   void set_down_on_status(bool v) { down_on_status_ = v; }
+  // SIGHUP with a changed check: new timing and thresholds, same state and
+  // running counts (a backend that is UP stays UP; a count already past the
+  // new rise/fall decides at the next result).
+  void retune(const cfg::Check& rule);
 
   State state() const { return state_; }
   bool up() const { return state_ == State::up; }

@@ -25,10 +25,10 @@ constexpr size_t kChunk = 64 * 1024;
 constexpr auto kRetryAfterConnectFailure = std::chrono::milliseconds(200);
 }  // namespace
 
-Session::Session(Worker& worker, size_t proxy_index, tcp::socket client)
+Session::Session(Worker& worker, std::shared_ptr<ProxySlot> slot, tcp::socket client)
     : worker_(worker),
-      proxy_rt_(worker.proxy(proxy_index)),
-      proxy_(proxy_index),
+      slot_(std::move(slot)),
+      counters_(*slot_->rt->stats->per_worker[worker.index()]),
       client_(std::move(client)),
       server_(worker.io()),
       timer_(worker.io()) {}
@@ -38,16 +38,19 @@ Session::~Session() {
   worker_.pipes().discard(dir_[1].pipe);
 }
 
+const cfg::Proxy& Session::settings() const { return slot_->rt->cfg; }
+
 void Session::start() {
   boost::system::error_code ec;
   client_.non_blocking(true, ec);
-  apply_session_options(client_.native_handle(), proxy_rt_.cfg);
-  queue_deadline_ = Clock::now() + proxy_rt_.cfg.queue_timeout;
+  apply_session_options(client_.native_handle(), settings());
+  queue_deadline_ = Clock::now() + settings().queue_timeout;
+  idle_timeout_ = settings().idle_timeout;
   try_connect();
 }
 
 void Session::try_connect() {
-  auto chosen = worker_.choose_backend(proxy_);
+  auto chosen = worker_.choose_backend(*slot_);
   if (!chosen) {
     enter_waiting(false);
     return;
@@ -56,9 +59,9 @@ void Session::try_connect() {
     worker_.remove_waiting(this);
     in_wait_list_ = false;
   }
-  backend_ = *chosen;
+  backend_ = slot_->rt->backends[*chosen];
   state_ = State::connecting;
-  BackendRuntime& b = *proxy_rt_.backends[backend_];
+  BackendRuntime& b = *backend_;
 
   boost::system::error_code ec;
   server_.open(b.endpoint.protocol(), ec);
@@ -68,9 +71,9 @@ void Session::try_connect() {
     return;
   }
   server_.non_blocking(true, ec);
-  apply_session_options(server_.native_handle(), proxy_rt_.cfg);
+  apply_session_options(server_.native_handle(), settings());
 
-  timer_.expires_after(proxy_rt_.cfg.connect_timeout);
+  timer_.expires_after(settings().connect_timeout);
   timer_.async_wait([self = shared_from_this()](const boost::system::error_code& e) {
     if (e || self->state_ != State::connecting) return;
     boost::system::error_code ignored;
@@ -85,23 +88,24 @@ void Session::on_connected(const boost::system::error_code& ec) {
   if (state_ == State::closed) return;
   timer_.cancel();
   if (ec) {
-    BackendRuntime& b = *proxy_rt_.backends[backend_];
+    BackendRuntime& b = *backend_;
     b.connect_errors.fetch_add(1, std::memory_order_relaxed);
-    bump(worker_.counters(proxy_).connect_errors);
-    spdlog::debug("proxy {}: connect to backend {} ({}) failed: {}", proxy_rt_.cfg.name, b.cfg.name,
+    bump(counters_.connect_errors);
+    spdlog::debug("proxy {}: connect to backend {} ({}) failed: {}", settings().name, b.cfg.name,
                   b.endpoint.address().to_string(),
                   ec == asio::error::operation_aborted ? "timeout" : ec.message());
-    if (worker_.hooks().connect_failed) worker_.hooks().connect_failed(proxy_, backend_);
+    if (worker_.hooks().connect_failed) worker_.hooks().connect_failed(backend_);
     boost::system::error_code ignored;
     server_.close(ignored);
-    backend_ = npos;
+    backend_.reset();
     enter_waiting(true);
     return;
   }
-  BackendRuntime& b = *proxy_rt_.backends[backend_];
-  // The backend may have been marked down while we were connecting.
-  if (!b.eligible.load(std::memory_order_acquire) && proxy_rt_.cfg.shutdown_sessions_on_down) {
-    backend_ = npos;
+  BackendRuntime& b = *backend_;
+  // The backend may have been marked down (or removed by a reload) while we
+  // were connecting.
+  if (!b.eligible.load(std::memory_order_acquire) && settings().shutdown_sessions_on_down) {
+    backend_.reset();
     boost::system::error_code ignored;
     server_.close(ignored);
     enter_waiting(true);
@@ -118,9 +122,8 @@ void Session::enter_waiting(bool retry_soon) {
   state_ = State::waiting;
   auto now = Clock::now();
   if (now >= queue_deadline_) {
-    bump(worker_.counters(proxy_).queue_timeouts);
-    spdlog::debug("proxy {}: no eligible backend within queue_timeout, closing client",
-                  proxy_rt_.cfg.name);
+    bump(counters_.queue_timeouts);
+    spdlog::debug("proxy {}: no eligible backend within queue_timeout, closing client", settings().name);
     close(CloseReason::queue_timeout);
     return;
   }
@@ -144,7 +147,7 @@ void Session::backend_available() {
 }
 
 void Session::start_pumps() {
-  if (proxy_rt_.cfg.idle_timeout.count() > 0) {
+  if (idle_timeout_.count() > 0) {
     last_activity_ = Clock::now();
     arm_idle_timer();
   }
@@ -153,11 +156,11 @@ void Session::start_pumps() {
 }
 
 void Session::arm_idle_timer() {
-  timer_.expires_at(last_activity_ + proxy_rt_.cfg.idle_timeout);
+  timer_.expires_at(last_activity_ + idle_timeout_);
   timer_.async_wait([self = shared_from_this()](const boost::system::error_code& e) {
     if (e || self->state_ != State::established) return;
-    if (Clock::now() >= self->last_activity_ + self->proxy_rt_.cfg.idle_timeout) {
-      bump(self->worker_.counters(self->proxy_).idle_timeouts);
+    if (Clock::now() >= self->last_activity_ + self->idle_timeout_) {
+      bump(self->counters_.idle_timeouts);
       self->close(CloseReason::idle_timeout);
     } else {
       self->arm_idle_timer();
@@ -186,7 +189,7 @@ void Session::pump(int di) {
   Direction& d = dir_[di];
   const int in = fd_of(di, false);
   const int out = fd_of(di, true);
-  auto& bytes = di == 0 ? worker_.counters(proxy_).bytes_in : worker_.counters(proxy_).bytes_out;
+  auto& bytes = di == 0 ? counters_.bytes_in : counters_.bytes_out;
 
   for (;;) {
     if (state_ != State::established) return;
@@ -232,28 +235,28 @@ void Session::pump(int di) {
       if (!d.pipe) {
         buffered_ = true;  // out of descriptors for pipes: copy instead
         d.splicing = false;
-        bump(worker_.counters(proxy_).buffered_fallbacks);
+        bump(counters_.buffered_fallbacks);
         continue;
       }
       n = ::splice(in, nullptr, d.pipe.wr, nullptr, kChunk, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
       if (n > 0) {
         d.pending = static_cast<size_t>(n);
         d.burst += static_cast<size_t>(n);
-        if (proxy_rt_.cfg.idle_timeout.count() > 0) last_activity_ = Clock::now();
+        if (idle_timeout_.count() > 0) last_activity_ = Clock::now();
         continue;
       }
       if (n < 0 && errno == EINVAL) {
         worker_.pipes().release(d.pipe);
         buffered_ = true;
         d.splicing = false;
-        bump(worker_.counters(proxy_).buffered_fallbacks);
+        bump(counters_.buffered_fallbacks);
         continue;
       }
     } else {
       char* scratch = worker_.scratch();
       n = ::recv(in, scratch, Worker::kScratchSize, MSG_DONTWAIT);
       if (n > 0) {
-        if (proxy_rt_.cfg.idle_timeout.count() > 0) last_activity_ = Clock::now();
+        if (idle_timeout_.count() > 0) last_activity_ = Clock::now();
         ssize_t m = ::send(out, scratch, static_cast<size_t>(n), MSG_NOSIGNAL | MSG_DONTWAIT);
         if (m < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) m = 0;
         if (m < 0) {
@@ -311,9 +314,9 @@ void Session::close(CloseReason why) {
   }
   if (was_established) {
     worker_.remove_active(this);
-    proxy_rt_.backends[backend_]->sessions.fetch_sub(1, std::memory_order_relaxed);
+    backend_->sessions.fetch_sub(1, std::memory_order_relaxed);
   }
-  if (why == CloseReason::backend_down) bump(worker_.counters(proxy_).sessions_cut_on_down);
+  if (why == CloseReason::backend_down) bump(counters_.sessions_cut_on_down);
   boost::system::error_code ignored;
   timer_.cancel();
   client_.close(ignored);
@@ -322,7 +325,7 @@ void Session::close(CloseReason why) {
   worker_.pipes().discard(dir_[1].pipe);
   dir_[0].buf.reset();
   dir_[1].buf.reset();
-  worker_.session_closed(proxy_);
+  worker_.session_closed(*slot_);
 }
 
 }  // namespace proxy

@@ -12,6 +12,7 @@
 namespace proxy {
 
 class Worker;
+struct ProxySlot;
 
 enum class CloseReason {
   done,           // both sides closed their half cleanly
@@ -24,7 +25,7 @@ enum class CloseReason {
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(Worker& worker, size_t proxy_index, boost::asio::ip::tcp::socket client);
+  Session(Worker& worker, std::shared_ptr<ProxySlot> slot, boost::asio::ip::tcp::socket client);
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
@@ -35,8 +36,11 @@ class Session : public std::enable_shared_from_this<Session> {
   // The worker tells a waiting session that a backend became eligible.
   void backend_available();
 
-  size_t proxy_index() const { return proxy_; }
-  size_t backend_index() const { return backend_; }
+  // The proxy this session was accepted by (its generation may change under
+  // it; the backend of an established session does not).
+  ProxySlot& slot() const { return *slot_; }
+  const BackendRuntime* backend() const { return backend_.get(); }
+  ProxyCounters& counters() const { return counters_; }
   bool waiting() const { return state_ == State::waiting; }
 
   // Intrusive links: the worker's per-backend and waiting lists cost no
@@ -70,10 +74,15 @@ class Session : public std::enable_shared_from_this<Session> {
   void arm_idle_timer();
   int fd_of(int dir, bool to);
 
+  const cfg::Proxy& settings() const;
+
   Worker& worker_;
-  ProxyRuntime& proxy_rt_;
-  size_t proxy_;
-  size_t backend_ = npos;
+  std::shared_ptr<ProxySlot> slot_;
+  ProxyCounters& counters_;  // the proxy's, carried across reloads
+  std::shared_ptr<BackendRuntime> backend_;  // null while waiting
+  // Taken from the configuration when the session starts: a reload changes
+  // the timeouts of new sessions only (like HAProxy's old process).
+  std::chrono::milliseconds idle_timeout_{0};
   State state_ = State::waiting;
   bool in_wait_list_ = false;
   boost::asio::ip::tcp::socket client_;

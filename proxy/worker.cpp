@@ -43,12 +43,7 @@ void SessionList::erase(Session* s) {
   --size_;
 }
 
-Worker::Worker(size_t index, std::vector<std::shared_ptr<ProxyRuntime>> proxies, Hooks hooks)
-    : index_(index), proxies_(std::move(proxies)), hooks_(std::move(hooks)) {
-  waiting_.resize(proxies_.size());
-  active_.resize(proxies_.size());
-  for (size_t p = 0; p < proxies_.size(); ++p) active_[p].resize(proxies_[p]->backends.size());
-}
+Worker::Worker(size_t index, Hooks hooks) : index_(index), hooks_(std::move(hooks)) {}
 
 Worker::~Worker() {
   stop();
@@ -59,35 +54,42 @@ Worker::~Worker() {
   io_.run();
 }
 
-void Worker::listen() {
-  for (size_t p = 0; p < proxies_.size(); ++p) {
-    const cfg::Proxy& pc = proxies_[p]->cfg;
-    auto l = std::make_unique<Listener>(io_);
-    std::string host = pc.listen.host == "*" ? "0.0.0.0" : pc.listen.host;
-    boost::system::error_code ec;
-    auto addr = asio::ip::make_address(host, ec);
-    if (ec) {
-      tcp::resolver r(io_);
-      auto res = r.resolve(host, std::to_string(pc.listen.port), ec);
-      if (ec || res.empty())
-        throw std::system_error(ec, "proxy " + pc.name + ": cannot resolve listen address " + host);
-      addr = res.begin()->endpoint().address();
-    }
-    tcp::endpoint ep(addr, pc.listen.port);
-    l->acceptor.open(ep.protocol());
-    l->acceptor.set_option(tcp::acceptor::reuse_address(true));
-    int one = 1;
-    // One listening socket per worker; the kernel balances connections.
-    ::setsockopt(l->acceptor.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-    l->acceptor.bind(ep, ec);
-    if (ec)
-      throw std::system_error(ec, "proxy " + pc.name + ": cannot listen on " + ep.address().to_string() +
-                                      ":" + std::to_string(ep.port()));
-    l->acceptor.listen(asio::socket_base::max_listen_connections);
-    l->acceptor.non_blocking(true);
-    listeners_.push_back(std::move(l));
+std::unique_ptr<Listener> Worker::bind_listener(const cfg::Proxy& pc) {
+  auto l = std::make_unique<Listener>(io_);
+  std::string host = pc.listen.host == "*" ? "0.0.0.0" : pc.listen.host;
+  boost::system::error_code ec;
+  auto addr = asio::ip::make_address(host, ec);
+  if (ec) {
+    tcp::resolver r(io_);
+    auto res = r.resolve(host, std::to_string(pc.listen.port), ec);
+    if (ec || res.empty())
+      throw std::system_error(ec, "proxy " + pc.name + ": cannot resolve listen address " + host);
+    addr = res.begin()->endpoint().address();
   }
-  for (size_t p = 0; p < proxies_.size(); ++p) asio::post(io_, [this, p] { accept(p); });
+  tcp::endpoint ep(addr, pc.listen.port);
+  l->acceptor.open(ep.protocol());
+  l->acceptor.set_option(tcp::acceptor::reuse_address(true));
+  int one = 1;
+  // One listening socket per worker; the kernel balances connections. Also
+  // lets a reload bind a proxy's new address while the old one still listens.
+  ::setsockopt(l->acceptor.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  l->acceptor.bind(ep, ec);
+  if (ec)
+    throw std::system_error(ec, "proxy " + pc.name + ": cannot listen on " + ep.address().to_string() + ":" +
+                                    std::to_string(ep.port()));
+  l->acceptor.listen(asio::socket_base::max_listen_connections);
+  l->acceptor.non_blocking(true);
+  return l;
+}
+
+void Worker::listen(const std::vector<std::shared_ptr<ProxyRuntime>>& proxies) {
+  for (const auto& rt : proxies) {
+    auto slot = std::make_shared<ProxySlot>();
+    slot->rt = rt;
+    slot->listener = bind_listener(rt->cfg);
+    slots_.push_back(std::move(slot));
+  }
+  for (const auto& slot : slots_) asio::post(io_, [this, slot] { accept(slot); });
   trim_pipes();
 }
 
@@ -99,103 +101,181 @@ void Worker::trim_pipes() {
   });
 }
 
-void Worker::accept(size_t p) {
-  if (stopping_ || draining_) return;
-  Listener& l = *listeners_[p];
-  ProxyRuntime& rt = *proxies_[p];
-  if (rt.sessions_current.load(std::memory_order_relaxed) >= rt.cfg.maxconn) {
+void Worker::accept(const std::shared_ptr<ProxySlot>& slot) {
+  if (stopping_ || draining_ || !slot->listener) return;
+  Listener& l = *slot->listener;
+  ProxyRuntime& rt = *slot->rt;
+  if (rt.stats->sessions_current.load(std::memory_order_relaxed) >= rt.cfg.maxconn) {
     // maxconn: stop accepting; further clients wait in the kernel's listen
     // backlog (as with HAProxy) until a session ends.
     if (!l.paused) {
-      bump(counters(p).maxconn_pauses);
+      bump(rt.stats->per_worker[index_]->maxconn_pauses);
       spdlog::warn("proxy {}: maxconn {} reached, new connections wait in the backlog", rt.cfg.name,
                    rt.cfg.maxconn);
     }
     l.paused = true;
     l.pause.expires_after(kMaxconnRecheck);
-    l.pause.async_wait([this, p](const boost::system::error_code& e) {
-      if (!e) accept(p);
+    l.pause.async_wait([this, slot](const boost::system::error_code& e) {
+      if (!e) accept(slot);
     });
     return;
   }
   l.paused = false;
-  l.acceptor.async_accept([this, p](const boost::system::error_code& ec, tcp::socket sock) {
-    if (ec == asio::error::operation_aborted || stopping_ || draining_) return;
-    Listener& l = *listeners_[p];
+  l.acceptor.async_accept([this, slot](const boost::system::error_code& ec, tcp::socket sock) {
+    if (ec == asio::error::operation_aborted || stopping_ || draining_ || !slot->listener) return;
+    Listener& l = *slot->listener;
+    ProxyCounters& counters = *slot->rt->stats->per_worker[index_];
     if (ec) {
-      bump(counters(p).accept_errors);
+      bump(counters.accept_errors);
       if (resource_error(ec)) {
         static thread_local std::chrono::steady_clock::time_point last_log;
         auto now = std::chrono::steady_clock::now();
         if (now - last_log > std::chrono::seconds(5)) {
           last_log = now;
-          spdlog::error("proxy {}: accept failed: {}; pausing accepts for {} ms", proxies_[p]->cfg.name,
+          spdlog::error("proxy {}: accept failed: {}; pausing accepts for {} ms", slot->rt->cfg.name,
                         ec.message(), kAcceptErrorPause.count());
         }
         l.pause.expires_after(kAcceptErrorPause);
-        l.pause.async_wait([this, p](const boost::system::error_code& e) {
-          if (!e) accept(p);
+        l.pause.async_wait([this, slot](const boost::system::error_code& e) {
+          if (!e) accept(slot);
         });
         return;
       }
-      accept(p);
+      accept(slot);
       return;
     }
-    ProxyRuntime& rt = *proxies_[p];
-    rt.sessions_current.fetch_add(1, std::memory_order_relaxed);
-    bump(counters(p).sessions_total);
-    auto s = std::make_shared<Session>(*this, p, std::move(sock));
+    slot->rt->stats->sessions_current.fetch_add(1, std::memory_order_relaxed);
+    bump(counters.sessions_total);
+    auto s = std::make_shared<Session>(*this, slot, std::move(sock));
     s->start();
-    accept(p);
+    accept(slot);
   });
 }
 
-std::optional<size_t> Worker::choose_backend(size_t p) {
-  ProxyRuntime& rt = *proxies_[p];
+std::optional<size_t> Worker::choose_backend(ProxySlot& slot) {
+  ProxyRuntime& rt = *slot.rt;
   rt.candidates(scratch_candidates_);
   uint64_t ticket = rt.cfg.balance == cfg::Balance::first
                         ? 0
-                        : rt.rr_ticket.fetch_add(1, std::memory_order_relaxed);
+                        : rt.stats->rr_ticket.fetch_add(1, std::memory_order_relaxed);
   return choose(rt.cfg.balance, scratch_candidates_, rt.current.load(std::memory_order_acquire), ticket);
 }
 
 void Worker::add_waiting(Session* s) {
-  bump(counters(s->proxy_index()).queued_total);
-  waiting_[s->proxy_index()].push(s);
+  bump(s->counters().queued_total);
+  s->slot().waiting.push(s);
 }
-void Worker::remove_waiting(Session* s) { waiting_[s->proxy_index()].erase(s); }
-void Worker::add_active(Session* s) { active_[s->proxy_index()][s->backend_index()].push(s); }
-void Worker::remove_active(Session* s) { active_[s->proxy_index()][s->backend_index()].erase(s); }
+void Worker::remove_waiting(Session* s) { s->slot().waiting.erase(s); }
+void Worker::add_active(Session* s) { active_[s->backend()].push(s); }
+void Worker::remove_active(Session* s) {
+  auto it = active_.find(s->backend());
+  if (it == active_.end()) return;
+  it->second.erase(s);
+  if (it->second.empty()) active_.erase(it);
+}
 
-void Worker::session_closed(size_t p) {
-  proxies_[p]->sessions_current.fetch_sub(1, std::memory_order_relaxed);
+void Worker::session_closed(ProxySlot& slot) {
+  slot.rt->stats->sessions_current.fetch_sub(1, std::memory_order_relaxed);
   if (draining_ && active_sessions() == 0) drain_timer_.cancel();
-  Listener* l = p < listeners_.size() ? listeners_[p].get() : nullptr;
+  // A session closing frees room under maxconn: resume a paused listener at
+  // once (slots are carried across reloads by name, so this is the live one
+  // unless the proxy was removed, and then it has no listener).
+  Listener* l = slot.listener.get();
   if (l && l->paused && !stopping_ && !draining_) {
     l->pause.cancel();
     l->paused = false;
-    asio::post(io_, [this, p] { accept(p); });
+    for (const auto& live : slots_)
+      if (live.get() == &slot) asio::post(io_, [this, live] { accept(live); });
   }
 }
 
-void Worker::post_backend_change(size_t proxy, size_t backend, bool eligible) {
-  asio::post(io_, [this, proxy, backend, eligible] { on_backend_change(proxy, backend, eligible); });
+ProxySlot* Worker::find_slot(const std::string& name) {
+  for (auto& slot : slots_)
+    if (slot->rt->cfg.name == name) return slot.get();
+  return nullptr;
 }
 
-void Worker::on_backend_change(size_t p, size_t b, bool eligible) {
+void Worker::post_backend_change(std::shared_ptr<ProxyRuntime> rt, size_t backend, bool eligible) {
+  asio::post(io_, [this, rt = std::move(rt), backend, eligible] { on_backend_change(*rt, backend, eligible); });
+}
+
+void Worker::on_backend_change(const ProxyRuntime& rt, size_t b, bool eligible) {
   if (stopping_) return;  // while draining, a backend going down still cuts its sessions
-  ProxyRuntime& rt = *proxies_[p];
   if (!eligible && rt.cfg.shutdown_sessions_on_down) {
     // Cut at once so clients reconnect to the new primary instead of
     // talking to a demoted, read-only node.
-    SessionList& list = active_[p][b];
-    while (Session* s = list.front()) s->close(CloseReason::backend_down);
+    auto it = active_.find(rt.backends[b].get());
+    while (it != active_.end()) {
+      it->second.front()->close(CloseReason::backend_down);  // erases the entry with its last session
+      it = active_.find(rt.backends[b].get());
+    }
   }
   // Hand waiting clients to the backend that appeared. Sessions move out of
   // the list as they connect; take a snapshot first.
+  ProxySlot* slot = find_slot(rt.cfg.name);
+  if (!slot) return;
   std::vector<Session*> waiting;
-  for (Session* s = waiting_[p].front(); s; s = s->next) waiting.push_back(s);
+  for (Session* s = slot->waiting.front(); s; s = s->next) waiting.push_back(s);
   for (Session* s : waiting) s->backend_available();
+}
+
+void Worker::post_reload(std::shared_ptr<Reload> reload) {
+  asio::post(io_, [this, reload = std::move(reload)] { apply_reload(*reload); });
+}
+
+void Worker::apply_reload(Reload& r) {
+  if (stopping_ || draining_) return;
+  std::vector<std::shared_ptr<ProxySlot>> next;
+  for (size_t i = 0; i < r.proxies.size(); ++i) {
+    std::shared_ptr<ProxySlot> slot;
+    for (auto& old : slots_)
+      if (old && old->rt->cfg.name == r.proxies[i]->cfg.name) slot = std::exchange(old, nullptr);
+    bool fresh = !slot;
+    if (fresh) slot = std::make_shared<ProxySlot>();
+    // Waiting clients stay in the slot: their next try uses the new
+    // generation. Established sessions keep their backend.
+    slot->rt = r.proxies[i];
+    if (r.listeners[i]) {
+      if (slot->listener) {
+        boost::system::error_code ignored;
+        slot->listener->pause.cancel();
+        slot->listener->acceptor.close(ignored);
+      }
+      slot->listener = std::move(r.listeners[i]);
+      asio::post(io_, [this, slot] { accept(slot); });
+    }
+    next.push_back(std::move(slot));
+  }
+  // Proxies the new configuration no longer has: stop listening, turn away
+  // the clients still waiting; established sessions drain (close_orphans).
+  for (auto& old : slots_) {
+    if (!old) continue;
+    if (old->listener) {
+      boost::system::error_code ignored;
+      old->listener->pause.cancel();
+      old->listener->acceptor.close(ignored);
+      old->listener.reset();
+    }
+    while (Session* s = old->waiting.front()) s->close(CloseReason::stopping);
+  }
+  slots_ = std::move(next);
+  orphan_timer_.expires_after(r.grace);
+  orphan_timer_.async_wait([this](const boost::system::error_code& e) {
+    if (!e) close_orphans();
+  });
+}
+
+void Worker::close_orphans() {
+  std::vector<Session*> orphans;
+  for (auto& [backend, list] : active_) {
+    for (Session* s = list.front(); s; s = s->next) {
+      ProxySlot* live = find_slot(s->slot().rt->cfg.name);
+      if (live != &s->slot() || live->rt->index_of(backend) == npos) orphans.push_back(s);
+    }
+  }
+  if (!orphans.empty())
+    spdlog::info("worker {}: closing {} sessions of removed proxies or backends", index_, orphans.size());
+  for (Session* s : orphans) s->close(CloseReason::stopping);
 }
 
 void Worker::start_thread() {
@@ -211,8 +291,7 @@ void Worker::start_thread() {
 
 size_t Worker::active_sessions() const {
   size_t n = 0;
-  for (const auto& per_backend : active_)
-    for (const auto& list : per_backend) n += list.size();
+  for (const auto& [backend, list] : active_) n += list.size();
   return n;
 }
 
@@ -220,14 +299,16 @@ void Worker::drain(std::chrono::milliseconds grace) {
   asio::post(io_, [this, grace] {
     if (stopping_ || draining_) return;
     draining_ = true;
-    for (auto& l : listeners_) {
+    for (auto& slot : slots_) {
+      if (!slot->listener) continue;
       boost::system::error_code ignored;
-      l->pause.cancel();
-      l->acceptor.close(ignored);
+      slot->listener->pause.cancel();
+      slot->listener->acceptor.close(ignored);
     }
     trim_timer_.cancel();
-    for (size_t p = 0; p < proxies_.size(); ++p)
-      while (Session* s = waiting_[p].front()) s->close(CloseReason::stopping);
+    orphan_timer_.cancel();
+    for (auto& slot : slots_)
+      while (Session* s = slot->waiting.front()) s->close(CloseReason::stopping);
     if (active_sessions() == 0) return;  // nothing left: the loop ends by itself
     spdlog::info("worker {}: draining {} sessions for up to {} ms", index_, active_sessions(), grace.count());
     drain_timer_.expires_after(grace);
@@ -245,16 +326,16 @@ void Worker::stop() {
     stopping_ = true;
     trim_timer_.cancel();
     drain_timer_.cancel();
-    for (auto& l : listeners_) {
-      boost::system::error_code ignored;
-      l->pause.cancel();
-      l->acceptor.close(ignored);
+    orphan_timer_.cancel();
+    for (auto& slot : slots_) {
+      if (slot->listener) {
+        boost::system::error_code ignored;
+        slot->listener->pause.cancel();
+        slot->listener->acceptor.close(ignored);
+      }
+      while (Session* s = slot->waiting.front()) s->close(CloseReason::stopping);
     }
-    for (size_t p = 0; p < proxies_.size(); ++p) {
-      while (Session* s = waiting_[p].front()) s->close(CloseReason::stopping);
-      for (auto& list : active_[p])
-        while (Session* s = list.front()) s->close(CloseReason::stopping);
-    }
+    while (!active_.empty()) active_.begin()->second.front()->close(CloseReason::stopping);
   });
 }
 

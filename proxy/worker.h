@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "proxy/pipe_pool.h"
@@ -32,20 +33,52 @@ class SessionList {
   size_t size_ = 0;
 };
 
+// A proxy's listening socket on one worker.
+struct Listener {
+  explicit Listener(boost::asio::io_context& io) : acceptor(io), pause(io) {}
+  boost::asio::ip::tcp::acceptor acceptor;
+  boost::asio::steady_timer pause;
+  bool paused = false;
+};
+
+// One proxy on one worker: its listening socket, the clients waiting for a
+// backend, and the generation in force. Sessions hold their slot, so a slot
+// removed by a reload lives on (without a listener) until its last session
+// ends. Touched only by its worker's thread.
+struct ProxySlot {
+  std::shared_ptr<ProxyRuntime> rt;
+  std::unique_ptr<Listener> listener;  // null once a reload removed the proxy
+  SessionList waiting;
+};
+
 class Worker {
  public:
   struct Hooks {
     // Called on this worker's thread when connecting to a backend failed;
     // the daemon posts a check_now to the control thread (evidence beats
     // waiting for the next interval).
-    std::function<void(size_t proxy, size_t backend)> connect_failed;
+    std::function<void(std::weak_ptr<BackendRuntime> backend)> connect_failed;
   };
 
-  Worker(size_t index, std::vector<std::shared_ptr<ProxyRuntime>> proxies, Hooks hooks);
+  // A reload, as the control thread prepared it: the new generation of every
+  // proxy, and for each one either a listener bound in advance (new proxy or
+  // new listen address) or null (keep the running listener).
+  struct Reload {
+    std::vector<std::shared_ptr<ProxyRuntime>> proxies;
+    std::vector<std::unique_ptr<Listener>> listeners;
+    // Sessions of removed proxies and backends may go on this long.
+    std::chrono::milliseconds grace{0};
+  };
+
+  Worker(size_t index, Hooks hooks);
   ~Worker();
 
   // Binds every proxy's listener; throws std::system_error naming the address.
-  void listen();
+  void listen(const std::vector<std::shared_ptr<ProxyRuntime>>& proxies);
+  // Binds one listener on this worker's io_context without starting to
+  // accept. Any thread (a reload binds everything before changing anything);
+  // throws std::system_error naming the proxy and address.
+  std::unique_ptr<Listener> bind_listener(const cfg::Proxy& proxy);
   void start_thread();
   // Stops accepting, closes all sessions, stops the loop. Thread-safe.
   void stop();
@@ -56,14 +89,15 @@ class Worker {
   void drain(std::chrono::milliseconds grace);
   void join();
 
-  // Thread-safe: posts to this worker.
-  void post_backend_change(size_t proxy, size_t backend, bool eligible);
+  // Thread-safe: posts to this worker. Established sessions of kept proxies
+  // and backends are untouched; waiting clients move to the new generation.
+  void post_reload(std::shared_ptr<Reload> reload);
+  // Thread-safe: posts to this worker. `rt` is the generation in force.
+  void post_backend_change(std::shared_ptr<ProxyRuntime> rt, size_t backend, bool eligible);
 
   boost::asio::io_context& io() { return io_; }
   PipePool& pipes() { return pipes_; }
   size_t index() const { return index_; }
-  ProxyRuntime& proxy(size_t i) { return *proxies_[i]; }
-  ProxyCounters& counters(size_t proxy) { return *proxies_[proxy]->per_worker[index_]; }
   const Hooks& hooks() const { return hooks_; }
   // The copy path's buffer, shared by every session of this worker: a
   // session holds bytes only while its receiver is slow.
@@ -72,41 +106,37 @@ class Worker {
   size_t pipes_in_use() const { return pipes_.in_use(); }
 
   // Called by sessions (this thread only).
-  std::optional<size_t> choose_backend(size_t proxy);
+  std::optional<size_t> choose_backend(ProxySlot& slot);
   void add_waiting(Session* s);
   void remove_waiting(Session* s);
   void add_active(Session* s);
   void remove_active(Session* s);
-  void session_closed(size_t proxy);
+  void session_closed(ProxySlot& slot);
 
  private:
-  struct Listener {
-    explicit Listener(boost::asio::io_context& io) : acceptor(io), pause(io) {}
-    boost::asio::ip::tcp::acceptor acceptor;
-    boost::asio::steady_timer pause;
-    bool paused = false;
-  };
-
-  void accept(size_t proxy);
+  void accept(const std::shared_ptr<ProxySlot>& slot);
   void trim_pipes();
-  void on_backend_change(size_t proxy, size_t backend, bool eligible);
+  void on_backend_change(const ProxyRuntime& rt, size_t backend, bool eligible);
+  void apply_reload(Reload& reload);
+  // Closes sessions whose proxy or backend a reload removed.
+  void close_orphans();
+  ProxySlot* find_slot(const std::string& proxy_name);
+  size_t active_sessions() const;
 
   size_t index_;
   boost::asio::io_context io_{1};
-  std::vector<std::shared_ptr<ProxyRuntime>> proxies_;
   Hooks hooks_;
   PipePool pipes_;
-  std::vector<std::unique_ptr<Listener>> listeners_;
-  std::vector<SessionList> waiting_;               // per proxy
-  std::vector<std::vector<SessionList>> active_;   // per proxy, per backend
+  std::vector<std::shared_ptr<ProxySlot>> slots_;  // proxies in force, config order
+  std::unordered_map<const BackendRuntime*, SessionList> active_;  // established, per backend
   std::vector<Candidate> scratch_candidates_;
   std::unique_ptr<char[]> scratch_ = std::make_unique<char[]>(kScratchSize);
   boost::asio::steady_timer trim_timer_{io_};
+  boost::asio::steady_timer orphan_timer_{io_};
   std::thread thread_;
   bool stopping_ = false;
   bool draining_ = false;
   boost::asio::steady_timer drain_timer_{io_};
-  size_t active_sessions() const;
 };
 
 }  // namespace proxy

@@ -38,6 +38,9 @@ struct Engine::Script {
   track::RiseFall rf;
   asio::steady_timer timer;
   bool running = false;
+  // Completions of this script's runs hold a weak copy: a reload that
+  // replaces the scripts makes the old runs' completions no-ops.
+  std::shared_ptr<int> token = std::make_shared<int>(0);
 };
 
 Engine::Engine(Env env, cfg::VrrpInstance config)
@@ -63,6 +66,61 @@ Engine::Engine(Env env, cfg::VrrpInstance config)
 }
 
 Engine::~Engine() = default;
+
+void Engine::reconfigure(cfg::VrrpInstance next) {
+  const bool scripts_changed = next.track.scripts != cfg_.track.scripts;
+  const bool interfaces_changed = next.track.interfaces != cfg_.track.interfaces;
+  cfg_ = std::move(next);
+  // The machine reads its Config at every step: a new advert_int is used
+  // from the next timer on, a new priority from the PriorityChanged that
+  // reevaluate() feeds below (RFC 5798 §6.4: as MASTER, sent in the next
+  // advert; a peer then preempts or not by the usual rules).
+  fsm_cfg_.priority = uint8_t(std::min(cfg_.priority, 255u));
+  fsm_cfg_.advert_int = std::chrono::duration_cast<fsm::Duration>(cfg_.advert_int);
+  fsm_cfg_.preempt = cfg_.preempt;
+  fsm_cfg_.preempt_delay = std::chrono::duration_cast<fsm::Duration>(cfg_.preempt_delay);
+  auth_.type = cfg_.auth_type == cfg::AuthType::pass ? AuthType::pass : AuthType::none;
+  auth_.password = cfg_.auth_password;
+  if (interfaces_changed) {
+    tracked_if_up_.assign(cfg_.track.interfaces.size(), false);
+    for (std::size_t i = 0; i < cfg_.track.interfaces.size(); ++i) {
+      auto l = env_.kernel.link(cfg_.track.interfaces[i].name);
+      tracked_if_up_[i] = l && l->up;
+    }
+  }
+  if (scripts_changed) {
+    // A script whose definition did not change keeps its object (its
+    // rise/fall state and its run in flight), so an unrelated edit cannot
+    // drop the priority for a moment and move the VIP. New ones start
+    // failing until they have run, as at start (track::RiseFall).
+    std::vector<std::unique_ptr<Script>> kept;
+    for (const auto& sc : cfg_.track.scripts) {
+      std::unique_ptr<Script> found;
+      for (auto& old : scripts_)
+        if (old && old->cfg == sc) {
+          found = std::move(old);
+          break;
+        }
+      kept.push_back(found ? std::move(found) : std::make_unique<Script>(env_.io, sc));
+    }
+    for (auto& old : scripts_)
+      if (old) old->timer.cancel();
+    scripts_ = std::move(kept);
+    // Completions identify their script by index: give every kept script a
+    // fresh token and start each one again (a kept script's pending run is
+    // forgotten, its next run comes now; its rise/fall state stays).
+    for (auto& sc : scripts_) {
+      sc->timer.cancel();
+      sc->token = std::make_shared<int>(0);
+      sc->running = false;
+    }
+    if (started_ && !stopped_)
+      for (std::size_t i = 0; i < scripts_.size(); ++i) run_script(i);
+  }
+  spdlog::info("vrrp {}: reconfigured in place (priority {}, advert_int {} ms, preempt {})", cfg_.name,
+               cfg_.priority, cfg_.advert_int.count(), cfg_.preempt ? "on" : "off");
+  reevaluate();
+}
 
 fsm::TimePoint Engine::now() const {
   return std::chrono::duration_cast<fsm::TimePoint>(std::chrono::steady_clock::now() - epoch_);
@@ -535,7 +593,7 @@ void Engine::run_script(std::size_t i) {
   if (stopped_ || s.running) return;
   s.running = true;
   ++counters_.script_runs;
-  std::weak_ptr<int> alive = life_;
+  std::weak_ptr<int> alive = s.token;
   env_.spawner.run(Spawner::shell(s.cfg.command), s.cfg.user, s.cfg.timeout,
                    [this, alive, i](const ChildExit& r) {
                      if (alive.expired()) return;

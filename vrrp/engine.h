@@ -58,6 +58,11 @@ class Engine {
   // Link/address events may have been lost: re-read links, and as MASTER
   // re-add the VIPs (idempotent).
   void resync();
+  // SIGHUP: takes a changed configuration of this instance in place (the
+  // caller checked !cfg::vrrp_needs_restart): priority, advert_int, preempt,
+  // authentication, track inputs, notify hooks, GARP. The state stays; the
+  // election decides from the next advert on.
+  void reconfigure(cfg::VrrpInstance next);
 
   const cfg::VrrpInstance& config() const { return cfg_; }
   fsm::State state() const { return vars_.state; }

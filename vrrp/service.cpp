@@ -5,6 +5,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/json.hpp>
 
+#include "cfg/diff.h"
 #include "vrrp/netlink.h"
 
 namespace vrrp {
@@ -36,10 +37,62 @@ Service::Service(asio::io_context& io, const std::vector<cfg::VrrpInstance>& ins
 
 Service::Service(asio::io_context& io, const std::vector<cfg::VrrpInstance>& instances, std::string node,
                  ProxyHealthy proxy_healthy, std::unique_ptr<Kernel> kernel)
-    : io_(io), kernel_(std::move(kernel)), spawner_(io) {
-  for (const auto& inst : instances)
-    engines_.push_back(
-        std::make_unique<Engine>(Engine::Env{io, *kernel_, spawner_, proxy_healthy, node}, inst));
+    : io_(io), kernel_(std::move(kernel)), spawner_(io), proxy_healthy_(std::move(proxy_healthy)), node_(std::move(node)) {
+  for (const auto& inst : instances) engines_.push_back(std::make_unique<Engine>(env(), inst));
+}
+
+Engine::Env Service::env() { return Engine::Env{io_, *kernel_, spawner_, proxy_healthy_, node_}; }
+
+void Service::reload(const std::vector<cfg::VrrpInstance>& instances) {
+  if (stopped_) return;
+  // Check first, change after: a reload that cannot be applied whole is
+  // refused whole.
+  for (const auto& inst : instances) {
+    const Engine* running = nullptr;
+    for (const auto& e : engines_)
+      if (e->config().name == inst.name) running = e.get();
+    if (running && !cfg::vrrp_needs_restart(running->config(), inst)) continue;
+    if (!kernel_->link(inst.interface))
+      throw std::runtime_error("vrrp " + inst.name + ": interface " + inst.interface + " does not exist");
+  }
+  std::vector<std::unique_ptr<Engine>> next;
+  std::vector<Engine*> to_start;
+  for (const auto& inst : instances) {
+    std::unique_ptr<Engine> engine;
+    for (auto& e : engines_)
+      if (e && e->config().name == inst.name) engine = std::move(e);
+    if (engine && engine->config() == inst) {
+      // unchanged
+    } else if (engine && !cfg::vrrp_needs_restart(engine->config(), inst)) {
+      engine->reconfigure(inst);
+    } else {
+      if (engine) {
+        spdlog::warn("vrrp {}: interface, VRID, version, addresses or peers changed: restarting the instance",
+                     inst.name);
+        engine->shutdown();
+      } else {
+        spdlog::info("vrrp {}: added", inst.name);
+      }
+      engine = std::make_unique<Engine>(env(), inst);
+      to_start.push_back(engine.get());
+    }
+    next.push_back(std::move(engine));
+  }
+  for (auto& e : engines_) {
+    if (!e) continue;
+    spdlog::info("vrrp {}: removed; stopping it", e->config().name);
+    e->shutdown();
+  }
+  engines_ = std::move(next);
+  for (Engine* e : to_start) {
+    try {
+      if (started_) e->start();
+    } catch (const std::exception& ex) {
+      // The interface existed a moment ago; anything else (a socket the
+      // kernel refuses) leaves this instance stopped: say so loudly.
+      spdlog::error("vrrp {}: could not start after reload: {}", e->config().name, ex.what());
+    }
+  }
 }
 
 Service::~Service() {

@@ -38,6 +38,16 @@ class Service {
   // then `done` runs (on the io_context, after every instance has stopped).
   void shutdown(std::function<void()> done);
 
+  // SIGHUP, after the daemon validated the new file: instances are matched
+  // by name. Unchanged ones go on untouched; a change an engine can take in
+  // place (priority, advert_int, preempt, auth, track, notify, GARP) is
+  // applied without leaving the current state; a change of interface, VRID,
+  // version, addresses or peers restarts that instance (as MASTER it first
+  // sends priority 0, so the peer takes over at once). Removed instances
+  // stop the same way, new ones start. Throws, changing nothing, when a new
+  // or restarted instance names an interface that does not exist.
+  void reload(const std::vector<cfg::VrrpInstance>& instances);
+
   boost::json::array status() const;
   std::string metrics() const;  // Prometheus text format, HELP/TYPE once per metric
 
@@ -47,6 +57,10 @@ class Service {
   boost::asio::io_context& io_;
   std::unique_ptr<Kernel> kernel_;
   Spawner spawner_;
+  Engine::Env env();
+
+  ProxyHealthy proxy_healthy_;
+  std::string node_;
   std::vector<std::unique_ptr<Engine>> engines_;
   bool started_ = false;
   bool stopped_ = false;

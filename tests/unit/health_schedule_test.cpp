@@ -295,3 +295,25 @@ BOOST_AUTO_TEST_CASE(down_on_status_comes_from_the_rule) {
   s.on_result(true);
   BOOST_TEST(!s.on_definitive_failure());
 }
+
+BOOST_AUTO_TEST_CASE(retune_keeps_the_state_and_uses_the_new_timing) {
+  cfg::Check rule;
+  rule.interval = ms(2000);
+  rule.fast_interval = ms(500);
+  rule.rise = 2;
+  rule.fall = 3;
+  CheckSchedule s(rule);
+  BOOST_TEST(s.on_result(true));  // the first result decides
+  BOOST_TEST(s.up());
+  s.on_result(false);  // one failure toward fall 3
+  cfg::Check next = rule;
+  next.interval = ms(1000);
+  next.fast_interval = ms(200);
+  next.fall = 2;
+  s.retune(next);
+  BOOST_TEST(s.up());                      // a reload never takes a backend down by itself
+  BOOST_TEST(s.next_delay() == ms(200));   // still transitioning: fast_interval, the new one
+  BOOST_TEST(s.on_result(false));          // 2 failures: the new fall
+  BOOST_TEST(!s.up());
+  BOOST_TEST(s.next_delay() == ms(1000));
+}

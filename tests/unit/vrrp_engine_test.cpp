@@ -315,6 +315,92 @@ BOOST_FIXTURE_TEST_CASE(shutdown_as_master_sends_priority_zero_and_removes_vips,
   BOOST_TEST(io.stopped());               // nothing pending: the daemon can exit
 }
 
+BOOST_FIXTURE_TEST_CASE(reload_priority_in_place_keeps_master_and_vips, Fixture) {
+  make({instance()});
+  run(150ms);
+  BOOST_REQUIRE(e().state() == fsm::State::master);
+  const Engine* before = &e();
+  const int adds = k->adds, dels = k->dels;
+  auto next = instance(3, 120);
+  next.advert_int = cfg::Duration(20);
+  svc->reload({next});
+  BOOST_TEST(&e() == before);  // the same engine: no restart
+  BOOST_TEST(e().state() == fsm::State::master);
+  BOOST_TEST(k->dels == dels);  // the VIP never left
+  BOOST_TEST(k->adds == adds);
+  auto sent = k->adverts.size();
+  run(100ms);
+  BOOST_REQUIRE(k->adverts.size() > sent);
+  BOOST_TEST(k->adverts.back().advert.priority == 120);
+  BOOST_TEST(k->adverts.back().advert.adver_int == 2);  // centiseconds
+  // ~5 adverts in 100 ms at 20 ms (10 at the old interval)
+  BOOST_TEST(k->adverts.size() - sent <= 7u);
+}
+
+BOOST_FIXTURE_TEST_CASE(reload_lower_priority_lets_a_better_peer_preempt, Fixture) {
+  make({instance(3, 150)});
+  run(150ms);
+  BOOST_REQUIRE(e().state() == fsm::State::master);
+  // A peer at 120 stays backup while we advertise 150...
+  deliver(datagram(120));
+  BOOST_TEST(e().state() == fsm::State::master);
+  // ...the election decides after a reload to 100: the peer's 120 wins.
+  svc->reload({instance(3, 100)});
+  deliver(datagram(120));
+  BOOST_TEST(e().state() == fsm::State::backup);
+  BOOST_TEST(k->addresses.empty());
+}
+
+BOOST_FIXTURE_TEST_CASE(reload_restarts_added_and_removes_instances, Fixture) {
+  make({instance()});
+  run(150ms);
+  BOOST_REQUIRE(e().state() == fsm::State::master);
+  // A new VRID restarts VI_1: priority 0 first, so the peer takes over now.
+  auto moved = instance();
+  moved.virtual_router_id = 52;
+  svc->reload({moved});
+  BOOST_REQUIRE(svc->engines().size() == 1u);
+  BOOST_TEST(k->adverts.back().advert.priority == 0);
+  BOOST_TEST(k->addresses.empty());
+  BOOST_TEST(e().config().virtual_router_id == 52u);
+  BOOST_TEST(e().state() == fsm::State::backup);
+  // An instance on an interface that does not exist: refused whole.
+  auto bad = instance();
+  bad.name = "VI_2";
+  bad.interface = "nope0";
+  BOOST_CHECK_THROW(svc->reload({moved, bad}), std::runtime_error);
+  BOOST_TEST(svc->engines().size() == 1u);
+  // Removed: stopped (no VIP left behind, no timer running).
+  svc->reload({});
+  BOOST_TEST(svc->engines().empty());
+  run(50ms);
+  BOOST_TEST(k->addresses.empty());
+}
+
+BOOST_FIXTURE_TEST_CASE(reload_keeps_an_unchanged_track_script_state, Fixture) {
+  auto inst = instance();
+  cfg::TrackScript ok;
+  ok.name = "ok";
+  ok.command = "true";
+  ok.interval = cfg::Duration(50);
+  inst.track.scripts.push_back(ok);
+  make({inst});
+  run(300ms);
+  BOOST_REQUIRE(e().state() == fsm::State::master);
+  // Adding a second script (slow to answer) must not FAULT the instance
+  // through the first one, whose state is kept.
+  auto next = inst;
+  cfg::TrackScript slow = ok;
+  slow.name = "slow";
+  slow.command = "sleep 0.2";
+  slow.weight = -10;
+  next.track.scripts.push_back(slow);
+  svc->reload({next});
+  BOOST_TEST(e().state() == fsm::State::master);
+  run(50ms);
+  BOOST_TEST(e().state() == fsm::State::master);
+}
+
 BOOST_FIXTURE_TEST_CASE(link_down_is_fault_and_link_up_restarts_as_backup, Fixture) {
   make({instance()});
   run(150ms);
