@@ -417,6 +417,41 @@ class VrrpNetnsTest(unittest.TestCase):
         wait_until(lambda: self.only_on("a"), 8, "A preempts back once healthy")
         wait_until(lambda: through() == "a", 5, "client through the VIP reaches A again")
 
+    def test_9_reload_changes_priority_without_moving_the_vip(self):
+        """SIGHUP: a new priority is taken in place; the VIP moves only when the election says so."""
+        for short, prio in (("a", 150), ("b", 100)):
+            self.start_vipproxy(short, prio, 3)
+        wait_until(lambda: self.only_on("a"), 8, "VIP on A only")
+        became_master_b = self.instance("b")["counters"]["became_master"] if "counters" in self.instance("b") \
+            else None
+
+        def reload(short, text, field="applied"):
+            before = self.status(short)["reloads"][field]
+            path = os.path.join(LAB.dir, f"vipproxy-{short}.yaml")
+            with open(path + ".tmp", "w") as f:
+                f.write(text)
+            os.replace(path + ".tmp", path)
+            self.daemons[short].send_signal(signal.SIGHUP)
+            wait_until(lambda: self.status(short)["reloads"][field] == before + 1, 5, f"{short}: reload {field}")
+
+        # A drops to 120 (still above B's 100) and slows its adverts: A stays
+        # MASTER, the VIP never leaves it, B never becomes MASTER.
+        reload("a", vipproxy_yaml("a", 120, 3).replace("advert_int: 100ms", "advert_int: 200ms"))
+        wait_until(lambda: self.instance("a")["priority"] == 120, 3, "A advertises 120")
+        hold(lambda: self.only_on("a") and self.instance("b")["state"] == "BACKUP", 2,
+             "VIP on A only, B BACKUP, across A's reload")
+        self.assertEqual(self.instance("b")["master_priority"], 120, "B hears A's new priority")
+        if became_master_b is not None:
+            self.assertEqual(self.instance("b")["counters"]["became_master"], became_master_b)
+        # A broken file on A changes nothing.
+        reload("a", "vrrp: [\n", field="failed")
+        hold(lambda: self.only_on("a"), 1, "VIP on A only after a failed reload")
+        # B raised to 200 (preempt on): the election moves the VIP to B.
+        self.failover("reload B to priority 200 -> B master", "b",
+                      lambda: reload("b", vipproxy_yaml("b", 200, 3)), 5)
+        wait_until(lambda: self.only_on("b"), 3, "VIP on B only")
+        self.assertEqual(self.instance("a")["state"], "BACKUP")
+
 
 WHOAMI6 = WHOAMI.replace("socket.socket()", "socket.socket(socket.AF_INET6)").replace('("0.0.0.0", 7777)', '("::", 7777)')
 
