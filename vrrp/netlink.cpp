@@ -39,6 +39,20 @@ const NlCategory& nl_category() {
 std::error_code nl_error(int err) { return {err < 0 ? -err : err, nl_category()}; }
 std::error_code errno_code() { return {errno, std::system_category()}; }
 
+// A flood of junk on the link (10k datagrams/s in tests/integration/
+// test_flood_netns.py) fills the default receive buffer (rmem_default,
+// 208 KiB: about 270 small datagrams, 30 ms of such a flood) whenever the
+// control thread is off the CPU that long, and the kernel then drops the
+// peer's adverts along with the junk; three in a row and a backup takes
+// over. 2 MiB holds a quarter of a second of that flood, and costs memory
+// only while full. SO_RCVBUFFORCE (CAP_NET_ADMIN, held for the VIPs) passes
+// net.core.rmem_max; without it SO_RCVBUF is capped there, still no worse.
+void enlarge_receive_buffer(int fd) {
+  int bytes = 1 << 20;  // the kernel doubles it for its bookkeeping (socket(7))
+  if (::setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof bytes) < 0)
+    (void)::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
+}
+
 // A descriptor read through asio. The reader lives in a shared_ptr that the
 // pending wait holds, so a wait completing after close() finds it alive and
 // sees `closed` instead of touching a destroyed owner.
@@ -82,6 +96,7 @@ class RawChannel : public Channel {
     // VRID is configured on the receiving interface".
     if (::setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, link.name.c_str(), socklen_t(link.name.size())) < 0)
       fail("SO_BINDTODEVICE");
+    enlarge_receive_buffer(fd);
     // We write the IPv4 header ourselves (vrrp/frame build_ipv4_header): TTL
     // 255 for multicast and unicast alike (RFC 5798 §5.1.1.3), TOS 0xc0 and
     // the source address that the v3 pseudo-header checksum was computed
@@ -155,6 +170,7 @@ class RawChannel6 : public Channel {
     };
     if (::setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, link.name.c_str(), socklen_t(link.name.size())) < 0)
       fail("SO_BINDTODEVICE");
+    enlarge_receive_buffer(fd);
     int one = 1, zero = 0, hops = 255, tclass = 0xc0, ifindex = link.ifindex;
     if (::setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, &hops, sizeof hops) < 0) fail("IPV6_MULTICAST_HOPS");
     if (::setsockopt(fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, &hops, sizeof hops) < 0) fail("IPV6_UNICAST_HOPS");

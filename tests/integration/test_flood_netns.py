@@ -41,6 +41,7 @@ import json
 import os
 import random
 import re
+import shutil
 import socket
 import struct
 import sys
@@ -56,6 +57,7 @@ SOURCE_DIR = os.environ.get("VIPPROXY_SOURCE_DIR", os.path.abspath(os.path.join(
 VIPPROXY = os.environ.get("VIPPROXY_BIN", os.path.join(SOURCE_DIR, "build", "vipproxy"))
 VECTORS = os.path.join(SOURCE_DIR, "..", "shared", "testdata", "vrrp")
 PY = "/usr/bin/python3"
+KEEPALIVED = shutil.which("keepalived") or "/usr/sbin/keepalived"
 CLK = os.sysconf("SC_CLK_TCK")
 
 OCTET = 71
@@ -75,9 +77,16 @@ VRRP_RATE = int(os.environ.get("VIPPROXY_FLOOD_VRRP_RATE", 10000))
 SYN_RATE = int(os.environ.get("VIPPROXY_FLOOD_SYN_RATE", 25000))
 VRRP_SECONDS, VRRP_MIN_RATE = 12.0, 0.8 * VRRP_RATE
 SYN_SECONDS, SYN_MIN_RATE = 10.0, min(10000, 0.8 * SYN_RATE)
+KEEPALIVED_SECONDS = 8.0
+# What keepalived 2.2.7 itself does not survive, left out when it is the peer:
+# a v3 advert with Max Adver Int 0 and a priority >= its own is taken as the
+# master's ("advertisement interval updated from 100ms to 0ms by master"), its
+# Master_Down_Interval shrinks to the skew time and it goes MASTER beside the
+# real one (95 split brains in 8 s, measured). vipproxy drops it (bad_interval).
+KEEPALIVED_FALLS_FOR = ["bad_interval"]
 ADVERTS_PER_S = 10     # advert_int 100 ms
 GARP_BURST = 5         # garp.master_repeat default
-OWN = ("transitions", "adverts_sent", "garp_sent")  # what a node does, not what it hears
+OWN = ("transitions", "adverts_sent", "garp_sent", "kernel_drops")  # what a node does, not what it hears
 
 
 # ---------------------------------------------------------------------------
@@ -201,6 +210,8 @@ def vrrp_flood(cfg):
     for cycle in range(256):
         dst = dests[cycle % len(dests)]
         for kind, (ttl, msg, _) in vrrp_kinds(src, dst, cfg["vip"], rnd).items():
+            if kind in cfg.get("skip", ()):
+                continue
             table.append((ipv4(src, dst, msg, ttl=ttl), dst, kind))
     counts = [0] * len(table)
     s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
@@ -433,9 +444,10 @@ class Monitor(threading.Thread):
     (with its latency), and which node holds the VIP (bind(2) to it succeeds
     only where it is a local address)."""
 
-    def __init__(self, test):
+    def __init__(self, test, with_status=("a", "b")):
         super().__init__(daemon=True)
         self.test = test
+        self.with_status = with_status
         self.stop = threading.Event()
         self.samples = []
         self.errors = []
@@ -446,8 +458,12 @@ class Monitor(threading.Thread):
             for short in ("a", "b"):
                 t0 = time.monotonic()
                 try:
+                    if short not in self.with_status:
+                        raise LookupError("no /status")
                     inst = self.test.status(short, timeout=2)["vrrp"][0]
                     sample[short] = (inst["state"], inst["transitions"])
+                except LookupError:
+                    sample[short] = ("not vipproxy", None)
                 except Exception as e:  # noqa: BLE001 - recorded and asserted on
                     self.errors.append(f"{short} /status: {e}")
                     sample[short] = (None, None)
@@ -529,7 +545,14 @@ class FloodNetnsTest(unittest.TestCase):
         for name in ("other_vrid", "adverts_received", "transitions", "adverts_sent", "garp_sent"):
             m = re.search(rf'^vipproxy_vrrp_{name}_total\{{instance="VI_1"\}} (\S+)$', text, re.M)
             out[name] = int(float(m.group(1)))
+        out["kernel_drops"] = self.raw_drops(short)
         return out
+
+    def raw_drops(self, short):
+        """Datagrams the kernel dropped at the node's VRRP raw sockets (receive
+        buffer full): /proc/net/raw of its namespace, protocol 112 = 0x70."""
+        out = self.lab.sh(short, ["cat", "/proc/net/raw"]).stdout.splitlines()[1:]
+        return sum(int(line.split()[-1]) for line in out if line.split()[1].endswith(":0070"))
 
     def holds_vip(self, short):
         with in_netns(self.lab.ns(short)):
@@ -570,10 +593,11 @@ class FloodNetnsTest(unittest.TestCase):
         self.assertGreater(len(samples), 20, "the monitor took too few samples")
         for s in samples:
             self.assertEqual(s["a"][0], "MASTER", s)
-            self.assertEqual(s["b"][0], "BACKUP", s)
             self.assertTrue(s["a_vip"] and not s["b_vip"], f"VIP not on exactly a: {s}")
             self.assertEqual(s["a"][1], before["a"]["transitions"], f"a changed state: {s}")
-            self.assertEqual(s["b"][1], before["b"]["transitions"], f"b changed state: {s}")
+            if "b" in before:
+                self.assertEqual(s["b"][0], "BACKUP", s)
+                self.assertEqual(s["b"][1], before["b"]["transitions"], f"b changed state: {s}")
 
     # ---- (a) ----
     def test_a_malformed_vrrp_flood(self):
@@ -609,49 +633,71 @@ class FloodNetnsTest(unittest.TestCase):
         # Counters: each node saw the group packets and its own unicast ones.
         # The kernel may drop a few (receive buffer), so >= 97 %; a counter
         # never grows by more than was sent (the master's own adverts aside).
-        node_ip = {"a": f"{NET}.{HOSTS['a']}", "b": f"{NET}.{HOSTS['b']}"}
         for s in ("a", "b"):
-            exp = r["expected"][node_ip[s]]
-            # Counts settle once the daemon has read its socket: wait for them.
-            total_exp = sum(exp.values())
-
-            def seen():
-                now = self.vrrp_counters(s)
-                return sum(now[k] - before[s][k] for k in now if k not in OWN)
-            wait_until(lambda: seen() >= 0.97 * total_exp, 5, f"{s} to count what it was sent")
-            after = self.vrrp_counters(s)
-            delta = {k: after[k] - before[s][k] for k in after}
-            log(f"a: {s} expected {exp}")
-            log(f"a: {s} counted  {delta}")
-            self.results[f"vrrp counters {s}"] = {"expected": exp, "counted": delta}
-            # b also hears the master's own adverts: 10/s, and one a second
-            # more when a re-asserts itself against the lower adverts.
-            slack = {"adverts_received": int(wall * (ADVERTS_PER_S + 1)) + 20 if s == "b" else 0}
-            for k, n in exp.items():
-                if k == "random":
-                    continue
-                self.assertGreaterEqual(delta[k], 0.97 * n, (s, k, n, delta))
-                self.assertLessEqual(delta[k], n + exp.get("random", 0) + slack.get(k, 0), (s, k, n, delta))
-            drops = sum(v for k, v in delta.items() if k not in OWN + ("other_vrid", "adverts_received"))
-            want = sum(v for k, v in exp.items() if k not in ("other_vrid", "adverts_received"))
-            self.assertGreaterEqual(drops, 0.97 * want, (s, delta))
-            self.assertLessEqual(drops, want, (s, delta))
-            self.assertEqual(delta["transitions"], 0)
-        # The master answers a lower-priority advert with an advert and a GARP
-        # burst (a split brain just ended), but no more than once a second
-        # (vrrp/fsm.cpp): a flood of lower adverts must not turn it into an
-        # amplifier of adverts and broadcast ARPs on the link.
-        sent = self.results["vrrp counters a"]["counted"]["adverts_sent"]
-        garps = self.results["vrrp counters a"]["counted"]["garp_sent"]
-        log(f"a: the master sent {sent} adverts and {garps} GARPs during the {wall:.1f}s flood")
-        self.assertLessEqual(sent, wall * (ADVERTS_PER_S + 1) + 5, "the master's adverts were amplified by the flood")
-        self.assertLessEqual(garps, (wall + 2) * GARP_BURST,
-                             "the master's GARPs were amplified by the flood")
+            self.check_counters(r, before, s, wall, "a")
+        self.check_master_not_amplified("a", wall)
         self.assertIsNone(st["error"], st)
         self.assertTrue(st["intact"], st)
         self.assertLess(st["max_gap"], 1.0, "the echo stream stalled during the flood")
         for s in ("a", "b"):
             self.assertLess(cpu[s], 0.6, f"vipproxy on {s} used {cpu[s]:.0%} of a core for 10k packets/s")
+
+    def check_counters(self, r, before, s, wall, tag):
+        """Each node counted the group packets and its own unicast ones, by
+        reason, and what it did not count the kernel dropped at its socket
+        (receive buffer full while the daemon was off the CPU; the /proc/net/raw
+        drops column): together all that was sent, and the kernel's share
+        small. A counter never grows by more than was sent (the master's own
+        adverts aside)."""
+        exp = r["expected"][f"{NET}.{HOSTS[s]}"]
+        total_exp = sum(exp.values())
+
+        def seen():
+            now = self.vrrp_counters(s)
+            return sum(now[k] - before[s][k] for k in now if k not in OWN) + now["kernel_drops"] \
+                - before[s]["kernel_drops"]
+        # Counts settle once the daemon has read its socket: wait for them.
+        try:
+            wait_until(lambda: seen() >= 0.995 * total_exp, 5, f"{s} to count what it was sent")
+        except AssertionError:
+            pass  # the assertions below say what is missing
+        after = self.vrrp_counters(s)
+        delta = {k: after[k] - before[s][k] for k in after}
+        kernel = delta["kernel_drops"]
+        log(f"{tag}: {s} expected {exp}")
+        log(f"{tag}: {s} counted  {delta}")
+        self.results[f"{tag} vrrp counters {s}"] = {"expected": exp, "counted": delta}
+        # With the default 208 KiB buffer the kernel dropped 0.3-2.3 % here
+        # (the daemon off the CPU ~30 ms on a busy 2-core host); vipproxy asks
+        # for 2 MiB (vrrp/netlink.cpp) and none were dropped since.
+        self.assertLessEqual(kernel, 0.01 * total_exp, f"{s}: the kernel dropped {kernel} datagrams at the socket")
+        # A backup also hears the master's own adverts: 10/s, and one a second
+        # more when it re-asserts itself against the lower adverts.
+        slack = {"adverts_received": int(wall * (ADVERTS_PER_S + 1)) + 20 if s == "b" else 0}
+        for k, n in exp.items():
+            if k == "random":
+                continue
+            self.assertGreaterEqual(delta[k], 0.94 * n, (s, k, n, delta))
+            self.assertLessEqual(delta[k], n + exp.get("random", 0) + slack.get(k, 0), (s, k, n, delta))
+        drops = sum(v for k, v in delta.items() if k not in OWN + ("other_vrid", "adverts_received"))
+        want = sum(v for k, v in exp.items() if k not in ("other_vrid", "adverts_received"))
+        self.assertGreaterEqual(drops, 0.94 * want, (s, delta))
+        self.assertLessEqual(drops, want, (s, delta))
+        counted = sum(v for k, v in delta.items() if k not in OWN)
+        self.assertGreaterEqual(counted + kernel, 0.995 * total_exp, (s, "sent but neither counted nor dropped"))
+        self.assertEqual(delta["transitions"], 0)
+        return delta
+
+    def check_master_not_amplified(self, tag, wall):
+        """The master answers a lower-priority advert with an advert and a GARP
+        burst (a split brain just ended), but no more than once a second
+        (vrrp/fsm.cpp): a flood of lower adverts must not turn it into an
+        amplifier of adverts and broadcast ARPs on the link."""
+        counted = self.results[f"{tag} vrrp counters a"]["counted"]
+        sent, garps = counted["adverts_sent"], counted["garp_sent"]
+        log(f"{tag}: the master sent {sent} adverts and {garps} GARPs during the {wall:.1f}s flood")
+        self.assertLessEqual(sent, wall * (ADVERTS_PER_S + 1) + 5, "the master's adverts were amplified by the flood")
+        self.assertLessEqual(garps, (wall + 2) * GARP_BURST, "the master's GARPs were amplified by the flood")
 
     # ---- (b) ----
     def test_b_syn_flood(self):
@@ -716,6 +762,89 @@ class FloodNetnsTest(unittest.TestCase):
         self.assertIsNone(st["error"], st)
         self.assertTrue(st["intact"], st)
         self.assertLess(st["max_gap"], 1.0, "the echo stream stalled during the SYN flood")
+
+    # ---- (a) again, with keepalived 2.2.7 as the backup ----
+    def test_c_vrrp_flood_keepalived_backup(self):
+        """The same VRRP flood with the real interop peer: keepalived 2.2.7 as
+        b (priority 50, VRRPv3, 100 ms) behind vipproxy a. a stays MASTER with
+        the VIP, keepalived never leaves BACKUP, a counts every packet. Without
+        the zero-interval adverts that keepalived itself falls for
+        (KEEPALIVED_FALLS_FOR)."""
+        if not os.path.exists(KEEPALIVED):
+            raise RuntimeError(f"keepalived not found at {KEEPALIVED} (scripts/deps installs it)")
+        # b's vipproxy is BACKUP: stopping it moves nothing.
+        self.lab.stop(self.daemons.pop("b"))
+        kpid = self.start_keepalived("b", 50)
+        wait_until(lambda: "Entering BACKUP STATE" in self.lab.logtail("keepalived-b", 400), 10,
+                   "keepalived on b in BACKUP")
+        self.assertTrue(self.steady_a())
+        before = {"a": self.vrrp_counters("a")}
+        klog0 = os.path.getsize(os.path.join(self.lab.dir, "keepalived-b.log"))
+        pid_a = self.daemons["a"].pid
+        stream = Stream(self.lab)
+        wait_until(lambda: stream.nrecv > 0, 5, "echo stream through the VIP flowing")
+        mon = Monitor(self, with_status=("a",))
+        mon.start()
+        cpu0 = {"a": cpu_seconds(pid_a), "keepalived": cpu_seconds(kpid)}
+        t0 = time.monotonic()
+        p, cfg = self.run_flooder("--vrrp-flood", {
+            "src": f"{NET}.{HOSTS['attacker']}", "vip": VIP, "rate": VRRP_RATE, "seconds": KEEPALIVED_SECONDS,
+            "nodes": [f"{NET}.{HOSTS['a']}", f"{NET}.{HOSTS['b']}"], "skip": KEEPALIVED_FALLS_FOR},
+            "vrrp-flood-k")
+        try:
+            r = self.wait_flooder(p, cfg, KEEPALIVED_SECONDS)
+        finally:
+            wall = time.monotonic() - t0
+            cpu = {"a": (cpu_seconds(pid_a) - cpu0["a"]) / wall,
+                   "keepalived": (cpu_seconds(kpid) - cpu0["keepalived"]) / wall}
+            samples = mon.finish()
+            st = stream.finish()
+        with open(os.path.join(self.lab.dir, "keepalived-b.log"), errors="replace") as f:
+            f.seek(klog0)
+            klog = f.read()
+        log(f"c: {r['sent']} VRRP packets in {r['seconds']:.1f}s = {r['rate']:.0f}/s; CPU vipproxy a "
+            f"{cpu['a']:.1%}, keepalived b (VRRP process) {cpu['keepalived']:.1%} of a core; keepalived wrote "
+            f"{len(klog.splitlines())} log lines; stream {st['sent']} bytes, max gap {st['max_gap'] * 1000:.0f} ms")
+        self.results["vrrp flood, keepalived backup"] = {
+            "packets": r["sent"], "rate": round(r["rate"]), "cpu": {k: f"{v:.1%}" for k, v in cpu.items()},
+            "keepalived_log_lines": len(klog.splitlines()), "stream_max_gap_ms": round(st["max_gap"] * 1000)}
+        self.assertGreaterEqual(r["rate"], VRRP_MIN_RATE, "the flooder did not reach the rate")
+        self.assertEqual(mon.errors, [])
+        self.assert_no_flap(samples, before)
+        self.assertNotIn("Entering MASTER STATE", klog, "keepalived took over during the flood")
+        self.assertIsNone(self.daemons["a"].poll(), self.lab.logtail("vipproxy-a"))
+        self.assertTrue(os.path.exists(f"/proc/{kpid}"), "keepalived's VRRP process died:\n" + klog[-2000:])
+        self.check_counters(r, before, "a", wall, "c")
+        self.check_master_not_amplified("c", wall)
+        self.assertIsNone(st["error"], st)
+        self.assertTrue(st["intact"], st)
+        self.assertLess(st["max_gap"], 1.0, "the echo stream stalled during the flood")
+        self.assertLess(cpu["a"], 0.6)
+
+    def steady_a(self):
+        return self.status("a")["vrrp"][0]["state"] == "MASTER" and self.holds_vip("a") and not self.holds_vip("b")
+
+    def start_keepalived(self, short, priority):
+        """keepalived 2.2.7 in the foreground; returns its VRRP child's PID
+        (recorded so the lab kills exactly that process at the end)."""
+        d = os.path.join(self.lab.dir, f"keepalived-{short}")
+        os.makedirs(d, exist_ok=True)
+        conf = os.path.join(d, "keepalived.conf")
+        with open(conf, "w") as f:
+            f.write(f"global_defs {{\n  router_id {short}\n}}\n"
+                    f"vrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  version 3\n"
+                    f"  virtual_router_id {VRID}\n  priority {priority}\n  advert_int 0.1\n"
+                    f"  virtual_ipaddress {{\n    {VIP}/24\n  }}\n}}\n")
+        pidf, vrrpf = os.path.join(d, "keepalived.pid"), os.path.join(d, "vrrp.pid")
+        self.lab.spawn(f"keepalived-{short}", short,
+                       [KEEPALIVED, "-n", "-l", "-D", "-P", "-f", conf, "-p", pidf, "-r", vrrpf])
+
+        def child():
+            with open(vrrpf) as f:
+                return int(f.read().strip())
+        pid = wait_until(child, 10, f"keepalived VRRP child on {short}")
+        self.lab.extra_pids.append((pid, "keepalived"))
+        return pid
 
     def tcp_ext(self, short):
         text = self.lab.sh(short, ["cat", "/proc/net/netstat"]).stdout.splitlines()
