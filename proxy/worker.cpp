@@ -121,8 +121,12 @@ void Worker::accept(const std::shared_ptr<ProxySlot>& slot) {
     return;
   }
   l.paused = false;
-  l.acceptor.async_accept([this, slot](const boost::system::error_code& ec, tcp::socket sock) {
+  l.acceptor.async_accept([this, slot, lp = &l](const boost::system::error_code& ec, tcp::socket sock) {
     if (ec == asio::error::operation_aborted || stopping_ || draining_ || !slot->listener) return;
+    // A reload moved the proxy to a new listener (which has its own accept
+    // loop): serve a connection this one accepted just before, then stop.
+    const bool replaced = slot->listener.get() != lp;
+    if (replaced && ec) return;
     Listener& l = *slot->listener;
     ProxyCounters& counters = *slot->rt->stats->per_worker[index_];
     if (ec) {
@@ -148,7 +152,7 @@ void Worker::accept(const std::shared_ptr<ProxySlot>& slot) {
     bump(counters.sessions_total);
     auto s = std::make_shared<Session>(*this, slot, std::move(sock));
     s->start();
-    accept(slot);
+    if (!replaced) accept(slot);
   });
 }
 

@@ -14,6 +14,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -234,6 +235,32 @@ class Reload(unittest.TestCase):
         self.assertIsInstance(s.error, (ConnectionError, OSError))
         self.assertIn("closing 1 sessions of removed proxies or backends", self.vp.log(100))
         s.sock.close()
+
+    def test_4_new_listen_address_keeps_established_sessions(self):
+        s = Stream(self.ports["echo"], 11)
+        s.start()
+        L.wait_until(lambda: s.received > 2 * CHUNK, 10, "stream flowing")
+        moved = dict(self.ports, echo=L.free_port())
+        self.rewrite(config(self.admin, moved, self.rest_ports, extra_backend=True, interval="300ms"))
+        self.hup_and_wait(applied=1)
+        self.assertEqual(self.proxy("echo")["listen"], f"127.0.0.1:{moved['echo']}")
+        with self.assertRaises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", self.ports["echo"]), timeout=2).close()
+        c = socket.create_connection(("127.0.0.1", moved["echo"]), timeout=5)
+        c.sendall(b"moved")
+        self.assertEqual(c.recv(5), b"moved")
+        c.close()
+        # The session accepted on the old address belongs to a kept proxy and
+        # backend: it is not drained, it simply goes on, also after
+        # hard_stop_after (2 s) has passed.
+        t_reload = time.monotonic()
+        L.wait_until(lambda: time.monotonic() > t_reload + 3 and s.received > 0, 10, "hard_stop_after passed")
+        mark = s.received
+        L.wait_until(lambda: s.received > mark + 4 * CHUNK, 10, "stream still flowing after the move")
+        self.assertTrue(s.is_alive())
+        err, sent, received, same = s.finish()
+        self.assertIsNone(err)
+        self.assertTrue(same and sent == received)
 
 
 if __name__ == "__main__":
