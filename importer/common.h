@@ -4,6 +4,7 @@
 #include <chrono>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace importer {
 
@@ -50,6 +51,22 @@ struct Note {
     return line > 0 ? file + ":" + std::to_string(line) + ": " + text : file + ": " + text;
   }
   bool operator==(const Note&) const = default;
+};
+
+// Walks `text` line by line for both readers: each call sets `raw` to the
+// next line (without its '\n') and `line` to its number from 1, and returns
+// false after the last one. A line holding a NUL byte throws ParseError
+// ("not a text file") rather than being read as two.
+class Lines {
+ public:
+  Lines(std::string_view text, std::string file) : text_(text), file_(std::move(file)) {}
+  bool next(std::string_view& raw, int& line);
+
+ private:
+  std::string_view text_;
+  std::string file_;
+  std::size_t pos_ = 0;
+  int line_ = 0;
 };
 
 }  // namespace importer

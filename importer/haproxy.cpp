@@ -126,13 +126,8 @@ bool takes_argument(std::string_view kw) {
 Config Reader::read(std::string_view text) {
   Config c;
   int line = 0;
-  std::size_t pos = 0;
-  while (pos <= text.size()) {
-    std::size_t nl = text.find('\n', pos);
-    std::string_view raw = text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
-    pos = nl == std::string_view::npos ? text.size() + 1 : nl + 1;
-    ++line;
-    if (raw.find('\0') != std::string_view::npos) fail(line, "NUL byte: this is not a text file");
+  std::string_view raw;
+  for (Lines lines(text, file_); lines.next(raw, line);) {
     auto w = split_words(raw);
     if (w.empty()) continue;
     if (is_section_keyword(w[0])) {

@@ -279,13 +279,8 @@ std::vector<Node> parse_tree(std::string_view text, const std::string& file) {
   std::vector<std::vector<Node>*> open{&root};
   std::vector<const Node*> opened;  // the block statements still open, for the error message
   int line = 0;
-  std::size_t pos = 0;
-  while (pos <= text.size()) {
-    std::size_t nl = text.find('\n', pos);
-    std::string_view raw = text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
-    pos = nl == std::string_view::npos ? text.size() + 1 : nl + 1;
-    ++line;
-    if (raw.find('\0') != std::string_view::npos) throw ParseError(file, line, "NUL byte: this is not a text file");
+  std::string_view raw;
+  for (Lines lines(text, file); lines.next(raw, line);) {
     std::vector<std::string> words;
     auto flush = [&] {
       if (!words.empty()) open.back()->push_back(Node{line, std::move(words), false, {}});
