@@ -12,6 +12,9 @@ std::string show(Duration v) { return std::to_string(v.count()) + "ms"; }
 std::string show(const Endpoint& e) { return e.to_string(); }
 std::string show(const std::optional<uint16_t>& v) { return v ? std::to_string(*v) : "(none)"; }
 std::string show(CheckType t) { return t == CheckType::http ? "http" : "tcp"; }
+std::string show(ExpectRole r) {
+  return r == ExpectRole::primary ? "primary" : r == ExpectRole::any ? "any" : "auto";
+}
 std::string show(Balance b) {
   return b == Balance::first ? "first" : b == Balance::roundrobin ? "roundrobin" : "leastconn";
 }
@@ -46,6 +49,7 @@ void diff_check(Out& o, const Check& a, const Check& b) {
   o.field("check.rise", a.rise, b.rise);
   o.field("check.fall", a.fall, b.fall);
   o.field("check.down_on_status", a.down_on_status, b.down_on_status);
+  o.field("check.expect_role", a.expect_role, b.expect_role);
   o.field("check.tls", a.tls, b.tls);
 }
 

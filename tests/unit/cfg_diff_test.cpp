@@ -69,6 +69,13 @@ BOOST_AUTO_TEST_CASE(check_and_settings_changes_are_named) {
   BOOST_TEST(d.changes.size() == 3u);
 }
 
+BOOST_AUTO_TEST_CASE(expect_role_change_is_named) {
+  auto next = replace(kBase, "interval: 2s, port: 8008", "interval: 2s, port: 8008, expect_role: any");
+  auto d = cfg::diff(load(kBase), load(next));
+  BOOST_TEST(has(d.changes, "proxy postgres: check.expect_role auto -> any"));
+  BOOST_TEST(d.changes.size() == 1u);
+}
+
 BOOST_AUTO_TEST_CASE(proxies_added_removed_and_relistened) {
   auto next = replace(kBase, "listen: 0.0.0.0:5433", "listen: 0.0.0.0:5434");
   auto d = cfg::diff(load(kBase), load(next));
