@@ -637,6 +637,9 @@ class FloodNetnsTest(unittest.TestCase):
         self.assertGreaterEqual(r["rate"], VRRP_MIN_RATE, "the flooder did not reach the rate")
         self.assertEqual(mon.errors, [])
         self.assert_no_flap(samples, before)
+        worst_status = max(max(x["a_latency"], x["b_latency"]) for x in samples)
+        self.results["vrrp flood"]["slowest_status_ms"] = round(worst_status * 1000)
+        self.assertLess(worst_status, 1.0, "/status slow during the VRRP flood")
         for s, pid in self.daemons.items():
             self.assertIsNone(pid.poll(), f"vipproxy on {s} died:\n{self.lab.logtail('vipproxy-' + s)}")
         # Counters: each node saw the group packets and its own unicast ones.
