@@ -329,6 +329,12 @@ class HttpAttempt final : public Attempt {
           return;
         }
         if (ec == asio::error::eof) reply_->finish();
+        if constexpr (Tls) {
+          // Python's ssl (Patroni) closes without close_notify; for a body
+          // that ends at the close (Patroni sends no Content-Length), that
+          // close is its end. Before the header it stays a layer-4 error.
+          if (ec == ssl::error::stream_truncated && reply_->headers_done()) reply_->finish();
+        }
       }
       on_reply(ec);
     });

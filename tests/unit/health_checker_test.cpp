@@ -78,6 +78,9 @@ enum class Mode {
   patroni_primary,  // "role": "master", "state": "running"
   patroni_replica,  // "role": "replica", "state": "running" (restarted in recovery)
   patroni_crashed,  // "role": "master", "state": "crashed"
+  // patroni_primary over TLS as Python's ssl closes it: a FIN, no
+  // close_notify (SSLSocket.shutdown() does not unwrap).
+  patroni_primary_no_close_notify,
 };
 
 // What the server saw on one connection.
@@ -167,6 +170,8 @@ class Session : public std::enable_shared_from_this<Session<Tls>> {
       case Mode::patroni_primary: return send(patroni_reply(conn_->request, "master", "running"), true);
       case Mode::patroni_replica: return send(patroni_reply(conn_->request, "replica", "running"), true);
       case Mode::patroni_crashed: return send(patroni_reply(conn_->request, "master", "crashed"), true);
+      case Mode::patroni_primary_no_close_notify:
+        return send(patroni_reply(conn_->request, "master", "running"), true);
       case Mode::silent: return wait_for_client_close();
       case Mode::close_no_reply: return finish_sending();
       case Mode::reset: {
@@ -196,6 +201,11 @@ class Session : public std::enable_shared_from_this<Session<Tls>> {
   // keep reading to learn how the client closes: EOF (FIN) or ECONNRESET (RST).
   void finish_sending() {
     if constexpr (Tls) {
+      if (mode_ == Mode::patroni_primary_no_close_notify) {
+        error_code ec;
+        sock().shutdown(tcp::socket::shutdown_send, ec);
+        return wait_for_client_close();
+      }
       stream_.async_shutdown([self = this->shared_from_this()](error_code) {
         error_code ec;
         self->sock().shutdown(tcp::socket::shutdown_send, ec);
@@ -805,6 +815,24 @@ BOOST_AUTO_TEST_CASE(tls_without_verification) {
   BOOST_TEST(p.st().up);
   p.checker->stop();
   expect_clean_closes(io, srv);
+}
+
+// Patroni's reply to GET has no Content-Length: its end is the close, and
+// over TLS that close comes without close_notify.
+BOOST_AUTO_TEST_CASE(tls_reply_ended_by_a_close_without_close_notify) {
+  SelfSigned pki;
+  asio::io_context io;
+  Server srv(io, &pki.server_ctx);
+  srv.mode = Mode::patroni_primary_no_close_notify;
+  auto rule = fast_rule();
+  rule.tls.enabled = true;
+  rule.tls.verify = false;
+  Probe p(io, rule, "127.0.0.1", srv.port());
+  p.checker->start();
+  BOOST_REQUIRE(run_until(io, [&] { return checks(p) >= 2; }));
+  BOOST_TEST(p.st().last.outcome == Outcome::ok);
+  BOOST_TEST(p.st().last.detail == "HTTP 200, role master, state running");
+  BOOST_TEST(p.st().up);
 }
 
 BOOST_AUTO_TEST_CASE(tls_with_verification) {
