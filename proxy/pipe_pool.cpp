@@ -21,13 +21,13 @@ Pipe PipePool::acquire() {
     p.rd = fds[0];
     p.wr = fds[1];
   }
-  ++in_use_;
+  in_use_.store(in_use_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   return p;
 }
 
 void PipePool::release(Pipe& p) {
   if (!p) return;
-  --in_use_;
+  in_use_.store(in_use_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
   if (spare_.size() < max_spare_) {
     spare_.push_back(p);
     p = Pipe{};
@@ -46,7 +46,7 @@ void PipePool::trim() {
 
 void PipePool::discard(Pipe& p) {
   if (!p) return;
-  --in_use_;
+  in_use_.store(in_use_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
   destroy(p);
 }
 

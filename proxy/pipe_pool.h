@@ -3,6 +3,7 @@
 // descriptors at all (Envoy's splice pump keeps one per direction forever).
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <vector>
 
@@ -13,7 +14,8 @@ struct Pipe {
   explicit operator bool() const { return rd >= 0; }
 };
 
-// One pool per worker thread; not thread-safe by design.
+// One pool per worker thread; not thread-safe by design, except in_use(),
+// which the admin endpoint reads from the control thread.
 class PipePool {
  public:
   explicit PipePool(size_t max_spare = 64) : max_spare_(max_spare) {}
@@ -32,11 +34,12 @@ class PipePool {
   // of traffic does not leave pipes open forever. Called about once a second.
   void trim();
   size_t spare() const { return spare_.size(); }
-  size_t in_use() const { return in_use_; }
+  size_t in_use() const { return in_use_.load(std::memory_order_relaxed); }
 
  private:
   size_t max_spare_;
-  size_t in_use_ = 0;
+  // Single writer (the worker): relaxed load+store, no locked instruction.
+  std::atomic<size_t> in_use_{0};
   std::vector<Pipe> spare_;
   size_t low_water_ = 0;  // fewest spares seen since the last trim
   static void destroy(Pipe& p);
