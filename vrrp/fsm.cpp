@@ -40,6 +40,18 @@ struct Ctx {
       v.master_adver_interval = a.max_adver_int;
   }
 
+  bool may_reassert() const {
+    return !v.last_reassert || now - *v.last_reassert >= std::max(c.advert_int, kReassertInterval);
+  }
+  // The GARP of a re-assertion that came too soon after the last (master_rx),
+  // sent with the first advert once the spacing has passed.
+  void owed_garp() {
+    if (!v.reassert_pending || !may_reassert()) return;
+    out.push_back(SendGarp{});
+    v.last_reassert = now;
+    v.reassert_pending = false;
+  }
+
   // RFC 5798 §6.4.1 (owner) / §6.4.2 (Master_Down_Timer fired). The VIPs go
   // on first: a GARP for an address we do not answer for would black-hole it.
   void become_master() {
@@ -50,6 +62,7 @@ struct Ctx {
     v.master_address = c.primary_address;
     v.master_priority = v.priority;
     v.lower_master_since.reset();
+    v.reassert_pending = false;  // the GARP above covers it
     enter(State::master);
   }
 
@@ -142,10 +155,16 @@ struct Ctx {
     // captures) make us send one advert and a GARP burst per packet:
     // tests/integration/test_flood_netns.py measured 1,167 lower adverts/s
     // turned into 1,167 adverts/s and 5,835 broadcast ARPs/s. Within the
-    // window the advert is discarded, as the RFC says.
-    const Duration spacing = std::max(c.advert_int, kReassertInterval);
-    if (v.last_reassert && now - *v.last_reassert < spacing) return;
+    // window the advert is discarded, as the RFC says, but the GARP is owed:
+    // a peer that flapped to master twice in a second sent its own GARPs the
+    // second time too, and hosts would keep its MAC for the VIP. It goes out
+    // with the first Adver_Timer tick after the window (owed_garp).
+    if (!may_reassert()) {
+      v.reassert_pending = true;
+      return;
+    }
     v.last_reassert = now;
+    v.reassert_pending = false;
     out.push_back(SendAdvert{v.priority});
     out.push_back(SendGarp{});
     start_advert();
@@ -231,6 +250,7 @@ Step step(const Config& c, const Vars& vars, const Event& e, TimePoint now) {
             if (s == State::master && t.generation == vars.generation) {
               // RFC 5798 §6.4.3 "If the Adver_Timer fires": send, reset.
               x.out.push_back(SendAdvert{x.v.priority});
+              x.owed_garp();
               x.start_advert();
             }
           },

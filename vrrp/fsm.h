@@ -91,8 +91,11 @@ struct Vars {
   // without a break; nullopt while the master it hears is not lower.
   std::optional<TimePoint> lower_master_since;
   // When this master last answered a lower-priority advert at once (advert +
-  // GARP, see master_rx); such answers are spaced by kReassertInterval.
+  // GARP, see master_rx); such answers are spaced by kReassertInterval. One
+  // that came within the spacing is owed: its GARP goes with the first
+  // Adver_Timer tick after the spacing (reassert_pending).
   std::optional<TimePoint> last_reassert;
+  bool reassert_pending = false;
 };
 
 // A master answers a lower-priority advert at once at most this often (or

@@ -624,6 +624,36 @@ BOOST_AUTO_TEST_CASE(master_reasserts_at_most_once_a_second_under_a_flood_of_low
   BOOST_TEST(slow.v.state == State::backup);
 }
 
+BOOST_AUTO_TEST_CASE(reassertion_within_the_spacing_owes_its_garp_to_the_next_tick_after_it) {
+  // A peer that flaps to master twice within a second GARPs the second time
+  // too: our answer to it is not skipped, only its GARP deferred to the first
+  // Adver_Timer tick once the spacing has passed (then owed no more).
+  Machine m = in_state(State::master, cfg(100, kA, 3, 100ms));
+  auto tick = [&](TimePoint now) { return kinds(m.on(AdvertTimerFired{m.v.generation}, now)); };
+  BOOST_TEST(kinds(m.on(AdvertReceived{50, kB, 100ms}, TimePoint{10s})) == "SendAdvert,SendGarp,StartAdvertTimer");
+  BOOST_TEST(tick(TimePoint{10100ms}) == "SendAdvert,StartAdvertTimer");
+  BOOST_TEST(m.on(AdvertReceived{50, kB, 100ms}, TimePoint{10300ms}).empty());
+  BOOST_TEST(m.v.reassert_pending);
+  BOOST_TEST(tick(TimePoint{10400ms}) == "SendAdvert,StartAdvertTimer");  // still within the second
+  BOOST_TEST(tick(TimePoint{11s}) == "SendAdvert,SendGarp,StartAdvertTimer");
+  BOOST_TEST(!m.v.reassert_pending);
+  BOOST_TEST(tick(TimePoint{11100ms}) == "SendAdvert,StartAdvertTimer");
+  BOOST_TEST(tick(TimePoint{12100ms}) == "SendAdvert,StartAdvertTimer");
+  // Owed GARPs are spaced like the immediate answers, and a fresh answer
+  // after the spacing is immediate again.
+  BOOST_TEST(m.on(AdvertReceived{50, kB, 100ms}, TimePoint{11500ms}).empty());
+  BOOST_TEST(tick(TimePoint{11900ms}) == "SendAdvert,StartAdvertTimer");
+  BOOST_TEST(tick(TimePoint{12s}) == "SendAdvert,SendGarp,StartAdvertTimer");
+  BOOST_TEST(kinds(m.on(AdvertReceived{50, kB, 100ms}, TimePoint{13s})) == "SendAdvert,SendGarp,StartAdvertTimer");
+  // Leaving and re-entering Master sends its own GARP: nothing stays owed.
+  BOOST_TEST(m.on(AdvertReceived{50, kB, 100ms}, TimePoint{13200ms}).empty());
+  m.on(AdvertReceived{200, kC, 100ms}, TimePoint{13300ms});
+  BOOST_REQUIRE(m.v.state == State::backup);
+  BOOST_TEST(kinds(m.on(MasterDownTimerFired{m.v.generation}, TimePoint{14s})) ==
+             "AddVips,SendAdvert,SendGarp,StartAdvertTimer,NotifyState");
+  BOOST_TEST(!m.v.reassert_pending);
+}
+
 BOOST_AUTO_TEST_CASE(v3_100ms_intervals) {
   Lan lan;
   auto a = lan.add(cfg(100, kA, 3, 100ms));
