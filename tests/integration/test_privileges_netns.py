@@ -67,8 +67,8 @@ class PrivilegesTest(unittest.TestCase):
         if os.geteuid() != 0:
             raise RuntimeError("the privilege tests start the daemon as root: run them as root")
         cls.loop = L.Lab("vipproxy-priv")
-        # 10.88.71.0/24: no other test uses it (grep tests/ for 10.88.).
-        cls.ns = netns.Lab(third_octet=71)
+        # 10.88.74.0/24: no other test uses it (grep tests/ for 10.88.).
+        cls.ns = netns.Lab(third_octet=74)
         cls.ns.add_node("a", 151)
         cls.vip = f"{cls.ns.net}.160"
         log(f"namespaces {cls.ns.namespaces}, VIP {cls.vip}, logs in {cls.loop.dir} and {cls.ns.dir}")
@@ -188,7 +188,7 @@ proxies:
 vrrp:
   - name: VI_1
     interface: eth0
-    virtual_router_id: 71
+    virtual_router_id: 74
     priority: 150
     version: 3
     advert_int: 100ms
