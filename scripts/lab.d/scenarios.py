@@ -192,13 +192,21 @@ class Lab:
     def link(self, node, up):
         subprocess.run(["ip", "-n", "vl-br", "link", "set", "v-" + node, "up" if up else "down"], check=True)
 
-    def sessions_on(self, node):
-        """Client sessions of the lab's clients on a node's PostgreSQL (asked on the node itself)."""
-        r = self.run(node, ["env", "PGCONNECT_TIMEOUT=3", PSQL, "-X", "-At", "-h",
-                            self.path(node, "pg", "run"), "-U", "postgres", "-d", "postgres", "-c",
-                            "select count(*) from pg_stat_activity where application_name in "
-                            "('lab-writer', 'lab-probe')"], timeout=20)
-        return int(r.stdout.strip()) if r.returncode == 0 and r.stdout.strip().isdigit() else None
+    def sessions_on(self, node, timeout=30):
+        """Client sessions of the lab's clients on a node's PostgreSQL (asked on the node itself).
+        A demoted primary restarts as a replica after a switchover: wait (up to `timeout`) until
+        it answers; None if it never does."""
+        deadline = time.monotonic() + timeout
+        while True:
+            r = self.run(node, ["env", "PGCONNECT_TIMEOUT=3", PSQL, "-X", "-At", "-h",
+                                self.path(node, "pg", "run"), "-U", "postgres", "-d", "postgres", "-c",
+                                "select count(*) from pg_stat_activity where application_name in "
+                                "('lab-writer', 'lab-probe')"], timeout=20)
+            if r.returncode == 0 and r.stdout.strip().isdigit():
+                return int(r.stdout.strip())
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.5)
 
     # ---- faults
     def switchover(self, leader, candidate):
