@@ -58,7 +58,7 @@ def helper_http(port, mode_file, hosts):
             if mode == "hang":
                 held.append(conn)  # keep it open, say nothing
                 return
-            body = b'{"role": "primary"}'
+            body = b'{"role": "primary", "state": "running"}'
             conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
             conn.shutdown(socket.SHUT_WR)
             while conn.recv(4096):
