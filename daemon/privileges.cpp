@@ -126,10 +126,11 @@ uint64_t parse_mask(const std::string& hex) {
 // PR_CAPBSET_DROP change only the calling thread, and the worker threads
 // (which face the network) exist already when we get here. Each other
 // thread is therefore asked through a signal to apply the same sets to
-// itself, like libcap's libpsx does; libpsx would need -Wl,-wrap,
-// pthread_create on the whole program, which sanitizer builds do not need.
-// The handler uses raw syscalls only (async-signal-safe) and reads a target
-// written before the first signal is sent.
+// itself. That is what libcap's libpsx does, but libpsx 2.66 needs the whole
+// program linked with -Wl,-wrap,pthread_create (sanitizer builds included);
+// a signal of our own takes a few lines and no new dependency. The handler
+// uses raw syscalls only (async-signal-safe) and reads a target written
+// before the first signal is sent.
 
 namespace {
 
