@@ -232,6 +232,9 @@ void Daemon::reload() {
   }
   for (const auto& key : d.restart_only)
     spdlog::warn("SIGHUP: {} changed; it takes effect at the next restart, the running value stays", key);
+  if (uint64_t missing = privileges::newly_missing(config_, next, privileges::permitted_now()))
+    throw std::runtime_error("the new file needs " + privileges::names(missing) +
+                             ", dropped after start: restart to apply");
   next.threads = config_.threads;
   next.node = config_.node;
   next.admin.enabled = config_.admin.enabled;

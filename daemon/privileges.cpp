@@ -244,6 +244,13 @@ ThreadStatus thread_status(pid_t tid) {
 
 }  // namespace
 
+uint64_t newly_missing(const cfg::Config& running, const cfg::Config& next, uint64_t permitted) {
+  const uint64_t before = mask_of(needed(running)), after = mask_of(needed(next));
+  return after & ~before & ~permitted;
+}
+
+uint64_t permitted_now() { return capget_self().permitted; }
+
 void drop_after_start(const cfg::Config& config) {
   const auto needs = needed(config);
   const Sets before = capget_self();

@@ -52,6 +52,13 @@ struct Plan {
 // reports them for the calling thread.
 Plan plan(uint64_t needed, uint64_t permitted, uint64_t effective);
 
+// SIGHUP: capabilities the new configuration needs that the running one did
+// not and this process no longer holds (dropped after start). Pure; a
+// reload that needs any is refused whole ("restart to apply").
+uint64_t newly_missing(const cfg::Config& running, const cfg::Config& next, uint64_t permitted);
+// The calling thread's permitted set (capget).
+uint64_t permitted_now();
+
 // "0000003fffffffff" (the CapEff: field of /proc/PID/status) -> mask.
 uint64_t parse_mask(const std::string& hex);
 

@@ -207,6 +207,11 @@ class Reload(unittest.TestCase):
         self.hup_and_wait(failed=1)
         self.assertIn("cannot listen on", self.vp.log(20))
         blocker.close()
+        # A port below 1024 needs CAP_NET_BIND_SERVICE, dropped after start
+        # (the daemon kept none: its ports are all high): refused whole.
+        self.rewrite(good.replace(f"127.0.0.1:{self.ports['echo2']}", "127.0.0.1:843"))
+        self.hup_and_wait(failed=1)
+        self.assertIn("needs cap_net_bind_service, dropped after start: restart to apply", self.vp.log(20))
         after = self.status()
         self.assertEqual(self.proxy("echo2")["listen"], f"127.0.0.1:{self.ports['echo2']}")
         mark = s.received

@@ -132,3 +132,19 @@ BOOST_AUTO_TEST_CASE(names_and_masks) {
   BOOST_TEST(pv::parse_mask(" 0000000000003000") == (pv::bit(12) | pv::bit(13)));
   BOOST_CHECK_THROW(pv::parse_mask("zz"), std::runtime_error);
 }
+
+BOOST_AUTO_TEST_CASE(reload_needing_a_dropped_capability_is_refused) {
+  const auto running = load(kProxy);
+  std::string low = kProxy;
+  low.replace(low.find("5433"), 4, "443");
+  // The daemon kept nothing: a new port below 1024 needs what it dropped.
+  BOOST_TEST(pv::newly_missing(running, load(low), 0) == pv::bit(pv::kCapNetBindService));
+  // Still held (e.g. started with it and still needed): fine.
+  BOOST_TEST(pv::newly_missing(running, load(low), pv::bit(pv::kCapNetBindService)) == 0u);
+  // Adding the first VRRP instance needs NET_ADMIN and NET_RAW.
+  BOOST_TEST(pv::newly_missing(running, load(std::string(kProxy) + vrrp()), 0) ==
+             (pv::bit(pv::kCapNetAdmin) | pv::bit(pv::kCapNetRaw)));
+  // A need the running file already had is not the reload's to refuse (it was
+  // warned about at start).
+  BOOST_TEST(pv::newly_missing(load(low), load(low), 0) == 0u);
+}
