@@ -18,6 +18,14 @@ from e2e_common import LabCase, S  # noqa: E402
 class TwoEtcdMembers(LabCase):
     LAB_OPTS = ["--frontend", "vipproxy", "--etcd-members", "2", "--fast-dcs"]
 
+    def test_0_doctor_warns_about_two_members(self):
+        leader, _ = self.lab.wait_steady(timeout=120)
+        r = self.lab.run(leader, [os.environ["VIPPROXY_BIN"], "doctor", "--config",
+                                  self.lab.path(leader, "vipproxy.yaml"), "--patroni-config",
+                                  self.lab.path(leader, "patroni.yml"), "--no-adverts"])
+        print(f"\n  vipproxy doctor on {leader}:\n" + "\n".join("    " + l for l in r.stdout.splitlines()))
+        self.assertRegex(r.stdout, r"WARN\b.*etcd members.*2 member\(s\).*losing either node loses quorum")
+
     def test_replica_node_death_loses_quorum(self):
         leader, holder = self.lab.wait_steady(timeout=120)
         replica = [h for h in S.CATALOGS if h != leader][0]

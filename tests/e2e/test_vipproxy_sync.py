@@ -9,6 +9,7 @@ old primary rejoins (test_3, patroni#2689).
 
 One lab for the whole file (setUpClass/tearDownClass); the tests run in order
 (test_0 ... test_4) and each starts from a steady cluster."""
+import json
 import os
 import sys
 import unittest
@@ -31,6 +32,37 @@ class VipproxySynchronous(LabCase):
         self.assertIsNotNone(res["missing"], "could not read the table back through the VIP")
         self.assertEqual(res["missing"], [], "acknowledged writes missing with synchronous_mode")
         self.assertGreater(res["acked"], 20)
+
+    def test_0_status_and_doctor(self):
+        """`vipproxy status` and `vipproxy doctor` on the running catalog nodes, as an operator runs them."""
+        leader, holder = self.steady()
+        binary = os.environ["VIPPROXY_BIN"]
+        states = {}
+        for node in S.CATALOGS:
+            cfg = self.lab.path(node, "vipproxy.yaml")
+            r = self.lab.run(node, [binary, "status", "--config", cfg, "--json"])
+            self.assertEqual(r.returncode, 0, r.stderr)
+            doc = json.loads(r.stdout)
+            proxy = doc["proxies"][0]
+            self.assertEqual(proxy["current_backend"], leader, f"{node}: new sessions go to the leader")
+            roles = {b["name"]: b["eligible"] for b in proxy["backends"]}
+            self.assertEqual(roles, {h: h == leader for h in S.CATALOGS}, f"{node}: only the leader is eligible")
+            states[node] = doc["vrrp"][0]["state"]
+            r = self.lab.run(node, [binary, "status", "--config", cfg])
+            self.assertEqual(r.returncode, 0, r.stderr)
+            print(f"\n  vipproxy status on {node}:\n" + "\n".join("    " + l for l in r.stdout.splitlines()))
+            for name in list(S.CATALOGS) + [states[node]]:
+                self.assertIn(name, r.stdout)
+        self.assertEqual(states[holder], "MASTER")
+        self.assertEqual(sorted(states.values()), ["BACKUP", "MASTER"], "exactly one VRRP master")
+        # On the BACKUP node: only a master sends adverts, so that is where the peer is heard.
+        backup = [h for h in S.CATALOGS if h != holder][0]
+        r = self.lab.run(backup, [binary, "doctor", "--config", self.lab.path(backup, "vipproxy.yaml"),
+                                  "--patroni-config", self.lab.path(backup, "patroni.yml"), "--advert-seconds", "3"])
+        print(f"\n  vipproxy doctor on {backup}:\n" + "\n".join("    " + l for l in r.stdout.splitlines()))
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertRegex(r.stdout, r"OK\b.*etcd members.*3 members")
+        self.assertRegex(r.stdout, r"OK\b.*heard ")  # the peer's adverts
 
     def test_0_steady_state(self):
         leader, holder = self.steady()
