@@ -63,7 +63,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_DIR = os.environ.get("VIPPROXY_SOURCE_DIR", os.path.abspath(os.path.join(HERE, "..", "..")))
 VIPPROXY = os.environ.get("VIPPROXY_BIN", os.path.join(SOURCE_DIR, "build", "vipproxy"))
-VECTORS = os.path.join(SOURCE_DIR, "..", "shared", "testdata", "vrrp")
+# The repo's copies of ../shared/testdata/vrrp (CI runs on a clean clone).
+VECTORS = os.path.join(SOURCE_DIR, "tests", "fixtures", "vrrp")
 PY = "/usr/bin/python3"
 KEEPALIVED = shutil.which("keepalived") or "/usr/sbin/keepalived"
 CLK = os.sysconf("SC_CLK_TCK")
