@@ -111,6 +111,10 @@ def main():
             tl.add(f"the VIP followed the primary to {leader}: this scenario is then a primary node death too")
 
         def holder_death():
+            # A node that dies goes silent at once: its link first, so no FIN
+            # or RST from the killed frontend reaches the client (a real power
+            # loss sends none; the client learns from its own retransmits).
+            lab.link(victim, False)
             killed = []
             for name in (f"vipproxy-{victim}", f"haproxy-{victim}", f"keepalived-{victim}"):
                 try:
@@ -126,8 +130,7 @@ def main():
                 killed.append(f"keepalived VRRP child {pid}")
             except (OSError, ValueError):
                 pass
-            lab.link(victim, False)
-            return f"kill -9 {', '.join(killed)}; {victim}'s link down (primary stays on {leader})"
+            return f"{victim}'s link down, then kill -9 {', '.join(killed)} (primary stays on {leader})"
         show(S.run_scenario(lab, tl, "4. VIP holder death", "demo_vipholder", holder_death))
         holders = lab.vip_holders()
         tl.add(f"VIP configured on {holders}; primary {lab.primaries()}"

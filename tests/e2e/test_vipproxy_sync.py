@@ -148,10 +148,11 @@ class VipproxySynchronous(LabCase):
         self.assertNotEqual(holder, leader)
 
         def kill():
+            # The node goes silent first (no FIN from the killed frontend gets out), as a real node death.
+            self.lab.link(holder, False)
             pid = self.lab.proc_pid(f"vipproxy-{holder}")
             os.kill(pid, 9)
-            self.lab.link(holder, False)
-            return f"kill -9 vipproxy {pid} on {holder}, its link down"
+            return f"{holder}'s link down, then kill -9 vipproxy {pid}"
         try:
             res = S.run_scenario(self.lab, self.tl, "VIP holder death", "e2e_vipholder", kill, resume_timeout=30)
             self.assert_no_loss(res)
