@@ -210,6 +210,39 @@ def vrrp_kinds(src, dst, vip, rnd):
     }
 
 
+def paced_send(packets, rate, seconds):
+    """Sends `packets` ((bytes, address) pairs) round-robin from a raw socket
+    on eth0 at `rate` per second for `seconds`. Returns (sent, errors, seconds
+    taken, CPU seconds, per-packet send counts)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"eth0")
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+    counts = [0] * len(packets)
+    errors, sent, i = 0, 0, 0
+    t0 = time.monotonic()
+    cpu0 = time.process_time()
+    while True:
+        elapsed = time.monotonic() - t0
+        if elapsed >= seconds:
+            break
+        # Catch up in bounded batches (5 ms worth), so a flooder that cannot
+        # keep the pace still stops on time and reports the rate it reached.
+        due = min(int(elapsed * rate), sent + max(1, rate // 200))
+        while sent < due:
+            pkt, addr = packets[i]
+            try:
+                s.sendto(pkt, addr)
+                counts[i] += 1
+                sent += 1
+            except OSError:  # ENOBUFS: not sent, not counted
+                errors += 1
+                break
+            i = (i + 1) % len(packets)
+        time.sleep(0.0005)
+    s.close()
+    return sent, errors, time.monotonic() - t0, time.process_time() - cpu0, counts
+
+
 def vrrp_flood(cfg):
     src, nodes, rate, seconds = cfg["src"], cfg["nodes"], cfg["rate"], cfg["seconds"]
     rnd = random.Random(cfg.get("seed", 6))
@@ -223,32 +256,7 @@ def vrrp_flood(cfg):
             if kind in cfg.get("skip", ()):
                 continue
             table.append((ipv4(src, dst, msg, ttl=ttl), dst, kind))
-    counts = [0] * len(table)
-    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"eth0")
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
-    errors, sent, i = 0, 0, 0
-    t0 = time.monotonic()
-    cpu0 = time.process_time()
-    while True:
-        elapsed = time.monotonic() - t0
-        if elapsed >= seconds:
-            break
-        # Catch up in bounded batches (5 ms worth), so a flooder that cannot
-        # keep the pace still stops on time and reports the rate it reached.
-        due = min(int(elapsed * rate), sent + max(1, rate // 200))
-        while sent < due:
-            pkt, dst, _ = table[i]
-            try:
-                s.sendto(pkt, (dst, 0))
-                counts[i] += 1
-                sent += 1
-            except OSError:  # ENOBUFS: not sent, not counted
-                errors += 1
-                break
-            i = (i + 1) % len(table)
-        time.sleep(0.0005)
-    took = time.monotonic() - t0
+    sent, errors, took, cpu, counts = paced_send([(pkt, (dst, 0)) for pkt, dst, _ in table], rate, seconds)
     expected = {n: {} for n in nodes}
     kinds = vrrp_kinds(src, GROUP, cfg["vip"], random.Random(0))
     for (pkt, dst, kind), c in zip(table, counts):
@@ -257,7 +265,7 @@ def vrrp_flood(cfg):
             if dst in (GROUP, n):
                 expected[n][counter] = expected[n].get(counter, 0) + c
     return {"sent": sent, "seconds": took, "rate": sent / took, "errors": errors,
-            "cpu": time.process_time() - cpu0, "expected": expected, "kinds": sorted(kinds)}
+            "cpu": cpu, "expected": expected, "kinds": sorted(kinds)}
 
 
 def syn_flood(cfg):
@@ -275,34 +283,10 @@ def syn_flood(cfg):
         pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(tcp))
         tcp = tcp[:16] + struct.pack("!H", inet_csum(tcp, inet_sum(pseudo))) + tcp[18:]
         table.append(ipv4(src, dst, tcp, ttl=64, proto=6, ident=rnd.getrandbits(16)))
-    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"eth0")
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
-    addr = (dst, 0)
-    errors, sent, i, n = 0, 0, 0, len(table)
     with open(cfg["ready"], "w") as f:
         f.write("ready\n")
-    t0 = time.monotonic()
-    cpu0 = time.process_time()
-    while True:
-        elapsed = time.monotonic() - t0
-        if elapsed >= seconds:
-            break
-        # Catch up in bounded batches (5 ms worth), so a flooder that cannot
-        # keep the pace still stops on time and reports the rate it reached.
-        due = min(int(elapsed * rate), sent + max(1, rate // 200))
-        while sent < due:
-            try:
-                s.sendto(table[i], addr)
-                sent += 1
-            except OSError:
-                errors += 1
-                break
-            i = (i + 1) % n
-        time.sleep(0.0005)
-    took = time.monotonic() - t0
-    return {"sent": sent, "seconds": took, "rate": sent / took, "errors": errors,
-            "cpu": time.process_time() - cpu0}
+    sent, errors, took, cpu, _ = paced_send([(pkt, (dst, 0)) for pkt in table], rate, seconds)
+    return {"sent": sent, "seconds": took, "rate": sent / took, "errors": errors, "cpu": cpu}
 
 
 def helper_main():
