@@ -91,6 +91,12 @@ void Daemon::start_checks() {
   }
 }
 
+const proxy::ProxyRuntime* Daemon::running(const std::string& name) const {
+  for (const auto& p : proxies_)
+    if (p->cfg.name == name) return p.get();
+  return nullptr;
+}
+
 bool Daemon::locate(const proxy::BackendRuntime& b, size_t& pi, size_t& bi) const {
   for (pi = 0; pi < proxies_.size(); ++pi)
     if ((bi = proxies_[pi]->index_of(&b)) != proxy::npos) return true;
@@ -248,10 +254,7 @@ void Daemon::reload() {
   const size_t nworkers = workers_.size();
   std::vector<std::shared_ptr<proxy::ProxyRuntime>> gens;
   for (const auto& pc : next.proxies) {
-    const proxy::ProxyRuntime* prev = nullptr;
-    for (const auto& p : proxies_)
-      if (p->cfg.name == pc.name) prev = p.get();
-    gens.push_back(std::make_shared<proxy::ProxyRuntime>(pc, std::max<size_t>(nworkers, 1), prev));
+    gens.push_back(std::make_shared<proxy::ProxyRuntime>(pc, std::max<size_t>(nworkers, 1), running(pc.name)));
   }
   resolve_backends(gens);
   std::vector<std::shared_ptr<proxy::Worker::Reload>> plans;
@@ -262,9 +265,7 @@ void Daemon::reload() {
     plan->proxies = gens;
     plan->grace = next.hard_stop_after;
     for (const auto& g : gens) {
-      const proxy::ProxyRuntime* prev = nullptr;
-      for (const auto& p : proxies_)
-        if (p->cfg.name == g->cfg.name) prev = p.get();
+      const proxy::ProxyRuntime* prev = running(g->cfg.name);
       plan->listeners.push_back(prev && cfg::same_listener(prev->cfg, g->cfg) ? nullptr
                                                                                : w->bind_listener(g->cfg));
     }
@@ -311,10 +312,7 @@ void Daemon::reload() {
     }
   // `first`: the new generation starts on the backend in use if it is kept.
   for (auto& g : gens) {
-    const proxy::ProxyRuntime* prev = nullptr;
-    for (const auto& p : proxies_)
-      if (p->cfg.name == g->cfg.name) prev = p.get();
-    if (prev) {
+    if (const proxy::ProxyRuntime* prev = running(g->cfg.name)) {
       size_t cur = prev->current.load();
       if (cur != proxy::npos) g->current.store(g->index_of(prev->backends[cur].get()));
     }

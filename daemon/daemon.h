@@ -49,6 +49,8 @@ class Daemon {
   std::shared_ptr<health::Checker> make_checker(const proxy::ProxyRuntime& p, size_t backend,
                                                 std::chrono::milliseconds first_delay);
   void start_checks();
+  // The running generation of the proxy with this name, or null.
+  const proxy::ProxyRuntime* running(const std::string& name) const;
   // Where a backend is in the running generation (false: a reload removed it).
   bool locate(const proxy::BackendRuntime& b, size_t& proxy, size_t& backend) const;
   void on_check_change(const proxy::BackendRuntime& backend, const health::Status& st);
