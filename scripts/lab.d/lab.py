@@ -219,14 +219,17 @@ def vip_holders(st):
 
 def spawn(st, name, host, argv, user=None, env=None):
     """Starts argv in host's namespace, in its own session so it outlives
-    `up`; `ip netns exec` and setpriv both exec, so the PID is the daemon's."""
+    `up`; `ip netns exec` and setpriv both exec, so the PID is the daemon's.
+    Every daemon starts in its node's state directory, never in the caller's
+    (the checkout): a clone in /root (0700) is out of reach of postgres, and
+    PostgreSQL's tools refuse to run from a directory they cannot enter."""
     logpath = st.path("logs", name + ".log")
     os.makedirs(os.path.dirname(logpath), exist_ok=True)
     if user:
         argv = ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups", "--"] + argv
     with open(logpath, "ab") as logf:
         p = subprocess.Popen(ns_cmd(st, host, argv), stdin=subprocess.DEVNULL, stdout=logf,
-                             stderr=subprocess.STDOUT, start_new_session=True,
+                             stderr=subprocess.STDOUT, start_new_session=True, cwd=st.path(host),
                              env=dict(os.environ, **(env or {})))
     record_pid(st, name, p.pid)
     procs = st.data.setdefault("procs", [])
@@ -234,6 +237,17 @@ def spawn(st, name, host, argv, user=None, env=None):
         procs.append(name)
         st.save()
     return p
+
+
+def check_reachable_by(path, user):
+    """Patroni and PostgreSQL run as `user` from the state directory: say in
+    one line what to do when a parent directory shuts that user out (e.g.
+    --state-dir under /root, mode 0700), instead of a bootstrap that never ends."""
+    r = run(["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups", "--", "test", "-x", path], check=False,
+            cwd="/")
+    if r.returncode != 0:
+        raise Failure(f"{path} is out of reach of the {user} user, which runs Patroni and PostgreSQL there: "
+                      f"use a --state-dir every user can traverse (default {DEFAULT_STATE})")
 
 
 def ensure_user(name, home="/nonexistent"):
@@ -510,6 +524,11 @@ def cmd_up(args):
 
     os.makedirs(st.dir, mode=0o755)
     os.chmod(st.dir, 0o755)  # postgres must traverse it
+    try:
+        check_reachable_by(st.dir, "postgres")
+    except Failure:
+        shutil.rmtree(st.dir, ignore_errors=True)
+        raise
     st.data = {"prefix": DEFAULT_PREFIX, "frontend": args.frontend, "etcd_members": args.etcd_members,
                "synchronous": args.synchronous, "fast_dcs": args.fast_dcs,
                "vrrp_v3_fast": args.vrrp_v3_fast, "vip": VIP, "vip_port": VIP_PORT,

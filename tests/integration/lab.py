@@ -66,6 +66,8 @@ class Lab:
         logf = open(os.path.join(self.dir, name + ".log"), "ab")
         if user:
             argv = ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups", "--"] + argv
+            # Not from the caller's directory: a checkout in /root (0700) is out of the user's reach.
+            kw.setdefault("cwd", self.dir)
         p = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT, **kw)
         logf.close()  # the child has its own copy
         self.procs.append((name, p, stop_signal))
@@ -126,8 +128,10 @@ class PgNode:
         lab.pg_nodes.append(self)
 
     def _run(self, argv, **kw):
+        # cwd: PostgreSQL's tools refuse to start from a directory they cannot
+        # enter, e.g. a checkout in /root (0700).
         return subprocess.run(["setpriv", f"--reuid={self.user}", f"--regid={self.user}", "--init-groups", "--"]
-                              + argv, check=True, capture_output=True, text=True, **kw)
+                              + argv, check=True, capture_output=True, text=True, cwd=self.lab.dir, **kw)
 
     def _conf(self):
         return (f"port = {self.port}\nlisten_addresses = '127.0.0.1'\n"
