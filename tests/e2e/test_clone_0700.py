@@ -101,7 +101,7 @@ class LabFromA0700Clone(unittest.TestCase):
         w = self.lab("exec", "dirtoha", "env", "PGCONNECT_TIMEOUT=3", PSQL, "-X", "-At", "-h", VIP, "-p", "5433",
                      "-U", "postgres", "-d", "postgres", "-c", sql, timeout=60)
         self.assertEqual(w.returncode, 0, w.stdout + w.stderr)
-        self.assertRegex(w.stdout, r"^700\|10\.88\.1\.15[12]$", "the write was not acknowledged through the VIP")
+        self.assertRegex(w.stdout, r"(?m)^700\|10\.88\.1\.15[12]$", "the write was not acknowledged through the VIP")
         rd = self.lab("exec", "dirtoha", "env", "PGCONNECT_TIMEOUT=3", PSQL, "-X", "-At", "-h", VIP, "-p", "5433",
                       "-U", "postgres", "-d", "postgres", "-c", "select count(*) from clone_0700 where v = 700",
                       timeout=60)
