@@ -15,11 +15,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <boost/asio/posix/stream_descriptor.hpp>
 #include <cerrno>
 #include <cstring>
 
 #include "vrrp/codec.h"
+#include "vrrp/fd_reader.h"
 #include "vrrp/frame.h"
 
 namespace vrrp {
@@ -52,32 +52,6 @@ void enlarge_receive_buffer(int fd) {
   if (::setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof bytes) < 0)
     (void)::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
 }
-
-// A descriptor read through asio. The reader lives in a shared_ptr that the
-// pending wait holds, so a wait completing after close() finds it alive and
-// sees `closed` instead of touching a destroyed owner.
-struct Reader : std::enable_shared_from_this<Reader> {
-  Reader(asio::io_context& io, int fd, std::function<void()> readable)
-      : sd(io, fd), on_readable(std::move(readable)) {}
-  asio::posix::stream_descriptor sd;
-  std::function<void()> on_readable;
-  bool closed = false;
-
-  void arm() {
-    sd.async_wait(asio::posix::stream_descriptor::wait_read,
-                  [self = shared_from_this()](const boost::system::error_code& ec) {
-                    if (ec || self->closed) return;
-                    self->on_readable();
-                    if (!self->closed) self->arm();
-                  });
-  }
-  void close() {
-    closed = true;
-    on_readable = nullptr;
-    boost::system::error_code ignored;
-    sd.close(ignored);
-  }
-};
 
 class RawChannel : public Channel {
  public:
@@ -118,13 +92,12 @@ class RawChannel : public Channel {
       if (::setsockopt(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mreq, sizeof mreq) < 0)
         fail("IP_ADD_MEMBERSHIP 224.0.0.18");
     }
-    reader_ = std::make_shared<Reader>(io, fd, [fd, h = std::move(h)] {
+    reader_ = std::make_shared<FdReader>(io, fd, [fd, h = std::move(h)] {
       uint8_t buf[2048];
-      for (;;) {
-        ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-        if (n < 0) return;  // EAGAIN: drained (other errors: next wakeup)
-        h(std::span<const uint8_t>(buf, size_t(n)));
-      }
+      ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n < 0) return false;  // EAGAIN: drained (other errors: next wakeup)
+      h(std::span<const uint8_t>(buf, size_t(n)));
+      return true;
     });
     reader_->arm();
   }
@@ -139,7 +112,7 @@ class RawChannel : public Channel {
     sockaddr_in to{};
     to.sin_family = AF_INET;
     std::memcpy(&to.sin_addr, dst.bytes.data(), 4);
-    if (::sendto(reader_->sd.native_handle(), pkt.data(), pkt.size(), 0, reinterpret_cast<sockaddr*>(&to),
+    if (::sendto(reader_->native_handle(), pkt.data(), pkt.size(), 0, reinterpret_cast<sockaddr*>(&to),
                  sizeof to) < 0)
       return errno_code();
     return {};
@@ -147,7 +120,7 @@ class RawChannel : public Channel {
 
  private:
   LinkInfo link_;
-  std::shared_ptr<Reader> reader_;
+  std::shared_ptr<FdReader> reader_;
 };
 
 // VRRPv3 over IPv6 (RFC 5798 §5.1.2): ff02::12, Hop Limit 255, source our
@@ -194,10 +167,10 @@ class RawChannel6 : public Channel {
       if (::setsockopt(fd, IPPROTO_IPV6, IPV6_ADD_MEMBERSHIP, &mreq, sizeof mreq) < 0)
         fail("IPV6_ADD_MEMBERSHIP ff02::12");
     }
-    reader_ = std::make_shared<Reader>(io, fd, [fd, h = std::move(h)] {
+    reader_ = std::make_shared<FdReader>(io, fd, [fd, h = std::move(h)] {
       uint8_t buf[2048];
       alignas(cmsghdr) uint8_t control[256];
-      for (;;) {
+      {
         sockaddr_in6 from{};
         iovec iov{buf, sizeof buf};
         msghdr m{};
@@ -208,7 +181,7 @@ class RawChannel6 : public Channel {
         m.msg_control = control;
         m.msg_controllen = sizeof control;
         ssize_t n = ::recvmsg(fd, &m, 0);
-        if (n < 0) return;
+        if (n < 0) return false;
         int hop = -1;
         IpAddress dst = kVrrpGroupV6;
         for (cmsghdr* c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
@@ -226,6 +199,7 @@ class RawChannel6 : public Channel {
         d.insert(d.end(), buf, buf + n);
         h(d);
       }
+      return true;
     });
     reader_->arm();
   }
@@ -236,7 +210,7 @@ class RawChannel6 : public Channel {
     to.sin6_family = AF_INET6;
     std::memcpy(&to.sin6_addr, dst.bytes.data(), 16);
     to.sin6_scope_id = uint32_t(link_.ifindex);
-    if (::sendto(reader_->sd.native_handle(), msg.data(), msg.size(), 0, reinterpret_cast<sockaddr*>(&to),
+    if (::sendto(reader_->native_handle(), msg.data(), msg.size(), 0, reinterpret_cast<sockaddr*>(&to),
                  sizeof to) < 0)
       return errno_code();
     return {};
@@ -244,7 +218,7 @@ class RawChannel6 : public Channel {
 
  private:
   LinkInfo link_;
-  std::shared_ptr<Reader> reader_;
+  std::shared_ptr<FdReader> reader_;
 };
 
 class NetlinkKernel : public Kernel {
@@ -278,11 +252,12 @@ class NetlinkKernel : public Kernel {
     // Events come in bursts (a link flap); a large buffer avoids ENOBUFS.
     nl_socket_set_buffer_size(mon_, 1 << 20, 0);
     int fd = ::dup(nl_socket_get_fd(mon_));  // asio closes its copy, libnl its own
-    mon_reader_ = std::make_shared<Reader>(io_, fd, [this] {
+    mon_reader_ = std::make_shared<FdReader>(io_, fd, [this] {
       // Returns after draining (EAGAIN). ENOBUFS (NLE_NOMEM) means the
       // kernel dropped events for us: ask everyone to re-read the state.
       int err = nl_recvmsgs_default(mon_);
       if (err == -NLE_NOMEM && events_.resync) events_.resync();
+      return false;
     });
     mon_reader_->arm();
   }
@@ -417,7 +392,7 @@ class NetlinkKernel : public Kernel {
   asio::io_context& io_;
   nl_sock* req_ = nullptr;
   nl_sock* mon_ = nullptr;
-  std::shared_ptr<Reader> mon_reader_;
+  std::shared_ptr<FdReader> mon_reader_;
   int packet_fd_ = -1;
   Events events_;
 };
