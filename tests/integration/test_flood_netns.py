@@ -35,10 +35,21 @@ Topology (netns.Lab, 10.88.71.0/24 on one bridge, names vpt<pid>-*):
       sent; an established echo stream keeps flowing and is intact; a new
       connection from the client every 100 ms succeeds; /status answers
       within 1 s on every poll; VRRP state and the VIP do not move.
-  (c) (a) again for 8 s with keepalived 2.2.7, the real interop peer, as b:
+  (c) both floods at once for 12 s, with two planned switchovers in the
+      middle (a reload raises b's priority to 150: b preempts; lowers it back
+      to 50: a preempts). Asserted: each election completes (deadline 5 s);
+      outside the switchovers the VIP is on exactly the expected node; each
+      node counted the flood; echo streams to each node's own address stay
+      intact; new sessions through the VIP fail only while it moves; /status
+      answers within 1 s; the adverts on the link (a's and b's together,
+      captured by tcpdump in the client namespace) never pause 150 ms.
+  (d) (a) again for 8 s with keepalived 2.2.7, the real interop peer, as b:
       vipproxy a stays MASTER, keepalived never logs "Entering MASTER STATE".
       Without the zero-interval adverts, which keepalived itself falls for
       (KEEPALIVED_FALLS_FOR).
+  In (a) and (d) the master's own adverts never pause 150 ms either: the
+  VRRP socket is read a bounded batch at a time (vrrp/fd_reader.h), so the
+  Adver_Timer runs on time however long a flood keeps the socket full.
 
     VIPPROXY_BIN=build-flood/vipproxy /usr/bin/python3 tests/integration/test_flood_netns.py
 """
@@ -50,6 +61,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import socket
 import struct
 import sys
@@ -333,14 +345,15 @@ def cpu_seconds(pid):
 
 
 class Stream:
-    """An echo session through VIP:5433 from the client namespace: paced
-    blocks of random bytes (~1.6 MB/s), every byte hashed both ways. The echo
-    server answers the client's FIN with "<EOF>", so a clean end is visible."""
+    """An echo session through ADDR:5433 (the VIP unless told) from the
+    client namespace: paced blocks of random bytes (~1.6 MB/s), every byte
+    hashed both ways. The echo server answers the client's FIN with "<EOF>",
+    so a clean end is visible."""
     BLOCK, PERIOD = 16384, 0.01
 
-    def __init__(self, lab):
+    def __init__(self, lab, addr=VIP):
         with in_netns(lab.ns("client")):
-            self.s = socket.create_connection((VIP, PORT), timeout=5)
+            self.s = socket.create_connection((addr, PORT), timeout=5)
         self.s.settimeout(10)
         self.sent, self.recv = hashlib.sha256(), hashlib.sha256()
         self.nsent = self.nrecv = 0
@@ -406,6 +419,7 @@ class NewConnections(threading.Thread):
         self.ns = lab.ns("client")
         self.stop = threading.Event()
         self.ok, self.failures, self.worst = 0, [], 0.0
+        self.attempts = []  # (start, end, ok): when each one ran
 
     def run(self):
         while not self.stop.is_set():
@@ -428,8 +442,10 @@ class NewConnections(threading.Thread):
                     raise OSError("echo mismatch")
                 self.ok += 1
                 self.worst = max(self.worst, time.monotonic() - t0)
+                self.attempts.append((t0, time.monotonic(), True))
             except OSError as e:
                 self.failures.append(f"{time.monotonic() - t0:.2f}s {e}")
+                self.attempts.append((t0, time.monotonic(), False))
             self.stop.wait(0.1)
 
 
@@ -472,6 +488,43 @@ class Monitor(threading.Thread):
         return self.samples
 
 
+class AdvertTimes:
+    """The master's adverts as the link carries them: tcpdump in the client
+    namespace with a kernel filter on a's address (so it sees ~10 packets a
+    second, not the flood), kernel timestamps, read back after stop(). The
+    gaps between them are what a backup's Master_Down_Timer sees (RFC 5798
+    §6.4.2: 3 x Master_Adver_Interval + Skew_Time)."""
+
+    def __init__(self, lab, name, *sources):
+        self.lab = lab
+        self.path = os.path.join(lab.dir, name + ".pcap")
+        hosts = " or ".join(f"src host {a}" for a in sources)
+        self.proc = lab.spawn(name, "client", ["tcpdump", "-i", "eth0", "-n", "-U", "-w", self.path,
+                                                f"ip proto 112 and ({hosts})"])
+        wait_until(lambda: "listening on" in lab.logtail(name, 5) or self.proc.poll() is not None, 10,
+                   f"{name} listening")
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"tcpdump exited: {lab.logtail(name)}")
+
+    def stop(self):
+        """Returns the capture times (seconds) of the adverts, in order."""
+        self.lab.stop(self.proc)
+        with open(self.path, "rb") as f:
+            data = f.read()
+        endian = "<" if struct.unpack("<I", data[:4])[0] in (0xa1b2c3d4, 0xa1b23c4d) else ">"
+        nano = struct.unpack(endian + "I", data[:4])[0] == 0xa1b23c4d
+        off, times = 24, []
+        while off + 16 <= len(data):
+            sec, frac, incl = struct.unpack(endian + "III", data[off:off + 12])
+            times.append(sec + frac / (1e9 if nano else 1e6))
+            off += 16 + incl
+        return times
+
+
+def max_gap(times):
+    return max((b - a for a, b in zip(times, times[1:])), default=float("inf"))
+
+
 class FloodNetnsTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -487,12 +540,13 @@ class FloodNetnsTest(unittest.TestCase):
         # open like those of a real SYN flood from unanswering addresses.
         # Reverse-path filtering off (the kernel default in a new namespace;
         # set so it cannot depend on the host) so the SYNs are accepted.
-        a = "a"
-        cls.lab.sh(a, ["ip", "link", "add", "bh0", "type", "veth", "peer", "name", "bh1"])
-        cls.lab.sh(a, ["ip", "link", "set", "bh0", "arp", "off", "up"])
-        cls.lab.sh(a, ["ip", "route", "add", f"{SPOOF_NET}.0/24", "dev", "bh0"])
-        for k in ("all", "default", "eth0"):
-            cls.lab.sh(a, ["sysctl", "-qw", f"net.ipv4.conf.{k}.rp_filter=0"])
+        # The same on b, which holds the VIP for a while in (c).
+        for node in ("a", "b"):
+            cls.lab.sh(node, ["ip", "link", "add", "bh0", "type", "veth", "peer", "name", "bh1"])
+            cls.lab.sh(node, ["ip", "link", "set", "bh0", "arp", "off", "up"])
+            cls.lab.sh(node, ["ip", "route", "add", f"{SPOOF_NET}.0/24", "dev", "bh0"])
+            for k in ("all", "default", "eth0"):
+                cls.lab.sh(node, ["sysctl", "-qw", f"net.ipv4.conf.{k}.rp_filter=0"])
         cls.daemons = {}
         for short, prio in (("a", 100), ("b", 50)):
             cls.lab.spawn(f"echo-{short}", short, [PY, os.path.join(HERE, "echo_server.py"), str(ECHO_PORT)])
@@ -599,6 +653,7 @@ class FloodNetnsTest(unittest.TestCase):
         pids = {s: p.pid for s, p in self.daemons.items()}
         stream = Stream(self.lab)
         wait_until(lambda: stream.nrecv > 0, 5, "echo stream through the VIP flowing")
+        adverts = AdvertTimes(self.lab, "adverts-a", f"{NET}.{HOSTS['a']}")
         mon = Monitor(self)
         mon.start()
         cpu0 = {s: cpu_seconds(pid) for s, pid in pids.items()}
@@ -613,6 +668,8 @@ class FloodNetnsTest(unittest.TestCase):
             cpu = {s: (cpu_seconds(pid) - cpu0[s]) / wall for s, pid in pids.items()}
             samples = mon.finish()
             st = stream.finish()
+            gap = max_gap(adverts.stop())
+        log(f"a: the master's longest silence on the link {gap * 1000:.0f} ms")
         log(f"a: {r['sent']} VRRP packets in {r['seconds']:.1f}s = {r['rate']:.0f}/s "
             f"({r['errors']} send errors, flooder CPU {r['cpu']:.1f}s); daemon CPU a {cpu['a']:.1%} "
             f"b {cpu['b']:.1%} of a core; stream {st['sent']} bytes, max gap {st['max_gap'] * 1000:.0f} ms")
@@ -622,6 +679,7 @@ class FloodNetnsTest(unittest.TestCase):
         self.assertGreaterEqual(r["rate"], VRRP_MIN_RATE, "the flooder did not reach the rate")
         self.assertEqual(mon.errors, [])
         self.assert_no_flap(samples, before)
+        self.assertLess(gap, 0.15, "the master's adverts paused during the flood")
         worst_status = max(max(x["a_latency"], x["b_latency"]) for x in samples)
         self.results["vrrp flood"]["slowest_status_ms"] = round(worst_status * 1000)
         self.assertLess(worst_status, 1.0, "/status slow during the VRRP flood")
@@ -639,7 +697,7 @@ class FloodNetnsTest(unittest.TestCase):
         for s in ("a", "b"):
             self.assertLess(cpu[s], 0.6, f"vipproxy on {s} used {cpu[s]:.0%} of a core for 10k packets/s")
 
-    def check_counters(self, r, before, s, wall, tag):
+    def check_counters(self, r, before, s, wall, tag, transitions=0):
         """Each node counted the group packets and its own unicast ones, by
         reason, and what it did not count the kernel dropped at its socket
         (receive buffer full while the daemon was off the CPU; the /proc/net/raw
@@ -670,7 +728,7 @@ class FloodNetnsTest(unittest.TestCase):
         self.assertLessEqual(kernel, 0.01 * total_exp, f"{s}: the kernel dropped {kernel} datagrams at the socket")
         # A backup also hears the master's own adverts: 10/s, and one a second
         # more when it re-asserts itself against the lower adverts.
-        slack = {"adverts_received": int(wall * (ADVERTS_PER_S + 1)) + 20 if s == "b" else 0}
+        slack = {"adverts_received": int(wall * (ADVERTS_PER_S + 1)) + 20 if s == "b" or transitions else 0}
         for k, n in exp.items():
             if k == "random":
                 continue
@@ -682,7 +740,7 @@ class FloodNetnsTest(unittest.TestCase):
         self.assertLessEqual(drops, want, (s, delta))
         counted = sum(v for k, v in delta.items() if k not in OWN)
         self.assertGreaterEqual(counted + kernel, 0.995 * total_exp, (s, "sent but neither counted nor dropped"))
-        self.assertEqual(delta["transitions"], 0)
+        self.assertEqual(delta["transitions"], transitions)
         return delta
 
     def check_master_not_amplified(self, tag, wall):
@@ -762,8 +820,116 @@ class FloodNetnsTest(unittest.TestCase):
         self.assertTrue(st["intact"], st)
         self.assertLess(st["max_gap"], 1.0, "the echo stream stalled during the SYN flood")
 
+    # ---- (c) ----
+    def reconfigure(self, short, priority):
+        """A planned switchover as an operator makes one: a new priority in
+        the file and SIGHUP (applied in place, vrrp/engine.cpp reconfigure)."""
+        with open(os.path.join(self.lab.dir, f"vipproxy-{short}.yaml"), "w") as f:
+            f.write(self.config(short, priority))
+        self.daemons[short].send_signal(signal.SIGHUP)
+
+    def holder_is(self, master):
+        backup = "b" if master == "a" else "a"
+        return (self.status(master)["vrrp"][0]["state"] == "MASTER"
+                and self.status(backup)["vrrp"][0]["state"] == "BACKUP"
+                and self.holds_vip(master) and not self.holds_vip(backup))
+
+    def test_c_floods_during_switchover(self):
+        """Both floods at once, and two planned switchovers in the middle of
+        them (b's priority raised to 150 by a reload: b preempts; lowered
+        back to 50: a preempts). Elections complete, sessions to each node's
+        own address carry on, the VIP is on the expected node outside the
+        switchovers, the floods are counted, /status answers, and the
+        adverts on the link (a's and b's together) never pause."""
+        before = {s: self.vrrp_counters(s) for s in ("a", "b")}
+        pids = {s: p.pid for s, p in self.daemons.items()}
+        streams = {s: Stream(self.lab, f"{NET}.{HOSTS[s]}") for s in ("a", "b")}
+        for st in streams.values():
+            wait_until(lambda: st.nrecv > 0, 5, "echo streams to the node addresses flowing")
+        syn, syn_cfg = self.run_flooder("--syn-flood", {"dst": VIP, "port": PORT, "spoof": SPOOF_NET,
+                                                        "rate": SYN_RATE, "seconds": VRRP_SECONDS}, "syn-flood-c")
+        wait_until(lambda: os.path.exists(syn_cfg["ready"]) or syn.poll() is not None, 30, "SYN flooder ready")
+        adverts = AdvertTimes(self.lab, "adverts-both", f"{NET}.{HOSTS['a']}", f"{NET}.{HOSTS['b']}")
+        mon = Monitor(self)
+        mon.start()
+        conns = NewConnections(self.lab)
+        conns.start()
+        cpu0 = {s: cpu_seconds(pid) for s, pid in pids.items()}
+        t0 = time.monotonic()
+        vrrp, vrrp_cfg = self.run_flooder("--vrrp-flood", {
+            "src": f"{NET}.{HOSTS['attacker']}", "vip": VIP, "rate": VRRP_RATE, "seconds": VRRP_SECONDS,
+            "nodes": [f"{NET}.{HOSTS['a']}", f"{NET}.{HOSTS['b']}"]}, "vrrp-flood-c")
+        windows = []  # (start, end, who holds the VIP after it)
+        try:
+            # Back to 90, not 50: the flood carries forged adverts at
+            # priority 60 (mid_priority); a master at 50 rightly yields to
+            # them (RFC 5798 §6.4.3) and a then waits out its
+            # Master_Down_Interval, a gap that would be the attacker's doing.
+            for at, short, prio, master in ((3.0, "b", 150, "b"), (7.0, "b", 90, "a")):
+                time.sleep(max(0.0, t0 + at - time.monotonic()))  # a schedule, not a wait for a state
+                start = time.monotonic()
+                self.reconfigure(short, prio)
+                wait_until(lambda: self.holder_is(master), 5, f"{master} MASTER with the VIP during the floods")
+                windows.append((start, time.monotonic(), master))
+            r = self.wait_flooder(vrrp, vrrp_cfg, VRRP_SECONDS)
+            rs = self.wait_flooder(syn, syn_cfg, VRRP_SECONDS)
+        finally:
+            wall = time.monotonic() - t0
+            cpu = {s: (cpu_seconds(pid) - cpu0[s]) / wall for s, pid in pids.items()}
+            conns.stop.set()
+            conns.join(15)
+            samples = mon.finish()
+            ends = {s: st.finish() for s, st in streams.items()}
+            times = adverts.stop()
+        gap = max_gap(times)
+        took = [round((e - b) * 1000) for b, e, _ in windows]
+        worst_status = max(max(x["a_latency"], x["b_latency"]) for x in samples)
+        log(f"c: VRRP {r['rate']:.0f}/s and SYN {rs['rate']:.0f}/s for {wall:.1f}s; switchovers took {took} ms; "
+            f"CPU a {cpu['a']:.1%} b {cpu['b']:.1%}; adverts on the link {len(times)}, longest silence "
+            f"{gap * 1000:.0f} ms; new sessions via the VIP {conns.ok} ok, {len(conns.failures)} failed; "
+            f"slowest /status {worst_status * 1000:.0f} ms; node streams max gap "
+            f"{max(e['max_gap'] for e in ends.values()) * 1000:.0f} ms")
+        self.results["floods during switchover"] = {
+            "vrrp_rate": round(r["rate"]), "syn_rate": round(rs["rate"]), "switchover_ms": took,
+            "cpu": {k: f"{v:.1%}" for k, v in cpu.items()}, "advert_max_gap_ms": round(gap * 1000),
+            "new_sessions": conns.ok, "new_session_failures": conns.failures,
+            "slowest_status_ms": round(worst_status * 1000)}
+        self.assertGreaterEqual(r["rate"], VRRP_MIN_RATE, "the VRRP flooder did not reach the rate")
+        self.assertGreaterEqual(rs["rate"], SYN_MIN_RATE, "the SYN flooder did not reach the rate")
+        self.assertEqual(mon.errors, [])
+        self.assertLess(worst_status, 1.0, "/status slow during the floods")
+        for s in ("a", "b"):
+            self.assertIsNone(self.daemons[s].poll(), self.lab.logtail("vipproxy-" + s))
+        # Outside the switchovers the VIP is on exactly the expected node.
+        for x in samples:
+            if any(b <= x["t"] <= e for b, e, _ in windows):
+                continue
+            expect = "b" if windows and windows[0][1] < x["t"] < windows[-1][0] else "a"
+            other = "a" if expect == "b" else "b"
+            self.assertEqual(x[expect][0], "MASTER", x)
+            self.assertEqual(x[other][0], "BACKUP", x)
+            self.assertTrue(x[expect + "_vip"] and not x[other + "_vip"], f"VIP not on exactly {expect}: {x}")
+        # RFC 5798 §6.4.2: a backup declares the master down after 3 x
+        # Master_Adver_Interval + Skew_Time of silence. Adverts from a and b
+        # together never pause for more than half an interval beyond one
+        # (the handover included: the old master sends until it hears the
+        # new one), so no backup anywhere on the link was ever close to it.
+        self.assertLess(gap, 0.15, "an advert gap on the link during the floods and switchovers")
+        for s in ("a", "b"):
+            self.check_counters(r, before, s, wall, "c", transitions=2)
+        for s, e in ends.items():
+            self.assertIsNone(e["error"], (s, e))
+            self.assertTrue(e["intact"], (s, e))
+            self.assertLess(e["max_gap"], 1.0, f"the echo stream to {s}'s own address stalled")
+        # New sessions through the VIP: refused or reset only while it moves
+        # (a session that started on the old holder), never outside.
+        late = [(round(b - t0, 2), round(e - t0, 2)) for b, e, ok in conns.attempts if not ok
+                and not any(wb - 0.1 <= b <= we + 1.0 for wb, we, _ in windows)]
+        self.assertEqual(late, [], "new sessions through the VIP failed outside the switchovers")
+        self.assertGreater(conns.ok, int(wall * 5), "too few new sessions through the VIP")
+
     # ---- (a) again, with keepalived 2.2.7 as the backup ----
-    def test_c_vrrp_flood_keepalived_backup(self):
+    def test_d_vrrp_flood_keepalived_backup(self):
         """The same VRRP flood with the real interop peer: keepalived 2.2.7 as
         b (priority 50, VRRPv3, 100 ms) behind vipproxy a. a stays MASTER with
         the VIP, keepalived never leaves BACKUP, a counts every packet. Without
@@ -782,6 +948,7 @@ class FloodNetnsTest(unittest.TestCase):
         pid_a = self.daemons["a"].pid
         stream = Stream(self.lab)
         wait_until(lambda: stream.nrecv > 0, 5, "echo stream through the VIP flowing")
+        adverts = AdvertTimes(self.lab, "adverts-c", f"{NET}.{HOSTS['a']}")
         mon = Monitor(self, with_status=("a",))
         mon.start()
         cpu0 = {"a": cpu_seconds(pid_a), "keepalived": cpu_seconds(kpid)}
@@ -798,10 +965,12 @@ class FloodNetnsTest(unittest.TestCase):
                    "keepalived": (cpu_seconds(kpid) - cpu0["keepalived"]) / wall}
             samples = mon.finish()
             st = stream.finish()
+            gap = max_gap(adverts.stop())
+        log(f"d: the master's longest silence on the link {gap * 1000:.0f} ms")
         with open(os.path.join(self.lab.dir, "keepalived-b.log"), errors="replace") as f:
             f.seek(klog0)
             klog = f.read()
-        log(f"c: {r['sent']} VRRP packets in {r['seconds']:.1f}s = {r['rate']:.0f}/s; CPU vipproxy a "
+        log(f"d: {r['sent']} VRRP packets in {r['seconds']:.1f}s = {r['rate']:.0f}/s; CPU vipproxy a "
             f"{cpu['a']:.1%}, keepalived b (VRRP process) {cpu['keepalived']:.1%} of a core; keepalived wrote "
             f"{len(klog.splitlines())} log lines; stream {st['sent']} bytes, max gap {st['max_gap'] * 1000:.0f} ms")
         self.results["vrrp flood, keepalived backup"] = {
@@ -810,11 +979,12 @@ class FloodNetnsTest(unittest.TestCase):
         self.assertGreaterEqual(r["rate"], VRRP_MIN_RATE, "the flooder did not reach the rate")
         self.assertEqual(mon.errors, [])
         self.assert_no_flap(samples, before)
+        self.assertLess(gap, 0.15, "the master's adverts paused during the flood")
         self.assertNotIn("Entering MASTER STATE", klog, "keepalived took over during the flood")
         self.assertIsNone(self.daemons["a"].poll(), self.lab.logtail("vipproxy-a"))
         self.assertTrue(os.path.exists(f"/proc/{kpid}"), "keepalived's VRRP process died:\n" + klog[-2000:])
-        self.check_counters(r, before, "a", wall, "c")
-        self.check_master_not_amplified("c", wall)
+        self.check_counters(r, before, "a", wall, "d")
+        self.check_master_not_amplified("d", wall)
         self.assertIsNone(st["error"], st)
         self.assertTrue(st["intact"], st)
         self.assertLess(st["max_gap"], 1.0, "the echo stream stalled during the flood")
@@ -825,7 +995,11 @@ class FloodNetnsTest(unittest.TestCase):
 
     def start_keepalived(self, short, priority):
         """keepalived 2.2.7 in the foreground; returns its VRRP child's PID
-        (recorded so the lab kills exactly that process at the end)."""
+        (recorded so the lab kills exactly that process at the end). Run as
+        in production, without -D (detailed logging): with it keepalived
+        logs every junk datagram and needs 80-86 % of a core for this flood,
+        so on a busy 2-core machine its own socket overflowed, it lost the
+        master's adverts with the junk and took the VIP (measured here)."""
         d = os.path.join(self.lab.dir, f"keepalived-{short}")
         os.makedirs(d, exist_ok=True)
         conf = os.path.join(d, "keepalived.conf")
@@ -836,7 +1010,7 @@ class FloodNetnsTest(unittest.TestCase):
                     f"  virtual_ipaddress {{\n    {VIP}/24\n  }}\n}}\n")
         pidf, vrrpf = os.path.join(d, "keepalived.pid"), os.path.join(d, "vrrp.pid")
         self.lab.spawn(f"keepalived-{short}", short,
-                       [KEEPALIVED, "-n", "-l", "-D", "-P", "-f", conf, "-p", pidf, "-r", vrrpf])
+                       [KEEPALIVED, "-n", "-l", "-P", "-f", conf, "-p", pidf, "-r", vrrpf])
 
         def child():
             with open(vrrpf) as f:
