@@ -1,6 +1,12 @@
 // The validated configuration: plain structs, built once by cfg::load() before
 // any socket is opened. Nothing outside cfg/ parses YAML; everything else
-// reads these structs (a reload builds a new Config and swaps a shared_ptr).
+// reads these structs. Who holds what: the daemon keeps the whole Config by
+// value, read and replaced only on its control thread (a reload loads a new
+// Config, prepares everything from it, then assigns it). Each proxy's
+// settings are copied into an immutable proxy::ProxyRuntime generation that
+// workers and sessions share through a shared_ptr, so a session keeps the
+// settings it started with across reloads; each VRRP engine keeps its own
+// copy of its VrrpInstance, replaced in place by vrrp::Service::reload.
 #pragma once
 
 #include <chrono>

@@ -103,7 +103,7 @@ DecodeResult decode(std::span<const uint8_t> bytes, const RxMeta& meta, const Au
   // [IPv6 Hop Limit] is 255" -- proof the sender is on our link.
   if (meta.ttl != kRequiredTtl) return DecodeError::bad_ttl;
 
-  // Rung 5, checksum. For v3 over IPv4 both forms are accepted (PRODUCT.md:
+  // Rung 5, checksum. For v3 over IPv4 both forms are accepted (docs/design.md:
   // keepalived sends the pseudo-header form, RFC 9568 peers the other) and we
   // report which one matched so the status page can show what a peer uses.
   const uint16_t wire = uint16_t(bytes[kChecksumOffset] << 8 | bytes[kChecksumOffset + 1]);

@@ -193,7 +193,7 @@ void Engine::start() {
     tracked_if_up_[i] = l && l->up;
   }
   // keepalived removes its VIPs at start too: a run killed with SIGKILL
-  // leaves them configured (LAB-NOTES), and a BACKUP holding the VIP would
+  // leaves them configured (docs/lab-notes.md, "keepalived 2.2.7"), and a BACKUP holding the VIP would
   // answer ARP for it alongside the real master.
   remove_vips();
   std::weak_ptr<int> alive = life_;
@@ -376,7 +376,7 @@ void Engine::garp_round() {
 void Engine::garp_burst(unsigned rounds) {
   if (rounds == 0 || vars_.state != fsm::State::master) return;
   if (cfg_.garp.interval.count() == 0) {
-    // keepalived 2.2.7 sends its master_repeat ARPs back to back (LAB-NOTES).
+    // keepalived 2.2.7 sends its master_repeat ARPs back to back (docs/lab-notes.md).
     for (unsigned i = 0; i < rounds; ++i) garp_round();
     return;
   }
@@ -442,7 +442,7 @@ void Engine::notify(fsm::State from, fsm::State to) {
                                                       : &n.stop;
   // keepalived's notify arguments: INSTANCE <name> <STATE> <priority>.
   // Hooks run detached from the state machine: a slow or hung script never
-  // delays a transition (they are observers, STYLE.md).
+  // delays a transition (they are observers, docs/design.md "Code shape").
   std::vector<std::string> args{"INSTANCE", cfg_.name, notify_state(to), std::to_string(vars_.priority)};
   for (const std::string* c : {cmd, &n.any}) {
     if (c->empty()) continue;
@@ -647,7 +647,7 @@ json::object Engine::status() const {
   for (const auto& v : vips_) vips.push_back(json::value(v.address.to_string() + "/" + std::to_string(v.prefix_len)));
   o["virtual_ipaddresses"] = std::move(vips);
   o["last_peer"] = last_peer_ ? json::value(last_peer_->to_string()) : json::value(nullptr);
-  // Which VRRPv3 IPv4 checksum form the peer uses (PRODUCT.md): keepalived
+  // Which VRRPv3 IPv4 checksum form the peer uses (docs/design.md): keepalived
   // sends the RFC 5798 pseudo-header form, RFC 9568 peers the message only.
   o["peer_checksum"] = !peer_checksum_form_ ? json::value(nullptr)
                        : *peer_checksum_form_ == ChecksumForm::pseudo_header ? json::value("pseudo_header")

@@ -30,7 +30,7 @@ struct Ipv4Header {
   uint16_t id = 0;
   IpAddress src, dst;
   // The IP payload, cut at total_len: frames shorter than 60 bytes arrive
-  // padded with zeros on real NICs (LAB-NOTES: not on veth), so the buffer
+  // padded with zeros on real NICs (docs/lab-notes.md: not on veth), so the buffer
   // length says nothing about where the VRRP message ends.
   std::span<const uint8_t> payload;
 

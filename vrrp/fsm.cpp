@@ -78,7 +78,7 @@ struct Ctx {
       return;
     }
     // Otherwise Backup, whatever `state MASTER` says: keepalived 2.2.7 does
-    // the same (LAB-NOTES), so a restarted ex-master does not grab the VIP
+    // the same (docs/lab-notes.md), so a restarted ex-master does not grab the VIP
     // from a live master before hearing it.
     v.master_adver_interval = c.advert_int;
     start_master_down(mdi());
@@ -148,7 +148,7 @@ struct Ctx {
     // another node believed it was master (a split brain just ended: a link
     // came back, or multicast was filtered), so hosts may have its MAC in
     // their ARP caches. One advert makes it step down now, the GARP repoints
-    // the caches (PRODUCT.md, "Gratuitous ARP").
+    // the caches (docs/design.md, "Gratuitous ARP").
     // But once per kReassertInterval only: one answer is all a real ex-master
     // needs (our Adver_Timer keeps telling it anyway), while answering every
     // packet let a flood of lower adverts (any host on the link, or replayed
@@ -229,7 +229,7 @@ Step step(const Config& c, const Vars& vars, const Event& e, TimePoint now) {
             if (s == State::master) {
               // "Cancel the Adver_Timer, Send an ADVERTISEMENT with Priority
               // = 0": the backup takes over after its skew time instead of
-              // three intervals (PRODUCT.md "Priority 0 on shutdown").
+              // three intervals (docs/design.md "Priority 0 on shutdown").
               x.cancel_timers();
               x.out.push_back(SendAdvertPriorityZero{});
               x.out.push_back(RemoveVips{});

@@ -42,7 +42,7 @@ struct Config {
   IpAddress primary_address;  // our source address, for the §6.4.3 tie-break
   // keepalived's `state MASTER`. Kept for status only: keepalived 2.2.7 still
   // starts in BACKUP and waits Master_Down_Interval before taking over
-  // (LAB-NOTES "keepalived 2.2.7 behaviour"), and so do we, so two nodes both
+  // (docs/lab-notes.md "keepalived 2.2.7 behaviour"), and so do we, so two nodes both
   // configured MASTER still elect by priority instead of fighting.
   bool start_as_master_hint = false;
 };

@@ -13,7 +13,7 @@ Topology (netns.Lab, 10.88.71.0/24 on one bridge, names vpt<pid>-*):
     VIP       10.88.71.160
 
   (a) ~10k VRRP packets/s for 12 s from the attacker: the real keepalived
-      captures of ../shared/testdata/vrrp/ mutated one validation rung at a
+      captures of tests/fixtures/vrrp/ mutated one validation rung at a
       time (checksum, version, type, TTL, length, interval, truncated, VRID,
       v2 with PASS / without auth), random bytes, and well-formed adverts from
       a non-peer with a priority below the master's, to 224.0.0.18 and (one

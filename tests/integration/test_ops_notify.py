@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """The daemon under a systemd-like supervisor, and the tools people use on it,
-all on loopback (no PID-1 systemd needed, LAB-NOTES.md "systemd"):
+all on loopback (no PID-1 systemd needed, docs/lab-notes.md "systemd"):
 
 - Type=notify: with NOTIFY_SOCKET pointing at a datagram socket this test
   listens on, READY=1 arrives only once the proxy listener accepts and every

@@ -183,7 +183,7 @@ BOOST_AUTO_TEST_CASE(v2_skew_and_master_down) {
   // RFC 3768 §6.1: Skew_Time = (256 - Priority) / 256 s; 3 * interval + skew.
   auto c = cfg(100, kA, 2);
   BOOST_TEST(skew_time(c, 100, 1s).count() == 609375);
-  BOOST_TEST(master_down_interval(c, 100, 1s).count() == 3609375);  // LAB-NOTES "~3.6 s"
+  BOOST_TEST(master_down_interval(c, 100, 1s).count() == 3609375);  // docs/lab-notes.md "~3.6 s"
   BOOST_TEST(skew_time(c, 50, 1s).count() == 804687);
   BOOST_TEST(skew_time(c, 254, 1s).count() == 7812);
 }
@@ -320,7 +320,7 @@ BOOST_AUTO_TEST_CASE(address_owner_goes_master_at_startup) {
 }
 
 BOOST_AUTO_TEST_CASE(state_master_hint_still_starts_backup) {
-  // keepalived 2.2.7 (LAB-NOTES): `state MASTER` starts in BACKUP.
+  // keepalived 2.2.7 (docs/lab-notes.md): `state MASTER` starts in BACKUP.
   Config c = cfg(100, kA);
   c.start_as_master_hint = true;
   Machine m(c);
