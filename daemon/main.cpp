@@ -1,5 +1,4 @@
 // vipproxy: a Patroni-aware TCP proxy and VRRP speaker in one daemon.
-#include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -12,6 +11,7 @@
 
 #include "cfg/load.h"
 #include "daemon/daemon.h"
+#include "daemon/logging.h"
 #include "importer/cli.h"
 #include "ctl/doctor.h"
 #include "ctl/status.h"
@@ -29,22 +29,12 @@ const char* kUsage = R"(usage: vipproxy [OPTIONS]
   -v, --version            print the version and exit
   -h, --help               this text
 
-Logs go to standard error. Under systemd (JOURNAL_STREAM set) lines carry no
-timestamp of their own, the journal adds it. SIGTERM/SIGINT stop the daemon.
+Logs go to standard error. When that is the journal's stream (JOURNAL_STREAM)
+each line starts with its syslog priority as "<N>", which journald stores
+(warnings as warning, errors as err), and carries no timestamp of its own.
+SIGTERM/SIGINT stop the daemon.
 See README.md ("Configuration reference") for every key.
 )";
-
-void setup_logging(const std::string& level) {
-  auto logger = spdlog::stderr_logger_mt("vipproxy");
-  // The journal timestamps every line itself: no double timestamps.
-  if (std::getenv("JOURNAL_STREAM"))
-    logger->set_pattern("<%l> %v");
-  else
-    logger->set_pattern("%Y-%m-%d %H:%M:%S.%e [%l] %v");
-  logger->set_level(spdlog::level::from_str(level));
-  logger->flush_on(spdlog::level::trace);
-  spdlog::set_default_logger(logger);
-}
 
 int check_config(const std::string& path) {
   try {
@@ -53,7 +43,8 @@ int check_config(const std::string& path) {
               << " vrrp instances)\n";
     return 0;
   } catch (const cfg::Error& e) {
-    std::cerr << e.what() << "\n";
+    // ExecStartPre runs this under systemd: an error, not info, in the journal.
+    std::cerr << daemon_::logging::for_stderr(spdlog::level::err, e.what()) << "\n";
     return 1;
   }
 }
@@ -85,10 +76,10 @@ int run(const std::string& path) {
   try {
     c = cfg::load_file(path);
   } catch (const cfg::Error& e) {
-    std::cerr << e.what() << "\n";
+    std::cerr << daemon_::logging::for_stderr(spdlog::level::err, e.what()) << "\n";
     return 1;
   }
-  setup_logging(c.log_level);
+  daemon_::logging::setup(c.log_level);
   raise_fd_limit();
   spdlog::info("vipproxy {} starting, node {}, config {}", VIPPROXY_VERSION, c.node, path);
   warn_if_secrets_readable(c, path);
