@@ -102,8 +102,9 @@ class Package(unittest.TestCase):
         version = sh(BIN, "--version").stdout.split()[-1]
         self.assertEqual(self.field("Version"), version)
         depends = self.field("Depends")
-        # Computed by dpkg-shlibdeps from the binary, plus adduser for postinst.
-        for lib in ("libc6", "libstdc++6", "libyaml-cpp0.7", "libboost-json1.81.0", "adduser"):
+        # Computed by dpkg-shlibdeps from the binary, plus adduser for postinst
+        # and procps for the unit's ExecReload=/bin/kill.
+        for lib in ("libc6", "libstdc++6", "libyaml-cpp0.7", "libboost-json1.81.0", "adduser", "procps"):
             self.assertIn(lib, depends)
         self.assertRegex(depends, r"libc6 \(>= [0-9.]+\)")
         files = sh("dpkg-deb", "-c", self.deb).stdout
