@@ -4,7 +4,9 @@
 Answers 200 on /primary while the role file says "primary", 503 otherwise;
 /replica the reverse; any method (GET/HEAD/OPTIONS). The role file can also
 say "down" (connections are refused: the listener is closed) or "garbage"
-(a reply that is not HTTP).
+(a reply that is not HTTP), or "hold" (the request is read and the reply
+waits, at most 60 s, until the file says something else, which decides it:
+a check that has not finished yet).
 
 It also records how each client left, which is what Patroni's log would show:
 a clean FIN after the reply is fine, a reset (RST, or closing with our reply
@@ -18,6 +20,7 @@ import os
 import socket
 import sys
 import threading
+import time
 
 port, role_file, stats_file = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 stats = {"connections": 0, "requests": 0, "clean_close": 0, "reset": 0, "methods": {}}
@@ -53,6 +56,14 @@ def handle(conn):
             line = data.split(b"\r\n", 1)[0].decode("latin1")
             method, path = (line.split(" ") + ["", ""])[:2]
             r = role()
+            if r == "hold":
+                with lock:
+                    stats["held"] = stats.get("held", 0) + 1
+                    save()
+                give_up = time.monotonic() + 60
+                while r == "hold" and time.monotonic() < give_up:
+                    threading.Event().wait(0.02)
+                    r = role()
             with lock:
                 stats["requests"] += 1
                 stats["methods"][method] = stats["methods"].get(method, 0) + 1
