@@ -5,8 +5,10 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
+#include <random>
 
 #include "daemon/daemon.h"
+#include "status_page.h"
 #include "vrrp/service.h"
 #include "version.h"
 
@@ -40,34 +42,113 @@ std::string label(std::string_view v) {
   return out;
 }
 
+bool resource_error(const boost::system::error_code& ec) {
+  int v = ec.value();
+  return ec.category() == boost::system::system_category() &&
+         (v == EMFILE || v == ENFILE || v == ENOBUFS || v == ENOMEM);
+}
+
+// Closes at once with a reset: a refused, evicted or timed-out client gets
+// no graceful FIN and leaves no TIME_WAIT entry behind on our side.
+void abort_socket(tcp::socket& s) {
+  boost::system::error_code ignored;
+  s.set_option(asio::socket_base::linger(true, 0), ignored);
+  s.close(ignored);
+}
+
+// A fresh Content-Security-Policy nonce for each page (CSP Level 3 §6.7.2.3:
+// base64 of at least 128 random bits).
+std::string make_nonce() {
+  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::random_device rd;
+  std::string out;
+  for (int i = 0; i < 22; ++i) out += kAlphabet[rd() % 64];
+  return out;
+}
+
+}  // namespace
+
+// One client of the admin endpoint: reads one request (size and time bounded
+// while reading), answers it and closes (no keep-alive: each request costs
+// one slot for as short as possible).
 class AdminConnection : public std::enable_shared_from_this<AdminConnection> {
  public:
-  AdminConnection(tcp::socket s, const AdminServer& server, const cfg::Admin& cfg)
-      : stream_(std::move(s)), server_(server), cfg_(cfg) {}
+  AdminConnection(AdminServer& server, uint64_t id, tcp::socket s)
+      : server_(server), id_(id), stream_(std::move(s)), buf_(server.limits().max_request_bytes) {
+    parser_.header_limit(static_cast<std::uint32_t>(server.limits().max_request_bytes));
+    parser_.body_limit(0);
+  }
 
   void start() {
-    stream_.expires_after(std::chrono::seconds(10));
-    http::async_read(stream_, buf_, req_, [self = shared_from_this()](beast::error_code ec, size_t) {
-      if (ec) return;
-      self->respond();
+    stream_.expires_after(server_.limits().read_timeout);
+    http::async_read(stream_, buf_, parser_, [self = shared_from_this()](beast::error_code ec, size_t) {
+      self->on_read(ec);
     });
   }
 
+  // Evicted to make room (counted as `why`), or the daemon stops (nullptr:
+  // not counted): pending handlers end with operation_aborted and the
+  // connection leaves.
+  void close(uint64_t AdminCounters::*why) {
+    closed_ = true;
+    outcome_ = why;
+    abort_socket(stream_.socket());
+  }
+
  private:
-  void respond() {
-    res_.version(req_.version());
-    res_.set(http::field::server, "vipproxy/" VIPPROXY_VERSION);
-    res_.keep_alive(false);
-    std::string_view target = req_.target();
+  void on_read(beast::error_code ec) {
+    if (closed_) return finish();
+    if (ec == beast::error::timeout) {
+      outcome_ = &AdminCounters::timeouts;
+      abort_socket(stream_.socket());
+      return finish();
+    }
+    if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
+      outcome_ = &AdminCounters::too_large;
+      return reply_error(http::status::request_header_fields_too_large, "request too large\n");
+    }
+    if (ec == http::error::body_limit || ec == http::error::unexpected_body) {
+      outcome_ = &AdminCounters::bad_requests;
+      return reply_error(http::status::bad_request, "no request body is accepted\n");
+    }
+    if (ec == http::error::end_of_stream || ec == http::error::partial_message) return finish();
+    if (ec && ec.category() == http::make_error_code(http::error::bad_version).category()) {
+      outcome_ = &AdminCounters::bad_requests;
+      return reply_error(http::status::bad_request, "not an HTTP/1.x request\n");
+    }
+    if (ec) return finish();  // the client went away
+    server_.answering(id_);
+    respond(parser_.get());
+  }
+
+  void reply_error(http::status status, const char* text) {
+    server_.answering(id_);
+    res_.version(11);
+    res_.result(status);
+    res_.set(http::field::content_type, "text/plain");
+    res_.body() = text;
+    write();
+  }
+
+  void respond(const http::request<http::empty_body>& req) {
+    res_.version(req.version());
+    std::string_view target = req.target();
     if (auto q = target.find('?'); q != std::string_view::npos) target = target.substr(0, q);
-    bool authorized = cfg_.token.empty() ||
-                      req_[http::field::authorization] == "Bearer " + cfg_.token;
-    if (!authorized) {
+    res_.set(http::field::cache_control, "no-store");
+    if (!token_authorizes(req[http::field::authorization], server_.token())) {
+      outcome_ = &AdminCounters::unauthorized;
       res_.result(http::status::unauthorized);
+      // Basic lets a browser ask for the token (any user name, the token as
+      // password) and send it again with the status page's own requests.
+      res_.set(http::field::www_authenticate, "Basic realm=\"vipproxy admin\", charset=\"UTF-8\"");
       res_.set(http::field::content_type, "text/plain");
-      res_.body() = "token required\n";
-    } else if (req_.method() != http::verb::get && req_.method() != http::verb::head) {
+      res_.body() =
+          "token required: 'Authorization: Bearer TOKEN', or HTTP Basic with any user and the token as "
+          "password\n";
+    } else if (req.method() != http::verb::get && req.method() != http::verb::head) {
       res_.result(http::status::method_not_allowed);
+      res_.set(http::field::allow, "GET, HEAD");
+      res_.set(http::field::content_type, "text/plain");
       res_.body() = "GET only\n";
     } else if (target == "/status") {
       res_.result(http::status::ok);
@@ -77,29 +158,79 @@ class AdminConnection : public std::enable_shared_from_this<AdminConnection> {
       res_.result(http::status::ok);
       res_.set(http::field::content_type, "text/plain; version=0.0.4");
       res_.body() = server_.metrics_text();
+    } else if (target == "/") {
+      std::string nonce = make_nonce();
+      res_.result(http::status::ok);
+      res_.set(http::field::content_type, "text/html; charset=utf-8");
+      // Everything is in the page; it may only talk back to us (fetch of
+      // /status), and only its own script and style run.
+      res_.set("Content-Security-Policy", "default-src 'none'; script-src 'nonce-" + nonce +
+                                              "'; style-src 'nonce-" + nonce +
+                                              "'; connect-src 'self'; img-src data:; base-uri 'none'; "
+                                              "form-action 'none'; frame-ancestors 'none'");
+      res_.set("X-Content-Type-Options", "nosniff");
+      res_.set("Referrer-Policy", "no-referrer");
+      res_.body() = server_.status_page(nonce);
     } else {
       res_.result(http::status::not_found);
       res_.set(http::field::content_type, "text/plain");
-      res_.body() = "try /status or /metrics\n";
+      res_.body() = "try /, /status or /metrics\n";
     }
-    res_.prepare_payload();
-    http::async_write(stream_, res_, [self = shared_from_this()](beast::error_code, size_t) {
-      beast::error_code ignored;
-      self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    if (res_.result() != http::status::unauthorized)
+      outcome_ = res_.result_int() / 100 == 2 ? &AdminCounters::served : &AdminCounters::bad_requests;
+    if (req.method() == http::verb::head) {
+      size_t n = res_.body().size();
+      res_.body().clear();
+      res_.content_length(n);
+    }
+    write();
+  }
+
+  void write() {
+    res_.set(http::field::server, "vipproxy/" VIPPROXY_VERSION);
+    res_.keep_alive(false);
+    if (!res_.has_content_length()) res_.prepare_payload();
+    stream_.expires_after(server_.limits().write_timeout);
+    http::async_write(stream_, res_, [self = shared_from_this()](beast::error_code ec, size_t) {
+      if (ec == beast::error::timeout) {
+        self->outcome_ = &AdminCounters::timeouts;
+        abort_socket(self->stream_.socket());
+      } else if (ec) {
+        if (!self->closed_) self->outcome_ = &AdminCounters::client_closed;
+      } else {
+        beast::error_code ignored;
+        self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+      }
+      self->finish();
     });
   }
 
+  void finish() {
+    if (finished_) return;
+    finished_ = true;
+    if (outcome_) ++(server_.counters().*outcome_);
+    server_.left(id_);  // may drop the server's reference: handlers hold their own
+  }
+
+  AdminServer& server_;
+  uint64_t id_;
   beast::tcp_stream stream_;
-  const AdminServer& server_;
-  const cfg::Admin& cfg_;
   beast::flat_buffer buf_;
-  http::request<http::string_body> req_;
+  http::request_parser<http::empty_body> parser_;
   http::response<http::string_body> res_;
+  bool closed_ = false;
+  bool finished_ = false;
+  // How it ended (one counter per connection); until something else is
+  // known, the client went away.
+  uint64_t AdminCounters::*outcome_ = &AdminCounters::client_closed;
 };
 
-}  // namespace
+AdminServer::AdminServer(asio::io_context& io, const Daemon& d, AdminLimits limits)
+    : io_(io), daemon_(d), limits_(limits), acceptor_(io), pause_(io), admission_(limits.max_connections) {}
 
-AdminServer::AdminServer(asio::io_context& io, const Daemon& d) : io_(io), daemon_(d), acceptor_(io) {}
+AdminServer::~AdminServer() = default;
+
+const std::string& AdminServer::token() const { return daemon_.config().admin.token; }
 
 void AdminServer::listen() {
   const auto& a = daemon_.config().admin;
@@ -120,16 +251,64 @@ void AdminServer::listen() {
 }
 
 void AdminServer::stop() {
+  stopped_ = true;
   boost::system::error_code ignored;
   acceptor_.close(ignored);
+  pause_.cancel();
+  // A client must not hold the shutdown for its deadlines.
+  for (auto& [id, c] : conns_) c->close(nullptr);
+}
+
+void AdminServer::left(uint64_t id) {
+  admission_.left(id);
+  conns_.erase(id);
 }
 
 void AdminServer::accept() {
   acceptor_.async_accept([this](const boost::system::error_code& ec, tcp::socket s) {
-    if (ec == asio::error::operation_aborted) return;
-    if (!ec) std::make_shared<AdminConnection>(std::move(s), *this, daemon_.config().admin)->start();
+    if (ec == asio::error::operation_aborted || stopped_) return;
+    if (ec) {
+      ++counters_.accept_errors;
+      if (resource_error(ec)) {
+        // The pending connection stays in the backlog, so the listener stays
+        // readable: retrying at once would spin the control thread (and
+        // delay VRRP adverts) while nothing can change. Pause, like the
+        // proxy's accept loop (proxy/worker.cpp).
+        auto now = std::chrono::steady_clock::now();
+        if (now - last_accept_error_log_ > std::chrono::seconds(5)) {
+          last_accept_error_log_ = now;
+          spdlog::error("admin: accept failed: {}; pausing accepts for {} ms", ec.message(),
+                        limits_.accept_pause.count());
+        }
+        pause_.expires_after(limits_.accept_pause);
+        pause_.async_wait([this](const boost::system::error_code& e) {
+          if (!e && !stopped_) accept();
+        });
+        return;
+      }
+      accept();
+      return;
+    }
+    admit(std::move(s));
     accept();
   });
+}
+
+void AdminServer::admit(tcp::socket s) {
+  ++counters_.accepted;
+  uint64_t id = ++next_id_;
+  auto d = admission_.arrive(id);
+  if (!d.admit) {
+    ++counters_.refused;
+    abort_socket(s);
+    return;
+  }
+  if (d.evict) {
+    if (auto it = conns_.find(*d.evict); it != conns_.end()) it->second->close(&AdminCounters::evicted);
+  }
+  auto c = std::make_shared<AdminConnection>(*this, id, std::move(s));
+  conns_.emplace(id, c);
+  c->start();
 }
 
 std::string AdminServer::status_json() const {
@@ -187,6 +366,15 @@ std::string AdminServer::status_json() const {
   }
   root["proxies"] = std::move(proxies);
   root["vrrp"] = daemon_.vrrp() ? daemon_.vrrp()->status() : json::array();
+  json::object admin;
+  admin["connections"] = admission_.open();
+  admin["max_connections"] = limits_.max_connections;
+  admin["accepted"] = counters_.accepted;
+  admin["accept_errors"] = counters_.accept_errors;
+#define VIPPROXY_ADMIN_JSON(name, help) admin[#name] = counters_.name;
+  VIPPROXY_ADMIN_COUNTERS(VIPPROXY_ADMIN_JSON)
+#undef VIPPROXY_ADMIN_JSON
+  root["admin"] = std::move(admin);
   return json::serialize(root) + "\n";
 }
 
@@ -244,8 +432,43 @@ std::string AdminServer::metrics_text() const {
   line("# TYPE vipproxy_reloads_total counter");
   line("vipproxy_reloads_total{result=\"applied\"} " + std::to_string(daemon_.reloads().applied));
   line("vipproxy_reloads_total{result=\"failed\"} " + std::to_string(daemon_.reloads().failed));
+  line("# HELP vipproxy_admin_connections Admin endpoint connections open now");
+  line("# TYPE vipproxy_admin_connections gauge");
+  line("vipproxy_admin_connections " + std::to_string(admission_.open()));
+  line("# HELP vipproxy_admin_accepted_total Admin endpoint connections accepted");
+  line("# TYPE vipproxy_admin_accepted_total counter");
+  line("vipproxy_admin_accepted_total " + std::to_string(counters_.accepted));
+  line("# HELP vipproxy_admin_accept_errors_total Failed accept() on the admin endpoint (e.g. EMFILE); accepting pauses briefly");
+  line("# TYPE vipproxy_admin_accept_errors_total counter");
+  line("vipproxy_admin_accept_errors_total " + std::to_string(counters_.accept_errors));
+  line("# HELP vipproxy_admin_connections_total Admin endpoint connections by how they ended (one result each)");
+  line("# TYPE vipproxy_admin_connections_total counter");
+#define VIPPROXY_ADMIN_PROM(name, help) \
+  line("vipproxy_admin_connections_total{result=\"" #name "\"} " + std::to_string(counters_.name));
+  VIPPROXY_ADMIN_COUNTERS(VIPPROXY_ADMIN_PROM)
+#undef VIPPROXY_ADMIN_PROM
   if (const auto* v = daemon_.vrrp()) out += v->metrics();
   return out;
+}
+
+std::string AdminServer::status_page(const std::string& nonce) const {
+  // The current /status rides in the page, so the first paint needs no
+  // second request. In a <script> element only "</script" or "<!--" could
+  // end or confuse it: '<' only occurs inside JSON strings, where \u003c
+  // means the same.
+  std::string initial;
+  for (char c : status_json()) {
+    if (c == '<') initial += "\\u003c";
+    else initial += c;
+  }
+  std::string page = kStatusPage;
+  auto put = [&page](std::string_view key, const std::string& value) {
+    for (size_t at = page.find(key); at != std::string::npos; at = page.find(key, at + value.size()))
+      page.replace(at, key.size(), value);
+  };
+  put("{{NONCE}}", nonce);
+  put("{{INITIAL_STATUS}}", initial);
+  return page;
 }
 
 }  // namespace daemon_
