@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "cfg/load.h"
+#include "ctl/admin_client.h"
 #include "ctl/doctor.h"
 #include "ctl/http.h"
 #include "ctl/status.h"
@@ -14,20 +15,23 @@ namespace ctl {
 namespace {
 
 const char* kStatusUsage =
-    "usage: vipproxy status [--admin HOST:PORT] [--token TOKEN] [--json] [--config FILE]\n"
+    "usage: vipproxy status [--admin HOST:PORT] [--token-file FILE] [--json] [--config FILE]\n"
     "  Reads GET /status from the admin endpoint of a running vipproxy and prints\n"
     "  proxies, backends (role from the check, last check result and latency,\n"
     "  sessions) and VRRP instances (state, effective priority, master address).\n"
-    "  --admin   admin address (default: admin.listen of --config, else 127.0.0.1:8405)\n"
-    "  --token   bearer token (default: admin.token of the config, or $VIPPROXY_TOKEN)\n"
-    "  --json    print the /status document as it is\n"
-    "  --config  config file (default /etc/vipproxy/vipproxy.yaml, used when readable)\n";
+    "  --admin       admin address (default: admin.listen of --config, else 127.0.0.1:8405)\n"
+    "  --token-file  file whose first line is the admin token; else $VIPPROXY_TOKEN,\n"
+    "                else admin.token of the config (never put the token in argv: ps shows it)\n"
+    "  --json        print the /status document as it is\n"
+    "  --config      config file (default /etc/vipproxy/vipproxy.yaml, used when readable)\n";
 
 const char* kDoctorUsage =
     "usage: vipproxy doctor [--config FILE] [--patroni-config FILE] [--etcd HOST:PORT]...\n"
-    "                       [--advert-seconds N] [--no-adverts]\n"
+    "                       [--advert-seconds N] [--no-adverts] [--admin HOST:PORT] [--token-file FILE]\n"
     "  Preflight checks, one verdict per line (OK, WARN, FAIL); exit 1 if any FAIL.\n"
-    "  Run it as root or as the vipproxy user with the unit's capabilities.\n";
+    "  Run it as root or as the vipproxy user with the unit's capabilities.\n"
+    "  --admin, --token-file: reach the running daemon's admin endpoint as `vipproxy status`\n"
+    "  does (the token: --token-file, else $VIPPROXY_TOKEN, else admin.token of --config).\n";
 
 struct Args {
   int argc;
@@ -52,16 +56,18 @@ bool readable(const std::string& p) { return std::ifstream(p).good(); }
 
 int run_status_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& err) {
   Args a{argc, argv, 1, err, kStatusUsage};
-  std::string admin, token, config;
+  std::string admin, config;
+  std::optional<std::string> argv_token, token_file;
   bool as_json = false, config_given = false;
-  if (const char* t = std::getenv("VIPPROXY_TOKEN")) token = t;
-  bool token_given = !token.empty();
   for (; a.i < argc; ++a.i) {
     std::string s = argv[a.i];
     if (s == "--admin") admin = a.value(s);
     else if (s.rfind("--admin=", 0) == 0) admin = s.substr(8);
-    else if (s == "--token") { token = a.value(s); token_given = true; }
-    else if (s.rfind("--token=", 0) == 0) { token = s.substr(8); token_given = true; }
+    else if (s == "--token-file") token_file = a.value(s);
+    else if (s.rfind("--token-file=", 0) == 0) token_file = s.substr(13);
+    // Kept from before --token-file, with a warning: every user sees argv.
+    else if (s == "--token") argv_token = a.value(s);
+    else if (s.rfind("--token=", 0) == 0) argv_token = s.substr(8);
     else if (s == "--json") as_json = true;
     else if (s == "--config" || s == "-c") { config = a.value(s); config_given = true; }
     else if (s.rfind("--config=", 0) == 0) { config = s.substr(9); config_given = true; }
@@ -69,6 +75,13 @@ int run_status_cli(int argc, const char* const* argv, std::ostream& out, std::os
     else { err << "vipproxy status: unknown argument '" << s << "'\n" << kStatusUsage; return 2; }
     if (!a.ok) return 2;
   }
+  if (argv_token && token_file) {
+    err << "vipproxy status: --token and --token-file: give one\n" << kStatusUsage;
+    return 2;
+  }
+  if (argv_token)
+    err << "vipproxy status: warning: --token shows the token to every user of this machine (ps, "
+           "/proc/PID/cmdline); use --token-file FILE or $VIPPROXY_TOKEN\n";
   if (!config_given) config = "/etc/vipproxy/vipproxy.yaml";
   StatusOptions opt;
   std::optional<cfg::Config> c;
@@ -84,15 +97,17 @@ int run_status_cli(int argc, const char* const* argv, std::ostream& out, std::os
   }
   if (c) {
     for (const auto& p : c->proxies) opt.check_paths[p.name] = p.check.path;
-    if (!token_given) token = c->admin.token;
-    if (admin.empty()) {
-      std::string h = c->admin.listen.host;
-      if (h == "0.0.0.0") h = "127.0.0.1";
-      if (h == "::" || h == "[::]") h = "::1";
-      admin = (h.find(':') != std::string::npos ? "[" + h + "]" : h) + ":" + std::to_string(c->admin.listen.port);
-    }
+    if (admin.empty()) admin = admin_address(c->admin);
   }
   if (admin.empty()) admin = "127.0.0.1:8405";
+  Token token;
+  try {
+    token = argv_token ? Token{*argv_token, "--token", {}} : resolve_token(token_file, c ? &*c : nullptr, config);
+  } catch (const std::exception& e) {
+    err << "vipproxy status: " << e.what() << "\n";
+    return 2;
+  }
+  for (const auto& w : token.warnings) err << "vipproxy status: warning: " << w << "\n";
   std::pair<std::string, unsigned short> hp;
   try {
     hp = split_host_port(admin, 8405);
@@ -101,7 +116,7 @@ int run_status_cli(int argc, const char* const* argv, std::ostream& out, std::os
     return 2;
   }
   std::vector<std::pair<std::string, std::string>> headers;
-  if (!token.empty()) headers.emplace_back("Authorization", "Bearer " + token);
+  if (!token.value.empty()) headers.emplace_back("Authorization", "Bearer " + token.value);
   auto r = http_request(hp.first, hp.second, "GET", "/status", {}, headers, std::chrono::milliseconds(5000));
   if (!r.ok) {
     err << "vipproxy status: cannot reach the admin endpoint at http://" << admin << "/status: " << r.error
@@ -109,7 +124,9 @@ int run_status_cli(int argc, const char* const* argv, std::ostream& out, std::os
     return 1;
   }
   if (r.status == 401) {
-    err << "vipproxy status: http://" << admin << "/status wants a token (--token, or admin.token in --config)\n";
+    err << "vipproxy status: http://" << admin << "/status "
+        << (token.value.empty() ? "wants a token" : "refused the token from " + token.source)
+        << " (give it with --token-file FILE or $VIPPROXY_TOKEN; admin.token of --config is used when readable)\n";
     return 1;
   }
   if (r.status != 200) {
@@ -141,6 +158,8 @@ int run_doctor_cli(int argc, const char* const* argv, std::ostream& out, std::os
     else if (s == "--patroni-config") o.patroni_config = a.value(s);
     else if (s == "--etcd") o.etcd.push_back(a.value(s));
     else if (s == "--no-adverts") o.listen_adverts = false;
+    else if (s == "--admin") o.admin = a.value(s);
+    else if (s == "--token-file") o.token_file = a.value(s);
     else if (s == "--advert-seconds") {
       std::string v = a.value(s);
       if (!a.ok) return 2;

@@ -92,6 +92,21 @@ std::vector<std::string> etcd_hosts_from_patroni_yaml(const std::string& yaml_te
 // Member count from /v3/cluster/member/list or /v2/members JSON.
 std::optional<int> count_etcd_members(const std::string& json_text);
 
+// ---- the running daemon's admin endpoint ----
+struct AdminFacts {
+  bool enabled = true;          // admin.enabled of the config
+  std::string address;          // "127.0.0.1:8405"
+  std::string token_source;     // where the token came from ("" : none sent)
+  bool reached = false;         // an HTTP answer came
+  unsigned http_status = 0;
+  std::string error;            // why not reached
+  std::string version, node;    // from /status when 200
+  bool not_json = false;
+};
+// OK when /status answers; WARN when nothing answers (normal before the
+// first start) or the token is missing or refused (and how to give it).
+Verdict admin_verdict(const AdminFacts& f);
+
 // ---- the run ----
 struct DoctorOptions {
   std::string config = "/etc/vipproxy/vipproxy.yaml";
@@ -99,6 +114,8 @@ struct DoctorOptions {
   std::vector<std::string> etcd;  // --etcd overrides
   bool listen_adverts = true;
   double advert_seconds = 0;  // 0: 3 x advert_int
+  std::string admin;                      // empty: admin.listen of the config
+  std::optional<std::string> token_file;  // else $VIPPROXY_TOKEN, else admin.token
 };
 // Runs every probe, printing each verdict as it is reached.
 std::vector<Verdict> run_doctor(const DoctorOptions& o, std::ostream& out);

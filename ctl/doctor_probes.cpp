@@ -13,6 +13,7 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/json.hpp>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -22,6 +23,7 @@
 #include <sstream>
 
 #include "cfg/load.h"
+#include "ctl/admin_client.h"
 #include "ctl/doctor.h"
 #include "ctl/http.h"
 
@@ -233,6 +235,51 @@ EtcdFacts probe_etcd(const DoctorOptions& o) {
   return f;
 }
 
+AdminFacts probe_admin(const cfg::Config& c, const DoctorOptions& o, std::ostream& out) {
+  AdminFacts f;
+  f.enabled = c.admin.enabled;
+  if (!f.enabled && o.admin.empty()) return f;
+  f.enabled = true;
+  f.address = o.admin.empty() ? admin_address(c.admin) : o.admin;
+  Token t;
+  try {
+    t = resolve_token(o.token_file, &c, o.config);
+  } catch (const std::exception& e) {
+    f.error = e.what();
+    return f;
+  }
+  for (const auto& w : t.warnings) out << "      warning: " << w << "\n";
+  f.token_source = t.source;
+  std::pair<std::string, unsigned short> hp;
+  try {
+    hp = split_host_port(f.address, 8405);
+  } catch (const std::exception& e) {
+    f.error = e.what();
+    return f;
+  }
+  std::vector<std::pair<std::string, std::string>> headers;
+  if (!t.value.empty()) headers.emplace_back("Authorization", "Bearer " + t.value);
+  auto r = http_request(hp.first, hp.second, "GET", "/status", {}, headers, std::chrono::milliseconds(3000));
+  f.reached = r.ok;
+  f.error = r.error;
+  f.http_status = r.status;
+  if (r.ok && r.status == 200) {
+    boost::system::error_code ec;
+    auto v = boost::json::parse(r.body, ec);
+    if (ec || !v.is_object()) {
+      f.not_json = true;
+    } else {
+      auto str = [&](const char* k) -> std::string {
+        auto* x = v.as_object().if_contains(k);
+        return x && x->is_string() ? std::string(x->as_string()) : "?";
+      };
+      f.version = str("version");
+      f.node = str("node");
+    }
+  }
+  return f;
+}
+
 }  // namespace
 
 std::vector<Verdict> run_doctor(const DoctorOptions& o, std::ostream& out) {
@@ -256,6 +303,7 @@ std::vector<Verdict> run_doctor(const DoctorOptions& o, std::ostream& out) {
   if (auto s = read_file("/proc/self/status"))
     if (auto v = parse_capeff(*s)) capeff = *v;
   for (const auto& v : capability_verdicts(c, capeff, ::geteuid() == 0)) emit(v);
+  emit(admin_verdict(probe_admin(c, o, out)));
   std::set<std::string> ifs;
   bool first_if_exists = false;
   for (const auto& v : c.vrrp) {

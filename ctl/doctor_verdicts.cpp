@@ -233,6 +233,23 @@ std::vector<Verdict> patroni_verdicts(const cfg::Config& c, const std::vector<Ch
   return out;
 }
 
+Verdict admin_verdict(const AdminFacts& f) {
+  std::string check = "admin endpoint";
+  if (!f.enabled) return {Level::ok, check, "disabled (admin.enabled: false)"};
+  std::string url = "http://" + f.address + "/status";
+  if (!f.reached)
+    return {Level::warn, check, url + " does not answer (" + f.error +
+                                    "): vipproxy is not running, or admin.listen differs (normal before the first start)"};
+  if (f.http_status == 401)
+    return {Level::warn, check,
+            url + (f.token_source.empty() ? " wants a token" : " refused the token from " + f.token_source) +
+                ": give it with --token-file FILE or $VIPPROXY_TOKEN (admin.token of --config is used when readable)"};
+  if (f.http_status != 200) return {Level::warn, check, url + " answered HTTP " + std::to_string(f.http_status)};
+  if (f.not_json) return {Level::warn, check, url + " answered something that is not the /status JSON"};
+  return {Level::ok, check, url + " answers (vipproxy " + f.version + ", node " + f.node + ")" +
+                                (f.token_source.empty() ? "" : "; token from " + f.token_source)};
+}
+
 Verdict etcd_verdict(const EtcdFacts& f) {
   std::string check = "etcd members";
   if (f.members) {

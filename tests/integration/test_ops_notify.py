@@ -230,6 +230,9 @@ class OpsNotify(unittest.TestCase):
             self.assertRegex(out, r"(?m)^OK   check postgres/node1: OPTIONS http://127\.0\.0\.1:\d+/primary answers 200")
             self.assertRegex(out, r"(?m)^OK   check postgres/node2: .* answers 503 \(reachable")
             self.assertRegex(out, r"(?m)^WARN etcd members: 2 member\(s\)")
+            # The running daemon's admin endpoint (no token configured here).
+            self.assertRegex(out, rf"(?m)^OK   admin endpoint: http://127\.0\.0\.1:{self.admin}/status answers "
+                                  r"\(vipproxy .*, node ")
             EtcdStandin.members = 3
             r = run("doctor", "--config", self.vp.config, "--etcd", etcd)
             self.assertRegex(r.stdout, r"(?m)^OK   etcd members: 3 members")
@@ -259,6 +262,8 @@ class OpsNotify(unittest.TestCase):
         r = run("doctor", "--config", path, "--etcd", f"127.0.0.1:{L.free_port()}")
         self.assertEqual(r.returncode, 1, r.stdout)
         self.assertRegex(r.stdout, r"(?m)^FAIL check p/gone: .* unreachable: connect: Connection refused")
+        # No daemon behind that config's admin.listen: a warning, not a failure.
+        self.assertRegex(r.stdout, r"(?m)^WARN admin endpoint: http://127\.0\.0\.1:\d+/status does not answer")
 
     def test_99_stopping_on_sigterm(self):
         self.vp.proc.send_signal(signal.SIGTERM)

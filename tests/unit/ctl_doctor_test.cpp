@@ -194,3 +194,39 @@ BOOST_AUTO_TEST_CASE(verdict_lines) {
   BOOST_TEST(ctl::format_verdict({Level::ok, "x", "y"}) == "OK   x: y");
   BOOST_TEST(ctl::exit_code({{Level::warn, "a", "b"}}) == 0);
 }
+
+BOOST_AUTO_TEST_CASE(admin_endpoint) {
+  ctl::AdminFacts f;
+  f.address = "127.0.0.1:8405";
+  // Nothing answers: normal before the first start, so a warning.
+  f.error = "connect: Connection refused";
+  auto v = ctl::admin_verdict(f);
+  BOOST_TEST((v.level == Level::warn));
+  BOOST_TEST(v.reason.find("http://127.0.0.1:8405/status does not answer (connect: Connection refused)") == 0u);
+  // 401 without a token: say how to give one (never on the command line).
+  f.reached = true;
+  f.http_status = 401;
+  v = ctl::admin_verdict(f);
+  BOOST_TEST((v.level == Level::warn));
+  BOOST_TEST(v.reason.find("wants a token") != std::string::npos);
+  BOOST_TEST(v.reason.find("--token-file FILE or $VIPPROXY_TOKEN") != std::string::npos);
+  // 401 with a token: name where the refused one came from.
+  f.token_source = "$VIPPROXY_TOKEN";
+  v = ctl::admin_verdict(f);
+  BOOST_TEST(v.reason.find("refused the token from $VIPPROXY_TOKEN") != std::string::npos);
+  f.http_status = 503;
+  BOOST_TEST(ctl::admin_verdict(f).reason.find("answered HTTP 503") != std::string::npos);
+  f.http_status = 200;
+  f.not_json = true;
+  BOOST_TEST((ctl::admin_verdict(f).level == Level::warn));
+  f.not_json = false;
+  f.version = "0.9";
+  f.node = "catalog01";
+  v = ctl::admin_verdict(f);
+  BOOST_TEST((v.level == Level::ok));
+  BOOST_TEST(v.reason == "http://127.0.0.1:8405/status answers (vipproxy 0.9, node catalog01); token from $VIPPROXY_TOKEN");
+  ctl::AdminFacts off;
+  off.enabled = false;
+  BOOST_TEST((ctl::admin_verdict(off).level == Level::ok));
+  BOOST_TEST(ctl::admin_verdict(off).reason == "disabled (admin.enabled: false)");
+}
