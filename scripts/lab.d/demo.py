@@ -5,6 +5,7 @@ a Director stand-in writing a counter through VIP:5433, and four faults:
 planned switchover, postmaster crash, primary node death, VIP holder death.
 Prints a timeline and a table per scenario, then tears the lab down."""
 import argparse
+import json
 import os
 import signal
 import sys
@@ -24,6 +25,8 @@ def main():
                     "(the guide: VRRPv2, 1 s)")
     ap.add_argument("--frontend", choices=["vipproxy", "haproxy-keepalived"], default="vipproxy",
                     help="what holds the VIP and proxies 5433 (default vipproxy)")
+    ap.add_argument("--picture-dir", default=os.path.join(S.REPO, "build", "demo"),
+                    help="where the run's SVG timeline and its data (JSON) go (default build/demo)")
     a = ap.parse_args()
 
     def stop(signum, _frame):
@@ -41,10 +44,15 @@ def main():
           f"{'VRRPv3 advert_int 0.1 s' if a.vrrp_v3_fast else 'VRRPv2 advert_int 1 s'}\n", flush=True)
     results = []
     t_start = time.monotonic()
+    started = time.strftime("%Y-%m-%d %H:%M")
+    vip_watch, tl, t_steady = None, None, None
     try:
         lab.up(*opts)
+        vip_watch = S.VipWatch(lab)
+        vip_watch.start()
         tl = S.Timeline()
         leader, holder = lab.wait_steady(sync=a.synchronous)
+        t_steady = time.monotonic()
         tl.add(f"steady: primary {leader}, VIP on {holder}")
 
         def show(res):
@@ -154,12 +162,37 @@ def main():
         ok = all(r["resumed"] for r in results)
         return 0 if ok else 1
     finally:
+        if vip_watch is not None:
+            vip_watch.stop()
+        if results and t_steady is not None:
+            picture(a, timing, started, t_steady, results, vip_watch.samples, tl.events)
         if a.keep:
             print("\n--keep: the lab is still running; `scripts/lab status`, `scripts/lab exec NODE CMD`, "
                   "`scripts/lab down` when done", flush=True)
         else:
             print("\n== tearing the lab down", flush=True)
             lab.down()
+
+
+def picture(a, timing, started, t0, results, vip_samples, events):
+    """Writes the run's record (JSON) and its SVG timeline, prints the path."""
+    import timeline_plot
+    title = (f"scripts/demo, frontend {a.frontend}: Patroni {timing.split(' (')[0]}, "
+             f"{'VRRPv3 0.1 s' if a.vrrp_v3_fast else 'VRRPv2 1 s'}"
+             f"{', synchronous_mode' if a.synchronous else ''}")
+    rec = S.demo_record(a.frontend, t0, time.monotonic(), results, vip_samples, events, title=title,
+                        started=started)
+    os.makedirs(a.picture_dir, exist_ok=True)
+    base = os.path.join(a.picture_dir, f"demo-{a.frontend}-{time.strftime('%Y%m%d-%H%M%S')}")
+    with open(base + ".json", "w") as f:
+        json.dump(rec, f)
+    try:
+        timeline_plot.draw(rec, base + ".svg")
+    except Exception as e:  # noqa: BLE001 - the demo's own result must still show
+        print(f"\n== timeline picture: NOT drawn ({type(e).__name__}: {e}); data in {base}.json", flush=True)
+        return
+    print(f"\n== timeline picture: {base}.svg\n   (its data: {base}.json; several runs side by side: "
+          f"scripts/lab.d/timeline_plot.py A.json B.json -o both.svg)", flush=True)
 
 
 if __name__ == "__main__":

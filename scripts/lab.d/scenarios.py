@@ -395,3 +395,65 @@ def table(res):
     ]
     w = max(len(k) for k, _ in rows)
     return [f"    {k:<{w}}  {v}" for k, v in rows]
+
+
+class VipWatch(threading.Thread):
+    """Samples which node holds the VIP (every `period` s) for the demo's
+    picture; records (monotonic time, [holders]) on every change."""
+
+    def __init__(self, lab, period=0.2):
+        super().__init__(daemon=True)
+        self.lab, self.period = lab, period
+        self.samples = []
+        self.halt = threading.Event()
+
+    def run(self):
+        last = None
+        while not self.halt.is_set():
+            t = time.monotonic()
+            try:
+                holders = self.lab.vip_holders()
+            except (OSError, subprocess.SubprocessError):
+                holders = None
+            if holders is not None and holders != last:
+                self.samples.append((t, holders))
+                last = holders
+            self.halt.wait(self.period)
+
+    def stop(self):
+        self.halt.set()
+        self.join(5)
+        return self.samples
+
+
+def demo_record(frontend, t0, end, results, vip_samples, events, title="", started=""):
+    """The run record scripts/lab.d/timeline_plot.py draws (its docstring
+    says the format), from run_scenario() results, VipWatch samples and
+    Timeline events; every time becomes seconds since t0. Pure."""
+    rel = lambda t: round(t - t0, 3)  # noqa: E731
+    acks, scenarios = {}, []
+    for r in results:
+        w = r.get("writer") or {}
+        wt0 = w.get("t0")
+        sc = {"name": r["name"], "fault": rel(r["fault_at"]), "outage_s": r.get("outage"),
+              "missing": None if r.get("missing") is None else len(r["missing"]), "outages": []}
+        if "missing_after_rejoin" in r:
+            later = r["missing_after_rejoin"]
+            sc["missing_after_rejoin"] = None if later is None else len(later)
+        if wt0 is not None:
+            if w.get("t_end") is not None:
+                sc["writer"] = [rel(wt0), rel(wt0 + w["t_end"])]
+            for server, times in (w.get("acks_by_server") or {}).items():
+                acks.setdefault(node_of(server), []).extend(rel(wt0 + t) for t in times)
+            for o in r.get("outages", []):
+                start = wt0 + o["start"]
+                sc["outages"].append([rel(start), None if o["seconds"] is None else rel(start + o["seconds"])])
+        scenarios.append(sc)
+    for times in acks.values():
+        times.sort()
+    # The holder at t0 is the last change before it.
+    before = [h for t, h in vip_samples if t < t0]
+    vip = ([[0.0, list(before[-1])]] if before else []) + [[rel(t), list(h)] for t, h in vip_samples if t >= t0]
+    return {"version": 1, "frontend": frontend, "title": title, "started": started, "end": rel(end),
+            "scenarios": scenarios, "acks": acks, "vip": vip,
+            "events": [[rel(t), what] for t, what in events if t >= t0]}

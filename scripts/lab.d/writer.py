@@ -9,7 +9,9 @@ server answered. Run it inside the dirtoha namespace:
 Ends after --duration seconds or on SIGTERM/SIGINT, then prints one JSON line
 {"writes":..., "errors":..., "outages":[{"start":..,"seconds":..,"from":..,"to":..}],
  "lost":[counter values whose commit was not confirmed], "error_kinds":{first line: count},
- "acked":[counter values whose INSERT was acknowledged], "t0": CLOCK_MONOTONIC at start}.
+ "acked":[counter values whose INSERT was acknowledged], "t0": CLOCK_MONOTONIC at start,
+ "t_end": seconds after t0 when it stopped, "acks_by_server": {server: [seconds after t0 of
+ each acknowledged write it answered]}}.
 Outage "start" is relative to t0 (seconds); "t0" lets a caller in another
 process (same machine, same monotonic clock) place outages on its own timeline.
 On stderr: "ready <server>" after the first acknowledged write, then a line per
@@ -49,6 +51,7 @@ def main():
     created = False
     kinds = {}
     acked = []
+    acks_by_server = {}  # where each acknowledged write landed, and when (scripts/demo's picture)
     while time.monotonic() < end and not stop:
         try:
             if conn is None:
@@ -63,6 +66,7 @@ def main():
             writes += 1
             acked.append(counter)
             now = time.monotonic()
+            acks_by_server.setdefault(server, []).append(round(now - t0, 3))
             if writes == 1:
                 print(f"{now:.3f} ready {server}", file=sys.stderr, flush=True)
             if down_since is not None:
@@ -93,7 +97,8 @@ def main():
     if down_since is not None:
         outages.append({"start": round(down_since - t0, 3), "seconds": None, "from": down_server, "to": None})
     print(json.dumps({"writes": writes, "errors": errors, "outages": outages, "lost": lost, "error_kinds": kinds,
-                      "last_server": server, "acked": acked, "t0": t0}), flush=True)
+                      "last_server": server, "acked": acked, "t0": t0, "t_end": round(time.monotonic() - t0, 3),
+                      "acks_by_server": acks_by_server}), flush=True)
     return 0
 
 
