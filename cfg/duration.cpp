@@ -1,6 +1,7 @@
 // Durations are written with a unit ("250ms", "2s", "1m", "1.5s", "1h",
 // "1m30s"). A bare number is refused because it is ambiguous: HAProxy reads
 // "inter 2000" as milliseconds, keepalived reads "advert_int 1" as seconds.
+#include <string>
 #include <string_view>
 
 #include "cfg/load.h"
@@ -65,6 +66,15 @@ bool parse_duration(std::string_view text, Duration& out) {
   }
   out = Duration{total};
   return true;
+}
+
+std::string duration_text(Duration d) {
+  long long ms = d.count();
+  if (ms == 0) return "0s";
+  if (ms % 3'600'000 == 0) return std::to_string(ms / 3'600'000) + "h";
+  if (ms % 60'000 == 0) return std::to_string(ms / 60'000) + "m";
+  if (ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
+  return std::to_string(ms) + "ms";
 }
 
 }  // namespace cfg

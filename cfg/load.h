@@ -34,4 +34,8 @@ Config load_string(std::string_view yaml, const std::string& source_name);
 // Returns false when the text is not a duration.
 bool parse_duration(std::string_view text, Duration& out);
 
+// The other way: the largest unit that keeps the value exact ("2s", "100ms",
+// "30m", "1h", "0s"), which parse_duration() reads back to the same value.
+std::string duration_text(Duration d);
+
 }  // namespace cfg

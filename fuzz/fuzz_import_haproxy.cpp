@@ -7,7 +7,7 @@
 #include <exception>
 #include <string_view>
 
-#include "importer/emit.h"
+#include "importer/convert.h"
 #include "importer/haproxy.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

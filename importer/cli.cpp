@@ -6,7 +6,7 @@
 #include <sstream>
 #include <string>
 
-#include "importer/emit.h"
+#include "importer/convert.h"
 
 namespace importer {
 

@@ -16,7 +16,7 @@
 
 #include "cfg/load.h"
 #include "importer/cli.h"
-#include "importer/emit.h"
+#include "importer/convert.h"
 #include "importer/haproxy.h"
 #include "importer/keepalived.h"
 
@@ -589,12 +589,12 @@ BOOST_AUTO_TEST_CASE(importer_odd_values_are_quoted_and_load) {
 }
 
 BOOST_AUTO_TEST_CASE(importer_duration_text) {
-  BOOST_TEST(importer::duration_text(2000ms) == "2s");
-  BOOST_TEST(importer::duration_text(100ms) == "100ms");
-  BOOST_TEST(importer::duration_text(1800000ms) == "30m");
-  BOOST_TEST(importer::duration_text(3600000ms) == "1h");
-  BOOST_TEST(importer::duration_text(1500ms) == "1500ms");
-  BOOST_TEST(importer::duration_text(0ms) == "0s");
+  BOOST_TEST(cfg::duration_text(2000ms) == "2s");
+  BOOST_TEST(cfg::duration_text(100ms) == "100ms");
+  BOOST_TEST(cfg::duration_text(1800000ms) == "30m");
+  BOOST_TEST(cfg::duration_text(3600000ms) == "1h");
+  BOOST_TEST(cfg::duration_text(1500ms) == "1500ms");
+  BOOST_TEST(cfg::duration_text(0ms) == "0s");
 }
 
 // ---------------------------------------------------------------- CLI

@@ -1,6 +1,8 @@
 // Parsed haproxy.cfg + keepalived.conf -> vipproxy configuration (cfg::Config)
-// -> YAML text, with one note per item that was not translated or that
-// changes meaning on the way. Pure: no I/O.
+// -> YAML text (cfg::to_yaml, migration keys), with one note per item that
+// was not translated or that changes meaning on the way. Pure: no I/O.
+// from_haproxy.cpp and from_keepalived.cpp hold the two translations,
+// convert.cpp what they share.
 #pragma once
 
 #include <string>
@@ -30,12 +32,5 @@ struct Result {
 // Either input may be null (only one file given).
 Result convert(const haproxy::Config* hap, const keepalived::Config* ka, const Options& opts);
 
-// Writes the keys that matter for a migration: every check and timing value
-// explicitly (so a reader sees what HAProxy's defaults amounted to) and the
-// other keys only where they differ from vipproxy's defaults.
-std::string to_yaml(const cfg::Config& c, const std::vector<std::string>& header_comments);
-
-// "2s", "100ms", "30m": the largest unit that keeps the value exact.
-std::string duration_text(Duration d);
 
 }  // namespace importer

@@ -1,0 +1,440 @@
+// haproxy.cfg (parsed by importer/haproxy.cpp) -> the `proxies` of a vipproxy
+// configuration, with a note for every item that is not translated.
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "importer/converter.h"
+
+namespace importer::detail {
+
+namespace {
+
+// HAProxy's check defaults (doc/configuration.txt, "inter", "rise", "fall"),
+// written out explicitly so the result does not depend on either tool's.
+constexpr Duration kHaproxyInter = 2000ms;
+constexpr unsigned kHaproxyRise = 2;
+constexpr unsigned kHaproxyFall = 3;
+
+}  // namespace
+
+std::string Converter::haproxy_reason(const std::string& text, bool global) const {
+  auto starts = [&](std::string_view p) { return text.rfind(p, 0) == 0; };
+  if (starts("stats"))
+    return "vipproxy's admin endpoint (admin.listen, default 127.0.0.1:8405) serves GET /status (JSON) and "
+           "GET /metrics (Prometheus)";
+  if (starts("log") || starts("option tcplog") || starts("option httplog") || starts("option dontlognull") ||
+      starts("option log"))
+    return "vipproxy logs to standard error (the journal under systemd)";
+  if (starts("option tcpka") || starts("option clitcpka") || starts("option srvtcpka"))
+    return "TCP keepalive is on by default on both sides (keepalive)";
+  if (starts("option redispatch") || starts("retries"))
+    return "vipproxy has no retry/redispatch setting; a client whose backend fails reconnects";
+  if (starts("errorfile") || starts("option http") || starts("option forwardfor") || starts("http-"))
+    return "HTTP mode only; vipproxy is a TCP proxy";
+  if (starts("timeout"))
+    return "no equivalent for this timeout in vipproxy";
+  if (global)
+    return "global process setting; vipproxy has none (systemd runs it with its own user, limits and logging)";
+  return "no equivalent in vipproxy";
+}
+
+void Converter::haproxy_unhandled(const std::vector<Unhandled>& list, bool global) {
+  for (const auto& u : list)
+    not_translated(opts_.haproxy_file, u.line, u.text, u.reason.empty() ? haproxy_reason(u.text, global) : u.reason);
+}
+
+bool Converter::listen_endpoint(const hp::Bind& b, cfg::Endpoint& out) {
+  std::string a = b.address;
+  for (std::string_view p : {"ipv4@", "ipv6@", "tcp@", "tcp4@", "tcp6@"})
+    if (a.rfind(p, 0) == 0) a = a.substr(p.size());
+  auto colon = a.rfind(':');
+  if (a.empty() || a[0] == '/' || a.find('@') != std::string::npos || colon == std::string::npos) {
+    not_translated(opts_.haproxy_file, b.line, "bind " + b.address,
+                   "vipproxy listens on TCP addresses (host:port) only");
+    return false;
+  }
+  std::string host = a.substr(0, colon), port = a.substr(colon + 1);
+  auto p = cfg::syntax::parse_integer(port, false);
+  if (!p || *p < 1 || *p > 65535) {
+    not_translated(opts_.haproxy_file, b.line, "bind " + b.address,
+                   "expected one port (port ranges have no equivalent)");
+    return false;
+  }
+  if (host.empty() || host == "*") host = "0.0.0.0";
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  out.host = host;
+  out.port = static_cast<uint16_t>(*p);
+  return true;
+}
+
+bool Converter::server_endpoint(const hp::Server& s, uint16_t listen_port, cfg::Endpoint& out) {
+  std::string a = s.address;
+  for (std::string_view p : {"ipv4@", "ipv6@", "tcp@", "tcp4@", "tcp6@"})
+    if (a.rfind(p, 0) == 0) a = a.substr(p.size());
+  std::string host = a, port;
+  if (!a.empty() && a[0] == '[') {
+    auto close = a.find(']');
+    host = a.substr(1, close == std::string::npos ? std::string::npos : close - 1);
+    if (close != std::string::npos && close + 1 < a.size() && a[close + 1] == ':') port = a.substr(close + 2);
+  } else if (auto colon = a.rfind(':'); colon != std::string::npos) {
+    // A bare IPv6 address has colons of its own: HAProxy reads the part after
+    // the last colon as the port only when the rest is an address.
+    if (is_ipv6(a) && !is_ipv6(a.substr(0, colon))) {
+      host = a;
+    } else {
+      host = a.substr(0, colon);
+      port = a.substr(colon + 1);
+    }
+  }
+  if (!(is_ipv4(host) || is_ipv6(host) || cfg::syntax::is_hostname(host))) {
+    not_translated(opts_.haproxy_file, s.line, "server " + s.name + " " + s.address,
+                   "vipproxy needs an IP address or a DNS name and a port");
+    return false;
+  }
+  out.host = host;
+  if (port.empty()) {
+    out.port = listen_port;
+    hnote(s.line, "server " + s.name + " has no port: HAProxy uses the port the client connected to, written as " +
+                      std::to_string(listen_port));
+    return true;
+  }
+  auto p = cfg::syntax::parse_integer(port, false);
+  if (!p || *p < 1 || *p > 65535) {
+    not_translated(opts_.haproxy_file, s.line, "server " + s.name + " " + s.address,
+                   "expected a fixed port (port offsets like +1 have no equivalent)");
+    return false;
+  }
+  out.port = static_cast<uint16_t>(*p);
+  return true;
+}
+
+cfg::Check Converter::check(const hp::Section& back, const std::vector<hp::Server>& servers) {
+  cfg::Check c;
+  const auto& opt = back.check_option;
+  if (opt && opt->value == "httpchk") {
+    c.type = cfg::CheckType::http;
+    c.method = back.http_method ? back.http_method->value : "OPTIONS";  // HAProxy's default method
+    c.path = back.http_uri ? back.http_uri->value : "/";
+    if (!cfg::syntax::is_http_token(c.method)) {
+      not_translated(opts_.haproxy_file, back.http_method->line, "method " + c.method,
+                     "not an HTTP method; OPTIONS is written");
+      c.method = "OPTIONS";
+    }
+    if (c.path.empty() || c.path[0] != '/' || c.path.find_first_of(" \t") != std::string::npos) {
+      not_translated(opts_.haproxy_file, back.http_uri->line, "uri " + c.path,
+                     "vipproxy needs a path starting with '/'; / is written");
+      c.path = "/";
+    }
+    if (back.http_version && back.http_version->value != "HTTP/1.0" && back.http_version->value != "HTTP/1.1")
+      not_translated(opts_.haproxy_file, back.http_version->line, back.http_version->value,
+                     "vipproxy sends its own HTTP/1.1 request line and Host header");
+    if (back.expect_status) {
+      c.expect_status = back.expect_status->value;
+    } else {
+      c.expect_status = 200;
+      hnote(opt->line, "no 'http-check expect status': HAProxy accepts any 2xx or 3xx reply; vipproxy expects one "
+                       "status, expect_status: 200 is written");
+    }
+  } else {
+    c.type = cfg::CheckType::tcp;
+    if (opt && opt->value != "tcp-check")
+      not_translated(opts_.haproxy_file, opt->line, "option " + opt->value,
+                     "vipproxy checks with HTTP (Patroni's REST API) or a TCP connect; a TCP connect check is written");
+    if (back.expect_status)
+      not_translated(opts_.haproxy_file, back.expect_status->line,
+                     "http-check expect status " + std::to_string(back.expect_status->value),
+                     "there is no 'option httpchk' in effect");
+  }
+
+  // One check schedule per proxy: the first server's, as HAProxy resolved it
+  // (default-server included); servers that differ are reported.
+  const hp::ServerOptions& ref = servers.front().options;
+  c.interval = ref.inter ? ref.inter->value : kHaproxyInter;
+  c.rise = ref.rise ? std::max(1u, std::min(ref.rise->value, 1000u)) : kHaproxyRise;
+  c.fall = ref.fall ? std::max(1u, std::min(ref.fall->value, 1000u)) : kHaproxyFall;
+  if (c.interval < 1ms) c.interval = 1ms;
+  if (ref.fastinter) {
+    c.fast_interval = std::max(Duration{1}, ref.fastinter->value);
+    if (c.fast_interval > c.interval) {
+      hnote(ref.fastinter->line, "'fastinter' longer than 'inter': fast_interval written as " +
+                                     duration_text(c.interval) + " (vipproxy's fast interval only speeds checks up)");
+      c.fast_interval = c.interval;
+    }
+  } else {
+    c.fast_interval = std::min(Duration{500}, c.interval);
+  }
+  if (!ref.inter && !ref.rise && !ref.fall)
+    hnote(servers.front().line, "no inter/rise/fall: HAProxy's defaults are written explicitly (interval: 2s, "
+                                "rise: 2, fall: 3)");
+  for (const auto& s : servers) {
+    const auto& o = s.options;
+    auto differs = [&](const char* what, std::string mine, std::string used) {
+      if (mine != used)
+        hnote(s.line, std::string("server ") + s.name + ": '" + what + " " + mine +
+                          "' not translated: vipproxy checks every backend of a proxy on one schedule; " + what + " " +
+                          used + " (from server " + servers.front().name + ") is used");
+    };
+    differs("inter", duration_text(o.inter ? o.inter->value : kHaproxyInter), duration_text(c.interval));
+    differs("rise", std::to_string(o.rise ? o.rise->value : kHaproxyRise), std::to_string(c.rise));
+    differs("fall", std::to_string(o.fall ? o.fall->value : kHaproxyFall), std::to_string(c.fall));
+    if (o.downinter)
+      not_translated(opts_.haproxy_file, o.downinter->line, "downinter " + duration_text(o.downinter->value),
+                     "a down backend is checked every interval (fast_interval while it is changing state)");
+  }
+
+  if (auto t = back.timeouts.find("check"); t != back.timeouts.end()) {
+    c.timeout = std::max(Duration{1}, t->second.value);
+  } else {
+    c.timeout = 1000ms;
+    hnote(back.line, "no 'timeout check' in backend " + back.name +
+                         ": check.timeout 1s is written (HAProxy would wait up to 'timeout connect' to connect, then "
+                         "up to inter for the reply)");
+  }
+
+  // Check port: one for the proxy when every server says the same, else per backend.
+  std::set<unsigned> ports;
+  bool all_have_port = true;
+  for (const auto& s : servers) {
+    if (s.options.port) ports.insert(s.options.port->value);
+    else all_have_port = false;
+  }
+  if (all_have_port && ports.size() == 1 && *ports.begin() > 0) c.port = static_cast<uint16_t>(*ports.begin());
+
+  // TLS for the check.
+  for (const auto& s : servers) {
+    const auto& o = s.options;
+    bool s_tls = (o.check_ssl && o.check_ssl->value) || (o.ssl && o.ssl->value && !(o.check_ssl && !o.check_ssl->value));
+    if (o.ssl && o.ssl->value)
+      not_translated(opts_.haproxy_file, o.ssl->line, "ssl",
+                     "vipproxy forwards the client's bytes as they are (PostgreSQL negotiates TLS itself); only the "
+                     "check uses TLS");
+    if (s_tls) {
+      c.tls.enabled = true;
+      if (o.verify && o.verify->value == "none") c.tls.verify = false;
+      if (o.ca_file) c.tls.ca_file = o.ca_file->value;
+      const auto& sni = o.check_sni ? o.check_sni : o.verifyhost;
+      if (sni && cfg::syntax::is_hostname(sni->value)) c.tls.server_name = sni->value;
+    } else {
+      if (o.verify)
+        hnote(o.verify->line, "'verify " + o.verify->value + "' ignored: it applies to TLS (check-ssl/ssl) and server " +
+                                  s.name + " is checked in plain " +
+                                  (c.type == cfg::CheckType::http ? "HTTP" : "TCP") + "; nothing to translate");
+      if (o.ca_file) not_translated(opts_.haproxy_file, o.ca_file->line, "ca-file " + o.ca_file->value, "no TLS check");
+    }
+  }
+  return c;
+}
+
+void Converter::proxy(const hp::Section& front, const hp::Section& back, const hp::Config& h) {
+  const std::string& file = opts_.haproxy_file;
+  std::string title = front.keyword + " " + front.name;
+  cfg::Proxy p;
+  // postgres_frontend -> postgres: the name users will see in status and in track.proxies.
+  std::string name = front.name;
+  for (std::string_view suffix : {"_frontend", "-frontend"})
+    if (name.size() > suffix.size() && name.ends_with(suffix)) name.resize(name.size() - suffix.size());
+  p.name = safe_name(name);
+  if (p.name != name) hnote(front.line, "proxy name '" + name + "' written as '" + p.name + "' (letters, digits, - _ . @ : only)");
+  for (const auto& other : out_.proxies)
+    if (other.name == p.name) p.name = safe_name(front.name);
+
+  if (front.binds.empty()) {
+    not_translated(file, front.line, title, "it has no 'bind'");
+    return;
+  }
+  if (!listen_endpoint(front.binds.front(), p.listen)) return;
+  for (std::size_t i = 0; i < front.binds.size(); ++i) {
+    const auto& b = front.binds[i];
+    if (i > 0)
+      not_translated(file, b.line, "bind " + b.address,
+                     "vipproxy listens on one address per proxy; copy proxy " + p.name + " with this listen address");
+    for (const auto& e : b.extra)
+      not_translated(file, b.line, e, "vipproxy listens on one address per proxy; copy proxy " + p.name);
+    std::string opts;
+    for (const auto& o : b.options) opts += (opts.empty() ? "" : " ") + o;
+    if (!opts.empty()) not_translated(file, b.line, opts, "bind options have no equivalent");
+  }
+
+  if (back.servers.empty()) {
+    not_translated(file, back.line, back.keyword + " " + back.name, "it has no 'server' lines");
+    return;
+  }
+  // HAProxy uses backup servers only when no other is up; vipproxy has no
+  // such class, but listing them last has the same effect with `first`.
+  std::vector<hp::Server> servers;
+  for (const auto& s : back.servers)
+    if (!(s.options.backup && s.options.backup->value)) servers.push_back(s);
+  for (const auto& s : back.servers)
+    if (s.options.backup && s.options.backup->value) {
+      servers.push_back(s);
+      not_translated(file, s.options.backup->line, "backup",
+                     "vipproxy has no backup servers; " + s.name + " is listed last, so with balance first it is "
+                     "used only when the others are not eligible");
+    }
+
+  p.check = check(back, servers);
+  std::set<std::string> names;
+  for (const auto& s : servers) {
+    cfg::Backend b;
+    b.name = safe_name(s.name);
+    if (b.name != s.name) hnote(s.line, "server name '" + s.name + "' written as '" + b.name + "'");
+    while (!names.insert(b.name).second) b.name += "_";
+    if (!server_endpoint(s, p.listen.port, b.address)) continue;
+    if (s.options.port && !p.check.port) b.check_port = static_cast<uint16_t>(s.options.port->value);
+    p.backends.push_back(std::move(b));
+    const auto& o = s.options;
+    if (!o.check || !o.check->value)
+      hnote(s.line, "server " + s.name + " has no 'check': HAProxy never checks it and treats it as always up; "
+                    "vipproxy checks every backend");
+    if (o.maxconn)
+      not_translated(file, o.maxconn->line, "maxconn " + std::to_string(o.maxconn->value),
+                     "vipproxy limits sessions per proxy (maxconn), not per server");
+    if (o.on_marked_down && o.on_marked_down->value == "shutdown-sessions")
+      hnote(o.on_marked_down->line, "'on-marked-down shutdown-sessions' is vipproxy's default "
+                                    "(shutdown_sessions_on_down: true): nothing to write");
+    else if (o.on_marked_down)
+      not_translated(file, o.on_marked_down->line, "on-marked-down " + o.on_marked_down->value,
+                     "vipproxy closes a demoted backend's sessions (shutdown_sessions_on_down)");
+    for (const auto& u : o.unhandled)
+      not_translated(file, u.line, u.text, u.reason.empty() ? "server option with no equivalent in vipproxy" : u.reason);
+  }
+  if (p.backends.empty()) return;
+  bool any_shutdown = std::any_of(servers.begin(), servers.end(), [](const hp::Server& s) {
+    return s.options.on_marked_down && s.options.on_marked_down->value == "shutdown-sessions";
+  });
+  if (!any_shutdown)
+    hnote(servers.front().line, "no 'on-marked-down shutdown-sessions': HAProxy keeps sessions open on a server "
+                                "marked down; vipproxy closes sessions on a demoted backend by default "
+                                "(shutdown_sessions_on_down: true), so clients reconnect to the new primary");
+
+  // Timeouts: connect/server/queue/check belong to the backend side, client
+  // to the frontend side (as in HAProxy).
+  if (auto t = back.timeouts.find("connect"); t != back.timeouts.end()) {
+    p.connect_timeout = std::max(Duration{1}, t->second.value);
+  } else {
+    p.connect_timeout = 5000ms;
+    hnote(back.line, "no 'timeout connect' for " + back.name + ": HAProxy waits without limit (and warns); "
+                     "connect_timeout 5s is written");
+  }
+  if (auto t = back.timeouts.find("queue"); t != back.timeouts.end()) p.queue_timeout = t->second.value;
+  auto idle = [&](const hp::Section& s, const std::string& which) {
+    if (auto t = s.timeouts.find(which); t != s.timeouts.end())
+      not_translated(file, t->second.line, "timeout " + which + " " + duration_text(t->second.value),
+                     "vipproxy has no idle timeout by default (keepalive instead); set idle_timeout if you want one");
+  };
+  idle(front, "client");
+  idle(back, "server");
+  idle(back, "tunnel");
+  for (const auto* s : {&front, &back})
+    for (const auto& [k, v] : s->timeouts)
+      if (k != "connect" && k != "queue" && k != "check" && k != "client" && k != "server" && k != "tunnel")
+        not_translated(file, v.line, "timeout " + k + " " + duration_text(v.value),
+                       "no equivalent in vipproxy (a TCP proxy)");
+
+  // maxconn: the frontend's, else HAProxy's process-wide limit per proxy.
+  const hp::Section* global = nullptr;
+  for (const auto& s : h.sections)
+    if (s.kind == hp::SectionKind::global) global = &s;
+  if (front.maxconn) {
+    p.maxconn = std::clamp(front.maxconn->value, 1u, 1'000'000u);
+  } else if (global && global->maxconn) {
+    p.maxconn = std::clamp(global->maxconn->value, 1u, 1'000'000u);
+    hnote(global->maxconn->line, "global 'maxconn " + std::to_string(global->maxconn->value) +
+                                     "' written as maxconn of proxy " + p.name + " (vipproxy limits each proxy)");
+  }
+
+  // balance
+  bool one_leader = p.check.type == cfg::CheckType::http &&
+                    (p.check.path == "/" || p.check.path == "/primary" || p.check.path == "/master" ||
+                     p.check.path == "/leader" || p.check.path == "/read-write");
+  if (!back.balance) {
+    if (one_leader) {
+      p.balance = cfg::Balance::first;
+      hnote(back.line, "no 'balance': HAProxy's default is roundrobin; only the leader passes the " + p.check.path +
+                           " check, so vipproxy's default 'first' is kept (the same behaviour)");
+    } else {
+      p.balance = cfg::Balance::roundrobin;  // HAProxy's default, written explicitly
+    }
+  } else {
+    const std::string& b = back.balance->value;
+    if (b == "roundrobin" || b == "static-rr") p.balance = cfg::Balance::roundrobin;
+    else if (b == "leastconn") p.balance = cfg::Balance::leastconn;
+    else if (b == "first") p.balance = cfg::Balance::first;
+    else {
+      p.balance = cfg::Balance::roundrobin;
+      not_translated(file, back.balance->line, "balance " + b,
+                     "vipproxy balances with first, roundrobin or leastconn (no stickiness); roundrobin is written");
+    }
+  }
+
+  haproxy_unhandled(front.unhandled, false);
+  if (&back != &front) haproxy_unhandled(back.unhandled, false);
+  for (const auto& u : front.use_backends)
+    not_translated(file, u.line, "use_backend " + u.value,
+                   "vipproxy sends every connection of a proxy to one backend list (no ACL routing)");
+  out_.proxies.push_back(std::move(p));
+}
+
+void Converter::haproxy(const hp::Config& h) {
+  const std::string& file = opts_.haproxy_file;
+  std::set<const hp::Section*> used;
+  auto http_mode = [&](const hp::Section& s, const std::string& title) {
+    if (!s.mode || s.mode->value == "tcp") return false;
+    std::string why = "mode " + s.mode->value + " (vipproxy proxies TCP only)";
+    bool stats = std::any_of(s.unhandled.begin(), s.unhandled.end(),
+                             [](const Unhandled& u) { return u.text.rfind("stats", 0) == 0; });
+    if (stats)
+      why += "; its statistics page is replaced by vipproxy's admin endpoint (GET /status and /metrics on "
+             "admin.listen, default 127.0.0.1:8405)";
+    not_translated(file, s.line, title, why);
+    return true;
+  };
+  for (const auto& s : h.sections) {
+    std::string title = s.keyword + (s.name.empty() ? "" : " " + s.name);
+    switch (s.kind) {
+      case hp::SectionKind::global:
+        haproxy_unhandled(s.unhandled, true);
+        break;
+      case hp::SectionKind::defaults:
+        haproxy_unhandled(s.unhandled, false);
+        break;
+      case hp::SectionKind::other:
+        not_translated(file, s.line, title, "section with no equivalent in vipproxy");
+        break;
+      case hp::SectionKind::listen:
+        if (http_mode(s, title)) break;
+        proxy(s, s, h);
+        break;
+      case hp::SectionKind::frontend: {
+        if (http_mode(s, title)) break;
+        const hp::Section* back = nullptr;
+        if (s.default_backend) {
+          back = h.find(hp::SectionKind::backend, s.default_backend->value);
+          if (!back) {
+            not_translated(file, s.default_backend->line, "default_backend " + s.default_backend->value,
+                           "no backend of that name");
+            break;
+          }
+        } else if (!s.use_backends.empty()) {
+          back = h.find(hp::SectionKind::backend, s.use_backends.front().value);
+        }
+        if (!back) {
+          not_translated(file, s.line, title, "no default_backend");
+          break;
+        }
+        used.insert(back);
+        if (http_mode(*back, back->keyword + " " + back->name)) break;
+        proxy(s, *back, h);
+        break;
+      }
+      case hp::SectionKind::backend:
+        break;
+    }
+  }
+  for (const auto& s : h.sections)
+    if (s.kind == hp::SectionKind::backend && !used.count(&s))
+      not_translated(file, s.line, "backend " + s.name, "no frontend uses it");
+}
+
+}  // namespace importer::detail

@@ -1,0 +1,205 @@
+// keepalived.conf (parsed by importer/keepalived.cpp) -> the `vrrp` instances
+// of a vipproxy configuration, with a note for every item that is not
+// translated.
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "importer/converter.h"
+
+namespace importer::detail {
+
+namespace {
+
+// keepalived's vrrp_script default interval (keepalived.conf(5)).
+constexpr Duration kKeepalivedScriptInterval = 1000ms;
+
+}  // namespace
+
+std::string Converter::keepalived_reason(const std::string& text) const {
+  auto starts = [&](std::string_view p) { return text.rfind(p, 0) == 0; };
+  if (starts("enable_script_security"))
+    return "vipproxy runs each track script as its own 'user' (or the daemon's user); there is no separate script security switch";
+  if (starts("router_id")) return "vipproxy's node name is 'node' (vipproxy import --node NAME)";
+  if (starts("notification_email") || starts("smtp_")) return "vipproxy sends no e-mail; use notify commands";
+  if (starts("virtual_server") || starts("real_server") || starts("lvs_"))
+    return "LVS load balancing has no equivalent (vipproxy proxies TCP itself)";
+  if (starts("vrrp_sync_group")) return "sync groups have no equivalent; each instance elects on its own";
+  if (starts("preempt")) return "preempting is the default (preempt: true)";
+  if (starts("mcast_src_ip"))
+    return "vipproxy sends multicast adverts from the interface's address (unicast_src_ip applies to unicast)";
+  if (starts("use_vmac") || starts("vmac_")) return "virtual MAC interfaces have no equivalent";
+  if (starts("smtp_alert")) return "vipproxy sends no e-mail; use notify commands";
+  return "no equivalent in vipproxy";
+}
+
+void Converter::instance(const ka::Instance& in, const ka::Config& k, std::set<std::string>& used_scripts) {
+  const std::string& file = opts_.keepalived_file;
+  cfg::VrrpInstance v;
+  v.name = safe_name(in.name);
+  if (v.name != in.name) knote(in.line, "instance name '" + in.name + "' written as '" + v.name + "'");
+  if (in.interface) v.interface = in.interface->value;
+  else knote(in.line, "vrrp_instance " + in.name + " has no 'interface': vipproxy needs one, add it");
+  if (in.state) {
+    std::string st = cfg::syntax::lower(in.state->value);
+    if (st == "master") v.state = cfg::VrrpState::master;
+    else if (st == "backup") v.state = cfg::VrrpState::backup;
+    else not_translated(file, in.state->line, "state " + in.state->value, "expected MASTER or BACKUP; backup is written");
+  }
+  if (in.virtual_router_id) v.virtual_router_id = in.virtual_router_id->value;
+  else knote(in.line, "vrrp_instance " + in.name + " has no 'virtual_router_id': vipproxy needs one, add it");
+  if (in.priority) v.priority = in.priority->value;
+  v.version = in.version ? in.version->value : k.vrrp_version ? k.vrrp_version->value : 2;
+  if (in.advert_int) v.advert_int = in.advert_int->value;
+  if (in.nopreempt) v.preempt = false;
+  if (in.preempt_delay) v.preempt_delay = in.preempt_delay->value;
+
+  // Addresses first: their family decides the version (keepalived moves an
+  // IPv6 instance to VRRPv3 by itself).
+  std::optional<bool> v6;
+  for (const auto& ip : in.virtual_ipaddresses) {
+    bool is6 = is_ipv6(ip.address);
+    if (!is6 && !is_ipv4(ip.address)) {
+      not_translated(file, ip.line, ip.address, "not an IP address");
+      continue;
+    }
+    if (v6 && *v6 != is6) {
+      not_translated(file, ip.line, ip.address,
+                     "an instance holds addresses of one family; put it in a second instance (with its own "
+                     "virtual_router_id or interface)");
+      continue;
+    }
+    v6 = is6;
+    cfg::VirtualAddress va;
+    va.address = ip.address;
+    va.is_ipv6 = is6;
+    va.device = ip.device;
+    va.label = ip.label;
+    va.prefix_len = ip.prefix ? *ip.prefix : (is6 ? 128 : 32);
+    if (!ip.prefix && !is6)
+      knote(ip.line, "virtual address " + ip.address + " has no prefix: keepalived adds it as /32, so it is written "
+                     "as " + ip.address + "/32 (the vipproxy example configuration uses /24, the subnet's prefix; "
+                     "either works for a VIP)");
+    for (const auto& u : ip.unhandled)
+      not_translated(file, ip.line, u, "virtual address option with no equivalent in vipproxy");
+    v.virtual_ipaddresses.push_back(std::move(va));
+  }
+  if (v6 && *v6 && v.version == 2) {
+    v.version = 3;
+    knote(in.line, "vrrp_instance " + in.name + " holds IPv6 addresses: version 3 is written (VRRPv2 is IPv4 only)");
+  }
+
+  if (in.auth_type) {
+    std::string t = cfg::syntax::lower(in.auth_type->value);
+    if (t == "pass" && v.version == 2 && in.auth_pass) {
+      v.auth_type = cfg::AuthType::pass;
+      v.auth_password = in.auth_pass->value;
+      if (v.auth_password.size() > 8) {
+        v.auth_password.resize(8);
+        knote(in.auth_pass->line, "auth_pass is longer than 8 characters: keepalived sends only the first 8, so "
+                                  "the password is written as those 8");
+      }
+    } else if (t == "pass" && v.version == 3) {
+      not_translated(file, in.auth_type->line, "auth_type PASS",
+                     "VRRPv3 has no authentication (keepalived ignores it for version 3 too)");
+    } else if (t == "ah") {
+      not_translated(file, in.auth_type->line, "auth_type AH",
+                     "IPsec AH authentication is not supported (RFC 5798 removed VRRP authentication)");
+    } else if (!in.auth_pass) {
+      not_translated(file, in.auth_type->line, "auth_type " + in.auth_type->value, "no auth_pass given");
+    } else if (t != "pass") {
+      not_translated(file, in.auth_type->line, "auth_type " + in.auth_type->value, "expected PASS");
+    }
+  }
+
+  if (in.unicast_src_ip) v.unicast_src_ip = in.unicast_src_ip->value;
+  for (const auto& p : in.unicast_peers) v.unicast_peers.push_back(p.value);
+  v.unicast = !v.unicast_peers.empty();
+
+  for (const auto& ti : in.track_interfaces) v.track.interfaces.push_back({ti.name, ti.weight.value_or(0)});
+
+  for (const auto& ts : in.track_scripts) {
+    const ka::Script* sc = k.find_script(ts.name);
+    if (!sc) {
+      not_translated(file, ts.line, ts.name, "no vrrp_script of that name");
+      continue;
+    }
+    used_scripts.insert(sc->name);
+    int weight = ts.weight ? *ts.weight : sc->weight ? sc->weight->value : 0;
+    std::string command = sc->script ? sc->script->value : "";
+    bool is_haproxy_check = contains_ci(sc->name, "haproxy") || contains_ci(command, "haproxy");
+    if (is_haproxy_check && !out_.proxies.empty()) {
+      std::string names;
+      for (const auto& p : out_.proxies) {
+        bool dup = std::any_of(v.track.proxies.begin(), v.track.proxies.end(),
+                               [&](const cfg::TrackProxy& t) { return t.name == p.name; });
+        if (!dup) v.track.proxies.push_back({p.name, weight});
+        names += (names.empty() ? "" : ", ") + p.name;
+      }
+      knote(sc->line, "vrrp_script " + sc->name + (command.empty() ? "" : " (" + command + ")") +
+                          " replaced by track: {proxies: [" + names +
+                          "]}: the built-in tracking replaces it and is stricter, the proxy counts as up only while "
+                          "its listener is up AND at least one backend is eligible from this node (the script only "
+                          "checked that HAProxy was running and listening)");
+      continue;
+    }
+    if (is_haproxy_check)
+      knote(sc->line, "vrrp_script " + sc->name + " checks HAProxy: kept as a script because no haproxy.cfg was "
+                      "imported; once vipproxy runs the proxy, replace it with track: {proxies: [NAME]}");
+    if (command.empty()) {
+      not_translated(file, sc->line, "vrrp_script " + sc->name, "it has no 'script' line");
+      continue;
+    }
+    cfg::TrackScript t;
+    t.name = safe_name(sc->name);
+    t.command = command;
+    t.interval = sc->interval ? std::max(Duration{1}, sc->interval->value) : kKeepalivedScriptInterval;
+    if (sc->timeout) t.timeout = std::max(Duration{1}, sc->timeout->value);
+    else t.timeout = t.interval;  // keepalived waits at most one interval
+    t.rise = sc->rise ? std::clamp(sc->rise->value, 1u, 1000u) : 1;
+    t.fall = sc->fall ? std::clamp(sc->fall->value, 1u, 1000u) : 1;
+    t.weight = weight;
+    t.user = sc->user ? sc->user->value : k.script_user ? k.script_user->value : "";
+    v.track.scripts.push_back(std::move(t));
+  }
+
+  v.notify.master = in.notify_master ? in.notify_master->value : "";
+  v.notify.backup = in.notify_backup ? in.notify_backup->value : "";
+  v.notify.fault = in.notify_fault ? in.notify_fault->value : "";
+  v.notify.stop = in.notify_stop ? in.notify_stop->value : "";
+  v.notify.any = in.notify ? in.notify->value : "";
+
+  auto pick = [](const auto& mine, const auto& global) { return mine ? mine : global; };
+  if (auto d = pick(in.garp_master_delay, k.garp_master_delay)) v.garp.master_delay = d->value;
+  if (auto d = pick(in.garp_master_refresh, k.garp_master_refresh)) v.garp.master_refresh = d->value;
+  if (auto d = pick(in.garp_interval, k.garp_interval)) v.garp.interval = d->value;
+  if (auto r = pick(in.garp_master_repeat, k.garp_master_repeat)) v.garp.master_repeat = std::clamp(r->value, 1u, 255u);
+
+  for (const auto& u : in.unhandled)
+    not_translated(file, u.line, u.text, u.reason.empty() ? keepalived_reason(u.text) : u.reason);
+  out_.vrrp.push_back(std::move(v));
+}
+
+void Converter::keepalived(const ka::Config& k) {
+  const std::string& file = opts_.keepalived_file;
+  std::set<std::string> used_scripts;
+  for (const auto& in : k.instances) instance(in, k, used_scripts);
+  for (const auto& sc : k.scripts) {
+    if (!used_scripts.count(sc.name))
+      not_translated(file, sc.line, "vrrp_script " + sc.name, "no vrrp_instance tracks it");
+    for (const auto& u : sc.unhandled)
+      not_translated(file, u.line, u.text, u.reason.empty() ? "script option with no equivalent in vipproxy" : u.reason);
+  }
+  for (const auto& u : k.unhandled)
+    not_translated(file, u.line, u.text, u.reason.empty() ? keepalived_reason(u.text) : u.reason);
+  if (k.script_user) {
+    bool any_script = std::any_of(out_.vrrp.begin(), out_.vrrp.end(),
+                                  [](const cfg::VrrpInstance& v) { return !v.track.scripts.empty(); });
+    if (!any_script)
+      not_translated(file, k.script_user->line, "script_user " + k.script_user->value,
+                     "no track script is left to run");
+  }
+  if (k.instances.empty()) knote(0, "no vrrp_instance found");
+}
+
+}  // namespace importer::detail
