@@ -1,5 +1,6 @@
-// The I/O around health::CheckSchedule: one timer, one check in flight at a
-// time, each check an Attempt object kept alive by its own pending operations.
+// The I/O around health::CheckSchedule (when to check) and health/verdict.h
+// (what an answer means): one timer, one check in flight at a time, each
+// check an Attempt object kept alive by its own pending operations.
 // Beast and OpenSSL stay in this file so the rest of the program compiles fast.
 #include "health/checker.h"
 
@@ -26,6 +27,7 @@
 #include "health/http_reply.h"
 #include "health/patroni.h"
 #include "health/schedule.h"
+#include "health/verdict.h"
 
 namespace health {
 namespace {
@@ -219,7 +221,6 @@ class HttpAttempt final : public Attempt {
     }
     // GET when Patroni's body is to be judged (health/patroni.h).
     const std::string method = method_sent(*rule_);
-    judge_role_ = judges_primary_role(*rule_);
     head_ = method == "HEAD";
     const http::verb v = http::string_to_verb(method);
     if (v != http::verb::unknown) {
@@ -340,25 +341,8 @@ class HttpAttempt final : public Attempt {
     });
   }
 
-  // The status decides; for Patroni's primary endpoints a 200 must also
-  // show a running, writable primary in the body.
   CheckResult judge() const {
-    const unsigned status = reply_->status();
-    const std::string detail = "HTTP " + std::to_string(status);
-    if (status != rule_->expect_status) return result(Outcome::l7_status, detail, status);
-    if (!judge_role_) return result(Outcome::ok, detail, status);
-    const RoleVerdict v = judge_primary_body(reply_->body(), reply_->body_truncated());
-    switch (v.kind) {
-      case RoleVerdict::writable: return result(Outcome::ok, detail + ", " + v.detail, status);
-      case RoleVerdict::not_primary: return result(Outcome::l7_not_primary, detail + ", " + v.detail, status);
-      case RoleVerdict::not_running: return result(Outcome::l7_not_running, detail + ", " + v.detail, status);
-      case RoleVerdict::no_verdict: break;
-    }
-    // `auto`: not Patroni's JSON, the status alone decides. `primary` was
-    // asked for explicitly: a reply that cannot show it is not good enough.
-    if (rule_->expect_role == cfg::ExpectRole::primary)
-      return result(Outcome::l7_malformed, detail + ", " + v.detail, status);
-    return result(Outcome::ok, detail, status);
+    return health::judge(*rule_, reply_->status(), reply_->body(), reply_->body_truncated());
   }
 
   void on_reply(const error_code& ec) {
@@ -442,7 +426,6 @@ class HttpAttempt final : public Attempt {
   std::string name_mismatch_;
   bool head_ = false;
   http::request<http::empty_body> req_;
-  bool judge_role_ = false;
   std::optional<HttpReplyParser> reply_;
   std::array<char, 4096> scratch_{};
 };
@@ -589,7 +572,9 @@ class CheckerImpl final : public Checker, public std::enable_shared_from_this<Ch
     if (!running_ || gen != check_gen_) return;
     in_flight_ = false;
 
-    if (r.outcome == Outcome::local_error) {
+    const Classification what = classify(r);
+    using Effect = Classification::Effect;
+    if (what.effect == Effect::no_evidence) {
       // Our shortage says nothing about the backend: keep its state, say why
       // (at most every 10 s), try again at the next interval.
       auto now = std::chrono::steady_clock::now();
@@ -602,17 +587,16 @@ class CheckerImpl final : public Checker, public std::enable_shared_from_this<Ch
       return;
     }
 
-    const bool ok = r.outcome == Outcome::ok;
+    const bool ok = what.effect == Effect::success;
     ++status_.checks;
     if (!ok) ++status_.failures;
-    if (r.outcome == Outcome::l7_malformed) ++status_.malformed;
+    if (what.malformed) ++status_.malformed;
     status_.last = std::move(r);
 
     const bool first = schedule_.state() == CheckSchedule::State::unknown;
-    // A layer-7 wrong status is the node's own answer ("not primary"): it
-    // may take the backend down at once (check.down_on_status).
-    const bool definitive =
-        status_.last.outcome == Outcome::l7_status || status_.last.outcome == Outcome::l7_not_primary;
+    // The node's own answer ("not primary") may take the backend down at
+    // once (check.down_on_status).
+    const bool definitive = what.effect == Effect::definitive;
     const bool changed = ok ? schedule_.on_result(true)
                             : definitive ? schedule_.on_definitive_failure() : schedule_.on_result(false);
     status_.up = schedule_.up();
@@ -644,11 +628,8 @@ class CheckerImpl final : public Checker, public std::enable_shared_from_this<Ch
                     schedule_.consecutive_failures(), schedule_.fall(), to_string(schedule_.state()));
     }
 
-    const bool reachable = ok || status_.last.outcome == Outcome::l7_status ||
-                           status_.last.outcome == Outcome::l7_not_primary ||
-                           status_.last.outcome == Outcome::l7_not_running;
-    const bool reachability_changed = reachable != status_.reachable;
-    status_.reachable = reachable;
+    const bool reachability_changed = what.reachable != status_.reachable;
+    status_.reachable = what.reachable;
     if ((changed || reachability_changed) && on_change_) on_change_(status_);
     if (running_) arm(schedule_.next_delay());  // on_change_ may have called stop()
   }
