@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <limits>
 #include <vector>
 
@@ -129,6 +130,48 @@ std::string lower(std::string_view s) {
   std::string out(s);
   for (char& c : out) c = lower_char(c);
   return out;
+}
+
+std::optional<EncodingError> first_encoding_error(std::string_view text) {
+  int line = 1, col = 1;
+  std::size_t i = 0;
+  if (text.starts_with("\xEF\xBB\xBF")) i = 3;
+  auto bad = [&](std::string why) { return EncodingError{line, col, std::move(why)}; };
+  char hex[8];
+  while (i < text.size()) {
+    auto c = static_cast<unsigned char>(text[i]);
+    if (c < 0x80) {
+      if (c == 0) return bad("NUL byte");
+      if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f) {
+        std::snprintf(hex, sizeof hex, "0x%02X", c);
+        return bad(std::string("control character ") + hex);
+      }
+      ++i;
+      if (c == '\n') {
+        ++line;
+        col = 1;
+      } else {
+        ++col;
+      }
+      continue;
+    }
+    std::size_t len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 0;
+    std::snprintf(hex, sizeof hex, "0x%02X", c);
+    if (len == 0 || c > 0xF4 || c == 0xC0 || c == 0xC1 || i + len > text.size())
+      return bad(std::string("invalid UTF-8 byte ") + hex);
+    uint32_t cp = c & (0x7F >> len);
+    for (std::size_t k = 1; k < len; ++k) {
+      auto cc = static_cast<unsigned char>(text[i + k]);
+      if ((cc & 0xC0) != 0x80) return bad(std::string("invalid UTF-8 sequence starting with ") + hex);
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    bool overlong = (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000);
+    if (overlong || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+      return bad(std::string("invalid UTF-8 sequence starting with ") + hex);
+    i += len;
+    ++col;
+  }
+  return std::nullopt;
 }
 
 }  // namespace cfg::syntax

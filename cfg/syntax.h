@@ -43,4 +43,16 @@ std::size_t edit_distance(std::string_view a, std::string_view b);
 
 std::string lower(std::string_view s);
 
+// The first byte that keeps `text` from being UTF-8 text a person wrote: a
+// NUL, a control character other than tab/CR/LF, DEL, or an invalid,
+// overlong or surrogate UTF-8 sequence (a leading BOM is fine). yaml-cpp
+// reads NUL as the end of input and stray bytes as Latin-1, so a binary file
+// or one in another encoding is stopped before it with this position.
+struct EncodingError {
+  int line = 0, column = 0;  // 1-based, columns count characters
+  std::string what;          // "NUL byte", "invalid UTF-8 byte 0xFF", ...
+  bool operator==(const EncodingError&) const = default;
+};
+std::optional<EncodingError> first_encoding_error(std::string_view text);
+
 }  // namespace cfg::syntax

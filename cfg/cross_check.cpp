@@ -1,0 +1,83 @@
+// What spans sections, checked once the whole file has been read: unique
+// proxy and instance names, listen addresses that would clash, one instance
+// per interface, VRID and family, each virtual address in one instance, and
+// track.proxies naming proxies that exist.
+#include <algorithm>
+
+#include "cfg/loader.h"
+
+namespace cfg::detail {
+
+namespace {
+
+bool listen_conflict(const Endpoint& a, const Endpoint& b) {
+  if (a.port != b.port) return false;
+  if (syntax::lower(a.host) == syntax::lower(b.host)) return true;
+  // A wildcard bind takes the port for every address of its family ("::"
+  // for both families unless bindv6only), so a second bind would fail.
+  auto covers = [](const Endpoint& w, const Endpoint& o) {
+    if (w.host == "::") return true;
+    return w.host == "0.0.0.0" && !syntax::is_ipv6(o.host);
+  };
+  return covers(a, b) || covers(b, a);
+}
+
+}  // namespace
+
+void Loader::cross_check(const Config& c) {
+  auto line_of = [](const Located& l) { return std::to_string(l.node.Mark().line + 1); };
+  for (std::size_t i = 0; i < c.proxies.size(); ++i)
+    for (std::size_t j = 0; j < i; ++j)
+      if (c.proxies[i].name == c.proxies[j].name)
+        fail(proxy_names_[i].node, proxy_names_[i].path,
+             "duplicate proxy name " + quote(c.proxies[i].name) + " (first at line " + line_of(proxy_names_[j]) +
+                 "): expected names unique");
+
+  // listens_ holds admin.listen (when enabled) first, then each proxy's.
+  std::vector<Endpoint> eps;
+  if (c.admin.enabled) eps.push_back(c.admin.listen);
+  for (const auto& p : c.proxies) eps.push_back(p.listen);
+  for (std::size_t i = 0; i < eps.size(); ++i)
+    for (std::size_t j = 0; j < i; ++j)
+      if (listen_conflict(eps[i], eps[j]))
+        fail(listens_[i].node, listens_[i].path,
+             eps[i].to_string() + " clashes with " + listens_[j].path + " (" + eps[j].to_string() + ", line " +
+                 line_of(listens_[j]) + "): expected each listen address:port once");
+
+  for (std::size_t i = 0; i < c.vrrp.size(); ++i) {
+    const auto& vi = c.vrrp[i];
+    for (std::size_t j = 0; j < i; ++j) {
+      const auto& vj = c.vrrp[j];
+      if (vi.name == vj.name)
+        fail(vrrp_names_[i].node, vrrp_names_[i].path,
+             "duplicate instance name " + quote(vi.name) + " (first at line " + line_of(vrrp_names_[j]) + ")");
+      // RFC 5798 section 7.3: a VRID identifies one router per LAN and family.
+      bool v6i = vi.virtual_ipaddresses[0].is_ipv6, v6j = vj.virtual_ipaddresses[0].is_ipv6;
+      if (vi.interface == vj.interface && vi.virtual_router_id == vj.virtual_router_id && v6i == v6j)
+        fail(vrrp_idents_[i].node, vrrp_idents_[i].path,
+             "VRID " + std::to_string(vi.virtual_router_id) + " on " + vi.interface + " (" + (v6i ? "IPv6" : "IPv4") +
+                 ") is already used by " + vrrp_names_[j].path + " " + quote(vj.name) +
+                 ": expected one instance per interface, VRID and address family");
+      for (const auto& a : vi.virtual_ipaddresses)
+        for (const auto& b : vj.virtual_ipaddresses)
+          if (a.address == b.address)
+            fail(vrrp_names_[i].node, vrrp_names_[i].path,
+                 "address " + a.address + " is also managed by instance " + quote(vj.name) +
+                     ": expected each virtual address in one instance");
+    }
+  }
+
+  for (const auto& ref : track_proxy_refs_) {
+    std::string n = ref.node.Scalar();
+    bool found = std::any_of(c.proxies.begin(), c.proxies.end(), [&](const Proxy& p) { return p.name == n; });
+    if (!found) {
+      std::vector<std::string_view> names;
+      for (const auto& p : c.proxies) names.push_back(p.name);
+      fail(ref.node, ref.path,
+           "no proxy named " + quote(n) +
+               (names.empty() ? std::string(" (no proxies are defined)") : "; expected one of: " + join(names)));
+    }
+  }
+}
+
+}  // namespace cfg::detail
