@@ -59,6 +59,11 @@ std::vector<Verdict> sysctl_verdicts(const cfg::Config& c, const std::string& if
 struct Advert {
   std::string source;
   unsigned version = 0, vrid = 0, priority = 0;
+  // The virtual addresses it lists (IPv4, as inet_ntop writes them);
+  // nullopt: not read. On our VRID a list other than ours, from anyone but
+  // the address owner (priority 255), is another VRRP cluster (RFC 5798
+  // §7.1): vipproxy ignores it, and so must the verdict.
+  std::optional<std::vector<std::string>> addresses = std::nullopt;
 };
 struct AdvertFacts {
   bool listened = false;      // false: raw socket not allowed (reason in error)
@@ -67,6 +72,32 @@ struct AdvertFacts {
   std::vector<Advert> heard;  // from other hosts (own addresses filtered out)
 };
 Verdict advert_verdict(const cfg::VrrpInstance& inst, const AdvertFacts& f);
+
+// ---- foreign routers the running daemon heard (its /status counters) ----
+// Adverts on our VRID that the daemon drops as another router's
+// configuration (vrrp/foreign.h): another address list (another cluster on
+// the same VRID), another VRRPv2 advert_int, another version.
+struct ForeignRouterFact {
+  std::string source, reason;  // reason: address_mismatch, adver_int_mismatch, ...
+  unsigned version = 0, priority = 0, advert_int_ms = 0;
+  std::vector<std::string> addresses;
+  uint64_t adverts = 0;
+  double last_seen_seconds_ago = 0;
+};
+struct InstanceCounterFacts {
+  bool found = false;  // the instance is in the daemon's /status
+  uint64_t address_mismatch = 0, adver_int_mismatch = 0, version_mismatch = 0, owner_address_mismatch = 0;
+  std::vector<ForeignRouterFact> routers;
+};
+struct DaemonFacts {
+  bool reached = false;     // /status answered 200 with JSON
+  std::string where;        // "http://127.0.0.1:8405/status"
+  std::string error;        // why not
+  std::string status_json;  // the body
+};
+// The named instance's counters in a /status document (daemon/admin.cpp).
+InstanceCounterFacts instance_counters(const std::string& status_json, const std::string& instance);
+Verdict foreign_routers_verdict(const cfg::VrrpInstance& inst, const DaemonFacts& f);
 
 // ---- Patroni REST (the configured check) ----
 struct CheckProbe {

@@ -16,6 +16,7 @@
 #include <boost/json.hpp>
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iostream>
@@ -130,9 +131,54 @@ AdvertFacts listen_adverts(const cfg::Config& c, double seconds) {
     a.vrid = buf[ihl + 1];
     a.priority = buf[ihl + 2];
     if ((buf[ihl] & 0x0f) != 1) continue;  // type 1: advertisement
+    // The address list follows the 8-byte header (RFC 3768 §5.1, RFC 5798
+    // §5.1): read it when the datagram is long enough to hold it.
+    const size_t count = buf[ihl + 3];
+    if (static_cast<size_t>(n) >= ihl + 8 + 4 * count) {
+      std::vector<std::string> addrs;
+      for (size_t i = 0; i < count; ++i) {
+        char b[INET_ADDRSTRLEN];
+        inet_ntop(AF_INET, buf + ihl + 8 + 4 * i, b, sizeof b);
+        addrs.emplace_back(b);
+      }
+      a.addresses = std::move(addrs);
+    }
     f.heard.push_back(a);
   }
   ::close(fd);
+  return f;
+}
+
+// GET /status of the running daemon (admin.listen of the config, token
+// from the config or $VIPPROXY_TOKEN, as `vipproxy status`).
+DaemonFacts read_daemon_status(const cfg::Config& c) {
+  DaemonFacts f;
+  std::string h = c.admin.listen.host;
+  if (h.empty() || h == "0.0.0.0") h = "127.0.0.1";
+  if (h == "::") h = "::1";
+  const std::string hostport = (h.find(':') != std::string::npos ? "[" + h + "]" : h) + ":" +
+                               std::to_string(c.admin.listen.port);
+  f.where = "http://" + hostport + "/status";
+  if (!c.admin.enabled) {
+    f.error = "admin.enabled is false";
+    return f;
+  }
+  std::string token = c.admin.token;
+  if (token.empty())
+    if (const char* t = std::getenv("VIPPROXY_TOKEN")) token = t;
+  std::vector<std::pair<std::string, std::string>> headers;
+  if (!token.empty()) headers.emplace_back("Authorization", "Bearer " + token);
+  auto r = http_request(h, c.admin.listen.port, "GET", "/status", {}, headers, std::chrono::milliseconds(2000));
+  if (!r.ok) {
+    f.error = r.error;
+    return f;
+  }
+  if (r.status != 200) {
+    f.error = "HTTP " + std::to_string(r.status);
+    return f;
+  }
+  f.reached = true;
+  f.status_json = std::move(r.body);
   return f;
 }
 
@@ -333,6 +379,10 @@ std::vector<Verdict> run_doctor(const DoctorOptions& o, std::ostream& out) {
       auto facts = listen_adverts(c, secs);
       for (const auto& inst : c.vrrp) emit(advert_verdict(inst, facts));
     }
+    // What the running daemon dropped since it started (its counters): a
+    // foreign cluster that is quiet right now still shows here.
+    auto daemon = read_daemon_status(c);
+    for (const auto& inst : c.vrrp) emit(foreign_routers_verdict(inst, daemon));
   }
   for (const auto& v : patroni_verdicts(c, probe_checks(c))) emit(v);
   emit(etcd_verdict(probe_etcd(o)));

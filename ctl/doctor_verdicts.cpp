@@ -1,6 +1,7 @@
 // Pure verdict logic of `vipproxy doctor`: facts in, verdict lines out.
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <cstdio>
 #include <set>
@@ -154,14 +155,44 @@ std::vector<Verdict> sysctl_verdicts(const cfg::Config& c, const std::string& if
   return out;
 }
 
+namespace {
+
+std::string join(const std::vector<std::string>& v) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + v[i];
+  return s + "]";
+}
+
+std::vector<std::string> our_addresses(const cfg::VrrpInstance& inst) {
+  std::vector<std::string> out;
+  for (const auto& va : inst.virtual_ipaddresses) out.push_back(va.address);
+  return out;
+}
+
+bool same_list(std::vector<std::string> a, std::vector<std::string> b) {
+  std::sort(a.begin(), a.end());
+  std::sort(b.begin(), b.end());
+  return a == b;
+}
+
+}  // namespace
+
 Verdict advert_verdict(const cfg::VrrpInstance& inst, const AdvertFacts& f) {
   std::string check = "VRRP adverts " + inst.name + " (vrid " + std::to_string(inst.virtual_router_id) + ")";
   if (!f.listened) return {Level::warn, check, "not listened for: " + f.error};
   char secs[32];
   std::snprintf(secs, sizeof secs, "%.1f s", f.seconds);
-  std::set<std::string> same, other;
-  std::string same_desc;
+  std::set<std::string> same, other, foreign;
+  std::string same_desc, foreign_desc;
+  const auto ours = our_addresses(inst);
   for (const auto& a : f.heard) {
+    // Another cluster on our VRID: not a peer (vipproxy drops its adverts).
+    if (a.vrid == inst.virtual_router_id && a.addresses && a.priority != 255 && !same_list(*a.addresses, ours)) {
+      if (foreign.insert(a.source).second)
+        foreign_desc += (foreign_desc.empty() ? "" : ", ") + a.source + " (priority " + std::to_string(a.priority) +
+                        ", addresses " + join(*a.addresses) + ")";
+      continue;
+    }
     if (a.vrid == inst.virtual_router_id) {
       if (same.insert(a.source).second)
         same_desc += (same_desc.empty() ? "" : ", ") + a.source + " (v" + std::to_string(a.version) + ", priority " +
@@ -172,20 +203,121 @@ Verdict advert_verdict(const cfg::VrrpInstance& inst, const AdvertFacts& f) {
   }
   std::string others;
   for (const auto& o : other) others += (others.empty() ? "" : ", ") + o;
+  const std::string foreign_note =
+      foreign.empty() ? ""
+                      : "; another VRRP cluster uses VRID " + std::to_string(inst.virtual_router_id) + ": " +
+                            foreign_desc + " list other addresses than ours " + join(ours) +
+                            " (vipproxy ignores them; give one of the clusters another virtual_router_id)";
   if (!same.empty()) {
     std::string r = "heard " + same_desc + " in " + secs;
     for (const auto& a : f.heard)
-      if (a.vrid == inst.virtual_router_id && a.version != inst.version) {
+      if (a.vrid == inst.virtual_router_id && a.version != inst.version && !foreign.count(a.source)) {
         return {Level::fail, check, r + "; the peer speaks VRRPv" + std::to_string(a.version) + ", this config v" +
-                                        std::to_string(inst.version) + " (they will both be MASTER)"};
+                                        std::to_string(inst.version) + " (they will both be MASTER)" + foreign_note};
       }
-    return {Level::ok, check, r};
+    return {foreign.empty() ? Level::ok : Level::warn, check, r + foreign_note};
   }
   std::string r = std::string("no peer heard in ") + secs +
                   " (fine if the peer is not running yet; otherwise check that protocol 112 passes the firewall";
   r += inst.unicast ? " and the unicast_peer addresses)" : " and that multicast 224.0.0.18 reaches " + inst.interface + ")";
   if (!others.empty()) r += "; other routers heard: " + others;
-  return {Level::warn, check, r};
+  return {Level::warn, check, r + foreign_note};
+}
+
+InstanceCounterFacts instance_counters(const std::string& status_json, const std::string& instance) {
+  InstanceCounterFacts out;
+  boost::system::error_code ec;
+  boost::json::value doc = boost::json::parse(status_json, ec);
+  if (ec || !doc.is_object()) return out;
+  const auto* vrrp = doc.as_object().if_contains("vrrp");
+  if (!vrrp || !vrrp->is_array()) return out;
+  auto u64 = [](const boost::json::object& o, const char* k) -> uint64_t {
+    const auto* v = o.if_contains(k);
+    if (!v) return 0;
+    if (v->is_uint64()) return v->as_uint64();
+    if (v->is_int64() && v->as_int64() >= 0) return uint64_t(v->as_int64());
+    if (v->is_double() && v->as_double() >= 0) return uint64_t(v->as_double());
+    return 0;
+  };
+  auto str = [](const boost::json::object& o, const char* k) -> std::string {
+    const auto* v = o.if_contains(k);
+    return v && v->is_string() ? std::string(v->as_string()) : std::string();
+  };
+  for (const auto& iv : vrrp->as_array()) {
+    if (!iv.is_object() || str(iv.as_object(), "name") != instance) continue;
+    const auto& io = iv.as_object();
+    out.found = true;
+    out.owner_address_mismatch = u64(io, "owner_address_mismatch");
+    if (const auto* d = io.if_contains("drops"); d && d->is_object()) {
+      out.address_mismatch = u64(d->as_object(), "address_mismatch");
+      out.adver_int_mismatch = u64(d->as_object(), "adver_int_mismatch");
+      out.version_mismatch = u64(d->as_object(), "version_mismatch");
+    }
+    if (const auto* fr = io.if_contains("foreign_routers"); fr && fr->is_array()) {
+      for (const auto& rv : fr->as_array()) {
+        if (!rv.is_object()) continue;
+        const auto& ro = rv.as_object();
+        ForeignRouterFact r;
+        r.source = str(ro, "source");
+        r.reason = str(ro, "reason");
+        r.version = unsigned(u64(ro, "version"));
+        r.priority = unsigned(u64(ro, "priority"));
+        r.advert_int_ms = unsigned(u64(ro, "advert_int_ms"));
+        r.adverts = u64(ro, "adverts");
+        if (const auto* l = ro.if_contains("last_seen_seconds_ago"); l && l->is_number())
+          r.last_seen_seconds_ago = l->to_number<double>();
+        if (const auto* a = ro.if_contains("addresses"); a && a->is_array())
+          for (const auto& x : a->as_array())
+            if (x.is_string()) r.addresses.emplace_back(x.as_string());
+        out.routers.push_back(std::move(r));
+      }
+    }
+    break;
+  }
+  return out;
+}
+
+Verdict foreign_routers_verdict(const cfg::VrrpInstance& inst, const DaemonFacts& f) {
+  std::string check = "foreign routers " + inst.name + " (vrid " + std::to_string(inst.virtual_router_id) + ")";
+  if (!f.reached)
+    return {Level::ok, check, "not checked: vipproxy does not answer at " + f.where + " (" + f.error +
+                                  "); run doctor again while it runs to read its counters"};
+  const auto c = instance_counters(f.status_json, inst.name);
+  if (!c.found)
+    return {Level::warn, check, "the vipproxy answering at " + f.where + " runs no instance " + inst.name +
+                                    " (another config file? a reload pending?)"};
+  const uint64_t dropped = c.address_mismatch + c.adver_int_mismatch + c.version_mismatch;
+  if (dropped == 0 && c.owner_address_mismatch == 0)
+    return {Level::ok, check, "none heard since vipproxy started (no advert on VRID " +
+                                  std::to_string(inst.virtual_router_id) + " dropped for another address list, "
+                                  "advert_int or version)"};
+  std::string r;
+  const auto ours = our_addresses(inst);
+  for (const auto& fr : c.routers) {
+    char ago[32];
+    std::snprintf(ago, sizeof ago, "%.0f s ago", fr.last_seen_seconds_ago);
+    std::string what;
+    if (fr.reason == "address_mismatch")
+      what = "lists " + join(fr.addresses) + ", ours " + join(ours) + ": another VRRP cluster on VRID " +
+             std::to_string(inst.virtual_router_id) + "? give one of the clusters another virtual_router_id";
+    else if (fr.reason == "owner_address_mismatch")
+      what = "the address owner (priority 255) lists " + join(fr.addresses) + ", ours " + join(ours) +
+             " (accepted: it wins the election)";
+    else if (fr.reason == "adver_int_mismatch")
+      what = "advert_int " + std::to_string(fr.advert_int_ms) + " ms, ours " + std::to_string(inst.advert_int.count()) +
+             " ms (VRRPv2 routers must agree)";
+    else if (fr.reason == "version_mismatch")
+      what = "VRRPv" + std::to_string(fr.version) + ", ours VRRPv" + std::to_string(inst.version);
+    else
+      what = fr.reason;
+    r += (r.empty() ? "" : "; ") + fr.source + " (VRRPv" + std::to_string(fr.version) + ", priority " +
+         std::to_string(fr.priority) + ", " + std::to_string(fr.adverts) + " adverts, last " + ago + "): " + what;
+  }
+  if (r.empty())
+    r = std::to_string(dropped) + " adverts dropped (address_mismatch " + std::to_string(c.address_mismatch) +
+        ", adver_int_mismatch " + std::to_string(c.adver_int_mismatch) + ", version_mismatch " +
+        std::to_string(c.version_mismatch) + ") from senders no longer listed";
+  return {Level::warn, check, "heard on our VRID and ignored: " + r};
 }
 
 std::vector<Verdict> patroni_verdicts(const cfg::Config& c, const std::vector<CheckProbe>& probes) {

@@ -201,12 +201,33 @@ InstanceMismatch check_instance(const Advert& a, uint8_t vrid, uint8_t version,
   return InstanceMismatch::none;
 }
 
+bool same_addresses(std::span<const IpAddress> a, std::span<const IpAddress> b) {
+  if (a.size() != b.size()) return false;
+  std::vector<IpAddress> x(a.begin(), a.end()), y(b.begin(), b.end());
+  std::sort(x.begin(), x.end());
+  std::sort(y.begin(), y.end());
+  return x == y;
+}
+
+Intake classify_advert(const Advert& a, const InstanceExpect& e) {
+  Intake in;
+  if (a.vrid != e.vrid) return {InstanceMismatch::vrid, false};
+  if (a.version != e.version) return {InstanceMismatch::version, false};
+  in.addresses_differ = !same_addresses(a.addresses, e.addresses);
+  // RFC 3768 §7.1 / RFC 5798 §7.1: only the address owner (priority 255)
+  // may advertise another list and still be heard.
+  if (in.addresses_differ && a.priority != kAddressOwnerPriority) return {InstanceMismatch::addresses, true};
+  if (e.version == 2 && a.adver_int != e.v2_adver_int_seconds) return {InstanceMismatch::adver_int, in.addresses_differ};
+  return in;
+}
+
 std::string_view to_string(InstanceMismatch m) {
   switch (m) {
     case InstanceMismatch::none: return "none";
     case InstanceMismatch::vrid: return "vrid";
     case InstanceMismatch::version: return "version";
     case InstanceMismatch::adver_int: return "adver_int";
+    case InstanceMismatch::addresses: return "addresses";
   }
   return "unknown";
 }

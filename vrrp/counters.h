@@ -17,6 +17,7 @@ namespace vrrp {
   X(vip_errors, "Virtual address additions or removals that failed")                       \
   X(vip_readded, "Virtual addresses re-added after being removed while MASTER")            \
   X(other_vrid, "Adverts of other virtual routers on the link (ignored, not an error)")  \
+  X(owner_address_mismatch, "Adverts from an address owner (priority 255) listing other addresses than ours: accepted (RFC 5798 7.1), logged") \
   X(script_runs, "Track script runs")                                                      \
   X(script_timeouts, "Track script runs killed after their timeout")
 
@@ -37,6 +38,7 @@ namespace vrrp {
   X(bad_ip_header, "IP header unusable, or not the instance's address family")               \
   X(version_mismatch, "our VRID, but another VRRP version")                                \
   X(adver_int_mismatch, "VRRPv2 advert_int differs from ours (RFC 3768 7.1)")                \
+  X(address_mismatch, "our VRID, another list of virtual addresses, not from the address owner (RFC 3768 7.1, RFC 5798 7.1): another VRRP cluster on the VRID?") \
   X(not_unicast_peer, "unicast instance: source is not one of unicast_peers")
 
 struct Counters {

@@ -180,6 +180,7 @@ void Engine::start() {
     if (!l) throw std::runtime_error(who + ": interface " + v.device + " (for " + va.address + ") does not exist");
     v.ifindex = l->ifindex;
     vips_.push_back(v);
+    vip_addresses_.push_back(v.address);
   }
   refresh_link();
   if (link_.ifindex == 0) throw std::runtime_error(who + ": interface " + cfg_.interface + " does not exist");
@@ -508,13 +509,18 @@ void Engine::on_datagram(std::span<const uint8_t> datagram) {
     }
     return;
   }
-  switch (check_instance(*d, uint8_t(cfg_.virtual_router_id), uint8_t(cfg_.version),
-                         uint16_t(cfg_.advert_int.count() / 1000))) {
+  const Intake in = classify_advert(*d, {uint8_t(cfg_.virtual_router_id), uint8_t(cfg_.version),
+                                         uint16_t(cfg_.advert_int.count() / 1000), vip_addresses_});
+  switch (in.drop) {
     case InstanceMismatch::none: break;
     case InstanceMismatch::vrid: ++counters_.other_vrid; return;  // another router's business
-    case InstanceMismatch::version: drop("version_mismatch", drops_.version_mismatch, &h.src); return;
-    case InstanceMismatch::adver_int: drop("adver_int_mismatch", drops_.adver_int_mismatch, &h.src); return;
+    case InstanceMismatch::version: misconfigured(h.src, *d, in, &drops_.version_mismatch); return;
+    case InstanceMismatch::adver_int: misconfigured(h.src, *d, in, &drops_.adver_int_mismatch); return;
+    case InstanceMismatch::addresses: misconfigured(h.src, *d, in, &drops_.address_mismatch); return;
   }
+  // The address owner may list other addresses and is still heard (RFC
+  // 5798 §7.1); say so, it is a configuration to fix.
+  if (in.addresses_differ) misconfigured(h.src, *d, in, &counters_.owner_address_mismatch);
   if (src_ && h.src == *src_) return;  // our own advert looped back
   // A unicast instance speaks only with its configured peers (keepalived
   // does the same): a stray or spoofed advert from any other address is
@@ -660,6 +666,7 @@ json::object Engine::status() const {
   VIPPROXY_VRRP_DROPS(VIPPROXY_VRRP_JSON)
 #undef VIPPROXY_VRRP_JSON
   o["drops"] = std::move(drops);
+  o["foreign_routers"] = foreign_status();
   json::array scripts;
   for (const auto& s : scripts_) {
     json::object so;

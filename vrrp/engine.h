@@ -19,6 +19,7 @@
 #include "cfg/config.h"
 #include "vrrp/codec.h"
 #include "vrrp/counters.h"
+#include "vrrp/foreign.h"
 #include "vrrp/fsm.h"
 #include "vrrp/kernel.h"
 #include "vrrp/spawn.h"
@@ -87,6 +88,11 @@ class Engine {
   void notify(fsm::State from, fsm::State to);
   void arm_fsm_timer(fsm::Duration d, uint64_t generation, bool master_down);
   void drop(const char* reason, uint64_t& counter, const IpAddress* from);
+  // An advert for our VRID that another router's configuration makes us
+  // ignore (vrrp/codec classify_advert): counted, logged per sender
+  // (vrrp/foreign.h), shown in /status. engine_foreign.cpp.
+  void misconfigured(const IpAddress& src, const Advert& a, const Intake& in, uint64_t* counter);
+  boost::json::array foreign_status() const;
   void run_script(std::size_t i);
   void refresh_link();
   fsm::TimePoint now() const;
@@ -103,6 +109,8 @@ class Engine {
   std::optional<IpAddress> src_;
   std::vector<IpAddress> peers_;
   std::vector<Vip> vips_;
+  std::vector<IpAddress> vip_addresses_;  // what our adverts list, for the intake check
+  ForeignRouters foreign_;
   bool vips_installed_ = false;
   bool started_ = false;
   bool stopped_ = false;

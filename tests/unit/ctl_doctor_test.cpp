@@ -128,6 +128,75 @@ BOOST_AUTO_TEST_CASE(adverts) {
   BOOST_TEST((ctl::advert_verdict(inst, f).level == Level::fail));  // version mismatch
 }
 
+BOOST_AUTO_TEST_CASE(adverts_from_another_cluster_on_our_vrid) {
+  auto c = config();
+  const auto& inst = c.vrrp[0];  // VRID 51, [192.168.1.160]
+  ctl::AdvertFacts f;
+  f.listened = true;
+  f.seconds = 3.2;
+  using L = std::vector<std::string>;
+  // Only a foreign keepalived pair is heard: no peer, and it is named.
+  f.heard = {{"192.168.1.5", 2, 51, 200, L{"192.168.1.170"}}};
+  auto v = ctl::advert_verdict(inst, f);
+  BOOST_TEST((v.level == Level::warn));
+  BOOST_TEST(v.reason.find("no peer heard") != std::string::npos, v.reason);
+  BOOST_TEST(v.reason.find("another VRRP cluster uses VRID 51: 192.168.1.5 (priority 200, addresses [192.168.1.170])") !=
+                 std::string::npos,
+             v.reason);
+  // Our peer (same list, any order) and the foreign pair: WARN, peer named.
+  f.heard = {{"192.168.1.152", 2, 51, 90, L{"192.168.1.160"}}, {"192.168.1.5", 3, 51, 200, L{"192.168.1.170"}}};
+  v = ctl::advert_verdict(inst, f);
+  BOOST_TEST((v.level == Level::warn));  // not FAIL: the v3 sender is not our peer
+  BOOST_TEST(v.reason.find("heard 192.168.1.152 (v2, priority 90)") != std::string::npos, v.reason);
+  BOOST_TEST(v.reason.find("192.168.1.5 (priority 200") != std::string::npos, v.reason);
+  // The address owner may list other addresses (RFC 5798 §7.1): a peer.
+  f.heard = {{"192.168.1.152", 2, 51, 255, L{"192.168.1.170"}}};
+  BOOST_TEST((ctl::advert_verdict(inst, f).level == Level::ok));
+}
+
+BOOST_AUTO_TEST_CASE(foreign_routers_from_the_daemon_counters) {
+  auto c = config();
+  const auto& inst = c.vrrp[0];
+  ctl::DaemonFacts f;
+  f.where = "http://127.0.0.1:8405/status";
+  f.error = "connect: Connection refused";
+  auto v = ctl::foreign_routers_verdict(inst, f);
+  BOOST_TEST((v.level == Level::ok));
+  BOOST_TEST(v.reason.find("not checked") != std::string::npos);
+  f.reached = true;
+  // The /status of a daemon that heard nothing foreign.
+  f.status_json = R"({"vrrp":[{"name":"VI_1","drops":{"address_mismatch":0,"adver_int_mismatch":0,
+      "version_mismatch":0},"owner_address_mismatch":0,"foreign_routers":[]}]})";
+  v = ctl::foreign_routers_verdict(inst, f);
+  BOOST_TEST((v.level == Level::ok));
+  BOOST_TEST(v.reason.find("none heard") != std::string::npos);
+  // A foreign keepalived pair on VRID 51 and a v2 peer with another interval.
+  f.status_json = R"({"vrrp":[{"name":"VI_1","drops":{"address_mismatch":1234,"adver_int_mismatch":7,
+      "version_mismatch":0},"owner_address_mismatch":0,"foreign_routers":[
+      {"source":"192.168.1.5","reason":"address_mismatch","version":2,"priority":200,"advert_int_ms":1000,
+       "addresses":["192.168.1.170"],"adverts":1234,"last_seen_seconds_ago":0.4},
+      {"source":"192.168.1.152","reason":"adver_int_mismatch","version":2,"priority":90,"advert_int_ms":3000,
+       "addresses":["192.168.1.160"],"adverts":7,"last_seen_seconds_ago":2.0}]}]})";
+  auto counters = ctl::instance_counters(f.status_json, "VI_1");
+  BOOST_TEST(counters.found);
+  BOOST_TEST(counters.address_mismatch == 1234u);
+  BOOST_REQUIRE(counters.routers.size() == 2u);
+  BOOST_TEST(counters.routers[0].addresses.at(0) == "192.168.1.170");
+  v = ctl::foreign_routers_verdict(inst, f);
+  BOOST_TEST((v.level == Level::warn));
+  BOOST_TEST(v.reason.find("192.168.1.5 (VRRPv2, priority 200, 1234 adverts, last 0 s ago): lists [192.168.1.170], "
+                           "ours [192.168.1.160]: another VRRP cluster on VRID 51?") != std::string::npos,
+             v.reason);
+  BOOST_TEST(v.reason.find("advert_int 3000 ms, ours 1000 ms") != std::string::npos, v.reason);
+  // Another daemon config, or garbage: said, not crashed on.
+  BOOST_TEST((ctl::foreign_routers_verdict(c.vrrp[0], {true, f.where, "", R"({"vrrp":[]})"}).level == Level::warn));
+  BOOST_TEST(!ctl::instance_counters("not json", "VI_1").found);
+  BOOST_TEST(!ctl::instance_counters(R"({"vrrp":[{"name":"VI_1","drops":7,"foreign_routers":[1,"x"]}]})", "VI_2").found);
+  auto odd = ctl::instance_counters(R"({"vrrp":[{"name":"VI_1","drops":7,"foreign_routers":[1,"x"]}]})", "VI_1");
+  BOOST_TEST(odd.found);
+  BOOST_TEST(odd.routers.empty());
+}
+
 BOOST_AUTO_TEST_CASE(patroni_endpoints) {
   auto c = config();
   std::vector<ctl::CheckProbe> probes = {

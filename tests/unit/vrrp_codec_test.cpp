@@ -12,6 +12,7 @@
 #include "vrrp/checksum.h"
 #include "vrrp/codec.h"
 #include "vrrp/frame.h"
+#include "vrrp/foreign.h"
 #include "vrrp/fsm.h"
 #include "vrrp/garp.h"
 
@@ -481,6 +482,144 @@ BOOST_AUTO_TEST_CASE(instance_checks_are_separate_from_decode) {
   auto v3 = load_vrrp("vrrpv3-adverts-100ms.pcap").at(0);
   Advert b = *decode(v3.vrrp, v3.meta);
   BOOST_TEST(check_instance(b, 51, 3, 1) == InstanceMismatch::none);  // v3 learns the interval
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// RFC 3768 §7.1 / RFC 5798 §7.1 per-instance intake (classify_advert), from
+// keepalived's own adverts: each row edits one field of a captured packet on
+// the wire (checksum fixed up), decodes it again and classifies it against a
+// configured instance.
+BOOST_AUTO_TEST_SUITE(intake)
+
+struct Edit {
+  int priority = -1;                   // new priority byte, -1: keep
+  std::vector<IpAddress> addresses;    // new address list, empty: keep
+  int adver_int = -1;                  // new v2 Adver Int byte, -1: keep
+};
+
+// The captured message with `e` applied, decoded again (so the row is real
+// bytes through the real decoder, not a hand-built Advert).
+Advert edited(const Captured& c, const Edit& e) {
+  Bytes b = c.vrrp;
+  const bool v2 = (b[0] >> 4) == 2;
+  if (e.priority >= 0) b[2] = uint8_t(e.priority);
+  if (e.adver_int >= 0) b[5] = uint8_t(e.adver_int);
+  if (!e.addresses.empty()) {
+    Bytes auth = v2 ? Bytes(b.end() - kV2AuthLen, b.end()) : Bytes{};
+    b.resize(kHeaderLen);
+    b[3] = uint8_t(e.addresses.size());
+    for (const auto& a : e.addresses) b.insert(b.end(), a.raw().begin(), a.raw().end());
+    b.insert(b.end(), auth.begin(), auth.end());
+  }
+  RxMeta m = c.meta;
+  m.ip_payload_len = b.size();
+  fix_checksum(b, m, c.meta.family == Family::ipv4 && !v2 ? ChecksumForm::pseudo_header : ChecksumForm::message_only);
+  auto d = decode(b, m, v2 ? kPass : AuthExpect{});
+  BOOST_REQUIRE_MESSAGE(d.ok(), why(d));
+  return *d;
+}
+
+constexpr IpAddress kOtherVip = IpAddress::v4(10, 88, 1, 170);  // the foreign cluster's VIP
+constexpr IpAddress kSecondVip = IpAddress::v4(10, 88, 1, 161);
+
+BOOST_AUTO_TEST_CASE(classify_table_from_captures) {
+  const auto v2 = v2_sample();                                       // VRID 51, prio 100, 1 s, [.160]
+  const auto v3 = load_vrrp("vrrpv3-adverts-100ms.pcap").at(0);      // VRID 51, prio 100, 10 cs, [.160]
+  const auto v2_prio0 = load_vrrp("vrrpv2-failover-prio0.pcap").at(1);  // A leaving: priority 0
+  BOOST_REQUIRE(decode(v2_prio0.vrrp, v2_prio0.meta, kPass)->priority == 0);
+  const std::vector<IpAddress> ours{kVip}, two{kVip, kSecondVip}, two_reversed{kSecondVip, kVip},
+      foreign{kOtherVip};
+  struct Row {
+    const char* name;
+    const Captured* cap;
+    Edit edit;
+    InstanceExpect expect;
+    InstanceMismatch drop;
+    bool differ;
+  };
+  const Row rows[] = {
+      {"v2 same list", &v2, {}, {51, 2, 1, ours}, InstanceMismatch::none, false},
+      {"v3 same list", &v3, {}, {51, 3, 1, ours}, InstanceMismatch::none, false},
+      {"other VRID", &v2, {}, {52, 2, 1, ours}, InstanceMismatch::vrid, false},
+      {"other version", &v3, {}, {51, 2, 1, ours}, InstanceMismatch::version, false},
+      // A foreign keepalived pair on VRID 51 with its own VIP and a higher
+      // priority: the case that used to make our master step down.
+      {"v2 foreign list, priority 200", &v2, {200, {kOtherVip}}, {51, 2, 1, ours}, InstanceMismatch::addresses, true},
+      {"v3 foreign list, priority 200", &v3, {200, {kOtherVip}}, {51, 3, 1, ours}, InstanceMismatch::addresses, true},
+      {"v3 foreign list, priority 254", &v3, {254, {kOtherVip}}, {51, 3, 1, ours}, InstanceMismatch::addresses, true},
+      // A foreign master leaving must not give us a Skew_Time takeover either.
+      {"v2 foreign list, priority 0", &v2_prio0, {-1, {kOtherVip}}, {51, 2, 1, ours}, InstanceMismatch::addresses, true},
+      {"v2 priority 0, same list", &v2_prio0, {}, {51, 2, 1, ours}, InstanceMismatch::none, false},
+      // Subset and superset are other lists too (keepalived: count first).
+      {"advert lists one more", &v3, {-1, two}, {51, 3, 1, ours}, InstanceMismatch::addresses, true},
+      {"advert lists one fewer", &v3, {}, {51, 3, 1, two}, InstanceMismatch::addresses, true},
+      {"same set, other order", &v3, {-1, two_reversed}, {51, 3, 1, two}, InstanceMismatch::none, false},
+      // RFC §7.1: the address owner (255) continues with another list.
+      {"owner, foreign list", &v3, {255, {kOtherVip}}, {51, 3, 1, ours}, InstanceMismatch::none, true},
+      {"owner, v2 foreign list", &v2, {255, {kOtherVip}}, {51, 2, 1, ours}, InstanceMismatch::none, true},
+      // ... but the v2 interval rule still applies to it.
+      {"owner, v2 other interval", &v2, {255, {kOtherVip}, 2}, {51, 2, 1, ours}, InstanceMismatch::adver_int, true},
+      {"v2 other interval", &v2, {-1, {}, 3}, {51, 2, 1, ours}, InstanceMismatch::adver_int, false},
+      // RFC 3768 §7.1 order: the address list before the interval.
+      {"v2 other list and interval", &v2, {200, {kOtherVip}, 3}, {51, 2, 1, ours}, InstanceMismatch::addresses, true},
+      // v3 learns the master's interval (RFC 5798 §6.4.2): never a mismatch.
+      {"v3 other interval", &v3, {}, {51, 3, 3, ours}, InstanceMismatch::none, false},
+  };
+  for (const auto& r : rows) {
+    BOOST_TEST_CONTEXT(r.name) {
+      const Advert a = edited(*r.cap, r.edit);
+      const Intake in = classify_advert(a, r.expect);
+      BOOST_TEST(in.drop == r.drop);
+      BOOST_TEST(in.addresses_differ == r.differ);
+      // The older entry point agrees where it has an opinion.
+      if (r.drop != InstanceMismatch::addresses && !r.differ)
+        BOOST_TEST(check_instance(a, r.expect.vrid, r.expect.version, r.expect.v2_adver_int_seconds) == r.drop);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(same_addresses_is_order_insensitive_and_counts) {
+  const std::vector<IpAddress> a{kVip, kSecondVip}, b{kSecondVip, kVip}, c{kVip, kVip}, d{kVip};
+  BOOST_TEST(same_addresses(a, b));
+  BOOST_TEST(!same_addresses(a, c));
+  BOOST_TEST(!same_addresses(a, d));
+  BOOST_TEST(same_addresses(std::vector<IpAddress>{}, std::vector<IpAddress>{}));
+}
+
+BOOST_AUTO_TEST_CASE(foreign_routers_log_once_then_once_a_minute_per_sender) {
+  using namespace std::chrono;
+  const auto cap = v2_sample();
+  const Advert foreign = edited(cap, {200, {kOtherVip}});
+  ForeignRouters t;
+  const steady_clock::time_point t0{hours(1)};
+  auto r = t.record(kNodeB, foreign, InstanceMismatch::addresses, false, t0);
+  BOOST_TEST(r.tracked);
+  BOOST_TEST(r.log);  // the first one at once
+  BOOST_TEST(r.suppressed == 0u);
+  for (int i = 1; i < 59; ++i) BOOST_TEST(!t.record(kNodeB, foreign, InstanceMismatch::addresses, false, t0 + seconds(i)).log);
+  r = t.record(kNodeB, foreign, InstanceMismatch::addresses, false, t0 + seconds(60));
+  BOOST_TEST(r.log);
+  BOOST_TEST(r.suppressed == 58u);
+  // Another sender is news at once; so is a change of what is wrong.
+  BOOST_TEST(t.record(kNodeA, foreign, InstanceMismatch::addresses, false, t0 + seconds(61)).log);
+  const Advert slower = edited(cap, {-1, {}, 2});
+  BOOST_TEST(t.record(kNodeB, slower, InstanceMismatch::adver_int, false, t0 + seconds(62)).log);
+  BOOST_REQUIRE(t.all().size() == 2u);
+  BOOST_TEST(t.all()[0].count == 61u);
+  BOOST_TEST(t.all()[0].priority == 100);
+  BOOST_TEST(reason_name(t.all()[0].reason, t.all()[0].owner) == "adver_int_mismatch");
+  BOOST_TEST(reason_name(InstanceMismatch::addresses, true) == "owner_address_mismatch");
+  // Forged sources: the table stops at kMax, new senders are not tracked,
+  // known ones still are; silent entries are forgotten after kForgetAfter.
+  for (uint8_t i = 0; i < 100; ++i)
+    t.record(IpAddress::v4(10, 99, 0, i), foreign, InstanceMismatch::addresses, false, t0 + seconds(63));
+  BOOST_TEST(t.all().size() == ForeignRouters::kMax);
+  BOOST_TEST(!t.record(IpAddress::v4(10, 99, 1, 1), foreign, InstanceMismatch::addresses, false, t0 + seconds(64)).tracked);
+  BOOST_TEST(t.record(kNodeB, foreign, InstanceMismatch::addresses, false, t0 + seconds(64)).tracked);
+  const auto later = t0 + seconds(64) + ForeignRouters::kForgetAfter + seconds(1);
+  BOOST_TEST(t.record(IpAddress::v4(10, 99, 1, 1), foreign, InstanceMismatch::addresses, false, later).tracked);
+  BOOST_TEST(t.all().size() == 1u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
