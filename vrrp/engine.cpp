@@ -49,7 +49,8 @@ Engine::Engine(Env env, cfg::VrrpInstance config)
       fsm_timer_(env_.io),
       burst_timer_(env_.io),
       delay_timer_(env_.io),
-      refresh_timer_(env_.io) {
+      refresh_timer_(env_.io),
+      vip_timer_(env_.io) {
   fsm_cfg_.version = uint8_t(cfg_.version);
   fsm_cfg_.priority = uint8_t(std::min(cfg_.priority, 255u));
   fsm_cfg_.advert_int = std::chrono::duration_cast<fsm::Duration>(cfg_.advert_int);
@@ -161,6 +162,11 @@ void Engine::refresh_link() {
 }
 
 void Engine::start() {
+  prepare();
+  launch();
+}
+
+void Engine::prepare() {
   const std::string who = "vrrp " + cfg_.name;
   for (const auto& va : cfg_.virtual_ipaddresses) {
     Vip v;
@@ -180,6 +186,7 @@ void Engine::start() {
     if (!l) throw std::runtime_error(who + ": interface " + v.device + " (for " + va.address + ") does not exist");
     v.ifindex = l->ifindex;
     vips_.push_back(v);
+    vip_slots_.emplace_back();
     vip_addresses_.push_back(v.address);
   }
   refresh_link();
@@ -189,6 +196,15 @@ void Engine::start() {
                  family_ == Family::ipv4 ? "IPv4" : "IPv6 link-local");
   if (family_ == Family::ipv6 && !src_)
     throw std::runtime_error(who + ": " + cfg_.interface + " has no IPv6 link-local address (is IPv6 disabled?)");
+  std::weak_ptr<int> alive = life_;
+  channel_ = env_.kernel.open_channel(link_, family_, src_ ? *src_ : IpAddress{}, !cfg_.unicast,
+                                     [this, alive](std::span<const uint8_t> d) {
+    if (!alive.expired()) on_datagram(d);
+  });
+}
+
+void Engine::launch() {
+  const std::string who = "vrrp " + cfg_.name;
   for (std::size_t i = 0; i < cfg_.track.interfaces.size(); ++i) {
     auto l = env_.kernel.link(cfg_.track.interfaces[i].name);
     tracked_if_up_[i] = l && l->up;
@@ -196,13 +212,8 @@ void Engine::start() {
   // keepalived removes its VIPs at start too: a run killed with SIGKILL
   // leaves them configured (docs/lab-notes.md, "keepalived 2.2.7"), and a BACKUP holding the VIP would
   // answer ARP for it alongside the real master.
-  remove_vips();
-  std::weak_ptr<int> alive = life_;
-  channel_ = env_.kernel.open_channel(link_, family_, src_ ? *src_ : IpAddress{}, !cfg_.unicast,
-                                     [this, alive](std::span<const uint8_t> d) {
-    if (!alive.expired()) on_datagram(d);
-  });
   started_ = true;
+  remove_vips();
   spdlog::info("{}: interface {} ({}), VRID {}, priority {}, VRRPv{}, advert_int {} ms, {}{}", who,
                cfg_.interface, src_ ? src_->to_string() : "no address", cfg_.virtual_router_id, cfg_.priority,
                cfg_.version, cfg_.advert_int.count(),
@@ -230,6 +241,7 @@ void Engine::reevaluate() {
   add(0, link_.up, "interface " + cfg_.interface + " down");
   add(0, src_.has_value(),
       (family_ == Family::ipv4 ? "no IPv4 address on " : "no IPv6 link-local address on ") + cfg_.interface);
+  add(0, !vip_fault_, vip_fault_why_);  // engine_vips.cpp
   for (const auto& p : cfg_.track.proxies)
     add(p.weight, env_.proxy_healthy && env_.proxy_healthy(p.name), "proxy " + p.name + " unhealthy");
   for (std::size_t i = 0; i < cfg_.track.interfaces.size(); ++i)
@@ -330,31 +342,12 @@ void Engine::send_advert(uint8_t priority) {
   }
 }
 
-void Engine::add_vips() {
-  vips_installed_ = true;
-  for (const auto& v : vips_) {
-    if (auto ec = env_.kernel.add_address(v)) {
-      ++counters_.vip_errors;
-      spdlog::error("vrrp {}: cannot add {}/{} to {}: {}", cfg_.name, v.address.to_string(), v.prefix_len,
-                    v.device, ec.message());
-    }
-  }
-}
-
-void Engine::remove_vips() {
-  vips_installed_ = false;
-  cancel_garp();
-  for (const auto& v : vips_) {
-    if (auto ec = env_.kernel.del_address(v)) {
-      ++counters_.vip_errors;
-      spdlog::error("vrrp {}: cannot remove {}/{} from {}: {}", cfg_.name, v.address.to_string(), v.prefix_len,
-                    v.device, ec.message());
-    }
-  }
-}
-
 void Engine::garp_round() {
   for (const auto& v : vips_) {
+    // A GARP for an address the kernel has not confirmed would point hosts
+    // at a MAC that does not answer for it (engine_vips.cpp sends the burst
+    // once a retried add succeeds).
+    if (!vip_present(v)) continue;
     // The VIP's own device's MAC when it lives elsewhere than the instance
     // interface (keepalived's "dev" option).
     MacAddress mac = link_.mac;
@@ -472,7 +465,9 @@ void Engine::drop(const char* reason, uint64_t& counter, const IpAddress* from) 
 }
 
 void Engine::on_datagram(std::span<const uint8_t> datagram) {
-  if (stopped_) return;
+  // Not before launch(): a reload opens a new instance's socket while the
+  // old instance still runs (Service::reload).
+  if (!started_ || stopped_) return;
   // Both families arrive as "IP datagrams" (IPv6 with the header the
   // channel rebuilt); a family other than the instance's is not for us.
   struct Hdr {
@@ -556,6 +551,7 @@ void Engine::on_link(const LinkInfo& l) {
     }
   }
   if (changed) reevaluate();
+  vip_link_event(l);  // a VIP's device may have come back (engine_vips.cpp)
 }
 
 void Engine::on_address_removed(int ifindex, const IpAddress& address) {
@@ -566,21 +562,14 @@ void Engine::on_address_removed(int ifindex, const IpAddress& address) {
     reevaluate();
     return;
   }
-  if (!vips_installed_ || vars_.state != fsm::State::master) return;
-  for (const auto& v : vips_) {
-    if (v.ifindex != ifindex || v.address != address) continue;
-    // Someone ran `ip addr del` (or a network manager "cleaned up") while we
-    // are master: the VIP would be black-holed until the next transition.
-    spdlog::warn("vrrp {}: {} was removed from {} while MASTER; adding it back", cfg_.name, address.to_string(),
-                 v.device);
-    ++counters_.vip_readded;
-    if (auto ec = env_.kernel.add_address(v)) {
-      ++counters_.vip_errors;
-      spdlog::error("vrrp {}: cannot re-add {}: {}", cfg_.name, address.to_string(), ec.message());
-    } else {
-      garp_burst(1);
-    }
-  }
+  // Someone ran `ip addr del` (or a network manager "cleaned up"), or it
+  // is the echo of our own delete: the kernel says which (engine_vips.cpp).
+  vip_event(ifindex, address);
+}
+
+void Engine::on_address_added(int ifindex, const IpAddress& address) {
+  if (!started_ || stopped_) return;
+  vip_event(ifindex, address);
 }
 
 void Engine::resync() {
@@ -591,7 +580,8 @@ void Engine::resync() {
     tracked_if_up_[i] = l && l->up;
   }
   reevaluate();
-  if (vars_.state == fsm::State::master && vips_installed_) add_vips();
+  for (auto& sl : vip_slots_) vips::forget(sl, vips_wanted_, now());
+  reconcile(true);
 }
 
 void Engine::run_script(std::size_t i) {
@@ -626,9 +616,10 @@ void Engine::shutdown() {
   if (started_) feed(fsm::Shutdown{});
   // Whatever the state, leave no VIP behind (a FAULT or BACKUP never holds
   // one, but removing is idempotent and cheap).
-  if (started_) remove_vips();
+  if (started_) final_vip_removal();
   stopped_ = true;
   fsm_timer_.cancel();
+  vip_timer_.cancel();
   cancel_garp();
   for (auto& s : scripts_) s->timer.cancel();
   channel_.reset();
@@ -652,6 +643,18 @@ json::object Engine::status() const {
   json::array vips;
   for (const auto& v : vips_) vips.push_back(json::value(v.address.to_string() + "/" + std::to_string(v.prefix_len)));
   o["virtual_ipaddresses"] = std::move(vips);
+  json::array vstate;
+  for (const auto& v : vip_states()) {
+    json::object vo;
+    vo["address"] = v.address;
+    vo["device"] = v.device;
+    vo["desired"] = v.desired ? "present" : "absent";
+    vo["actual"] = std::string(vips::to_string(v.actual));
+    vo["failed_attempts"] = v.failures;
+    vo["last_error"] = v.last_error.empty() ? json::value(nullptr) : json::value(v.last_error);
+    vstate.push_back(std::move(vo));
+  }
+  o["vips"] = std::move(vstate);
   o["last_peer"] = last_peer_ ? json::value(last_peer_->to_string()) : json::value(nullptr);
   // Which VRRPv3 IPv4 checksum form the peer uses (docs/design.md): keepalived
   // sends the RFC 5798 pseudo-header form, RFC 9568 peers the message only.

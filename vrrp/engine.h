@@ -24,6 +24,7 @@
 #include "vrrp/kernel.h"
 #include "vrrp/spawn.h"
 #include "vrrp/track.h"
+#include "vrrp/vips.h"
 
 namespace vrrp {
 
@@ -44,8 +45,15 @@ class Engine {
 
   // Resolves the interface and addresses, opens the channel (throws
   // std::exception naming the instance on failure), removes VIPs a crashed
-  // earlier run may have left, then Startup (or Fault).
+  // earlier run may have left, then Startup (or Fault): prepare(), launch().
   void start();
+  // The part of start() that can fail, changing nothing in the kernel (no
+  // address touched, no advert sent): a reload opens a restarted instance's
+  // socket with this while the old instance still runs, and keeps the old
+  // one when it throws.
+  void prepare();
+  // The rest of start(): cannot fail.
+  void launch();
   // RFC 5798 §6.4.3 Shutdown: as MASTER a priority-0 advert and the VIPs
   // removed, synchronously; then every timer and socket of the instance is
   // closed so the io_context can run dry.
@@ -55,9 +63,10 @@ class Engine {
   void on_datagram(std::span<const uint8_t> ip_datagram);
   void on_link(const LinkInfo& link);
   void on_address_removed(int ifindex, const IpAddress& address);
+  void on_address_added(int ifindex, const IpAddress& address);
   void reevaluate();  // track inputs may have changed
-  // Link/address events may have been lost: re-read links, and as MASTER
-  // re-add the VIPs (idempotent).
+  // Link/address events may have been lost: re-read links, and check every
+  // VIP against the kernel (desired vs. actual, engine_vips.cpp).
   void resync();
   // SIGHUP: takes a changed configuration of this instance in place (the
   // caller checked !cfg::vrrp_needs_restart): priority, advert_int, preempt,
@@ -73,14 +82,38 @@ class Engine {
   bool fault_reason(std::string* why) const;
   boost::json::object status() const;
 
+  // Each VIP as desired (present while MASTER) vs. actual (what the kernel
+  // confirmed), for /status and /metrics.
+  struct VipState {
+    std::string address;  // "10.0.0.1/24"
+    std::string device;
+    bool desired = false;
+    vips::Presence actual = vips::Presence::unknown;
+    unsigned failures = 0;
+    std::string last_error;
+  };
+  std::vector<VipState> vip_states() const;
+
  private:
   struct Script;
 
   void feed(const fsm::Event& e);
   void execute(const fsm::Action& a);
   void send_advert(uint8_t priority);
+  // engine_vips.cpp: the VIPs' desired state is set by the fsm's AddVips /
+  // RemoveVips (every transition) and reconciled with the kernel there, on
+  // address and link events, on a timer (retries, periodic checks) and, in
+  // the FAULT a master enters when it cannot install its VIPs, by trial.
   void add_vips();
   void remove_vips();
+  void reconcile(bool may_give_up);
+  void vip_event(int ifindex, const IpAddress& address);
+  void vip_link_event(const LinkInfo& link);
+  void arm_vip_timer();
+  void probe_vips();
+  void final_vip_removal();
+  bool vip_present(const Vip& v) const;
+  vips::Policy vip_policy() const;
   void garp_round();
   void garp_burst(unsigned rounds);
   void start_garp();
@@ -109,13 +142,22 @@ class Engine {
   std::optional<IpAddress> src_;
   std::vector<IpAddress> peers_;
   std::vector<Vip> vips_;
+  std::vector<vips::Slot> vip_slots_;     // parallel to vips_
+  bool vips_wanted_ = false;              // desired: present (MASTER)
+  fsm::TimePoint vips_verified_{};        // last check against the kernel
+  // A master that could not install its VIPs within the bound gave the
+  // mastership away: a weight-0 track input (FAULT) until a trial add works.
+  bool vip_fault_ = false;
+  std::string vip_fault_why_;
+  unsigned probe_failures_ = 0;
+  fsm::TimePoint probe_at_{};
   std::vector<IpAddress> vip_addresses_;  // what our adverts list, for the intake check
   ForeignRouters foreign_;
-  bool vips_installed_ = false;
   bool started_ = false;
   bool stopped_ = false;
   std::unique_ptr<Channel> channel_;
   boost::asio::steady_timer fsm_timer_, burst_timer_, delay_timer_, refresh_timer_;
+  boost::asio::steady_timer vip_timer_;
   std::vector<bool> tracked_if_up_;
   std::vector<std::unique_ptr<Script>> scripts_;
   Counters counters_;

@@ -60,6 +60,8 @@ class Kernel {
     std::function<void(const LinkInfo&)> link_changed;
     // RTM_DELADDR: someone (or the kernel) removed an address.
     std::function<void(int ifindex, const IpAddress&)> address_removed;
+    // RTM_NEWADDR: an address was added (by us or by anyone else).
+    std::function<void(int ifindex, const IpAddress&)> address_added;
     // The event socket overflowed (ENOBUFS): some events were lost, so
     // every listener must re-read the state it depends on.
     std::function<void()> resync;
@@ -84,6 +86,14 @@ class Kernel {
   // (EADDRNOTAVAIL) is success.
   virtual std::error_code add_address(const Vip& vip) = 0;
   virtual std::error_code del_address(const Vip& vip) = 0;
+  // Whether `vip` is on its device now, from the kernel (RTM_GETADDR):
+  // events arrive late and can be lost, so the engine checks what it
+  // believes about its VIPs against this. nullopt: the kernel could not be
+  // asked (the engine then relies on the add/delete answers alone).
+  virtual std::optional<bool> has_address(const Vip& vip) {
+    (void)vip;
+    return std::nullopt;
+  }
   // One whole Ethernet frame out of `ifindex` (GARP or unsolicited NA).
   virtual std::error_code send_frame(int ifindex, std::span<const uint8_t> frame) = 0;
 };

@@ -318,6 +318,22 @@ class NetlinkKernel : public Kernel {
     return change_address(vip, false);
   }
 
+  std::optional<bool> has_address(const Vip& vip) override {
+    nl_cache* cache = nullptr;
+    if (rtnl_addr_alloc_cache(req_, &cache) != 0) return std::nullopt;
+    const int family = vip.address.family == Family::ipv4 ? AF_INET : AF_INET6;
+    bool found = false;
+    for (nl_object* o = nl_cache_get_first(cache); o && !found; o = nl_cache_get_next(o)) {
+      auto* a = reinterpret_cast<rtnl_addr*>(o);
+      if (rtnl_addr_get_ifindex(a) != vip.ifindex || rtnl_addr_get_family(a) != family) continue;
+      nl_addr* local = rtnl_addr_get_local(a);
+      found = local && nl_addr_get_len(local) == vip.address.size() &&
+              std::memcmp(nl_addr_get_binary_addr(local), vip.address.bytes.data(), vip.address.size()) == 0;
+    }
+    nl_cache_free(cache);
+    return found;
+  }
+
   std::error_code send_frame(int ifindex, std::span<const uint8_t> frame) override {
     if (packet_fd_ < 0) return std::make_error_code(std::errc::bad_file_descriptor);
     sockaddr_ll to{};
@@ -368,7 +384,7 @@ class NetlinkKernel : public Kernel {
       l.up = h->nlmsg_type == RTM_NEWLINK && (ifi->ifi_flags & IFF_UP) && (ifi->ifi_flags & IFF_RUNNING);
       if (nlattr* n = nlmsg_find_attr(h, sizeof(ifinfomsg), IFLA_IFNAME)) l.name = nla_get_string(n);
       if (self->events_.link_changed) self->events_.link_changed(l);
-    } else if (h->nlmsg_type == RTM_DELADDR) {
+    } else if (h->nlmsg_type == RTM_DELADDR || h->nlmsg_type == RTM_NEWADDR) {
       if (h->nlmsg_len < NLMSG_LENGTH(sizeof(ifaddrmsg))) return NL_OK;
       auto* ifa = static_cast<ifaddrmsg*>(nlmsg_data(h));
       IpAddress ip;
@@ -384,7 +400,8 @@ class NetlinkKernel : public Kernel {
       } else {
         return NL_OK;
       }
-      if (self->events_.address_removed) self->events_.address_removed(int(ifa->ifa_index), ip);
+      auto& handler = h->nlmsg_type == RTM_DELADDR ? self->events_.address_removed : self->events_.address_added;
+      if (handler) handler(int(ifa->ifa_index), ip);
     }
     return NL_OK;
   }

@@ -46,37 +46,57 @@ Engine::Env Service::env() { return Engine::Env{io_, *kernel_, spawner_, proxy_h
 void Service::reload(const std::vector<cfg::VrrpInstance>& instances) {
   if (stopped_) return;
   // Check first, change after: a reload that cannot be applied whole is
-  // refused whole.
+  // refused whole. Every new or restarted instance is built and prepared
+  // (interface and addresses resolved, its raw socket opened) while the
+  // running instances go on untouched: when the kernel refuses the new
+  // socket (or the interface is gone) the exception names the instance,
+  // the new engines are destroyed (their sockets closed) and the running
+  // ones, including the one that was to be restarted, keep running.
+  struct Plan {
+    const cfg::VrrpInstance* inst;
+    std::unique_ptr<Engine> fresh;  // new or restarted, prepared; null: kept (maybe reconfigured)
+  };
+  std::vector<Plan> plans;
   for (const auto& inst : instances) {
+    Plan p{&inst, nullptr};
     const Engine* running = nullptr;
     for (const auto& e : engines_)
       if (e->config().name == inst.name) running = e.get();
-    if (running && !cfg::vrrp_needs_restart(running->config(), inst)) continue;
-    if (!kernel_->link(inst.interface))
-      throw std::runtime_error("vrrp " + inst.name + ": interface " + inst.interface + " does not exist");
+    if (!running || cfg::vrrp_needs_restart(running->config(), inst)) {
+      if (!kernel_->link(inst.interface))
+        throw std::runtime_error("vrrp " + inst.name + ": interface " + inst.interface + " does not exist");
+      p.fresh = std::make_unique<Engine>(env(), inst);
+      if (started_) {
+        try {
+          p.fresh->prepare();
+        } catch (const std::exception& ex) {
+          throw std::runtime_error("vrrp " + inst.name + (running ? ": cannot restart: " : ": cannot start: ") +
+                                   ex.what() + (running ? " (the running instance is kept, unchanged)" : ""));
+        }
+      }
+    }
+    plans.push_back(std::move(p));
   }
+  // From here on nothing throws.
   std::vector<std::unique_ptr<Engine>> next;
-  std::vector<Engine*> to_start;
-  for (const auto& inst : instances) {
+  for (auto& p : plans) {
     std::unique_ptr<Engine> engine;
     for (auto& e : engines_)
-      if (e && e->config().name == inst.name) engine = std::move(e);
-    if (engine && engine->config() == inst) {
-      // unchanged
-    } else if (engine && !cfg::vrrp_needs_restart(engine->config(), inst)) {
-      engine->reconfigure(inst);
-    } else {
-      if (engine) {
-        spdlog::warn("vrrp {}: interface, VRID, version, addresses or peers changed: restarting the instance",
-                     inst.name);
-        engine->shutdown();
-      } else {
-        spdlog::info("vrrp {}: added", inst.name);
-      }
-      engine = std::make_unique<Engine>(env(), inst);
-      to_start.push_back(engine.get());
+      if (e && e->config().name == p.inst->name) engine = std::move(e);
+    if (!p.fresh) {
+      if (!(engine->config() == *p.inst)) engine->reconfigure(*p.inst);
+      next.push_back(std::move(engine));
+      continue;
     }
-    next.push_back(std::move(engine));
+    if (engine) {
+      spdlog::warn("vrrp {}: interface, VRID, version, addresses or peers changed: restarting the instance",
+                   p.inst->name);
+      engine->shutdown();
+    } else {
+      spdlog::info("vrrp {}: added", p.inst->name);
+    }
+    if (started_) p.fresh->launch();
+    next.push_back(std::move(p.fresh));
   }
   for (auto& e : engines_) {
     if (!e) continue;
@@ -84,15 +104,6 @@ void Service::reload(const std::vector<cfg::VrrpInstance>& instances) {
     e->shutdown();
   }
   engines_ = std::move(next);
-  for (Engine* e : to_start) {
-    try {
-      if (started_) e->start();
-    } catch (const std::exception& ex) {
-      // The interface existed a moment ago; anything else (a socket the
-      // kernel refuses) leaves this instance stopped: say so loudly.
-      spdlog::error("vrrp {}: could not start after reload: {}", e->config().name, ex.what());
-    }
-  }
 }
 
 Service::~Service() {
@@ -110,6 +121,9 @@ void Service::start() {
   };
   ev.address_removed = [this](int ifindex, const IpAddress& a) {
     for (auto& e : engines_) e->on_address_removed(ifindex, a);
+  };
+  ev.address_added = [this](int ifindex, const IpAddress& a) {
+    for (auto& e : engines_) e->on_address_added(ifindex, a);
   };
   ev.resync = [this] {
     spdlog::warn("vrrp: netlink events were lost (ENOBUFS); re-reading links and addresses");
@@ -173,6 +187,27 @@ std::string Service::metrics() const {
     for (auto s : {fsm::State::initialize, fsm::State::backup, fsm::State::master, fsm::State::fault})
       line("vipproxy_vrrp_state{instance=\"" + label(e->config().name) + "\",state=\"" +
            std::string(fsm::to_string(s)) + "\"} " + (e->state() == s ? "1" : "0"));
+  // Each VIP as desired (1 while MASTER) and as the kernel confirmed it: a
+  // difference that lasts is a kernel refusing an add or a delete (the
+  // failed attempts gauge says how many in a row, the log says why).
+  line("# HELP vipproxy_vrrp_vip_desired 1 while the instance wants the virtual address on its device (MASTER)");
+  line("# TYPE vipproxy_vrrp_vip_desired gauge");
+  for (const auto& e : engines_)
+    for (const auto& v : e->vip_states())
+      line("vipproxy_vrrp_vip_desired{instance=\"" + label(e->config().name) + "\",address=\"" + label(v.address) +
+           "\"} " + (v.desired ? "1" : "0"));
+  line("# HELP vipproxy_vrrp_vip_installed 1 while the kernel confirmed the virtual address on its device");
+  line("# TYPE vipproxy_vrrp_vip_installed gauge");
+  for (const auto& e : engines_)
+    for (const auto& v : e->vip_states())
+      line("vipproxy_vrrp_vip_installed{instance=\"" + label(e->config().name) + "\",address=\"" + label(v.address) +
+           "\"} " + (v.actual == vips::Presence::present ? "1" : "0"));
+  line("# HELP vipproxy_vrrp_vip_failed_attempts Consecutive failed additions or removals of the virtual address");
+  line("# TYPE vipproxy_vrrp_vip_failed_attempts gauge");
+  for (const auto& e : engines_)
+    for (const auto& v : e->vip_states())
+      line("vipproxy_vrrp_vip_failed_attempts{instance=\"" + label(e->config().name) + "\",address=\"" +
+           label(v.address) + "\"} " + std::to_string(v.failures));
   line("# HELP vipproxy_vrrp_priority Effective VRRP priority (track weights applied)");
   line("# TYPE vipproxy_vrrp_priority gauge");
   for (const auto& e : engines_)

@@ -45,7 +45,9 @@ class Service {
   // version, addresses or peers restarts that instance (as MASTER it first
   // sends priority 0, so the peer takes over at once). Removed instances
   // stop the same way, new ones start. Throws, changing nothing, when a new
-  // or restarted instance names an interface that does not exist.
+  // or restarted instance cannot be prepared (its interface does not exist,
+  // the kernel refuses its raw socket): the new socket is opened before the
+  // old instance stops, so a refused restart leaves the old one running.
   void reload(const std::vector<cfg::VrrpInstance>& instances);
 
   boost::json::array status() const;

@@ -49,6 +49,12 @@ struct FakeKernel : Kernel {
   DatagramHandler rx;
   Events events;
   int adds = 0, dels = 0;
+  // Failure injection: the next N additions / removals fail with `error`
+  // (transient), or every one while -1 (permanent); open_channel throws
+  // while refuse_channel (the kernel refusing a raw socket).
+  int fail_adds = 0, fail_dels = 0;
+  std::error_code error = std::make_error_code(std::errc::no_such_device);
+  bool refuse_channel = false;
 
   FakeKernel() {
     LinkInfo l;
@@ -80,19 +86,29 @@ struct FakeKernel : Kernel {
   };
   std::unique_ptr<Channel> open_channel(const LinkInfo&, Family, const IpAddress&, bool,
                                         DatagramHandler h) override {
+    if (refuse_channel)
+      throw std::system_error(std::make_error_code(std::errc::no_buffer_space), "vrrp: eth0: IP_ADD_MEMBERSHIP 224.0.0.18");
     rx = std::move(h);
     return std::make_unique<FakeChannel>(*this);
   }
+  static bool failing(int& n) {
+    if (n == 0) return false;
+    if (n > 0) --n;
+    return true;
+  }
   std::error_code add_address(const Vip& v) override {
     ++adds;
+    if (failing(fail_adds)) return error;
     addresses.insert(v.address);
     return {};
   }
   std::error_code del_address(const Vip& v) override {
     ++dels;
+    if (failing(fail_dels)) return error;
     addresses.erase(v.address);
     return {};
   }
+  std::optional<bool> has_address(const Vip& v) override { return addresses.count(v.address) > 0; }
   std::error_code send_frame(int, std::span<const uint8_t> f) override {
     frames.emplace_back(f.begin(), f.end());
     return {};
@@ -748,6 +764,187 @@ BOOST_FIXTURE_TEST_CASE(v2_advert_int_mismatch_is_dropped_counted_and_shown, Fix
   BOOST_REQUIRE(fr.size() == 1u);
   BOOST_TEST(fr[0].as_object().at("reason").as_string() == "adver_int_mismatch");
   BOOST_TEST(fr[0].as_object().at("advert_int_ms").to_number<int64_t>() == 3000);
+}
+
+// Issue 10 item 2: the kernel refuses to add or remove the VIP. The fake
+// kernel fails additions / removals with ENODEV, a few times (transient) or
+// until told otherwise (permanent). At advert_int 10 ms the master gives up
+// after 30 ms; retries start 10 ms apart and double.
+
+const json::object& vip0(const Service& svc) {
+  static json::array keep;
+  keep = svc.status();
+  return keep[0].as_object().at("vips").as_array().at(0).as_object();
+}
+
+BOOST_FIXTURE_TEST_CASE(transient_add_failure_is_retried_and_announced_once_installed, Fixture) {
+  auto fk = std::make_unique<FakeKernel>();
+  fk->fail_adds = 1;
+  k = fk.get();
+  svc = std::make_unique<Service>(io, std::vector<cfg::VrrpInstance>{instance()}, "node",
+                                  [](const std::string&) { return false; }, std::move(fk));
+  svc->start();
+  BOOST_TEST(run_until(*this, [&] { return e().state() == fsm::State::master; }));
+  // The first add failed: no GARP for an address we do not answer for.
+  if (k->addresses.empty()) {
+    BOOST_TEST(k->frames.empty());
+    BOOST_TEST(vip0(*svc).at("actual").as_string() != "present");
+    BOOST_TEST(vip0(*svc).at("desired").as_string() == "present");
+  }
+  BOOST_TEST(run_until(*this, [&] { return k->addresses.count(kVip) == 1; }, 500ms));
+  run(50ms);
+  BOOST_TEST(e().state() == fsm::State::master);  // recovered within the bound: no FAULT
+  BOOST_TEST(e().counters().vip_errors == 1u);
+  BOOST_TEST(k->frames.size() == 3u);  // the GARP burst, once it was installed
+  BOOST_TEST(vip0(*svc).at("actual").as_string() == "present");
+  BOOST_TEST(vip0(*svc).at("failed_attempts").to_number<int64_t>() == 0);
+  BOOST_TEST(vip0(*svc).at("last_error").is_null());
+}
+
+BOOST_FIXTURE_TEST_CASE(permanent_add_failure_gives_the_mastership_away_then_faults_until_addable, Fixture) {
+  auto fk = std::make_unique<FakeKernel>();
+  fk->fail_adds = -1;
+  k = fk.get();
+  svc = std::make_unique<Service>(io, std::vector<cfg::VrrpInstance>{instance()}, "node",
+                                  [](const std::string&) { return false; }, std::move(fk));
+  svc->start();
+  BOOST_TEST(run_until(*this, [&] { return e().state() == fsm::State::master; }));
+  BOOST_TEST(run_until(*this, [&] { return e().state() == fsm::State::fault; }, 1000ms));
+  // Priority 0 first, so the peer takes over after its skew time.
+  BOOST_REQUIRE(!k->adverts.empty());
+  BOOST_TEST(k->adverts.back().advert.priority == 0);
+  BOOST_TEST(k->frames.empty());  // never announced an address it did not have
+  BOOST_TEST(k->addresses.empty());
+  std::string why;
+  BOOST_TEST(e().fault_reason(&why));
+  BOOST_TEST(why.find("cannot add VIP 10.88.1.160/24 to eth0") != std::string::npos, why);
+  BOOST_TEST(svc->status()[0].as_object().at("fault_reason").as_string().find("cannot add VIP") != std::string::npos);
+  // The transition's add, a retry after 10 ms and a last one at 30 ms (one
+  // fewer when the machine is so busy that the retry comes late).
+  BOOST_TEST(e().counters().vip_errors >= 2u);
+  BOOST_TEST(e().counters().vip_errors <= 3u);
+  // Stays FAULT (trial adds fail) while the kernel refuses; no advert.
+  const auto adverts = k->adverts.size();
+  run(200ms);
+  BOOST_TEST(e().state() == fsm::State::fault);
+  BOOST_TEST(k->adverts.size() == adverts);
+  BOOST_TEST(k->addresses.empty());
+  // The cause goes: a trial add works (and is taken back), FAULT clears,
+  // the election runs again and we are MASTER with the address.
+  k->fail_adds = 0;
+  BOOST_TEST(run_until(*this, [&] { return e().state() != fsm::State::fault; }, 3000ms));
+  BOOST_TEST(run_until(*this, [&] { return e().state() == fsm::State::master && k->addresses.count(kVip) == 1; }));
+  BOOST_TEST(!e().fault_reason(nullptr));
+  BOOST_TEST(k->frames.size() >= 3u);
+}
+
+BOOST_FIXTURE_TEST_CASE(vip_removed_behind_our_back_and_unaddable_gives_the_mastership_away, Fixture) {
+  make({instance()});
+  run(150ms);
+  BOOST_REQUIRE(e().state() == fsm::State::master);
+  k->addresses.clear();
+  k->fail_adds = -1;
+  k->events.address_removed(2, kVip);
+  BOOST_TEST(e().counters().vip_readded == 1u);
+  BOOST_TEST(e().state() == fsm::State::master);
+  BOOST_TEST(run_until(*this, [&] { return e().state() == fsm::State::fault; }, 1000ms));
+  BOOST_TEST(k->adverts.back().advert.priority == 0);
+}
+
+BOOST_FIXTURE_TEST_CASE(transient_delete_failure_is_retried_and_visible_until_done, Fixture) {
+  make({instance()});
+  run(150ms);
+  BOOST_REQUIRE(e().state() == fsm::State::master);
+  k->fail_dels = 2;
+  // A better master, advertising every second (we learn its interval, RFC
+  // 5798 §6.4.2): BACKUP for 3 s at least, whatever the machine's load.
+  deliver(datagram(200, kPeer, 255, 3, 100));
+  BOOST_REQUIRE(e().state() == fsm::State::backup);
+  BOOST_TEST(e().state() == fsm::State::backup);
+  // Not reported removed before the kernel said so.
+  BOOST_TEST(k->addresses.count(kVip) == 1);
+  BOOST_TEST(vip0(*svc).at("desired").as_string() == "absent");
+  BOOST_TEST(vip0(*svc).at("actual").as_string() != "absent");
+  BOOST_TEST(vip0(*svc).at("failed_attempts").to_number<int64_t>() == 1);
+  BOOST_TEST(vip0(*svc).at("last_error").as_string() == std::make_error_code(std::errc::no_such_device).message());
+  auto m = svc->metrics();
+  BOOST_TEST(m.find("vipproxy_vrrp_vip_desired{instance=\"VI_1\",address=\"10.88.1.160/24\"} 0") != std::string::npos);
+  BOOST_TEST(m.find("vipproxy_vrrp_vip_installed{instance=\"VI_1\",address=\"10.88.1.160/24\"} 1") != std::string::npos);
+  BOOST_TEST(run_until(*this, [&] { return k->addresses.empty(); }, 500ms));
+  BOOST_TEST(vip0(*svc).at("actual").as_string() == "absent");
+  BOOST_TEST(e().counters().vip_errors == 2u);
+  BOOST_TEST(e().state() == fsm::State::backup);
+}
+
+BOOST_FIXTURE_TEST_CASE(permanent_delete_failure_keeps_retrying_with_back_off, Fixture) {
+  make({instance()});
+  run(150ms);
+  BOOST_REQUIRE(e().state() == fsm::State::master);
+  k->fail_dels = -1;
+  const int dels = k->dels;
+  deliver(datagram(200, kPeer, 255, 3, 100));  // BACKUP for 3 s at least (as above)
+  BOOST_TEST(e().state() == fsm::State::backup);
+  run(400ms);
+  BOOST_REQUIRE(e().state() == fsm::State::backup);
+  // 10, 20, 40, 80, 160 ms apart: 6 attempts in 400 ms (fewer on a busy
+  // machine), not one per 10 ms advert interval.
+  const int attempts = k->dels - dels;
+  BOOST_TEST(attempts >= 3);
+  BOOST_TEST(attempts <= 7);
+  BOOST_TEST(k->addresses.count(kVip) == 1);
+  BOOST_TEST(vip0(*svc).at("failed_attempts").to_number<int64_t>() == attempts);
+  auto m = svc->metrics();
+  BOOST_TEST(m.find("vipproxy_vrrp_vip_desired{instance=\"VI_1\",address=\"10.88.1.160/24\"} 0") != std::string::npos);
+  BOOST_TEST(m.find("vipproxy_vrrp_vip_failed_attempts{instance=\"VI_1\",address=\"10.88.1.160/24\"} " +
+                    std::to_string(attempts)) != std::string::npos);
+  k->fail_dels = 0;
+  BOOST_TEST(run_until(*this, [&] { return k->addresses.empty(); }, 2000ms));
+  BOOST_TEST(vip0(*svc).at("failed_attempts").to_number<int64_t>() == 0);
+}
+
+BOOST_FIXTURE_TEST_CASE(vip_appearing_on_a_backup_is_removed, Fixture) {
+  make({instance()});
+  deliver(datagram(200));
+  BOOST_REQUIRE(e().state() == fsm::State::backup);
+  k->addresses.insert(kVip);  // `ip addr add` by hand on the backup
+  k->events.address_added(2, kVip);
+  BOOST_TEST(k->addresses.empty());
+  BOOST_TEST(e().state() == fsm::State::backup);
+}
+
+BOOST_FIXTURE_TEST_CASE(reload_restart_refused_by_the_kernel_keeps_the_running_instance, Fixture) {
+  make({instance()});
+  run(150ms);
+  BOOST_REQUIRE(e().state() == fsm::State::master);
+  const Engine* before = &e();
+  auto moved = instance();
+  moved.virtual_router_id = 52;
+  k->refuse_channel = true;
+  try {
+    svc->reload({moved});
+    BOOST_FAIL("the reload should have been refused");
+  } catch (const std::runtime_error& ex) {
+    const std::string what = ex.what();
+    BOOST_TEST(what.find("vrrp VI_1: cannot restart: ") == 0u, what);
+    BOOST_TEST(what.find("IP_ADD_MEMBERSHIP") != std::string::npos, what);
+    BOOST_TEST(what.find("running instance is kept") != std::string::npos, what);
+  }
+  BOOST_TEST(&e() == before);
+  BOOST_TEST(e().state() == fsm::State::master);
+  BOOST_TEST(e().config().virtual_router_id == 51u);
+  BOOST_TEST(k->addresses.count(kVip) == 1);
+  const auto sent = k->adverts.size();
+  run(50ms);
+  BOOST_REQUIRE(k->adverts.size() > sent);
+  BOOST_TEST(k->adverts.back().advert.vrid == 51);
+  BOOST_TEST(k->adverts.back().advert.priority == 100);  // no priority 0: it never stopped
+  // The kernel allows it again: the same reload applies.
+  k->refuse_channel = false;
+  svc->reload({moved});
+  BOOST_TEST(e().config().virtual_router_id == 52u);
+  run(150ms);
+  BOOST_TEST(e().state() == fsm::State::master);
+  BOOST_TEST(k->adverts.back().advert.vrid == 52);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,398 @@
+"""VIP safety on a LAN (issue 10, items 1 and 2), in network namespaces this
+test creates and deletes (tests/integration/netns.py). Runs as root; never
+skips: without `ip netns` or keepalived it fails with the reason.
+
+Topology (netns.Lab, names vpt<pid>-*):
+
+    br0  10.88.84.0/24   a .151 and b .152 (vipproxy, eth0), c .153
+                         (keepalived 2.2.7, the foreign cluster), client .10
+    br1  10.88.85.0/24   a .151, b .152 and client .10 on eth1: the client
+                         network of test 2, whose VIP lives on eth1
+                         (keepalived's `dev`) while VRRP runs on eth0
+
+1. Another VRRP cluster on the LAN with our VRID: keepalived on c, VRID 51,
+   priority 200, VRRPv2 with the same password and interval, another VIP
+   (.170). Asserted: our VIP (.160) never leaves a, b stays BACKUP, neither
+   counts a transition, a client connecting through VIP:5433 every 100 ms
+   is always served by a; both nodes count the dropped adverts
+   (drops.address_mismatch in /status and /metrics) and name c in
+   foreign_routers; a's log says it once (rate-limited), naming c and both
+   lists; keepalived on c logs that our adverts list other addresses and
+   ignores them (it becomes MASTER of its own VIP, as it should: it is the
+   other cluster); `vipproxy doctor` on a reports c as a foreign router,
+   from its listening and from the daemon's counters. Seen on the wire
+   (tcpdump): keepalived 2.2.7 as MASTER sends one advert a second on its
+   own, but while adverts it rejects keep arriving every second it sends
+   hardly any (1 to 3 in 15 s: each rejected advert seems to push its own
+   advert timer back), so the drop counters rise by what it sent, which
+   is few; the first one alone moved our VIP before the address check.
+2. The kernel refuses the VIP while a is MASTER: a's eth1 (the VIP's
+   device) is deleted, so every RTM_NEWADDR for the VIP fails with ENODEV.
+   Asserted: a gives the mastership away within the bound (priority 0, then
+   FAULT naming the refused address) and b holds the VIP and serves the
+   client; when eth1 comes back a leaves FAULT by itself (a trial add works)
+   and takes the VIP back (higher priority).
+3. A SIGHUP that restarts the instance (another VRID) while the kernel
+   refuses the new raw socket (net.ipv4.igmp_max_memberships=0 in a's
+   namespace: IP_ADD_MEMBERSHIP fails with ENOBUFS): the reload is counted
+   as failed, the log names the instance, and the running instance goes on
+   as MASTER with its VIP; once the sysctl is back the same file applies.
+
+    VIPPROXY_BIN=build/vipproxy /usr/bin/python3 tests/integration/test_vip_safety_netns.py
+"""
+import json
+import os
+import re
+import shutil
+import signal
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import netns  # noqa: E402
+from netns import hold, log, wait_until  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE_DIR = os.environ.get("VIPPROXY_SOURCE_DIR", os.path.abspath(os.path.join(HERE, "..", "..")))
+VIPPROXY = os.environ.get("VIPPROXY_BIN", os.path.join(SOURCE_DIR, "build", "vipproxy"))
+KEEPALIVED = shutil.which("keepalived") or "/usr/sbin/keepalived"
+PY = "/usr/bin/python3"
+ADMIN_PORT = 8405
+VRID = 51
+PASSWORD = "BacChaME"
+OCTET, OCTET1 = 84, 85  # br0, br1 (grep tests/ scripts/ for 10.88.: unused elsewhere)
+HOSTS = {"a": 151, "b": 152, "c": 153, "client": 10}
+LAB = None
+
+WHOAMI = r'''
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 7777))
+s.listen(64)
+while True:
+    c, _ = s.accept()
+    c.sendall(sys.argv[1].encode())
+    c.close()
+'''
+
+# Connects to VIP:5433 every `period` s for `seconds` s; prints one JSON
+# line: every answer (the node name, or the error) in order.
+CLIENT = r'''
+import json, socket, sys, time
+vip, seconds, period = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+out, end = [], time.monotonic() + seconds
+while time.monotonic() < end:
+    t = time.monotonic()
+    try:
+        s = socket.create_connection((vip, 5433), timeout=1)
+        s.settimeout(1)
+        out.append(s.recv(64).decode() or "closed")
+        s.close()
+    except OSError as e:
+        out.append("error: " + str(e))
+    time.sleep(max(0.0, period - (time.monotonic() - t)))
+print(json.dumps(out))
+'''
+
+
+def ip_of(host, octet=OCTET):
+    return f"10.88.{octet}.{host}"
+
+
+def vipproxy_yaml(node, priority, version=3, vrid=VRID, vip=None, device=None):
+    vip = vip or ip_of(160)
+    addr = f"{{address: {vip}, prefix: 24{', device: ' + device if device else ''}}}"
+    lines = [f"node: {node}", "log_level: info", "admin:", f"  listen: 127.0.0.1:{ADMIN_PORT}",
+             "proxies:", "  - name: postgres", "    listen: 0.0.0.0:5433",
+             "    check: {type: tcp, interval: 200ms, fast_interval: 100ms, timeout: 500ms, rise: 1, fall: 1}",
+             "    backends:", "      - {name: local, address: 127.0.0.1:7777}",
+             "vrrp:", "  - name: VI_1", "    interface: eth0", f"    virtual_router_id: {vrid}",
+             f"    priority: {priority}", f"    version: {version}"]
+    if version == 2:
+        lines += ["    advert_int: 1s", f"    authentication: {{type: pass, password: {PASSWORD}}}"]
+    else:
+        lines += ["    advert_int: 100ms"]
+    lines += ["    virtual_ipaddresses:", f"      - {addr}"]
+    return "\n".join(lines) + "\n"
+
+
+def foreign_keepalived_conf():
+    # The "unrelated keepalived pair" of the issue: VRID 51 like most
+    # examples, higher priority, its own VIP; same password and interval, so
+    # only the address list tells the clusters apart.
+    return ("global_defs {\n  router_id foreign\n}\n"
+            "vrrp_instance FOREIGN {\n  state BACKUP\n  interface eth0\n  version 2\n"
+            f"  virtual_router_id {VRID}\n  priority 200\n  advert_int 1\n"
+            f"  authentication {{\n    auth_type PASS\n    auth_pass {PASSWORD}\n  }}\n"
+            f"  virtual_ipaddress {{\n    {ip_of(170)}/24\n  }}\n}}\n")
+
+
+def add_eth1(short, host):
+    """A second link for `short` on br1 (the client network of test 2)."""
+    ns = LAB.ns(short)
+    port = f"w{short}"[:15]
+    LAB.sh_bridge(["ip", "link", "add", port, "type", "veth", "peer", "name", "eth1", "netns", ns])
+    LAB.sh_bridge(["ip", "link", "set", port, "master", "br1", "up"])
+    LAB.sh(short, ["ip", "addr", "add", f"{ip_of(host, OCTET1)}/24", "dev", "eth1"])
+    LAB.sh(short, ["ip", "link", "set", "eth1", "up"])
+
+
+class VipSafetyNetns(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        global LAB
+        if not os.path.exists(VIPPROXY):
+            raise RuntimeError(f"vipproxy binary not found at {VIPPROXY} (set VIPPROXY_BIN)")
+        if not os.path.exists(KEEPALIVED):
+            raise RuntimeError("keepalived is not installed (scripts/deps installs it)")
+        LAB = netns.Lab(third_octet=OCTET)
+        for short, host in HOSTS.items():
+            LAB.add_node(short, host)
+        LAB.sh_bridge(["ip", "link", "add", "br1", "type", "bridge", "mcast_snooping", "0"])
+        LAB.sh_bridge(["ip", "link", "set", "br1", "up"])
+        for short in ("a", "b", "client"):
+            add_eth1(short, HOSTS[short])
+        log(f"lab: namespaces {LAB.namespaces}, logs in {LAB.dir}")
+
+    @classmethod
+    def tearDownClass(cls):
+        LAB.close()
+
+    def setUp(self):
+        self.daemons = {}
+        for short in ("a", "b"):
+            self.daemons[f"whoami-{short}"] = LAB.spawn(f"whoami-{short}", short, [PY, "-c", WHOAMI, short])
+        for short in ("a", "b"):
+            wait_until(lambda: ":7777" in LAB.sh(short, ["ss", "-Hltn"]).stdout, 5, f"whoami on {short}")
+
+    def tearDown(self):
+        LAB.stop_all()
+        for short in ("a", "b", "c"):
+            LAB.sh(short, ["sysctl", "-qw", "net.ipv4.igmp_max_memberships=20"], check=False)
+            for vip, dev in ((ip_of(160), "eth0"), (ip_of(170), "eth0"), (ip_of(160, OCTET1), "eth1")):
+                LAB.sh(short, ["ip", "addr", "del", f"{vip}/24", "dev", dev], check=False)
+
+    # ---- helpers ----
+    def write_config(self, short, text):
+        path = os.path.join(LAB.dir, f"vipproxy-{short}.yaml")
+        with open(path + ".tmp", "w") as f:
+            f.write(text)
+        os.replace(path + ".tmp", path)
+        return path
+
+    def start_vipproxy(self, short, text):
+        path = self.write_config(short, text)
+        p = LAB.spawn(f"vipproxy-{short}", short, [VIPPROXY, "--config", path])
+        self.daemons[short] = p
+        wait_until(lambda: p.poll() is not None or self.status(short), 10, f"vipproxy on {short} answering")
+        self.assertIsNone(p.poll(), f"vipproxy on {short} exited:\n{LAB.logtail('vipproxy-' + short)}")
+        return p
+
+    def http(self, short, path):
+        code = ("import urllib.request,sys;sys.stdout.write(urllib.request.urlopen("
+                f"'http://127.0.0.1:{ADMIN_PORT}{path}',timeout=2).read().decode())")
+        r = LAB.sh(short, [PY, "-c", code], check=False, timeout=10)
+        return r.stdout if r.returncode == 0 else None
+
+    def status(self, short):
+        text = self.http(short, "/status")
+        return json.loads(text) if text else None
+
+    def inst(self, short):
+        return self.status(short)["vrrp"][0]
+
+    def has(self, short, addr, dev="eth0"):
+        return LAB.has_address(short, addr, dev)
+
+    def served_by(self, vip):
+        code = (f"import socket;s=socket.create_connection(('{vip}',5433),timeout=1);s.settimeout(1);"
+                "print(s.recv(64).decode())")
+        return LAB.sh("client", [PY, "-c", code], check=False).stdout.strip()
+
+    def start_client(self, vip, seconds, period=0.1):
+        return LAB.spawn("client", "client", [PY, "-c", CLIENT, vip, str(seconds), str(period)])
+
+    def client_answers(self, p):
+        p.wait(timeout=120)
+        lines = [line for line in LAB.logtail("client", 5).splitlines() if line.startswith("[")]
+        self.assertTrue(lines, LAB.logtail("client"))
+        return json.loads(lines[-1])
+
+    def start_foreign_keepalived(self):
+        d = os.path.join(LAB.dir, "keepalived-c")
+        os.makedirs(d, exist_ok=True)
+        conf = os.path.join(d, "keepalived.conf")
+        with open(conf, "w") as f:
+            f.write(foreign_keepalived_conf())
+        pidf, vrrpf = os.path.join(d, "keepalived.pid"), os.path.join(d, "vrrp.pid")
+        for f in (pidf, vrrpf):
+            if os.path.exists(f):
+                os.unlink(f)
+        k = LAB.spawn("keepalived-c", "c", [KEEPALIVED, "-n", "-l", "-D", "-P", "-f", conf, "-p", pidf, "-r", vrrpf])
+
+        def child():
+            with open(vrrpf) as f:
+                return int(f.read().strip())
+        LAB.extra_pids.append((wait_until(child, 10, "keepalived VRRP child on c"), "keepalived"))
+        return k
+
+    # ---- 1 ----
+    def test_1_foreign_cluster_on_our_vrid(self):
+        vip = ip_of(160)
+        self.start_vipproxy("a", vipproxy_yaml("a", 100, version=2))
+        self.start_vipproxy("b", vipproxy_yaml("b", 50, version=2))
+        wait_until(lambda: self.has("a", vip) and not self.has("b", vip), 10, "VIP on a only", interval=0.1)
+        wait_until(lambda: self.inst("b")["state"] == "BACKUP", 3, "b BACKUP")
+        wait_until(lambda: self.served_by(vip) == "a", 10, "client served by a through the VIP")
+        before = {s: self.inst(s) for s in ("a", "b")}
+
+        client = self.start_client(vip, 18)
+        self.start_foreign_keepalived()
+        # keepalived hears our adverts, finds its address in none of them
+        # and so, after its own Master_Down_Interval, is MASTER of its VIP.
+        wait_until(lambda: self.has("c", ip_of(170)), 10, "keepalived on c MASTER of its own VIP", interval=0.1)
+        t_foreign_master = time.monotonic()
+        # Both of our nodes drop its adverts (priority 200): nothing moves.
+        # (keepalived 2.2.7 advertises little while it hears ours, see the
+        # top of the file: the hold is long enough to hear more than one.)
+        hold(lambda: self.has("a", vip) and not self.has("b", vip) and not self.has("c", vip), 10,
+             "our VIP on a only while the foreign cluster advertises priority 200", interval=0.2)
+        answers = self.client_answers(client)
+        log(f"client through VIP:5433 while the foreign cluster ran: {len(answers)} connections, "
+            f"{sum(a == 'a' for a in answers)} served by a, foreign master for "
+            f"{time.monotonic() - t_foreign_master:.1f}s of it")
+        self.assertGreater(len(answers), 100)
+        self.assertEqual([a for a in answers if a != "a"], [], "every connection served by a")
+
+        after = {s: self.inst(s) for s in ("a", "b")}
+        self.assertEqual(after["a"]["state"], "MASTER", after["a"])
+        self.assertEqual(after["b"]["state"], "BACKUP", after["b"])
+        for s in ("a", "b"):
+            self.assertEqual(after[s]["transitions"], before[s]["transitions"], (s, after[s]))
+            dropped = after[s]["drops"]["address_mismatch"] - before[s]["drops"]["address_mismatch"]
+            self.assertGreaterEqual(dropped, 1, (s, after[s]["drops"]))
+            routers = {r["source"]: r for r in after[s]["foreign_routers"]}
+            self.assertIn(ip_of(153), routers, after[s])
+            r = routers[ip_of(153)]
+            self.assertEqual((r["reason"], r["priority"], r["addresses"]), ("address_mismatch", 200, [ip_of(170)]), r)
+        # The master heard nothing it would act on (b is silent, c dropped).
+        self.assertEqual(after["a"]["adverts_received"], before["a"]["adverts_received"], after["a"])
+        metrics = self.http("a", "/metrics")
+        m = re.search(r'^vipproxy_vrrp_drops_total\{instance="VI_1",reason="address_mismatch"\} (\d+)$', metrics, re.M)
+        self.assertTrue(m and int(m.group(1)) >= 1, metrics)
+        # The log: one line naming the sender and both lists (rate-limited:
+        # not one per advert).
+        alog = LAB.logtail("vipproxy-a", 400)
+        lines = [line for line in alog.splitlines() if "dropping adverts from " + ip_of(153) in line]
+        self.assertTrue(lines, alog)
+        self.assertIn(f"lists addresses [{ip_of(170)}], ours are [{ip_of(160)}]", lines[0])
+        self.assertIn("another VRRP cluster on VRID 51", lines[0])
+        self.assertLessEqual(len(lines), 2, lines)
+        # keepalived, for its part, ignores ours (it logs why).
+        klog = LAB.logtail("keepalived-c", 400)
+        log("keepalived on c about our adverts: " +
+            " | ".join(sorted({re.sub(r"^.*?\(FOREIGN\) ", "", l) for l in klog.splitlines()
+                               if "FOREIGN" in l and ("address" in l or "ip " in l)}))[:600])
+        self.assertRegex(klog, rf"(?i)\(FOREIGN\).*(ip address associated with VRID {VRID} not present|"
+                               rf"invalid ip number count|address)")
+        self.assertIn("Entering MASTER STATE", klog)
+
+        # doctor on a, from the daemon's counters...
+        conf = os.path.join(LAB.dir, "vipproxy-a.yaml")
+
+        def doctor():
+            r = LAB.sh("a", [VIPPROXY, "doctor", "--config", conf, "--advert-seconds", "2.5",
+                             "--etcd", "127.0.0.1:9"], check=False, timeout=60)
+            log("doctor on a:\n" + r.stdout)
+            return r.stdout
+        self.assertRegex(doctor(), rf"(?m)^WARN foreign routers VI_1 \(vrid 51\): heard on our VRID and ignored: "
+                                   rf"{re.escape(ip_of(153))} \(VRRPv2, priority 200, \d+ adverts, last \d+ s ago\): "
+                                   rf"lists \[{re.escape(ip_of(170))}\], ours \[{re.escape(vip)}\]: another VRRP "
+                                   rf"cluster on VRID 51\?")
+        # ... and from what it hears, with our pair stopped (keepalived then
+        # advertises every second): c is named as another cluster, not
+        # taken for a peer.
+        for short in ("a", "b"):
+            LAB.stop(self.daemons[short])
+        out = doctor()
+        self.assertRegex(out, rf"(?m)^WARN VRRP adverts VI_1 \(vrid 51\): no peer heard in 2\.5 s.*; another VRRP "
+                              rf"cluster uses VRID 51: {re.escape(ip_of(153))} \(priority 200, addresses "
+                              rf"\[{re.escape(ip_of(170))}\]\) list other addresses than ours \[{re.escape(vip)}\]")
+        self.assertRegex(out, r"(?m)^OK   foreign routers VI_1 \(vrid 51\): not checked: vipproxy does not answer")
+
+    # ---- 2 ----
+    def test_2_kernel_refuses_the_vip_while_master(self):
+        vip = ip_of(160, OCTET1)
+        for short, prio in (("a", 100), ("b", 50)):
+            self.start_vipproxy(short, vipproxy_yaml(short, prio, vip=vip, device="eth1"))
+        wait_until(lambda: self.has("a", vip, "eth1") and not self.has("b", vip, "eth1"), 5, "VIP on a's eth1 only")
+        wait_until(lambda: self.served_by(vip) == "a", 10, "client served by a through the VIP")
+        # The VIP's device goes away under the master: every add of the VIP
+        # now fails in the kernel (ENODEV) while eth0 still carries adverts.
+        t0 = time.monotonic()
+        LAB.sh("a", ["ip", "link", "del", "eth1"])
+        wait_until(lambda: self.has("b", vip, "eth1"), 5, "b holds the VIP", interval=0.02)
+        took = time.monotonic() - t0
+        ia = self.inst("a")
+        log(f"eth1 deleted on the master: VIP on b after {took:.2f}s (bound: 3 x 100 ms + b's skew)")
+        self.assertEqual(ia["state"], "FAULT", ia)
+        self.assertIn(f"cannot add VIP {vip}/24 to eth1", ia["fault_reason"] or "", ia)
+        self.assertLess(took, 1.5, "the peer takes over within the bound")
+        self.assertEqual(ia["vips"][0]["desired"], "absent", ia)
+        self.assertGreaterEqual(ia["vip_errors"], 2, ia)
+        self.assertGreater(ia["became_master"], 0, ia)
+        wait_until(lambda: self.served_by(vip) == "b", 10, "client served by b through the VIP")
+        alog = LAB.logtail("vipproxy-a", 200)
+        self.assertIn("giving the mastership away", alog)
+        # It stays FAULT while the device is missing (no flapping back).
+        hold(lambda: self.inst("a")["state"] == "FAULT" and self.has("b", vip, "eth1"), 2,
+             "a FAULT, b MASTER while a's VIP device is missing", interval=0.2)
+        # The cause goes: a leaves FAULT on its own and, priority 100 > 50,
+        # takes the VIP back.
+        t1 = time.monotonic()
+        add_eth1("a", HOSTS["a"])
+        wait_until(lambda: self.has("a", vip, "eth1") and not self.has("b", vip, "eth1"), 15,
+                   "VIP back on a's new eth1 only", interval=0.05)
+        log(f"eth1 back on a: VIP on a again after {time.monotonic() - t1:.2f}s")
+        ia = self.inst("a")
+        self.assertEqual(ia["state"], "MASTER", ia)
+        self.assertIsNone(ia["fault_reason"], ia)
+        self.assertEqual((ia["vips"][0]["desired"], ia["vips"][0]["actual"]), ("present", "present"), ia)
+        wait_until(lambda: self.served_by(vip) == "a", 10, "client served by a again")
+
+    # ---- 3 ----
+    def test_3_reload_refused_socket_keeps_the_running_instance(self):
+        vip = ip_of(160)
+        self.start_vipproxy("a", vipproxy_yaml("a", 100))
+        self.start_vipproxy("b", vipproxy_yaml("b", 50))
+        wait_until(lambda: self.has("a", vip) and not self.has("b", vip), 5, "VIP on a only")
+        reloads = self.status("a")["reloads"]
+        # Another VRID restarts the instance; the kernel refuses the new
+        # socket's multicast membership.
+        LAB.sh("a", ["sysctl", "-qw", "net.ipv4.igmp_max_memberships=0"])
+        self.write_config("a", vipproxy_yaml("a", 100, vrid=52))
+        self.daemons["a"].send_signal(signal.SIGHUP)
+        wait_until(lambda: self.status("a")["reloads"]["failed"] == reloads["failed"] + 1, 5, "a: reload failed")
+        alog = LAB.logtail("vipproxy-a", 100)
+        self.assertRegex(alog, r"reload failed.*vrrp VI_1: cannot restart: .*IP_ADD_MEMBERSHIP 224\.0\.0\.18: "
+                               r"No buffer space available \(the running instance is kept")
+        hold(lambda: self.has("a", vip) and not self.has("b", vip), 1.5, "VIP stays on a", interval=0.1)
+        ia, ib = self.inst("a"), self.inst("b")
+        self.assertEqual((ia["state"], ia["virtual_router_id"]), ("MASTER", 51), ia)
+        self.assertEqual(ib["state"], "BACKUP", ib)
+        self.assertEqual(self.status("a")["reloads"]["applied"], reloads["applied"])
+        # The kernel allows it again: the same file applies (b follows).
+        LAB.sh("a", ["sysctl", "-qw", "net.ipv4.igmp_max_memberships=20"])
+        self.daemons["a"].send_signal(signal.SIGHUP)
+        wait_until(lambda: self.status("a")["reloads"]["applied"] == reloads["applied"] + 1, 5, "a: reload applied")
+        self.assertEqual(self.inst("a")["virtual_router_id"], 52)
+        self.write_config("b", vipproxy_yaml("b", 50, vrid=52))
+        self.daemons["b"].send_signal(signal.SIGHUP)
+        wait_until(lambda: self.has("a", vip) and not self.has("b", vip) and self.inst("b")["state"] == "BACKUP"
+                   and self.inst("b")["virtual_router_id"] == 52, 10, "VRID 52: a MASTER, b BACKUP")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

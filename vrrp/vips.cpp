@@ -1,0 +1,114 @@
+#include "vrrp/vips.h"
+
+#include <algorithm>
+
+namespace vrrp::vips {
+
+using namespace std::chrono_literals;
+
+std::string_view to_string(Presence p) {
+  switch (p) {
+    case Presence::unknown: return "unknown";
+    case Presence::absent: return "absent";
+    case Presence::present: return "present";
+  }
+  return "?";
+}
+
+Policy policy_for(Duration advert_int, bool master) {
+  Policy p;
+  p.retry_base = std::clamp<Duration>(advert_int, 10ms, 1s);
+  p.retry_cap = 5s;
+  p.give_up_after = 3 * advert_int;
+  p.verify_every = master ? advert_int : Duration(5s);
+  return p;
+}
+
+namespace {
+
+Presence target(bool want) { return want ? Presence::present : Presence::absent; }
+
+// The give-up clock runs while a wanted VIP is not confirmed present.
+void settle(Slot& s, bool want, TimePoint now) {
+  if (want && s.actual != Presence::present) {
+    if (!s.unmet_since) s.unmet_since = now;
+  } else {
+    s.unmet_since.reset();
+  }
+}
+
+}  // namespace
+
+bool in_sync(bool want, const Slot& s) { return s.actual == target(want); }
+
+Op due(bool want, const Slot& s, TimePoint now) {
+  if (in_sync(want, s)) return Op::none;
+  if (s.failures > 0 && now < s.retry_at) return Op::none;
+  return want ? Op::add : Op::del;
+}
+
+Duration backoff(unsigned failures, const Policy& p) {
+  if (failures == 0) return Duration::zero();
+  Duration d = p.retry_base;
+  for (unsigned i = 1; i < failures && d < p.retry_cap; ++i) d *= 2;
+  return std::min(d, p.retry_cap);
+}
+
+void record(Slot& s, bool want, Op op, const std::string& error, TimePoint now, const Policy& p) {
+  if (op == Op::none) return;
+  if (error.empty()) {
+    s.actual = op == Op::add ? Presence::present : Presence::absent;
+    s.failures = 0;
+    s.last_error.clear();
+  } else {
+    // What the kernel has after a refusal is not known: a refused add
+    // leaves it absent in every case we know, but nothing guarantees it.
+    // Keep what we knew, unless it contradicts the refusal.
+    if (s.actual == target(op == Op::add)) s.actual = Presence::unknown;
+    ++s.failures;
+    s.retry_at = now + backoff(s.failures, p);
+    s.last_error = error;
+  }
+  settle(s, want, now);
+}
+
+void observe(Slot& s, bool want, bool present, TimePoint now) {
+  const Presence seen = present ? Presence::present : Presence::absent;
+  if (seen != s.actual && seen != target(want)) {
+    // Changed behind our back (or first seen): act at once, the back-off
+    // of earlier failures does not apply to a new situation.
+    s.failures = 0;
+  }
+  s.actual = seen;
+  settle(s, want, now);
+}
+
+void forget(Slot& s, bool want, TimePoint now) {
+  s.actual = Presence::unknown;
+  settle(s, want, now);
+}
+
+void want_changed(Slot& s, bool want, TimePoint now) {
+  s.failures = 0;
+  s.unmet_since.reset();
+  settle(s, want, now);
+}
+
+bool give_up(bool want, const std::vector<Slot>& slots, TimePoint now, const Policy& p) {
+  if (!want) return false;
+  return std::any_of(slots.begin(), slots.end(),
+                     [&](const Slot& s) { return s.unmet_since && now - *s.unmet_since >= p.give_up_after; });
+}
+
+TimePoint next_wake(bool want, const std::vector<Slot>& slots, TimePoint last_verify, TimePoint now,
+                    const Policy& p) {
+  TimePoint t = last_verify + p.verify_every;
+  for (const auto& s : slots) {
+    if (in_sync(want, s)) continue;
+    t = std::min(t, s.failures > 0 ? s.retry_at : now);  // no failure yet: due now
+    if (want && s.unmet_since) t = std::min(t, *s.unmet_since + p.give_up_after);
+  }
+  return t;
+}
+
+}  // namespace vrrp::vips
