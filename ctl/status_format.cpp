@@ -157,8 +157,21 @@ std::string format_status(const json::value& st, const StatusOptions& opt) {
       std::string fault = str(v, "fault_reason");
       if (fault != "-") state += ": " + fault;
       std::string vips;
-      if (const json::value* a = field(v, "virtual_ipaddresses"); a && a->is_array())
+      if (const json::value* a = field(v, "vips"); a && a->is_array()) {
+        // Desired vs. actual (daemons since issue 10): say when the kernel
+        // has not done what the state wants, and why.
+        for (const auto& x : a->as_array()) {
+          std::string one = str(x, "address");
+          const std::string desired = str(x, "desired"), actual = str(x, "actual"), err = str(x, "last_error");
+          if (desired == "present" && actual != "present")
+            one += " (NOT INSTALLED" + (err != "-" ? ": " + err : std::string()) + ")";
+          else if (desired == "absent" && actual == "present")
+            one += " (still here, removal failing" + (err != "-" ? ": " + err : std::string()) + ")";
+          vips += (vips.empty() ? "" : ",") + one;
+        }
+      } else if (const json::value* a = field(v, "virtual_ipaddresses"); a && a->is_array()) {
         for (const auto& x : a->as_array()) vips += (vips.empty() ? "" : ",") + str(&x);
+      }
       std::string master = str(v, "master_address");
       std::string mprio = str(v, "master_priority");
       if (master != "-" && mprio != "-" && mprio != "0") master += " (prio " + mprio + ")";
@@ -166,6 +179,20 @@ std::string format_status(const json::value& st, const StatusOptions& opt) {
                       prio, master, vips.empty() ? "-" : vips});
     }
     out += render_table("VRRP", {"Instance", "Interface", "VRID", "Ver", "State", "Priority", "Master", "VIPs"}, vrow);
+    // Routers on our VRID whose adverts are ignored (another cluster, or a
+    // peer configured differently): worth a line each.
+    for (const auto& v : vrrp->as_array()) {
+      const json::value* fr = field(v, "foreign_routers");
+      if (!fr || !fr->is_array()) continue;
+      for (const auto& r : fr->as_array()) {
+        std::string addrs;
+        if (const json::value* a = field(r, "addresses"); a && a->is_array())
+          for (const auto& x : a->as_array()) addrs += (addrs.empty() ? "" : ",") + str(&x);
+        out += "Ignored on VRID " + str(v, "virtual_router_id") + " (" + str(v, "name") + "): " + str(r, "source") +
+               " priority " + str(r, "priority") + ", lists " + (addrs.empty() ? "-" : addrs) + " (" +
+               str(r, "reason") + ", " + str(r, "adverts") + " adverts)\n";
+      }
+    }
   } else {
     out += "VRRP: no instances configured\n";
   }

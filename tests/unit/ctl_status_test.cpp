@@ -106,6 +106,29 @@ BOOST_AUTO_TEST_CASE(degraded_priority_fault_and_no_backend) {
   BOOST_TEST(t.find("80 (configured 100)") != std::string::npos);
 }
 
+BOOST_AUTO_TEST_CASE(vips_out_of_sync_and_foreign_routers_are_shown) {
+  auto v = boost::json::parse(kStatus);
+  auto& inst = v.at("vrrp").as_array()[0].as_object();
+  inst["vips"] = boost::json::parse(R"([
+    {"address":"192.168.1.160/32","device":"enp0s3","desired":"present","actual":"unknown","failed_attempts":2,
+     "last_error":"No such device"},
+    {"address":"192.168.1.161/32","device":"enp0s3","desired":"present","actual":"present","failed_attempts":0,
+     "last_error":null}])");
+  inst["foreign_routers"] = boost::json::parse(R"([{"source":"192.168.1.5","reason":"address_mismatch",
+    "version":2,"priority":200,"advert_int_ms":1000,"addresses":["192.168.1.170"],"adverts":12,
+    "last_seen_seconds_ago":0.5}])");
+  std::string t = ctl::format_status(v);
+  BOOST_TEST(t.find("192.168.1.160/32 (NOT INSTALLED: No such device),192.168.1.161/32 |") != std::string::npos, t);
+  BOOST_TEST(t.find("Ignored on VRID 51 (VI_1): 192.168.1.5 priority 200, lists 192.168.1.170 (address_mismatch, "
+                    "12 adverts)") != std::string::npos,
+             t);
+  inst["state"] = "BACKUP";
+  inst["vips"] = boost::json::parse(R"([{"address":"192.168.1.160/32","desired":"absent","actual":"present",
+    "failed_attempts":5,"last_error":"Operation not permitted"}])");
+  t = ctl::format_status(v);
+  BOOST_TEST(t.find("192.168.1.160/32 (still here, removal failing: Operation not permitted)") != std::string::npos, t);
+}
+
 BOOST_AUTO_TEST_CASE(no_vrrp_and_missing_fields) {
   std::string t = ctl::format_status(boost::json::parse(R"({"node":"x","proxies":[{"name":"p","backends":[{"name":"b"}]}]})"));
   BOOST_TEST(t.find("VRRP: no instances configured") != std::string::npos);
