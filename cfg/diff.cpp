@@ -1,5 +1,9 @@
 #include "cfg/diff.h"
 
+#include <type_traits>
+
+#include "cfg/names.h"
+
 
 namespace cfg {
 
@@ -11,14 +15,11 @@ std::string show(unsigned v) { return std::to_string(v); }
 std::string show(Duration v) { return std::to_string(v.count()) + "ms"; }
 std::string show(const Endpoint& e) { return e.to_string(); }
 std::string show(const std::optional<uint16_t>& v) { return v ? std::to_string(*v) : "(none)"; }
-std::string show(CheckType t) { return t == CheckType::http ? "http" : "tcp"; }
-std::string show(ExpectRole r) {
-  return r == ExpectRole::primary ? "primary" : r == ExpectRole::any ? "any" : "auto";
+template <class E>
+  requires std::is_enum_v<E>
+std::string show(E e) {
+  return std::string(names::to_string(e));
 }
-std::string show(Balance b) {
-  return b == Balance::first ? "first" : b == Balance::roundrobin ? "roundrobin" : "leastconn";
-}
-std::string show(ChecksumForm f) { return f == ChecksumForm::keepalived ? "keepalived" : "rfc9568"; }
 std::string show(const TlsCheck&) { return "(changed)"; }
 std::string show(const TcpKeepalive& k) {
   return k.enabled ? show(k.idle) + "/" + show(k.interval) + "/" + std::to_string(k.count) : "off";

@@ -21,9 +21,7 @@ Proxy Loader::proxy(const Node& n, const std::string& path) {
   listens_.push_back({listen_node, m.path("listen")});
   if (auto v = m.get("check")) p.check = check(*v, m.path("check"));
   if (auto v = m.get("balance"))
-    p.balance = choice<Balance>(
-        *v, m.path("balance"),
-        {{"first", Balance::first}, {"roundrobin", Balance::roundrobin}, {"leastconn", Balance::leastconn}});
+    p.balance = choice<Balance>(*v, m.path("balance"));
   Node backends = m.require("backends", "a list of backends, each {name, address}");
   list(backends, m.path("backends"), "backends (each {name, address, check_port})");
   if (backends.size() == 0) fail(backends, m.path("backends"), "expected at least one backend, got an empty list");
@@ -71,7 +69,7 @@ Check Loader::check(const Node& n, const std::string& path) {
         "a check (a mapping with type, port, path, interval...)");
   Check c;
   if (auto v = m.get("type"))
-    c.type = choice<CheckType>(*v, m.path("type"), {{"http", CheckType::http}, {"tcp", CheckType::tcp}});
+    c.type = choice<CheckType>(*v, m.path("type"));
   if (auto v = m.get("port")) c.port = port(*v, m.path("port"));
   // A TCP check sends nothing: HTTP settings there are a mistake, not a no-op.
   for (const char* http_only : {"method", "path", "expect_status", "expect_role"})
@@ -109,9 +107,7 @@ Check Loader::check(const Node& n, const std::string& path) {
   if (auto v = m.get("fall")) c.fall = static_cast<unsigned>(integer(*v, m.path("fall"), 1, 1000));
   if (auto v = m.get("down_on_status")) c.down_on_status = boolean(*v, m.path("down_on_status"));
   if (auto v = m.get("expect_role"))
-    c.expect_role = choice<ExpectRole>(
-        *v, m.path("expect_role"),
-        {{"auto", ExpectRole::automatic}, {"primary", ExpectRole::primary}, {"any", ExpectRole::any}});
+    c.expect_role = choice<ExpectRole>(*v, m.path("expect_role"));
   if (auto v = m.get("tls")) c.tls = tls(*v, m.path("tls"));
   return c;
 }

@@ -134,7 +134,7 @@ void Loader::vrrp_identity(const Map& m, VrrpInstance& v, std::optional<Node>& v
   vrrp_names_.push_back({name_node, m.path("name")});
   v.interface = ifname(m.require("interface", "the network interface, like eth0"), m.path("interface"));
   if (auto x = m.get("state"))
-    v.state = choice<VrrpState>(*x, m.path("state"), {{"master", VrrpState::master}, {"backup", VrrpState::backup}});
+    v.state = choice<VrrpState>(*x, m.path("state"));
   Node vrid = m.require("virtual_router_id", "a VRID from 1 to 255, the same on every node of this VIP");
   v.virtual_router_id = static_cast<unsigned>(integer(vrid, m.path("virtual_router_id"), 1, 255));
   vrrp_idents_.push_back({vrid, m.path("virtual_router_id")});
@@ -158,7 +158,7 @@ void Loader::authentication(const Map& m, VrrpInstance& v) {
   std::string apath = m.path("authentication");
   Map am(*this, *a, apath, {"type", "password"}, "a mapping {type: pass|none, password}");
   Node type_node = am.require("type", "pass or none");
-  v.auth_type = choice<AuthType>(type_node, am.path("type"), {{"pass", AuthType::pass}, {"none", AuthType::none}});
+  v.auth_type = choice<AuthType>(type_node, am.path("type"));
   auto pw = am.get("password");
   if (v.auth_type == AuthType::pass) {
     if (v.version != 2)
@@ -232,8 +232,7 @@ void Loader::unicast(const Map& m, VrrpInstance& v) {
 void Loader::checksum(const Map& m, VrrpInstance& v) {
   auto x = m.get("checksum");
   if (!x) return;
-  v.checksum = choice<ChecksumForm>(*x, m.path("checksum"),
-                                    {{"keepalived", ChecksumForm::keepalived}, {"rfc9568", ChecksumForm::rfc9568}});
+  v.checksum = choice<ChecksumForm>(*x, m.path("checksum"));
   if (v.version != 3 || v.virtual_ipaddresses[0].is_ipv6)
     fail(*x, m.path("checksum"),
          "only applies to version 3 over IPv4 (the other forms have a single checksum rule); remove it");

@@ -16,6 +16,7 @@
 
 #include "cfg/config.h"
 #include "cfg/load.h"
+#include "cfg/names.h"
 #include "cfg/syntax.h"
 
 namespace cfg::detail {
@@ -152,6 +153,15 @@ class Loader {
     std::string s = syntax::lower(scalar(n, path, expected));
     for (const auto& o : options)
       if (o.first == s) return o.second;
+    fail(n, path, "expected " + expected + ", got " + describe(n));
+  }
+
+  // An enum of the configuration, in the one spelling of cfg/names.
+  template <class E>
+  E choice(const Node& n, const std::string& path) const {
+    std::string expected = "one of " + names::expected<E>();
+    std::string s = syntax::lower(scalar(n, path, expected));
+    if (auto e = names::parse<E>(s)) return *e;
     fail(n, path, "expected " + expected + ", got " + describe(n));
   }
 

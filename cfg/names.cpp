@@ -17,8 +17,6 @@ constexpr std::array<Spelling<AuthType>, 2> kAuthType{{{"pass", AuthType::pass},
 constexpr std::array<Spelling<ChecksumForm>, 2> kChecksumForm{
     {{"keepalived", ChecksumForm::keepalived}, {"rfc9568", ChecksumForm::rfc9568}}};
 
-constexpr std::array<std::string_view, 7> kLogLevels{"trace", "debug", "info", "warn", "error", "critical", "off"};
-
 }  // namespace
 
 template <> std::span<const Spelling<CheckType>> spellings() { return kCheckType; }
@@ -27,14 +25,5 @@ template <> std::span<const Spelling<Balance>> spellings() { return kBalance; }
 template <> std::span<const Spelling<VrrpState>> spellings() { return kVrrpState; }
 template <> std::span<const Spelling<AuthType>> spellings() { return kAuthType; }
 template <> std::span<const Spelling<ChecksumForm>> spellings() { return kChecksumForm; }
-
-std::optional<std::string_view> log_level(std::string_view text) {
-  if (text == "warning") return "warn";  // spdlog spells it both ways
-  for (auto l : kLogLevels)
-    if (l == text) return l;
-  return std::nullopt;
-}
-
-std::span<const std::string_view> log_levels() { return kLogLevels; }
 
 }  // namespace cfg::names

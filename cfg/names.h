@@ -34,7 +34,7 @@ template <class E>
 std::string_view to_string(E value) {
   for (const auto& s : spellings<E>())
     if (s.value == value) return s.name;
-  return "?";  // not reached: every value has a spelling (names_test)
+  return "?";  // not reached: every value has a spelling (cfg_names_test)
 }
 
 // Exact, lower-case match (the loader lower-cases what the file says).
@@ -56,10 +56,5 @@ std::string expected() {
   }
   return out;
 }
-
-// The log levels the file accepts (spdlog's names; "warning" is an alias of
-// "warn"): the canonical name, or nullopt.
-std::optional<std::string_view> log_level(std::string_view text);
-std::span<const std::string_view> log_levels();
 
 }  // namespace cfg::names

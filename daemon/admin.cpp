@@ -7,6 +7,7 @@
 #include <boost/json.hpp>
 #include <random>
 
+#include "cfg/names.h"
 #include "daemon/daemon.h"
 #include "status_page.h"
 #include "vrrp/service.h"
@@ -21,15 +22,6 @@ namespace json = boost::json;
 using tcp = asio::ip::tcp;
 
 namespace {
-
-const char* balance_name(cfg::Balance b) {
-  switch (b) {
-    case cfg::Balance::first: return "first";
-    case cfg::Balance::roundrobin: return "roundrobin";
-    case cfg::Balance::leastconn: return "leastconn";
-  }
-  return "?";
-}
 
 // Prometheus label values escape backslash, quote and newline.
 std::string label(std::string_view v) {
@@ -325,7 +317,7 @@ std::string AdminServer::status_json() const {
     json::object o;
     o["name"] = p.cfg.name;
     o["listen"] = p.cfg.listen.host + ":" + std::to_string(p.cfg.listen.port);
-    o["balance"] = balance_name(p.cfg.balance);
+    o["balance"] = cfg::names::to_string(p.cfg.balance);
     size_t cur = p.current.load();
     o["current_backend"] = cur < p.backends.size() ? json::value(p.backends[cur]->cfg.name) : json::value(nullptr);
     o["sessions_current"] = p.stats->sessions_current.load();

@@ -9,6 +9,7 @@
 
 #include "cfg/diff.h"
 #include "cfg/load.h"
+#include "cfg/names.h"
 #include "daemon/admin.h"
 #include "daemon/privileges.h"
 
@@ -396,10 +397,7 @@ int Daemon::run() {
   for (auto& p : proxies_)
     spdlog::info("proxy {}: listening on {}:{} ({} backends, balance {}, {} threads)", p->cfg.name,
                  p->cfg.listen.host, p->cfg.listen.port, p->backends.size(),
-                 p->cfg.balance == cfg::Balance::first        ? "first"
-                 : p->cfg.balance == cfg::Balance::roundrobin ? "roundrobin"
-                                                              : "leastconn",
-                 n);
+                 cfg::names::to_string(p->cfg.balance), n);
 
   privileges::drop_after_start(config_);  // listeners, admin and VRRP sockets are open
   control_.run();

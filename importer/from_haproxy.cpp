@@ -4,6 +4,7 @@
 #include <map>
 #include <set>
 
+#include "cfg/names.h"
 #include "importer/converter.h"
 
 namespace importer::detail {
@@ -358,9 +359,9 @@ void Converter::proxy(const hp::Section& front, const hp::Section& back, const h
     }
   } else {
     const std::string& b = back.balance->value;
-    if (b == "roundrobin" || b == "static-rr") p.balance = cfg::Balance::roundrobin;
-    else if (b == "leastconn") p.balance = cfg::Balance::leastconn;
-    else if (b == "first") p.balance = cfg::Balance::first;
+    // HAProxy's names for these three are vipproxy's (static-rr is a
+    // roundrobin whose weights cannot change at run time).
+    if (auto known = cfg::names::parse<cfg::Balance>(b == "static-rr" ? "roundrobin" : b)) p.balance = *known;
     else {
       p.balance = cfg::Balance::roundrobin;
       not_translated(file, back.balance->line, "balance " + b,

@@ -5,6 +5,7 @@
 #include <map>
 #include <set>
 
+#include "cfg/names.h"
 #include "importer/converter.h"
 
 namespace importer::detail {
@@ -41,9 +42,7 @@ void Converter::instance(const ka::Instance& in, const ka::Config& k, std::set<s
   if (in.interface) v.interface = in.interface->value;
   else knote(in.line, "vrrp_instance " + in.name + " has no 'interface': vipproxy needs one, add it");
   if (in.state) {
-    std::string st = cfg::syntax::lower(in.state->value);
-    if (st == "master") v.state = cfg::VrrpState::master;
-    else if (st == "backup") v.state = cfg::VrrpState::backup;
+    if (auto st = cfg::names::parse<cfg::VrrpState>(cfg::syntax::lower(in.state->value))) v.state = *st;
     else not_translated(file, in.state->line, "state " + in.state->value, "expected MASTER or BACKUP; backup is written");
   }
   if (in.virtual_router_id) v.virtual_router_id = in.virtual_router_id->value;
