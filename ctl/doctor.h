@@ -26,13 +26,12 @@ std::string format_verdict(const Verdict& v);    // "OK    check: reason"
 int exit_code(const std::vector<Verdict>& vs);  // 1 if any FAIL
 
 // ---- capabilities ----
-constexpr int kCapNetBindService = 10;
-constexpr int kCapNetAdmin = 12;
-constexpr int kCapNetRaw = 13;
 // The CapEff line of /proc/self/status (hex); nullopt if absent.
 std::optional<uint64_t> parse_capeff(const std::string& proc_status);
-// Needs NET_ADMIN + NET_RAW with VRRP instances, NET_BIND_SERVICE when any
-// listener (proxies, admin) uses a port below 1024.
+// What the daemon keeps after start for this file (privileges::needed: the
+// same decision, so doctor and daemon cannot disagree) against what this
+// process holds: one OK line for those held, one FAIL line naming each
+// missing one with its reason.
 std::vector<Verdict> capability_verdicts(const cfg::Config& c, uint64_t capeff, bool is_root_uid);
 
 // ---- interfaces ----

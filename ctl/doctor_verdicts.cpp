@@ -2,12 +2,14 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <boost/json.hpp>
 #include <cstdio>
 #include <set>
 #include <sstream>
 
 #include "ctl/doctor.h"
+#include "daemon/privileges.h"
 
 namespace ctl {
 
@@ -47,37 +49,24 @@ std::optional<uint64_t> parse_capeff(const std::string& proc_status) {
 }
 
 std::vector<Verdict> capability_verdicts(const cfg::Config& c, uint64_t capeff, bool is_root_uid) {
-  std::vector<Verdict> out;
-  auto has = [&](int cap) { return (capeff >> cap) & 1; };
-  std::string who = is_root_uid ? "this process (root)" : "this process";
+  namespace priv = daemon_::privileges;
+  const std::string who = is_root_uid ? "this process (root)" : "this process";
   const char* hint = " (run doctor as root, or as the vipproxy user with the unit's AmbientCapabilities)";
-  if (!c.vrrp.empty()) {
-    std::vector<std::string> missing;
-    if (!has(kCapNetAdmin)) missing.push_back("CAP_NET_ADMIN (add/remove the VIP)");
-    if (!has(kCapNetRaw)) missing.push_back("CAP_NET_RAW (VRRP adverts, gratuitous ARP)");
-    if (missing.empty())
-      out.push_back({Level::ok, "capabilities", who + " has CAP_NET_ADMIN and CAP_NET_RAW for " +
-                                                    std::to_string(c.vrrp.size()) + " VRRP instance(s)"});
-    else {
-      std::string m;
-      for (const auto& s : missing) m += (m.empty() ? "" : ", ") + s;
-      out.push_back({Level::fail, "capabilities", who + " lacks " + m + hint});
-    }
-  } else {
-    out.push_back({Level::ok, "capabilities", "no VRRP instances: CAP_NET_ADMIN/CAP_NET_RAW not needed"});
+  auto upper = [](std::string s) {
+    for (char& ch : s) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    return s;
+  };
+  std::string held, missing;
+  for (const auto& n : priv::needed(c)) {
+    std::string& list = (capeff & priv::bit(n.cap)) ? held : missing;
+    list += (list.empty() ? "" : ", ") + upper(priv::name(n.cap)) + " (" + n.why + ")";
   }
-  std::vector<std::string> low;
-  for (const auto& p : c.proxies)
-    if (p.listen.port < 1024) low.push_back(p.name + " " + p.listen.to_string());
-  if (c.admin.enabled && c.admin.listen.port < 1024) low.push_back("admin " + c.admin.listen.to_string());
-  if (!low.empty()) {
-    std::string l;
-    for (const auto& s : low) l += (l.empty() ? "" : ", ") + s;
-    if (has(kCapNetBindService))
-      out.push_back({Level::ok, "capabilities", "CAP_NET_BIND_SERVICE present for ports below 1024: " + l});
-    else
-      out.push_back({Level::fail, "capabilities", "ports below 1024 need CAP_NET_BIND_SERVICE: " + l + hint});
-  }
+  std::vector<Verdict> out;
+  if (held.empty() && missing.empty())
+    out.push_back({Level::ok, "capabilities",
+                   "none needed (no VRRP instance, no port below 1024, no track script with a user)"});
+  if (!held.empty()) out.push_back({Level::ok, "capabilities", who + " has " + held});
+  if (!missing.empty()) out.push_back({Level::fail, "capabilities", who + " lacks " + missing + hint});
   return out;
 }
 

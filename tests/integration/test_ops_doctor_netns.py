@@ -89,7 +89,7 @@ class DoctorNetns(unittest.TestCase):
         self.assertRegex(r.stdout, r"(?m)^OK   VRRP adverts VI_1 \(vrid 51\): heard " +
                          re.escape(f"{self.lab.net}.151") + r" \(v2, priority 100\)")
         self.assertRegex(r.stdout, r"(?m)^OK   interface eth0: exists and is up")
-        self.assertRegex(r.stdout, r"(?m)^OK   capabilities: .*CAP_NET_ADMIN and CAP_NET_RAW")
+        self.assertRegex(r.stdout, r"(?m)^OK   capabilities: .* has CAP_NET_ADMIN \(.*\), CAP_NET_RAW \(")
         self.assertEqual(r.returncode, 0, r.stdout)
 
     def test_2_hears_vipproxy_and_other_vrids(self):

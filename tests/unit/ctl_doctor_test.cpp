@@ -5,8 +5,10 @@
 
 #include "cfg/load.h"
 #include "ctl/doctor.h"
+#include "daemon/privileges.h"
 
 using ctl::Level;
+namespace priv = daemon_::privileges;
 
 namespace {
 
@@ -51,7 +53,7 @@ BOOST_AUTO_TEST_CASE(capeff_parsing) {
 
 BOOST_AUTO_TEST_CASE(capabilities) {
   auto c = config();
-  auto full = ctl::capability_verdicts(c, bit(ctl::kCapNetAdmin) | bit(ctl::kCapNetRaw), false);
+  auto full = ctl::capability_verdicts(c, bit(priv::kCapNetAdmin) | bit(priv::kCapNetRaw), false);
   BOOST_TEST(!any(full, Level::fail));
   auto none = ctl::capability_verdicts(c, 0, false);
   BOOST_TEST(ctl::exit_code(none) == 1);
@@ -59,11 +61,36 @@ BOOST_AUTO_TEST_CASE(capabilities) {
   // Port 543 needs CAP_NET_BIND_SERVICE; 5433 does not.
   std::string low = kYaml;
   low.replace(low.find("0.0.0.0:5433"), 12, "0.0.0.0:543");
-  auto v = ctl::capability_verdicts(config(low), bit(ctl::kCapNetAdmin) | bit(ctl::kCapNetRaw), false);
+  auto v = ctl::capability_verdicts(config(low), bit(priv::kCapNetAdmin) | bit(priv::kCapNetRaw), false);
   BOOST_TEST(ctl::exit_code(v) == 1);
   BOOST_TEST(v.back().reason.find("CAP_NET_BIND_SERVICE") != std::string::npos);
   v = ctl::capability_verdicts(config(low), 0x3400, true);
   BOOST_TEST(ctl::exit_code(v) == 0);
+}
+
+// Doctor asks privileges::needed() (the daemon's own decision), so it cannot
+// miss what the daemon keeps: a track script with `user:` runs through
+// setpriv and is killed by process group on timeout.
+BOOST_AUTO_TEST_CASE(capabilities_for_track_scripts_with_a_user) {
+  std::string yaml = kYaml;
+  yaml += "    track:\n      scripts:\n        - {name: chk, command: /bin/true, user: nobody}\n";
+  const uint64_t vrrp_caps = bit(priv::kCapNetAdmin) | bit(priv::kCapNetRaw);
+  auto v = ctl::capability_verdicts(config(yaml), vrrp_caps, true);
+  BOOST_TEST(ctl::exit_code(v) == 1);
+  for (const char* cap : {"CAP_KILL", "CAP_SETGID", "CAP_SETUID"}) {
+    BOOST_TEST_INFO(cap);
+    BOOST_TEST(v.back().reason.find(cap) != std::string::npos, v.back().reason);
+  }
+  BOOST_TEST(v.back().reason.find("track script chk, user nobody") != std::string::npos);
+  const uint64_t all = vrrp_caps | bit(priv::kCapKill) | bit(priv::kCapSetgid) | bit(priv::kCapSetuid);
+  v = ctl::capability_verdicts(config(yaml), all, true);
+  BOOST_TEST(ctl::exit_code(v) == 0);
+  BOOST_TEST(v.size() == 1u);
+  // Nothing needed, nothing missing: one OK line that says so.
+  v = ctl::capability_verdicts(config("proxies:\n  - {name: p, listen: '*:5433', backends: [{name: a, address: 10.0.0.1:1}]}\n"), 0,
+                               false);
+  BOOST_TEST(ctl::exit_code(v) == 0);
+  BOOST_TEST(v.at(0).reason.find("none needed") != std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(interfaces) {
