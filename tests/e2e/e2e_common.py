@@ -9,7 +9,9 @@ import unittest
 
 SOURCE = os.environ.get("VIPPROXY_SOURCE_DIR") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, os.path.join(SOURCE, "scripts", "lab.d"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 import scenarios as S  # noqa: E402,F401
+import testmain  # noqa: E402,F401  (skips show as skipped in CTest)
 
 
 def _sigterm(signum, _frame):

@@ -12,7 +12,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2e_common import LabCase, S, SOURCE  # noqa: E402
+from e2e_common import LabCase, S, SOURCE, testmain  # noqa: E402
 
 BACULA = os.path.join(SOURCE, "scripts", "lab.d", "bacula.py")
 
@@ -64,4 +64,4 @@ class BaculaCatalogThroughVip(LabCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    testmain.main()

@@ -21,6 +21,9 @@ import sys
 import tempfile
 import unittest
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+import testmain  # noqa: E402  (skips show as skipped in CTest)
+
 SOURCE = os.environ.get("VIPPROXY_SOURCE_DIR") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 STATE = "/run/vipproxy-lab"
 VIP = "10.88.1.160"
@@ -116,4 +119,4 @@ class LabFromA0700Clone(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    testmain.main()

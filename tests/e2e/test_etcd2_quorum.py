@@ -9,10 +9,9 @@ pretending the two-member layout survives it."""
 import os
 import sys
 import time
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2e_common import LabCase, S  # noqa: E402
+from e2e_common import LabCase, S, testmain  # noqa: E402
 
 
 class TwoEtcdMembers(LabCase):
@@ -59,4 +58,4 @@ class TwoEtcdMembers(LabCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    testmain.main()

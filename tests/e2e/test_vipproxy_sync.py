@@ -12,10 +12,9 @@ One lab for the whole file (setUpClass/tearDownClass); the tests run in order
 import json
 import os
 import sys
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2e_common import LabCase, S  # noqa: E402
+from e2e_common import LabCase, S, testmain  # noqa: E402
 
 
 class VipproxySynchronous(LabCase):
@@ -164,4 +163,4 @@ class VipproxySynchronous(LabCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    testmain.main()

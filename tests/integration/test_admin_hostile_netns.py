@@ -268,6 +268,7 @@ if __name__ == "__main__" and len(sys.argv) > 2 and sys.argv[1] in ("--capture",
 
 import netns  # noqa: E402  (the helpers above need none of this)
 from netns import log, wait_until  # noqa: E402
+import testmain  # noqa: E402
 
 LIBC = ctypes.CDLL(None, use_errno=True)
 CLONE_NEWNET = 0x40000000
@@ -711,4 +712,4 @@ class AdminHostileTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    testmain.main()

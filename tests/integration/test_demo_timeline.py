@@ -32,6 +32,8 @@ except ImportError:
 
 import scenarios as S  # noqa: E402  (imports nothing of the lab's on import)
 import timeline_plot as T  # noqa: E402  (imports matplotlib only when drawing)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import testmain  # noqa: E402
 
 
 def synthetic_run():
@@ -183,4 +185,4 @@ class Draw(unittest.TestCase):
         self.assertEqual(len(found), len(set(found)), "duplicate ids in the SVG")
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    testmain.main()

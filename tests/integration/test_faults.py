@@ -32,6 +32,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lab as L  # noqa: E402
+import testmain  # noqa: E402
 
 NS = f"vpf{os.getpid()}"
 BH_NET = "10.88.61"      # routed into the dummy device: a black hole
@@ -392,8 +393,8 @@ if __name__ == "__main__":
         helper_http(int(sys.argv[2]), sys.argv[3], sys.argv[4])
     elif len(sys.argv) > 1 and sys.argv[1] == "--inside":
         del sys.argv[1]
-        unittest.main(verbosity=2)
+        testmain.main()
     else:
         if os.geteuid() != 0:
-            raise SystemExit("test_faults needs root (a network namespace of its own)")
-        sys.exit(outer())
+            testmain.skip_exit("test_faults needs root (a network namespace of its own)")
+        sys.exit(outer())  # the exit code of the run inside: 0, 1 or SKIP_RETURN_CODE

@@ -11,6 +11,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lab as L  # noqa: E402
+import testmain  # noqa: E402
 
 
 def echo(s, payload=b"ping"):
@@ -81,4 +82,4 @@ class GracefulStop(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    testmain.main()

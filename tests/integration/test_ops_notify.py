@@ -28,6 +28,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lab as L  # noqa: E402
+import testmain  # noqa: E402
 
 SLOW_CHECK = 0.6  # seconds the slow REST endpoint takes to answer (check timeout: 1s)
 
@@ -272,4 +273,4 @@ class OpsNotify(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    testmain.main()

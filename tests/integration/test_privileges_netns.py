@@ -31,6 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lab as L  # noqa: E402
 import netns  # noqa: E402
 from netns import log, wait_until  # noqa: E402
+import testmain  # noqa: E402
 
 VIPPROXY = L.VIPPROXY
 PY = L.PY
@@ -65,7 +66,7 @@ class PrivilegesTest(unittest.TestCase):
         if not os.path.exists(VIPPROXY):
             raise RuntimeError(f"vipproxy binary not found at {VIPPROXY} (set VIPPROXY_BIN)")
         if os.geteuid() != 0:
-            raise RuntimeError("the privilege tests start the daemon as root: run them as root")
+            raise unittest.SkipTest("the privilege tests start the daemon as root: run them as root")
         cls.loop = L.Lab("vipproxy-priv")
         # 10.88.74.0/24: no other test uses it (grep tests/ for 10.88.).
         cls.ns = netns.Lab(third_octet=74)
@@ -279,4 +280,4 @@ vrrp:
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    testmain.main()

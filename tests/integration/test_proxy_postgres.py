@@ -19,6 +19,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lab as L  # noqa: E402
+import testmain  # noqa: E402
 
 
 class ProxyPostgres(unittest.TestCase):
@@ -204,4 +205,4 @@ class ProxyPostgres(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    testmain.main()

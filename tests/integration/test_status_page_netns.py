@@ -36,6 +36,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cdp  # noqa: E402
 import netns  # noqa: E402
 from netns import log, wait_until  # noqa: E402
+import testmain  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_DIR = os.environ.get("VIPPROXY_SOURCE_DIR", os.path.abspath(os.path.join(HERE, "..", "..")))
@@ -229,4 +230,4 @@ class netns_thread:
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    testmain.main()
