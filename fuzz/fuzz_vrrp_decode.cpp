@@ -19,7 +19,15 @@ namespace {
 void check_roundtrip(std::span<const uint8_t> message, const vrrp::RxMeta& meta,
                      const vrrp::AuthExpect& auth) {
   auto r = vrrp::decode(message, meta, auth);
-  if (!r) return;
+  if (!r) {
+    // Every refusal has a reason the drop counters and logs can name.
+    const auto why = vrrp::to_string(r.error());
+    if (why.empty() || why == "unknown") {
+      std::fprintf(stderr, "decode error %d has no name\n", static_cast<int>(r.error()));
+      std::abort();
+    }
+    return;
+  }
   if (meta.ip_payload_len != 0) message = message.first(meta.ip_payload_len);
   vrrp::EncodeOpts opts;
   opts.family = meta.family;
@@ -36,9 +44,14 @@ void check_roundtrip(std::span<const uint8_t> message, const vrrp::RxMeta& meta,
     std::fprintf(stderr, "count %u but %zu addresses\n", r->count, r->addresses.size());
     std::abort();
   }
-  // The per-instance policy check must accept whatever decode() accepted.
-  (void)vrrp::check_instance(*r, r->vrid, r->version, r->adver_int);
-  (void)vrrp::to_string(vrrp::DecodeError::too_short);
+  // The per-instance check of an instance configured exactly like the
+  // advert (its VRID, version and interval) must accept whatever decode()
+  // accepted.
+  if (auto m = vrrp::check_instance(*r, r->vrid, r->version, r->adver_int); m != vrrp::InstanceMismatch::none) {
+    std::fprintf(stderr, "check_instance refused a matching advert: %.*s\n", static_cast<int>(vrrp::to_string(m).size()),
+                 vrrp::to_string(m).data());
+    std::abort();
+  }
 }
 
 }  // namespace
