@@ -94,6 +94,14 @@ struct Proxy {
   // 0: no idle timeout (the default: the Bacula Director keeps idle catalog
   // sessions for hours; dead peers are found by keepalive instead).
   Duration idle_timeout{0};
+  // A half-closed session (one side has sent its FIN) is closed after this
+  // long without I/O on the client side (client_fin_timeout) or on the
+  // backend side (server_fin_timeout): HAProxy's `timeout client-fin` and
+  // `timeout server-fin`. Without them, idle_timeout 0 would let a peer
+  // that half-closed and then went quiet hold a maxconn slot forever. 0: no
+  // bound.
+  Duration client_fin_timeout{3'600'000};
+  Duration server_fin_timeout{3'600'000};
   unsigned maxconn = 10000;
   // Close every session of a backend as soon as it stops being eligible, so
   // clients reconnect to the new primary instead of talking to a demoted one.

@@ -61,6 +61,8 @@ void diff_proxy(std::vector<std::string>& lines, const Proxy& a, const Proxy& b)
   o.field("connect_timeout", a.connect_timeout, b.connect_timeout);
   o.field("queue_timeout", a.queue_timeout, b.queue_timeout);
   o.field("idle_timeout", a.idle_timeout, b.idle_timeout);
+  o.field("client_fin_timeout", a.client_fin_timeout, b.client_fin_timeout);
+  o.field("server_fin_timeout", a.server_fin_timeout, b.server_fin_timeout);
   o.field("maxconn", a.maxconn, b.maxconn);
   o.field("shutdown_sessions_on_down", a.shutdown_sessions_on_down, b.shutdown_sessions_on_down);
   o.field("keepalive", a.keepalive, b.keepalive);

@@ -115,8 +115,9 @@ void write_check(Writer& w, const Check& ck) {
 }
 
 void write_proxy(Writer& w, const Proxy& p) {
-  const auto& [name, listen, check, balance, backends, connect_timeout, queue_timeout, idle_timeout, maxconn,
-               shutdown_sessions_on_down, keepalive, tcp_user_timeout] = p;
+  const auto& [name, listen, check, balance, backends, connect_timeout, queue_timeout, idle_timeout,
+               client_fin_timeout, server_fin_timeout, maxconn, shutdown_sessions_on_down, keepalive,
+               tcp_user_timeout] = p;
   const Proxy d;
   w.line(2, "- name", q(name));
   w.key(4, "listen", listen);
@@ -125,6 +126,8 @@ void write_proxy(Writer& w, const Proxy& p) {
   w.key(4, "connect_timeout", connect_timeout);
   w.set(4, "queue_timeout", queue_timeout, d.queue_timeout);
   w.set(4, "idle_timeout", idle_timeout, d.idle_timeout);
+  w.set(4, "client_fin_timeout", client_fin_timeout, d.client_fin_timeout);
+  w.set(4, "server_fin_timeout", server_fin_timeout, d.server_fin_timeout);
   w.set(4, "maxconn", maxconn, d.maxconn);
   w.set(4, "shutdown_sessions_on_down", shutdown_sessions_on_down, d.shutdown_sessions_on_down);
   const auto& [ka_enabled, idle, interval, count] = keepalive;

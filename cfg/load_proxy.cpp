@@ -10,7 +10,8 @@ namespace cfg::detail {
 Proxy Loader::proxy(const Node& n, const std::string& path) {
   Map m(*this, n, path,
         {"name", "listen", "check", "balance", "backends", "connect_timeout", "queue_timeout", "idle_timeout",
-         "maxconn", "shutdown_sessions_on_down", "keepalive", "tcp_user_timeout"},
+         "client_fin_timeout", "server_fin_timeout", "maxconn", "shutdown_sessions_on_down", "keepalive",
+         "tcp_user_timeout"},
         "a proxy (a mapping with name, listen, check, backends...)");
   Proxy p;
   Node name_node = m.require("name", "the proxy's name");
@@ -50,6 +51,12 @@ Proxy Loader::proxy(const Node& n, const std::string& path) {
   if (auto v = m.get("connect_timeout")) p.connect_timeout = duration(*v, m.path("connect_timeout"), Duration{1});
   if (auto v = m.get("queue_timeout")) p.queue_timeout = duration(*v, m.path("queue_timeout"), Duration{0});
   if (auto v = m.get("idle_timeout")) p.idle_timeout = duration(*v, m.path("idle_timeout"), Duration{0}, {}, true);
+  // HAProxy's largest timeout (2^31-1 ms, about 24.8 days) keeps deadlines
+  // far from the clock's range.
+  for (auto [key, field] : {std::pair{"client_fin_timeout", &p.client_fin_timeout},
+                            std::pair{"server_fin_timeout", &p.server_fin_timeout}})
+    if (auto v = m.get(key))
+      *field = duration(*v, m.path(key), Duration{0}, Duration{std::numeric_limits<int>::max()}, true);
   if (auto v = m.get("maxconn")) p.maxconn = static_cast<unsigned>(integer(*v, m.path("maxconn"), 1, 1'000'000));
   if (auto v = m.get("shutdown_sessions_on_down"))
     p.shutdown_sessions_on_down = boolean(*v, m.path("shutdown_sessions_on_down"));

@@ -1,6 +1,7 @@
 // haproxy.cfg (parsed by importer/haproxy.cpp) -> the `proxies` of a vipproxy
 // configuration, with a note for every item that is not translated.
 #include <algorithm>
+#include <limits>
 #include <map>
 #include <set>
 
@@ -319,6 +320,12 @@ void Converter::proxy(const hp::Section& front, const hp::Section& back, const h
                      "connect_timeout 5s is written");
   }
   if (auto t = back.timeouts.find("queue"); t != back.timeouts.end()) p.queue_timeout = t->second.value;
+  // Half-closed sessions: client-fin is the frontend's, server-fin the
+  // backend's. HAProxy's 0 is "no timeout", like vipproxy's.
+  if (auto t = front.timeouts.find("client-fin"); t != front.timeouts.end())
+    p.client_fin_timeout = std::min(t->second.value, Duration{std::numeric_limits<int>::max()});
+  if (auto t = back.timeouts.find("server-fin"); t != back.timeouts.end())
+    p.server_fin_timeout = std::min(t->second.value, Duration{std::numeric_limits<int>::max()});
   auto idle = [&](const hp::Section& s, const std::string& which) {
     if (auto t = s.timeouts.find(which); t != s.timeouts.end())
       not_translated(file, t->second.line, "timeout " + which + " " + duration_text(t->second.value),
@@ -329,7 +336,8 @@ void Converter::proxy(const hp::Section& front, const hp::Section& back, const h
   idle(back, "tunnel");
   for (const auto* s : {&front, &back})
     for (const auto& [k, v] : s->timeouts)
-      if (k != "connect" && k != "queue" && k != "check" && k != "client" && k != "server" && k != "tunnel")
+      if (k != "connect" && k != "queue" && k != "check" && k != "client" && k != "server" && k != "tunnel" &&
+          k != "client-fin" && k != "server-fin")
         not_translated(file, v.line, "timeout " + k + " " + duration_text(v.value),
                        "no equivalent in vipproxy (a TCP proxy)");
 

@@ -17,6 +17,7 @@ namespace proxy {
   X(queue_timeouts, counter, "Connections closed after waiting queue_timeout for a backend") \
   X(sessions_cut_on_down, counter, "Sessions closed because their backend stopped being eligible") \
   X(idle_timeouts, counter, "Sessions closed by idle_timeout")                              \
+  X(fin_timeouts, counter, "Half-closed sessions closed by client_fin_timeout or server_fin_timeout") \
   X(accept_errors, counter, "Failed accept() calls (e.g. EMFILE); accepting pauses briefly") \
   X(maxconn_pauses, counter, "Times accepting paused because maxconn sessions were open")   \
   X(buffered_fallbacks, counter, "Sessions that could not splice and copied through user space")

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -46,6 +47,8 @@ void Session::start() {
   apply_session_options(client_.native_handle(), settings());
   queue_deadline_ = Clock::now() + settings().queue_timeout;
   idle_timeout_ = settings().idle_timeout;
+  fin_timeout_[0] = settings().client_fin_timeout;
+  fin_timeout_[1] = settings().server_fin_timeout;
   try_connect();
 }
 
@@ -148,20 +151,56 @@ void Session::backend_available() {
 
 void Session::start_pumps() {
   if (idle_timeout_.count() > 0) {
-    last_activity_ = Clock::now();
+    watch_io_ = true;
+    last_io_[0] = last_io_[1] = Clock::now();
     arm_idle_timer();
   }
   pump(0);
   if (state_ != State::closed) pump(1);
 }
 
+void Session::touch(int side) {
+  if (watch_io_) last_io_[side] = Clock::now();
+}
+
+// HAProxy's `timeout client-fin` / `server-fin`: once either side has sent
+// its FIN, each side gets its own inactivity bound, so a peer that
+// half-closed and went quiet (or a backend that never answers a FIN) cannot
+// hold a session, and its maxconn slot, forever while idle_timeout is 0.
+void Session::half_closed() {
+  if (half_closed_) return;
+  half_closed_ = true;
+  if (fin_timeout_[0].count() == 0 && fin_timeout_[1].count() == 0) return;
+  watch_io_ = true;
+  last_io_[0] = last_io_[1] = Clock::now();
+  arm_idle_timer();
+}
+
+std::pair<Clock::time_point, CloseReason> Session::inactivity_deadline() const {
+  auto when = Clock::time_point::max();
+  CloseReason why = CloseReason::idle_timeout;
+  if (idle_timeout_.count() > 0) when = std::max(last_io_[0], last_io_[1]) + idle_timeout_;
+  if (half_closed_)
+    for (int side : {0, 1})
+      if (fin_timeout_[side].count() > 0 && last_io_[side] + fin_timeout_[side] < when) {
+        when = last_io_[side] + fin_timeout_[side];
+        why = CloseReason::fin_timeout;
+      }
+  return {when, why};
+}
+
+// One timer for idle_timeout and the -fin timeouts: it fires at the
+// earliest deadline and re-arms if I/O moved it meanwhile.
 void Session::arm_idle_timer() {
-  timer_.expires_at(last_activity_ + idle_timeout_);
+  auto [when, why] = inactivity_deadline();
+  if (when == Clock::time_point::max()) return;
+  timer_.expires_at(when);
   timer_.async_wait([self = shared_from_this()](const boost::system::error_code& e) {
     if (e || self->state_ != State::established) return;
-    if (Clock::now() >= self->last_activity_ + self->idle_timeout_) {
-      bump(self->counters_.idle_timeouts);
-      self->close(CloseReason::idle_timeout);
+    auto [when, why] = self->inactivity_deadline();
+    if (Clock::now() >= when) {
+      bump(why == CloseReason::idle_timeout ? self->counters_.idle_timeouts : self->counters_.fin_timeouts);
+      self->close(why);
     } else {
       self->arm_idle_timer();
     }
@@ -203,6 +242,7 @@ void Session::pump(int di) {
         d.pending -= static_cast<size_t>(n);
         d.buf_off += static_cast<size_t>(n);
         bump(bytes, static_cast<uint64_t>(n));
+        touch(1 - di);
         continue;
       }
       if (n < 0 && errno == EINTR) continue;
@@ -242,7 +282,7 @@ void Session::pump(int di) {
       if (n > 0) {
         d.pending = static_cast<size_t>(n);
         d.burst += static_cast<size_t>(n);
-        if (idle_timeout_.count() > 0) last_activity_ = Clock::now();
+        touch(di);
         continue;
       }
       if (n < 0 && errno == EINVAL) {
@@ -256,7 +296,7 @@ void Session::pump(int di) {
       char* scratch = worker_.scratch();
       n = ::recv(in, scratch, Worker::kScratchSize, MSG_DONTWAIT);
       if (n > 0) {
-        if (idle_timeout_.count() > 0) last_activity_ = Clock::now();
+        touch(di);
         ssize_t m = ::send(out, scratch, static_cast<size_t>(n), MSG_NOSIGNAL | MSG_DONTWAIT);
         if (m < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) m = 0;
         if (m < 0) {
@@ -264,6 +304,7 @@ void Session::pump(int di) {
           return;
         }
         bump(bytes, static_cast<uint64_t>(m));
+        if (m > 0) touch(1 - di);
         if (m < n) {
           // The other side is slow: keep only what it has not taken yet,
           // and read no more until it has.
@@ -277,6 +318,7 @@ void Session::pump(int di) {
     }
     if (n == 0) {
       d.eof = true;
+      half_closed();
       continue;
     }
     if (errno == EINTR) continue;

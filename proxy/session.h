@@ -5,6 +5,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <memory>
+#include <utility>
 
 #include "proxy/pipe_pool.h"
 #include "proxy/runtime.h"
@@ -20,6 +21,7 @@ enum class CloseReason {
   backend_down,   // the backend stopped being eligible (shutdown_sessions_on_down)
   queue_timeout,  // no eligible backend within queue_timeout
   idle_timeout,
+  fin_timeout,    // half-closed and quiet for client_fin_timeout / server_fin_timeout
   stopping,       // the daemon is stopping
 };
 
@@ -72,6 +74,9 @@ class Session : public std::enable_shared_from_this<Session> {
   void pump(int dir);
   void wait(int dir, bool for_write);
   void arm_idle_timer();
+  void half_closed();
+  void touch(int side);
+  std::pair<std::chrono::steady_clock::time_point, CloseReason> inactivity_deadline() const;
   int fd_of(int dir, bool to);
 
   const cfg::Proxy& settings() const;
@@ -83,13 +88,18 @@ class Session : public std::enable_shared_from_this<Session> {
   // Taken from the configuration when the session starts: a reload changes
   // the timeouts of new sessions only (like HAProxy's old process).
   std::chrono::milliseconds idle_timeout_{0};
+  std::chrono::milliseconds fin_timeout_[2]{};  // client side, server side
+  bool half_closed_ = false;  // a FIN came from either side
+  // Read only when idle_timeout or a -fin timeout is running (watch_io_):
+  // an ordinary session does not pay for a clock read per burst.
+  bool watch_io_ = false;
   State state_ = State::waiting;
   bool in_wait_list_ = false;
   boost::asio::ip::tcp::socket client_;
   boost::asio::ip::tcp::socket server_;
   boost::asio::steady_timer timer_;  // connect, queue, idle: one at a time
   std::chrono::steady_clock::time_point queue_deadline_;
-  std::chrono::steady_clock::time_point last_activity_;
+  std::chrono::steady_clock::time_point last_io_[2];  // last I/O on the client, server side
   Direction dir_[2];  // 0: client -> server, 1: server -> client
   bool buffered_ = false;
 };

@@ -169,6 +169,8 @@ cfg::Config every_key_set() {
   p.connect_timeout = 2s;
   p.queue_timeout = 0ms;
   p.idle_timeout = 1h;
+  p.client_fin_timeout = 30s;
+  p.server_fin_timeout = 0ms;
   p.maxconn = 500;
   p.shutdown_sessions_on_down = false;
   p.keepalive = {false, 60s, 5s, 9};

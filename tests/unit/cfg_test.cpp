@@ -116,6 +116,8 @@ BOOST_AUTO_TEST_CASE(catalog01_loads_as_written) {
   BOOST_TEST(p.connect_timeout.count() == 5000);
   BOOST_TEST((p.balance == cfg::Balance::first));
   BOOST_TEST(p.idle_timeout.count() == 0);
+  BOOST_TEST(p.client_fin_timeout.count() == 3600000);  // a half-closed session lives 1h without I/O
+  BOOST_TEST(p.server_fin_timeout.count() == 3600000);
   BOOST_TEST(p.shutdown_sessions_on_down);
   BOOST_REQUIRE_EQUAL(p.backends.size(), 2u);
   BOOST_TEST(p.backends[0].name == "catalog01");
@@ -216,6 +218,8 @@ proxies:
     connect_timeout: 2s
     queue_timeout: 0s
     idle_timeout: 1h
+    client_fin_timeout: 30s
+    server_fin_timeout: none
     maxconn: 500
     shutdown_sessions_on_down: no
     keepalive: {enabled: true, idle: 60s, interval: 5s, count: 4}
@@ -274,6 +278,8 @@ vrrp:
   BOOST_TEST(p.backends.at(1).address.host == "db-b.example.com");
   BOOST_TEST(p.queue_timeout.count() == 0);
   BOOST_TEST(p.idle_timeout.count() == 3600000);
+  BOOST_TEST(p.client_fin_timeout.count() == 30000);
+  BOOST_TEST(p.server_fin_timeout.count() == 0);
   BOOST_TEST(p.maxconn == 500u);
   BOOST_TEST(!p.shutdown_sessions_on_down);
   BOOST_TEST(p.keepalive.idle.count() == 60000);
@@ -379,6 +385,12 @@ BOOST_AUTO_TEST_CASE(bare_number_duration_is_refused_with_advice) {
   expect_error(proxy_with("    connect_timeout: 5\n"), 5, "proxies[0].connect_timeout", "a duration with a unit");
   expect_error(vrrp_with("    preempt_delay: 300\n"), 6, "vrrp[0].preempt_delay", "ambiguous");
   expect_error(check_with("      timeout: soon\n"), 6, "proxies[0].check.timeout", "expected a duration like");
+  expect_error(proxy_with("    client_fin_timeout: 30\n"), 5, "proxies[0].client_fin_timeout", "ambiguous");
+  // HAProxy's largest timeout, 2^31-1 ms.
+  expect_error(proxy_with("    server_fin_timeout: 600h\n"), 5, "proxies[0].server_fin_timeout",
+               "at most 2147483647ms");
+  expect_error(proxy_with("    server_fin_timeout: -1s\n"), 5, "proxies[0].server_fin_timeout",
+               "expected a duration");
 }
 
 BOOST_AUTO_TEST_CASE(endpoint_to_string) {

@@ -588,6 +588,31 @@ BOOST_AUTO_TEST_CASE(importer_odd_values_are_quoted_and_load) {
   BOOST_TEST(has(notes, "server n2 has no port"));
 }
 
+BOOST_AUTO_TEST_CASE(importer_half_closed_timeouts) {
+  // timeout client-fin is the frontend's (here from defaults), server-fin the
+  // backend's; neither is reported as untranslated.
+  auto h = hp::parse(
+      "defaults\n  mode tcp\n  timeout client-fin 30s\n"
+      "frontend f\n  bind :5433\n  default_backend b\n"
+      "backend b\n  timeout connect 1s\n  timeout server-fin 0\n  server n1 10.0.0.1:5432 check\n",
+      "h.cfg");
+  auto r = importer::convert(&h, nullptr, {});
+  BOOST_TEST_INFO(r.yaml);
+  BOOST_TEST(r.load_error.empty(), r.load_error);
+  auto c = cfg::load_string(r.yaml, "t.yaml");
+  BOOST_TEST(c.proxies.at(0).client_fin_timeout.count() == 30000);
+  BOOST_TEST(c.proxies.at(0).server_fin_timeout.count() == 0);  // HAProxy's 0: no timeout
+  std::string notes;
+  for (const auto& n : r.notes) notes += n.to_string() + "\n";
+  BOOST_TEST(!has(notes, "-fin"), notes);
+  // Absent: vipproxy's default bound (1h), not HAProxy's "timeout client".
+  auto plain = hp::parse("listen l\n  mode tcp\n  bind :5433\n  timeout connect 1s\n  server n1 10.0.0.1:5432\n",
+                         "h.cfg");
+  auto rp = importer::convert(&plain, nullptr, {});
+  BOOST_TEST(!has(rp.yaml, "fin_timeout"), rp.yaml);
+  BOOST_TEST(cfg::load_string(rp.yaml, "t.yaml").proxies.at(0).client_fin_timeout.count() == 3600000);
+}
+
 BOOST_AUTO_TEST_CASE(importer_duration_text) {
   BOOST_TEST(cfg::duration_text(2000ms) == "2s");
   BOOST_TEST(cfg::duration_text(100ms) == "100ms");
