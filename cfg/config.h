@@ -166,6 +166,13 @@ struct Track {
 
 struct Notify {
   std::string master, backup, fault, stop, any;
+  // Every hook has a bounded life: after `timeout` its process group is
+  // killed. At most `max_running` hooks of the instance run at once; the
+  // others wait in transition order (vrrp::NotifyQueue says what happens
+  // past that). 20 s: a hook hung at SIGTERM is killed, and the daemon has
+  // exited, within the packaged unit's TimeoutStopSec (30 s).
+  Duration timeout{20000};
+  unsigned max_running = 1;
   bool operator==(const Notify&) const = default;
 };
 

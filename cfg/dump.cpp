@@ -237,13 +237,15 @@ void write_vrrp(Writer& w, const VrrpInstance& v) {
   bool v6 = !virtual_ipaddresses.empty() && virtual_ipaddresses.front().is_ipv6;
   if (version == 3 && !v6) w.set(4, "checksum", checksum, d.checksum);
   write_track(w, track);
-  const auto& [master, backup, fault, stop, any] = notify;
+  const auto& [master, backup, fault, stop, any, notify_timeout, max_running] = notify;
   if (w.all() || !(notify == d.notify)) {
     w.line(4, "notify", "");
     const std::pair<const char*, const std::string*> hooks[] = {
         {"master", &master}, {"backup", &backup}, {"fault", &fault}, {"stop", &stop}, {"any", &any}};
     for (const auto& [k, cmd] : hooks)
       if (w.all() || !cmd->empty()) w.key(6, k, *cmd);
+    w.set(6, "timeout", notify_timeout, d.notify.timeout);
+    w.set(6, "max_running", max_running, d.notify.max_running);
   }
   const auto& [master_delay, master_repeat, master_refresh, interval] = garp;
   if (w.all() || !(garp == d.garp)) {

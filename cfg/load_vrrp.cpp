@@ -301,8 +301,8 @@ Track Loader::track(const Node& n, const std::string& path) {
 }
 
 Notify Loader::notify(const Node& n, const std::string& path) {
-  Map m(*this, n, path, {"master", "backup", "fault", "stop", "any"},
-        "a mapping with master, backup, fault, stop, any (commands)");
+  Map m(*this, n, path, {"master", "backup", "fault", "stop", "any", "timeout", "max_running"},
+        "a mapping with master, backup, fault, stop, any (commands), timeout, max_running");
   Notify no;
   auto cmd = [&](std::string_view key, std::string& out) {
     if (auto v = m.get(key)) out = string(*v, m.path(key));
@@ -312,6 +312,9 @@ Notify Loader::notify(const Node& n, const std::string& path) {
   cmd("fault", no.fault);
   cmd("stop", no.stop);
   cmd("any", no.any);
+  if (auto v = m.get("timeout")) no.timeout = duration(*v, m.path("timeout"), Duration{1}, Duration{3'600'000});
+  if (auto v = m.get("max_running"))
+    no.max_running = static_cast<unsigned>(integer(*v, m.path("max_running"), 1, 64));
   return no;
 }
 

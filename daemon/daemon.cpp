@@ -2,9 +2,13 @@
 
 #include <spdlog/spdlog.h>
 
+#include <dirent.h>
+#include <fcntl.h>
+
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <csignal>
+#include <cstdlib>
 #include <thread>
 
 #include "cfg/diff.h"
@@ -49,6 +53,25 @@ void Daemon::resolve_backends(const std::vector<std::shared_ptr<proxy::ProxyRunt
 }
 
 namespace {
+
+// Every descriptor open once the daemon has started (listeners, the admin
+// endpoint, VRRP and netlink sockets, whatever a library opened) is made
+// close-on-exec. The sites that open descriptors later set it themselves
+// (proxy::set_cloexec, health/checker.cpp), and the spawner closes every
+// descriptor above 2 in its children anyway (vrrp/spawn.cpp).
+void cloexec_all_open_descriptors() {
+  DIR* d = ::opendir("/proc/self/fd");
+  if (!d) return;
+  const int own = ::dirfd(d);
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    const int fd = std::atoi(e->d_name);
+    if (fd <= 2 || fd == own) continue;
+    if (int flags = ::fcntl(fd, F_GETFD); flags >= 0 && !(flags & FD_CLOEXEC))
+      (void)::fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+  }
+  ::closedir(d);
+}
 
 cfg::Endpoint check_target(const cfg::Proxy& p, size_t bi) {
   const auto& b = p.backends[bi];
@@ -278,6 +301,7 @@ void Daemon::reload() {
     auto service = std::make_unique<vrrp::Service>(control_, next.vrrp, config_.node,
                                                    [this](const std::string& p) { return proxy_healthy(p); });
     service->start();
+    service->release_scripts();  // the capability drop happened at start
     vrrp_ = std::move(service);
   }
 
@@ -399,7 +423,12 @@ int Daemon::run() {
                  p->cfg.listen.host, p->cfg.listen.port, p->backends.size(),
                  cfg::names::to_string(p->cfg.balance), n);
 
+  cloexec_all_open_descriptors();
   privileges::drop_after_start(config_);  // listeners, admin and VRRP sockets are open
+  // Only now may scripts run (the first notify hook and track scripts were
+  // asked for by vrrp_->start() above and have been waiting): a child exec'd
+  // before the drop would have had the daemon's full capabilities.
+  if (vrrp_) vrrp_->release_scripts();
   control_.run();
   for (auto& w : workers_) w->join();
   spdlog::info("stopped");

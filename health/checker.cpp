@@ -4,6 +4,7 @@
 // Beast and OpenSSL stay in this file so the rest of the program compiles fast.
 #include "health/checker.h"
 
+#include <fcntl.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <spdlog/spdlog.h>
@@ -249,6 +250,11 @@ class HttpAttempt final : public Attempt {
         close_transport();
         return;
       }
+      // Asio opened it without close-on-exec; a script must not inherit a
+      // check in flight (vrrp/spawn.cpp also closes every descriptor above 2
+      // in its children, which covers the connect itself).
+      const int fd = tcp_layer().socket().native_handle();
+      if (int flags = ::fcntl(fd, F_GETFD); flags >= 0) (void)::fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
       if constexpr (Tls) {
         handshake();
       } else {

@@ -1,5 +1,6 @@
 #include "proxy/socket_options.h"
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -16,7 +17,13 @@ int seconds(cfg::Duration d) {
 }
 }  // namespace
 
+void set_cloexec(int fd) {
+  int flags = ::fcntl(fd, F_GETFD);
+  if (flags >= 0 && !(flags & FD_CLOEXEC)) (void)::fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+}
+
 void apply_session_options(int fd, const cfg::Proxy& p) {
+  set_cloexec(fd);
   set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
   if (p.keepalive.enabled) {
     set_int(fd, SOL_SOCKET, SO_KEEPALIVE, 1);

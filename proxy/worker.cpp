@@ -6,6 +6,7 @@
 #include <boost/asio/post.hpp>
 
 #include "proxy/session.h"
+#include "proxy/socket_options.h"
 
 namespace proxy {
 
@@ -68,6 +69,7 @@ std::unique_ptr<Listener> Worker::bind_listener(const cfg::Proxy& pc) {
   }
   tcp::endpoint ep(addr, pc.listen.port);
   l->acceptor.open(ep.protocol());
+  set_cloexec(l->acceptor.native_handle());
   l->acceptor.set_option(tcp::acceptor::reuse_address(true));
   int one = 1;
   // One listening socket per worker; the kernel balances connections. Also

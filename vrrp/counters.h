@@ -19,7 +19,10 @@ namespace vrrp {
   X(other_vrid, "Adverts of other virtual routers on the link (ignored, not an error)")  \
   X(owner_address_mismatch, "Adverts from an address owner (priority 255) listing other addresses than ours: accepted (RFC 5798 7.1), logged") \
   X(script_runs, "Track script runs")                                                      \
-  X(script_timeouts, "Track script runs killed after their timeout")
+  X(script_timeouts, "Track script runs killed after their timeout")                      \
+  X(notify_runs, "Notify hooks started")                                                   \
+  X(notify_timeouts, "Notify hooks killed (with their process group) after notify.timeout") \
+  X(notify_dropped, "Notify hooks dropped before they started (superseded, or stopping)")
 
 // Datagrams discarded before reaching the state machine, by reason: the
 // codec's DecodeError rungs (same names, vrrp/codec.h), a broken IPv4 header,

@@ -50,7 +50,9 @@ Engine::Engine(Env env, cfg::VrrpInstance config)
       burst_timer_(env_.io),
       delay_timer_(env_.io),
       refresh_timer_(env_.io),
-      vip_timer_(env_.io) {
+      vip_timer_(env_.io),
+      hooks_(env_.spawner, cfg_.name) {
+  hooks_.set_limits(cfg_.notify.timeout, cfg_.notify.max_running);
   fsm_cfg_.version = uint8_t(cfg_.version);
   fsm_cfg_.priority = uint8_t(std::min(cfg_.priority, 255u));
   fsm_cfg_.advert_int = std::chrono::duration_cast<fsm::Duration>(cfg_.advert_int);
@@ -72,6 +74,7 @@ void Engine::reconfigure(cfg::VrrpInstance next) {
   const bool scripts_changed = next.track.scripts != cfg_.track.scripts;
   const bool interfaces_changed = next.track.interfaces != cfg_.track.interfaces;
   cfg_ = std::move(next);
+  hooks_.set_limits(cfg_.notify.timeout, cfg_.notify.max_running);
   // The machine reads its Config at every step: a new advert_int is used
   // from the next timer on, a new priority from the PriorityChanged that
   // reevaluate() feeds below (RFC 5798 §6.4: as MASTER, sent in the next
@@ -436,16 +439,11 @@ void Engine::notify(fsm::State from, fsm::State to) {
                                                       : &n.stop;
   // keepalived's notify arguments: INSTANCE <name> <STATE> <priority>.
   // Hooks run detached from the state machine: a slow or hung script never
-  // delays a transition (they are observers, docs/design.md "Code shape").
+  // delays a transition (they are observers, docs/design.md "Code shape");
+  // hooks_ bounds their life and how many run at once.
   std::vector<std::string> args{"INSTANCE", cfg_.name, notify_state(to), std::to_string(vars_.priority)};
-  for (const std::string* c : {cmd, &n.any}) {
-    if (c->empty()) continue;
-    std::string name = cfg_.name;
-    env_.spawner.run(Spawner::shell(*c, args), "", 0ms, [name, command = *c](const ChildExit& r) {
-      if (!r.started) spdlog::error("vrrp {}: notify '{}' did not start: {}", name, command, r.detail);
-      else if (!r.success()) spdlog::warn("vrrp {}: notify '{}' exited with status {}", name, command, r.status);
-    });
-  }
+  for (const std::string* c : {cmd, &n.any})
+    if (!c->empty()) hooks_.run(*c, args);
 }
 
 void Engine::drop(const char* reason, uint64_t& counter, const IpAddress* from) {
@@ -613,6 +611,9 @@ void Engine::run_script(std::size_t i) {
 
 void Engine::shutdown() {
   if (stopped_) return;
+  // Hooks of earlier transitions still waiting are stale now; the "stop"
+  // hook that Shutdown asks for starts at once.
+  hooks_.stopping();
   if (started_) feed(fsm::Shutdown{});
   // Whatever the state, leave no VIP behind (a FAULT or BACKUP never holds
   // one, but removing is idempotent and cheap).
@@ -661,7 +662,8 @@ json::object Engine::status() const {
   o["peer_checksum"] = !peer_checksum_form_ ? json::value(nullptr)
                        : *peer_checksum_form_ == ChecksumForm::pseudo_header ? json::value("pseudo_header")
                                                                              : json::value("message_only");
-#define VIPPROXY_VRRP_JSON(name, help) o[#name] = counters_.name;
+  const Counters all = counters();
+#define VIPPROXY_VRRP_JSON(name, help) o[#name] = all.name;
   VIPPROXY_VRRP_COUNTERS(VIPPROXY_VRRP_JSON)
 #undef VIPPROXY_VRRP_JSON
   json::object drops;

@@ -77,8 +77,17 @@ class Engine {
   const cfg::VrrpInstance& config() const { return cfg_; }
   fsm::State state() const { return vars_.state; }
   const fsm::Vars& vars() const { return vars_; }
-  const Counters& counters() const { return counters_; }
+  // By value: the notify counters live in hooks_ (hooks outlive a
+  // restarted engine).
+  Counters counters() const {
+    Counters c = counters_;
+    c.notify_runs = hooks_.stats().started;
+    c.notify_timeouts = hooks_.stats().timed_out;
+    c.notify_dropped = hooks_.stats().dropped;
+    return c;
+  }
   const Drops& drops() const { return drops_; }
+  const NotifyQueue& hooks() const { return hooks_; }
   bool fault_reason(std::string* why) const;
   boost::json::object status() const;
 
@@ -160,6 +169,7 @@ class Engine {
   boost::asio::steady_timer vip_timer_;
   std::vector<bool> tracked_if_up_;
   std::vector<std::unique_ptr<Script>> scripts_;
+  NotifyQueue hooks_;
   Counters counters_;
   Drops drops_;
   std::optional<ChecksumForm> peer_checksum_form_;

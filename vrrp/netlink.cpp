@@ -1,5 +1,6 @@
 #include "vrrp/netlink.h"
 
+#include <fcntl.h>
 #include <arpa/inet.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
@@ -251,7 +252,8 @@ class NetlinkKernel : public Kernel {
     nl_socket_set_nonblocking(mon_);
     // Events come in bursts (a link flap); a large buffer avoids ENOBUFS.
     nl_socket_set_buffer_size(mon_, 1 << 20, 0);
-    int fd = ::dup(nl_socket_get_fd(mon_));  // asio closes its copy, libnl its own
+    // asio closes its copy, libnl its own; dup() would drop close-on-exec.
+    int fd = ::fcntl(nl_socket_get_fd(mon_), F_DUPFD_CLOEXEC, 0);
     mon_reader_ = std::make_shared<FdReader>(io_, fd, [this] {
       // Returns after draining (EAGAIN). ENOBUFS (NLE_NOMEM) means the
       // kernel dropped events for us: ask everyone to re-read the state.

@@ -37,7 +37,7 @@ Service::Service(asio::io_context& io, const std::vector<cfg::VrrpInstance>& ins
 
 Service::Service(asio::io_context& io, const std::vector<cfg::VrrpInstance>& instances, std::string node,
                  ProxyHealthy proxy_healthy, std::unique_ptr<Kernel> kernel)
-    : io_(io), kernel_(std::move(kernel)), spawner_(io), proxy_healthy_(std::move(proxy_healthy)), node_(std::move(node)) {
+    : io_(io), kernel_(std::move(kernel)), spawner_(io, /*held=*/true), proxy_healthy_(std::move(proxy_healthy)), node_(std::move(node)) {
   for (const auto& inst : instances) engines_.push_back(std::make_unique<Engine>(env(), inst));
 }
 
@@ -106,9 +106,11 @@ void Service::reload(const std::vector<cfg::VrrpInstance>& instances) {
   engines_ = std::move(next);
 }
 
+void Service::release_scripts() { spawner_.release(); }
+
 Service::~Service() {
   engines_.clear();
-  spawner_.stop(true);
+  spawner_.stop();
   if (kernel_) kernel_->stop();
 }
 
@@ -144,9 +146,13 @@ void Service::shutdown(std::function<void()> done) {
     // (a raw sendto and a netlink request each), so by the time `done` runs
     // the peer has been told and the addresses are gone.
     for (auto& e : engines_) e->shutdown();
-    // Notify hooks (the "stop" one was just started) keep running on their
-    // own; we only stop waiting for them so the io_context can run dry.
-    spawner_.stop(false);
+    // Notify hooks (the "stop" one was just started) and track scripts in
+    // flight run to their exit or their timeout, when their process group
+    // is killed; the io_context waits for each (its pidfd), so the daemon
+    // exits only once every child is reaped.
+    if (spawner_.running())
+      spdlog::info("vrrp: waiting for {} script(s) and notify hook(s) to finish (each at most its timeout)",
+                   spawner_.running());
     kernel_->stop();
     spdlog::info("vrrp: stopped {} instance(s)", engines_.size());
   }

@@ -31,6 +31,9 @@ class Service {
   // Opens every socket and starts every instance; throws std::exception with
   // a message naming the instance when one cannot start.
   void start();
+  // Track scripts and notify hooks wait until this is called: the daemon
+  // calls it once it has dropped its capabilities (Spawner::release).
+  void release_scripts();
   // Re-evaluates track.proxies now (the daemon calls it on every check change).
   void proxy_health_changed();
   // Graceful stop (SIGTERM): every MASTER sends a priority-0 advert so its

@@ -13,6 +13,7 @@
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cstring>
+#include <spdlog/spdlog.h>
 
 extern char** environ;
 
@@ -34,8 +35,16 @@ struct Spawner::Child {
   bool finished = false;
 };
 
-Spawner::Spawner(asio::io_context& io) : io_(io) {}
-Spawner::~Spawner() { stop(true); }
+Spawner::Spawner(asio::io_context& io, bool held) : io_(io), held_(held) {}
+Spawner::~Spawner() { stop(); }
+
+void Spawner::release() {
+  if (!held_) return;
+  held_ = false;
+  auto runs = std::move(held_runs_);
+  held_runs_.clear();
+  for (auto& h : runs) start(std::move(h.argv), h.user, h.timeout, std::move(h.done));
+}
 
 std::vector<std::string> Spawner::shell(const std::string& command, const std::vector<std::string>& args) {
   // "$0" is the command's name in messages from sh; "$@" the hook arguments.
@@ -46,8 +55,17 @@ std::vector<std::string> Spawner::shell(const std::string& command, const std::v
 
 void Spawner::run(std::vector<std::string> argv, const std::string& user, std::chrono::milliseconds timeout,
                   std::function<void(const ChildExit&)> done) {
-  ChildExit fail;
   if (stopped_) return;
+  if (held_) {
+    held_runs_.push_back(Held{std::move(argv), user, timeout, std::move(done)});
+    return;
+  }
+  start(std::move(argv), user, timeout, std::move(done));
+}
+
+void Spawner::start(std::vector<std::string> argv, const std::string& user, std::chrono::milliseconds timeout,
+                    std::function<void(const ChildExit&)> done) {
+  ChildExit fail;
   if (!user.empty()) {
     const passwd* pw = ::getpwnam(user.c_str());
     if (!pw) {
@@ -79,6 +97,11 @@ void Spawner::run(std::vector<std::string> argv, const std::string& user, std::c
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  // Everything above stderr goes, close-on-exec or not (glibc 2.34+: one
+  // close_range(3, ~0U) in the child): listeners, sessions, check sockets,
+  // raw and netlink sockets, pipes. A descriptor opened by another thread
+  // between its socket() and its fcntl(FD_CLOEXEC) cannot slip through.
+  posix_spawn_file_actions_addclosefrom_np(&fa, 3);
   pid_t pid = -1;
   int rc = posix_spawn(&pid, cargv[0], &fa, &attr, cargv.data(), environ);
   posix_spawn_file_actions_destroy(&fa);
@@ -130,14 +153,13 @@ void Spawner::reap(const std::shared_ptr<Child>& c) {
   if (c->done) c->done(r);
 }
 
-void Spawner::stop(bool kill_running) {
+void Spawner::stop() {
   stopped_ = true;
+  held_runs_.clear();
   for (auto& c : children_) {
     c->finished = true;
-    if (kill_running) {
-      ::kill(-c->pid, SIGKILL);
-      ::waitpid(c->pid, nullptr, 0);
-    }
+    ::kill(-c->pid, SIGKILL);
+    ::waitpid(c->pid, nullptr, 0);
     c->timer.cancel();
     boost::system::error_code ignored;
     c->sd.close(ignored);
@@ -146,5 +168,99 @@ void Spawner::stop(bool kill_running) {
 }
 
 std::size_t Spawner::running() const { return children_.size(); }
+
+std::vector<int> Spawner::pids() const {
+  std::vector<int> out;
+  for (const auto& c : children_) out.push_back(c->pid);
+  return out;
+}
+
+// ---- NotifyQueue ----
+
+struct NotifyQueue::State {
+  Spawner& spawner;
+  std::string instance;
+  std::chrono::milliseconds timeout{20000};
+  std::size_t max_running = 1;
+  bool stopping = false;
+  std::size_t running = 0;
+  struct Hook {
+    std::string command;
+    std::vector<std::string> args;
+  };
+  std::deque<Hook> waiting;
+  Stats stats;
+  State(Spawner& s, std::string i) : spawner(s), instance(std::move(i)) {}
+};
+
+NotifyQueue::NotifyQueue(Spawner& spawner, std::string instance)
+    : st_(std::make_shared<State>(spawner, std::move(instance))) {}
+
+// Hooks already running finish (or time out) on their own; their completion
+// holds the state, not the queue.
+NotifyQueue::~NotifyQueue() { st_->waiting.clear(); }
+
+void NotifyQueue::set_limits(std::chrono::milliseconds timeout, std::size_t max_running) {
+  st_->timeout = timeout;
+  st_->max_running = std::max<std::size_t>(1, max_running);
+  pump(st_);  // a higher limit lets waiting hooks start now
+}
+
+void NotifyQueue::run(const std::string& command, std::vector<std::string> args) {
+  auto& st = *st_;
+  st.waiting.push_back({command, std::move(args)});
+  if (st.waiting.size() > kMaxWaiting) {
+    const auto& old = st.waiting.front();
+    ++st.stats.dropped;
+    spdlog::warn("vrrp {}: notify '{}' ({}) dropped without running: {} hooks already wait behind {} running "
+                 "(notify.max_running); a later transition supersedes it",
+                 st.instance, old.command, old.args.size() > 2 ? old.args[2] : "", kMaxWaiting, st.running);
+    st.waiting.pop_front();
+  }
+  pump(st_);
+}
+
+void NotifyQueue::stopping() {
+  auto& st = *st_;
+  st.stopping = true;
+  if (!st.waiting.empty()) {
+    st.stats.dropped += st.waiting.size();
+    spdlog::warn("vrrp {}: stopping: {} notify hook(s) still waiting dropped without running", st.instance,
+                 st.waiting.size());
+    st.waiting.clear();
+  }
+}
+
+void NotifyQueue::pump(const std::shared_ptr<State>& sp) {
+  auto& st = *sp;
+  while (!st.waiting.empty() && (st.stopping || st.running < st.max_running)) {
+    State::Hook h = std::move(st.waiting.front());
+    st.waiting.pop_front();
+    ++st.running;
+    ++st.stats.started;
+    std::string command = h.command;
+    st.spawner.run(Spawner::shell(h.command, h.args), "", st.timeout,
+                   [sp, command, timeout = st.timeout](const ChildExit& r) {
+                     auto& s = *sp;
+                     --s.running;
+                     if (r.timed_out) {
+                       ++s.stats.timed_out;
+                       spdlog::warn("vrrp {}: notify '{}' still running after {} ms (notify.timeout): killed "
+                                    "with its process group",
+                                    s.instance, command, timeout.count());
+                     } else if (!r.started) {
+                       spdlog::error("vrrp {}: notify '{}' did not start: {}", s.instance, command, r.detail);
+                     } else if (!r.success()) {
+                       spdlog::warn("vrrp {}: notify '{}' exited with status {}", s.instance, command,
+                                    WIFEXITED(r.status) ? WEXITSTATUS(r.status) : 128 + WTERMSIG(r.status));
+                     }
+                     pump(sp);
+                   });
+  }
+}
+
+std::size_t NotifyQueue::running() const { return st_->running; }
+std::size_t NotifyQueue::waiting() const { return st_->waiting.size(); }
+const NotifyQueue::Stats& NotifyQueue::stats() const { return st_->stats; }
 
 }  // namespace vrrp

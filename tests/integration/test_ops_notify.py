@@ -13,6 +13,19 @@ all on loopback (no PID-1 systemd needed, docs/lab-notes.md "systemd"):
 - `vipproxy doctor` on the same config: verdict lines, etcd member count from
   an etcd members-API stand-in (two members: WARN), exit status.
 
+VRRP notify hooks (NotifyHooks, one node in a network namespace of its own,
+10.88.83.0/24, so its VRRP and VIP stay off the host):
+- a hook sees descriptors 0, 1 and 2 only, even while the daemon holds
+  listeners, a client session, its backend socket and a check in flight; every descriptor of the daemon is close-on-exec
+  (/proc/PID/fdinfo flags);
+- the very first hook (BACKUP at start) already runs after the capability
+  drop: its bounding set is what the daemon kept;
+- a hook that sleeps forever (with a child) is killed with its process group
+  at notify.timeout and counted;
+- SIGTERM with hooks running: the "stop" hook still starts, the daemon exits
+  once its hooks are reaped (at their timeout at the latest), and no process
+  of any hook is left.
+
 Environment: VIPPROXY_BIN (the built binary), VIPPROXY_SOURCE_DIR.
 """
 import http.server
@@ -21,13 +34,16 @@ import os
 import signal
 import socket
 import subprocess
+import re
 import sys
+import tempfile
 import threading
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lab as L  # noqa: E402
+import netns  # noqa: E402
 import testmain  # noqa: E402
 
 SLOW_CHECK = 0.6  # seconds the slow REST endpoint takes to answer (check timeout: 1s)
@@ -270,6 +286,271 @@ class OpsNotify(unittest.TestCase):
         self.vp.proc.send_signal(signal.SIGTERM)
         self.wait_message("STOPPING", 10)
         self.assertEqual(self.vp.proc.wait(15), 0, self.vp.log())
+
+
+# A notify hook: records in OUTDIR/<STATE>-<pid>.json its descriptors (number
+# -> target, the one it lists them with left out), its capability sets, its PID
+# and process group; then, if OUTDIR/hang-<STATE> exists, starts a child and
+# both sleep forever (the child's PID is in the record).
+HOOK = r"""
+import json, os, re, signal, subprocess, sys
+out, state = sys.argv[1], sys.argv[4]
+fds = {}
+for n in os.listdir("/proc/self/fd"):
+    try:
+        fds[int(n)] = os.readlink("/proc/self/fd/" + n)
+    except FileNotFoundError:
+        pass
+with open("/proc/self/status") as f:
+    caps = {k: int(v, 16) for k, v in re.findall(r"^(Cap\w+):\s*([0-9a-f]+)$", f.read(), re.M)}
+rec = {"pid": os.getpid(), "pgid": os.getpgid(0), "fds": fds, "caps": caps, "args": sys.argv[2:]}
+hang = os.path.exists(os.path.join(out, "hang-" + state))
+if hang:
+    rec["child"] = subprocess.Popen(["sleep", "1000000"]).pid
+path = os.path.join(out, f"{state}-{os.getpid()}.json")
+with open(path + ".tmp", "w") as f:
+    json.dump(rec, f)
+os.rename(path + ".tmp", path)
+if hang:
+    while True:
+        signal.pause()
+"""
+
+HANG_HTTP = r"""
+import socket, sys, threading
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(16)
+held = []
+while True:
+    c, _ = s.accept()
+    held.append(c)
+    print("accepted", flush=True)
+"""
+
+HOLD_CLIENT = r"""
+import socket, sys, time
+c = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+c.sendall(b"hello")
+assert c.recv(5) == b"hello"
+print("session up", flush=True)
+time.sleep(1000000)
+"""
+
+O_CLOEXEC = 0o2000000
+CAP_NET_ADMIN, CAP_NET_RAW = 12, 13
+
+
+def process_alive(pid):
+    """The process exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+def fd_flags(pid):
+    """{fd: (target, flags)} of a process, from /proc/PID/fd and fdinfo."""
+    out = {}
+    for n in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{n}")
+            with open(f"/proc/{pid}/fdinfo/{n}") as f:
+                flags = int(re.search(r"^flags:\s*([0-7]+)", f.read(), re.M).group(1), 8)
+        except (OSError, AttributeError):
+            continue  # closed meanwhile
+        out[int(n)] = (target, flags)
+    return out
+
+
+class NotifyHooks(unittest.TestCase):
+    """VRRP notify hooks of a lone node in a namespace: it becomes MASTER
+    after Master_Down_Interval, FAULT when its link goes down."""
+
+    @classmethod
+    def setUpClass(cls):
+        # 10.88.83.0/24: no other test uses it (grep tests/ for 10.88. and third_octet).
+        cls.ns = netns.Lab(third_octet=83)
+        cls.ns.add_node("a", 151)
+        cls.vip = f"{cls.ns.net}.160"
+        cls.hook = os.path.join(cls.ns.dir, "hook.py")
+        with open(cls.hook, "w") as f:
+            f.write(HOOK)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.ns.close()
+
+    def setUp(self):
+        self.out = tempfile.mkdtemp(prefix="hooks-", dir=self.ns.dir)
+
+    def tearDown(self):
+        self.ns.stop_all()
+        self.ns.sh("a", ["ip", "link", "set", "eth0", "up"], check=False)
+
+    DEFAULT_PROXIES = """  - name: pg
+    listen: 127.0.0.1:5433
+    check: {type: tcp, interval: 200ms, rise: 1}
+    backends:
+      - {name: nothing, address: 127.0.0.1:5432}
+"""
+
+    def start(self, name, admin, notify_extra="", proxies=""):
+        cmd = f"{L.PY} {self.hook} {self.out}"
+        proxies = proxies or self.DEFAULT_PROXIES
+        y = f"""node: hooks
+threads: 2
+admin: {{listen: '127.0.0.1:{admin}'}}
+proxies:
+{proxies}vrrp:
+  - name: VI_1
+    interface: eth0
+    virtual_router_id: 83
+    priority: 150
+    version: 3
+    advert_int: 100ms
+    virtual_ipaddresses: [{self.vip}/24]
+    notify:
+      master: {cmd}
+      backup: {cmd}
+      fault: {cmd}
+      stop: {cmd}
+{notify_extra}"""
+        path = os.path.join(self.ns.dir, name + ".yaml")
+        with open(path, "w") as f:
+            f.write(y)
+        p = self.ns.spawn(name, "a", [L.VIPPROXY, "--config", path])
+        netns.wait_until(lambda: p.poll() is not None or self.status(admin), 15, f"{name} answering /status")
+        self.assertIsNone(p.poll(), f"{name} exited:\n{self.ns.logtail(name)}")
+        return p
+
+    def status(self, admin):
+        code = ("import urllib.request,sys;sys.stdout.write(urllib.request.urlopen("
+                f"'http://127.0.0.1:{admin}/status',timeout=2).read().decode())")
+        r = self.ns.sh("a", [L.PY, "-c", code], check=False, timeout=10)
+        return json.loads(r.stdout) if r.returncode == 0 and r.stdout else None
+
+    def vrrp(self, admin):
+        st = self.status(admin)
+        return st["vrrp"][0] if st else {}
+
+    def records(self, state):
+        out = []
+        for n in sorted(os.listdir(self.out)):
+            if n.startswith(state + "-") and n.endswith(".json"):
+                with open(os.path.join(self.out, n)) as f:
+                    out.append(json.load(f))
+        return out
+
+    def wait_record(self, state, count=1, timeout=15):
+        return netns.wait_until(lambda: len(self.records(state)) >= count and self.records(state), timeout,
+                                f"{count} {state} hook record(s)")
+
+    def assert_only_std_fds(self, rec, what):
+        fds = {int(k): v for k, v in rec["fds"].items()}
+        self.assertEqual(sorted(fds), [0, 1, 2], f"{what} inherited descriptors: {fds}")
+        self.assertEqual(fds[0], "/dev/null")
+
+    def test_1_hooks_inherit_nothing_and_run_after_the_drop(self):
+        admin = 18481
+        # A second proxy whose check endpoint accepts and never answers: a
+        # check socket stays open (timeout 20s) while the hooks run.
+        hang_port, echo_port = 18491, 18492
+        self.ns.spawn("hang-http", "a", [L.PY, "-c", HANG_HTTP, str(hang_port)])
+        self.ns.spawn("echo", "a", [L.PY, os.path.join(L.HERE, "echo_server.py"), str(echo_port)])
+        proxies = f"""  - name: pg
+    listen: 127.0.0.1:5433
+    check: {{type: tcp, interval: 200ms, rise: 1}}
+    backends:
+      - {{name: echo, address: 127.0.0.1:{echo_port}}}
+  - name: hang
+    listen: 127.0.0.1:5434
+    check: {{type: http, port: {hang_port}, interval: 30s, timeout: 20s}}
+    backends:
+      - {{name: nothing, address: 127.0.0.1:5432}}
+"""
+        p = self.start("vipproxy-fds", admin, proxies=proxies)
+
+        # The first hook (BACKUP at start) was asked for before the drop and
+        # ran after it: a root child gets the bounding set, which shrank.
+        kept = (1 << CAP_NET_ADMIN) | (1 << CAP_NET_RAW)
+        first = self.wait_record("BACKUP")[0]
+        self.assertEqual(first["args"], ["INSTANCE", "VI_1", "BACKUP", "150"])
+        caps = first["caps"]
+        self.assertEqual((caps["CapBnd"], caps["CapPrm"], caps["CapEff"]), (kept, kept, kept),
+                         f"the first notify hook ran with {({k: hex(v) for k, v in caps.items()})}")
+        self.assert_only_std_fds(first, "the BACKUP hook")
+        netns.wait_until(lambda: self.vrrp(admin).get("state") == "MASTER", 10, "MASTER")
+        self.assert_only_std_fds(self.wait_record("MASTER")[0], "the MASTER hook")
+
+        # Now a session through the proxy and a check in flight.
+        self.ns.spawn("client", "a", [L.PY, "-c", HOLD_CLIENT, "5433"])
+        netns.wait_until(lambda: "session up" in self.ns.logtail("client"), 10, "a session through the proxy")
+        netns.wait_until(lambda: "accepted" in self.ns.logtail("hang-http"), 10, "a check in flight")
+
+        def all_cloexec():
+            fl = fd_flags(p.pid)
+            missing = {fd: t for fd, (t, f) in fl.items() if fd > 2 and not f & O_CLOEXEC}
+            return (not missing, fl, missing)
+        # Every descriptor above 2 is close-on-exec (a socket opened by Asio
+        # gets it right after socket()/accept()/connect(): wait for that).
+        netns.wait_until(lambda: all_cloexec()[0], 5, "every descriptor of the daemon close-on-exec")
+        ok, fl, missing = all_cloexec()
+        sockets = [fd for fd, (t, _) in fl.items() if t.startswith("socket:")]
+        # 2 workers x 2 listeners, admin, client + backend of the session,
+        # the check, raw VRRP, netlink: the daemon does hold them.
+        self.assertGreaterEqual(len(sockets), 9, f"expected the daemon's sockets, got {fl}")
+
+        # A hook now (link down: FAULT) still sees 0, 1 and 2 only.
+        self.ns.sh("a", ["ip", "link", "set", "eth0", "down"])
+        self.assert_only_std_fds(self.wait_record("FAULT")[0], "the FAULT hook")
+        self.ns.sh("a", ["ip", "link", "set", "eth0", "up"])
+        netns.wait_until(lambda: self.vrrp(admin).get("state") == "MASTER", 10, "MASTER again")
+        self.ns.stop(p)
+        self.assertEqual(p.returncode, 0, self.ns.logtail("vipproxy-fds"))
+        self.assert_only_std_fds(self.wait_record("STOP")[0], "the STOP hook")
+
+    def test_2_hung_hook_killed_at_its_timeout(self):
+        admin = 18482
+        open(os.path.join(self.out, "hang-MASTER"), "w").close()
+        p = self.start("vipproxy-timeout", admin, notify_extra="      timeout: 2s\n")
+        rec = self.wait_record("MASTER")[0]
+        t_seen = time.monotonic()
+        self.assertTrue(process_alive(rec["pid"]) and process_alive(rec["child"]), rec)
+        self.assertNotEqual(rec["pgid"], os.getpgid(p.pid), "a hook has a process group of its own")
+        netns.wait_until(lambda: not process_alive(rec["pid"]) and not process_alive(rec["child"]), 15,
+                         "the hung hook and its child killed")
+        # Killed at the timeout, not before (it started before t_seen).
+        self.assertGreater(time.monotonic() - t_seen, 0.5)
+        netns.wait_until(lambda: self.vrrp(admin).get("notify_timeouts") == 1, 5, "notify_timeouts == 1")
+        self.assertIn("notify.timeout", self.ns.logtail("vipproxy-timeout", 200))
+        self.ns.stop(p)
+        self.assertEqual(p.returncode, 0)
+
+    def test_3_stop_with_hooks_running_leaves_nothing(self):
+        admin = 18483
+        for state in ("MASTER", "STOP"):
+            open(os.path.join(self.out, "hang-" + state), "w").close()
+        p = self.start("vipproxy-stop", admin, notify_extra="      timeout: 3s\n")
+        master = self.wait_record("MASTER")[0]
+        self.assertTrue(process_alive(master["child"]))
+        t0 = time.monotonic()
+        p.send_signal(signal.SIGTERM)
+        # The stop hook starts although the master hook holds the only slot
+        # (max_running 1)...
+        stop = self.wait_record("STOP", timeout=10)[0]
+        # ...and the daemon exits once both are killed at their timeout.
+        p.wait(30)
+        elapsed = time.monotonic() - t0
+        self.assertEqual(p.returncode, 0, self.ns.logtail("vipproxy-stop"))
+        left = [pid for r in (master, stop) for pid in (r["pid"], r["child"]) if process_alive(pid)]
+        self.assertEqual(left, [], f"hook processes left behind: {left}")
+        self.assertLess(elapsed, 15)
+        log = self.ns.logtail("vipproxy-stop", 200)
+        self.assertIn("waiting for", log)
 
 
 if __name__ == "__main__":

@@ -204,7 +204,7 @@ cfg::Config every_key_set() {
   v.track.interfaces = {{"eth1", 10}};
   v.track.scripts = {{"chk", "/usr/local/bin/chk --fast \"quoted\"", 5s, 3s, 2, 3, 20, "nobody"},
                      {"chk2", "true", 2s, 2s, 1, 1, 0, ""}};
-  v.notify = {"/bin/notify master", "/bin/notify backup", "/bin/notify fault", "/bin/notify stop", "/bin/any"};
+  v.notify = {"/bin/notify master", "/bin/notify backup", "/bin/notify fault", "/bin/notify stop", "/bin/any", 5s, 3};
   v.garp = {0ms, 3, 60s, 10ms};
   c.vrrp.push_back(v);
 

@@ -244,7 +244,7 @@ vrrp:
       interfaces: [eth1, {name: eth2, weight: 10}]
       scripts:
         - {name: chk, command: /usr/local/bin/chk, interval: 5s, timeout: 1s, rise: 2, fall: 3, weight: -254, user: nobody}
-    notify: {master: /bin/m, backup: /bin/b, fault: /bin/f, stop: /bin/s, any: /bin/a}
+    notify: {master: /bin/m, backup: /bin/b, fault: /bin/f, stop: /bin/s, any: /bin/a, timeout: 5s, max_running: 4}
     garp: {master_delay: 0, master_repeat: 3, master_refresh: 1m, interval: 10ms}
   - name: VI_4
     interface: eth1
@@ -309,6 +309,10 @@ vrrp:
   BOOST_TEST(v.track.scripts.at(0).user == "nobody");
   BOOST_TEST(v.notify.master == "/bin/m");
   BOOST_TEST(v.notify.any == "/bin/a");
+  BOOST_TEST(v.notify.timeout.count() == 5000);
+  BOOST_TEST(v.notify.max_running == 4u);
+  BOOST_TEST(c.vrrp.at(1).notify.timeout.count() == 20000);  // defaults: every hook has a bounded life
+  BOOST_TEST(c.vrrp.at(1).notify.max_running == 1u);
   BOOST_TEST(v.garp.master_delay.count() == 0);
   BOOST_TEST(v.garp.master_repeat == 3u);
   BOOST_TEST(v.garp.master_refresh.count() == 60000);
@@ -744,6 +748,9 @@ BOOST_AUTO_TEST_CASE(track_notify_garp_rules) {
   expect_error(with("    track: {proxys: [x]}\n"), 10, "vrrp[0].track.proxys", "did you mean 'proxies'?");
   expect_error(with("    notify: {master: [a, b]}\n"), 10, "vrrp[0].notify.master", "expected a string");
   expect_error(with("    notify: {down: x}\n"), 10, "vrrp[0].notify.down", "unknown key");
+  expect_error(with("    notify: {timeout: none}\n"), 10, "vrrp[0].notify.timeout", "a duration");
+  expect_error(with("    notify: {timeout: 2h}\n"), 10, "vrrp[0].notify.timeout", "at most 3600s");
+  expect_error(with("    notify: {max_running: 0}\n"), 10, "vrrp[0].notify.max_running", "1");
   expect_error(with("    garp: {master_repeat: 0}\n"), 10, "vrrp[0].garp.master_repeat", "from 1 to 255");
   expect_error(with("    garp: {interval: 1m}\n"), 10, "vrrp[0].garp.interval", "at most 10s");
   expect_error(with("    garp: {master_delay: 5}\n"), 10, "vrrp[0].garp.master_delay", "bare number");

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <fstream>
 #include <ostream>
+#include <sstream>
 #include <unistd.h>
 
 #include "vrrp/codec.h"
@@ -198,13 +199,16 @@ struct Fixture {
   std::map<std::string, bool> proxies;
   std::unique_ptr<Service> svc;
 
-  void make(std::vector<cfg::VrrpInstance> insts) {
+  // release: what the daemon does once it has dropped its capabilities
+  // (scripts and hooks wait for it).
+  void make(std::vector<cfg::VrrpInstance> insts, bool release = true) {
     auto fk = std::make_unique<FakeKernel>();
     k = fk.get();
     svc = std::make_unique<Service>(
         io, insts, "node",
         [this](const std::string& p) { return proxies.count(p) && proxies[p]; }, std::move(fk));
     svc->start();
+    if (release) svc->release_scripts();
   }
   Engine& e() { return *svc->engines()[0]; }
   void run(std::chrono::milliseconds d) {
@@ -552,6 +556,87 @@ bool run_until(Fixture& f, F cond, std::chrono::milliseconds limit = 2000ms) {
   return true;
 }
 
+std::string slurp(const std::string& path) {
+  std::ifstream f(path);
+  std::ostringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+// The process exists and is not a zombie (/proc/PID/stat: "PID (comm) S ...").
+bool running_process(int pid) {
+  std::string stat = slurp("/proc/" + std::to_string(pid) + "/stat");
+  auto paren = stat.rfind(')');
+  return paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] != 'Z';
+}
+
+// Scripts and hooks asked for before the capability drop wait for it
+// (Service::release_scripts); then they run, in order.
+BOOST_FIXTURE_TEST_CASE(scripts_and_hooks_wait_for_the_capability_drop, Fixture) {
+  char dir[] = "/tmp/vrrp-held-XXXXXX";
+  BOOST_REQUIRE(mkdtemp(dir));
+  std::string out = std::string(dir) + "/log";
+  auto inst = instance();
+  inst.notify.backup = "echo backup >>" + out + "; true";  // the hook's arguments go to `true`
+  cfg::TrackScript t;
+  t.name = "chk";
+  t.command = "echo script >>" + out;
+  t.interval = cfg::Duration(10000);
+  t.weight = -10;
+  inst.track.scripts.push_back(t);
+  make({inst}, /*release=*/false);
+  run(100ms);
+  BOOST_TEST(!std::ifstream(out).good());  // nothing ran: held
+  svc->release_scripts();
+  for (int i = 0; i < 100 && slurp(out).size() < 14; ++i) run(20ms);
+  std::string log = slurp(out);
+  BOOST_TEST((log == "script\nbackup\n" || log == "backup\nscript\n"), log);
+  std::remove(out.c_str());
+  rmdir(dir);
+}
+
+// notify.timeout kills the hook with its process group; the kill is counted.
+BOOST_FIXTURE_TEST_CASE(notify_hook_killed_with_its_children_at_its_timeout, Fixture) {
+  char dir[] = "/tmp/vrrp-notify-XXXXXX";
+  BOOST_REQUIRE(mkdtemp(dir));
+  std::string pids = std::string(dir) + "/pids";
+  auto inst = instance();
+  inst.notify.backup = "sleep 60 & echo $$ $! >" + pids + "; wait; true";
+  inst.notify.timeout = cfg::Duration(300);
+  make({inst});
+  BOOST_TEST(run_until(*this, [&] { return e().counters().notify_timeouts == 1u; }));
+  int sh = 0, child = 0;
+  std::ifstream(pids) >> sh >> child;
+  BOOST_REQUIRE(child > 0);
+  // Both are dead: the shell reaped by us, the sleep (its parent gone) at
+  // most a zombie of whoever adopted it.
+  BOOST_TEST(run_until(*this, [&] { return !running_process(sh) && !running_process(child); }));
+  BOOST_TEST(e().counters().notify_runs == 1u);
+  std::remove(pids.c_str());
+  rmdir(dir);
+}
+
+// max_running 1 (the default): hooks run one after the other in the order
+// of the transitions, so the last to finish is the current state's.
+BOOST_FIXTURE_TEST_CASE(notify_hooks_run_one_at_a_time_in_transition_order, Fixture) {
+  char dir[] = "/tmp/vrrp-notify-XXXXXX";
+  BOOST_REQUIRE(mkdtemp(dir));
+  std::string out = std::string(dir) + "/log";
+  auto inst = instance();
+  inst.notify.any = "echo start $3 >>" + out + "; sleep 0.1; echo end $3 >>" + out + "; true";
+  make({inst});
+  BOOST_REQUIRE(run_until(*this, [&] { return e().state() == fsm::State::master; }));
+  deliver(datagram(200));  // a better master: back to BACKUP (then MASTER again when it goes quiet)
+  BOOST_REQUIRE(e().state() == fsm::State::backup);
+  // The three transitions came within ~50 ms; their hooks (0.1 s each) ran
+  // one after the other: each start is followed by its own end.
+  BOOST_TEST(run_until(*this, [&] { return slurp(out).size() >= 72u; }, 5000ms));
+  BOOST_TEST(slurp(out).starts_with(
+      "start BACKUP\nend BACKUP\nstart MASTER\nend MASTER\nstart BACKUP\nend BACKUP\n"), slurp(out));
+  std::remove(out.c_str());
+  rmdir(dir);
+}
+
 BOOST_FIXTURE_TEST_CASE(track_script_weight_zero_faults_until_it_passes, Fixture) {
   char dir[] = "/tmp/vrrp-script-XXXXXX";
   BOOST_REQUIRE(mkdtemp(dir));
@@ -635,6 +720,7 @@ BOOST_FIXTURE_TEST_CASE(ipv6_instance_adverts_from_link_local_to_ff02_12_and_sen
   svc = std::make_unique<Service>(io, std::vector<cfg::VrrpInstance>{instance6()}, "node",
                                   [](const std::string&) { return false; }, std::move(fk));
   svc->start();
+  svc->release_scripts();
   BOOST_TEST(e().state() == fsm::State::backup);
   run(150ms);
   BOOST_REQUIRE(e().state() == fsm::State::master);

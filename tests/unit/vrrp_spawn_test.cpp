@@ -1,0 +1,174 @@
+// The child-process runner of track scripts and notify hooks (vrrp/spawn.h):
+// what a child inherits, the held start, and the notify queue's bounds.
+#define BOOST_TEST_MODULE vrrp_spawn
+#include <boost/test/unit_test.hpp>
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "vrrp/spawn.h"
+
+using namespace vrrp;
+using namespace std::chrono_literals;
+namespace asio = boost::asio;
+
+namespace {
+
+std::string slurp(const std::string& path) {
+  std::ifstream f(path);
+  std::ostringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char t[] = "/tmp/vrrp-spawn-XXXXXX";
+    BOOST_REQUIRE(::mkdtemp(t));
+    path = t;
+  }
+  ~TempDir() { std::system(("rm -rf '" + path + "'").c_str()); }
+};
+
+// Lists the descriptors of the process that runs it, one "N -> target" a
+// line, leaving out the one it lists them with.
+const char* kListFds =
+    "import os\n"
+    "out = []\n"
+    "for n in sorted(os.listdir('/proc/self/fd'), key=int):\n"
+    "    try:\n"
+    "        out.append(n + ' -> ' + os.readlink('/proc/self/fd/' + n))\n"
+    "    except FileNotFoundError:\n"
+    "        pass\n"
+    "import sys\n"
+    "open(sys.argv[1], 'w').write('\\n'.join(out) + '\\n')\n";
+
+template <class F>
+bool run_until(asio::io_context& io, F cond, std::chrono::milliseconds limit = 5000ms) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!cond()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    io.restart();
+    io.run_for(10ms);
+  }
+  return true;
+}
+
+}  // namespace
+
+// Descriptors the daemon opened without close-on-exec (as Asio does) must
+// not reach a script: the child gets 0, 1 and 2 only.
+BOOST_AUTO_TEST_CASE(child_gets_only_stdin_stdout_stderr) {
+  TempDir d;
+  int leaky[2];
+  BOOST_REQUIRE(::pipe(leaky) == 0);  // no O_CLOEXEC on purpose
+  int sock = ::socket(AF_INET, SOCK_STREAM, 0);
+  BOOST_REQUIRE(sock >= 0);
+  BOOST_REQUIRE((::fcntl(sock, F_GETFD) & FD_CLOEXEC) == 0);
+
+  asio::io_context io;
+  Spawner sp(io);
+  std::string out = d.path + "/fds";
+  bool done = false;
+  ChildExit result;
+  sp.run({"/usr/bin/python3", "-c", kListFds, out}, "", 10s, [&](const ChildExit& r) {
+    result = r;
+    done = true;
+  });
+  BOOST_REQUIRE(run_until(io, [&] { return done; }));
+  BOOST_TEST(result.success(), result.detail);
+  std::string fds = slurp(out);
+  BOOST_TEST_INFO(fds);
+  std::istringstream lines(fds);
+  std::string line;
+  std::vector<int> numbers;
+  while (std::getline(lines, line))
+    if (!line.empty()) numbers.push_back(std::stoi(line));
+  BOOST_TEST(numbers == (std::vector<int>{0, 1, 2}), boost::test_tools::per_element());
+  BOOST_TEST(fds.find("0 -> /dev/null") == 0u);
+  ::close(leaky[0]);
+  ::close(leaky[1]);
+  ::close(sock);
+}
+
+// While held, nothing starts; release() starts what waited, in order, and a
+// timeout counts from the start, not from the request.
+BOOST_AUTO_TEST_CASE(held_runs_start_at_release_in_order) {
+  TempDir d;
+  asio::io_context io;
+  Spawner sp(io, /*held=*/true);
+  std::string out = d.path + "/log";
+  int finished = 0;
+  bool timed_out = false;
+  for (const char* word : {"one", "two"})
+    sp.run(Spawner::shell(std::string("echo ") + word + " >>" + out + "; sleep 0.05"), "", 2s,
+           [&](const ChildExit& r) {
+             timed_out = timed_out || r.timed_out;
+             ++finished;
+           });
+  io.run_for(300ms);
+  BOOST_TEST(sp.running() == 0u);
+  BOOST_TEST(!std::ifstream(out).good());
+  sp.release();
+  BOOST_TEST(sp.running() == 2u);
+  BOOST_REQUIRE(run_until(io, [&] { return finished == 2; }));
+  BOOST_TEST(!timed_out);
+  std::string log = slurp(out);
+  BOOST_TEST((log == "one\ntwo\n" || log == "two\none\n"), log);  // both ran (concurrently)
+}
+
+// Past kMaxWaiting the oldest waiting hook is dropped; stopping() drops the
+// rest and lets the next one (the "stop" hook) start beside the running one.
+BOOST_AUTO_TEST_CASE(notify_queue_bounds) {
+  TempDir d;
+  asio::io_context io;
+  Spawner sp(io);
+  NotifyQueue q(sp, "VI_1");
+  q.set_limits(10s, 1);
+  std::string out = d.path + "/log";
+  for (int i = 0; i < 40; ++i) q.run("echo $1 >>" + out + "; sleep 30", {std::to_string(i)});
+  BOOST_TEST(q.running() == 1u);
+  BOOST_TEST(q.waiting() == NotifyQueue::kMaxWaiting);
+  BOOST_TEST(q.stats().dropped == 40u - 1u - NotifyQueue::kMaxWaiting);
+  BOOST_TEST(q.stats().started == 1u);
+  // The newest survive: the first waiting one is number 40 - 32 = 8.
+  q.set_limits(10s, 2);
+  BOOST_TEST(q.running() == 2u);
+  BOOST_REQUIRE(run_until(io, [&] { return slurp(out).size() >= 4; }));
+  std::string log = slurp(out);
+  BOOST_TEST((log == "0\n8\n" || log == "8\n0\n"), log);
+
+  q.stopping();
+  BOOST_TEST(q.waiting() == 0u);
+  BOOST_TEST(q.stats().dropped == 40u - 2u);
+  q.run("echo stop >>" + out, {});
+  BOOST_TEST(q.running() == 3u);  // started at once, past max_running
+  BOOST_REQUIRE(run_until(io, [&] { return q.running() == 2u; }));
+  BOOST_TEST(slurp(out).find("stop\n") != std::string::npos);
+  sp.stop();  // kills and reaps the two sleepers
+  BOOST_TEST(sp.running() == 0u);
+}
+
+// A hook that outlives notify.timeout is killed; the kill is counted.
+BOOST_AUTO_TEST_CASE(notify_queue_timeout) {
+  asio::io_context io;
+  Spawner sp(io);
+  NotifyQueue q(sp, "VI_1");
+  q.set_limits(200ms, 1);
+  auto t0 = std::chrono::steady_clock::now();
+  q.run("sleep 30", {});
+  q.run("true", {});
+  BOOST_REQUIRE(run_until(io, [&] { return q.running() == 0u && q.waiting() == 0u; }));
+  BOOST_TEST(q.stats().timed_out == 1u);
+  BOOST_TEST(q.stats().started == 2u);
+  BOOST_TEST((std::chrono::steady_clock::now() - t0 >= 200ms));
+}
