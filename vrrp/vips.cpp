@@ -20,7 +20,16 @@ Policy policy_for(Duration advert_int, bool master) {
   p.retry_base = std::clamp<Duration>(advert_int, 10ms, 1s);
   p.retry_cap = 5s;
   p.give_up_after = 3 * advert_int;
-  p.verify_every = master ? advert_int : Duration(5s);
+  // The check is an address dump (RTM_GETADDR) on the control thread that
+  // also sends our adverts. On Debian 12's Linux 6.1 every rtnetlink dump
+  // runs under the RTNL lock, which a host busy with network changes
+  // (namespaces torn down, container runtimes) holds for long stretches: a
+  // dump every 100 ms advert interval made the master's adverts measurably
+  // later under such load (tests/integration/test_flood_netns.py). A VIP
+  // deleted behind our back is reported at once by RTM_DELADDR (the engine
+  // handles the event); the dump is the backstop for a lost event, once a
+  // second is plenty for that.
+  p.verify_every = master ? std::max<Duration>(advert_int, 1s) : Duration(5s);
   return p;
 }
 

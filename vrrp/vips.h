@@ -37,8 +37,9 @@ struct Policy {
 // least 10 ms, at most 1 s) and double up to 5 s; a master gives up after
 // 3 x advert_int (RFC 5798's Master_Down_Interval without the skew: about
 // when a backup would have taken over from a dead master); the kernel is
-// asked every advert interval as MASTER (the VIP is what we advertise),
-// every 5 s otherwise.
+// asked every advert interval as MASTER (the VIP is what we advertise) but
+// at most once a second (an address dump: see policy_for), every 5 s
+// otherwise.
 Policy policy_for(Duration advert_int, bool master);
 
 struct Slot {

@@ -23,7 +23,8 @@ const Policy k100 = policy_for(100ms, true);  // VRRPv3 at 100 ms, as MASTER
 BOOST_AUTO_TEST_CASE(policy_follows_the_advert_interval) {
   BOOST_TEST(k100.retry_base.count() == Duration(100ms).count());
   BOOST_TEST(k100.give_up_after.count() == Duration(300ms).count());
-  BOOST_TEST(k100.verify_every.count() == Duration(100ms).count());
+  BOOST_TEST(k100.verify_every.count() == Duration(1s).count());  // MASTER: at most once a second (a dump)
+  BOOST_TEST(policy_for(2s, true).verify_every.count() == Duration(2s).count());
   const Policy v2 = policy_for(1s, false);
   BOOST_TEST(v2.retry_base.count() == Duration(1s).count());
   BOOST_TEST(v2.give_up_after.count() == Duration(3s).count());
@@ -123,7 +124,7 @@ BOOST_AUTO_TEST_CASE(observations_from_the_kernel) {
 BOOST_AUTO_TEST_CASE(next_wake_is_the_earliest_of_retry_give_up_and_check) {
   Slot ok;
   ok.actual = Presence::present;
-  BOOST_TEST((next_wake(true, {ok}, at(0ms), at(20ms), k100) == at(100ms)));  // the periodic check
+  BOOST_TEST((next_wake(true, {ok}, at(0ms), at(20ms), k100) == at(1000ms)));  // the periodic check (a second as MASTER)
   Slot failing;
   want_changed(failing, true, at(0ms));
   record(failing, true, Op::add, "x", at(0ms), k100);
