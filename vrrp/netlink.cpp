@@ -18,6 +18,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include "vrrp/codec.h"
 #include "vrrp/fd_reader.h"
@@ -54,52 +55,82 @@ void enlarge_receive_buffer(int fd) {
     (void)::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
 }
 
+// A descriptor closed on every path until handed over (release()).
+class OwnedFd {
+ public:
+  explicit OwnedFd(int fd) : fd_(fd) {}
+  OwnedFd(OwnedFd&& o) noexcept : fd_(o.release()) {}
+  OwnedFd(const OwnedFd&) = delete;
+  OwnedFd& operator=(const OwnedFd&) = delete;
+  ~OwnedFd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  int get() const { return fd_; }
+  int release() { return std::exchange(fd_, -1); }
+
+ private:
+  int fd_;
+};
+
+// setsockopt that must succeed: throws naming the interface and the option.
+template <class T>
+void set_option(const OwnedFd& fd, const LinkInfo& link, int level, int name, const T& value, const char* what) {
+  if (::setsockopt(fd.get(), level, name, &value, socklen_t(sizeof value)) < 0)
+    throw std::system_error(errno_code(), "vrrp: " + link.name + ": " + what);
+}
+// One that documents intent but may fail harmlessly (ignored by the kernel).
+template <class T>
+void try_option(const OwnedFd& fd, int level, int name, const T& value) {
+  (void)::setsockopt(fd.get(), level, name, &value, socklen_t(sizeof value));
+}
+
+// A raw IPPROTO_VRRP socket (protocol 112) of `family`, non-blocking,
+// receiving only what arrives on `link` (RFC 5798 §7.1 "MUST verify that the
+// VRID is configured on the receiving interface"), with a receive buffer that
+// rides out a flood. The family's own options are the caller's.
+OwnedFd open_raw(int family, const LinkInfo& link) {
+  OwnedFd fd(::socket(family, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, kIpProtoVrrp));
+  if (fd.get() < 0)
+    throw std::system_error(errno_code(), std::string("vrrp: raw ") + (family == AF_INET6 ? "IPv6 " : "") +
+                                              "socket (protocol 112) on " + link.name + " (needs CAP_NET_RAW)");
+  if (::setsockopt(fd.get(), SOL_SOCKET, SO_BINDTODEVICE, link.name.c_str(), socklen_t(link.name.size())) < 0)
+    throw std::system_error(errno_code(), "vrrp: " + link.name + ": SO_BINDTODEVICE");
+  enlarge_receive_buffer(fd.get());
+  return fd;
+}
+
 class RawChannel : public Channel {
  public:
   RawChannel(asio::io_context& io, const LinkInfo& link, bool join_group, Kernel::DatagramHandler h)
       : link_(link) {
-    int fd = ::socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, kIpProtoVrrp);
-    if (fd < 0)
-      throw std::system_error(errno_code(), "vrrp: raw socket (protocol 112) on " + link.name +
-                                                " (needs CAP_NET_RAW)");
-    auto fail = [&](const char* what) {
-      auto ec = errno_code();
-      ::close(fd);
-      throw std::system_error(ec, "vrrp: " + link.name + ": " + what);
-    };
-    // Only this interface's adverts: RFC 5798 §7.1 "MUST verify that the
-    // VRID is configured on the receiving interface".
-    if (::setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, link.name.c_str(), socklen_t(link.name.size())) < 0)
-      fail("SO_BINDTODEVICE");
-    enlarge_receive_buffer(fd);
+    OwnedFd fd = open_raw(AF_INET, link);
     // We write the IPv4 header ourselves (vrrp/frame build_ipv4_header): TTL
     // 255 for multicast and unicast alike (RFC 5798 §5.1.1.3), TOS 0xc0 and
     // the source address that the v3 pseudo-header checksum was computed
     // over. The options below are what keepalived sets; with IP_HDRINCL the
     // kernel ignores TTL/TOS, but they document intent and cost nothing.
-    int one = 1, zero = 0, ttl = 255, tos = 0xc0;
-    if (::setsockopt(fd, IPPROTO_IP, IP_HDRINCL, &one, sizeof one) < 0) fail("IP_HDRINCL");
-    (void)::setsockopt(fd, IPPROTO_IP, IP_MULTICAST_TTL, &ttl, sizeof ttl);
-    (void)::setsockopt(fd, IPPROTO_IP, IP_TOS, &tos, sizeof tos);
+    set_option(fd, link, IPPROTO_IP, IP_HDRINCL, 1, "IP_HDRINCL");
+    try_option(fd, IPPROTO_IP, IP_MULTICAST_TTL, 255);
+    try_option(fd, IPPROTO_IP, IP_TOS, 0xc0);
     // Our own adverts are not a peer (the fsm ignores them too).
-    if (::setsockopt(fd, IPPROTO_IP, IP_MULTICAST_LOOP, &zero, sizeof zero) < 0) fail("IP_MULTICAST_LOOP");
+    set_option(fd, link, IPPROTO_IP, IP_MULTICAST_LOOP, 0, "IP_MULTICAST_LOOP");
     ip_mreqn mreq{};
     mreq.imr_ifindex = link.ifindex;
-    if (::setsockopt(fd, IPPROTO_IP, IP_MULTICAST_IF, &mreq, sizeof mreq) < 0) fail("IP_MULTICAST_IF");
+    set_option(fd, link, IPPROTO_IP, IP_MULTICAST_IF, mreq, "IP_MULTICAST_IF");
     if (join_group) {
       // RFC 5798 §5.1.1.2: adverts go to 224.0.0.18; joining makes the NIC
       // and any IGMP-snooping switch deliver them.
       mreq.imr_multiaddr.s_addr = htonl(0xe0000012);
-      if (::setsockopt(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mreq, sizeof mreq) < 0)
-        fail("IP_ADD_MEMBERSHIP 224.0.0.18");
+      set_option(fd, link, IPPROTO_IP, IP_ADD_MEMBERSHIP, mreq, "IP_ADD_MEMBERSHIP 224.0.0.18");
     }
-    reader_ = std::make_shared<FdReader>(io, fd, [fd, h = std::move(h)] {
+    reader_ = std::make_shared<FdReader>(io, fd.get(), [fd = fd.get(), h = std::move(h)] {
       uint8_t buf[2048];
       ssize_t n = ::recv(fd, buf, sizeof buf, 0);
       if (n < 0) return false;  // EAGAIN: drained (other errors: next wakeup)
       h(std::span<const uint8_t>(buf, size_t(n)));
       return true;
     });
+    fd.release();  // the reader owns it now
     reader_->arm();
   }
   ~RawChannel() override { reader_->close(); }
@@ -133,42 +164,30 @@ class RawChannel6 : public Channel {
   RawChannel6(asio::io_context& io, const LinkInfo& link, const IpAddress& src, bool join_group,
               Kernel::DatagramHandler h)
       : link_(link) {
-    int fd = ::socket(AF_INET6, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, kIpProtoVrrp);
-    if (fd < 0)
-      throw std::system_error(errno_code(), "vrrp: raw IPv6 socket (protocol 112) on " + link.name +
-                                                " (needs CAP_NET_RAW)");
-    auto fail = [&](const char* what) {
-      auto ec = errno_code();
-      ::close(fd);
-      throw std::system_error(ec, "vrrp: " + link.name + ": " + what);
-    };
-    if (::setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, link.name.c_str(), socklen_t(link.name.size())) < 0)
-      fail("SO_BINDTODEVICE");
-    enlarge_receive_buffer(fd);
-    int one = 1, zero = 0, hops = 255, tclass = 0xc0, ifindex = link.ifindex;
-    if (::setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, &hops, sizeof hops) < 0) fail("IPV6_MULTICAST_HOPS");
-    if (::setsockopt(fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, &hops, sizeof hops) < 0) fail("IPV6_UNICAST_HOPS");
-    (void)::setsockopt(fd, IPPROTO_IPV6, IPV6_TCLASS, &tclass, sizeof tclass);
-    if (::setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, &zero, sizeof zero) < 0) fail("IPV6_MULTICAST_LOOP");
-    if (::setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_IF, &ifindex, sizeof ifindex) < 0) fail("IPV6_MULTICAST_IF");
-    if (::setsockopt(fd, IPPROTO_IPV6, IPV6_RECVHOPLIMIT, &one, sizeof one) < 0) fail("IPV6_RECVHOPLIMIT");
-    if (::setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof one) < 0) fail("IPV6_RECVPKTINFO");
+    OwnedFd fd = open_raw(AF_INET6, link);
+    set_option(fd, link, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, 255, "IPV6_MULTICAST_HOPS");
+    set_option(fd, link, IPPROTO_IPV6, IPV6_UNICAST_HOPS, 255, "IPV6_UNICAST_HOPS");
+    try_option(fd, IPPROTO_IPV6, IPV6_TCLASS, 0xc0);
+    set_option(fd, link, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, 0, "IPV6_MULTICAST_LOOP");
+    set_option(fd, link, IPPROTO_IPV6, IPV6_MULTICAST_IF, link.ifindex, "IPV6_MULTICAST_IF");
+    set_option(fd, link, IPPROTO_IPV6, IPV6_RECVHOPLIMIT, 1, "IPV6_RECVHOPLIMIT");
+    set_option(fd, link, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1, "IPV6_RECVPKTINFO");
     // A link-local that is still tentative (DAD running) cannot be bound
     // without this; sends fail until DAD is over, which the engine counts.
-    (void)::setsockopt(fd, IPPROTO_IPV6, 78 /* IPV6_FREEBIND */, &one, sizeof one);
+    try_option(fd, IPPROTO_IPV6, 78 /* IPV6_FREEBIND */, 1);
     sockaddr_in6 me{};
     me.sin6_family = AF_INET6;
     std::memcpy(&me.sin6_addr, src.bytes.data(), 16);
     me.sin6_scope_id = uint32_t(link.ifindex);
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&me), sizeof me) < 0) fail("bind to the link-local address");
+    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&me), sizeof me) < 0)
+      throw std::system_error(errno_code(), "vrrp: " + link.name + ": bind to the link-local address");
     if (join_group) {
       ipv6_mreq mreq{};
       std::memcpy(&mreq.ipv6mr_multiaddr, kVrrpGroupV6.bytes.data(), 16);
       mreq.ipv6mr_interface = unsigned(link.ifindex);
-      if (::setsockopt(fd, IPPROTO_IPV6, IPV6_ADD_MEMBERSHIP, &mreq, sizeof mreq) < 0)
-        fail("IPV6_ADD_MEMBERSHIP ff02::12");
+      set_option(fd, link, IPPROTO_IPV6, IPV6_ADD_MEMBERSHIP, mreq, "IPV6_ADD_MEMBERSHIP ff02::12");
     }
-    reader_ = std::make_shared<FdReader>(io, fd, [fd, h = std::move(h)] {
+    reader_ = std::make_shared<FdReader>(io, fd.get(), [fd = fd.get(), h = std::move(h)] {
       uint8_t buf[2048];
       alignas(cmsghdr) uint8_t control[256];
       {
@@ -202,6 +221,7 @@ class RawChannel6 : public Channel {
       }
       return true;
     });
+    fd.release();  // the reader owns it now
     reader_->arm();
   }
   ~RawChannel6() override { reader_->close(); }
