@@ -81,6 +81,12 @@ cfg::Endpoint check_target(const cfg::Proxy& p, size_t bi) {
   return target;
 }
 
+std::string join(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
 }  // namespace
 
 std::shared_ptr<health::Checker> Daemon::make_checker(const proxy::ProxyRuntime& p, size_t bi,
@@ -155,13 +161,23 @@ void Daemon::elect(size_t pi) {
       else
         spdlog::info("proxy {}: new sessions now go to {}", p.cfg.name, p.backends[after]->cfg.name);
     }
-    if (eligible > 1) {
-      std::string names;
-      for (size_t i = 0; i < cands.size(); ++i)
-        if (cands[i].eligible) names += (names.empty() ? "" : ", ") + p.backends[i]->cfg.name;
-      spdlog::warn(
-          "proxy {}: {} backends pass the check at once ({}): split brain or a stale node? staying on {}",
-          p.cfg.name, eligible, names, p.backends[after]->cfg.name);
+    std::vector<std::string> passing;
+    for (size_t i = 0; i < cands.size(); ++i)
+      if (cands[i].eligible) passing.push_back(p.backends[i]->cfg.name);
+    auto& watch = overlaps_[p.cfg.name];  // by name: it outlives reloads
+    const auto before_overlap = watch.names();
+    switch (watch.update(passing)) {
+      case proxy::OverlapWatch::Event::none: break;
+      case proxy::OverlapWatch::Event::started:
+      case proxy::OverlapWatch::Event::changed:
+        spdlog::warn(
+            "proxy {}: {} backends pass the check at once ({}): split brain or a stale node? staying on {}",
+            p.cfg.name, eligible, join(watch.names()), p.backends[after]->cfg.name);
+        break;
+      case proxy::OverlapWatch::Event::ended:
+        spdlog::info("proxy {}: backends no longer pass the check at once ({} before, {} now)", p.cfg.name,
+                     join(before_overlap), passing.empty() ? "none" : join(passing));
+        break;
     }
   }
   set_urgent(pi, eligible == 0);

@@ -5,11 +5,14 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <map>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "cfg/config.h"
 #include "health/checker.h"
+#include "proxy/balance.h"
 #include "proxy/runtime.h"
 #include "proxy/worker.h"
 
@@ -81,6 +84,8 @@ class Daemon {
   std::vector<std::unique_ptr<proxy::Worker>> workers_;
   std::vector<std::vector<std::shared_ptr<health::Checker>>> checkers_;
   std::unique_ptr<AdminServer> admin_;
+  // `first` proxies with several backends passing at once, by proxy name.
+  std::map<std::string, proxy::OverlapWatch> overlaps_;
   boost::asio::signal_set hup_{control_, SIGHUP};
   boost::asio::steady_timer ready_timer_{control_};
   boost::asio::steady_timer watchdog_timer_{control_};

@@ -46,4 +46,13 @@ std::optional<size_t> choose(cfg::Balance balance, std::span<const Candidate> ba
   return std::nullopt;
 }
 
+OverlapWatch::Event OverlapWatch::update(std::vector<std::string> eligible) {
+  if (eligible.size() < 2) eligible.clear();
+  if (eligible == names_) return Event::none;
+  const bool was = !names_.empty();
+  names_ = std::move(eligible);
+  if (names_.empty()) return Event::ended;
+  return was ? Event::changed : Event::started;
+}
+
 }  // namespace proxy

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <string>
+#include <vector>
 
 #include "cfg/config.h"
 
@@ -28,5 +30,26 @@ std::optional<size_t> choose(cfg::Balance balance, std::span<const Candidate> ba
 // Keeps `current` while it is eligible, else the first eligible in config
 // order, else npos.
 size_t elect_first(std::span<const Candidate> backends, size_t current);
+
+// More than one backend of a `first` proxy passing its check at once (a
+// Patroni split brain, or a stale node) is loud news, but news once: the
+// daemon elects at every check change and reload, and repeating the warning
+// each time buried the one line that mattered. update() is fed the names of
+// the eligible backends at each election and says what to log.
+class OverlapWatch {
+ public:
+  enum class Event {
+    none,     // nothing new (still one or none eligible, or the same overlap)
+    started,  // two or more pass now, and did not before
+    changed,  // still two or more, another set of them
+    ended,    // back to one or none
+  };
+  Event update(std::vector<std::string> eligible);
+  // The backends of the overlap in force (empty when there is none).
+  const std::vector<std::string>& names() const { return names_; }
+
+ private:
+  std::vector<std::string> names_;
+};
 
 }  // namespace proxy

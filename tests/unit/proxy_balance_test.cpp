@@ -96,3 +96,38 @@ BOOST_AUTO_TEST_CASE(pipe_pool_trims_spares_left_unused) {
   pool.trim();  // untouched for a whole period: closed too
   BOOST_TEST(pool.spare() == 0u);
 }
+
+// Several backends passing at once is logged when it starts, when the set
+// changes and when it ends, never again at elections in between (every
+// check change and every reload elects).
+BOOST_AUTO_TEST_CASE(overlap_is_news_once) {
+  using E = proxy::OverlapWatch::Event;
+  using V = std::vector<std::string>;
+  struct Step {
+    V eligible;
+    E want;
+    V names_after;
+  };
+  const std::vector<Step> steps = {
+      {{}, E::none, {}},
+      {{"a"}, E::none, {}},
+      {{"a"}, E::none, {}},
+      {{"a", "b"}, E::started, {"a", "b"}},
+      {{"a", "b"}, E::none, {"a", "b"}},  // a check change elsewhere, a reload
+      {{"a", "b"}, E::none, {"a", "b"}},
+      {{"a", "b", "c"}, E::changed, {"a", "b", "c"}},
+      {{"b", "c"}, E::changed, {"b", "c"}},
+      {{"c"}, E::ended, {}},
+      {{"c"}, E::none, {}},
+      {{}, E::none, {}},
+      {{"a", "c"}, E::started, {"a", "c"}},
+      {{}, E::ended, {}},
+  };
+  proxy::OverlapWatch w;
+  for (size_t i = 0; i < steps.size(); ++i) {
+    BOOST_TEST_CONTEXT("step " << i) {
+      BOOST_TEST((w.update(steps[i].eligible) == steps[i].want));
+      BOOST_TEST(w.names() == steps[i].names_after, boost::test_tools::per_element());
+    }
+  }
+}
