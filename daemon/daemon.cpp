@@ -16,6 +16,7 @@
 #include "cfg/names.h"
 #include "daemon/admin.h"
 #include "daemon/privileges.h"
+#include "health/patroni_defects.h"
 
 #ifdef VIPPROXY_HAVE_SYSTEMD
 #include <systemd/sd-daemon.h>
@@ -87,6 +88,11 @@ std::string join(const std::vector<std::string>& names) {
   return out;
 }
 
+// Where a backend's Patroni tells its version (its check host and port).
+std::string patroni_url(const cfg::Proxy& p, size_t bi) {
+  return std::string(p.check.tls.enabled ? "https://" : "http://") + check_target(p, bi).to_string() + "/patroni";
+}
+
 }  // namespace
 
 std::shared_ptr<health::Checker> Daemon::make_checker(const proxy::ProxyRuntime& p, size_t bi,
@@ -121,6 +127,58 @@ void Daemon::start_checks() {
   }
 }
 
+void Daemon::read_patroni_version(const proxy::ProxyRuntime& p, size_t bi) {
+  if (p.cfg.check.type != cfg::CheckType::http) return;
+  const std::string url = patroni_url(p.cfg, bi);
+  auto& read = patroni_versions_[url];
+  if (read.in_flight) return;  // one request per Patroni, however many proxies check it
+  read.in_flight = true;
+  const std::string label = p.cfg.name + "/" + p.cfg.backends[bi].name;
+  read.cancel = health::fetch_once(control_, p.cfg.check, check_target(p.cfg, bi), "/patroni",
+                                   std::chrono::milliseconds(2000),
+                                   [this, url, label](const health::CheckResult& r, const std::string& body) {
+                                     on_patroni_version(url, label, r, body);
+                                   });
+}
+
+// Patroni's REST API does not say which DCS it uses, so a defect that needs
+// one is named with that condition (doctor reads patroni.yml for it).
+void Daemon::on_patroni_version(const std::string& url, const std::string& label, const health::CheckResult& r,
+                                const std::string& body) {
+  auto& read = patroni_versions_[url];
+  read.in_flight = false;
+  read.cancel = nullptr;
+  const auto text = r.outcome == health::Outcome::ok ? health::patroni_version_from_status(body) : std::nullopt;
+  const auto version = text ? health::parse_patroni_version(*text) : std::nullopt;
+  if (!version) {
+    const std::string why = r.outcome != health::Outcome::ok ? health::describe(r)
+                            : text ? "version '" + *text + "' not understood"
+                                   : std::string("no patroni.version in the reply");
+    // Layer 4 (not up yet, most likely: at boot vipproxy may start first):
+    // read again once its check reaches it. An HTTP answer without a version
+    // (not Patroni?) is said once, until the node restarts.
+    const bool answered = r.outcome != health::Outcome::none && !health::is_layer4(r.outcome) &&
+                          r.outcome != health::Outcome::local_error;
+    if (answered) read.known = true;
+    if (read.logged == "?" + why) return;
+    if (answered) read.logged = "?" + why;
+    spdlog::info("backend {}: Patroni version not read (GET {}: {})", label, url, why);
+    return;
+  }
+  read.known = true;
+  if (read.logged == *text) return;
+  read.logged = *text;
+  const auto defects = health::write_loss_defects(*version, health::Dcs::unknown);
+  if (defects.empty()) {
+    spdlog::info("backend {}: Patroni {} (GET {}): no known defect that loses acknowledged writes", label, *text,
+                 url);
+    return;
+  }
+  for (const auto& d : defects)
+    spdlog::warn("backend {}: {} (GET {}; `vipproxy doctor --patroni-config FILE` checks the DCS)", label,
+                 health::describe(d, *version), url);
+}
+
 const proxy::ProxyRuntime* Daemon::running(const std::string& name) const {
   for (const auto& p : proxies_)
     if (p->cfg.name == name) return p.get();
@@ -139,6 +197,11 @@ void Daemon::on_check_change(const proxy::BackendRuntime& backend, const health:
   auto& p = *proxies_[pi];
   p.backends[bi]->eligible.store(st.up, std::memory_order_release);
   elect(pi);
+  if (p.cfg.check.type == cfg::CheckType::http) {
+    auto& read = patroni_versions_[patroni_url(p.cfg, bi)];
+    if (!st.reachable) read.known = false;  // it may come back as another version (an upgrade)
+    else if (!read.known) read_patroni_version(p, bi);
+  }
   for (auto& w : workers_) w->post_backend_change(proxies_[pi], bi, st.up);
   if (vrrp_) vrrp_->proxy_health_changed();
 }
@@ -378,6 +441,9 @@ void Daemon::stop() {
   watchdog_timer_.cancel();
   for (auto& c : checkers_)
     for (auto& ch : c) ch->stop();
+  for (auto& [url, read] : patroni_versions_)
+    if (read.cancel) read.cancel();
+  patroni_versions_.clear();
   if (admin_) admin_->stop();
   signals_.cancel();
   // Graceful: established sessions may finish within hard_stop_after.
@@ -422,6 +488,8 @@ int Daemon::run() {
   wait_for_sighup();
 
   start_checks();
+  for (const auto& p : proxies_)
+    for (size_t bi = 0; bi < p->backends.size(); ++bi) read_patroni_version(*p, bi);
   if (!config_.vrrp.empty()) {
     vrrp_ = std::make_unique<vrrp::Service>(control_, config_.vrrp, config_.node,
                                             [this](const std::string& p) { return proxy_healthy(p); });

@@ -52,6 +52,14 @@ class Daemon {
   std::shared_ptr<health::Checker> make_checker(const proxy::ProxyRuntime& p, size_t backend,
                                                 std::chrono::milliseconds first_delay);
   void start_checks();
+  // GET /patroni on a backend's check host and port (http checks), logged
+  // with a warning when the running Patroni version has a known defect that
+  // loses acknowledged writes (health/patroni_defects.h). At start, and again
+  // each time the backend becomes reachable after it was not (Patroni was
+  // not up yet at start, or restarted: an upgrade); logged when it changed.
+  void read_patroni_version(const proxy::ProxyRuntime& p, size_t backend);
+  void on_patroni_version(const std::string& url, const std::string& label, const health::CheckResult& r,
+                          const std::string& body);
   // The running generation of the proxy with this name, or null.
   const proxy::ProxyRuntime* running(const std::string& name) const;
   // Where a backend is in the running generation (false: a reload removed it).
@@ -86,6 +94,13 @@ class Daemon {
   std::unique_ptr<AdminServer> admin_;
   // `first` proxies with several backends passing at once, by proxy name.
   std::map<std::string, proxy::OverlapWatch> overlaps_;
+  struct PatroniVersionRead {
+    std::function<void()> cancel;  // of the request in flight, if any
+    bool in_flight = false;
+    bool known = false;            // read since the backend last became reachable
+    std::string logged;            // the version last logged
+  };
+  std::map<std::string, PatroniVersionRead> patroni_versions_;  // by GET URL
   boost::asio::signal_set hup_{control_, SIGHUP};
   boost::asio::steady_timer ready_timer_{control_};
   boost::asio::steady_timer watchdog_timer_{control_};

@@ -212,9 +212,12 @@ class HttpAttempt final : public Attempt {
   using Stream = std::conditional_t<Tls, beast::ssl_stream<beast::tcp_stream>, beast::tcp_stream>;
 
  public:
+  // `body_sink`: where the reply's body goes, for fetch_once() (checks keep no body).
   HttpAttempt(Executor ex, std::shared_ptr<const cfg::Check> rule, cfg::Endpoint target, Done done,
-              std::shared_ptr<ssl::context> ctx)
-      : Attempt(ex, std::move(rule), std::move(target), std::move(done)), ctx_(std::move(ctx)) {
+              std::shared_ptr<ssl::context> ctx, std::shared_ptr<std::string> body_sink = nullptr)
+      : Attempt(ex, std::move(rule), std::move(target), std::move(done)),
+        ctx_(std::move(ctx)),
+        body_sink_(std::move(body_sink)) {
     if constexpr (Tls) {
       stream_.emplace(ex_, *ctx_);
     } else {
@@ -353,6 +356,7 @@ class HttpAttempt final : public Attempt {
 
   void on_reply(const error_code& ec) {
     if (reply_->complete()) {
+      if (body_sink_) *body_sink_ = reply_->body();
       finish(judge());
       close_gracefully();
       return;
@@ -428,6 +432,7 @@ class HttpAttempt final : public Attempt {
   }
 
   std::shared_ptr<ssl::context> ctx_;
+  std::shared_ptr<std::string> body_sink_;
   std::optional<Stream> stream_;
   std::string name_mismatch_;
   bool head_ = false;
@@ -435,6 +440,26 @@ class HttpAttempt final : public Attempt {
   std::optional<HttpReplyParser> reply_;
   std::array<char, 4096> scratch_{};
 };
+
+// The client context of an https check; `error` says why it is unusable.
+std::shared_ptr<ssl::context> make_tls_context(const cfg::Check& rule, std::string& error) {
+  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
+  error_code ec;
+  ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3, ec);
+  if (rule.tls.verify) {
+    ctx->set_verify_mode(ssl::verify_peer, ec);
+    if (rule.tls.ca_file.empty()) {
+      ctx->set_default_verify_paths(ec);
+      if (ec) error = "cannot load the default CA store: " + ec.message();
+    } else {
+      ctx->load_verify_file(rule.tls.ca_file, ec);
+      if (ec) error = "cannot load ca_file " + rule.tls.ca_file + ": " + ec.message();
+    }
+  } else {
+    ctx->set_verify_mode(ssl::verify_none, ec);
+  }
+  return ctx;
+}
 
 // ---------------------------------------------------------------------------
 
@@ -493,21 +518,7 @@ class CheckerImpl final : public Checker, public std::enable_shared_from_this<Ch
 
  private:
   void setup_tls() {
-    tls_ctx_ = std::make_shared<ssl::context>(ssl::context::tls_client);
-    error_code ec;
-    tls_ctx_->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3, ec);
-    if (rule_->tls.verify) {
-      tls_ctx_->set_verify_mode(ssl::verify_peer, ec);
-      if (rule_->tls.ca_file.empty()) {
-        tls_ctx_->set_default_verify_paths(ec);
-        if (ec) tls_setup_error_ = "cannot load the default CA store: " + ec.message();
-      } else {
-        tls_ctx_->load_verify_file(rule_->tls.ca_file, ec);
-        if (ec) tls_setup_error_ = "cannot load ca_file " + rule_->tls.ca_file + ": " + ec.message();
-      }
-    } else {
-      tls_ctx_->set_verify_mode(ssl::verify_none, ec);
-    }
+    tls_ctx_ = make_tls_context(*rule_, tls_setup_error_);
     if (!tls_setup_error_.empty()) spdlog::error("backend {}: {}", label_, tls_setup_error_);
   }
 
@@ -658,6 +669,45 @@ class CheckerImpl final : public Checker, public std::enable_shared_from_this<Ch
 };
 
 }  // namespace
+
+std::function<void()> fetch_once(boost::asio::io_context& io, const cfg::Check& check, cfg::Endpoint target,
+                                 std::string path, std::chrono::milliseconds min_timeout, OnFetched done) {
+  auto rule = std::make_shared<cfg::Check>(check);
+  rule->type = cfg::CheckType::http;
+  rule->method = "GET";
+  rule->path = std::move(path);
+  rule->expect_status = 200;
+  rule->expect_role = cfg::ExpectRole::any;  // the status alone; the body goes to `done`
+  rule->timeout = std::max(rule->timeout, min_timeout);
+  auto strand = asio::make_strand(io);
+  auto body = std::make_shared<std::string>();
+  auto reported = std::make_shared<bool>(false);
+  auto report = [done = std::move(done), body, reported](CheckResult r) {
+    *reported = true;
+    done(r, *body);
+  };
+  std::shared_ptr<Attempt> a;
+  if (rule->tls.enabled) {
+    std::string error;
+    auto ctx = make_tls_context(*rule, error);
+    if (!error.empty()) {
+      asio::post(strand, [report, error] { report(result(Outcome::tls_error, error)); });
+      return [] {};
+    }
+    a = std::make_shared<HttpAttempt<true>>(strand, rule, std::move(target), std::move(report), ctx, body);
+  } else {
+    a = std::make_shared<HttpAttempt<false>>(strand, rule, std::move(target), std::move(report), nullptr, body);
+  }
+  asio::dispatch(strand, [a] { a->start(); });
+  std::weak_ptr<Attempt> weak = a;
+  return [weak, strand, reported] {
+    asio::dispatch(strand, [weak, reported] {
+      // Once reported, the attempt only waits for the server's EOF: cutting
+      // that short would turn our FIN into an RST (see CheckerImpl::do_stop).
+      if (auto a = weak.lock(); a && !*reported) a->cancel();
+    });
+  };
+}
 
 std::shared_ptr<Checker> Checker::create(boost::asio::io_context& io, const cfg::Check& rule, std::string label,
                                          cfg::Endpoint target, std::chrono::milliseconds first_delay,

@@ -44,4 +44,14 @@ class Checker {
   virtual const Status& status() const = 0;
 };
 
+// One GET of `path` on `target` with the check's transport (TLS settings,
+// timeout; at least `min_timeout`), outside any schedule: for facts read
+// once, like Patroni's version from /patroni at start. `done` runs on the
+// io_context with the result (Outcome::ok for a 200, l7_status for another
+// status) and the reply's body. The returned function abandons the request
+// (`done` is then not called); calling it after `done` does nothing.
+using OnFetched = std::function<void(const CheckResult&, const std::string& body)>;
+std::function<void()> fetch_once(boost::asio::io_context& io, const cfg::Check& rule, cfg::Endpoint target,
+                                 std::string path, std::chrono::milliseconds min_timeout, OnFetched done);
+
 }  // namespace health
