@@ -29,6 +29,8 @@ const char* kDoctorUsage =
     "usage: vipproxy doctor [--config FILE] [--patroni-config FILE] [--etcd HOST:PORT]...\n"
     "                       [--advert-seconds N] [--no-adverts] [--admin HOST:PORT] [--token-file FILE]\n"
     "  Preflight checks, one verdict per line (OK, WARN, FAIL); exit 1 if any FAIL.\n"
+    "  --patroni-config  Patroni's config (default /etc/patroni/patroni.yml, if readable): the etcd\n"
+    "                    hosts, and the DCS that known Patroni write-loss defects depend on\n"
     "  Run it as root or as the vipproxy user with the unit's capabilities.\n"
     "  --admin, --token-file: reach the running daemon's admin endpoint as `vipproxy status`\n"
     "  does (the token: --token-file, else $VIPPROXY_TOKEN, else admin.token of --config).\n";

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "cfg/config.h"
+#include "health/patroni_defects.h"
 
 namespace ctl {
 
@@ -108,6 +109,27 @@ struct CheckProbe {
   bool tls_skipped = false;
 };
 std::vector<Verdict> patroni_verdicts(const cfg::Config& c, const std::vector<CheckProbe>& probes);
+
+// ---- Patroni version (GET /patroni on each backend's check host and port) ----
+// Known acknowledged-write-loss defects (health/patroni_defects.h) depend on
+// the version, which Patroni's REST API gives, and on the DCS, which it does
+// not: that comes from patroni.yml when doctor can read it.
+struct PatroniVersionProbe {
+  std::string proxy, backend, target;  // target: "GET http://host:8008/patroni"
+  bool reached = false;
+  unsigned http_status = 0;
+  std::string body, error;
+  bool tls_skipped = false;
+};
+struct DcsFacts {
+  health::Dcs dcs = health::Dcs::unknown;
+  std::string source;  // the patroni.yml it came from
+  std::string error;   // why it is unknown
+};
+// The DCS section of a Patroni config (etcd3:, etcd:, consul:, ...);
+// unknown when there is none or several, or the text is not YAML.
+health::Dcs dcs_from_patroni_yaml(const std::string& yaml_text);
+std::vector<Verdict> patroni_version_verdicts(const std::vector<PatroniVersionProbe>& probes, const DcsFacts& dcs);
 
 // ---- etcd members ----
 struct EtcdFacts {

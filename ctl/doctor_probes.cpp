@@ -234,6 +234,52 @@ std::vector<CheckProbe> probe_checks(const cfg::Config& c) {
   return out;
 }
 
+// GET /patroni once per distinct check host and port of the http checks.
+std::vector<PatroniVersionProbe> probe_patroni_versions(const cfg::Config& c) {
+  std::vector<PatroniVersionProbe> out;
+  std::set<std::string> seen;
+  for (const auto& p : c.proxies) {
+    if (p.check.type != cfg::CheckType::http) continue;
+    for (const auto& b : p.backends) {
+      unsigned short port = b.check_port ? *b.check_port : p.check.port ? *p.check.port : b.address.port;
+      std::string hp = (b.address.host.find(':') != std::string::npos ? "[" + b.address.host + "]" : b.address.host) +
+                       ":" + std::to_string(port);
+      if (!seen.insert(hp).second) continue;
+      PatroniVersionProbe pr;
+      pr.proxy = p.name;
+      pr.backend = b.name;
+      if (p.check.tls.enabled) {
+        pr.target = "GET https://" + hp + "/patroni";
+        pr.tls_skipped = true;
+      } else {
+        pr.target = "GET http://" + hp + "/patroni";
+        auto r = http_request(b.address.host, port, "GET", "/patroni", {}, {},
+                              std::max(p.check.timeout, cfg::Duration(2000)));
+        pr.reached = r.ok;
+        pr.http_status = r.status;
+        pr.body = std::move(r.body);
+        pr.error = r.error;
+      }
+      out.push_back(std::move(pr));
+    }
+  }
+  return out;
+}
+
+DcsFacts probe_dcs(const DoctorOptions& o) {
+  DcsFacts f;
+  std::string path = o.patroni_config.empty() ? "/etc/patroni/patroni.yml" : o.patroni_config;
+  auto text = read_file(path);
+  if (!text) {
+    f.error = "cannot read " + path;
+    return f;
+  }
+  f.dcs = dcs_from_patroni_yaml(*text);
+  f.source = path;
+  if (f.dcs == health::Dcs::unknown) f.error = "no single DCS section in " + path;
+  return f;
+}
+
 EtcdFacts probe_etcd(const DoctorOptions& o) {
   EtcdFacts f;
   if (!o.etcd.empty()) {
@@ -385,6 +431,7 @@ std::vector<Verdict> run_doctor(const DoctorOptions& o, std::ostream& out) {
     for (const auto& inst : c.vrrp) emit(foreign_routers_verdict(inst, daemon));
   }
   for (const auto& v : patroni_verdicts(c, probe_checks(c))) emit(v);
+  for (const auto& v : patroni_version_verdicts(probe_patroni_versions(c), probe_dcs(o))) emit(v);
   emit(etcd_verdict(probe_etcd(o)));
   return all;
 }

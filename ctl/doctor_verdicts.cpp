@@ -371,6 +371,67 @@ Verdict admin_verdict(const AdminFacts& f) {
                                 (f.token_source.empty() ? "" : "; token from " + f.token_source)};
 }
 
+health::Dcs dcs_from_patroni_yaml(const std::string& yaml_text) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const std::exception&) {
+    return health::Dcs::unknown;
+  }
+  if (!root.IsMap()) return health::Dcs::unknown;
+  health::Dcs found = health::Dcs::unknown;
+  for (const auto& kv : root) {
+    if (!kv.first.IsScalar()) continue;
+    health::Dcs d = health::parse_dcs(kv.first.as<std::string>());
+    if (d == health::Dcs::unknown) continue;
+    if (found != health::Dcs::unknown) return health::Dcs::unknown;  // several: Patroni would refuse it
+    found = d;
+  }
+  return found;
+}
+
+std::vector<Verdict> patroni_version_verdicts(const std::vector<PatroniVersionProbe>& probes, const DcsFacts& dcs) {
+  std::vector<Verdict> out;
+  for (const auto& pr : probes) {
+    std::string check = "patroni " + pr.proxy + "/" + pr.backend;
+    if (pr.tls_skipped) {
+      out.push_back({Level::warn, check, pr.target + ": TLS not probed by doctor; Patroni version unknown"});
+      continue;
+    }
+    if (!pr.reached) {
+      out.push_back({Level::warn, check, "version unknown: " + pr.target + " unreachable: " + pr.error});
+      continue;
+    }
+    if (pr.http_status != 200) {
+      out.push_back({Level::warn, check, "version unknown: " + pr.target + " answered HTTP " +
+                                             std::to_string(pr.http_status)});
+      continue;
+    }
+    auto text = health::patroni_version_from_status(pr.body);
+    if (!text) {
+      out.push_back({Level::warn, check, "version unknown: the reply to " + pr.target + " has no patroni.version"});
+      continue;
+    }
+    auto ver = health::parse_patroni_version(*text);
+    if (!ver) {
+      out.push_back({Level::warn, check, "Patroni version '" + *text + "' (" + pr.target + ") not understood"});
+      continue;
+    }
+    auto matches = health::write_loss_defects(*ver, dcs.dcs);
+    std::string dcs_text = dcs.dcs == health::Dcs::unknown
+                               ? "DCS unknown: " + (dcs.error.empty() ? std::string("no patroni.yml read") : dcs.error) +
+                                     "; pass --patroni-config FILE"
+                               : std::string("DCS ") + health::to_string(dcs.dcs) + " from " + dcs.source;
+    if (matches.empty()) {
+      out.push_back({Level::ok, check, "Patroni " + *text + " (" + dcs_text + "): no known acknowledged-write-loss "
+                                       "defect"});
+      continue;
+    }
+    for (const auto& m : matches) out.push_back({Level::warn, check, health::describe(m, *ver) + " (" + dcs_text + ")"});
+  }
+  return out;
+}
+
 Verdict etcd_verdict(const EtcdFacts& f) {
   std::string check = "etcd members";
   if (f.members) {

@@ -11,6 +11,7 @@ One lab for the whole file (setUpClass/tearDownClass); the tests run in order
 (test_0 ... test_4) and each starts from a steady cluster."""
 import json
 import os
+import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -62,6 +63,31 @@ class VipproxySynchronous(LabCase):
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertRegex(r.stdout, r"OK\b.*etcd members.*3 members")
         self.assertRegex(r.stdout, r"OK\b.*heard ")  # the peer's adverts
+        self.check_patroni_version_warnings(r.stdout)
+
+    def check_patroni_version_warnings(self, doctor_out):
+        """The lab runs Debian 12's Patroni on etcd3: doctor (DCS from patroni.yml) and each
+        daemon's log at start name patroni#2689 and the fixed version when it applies."""
+        r = self.lab.run("dirtoha", ["curl", "-s", "-m", "3", f"http://{S.CATALOGS['catalog01']}:8008/patroni"])
+        version = json.loads(r.stdout)["patroni"]["version"]
+        affected = tuple(int(x) for x in version.split(".")[:3]) < (3, 0, 3)
+        for node in S.CATALOGS:
+            line = rf"patroni postgres/{node}: Patroni {re.escape(version)}"
+            if affected:
+                self.assertRegex(doctor_out, rf"WARN\s+{line} with etcd3 has patroni#2689: .*acknowledged.*"
+                                             rf"fixed in Patroni 3\.0\.3.*DCS etcd3 from ")
+            else:
+                self.assertRegex(doctor_out, rf"OK\s+{line} .*no known acknowledged-write-loss defect")
+        for node in S.CATALOGS:
+            with open(self.lab.path("logs", f"vipproxy-{node}.log")) as f:
+                log = f.read()
+            for backend in S.CATALOGS:
+                if affected:
+                    self.assertRegex(log, rf"\[warning\] backend postgres/{backend}: Patroni {re.escape(version)} has "
+                                          r"patroni#2689 if its DCS is etcd3: .*fixed in Patroni 3\.0\.3",
+                                     f"vipproxy on {node} did not warn about {backend}'s Patroni at start")
+                else:
+                    self.assertRegex(log, rf"backend postgres/{backend}: Patroni {re.escape(version)} .*no known")
 
     def test_0_steady_state(self):
         leader, holder = self.steady()

@@ -285,6 +285,81 @@ etcd3:
   BOOST_TEST(ctl::etcd_verdict({}).reason.find("unknown") == 0u);
 }
 
+BOOST_AUTO_TEST_CASE(dcs_of_a_patroni_config) {
+  using health::Dcs;
+  struct Case {
+    const char* yaml;
+    Dcs want;
+  };
+  const Case cases[] = {
+      {"scope: c\netcd3:\n  hosts: [a:2379]\n", Dcs::etcd3},  // the guide's
+      {"scope: c\netcd:\n  host: a:2379\n", Dcs::etcd},
+      {"consul:\n  host: a:8500\n", Dcs::consul},
+      {"kubernetes: {}\n", Dcs::kubernetes},
+      {"raft:\n  data_dir: /x\n", Dcs::raft},
+      {"zookeeper:\n  hosts: [a]\n", Dcs::zookeeper},
+      {"scope: c\n", Dcs::unknown},                               // none
+      {"etcd: {host: a}\netcd3: {host: a}\n", Dcs::unknown},     // several
+      {"- not a map\n", Dcs::unknown},
+      {"etcd3: [unclosed\n", Dcs::unknown},                      // not YAML
+  };
+  for (const auto& c : cases) {
+    BOOST_TEST_CONTEXT(c.yaml) { BOOST_TEST((ctl::dcs_from_patroni_yaml(c.yaml) == c.want)); }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(patroni_versions_against_known_defects) {
+  const std::string v302 = R"({"state": "running", "role": "master", "patroni": {"version": "3.0.2", "scope": "c"}})";
+  const std::string v303 = R"({"state": "running", "role": "replica", "patroni": {"version": "3.0.3", "scope": "c"}})";
+  ctl::PatroniVersionProbe p1{"postgres", "catalog01", "GET http://192.168.1.151:8008/patroni", true, 200, v302, "",
+                              false};
+  ctl::PatroniVersionProbe p2{"postgres", "catalog02", "GET http://192.168.1.152:8008/patroni", true, 200, v303, "",
+                              false};
+  ctl::DcsFacts etcd3{health::Dcs::etcd3, "/etc/patroni/patroni.yml", ""};
+
+  // 3.0.2 on etcd3: WARN naming the defect and the fixed version; 3.0.3: OK.
+  auto v = ctl::patroni_version_verdicts({p1, p2}, etcd3);
+  BOOST_REQUIRE(v.size() == 2u);
+  BOOST_TEST((v[0].level == Level::warn));
+  BOOST_TEST(v[0].check == "patroni postgres/catalog01");
+  BOOST_TEST(v[0].reason.find("Patroni 3.0.2 with etcd3 has patroni#2689") == 0u, v[0].reason);
+  BOOST_TEST(v[0].reason.find("fixed in Patroni 3.0.3") != std::string::npos, v[0].reason);
+  BOOST_TEST(v[0].reason.find("DCS etcd3 from /etc/patroni/patroni.yml") != std::string::npos, v[0].reason);
+  BOOST_TEST((v[1].level == Level::ok));
+  BOOST_TEST(v[1].reason.find("Patroni 3.0.3") == 0u, v[1].reason);
+  BOOST_TEST(ctl::exit_code(v) == 0);  // a warning, not a failure
+
+  // Another DCS: the etcd3 defect does not apply.
+  v = ctl::patroni_version_verdicts({p1}, {health::Dcs::consul, "p.yml", ""});
+  BOOST_TEST((v.at(0).level == Level::ok));
+
+  // DCS unknown: the defect is named with its condition, and how to know.
+  v = ctl::patroni_version_verdicts({p1}, {health::Dcs::unknown, "", "cannot read /etc/patroni/patroni.yml"});
+  BOOST_TEST((v.at(0).level == Level::warn));
+  BOOST_TEST(v[0].reason.find("if its DCS is etcd3") != std::string::npos, v[0].reason);
+  BOOST_TEST(v[0].reason.find("--patroni-config") != std::string::npos, v[0].reason);
+
+  // No version to judge: WARN "version unknown", never OK.
+  auto bad = p1;
+  bad.reached = false;
+  bad.error = "connect: Connection refused";
+  auto tls = p1;
+  tls.tls_skipped = true;
+  auto status = p1;
+  status.http_status = 404;
+  auto nobody = p1;
+  nobody.body = "<html>";
+  auto weird = p1;
+  weird.body = R"({"patroni": {"version": "next"}})";
+  for (const auto& p : {bad, tls, status, nobody, weird}) {
+    v = ctl::patroni_version_verdicts({p}, etcd3);
+    BOOST_TEST_CONTEXT(v.at(0).reason) {
+      BOOST_TEST((v[0].level == Level::warn));
+      BOOST_TEST(v[0].reason.find("patroni#") == std::string::npos);
+    }
+  }
+}
+
 BOOST_AUTO_TEST_CASE(verdict_lines) {
   BOOST_TEST(ctl::format_verdict({Level::fail, "config", "bad"}) == "FAIL config: bad");
   BOOST_TEST(ctl::format_verdict({Level::ok, "x", "y"}) == "OK   x: y");
