@@ -169,6 +169,11 @@ def main():
                   f"{S.describe_probe(r['probe'])[:28]:28} {r['read_only_errors']:>14}")
         if any("missing_after_rejoin" in r for r in results):
             print("  (missing a/b: acknowledged writes missing when writes resumed / once the cut-off node rejoined)")
+            # b is Patroni's, not the frontend's: say which defect, from the one table (vipproxy doctor).
+            print("  b > 0: the cut-off old primary took the leader key back when it rejoined, and every write the\n"
+                  "  new primary had acknowledged meanwhile was lost; no frontend can keep them. vipproxy doctor here:")
+            for line in S.patroni_defects(lab) or ["(doctor could not run: see README, 'Which Patroni to run')"]:
+                print(f"    {line}")
         print(f"  {backup}")
         print(f"\n  demo took {time.monotonic() - t_start:.0f}s (without install/build)")
         ok = all(r["resumed"] for r in results) and backup_ok

@@ -365,6 +365,37 @@ def missing_now(lab, res):
     return sorted(set(res["acked_values"]) - present)
 
 
+def patroni_defects(lab):
+    """What `vipproxy doctor` says about the lab's Patroni versions against the
+    known defects that lose acknowledged writes (the one table:
+    health/patroni_defects.cpp), with the DCS from the lab's patroni.yml.
+    Lines "catalog01, catalog02: <reason>", one per distinct reason; [] if
+    doctor could not run. Works with either frontend: doctor gets a config of
+    its own listing both nodes (it binds nothing)."""
+    try:
+        with open(lab.path("state.json")) as f:
+            binary = json.load(f)["vipproxy_bin"]
+    except (OSError, ValueError, KeyError):
+        return []
+    cfg = lab.path("doctor-patroni.yaml")
+    with open(cfg, "w") as f:
+        f.write("# scripts/demo: for `vipproxy doctor` only (its Patroni checks)\nproxies:\n  - name: postgres\n"
+                "    listen: 127.0.0.1:5433\n    check: {type: http, port: 8008, path: /primary}\n    backends:\n"
+                + "".join(f"      - {{name: {h}, address: '{a}:5432'}}\n" for h, a in CATALOGS.items()))
+    try:
+        r = lab.run("dirtoha", [binary, "doctor", "--config", cfg, "--no-adverts", "--patroni-config",
+                                lab.path("catalog01", "patroni.yml")], timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    by_reason = {}
+    for line in r.stdout.splitlines():
+        parts = line.split(None, 2)
+        if len(parts) == 3 and parts[1] == "patroni" and ": " in parts[2]:
+            who, reason = parts[2].split(": ", 1)
+            by_reason.setdefault(f"{parts[0]} {reason}", []).append(who.split("/")[-1])
+    return [f"{', '.join(nodes)}: {reason}" for reason, nodes in by_reason.items()]
+
+
 def describe_probe(p):
     if not p:
         return "no answer"
