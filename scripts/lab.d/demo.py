@@ -45,11 +45,13 @@ def main():
           f"synchronous_mode {'on' if a.synchronous else 'off'}, "
           f"{'VRRPv3 advert_int 0.1 s' if a.vrrp_v3_fast else 'VRRPv2 advert_int 1 s'}\n", flush=True)
     results = []
+    ours = False
     t_start = time.monotonic()
     started = time.strftime("%Y-%m-%d %H:%M")
     vip_watch, tl, t_steady = None, None, None
     try:
         lab.up(*opts)
+        ours = True  # from here on the lab is this run's to tear down
         vip_watch = S.VipWatch(lab)
         vip_watch.start()
         tl = S.Timeline()
@@ -183,7 +185,11 @@ def main():
             vip_watch.stop()
         if results and t_steady is not None:
             picture(a, timing, started, t_steady, results, vip_watch.samples, tl.events)
-        if a.keep:
+        if not ours:
+            # `up` failed and cleaned up after itself, or found a lab already
+            # running (someone else's): never tear that one down.
+            pass
+        elif a.keep:
             print("\n--keep: the lab is still running; `scripts/lab status`, `scripts/lab exec NODE CMD`, "
                   "`scripts/lab down` when done", flush=True)
         else:

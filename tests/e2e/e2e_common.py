@@ -39,7 +39,9 @@ class LabCase(unittest.TestCase):
         try:
             cls.lab.up(*cls.LAB_OPTS)
         except BaseException:
-            cls._down()
+            # `scripts/lab up` stops what it started when it fails; a failure
+            # may also mean another lab is running (someone else's): leave it.
+            cls.lab = None
             raise
 
     @classmethod

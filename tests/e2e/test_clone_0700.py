@@ -95,10 +95,12 @@ class LabFromA0700Clone(unittest.TestCase):
         self.assertNotIn("vl-", ns, "namespaces were created before the check")
 
     def test_2_lab_up_and_one_write_through_the_vip(self):
-        type(self).lab_up = True  # down even if up fails half-way
         r = self.lab("up", "--fast-dcs")
         print(r.stdout[-3000:] + r.stderr[-3000:])
+        # A failed `up` has stopped what it started (or found another lab
+        # running, which is not ours to stop).
         self.assertEqual(r.returncode, 0, "scripts/lab up from a 0700 clone failed")
+        type(self).lab_up = True
         sql = ("create table if not exists clone_0700 (v int); "
                "insert into clone_0700 values (700) returning v, inet_server_addr()")
         w = self.lab("exec", "dirtoha", "env", "PGCONNECT_TIMEOUT=3", PSQL, "-X", "-At", "-h", VIP, "-p", "5433",
