@@ -21,6 +21,7 @@
 #include <cstdio>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -926,4 +927,67 @@ BOOST_AUTO_TEST_CASE(layer4_failures_still_need_fall) {
   BOOST_TEST(!p.st().reachable);
   p.checker->stop();
   expect_clean_closes(io, srv);
+}
+
+// fetch_once: one GET outside any schedule (the daemon reads Patroni's
+// version from /patroni with it), with the body handed over and the same
+// clean close as checks.
+BOOST_AUTO_TEST_CASE(fetch_once_hands_over_status_and_body) {
+  asio::io_context io;
+  Server srv(io);
+  srv.mode = Mode::patroni_primary;
+  auto rule = fast_rule();
+  rule.method = "OPTIONS";
+  rule.path = "/primary";
+  std::optional<health::CheckResult> got;
+  std::string body;
+  health::fetch_once(io, rule, {"127.0.0.1", srv.port()}, "/patroni", ms{2000},
+                     [&](const health::CheckResult& r, const std::string& b) {
+                       got = r;
+                       body = b;
+                     });
+  BOOST_REQUIRE(run_until(io, [&] { return got.has_value(); }));
+  BOOST_TEST(got->outcome == Outcome::ok);
+  BOOST_TEST(got->http_status == 200u);
+  BOOST_TEST(body.find("\"patroni\": {\"version\": \"3.0.2\"}") != std::string::npos, body);
+  BOOST_REQUIRE(srv.conns.size() == 1u);
+  BOOST_TEST(srv.conns[0]->request.rfind("GET /patroni HTTP/1.1\r\n", 0) == 0u, srv.conns[0]->request);
+  expect_clean_closes(io, srv);
+
+  // Another status: reported as a layer-7 answer, body still handed over.
+  srv.mode = Mode::unavailable;
+  got.reset();
+  health::fetch_once(io, rule, {"127.0.0.1", srv.port()}, "/patroni", ms{2000},
+                     [&](const health::CheckResult& r, const std::string& b) {
+                       got = r;
+                       body = b;
+                     });
+  BOOST_REQUIRE(run_until(io, [&] { return got.has_value(); }));
+  BOOST_TEST(got->outcome == Outcome::l7_status);
+  BOOST_TEST(got->http_status == 503u);
+  expect_clean_closes(io, srv);
+
+  // Nobody listening: layer 4.
+  got.reset();
+  health::fetch_once(io, rule, {"127.0.0.1", refused_port(io)}, "/patroni", ms{2000},
+                     [&](const health::CheckResult& r, const std::string&) { got = r; });
+  BOOST_REQUIRE(run_until(io, [&] { return got.has_value(); }));
+  BOOST_TEST(got->outcome == Outcome::l4_refused);
+}
+
+BOOST_AUTO_TEST_CASE(fetch_once_cancel_reports_nothing_and_closes_cleanly) {
+  asio::io_context io;
+  Server srv(io);
+  srv.mode = Mode::silent;
+  auto rule = fast_rule();
+  bool called = false;
+  auto cancel = health::fetch_once(io, rule, {"127.0.0.1", srv.port()}, "/patroni", ms{5000},
+                                   [&](const health::CheckResult&, const std::string&) { called = true; });
+  BOOST_REQUIRE(run_until(io, [&] { return !srv.conns.empty() && srv.conns[0]->request_complete; }));
+  cancel();
+  BOOST_REQUIRE(run_until(io, [&] { return srv.all_ended(); }, ms{1000}));
+  BOOST_TEST(std::string(end_name(srv.conns[0]->end)) == "eof");
+  run_for(io, ms{100});
+  BOOST_TEST(!called);
+  cancel();  // twice, or after the end: nothing
 }
