@@ -393,7 +393,10 @@ def patroni_defects(lab):
         if len(parts) == 3 and parts[1] == "patroni" and ": " in parts[2]:
             who, reason = parts[2].split(": ", 1)
             by_reason.setdefault(f"{parts[0]} {reason}", []).append(who.split("/")[-1])
-    return [f"{', '.join(nodes)}: {reason}" for reason, nodes in by_reason.items()]
+    lines = [f"{', '.join(nodes)}: {reason}" for reason, nodes in by_reason.items()]
+    # A node a scenario left cut off says nothing about versions: show it only if nothing else answered.
+    known = [ln for ln in lines if "version unknown" not in ln]
+    return known or lines
 
 
 def describe_probe(p):
