@@ -73,6 +73,10 @@ struct Backend {
 
 enum class Balance { first, roundrobin, leastconn };
 
+// How an established session's bytes move (README, "Data path").
+// automatic: the kernel path where the running kernel offers it, else splice.
+enum class DataPath { automatic, kernel, splice, copy };
+
 struct TcpKeepalive {
   bool enabled = true;
   Duration idle{30000};     // TCP_KEEPIDLE
@@ -108,6 +112,7 @@ struct Proxy {
   bool shutdown_sessions_on_down = true;
   TcpKeepalive keepalive;
   Duration tcp_user_timeout{30000}; // 0: kernel default
+  DataPath data_path = DataPath::automatic;
   bool operator==(const Proxy&) const = default;
 };
 

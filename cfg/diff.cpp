@@ -67,6 +67,7 @@ void diff_proxy(std::vector<std::string>& lines, const Proxy& a, const Proxy& b)
   o.field("shutdown_sessions_on_down", a.shutdown_sessions_on_down, b.shutdown_sessions_on_down);
   o.field("keepalive", a.keepalive, b.keepalive);
   o.field("tcp_user_timeout", a.tcp_user_timeout, b.tcp_user_timeout);
+  o.field("data_path", a.data_path, b.data_path);
   diff_check(o, a.check, b.check);
   for (const auto& nb : b.backends) {
     const Backend* ob = nullptr;

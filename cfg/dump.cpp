@@ -117,7 +117,7 @@ void write_check(Writer& w, const Check& ck) {
 void write_proxy(Writer& w, const Proxy& p) {
   const auto& [name, listen, check, balance, backends, connect_timeout, queue_timeout, idle_timeout,
                client_fin_timeout, server_fin_timeout, maxconn, shutdown_sessions_on_down, keepalive,
-               tcp_user_timeout] = p;
+               tcp_user_timeout, data_path] = p;
   const Proxy d;
   w.line(2, "- name", q(name));
   w.key(4, "listen", listen);
@@ -139,6 +139,7 @@ void write_proxy(Writer& w, const Proxy& p) {
     w.key(6, "count", count);
   }
   w.set(4, "tcp_user_timeout", tcp_user_timeout, d.tcp_user_timeout);
+  w.set(4, "data_path", data_path, d.data_path);
   w.line(4, "backends", "");
   for (const auto& b : backends) {
     const auto& [bname, address, check_port] = b;

@@ -16,6 +16,10 @@ constexpr std::array<Spelling<VrrpState>, 2> kVrrpState{{{"master", VrrpState::m
 constexpr std::array<Spelling<AuthType>, 2> kAuthType{{{"pass", AuthType::pass}, {"none", AuthType::none}}};
 constexpr std::array<Spelling<ChecksumForm>, 2> kChecksumForm{
     {{"keepalived", ChecksumForm::keepalived}, {"rfc9568", ChecksumForm::rfc9568}}};
+constexpr std::array<Spelling<DataPath>, 4> kDataPath{{{"auto", DataPath::automatic},
+                                                      {"kernel", DataPath::kernel},
+                                                      {"splice", DataPath::splice},
+                                                      {"copy", DataPath::copy}}};
 
 }  // namespace
 
@@ -25,5 +29,6 @@ template <> std::span<const Spelling<Balance>> spellings() { return kBalance; }
 template <> std::span<const Spelling<VrrpState>> spellings() { return kVrrpState; }
 template <> std::span<const Spelling<AuthType>> spellings() { return kAuthType; }
 template <> std::span<const Spelling<ChecksumForm>> spellings() { return kChecksumForm; }
+template <> std::span<const Spelling<DataPath>> spellings() { return kDataPath; }
 
 }  // namespace cfg::names

@@ -29,6 +29,7 @@ template <> std::span<const Spelling<Balance>> spellings();
 template <> std::span<const Spelling<VrrpState>> spellings();
 template <> std::span<const Spelling<AuthType>> spellings();
 template <> std::span<const Spelling<ChecksumForm>> spellings();
+template <> std::span<const Spelling<DataPath>> spellings();
 
 template <class E>
 std::string_view to_string(E value) {

@@ -1,54 +1,102 @@
 #include "proxy/session.h"
 
-#include <fcntl.h>
+#include <netinet/in.h>
 #include <spdlog/spdlog.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <system_error>
 
 #include "proxy/socket_options.h"
 #include "proxy/worker.h"
 
 namespace proxy {
 
-namespace asio = boost::asio;
-using tcp = asio::ip::tcp;
-using Clock = std::chrono::steady_clock;
+using Clock = Loop::Clock;
 
 namespace {
-// 64 KiB is the default pipe capacity: one splice fills it in one call.
-constexpr size_t kChunk = 64 * 1024;
 // After a refused/timed-out connect, retry this soon (bounded by the
 // session's queue deadline) rather than failing the client at once.
 constexpr auto kRetryAfterConnectFailure = std::chrono::milliseconds(200);
+constexpr auto kDeadPeerOptionsAfter = std::chrono::seconds(1);
+// Every socket of a session is registered once, edge-triggered, for all it
+// may wait for (proxy/loop.h says why EPOLLOUT costs nothing there).
+constexpr uint32_t kSocketEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP;
+
+void close_fd(int& fd, bool abortive) {
+  if (fd < 0) return;
+  if (abortive) {
+    // SO_LINGER 0: close() sends RST, so an error on one side reaches the
+    // other as a reset, not as a clean end of stream.
+    linger l{1, 0};
+    (void)::setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+  }
+  ::close(fd);
+  fd = -1;
+}
 }  // namespace
 
-Session::Session(Worker& worker, std::shared_ptr<ProxySlot> slot, tcp::socket client)
+const char* to_string(SessionPath p) {
+  switch (p) {
+    case SessionPath::copy: return "copy";
+    case SessionPath::splice: return "splice";
+    case SessionPath::kernel: return "kernel";
+  }
+  return "?";
+}
+
+Session::Session(Worker& worker, std::shared_ptr<ProxySlot> slot, int client_fd)
     : worker_(worker),
+      loop_(worker.loop()),
       slot_(std::move(slot)),
-      counters_(*slot_->rt->stats->per_worker[worker.index()]),
-      client_(std::move(client)),
-      server_(worker.io()),
-      timer_(worker.io()) {}
+      counters_(*slot_->rt->stats->per_worker[worker.index()]) {
+  for (int i = 0; i < 2; ++i) {
+    side_[i].session = this;
+    side_[i].index = i;
+  }
+  side_[0].fd = client_fd;
+  timer_.set([this] { on_timer(); });
+}
 
 Session::~Session() {
-  worker_.pipes().discard(dir_[0].pipe);
-  worker_.pipes().discard(dir_[1].pipe);
+  loop_.cancel(timer_);
+  for (auto& p : pump_)
+    if (p) p->release();
+  close_fd(side_[0].fd, false);
+  close_fd(side_[1].fd, false);
 }
 
 const cfg::Proxy& Session::settings() const { return slot_->rt->cfg; }
 
 void Session::start() {
-  boost::system::error_code ec;
-  client_.non_blocking(true, ec);
-  apply_session_options(client_.native_handle(), settings());
-  queue_deadline_ = Clock::now() + settings().queue_timeout;
+  // TCP_NODELAY, keepalive and TCP_USER_TIMEOUT came with the socket: they
+  // are set on the listener and Linux copies them to accepted sockets
+  // (tests/unit/proxy_socket_options_test.cpp checks each one).
+  if (!loop_.add(side_[0].fd, kSocketEvents, &side_[0])) {
+    close(CloseReason::error);
+    return;
+  }
+  queue_deadline_ = loop_.now() + settings().queue_timeout;
   idle_timeout_ = settings().idle_timeout;
   fin_timeout_[0] = settings().client_fin_timeout;
   fin_timeout_[1] = settings().server_fin_timeout;
+  const PumpContext& ctx = worker_.pump_context();
+  switch (settings().data_path) {
+    case cfg::DataPath::copy:
+      path_ = SessionPath::copy;
+      pump_[0] = std::make_unique<CopyPump>(ctx);
+      pump_[1] = std::make_unique<CopyPump>(ctx);
+      break;
+    default:
+      path_ = SessionPath::splice;
+      pump_[0] = std::make_unique<SplicePump>(ctx);
+      pump_[1] = std::make_unique<SplicePump>(ctx);
+      break;
+  }
   try_connect();
 }
 
@@ -58,48 +106,116 @@ void Session::try_connect() {
     enter_waiting(false);
     return;
   }
-  if (in_wait_list_) {
+  if (in_list_) {
     worker_.remove_waiting(this);
-    in_wait_list_ = false;
+    in_list_ = false;
   }
   backend_ = slot_->rt->backends[*chosen];
   state_ = State::connecting;
+  worker_.add_connecting(this);
+  in_list_ = true;
   BackendRuntime& b = *backend_;
 
-  boost::system::error_code ec;
-  server_.open(b.endpoint.protocol(), ec);
-  if (ec) {
-    // Typically EMFILE: treat like a failed connect, the client may wait.
-    on_connected(ec);
+  // Created non-blocking and close-on-exec: no fcntl/ioctl afterwards.
+  int fd = ::socket(b.endpoint.protocol().family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    on_connected(errno);  // typically EMFILE: treat like a failed connect, the client may wait
     return;
   }
-  server_.non_blocking(true, ec);
-  apply_session_options(server_.native_handle(), settings());
-
-  timer_.expires_after(settings().connect_timeout);
-  timer_.async_wait([self = shared_from_this()](const boost::system::error_code& e) {
-    if (e || self->state_ != State::connecting) return;
-    boost::system::error_code ignored;
-    self->server_.cancel(ignored);  // on_connected sees operation_aborted
-  });
-  server_.async_connect(b.endpoint, [self = shared_from_this()](const boost::system::error_code& e) {
-    self->on_connected(e);
-  });
+  side_[1].fd = fd;
+  side_[1].ready = {};
+  apply_nodelay(fd);  // keepalive and TCP_USER_TIMEOUT once the session has lived (start_pumps)
+  int rc = ::connect(fd, b.endpoint.data(), static_cast<socklen_t>(b.endpoint.size()));
+  if (rc < 0 && errno != EINPROGRESS && errno != EINTR) {
+    on_connected(errno);
+    return;
+  }
+  // Registered after connect(): an unconnected socket polls as EPOLLHUP,
+  // one in SYN_SENT as nothing, so the first event is the answer.
+  if (!loop_.add(fd, kSocketEvents, &side_[1])) {
+    on_connected(errno);
+    return;
+  }
+  loop_.arm_after(timer_, settings().connect_timeout);
+  if (rc == 0) on_connected(0);
+  // Otherwise the loop reports EPOLLOUT (connected) or EPOLLERR (failed).
 }
 
-void Session::on_connected(const boost::system::error_code& ec) {
+void Session::on_io(int side, uint32_t ev) {
   if (state_ == State::closed) return;
-  timer_.cancel();
-  if (ec) {
+  Readiness& r = side_[side].ready;
+  if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) r.readable = true;
+  if (ev & EPOLLRDHUP) r.rdhup = true;
+
+  if (state_ == State::connecting && side == 1) {
+    if (ev & (EPOLLERR | EPOLLHUP)) {
+      int err = 0;
+      socklen_t len = sizeof err;
+      if (::getsockopt(side_[1].fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err == 0) err = ECONNREFUSED;
+      on_connected(err);
+    } else if (ev & EPOLLOUT) {
+      on_connected(0);
+    }
+    return;
+  }
+  if (state_ != State::established) {
+    // A client that went away while waiting for a backend: nothing to keep.
+    // A client's bytes or FIN are kept for when the backend is there.
+    if (side == 0 && (ev & EPOLLERR)) close(CloseReason::error);
+    return;
+  }
+  // The direction reading this socket, then the one writing to it.
+  const int reader = side == 0 ? 0 : 1, writer = 1 - reader;
+  if ((ev & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) && wait_[reader] == Wait::read) run(reader);
+  if (state_ == State::established && (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)) && wait_[writer] == Wait::write)
+    run(writer);
+}
+
+void Session::on_timer() {
+  switch (state_) {
+    case State::connecting:
+      on_connected(ETIMEDOUT);
+      break;
+    case State::waiting:
+      try_connect();  // re-enters waiting (or closes at the deadline) if still none
+      break;
+    case State::established: {
+      if (options_pending_) {
+        options_pending_ = false;
+        apply_dead_peer_options(side_[1].fd, settings());
+      }
+      if (!watch_io_) break;
+      auto [when, why] = inactivity_deadline();
+      if (when == Clock::time_point::max()) break;
+      if (loop_.now() >= when) {
+        bump(why == CloseReason::idle_timeout ? counters_.idle_timeouts : counters_.fin_timeouts);
+        close(why);
+      } else {
+        loop_.arm(timer_, when);
+      }
+      break;
+    }
+    case State::closed:
+      break;
+  }
+}
+
+void Session::on_connected(int err) {
+  if (state_ == State::closed) return;
+  loop_.cancel(timer_);
+  if (in_list_) {
+    worker_.remove_connecting(this);
+    in_list_ = false;
+  }
+  if (err) {
     BackendRuntime& b = *backend_;
     b.connect_errors.fetch_add(1, std::memory_order_relaxed);
     bump(counters_.connect_errors);
     spdlog::debug("proxy {}: connect to backend {} ({}) failed: {}", settings().name, b.cfg.name,
                   b.endpoint.address().to_string(),
-                  ec == asio::error::operation_aborted ? "timeout" : ec.message());
+                  err == ETIMEDOUT ? "timeout" : std::system_category().message(err));
     if (worker_.hooks().connect_failed) worker_.hooks().connect_failed(backend_);
-    boost::system::error_code ignored;
-    server_.close(ignored);
+    close_fd(side_[1].fd, false);
     backend_.reset();
     enter_waiting(true);
     return;
@@ -109,8 +225,7 @@ void Session::on_connected(const boost::system::error_code& ec) {
   // were connecting.
   if (!b.eligible.load(std::memory_order_acquire) && settings().shutdown_sessions_on_down) {
     backend_.reset();
-    boost::system::error_code ignored;
-    server_.close(ignored);
+    close_fd(side_[1].fd, false);
     enter_waiting(true);
     return;
   }
@@ -123,44 +238,45 @@ void Session::on_connected(const boost::system::error_code& ec) {
 
 void Session::enter_waiting(bool retry_soon) {
   state_ = State::waiting;
-  auto now = Clock::now();
+  auto now = loop_.now();
   if (now >= queue_deadline_) {
     bump(counters_.queue_timeouts);
     spdlog::debug("proxy {}: no eligible backend within queue_timeout, closing client", settings().name);
     close(CloseReason::queue_timeout);
     return;
   }
-  if (!in_wait_list_) {
+  if (!in_list_) {
     worker_.add_waiting(this);
-    in_wait_list_ = true;
+    in_list_ = true;
   }
   auto when = queue_deadline_;
   if (retry_soon && now + kRetryAfterConnectFailure < when) when = now + kRetryAfterConnectFailure;
-  timer_.expires_at(when);
-  timer_.async_wait([self = shared_from_this()](const boost::system::error_code& e) {
-    if (e || self->state_ != State::waiting) return;
-    self->try_connect();  // re-enters waiting (or closes at the deadline) if still none
-  });
+  loop_.arm(timer_, when);
 }
 
 void Session::backend_available() {
   if (state_ != State::waiting) return;
-  timer_.cancel();
+  loop_.cancel(timer_);
   try_connect();
 }
 
 void Session::start_pumps() {
   if (idle_timeout_.count() > 0) {
+    apply_dead_peer_options(side_[1].fd, settings());
     watch_io_ = true;
-    last_io_[0] = last_io_[1] = Clock::now();
+    last_io_[0] = last_io_[1] = loop_.now();
     arm_idle_timer();
+  } else {
+    // Keepalive and TCP_USER_TIMEOUT on the backend socket only for a
+    // session that lives a second (the client's came from the listener):
+    // five system calls a short connection does without.
+    options_pending_ = true;
+    loop_.arm_after(timer_, kDeadPeerOptionsAfter);
   }
-  pump(0);
-  if (state_ != State::closed) pump(1);
-}
-
-void Session::touch(int side) {
-  if (watch_io_) last_io_[side] = Clock::now();
+  // The client's first bytes (or its FIN) may have come while we were
+  // connecting: the loop has recorded it in side_[0].ready.
+  run(0);
+  if (state_ == State::established) run(1);
 }
 
 // HAProxy's `timeout client-fin` / `server-fin`: once either side has sent
@@ -171,8 +287,14 @@ void Session::half_closed() {
   if (half_closed_) return;
   half_closed_ = true;
   if (fin_timeout_[0].count() == 0 && fin_timeout_[1].count() == 0) return;
-  watch_io_ = true;
-  last_io_[0] = last_io_[1] = Clock::now();
+  if (options_pending_) {  // the timer is taken for the deadline from now on
+    options_pending_ = false;
+    apply_dead_peer_options(side_[1].fd, settings());
+  }
+  if (!watch_io_) {
+    watch_io_ = true;
+    last_io_[0] = last_io_[1] = loop_.now();
+  }
   arm_idle_timer();
 }
 
@@ -190,184 +312,69 @@ std::pair<Clock::time_point, CloseReason> Session::inactivity_deadline() const {
 }
 
 // One timer for idle_timeout and the -fin timeouts: it fires at the
-// earliest deadline and re-arms if I/O moved it meanwhile.
+// earliest deadline and looks again if I/O moved it meanwhile.
 void Session::arm_idle_timer() {
   auto [when, why] = inactivity_deadline();
-  if (when == Clock::time_point::max()) return;
-  timer_.expires_at(when);
-  timer_.async_wait([self = shared_from_this()](const boost::system::error_code& e) {
-    if (e || self->state_ != State::established) return;
-    auto [when, why] = self->inactivity_deadline();
-    if (Clock::now() >= when) {
-      bump(why == CloseReason::idle_timeout ? self->counters_.idle_timeouts : self->counters_.fin_timeouts);
-      self->close(why);
-    } else {
-      self->arm_idle_timer();
-    }
-  });
+  if (when != Clock::time_point::max()) loop_.arm(timer_, when);
 }
 
-int Session::fd_of(int dir, bool to) {
-  // dir 0 reads the client and writes the server; dir 1 the reverse.
-  bool client = (dir == 0) != to;
-  return client ? client_.native_handle() : server_.native_handle();
+void Session::count_bytes(int dir) {
+  uint64_t now = pump_[dir]->bytes();
+  if (now == counted_[dir]) return;
+  touch(dir == 0 ? 1 : 0);  // written to the other side
+  bump(dir == 0 ? counters_.bytes_in : counters_.bytes_out, now - counted_[dir]);
+  counted_[dir] = now;
 }
 
-// Moves bytes until a socket would block, then waits for readiness. Only
-// reads when nothing is pending (back-pressure: never read more than the
-// other side has taken), and only waits for readability after EAGAIN (the
-// reactor is edge-triggered).
-//
-// Two ways to move bytes, chosen per burst. Small messages (the database
-// protocol's usual request/response) are read into the worker's scratch
-// buffer and sent at once: one copy each way is cheaper than splice's page
-// juggling for a few hundred bytes, and nothing stays allocated. A read that
-// fills the scratch buffer means a bulk stream: the direction then splices
-// socket -> pipe -> socket (zero copy) until the source runs dry.
-void Session::pump(int di) {
-  Direction& d = dir_[di];
-  const int in = fd_of(di, false);
-  const int out = fd_of(di, true);
-  auto& bytes = di == 0 ? counters_.bytes_in : counters_.bytes_out;
-
-  for (;;) {
-    if (state_ != State::established) return;
-    if (d.pending > 0) {
-      ssize_t n;
-      if (d.buf)
-        n = ::send(out, d.buf.get() + d.buf_off, d.pending, MSG_NOSIGNAL | MSG_DONTWAIT);
-      else
-        n = ::splice(d.pipe.rd, nullptr, out, nullptr, d.pending, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-      if (n > 0) {
-        d.pending -= static_cast<size_t>(n);
-        d.buf_off += static_cast<size_t>(n);
-        bump(bytes, static_cast<uint64_t>(n));
-        touch(1 - di);
-        continue;
-      }
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        wait(di, true);
-        return;
-      }
+void Session::run(int dir) {
+  const int from = dir == 0 ? 0 : 1, to = 1 - from;
+  const uint64_t reads = pump_[dir]->reads();
+  const bool eof = pump_[dir]->eof();
+  PumpStatus st = pump_[dir]->run(side_[from].fd, side_[from].ready, side_[to].fd);
+  if (pump_[dir]->reads() != reads) touch(from);
+  count_bytes(dir);
+  if (!eof && pump_[dir]->eof()) half_closed();
+  switch (st) {
+    case PumpStatus::want_read:
+      wait_[dir] = Wait::read;
+      return;
+    case PumpStatus::want_write:
+      wait_[dir] = Wait::write;
+      return;
+    case PumpStatus::done:
+      wait_[dir] = Wait::none;
+      if (pump_[1 - dir]->done()) close(CloseReason::done);
+      else pump_[1 - dir]->fin_by_close();
+      return;
+    case PumpStatus::error:
       close(CloseReason::error);
       return;
-    }
-
-    // Nothing in flight. A leftover buffer is dropped at once; the pipe stays
-    // borrowed while a bulk burst lasts and goes back to the pool at EAGAIN,
-    // so an idle session holds neither.
-    d.buf.reset();
-    d.buf_off = 0;
-
-    if (d.eof) {
-      worker_.pipes().release(d.pipe);
-      // Half-close: pass the FIN on, keep the other direction running.
-      ::shutdown(out, SHUT_WR);
-      d.done = true;
-      if (dir_[1 - di].done) close(CloseReason::done);
-      return;
-    }
-
-    ssize_t n;
-    if (d.splicing) {
-      if (!d.pipe) d.pipe = worker_.pipes().acquire();
-      if (!d.pipe) {
-        buffered_ = true;  // out of descriptors for pipes: copy instead
-        d.splicing = false;
-        bump(counters_.buffered_fallbacks);
-        continue;
-      }
-      n = ::splice(in, nullptr, d.pipe.wr, nullptr, kChunk, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-      if (n > 0) {
-        d.pending = static_cast<size_t>(n);
-        d.burst += static_cast<size_t>(n);
-        touch(di);
-        continue;
-      }
-      if (n < 0 && errno == EINVAL) {
-        worker_.pipes().release(d.pipe);
-        buffered_ = true;
-        d.splicing = false;
-        bump(counters_.buffered_fallbacks);
-        continue;
-      }
-    } else {
-      char* scratch = worker_.scratch();
-      n = ::recv(in, scratch, Worker::kScratchSize, MSG_DONTWAIT);
-      if (n > 0) {
-        touch(di);
-        ssize_t m = ::send(out, scratch, static_cast<size_t>(n), MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (m < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) m = 0;
-        if (m < 0) {
-          close(CloseReason::error);
-          return;
-        }
-        bump(bytes, static_cast<uint64_t>(m));
-        if (m > 0) touch(1 - di);
-        if (m < n) {
-          // The other side is slow: keep only what it has not taken yet,
-          // and read no more until it has.
-          d.pending = static_cast<size_t>(n - m);
-          d.buf = std::make_unique<char[]>(d.pending);
-          std::memcpy(d.buf.get(), scratch + m, d.pending);
-        }
-        if (static_cast<size_t>(n) == Worker::kScratchSize && !buffered_) d.splicing = true;
-        continue;
-      }
-    }
-    if (n == 0) {
-      d.eof = true;
-      half_closed();
-      continue;
-    }
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      worker_.pipes().release(d.pipe);
-      // A stream stays on the zero-copy path while its bursts are big; a
-      // short burst (a query, a reply) sends it back to the copy path.
-      d.splicing = d.splicing && d.burst >= Worker::kScratchSize;
-      d.burst = 0;
-      wait(di, false);
-      return;
-    }
-    close(CloseReason::error);
-    return;
   }
-}
-
-void Session::wait(int di, bool for_write) {
-  // dir 0 reads client / writes server; dir 1 reads server / writes client.
-  tcp::socket& s = (di == 0) == for_write ? server_ : client_;
-  s.async_wait(for_write ? tcp::socket::wait_write : tcp::socket::wait_read,
-               [self = shared_from_this(), di](const boost::system::error_code& e) {
-                 if (e) return;
-                 self->pump(di);
-               });
 }
 
 void Session::close(CloseReason why) {
   if (state_ == State::closed) return;
-  const bool was_established = state_ == State::established;
+  const State was = state_;
   state_ = State::closed;
-  if (in_wait_list_) {
-    worker_.remove_waiting(this);
-    in_wait_list_ = false;
+  if (in_list_) {
+    if (was == State::waiting) worker_.remove_waiting(this);
+    else worker_.remove_connecting(this);
+    in_list_ = false;
   }
-  if (was_established) {
+  if (was == State::established) {
     worker_.remove_active(this);
     backend_->sessions.fetch_sub(1, std::memory_order_relaxed);
   }
   if (why == CloseReason::backend_down) bump(counters_.sessions_cut_on_down);
-  boost::system::error_code ignored;
-  timer_.cancel();
-  client_.close(ignored);
-  server_.close(ignored);
-  worker_.pipes().discard(dir_[0].pipe);
-  worker_.pipes().discard(dir_[1].pipe);
-  dir_[0].buf.reset();
-  dir_[1].buf.reset();
-  worker_.session_closed(*slot_);
+  if ((pump_[0] && pump_[0]->fell_back()) || (pump_[1] && pump_[1]->fell_back()))
+    bump(counters_.buffered_fallbacks);
+  loop_.cancel(timer_);
+  for (auto& p : pump_)
+    if (p) p->release();
+  const bool abortive = why == CloseReason::error;
+  close_fd(side_[0].fd, abortive);
+  close_fd(side_[1].fd, abortive);
+  worker_.session_closed(this);
 }
 
 }  // namespace proxy

@@ -1,13 +1,15 @@
-// One client connection and its backend connection. Owned by one worker's
-// io_context (no strand needed) and kept alive by its pending operations.
+// One client connection and its backend connection. Owned by one worker
+// (its event loop, its lists); freed by the loop after the batch of events
+// in which it closed.
 #pragma once
 
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <cstdint>
 #include <memory>
 #include <utility>
 
-#include "proxy/pipe_pool.h"
+#include "proxy/loop.h"
+#include "proxy/pump.h"
 #include "proxy/runtime.h"
 
 namespace proxy {
@@ -25,15 +27,21 @@ enum class CloseReason {
   stopping,       // the daemon is stopping
 };
 
-class Session : public std::enable_shared_from_this<Session> {
+// The data path a session uses now (proxies[].data_path picks where it
+// starts; see Session::path()).
+enum class SessionPath : uint8_t { copy, splice, kernel };
+const char* to_string(SessionPath p);
+
+class Session {
  public:
-  Session(Worker& worker, std::shared_ptr<ProxySlot> slot, boost::asio::ip::tcp::socket client);
+  // Takes `client_fd` (accepted non-blocking).
+  Session(Worker& worker, std::shared_ptr<ProxySlot> slot, int client_fd);
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
   void start();
-  // Idempotent; safe from any handler of this worker.
+  // Idempotent; frees the session once the current batch of events is done.
   void close(CloseReason why);
   // The worker tells a waiting session that a backend became eligible.
   void backend_available();
@@ -44,44 +52,47 @@ class Session : public std::enable_shared_from_this<Session> {
   const BackendRuntime* backend() const { return backend_.get(); }
   ProxyCounters& counters() const { return counters_; }
   bool waiting() const { return state_ == State::waiting; }
+  SessionPath path() const { return path_; }
 
-  // Intrusive links: the worker's per-backend and waiting lists cost no
-  // allocation per session.
+  // Intrusive links: the worker's per-backend, connecting and waiting lists
+  // cost no allocation per session.
   Session* prev = nullptr;
   Session* next = nullptr;
 
  private:
   enum class State { waiting, connecting, established, closed };
+  enum class Wait : uint8_t { none, read, write };
 
-  // One direction of the splice pump: bytes read from `from` go through a
-  // pipe (or, if splice is impossible, a small heap buffer) into `to`. Holds
-  // a pipe or buffer only while bytes are in flight.
-  struct Direction {
-    Pipe pipe;
-    std::unique_ptr<char[]> buf;  // bytes a slow receiver has not taken yet
-    size_t buf_off = 0;
-    bool splicing = false;  // inside a bulk stream: zero-copy through `pipe`
-    size_t burst = 0;       // bytes spliced since the last EAGAIN
-    size_t pending = 0;  // bytes read but not yet written
-    bool eof = false;    // `from` sent FIN
-    bool done = false;   // FIN propagated to `to`
+  // One socket as registered with the loop: 0 the client, 1 the backend.
+  struct Side final : Loop::Watcher {
+    Session* session = nullptr;
+    int index = 0;
+    int fd = -1;
+    Readiness ready;
+    void on_io(uint32_t events) override { session->on_io(index, events); }
   };
 
+  void on_io(int side, uint32_t events);
+  void on_timer();
   void try_connect();
   void enter_waiting(bool retry_soon);
-  void on_connected(const boost::system::error_code& ec);
+  void on_connected(int err);
   void start_pumps();
-  void pump(int dir);
-  void wait(int dir, bool for_write);
+  // Runs direction `dir` (0: client -> server, 1: server -> client).
+  void run(int dir);
+  void count_bytes(int dir);
   void arm_idle_timer();
+  // HAProxy's `timeout client-fin` / `server-fin` (see session.cpp).
   void half_closed();
-  void touch(int side);
-  std::pair<std::chrono::steady_clock::time_point, CloseReason> inactivity_deadline() const;
-  int fd_of(int dir, bool to);
+  void touch(int side) {
+    if (watch_io_) last_io_[side] = loop_.now();
+  }
+  std::pair<Loop::Clock::time_point, CloseReason> inactivity_deadline() const;
 
   const cfg::Proxy& settings() const;
 
   Worker& worker_;
+  Loop& loop_;
   std::shared_ptr<ProxySlot> slot_;
   ProxyCounters& counters_;  // the proxy's, carried across reloads
   std::shared_ptr<BackendRuntime> backend_;  // null while waiting
@@ -94,14 +105,16 @@ class Session : public std::enable_shared_from_this<Session> {
   // an ordinary session does not pay for a clock read per burst.
   bool watch_io_ = false;
   State state_ = State::waiting;
-  bool in_wait_list_ = false;
-  boost::asio::ip::tcp::socket client_;
-  boost::asio::ip::tcp::socket server_;
-  boost::asio::steady_timer timer_;  // connect, queue, idle: one at a time
-  std::chrono::steady_clock::time_point queue_deadline_;
-  std::chrono::steady_clock::time_point last_io_[2];  // last I/O on the client, server side
-  Direction dir_[2];  // 0: client -> server, 1: server -> client
-  bool buffered_ = false;
+  SessionPath path_ = SessionPath::splice;
+  bool in_list_ = false;  // in the worker's waiting or connecting list
+  bool options_pending_ = false;  // the backend socket's dead-peer options are not set yet
+  Side side_[2];
+  std::unique_ptr<Pump> pump_[2];
+  Wait wait_[2] = {Wait::none, Wait::none};
+  uint64_t counted_[2] = {0, 0};  // bytes of each pump already in the counters
+  Loop::Timer timer_;  // connect, queue, idle: one at a time
+  Loop::Clock::time_point queue_deadline_;
+  Loop::Clock::time_point last_io_[2];  // last I/O on the client, server side
 };
 
 }  // namespace proxy

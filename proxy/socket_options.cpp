@@ -23,8 +23,13 @@ void set_cloexec(int fd) {
 }
 
 void apply_session_options(int fd, const cfg::Proxy& p) {
-  set_cloexec(fd);
-  set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
+  apply_nodelay(fd);
+  apply_dead_peer_options(fd, p);
+}
+
+void apply_nodelay(int fd) { set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1); }
+
+void apply_dead_peer_options(int fd, const cfg::Proxy& p) {
   if (p.keepalive.enabled) {
     set_int(fd, SOL_SOCKET, SO_KEEPALIVE, 1);
     set_int(fd, IPPROTO_TCP, TCP_KEEPIDLE, seconds(p.keepalive.idle));

@@ -1,17 +1,22 @@
 #include "proxy/worker.h"
 
+#include <netdb.h>
 #include <spdlog/spdlog.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
-#include <boost/asio/post.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <cerrno>
+#include <cstring>
+#include <system_error>
 
 #include "proxy/session.h"
 #include "proxy/socket_options.h"
 
 namespace proxy {
 
-namespace asio = boost::asio;
-using tcp = asio::ip::tcp;
+using Clock = Loop::Clock;
 
 namespace {
 // Pauses after accept() fails for lack of resources (EMFILE, ENFILE, ENOBUFS,
@@ -21,11 +26,7 @@ constexpr auto kAcceptErrorPause = std::chrono::milliseconds(100);
 // resume at once; this covers sessions closing on other workers).
 constexpr auto kMaxconnRecheck = std::chrono::milliseconds(20);
 
-bool resource_error(const boost::system::error_code& ec) {
-  int v = ec.value();
-  return ec.category() == boost::system::system_category() &&
-         (v == EMFILE || v == ENFILE || v == ENOBUFS || v == ENOMEM);
-}
+bool resource_error(int e) { return e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM; }
 }  // namespace
 
 void SessionList::push(Session* s) {
@@ -44,43 +45,74 @@ void SessionList::erase(Session* s) {
   --size_;
 }
 
-Worker::Worker(size_t index, Hooks hooks) : index_(index), hooks_(std::move(hooks)) {}
+Listener::~Listener() {
+  if (loop) loop->cancel(pause);
+  if (fd >= 0) ::close(fd);
+}
+
+void Listener::shut() {
+  if (loop) loop->cancel(pause);
+  if (fd >= 0) ::close(fd);  // the loop forgets a closed socket
+  fd = -1;
+  ready = nullptr;
+}
+
+Worker::Worker(size_t index, Hooks hooks) : index_(index), hooks_(std::move(hooks)) {
+  pump_ctx_.pipes = &pipes_;
+  pump_ctx_.scratch = scratch_.get();
+  pump_ctx_.scratch_size = kScratchSize;
+  trim_timer_.set([this] { trim_pipes(); });
+  orphan_timer_.set([this] { close_orphans(); });
+  drain_timer_.set([this] {
+    spdlog::info("worker {}: hard_stop_after reached, closing {} sessions", index_, active_sessions());
+    do_stop();
+  });
+}
 
 Worker::~Worker() {
   stop();
   join();
-  // Let every session's handlers run to completion while the pools and lists
-  // they touch still exist.
-  io_.restart();
-  io_.run();
+  // The thread is gone (or never ran): what was posted runs here, so every
+  // session is closed and freed while the pools and lists still exist.
+  loop_.run_pending();
+  do_stop();
+  loop_.run_pending();
+  loop_.cancel(trim_timer_);
+  loop_.cancel(orphan_timer_);
+  loop_.cancel(drain_timer_);
 }
 
 std::unique_ptr<Listener> Worker::bind_listener(const cfg::Proxy& pc) {
-  auto l = std::make_unique<Listener>(io_);
   std::string host = pc.listen.host == "*" ? "0.0.0.0" : pc.listen.host;
-  boost::system::error_code ec;
-  auto addr = asio::ip::make_address(host, ec);
-  if (ec) {
-    tcp::resolver r(io_);
-    auto res = r.resolve(host, std::to_string(pc.listen.port), ec);
-    if (ec || res.empty())
-      throw std::system_error(ec, "proxy " + pc.name + ": cannot resolve listen address " + host);
-    addr = res.begin()->endpoint().address();
-  }
-  tcp::endpoint ep(addr, pc.listen.port);
-  l->acceptor.open(ep.protocol());
-  set_cloexec(l->acceptor.native_handle());
-  l->acceptor.set_option(tcp::acceptor::reuse_address(true));
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* res = nullptr;
+  if (int rc = ::getaddrinfo(host.c_str(), std::to_string(pc.listen.port).c_str(), &hints, &res); rc != 0 || !res)
+    throw std::system_error(std::make_error_code(std::errc::host_unreachable),
+                            "proxy " + pc.name + ": cannot resolve listen address " + host + ": " +
+                                ::gai_strerror(rc));
+  std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> guard(res, ::freeaddrinfo);
+  char text[NI_MAXHOST] = "?";
+  ::getnameinfo(res->ai_addr, res->ai_addrlen, text, sizeof text, nullptr, 0, NI_NUMERICHOST);
+  auto fail = [&](int e) {
+    throw std::system_error(e, std::generic_category(),
+                            "proxy " + pc.name + ": cannot listen on " + text + ":" + std::to_string(pc.listen.port));
+  };
+  auto l = std::make_unique<Listener>();
+  l->fd = ::socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (l->fd < 0) fail(errno);
   int one = 1;
+  ::setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   // One listening socket per worker; the kernel balances connections. Also
   // lets a reload bind a proxy's new address while the old one still listens.
-  ::setsockopt(l->acceptor.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-  l->acceptor.bind(ep, ec);
-  if (ec)
-    throw std::system_error(ec, "proxy " + pc.name + ": cannot listen on " + ep.address().to_string() + ":" +
-                                    std::to_string(ep.port()));
-  l->acceptor.listen(asio::socket_base::max_listen_connections);
-  l->acceptor.non_blocking(true);
+  ::setsockopt(l->fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  // Accepted sockets inherit these from the listener: no setsockopt per
+  // connection on the client side.
+  apply_session_options(l->fd, pc);
+  if (::bind(l->fd, res->ai_addr, res->ai_addrlen) < 0) fail(errno);
+  if (::listen(l->fd, SOMAXCONN) < 0) fail(errno);
   return l;
 }
 
@@ -91,71 +123,92 @@ void Worker::listen(const std::vector<std::shared_ptr<ProxyRuntime>>& proxies) {
     slot->listener = bind_listener(rt->cfg);
     slots_.push_back(std::move(slot));
   }
-  for (const auto& slot : slots_) asio::post(io_, [this, slot] { accept(slot); });
-  trim_pipes();
+  for (const auto& slot : slots_) watch(slot);
+  loop_.arm_after(trim_timer_, std::chrono::seconds(1));
+}
+
+void Worker::watch(const std::shared_ptr<ProxySlot>& slot) {
+  Listener& l = *slot->listener;
+  l.loop = &loop_;
+  ProxySlot* s = slot.get();
+  l.ready = [this, s] { accept(*s); };
+  l.pause.set([this, s] { resume_accepting(*s); });
+  // Level-triggered, one accept4() per wake-up: the loop reports the
+  // listener again while connections wait, so no accept4() ends in EAGAIN.
+  if (!loop_.add(l.fd, EPOLLIN, &l, false))
+    throw std::system_error(errno, std::generic_category(), "proxy " + slot->rt->cfg.name + ": epoll_ctl");
 }
 
 void Worker::trim_pipes() {
   pipes_.trim();
-  trim_timer_.expires_after(std::chrono::seconds(1));
-  trim_timer_.async_wait([this](const boost::system::error_code& e) {
-    if (!e && !stopping_) trim_pipes();
-  });
+  if (!stopping_) loop_.arm_after(trim_timer_, std::chrono::seconds(1));
 }
 
-void Worker::accept(const std::shared_ptr<ProxySlot>& slot) {
-  if (stopping_ || draining_ || !slot->listener) return;
-  Listener& l = *slot->listener;
-  ProxyRuntime& rt = *slot->rt;
+void Worker::pause_accepting(Listener& l, std::chrono::milliseconds d) {
+  // Level-triggered: a paused listener must be taken out of the wait set,
+  // or every epoll_wait would report it again.
+  if (!l.paused) loop_.modify(l.fd, 0, &l, false);
+  l.paused = true;
+  loop_.arm_after(l.pause, d);
+}
+
+void Worker::resume_accepting(ProxySlot& slot) {
+  Listener* l = slot.listener.get();
+  if (!l || l->fd < 0 || stopping_ || draining_) return;
+  ProxyRuntime& rt = *slot.rt;
   if (rt.stats->sessions_current.load(std::memory_order_relaxed) >= rt.cfg.maxconn) {
-    // maxconn: stop accepting; further clients wait in the kernel's listen
-    // backlog (as with HAProxy) until a session ends.
-    if (!l.paused) {
-      bump(rt.stats->per_worker[index_]->maxconn_pauses);
-      spdlog::warn("proxy {}: maxconn {} reached, new connections wait in the backlog", rt.cfg.name,
-                   rt.cfg.maxconn);
-    }
-    l.paused = true;
-    l.pause.expires_after(kMaxconnRecheck);
-    l.pause.async_wait([this, slot](const boost::system::error_code& e) {
-      if (!e) accept(slot);
-    });
+    loop_.arm_after(l->pause, kMaxconnRecheck);  // still full: stay paused, no new warning
     return;
   }
-  l.paused = false;
-  l.acceptor.async_accept([this, slot, lp = &l](const boost::system::error_code& ec, tcp::socket sock) {
-    if (ec == asio::error::operation_aborted || stopping_ || draining_ || !slot->listener) return;
-    // A reload moved the proxy to a new listener (which has its own accept
-    // loop): serve a connection this one accepted just before, then stop.
-    const bool replaced = slot->listener.get() != lp;
-    if (replaced && ec) return;
-    Listener& l = *slot->listener;
-    ProxyCounters& counters = *slot->rt->stats->per_worker[index_];
-    if (ec) {
-      bump(counters.accept_errors);
-      if (resource_error(ec)) {
-        static thread_local std::chrono::steady_clock::time_point last_log;
-        auto now = std::chrono::steady_clock::now();
-        if (now - last_log > std::chrono::seconds(5)) {
-          last_log = now;
-          spdlog::error("proxy {}: accept failed: {}; pausing accepts for {} ms", slot->rt->cfg.name,
-                        ec.message(), kAcceptErrorPause.count());
-        }
-        l.pause.expires_after(kAcceptErrorPause);
-        l.pause.async_wait([this, slot](const boost::system::error_code& e) {
-          if (!e) accept(slot);
-        });
-        return;
+  if (l->paused) {
+    l->paused = false;
+    loop_.modify(l->fd, EPOLLIN, l, false);
+  }
+  accept(slot);
+}
+
+void Worker::accept(ProxySlot& slot) {
+  if (stopping_ || draining_ || !slot.listener || slot.listener->fd < 0) return;
+  Listener& l = *slot.listener;
+  ProxyRuntime& rt = *slot.rt;
+  ProxyCounters& counters = *rt.stats->per_worker[index_];
+  {
+    if (rt.stats->sessions_current.load(std::memory_order_relaxed) >= rt.cfg.maxconn) {
+      // maxconn: stop accepting; further clients wait in the kernel's listen
+      // backlog (as with HAProxy) until a session ends.
+      if (!l.paused) {
+        bump(counters.maxconn_pauses);
+        spdlog::warn("proxy {}: maxconn {} reached, new connections wait in the backlog", rt.cfg.name,
+                     rt.cfg.maxconn);
       }
-      accept(slot);
+      pause_accepting(l, kMaxconnRecheck);
       return;
     }
-    slot->rt->stats->sessions_current.fetch_add(1, std::memory_order_relaxed);
+    // Non-blocking and close-on-exec from the start: no FIONBIO/fcntl.
+    int fd = ::accept4(l.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      int e = errno;
+      if (e == EAGAIN || e == EWOULDBLOCK || e == EINTR) return;  // the loop reports it again
+      bump(counters.accept_errors);
+      if (resource_error(e)) {
+        static thread_local Clock::time_point last_log;
+        auto now = Clock::now();
+        if (now - last_log > std::chrono::seconds(5)) {
+          last_log = now;
+          spdlog::error("proxy {}: accept failed: {}; pausing accepts for {} ms", rt.cfg.name, std::strerror(e),
+                        kAcceptErrorPause.count());
+        }
+        pause_accepting(l, kAcceptErrorPause);
+        return;
+      }
+      return;  // ECONNABORTED and the like: that client is gone; the loop reports the next
+    }
+    rt.stats->sessions_current.fetch_add(1, std::memory_order_relaxed);
     bump(counters.sessions_total);
-    auto s = std::make_shared<Session>(*this, slot, std::move(sock));
+    ++live_;
+    auto* s = new Session(*this, slot.shared_from_this(), fd);
     s->start();
-    if (!replaced) accept(slot);
-  });
+  }
 }
 
 std::optional<size_t> Worker::choose_backend(ProxySlot& slot) {
@@ -180,19 +233,22 @@ void Worker::remove_active(Session* s) {
   if (it->second.empty()) active_.erase(it);
 }
 
-void Worker::session_closed(ProxySlot& slot) {
+void Worker::session_closed(Session* s) {
+  ProxySlot& slot = s->slot();
   slot.rt->stats->sessions_current.fetch_sub(1, std::memory_order_relaxed);
-  if (draining_ && active_sessions() == 0) drain_timer_.cancel();
+  --live_;
+  // Freed after this batch of events: one of its sockets may still have an
+  // event in it.
+  loop_.defer([s] { delete s; });
+  if (draining_ && live_ == 0) {
+    loop_.cancel(drain_timer_);
+    loop_.stop();
+  }
   // A session closing frees room under maxconn: resume a paused listener at
   // once (slots are carried across reloads by name, so this is the live one
   // unless the proxy was removed, and then it has no listener).
   Listener* l = slot.listener.get();
-  if (l && l->paused && !stopping_ && !draining_) {
-    l->pause.cancel();
-    l->paused = false;
-    for (const auto& live : slots_)
-      if (live.get() == &slot) asio::post(io_, [this, live] { accept(live); });
-  }
+  if (l && l->paused && !stopping_ && !draining_) loop_.arm(l->pause, Clock::now());
 }
 
 ProxySlot* Worker::find_slot(const std::string& name) {
@@ -202,7 +258,7 @@ ProxySlot* Worker::find_slot(const std::string& name) {
 }
 
 void Worker::post_backend_change(std::shared_ptr<ProxyRuntime> rt, size_t backend, bool eligible) {
-  asio::post(io_, [this, rt = std::move(rt), backend, eligible] { on_backend_change(*rt, backend, eligible); });
+  loop_.post([this, rt = std::move(rt), backend, eligible] { on_backend_change(*rt, backend, eligible); });
 }
 
 void Worker::on_backend_change(const ProxyRuntime& rt, size_t b, bool eligible) {
@@ -226,7 +282,7 @@ void Worker::on_backend_change(const ProxyRuntime& rt, size_t b, bool eligible) 
 }
 
 void Worker::post_reload(std::shared_ptr<Reload> reload) {
-  asio::post(io_, [this, reload = std::move(reload)] { apply_reload(*reload); });
+  loop_.post([this, reload = std::move(reload)] { apply_reload(*reload); });
 }
 
 void Worker::apply_reload(Reload& r) {
@@ -242,13 +298,13 @@ void Worker::apply_reload(Reload& r) {
     // generation. Established sessions keep their backend.
     slot->rt = r.proxies[i];
     if (r.listeners[i]) {
-      if (slot->listener) {
-        boost::system::error_code ignored;
-        slot->listener->pause.cancel();
-        slot->listener->acceptor.close(ignored);
-      }
+      if (slot->listener) slot->listener->shut();
       slot->listener = std::move(r.listeners[i]);
-      asio::post(io_, [this, slot] { accept(slot); });
+      watch(slot);
+    } else if (slot->listener) {
+      // The kept listener hands its options to the sessions accepted from
+      // now on: set the new ones (keepalive, TCP_USER_TIMEOUT) on it.
+      apply_session_options(slot->listener->fd, slot->rt->cfg);
     }
     next.push_back(std::move(slot));
   }
@@ -257,18 +313,13 @@ void Worker::apply_reload(Reload& r) {
   for (auto& old : slots_) {
     if (!old) continue;
     if (old->listener) {
-      boost::system::error_code ignored;
-      old->listener->pause.cancel();
-      old->listener->acceptor.close(ignored);
+      old->listener->shut();
       old->listener.reset();
     }
     while (Session* s = old->waiting.front()) s->close(CloseReason::stopping);
   }
   slots_ = std::move(next);
-  orphan_timer_.expires_after(r.grace);
-  orphan_timer_.async_wait([this](const boost::system::error_code& e) {
-    if (!e) close_orphans();
-  });
+  loop_.arm_after(orphan_timer_, r.grace);
 }
 
 void Worker::close_orphans() {
@@ -287,7 +338,7 @@ void Worker::close_orphans() {
 void Worker::start_thread() {
   thread_ = std::thread([this] {
     try {
-      io_.run();
+      loop_.run();
     } catch (const std::exception& e) {
       spdlog::critical("worker {}: {}", index_, e.what());
       std::abort();
@@ -302,47 +353,46 @@ size_t Worker::active_sessions() const {
 }
 
 void Worker::drain(std::chrono::milliseconds grace) {
-  asio::post(io_, [this, grace] {
+  loop_.post([this, grace] {
     if (stopping_ || draining_) return;
     draining_ = true;
-    for (auto& slot : slots_) {
-      if (!slot->listener) continue;
-      boost::system::error_code ignored;
-      slot->listener->pause.cancel();
-      slot->listener->acceptor.close(ignored);
-    }
-    trim_timer_.cancel();
-    orphan_timer_.cancel();
+    for (auto& slot : slots_)
+      if (slot->listener) slot->listener->shut();
+    loop_.cancel(trim_timer_);
+    loop_.cancel(orphan_timer_);
     for (auto& slot : slots_)
       while (Session* s = slot->waiting.front()) s->close(CloseReason::stopping);
-    if (active_sessions() == 0) return;  // nothing left: the loop ends by itself
+    if (live_ == 0) {  // nothing left: the loop ends
+      loop_.stop();
+      return;
+    }
     spdlog::info("worker {}: draining {} sessions for up to {} ms", index_, active_sessions(), grace.count());
-    drain_timer_.expires_after(grace);
-    drain_timer_.async_wait([this](const boost::system::error_code& e) {
-      if (e) return;
-      spdlog::info("worker {}: hard_stop_after reached, closing {} sessions", index_, active_sessions());
-      stop();
-    });
+    loop_.arm_after(drain_timer_, grace);
   });
 }
 
-void Worker::stop() {
-  asio::post(io_, [this] {
-    if (stopping_) return;
+void Worker::close_all() {
+  for (auto& slot : slots_) {
+    if (slot->listener) slot->listener->shut();
+    while (Session* s = slot->waiting.front()) s->close(CloseReason::stopping);
+  }
+  while (Session* s = connecting_.front()) s->close(CloseReason::stopping);
+  while (!active_.empty()) active_.begin()->second.front()->close(CloseReason::stopping);
+}
+
+void Worker::do_stop() {
+  if (!stopping_) {
     stopping_ = true;
-    trim_timer_.cancel();
-    drain_timer_.cancel();
-    orphan_timer_.cancel();
-    for (auto& slot : slots_) {
-      if (slot->listener) {
-        boost::system::error_code ignored;
-        slot->listener->pause.cancel();
-        slot->listener->acceptor.close(ignored);
-      }
-      while (Session* s = slot->waiting.front()) s->close(CloseReason::stopping);
-    }
-    while (!active_.empty()) active_.begin()->second.front()->close(CloseReason::stopping);
-  });
+    loop_.cancel(trim_timer_);
+    loop_.cancel(drain_timer_);
+    loop_.cancel(orphan_timer_);
+  }
+  close_all();
+  loop_.stop();
+}
+
+void Worker::stop() {
+  loop_.post([this] { do_stop(); });
 }
 
 void Worker::join() {

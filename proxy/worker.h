@@ -1,18 +1,19 @@
-// A worker thread: its own io_context, its own listening socket per proxy
-// (SO_REUSEPORT, so the kernel spreads connections over workers without a
-// shared accept lock), and the sessions it accepted.
+// A worker thread: its own event loop (proxy/loop.h), its own listening
+// socket per proxy (SO_REUSEPORT, so the kernel spreads connections over
+// workers without a shared accept lock), and the sessions it accepted.
 #pragma once
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/steady_timer.hpp>
+#include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 #include <vector>
 
+#include "proxy/loop.h"
 #include "proxy/pipe_pool.h"
+#include "proxy/pump.h"
 #include "proxy/runtime.h"
 
 namespace proxy {
@@ -33,11 +34,23 @@ class SessionList {
   size_t size_ = 0;
 };
 
-// A proxy's listening socket on one worker.
-struct Listener {
-  explicit Listener(boost::asio::io_context& io) : acceptor(io), pause(io) {}
-  boost::asio::ip::tcp::acceptor acceptor;
-  boost::asio::steady_timer pause;
+// A proxy's listening socket on one worker. Bound on any thread (a reload
+// binds everything before changing anything); watched by one worker's loop.
+struct Listener final : Loop::Watcher {
+  Listener() = default;
+  ~Listener();
+  Listener(const Listener&) = delete;
+  Listener& operator=(const Listener&) = delete;
+  void on_io(uint32_t) override {
+    if (ready) ready();
+  }
+  // Stops watching and closes the socket (on the loop's thread).
+  void shut();
+
+  int fd = -1;
+  Loop* loop = nullptr;  // set once watched
+  std::function<void()> ready;
+  Loop::Timer pause;  // maxconn, accept errors, and batches of accepts
   bool paused = false;
 };
 
@@ -45,7 +58,7 @@ struct Listener {
 // backend, and the generation in force. Sessions hold their slot, so a slot
 // removed by a reload lives on (without a listener) until its last session
 // ends. Touched only by its worker's thread.
-struct ProxySlot {
+struct ProxySlot : std::enable_shared_from_this<ProxySlot> {
   std::shared_ptr<ProxyRuntime> rt;
   std::unique_ptr<Listener> listener;  // null once a reload removed the proxy
   SessionList waiting;
@@ -75,10 +88,9 @@ class Worker {
 
   // Binds every proxy's listener; throws std::system_error naming the address.
   void listen(const std::vector<std::shared_ptr<ProxyRuntime>>& proxies);
-  // Binds one listener on this worker's io_context without starting to
-  // accept. Any thread (a reload binds everything before changing anything);
-  // throws std::system_error naming the proxy and address.
-  std::unique_ptr<Listener> bind_listener(const cfg::Proxy& proxy);
+  // Binds one listener without starting to accept. Any thread; throws
+  // std::system_error naming the proxy and address.
+  static std::unique_ptr<Listener> bind_listener(const cfg::Proxy& proxy);
   void start_thread();
   // Stops accepting, closes all sessions, stops the loop. Thread-safe.
   void stop();
@@ -95,26 +107,32 @@ class Worker {
   // Thread-safe: posts to this worker. `rt` is the generation in force.
   void post_backend_change(std::shared_ptr<ProxyRuntime> rt, size_t backend, bool eligible);
 
-  boost::asio::io_context& io() { return io_; }
+  Loop& loop() { return loop_; }
   PipePool& pipes() { return pipes_; }
   size_t index() const { return index_; }
   const Hooks& hooks() const { return hooks_; }
   // The copy path's buffer, shared by every session of this worker: a
   // session holds bytes only while its receiver is slow.
   static constexpr size_t kScratchSize = 16 * 1024;
-  char* scratch() { return scratch_.get(); }
+  const PumpContext& pump_context() const { return pump_ctx_; }
   size_t pipes_in_use() const { return pipes_.in_use(); }
 
   // Called by sessions (this thread only).
   std::optional<size_t> choose_backend(ProxySlot& slot);
   void add_waiting(Session* s);
   void remove_waiting(Session* s);
+  void add_connecting(Session* s) { connecting_.push(s); }
+  void remove_connecting(Session* s) { connecting_.erase(s); }
   void add_active(Session* s);
   void remove_active(Session* s);
-  void session_closed(ProxySlot& slot);
+  // The session is closed and out of every list: freed after this batch.
+  void session_closed(Session* s);
 
  private:
-  void accept(const std::shared_ptr<ProxySlot>& slot);
+  void watch(const std::shared_ptr<ProxySlot>& slot);
+  void accept(ProxySlot& slot);
+  void pause_accepting(Listener& l, std::chrono::milliseconds d);
+  void resume_accepting(ProxySlot& slot);
   void trim_pipes();
   void on_backend_change(const ProxyRuntime& rt, size_t backend, bool eligible);
   void apply_reload(Reload& reload);
@@ -122,21 +140,26 @@ class Worker {
   void close_orphans();
   ProxySlot* find_slot(const std::string& proxy_name);
   size_t active_sessions() const;
+  void do_stop();
+  void close_all();
 
   size_t index_;
-  boost::asio::io_context io_{1};
+  Loop loop_;
   Hooks hooks_;
   PipePool pipes_;
   std::vector<std::shared_ptr<ProxySlot>> slots_;  // proxies in force, config order
   std::unordered_map<const BackendRuntime*, SessionList> active_;  // established, per backend
+  SessionList connecting_;
+  size_t live_ = 0;  // sessions not yet freed
   std::vector<Candidate> scratch_candidates_;
   std::unique_ptr<char[]> scratch_ = std::make_unique<char[]>(kScratchSize);
-  boost::asio::steady_timer trim_timer_{io_};
-  boost::asio::steady_timer orphan_timer_{io_};
+  PumpContext pump_ctx_;
+  Loop::Timer trim_timer_;
+  Loop::Timer orphan_timer_;
+  Loop::Timer drain_timer_;
   std::thread thread_;
   bool stopping_ = false;
   bool draining_ = false;
-  boost::asio::steady_timer drain_timer_{io_};
 };
 
 }  // namespace proxy

@@ -175,6 +175,7 @@ cfg::Config every_key_set() {
   p.shutdown_sessions_on_down = false;
   p.keepalive = {false, 60s, 5s, 9};
   p.tcp_user_timeout = 0ms;
+  p.data_path = cfg::DataPath::copy;
   c.proxies.push_back(p);
 
   cfg::Proxy r;

@@ -1,0 +1,97 @@
+// Accepted sockets inherit the session options from the listener
+// (Worker::bind_listener sets them there), so the daemon sets none per
+// client connection. This checks, with getsockopt on a socket accepted the
+// way the worker accepts (accept4 with SOCK_NONBLOCK | SOCK_CLOEXEC), that
+// the running kernel copies every one of them.
+#define BOOST_TEST_MODULE proxy_socket_options
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <boost/test/unit_test.hpp>
+
+#include "proxy/worker.h"
+
+namespace {
+
+int get(int fd, int level, int name) {
+  int v = -1;
+  socklen_t len = sizeof v;
+  BOOST_REQUIRE(::getsockopt(fd, level, name, &v, &len) == 0);
+  return v;
+}
+
+uint16_t port_of(int fd) {
+  sockaddr_in sa{};
+  socklen_t len = sizeof sa;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
+  return ntohs(sa.sin_port);
+}
+
+cfg::Proxy settings() {
+  cfg::Proxy p;
+  p.name = "t";
+  p.listen = {"127.0.0.1", 0};
+  // Values unlike the kernel's defaults, so inheritance is what shows.
+  p.keepalive.enabled = true;
+  p.keepalive.idle = std::chrono::seconds(41);
+  p.keepalive.interval = std::chrono::seconds(13);
+  p.keepalive.count = 7;
+  p.tcp_user_timeout = std::chrono::milliseconds(23000);
+  return p;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(accepted_sockets_inherit_the_listeners_options) {
+  auto p = settings();
+  auto l = proxy::Worker::bind_listener(p);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  sa.sin_port = htons(port_of(l->fd));
+  int c = ::socket(AF_INET, SOCK_STREAM, 0);
+  BOOST_REQUIRE(::connect(c, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
+  int fd = -1;
+  for (int i = 0; i < 1000 && fd < 0; ++i) {
+    fd = ::accept4(l->fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) ::usleep(1000);
+  }
+  BOOST_REQUIRE(fd >= 0);
+  BOOST_TEST(get(fd, IPPROTO_TCP, TCP_NODELAY) != 0);
+  BOOST_TEST(get(fd, SOL_SOCKET, SO_KEEPALIVE) != 0);
+  BOOST_TEST(get(fd, IPPROTO_TCP, TCP_KEEPIDLE) == 41);
+  BOOST_TEST(get(fd, IPPROTO_TCP, TCP_KEEPINTVL) == 13);
+  BOOST_TEST(get(fd, IPPROTO_TCP, TCP_KEEPCNT) == 7);
+  BOOST_TEST(get(fd, IPPROTO_TCP, TCP_USER_TIMEOUT) == 23000);
+  BOOST_TEST((::fcntl(fd, F_GETFL) & O_NONBLOCK) != 0);
+  BOOST_TEST((::fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0);
+  ::close(fd);
+  ::close(c);
+}
+
+BOOST_AUTO_TEST_CASE(options_off_stay_off) {
+  auto p = settings();
+  p.keepalive.enabled = false;
+  p.tcp_user_timeout = std::chrono::milliseconds(0);
+  auto l = proxy::Worker::bind_listener(p);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  sa.sin_port = htons(port_of(l->fd));
+  int c = ::socket(AF_INET, SOCK_STREAM, 0);
+  BOOST_REQUIRE(::connect(c, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
+  int fd = -1;
+  for (int i = 0; i < 1000 && fd < 0; ++i) {
+    fd = ::accept4(l->fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) ::usleep(1000);
+  }
+  BOOST_REQUIRE(fd >= 0);
+  BOOST_TEST(get(fd, IPPROTO_TCP, TCP_NODELAY) != 0);
+  BOOST_TEST(get(fd, SOL_SOCKET, SO_KEEPALIVE) == 0);
+  BOOST_TEST(get(fd, IPPROTO_TCP, TCP_USER_TIMEOUT) == 0);
+  ::close(fd);
+  ::close(c);
+}
