@@ -99,10 +99,30 @@ OwnedFd open_raw(int family, const LinkInfo& link) {
   return fd;
 }
 
-class RawChannel : public Channel {
+// What both raw channels share: the interface, the reader that owns the
+// socket, and sending one datagram to an address of the family.
+class RawChannelBase : public Channel {
+ protected:
+  explicit RawChannelBase(const LinkInfo& link) : link_(link) {}
+  ~RawChannelBase() override {
+    if (reader_) reader_->close();
+  }
+  template <class SockAddr>
+  std::error_code send_to(const SockAddr& to, std::span<const uint8_t> bytes) {
+    if (::sendto(reader_->native_handle(), bytes.data(), bytes.size(), 0, reinterpret_cast<const sockaddr*>(&to),
+                 sizeof to) < 0)
+      return errno_code();
+    return {};
+  }
+
+  LinkInfo link_;
+  std::shared_ptr<FdReader> reader_;
+};
+
+class RawChannel : public RawChannelBase {
  public:
   RawChannel(asio::io_context& io, const LinkInfo& link, bool join_group, Kernel::DatagramHandler h)
-      : link_(link) {
+      : RawChannelBase(link) {
     OwnedFd fd = open_raw(AF_INET, link);
     // We write the IPv4 header ourselves (vrrp/frame build_ipv4_header): TTL
     // 255 for multicast and unicast alike (RFC 5798 §5.1.1.3), TOS 0xc0 and
@@ -133,7 +153,6 @@ class RawChannel : public Channel {
     fd.release();  // the reader owns it now
     reader_->arm();
   }
-  ~RawChannel() override { reader_->close(); }
 
   std::error_code send(const IpAddress& src, const IpAddress& dst, std::span<const uint8_t> msg) override {
     Ipv4Params ip;
@@ -144,26 +163,19 @@ class RawChannel : public Channel {
     sockaddr_in to{};
     to.sin_family = AF_INET;
     std::memcpy(&to.sin_addr, dst.bytes.data(), 4);
-    if (::sendto(reader_->native_handle(), pkt.data(), pkt.size(), 0, reinterpret_cast<sockaddr*>(&to),
-                 sizeof to) < 0)
-      return errno_code();
-    return {};
+    return send_to(to, pkt);
   }
-
- private:
-  LinkInfo link_;
-  std::shared_ptr<FdReader> reader_;
 };
 
 // VRRPv3 over IPv6 (RFC 5798 §5.1.2): ff02::12, Hop Limit 255, source our
 // link-local. The kernel gives no IPv6 header on raw sockets, so the
 // receive side rebuilds one from recvmsg (source), IPV6_PKTINFO
 // (destination) and IPV6_HOPLIMIT: the engine checks the Hop Limit itself.
-class RawChannel6 : public Channel {
+class RawChannel6 : public RawChannelBase {
  public:
   RawChannel6(asio::io_context& io, const LinkInfo& link, const IpAddress& src, bool join_group,
               Kernel::DatagramHandler h)
-      : link_(link) {
+      : RawChannelBase(link) {
     OwnedFd fd = open_raw(AF_INET6, link);
     set_option(fd, link, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, 255, "IPV6_MULTICAST_HOPS");
     set_option(fd, link, IPPROTO_IPV6, IPV6_UNICAST_HOPS, 255, "IPV6_UNICAST_HOPS");
@@ -224,22 +236,14 @@ class RawChannel6 : public Channel {
     fd.release();  // the reader owns it now
     reader_->arm();
   }
-  ~RawChannel6() override { reader_->close(); }
 
   std::error_code send(const IpAddress&, const IpAddress& dst, std::span<const uint8_t> msg) override {
     sockaddr_in6 to{};
     to.sin6_family = AF_INET6;
     std::memcpy(&to.sin6_addr, dst.bytes.data(), 16);
     to.sin6_scope_id = uint32_t(link_.ifindex);
-    if (::sendto(reader_->native_handle(), msg.data(), msg.size(), 0, reinterpret_cast<sockaddr*>(&to),
-                 sizeof to) < 0)
-      return errno_code();
-    return {};
+    return send_to(to, msg);
   }
-
- private:
-  LinkInfo link_;
-  std::shared_ptr<FdReader> reader_;
 };
 
 class NetlinkKernel : public Kernel {
