@@ -31,6 +31,9 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, HERE)
+import labkit  # noqa: E402  (waits, processes, namespaces shared with the test labs)
+from labkit import log  # noqa: E402,F401
 GUIDE = os.path.join(REPO, "tests", "fixtures", "guide")
 EXAMPLES = os.path.join(REPO, "tests", "fixtures", "config")
 PGBIN = "/usr/lib/postgresql/15/bin"
@@ -45,10 +48,6 @@ VIP_PORT = 5433
 PREFIXLEN = 24
 PGPASSWORD = "password"
 ADMIN = "127.0.0.1:8405"
-
-
-def log(msg):
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
 def run(argv, check=True, **kw):
@@ -158,9 +157,10 @@ def stop_pids(pids, sig=signal.SIGTERM, timeout=15.0, what=""):
             os.kill(p, sig)
         except ProcessLookupError:
             pass
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(alive(p) for p in pids):
-        time.sleep(0.05)
+    def all_gone(group):
+        return lambda: not any(alive(p) for p in group)
+
+    labkit.poll_until(all_gone(pids), timeout)
     left = [p for p in pids if alive(p)]
     for p in left:
         log(f"  {what or 'process'} {p} still alive after {timeout:.0f}s: SIGKILL")
@@ -168,9 +168,7 @@ def stop_pids(pids, sig=signal.SIGTERM, timeout=15.0, what=""):
             os.kill(p, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and any(alive(p) for p in left):
-        time.sleep(0.05)
+    labkit.poll_until(all_gone(left), 5)
 
 
 # ------------------------------------------------------------------ network
@@ -180,7 +178,7 @@ def netns_exists(name):
 
 
 def ns_cmd(st, host, argv):
-    return ["ip", "netns", "exec", st.ns(host)] + argv
+    return labkit.netns_exec(st.ns(host), argv)
 
 
 def create_network(st):
@@ -620,21 +618,12 @@ def cmd_wait(args):
     t0 = args.t0
 
     def step(what, cond, timeout):
-        deadline = time.monotonic() + timeout
-        last = None
-        while True:
-            try:
-                v = cond()
-                if v:
-                    log(f"{what}: {v if v is not True else 'ok'} (+{time.monotonic() - t0:.1f}s)")
-                    return v
-            except Exception as e:  # noqa: BLE001 - not ready yet
-                last = e
-            if time.monotonic() > deadline:
-                log(f"{what}: not reached after {timeout}s" + (f" (last error: {last})" if last else ""))
-                return None
-            check_alive(st)
-            time.sleep(0.2)
+        v, last = labkit.poll(cond, timeout, interval=0.2, between=lambda: check_alive(st))
+        if v:
+            log(f"{what}: {v if v is not True else 'ok'} (+{time.monotonic() - t0:.1f}s)")
+        else:
+            log(f"{what}: not reached after {timeout}s" + (f" (last error: {last})" if last else ""))
+        return v
 
     def etcd_ok():
         for h in etcd_members(st):

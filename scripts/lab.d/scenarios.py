@@ -15,6 +15,8 @@ import subprocess
 import threading
 import time
 
+import labkit
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 LAB = os.path.join(REPO, "scripts", "lab")
@@ -98,22 +100,7 @@ class Lab:
         return p
 
     def stop_child(self, p, sig=signal.SIGTERM, timeout=10):
-        if p.poll() is None:
-            try:
-                os.kill(p.pid, sig)
-            except ProcessLookupError:
-                pass
-            try:
-                p.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.kill(p.pid, signal.SIGKILL)
-                p.wait()
-        for f in (p.stdin, p.stdout, p.stderr):
-            if f is not None:
-                try:
-                    f.close()
-                except OSError:
-                    pass
+        labkit.stop_process(p, sig, timeout)
         if p in self.children:
             self.children.remove(p)
 
@@ -196,17 +183,16 @@ class Lab:
         """Client sessions of the lab's clients on a node's PostgreSQL (asked on the node itself).
         A demoted primary restarts as a replica after a switchover: wait (up to `timeout`) until
         it answers; None if it never does."""
-        deadline = time.monotonic() + timeout
-        while True:
+        def count():
             r = self.run(node, ["env", "PGCONNECT_TIMEOUT=3", PSQL, "-X", "-At", "-h",
                                 self.path(node, "pg", "run"), "-U", "postgres", "-d", "postgres", "-c",
                                 "select count(*) from pg_stat_activity where application_name in "
                                 "('lab-writer', 'lab-probe')"], timeout=20)
-            if r.returncode == 0 and r.stdout.strip().isdigit():
-                return int(r.stdout.strip())
-            if time.monotonic() >= deadline:
-                return None
-            time.sleep(0.5)
+            ok = r.returncode == 0 and r.stdout.strip().isdigit()
+            return (int(r.stdout.strip()),) if ok else None  # a tuple: 0 sessions is an answer
+
+        answer = labkit.poll_until(count, timeout, interval=0.5)
+        return answer[0] if answer else None
 
     # ---- faults
     def switchover(self, leader, candidate):
@@ -273,14 +259,12 @@ class Measure:
 
     def wait_resumed(self, after, timeout):
         """Waits for the writer's first outage ending after `after`; returns True if writes resumed."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def resumed():
             if any(t > after for t in self.outage_ends):
-                return True
-            if self.writer.poll() is not None:
-                return False
-            time.sleep(0.1)
-        return False
+                return "resumed"
+            return "writer exited" if self.writer.poll() is not None else None
+
+        return labkit.poll_until(resumed, timeout, interval=0.1) == "resumed"
 
     def stop(self):
         probe = None

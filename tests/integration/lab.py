@@ -14,7 +14,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -23,9 +22,11 @@ VIPPROXY = os.environ.get("VIPPROXY_BIN", os.path.join(SOURCE_DIR, "build", "vip
 PGBIN = "/usr/lib/postgresql/15/bin"
 PY = "/usr/bin/python3"
 
-
-def log(msg):
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+# Polling, processes and namespaces are shared with netns.py and the
+# scenarios of the namespace lab (scripts/lab.d/labkit.py). Appended, not
+# inserted: scripts/lab.d has a lab.py of its own.
+sys.path.append(os.path.join(HERE, "..", "..", "scripts", "lab.d"))
+from labkit import Processes, log, stop_process, wait_until  # noqa: E402,F401
 
 
 def free_port():
@@ -34,58 +35,34 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_until(cond, timeout, what, interval=0.05):
-    """Polls cond() until it returns a truthy value or the deadline passes."""
-    deadline = time.monotonic() + timeout
-    last_exc = None
-    while time.monotonic() < deadline:
-        try:
-            v = cond()
-            if v:
-                return v
-        except Exception as e:  # noqa: BLE001 - the condition may not be ready yet
-            last_exc = e
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}" +
-                         (f" (last error: {last_exc})" if last_exc else ""))
-
-
 class Lab:
     """Owns a temp dir and every process started in it."""
 
     def __init__(self, name="vipproxy-it"):
         self.dir = tempfile.mkdtemp(prefix=name + "-")
         os.chmod(self.dir, 0o755)
-        self.procs = []  # (name, Popen, stop signal)
+        self.processes = Processes(self.dir)
         self.pg_nodes = []
         atexit.register(self.close)
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: sys.exit(1))
 
+    @property
+    def procs(self):
+        return self.processes.procs  # (name, Popen)
+
     def spawn(self, name, argv, stop_signal=signal.SIGTERM, user=None, **kw):
-        logf = open(os.path.join(self.dir, name + ".log"), "ab")
         if user:
             argv = ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups", "--"] + argv
             # Not from the caller's directory: a checkout in /root (0700) is out of the user's reach.
             kw.setdefault("cwd", self.dir)
-        p = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT, **kw)
-        logf.close()  # the child has its own copy
-        self.procs.append((name, p, stop_signal))
-        return p
+        return self.processes.spawn(name, argv, stop_signal=stop_signal, **kw)
 
     def stop_proc(self, p, sig=signal.SIGTERM, timeout=10):
-        if p.poll() is None:
-            p.send_signal(sig)
-            try:
-                p.wait(timeout)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        stop_process(p, sig, timeout)
 
     def close(self):
-        for name, p, sig in reversed(self.procs):
-            self.stop_proc(p, sig)
-        self.procs = []
+        self.processes.stop_all()
         for node in self.pg_nodes:
             node.stop()
         self.pg_nodes = []
@@ -95,11 +72,7 @@ class Lab:
             shutil.rmtree(self.dir, ignore_errors=True)
 
     def logtail(self, name, n=40):
-        try:
-            with open(os.path.join(self.dir, name + ".log"), errors="replace") as f:
-                return "".join(f.readlines()[-n:])
-        except OSError:
-            return ""
+        return self.processes.logtail(name, n)
 
 
 def _pg_user():

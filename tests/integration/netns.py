@@ -14,36 +14,19 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 import unittest
+
+# lab.py puts scripts/lab.d (labkit: waits, processes, namespaces) on the path.
+import lab  # noqa: E402,F401
+import labkit  # noqa: E402
+from labkit import hold, log, run  # noqa: E402,F401  (public names of this module)
 
 SUBNET_PREFIX = "10.88."
 
 
-# Polling with a deadline and the log format are shared with the loopback
-# fixtures; VRRP timings want a finer poll than lab.py's default.
-from lab import log  # noqa: E402,F401
-from lab import wait_until as _wait_until  # noqa: E402
-
-
 def wait_until(cond, timeout, what, interval=0.02):
-    return _wait_until(cond, timeout, what, interval)
-
-
-def hold(cond, duration, what, interval=0.05):
-    """Asserts cond() stays truthy for `duration` seconds."""
-    deadline = time.monotonic() + duration
-    while time.monotonic() < deadline:
-        if not cond():
-            raise AssertionError(f"{what} stopped holding")
-        time.sleep(interval)
-
-
-def run(argv, check=True, timeout=20, **kw):
-    r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kw)
-    if check and r.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} failed ({r.returncode}): {r.stderr.strip()}")
-    return r
+    """labkit.wait_until with a finer poll: VRRP timings are tens of ms."""
+    return labkit.wait_until(cond, timeout, what, interval)
 
 
 def check_ip_netns():
@@ -67,26 +50,36 @@ class Lab:
         self.net = f"{SUBNET_PREFIX}{third_octet}"
         self.dir = tempfile.mkdtemp(prefix="vipproxy-vrrp-")
         os.chmod(self.dir, 0o755)
-        self.namespaces = []   # names we created, deleted in close()
-        self.procs = []        # (name, Popen)
+        self.netns = labkit.Namespaces(self.prefix)  # names we created, deleted in close()
+        self.processes = labkit.Processes(self.dir)
         self.extra_pids = []   # PIDs read from pid files (keepalived's VRRP child)
         self.nodes = {}        # short name -> namespace
         self.closed = False
         atexit.register(self.close)
         # Safety net first: anything for 10.88/16 that reached the root
         # namespace goes nowhere.
-        run(["ip", "route", "replace", "blackhole", "10.88.0.0/16"])
+        labkit.blackhole_lab_subnet()
         self.bridge_ns = self._netns("br")
         # No multicast snooping: ff02::12 / 224.0.0.18 are flooded like on a
         # plain switch, whatever MLD/IGMP reports the nodes send.
         self._in(self.bridge_ns, ["ip", "link", "add", "br0", "type", "bridge", "mcast_snooping", "0"])
         self._in(self.bridge_ns, ["ip", "link", "set", "br0", "up"])
 
+    @property
+    def procs(self):
+        return self.processes.procs  # (name, Popen); callers may append and filter
+
+    @procs.setter
+    def procs(self, value):
+        self.processes.procs = value
+
+    @property
+    def namespaces(self):
+        return self.netns.names
+
     # ---- namespaces and links ----
     def _netns(self, short):
-        name = self.prefix + short
-        run(["ip", "netns", "add", name])
-        self.namespaces.append(name)
+        name = self.netns.add(short)
         self._in(name, ["ip", "link", "set", "lo", "up"])
         # No IPv6 (keeps ND/MLD noise out) unless the lab is for IPv6 tests;
         # then no DAD either, so link-local addresses are usable at once.
@@ -97,7 +90,7 @@ class Lab:
         return name
 
     def _in(self, ns, argv, check=True, timeout=20):
-        return run(["ip", "netns", "exec", ns] + argv, check=check, timeout=timeout)
+        return self.netns.run(ns, argv, check=check, timeout=timeout)
 
     def add_node(self, short, host):
         ns = self._netns(short)
@@ -148,36 +141,17 @@ class Lab:
 
     # ---- processes ----
     def spawn(self, name, short, argv, env=None):
-        logf = open(os.path.join(self.dir, name + ".log"), "ab")
-        logf.write(f"---- {time.strftime('%H:%M:%S')} start {' '.join(argv)}\n".encode())
-        logf.flush()
         # `ip netns exec` execs the command: the PID is the daemon's own.
-        p = subprocess.Popen(["ip", "netns", "exec", self.nodes[short]] + argv, stdout=logf,
-                             stderr=subprocess.STDOUT, env=env)
-        logf.close()
-        self.procs.append((name, p))
-        return p
+        return self.processes.spawn(name, labkit.netns_exec(self.nodes[short], argv), banner=True, env=env)
 
     def stop(self, p, sig=signal.SIGTERM, timeout=10):
-        if p.poll() is None:
-            p.send_signal(sig)
-            try:
-                p.wait(timeout)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        labkit.stop_process(p, sig, timeout)
 
     def logtail(self, name, n=40):
-        try:
-            with open(os.path.join(self.dir, name + ".log"), errors="replace") as f:
-                return "".join(f.readlines()[-n:])
-        except OSError:
-            return ""
+        return self.processes.logtail(name, n)
 
     def stop_all(self):
-        for _, p in reversed(self.procs):
-            self.stop(p)
-        self.procs = []
+        self.processes.stop_all()
         for pid, comm in self.extra_pids:
             # Only if that PID is still the process we recorded.
             try:
@@ -194,9 +168,7 @@ class Lab:
             return
         self.closed = True
         self.stop_all()
-        for name in reversed(self.namespaces):
-            subprocess.run(["ip", "netns", "del", name], capture_output=True)
-        self.namespaces = []
+        self.netns.delete_all()
         if os.environ.get("VIPPROXY_KEEP_LAB"):
             log(f"lab logs kept in {self.dir}")
         else:

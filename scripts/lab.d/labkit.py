@@ -1,0 +1,172 @@
+"""Namespaces, processes and waits: what every lab of this repository shares.
+
+Used by the loopback fixtures (tests/integration/lab.py), the namespace lab
+of the VRRP and ops tests (tests/integration/netns.py) and the fault
+scenarios on the guide's cluster (scripts/lab.d/scenarios.py). Each keeps
+its own Lab class, which knows its topology; this module holds what they
+did three times: polling with a deadline, starting a process with its own
+log file and stopping it by the PID recorded, and network namespaces
+created and deleted by the names recorded. Nothing here ever touches a
+process or namespace it did not start (no pkill, no patterns).
+"""
+import os
+import signal
+import subprocess
+import time
+
+# Every lab's addresses are in 10.88.0.0/16; a route to nowhere in the root
+# namespace makes sure nothing of a lab ever leaves through a real interface.
+LAB_SUBNET = "10.88.0.0/16"
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def poll(cond, timeout, interval=0.05, between=None):
+    """Polls cond() until it returns something truthy, at most `timeout`
+    seconds. Returns (that value, None), or (None, the last exception cond()
+    raised, if any) at the deadline: an exception from cond() counts as "not
+    yet". `between`, if given, runs after each miss, and what it raises is
+    not caught (e.g. a check that the processes waited on are alive)."""
+    deadline = time.monotonic() + timeout
+    last_error = None
+    while True:
+        try:
+            v = cond()
+            if v:
+                return v, None
+        except Exception as e:  # noqa: BLE001 - the condition may not be ready yet
+            last_error = e
+        if time.monotonic() >= deadline:
+            return None, last_error
+        if between:
+            between()
+        time.sleep(interval)
+
+
+def poll_until(cond, timeout, interval=0.05):
+    """Polls cond() until it returns something truthy and returns that, or
+    returns None once `timeout` seconds have passed. An exception from
+    cond() counts as "not yet"."""
+    return poll(cond, timeout, interval)[0]
+
+
+def wait_until(cond, timeout, what, interval=0.05):
+    """poll_until, but a timeout is an AssertionError naming `what` (and the
+    last error the condition raised)."""
+    v, last = poll(cond, timeout, interval)
+    if v is None:
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}" +
+                             (f" (last error: {last})" if last else ""))
+    return v
+
+
+def hold(cond, duration, what, interval=0.05):
+    """Asserts cond() stays truthy for `duration` seconds."""
+    deadline = time.monotonic() + duration
+    while time.monotonic() < deadline:
+        if not cond():
+            raise AssertionError(f"{what} stopped holding")
+        time.sleep(interval)
+
+
+def run(argv, check=True, timeout=20, **kw):
+    """Runs argv to completion, output captured as text; a non-zero exit is a
+    RuntimeError with the command's stderr when `check`."""
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kw)
+    if check and r.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed ({r.returncode}): {r.stderr.strip()}")
+    return r
+
+
+def stop_process(p, sig=signal.SIGTERM, timeout=10):
+    """Stops a process this program started (a Popen): `sig`, then SIGKILL
+    if it has not exited after `timeout` seconds; closes its pipes."""
+    if p.poll() is None:
+        try:
+            p.send_signal(sig)
+        except ProcessLookupError:
+            pass
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    for f in (p.stdin, p.stdout, p.stderr):
+        if f is not None:
+            try:
+                f.close()
+            except OSError:
+                pass
+
+
+class Processes:
+    """Processes started with their output in DIR/NAME.log, recorded as
+    (name, Popen) in `procs` and stopped by that record, last first."""
+
+    def __init__(self, logdir):
+        self.logdir = logdir
+        self.procs = []  # (name, Popen)
+        self._signals = {}  # id(Popen) -> the signal that stops it
+
+    def log_path(self, name):
+        return os.path.join(self.logdir, name + ".log")
+
+    def spawn(self, name, argv, stop_signal=signal.SIGTERM, banner=False, **kw):
+        with open(self.log_path(name), "ab") as logf:
+            if banner:
+                logf.write(f"---- {time.strftime('%H:%M:%S')} start {' '.join(argv)}\n".encode())
+                logf.flush()
+            p = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT, **kw)
+        self.procs.append((name, p))
+        self._signals[id(p)] = stop_signal
+        return p
+
+    def logtail(self, name, n=40):
+        try:
+            with open(self.log_path(name), errors="replace") as f:
+                return "".join(f.readlines()[-n:])
+        except OSError:
+            return ""
+
+    def stop_all(self, timeout=10):
+        for _, p in reversed(self.procs):
+            stop_process(p, self._signals.get(id(p), signal.SIGTERM), timeout)
+        self.procs = []
+        self._signals = {}
+
+
+def netns_exec(ns, argv):
+    """argv run inside namespace `ns`. `ip netns exec` execs the command, so
+    a Popen of this has the program's own PID."""
+    return ["ip", "netns", "exec", ns] + list(argv)
+
+
+def blackhole_lab_subnet():
+    """The root namespace's safety net: anything for the lab subnet that
+    reached it goes nowhere. First thing a namespace lab does."""
+    run(["ip", "route", "replace", "blackhole", LAB_SUBNET])
+
+
+class Namespaces:
+    """Network namespaces named PREFIX+short, deleted in delete_all() by the
+    names recorded here, newest first."""
+
+    def __init__(self, prefix):
+        self.prefix = prefix
+        self.names = []
+
+    def add(self, short):
+        name = self.prefix + short
+        run(["ip", "netns", "add", name])
+        self.names.append(name)
+        return name
+
+    def run(self, ns, argv, check=True, timeout=20):
+        return run(netns_exec(ns, argv), check=check, timeout=timeout)
+
+    def delete_all(self):
+        for name in reversed(self.names):
+            subprocess.run(["ip", "netns", "del", name], capture_output=True)
+        self.names = []
