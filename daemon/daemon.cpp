@@ -303,7 +303,7 @@ void Daemon::notify_when_ready(std::chrono::steady_clock::time_point deadline) {
   }
   ready_timer_.expires_after(std::chrono::milliseconds(20));
   ready_timer_.async_wait([this, deadline](const boost::system::error_code& e) {
-    if (!e) notify_when_ready(deadline);
+    if (!e && !stopping_) notify_when_ready(deadline);
   });
 }
 
@@ -312,7 +312,7 @@ void Daemon::watchdog_ping(std::chrono::microseconds period) {
   sd_notify(0, "WATCHDOG=1");
   watchdog_timer_.expires_after(period);
   watchdog_timer_.async_wait([this, period](const boost::system::error_code& e) {
-    if (!e) watchdog_ping(period);
+    if (!e && !stopping_) watchdog_ping(period);
   });
 }
 
@@ -434,6 +434,7 @@ void Daemon::reload() {
 }
 
 void Daemon::stop() {
+  stopping_ = true;
   hup_.cancel();
   spdlog::info("stopping");
   sd_notify(0, "STOPPING=1");

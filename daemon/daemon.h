@@ -104,6 +104,11 @@ class Daemon {
   boost::asio::signal_set hup_{control_, SIGHUP};
   boost::asio::steady_timer ready_timer_{control_};
   boost::asio::steady_timer watchdog_timer_{control_};
+  // Set by stop(): cancel() cannot reach a timer whose expiry is already
+  // queued, and a re-arming loop (READY polling every 20 ms until every
+  // first check or two check timeouts, the watchdog) would otherwise keep the
+  // control loop, and the process, alive after SIGTERM.
+  bool stopping_ = false;
   // Declared last: destroyed first, while control_ still exists.
   std::unique_ptr<vrrp::Service> vrrp_;
 };
