@@ -9,6 +9,7 @@
 
 #include "cfg/names.h"
 #include "daemon/daemon.h"
+#include "proxy/socket_options.h"
 #include "status_page.h"
 #include "vrrp/service.h"
 #include "version.h"
@@ -288,6 +289,9 @@ void AdminServer::accept() {
 
 void AdminServer::admit(tcp::socket s) {
   ++counters_.accepted;
+  // Asio accepts without SOCK_CLOEXEC; no script may inherit an admin
+  // connection (the spawner's close-above-2 covers the moment before this).
+  proxy::set_cloexec(s.native_handle());
   uint64_t id = ++next_id_;
   auto d = admission_.arrive(id);
   if (!d.admit) {

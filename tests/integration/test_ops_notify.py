@@ -338,6 +338,34 @@ print("session up", flush=True)
 time.sleep(1000000)
 """
 
+# Holds a request to the admin endpoint open (never finished): the daemon
+# closes it at its read deadline, the holder opens the next one at once.
+ADMIN_HOLDER = r"""
+import socket, sys, time
+while True:
+    try:
+        c = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+        c.sendall(b"GET /status HTTP/1.1\r\n")
+        print("admin connection open", flush=True)
+        c.settimeout(30)
+        while c.recv(4096):
+            pass
+    except OSError:
+        time.sleep(0.05)
+"""
+
+
+def established_inodes(lab, short, port):
+    """Socket inodes of the TCP connections whose local port is `port`
+    (the server side), from /proc/net/tcp in the node's namespace."""
+    out = set()
+    for line in lab.sh(short, ["cat", "/proc/net/tcp"]).stdout.splitlines()[1:]:
+        f = line.split()
+        if int(f[1].split(":")[1], 16) == port and f[3] == "01":  # TCP_ESTABLISHED
+            out.add(f[9])
+    return out
+
+
 O_CLOEXEC = 0o2000000
 CAP_NET_ADMIN, CAP_NET_RAW = 12, 13
 
@@ -503,6 +531,23 @@ proxies:
         # 2 workers x 2 listeners, admin, client + backend of the session,
         # the check, raw VRRP, netlink: the daemon does hold them.
         self.assertGreaterEqual(len(sockets), 9, f"expected the daemon's sockets, got {fl}")
+
+        # Accepted admin connections too (Asio accepts without SOCK_CLOEXEC;
+        # daemon/admin.cpp sets it at once).
+        self.ns.spawn("admin-holder", "a", [L.PY, "-c", ADMIN_HOLDER, str(admin)])
+        seen, without = [], []
+
+        def three_admin_connections_seen():
+            fl = fd_flags(p.pid)
+            inodes = established_inodes(self.ns, "a", admin)
+            for fd, (t, f) in fl.items():
+                if t.startswith("socket:[") and t[8:-1] in inodes:
+                    seen.append(fd)
+                    if not f & O_CLOEXEC:
+                        without.append((fd, oct(f)))
+            return len(seen) >= 3
+        netns.wait_until(three_admin_connections_seen, 10, "admin connections seen in the daemon")
+        self.assertEqual(without, [], "accepted admin connections without close-on-exec")
 
         # A hook now (link down: FAULT) still sees 0, 1 and 2 only.
         self.ns.sh("a", ["ip", "link", "set", "eth0", "down"])
