@@ -312,6 +312,7 @@ std::string AdminServer::status_json() const {
   root["node"] = daemon_.config().node;
   root["version"] = VIPPROXY_VERSION;
   root["pipes_in_use"] = daemon_.pipes_in_use();
+  root["kernel_path"] = {{"available", daemon_.kernel_path()}, {"why_not", daemon_.kernel_path_why_not()}};
   root["config"] = daemon_.config().source;
   root["reloads"] = {{"applied", daemon_.reloads().applied}, {"failed", daemon_.reloads().failed}};
   json::array proxies;
@@ -326,6 +327,7 @@ std::string AdminServer::status_json() const {
     o["current_backend"] = cur < p.backends.size() ? json::value(p.backends[cur]->cfg.name) : json::value(nullptr);
     o["sessions_current"] = p.stats->sessions_current.load();
     o["maxconn"] = p.cfg.maxconn;
+    o["data_path"] = std::string(cfg::names::to_string(p.cfg.data_path));
     json::object counters;
 #define VIPPROXY_COUNTER_JSON(counter, type, help) counters[#counter] = p.total(&proxy::ProxyCounters::counter);
     VIPPROXY_PROXY_COUNTERS(VIPPROXY_COUNTER_JSON)

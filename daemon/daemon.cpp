@@ -16,6 +16,7 @@
 #include "cfg/names.h"
 #include "daemon/admin.h"
 #include "daemon/privileges.h"
+#include "proxy/kernel_path.h"
 #include "health/patroni_defects.h"
 
 #ifdef VIPPROXY_HAVE_SYSTEMD
@@ -31,7 +32,16 @@ namespace daemon_ {
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
-Daemon::Daemon(cfg::Config config) : config_(std::move(config)), signals_(control_) {}
+namespace {
+void override_data_path(cfg::Config& c, std::optional<cfg::DataPath> p) {
+  if (p)
+    for (auto& proxy : c.proxies) proxy.data_path = *p;
+}
+}  // namespace
+
+Daemon::Daemon(cfg::Config config, std::optional<cfg::DataPath> data_path) : config_(std::move(config)), data_path_(data_path), signals_(control_) {
+  override_data_path(config_, data_path_);
+}
 
 Daemon::~Daemon() {
   for (auto& w : workers_) w->stop();
@@ -334,6 +344,7 @@ void Daemon::wait_for_sighup() {
 
 void Daemon::reload() {
   cfg::Config next = cfg::load_file(config_.source);  // cfg::Error names file, line and key
+  override_data_path(next, data_path_);
   const cfg::Diff d = cfg::diff(config_, next);
   if (d.empty()) {
     spdlog::info("SIGHUP: {} unchanged", config_.source);
@@ -451,6 +462,38 @@ void Daemon::stop() {
   for (auto& w : workers_) w->drain(config_.hard_stop_after);
 }
 
+void Daemon::load_kernel_path() {
+  bool wanted = false;
+  for (const auto& p : config_.proxies)
+    wanted = wanted || p.data_path == cfg::DataPath::automatic || p.data_path == cfg::DataPath::kernel;
+  if (!wanted || workers_.empty()) return;
+  // One program, set of maps and ring buffer per worker (each owns its
+  // sessions). Loaded now or never: after the capability drop only the
+  // descriptors are used. Said once, with the reason, when not available.
+  proxy::KernelPath::Limits limits;
+  std::string why;
+  std::vector<std::unique_ptr<proxy::KernelPath>> loaded;
+  for (size_t i = 0; i < workers_.size(); ++i) {
+    auto k = proxy::KernelPath::load(limits, why);
+    if (!k) break;
+    loaded.push_back(std::move(k));
+  }
+  if (loaded.size() < workers_.size()) {
+    kernel_why_not_ = why;
+    spdlog::warn("data path: kernel forwarding not available: {}; sessions of proxies with data_path auto or "
+                 "kernel use splice",
+                 why);
+    return;
+  }
+  const char* how = loaded.front()->attach_type();
+  for (size_t i = 0; i < workers_.size(); ++i) workers_[i]->set_kernel(std::move(loaded[i]));
+  kernel_path_ = true;
+  kernel_why_not_.clear();
+  spdlog::info("data path: kernel forwarding available ({} program on a SOCKHASH, self-test passed); sessions "
+               "of proxies with data_path auto or kernel go to it after their first exchanges",
+               how);
+}
+
 int Daemon::run() {
   unsigned n = config_.threads ? config_.threads : std::max(1u, std::thread::hardware_concurrency());
   for (auto& pc : config_.proxies) proxies_.push_back(std::make_shared<proxy::ProxyRuntime>(pc, n));
@@ -509,6 +552,7 @@ int Daemon::run() {
                  cfg::names::to_string(p->cfg.balance), n);
 
   cloexec_all_open_descriptors();
+  load_kernel_path();  // needs CAP_BPF and CAP_NET_ADMIN: before they are dropped
   privileges::drop_after_start(config_);  // listeners, admin and VRRP sockets are open
   // Only now may scripts run (the first notify hook and track scripts were
   // asked for by vrrp_->start() above and have been waiting): a child exec'd

@@ -7,6 +7,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <map>
 #include <memory>
+#include <optional>
+#include <string>
 #include <string>
 #include <vector>
 
@@ -26,7 +28,8 @@ class AdminServer;
 
 class Daemon {
  public:
-  explicit Daemon(cfg::Config config);
+  // `data_path`: replaces every proxy's data_path, at start and reloads.
+  explicit Daemon(cfg::Config config, std::optional<cfg::DataPath> data_path = std::nullopt);
   ~Daemon();
 
   // Binds everything (throws std::exception with a clear message on failure),
@@ -38,6 +41,9 @@ class Daemon {
   const std::vector<std::shared_ptr<proxy::ProxyRuntime>>& proxies() const { return proxies_; }
   const health::Status* check_status(size_t proxy, size_t backend) const;
   size_t pipes_in_use() const;
+  // Whether the kernel data path is loaded, and why not when it is not.
+  bool kernel_path() const { return kernel_path_; }
+  const std::string& kernel_path_why_not() const { return kernel_why_not_; }
   const vrrp::Service* vrrp() const { return vrrp_.get(); }
   struct Reloads {
     uint64_t applied = 0, failed = 0;  // SIGHUPs whose file was applied / refused
@@ -84,7 +90,12 @@ class Daemon {
   // sessions of removed proxies/backends drain for hard_stop_after.
   void reload();
 
+  void load_kernel_path();
+
   cfg::Config config_;
+  std::optional<cfg::DataPath> data_path_;
+  bool kernel_path_ = false;
+  std::string kernel_why_not_ = "not wanted: no proxy has data_path auto or kernel";
   Reloads reloads_;
   boost::asio::io_context control_{1};
   boost::asio::signal_set signals_;

@@ -7,9 +7,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <optional>
 #include <string>
 
 #include "cfg/load.h"
+#include "cfg/names.h"
 #include "daemon/daemon.h"
 #include "daemon/logging.h"
 #include "importer/cli.h"
@@ -26,6 +28,8 @@ const char* kUsage = R"(usage: vipproxy [OPTIONS]
 
   -c, --config FILE        run in the foreground with FILE (default /etc/vipproxy/vipproxy.yaml)
   -t, --check-config FILE  validate FILE (proxies and vrrp sections) and exit 0 (valid) or 1
+      --data-path P        every proxy's data_path is P (auto, kernel, splice, copy), whatever
+                           the file says, also after reloads (benchmarks, tests)
   -v, --version            print the version and exit
   -h, --help               this text
 
@@ -71,7 +75,7 @@ void warn_if_secrets_readable(const cfg::Config& c, const std::string& path) {
                  path, st.st_mode & 07777);
 }
 
-int run(const std::string& path) {
+int run(const std::string& path, std::optional<cfg::DataPath> data_path) {
   cfg::Config c;
   try {
     c = cfg::load_file(path);
@@ -84,7 +88,7 @@ int run(const std::string& path) {
   spdlog::info("vipproxy {} starting, node {}, config {}", VIPPROXY_VERSION, c.node, path);
   warn_if_secrets_readable(c, path);
   try {
-    daemon_::Daemon d(std::move(c));
+    daemon_::Daemon d(std::move(c), data_path);
     return d.run();
   } catch (const std::exception& e) {
     spdlog::critical("{}", e.what());
@@ -96,6 +100,7 @@ int run(const std::string& path) {
 
 int main(int argc, char** argv) {
   std::string config = "/etc/vipproxy/vipproxy.yaml";
+  std::optional<cfg::DataPath> data_path;
   // haproxy.cfg + keepalived.conf -> YAML on stdout (docs/importer.md).
   if (argc >= 2 && std::string(argv[1]) == "import") return importer::run_cli(argc - 1, argv + 1, std::cout, std::cerr);
   // Tools for people (ctl/): the admin endpoint as a table; preflight checks.
@@ -122,10 +127,18 @@ int main(int argc, char** argv) {
       config = value("a file");
     } else if (a.rfind("--config=", 0) == 0) {
       config = a.substr(9);
+    } else if (a == "--data-path") {
+      std::string v = value("auto, kernel, splice or copy");
+      data_path = cfg::names::parse<cfg::DataPath>(v);
+      if (!data_path) {
+        std::cerr << "vipproxy: --data-path: expected " << cfg::names::expected<cfg::DataPath>() << ", got '" << v
+                  << "'\n";
+        return 2;
+      }
     } else {
       std::cerr << "vipproxy: unknown argument '" << a << "'\n" << kUsage;
       return 2;
     }
   }
-  return run(config);
+  return run(config, data_path);
 }

@@ -20,7 +20,13 @@ namespace proxy {
   X(fin_timeouts, counter, "Half-closed sessions closed by client_fin_timeout or server_fin_timeout") \
   X(accept_errors, counter, "Failed accept() calls (e.g. EMFILE); accepting pauses briefly") \
   X(maxconn_pauses, counter, "Times accepting paused because maxconn sessions were open")   \
-  X(buffered_fallbacks, counter, "Sessions that could not splice and copied through user space")
+  X(buffered_fallbacks, counter, "Sessions that could not splice and copied through user space")   \
+  X(kernel_handovers, counter, "Sessions handed to the kernel data path (sockmap)")                 \
+  X(kernel_takebacks, counter, "Sessions taken back from the kernel path (a slow reader, or a bulk stream)") \
+  X(kernel_refusals, counter, "Hand-overs the kernel refused (a FIN had come, or its maps were full)") \
+  X(sessions_copy, gauge, "Established sessions on the copy data path now")                           \
+  X(sessions_splice, gauge, "Established sessions on the splice data path now")                       \
+  X(sessions_kernel, gauge, "Established sessions the kernel forwards now")
 
 // One instance per (proxy, worker thread): written by that worker only, so no
 // cache line is shared on the data path; readers sum over workers.

@@ -7,9 +7,8 @@
 //   CopyPump:   recv() into the worker's scratch buffer, send() at once;
 //   SplicePump: the same for small messages, splice(2) through a pipe
 //               (zero copy) while a direction moves bulk data;
-//   the kernel path (proxy/kernel_path.h) hands both directions of an
-//   established session to an eBPF sk_skb program and reports through the
-//   same statuses.
+//   KernelPump (proxy/kernel_path.h): an eBPF sk_skb program moves the
+//   bytes; the pump accounts for them and passes the FIN on.
 #pragma once
 
 #include <cstddef>
@@ -56,6 +55,8 @@ class Pump {
   // The other direction is done: this one's FIN ends the session, whose
   // close() sends it, so no shutdown() call is needed for it.
   void fin_by_close() { fin_by_close_ = true; }
+  // For a direction whose FIN was passed on by an earlier pump.
+  void mark_done() { eof_ = done_ = true; }
 
   uint64_t bytes() const { return bytes_; }  // written to `to` so far
   uint64_t reads() const { return reads_; }  // reads that returned data

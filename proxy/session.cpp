@@ -11,6 +11,7 @@
 #include <cstring>
 #include <system_error>
 
+#include "proxy/kernel_path.h"
 #include "proxy/socket_options.h"
 #include "proxy/worker.h"
 
@@ -23,6 +24,28 @@ namespace {
 // session's queue deadline) rather than failing the client at once.
 constexpr auto kRetryAfterConnectFailure = std::chrono::milliseconds(200);
 constexpr auto kDeadPeerOptionsAfter = std::chrono::seconds(1);
+// A session goes to the kernel path once each direction has read this many
+// messages with nothing left in flight (it has shown it will live: a
+// pgbench -C transaction, a TCP check or a short query stay in userspace,
+// where setting up the maps would cost more than they save).
+// VIPPROXY_KERNEL_AFTER_EXCHANGES overrides it (tests hand sessions over at
+// once to run every proxy test through the kernel path).
+uint64_t kernel_after() {
+  static const uint64_t n = [] {
+    const char* v = std::getenv("VIPPROXY_KERNEL_AFTER_EXCHANGES");
+    return v && *v ? std::strtoull(v, nullptr, 10) : 8ull;
+  }();
+  return n;
+}
+// Bytes the kernel may hold for a slow reader (redirected, not yet in the
+// reader's socket) before the session is taken back to userspace, where the
+// reader's window holds the sender back again.
+constexpr uint64_t kMaxInFlight = 1 << 20;
+// More reports than this per second (the program reports every 256 KiB):
+// a bulk stream, which splice moves faster than the kernel path's per-skb
+// redirect (README, "Data path").
+constexpr uint32_t kBulkReportsPerSecond = 256;
+constexpr auto kKickMax = std::chrono::milliseconds(20);
 // Every socket of a session is registered once, edge-triggered, for all it
 // may wait for (proxy/loop.h says why EPOLLOUT costs nothing there).
 constexpr uint32_t kSocketEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP;
@@ -60,10 +83,12 @@ Session::Session(Worker& worker, std::shared_ptr<ProxySlot> slot, int client_fd)
   }
   side_[0].fd = client_fd;
   timer_.set([this] { on_timer(); });
+  kick_.set([this] { on_kick(); });
 }
 
 Session::~Session() {
   loop_.cancel(timer_);
+  loop_.cancel(kick_);
   for (auto& p : pump_)
     if (p) p->release();
   close_fd(side_[0].fd, false);
@@ -91,8 +116,16 @@ void Session::start() {
       pump_[0] = std::make_unique<CopyPump>(ctx);
       pump_[1] = std::make_unique<CopyPump>(ctx);
       break;
-    default:
+    case cfg::DataPath::splice:
       path_ = SessionPath::splice;
+      pump_[0] = std::make_unique<SplicePump>(ctx);
+      pump_[1] = std::make_unique<SplicePump>(ctx);
+      break;
+    case cfg::DataPath::automatic:
+    case cfg::DataPath::kernel:
+      // Starts on splice; goes to the kernel once it has shown it will live.
+      path_ = SessionPath::splice;
+      kernel_wanted_ = worker_.kernel() != nullptr;
       pump_[0] = std::make_unique<SplicePump>(ctx);
       pump_[1] = std::make_unique<SplicePump>(ctx);
       break;
@@ -158,6 +191,18 @@ void Session::on_io(int side, uint32_t ev) {
     }
     return;
   }
+  if (state_ == State::established && in_kernel()) {
+    // Registered for EPOLLRDHUP only: the bytes do not wake us.
+    if (ev & EPOLLERR) {
+      close(CloseReason::error);
+      return;
+    }
+    if (kstate_ == KState::forwarding) {
+      const int reader = side == 0 ? 0 : 1;
+      run(reader);
+    }
+    return;
+  }
   if (state_ != State::established) {
     // A client that went away while waiting for a backend: nothing to keep.
     // A client's bytes or FIN are kept for when the backend is there.
@@ -185,6 +230,19 @@ void Session::on_timer() {
         apply_dead_peer_options(side_[1].fd, settings());
       }
       if (!watch_io_) break;
+      if (kstate_ == KState::forwarding) {
+        // The kernel moves the bytes: see whether it moved any.
+        for (int d = 0; d < 2; ++d) {
+          auto& p = static_cast<KernelPump&>(*pump_[d]);
+          uint64_t before = p.bytes();
+          p.refresh(side_[d].fd, side_[1 - d].fd);
+          count_bytes(d);
+          if (p.bytes() != before) {
+            touch(0);
+            touch(1);
+          }
+        }
+      }
       auto [when, why] = inactivity_deadline();
       if (when == Clock::time_point::max()) break;
       if (loop_.now() >= when) {
@@ -230,6 +288,7 @@ void Session::on_connected(int err) {
     return;
   }
   state_ = State::established;
+  set_path(path_);
   b.sessions.fetch_add(1, std::memory_order_relaxed);
   b.sessions_total.fetch_add(1, std::memory_order_relaxed);
   worker_.add_active(this);
@@ -318,8 +377,21 @@ void Session::arm_idle_timer() {
   if (when != Clock::time_point::max()) loop_.arm(timer_, when);
 }
 
+std::atomic<uint64_t>& Session::path_gauge(SessionPath p) const {
+  return p == SessionPath::copy     ? counters_.sessions_copy
+         : p == SessionPath::splice ? counters_.sessions_splice
+                                    : counters_.sessions_kernel;
+}
+
+void Session::set_path(SessionPath p) {
+  if (path_counted_) bump(path_gauge(path_), ~uint64_t{0});  // minus one (single writer, wraps)
+  path_ = p;
+  bump(path_gauge(path_));
+  path_counted_ = true;
+}
+
 void Session::count_bytes(int dir) {
-  uint64_t now = pump_[dir]->bytes();
+  uint64_t now = carried_[dir] + pump_[dir]->bytes();
   if (now == counted_[dir]) return;
   touch(dir == 0 ? 1 : 0);  // written to the other side
   bump(dir == 0 ? counters_.bytes_in : counters_.bytes_out, now - counted_[dir]);
@@ -337,9 +409,15 @@ void Session::run(int dir) {
   switch (st) {
     case PumpStatus::want_read:
       wait_[dir] = Wait::read;
+      if (kernel_wanted_ && !in_kernel()) maybe_hand_over();
       return;
     case PumpStatus::want_write:
       wait_[dir] = Wait::write;
+      // In the kernel: bytes before a FIN are still on their way.
+      if (in_kernel() && !kick_.armed()) {
+        kick_every_ = std::chrono::milliseconds(1);
+        loop_.arm_after(kick_, kick_every_);
+      }
       return;
     case PumpStatus::done:
       wait_[dir] = Wait::none;
@@ -366,6 +444,19 @@ void Session::close(CloseReason why) {
     backend_->sessions.fetch_sub(1, std::memory_order_relaxed);
   }
   if (why == CloseReason::backend_down) bump(counters_.sessions_cut_on_down);
+  if (in_kernel()) {
+    // Out of the maps first (the kernel stops forwarding), then shut down.
+    for (int d = 0; d < 2; ++d) {
+      static_cast<KernelPump*>(pump_[d].get())->refresh(side_[d].fd, side_[1 - d].fd);
+      count_bytes(d);
+    }
+    forget_kernel();
+  }
+  if (path_counted_) {
+    bump(path_gauge(path_), ~uint64_t{0});  // minus one (single writer, wraps)
+    path_counted_ = false;
+  }
+  loop_.cancel(kick_);
   if ((pump_[0] && pump_[0]->fell_back()) || (pump_[1] && pump_[1]->fell_back()))
     bump(counters_.buffered_fallbacks);
   loop_.cancel(timer_);
@@ -375,6 +466,148 @@ void Session::close(CloseReason why) {
   close_fd(side_[0].fd, abortive);
   close_fd(side_[1].fd, abortive);
   worker_.session_closed(this);
+}
+
+// ---- the kernel path ----
+
+void Session::maybe_hand_over() {
+  // Both directions waiting for bytes with none in flight, neither inside a
+  // bulk stream nor half-closed, and enough exchanges to show the session
+  // will live.
+  for (int d = 0; d < 2; ++d) {
+    const Pump& p = *pump_[d];
+    if (wait_[d] != Wait::read || !p.idle() || p.bulk() || p.eof() || p.reads() < kernel_after()) return;
+  }
+  hand_over();
+}
+
+void Session::hand_over() {
+  KernelPath* k = worker_.kernel();
+  // Baselines before the sockets go into the maps: what userspace moved.
+  auto p0 = std::make_unique<KernelPump>(side_[0].fd, side_[1].fd, pump_[0]->bytes());
+  auto p1 = std::make_unique<KernelPump>(side_[1].fd, side_[0].fd, pump_[1]->bytes());
+  if (!k->attach(side_[0].fd, side_[1].fd, cookie_[0], cookie_[1])) {
+    // A FIN came in the meantime (EOPNOTSUPP), or the maps are full: this
+    // session stays on splice.
+    kernel_wanted_ = false;
+    bump(counters_.kernel_refusals);
+    spdlog::debug("proxy {}: kernel path refused a session: {}", settings().name, std::strerror(errno));
+    return;
+  }
+  // Only a FIN (EPOLLRDHUP) or an error concerns us from now on: the bytes
+  // the kernel moves must not wake the loop (on 6.4+ every redirected
+  // segment wakes EPOLLIN waiters).
+  for (auto& s : side_) loop_.modify(s.fd, EPOLLRDHUP, &s);
+  // The kernel pumps start their count at what userspace moved.
+  for (auto& p : pump_) p->release();
+  p0->bind(k, cookie_[0]);
+  p1->bind(k, cookie_[1]);
+  pump_[0] = std::move(p0);
+  pump_[1] = std::move(p1);
+  worker_.kernel_session(cookie_[0], this);
+  worker_.kernel_session(cookie_[1], this);
+  kstate_ = KState::forwarding;
+  report_window_ = loop_.now();
+  reports_ = 0;
+  set_path(SessionPath::kernel);
+  bump(counters_.kernel_handovers);
+  // A FIN may have come with the last bytes: look once.
+  for (int d = 0; d < 2 && state_ == State::established && in_kernel(); ++d)
+    if (side_[d].ready.rdhup) run(d);
+}
+
+void Session::on_kernel_report(uint64_t cookie) {
+  if (kstate_ != KState::forwarding) return;
+  const int d = cookie == cookie_[0] ? 0 : 1;
+  auto& p = static_cast<KernelPump&>(*pump_[d]);
+  p.refresh(side_[d].fd, side_[1 - d].fd);
+  count_bytes(d);
+  if (p.in_flight() > kMaxInFlight) {
+    take_back("a slow reader");
+    return;
+  }
+  if (loop_.now() - report_window_ > std::chrono::seconds(1)) {
+    report_window_ = loop_.now();
+    reports_ = 0;
+  }
+  if (++reports_ > kBulkReportsPerSecond) take_back("a bulk stream");
+}
+
+void Session::take_back(const char* why) {
+  // The program stops running on both sockets: new bytes stay in their
+  // receive queues, where the window holds the sender back. What the
+  // kernel redirected already must reach its socket before userspace
+  // writes after it (on_kick polls for that).
+  KernelPath* k = worker_.kernel();
+  k->stop(cookie_[0]);
+  k->stop(cookie_[1]);
+  kstate_ = KState::returning;
+  bump(counters_.kernel_takebacks);
+  spdlog::debug("proxy {}: session taken back from the kernel path: {}", settings().name, why);
+  kick_every_ = std::chrono::milliseconds(1);
+  loop_.arm_after(kick_, kick_every_);
+}
+
+void Session::on_kick() {
+  if (state_ != State::established || !in_kernel()) return;
+  bool drained = true;
+  for (int d = 0; d < 2 && state_ == State::established; ++d) {
+    auto& p = static_cast<KernelPump&>(*pump_[d]);
+    if (p.done()) continue;
+    if (kstate_ == KState::forwarding) {
+      run(d);  // a FIN waiting for its bytes to reach the peer
+      if (state_ == State::established && wait_[d] == Wait::write) drained = false;
+    } else {
+      if (!p.refresh(side_[d].fd, side_[1 - d].fd)) {
+        close(CloseReason::error);
+        return;
+      }
+      count_bytes(d);
+      if (p.in_flight() > 0) drained = false;
+      spdlog::debug("proxy {}: taking back: direction {} has {} bytes in flight", settings().name, d, p.in_flight());
+    }
+  }
+  if (state_ != State::established) return;
+  if (drained && kstate_ == KState::returning) {
+    finish_take_back();
+    return;
+  }
+  if (!drained) {
+    kick_every_ = std::min<std::chrono::milliseconds>(kick_every_ * 2, kKickMax);
+    loop_.arm_after(kick_, kick_every_);
+  }
+}
+
+void Session::finish_take_back() {
+  forget_kernel();
+  const PumpContext& ctx = worker_.pump_context();
+  for (int d = 0; d < 2; ++d) {
+    carried_[d] += pump_[d]->bytes();  // the new pump counts from zero
+    const bool was_done = pump_[d]->done();
+    pump_[d] = std::make_unique<SplicePump>(ctx);
+    if (was_done) pump_[d]->mark_done();
+    if (pump_[1 - d] && pump_[1 - d]->done()) pump_[d]->fin_by_close();
+  }
+  for (int d = 0; d < 2; ++d)
+    if (pump_[d]->done() && !pump_[1 - d]->done()) pump_[1 - d]->fin_by_close();
+  for (auto& s : side_) {
+    loop_.modify(s.fd, kSocketEvents, &s);
+    s.ready.readable = true;  // bytes wait in the receive queues: read until EAGAIN
+  }
+  kernel_wanted_ = false;  // once back, for good
+  set_path(SessionPath::splice);
+  for (int d = 0; d < 2 && state_ == State::established; ++d)
+    if (!pump_[d]->done()) run(d);
+}
+
+void Session::forget_kernel() {
+  KernelPath* k = worker_.kernel();
+  for (uint64_t c : cookie_) {
+    k->forget(c);
+    worker_.kernel_session(c, nullptr);
+  }
+  kstate_ = KState::none;
+  loop_.cancel(kick_);
 }
 
 }  // namespace proxy

@@ -45,6 +45,9 @@ class Session {
   void close(CloseReason why);
   // The worker tells a waiting session that a backend became eligible.
   void backend_available();
+  // The kernel path's program reported another batch of bytes on the
+  // socket with this cookie.
+  void on_kernel_report(uint64_t cookie);
 
   // The proxy this session was accepted by (its generation may change under
   // it; the backend of an established session does not).
@@ -62,6 +65,7 @@ class Session {
  private:
   enum class State { waiting, connecting, established, closed };
   enum class Wait : uint8_t { none, read, write };
+  enum class KState : uint8_t { none, forwarding, returning };
 
   // One socket as registered with the loop: 0 the client, 1 the backend.
   struct Side final : Loop::Watcher {
@@ -88,6 +92,18 @@ class Session {
     if (watch_io_) last_io_[side] = loop_.now();
   }
   std::pair<Loop::Clock::time_point, CloseReason> inactivity_deadline() const;
+  void set_path(SessionPath p);
+  std::atomic<uint64_t>& path_gauge(SessionPath p) const;
+  // The kernel path: hand over once the session has shown it will live;
+  // take back (slow reader, bulk stream) through a drain of what the kernel
+  // still holds.
+  void maybe_hand_over();
+  void hand_over();
+  void on_kick();
+  void take_back(const char* why);
+  void finish_take_back();
+  void forget_kernel();
+  bool in_kernel() const { return kstate_ != KState::none; }
 
   const cfg::Proxy& settings() const;
 
@@ -113,6 +129,16 @@ class Session {
   Wait wait_[2] = {Wait::none, Wait::none};
   uint64_t counted_[2] = {0, 0};  // bytes of each pump already in the counters
   Loop::Timer timer_;  // connect, queue, idle: one at a time
+  // Kernel path: drains (FIN, take-back) are polled with this.
+  Loop::Timer kick_;
+  std::chrono::milliseconds kick_every_{1};
+  KState kstate_ = KState::none;
+  bool kernel_wanted_ = false;
+  bool path_counted_ = false;  // path_ is in the proxy's session gauges
+  uint64_t cookie_[2] = {0, 0};
+  uint64_t carried_[2] = {0, 0};  // bytes moved by earlier pumps of each direction
+  Loop::Clock::time_point report_window_;
+  uint32_t reports_ = 0;
   Loop::Clock::time_point queue_deadline_;
   Loop::Clock::time_point last_io_[2];  // last I/O on the client, server side
 };

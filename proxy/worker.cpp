@@ -11,6 +11,7 @@
 #include <cstring>
 #include <system_error>
 
+#include "proxy/kernel_path.h"
 #include "proxy/session.h"
 #include "proxy/socket_options.h"
 
@@ -209,6 +210,27 @@ void Worker::accept(ProxySlot& slot) {
     auto* s = new Session(*this, slot.shared_from_this(), fd);
     s->start();
   }
+}
+
+void Worker::set_kernel(std::unique_ptr<KernelPath> k) {
+  kernel_ = std::move(k);
+  if (!kernel_) return;
+  kernel_events_.worker = this;
+  if (!loop_.add(kernel_->events_fd(), EPOLLIN, &kernel_events_))
+    throw std::system_error(errno, std::generic_category(), "kernel path: epoll_ctl(ring buffer)");
+}
+
+void Worker::kernel_session(uint64_t cookie, Session* s) {
+  if (s) kernel_sessions_[cookie] = s;
+  else kernel_sessions_.erase(cookie);
+}
+
+void Worker::on_kernel_events() {
+  kernel_->consume([this](uint64_t cookie) {
+    // A report may come after its session left the kernel path: ignored.
+    auto it = kernel_sessions_.find(cookie);
+    if (it != kernel_sessions_.end()) it->second->on_kernel_report(cookie);
+  });
 }
 
 std::optional<size_t> Worker::choose_backend(ProxySlot& slot) {

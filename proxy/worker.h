@@ -19,6 +19,7 @@
 namespace proxy {
 
 class Session;
+class KernelPath;
 
 // A doubly linked list through Session::prev/next.
 class SessionList {
@@ -107,6 +108,13 @@ class Worker {
   // Thread-safe: posts to this worker. `rt` is the generation in force.
   void post_backend_change(std::shared_ptr<ProxyRuntime> rt, size_t backend, bool eligible);
 
+  // The kernel data path of this worker (null: not available). Set before
+  // start_thread(), while the daemon may still load eBPF programs.
+  void set_kernel(std::unique_ptr<KernelPath> k);
+  KernelPath* kernel() const { return kernel_.get(); }
+  // Which session a socket cookie in the kernel path belongs to (null: none).
+  void kernel_session(uint64_t cookie, Session* s);
+
   Loop& loop() { return loop_; }
   PipePool& pipes() { return pipes_; }
   size_t index() const { return index_; }
@@ -143,8 +151,18 @@ class Worker {
   void do_stop();
   void close_all();
 
+  // The ring buffer of the kernel path's reports, watched by the loop.
+  struct KernelEvents final : Loop::Watcher {
+    Worker* worker = nullptr;
+    void on_io(uint32_t) override { worker->on_kernel_events(); }
+  };
+  void on_kernel_events();
+
   size_t index_;
   Loop loop_;
+  std::unique_ptr<KernelPath> kernel_;
+  KernelEvents kernel_events_;
+  std::unordered_map<uint64_t, Session*> kernel_sessions_;
   Hooks hooks_;
   PipePool pipes_;
   std::vector<std::shared_ptr<ProxySlot>> slots_;  // proxies in force, config order

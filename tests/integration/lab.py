@@ -187,8 +187,23 @@ class Vipproxy:
         self.config = os.path.join(lab.dir, name + ".yaml")
         with open(self.config, "w") as f:
             f.write(yaml_text)
-        self.proc = lab.spawn(name, [binary or VIPPROXY, "--config", self.config],
+        # VIPPROXY_DATA_PATH: the data path every proxy uses (CTest runs the
+        # proxy tests once per path).
+        path = os.environ.get("VIPPROXY_DATA_PATH")
+        self.proc = lab.spawn(name, [binary or VIPPROXY, "--config", self.config] +
+                              (["--data-path", path] if path else []),
                               env=dict(os.environ, **(env or {})))
+
+    def require_data_path(self, admin_port):
+        """Skips the test class (setUpClass) when VIPPROXY_DATA_PATH=kernel asks for
+        the kernel path and this machine's kernel or privileges cannot load it."""
+        if os.environ.get("VIPPROXY_DATA_PATH") != "kernel":
+            return
+        kp = wait_until(lambda: self.status(admin_port).get("kernel_path"), 20, "status")
+        if not kp["available"]:
+            import unittest
+            self.lab.close()
+            raise unittest.SkipTest(f"the kernel path is not available here: {kp['why_not']}")
 
     def status(self, admin_port):
         with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/status", timeout=5) as r:

@@ -45,6 +45,7 @@ class ProxyPostgres(unittest.TestCase):
               f"    backends:\n      - name: echo1\n        address: 127.0.0.1:{cls.echo_port}\n"
               f"        check_port: {cls.echo_rest.port}\n")
         cls.vp = L.Vipproxy(cls.lab, y)
+        cls.vp.require_data_path(cls.admin)
         L.wait_until(lambda: cls.current("postgres") == "node1" and cls.current("echo") == "echo1", 20,
                      "vipproxy to pass its first checks")
 

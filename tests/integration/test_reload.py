@@ -117,6 +117,7 @@ class Reload(unittest.TestCase):
         cls.admin = L.free_port()
         cls.rest_ports = {n: s.port for n, s in cls.rest.items()}
         cls.vp = L.Vipproxy(cls.lab, config(cls.admin, cls.ports, cls.rest_ports))
+        cls.vp.require_data_path(cls.admin)
         L.wait_until(lambda: all(p["current_backend"] for p in cls.status()["proxies"]), 30, "backends up")
 
     @classmethod

@@ -1,0 +1,73 @@
+// Kernel forwarding of established sessions (README, "Data path"): an
+// sk_skb verdict program on a SOCKHASH. Every socket of a session handed to
+// the kernel is in `active` (which runs this program on the bytes it
+// receives) and in `targets` (where its peer's bytes are redirected to, to
+// its egress); `links` says, per socket cookie, which socket is its peer.
+// Userspace inserts links and targets before `active`, so the program never
+// runs for a socket whose peer is not there yet.
+//
+// The kernel queues redirected bytes for the peer without looking at the
+// peer's window (the receive side is freed at once), so a slow reader would
+// let a fast sender fill kernel memory. The program counts the bytes it
+// redirects per socket and tells userspace through the `events` ring buffer
+// each time another `report_every` bytes went through; userspace then
+// compares with what the peer's socket has taken and takes the session
+// back (proxy/kernel_path.h).
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+struct {
+  __uint(type, BPF_MAP_TYPE_SOCKHASH);
+  __uint(max_entries, 1024);  // set by userspace before loading
+  __type(key, __u64);         // socket cookie
+  __type(value, __u64);       // socket (fd on update)
+} targets SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_SOCKHASH);
+  __uint(max_entries, 1024);
+  __type(key, __u64);
+  __type(value, __u64);
+} active SEC(".maps");
+
+struct link {
+  __u64 peer;        // cookie of the socket this socket's bytes go to
+  __u64 redirected;  // bytes redirected so far
+  __u64 report_at;   // the next event when `redirected` reaches this
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(map_flags, BPF_F_NO_PREALLOC);  // memory for the sessions there are, not for max_entries
+  __uint(max_entries, 1024);
+  __type(key, __u64);
+  __type(value, struct link);
+} links SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_RINGBUF);
+  __uint(max_entries, 64 * 1024);
+} events SEC(".maps");
+
+// Set by userspace before loading.
+const volatile __u64 report_every = 256 * 1024;
+
+SEC("sk_skb")
+int forward(struct __sk_buff *skb) {
+  // A zero-length skb must be dropped: passed, it breaks the peer (EPIPE).
+  if (skb->len == 0) return SK_DROP;
+  __u64 cookie = bpf_get_socket_cookie(skb);
+  struct link *l = bpf_map_lookup_elem(&links, &cookie);
+  if (!l) return SK_DROP;  // not a session of ours (never inserted so)
+  __u64 total = __sync_fetch_and_add(&l->redirected, skb->len) + skb->len;
+  if (total >= l->report_at) {
+    l->report_at = total + report_every;
+    bpf_ringbuf_output(&events, &cookie, sizeof cookie, 0);
+  }
+  __u64 peer = l->peer;
+  return bpf_sk_redirect_hash(skb, &targets, &peer, 0);
+}
+
+// Only GPL-compatible programs may use some helpers; none used here needs
+// it, but the kernel logs a taint warning for other licenses.
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -1,0 +1,127 @@
+// The kernel data path: once a session has shown it will live, both of its
+// sockets go into a SOCKHASH whose sk_skb verdict program
+// (proxy/bpf/forward.bpf.c) redirects each socket's received bytes to its
+// peer's egress, so no byte and no wake-up goes through userspace until the
+// session ends. One KernelPath per worker (its own maps, program and ring
+// buffer), loaded at start while the daemon still holds CAP_BPF and
+// CAP_NET_ADMIN; afterwards only the map and ring buffer descriptors are
+// used, which needs no capability.
+//
+// What the kernel does not do, userspace does (proxy/session.cpp):
+//  - the redirect carries no FIN: on EPOLLRDHUP, once the peer's socket
+//    holds every redirected byte, shutdown(peer, SHUT_WR);
+//  - redirected bytes do not see the receiver's window: the program reports
+//    every `report_every` bytes per socket and userspace takes a session
+//    back (out of the map, then the copy/splice pump) when more than
+//    `max_in_flight` bytes wait in the kernel for a slow reader, or when
+//    the session turns out to be a bulk stream, which splice moves faster.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "proxy/pump.h"
+
+struct forward;
+struct ring_buffer;
+
+namespace proxy {
+
+class KernelPath;
+
+// What one TCP socket has received and been given to send, from TCP_INFO
+// and SIOCINQ/SIOCOUTQ.
+// TCP counts a FIN as one byte (in tcpi_bytes_received, tcpi_bytes_acked
+// and SIOCOUTQ) and the active opener's SYN as one more in bytes_acked: the
+// FINs are taken out here, the SYN cancels out against the baseline.
+struct SocketBytes {
+  uint64_t received = 0;  // data bytes received (tcpi_bytes_received, less the FIN)
+  uint64_t unread = 0;    // SIOCINQ: received, not yet taken by anyone
+  uint64_t written = 0;   // given to send: tcpi_bytes_acked + SIOCOUTQ, less our FIN
+  uint8_t state = 0;      // tcpi_state
+};
+bool socket_bytes(int fd, SocketBytes& out);
+
+// One direction of a session the kernel forwards: the program moves the
+// bytes; run() only accounts for them (from TCP_INFO and the socket queues)
+// and passes the FIN on once `to` holds every redirected byte (the redirect
+// carries no FIN, and a shutdown before that would lose the tail).
+// want_read: wait for EPOLLRDHUP on `from`; want_write: bytes are still on
+// their way to `to`, look again shortly.
+class KernelPump : public Pump {
+ public:
+  // Takes the baselines; call before the sockets go into the maps.
+  // `moved`: bytes userspace moved in this direction before.
+  KernelPump(int from, int to, uint64_t moved);
+  PumpStatus run(int from, Readiness& in, int to) override;
+  bool idle() const override { return in_flight_ == 0; }
+  // Bytes the kernel took from `from` that `to` does not hold yet, as of
+  // the last run() or refresh().
+  uint64_t in_flight() const { return in_flight_; }
+  bool refresh(int from, int to);
+  // After the hand-over: where the program counts what it redirected from
+  // `from` (the socket's own SIOCINQ no longer tells once it is in a
+  // SOCKHASH: it reports the psock's queue only).
+  void bind(KernelPath* k, uint64_t cookie_from) {
+    kernel_ = k;
+    cookie_ = cookie_from;
+  }
+
+ private:
+  KernelPath* kernel_ = nullptr;
+  uint64_t cookie_ = 0;
+  uint64_t base_taken_ = 0, base_written_ = 0, moved_ = 0;
+  uint64_t in_flight_ = 0, unread_ = 0;
+  bool counted_ = true;
+};
+
+class KernelPath {
+ public:
+  struct Limits {
+    size_t max_sessions = 16384;
+    uint64_t report_every = 256 * 1024;
+  };
+  // Loads and attaches the program and checks, on a loopback socket pair,
+  // that bytes go through both ways. Null, with `why` saying what failed,
+  // when the running kernel or the daemon's privileges do not allow it.
+  static std::unique_ptr<KernelPath> load(const Limits& limits, std::string& why);
+  ~KernelPath();
+  KernelPath(const KernelPath&) = delete;
+  KernelPath& operator=(const KernelPath&) = delete;
+
+  // Hands the connected sockets `a` and `b` to the kernel: what `a`
+  // receives goes out of `b` and back. Bytes that arrived before are
+  // forwarded too, in order. False (errno set) when the kernel refuses
+  // (EOPNOTSUPP: a FIN has arrived already; E2BIG/ENOMEM: the maps are
+  // full): then nothing changed.
+  bool attach(int a, int b, uint64_t& cookie_a, uint64_t& cookie_b);
+  // Stops running the program on what `cookie` receives; bytes already
+  // redirected to its peer still go out.
+  void stop(uint64_t cookie);
+  // Forgets the socket: out of every map (its queued egress is dropped:
+  // only after it has been sent, or when the session closes).
+  void forget(uint64_t cookie);
+
+  // The ring buffer's descriptor (readable when reports wait) and reading
+  // them: fn(cookie of the socket whose bytes passed another report_every).
+  int events_fd() const;
+  void consume(const std::function<void(uint64_t cookie)>& fn);
+  // Bytes the program redirected from the socket with this cookie (false:
+  // not in the maps).
+  bool redirected(uint64_t cookie, uint64_t& bytes) const;
+  const char* attach_type() const { return attach_type_; }
+
+ private:
+  KernelPath() = default;
+  forward* skel_ = nullptr;
+  ring_buffer* rb_ = nullptr;
+  int rb_fd_ = -1;
+  const char* attach_type_ = "";
+  const std::function<void(uint64_t)>* sink_ = nullptr;
+  static int on_event(void* ctx, void* data, size_t size);
+};
+
+}  // namespace proxy

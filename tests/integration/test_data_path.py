@@ -1,0 +1,397 @@
+#!/usr/bin/python3
+"""What every data path must get right (issue 11), run for the data path in
+VIPPROXY_DATA_PATH (auto, kernel, splice, copy; default auto). CTest runs it
+once per path; with `kernel` the daemon hands sessions to the kernel after
+their first exchange (VIPPROXY_KERNEL_AFTER_EXCHANGES=1), and the test
+checks that it did (skipped where the kernel path cannot load).
+
+Each session first makes a few request/response exchanges (so the kernel
+path takes it), then: bytes intact both ways under a slow reader, half-close,
+RST both ways, client bytes sent before the backend was connected, sessions
+cut when their backend stops being primary, maxconn, byte counters, and
+kernel memory bounded while a reader stops reading (bytes in transit
+between the backend's send and the client's receive, and ss -m of the
+sockets involved).
+"""
+import hashlib
+import os
+import re
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lab as L  # noqa: E402
+
+PATH = os.environ.get("VIPPROXY_DATA_PATH", "auto")
+EXCHANGES = 10  # more than the daemon's default hand-over point (8)
+MIB = 1 << 20
+
+
+def block(seed, i, size=64 * 1024):
+    return hashlib.sha256(f"{seed}:{i}".encode()).digest() * (size // 32)
+
+
+class Backend(threading.Thread):
+    """A line-driven backend: `ping` -> `pong`; `bulk N` sends N pattern
+    bytes as fast as the socket takes them (counting them in .sent) and
+    closes; `rst` closes with a reset; `echo` echoes everything after it
+    and answers the client's FIN with <EOF>; `tag T` names the connection.
+    Records how each connection ended (.ends[tag]: 'eof' or 'reset')."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(128)
+        self.port = self.sock.getsockname()[1]
+        self.sent = 0
+        self.ends = {}
+        self.lock = threading.Lock()
+
+    def run(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
+
+    def serve(self, c):
+        buf = b""
+        tag = None
+
+        def end(how):
+            with self.lock:
+                self.ends[tag] = how
+        try:
+            while True:
+                while b"\n" not in buf:
+                    d = c.recv(65536)
+                    if not d:
+                        end("eof")
+                        c.close()
+                        return
+                    buf += d
+                line, buf = buf.split(b"\n", 1)
+                if line.startswith(b"tag "):
+                    tag = line[4:].decode()
+                elif line == b"ping":
+                    c.sendall(b"pong\n")
+                elif line.startswith(b"bulk "):
+                    n = int(line[5:])
+                    i = 0
+                    while self.sent < n:
+                        b = block("bulk", i)[: n - self.sent]
+                        c.sendall(b)
+                        self.sent += len(b)
+                        i += 1
+                    c.close()
+                    return
+                elif line == b"rst":
+                    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    c.close()
+                    return
+                elif line == b"echo":
+                    if buf:
+                        c.sendall(buf)
+                    while True:
+                        d = c.recv(65536)
+                        if not d:
+                            c.sendall(b"<EOF>")
+                            c.close()
+                            end("eof")
+                            return
+                        c.sendall(d)
+        except ConnectionResetError:
+            end("reset")
+        except OSError:
+            end("error")
+
+
+def exchanges(s, n=EXCHANGES):
+    for _ in range(n):
+        s.sendall(b"ping\n")
+        got = b""
+        while not got.endswith(b"pong\n"):
+            d = s.recv(64)
+            if not d:
+                raise ConnectionError("closed during the exchanges")
+            got += d
+
+
+def sockets_mem(ports):
+    """Sum of skmem r (receive queue) + t (transmit) + w (write queue) over
+    TCP sockets on these ports, from ss -tm."""
+    out = subprocess.run(["ss", "-tmnH"], capture_output=True, text=True).stdout
+    total = 0
+    lines = out.splitlines()
+    for i, line in enumerate(lines):
+        f = line.split()
+        if len(f) < 5:
+            continue
+        if not any(f[3].endswith(f":{p}") or f[4].endswith(f":{p}") for p in ports):
+            continue
+        mem = lines[i + 1] if i + 1 < len(lines) and "skmem" in lines[i + 1] else line
+        m = re.search(r"skmem:\(r(\d+),rb\d+,t(\d+),tb\d+,f\d+,w(\d+)", mem)
+        if m:
+            total += int(m.group(1)) + int(m.group(2)) + int(m.group(3))
+    return total
+
+
+def sockstat_tcp_pages():
+    with open("/proc/net/sockstat") as f:
+        for line in f:
+            if line.startswith("TCP:"):
+                return int(line.split("mem")[1].split()[0])
+    return 0
+
+
+class DataPath(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.lab = L.Lab("vipproxy-datapath")
+        cls.rest = L.Standin(cls.lab, "be", "primary")
+        cls.backend = Backend()
+        cls.backend.start()
+        cls.port, cls.admin = L.free_port(), L.free_port()
+        cls.small_port = L.free_port()
+        y = L.proxy_yaml("dp", cls.port, [("be", cls.backend.port)], [cls.rest.port], cls.admin,
+                         extra=f"data_path: {PATH}\nqueue_timeout: 20s\nmaxconn: 1000")
+        y += (f"  - name: small\n    listen: 127.0.0.1:{cls.small_port}\n    maxconn: 2\n    data_path: {PATH}\n"
+              f"    check: {{type: http, path: /primary, interval: 200ms, rise: 1, fall: 1}}\n"
+              f"    backends:\n      - name: be2\n        address: 127.0.0.1:{cls.backend.port}\n"
+              f"        check_port: {cls.rest.port}\n")
+        env = {"VIPPROXY_KERNEL_AFTER_EXCHANGES": "1"} if PATH == "kernel" else {}
+        cls.vp = L.Vipproxy(cls.lab, y, env=env)
+        L.wait_until(lambda: all(p["current_backend"] for p in cls.status()["proxies"]), 20, "backends up")
+        kp = cls.status()["kernel_path"]
+        if PATH == "kernel" and not kp["available"]:
+            cls.lab.close()
+            raise unittest.SkipTest(f"the kernel path is not available here: {kp['why_not']}")
+        cls.kernel = kp["available"] and PATH in ("auto", "kernel")
+        L.log(f"data path {PATH}; kernel path {'used' if cls.kernel else 'not used'} ({kp})")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.lab.close()
+
+    @classmethod
+    def status(cls):
+        return cls.vp.status(cls.admin)
+
+    def counters(self, name="dp"):
+        return next(p for p in self.status()["proxies"] if p["name"] == name)["counters"]
+
+    def connect(self, port=None):
+        s = socket.create_connection(("127.0.0.1", port or self.port), timeout=20)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return s
+
+    def in_kernel_now(self):
+        return self.counters()["sessions_kernel"]
+
+    def test_1_exchanges_go_to_the_kernel(self):
+        before = self.counters()["kernel_handovers"]
+        s = self.connect()
+        exchanges(s)
+        if self.kernel:
+            L.wait_until(lambda: self.counters()["kernel_handovers"] > before, 5, "the hand-over")
+            self.assertGreaterEqual(self.in_kernel_now(), 1)
+            exchanges(s)  # and it still answers, through the kernel
+        else:
+            self.assertEqual(self.counters()["kernel_handovers"], before)
+        s.close()
+
+    def test_2_slow_reader_both_ways_bytes_intact(self):
+        s = self.connect()
+        exchanges(s)
+        s.sendall(b"echo\n")
+        total = 24 * MIB
+        tx, rx = hashlib.sha256(), hashlib.sha256()
+        got = [0]
+
+        def reader():
+            # Slow: small reads with pauses, so every buffer on the way fills.
+            while got[0] < total:
+                d = s.recv(8192)
+                if not d:
+                    break
+                rx.update(d)
+                got[0] += len(d)
+                if got[0] % (2 * MIB) < 8192:
+                    time.sleep(0.2)
+
+        t = threading.Thread(target=reader)
+        t.start()
+        i = 0
+        sent = 0
+        while sent < total:
+            b = block("echo", i)
+            s.sendall(b)
+            tx.update(b)
+            sent += len(b)
+            i += 1
+        t.join(60)
+        self.assertEqual(got[0], total)
+        self.assertEqual(tx.hexdigest(), rx.hexdigest())
+        s.shutdown(socket.SHUT_WR)
+        self.assertEqual(s.recv(16), b"<EOF>")
+        self.assertEqual(s.recv(16), b"")
+        s.close()
+
+    def test_3_half_close(self):
+        s = self.connect()
+        exchanges(s)
+        s.sendall(b"echo\nabc")
+        got = b""
+        while len(got) < 3:
+            got += s.recv(16)
+        s.shutdown(socket.SHUT_WR)  # our FIN reaches the backend...
+        while d := s.recv(16):  # ...which still answers, and its FIN reaches us
+            got += d
+        self.assertEqual(got, b"abc<EOF>")
+        s.close()
+
+    def test_4_reset_both_ways(self):
+        # The client resets: the backend sees a reset, not a clean end.
+        s = self.connect()
+        s.sendall(f"tag {PATH}-reset\n".encode())
+        exchanges(s)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
+        L.wait_until(lambda: f"{PATH}-reset" in self.backend.ends, 10, "the backend to see the end")
+        self.assertEqual(self.backend.ends[f"{PATH}-reset"], "reset")
+        # The backend resets: the client sees a reset.
+        s = self.connect()
+        exchanges(s)
+        s.sendall(b"rst\n")
+        with self.assertRaises(ConnectionResetError):
+            while s.recv(16):
+                pass
+        s.close()
+
+    def test_5_client_bytes_before_the_backend_is_connected(self):
+        self.rest.set_role("replica")
+        L.wait_until(lambda: self.status()["proxies"][0]["current_backend"] is None, 10, "no eligible backend")
+        s = self.connect()
+        s.sendall(b"echo\nearly bytes")
+        s.shutdown(socket.SHUT_WR)
+        time.sleep(0.3)
+        self.rest.set_role("primary")
+        got = b""
+        while d := s.recv(64):
+            got += d
+        self.assertEqual(got, b"early bytes<EOF>")
+        s.close()
+        L.wait_until(lambda: self.status()["proxies"][1]["current_backend"] == "be2", 10, "small back up")
+
+    def test_6_cut_when_the_backend_stops_being_primary(self):
+        cut0 = self.counters()["sessions_cut_on_down"]
+        s = self.connect()
+        exchanges(s)
+        if self.kernel:
+            L.wait_until(lambda: self.in_kernel_now() >= 1, 5, "the session in the kernel")
+        self.rest.set_role("replica")
+        t0 = time.monotonic()
+        try:
+            s.settimeout(10)
+            while s.recv(64):
+                pass
+        except ConnectionResetError:
+            pass
+        self.assertLess(time.monotonic() - t0, 5, "the session was not cut promptly")
+        self.assertGreater(self.counters()["sessions_cut_on_down"], cut0)
+        s.close()
+        self.rest.set_role("primary")
+        L.wait_until(lambda: all(p["current_backend"] for p in self.status()["proxies"]), 10, "backends up")
+
+    def test_7_maxconn(self):
+        a, b = self.connect(self.small_port), self.connect(self.small_port)
+        exchanges(a)
+        exchanges(b)
+        c = self.connect(self.small_port)  # waits in the backlog
+        c.sendall(b"ping\n")
+        c.settimeout(1.0)
+        with self.assertRaises(socket.timeout):
+            c.recv(16)
+        a.close()
+        c.settimeout(10)
+        self.assertEqual(c.recv(16), b"pong\n")
+        exchanges(c)
+        b.close()
+        c.close()
+
+    def test_8_byte_counters(self):
+        L.wait_until(lambda: next(p for p in self.status()["proxies"] if p["name"] == "dp")["sessions_current"] == 0,
+                     10, "no session open")
+        before = self.counters()
+        s = self.connect()
+        exchanges(s, 20)
+        s.sendall(b"echo\n")
+        payload = b"x" * (3 * MIB + 7)
+        threading.Thread(target=s.sendall, args=(payload,)).start()
+        got = 0
+        while got < len(payload):
+            got += len(s.recv(65536))
+        s.shutdown(socket.SHUT_WR)
+        while s.recv(64):
+            pass
+        s.close()
+        L.wait_until(lambda: next(p for p in self.status()["proxies"] if p["name"] == "dp")["sessions_current"] == 0,
+                     10, "the session closed")
+        after = self.counters()
+        self.assertEqual(after["bytes_in"] - before["bytes_in"], 20 * 5 + 5 + len(payload))
+        self.assertEqual(after["bytes_out"] - before["bytes_out"], 20 * 5 + len(payload) + 5)
+
+    def test_9_kernel_memory_bounded_while_the_reader_stops(self):
+        s = self.connect()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 256 * 1024)
+        exchanges(s)
+        if self.kernel:
+            L.wait_until(lambda: self.in_kernel_now() >= 1, 5, "the session in the kernel")
+        pages0 = sockstat_tcp_pages()
+        self.backend.sent = 0
+        total = 64 * MIB
+        s.sendall(f"bulk {total}\n".encode())
+        # The client reads nothing for 2 s: how much can the backend push?
+        time.sleep(2.0)  # the point is a reader that stops for a while
+        in_transit = self.backend.sent
+        ss_mem = sockets_mem([self.port, self.backend.port])
+        pages = sockstat_tcp_pages() - pages0
+        L.log(f"{PATH}: reader stopped 2 s: backend sent {in_transit / MIB:.1f} MiB, ss -m of the sockets "
+              f"{ss_mem / MIB:.1f} MiB, /proc/net/sockstat TCP mem +{pages * 4096 / MIB:.1f} MiB")
+        self.assertLess(in_transit, 24 * MIB, "the kernel buffered without bound for a stopped reader")
+        self.assertLess(ss_mem, 24 * MIB)
+        rx = hashlib.sha256()
+        got = 0
+        s.settimeout(30)
+        while d := s.recv(1 << 20):
+            rx.update(d)
+            got += len(d)
+        self.assertEqual(got, total)
+        want = hashlib.sha256()
+        i = 0
+        n = 0
+        while n < total:
+            b = block("bulk", i)[: total - n]
+            want.update(b)
+            n += len(b)
+            i += 1
+        self.assertEqual(rx.hexdigest(), want.hexdigest())
+        s.close()
+        if self.kernel:
+            self.assertGreaterEqual(self.counters()["kernel_takebacks"], 1)
+
+    def test_z_daemon_alive(self):
+        self.assertTrue(self.vp.alive(), self.vp.log())
+
+
+if __name__ == "__main__":
+    import testmain
+    testmain.main()
