@@ -201,7 +201,7 @@ void Engine::prepare() {
     throw std::runtime_error(who + ": " + cfg_.interface + " has no IPv6 link-local address (is IPv6 disabled?)");
   std::weak_ptr<int> alive = life_;
   channel_ = env_.kernel.open_channel(link_, family_, src_ ? *src_ : IpAddress{}, !cfg_.unicast,
-                                     [this, alive](std::span<const uint8_t> d) {
+                                     [this, alive](const Received& d) {
     if (!alive.expired()) on_datagram(d);
   });
 }
@@ -462,71 +462,35 @@ void Engine::drop(const char* reason, uint64_t& counter, const IpAddress* from) 
   drops_unlogged_ = 0;
 }
 
-void Engine::on_datagram(std::span<const uint8_t> datagram) {
+void Engine::on_datagram(const Received& rx) {
   // Not before launch(): a reload opens a new instance's socket while the
   // old instance still runs (Service::reload).
   if (!started_ || stopped_) return;
-  // Both families arrive as "IP datagrams" (IPv6 with the header the
-  // channel rebuilt); a family other than the instance's is not for us.
-  struct Hdr {
-    IpAddress src;
-    std::span<const uint8_t> payload;
-    RxMeta meta;
-  };
-  std::optional<Hdr> hdr;
-  if (family_ == Family::ipv4) {
-    if (auto ip = parse_ipv4(datagram); ip.header) hdr = Hdr{ip.header->src, ip.header->payload, ip.header->rx_meta()};
-  } else if (auto ip6 = parse_ipv6(datagram)) {
-    hdr = Hdr{ip6->src, ip6->payload, ip6->rx_meta()};
+  IntakeConfig c;
+  c.family = family_;
+  c.auth = auth_;
+  c.expect = {uint8_t(cfg_.virtual_router_id), uint8_t(cfg_.version), uint16_t(cfg_.advert_int.count() / 1000),
+              vip_addresses_};
+  c.self = src_;
+  c.unicast = cfg_.unicast;
+  c.peers = peers_;
+  const IntakeDecision d = classify(rx, c);
+  using Kind = IntakeDecision::Kind;
+  const IpAddress* from = d.src ? &*d.src : nullptr;
+  if (d.owner_lists_other_addresses) misconfigured(*d.src, *d.advert, d.intake, &counters_.owner_address_mismatch);
+  switch (d.kind) {
+    case Kind::drop: drop(to_string(d.reason).data(), counter(drops_, d.reason), from); return;
+    case Kind::other_vrid: ++counters_.other_vrid; return;  // another router's business
+    case Kind::misconfigured: misconfigured(*d.src, *d.advert, d.intake, &counter(drops_, d.reason)); return;
+    case Kind::own: return;
+    case Kind::accept: break;
   }
-  if (!hdr) {
-    drop("bad_ip_header", drops_.bad_ip_header, nullptr);
-    return;
-  }
-  const auto& h = *hdr;
-  auto d = decode(h.payload, h.meta, auth_);
-  if (!d) {
-    switch (d.error()) {
-#define VIPPROXY_VRRP_DROP_CASE(name, help) \
-  case DecodeError::name: drop(#name, drops_.name, &h.src); return;
-      VIPPROXY_VRRP_DROP_CASE(too_short, "")
-      VIPPROXY_VRRP_DROP_CASE(bad_version, "")
-      VIPPROXY_VRRP_DROP_CASE(bad_type, "")
-      VIPPROXY_VRRP_DROP_CASE(bad_ttl, "")
-      VIPPROXY_VRRP_DROP_CASE(bad_checksum, "")
-      VIPPROXY_VRRP_DROP_CASE(bad_length, "")
-      VIPPROXY_VRRP_DROP_CASE(bad_interval, "")
-      VIPPROXY_VRRP_DROP_CASE(auth_type_mismatch, "")
-      VIPPROXY_VRRP_DROP_CASE(auth_failure, "")
-#undef VIPPROXY_VRRP_DROP_CASE
-    }
-    return;
-  }
-  const Intake in = classify_advert(*d, {uint8_t(cfg_.virtual_router_id), uint8_t(cfg_.version),
-                                         uint16_t(cfg_.advert_int.count() / 1000), vip_addresses_});
-  switch (in.drop) {
-    case InstanceMismatch::none: break;
-    case InstanceMismatch::vrid: ++counters_.other_vrid; return;  // another router's business
-    case InstanceMismatch::version: misconfigured(h.src, *d, in, &drops_.version_mismatch); return;
-    case InstanceMismatch::adver_int: misconfigured(h.src, *d, in, &drops_.adver_int_mismatch); return;
-    case InstanceMismatch::addresses: misconfigured(h.src, *d, in, &drops_.address_mismatch); return;
-  }
-  // The address owner may list other addresses and is still heard (RFC
-  // 5798 §7.1); say so, it is a configuration to fix.
-  if (in.addresses_differ) misconfigured(h.src, *d, in, &counters_.owner_address_mismatch);
-  if (src_ && h.src == *src_) return;  // our own advert looped back
-  // A unicast instance speaks only with its configured peers (keepalived
-  // does the same): a stray or spoofed advert from any other address is
-  // dropped before it can touch the state machine.
-  if (cfg_.unicast && std::find(peers_.begin(), peers_.end(), h.src) == peers_.end()) {
-    drop("not_unicast_peer", drops_.not_unicast_peer, &h.src);
-    return;
-  }
+  const Advert& a = *d.advert;
   ++counters_.adverts_received;
-  last_peer_ = h.src;
-  if (d->version == 3) peer_checksum_form_ = d->checksum_form;
-  fsm::Duration mai = std::chrono::milliseconds(d->version == 3 ? d->adver_int * 10 : d->adver_int * 1000);
-  feed(fsm::AdvertReceived{d->priority, h.src, mai});
+  last_peer_ = d.src;
+  if (a.version == 3) peer_checksum_form_ = a.checksum_form;
+  fsm::Duration mai = std::chrono::milliseconds(a.version == 3 ? a.adver_int * 10 : a.adver_int * 1000);
+  feed(fsm::AdvertReceived{a.priority, *d.src, mai});
 }
 
 void Engine::on_link(const LinkInfo& l) {

@@ -20,6 +20,7 @@
 #include "vrrp/codec.h"
 #include "vrrp/counters.h"
 #include "vrrp/foreign.h"
+#include "vrrp/intake.h"
 #include "vrrp/fsm.h"
 #include "vrrp/kernel.h"
 #include "vrrp/spawn.h"
@@ -60,7 +61,7 @@ class Engine {
   void shutdown();
 
   // Inputs.
-  void on_datagram(std::span<const uint8_t> ip_datagram);
+  void on_datagram(const Received& rx);  // classified by vrrp/intake
   void on_link(const LinkInfo& link);
   void on_address_removed(int ifindex, const IpAddress& address);
   void on_address_added(int ifindex, const IpAddress& address);

@@ -78,10 +78,10 @@ std::vector<uint8_t> build_ipv4_frame(const MacAddress& src_mac, const Ipv4Param
                                       std::optional<MacAddress> dst_mac = std::nullopt);
 
 // ---- IPv6 (RFC 5798 §5.1.2) ----
-// Linux raw IPv6 sockets deliver the payload only; the channel rebuilds a
-// fixed 40-byte header (no extension headers) from recvmsg's source, the
-// IPV6_PKTINFO destination and the IPV6_HOPLIMIT ancillary data, so the
-// engine parses both families from one "IP datagram" input.
+// Linux raw IPv6 sockets deliver the payload only: the channel hands the
+// engine recvmsg's metadata instead (vrrp/kernel.h Received). A fixed
+// 40-byte header (no extension headers) is parsed from captures and built
+// for frames (unsolicited NA).
 inline constexpr IpAddress kVrrpGroupV6 = [] {  // ff02::12, RFC 5798 §5.1.2.2
   IpAddress a;
   a.family = Family::ipv6;

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "vrrp/address.h"
+#include "vrrp/codec.h"
 
 namespace vrrp {
 
@@ -41,8 +42,20 @@ struct Vip {
   int ifindex = 0;    // resolved by the engine
 };
 
-// The raw VRRP socket of one instance on one interface. Received datagrams
-// arrive (IP header included) through the callback given to open_channel.
+// What a raw VRRP socket received. IPv4: Linux raw IPv4 sockets deliver the
+// IP header with the datagram, so `bytes` is the whole datagram and the
+// intake reads the header (vrrp/frame parse_ipv4). IPv6: raw IPv6 sockets
+// deliver the payload only, so `bytes` is the VRRP message and `meta` what
+// recvmsg said: the source, the IPV6_PKTINFO destination and the
+// IPV6_HOPLIMIT Hop Limit (ttl 0 when the kernel gave none: the codec then
+// drops it, bad_ttl). Valid for the duration of the callback.
+struct Received {
+  std::span<const uint8_t> bytes;
+  std::optional<RxMeta> meta;
+};
+
+// The raw VRRP socket of one instance on one interface. What it receives
+// arrives through the callback given to open_channel.
 class Channel {
  public:
   virtual ~Channel() = default;
@@ -54,7 +67,7 @@ class Channel {
 
 class Kernel {
  public:
-  using DatagramHandler = std::function<void(std::span<const uint8_t> ip_datagram)>;
+  using DatagramHandler = std::function<void(const Received&)>;
   struct Events {
     // RTM_NEWLINK / RTM_DELLINK: name, ifindex and the new up state.
     std::function<void(const LinkInfo&)> link_changed;
@@ -76,10 +89,9 @@ class Kernel {
   // Throws std::system_error (naming the interface) when the socket cannot
   // be opened: a missing capability or interface is a startup error.
   // IPv4: raw protocol-112 socket, datagrams with their IPv4 header. IPv6:
-  // the adverts arrive with a rebuilt 40-byte IPv6 header (vrrp/frame
-  // parse_ipv6) carrying the real source, destination and Hop Limit; `src`
-  // (our link-local) is bound so the kernel sends from the address the
-  // checksum was computed over.
+  // the message with its metadata (Received); `src` (our link-local) is
+  // bound so the kernel sends from the address the checksum was computed
+  // over.
   virtual std::unique_ptr<Channel> open_channel(const LinkInfo& link, Family family, const IpAddress& src,
                                                 bool join_group, DatagramHandler on_datagram) = 0;
   // Idempotent: an address already present (EEXIST) or already absent

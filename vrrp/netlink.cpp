@@ -147,7 +147,7 @@ class RawChannel : public RawChannelBase {
       uint8_t buf[2048];
       ssize_t n = ::recv(fd, buf, sizeof buf, 0);
       if (n < 0) return false;  // EAGAIN: drained (other errors: next wakeup)
-      h(std::span<const uint8_t>(buf, size_t(n)));
+      h(Received{std::span<const uint8_t>(buf, size_t(n)), std::nullopt});
       return true;
     });
     fd.release();  // the reader owns it now
@@ -168,9 +168,9 @@ class RawChannel : public RawChannelBase {
 };
 
 // VRRPv3 over IPv6 (RFC 5798 §5.1.2): ff02::12, Hop Limit 255, source our
-// link-local. The kernel gives no IPv6 header on raw sockets, so the
-// receive side rebuilds one from recvmsg (source), IPV6_PKTINFO
-// (destination) and IPV6_HOPLIMIT: the engine checks the Hop Limit itself.
+// link-local. The kernel gives no IPv6 header on raw sockets: the engine
+// gets the message with recvmsg's source, IPV6_PKTINFO destination and
+// IPV6_HOPLIMIT (Received::meta) and checks the Hop Limit itself.
 class RawChannel6 : public RawChannelBase {
  public:
   RawChannel6(asio::io_context& io, const LinkInfo& link, const IpAddress& src, bool join_group,
@@ -227,9 +227,8 @@ class RawChannel6 : public RawChannelBase {
         }
         // Without the Hop Limit we cannot check it: 0 makes the codec drop it.
         auto src = IpAddress::v6(std::span<const uint8_t, 16>(reinterpret_cast<const uint8_t*>(&from.sin6_addr), 16));
-        auto d = build_ipv6_header(src, dst, kIpProtoVrrp, uint8_t(hop < 0 ? 0 : hop), size_t(n));
-        d.insert(d.end(), buf, buf + n);
-        h(d);
+        h(Received{std::span<const uint8_t>(buf, size_t(n)),
+                   RxMeta{Family::ipv6, src, dst, uint8_t(hop < 0 ? 0 : hop), size_t(n)}});
       }
       return true;
     });

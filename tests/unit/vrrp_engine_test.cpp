@@ -174,9 +174,13 @@ cfg::VrrpInstance instance6(unsigned priority = 100) {
   return v;
 }
 
-// An IPv6 advert as the IPv6 channel hands it over: a rebuilt 40-byte
-// header (source, destination, Hop Limit from recvmsg) and the message.
-std::vector<uint8_t> datagram6(uint8_t priority, IpAddress src = kPeer6, uint8_t hop_limit = 255) {
+// An IPv6 advert as the IPv6 channel hands it over: the message, and what
+// recvmsg said about it (source, destination, Hop Limit).
+struct Datagram6 {
+  std::vector<uint8_t> message;
+  RxMeta meta;
+};
+Datagram6 datagram6(uint8_t priority, IpAddress src = kPeer6, uint8_t hop_limit = 255) {
   Advert a;
   a.version = 3;
   a.vrid = 51;
@@ -188,9 +192,7 @@ std::vector<uint8_t> datagram6(uint8_t priority, IpAddress src = kPeer6, uint8_t
   o.src = src;
   o.dst = kVrrpGroupV6;
   auto msg = encode(a, o);
-  auto d = build_ipv6_header(src, kVrrpGroupV6, kIpProtoVrrp, hop_limit, msg.size());
-  d.insert(d.end(), msg.begin(), msg.end());
-  return d;
+  return {msg, RxMeta{Family::ipv6, src, kVrrpGroupV6, hop_limit, msg.size()}};
 }
 
 struct Fixture {
@@ -215,7 +217,9 @@ struct Fixture {
     io.restart();
     io.run_for(d);
   }
-  void deliver(const std::vector<uint8_t>& d) { k->rx(d); }
+  // IPv4: the whole datagram, as a raw IPv4 socket hands it over.
+  void deliver(const std::vector<uint8_t>& d) { k->rx(Received{d, std::nullopt}); }
+  void deliver(const Datagram6& d) { k->rx(Received{d.message, d.meta}); }
 };
 
 }  // namespace
