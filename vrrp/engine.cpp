@@ -47,18 +47,13 @@ Engine::Engine(Env env, cfg::VrrpInstance config)
     : env_(std::move(env)),
       cfg_(std::move(config)),
       fsm_timer_(env_.io),
-      burst_timer_(env_.io),
-      delay_timer_(env_.io),
-      refresh_timer_(env_.io),
+      garp_timer_(env_.io),
       vip_timer_(env_.io),
       hooks_(env_.spawner, cfg_.name) {
   hooks_.set_limits(cfg_.notify.timeout, cfg_.notify.max_running);
   fsm_cfg_.version = uint8_t(cfg_.version);
-  fsm_cfg_.priority = uint8_t(std::min(cfg_.priority, 255u));
-  fsm_cfg_.advert_int = std::chrono::duration_cast<fsm::Duration>(cfg_.advert_int);
-  fsm_cfg_.preempt = cfg_.preempt;
-  fsm_cfg_.preempt_delay = std::chrono::duration_cast<fsm::Duration>(cfg_.preempt_delay);
   fsm_cfg_.start_as_master_hint = cfg_.state == cfg::VrrpState::master;
+  set_fsm_config();
   vars_ = fsm::initial_vars(fsm_cfg_);
   auth_.type = cfg_.auth_type == cfg::AuthType::pass ? AuthType::pass : AuthType::none;
   auth_.password = cfg_.auth_password;
@@ -70,6 +65,18 @@ Engine::Engine(Env env, cfg::VrrpInstance config)
 
 Engine::~Engine() = default;
 
+void Engine::set_fsm_config() {
+  using fsm::Duration;
+  fsm_cfg_.priority = uint8_t(std::min(cfg_.priority, 255u));
+  fsm_cfg_.advert_int = std::chrono::duration_cast<Duration>(cfg_.advert_int);
+  fsm_cfg_.preempt = cfg_.preempt;
+  fsm_cfg_.preempt_delay = std::chrono::duration_cast<Duration>(cfg_.preempt_delay);
+  fsm_cfg_.garp_repeat = cfg_.garp.master_repeat;
+  fsm_cfg_.garp_interval = std::chrono::duration_cast<Duration>(cfg_.garp.interval);
+  fsm_cfg_.garp_delay = std::chrono::duration_cast<Duration>(cfg_.garp.master_delay);
+  fsm_cfg_.garp_refresh = std::chrono::duration_cast<Duration>(cfg_.garp.master_refresh);
+}
+
 void Engine::reconfigure(cfg::VrrpInstance next) {
   const bool scripts_changed = next.track.scripts != cfg_.track.scripts;
   const bool interfaces_changed = next.track.interfaces != cfg_.track.interfaces;
@@ -78,11 +85,9 @@ void Engine::reconfigure(cfg::VrrpInstance next) {
   // The machine reads its Config at every step: a new advert_int is used
   // from the next timer on, a new priority from the PriorityChanged that
   // reevaluate() feeds below (RFC 5798 §6.4: as MASTER, sent in the next
-  // advert; a peer then preempts or not by the usual rules).
-  fsm_cfg_.priority = uint8_t(std::min(cfg_.priority, 255u));
-  fsm_cfg_.advert_int = std::chrono::duration_cast<fsm::Duration>(cfg_.advert_int);
-  fsm_cfg_.preempt = cfg_.preempt;
-  fsm_cfg_.preempt_delay = std::chrono::duration_cast<fsm::Duration>(cfg_.preempt_delay);
+  // advert; a peer then preempts or not by the usual rules), new GARP
+  // settings from the next GARP sequence.
+  set_fsm_config();
   auth_.type = cfg_.auth_type == cfg::AuthType::pass ? AuthType::pass : AuthType::none;
   auth_.password = cfg_.auth_password;
   if (interfaces_changed) {
@@ -290,6 +295,14 @@ void Engine::arm_fsm_timer(fsm::Duration d, uint64_t generation, bool master_dow
   });
 }
 
+void Engine::arm_garp_timer(fsm::Duration d, uint64_t generation) {
+  garp_timer_.expires_after(d);
+  std::weak_ptr<int> alive = life_;
+  garp_timer_.async_wait([this, alive, generation](const boost::system::error_code& ec) {
+    if (!ec && !alive.expired()) feed(fsm::GarpTimerFired{generation});
+  });
+}
+
 void Engine::execute(const fsm::Action& action) {
   std::visit(Overload{
                  [&](const fsm::SendAdvert& a) { send_advert(a.priority); },
@@ -299,8 +312,10 @@ void Engine::execute(const fsm::Action& action) {
                  [&](const fsm::CancelTimers&) { fsm_timer_.cancel(); },
                  [&](const fsm::AddVips&) { add_vips(); },
                  [&](const fsm::RemoveVips&) { remove_vips(); },
-                 [&](const fsm::SendGarp&) { start_garp(); },
+                 [&](const fsm::SendGarp&) { garp_round(); },
                  [&](const fsm::NotifyState&) {},
+                 [&](const fsm::StartGarpTimer& t) { arm_garp_timer(t.delay, t.generation); },
+                 [&](const fsm::CancelGarpTimer&) { garp_timer_.cancel(); },
              },
              action);
 }
@@ -370,63 +385,11 @@ void Engine::garp_round() {
   }
 }
 
-void Engine::garp_burst(unsigned rounds) {
-  if (rounds == 0 || vars_.state != fsm::State::master) return;
-  if (cfg_.garp.interval.count() == 0) {
-    // keepalived 2.2.7 sends its master_repeat ARPs back to back (docs/lab-notes.md).
-    for (unsigned i = 0; i < rounds; ++i) garp_round();
-    return;
-  }
-  garp_round();
-  if (rounds == 1) return;
-  burst_timer_.expires_after(cfg_.garp.interval);
-  std::weak_ptr<int> alive = life_;
-  burst_timer_.async_wait([this, alive, rounds](const boost::system::error_code& ec) {
-    if (!ec && !alive.expired()) garp_burst(rounds - 1);
-  });
-}
-
-void Engine::start_garp() {
-  // RFC 5798 §6.4.2: broadcast a gratuitous ARP for each VIP on becoming
-  // master. keepalived repeats the burst after garp_master_delay (caches
-  // that were mid-update, switches that were relearning) and, optionally,
-  // every garp_master_refresh while master.
-  std::weak_ptr<int> alive = life_;
-  garp_burst(cfg_.garp.master_repeat);
-  if (cfg_.garp.master_delay.count() > 0) {
-    delay_timer_.expires_after(cfg_.garp.master_delay);
-    delay_timer_.async_wait([this, alive](const boost::system::error_code& ec) {
-      if (!ec && !alive.expired()) garp_burst(cfg_.garp.master_repeat);
-    });
-  }
-  if (cfg_.garp.master_refresh.count() > 0) {
-    auto tick = std::make_shared<std::function<void()>>();
-    *tick = [this, alive, weak_tick = std::weak_ptr<std::function<void()>>(tick)] {
-      refresh_timer_.expires_after(cfg_.garp.master_refresh);
-      refresh_timer_.async_wait([this, alive, weak_tick](const boost::system::error_code& ec) {
-        if (ec || alive.expired() || vars_.state != fsm::State::master) return;
-        garp_round();
-        if (auto t = weak_tick.lock()) (*t)();
-      });
-    };
-    refresh_tick_ = tick;
-    (*tick)();
-  }
-}
-
-void Engine::cancel_garp() {
-  burst_timer_.cancel();
-  delay_timer_.cancel();
-  refresh_timer_.cancel();
-  refresh_tick_.reset();
-}
-
 void Engine::notify(fsm::State from, fsm::State to) {
   if (from != to) {
     ++counters_.transitions;
     if (to == fsm::State::master) ++counters_.became_master;
   }
-  if (to != fsm::State::master) cancel_garp();
   spdlog::info("vrrp {}: {} -> {} (priority {}{})", cfg_.name, fsm::to_string(from), fsm::to_string(to),
                vars_.priority,
                to == fsm::State::backup && vars_.master_address
@@ -584,8 +547,8 @@ void Engine::shutdown() {
   if (started_) final_vip_removal();
   stopped_ = true;
   fsm_timer_.cancel();
+  garp_timer_.cancel();
   vip_timer_.cancel();
-  cancel_garp();
   for (auto& s : scripts_) s->timer.cancel();
   channel_.reset();
 }

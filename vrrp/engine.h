@@ -125,11 +125,10 @@ class Engine {
   bool vip_present(const Vip& v) const;
   vips::Policy vip_policy() const;
   void garp_round();
-  void garp_burst(unsigned rounds);
-  void start_garp();
-  void cancel_garp();
   void notify(fsm::State from, fsm::State to);
   void arm_fsm_timer(fsm::Duration d, uint64_t generation, bool master_down);
+  void arm_garp_timer(fsm::Duration d, uint64_t generation);
+  void set_fsm_config();  // fsm_cfg_ from cfg_
   void drop(const char* reason, uint64_t& counter, const IpAddress* from);
   // An advert for our VRID that another router's configuration makes us
   // ignore (vrrp/codec classify_advert): counted, logged per sender
@@ -166,7 +165,7 @@ class Engine {
   bool started_ = false;
   bool stopped_ = false;
   std::unique_ptr<Channel> channel_;
-  boost::asio::steady_timer fsm_timer_, burst_timer_, delay_timer_, refresh_timer_;
+  boost::asio::steady_timer fsm_timer_, garp_timer_;
   boost::asio::steady_timer vip_timer_;
   std::vector<bool> tracked_if_up_;
   std::vector<std::unique_ptr<Script>> scripts_;
@@ -179,7 +178,6 @@ class Engine {
   std::chrono::steady_clock::time_point last_drop_log_{};
   uint64_t drops_unlogged_ = 0;
   std::string fault_why_;
-  std::shared_ptr<std::function<void()>> refresh_tick_;
   // Handlers posted to the io_context hold a weak copy: a completion that
   // arrives after the engine is gone does nothing.
   std::shared_ptr<int> life_ = std::make_shared<int>(0);

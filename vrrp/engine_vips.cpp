@@ -55,7 +55,6 @@ void Engine::add_vips() {
 }
 
 void Engine::remove_vips() {
-  cancel_garp();
   if (vips_wanted_)
     for (auto& sl : vip_slots_) vips::want_changed(sl, false, now());
   vips_wanted_ = false;
@@ -156,7 +155,7 @@ void Engine::reconcile(bool may_give_up) {
   // An address installed after the transition (a retry, or re-added after
   // someone removed it) has not been announced: hosts may still point at
   // the previous master's MAC (RFC 5798 §6.4.2's GARP, late).
-  if (added_late && master) garp_burst(cfg_.garp.master_repeat);
+  if (added_late && master) feed(fsm::VipsInstalledLate{});
 
   if (may_give_up && !vip_fault_ && master && vips::give_up(vips_wanted_, vip_slots_, t, pol)) {
     // One last try, whatever the back-off, before giving the mastership
@@ -168,7 +167,7 @@ void Engine::reconcile(bool may_give_up) {
       const std::error_code ec = env_.kernel.add_address(vips_[i]);
       vips::record(sl, true, vips::Op::add, ec ? ec.message() : std::string(), t, pol);
       if (ec) ++counters_.vip_errors;
-      else garp_burst(cfg_.garp.master_repeat);
+      else feed(fsm::VipsInstalledLate{});
     }
   }
   if (may_give_up && !vip_fault_ && master && vips::give_up(vips_wanted_, vip_slots_, t, pol)) {

@@ -47,9 +47,67 @@ struct Ctx {
   // sent with the first advert once the spacing has passed.
   void owed_garp() {
     if (!v.reassert_pending || !may_reassert()) return;
-    out.push_back(SendGarp{});
+    start_garp();
     v.last_reassert = now;
     v.reassert_pending = false;
+  }
+
+  // ---- gratuitous ARP (Config::garp_*) ----
+  // Becoming master, or re-asserting: the whole sequence anew (a burst, the
+  // second burst, the refresh), replacing one in progress.
+  void start_garp() {
+    auto& g = v.garp;
+    g.rounds_left = c.garp_repeat;
+    g.next_round = now;
+    g.second_burst.reset();
+    g.refresh.reset();
+    if (c.garp_delay > Duration::zero()) g.second_burst = now + c.garp_delay;
+    if (c.garp_refresh > Duration::zero()) g.refresh = now + c.garp_refresh;
+    garp_tick();
+  }
+  // A burst only (a VIP installed late), the rest of the schedule kept.
+  void garp_burst() {
+    v.garp.rounds_left = c.garp_repeat;
+    v.garp.next_round = now;
+    garp_tick();
+  }
+  // Sends what is due now and arms the GARP timer for what is due next.
+  void garp_tick() {
+    auto& g = v.garp;
+    if (g.second_burst && *g.second_burst <= now) {
+      g.second_burst.reset();
+      g.rounds_left = c.garp_repeat;
+      g.next_round = now;
+    }
+    if (g.rounds_left > 0 && g.next_round <= now) {
+      // keepalived 2.2.7 sends its master_repeat ARPs back to back
+      // (docs/lab-notes.md) unless garp_interval spaces them.
+      do {
+        out.push_back(SendGarp{});
+        --g.rounds_left;
+      } while (g.rounds_left > 0 && c.garp_interval <= Duration::zero());
+      g.next_round = now + c.garp_interval;
+    }
+    if (g.refresh && *g.refresh <= now) {
+      out.push_back(SendGarp{});
+      g.refresh = now + c.garp_refresh;
+    }
+    std::optional<TimePoint> next;
+    auto consider = [&](std::optional<TimePoint> t) {
+      if (t && (!next || *t < *next)) next = t;
+    };
+    if (g.rounds_left > 0) consider(g.next_round);
+    consider(g.second_burst);
+    consider(g.refresh);
+    if (next) out.push_back(StartGarpTimer{*next - now, ++g.generation});
+  }
+  // Out of Master: nothing more is sent, a pending expiry is stale.
+  void stop_garp() {
+    if (!v.garp.active()) return;
+    const uint64_t stale = v.garp.generation;
+    v.garp = GarpVars{};
+    v.garp.generation = stale + 1;
+    out.push_back(CancelGarpTimer{});
   }
 
   // RFC 5798 §6.4.1 (owner) / §6.4.2 (Master_Down_Timer fired). The VIPs go
@@ -57,7 +115,7 @@ struct Ctx {
   void become_master() {
     out.push_back(AddVips{});
     out.push_back(SendAdvert{v.priority});
-    out.push_back(SendGarp{});
+    start_garp();
     start_advert();
     v.master_address = c.primary_address;
     v.master_priority = v.priority;
@@ -166,7 +224,7 @@ struct Ctx {
     v.last_reassert = now;
     v.reassert_pending = false;
     out.push_back(SendAdvert{v.priority});
-    out.push_back(SendGarp{});
+    start_garp();
     start_advert();
   }
 };
@@ -297,8 +355,15 @@ Step step(const Config& c, const Vars& vars, const Event& e, TimePoint now) {
             // as Backup, waiting Master_Down_Interval to hear a master.
             if (s == State::fault) x.start();
           },
+          [&](const GarpTimerFired& t) {
+            if (s == State::master && t.generation == vars.garp.generation) x.garp_tick();
+          },
+          [&](const VipsInstalledLate&) {
+            if (s == State::master) x.garp_burst();
+          },
       },
       e);
+  if (x.v.state != State::master) x.stop_garp();
   return Step{std::move(x.v), std::move(x.out)};
 }
 

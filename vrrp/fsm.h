@@ -45,6 +45,15 @@ struct Config {
   // (docs/lab-notes.md "keepalived 2.2.7 behaviour"), and so do we, so two nodes both
   // configured MASTER still elect by priority instead of fighting.
   bool start_as_master_hint = false;
+  // Gratuitous ARP / unsolicited NA on becoming master (RFC 5798 §6.4.2) and
+  // on re-asserting (master_rx), as keepalived does it: a burst of
+  // `garp_repeat` rounds `garp_interval` apart (0: back to back), the burst
+  // again `garp_delay` later (0: none) and one round every `garp_refresh`
+  // while master (0: none). The defaults are one round, nothing more.
+  unsigned garp_repeat = 1;
+  Duration garp_interval{0};
+  Duration garp_delay{0};
+  Duration garp_refresh{0};
 };
 
 // ---- events ----
@@ -59,10 +68,15 @@ struct AdvertReceived {
   Duration max_adver_int; // v3: Max Adver Int (centiseconds -> Duration); v2: ignored
 };
 struct PriorityChanged { uint8_t effective; };  // track weights applied
+struct GarpTimerFired { uint64_t generation; };
+// A VIP got installed after the transition (a retried or re-added address):
+// as master, announce it with a burst (hosts may still point at the old MAC).
+struct VipsInstalledLate {};
 struct Fault {};         // link down, or a weight-0 track failing (aggregated by the engine)
 struct FaultCleared {};
 using Event = std::variant<Startup, Shutdown, MasterDownTimerFired, AdvertTimerFired,
-                           AdvertReceived, PriorityChanged, Fault, FaultCleared>;
+                           AdvertReceived, PriorityChanged, Fault, FaultCleared, GarpTimerFired,
+                           VipsInstalledLate>;
 
 // ---- actions (executed in order by the engine) ----
 struct SendAdvert { uint8_t priority; };
@@ -72,11 +86,26 @@ struct StartMasterDownTimer { Duration delay; uint64_t generation; };
 struct CancelTimers {};
 struct AddVips {};
 struct RemoveVips {};
-struct SendGarp {};  // GARP for IPv4 VIPs / unsolicited NA for IPv6 VIPs
+struct SendGarp {};  // one round: a GARP per IPv4 VIP / an unsolicited NA per IPv6 VIP
 struct NotifyState { State state; };
+// The GARP timer, apart from the one of RFC 5798 §6.2 (both run in Master).
+struct StartGarpTimer { Duration delay; uint64_t generation; };
+struct CancelGarpTimer {};
 using Action = std::variant<SendAdvert, SendAdvertPriorityZero, StartAdvertTimer,
                             StartMasterDownTimer, CancelTimers, AddVips, RemoveVips, SendGarp,
-                            NotifyState>;
+                            NotifyState, StartGarpTimer, CancelGarpTimer>;
+
+// The GARP schedule of a master (Config::garp_*). At most one GARP timer is
+// live, at the earliest of what is due next; an expiry counts only with the
+// latest generation, as for the other timer.
+struct GarpVars {
+  uint64_t generation = 0;
+  unsigned rounds_left = 0;                 // of the burst in progress
+  TimePoint next_round{};                   // when its next round is due
+  std::optional<TimePoint> second_burst;    // garp_delay after the first
+  std::optional<TimePoint> refresh;         // the next garp_refresh round
+  bool active() const { return rounds_left > 0 || second_burst || refresh; }
+};
 
 // Everything the machine remembers between events. Plain data: the engine
 // may show any of it in /status.
@@ -96,6 +125,7 @@ struct Vars {
   // Adver_Timer tick after the spacing (reassert_pending).
   std::optional<TimePoint> last_reassert;
   bool reassert_pending = false;
+  GarpVars garp;
 };
 
 // A master answers a lower-priority advert at once at most this often (or

@@ -28,7 +28,7 @@ constexpr IpAddress kC = IpAddress::v4(10, 88, 1, 153);
 std::string kind(const Action& a) {
   static const char* names[] = {"SendAdvert",  "SendAdvertPriorityZero", "StartAdvertTimer",
                                 "StartMasterDownTimer", "CancelTimers", "AddVips",
-                                "RemoveVips",  "SendGarp", "NotifyState"};
+                                "RemoveVips",  "SendGarp", "NotifyState", "StartGarpTimer", "CancelGarpTimer"};
   return names[a.index()];
 }
 
@@ -692,6 +692,119 @@ BOOST_AUTO_TEST_CASE(fault_moves_vip_and_recovery_waits) {
   lan.run_until(40s);
   BOOST_TEST(lan.nodes[a].m.v.state == State::master);  // preempts again
   BOOST_TEST(lan.vip_holders() == 1);
+}
+
+// ---- gratuitous ARP: the schedule is the machine's, on its clock ----
+
+namespace {
+
+// What a GARP-timer-driven run looks like: SendGarp rounds at each step and
+// the delay of the GARP timer armed then ("-" for none, "x" cancelled).
+struct GarpStep {
+  std::string event;   // "master" (Master_Down_Timer fires), "tick" (the GARP timer fires), "stale",
+                       // "lower" (a lower advert: re-assert), "late" (a VIP installed late), "higher"
+  Duration at;         // when
+  int garps;           // SendGarp actions
+  std::string timer;   // "-": none armed, "x": CancelGarpTimer, else the delay in ms
+};
+
+std::string garp_timer(const std::vector<Action>& as) {
+  for (const auto& a : as) {
+    if (auto* t = std::get_if<StartGarpTimer>(&a))
+      return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(t->delay).count());
+    if (std::holds_alternative<CancelGarpTimer>(a)) return "x";
+  }
+  return "-";
+}
+
+void run_garp(Config c, const std::vector<GarpStep>& steps) {
+  Machine m(c);
+  m.on(Startup{});
+  uint64_t stale = 0;
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    const auto& st = steps[i];
+    const TimePoint now{st.at};
+    std::vector<Action> as;
+    if (st.event == "master") as = m.on(MasterDownTimerFired{m.v.generation}, now);
+    else if (st.event == "tick") stale = m.v.garp.generation, as = m.on(GarpTimerFired{m.v.garp.generation}, now);
+    else if (st.event == "stale") as = m.on(GarpTimerFired{stale}, now);
+    else if (st.event == "lower") as = m.on(AdvertReceived{50, kB, 1s}, now);
+    else if (st.event == "late") as = m.on(VipsInstalledLate{}, now);
+    else if (st.event == "higher") as = m.on(AdvertReceived{200, kB, 1s}, now);
+    int garps = 0;
+    for (const auto& a : as) garps += std::holds_alternative<SendGarp>(a) ? 1 : 0;
+    BOOST_TEST_CONTEXT("step " << i << " (" << st.event << " at " << st.at.count() << " us): " << kinds(as)) {
+      BOOST_TEST(garps == st.garps);
+      BOOST_TEST(garp_timer(as) == st.timer);
+    }
+  }
+}
+
+Config garp_cfg(unsigned repeat, Duration interval, Duration delay, Duration refresh) {
+  Config c = cfg(100, kA, 3, 1s);
+  c.garp_repeat = repeat;
+  c.garp_interval = interval;
+  c.garp_delay = delay;
+  c.garp_refresh = refresh;
+  return c;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(garp_defaults_one_round_no_timer) {
+  run_garp(Config(cfg(100, kA, 3, 1s)), {{"master", 4s, 1, "-"}, {"lower", 6s, 1, "-"}, {"higher", 7s, 0, "-"}});
+}
+
+BOOST_AUTO_TEST_CASE(garp_keepalived_burst_then_second_burst) {
+  // keepalived's defaults: 5 back to back, 5 more 5 s later, then none.
+  run_garp(garp_cfg(5, 0s, 5s, 0s), {
+                                        {"master", 4s, 5, "5000"},
+                                        {"tick", 9s, 5, "-"},
+                                        {"stale", 9100ms, 0, "-"},  // an expiry already replaced: ignored
+                                    });
+}
+
+BOOST_AUTO_TEST_CASE(garp_spaced_burst_second_burst_and_refresh) {
+  // 3 rounds 100 ms apart, the burst again after 1 s, one round every 2 s.
+  run_garp(garp_cfg(3, 100ms, 1s, 2s), {
+                                            {"master", 4s, 1, "100"},
+                                            {"tick", 4100ms, 1, "100"},
+                                            {"tick", 4200ms, 1, "800"},   // burst done; second burst at 5 s
+                                            {"tick", 5s, 1, "100"},       // second burst, round 1
+                                            {"tick", 5100ms, 1, "100"},
+                                            {"tick", 5200ms, 1, "800"},   // refresh at 6 s
+                                            {"tick", 6s, 1, "2000"},      // refresh, then every 2 s
+                                            {"tick", 8s, 1, "2000"},
+                                            // A VIP installed late: a burst now, the refresh kept.
+                                            {"late", 8500ms, 1, "100"},
+                                            {"tick", 8600ms, 1, "100"},
+                                            {"tick", 8700ms, 1, "1300"},  // refresh still at 10 s
+                                            {"tick", 10s, 1, "2000"},
+                                            // Re-asserting starts the whole sequence anew.
+                                            {"lower", 10500ms, 1, "100"},
+                                            {"tick", 10600ms, 1, "100"},
+                                            {"tick", 10700ms, 1, "800"},  // second burst at 11.5 s
+                                            // Leaving MASTER: nothing more, the timer cancelled.
+                                            {"higher", 11s, 0, "x"},
+                                            {"stale", 11500ms, 0, "-"},
+                                        });
+}
+
+BOOST_AUTO_TEST_CASE(garp_back_to_back_burst_with_refresh) {
+  run_garp(garp_cfg(3, 0s, 0s, 10s), {
+                                         {"master", 4s, 3, "10000"},
+                                         {"tick", 14s, 1, "10000"},
+                                         {"late", 15s, 3, "9000"},
+                                         {"tick", 24s, 1, "10000"},
+                                     });
+}
+
+BOOST_AUTO_TEST_CASE(garp_late_vips_outside_master_send_nothing) {
+  Machine m(garp_cfg(3, 0s, 0s, 0s));
+  m.on(Startup{});
+  BOOST_REQUIRE(m.v.state == State::backup);
+  BOOST_TEST(m.on(VipsInstalledLate{}, TimePoint{1s}).empty());
+  BOOST_TEST(m.on(GarpTimerFired{m.v.garp.generation}, TimePoint{2s}).empty());
 }
 
 BOOST_AUTO_TEST_SUITE_END()
