@@ -36,7 +36,7 @@ struct Engine::Script {
   Script(asio::io_context& io, const cfg::TrackScript& c) : cfg(c), rf(c.rise, c.fall), timer(io) {}
   cfg::TrackScript cfg;
   track::RiseFall rf;
-  asio::steady_timer timer;
+  Timer timer;
   bool running = false;
   // Completions of this script's runs hold a weak copy: a reload that
   // replaces the scripts makes the old runs' completions no-ops.
@@ -132,7 +132,7 @@ void Engine::reconfigure(cfg::VrrpInstance next) {
 }
 
 fsm::TimePoint Engine::now() const {
-  return std::chrono::duration_cast<fsm::TimePoint>(std::chrono::steady_clock::now() - epoch_);
+  return std::chrono::duration_cast<fsm::TimePoint>(Clock::now() - epoch_);
 }
 
 void Engine::refresh_link() {
@@ -413,7 +413,7 @@ void Engine::drop(const char* reason, uint64_t& counter, const IpAddress* from) 
   ++counter;
   // Rate-limited: a flood of junk must not flood the log (one line per 10 s
   // with the number of drops since the last line).
-  auto t = std::chrono::steady_clock::now();
+  auto t = Clock::now();
   if (t - last_drop_log_ < 10s) {
     ++drops_unlogged_;
     return;

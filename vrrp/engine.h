@@ -7,7 +7,6 @@
 #pragma once
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/json/object.hpp>
 #include <chrono>
 #include <functional>
@@ -17,6 +16,7 @@
 #include <vector>
 
 #include "cfg/config.h"
+#include "vrrp/clock.h"
 #include "vrrp/codec.h"
 #include "vrrp/counters.h"
 #include "vrrp/foreign.h"
@@ -165,8 +165,8 @@ class Engine {
   bool started_ = false;
   bool stopped_ = false;
   std::unique_ptr<Channel> channel_;
-  boost::asio::steady_timer fsm_timer_, garp_timer_;
-  boost::asio::steady_timer vip_timer_;
+  Timer fsm_timer_, garp_timer_;
+  Timer vip_timer_;
   std::vector<bool> tracked_if_up_;
   std::vector<std::unique_ptr<Script>> scripts_;
   NotifyQueue hooks_;
@@ -174,8 +174,8 @@ class Engine {
   Drops drops_;
   std::optional<ChecksumForm> peer_checksum_form_;
   std::optional<IpAddress> last_peer_;
-  std::chrono::steady_clock::time_point epoch_ = std::chrono::steady_clock::now();
-  std::chrono::steady_clock::time_point last_drop_log_{};
+  Clock::time_point epoch_ = Clock::now();
+  Clock::time_point last_drop_log_{};
   uint64_t drops_unlogged_ = 0;
   std::string fault_why_;
   // Handlers posted to the io_context hold a weak copy: a completion that

@@ -35,7 +35,7 @@ void Engine::misconfigured(const IpAddress& src, const Advert& a, const Intake& 
   if (counter) ++*counter;
   const bool owner = in.drop == InstanceMismatch::none;  // accepted from the address owner
   const std::string reason = reason_name(owner ? InstanceMismatch::addresses : in.drop, owner);
-  auto r = foreign_.record(src, a, owner ? InstanceMismatch::addresses : in.drop, owner, std::chrono::steady_clock::now());
+  auto r = foreign_.record(src, a, owner ? InstanceMismatch::addresses : in.drop, owner, Clock::now());
   if (!r.tracked) {
     // More senders than a LAN has routers: forged sources. The global,
     // reason-blind limiter keeps the log bounded.
@@ -81,7 +81,7 @@ void Engine::misconfigured(const IpAddress& src, const Advert& a, const Intake& 
 
 json::array Engine::foreign_status() const {
   json::array out;
-  const auto now = std::chrono::steady_clock::now();
+  const auto now = Clock::now();
   for (const auto& r : foreign_.all()) {
     json::object o;
     o["source"] = r.source.to_string();

@@ -196,6 +196,21 @@ Datagram6 datagram6(uint8_t priority, IpAddress src = kPeer6, uint8_t hop_limit 
 }
 
 struct Fixture {
+  // The engines' timers run on vrrp::Clock: manual here, so run() steps
+  // time instead of sleeping and every test sees the same sequence however
+  // loaded the machine is. Tests that start real processes (track scripts,
+  // notify hooks) call realtime() first: a child needs real time to run.
+  Fixture() { Clock::use_manual(); }
+  ~Fixture() {
+    svc.reset();
+    Clock::use_real();
+  }
+  void realtime() {
+    BOOST_REQUIRE_MESSAGE(!svc, "realtime() before make()");
+    Clock::use_real();
+    manual = false;
+  }
+  bool manual = true;
   asio::io_context io;
   FakeKernel* k = nullptr;
   std::map<std::string, bool> proxies;
@@ -213,9 +228,19 @@ struct Fixture {
     if (release) svc->release_scripts();
   }
   Engine& e() { return *svc->engines()[0]; }
+  // Lets `d` pass: in 1 ms steps on the manual clock (each due timer fires
+  // at its step, in order), or in real time.
   void run(std::chrono::milliseconds d) {
     io.restart();
-    io.run_for(d);
+    if (!manual) {
+      io.run_for(d);
+      return;
+    }
+    io.poll();
+    for (auto t = 0ms; t < d; t += 1ms) {
+      Clock::advance(1ms);
+      io.poll();
+    }
   }
   // IPv4: the whole datagram, as a raw IPv4 socket hands it over.
   void deliver(const std::vector<uint8_t>& d) { k->rx(Received{d, std::nullopt}); }
@@ -404,6 +429,7 @@ BOOST_FIXTURE_TEST_CASE(reload_restarts_added_and_removes_instances, Fixture) {
 }
 
 BOOST_FIXTURE_TEST_CASE(reload_keeps_an_unchanged_track_script_state, Fixture) {
+  realtime();  // real processes
   auto inst = instance();
   cfg::TrackScript ok;
   ok.name = "ok";
@@ -524,6 +550,7 @@ BOOST_FIXTURE_TEST_CASE(status_and_metrics_share_the_counters, Fixture) {
 }
 
 BOOST_FIXTURE_TEST_CASE(notify_hooks_get_keepalived_arguments, Fixture) {
+  realtime();  // real processes
   char dir[] = "/tmp/vrrp-notify-XXXXXX";
   BOOST_REQUIRE(mkdtemp(dir));
   std::string out = std::string(dir) + "/args";
@@ -552,9 +579,9 @@ cfg::TrackScript script(const std::string& command, int weight, cfg::Duration ti
 
 template <class F>
 bool run_until(Fixture& f, F cond, std::chrono::milliseconds limit = 2000ms) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
+  auto deadline = Clock::now() + limit;
   while (!cond()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
+    if (Clock::now() > deadline) return false;
     f.run(10ms);
   }
   return true;
@@ -577,6 +604,7 @@ bool running_process(int pid) {
 // Scripts and hooks asked for before the capability drop wait for it
 // (Service::release_scripts); then they run, in order.
 BOOST_FIXTURE_TEST_CASE(scripts_and_hooks_wait_for_the_capability_drop, Fixture) {
+  realtime();  // real processes
   char dir[] = "/tmp/vrrp-held-XXXXXX";
   BOOST_REQUIRE(mkdtemp(dir));
   std::string out = std::string(dir) + "/log";
@@ -601,6 +629,7 @@ BOOST_FIXTURE_TEST_CASE(scripts_and_hooks_wait_for_the_capability_drop, Fixture)
 
 // notify.timeout kills the hook with its process group; the kill is counted.
 BOOST_FIXTURE_TEST_CASE(notify_hook_killed_with_its_children_at_its_timeout, Fixture) {
+  realtime();  // real processes
   char dir[] = "/tmp/vrrp-notify-XXXXXX";
   BOOST_REQUIRE(mkdtemp(dir));
   std::string pids = std::string(dir) + "/pids";
@@ -623,6 +652,7 @@ BOOST_FIXTURE_TEST_CASE(notify_hook_killed_with_its_children_at_its_timeout, Fix
 // max_running 1 (the default): hooks run one after the other in the order
 // of the transitions, so the last to finish is the current state's.
 BOOST_FIXTURE_TEST_CASE(notify_hooks_run_one_at_a_time_in_transition_order, Fixture) {
+  realtime();  // real processes
   char dir[] = "/tmp/vrrp-notify-XXXXXX";
   BOOST_REQUIRE(mkdtemp(dir));
   std::string out = std::string(dir) + "/log";
@@ -642,6 +672,7 @@ BOOST_FIXTURE_TEST_CASE(notify_hooks_run_one_at_a_time_in_transition_order, Fixt
 }
 
 BOOST_FIXTURE_TEST_CASE(track_script_weight_zero_faults_until_it_passes, Fixture) {
+  realtime();  // real processes
   char dir[] = "/tmp/vrrp-script-XXXXXX";
   BOOST_REQUIRE(mkdtemp(dir));
   std::string flag = std::string(dir) + "/ok";
@@ -662,6 +693,7 @@ BOOST_FIXTURE_TEST_CASE(track_script_weight_zero_faults_until_it_passes, Fixture
 }
 
 BOOST_FIXTURE_TEST_CASE(track_script_timeout_kills_it_and_counts_as_failure, Fixture) {
+  realtime();  // real processes
   auto inst = instance();
   inst.track.scripts.push_back(script("sleep 5; exit 0", -60, cfg::Duration(50)));
   make({inst});
@@ -672,6 +704,7 @@ BOOST_FIXTURE_TEST_CASE(track_script_timeout_kills_it_and_counts_as_failure, Fix
 }
 
 BOOST_FIXTURE_TEST_CASE(track_script_runs_as_its_user, Fixture) {
+  realtime();  // real processes
   auto inst = instance();
   auto t = script("test \"$(id -u)\" = 65534", 0);
   t.user = "nobody";
