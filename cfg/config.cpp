@@ -8,4 +8,12 @@ std::string Endpoint::to_string() const {
   return host + ":" + std::to_string(port);
 }
 
+Endpoint check_target(const Proxy& p, std::size_t backend) {
+  const auto& b = p.backends[backend];
+  Endpoint target = b.address;
+  if (b.check_port) target.port = *b.check_port;
+  else if (p.check.port) target.port = *p.check.port;
+  return target;
+}
+
 }  // namespace cfg

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -115,6 +116,10 @@ struct Proxy {
   DataPath data_path = DataPath::automatic;
   bool operator==(const Proxy&) const = default;
 };
+
+// Where a backend's check goes: its host, at its check_port, else the
+// proxy's check.port, else its own port.
+Endpoint check_target(const Proxy& p, std::size_t backend);
 
 struct Admin {
   bool enabled = true;

@@ -32,15 +32,13 @@ namespace daemon_ {
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
-namespace {
-void override_data_path(cfg::Config& c, std::optional<cfg::DataPath> p) {
-  if (p)
-    for (auto& proxy : c.proxies) proxy.data_path = *p;
+void Daemon::override_data_path(cfg::Config& c) const {
+  if (data_path_)
+    for (auto& proxy : c.proxies) proxy.data_path = *data_path_;
 }
-}  // namespace
 
 Daemon::Daemon(cfg::Config config, std::optional<cfg::DataPath> data_path) : config_(std::move(config)), data_path_(data_path), signals_(control_) {
-  override_data_path(config_, data_path_);
+  override_data_path(config_);
 }
 
 Daemon::~Daemon() {
@@ -84,14 +82,6 @@ void cloexec_all_open_descriptors() {
   ::closedir(d);
 }
 
-cfg::Endpoint check_target(const cfg::Proxy& p, size_t bi) {
-  const auto& b = p.backends[bi];
-  cfg::Endpoint target = b.address;
-  if (b.check_port) target.port = *b.check_port;
-  else if (p.check.port) target.port = *p.check.port;
-  return target;
-}
-
 std::string join(const std::vector<std::string>& names) {
   std::string out;
   for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
@@ -100,7 +90,7 @@ std::string join(const std::vector<std::string>& names) {
 
 // Where a backend's Patroni tells its version (its check host and port).
 std::string patroni_url(const cfg::Proxy& p, size_t bi) {
-  return std::string(p.check.tls.enabled ? "https://" : "http://") + check_target(p, bi).to_string() + "/patroni";
+  return std::string(p.check.tls.enabled ? "https://" : "http://") + cfg::check_target(p, bi).to_string() + "/patroni";
 }
 
 }  // namespace
@@ -109,7 +99,7 @@ std::shared_ptr<health::Checker> Daemon::make_checker(const proxy::ProxyRuntime&
                                                       std::chrono::milliseconds first_delay) {
   std::weak_ptr<proxy::BackendRuntime> backend = p.backends[bi];
   return health::Checker::create(control_, p.cfg.check, p.cfg.name + "/" + p.cfg.backends[bi].name,
-                                 check_target(p.cfg, bi), first_delay,
+                                 cfg::check_target(p.cfg, bi), first_delay,
                                  [this, backend](const health::Status& st) {
                                    if (auto b = backend.lock()) on_check_change(*b, st);
                                  });
@@ -144,7 +134,7 @@ void Daemon::read_patroni_version(const proxy::ProxyRuntime& p, size_t bi) {
   if (read.in_flight) return;  // one request per Patroni, however many proxies check it
   read.in_flight = true;
   const std::string label = p.cfg.name + "/" + p.cfg.backends[bi].name;
-  read.cancel = health::fetch_once(control_, p.cfg.check, check_target(p.cfg, bi), "/patroni",
+  read.cancel = health::fetch_once(control_, p.cfg.check, cfg::check_target(p.cfg, bi), "/patroni",
                                    std::chrono::milliseconds(2000),
                                    [this, url, label](const health::CheckResult& r, const std::string& body) {
                                      on_patroni_version(url, label, r, body);
@@ -340,108 +330,6 @@ void Daemon::wait_for_sighup() {
     sd_notify(0, "READY=1");
     wait_for_sighup();
   });
-}
-
-void Daemon::reload() {
-  cfg::Config next = cfg::load_file(config_.source);  // cfg::Error names file, line and key
-  override_data_path(next, data_path_);
-  const cfg::Diff d = cfg::diff(config_, next);
-  if (d.empty()) {
-    spdlog::info("SIGHUP: {} unchanged", config_.source);
-    return;
-  }
-  for (const auto& key : d.restart_only)
-    spdlog::warn("SIGHUP: {} changed; it takes effect at the next restart, the running value stays", key);
-  if (uint64_t missing = privileges::newly_missing(config_, next, privileges::permitted_now()))
-    throw std::runtime_error("the new file needs " + privileges::names(missing) +
-                             ", dropped after start: restart to apply");
-  next.threads = config_.threads;
-  next.node = config_.node;
-  next.admin.enabled = config_.admin.enabled;
-  next.admin.listen = config_.admin.listen;
-
-  // Everything that can fail comes first, before anything changes: new
-  // generations (carrying backends by name and address), name resolution
-  // of new backends, listeners of new proxies and addresses bound on every
-  // worker, then the VRRP instances (which check their interfaces before
-  // changing anything).
-  const size_t nworkers = workers_.size();
-  std::vector<std::shared_ptr<proxy::ProxyRuntime>> gens;
-  for (const auto& pc : next.proxies) {
-    gens.push_back(std::make_shared<proxy::ProxyRuntime>(pc, std::max<size_t>(nworkers, 1), running(pc.name)));
-  }
-  resolve_backends(gens);
-  std::vector<std::shared_ptr<proxy::Worker::Reload>> plans;
-  if (!gens.empty() && workers_.empty())
-    throw std::runtime_error("proxies cannot be added to a daemon started without any: restart to apply");
-  for (auto& w : workers_) {
-    auto plan = std::make_shared<proxy::Worker::Reload>();
-    plan->proxies = gens;
-    plan->grace = next.hard_stop_after;
-    for (const auto& g : gens) {
-      const proxy::ProxyRuntime* prev = running(g->cfg.name);
-      plan->listeners.push_back(prev && cfg::same_listener(prev->cfg, g->cfg) ? nullptr
-                                                                               : w->bind_listener(g->cfg));
-    }
-    plans.push_back(std::move(plan));
-  }
-  if (vrrp_) {
-    vrrp_->reload(next.vrrp);
-  } else if (!next.vrrp.empty()) {
-    auto service = std::make_unique<vrrp::Service>(control_, next.vrrp, config_.node,
-                                                   [this](const std::string& p) { return proxy_healthy(p); });
-    service->start();
-    service->release_scripts();  // the capability drop happened at start
-    vrrp_ = std::move(service);
-  }
-
-  // From here on nothing fails. Checks: a kept backend keeps its checker
-  // (and so its state: an UP backend stays eligible), told the new rule if
-  // it changed; a new backend gets a new checker; a removed one is stopped
-  // and made ineligible, so a connect in flight to it goes elsewhere.
-  std::vector<std::vector<std::shared_ptr<health::Checker>>> checkers(gens.size());
-  for (size_t gi = 0; gi < gens.size(); ++gi) {
-    const auto& g = *gens[gi];
-    for (size_t bi = 0; bi < g.backends.size(); ++bi) {
-      size_t opi, obi;
-      std::shared_ptr<health::Checker> c;
-      if (locate(*g.backends[bi], opi, obi)) {
-        c = checkers_[opi][obi];
-        const auto& old = proxies_[opi]->cfg;
-        if (old.check != g.cfg.check || check_target(old, obi) != check_target(g.cfg, bi))
-          c->reconfigure(g.cfg.check, check_target(g.cfg, bi));
-      } else {
-        c = make_checker(g, bi, std::chrono::milliseconds(0));
-        c->start();
-      }
-      checkers[gi].push_back(std::move(c));
-    }
-  }
-  for (size_t pi = 0; pi < proxies_.size(); ++pi)
-    for (size_t bi = 0; bi < proxies_[pi]->backends.size(); ++bi) {
-      bool kept = false;
-      for (const auto& g : gens) kept = kept || g->index_of(proxies_[pi]->backends[bi].get()) != proxy::npos;
-      if (kept) continue;
-      checkers_[pi][bi]->stop();
-      proxies_[pi]->backends[bi]->eligible.store(false, std::memory_order_release);
-    }
-  // `first`: the new generation starts on the backend in use if it is kept.
-  for (auto& g : gens) {
-    if (const proxy::ProxyRuntime* prev = running(g->cfg.name)) {
-      size_t cur = prev->current.load();
-      if (cur != proxy::npos) g->current.store(g->index_of(prev->backends[cur].get()));
-    }
-  }
-  proxies_ = std::move(gens);
-  checkers_ = std::move(checkers);
-  for (size_t pi = 0; pi < proxies_.size(); ++pi) elect(pi);
-  for (size_t i = 0; i < workers_.size(); ++i) workers_[i]->post_reload(std::move(plans[i]));
-  if (vrrp_) vrrp_->proxy_health_changed();
-  if (next.log_level != config_.log_level) spdlog::set_level(spdlog::level::from_str(next.log_level));
-  config_ = std::move(next);
-  for (const auto& line : d.changes) spdlog::info("SIGHUP: {}", line);
-  spdlog::info("SIGHUP: {} applied ({} change{})", config_.source, d.changes.size(),
-               d.changes.size() == 1 ? "" : "s");
 }
 
 void Daemon::stop() {

@@ -9,7 +9,6 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <string>
 #include <vector>
 
 #include "cfg/config.h"
@@ -88,7 +87,14 @@ class Daemon {
   // nothing, when the file is invalid or a listener/backend/interface of it
   // cannot be set up. Established sessions to kept backends are untouched;
   // sessions of removed proxies/backends drain for hard_stop_after.
+  // daemon/reload.cpp: plan_reload() (everything that can fail; null when
+  // the file is unchanged), then commit_reload() (cannot fail).
   void reload();
+  struct ReloadPlan;
+  std::unique_ptr<ReloadPlan> plan_reload();
+  void commit_reload(ReloadPlan& plan);
+  // --data-path (main.cpp) overrides every proxy's data_path.
+  void override_data_path(cfg::Config& c) const;
 
   void load_kernel_path();
 

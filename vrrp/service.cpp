@@ -43,8 +43,7 @@ Service::Service(asio::io_context& io, const std::vector<cfg::VrrpInstance>& ins
 
 Engine::Env Service::env() { return Engine::Env{io_, *kernel_, spawner_, proxy_healthy_, node_}; }
 
-void Service::reload(const std::vector<cfg::VrrpInstance>& instances) {
-  if (stopped_) return;
+Service::ReloadPlan Service::prepare_reload(const std::vector<cfg::VrrpInstance>& instances) {
   // Check first, change after: a reload that cannot be applied whole is
   // refused whole. Every new or restarted instance is built and prepared
   // (interface and addresses resolved, its raw socket opened) while the
@@ -52,13 +51,10 @@ void Service::reload(const std::vector<cfg::VrrpInstance>& instances) {
   // socket (or the interface is gone) the exception names the instance,
   // the new engines are destroyed (their sockets closed) and the running
   // ones, including the one that was to be restarted, keep running.
-  struct Plan {
-    const cfg::VrrpInstance* inst;
-    std::unique_ptr<Engine> fresh;  // new or restarted, prepared; null: kept (maybe reconfigured)
-  };
-  std::vector<Plan> plans;
+  ReloadPlan plan;
+  if (stopped_) return plan;
   for (const auto& inst : instances) {
-    Plan p{&inst, nullptr};
+    ReloadPlan::Item p{inst, nullptr};
     const Engine* running = nullptr;
     for (const auto& e : engines_)
       if (e->config().name == inst.name) running = e.get();
@@ -75,25 +71,29 @@ void Service::reload(const std::vector<cfg::VrrpInstance>& instances) {
         }
       }
     }
-    plans.push_back(std::move(p));
+    plan.items.push_back(std::move(p));
   }
-  // From here on nothing throws.
+  return plan;
+}
+
+void Service::commit_reload(ReloadPlan plan) {
+  if (stopped_) return;
   std::vector<std::unique_ptr<Engine>> next;
-  for (auto& p : plans) {
+  for (auto& p : plan.items) {
     std::unique_ptr<Engine> engine;
     for (auto& e : engines_)
-      if (e && e->config().name == p.inst->name) engine = std::move(e);
+      if (e && e->config().name == p.inst.name) engine = std::move(e);
     if (!p.fresh) {
-      if (!(engine->config() == *p.inst)) engine->reconfigure(*p.inst);
+      if (!(engine->config() == p.inst)) engine->reconfigure(p.inst);
       next.push_back(std::move(engine));
       continue;
     }
     if (engine) {
       spdlog::warn("vrrp {}: interface, VRID, version, addresses or peers changed: restarting the instance",
-                   p.inst->name);
+                   p.inst.name);
       engine->shutdown();
     } else {
-      spdlog::info("vrrp {}: added", p.inst->name);
+      spdlog::info("vrrp {}: added", p.inst.name);
     }
     if (started_) p.fresh->launch();
     next.push_back(std::move(p.fresh));
@@ -114,9 +114,8 @@ Service::~Service() {
   if (kernel_) kernel_->stop();
 }
 
-void Service::start() {
-  if (started_) return;
-  started_ = true;
+void Service::prepare() {
+  if (prepared_) return;
   Kernel::Events ev;
   ev.link_changed = [this](const LinkInfo& l) {
     for (auto& e : engines_) e->on_link(l);
@@ -132,7 +131,14 @@ void Service::start() {
     for (auto& e : engines_) e->resync();
   };
   kernel_->watch(std::move(ev));
-  for (auto& e : engines_) e->start();
+  for (auto& e : engines_) e->prepare();
+  prepared_ = true;
+}
+
+void Service::launch() {
+  if (started_ || !prepared_) return;
+  started_ = true;
+  for (auto& e : engines_) e->launch();
 }
 
 void Service::proxy_health_changed() {

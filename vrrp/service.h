@@ -29,8 +29,15 @@ class Service {
   ~Service();
 
   // Opens every socket and starts every instance; throws std::exception with
-  // a message naming the instance when one cannot start.
-  void start();
+  // a message naming the instance when one cannot start. In two steps for a
+  // reload that adds the first instances: prepare() opens the sockets and
+  // watches the kernel (throws, nothing started), launch() cannot fail.
+  void start() {
+    prepare();
+    launch();
+  }
+  void prepare();
+  void launch();
   // Track scripts and notify hooks wait until this is called: the daemon
   // calls it once it has dropped its capabilities (Spawner::release).
   void release_scripts();
@@ -51,7 +58,20 @@ class Service {
   // or restarted instance cannot be prepared (its interface does not exist,
   // the kernel refuses its raw socket): the new socket is opened before the
   // old instance stops, so a refused restart leaves the old one running.
-  void reload(const std::vector<cfg::VrrpInstance>& instances);
+  // In two steps, so the daemon can prepare everything of a reload before
+  // it changes anything: prepare_reload() throws, changing nothing;
+  // commit_reload() applies what it prepared and cannot fail.
+  class ReloadPlan {
+    friend class Service;
+    struct Item {
+      cfg::VrrpInstance inst;
+      std::unique_ptr<Engine> fresh;  // new or restarted, prepared; null: kept (maybe reconfigured)
+    };
+    std::vector<Item> items;
+  };
+  ReloadPlan prepare_reload(const std::vector<cfg::VrrpInstance>& instances);
+  void commit_reload(ReloadPlan plan);
+  void reload(const std::vector<cfg::VrrpInstance>& instances) { commit_reload(prepare_reload(instances)); }
 
   boost::json::array status() const;
   std::string metrics() const;  // Prometheus text format, HELP/TYPE once per metric
@@ -67,6 +87,7 @@ class Service {
   ProxyHealthy proxy_healthy_;
   std::string node_;
   std::vector<std::unique_ptr<Engine>> engines_;
+  bool prepared_ = false;
   bool started_ = false;
   bool stopped_ = false;
 };

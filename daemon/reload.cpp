@@ -1,0 +1,145 @@
+// SIGHUP in place, in two steps. plan_reload() does everything that can
+// fail and changes nothing the daemon runs with: the file is loaded and
+// checked, capabilities it needs are checked, new proxy generations are
+// built and their new backends resolved, listeners of new proxies and
+// addresses are bound on every worker, and new or restarted VRRP instances
+// are prepared (interfaces checked, raw sockets opened). Any of these
+// throws, and what was prepared is dropped (sockets closed): the running
+// configuration stays. commit_reload() applies the plan and cannot fail.
+#include <spdlog/spdlog.h>
+
+#include <stdexcept>
+
+#include "cfg/diff.h"
+#include "cfg/load.h"
+#include "daemon/daemon.h"
+#include "daemon/privileges.h"
+#include "vrrp/service.h"
+
+namespace daemon_ {
+
+struct Daemon::ReloadPlan {
+  cfg::Config next;
+  cfg::Diff diff;
+  std::vector<std::shared_ptr<proxy::ProxyRuntime>> generations;  // in the new file's order
+  std::vector<std::shared_ptr<proxy::Worker::Reload>> workers;    // one per worker, listeners bound
+  std::optional<vrrp::Service::ReloadPlan> vrrp;                  // the running service's
+  std::unique_ptr<vrrp::Service> new_vrrp;                        // the first instances, prepared
+};
+
+void Daemon::reload() {
+  if (auto plan = plan_reload()) commit_reload(*plan);
+}
+
+std::unique_ptr<Daemon::ReloadPlan> Daemon::plan_reload() {
+  auto p = std::make_unique<ReloadPlan>();
+  p->next = cfg::load_file(config_.source);  // cfg::Error names file, line and key
+  override_data_path(p->next);
+  p->diff = cfg::diff(config_, p->next);
+  if (p->diff.empty()) {
+    spdlog::info("SIGHUP: {} unchanged", config_.source);
+    return nullptr;
+  }
+  for (const auto& key : p->diff.restart_only)
+    spdlog::warn("SIGHUP: {} changed; it takes effect at the next restart, the running value stays", key);
+  if (uint64_t missing = privileges::newly_missing(config_, p->next, privileges::permitted_now()))
+    throw std::runtime_error("the new file needs " + privileges::names(missing) +
+                             ", dropped after start: restart to apply");
+  cfg::Config& next = p->next;
+  next.threads = config_.threads;
+  next.node = config_.node;
+  next.admin.enabled = config_.admin.enabled;
+  next.admin.listen = config_.admin.listen;
+
+  // New generations carry backends over by name and address; new backends'
+  // names are resolved.
+  const size_t nworkers = workers_.size();
+  for (const auto& pc : next.proxies)
+    p->generations.push_back(
+        std::make_shared<proxy::ProxyRuntime>(pc, std::max<size_t>(nworkers, 1), running(pc.name)));
+  resolve_backends(p->generations);
+  if (!p->generations.empty() && workers_.empty())
+    throw std::runtime_error("proxies cannot be added to a daemon started without any: restart to apply");
+  // Listeners of new proxies and new addresses, bound on every worker.
+  for (auto& w : workers_) {
+    auto plan = std::make_shared<proxy::Worker::Reload>();
+    plan->proxies = p->generations;
+    plan->grace = next.hard_stop_after;
+    for (const auto& g : p->generations) {
+      const proxy::ProxyRuntime* prev = running(g->cfg.name);
+      plan->listeners.push_back(prev && cfg::same_listener(prev->cfg, g->cfg) ? nullptr
+                                                                               : w->bind_listener(g->cfg));
+    }
+    p->workers.push_back(std::move(plan));
+  }
+  // VRRP instances: new and restarted ones prepared, the running ones untouched.
+  if (vrrp_) {
+    p->vrrp = vrrp_->prepare_reload(next.vrrp);
+  } else if (!next.vrrp.empty()) {
+    p->new_vrrp = std::make_unique<vrrp::Service>(control_, next.vrrp, config_.node,
+                                                  [this](const std::string& n) { return proxy_healthy(n); });
+    p->new_vrrp->prepare();
+  }
+  return p;
+}
+
+void Daemon::commit_reload(ReloadPlan& p) {
+  auto& gens = p.generations;
+  if (p.vrrp) {
+    vrrp_->commit_reload(std::move(*p.vrrp));
+  } else if (p.new_vrrp) {
+    p.new_vrrp->launch();
+    p.new_vrrp->release_scripts();  // the capability drop happened at start
+    vrrp_ = std::move(p.new_vrrp);
+  }
+
+  // Checks: a kept backend keeps its checker (and so its state: an UP
+  // backend stays eligible), told the new rule if it changed; a new backend
+  // gets a new checker; a removed one is stopped and made ineligible, so a
+  // connect in flight to it goes elsewhere.
+  std::vector<std::vector<std::shared_ptr<health::Checker>>> checkers(gens.size());
+  for (size_t gi = 0; gi < gens.size(); ++gi) {
+    const auto& g = *gens[gi];
+    for (size_t bi = 0; bi < g.backends.size(); ++bi) {
+      size_t opi, obi;
+      std::shared_ptr<health::Checker> c;
+      if (locate(*g.backends[bi], opi, obi)) {
+        c = checkers_[opi][obi];
+        const auto& old = proxies_[opi]->cfg;
+        if (old.check != g.cfg.check || cfg::check_target(old, obi) != cfg::check_target(g.cfg, bi))
+          c->reconfigure(g.cfg.check, cfg::check_target(g.cfg, bi));
+      } else {
+        c = make_checker(g, bi, std::chrono::milliseconds(0));
+        c->start();
+      }
+      checkers[gi].push_back(std::move(c));
+    }
+  }
+  for (size_t pi = 0; pi < proxies_.size(); ++pi)
+    for (size_t bi = 0; bi < proxies_[pi]->backends.size(); ++bi) {
+      bool kept = false;
+      for (const auto& g : gens) kept = kept || g->index_of(proxies_[pi]->backends[bi].get()) != proxy::npos;
+      if (kept) continue;
+      checkers_[pi][bi]->stop();
+      proxies_[pi]->backends[bi]->eligible.store(false, std::memory_order_release);
+    }
+  // `first`: the new generation starts on the backend in use if it is kept.
+  for (auto& g : gens) {
+    if (const proxy::ProxyRuntime* prev = running(g->cfg.name)) {
+      size_t cur = prev->current.load();
+      if (cur != proxy::npos) g->current.store(g->index_of(prev->backends[cur].get()));
+    }
+  }
+  proxies_ = std::move(gens);
+  checkers_ = std::move(checkers);
+  for (size_t pi = 0; pi < proxies_.size(); ++pi) elect(pi);
+  for (size_t i = 0; i < workers_.size(); ++i) workers_[i]->post_reload(std::move(p.workers[i]));
+  if (vrrp_) vrrp_->proxy_health_changed();
+  if (p.next.log_level != config_.log_level) spdlog::set_level(spdlog::level::from_str(p.next.log_level));
+  config_ = std::move(p.next);
+  for (const auto& line : p.diff.changes) spdlog::info("SIGHUP: {}", line);
+  spdlog::info("SIGHUP: {} applied ({} change{})", config_.source, p.diff.changes.size(),
+               p.diff.changes.size() == 1 ? "" : "s");
+}
+
+}  // namespace daemon_
