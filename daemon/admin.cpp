@@ -8,6 +8,7 @@
 #include <random>
 
 #include "cfg/names.h"
+#include "metrics/prometheus.h"
 #include "daemon/daemon.h"
 #include "proxy/socket_options.h"
 #include "status_page.h"
@@ -23,17 +24,6 @@ namespace json = boost::json;
 using tcp = asio::ip::tcp;
 
 namespace {
-
-// Prometheus label values escape backslash, quote and newline.
-std::string label(std::string_view v) {
-  std::string out;
-  for (char c : v) {
-    if (c == '\\' || c == '"') out += '\\';
-    if (c == '\n') { out += "\\n"; continue; }
-    out += c;
-  }
-  return out;
-}
 
 bool resource_error(const boost::system::error_code& ec) {
   int v = ec.value();
@@ -377,76 +367,63 @@ std::string AdminServer::status_json() const {
 }
 
 std::string AdminServer::metrics_text() const {
-  std::string out;
+  using metrics::Type;
+  metrics::Writer w;
   const auto& ps = daemon_.proxies();
-  auto line = [&](const std::string& s) { out += s; out += '\n'; };
-#define VIPPROXY_COUNTER_PROM(counter, type, help)                                   \
-  line("# HELP vipproxy_proxy_" #counter " " help);                                  \
-  line("# TYPE vipproxy_proxy_" #counter " " #type);                                 \
-  for (const auto& p : ps)                                                        \
-    line("vipproxy_proxy_" #counter "{proxy=\"" + label(p->cfg.name) + "\"} " +      \
-         std::to_string(p->total(&proxy::ProxyCounters::counter)));
+  auto proxy = [](const proxy::ProxyRuntime& p) { return metrics::Labels{{"proxy", p.cfg.name}}; };
+#define VIPPROXY_COUNTER_PROM(counter, type, help)         \
+  w.family("proxy_" #counter, Type::type, help);           \
+  for (const auto& p : ps) w.sample(proxy(*p), p->total(&proxy::ProxyCounters::counter));
   VIPPROXY_PROXY_COUNTERS(VIPPROXY_COUNTER_PROM)
 #undef VIPPROXY_COUNTER_PROM
-  line("# HELP vipproxy_proxy_sessions_current Sessions open now (including waiting for a backend)");
-  line("# TYPE vipproxy_proxy_sessions_current gauge");
-  for (const auto& p : ps)
-    line("vipproxy_proxy_sessions_current{proxy=\"" + label(p->cfg.name) + "\"} " +
-         std::to_string(p->stats->sessions_current.load()));
+  w.family("proxy_sessions_current", Type::gauge, "Sessions open now (including waiting for a backend)");
+  for (const auto& p : ps) w.sample(proxy(*p), p->stats->sessions_current.load());
 
   struct BackendMetric {
     const char* name;
-    const char* type;
+    Type type;
     const char* help;
     std::function<uint64_t(size_t, size_t)> get;
   };
-  const BackendMetric metrics[] = {
-      {"up", "gauge", "1 while the backend passes its check (eligible)",
+  auto check = [&](size_t p, size_t b) { return daemon_.check_status(p, b); };
+  const BackendMetric backend_metrics[] = {
+      {"up", Type::gauge, "1 while the backend passes its check (eligible)",
        [&](size_t p, size_t b) -> uint64_t { return ps[p]->backends[b]->eligible.load() ? 1 : 0; }},
-      {"sessions", "gauge", "Sessions open to the backend",
+      {"sessions", Type::gauge, "Sessions open to the backend",
        [&](size_t p, size_t b) -> uint64_t { return ps[p]->backends[b]->sessions.load(); }},
-      {"sessions_total", "counter", "Sessions established to the backend",
+      {"sessions_total", Type::counter, "Sessions established to the backend",
        [&](size_t p, size_t b) -> uint64_t { return ps[p]->backends[b]->sessions_total.load(); }},
-      {"connect_errors_total", "counter", "Failed connection attempts to the backend",
+      {"connect_errors", Type::counter, "Failed connection attempts to the backend",
        [&](size_t p, size_t b) -> uint64_t { return ps[p]->backends[b]->connect_errors.load(); }},
-      {"checks_total", "counter", "Health checks completed",
-       [&](size_t p, size_t b) -> uint64_t { auto* s = daemon_.check_status(p, b); return s ? s->checks : 0; }},
-      {"check_failures_total", "counter", "Health checks that failed",
-       [&](size_t p, size_t b) -> uint64_t { auto* s = daemon_.check_status(p, b); return s ? s->failures : 0; }},
-      {"check_malformed_total", "counter", "Health check replies that were not valid HTTP (dropped)",
-       [&](size_t p, size_t b) -> uint64_t { auto* s = daemon_.check_status(p, b); return s ? s->malformed : 0; }},
-      {"check_transitions_total", "counter", "UP/DOWN changes",
-       [&](size_t p, size_t b) -> uint64_t { auto* s = daemon_.check_status(p, b); return s ? s->transitions : 0; }},
+      {"checks", Type::counter, "Health checks completed",
+       [&](size_t p, size_t b) -> uint64_t { auto* s = check(p, b); return s ? s->checks : 0; }},
+      {"check_failures", Type::counter, "Health checks that failed",
+       [&](size_t p, size_t b) -> uint64_t { auto* s = check(p, b); return s ? s->failures : 0; }},
+      {"check_malformed", Type::counter, "Health check replies that were not valid HTTP (dropped)",
+       [&](size_t p, size_t b) -> uint64_t { auto* s = check(p, b); return s ? s->malformed : 0; }},
+      {"check_transitions", Type::counter, "UP/DOWN changes",
+       [&](size_t p, size_t b) -> uint64_t { auto* s = check(p, b); return s ? s->transitions : 0; }},
   };
-  for (const auto& m : metrics) {
-    line(std::string("# HELP vipproxy_backend_") + m.name + " " + m.help);
-    line(std::string("# TYPE vipproxy_backend_") + m.name + " " + m.type);
+  for (const auto& m : backend_metrics) {
+    w.family(std::string("backend_") + m.name, m.type, m.help);
     for (size_t p = 0; p < ps.size(); ++p)
       for (size_t b = 0; b < ps[p]->backends.size(); ++b)
-        line(std::string("vipproxy_backend_") + m.name + "{proxy=\"" + label(ps[p]->cfg.name) +
-             "\",backend=\"" + label(ps[p]->backends[b]->cfg.name) + "\"} " + std::to_string(m.get(p, b)));
+        w.sample({{"proxy", ps[p]->cfg.name}, {"backend", ps[p]->backends[b]->cfg.name}}, m.get(p, b));
   }
-  line("# HELP vipproxy_reloads_total SIGHUP reloads, by result (failed: the running configuration stayed)");
-  line("# TYPE vipproxy_reloads_total counter");
-  line("vipproxy_reloads_total{result=\"applied\"} " + std::to_string(daemon_.reloads().applied));
-  line("vipproxy_reloads_total{result=\"failed\"} " + std::to_string(daemon_.reloads().failed));
-  line("# HELP vipproxy_admin_connections Admin endpoint connections open now");
-  line("# TYPE vipproxy_admin_connections gauge");
-  line("vipproxy_admin_connections " + std::to_string(admission_.open()));
-  line("# HELP vipproxy_admin_accepted_total Admin endpoint connections accepted");
-  line("# TYPE vipproxy_admin_accepted_total counter");
-  line("vipproxy_admin_accepted_total " + std::to_string(counters_.accepted));
-  line("# HELP vipproxy_admin_accept_errors_total Failed accept() on the admin endpoint (e.g. EMFILE); accepting pauses briefly");
-  line("# TYPE vipproxy_admin_accept_errors_total counter");
-  line("vipproxy_admin_accept_errors_total " + std::to_string(counters_.accept_errors));
-  line("# HELP vipproxy_admin_connections_total Admin endpoint connections by how they ended (one result each)");
-  line("# TYPE vipproxy_admin_connections_total counter");
-#define VIPPROXY_ADMIN_PROM(name, help) \
-  line("vipproxy_admin_connections_total{result=\"" #name "\"} " + std::to_string(counters_.name));
+  w.family("reloads", Type::counter, "SIGHUP reloads, by result (failed: the running configuration stayed)");
+  w.sample({{"result", "applied"}}, daemon_.reloads().applied);
+  w.sample({{"result", "failed"}}, daemon_.reloads().failed);
+  w.family("admin_connections", Type::gauge, "Admin endpoint connections open now").sample(admission_.open());
+  w.family("admin_accepted", Type::counter, "Admin endpoint connections accepted").sample(counters_.accepted);
+  w.family("admin_accept_errors", Type::counter,
+           "Failed accept() on the admin endpoint (e.g. EMFILE); accepting pauses briefly")
+      .sample(counters_.accept_errors);
+  w.family("admin_connections", Type::counter, "Admin endpoint connections by how they ended (one result each)");
+#define VIPPROXY_ADMIN_PROM(name, help) w.sample({{"result", #name}}, counters_.name);
   VIPPROXY_ADMIN_COUNTERS(VIPPROXY_ADMIN_PROM)
 #undef VIPPROXY_ADMIN_PROM
-  if (const auto* v = daemon_.vrrp()) out += v->metrics();
-  return out;
+  if (const auto* v = daemon_.vrrp()) v->metrics(w);
+  return w.text();
 }
 
 std::string AdminServer::status_page(const std::string& nonce) const {

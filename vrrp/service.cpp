@@ -13,24 +13,6 @@ namespace vrrp {
 namespace asio = boost::asio;
 namespace json = boost::json;
 
-namespace {
-
-// Prometheus label values escape backslash, quote and newline.
-std::string label(std::string_view v) {
-  std::string out;
-  for (char c : v) {
-    if (c == '\\' || c == '"') out += '\\';
-    if (c == '\n') {
-      out += "\\n";
-      continue;
-    }
-    out += c;
-  }
-  return out;
-}
-
-}  // namespace
-
 Service::Service(asio::io_context& io, const std::vector<cfg::VrrpInstance>& instances, std::string node,
                  ProxyHealthy proxy_healthy)
     : Service(io, instances, std::move(node), std::move(proxy_healthy), make_netlink_kernel(io)) {}
@@ -171,61 +153,46 @@ json::array Service::status() const {
   return a;
 }
 
-std::string Service::metrics() const {
-  std::string out;
-  auto line = [&](const std::string& s) {
-    out += s;
-    out += '\n';
-  };
-#define VIPPROXY_VRRP_PROM(ctr, help)                                                            \
-  line("# HELP vipproxy_vrrp_" #ctr "_total " help);                                             \
-  line("# TYPE vipproxy_vrrp_" #ctr "_total counter");                                           \
-  for (const auto& e : engines_)                                                                  \
-    line("vipproxy_vrrp_" #ctr "_total{instance=\"" + label(e->config().name) + "\"} " +          \
-         std::to_string(e->counters().ctr));
+void Service::metrics(metrics::Writer& w) const {
+  using metrics::Type;
+  auto inst = [](const Engine& e) { return metrics::Labels{{"instance", e.config().name}}; };
+#define VIPPROXY_VRRP_PROM(ctr, help)                                      \
+  w.family("vrrp_" #ctr, Type::counter, help);                             \
+  for (const auto& e : engines_) w.sample(inst(*e), e->counters().ctr);
   VIPPROXY_VRRP_COUNTERS(VIPPROXY_VRRP_PROM)
 #undef VIPPROXY_VRRP_PROM
-  line("# HELP vipproxy_vrrp_drops_total VRRP packets discarded before the state machine, by reason");
-  line("# TYPE vipproxy_vrrp_drops_total counter");
-#define VIPPROXY_VRRP_PROM(ctr, help)                                                            \
-  for (const auto& e : engines_)                                                                  \
-    line("vipproxy_vrrp_drops_total{instance=\"" + label(e->config().name) + "\",reason=\"" #ctr "\"} " + \
-         std::to_string(e->drops().ctr));
+  w.family("vrrp_drops", Type::counter, "VRRP packets discarded before the state machine, by reason");
+#define VIPPROXY_VRRP_PROM(ctr, help) \
+  for (const auto& e : engines_) w.sample({{"instance", e->config().name}, {"reason", #ctr}}, e->drops().ctr);
   VIPPROXY_VRRP_DROPS(VIPPROXY_VRRP_PROM)
 #undef VIPPROXY_VRRP_PROM
-  line("# HELP vipproxy_vrrp_state 1 for the instance's current state (INIT, BACKUP, MASTER, FAULT)");
-  line("# TYPE vipproxy_vrrp_state gauge");
+  w.family("vrrp_state", Type::gauge, "1 for the instance's current state (INIT, BACKUP, MASTER, FAULT)");
   for (const auto& e : engines_)
     for (auto s : {fsm::State::initialize, fsm::State::backup, fsm::State::master, fsm::State::fault})
-      line("vipproxy_vrrp_state{instance=\"" + label(e->config().name) + "\",state=\"" +
-           std::string(fsm::to_string(s)) + "\"} " + (e->state() == s ? "1" : "0"));
+      w.sample({{"instance", e->config().name}, {"state", std::string(fsm::to_string(s))}}, e->state() == s ? 1 : 0);
   // Each VIP as desired (1 while MASTER) and as the kernel confirmed it: a
   // difference that lasts is a kernel refusing an add or a delete (the
   // failed attempts gauge says how many in a row, the log says why).
-  line("# HELP vipproxy_vrrp_vip_desired 1 while the instance wants the virtual address on its device (MASTER)");
-  line("# TYPE vipproxy_vrrp_vip_desired gauge");
-  for (const auto& e : engines_)
-    for (const auto& v : e->vip_states())
-      line("vipproxy_vrrp_vip_desired{instance=\"" + label(e->config().name) + "\",address=\"" + label(v.address) +
-           "\"} " + (v.desired ? "1" : "0"));
-  line("# HELP vipproxy_vrrp_vip_installed 1 while the kernel confirmed the virtual address on its device");
-  line("# TYPE vipproxy_vrrp_vip_installed gauge");
-  for (const auto& e : engines_)
-    for (const auto& v : e->vip_states())
-      line("vipproxy_vrrp_vip_installed{instance=\"" + label(e->config().name) + "\",address=\"" + label(v.address) +
-           "\"} " + (v.actual == vips::Presence::present ? "1" : "0"));
-  line("# HELP vipproxy_vrrp_vip_failed_attempts Consecutive failed additions or removals of the virtual address");
-  line("# TYPE vipproxy_vrrp_vip_failed_attempts gauge");
-  for (const auto& e : engines_)
-    for (const auto& v : e->vip_states())
-      line("vipproxy_vrrp_vip_failed_attempts{instance=\"" + label(e->config().name) + "\",address=\"" +
-           label(v.address) + "\"} " + std::to_string(v.failures));
-  line("# HELP vipproxy_vrrp_priority Effective VRRP priority (track weights applied)");
-  line("# TYPE vipproxy_vrrp_priority gauge");
-  for (const auto& e : engines_)
-    line("vipproxy_vrrp_priority{instance=\"" + label(e->config().name) + "\"} " +
-         std::to_string(e->vars().priority));
-  return out;
+  auto vip = [&](const char* name, const char* help, auto value) {
+    w.family(name, Type::gauge, help);
+    for (const auto& e : engines_)
+      for (const auto& v : e->vip_states())
+        w.sample({{"instance", e->config().name}, {"address", v.address}}, value(v));
+  };
+  vip("vrrp_vip_desired", "1 while the instance wants the virtual address on its device (MASTER)",
+      [](const Engine::VipState& v) -> uint64_t { return v.desired ? 1 : 0; });
+  vip("vrrp_vip_installed", "1 while the kernel confirmed the virtual address on its device",
+      [](const Engine::VipState& v) -> uint64_t { return v.actual == vips::Presence::present ? 1 : 0; });
+  vip("vrrp_vip_failed_attempts", "Consecutive failed additions or removals of the virtual address",
+      [](const Engine::VipState& v) -> uint64_t { return v.failures; });
+  w.family("vrrp_priority", Type::gauge, "Effective VRRP priority (track weights applied)");
+  for (const auto& e : engines_) w.sample(inst(*e), e->vars().priority);
+}
+
+std::string Service::metrics() const {
+  metrics::Writer w;
+  metrics(w);
+  return w.text();
 }
 
 }  // namespace vrrp

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cfg/config.h"
+#include "metrics/prometheus.h"
 #include "vrrp/engine.h"
 #include "vrrp/kernel.h"
 #include "vrrp/spawn.h"
@@ -74,7 +75,9 @@ class Service {
   void reload(const std::vector<cfg::VrrpInstance>& instances) { commit_reload(prepare_reload(instances)); }
 
   boost::json::array status() const;
-  std::string metrics() const;  // Prometheus text format, HELP/TYPE once per metric
+  // Prometheus (metrics/prometheus.h): the instances' counters and gauges.
+  void metrics(metrics::Writer& w) const;
+  std::string metrics() const;  // the same, alone
 
   const std::vector<std::unique_ptr<Engine>>& engines() const { return engines_; }
 

@@ -199,7 +199,7 @@ class ProxyPostgres(unittest.TestCase):
         m = self.vp.metrics(self.admin)
         self.assertIn('vipproxy_proxy_sessions_total{proxy="postgres"}', m)
         self.assertIn('vipproxy_backend_up{proxy="postgres",backend="node2"} 1', m)
-        self.assertEqual(m.count("# TYPE vipproxy_proxy_bytes_in "), 1)
+        self.assertEqual(m.count("# TYPE vipproxy_proxy_bytes_in_total "), 1)
         for r in (self.r1, self.r2, self.echo_rest):
             self.assertEqual(r.stats().get("reset", 0), 0, f"{r.name}: {r.stats()}")
         self.assertTrue(self.vp.alive(), self.vp.log())
