@@ -4,7 +4,9 @@
 // Beast and OpenSSL stay in this file so the rest of the program compiles fast.
 #include "health/checker.h"
 
-#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <spdlog/spdlog.h>
@@ -21,6 +23,8 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <cctype>
+#include <cerrno>
+#include <cstring>
 #include <optional>
 #include <type_traits>
 #include <vector>
@@ -146,17 +150,40 @@ class Attempt : public std::enable_shared_from_this<Attempt> {
     done(std::move(r));
   }
 
-  // Opens (and closes) a socket first: when the daemon itself is out of
-  // descriptors, asio's range connect only reports "Operation canceled",
-  // and a healthy backend would be marked down for our own shortage.
-  bool can_open_socket(const std::vector<tcp::endpoint>& eps) {
-    if (eps.empty()) return true;
-    tcp::socket probe(ex_);
+  // Connects `s` to eps[i], then to the next address on failure, on a socket
+  // opened here (close-on-exec from the start: a script must not inherit a
+  // check in flight) and kept for the connect. Asio's range connect closes
+  // and reopens its socket for every address and reports a failed open as
+  // "Operation canceled": when the daemon is out of descriptors (a worker's
+  // accept4() takes each one freed) a healthy backend would be marked down
+  // for our own shortage. Opening and closing a probe first does not help:
+  // a worker can take the descriptor between the probe and asio's open.
+  // `then` gets the last connect error (none: connected); a failed open
+  // reports local_error itself.
+  void connect_each(beast::tcp_stream& s, std::shared_ptr<const std::vector<tcp::endpoint>> eps, size_t i,
+                    std::function<void(error_code)> then) {
+    const tcp::endpoint& ep = (*eps)[i];
     error_code ec;
-    probe.open(eps.front().protocol(), ec);
-    if (!ec) return true;
-    finish(result(Outcome::local_error, "cannot open a socket: " + ec.message()));
-    return false;
+    if (s.socket().is_open()) s.socket().close(ec);
+    const int fd = ::socket(ep.protocol().family(), SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);
+    if (fd < 0) {
+      finish(result(Outcome::local_error, std::string("cannot open a socket: ") + std::strerror(errno)));
+      return;
+    }
+    s.socket().assign(ep.protocol(), fd, ec);
+    if (ec) {
+      ::close(fd);
+      finish(result(Outcome::local_error, "cannot open a socket: " + ec.message()));
+      return;
+    }
+    s.async_connect(ep, [self = shared_from_this(), this, &s, eps, i, then = std::move(then)](error_code ec) mutable {
+      if (cancelled_) return;
+      if (ec && ec != beast::error::timeout && i + 1 < eps->size()) {
+        connect_each(s, std::move(eps), i + 1, std::move(then));
+        return;
+      }
+      then(ec);
+    });
   }
 
   CheckResult connect_failure(const error_code& ec) const {
@@ -183,10 +210,13 @@ class TcpAttempt final : public Attempt {
 
  private:
   void connect(std::vector<tcp::endpoint> eps) override {
-    if (!can_open_socket(eps)) return;
+    if (eps.empty()) {
+      finish(result(Outcome::l4_error, "no address to connect to"));
+      return;
+    }
     stream_.expires_at(deadline_);
-    stream_.async_connect(eps, [self = shared_from_this(), this](error_code ec, const tcp::endpoint&) {
-      if (cancelled_) return;
+    auto all = std::make_shared<const std::vector<tcp::endpoint>>(std::move(eps));
+    connect_each(stream_, std::move(all), 0, [self = shared_from_this(), this](error_code ec) {
       if (ec) {
         finish(connect_failure(ec));
       } else {
@@ -243,21 +273,19 @@ class HttpAttempt final : public Attempt {
   auto& tcp_layer() { return beast::get_lowest_layer(*stream_); }
 
   void connect(std::vector<tcp::endpoint> eps) override {
-    if (!can_open_socket(eps)) return;
+    if (eps.empty()) {
+      finish(result(Outcome::l4_error, "no address to connect to"));
+      return;
+    }
     // One deadline for the whole check: connect, handshake, request, reply.
     tcp_layer().expires_at(deadline_);
-    tcp_layer().async_connect(eps, [self = shared_from_this(), this](error_code ec, const tcp::endpoint&) {
-      if (cancelled_) return;
+    auto all = std::make_shared<const std::vector<tcp::endpoint>>(std::move(eps));
+    connect_each(tcp_layer(), std::move(all), 0, [self = shared_from_this(), this](error_code ec) {
       if (ec) {
         finish(connect_failure(ec));
         close_transport();
         return;
       }
-      // Asio opened it without close-on-exec; a script must not inherit a
-      // check in flight (vrrp/spawn.cpp also closes every descriptor above 2
-      // in its children, which covers the connect itself).
-      const int fd = tcp_layer().socket().native_handle();
-      if (int flags = ::fcntl(fd, F_GETFD); flags >= 0) (void)::fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
       if constexpr (Tls) {
         handshake();
       } else {

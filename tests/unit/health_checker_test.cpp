@@ -9,6 +9,7 @@
 #include <openssl/x509v3.h>
 #include <spdlog/sinks/ringbuffer_sink.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
@@ -17,6 +18,8 @@
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/test/unit_test.hpp>
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <functional>
@@ -927,6 +930,48 @@ BOOST_AUTO_TEST_CASE(layer4_failures_still_need_fall) {
   BOOST_TEST(!p.st().reachable);
   p.checker->stop();
   expect_clean_closes(io, srv);
+}
+
+// The daemon out of descriptors (a worker's accept4() takes each one freed):
+// the check cannot open its socket, which says nothing about the backend. It
+// is not counted, the backend stays up even with fall 1, and checks resume
+// once descriptors are free again. The socket a check connects with is the
+// one it opened (asio's range connect would close and reopen it, and report
+// a failed open as a layer 4 "Operation canceled").
+BOOST_AUTO_TEST_CASE(out_of_descriptors_is_no_evidence) {
+  asio::io_context io;
+  Server srv(io);
+  auto rule = fast_rule();
+  rule.fall = 1;
+  Probe p(io, rule, "127.0.0.1", srv.port());
+  p.checker->start();
+  BOOST_REQUIRE(run_until(io, [&] { return checks(p) >= 2; }));
+  BOOST_REQUIRE(p.st().up);
+  const auto checks_before = p.st().checks;
+  const auto failures_before = p.st().failures;
+
+  rlimit saved{};
+  BOOST_REQUIRE(::getrlimit(RLIMIT_NOFILE, &saved) == 0);
+  rlimit low = saved;
+  low.rlim_cur = std::min<rlim_t>(saved.rlim_cur, 1024);
+  BOOST_REQUIRE(::setrlimit(RLIMIT_NOFILE, &low) == 0);
+  std::vector<int> filler;
+  for (int fd; (fd = ::dup(0)) >= 0;) filler.push_back(fd);
+  BOOST_REQUIRE(errno == EMFILE);
+  run_for(io, ms{400});  // about eight intervals
+  const Outcome during = p.st().last.outcome;
+  const bool up_during = p.st().up;
+  const auto checks_during = p.st().checks, failures_during = p.st().failures;
+  for (int fd : filler) ::close(fd);
+  BOOST_REQUIRE(::setrlimit(RLIMIT_NOFILE, &saved) == 0);
+
+  BOOST_TEST(during == Outcome::local_error);
+  BOOST_TEST(up_during);
+  BOOST_TEST(checks_during == checks_before);
+  BOOST_TEST(failures_during == failures_before);
+  BOOST_REQUIRE(run_until(io, [&] { return checks(p) > checks_before; }));
+  BOOST_TEST(p.st().last.outcome == Outcome::ok);
+  BOOST_TEST(p.st().up);
 }
 
 // fetch_once: one GET outside any schedule (the daemon reads Patroni's
