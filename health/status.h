@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <utility>
 
 namespace health {
 
@@ -41,6 +42,14 @@ struct CheckResult {
   std::string detail;              // human text for logs ("HTTP 503", "connection refused")
   std::chrono::microseconds latency{0};
 };
+
+inline CheckResult make_result(Outcome o, std::string detail, unsigned http_status = 0) {
+  CheckResult r;
+  r.outcome = o;
+  r.detail = std::move(detail);
+  r.http_status = http_status;
+  return r;
+}
 
 // One line for logs and /status, naming the layer like HAProxy does:
 // "layer 7 wrong status (HTTP 503)", "layer 4 connection refused",

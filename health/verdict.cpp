@@ -6,34 +6,22 @@
 
 namespace health {
 
-namespace {
-
-CheckResult result(Outcome o, std::string detail, unsigned http_status) {
-  CheckResult r;
-  r.outcome = o;
-  r.detail = std::move(detail);
-  r.http_status = http_status;
-  return r;
-}
-
-}  // namespace
-
 CheckResult judge(const cfg::Check& rule, unsigned status, std::string_view body, bool body_truncated) {
   const std::string detail = "HTTP " + std::to_string(status);
-  if (status != rule.expect_status) return result(Outcome::l7_status, detail, status);
-  if (!judges_primary_role(rule)) return result(Outcome::ok, detail, status);
+  if (status != rule.expect_status) return make_result(Outcome::l7_status, detail, status);
+  if (!judges_primary_role(rule)) return make_result(Outcome::ok, detail, status);
   const RoleVerdict v = judge_primary_body(body, body_truncated);
   switch (v.kind) {
-    case RoleVerdict::writable: return result(Outcome::ok, detail + ", " + v.detail, status);
-    case RoleVerdict::not_primary: return result(Outcome::l7_not_primary, detail + ", " + v.detail, status);
-    case RoleVerdict::not_running: return result(Outcome::l7_not_running, detail + ", " + v.detail, status);
+    case RoleVerdict::writable: return make_result(Outcome::ok, detail + ", " + v.detail, status);
+    case RoleVerdict::not_primary: return make_result(Outcome::l7_not_primary, detail + ", " + v.detail, status);
+    case RoleVerdict::not_running: return make_result(Outcome::l7_not_running, detail + ", " + v.detail, status);
     case RoleVerdict::no_verdict: break;
   }
   // `auto`: not Patroni's JSON, the status alone decides. `primary` was
   // asked for explicitly: a reply that cannot show it is not good enough.
   if (rule.expect_role == cfg::ExpectRole::primary)
-    return result(Outcome::l7_malformed, detail + ", " + v.detail, status);
-  return result(Outcome::ok, detail, status);
+    return make_result(Outcome::l7_malformed, detail + ", " + v.detail, status);
+  return make_result(Outcome::ok, detail, status);
 }
 
 Classification classify(const CheckResult& r) {

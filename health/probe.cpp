@@ -1,0 +1,485 @@
+// One check on the wire: resolve, connect, then for HTTP checks (TLS,)
+// request, the whole reply and a polite close. Each attempt is kept alive by
+// its own pending operations and reports its result once. Beast and OpenSSL
+// stay in this file so the rest of the program compiles fast.
+#include "health/probe.h"
+
+#include <netinet/in.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <cerrno>
+#include <cstring>
+#include <optional>
+#include <type_traits>
+#include <vector>
+
+#include "health/http_reply.h"
+#include "health/patroni.h"
+#include "health/verdict.h"
+
+namespace health::probe {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace ssl = asio::ssl;
+using tcp = asio::ip::tcp;
+using error_code = boost::system::error_code;
+using Clock = std::chrono::steady_clock;
+
+// close_notify exchange after the reply: short, it is courtesy, not the check.
+constexpr std::chrono::milliseconds kTlsShutdownBound{250};
+constexpr const char* kUserAgent = "vipproxy-check";
+
+std::string strip_brackets(const std::string& h) {
+  if (h.size() >= 2 && h.front() == '[' && h.back() == ']') return h.substr(1, h.size() - 2);
+  return h;
+}
+
+bool is_ip_literal(const std::string& s) {
+  error_code ec;
+  asio::ip::make_address(s, ec);
+  return !ec;
+}
+
+// Own formatting (not cfg::Endpoint::to_string): "[v6]:port" / "host:port".
+std::string format_endpoint(const std::string& host, uint16_t port, bool omit_port) {
+  const std::string h = strip_brackets(host);
+  std::string out = h.find(':') != std::string::npos ? "[" + h + "]" : h;
+  if (!omit_port) out += ":" + std::to_string(port);
+  return out;
+}
+
+std::string ms_text(std::chrono::milliseconds d) { return std::to_string(d.count()) + "ms"; }
+
+// ---------------------------------------------------------------------------
+// One check: resolve, connect, (TLS, request, reply), close. Reports its
+// result once through `done`, possibly before the polite close has finished.
+
+class AttemptImpl : public Attempt, public std::enable_shared_from_this<AttemptImpl> {
+ public:
+  AttemptImpl(Executor ex, std::shared_ptr<const cfg::Check> rule, cfg::Endpoint target, Done done)
+      : ex_(ex),
+        rule_(std::move(rule)),
+        target_(std::move(target)),
+        done_(std::move(done)),
+        resolver_(ex),
+        resolve_timer_(ex) {}
+  void start() override {
+    started_ = Clock::now();
+    deadline_ = started_ + rule_->timeout;
+    const std::string host = strip_brackets(target_.host);
+    error_code ec;
+    const auto addr = asio::ip::make_address(host, ec);
+    if (!ec) {  // numeric host: no resolver round trip
+      connect({tcp::endpoint(addr, target_.port)});
+      return;
+    }
+    // The threaded resolver cannot interrupt getaddrinfo(); the deadline
+    // reports the timeout itself and the late answer is ignored.
+    resolve_timer_.expires_at(deadline_);
+    resolve_timer_.async_wait([self = shared_from_this(), this](error_code ec) {
+      if (ec || cancelled_ || resolved_) return;
+      resolver_.cancel();
+      finish(make_result(Outcome::l4_timeout, "name resolution timed out after " + ms_text(rule_->timeout)));
+    });
+    resolver_.async_resolve(host, std::to_string(target_.port), tcp::resolver::numeric_service,
+                            [self = shared_from_this(), this, host](error_code ec, tcp::resolver::results_type res) {
+                              resolved_ = true;
+                              resolve_timer_.cancel();
+                              if (cancelled_ || !done_) return;
+                              if (ec) {
+                                finish(make_result(Outcome::l4_error, "cannot resolve " + host + ": " + ec.message()));
+                                return;
+                              }
+                              std::vector<tcp::endpoint> eps;
+                              for (const auto& e : res) eps.push_back(e.endpoint());
+                              connect(std::move(eps));
+                            });
+  }
+
+  // stop(): abandon the check; no result is reported afterwards.
+  void cancel() override {
+    cancelled_ = true;
+    done_ = nullptr;
+    resolver_.cancel();
+    resolve_timer_.cancel();
+    close_transport();
+  }
+
+ protected:
+  virtual void connect(std::vector<tcp::endpoint> eps) = 0;
+  virtual void close_transport() = 0;
+
+  void finish(CheckResult r) {
+    if (!done_) return;
+    r.latency = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started_);
+    auto done = std::move(done_);
+    done_ = nullptr;
+    done(std::move(r));
+  }
+
+  // Connects `s` to eps[i], then to the next address on failure, on a socket
+  // opened here (close-on-exec from the start: a script must not inherit a
+  // check in flight) and kept for the connect. Asio's range connect closes
+  // and reopens its socket for every address and reports a failed open as
+  // "Operation canceled": when the daemon is out of descriptors (a worker's
+  // accept4() takes each one freed) a healthy backend would be marked down
+  // for our own shortage. Opening and closing a probe first does not help:
+  // a worker can take the descriptor between the probe and asio's open.
+  // `then` gets the last connect error (none: connected); a failed open
+  // reports local_error itself.
+  void connect_each(beast::tcp_stream& s, std::shared_ptr<const std::vector<tcp::endpoint>> eps, size_t i,
+                    std::function<void(error_code)> then) {
+    const tcp::endpoint& ep = (*eps)[i];
+    error_code ec;
+    if (s.socket().is_open()) s.socket().close(ec);
+    const int fd = ::socket(ep.protocol().family(), SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);
+    if (fd < 0) {
+      finish(make_result(Outcome::local_error, std::string("cannot open a socket: ") + std::strerror(errno)));
+      return;
+    }
+    s.socket().assign(ep.protocol(), fd, ec);
+    if (ec) {
+      ::close(fd);
+      finish(make_result(Outcome::local_error, "cannot open a socket: " + ec.message()));
+      return;
+    }
+    s.async_connect(ep, [self = shared_from_this(), this, &s, eps, i, then = std::move(then)](error_code ec) mutable {
+      if (cancelled_) return;
+      if (ec && ec != beast::error::timeout && i + 1 < eps->size()) {
+        connect_each(s, std::move(eps), i + 1, std::move(then));
+        return;
+      }
+      then(ec);
+    });
+  }
+
+  CheckResult connect_failure(const error_code& ec) const {
+    if (ec == beast::error::timeout)
+      return make_result(Outcome::l4_timeout, "connection timed out after " + ms_text(rule_->timeout));
+    if (ec == asio::error::connection_refused) return make_result(Outcome::l4_refused, "connection refused");
+    return make_result(Outcome::l4_error, ec.message());
+  }
+
+  Executor ex_;
+  std::shared_ptr<const cfg::Check> rule_;
+  cfg::Endpoint target_;
+  Done done_;
+  tcp::resolver resolver_;
+  asio::steady_timer resolve_timer_;
+  Clock::time_point started_{}, deadline_{};
+  bool cancelled_ = false, resolved_ = false;
+};
+
+// Layer 4 only: a completed three-way handshake is success; then FIN, not RST.
+class TcpAttempt final : public AttemptImpl {
+ public:
+  using AttemptImpl::AttemptImpl;
+
+ private:
+  void connect(std::vector<tcp::endpoint> eps) override {
+    if (eps.empty()) {
+      finish(make_result(Outcome::l4_error, "no address to connect to"));
+      return;
+    }
+    stream_.expires_at(deadline_);
+    auto all = std::make_shared<const std::vector<tcp::endpoint>>(std::move(eps));
+    connect_each(stream_, std::move(all), 0, [self = shared_from_this(), this](error_code ec) {
+      if (ec) {
+        finish(connect_failure(ec));
+      } else {
+        finish(make_result(Outcome::ok, "connected"));
+      }
+      close_transport();
+    });
+  }
+  void close_transport() override {
+    error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+    stream_.close();
+  }
+
+  beast::tcp_stream stream_{ex_};
+};
+
+// HTTP(S): one request with `Connection: close`, the whole reply read, then
+// the server's EOF awaited before closing, so no unread byte turns our close
+// into an RST (what makes Patroni log tracebacks, patroni#2278).
+template <bool Tls>
+class HttpAttempt final : public AttemptImpl {
+  using Stream = std::conditional_t<Tls, beast::ssl_stream<beast::tcp_stream>, beast::tcp_stream>;
+
+ public:
+  // `body_sink`: where the reply's body goes, for fetch_once() (checks keep no body).
+  HttpAttempt(Executor ex, std::shared_ptr<const cfg::Check> rule, cfg::Endpoint target, Done done,
+              std::shared_ptr<ssl::context> ctx, std::shared_ptr<std::string> body_sink = nullptr)
+      : AttemptImpl(ex, std::move(rule), std::move(target), std::move(done)),
+        ctx_(std::move(ctx)),
+        body_sink_(std::move(body_sink)) {
+    if constexpr (Tls) {
+      stream_.emplace(ex_, *ctx_);
+    } else {
+      stream_.emplace(ex_);
+    }
+    // GET when Patroni's body is to be judged (health/patroni.h).
+    const std::string method = method_sent(*rule_);
+    head_ = method == "HEAD";
+    const http::verb v = http::string_to_verb(method);
+    if (v != http::verb::unknown) {
+      req_.method(v);
+    } else {
+      req_.method_string(method);
+    }
+    req_.target(rule_->path.empty() ? "/" : rule_->path);
+    req_.version(11);
+    req_.set(http::field::host, format_endpoint(target_.host, target_.port, target_.port == (Tls ? 443 : 80)));
+    req_.set(http::field::user_agent, kUserAgent);
+    req_.set(http::field::connection, "close");
+  }
+
+ private:
+  auto& tcp_layer() { return beast::get_lowest_layer(*stream_); }
+
+  void connect(std::vector<tcp::endpoint> eps) override {
+    if (eps.empty()) {
+      finish(make_result(Outcome::l4_error, "no address to connect to"));
+      return;
+    }
+    // One deadline for the whole check: connect, handshake, request, reply.
+    tcp_layer().expires_at(deadline_);
+    auto all = std::make_shared<const std::vector<tcp::endpoint>>(std::move(eps));
+    connect_each(tcp_layer(), std::move(all), 0, [self = shared_from_this(), this](error_code ec) {
+      if (ec) {
+        finish(connect_failure(ec));
+        close_transport();
+        return;
+      }
+      if constexpr (Tls) {
+        handshake();
+      } else {
+        write_request();
+      }
+    });
+  }
+
+  void handshake() {
+    const auto& tls = rule_->tls;
+    const std::string name = tls.server_name.empty() ? strip_brackets(target_.host) : tls.server_name;
+    // RFC 6066 section 3: SNI carries host names only, never address literals.
+    if (!is_ip_literal(name) && !SSL_set_tlsext_host_name(stream_->native_handle(), name.c_str())) {
+      finish(make_result(Outcome::tls_error, "cannot set TLS server name " + name));
+      close_transport();
+      return;
+    }
+    if (tls.verify) {
+      // host_name_verification leaves OpenSSL's verify result unspecified on
+      // a name mismatch; remember it to say so in the log.
+      stream_->set_verify_callback([this, name](bool preverified, ssl::verify_context& vctx) {
+        const bool ok = ssl::host_name_verification(name)(preverified, vctx);
+        if (preverified && !ok) name_mismatch_ = name;
+        return ok;
+      });
+    }
+    stream_->async_handshake(ssl::stream_base::client, [self = shared_from_this(), this](error_code ec) {
+      if (cancelled_) return;
+      if (ec) {
+        if (ec == beast::error::timeout) {
+          finish(make_result(Outcome::l4_timeout, "TLS handshake timed out after " + ms_text(rule_->timeout)));
+        } else {
+          std::string detail = "TLS handshake failed: " + ec.message();
+          const long v = SSL_get_verify_result(stream_->native_handle());
+          if (!name_mismatch_.empty()) {
+            detail += " (certificate does not match " + name_mismatch_ + ")";
+          } else if (v != X509_V_OK) {
+            detail += std::string(" (") + X509_verify_cert_error_string(v) + ")";
+          }
+          finish(make_result(Outcome::tls_error, std::move(detail)));
+        }
+        close_transport();
+        return;
+      }
+      write_request();
+    });
+  }
+
+  void write_request() {
+    http::async_write(*stream_, req_, [self = shared_from_this(), this](error_code ec, std::size_t) {
+      if (cancelled_) return;
+      if (ec) {
+        if (ec == beast::error::timeout) {
+          finish(make_result(Outcome::l4_timeout, "request not sent within " + ms_text(rule_->timeout)));
+        } else {
+          finish(make_result(Outcome::l4_error, "sending request: " + ec.message()));
+        }
+        close_transport();
+        return;
+      }
+      read_reply();
+    });
+  }
+
+  void read_reply() {
+    reply_.emplace(head_);
+    read_more();
+  }
+
+  // Each piece the stream hands over goes to the pure parser
+  // (health/http_reply.h) until it holds the whole reply.
+  void read_more() {
+    stream_->async_read_some(asio::buffer(scratch_), [self = shared_from_this(), this](error_code ec, std::size_t n) {
+      if (cancelled_) return;
+      if (n > 0) reply_->feed(std::string_view(scratch_.data(), n));
+      if (reply_->state() == HttpReplyParser::State::need_more) {
+        if (!ec) {
+          read_more();
+          return;
+        }
+        if (ec == asio::error::eof) reply_->finish();
+        if constexpr (Tls) {
+          // Python's ssl (Patroni) closes without close_notify; for a body
+          // that ends at the close (Patroni sends no Content-Length), that
+          // close is its end. Before the header it stays a layer-4 error.
+          if (ec == ssl::error::stream_truncated && reply_->headers_done()) reply_->finish();
+        }
+      }
+      on_reply(ec);
+    });
+  }
+
+  CheckResult judge() const {
+    return health::judge(*rule_, reply_->status(), reply_->body(), reply_->body_truncated());
+  }
+
+  void on_reply(const error_code& ec) {
+    if (reply_->complete()) {
+      if (body_sink_) *body_sink_ = reply_->body();
+      finish(judge());
+      close_gracefully();
+      return;
+    }
+    if (reply_->state() == HttpReplyParser::State::malformed) {
+      if (reply_->nothing_received()) {
+        finish(make_result(Outcome::l4_error, "connection closed without a reply"));
+        close_transport();
+        return;
+      }
+      // Not HTTP (or truncated HTTP): a layer-7 problem. Still drain, so the
+      // close is a FIN even towards a confused server.
+      finish(make_result(Outcome::l7_malformed, "invalid HTTP reply: " + reply_->error()));
+      close_gracefully();
+      return;
+    }
+    if (ec == beast::error::timeout) {
+      // basic_stream already closed the socket.
+      finish(make_result(Outcome::l4_timeout, reply_->headers_done()
+                                             ? "reply incomplete after " + ms_text(rule_->timeout)
+                                             : "no reply within " + ms_text(rule_->timeout)));
+      close_transport();
+      return;
+    }
+    if (ec == asio::error::connection_reset) {
+      finish(make_result(Outcome::l4_error, "connection reset by peer"));
+      close_transport();
+      return;
+    }
+    if constexpr (Tls) {
+      if (ec == ssl::error::stream_truncated) {
+        finish(make_result(Outcome::l4_error, "TLS stream truncated"));
+        close_transport();
+        return;
+      }
+    }
+    finish(make_result(Outcome::l4_error, ec.message()));
+    close_transport();
+  }
+
+  void close_gracefully() {
+    if constexpr (Tls) {
+      tcp_layer().expires_at(std::min(deadline_, Clock::now() + kTlsShutdownBound));
+      stream_->async_shutdown([self = shared_from_this(), this](error_code) {
+        if (cancelled_) return;
+        drain();
+      });
+    } else {
+      drain();
+    }
+  }
+
+  // We sent `Connection: close`, so the server closes next: read until its
+  // EOF (bounded by the check's deadline), then shutdown + close with an
+  // empty receive buffer, which sends FIN.
+  void drain() {
+    tcp_layer().expires_at(deadline_);
+    tcp_layer().async_read_some(asio::buffer(scratch_), [self = shared_from_this(), this](error_code ec, std::size_t) {
+      if (cancelled_) return;
+      if (!ec) {
+        drain();
+        return;
+      }
+      close_transport();
+    });
+  }
+
+  void close_transport() override {
+    if (!stream_) return;
+    error_code ec;
+    tcp_layer().socket().shutdown(tcp::socket::shutdown_both, ec);
+    tcp_layer().close();
+  }
+
+  std::shared_ptr<ssl::context> ctx_;
+  std::shared_ptr<std::string> body_sink_;
+  std::optional<Stream> stream_;
+  std::string name_mismatch_;
+  bool head_ = false;
+  http::request<http::empty_body> req_;
+  std::optional<HttpReplyParser> reply_;
+  std::array<char, 4096> scratch_{};
+};
+
+}  // namespace
+
+std::shared_ptr<Attempt> make(Executor ex, std::shared_ptr<const cfg::Check> rule, cfg::Endpoint target, Done done,
+                              std::shared_ptr<ssl::context> tls, std::shared_ptr<std::string> body) {
+  if (rule->type == cfg::CheckType::tcp)
+    return std::make_shared<TcpAttempt>(ex, std::move(rule), std::move(target), std::move(done));
+  if (tls)
+    return std::make_shared<HttpAttempt<true>>(ex, std::move(rule), std::move(target), std::move(done), std::move(tls),
+                                               std::move(body));
+  return std::make_shared<HttpAttempt<false>>(ex, std::move(rule), std::move(target), std::move(done), nullptr,
+                                              std::move(body));
+}
+
+std::shared_ptr<ssl::context> make_tls_context(const cfg::Check& rule, std::string& error) {
+  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
+  error_code ec;
+  ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3, ec);
+  if (rule.tls.verify) {
+    ctx->set_verify_mode(ssl::verify_peer, ec);
+    if (rule.tls.ca_file.empty()) {
+      ctx->set_default_verify_paths(ec);
+      if (ec) error = "cannot load the default CA store: " + ec.message();
+    } else {
+      ctx->load_verify_file(rule.tls.ca_file, ec);
+      if (ec) error = "cannot load ca_file " + rule.tls.ca_file + ": " + ec.message();
+    }
+  } else {
+    ctx->set_verify_mode(ssl::verify_none, ec);
+  }
+  return ctx;
+}
+
+}  // namespace health::probe
