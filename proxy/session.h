@@ -3,6 +3,8 @@
 // in which it closed.
 #pragma once
 
+#include <sys/epoll.h>
+
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -66,6 +68,9 @@ class Session {
   enum class State { waiting, connecting, established, closed };
   enum class Wait : uint8_t { none, read, write };
   enum class KState : uint8_t { none, forwarding, returning };
+  // Every socket of a session is registered once, edge-triggered, for all it
+  // may wait for (proxy/loop.h says why EPOLLOUT costs nothing there).
+  static constexpr uint32_t kSocketEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP;
 
   // One socket as registered with the loop: 0 the client, 1 the backend.
   struct Side final : Loop::Watcher {
@@ -94,9 +99,9 @@ class Session {
   std::pair<Loop::Clock::time_point, CloseReason> inactivity_deadline() const;
   void set_path(SessionPath p);
   std::atomic<uint64_t>& path_gauge(SessionPath p) const;
-  // The kernel path: hand over once the session has shown it will live;
-  // take back (slow reader, bulk stream) through a drain of what the kernel
-  // still holds.
+  // The kernel path (session_kernel.cpp): hand over once the session has
+  // shown it will live; take back (slow reader, bulk stream) through a drain
+  // of what the kernel still holds.
   void maybe_hand_over();
   void hand_over();
   void on_kick();

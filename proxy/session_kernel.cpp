@@ -1,0 +1,184 @@
+// A session on the kernel path (proxy/kernel_path.h): handed over once it
+// has shown it will live, taken back to splice for a slow reader or a bulk
+// stream after what the kernel still holds has reached its socket. The rest
+// of the session is in session.cpp.
+#include <spdlog/spdlog.h>
+#include <sys/epoll.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include "proxy/kernel_path.h"
+#include "proxy/session.h"
+#include "proxy/worker.h"
+
+namespace proxy {
+
+namespace {
+// A session goes to the kernel path once each direction has read this many
+// messages with nothing left in flight (it has shown it will live: a
+// pgbench -C transaction, a TCP check or a short query stay in userspace,
+// where setting up the maps would cost more than they save).
+// VIPPROXY_KERNEL_AFTER_EXCHANGES overrides it (tests hand sessions over at
+// once to run every proxy test through the kernel path).
+uint64_t kernel_after() {
+  static const uint64_t n = [] {
+    const char* v = std::getenv("VIPPROXY_KERNEL_AFTER_EXCHANGES");
+    return v && *v ? std::strtoull(v, nullptr, 10) : 8ull;
+  }();
+  return n;
+}
+// Bytes the kernel may hold for a slow reader (redirected, not yet in the
+// reader's socket) before the session is taken back to userspace, where the
+// reader's window holds the sender back again.
+constexpr uint64_t kMaxInFlight = 1 << 20;
+// More reports than this per second (the program reports every 256 KiB):
+// a bulk stream, which splice moves faster than the kernel path's per-skb
+// redirect (README, "Data path").
+constexpr uint32_t kBulkReportsPerSecond = 256;
+constexpr auto kKickMax = std::chrono::milliseconds(20);
+}  // namespace
+
+void Session::maybe_hand_over() {
+  // Both directions waiting for bytes with none in flight, neither inside a
+  // bulk stream nor half-closed, and enough exchanges to show the session
+  // will live.
+  for (int d = 0; d < 2; ++d) {
+    const Pump& p = *pump_[d];
+    if (wait_[d] != Wait::read || !p.idle() || p.bulk() || p.eof() || p.reads() < kernel_after()) return;
+  }
+  hand_over();
+}
+
+void Session::hand_over() {
+  KernelPath* k = worker_.kernel();
+  // Baselines before the sockets go into the maps: what userspace moved.
+  auto p0 = std::make_unique<KernelPump>(side_[0].fd, side_[1].fd, pump_[0]->bytes());
+  auto p1 = std::make_unique<KernelPump>(side_[1].fd, side_[0].fd, pump_[1]->bytes());
+  if (!k->attach(side_[0].fd, side_[1].fd, cookie_[0], cookie_[1])) {
+    // A FIN came in the meantime (EOPNOTSUPP), or the maps are full: this
+    // session stays on splice.
+    kernel_wanted_ = false;
+    bump(counters_.kernel_refusals);
+    spdlog::debug("proxy {}: kernel path refused a session: {}", settings().name, std::strerror(errno));
+    return;
+  }
+  // Only a FIN (EPOLLRDHUP) or an error concerns us from now on: the bytes
+  // the kernel moves must not wake the loop (on 6.4+ every redirected
+  // segment wakes EPOLLIN waiters).
+  for (auto& s : side_) loop_.modify(s.fd, EPOLLRDHUP, &s);
+  // The kernel pumps start their count at what userspace moved.
+  for (auto& p : pump_) p->release();
+  p0->bind(k, cookie_[0]);
+  p1->bind(k, cookie_[1]);
+  pump_[0] = std::move(p0);
+  pump_[1] = std::move(p1);
+  worker_.kernel_session(cookie_[0], this);
+  worker_.kernel_session(cookie_[1], this);
+  kstate_ = KState::forwarding;
+  report_window_ = loop_.now();
+  reports_ = 0;
+  set_path(SessionPath::kernel);
+  bump(counters_.kernel_handovers);
+  // A FIN may have come with the last bytes: look once.
+  for (int d = 0; d < 2 && state_ == State::established && in_kernel(); ++d)
+    if (side_[d].ready.rdhup) run(d);
+}
+
+void Session::on_kernel_report(uint64_t cookie) {
+  if (kstate_ != KState::forwarding) return;
+  const int d = cookie == cookie_[0] ? 0 : 1;
+  auto& p = static_cast<KernelPump&>(*pump_[d]);
+  p.refresh(side_[d].fd, side_[1 - d].fd);
+  count_bytes(d);
+  if (p.in_flight() > kMaxInFlight) {
+    take_back("a slow reader");
+    return;
+  }
+  if (loop_.now() - report_window_ > std::chrono::seconds(1)) {
+    report_window_ = loop_.now();
+    reports_ = 0;
+  }
+  if (++reports_ > kBulkReportsPerSecond) take_back("a bulk stream");
+}
+
+void Session::take_back(const char* why) {
+  // The program stops running on both sockets: new bytes stay in their
+  // receive queues, where the window holds the sender back. What the
+  // kernel redirected already must reach its socket before userspace
+  // writes after it (on_kick polls for that).
+  KernelPath* k = worker_.kernel();
+  k->stop(cookie_[0]);
+  k->stop(cookie_[1]);
+  kstate_ = KState::returning;
+  bump(counters_.kernel_takebacks);
+  spdlog::debug("proxy {}: session taken back from the kernel path: {}", settings().name, why);
+  kick_every_ = std::chrono::milliseconds(1);
+  loop_.arm_after(kick_, kick_every_);
+}
+
+void Session::on_kick() {
+  if (state_ != State::established || !in_kernel()) return;
+  bool drained = true;
+  for (int d = 0; d < 2 && state_ == State::established; ++d) {
+    auto& p = static_cast<KernelPump&>(*pump_[d]);
+    if (p.done()) continue;
+    if (kstate_ == KState::forwarding) {
+      run(d);  // a FIN waiting for its bytes to reach the peer
+      if (state_ == State::established && wait_[d] == Wait::write) drained = false;
+    } else {
+      if (!p.refresh(side_[d].fd, side_[1 - d].fd)) {
+        close(CloseReason::error);
+        return;
+      }
+      count_bytes(d);
+      if (p.in_flight() > 0) drained = false;
+      spdlog::debug("proxy {}: taking back: direction {} has {} bytes in flight", settings().name, d, p.in_flight());
+    }
+  }
+  if (state_ != State::established) return;
+  if (drained && kstate_ == KState::returning) {
+    finish_take_back();
+    return;
+  }
+  if (!drained) {
+    kick_every_ = std::min<std::chrono::milliseconds>(kick_every_ * 2, kKickMax);
+    loop_.arm_after(kick_, kick_every_);
+  }
+}
+
+void Session::finish_take_back() {
+  forget_kernel();
+  const PumpContext& ctx = worker_.pump_context();
+  for (int d = 0; d < 2; ++d) {
+    carried_[d] += pump_[d]->bytes();  // the new pump counts from zero
+    const bool was_done = pump_[d]->done();
+    pump_[d] = std::make_unique<SplicePump>(ctx);
+    if (was_done) pump_[d]->mark_done();
+    if (pump_[1 - d] && pump_[1 - d]->done()) pump_[d]->fin_by_close();
+  }
+  for (int d = 0; d < 2; ++d)
+    if (pump_[d]->done() && !pump_[1 - d]->done()) pump_[1 - d]->fin_by_close();
+  for (auto& s : side_) {
+    loop_.modify(s.fd, kSocketEvents, &s);
+    s.ready.readable = true;  // bytes wait in the receive queues: read until EAGAIN
+  }
+  kernel_wanted_ = false;  // once back, for good
+  set_path(SessionPath::splice);
+  for (int d = 0; d < 2 && state_ == State::established; ++d)
+    if (!pump_[d]->done()) run(d);
+}
+
+void Session::forget_kernel() {
+  KernelPath* k = worker_.kernel();
+  for (uint64_t c : cookie_) {
+    k->forget(c);
+    worker_.kernel_session(c, nullptr);
+  }
+  kstate_ = KState::none;
+  loop_.cancel(kick_);
+}
+
+}  // namespace proxy
