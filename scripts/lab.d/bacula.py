@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# Over 500 lines: about 190 are the Bacula daemons' configuration text (configs()), next to the commands using it.
 """Bacula 9.6 (Debian's bacula-director-pgsql, bacula-sd, bacula-fd, bconsole) on
 the lab's Director host, with its catalog at VIP:5433 — the real client vipproxy
 is for. Needs a running lab (scripts/lab up) and scripts/lab.d/bacula-packages.

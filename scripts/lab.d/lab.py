@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# Over 500 lines: up, wait and down share the lab's recorded State and teardown order; shared helpers are in labkit.py.
 """The guide's catalog cluster in network namespaces (scripts/lab does the
 root check and package install, then runs this).
 

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# Over 500 lines: one namespace lab for every hostile-client case, with the helpers they share.
 """The admin endpoint against a hostile local client (issue 10, item 4): it
 shares the control thread with the VRRP timers and health checks, so no
 client may slow them down.

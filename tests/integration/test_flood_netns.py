@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# Over 500 lines: one namespace lab for every flood case, with the crafting, pacing and monitors they share.
 """Floods against a VRRP pair in network namespaces (issue 6, Faults): "a
 flood of malformed VRRP packets (10k/s) and of half-open connections to the
 listener: elections and established sessions carry on".

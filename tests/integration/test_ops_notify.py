@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# Over 500 lines: the supervisor cases and the notify-hook cases share one daemon setup each.
 """The daemon under a systemd-like supervisor, and the tools people use on it,
 all on loopback (no PID-1 systemd needed, docs/lab-notes.md "systemd"):
 

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# Over 500 lines: one booted container (slow to build) for every systemd case, with its helpers.
 """The Debian package under a real systemd: a Debian 12 tree booted with
 `systemd-nspawn --boot` inside a lab network namespace, the .deb installed
 with dpkg, and the unit (packaging/vipproxy.service) driven with systemctl as

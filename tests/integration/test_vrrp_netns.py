@@ -1,3 +1,4 @@
+# Over 500 lines: one namespace lab per address family for every VRRP case, with shared helpers.
 """VRRP in network namespaces: two nodes (vipproxy or keepalived 2.2.7) and a
 client on one bridge, everything inside namespaces this test creates and
 deletes (tests/integration/netns.py). Runs as root; never skips: without

@@ -1,3 +1,4 @@
+// Over 500 lines: one test binary per component, most of it tables of valid and invalid inputs.
 // cfg: YAML -> validated structs. The examples users copy must load as they
 // are; every invalid input must come back as a cfg::Error naming the line,
 // the key and what was expected (never a crash, never a silent default).

@@ -1,3 +1,4 @@
+// Over 500 lines: one test binary per component; every case uses the stand-in endpoints defined here.
 // health::Checker against in-process stand-in HTTP(S)/TCP endpoints built with
 // plain Asio on loopback. Every wait runs the io_context until a condition or
 // a deadline; nothing sleeps.

@@ -1,3 +1,4 @@
+// Over 500 lines: one test binary per component, most of it haproxy.cfg and keepalived.conf text.
 // importer: haproxy.cfg + keepalived.conf -> vipproxy YAML. The parsers are
 // tested on their own (durations, comments, default-server, check forms,
 // nested blocks, errors with their line); the conversions are tested end to

@@ -1,3 +1,4 @@
+// Over 500 lines: one test binary per component, a case per captured packet and validation rung.
 // VRRP codec against real bytes: the keepalived 2.2.7 captures in
 // tests/fixtures/vrrp (see the README there for the expected values), plus
 // one crafted packet per validation rung.

@@ -1,3 +1,4 @@
+// Over 500 lines: one test binary per component; every case uses the fake Kernel and Spawner defined here.
 // The VRRP engine against a fake Kernel: what the engine asks of the kernel
 // (adverts, VIPs, GARP) for each input (timers, datagrams, links, tracks),
 // with real asio timers at VRRPv3's 10 ms interval. Also the pure track rules.

@@ -1,3 +1,4 @@
+// Over 500 lines: one test binary per component; the cases share the fake clock and LAN defined here.
 // The pure VRRP state machine: a transition matrix (every state x event) and
 // timed scenarios on a simulated LAN with a fake clock. Nothing here sleeps.
 #define BOOST_TEST_MODULE vrrp_fsm
