@@ -223,6 +223,9 @@ struct Config {
   std::string source;  // file it came from, for messages
   std::string node;    // this node's name (status, logs)
   unsigned threads = 0; // 0: one per core
+  // SCHED_RR priority of the control thread (VRRP, checks, admin), 1-99;
+  // 0: the normal scheduler. keepalived's vrrp_rt_priority (daemon/realtime.h).
+  unsigned vrrp_rt_priority = 0;
   std::string log_level = "info";
   // On SIGTERM: stop accepting, let established sessions finish, close the
   // rest after this long (HAProxy's hard-stop-after). 0: close at once.

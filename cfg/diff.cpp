@@ -160,6 +160,8 @@ Diff diff(const Config& a, const Config& b) {
   g.field("hard_stop_after", a.hard_stop_after, b.hard_stop_after);
   if (a.admin.token != b.admin.token) d.changes.push_back("admin.token changed");
   if (a.threads != b.threads) d.restart_only.push_back("threads");
+  // Set once at start, before the capabilities it needs are dropped.
+  if (a.vrrp_rt_priority != b.vrrp_rt_priority) d.restart_only.push_back("vrrp_rt_priority");
   if (a.node != b.node) d.restart_only.push_back("node");
   if (a.admin.enabled != b.admin.enabled) d.restart_only.push_back("admin.enabled");
   if (a.admin.listen != b.admin.listen) d.restart_only.push_back("admin.listen");

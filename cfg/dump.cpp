@@ -261,14 +261,15 @@ void write_vrrp(Writer& w, const VrrpInstance& v) {
 }  // namespace
 
 std::string to_yaml(const Config& c, const DumpOptions& opts) {
-  const auto& [source /* where it was read from, not a key */, node, threads, log_level, hard_stop_after, admin,
-               proxies, vrrp] = c;
+  const auto& [source /* where it was read from, not a key */, node, threads, vrrp_rt_priority, log_level,
+               hard_stop_after, admin, proxies, vrrp] = c;
   (void)source;
   const Config d;
   Writer w(opts.keys);
   for (const auto& h : opts.header_comments) w.raw("# " + h + "\n");
   if (!node.empty()) w.key(0, "node", node);
   w.set(0, "threads", threads, d.threads);
+  w.set(0, "vrrp_rt_priority", vrrp_rt_priority, d.vrrp_rt_priority);
   w.set(0, "log_level", log_level, d.log_level);
   w.set(0, "hard_stop_after", hard_stop_after, d.hard_stop_after);
   const auto& [enabled, listen, token] = admin;

@@ -321,7 +321,9 @@ Config Loader::load(std::string_view text) {
 }
 
 Config Loader::top(const Node& root) {
-  Map m(*this, root, "", {"node", "threads", "log_level", "hard_stop_after", "admin", "proxies", "vrrp"}, "a mapping of settings");
+  Map m(*this, root, "",
+        {"node", "threads", "vrrp_rt_priority", "log_level", "hard_stop_after", "admin", "proxies", "vrrp"},
+        "a mapping of settings");
   Config c;
   if (auto n = m.get("node")) {
     c.node = nonempty_string(*n, "node", "this node's name");
@@ -333,6 +335,9 @@ Config Loader::top(const Node& root) {
   if (auto n = m.get("threads"))
     c.threads =
         static_cast<unsigned>(integer(*n, "threads", 0, 256, "a number of threads from 0 (one per core) to 256"));
+  if (auto n = m.get("vrrp_rt_priority"))
+    c.vrrp_rt_priority = static_cast<unsigned>(
+        integer(*n, "vrrp_rt_priority", 0, 99, "a realtime priority from 1 to 99, or 0 (off)"));
   if (auto n = m.get("hard_stop_after")) c.hard_stop_after = duration(*n, "hard_stop_after", Duration{0});
   if (auto n = m.get("log_level")) {
     // spdlog spells it "warning" in some places; accept both.

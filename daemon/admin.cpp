@@ -10,6 +10,7 @@
 #include "cfg/names.h"
 #include "metrics/prometheus.h"
 #include "daemon/daemon.h"
+#include "daemon/realtime.h"
 #include "proxy/socket_options.h"
 #include "status_page.h"
 #include "vrrp/service.h"
@@ -304,6 +305,10 @@ std::string AdminServer::status_json() const {
   root["pipes_in_use"] = daemon_.pipes_in_use();
   root["kernel_path"] = {{"available", daemon_.kernel_path()}, {"why_not", daemon_.kernel_path_why_not()}};
   root["config"] = daemon_.config().source;
+  // How the control thread (VRRP adverts, checks, this endpoint) is scheduled
+  // (vrrp_rt_priority, daemon/realtime.h).
+  root["control_thread"] = {{"scheduling", realtime::describe()},
+                            {"vrrp_rt_priority", daemon_.config().vrrp_rt_priority}};
   root["reloads"] = {{"applied", daemon_.reloads().applied}, {"failed", daemon_.reloads().failed}};
   json::array proxies;
   const auto& ps = daemon_.proxies();

@@ -16,6 +16,7 @@
 #include "cfg/names.h"
 #include "daemon/admin.h"
 #include "daemon/privileges.h"
+#include "daemon/realtime.h"
 #include "proxy/kernel_path.h"
 #include "health/patroni_defects.h"
 
@@ -307,6 +308,19 @@ void Daemon::notify_when_ready(std::chrono::steady_clock::time_point deadline) {
   });
 }
 
+void Daemon::watch_realtime_guard() {
+  if (realtime::dropped()) {
+    spdlog::error("control thread: ran {} ms without sleeping under SCHED_RR; back on the normal scheduler until "
+                  "restarted (RLIMIT_RTTIME guard of vrrp_rt_priority)",
+                  realtime::kRtTimeLimit.count());
+    return;
+  }
+  realtime_timer_.expires_after(std::chrono::seconds(1));
+  realtime_timer_.async_wait([this](const boost::system::error_code& e) {
+    if (!e && !stopping_) watch_realtime_guard();
+  });
+}
+
 void Daemon::watchdog_ping(std::chrono::microseconds period) {
   // Pinged from the control thread: a stuck control loop stops the pings.
   sd_notify(0, "WATCHDOG=1");
@@ -339,6 +353,7 @@ void Daemon::stop() {
   sd_notify(0, "STOPPING=1");
   ready_timer_.cancel();
   watchdog_timer_.cancel();
+  realtime_timer_.cancel();
   for (auto& c : checkers_)
     for (auto& ch : c) ch->stop();
   for (auto& [url, read] : patroni_versions_)
@@ -439,6 +454,20 @@ int Daemon::run() {
                  p->cfg.listen.host, p->cfg.listen.port, p->backends.size(),
                  cfg::names::to_string(p->cfg.balance), n);
 
+  if (config_.vrrp_rt_priority > 0) {
+    // After the workers started (they keep the normal scheduler) and before
+    // the capability drop (CAP_SYS_NICE, when root).
+    if (auto why = realtime::enter(config_.vrrp_rt_priority); why.empty()) {
+      spdlog::info("control thread (VRRP, checks, admin): SCHED_RR priority {} (vrrp_rt_priority); back to the "
+                   "normal scheduler for good if it ever runs {} ms without sleeping",
+                   config_.vrrp_rt_priority, realtime::kRtTimeLimit.count());
+      watch_realtime_guard();
+    } else {
+      spdlog::warn("vrrp_rt_priority {}: the control thread keeps the normal scheduler: {}", config_.vrrp_rt_priority,
+                   why);
+    }
+  }
+  realtime::forbid_from_now_on();
   cloexec_all_open_descriptors();
   load_kernel_path();  // needs CAP_BPF and CAP_NET_ADMIN: before they are dropped
   privileges::drop_after_start(config_);  // listeners, admin and VRRP sockets are open

@@ -121,6 +121,10 @@ class Daemon {
   boost::asio::signal_set hup_{control_, SIGHUP};
   boost::asio::steady_timer ready_timer_{control_};
   boost::asio::steady_timer watchdog_timer_{control_};
+  // With vrrp_rt_priority: logs, once, that the RLIMIT_RTTIME guard put the
+  // control thread back on the normal scheduler (daemon/realtime.h).
+  boost::asio::steady_timer realtime_timer_{control_};
+  void watch_realtime_guard();
   // Set by stop(): cancel() cannot reach a timer whose expiry is already
   // queued, and a re-arming loop (READY polling every 20 ms until every
   // first check or two check timeouts, the watchdog) would otherwise keep the

@@ -124,10 +124,11 @@ BOOST_AUTO_TEST_CASE(passwords_never_appear_in_the_changes) {
 }
 
 BOOST_AUTO_TEST_CASE(restart_only_keys) {
-  auto b = load(replace(replace(kBase, "node: catalog01", "node: other\nthreads: 3"), "127.0.0.1:8405",
-                        "127.0.0.1:8406"));
+  auto b = load(replace(replace(kBase, "node: catalog01", "node: other\nthreads: 3\nvrrp_rt_priority: 5"),
+                        "127.0.0.1:8405", "127.0.0.1:8406"));
   auto d = cfg::diff(load(kBase), b);
   BOOST_TEST(has(d.restart_only, "threads"));
+  BOOST_TEST(has(d.restart_only, "vrrp_rt_priority"));
   BOOST_TEST(has(d.restart_only, "node"));
   BOOST_TEST(has(d.restart_only, "admin.listen"));
   BOOST_TEST(d.changes.empty());

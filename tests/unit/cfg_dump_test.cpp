@@ -144,6 +144,7 @@ cfg::Config every_key_set() {
   c.source = "every-key.yaml";
   c.node = "catalog09";
   c.threads = 3;
+  c.vrrp_rt_priority = 7;
   c.log_level = "debug";
   c.hard_stop_after = 7s;
   c.admin = {false, {"127.0.0.1", 9405}, "s3cret token"};
@@ -315,7 +316,8 @@ BOOST_AUTO_TEST_CASE(defaults_round_trip_and_migration_keys_leave_them_out) {
   const std::string all = cfg::to_yaml(c, {cfg::DumpKeys::all, {}});
   const std::string mig = cfg::to_yaml(c, {cfg::DumpKeys::migration, {}});
   // Every key, defaults too...
-  for (const char* key : {"threads: 0", "log_level: info", "hard_stop_after: 5s", "balance: first", "maxconn: 10000",
+  for (const char* key : {"threads: 0", "vrrp_rt_priority: 0", "log_level: info", "hard_stop_after: 5s",
+                          "balance: first", "maxconn: 10000",
                           "keepalive:", "tcp_user_timeout: 30s", "down_on_status: true", "expect_role: auto",
                           "queue_timeout: 10s", "garp:", "master_repeat: 5", "authentication:", "type: none"}) {
     BOOST_TEST_INFO(key);

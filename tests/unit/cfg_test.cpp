@@ -168,6 +168,7 @@ BOOST_AUTO_TEST_CASE(proxies_only_file_is_valid) {
   BOOST_TEST(c.vrrp.empty());
   BOOST_TEST(!c.node.empty());  // defaults to the host name
   BOOST_TEST(c.threads == 0u);
+  BOOST_TEST(c.vrrp_rt_priority == 0u);  // off: keepalived's default too
   BOOST_TEST(c.log_level == "info");
   // Defaults from config.h.
   const cfg::Proxy& p = c.proxies[0];
@@ -195,6 +196,7 @@ BOOST_AUTO_TEST_CASE(full_file_every_key) {
   const char* yaml = R"(
 node: db1
 threads: 4
+vrrp_rt_priority: 10
 log_level: WARNING
 admin: {enabled: true, listen: "*:9000", token: s3cret}
 proxies:
@@ -259,6 +261,7 @@ vrrp:
   cfg::Config c = cfg::load_string(yaml, "t.yaml");
   BOOST_TEST(c.node == "db1");
   BOOST_TEST(c.threads == 4u);
+  BOOST_TEST(c.vrrp_rt_priority == 10u);
   BOOST_TEST(c.log_level == "warn");
   BOOST_TEST(c.admin.listen.to_string() == "0.0.0.0:9000");
   BOOST_TEST(c.admin.token == "s3cret");
@@ -616,6 +619,8 @@ BOOST_AUTO_TEST_CASE(endpoints) {
 BOOST_AUTO_TEST_CASE(top_level_ranges) {
   expect_error("threads: 257\n" + vrrp_with(""), 1, "threads", "from 0 (one per core) to 256");
   expect_error("threads: -1\n" + vrrp_with(""), 1, "threads", "to 256");
+  expect_error("vrrp_rt_priority: 100\n" + vrrp_with(""), 1, "vrrp_rt_priority", "from 1 to 99, or 0 (off)");
+  expect_error("vrrp_rt_priority: -1\n" + vrrp_with(""), 1, "vrrp_rt_priority", "from 1 to 99, or 0 (off)");
   expect_error("log_level: verbose\n" + vrrp_with(""), 1, "log_level", "one of trace, debug, info, warn");
   expect_error("node: ''\n" + vrrp_with(""), 1, "node", "got an empty string");
   expect_error("node: a b\n" + vrrp_with(""), 1, "node", "without spaces");
