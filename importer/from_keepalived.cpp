@@ -191,6 +191,10 @@ void Converter::keepalived(const ka::Config& k) {
   }
   for (const auto& u : k.unhandled)
     not_translated(file, u.line, u.text, u.reason.empty() ? keepalived_reason(u.text) : u.reason);
+  // The VRRP process's realtime priority: ours is the control thread's
+  // (daemon/realtime.h), the thread that sends the adverts. keepalived
+  // accepts 1-99 and caps above; 0 would mean off here.
+  if (k.vrrp_rt_priority) out_.vrrp_rt_priority = std::clamp(k.vrrp_rt_priority->value, 1u, 99u);
   if (k.script_user) {
     bool any_script = std::any_of(out_.vrrp.begin(), out_.vrrp.end(),
                                   [](const cfg::VrrpInstance& v) { return !v.track.scripts.empty(); });

@@ -103,6 +103,7 @@ void Interpreter::global_defs(Config& c, const Node& n) {
     else if (kw == "vrrp_garp_master_refresh") c.garp_master_refresh = at(seconds(s.line, kw, value(s)), s.line);
     else if (kw == "vrrp_garp_interval") c.garp_interval = at(seconds(s.line, kw, value(s)), s.line);
     else if (kw == "vrrp_garp_master_repeat") c.garp_master_repeat = at(number(s.line, kw, value(s)), s.line);
+    else if (kw == "vrrp_rt_priority") c.vrrp_rt_priority = at(number(s.line, kw, value(s)), s.line);
     else c.unhandled.push_back({s.line, s.text(), ""});
     if (kw == "script_user" && s.words.size() > 2)
       c.unhandled.push_back({s.line, s.text(), "the group is not translated (scripts run with the user's group)"});

@@ -77,6 +77,7 @@ struct Config {
   std::optional<At<std::string>> script_user;     // global_defs script_user
   std::optional<At<Duration>> garp_master_delay, garp_master_refresh, garp_interval;  // vrrp_garp_* globals
   std::optional<At<unsigned>> garp_master_repeat;
+  std::optional<At<unsigned>> vrrp_rt_priority;   // global_defs vrrp_rt_priority
   std::vector<Script> scripts;
   std::vector<Instance> instances;
   std::vector<Unhandled> unhandled;  // global_defs items, unknown blocks, include ...

@@ -535,8 +535,12 @@ BOOST_AUTO_TEST_CASE(importer_unicast_keepalived_with_haproxy) {
   BOOST_TEST(v6.virtual_ipaddresses[0].prefix_len == 64u);
   BOOST_TEST(v6.version == 3u);  // global vrrp_version 3
   BOOST_TEST_INFO(r.notes);
-  BOOST_TEST(has(r.notes, "keepalived.conf:11: vrrp_script chk_haproxy (killall -0 haproxy) replaced by track"));
+  BOOST_TEST(has(r.notes, "keepalived.conf:12: vrrp_script chk_haproxy (killall -0 haproxy) replaced by track"));
   BOOST_TEST(has(r.notes, "keepalived.conf:5: 'router_id pg1' not translated"));
+  // global_defs vrrp_rt_priority is ours (the control thread's), not a note.
+  BOOST_TEST(r.loaded.vrrp_rt_priority == 10u);
+  BOOST_TEST(r.result.yaml.find("vrrp_rt_priority: 10") != std::string::npos);
+  BOOST_TEST(!has(r.notes, "vrrp_rt_priority"));
 }
 
 BOOST_AUTO_TEST_CASE(importer_either_file_alone) {
