@@ -8,6 +8,8 @@ Names are prefixed with "vpt<pid>-" so a crashed run can never clash with
 the next one; close() deletes only the names this run created.
 """
 import atexit
+import contextlib
+import ctypes
 import os
 import re
 import shutil
@@ -22,11 +24,31 @@ import labkit  # noqa: E402
 from labkit import hold, log, run  # noqa: E402,F401  (public names of this module)
 
 SUBNET_PREFIX = "10.88."
+CLONE_NEWNET = 0x40000000
+_LIBC = ctypes.CDLL(None, use_errno=True)
 
 
 def wait_until(cond, timeout, what, interval=0.02):
     """labkit.wait_until with a finer poll: VRRP timings are tens of ms."""
     return labkit.wait_until(cond, timeout, what, interval)
+
+
+@contextlib.contextmanager
+def in_netns(name):
+    """Runs the block with this *thread* in namespace `name` (setns(2) is
+    per thread): sockets made inside stay in that namespace afterwards, so
+    the test talks to the lab from its own process, root namespace around."""
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    target = os.open(f"/run/netns/{name}", os.O_RDONLY)
+    try:
+        if _LIBC.setns(target, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), f"setns {name}")
+        yield
+    finally:
+        if _LIBC.setns(own, CLONE_NEWNET) != 0:
+            os._exit(3)  # a thread stuck in a lab namespace must not carry on
+        os.close(own)
+        os.close(target)
 
 
 def check_ip_netns():

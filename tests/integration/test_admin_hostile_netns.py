@@ -43,8 +43,6 @@ rest of the machine's. Before the fix (main at 4ce159a) case 2 failed: the
 daemon held all 2,000 connections (2,019 descriptors) for their 10 s, and
 case 3 spun a core on EMFILE.
 """
-import contextlib
-import ctypes
 import errno
 import json
 import os
@@ -268,27 +266,8 @@ if __name__ == "__main__" and len(sys.argv) > 2 and sys.argv[1] in ("--capture",
     sys.exit(0)
 
 import netns  # noqa: E402  (the helpers above need none of this)
-from netns import log, wait_until  # noqa: E402
+from netns import in_netns, log, wait_until  # noqa: E402
 import testmain  # noqa: E402
-
-LIBC = ctypes.CDLL(None, use_errno=True)
-CLONE_NEWNET = 0x40000000
-
-
-@contextlib.contextmanager
-def in_netns(name):
-    """This thread in namespace `name` for the block (setns(2) is per thread)."""
-    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-    target = os.open(f"/run/netns/{name}", os.O_RDONLY)
-    try:
-        if LIBC.setns(target, CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), f"setns {name}")
-        yield
-    finally:
-        if LIBC.setns(own, CLONE_NEWNET) != 0:
-            os._exit(3)  # a thread stuck in a lab namespace must not carry on
-        os.close(own)
-        os.close(target)
 
 
 def fd_count(pid):

@@ -58,8 +58,6 @@ Topology (netns.Lab, 10.88.71.0/24 on one bridge, names vpt<pid>-*):
 
     VIPPROXY_BIN=build-flood/vipproxy /usr/bin/python3 tests/integration/test_flood_netns.py
 """
-import ctypes
-import contextlib
 import hashlib
 import json
 import os
@@ -320,28 +318,7 @@ def helper_main():
 # ---------------------------------------------------------------------------
 import netns  # noqa: E402
 import testmain  # noqa: E402
-from netns import log, wait_until  # noqa: E402
-
-LIBC = ctypes.CDLL(None, use_errno=True)
-CLONE_NEWNET = 0x40000000
-
-
-@contextlib.contextmanager
-def in_netns(name):
-    """Runs the block with this *thread* in namespace `name` (setns(2) is
-    per thread): sockets made inside stay in that namespace afterwards, so
-    the test talks to the lab from its own process, root namespace around."""
-    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-    target = os.open(f"/run/netns/{name}", os.O_RDONLY)
-    try:
-        if LIBC.setns(target, CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), f"setns {name}")
-        yield
-    finally:
-        if LIBC.setns(own, CLONE_NEWNET) != 0:
-            os._exit(3)  # a thread stuck in a lab namespace must not carry on
-        os.close(own)
-        os.close(target)
+from netns import in_netns, log, wait_until  # noqa: E402
 
 
 def runnable_wait(pids):

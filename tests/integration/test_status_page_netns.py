@@ -35,7 +35,7 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cdp  # noqa: E402
 import netns  # noqa: E402
-from netns import log, wait_until  # noqa: E402
+from netns import in_netns, log, wait_until  # noqa: E402
 import testmain  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -108,7 +108,7 @@ class StatusPageTest(unittest.TestCase):
     @classmethod
     def status(cls):
         req = urllib.request.Request(f"http://{ADMIN}/status", headers={"Authorization": f"Bearer {TOKEN}"})
-        with netns_thread(cls.lab.ns("a")):
+        with in_netns(cls.lab.ns("a")):
             with urllib.request.urlopen(req, timeout=3) as resp:
                 return json.load(resp)
 
@@ -129,7 +129,7 @@ class StatusPageTest(unittest.TestCase):
         page.auth = lambda: ("operator", TOKEN)
         prompts = page.auth_requests
         # A client session through the proxy, with some bytes, for the page.
-        with netns_thread(self.lab.ns("a")):
+        with in_netns(self.lab.ns("a")):
             client = socket.create_connection(("127.0.0.1", 5433), timeout=5)
         client.sendall(b"x" * 1000)
         got = b""
@@ -204,29 +204,6 @@ class StatusPageTest(unittest.TestCase):
         csp = [t for _, t in page.console if "Content Security Policy" in t or "Refused to" in t]
         self.assertEqual(csp, [], "the page broke its own Content-Security-Policy")
         log(f"screenshots in {ARTIFACTS}")
-
-
-class netns_thread:
-    """The calling thread in a namespace for the block (setns is per thread)."""
-
-    def __init__(self, name):
-        self.name = name
-
-    def __enter__(self):
-        import ctypes
-        self.libc = ctypes.CDLL(None, use_errno=True)
-        self.own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-        target = os.open(f"/run/netns/{self.name}", os.O_RDONLY)
-        try:
-            if self.libc.setns(target, 0x40000000) != 0:
-                raise OSError(ctypes.get_errno(), f"setns {self.name}")
-        finally:
-            os.close(target)
-
-    def __exit__(self, *exc):
-        if self.libc.setns(self.own, 0x40000000) != 0:
-            os._exit(3)
-        os.close(self.own)
 
 
 if __name__ == "__main__":
