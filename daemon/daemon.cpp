@@ -442,6 +442,12 @@ int Daemon::run() {
                                             [this](const std::string& p) { return proxy_healthy(p); });
     vrrp_->start();
   }
+  // Before the workers run: each reads its kernel path (Worker::kernel()) on
+  // every session it accepts, with nothing ordering that read after a write
+  // from this thread (ThreadSanitizer saw it race with a client accepted
+  // while the programs were loading). Needs CAP_BPF and CAP_NET_ADMIN, which
+  // are dropped below.
+  load_kernel_path();
   for (auto& w : workers_) w->start_thread();
   // systemd READY once every backend has had its first check; bounded: a
   // node whose checks all hang still reports ready after two check timeouts
@@ -469,7 +475,6 @@ int Daemon::run() {
   }
   realtime::forbid_from_now_on();
   cloexec_all_open_descriptors();
-  load_kernel_path();  // needs CAP_BPF and CAP_NET_ADMIN: before they are dropped
   privileges::drop_after_start(config_);  // listeners, admin and VRRP sockets are open
   // Only now may scripts run (the first notify hook and track scripts were
   // asked for by vrrp_->start() above and have been waiting): a child exec'd

@@ -9,6 +9,7 @@
 #include <boost/asio/ip/address.hpp>
 #include <cerrno>
 #include <cstring>
+#include <stdexcept>
 #include <system_error>
 
 #include "proxy/kernel_path.h"
@@ -213,6 +214,8 @@ void Worker::accept(ProxySlot& slot) {
 }
 
 void Worker::set_kernel(std::unique_ptr<KernelPath> k) {
+  // The worker's thread reads kernel_ without a lock on every accept.
+  if (thread_.joinable()) throw std::logic_error("Worker::set_kernel after start_thread");
   kernel_ = std::move(k);
   if (!kernel_) return;
   kernel_events_.worker = this;

@@ -108,8 +108,8 @@ class Worker {
   // Thread-safe: posts to this worker. `rt` is the generation in force.
   void post_backend_change(std::shared_ptr<ProxyRuntime> rt, size_t backend, bool eligible);
 
-  // The kernel data path of this worker (null: not available). Set before
-  // start_thread(), while the daemon may still load eBPF programs.
+  // The kernel data path of this worker (null: not available). Only before
+  // start_thread() (std::logic_error after): the thread reads it unlocked.
   void set_kernel(std::unique_ptr<KernelPath> k);
   KernelPath* kernel() const { return kernel_.get(); }
   // Which session a socket cookie in the kernel path belongs to (null: none).
