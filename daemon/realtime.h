@@ -32,14 +32,15 @@ namespace realtime {
 inline constexpr std::chrono::milliseconds kRtTimeLimit{500};
 
 // Puts the calling thread under SCHED_RR|SCHED_RESET_ON_FORK at `priority`
-// (1-99) with the RLIMIT_RTTIME guard. Needs CAP_SYS_NICE, or an
-// RLIMIT_RTPRIO of at least `priority` (the packaged unit's LimitRTPRIO=).
+// (1-99) with the RLIMIT_RTTIME guard. Needs CAP_SYS_NICE (the packaged
+// unit grants it; privileges::drop_after_start drops it right after), or an
+// RLIMIT_RTPRIO of at least `priority` (LimitRTPRIO=).
 // Returns an empty string, or why it could not (then nothing changed).
 std::string enter(unsigned priority);
 
 // Lowers RLIMIT_RTPRIO to 0: nothing started later (track scripts, notify
 // hooks, which inherit the limit) can make itself realtime, whatever
-// LimitRTPRIO= the unit gave the daemon so that enter() works unprivileged.
+// LimitRTPRIO= an operator gave the daemon so that enter() works unprivileged.
 void forbid_from_now_on();
 
 // What /status shows: "SCHED_RR 10", "SCHED_OTHER", or "SCHED_OTHER

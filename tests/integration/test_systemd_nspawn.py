@@ -10,7 +10,8 @@ an operator would:
      `active (running)` only after READY (STATUS= text, "ready:" logged);
   2. the daemon runs as the vipproxy user with only CAP_NET_ADMIN and
      CAP_NET_RAW (VRRP, ports >= 1024), no ambient set, the unit's bounding
-     set, no_new_privs, in every thread (/proc/PID/task/*/status);
+     set, no_new_privs, in every thread (/proc/PID/task/*/status); with
+     vrrp_rt_priority the control thread alone is SCHED_RR;
   3. it holds the VIP on the lab interface (keepalived as BACKUP on a second
      lab node) and a client there reaches a backend through VIP:5433;
   4. `systemctl reload` applies a changed file (a new proxy listens, same
@@ -79,7 +80,7 @@ CONF = "/etc/vipproxy/vipproxy.yaml"
 CONTAINER_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8",
                  "SYSTEMD_PAGER": "", "SYSTEMD_COLORS": "0"}
 
-CAP_NET_BIND_SERVICE, CAP_NET_ADMIN, CAP_NET_RAW = 10, 12, 13
+CAP_NET_BIND_SERVICE, CAP_NET_ADMIN, CAP_NET_RAW, CAP_SYS_NICE = 10, 12, 13, 23
 
 
 def sh(argv, check=True, timeout=120, **kw):
@@ -346,7 +347,7 @@ class SystemdNspawnTest(unittest.TestCase):
 
     @classmethod
     def conf(cls, extra_proxy="", threads=2, broken=False):
-        text = (f"node: catalog01\nthreads: {threads}\nlog_level: info\n"
+        text = (f"node: catalog01\nthreads: {threads}\nlog_level: info\nvrrp_rt_priority: 10\n"
                 "admin:\n  listen: 127.0.0.1:8405\n"
                 "proxies:\n"
                 "  - name: postgres\n    listen: 0.0.0.0:5433\n"
@@ -444,7 +445,7 @@ class SystemdNspawnTest(unittest.TestCase):
         # cannot shrink it), the ambient set is cleared for its children.
         want = {"CapEff": caps(CAP_NET_ADMIN, CAP_NET_RAW), "CapPrm": caps(CAP_NET_ADMIN, CAP_NET_RAW),
                 "CapInh": 0, "CapAmb": 0,
-                "CapBnd": caps(CAP_NET_ADMIN, CAP_NET_RAW, CAP_NET_BIND_SERVICE)}
+                "CapBnd": caps(CAP_NET_ADMIN, CAP_NET_RAW, CAP_NET_BIND_SERVICE, CAP_SYS_NICE)}
         for tid in tids:
             text = self.box.run(["cat", f"/proc/{pid}/task/{tid}/status"]).stdout
             with self.subTest(tid=tid):
@@ -456,6 +457,16 @@ class SystemdNspawnTest(unittest.TestCase):
                 self.assertEqual(got, want)
                 self.assertRegex(text, r"(?m)^NoNewPrivs:\s+1$")
         self.assertIn("[info] privileges: keeping cap_net_admin", "\n".join(self.messages()))
+        # vrrp_rt_priority: 10 works under the unit (CAP_SYS_NICE at start only,
+        # dropped with the rest above): the control thread (the main thread)
+        # alone is SCHED_RR, and nothing it starts could become realtime.
+        policies = {int(tid): int(re.search(r"(?m)^policy\s*:\s*(\d+)$",
+                                            self.box.run(["cat", f"/proc/{pid}/task/{tid}/sched"]).stdout).group(1))
+                    for tid in tids}
+        self.assertEqual(policies.pop(pid), 2, "the control thread is not SCHED_RR")
+        self.assertEqual(set(policies.values()), {0}, policies)
+        limits = self.box.run(["cat", f"/proc/{pid}/limits"]).stdout
+        self.assertRegex(limits, r"(?m)^Max realtime priority\s+0\s+0\s")
 
     def test_3_vip_held_and_served(self):
         wait_until(lambda: self.has_vip("a") and not self.has_vip("b"), 15, "the VIP on the container's eth0 only")
