@@ -96,7 +96,7 @@ bool KernelPath::attach(int, int, uint64_t&, uint64_t&) {
   errno = ENOTSUP;
   return false;
 }
-void KernelPath::stop(uint64_t) {}
+bool KernelPath::hold(uint64_t) { return false; }
 void KernelPath::forget(uint64_t) {}
 int KernelPath::events_fd() const { return -1; }
 bool KernelPath::redirected(uint64_t, uint64_t&) const { return false; }
@@ -168,6 +168,7 @@ std::unique_ptr<KernelPath> KernelPath::load(const Limits& limits, std::string& 
   bpf_map__set_max_entries(k->skel_->maps.targets, entries);
   bpf_map__set_max_entries(k->skel_->maps.active, entries);
   bpf_map__set_max_entries(k->skel_->maps.links, entries);
+  bpf_map__set_max_entries(k->skel_->maps.held, entries);
   k->skel_->rodata->report_every = limits.report_every;
   if (int e = forward::load(k->skel_)) {
     why = err("loading the sk_skb program (needs CAP_BPF and CAP_NET_ADMIN, kernel 5.8 or later)", -e);
@@ -220,8 +221,6 @@ std::unique_ptr<KernelPath> KernelPath::load(const Limits& limits, std::string& 
     (void)!::send(s2, "pong", 4, MSG_NOSIGNAL);
     if (failure.empty() && !expect(c1, "pong", 4))
       failure = "self-test: bytes did not come back through the kernel path";
-    k->stop(k1);
-    k->stop(k2);
     k->forget(k1);
     k->forget(k2);
   }
@@ -285,12 +284,16 @@ undo:
   return false;
 }
 
-void KernelPath::stop(uint64_t cookie) { bpf_map_delete_elem(bpf_map__fd(skel_->maps.active), &cookie); }
+bool KernelPath::hold(uint64_t cookie) {
+  const uint8_t one = 1;
+  return bpf_map_update_elem(bpf_map__fd(skel_->maps.held), &cookie, &one, BPF_ANY) == 0;
+}
 
 void KernelPath::forget(uint64_t cookie) {
   bpf_map_delete_elem(bpf_map__fd(skel_->maps.active), &cookie);
   bpf_map_delete_elem(bpf_map__fd(skel_->maps.targets), &cookie);
   bpf_map_delete_elem(bpf_map__fd(skel_->maps.links), &cookie);
+  bpf_map_delete_elem(bpf_map__fd(skel_->maps.held), &cookie);
 }
 
 int KernelPath::events_fd() const { return rb_fd_; }

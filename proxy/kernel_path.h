@@ -98,11 +98,14 @@ class KernelPath {
   // (EOPNOTSUPP: a FIN has arrived already; E2BIG/ENOMEM: the maps are
   // full): then nothing changed.
   bool attach(int a, int b, uint64_t& cookie_a, uint64_t& cookie_b);
-  // Stops running the program on what `cookie` receives; bytes already
-  // redirected to its peer still go out.
-  void stop(uint64_t cookie);
-  // Forgets the socket: out of every map (its queued egress is dropped:
-  // only after it has been sent, or when the session closes).
+  // Stops redirecting what `cookie` receives: from now on its bytes stay
+  // with it, for recv() (not splice(): they are in the psock's queue, not
+  // the socket's); bytes already redirected to its peer still go out. The
+  // socket stays in the maps (see `held` in proxy/bpf/forward.bpf.c for why
+  // it must not leave them while bytes may arrive).
+  bool hold(uint64_t cookie);
+  // Forgets the socket: out of every map (its queued egress and held bytes
+  // are dropped: only when the session closes).
   void forget(uint64_t cookie);
 
   // The ring buffer's descriptor (readable when reports wait) and reading

@@ -429,6 +429,8 @@ void Session::close(CloseReason why) {
       count_bytes(d);
     }
     forget_kernel();
+  } else if (held_) {
+    forget_kernel();
   }
   if (path_counted_) {
     bump(path_gauge(path_), ~uint64_t{0});  // minus one (single writer, wraps)

@@ -139,6 +139,7 @@ class Session {
   std::chrono::milliseconds kick_every_{1};
   KState kstate_ = KState::none;
   bool kernel_wanted_ = false;
+  bool held_ = false;  // taken back: its sockets stay in the kernel path's maps until it closes
   bool path_counted_ = false;  // path_ is in the proxy's session gauges
   uint64_t cookie_[2] = {0, 0};
   uint64_t carried_[2] = {0, 0};  // bytes moved by earlier pumps of each direction

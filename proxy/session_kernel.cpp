@@ -105,13 +105,20 @@ void Session::on_kernel_report(uint64_t cookie) {
 }
 
 void Session::take_back(const char* why) {
-  // The program stops running on both sockets: new bytes stay in their
-  // receive queues, where the window holds the sender back. What the
-  // kernel redirected already must reach its socket before userspace
-  // writes after it (on_kick polls for that).
+  // The program stops redirecting on both sockets: new bytes stay with the
+  // socket that received them (in its psock's queue, where recv() reads
+  // them), and the window holds the sender back again. What the kernel
+  // redirected already must reach its socket before userspace writes after
+  // it (on_kick polls for that). The sockets stay in the maps until the
+  // session closes: taking one out while bytes arrive can lose an skb
+  // (proxy/bpf/forward.bpf.c, `held`).
   KernelPath* k = worker_.kernel();
-  k->stop(cookie_[0]);
-  k->stop(cookie_[1]);
+  if (!k->hold(cookie_[0]) || !k->hold(cookie_[1])) {
+    spdlog::warn("proxy {}: cannot take a session back from the kernel path ({}): closing it", settings().name,
+                 std::strerror(errno));
+    close(CloseReason::error);
+    return;
+  }
   kstate_ = KState::returning;
   bump(counters_.kernel_takebacks);
   spdlog::debug("proxy {}: session taken back from the kernel path: {}", settings().name, why);
@@ -150,12 +157,19 @@ void Session::on_kick() {
 }
 
 void Session::finish_take_back() {
-  forget_kernel();
+  // Reports no longer concern this session; its sockets stay in the maps
+  // (held) until it closes.
+  for (uint64_t c : cookie_) worker_.kernel_session(c, nullptr);
+  kstate_ = KState::none;
+  held_ = true;
+  loop_.cancel(kick_);
   const PumpContext& ctx = worker_.pump_context();
   for (int d = 0; d < 2; ++d) {
     carried_[d] += pump_[d]->bytes();  // the new pump counts from zero
     const bool was_done = pump_[d]->done();
-    pump_[d] = std::make_unique<SplicePump>(ctx);
+    // Copy, not splice: held bytes are in the psock's queue, which only
+    // recv() reads (splice reads the socket's own receive queue).
+    pump_[d] = std::make_unique<CopyPump>(ctx);
     if (was_done) pump_[d]->mark_done();
     if (pump_[1 - d] && pump_[1 - d]->done()) pump_[d]->fin_by_close();
   }
@@ -166,7 +180,7 @@ void Session::finish_take_back() {
     s.ready.readable = true;  // bytes wait in the receive queues: read until EAGAIN
   }
   kernel_wanted_ = false;  // once back, for good
-  set_path(SessionPath::splice);
+  set_path(SessionPath::copy);
   for (int d = 0; d < 2 && state_ == State::established; ++d)
     if (!pump_[d]->done()) run(d);
 }
@@ -178,6 +192,7 @@ void Session::forget_kernel() {
     worker_.kernel_session(c, nullptr);
   }
   kstate_ = KState::none;
+  held_ = false;
   loop_.cancel(kick_);
 }
 

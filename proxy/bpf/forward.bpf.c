@@ -44,6 +44,21 @@ struct {
   __type(value, struct link);
 } links SEC(".maps");
 
+// Sockets taken back to userspace (proxy/session.cpp, take_back): their
+// bytes are passed to their own receive side (SK_PASS: the psock's ingress
+// queue, which recv() reads), no longer redirected. Userspace must not take
+// a socket out of `active` while bytes may arrive: the kernel drops an skb
+// that its receive path took off the queue while the verdict program was
+// being detached (sk_psock_verdict_recv's verdict defaults to SK_DROP when
+// it finds no program), so a session stays in the maps until it closes.
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __uint(max_entries, 1024);
+  __type(key, __u64);
+  __type(value, __u8);
+} held SEC(".maps");
+
 struct {
   __uint(type, BPF_MAP_TYPE_RINGBUF);
   __uint(max_entries, 64 * 1024);
@@ -57,6 +72,7 @@ int forward(struct __sk_buff *skb) {
   // A zero-length skb must be dropped: passed, it breaks the peer (EPIPE).
   if (skb->len == 0) return SK_DROP;
   __u64 cookie = bpf_get_socket_cookie(skb);
+  if (bpf_map_lookup_elem(&held, &cookie)) return SK_PASS;
   struct link *l = bpf_map_lookup_elem(&links, &cookie);
   if (!l) return SK_DROP;  // not a session of ours (never inserted so)
   __u64 total = __sync_fetch_and_add(&l->redirected, skb->len) + skb->len;
