@@ -1,6 +1,7 @@
 #include "daemon/admin.h"
 
 #include <spdlog/spdlog.h>
+#include <sys/ioctl.h>
 
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -69,6 +70,8 @@ class AdminConnection : public std::enable_shared_from_this<AdminConnection> {
       self->on_read(ec);
     });
   }
+
+  int native_handle() { return stream_.socket().native_handle(); }
 
   // Evicted to make room (counted as `why`), or the daemon stops (nullptr:
   // not counted): pending handlers end with operation_aborted and the
@@ -284,7 +287,11 @@ void AdminServer::admit(tcp::socket s) {
   // connection (the spawner's close-above-2 covers the moment before this).
   proxy::set_cloexec(s.native_handle());
   uint64_t id = ++next_id_;
-  auto d = admission_.arrive(id);
+  auto d = admission_.arrive(id, [this](uint64_t waiter) {
+    auto it = conns_.find(waiter);
+    int n = 0;
+    return it != conns_.end() && ::ioctl(it->second->native_handle(), FIONREAD, &n) == 0 && n > 0;
+  });
   if (!d.admit) {
     ++counters_.refused;
     abort_socket(s);

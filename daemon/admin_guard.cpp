@@ -87,14 +87,19 @@ bool token_authorizes(std::string_view authorization, std::string_view token) {
   return false;
 }
 
-Admission::Decision Admission::arrive(uint64_t id) {
+Admission::Decision Admission::arrive(uint64_t id, const std::function<bool(uint64_t)>& has_unread) {
   Decision d;
   if (open() < cap_) {
     d.admit = true;
   } else if (!waiting_.empty()) {
     d.admit = true;
-    d.evict = waiting_.front();
-    waiting_.pop_front();
+    auto victim = waiting_.begin();  // the oldest, unless an idle one is found
+    if (has_unread) {
+      auto idle = std::find_if(waiting_.begin(), waiting_.end(), [&](uint64_t w) { return !has_unread(w); });
+      if (idle != waiting_.end()) victim = idle;
+    }
+    d.evict = *victim;
+    waiting_.erase(victim);
   }
   if (d.admit) waiting_.push_back(id);
   return d;

@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <list>
 #include <optional>
 #include <string>
@@ -39,6 +40,11 @@ bool token_authorizes(std::string_view authorization, std::string_view token);
 //     longest is closed and the newcomer takes its place (a well-behaved
 //     client sends its request at once, so an idle or slow-loris connection
 //     is always the oldest waiter: it cannot keep a real client out);
+//     skipped are waiters with bytes we have not read yet (`has_unread`): a
+//     client that did send its request at once may still be a waiter when a
+//     flood's connections are accepted in a row before its read runs
+//     (test_admin_hostile_netns saw one reset that way), and if every waiter
+//     has some, the oldest goes;
 //   - otherwise (every slot is being answered) the newcomer is closed.
 class Admission {
  public:
@@ -48,8 +54,9 @@ class Admission {
     std::optional<uint64_t> evict;  // the waiter to close first
   };
   // A connection arrived (ids are unique, increasing). Admitted ids are
-  // tracked as waiting for their request.
-  Decision arrive(uint64_t id);
+  // tracked as waiting for their request. `has_unread(id)`: whether a
+  // waiter's socket holds bytes not read yet (FIONREAD; none given: no).
+  Decision arrive(uint64_t id, const std::function<bool(uint64_t)>& has_unread = {});
   // Its request is complete: from now on it is answered, not evicted.
   void answering(uint64_t id);
   // It is gone (answered, timed out, evicted or refused).

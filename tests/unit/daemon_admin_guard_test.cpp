@@ -2,6 +2,7 @@
 // accepted forms, base64 (RFC 4648), and which connection gets a slot.
 #define BOOST_TEST_MODULE daemon_admin_guard
 #include <boost/test/unit_test.hpp>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -103,6 +104,31 @@ BOOST_AUTO_TEST_CASE(admission_at_cap_evicts_the_oldest_waiter) {
   BOOST_TEST(d.admit);
   BOOST_TEST(*d.evict == 3u);
   BOOST_TEST(a.waiting() == 2u);  // 4, 5
+}
+
+// A waiter whose request is in its socket but not read yet (a flood's
+// connections accepted in a row before its read ran) is not the one closed:
+// the oldest idle waiter is; if every waiter has unread bytes, the oldest.
+BOOST_AUTO_TEST_CASE(admission_spares_waiters_with_unread_bytes) {
+  struct Row {
+    std::set<uint64_t> unread;  // among waiters 1, 2, 3
+    uint64_t evicted;
+  };
+  const Row rows[] = {
+      {{}, 1}, {{1}, 2}, {{2}, 1}, {{1, 2}, 3}, {{1, 3}, 2}, {{1, 2, 3}, 1},
+  };
+  for (const auto& r : rows) {
+    Admission a(3);
+    a.arrive(1);
+    a.arrive(2);
+    a.arrive(3);
+    auto d = a.arrive(4, [&](uint64_t id) { return r.unread.count(id) > 0; });
+    BOOST_TEST(d.admit);
+    BOOST_TEST_REQUIRE(d.evict.has_value());
+    BOOST_TEST(*d.evict == r.evicted);
+    BOOST_TEST(a.open() == 3u);
+    BOOST_TEST(a.waiting() == 3u);
+  }
 }
 
 BOOST_AUTO_TEST_CASE(admission_refuses_when_every_slot_is_answering) {
