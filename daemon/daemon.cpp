@@ -368,7 +368,7 @@ void Daemon::stop() {
 void Daemon::load_kernel_path() {
   bool wanted = false;
   for (const auto& p : config_.proxies)
-    wanted = wanted || p.data_path == cfg::DataPath::automatic || p.data_path == cfg::DataPath::kernel;
+    wanted = wanted || p.data_path == cfg::DataPath::kernel;  // auto is splice (proxy/session.cpp)
   if (!wanted || workers_.empty()) return;
   // One program, set of maps and ring buffer per worker (each owns its
   // sessions). Loaded now or never: after the capability drop only the
@@ -383,8 +383,8 @@ void Daemon::load_kernel_path() {
   }
   if (loaded.size() < workers_.size()) {
     kernel_why_not_ = why;
-    spdlog::warn("data path: kernel forwarding not available: {}; sessions of proxies with data_path auto or "
-                 "kernel use splice",
+    spdlog::warn("data path: kernel forwarding not available: {}; sessions of proxies with data_path kernel use "
+                 "splice",
                  why);
     return;
   }
@@ -393,7 +393,7 @@ void Daemon::load_kernel_path() {
   kernel_path_ = true;
   kernel_why_not_.clear();
   spdlog::info("data path: kernel forwarding available ({} program on a SOCKHASH, self-test passed); sessions "
-               "of proxies with data_path auto or kernel go to it after their first exchanges",
+               "of proxies with data_path kernel go to it after their first exchanges",
                how);
 }
 

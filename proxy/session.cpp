@@ -94,12 +94,14 @@ void Session::start() {
       pump_[0] = std::make_unique<CopyPump>(ctx);
       pump_[1] = std::make_unique<CopyPump>(ctx);
       break;
+    case cfg::DataPath::automatic:
+      // Not the kernel path: a session taken back from it hung once with
+      // bytes never delivered (README, "Kernel data path"); opt in with kernel.
     case cfg::DataPath::splice:
       path_ = SessionPath::splice;
       pump_[0] = std::make_unique<SplicePump>(ctx);
       pump_[1] = std::make_unique<SplicePump>(ctx);
       break;
-    case cfg::DataPath::automatic:
     case cfg::DataPath::kernel:
       // Starts on splice; goes to the kernel once it has shown it will live.
       path_ = SessionPath::splice;

@@ -174,7 +174,7 @@ class DataPath(unittest.TestCase):
         if PATH == "kernel" and not kp["available"]:
             cls.lab.close()
             raise unittest.SkipTest(f"the kernel path is not available here: {kp['why_not']}")
-        cls.kernel = kp["available"] and PATH in ("auto", "kernel")
+        cls.kernel = kp["available"] and PATH == "kernel"  # auto is splice
         L.log(f"data path {PATH}; kernel path {'used' if cls.kernel else 'not used'} ({kp})")
 
     @classmethod
