@@ -256,12 +256,46 @@ def attack_main(cfg):
         json.dump(stats, f)
 
 
+def poll_main(cfg):
+    """A well-behaved client, in a process of its own: GET /status with the
+    token every `period` (3 s timeout each) until the file `stop` exists;
+    writes ok, failures and latencies to `out`. Its own process, one thread,
+    the request built before connecting and sent right after: as a client
+    such as curl or `vipproxy status` does. (As a thread of the test process
+    it could wait several ms for the GIL between connect() and send(), and a
+    flood that turns the slots over every ~9 ms then rightly took it for an
+    idle connection: seen twice in CI.)"""
+    req = (f"GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {cfg['token']}\r\n"
+           "Connection: close\r\n\r\n").encode()
+    ok, failed, latencies = 0, [], []
+    while not os.path.exists(cfg["stop"]):
+        t = time.monotonic()
+        try:
+            with socket.create_connection(("127.0.0.1", cfg["port"]), timeout=3) as s:
+                s.sendall(req)
+                data = b""
+                while chunk := s.recv(65536):
+                    data += chunk
+            head, _, body = data.partition(b"\r\n\r\n")
+            if not head.startswith(b"HTTP/1.1 200"):
+                raise ValueError(f"answer {head[:40]!r}")
+            json.loads(body)
+            ok += 1
+            latencies.append(time.monotonic() - t)
+        except (OSError, ValueError) as e:
+            failed.append(f"{time.monotonic() - t:.3f}s: {e}")
+        time.sleep(max(0.0, cfg["period"] - (time.monotonic() - t)))
+    with open(cfg["out"], "w") as f:
+        json.dump({"ok": ok, "failed": failed, "latencies": latencies}, f)
+
+
 def helper_main():
     mode, cfg = sys.argv[1], json.loads(sys.argv[2])
-    {"--capture": capture_main, "--capture-tx": capture_tx_main, "--attack": attack_main}[mode](cfg)
+    {"--capture": capture_main, "--capture-tx": capture_tx_main, "--attack": attack_main, "--poll": poll_main}[mode](cfg)
 
 
-if __name__ == "__main__" and len(sys.argv) > 2 and sys.argv[1] in ("--capture", "--capture-tx", "--attack"):
+if __name__ == "__main__" and len(sys.argv) > 2 and sys.argv[1] in ("--capture", "--capture-tx", "--attack",
+                                                                      "--poll"):
     helper_main()
     sys.exit(0)
 
@@ -299,30 +333,26 @@ def max_gap(stamps, t0, t1):
     return max(b - a for a, b in zip(seq, seq[1:])), len(inside)
 
 
-class Poller(threading.Thread):
-    """A well-behaved client in a's namespace: GET /status with the token
-    every `period`, 3 s timeout each; records every outcome."""
+class Poller:
+    """The well-behaved client (poll_main) as a process in a's namespace."""
 
     def __init__(self, lab, period=0.25):
-        super().__init__(daemon=True)
-        self.lab, self.period = lab, period
-        self.stop = threading.Event()
+        self.lab = lab
+        self.out = os.path.join(lab.dir, "poller.json")
+        self.stop_file = self.out + ".stop"
+        self.cfg = {"port": ADMIN_PORT, "token": TOKEN, "period": period, "out": self.out, "stop": self.stop_file}
         self.ok, self.failed, self.latencies = 0, [], []
 
-    def run(self):
-        with in_netns(self.lab.ns("a")):
-            while not self.stop.is_set():
-                t = time.monotonic()
-                try:
-                    req = urllib.request.Request(f"http://127.0.0.1:{ADMIN_PORT}/status",
-                                                 headers={"Authorization": f"Bearer {TOKEN}"})
-                    with urllib.request.urlopen(req, timeout=3) as r:
-                        json.load(r)
-                    self.ok += 1
-                    self.latencies.append(time.monotonic() - t)
-                except (OSError, ValueError) as e:
-                    self.failed.append(f"{time.monotonic() - t:.3f}s: {e}")
-                self.stop.wait(max(0.0, self.period - (time.monotonic() - t)))
+    def start(self):
+        self.proc = self.lab.spawn("poller", "a", [PY, os.path.abspath(__file__), "--poll", json.dumps(self.cfg)])
+
+    def finish(self):
+        with open(self.stop_file, "w"):
+            pass
+        self.proc.wait(10)
+        with open(self.out) as f:
+            r = json.load(f)
+        self.ok, self.failed, self.latencies = r["ok"], r["failed"], r["latencies"]
 
 
 class FdSampler(threading.Thread):
@@ -589,9 +619,8 @@ class AdminHostileTest(unittest.TestCase):
             cli.append((r.returncode, r.stderr.strip()[:200], len(r.stdout)))
         atk = self.finish_attack(p, out, ATTACK_SECONDS)
         t1 = time.time()
-        poller.stop.set()
+        poller.finish()
         fds.stop.set()
-        poller.join(10)
         fds.join(10)
         cpu = cpu_seconds(self.pid) - cpu0
         after = self.status()

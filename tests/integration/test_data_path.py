@@ -366,8 +366,21 @@ class DataPath(unittest.TestCase):
         pages = sockstat_tcp_pages() - pages0
         L.log(f"{PATH}: reader stopped 2 s: backend sent {in_transit / MIB:.1f} MiB, ss -m of the sockets "
               f"{ss_mem / MIB:.1f} MiB, /proc/net/sockstat TCP mem +{pages * 4096 / MIB:.1f} MiB")
-        self.assertLess(in_transit, 24 * MIB, "the kernel buffered without bound for a stopped reader")
-        self.assertLess(ss_mem, 24 * MIB)
+        # The kernel path takes a session back past 1 MiB in flight: well under
+        # 24 MiB. The userspace paths are bounded by the sockets' own limits,
+        # as HAProxy is: the backend's send buffer, our receive buffer on the
+        # backend socket (autotuned up to tcp_rmem's max: 32 MiB on the CI
+        # machine, where one run saw 33 MiB held), our send buffer to the
+        # client, the client's 256 KiB, a pipe, and 1 MiB of slack.
+        if self.kernel:
+            bound = 24 * MIB
+        else:
+            rmem_max = int(open("/proc/sys/net/ipv4/tcp_rmem").read().split()[2])
+            wmem_max = int(open("/proc/sys/net/ipv4/tcp_wmem").read().split()[2])
+            bound = rmem_max + 2 * wmem_max + 256 * 1024 + 2 * MIB
+        self.assertLess(bound, total, "the bound would not show a stopped reader")
+        self.assertLess(in_transit, bound, "the kernel buffered without bound for a stopped reader")
+        self.assertLess(ss_mem, bound)
         rx = hashlib.sha256()
         got = 0
         s.settimeout(30)
