@@ -51,10 +51,14 @@ Topology (netns.Lab, 10.88.71.0/24 on one bridge, names vpt<pid>-*):
   In (a) and (d) the master's own adverts never pause 150 ms either: the
   VRRP socket is read a bounded batch at a time (vrrp/fd_reader.h), so the
   Adver_Timer runs on time however long a flood keeps the socket full.
-  Both daemons run with vrrp_rt_priority: 10, as a loaded node should
-  (daemon/realtime.h): on a 2-core machine at load 4-10 a normal control
-  thread waited 150-450 ms for a CPU, which no daemon code can avoid;
-  test_0 checks that only the control thread is realtime.
+  The daemons run at the normal scheduler, not with vrrp_rt_priority: on
+  the development VM (a paravirtualized kernel) a SCHED_RR control thread
+  woken from the other vCPU stays queued on its own, busy vCPU (the kernel
+  keeps a realtime task on its CPU when the task running there is not
+  realtime, counting on preempting it at once) and waited there up to
+  7.7 s in case (d) while the other vCPU was idle (perf sched), where a
+  normal thread is woken on the idle vCPU. daemon_realtime_test and
+  test_systemd_nspawn test the option itself.
 
     VIPPROXY_BIN=build-flood/vipproxy /usr/bin/python3 tests/integration/test_flood_netns.py
 """
@@ -568,7 +572,7 @@ class FloodNetnsTest(unittest.TestCase):
     @staticmethod
     def config(short, priority):
         return "\n".join([
-            f"node: {short}", "log_level: info", "threads: 2", "vrrp_rt_priority: 10",
+            f"node: {short}", "log_level: info", "threads: 2",
             "admin:", f"  listen: 127.0.0.1:{ADMIN_PORT}",
             "proxies:", "  - name: pg", f"    listen: 0.0.0.0:{PORT}", "    check:", "      type: tcp",
             "      interval: 200ms", "      fast_interval: 100ms", "      timeout: 500ms", "      rise: 1",
@@ -578,17 +582,6 @@ class FloodNetnsTest(unittest.TestCase):
             "    virtual_ipaddresses:", f"      - {VIP}/24"]) + "\n"
 
     # ---- helpers ----
-    def policies(self, short):
-        """{tid: scheduling policy} of every thread of the node's daemon
-        (/proc/PID/task/TID/sched; 0 SCHED_OTHER, 2 SCHED_RR)."""
-        pid = self.daemons[short].pid
-        out = {}
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{tid}/sched") as f:
-                m = re.search(r"^policy\s*:\s*(\d+)$", f.read(), re.M)
-            out[int(tid)] = int(m.group(1))
-        return out
-
     def status(self, short, timeout=2):
         with in_netns(self.lab.ns(short)):
             with urllib.request.urlopen(f"http://127.0.0.1:{ADMIN_PORT}/status", timeout=timeout) as r:
@@ -639,15 +632,6 @@ class FloodNetnsTest(unittest.TestCase):
         wait_until(lambda: all(b["eligible"] for p in self.status("a")["proxies"] for b in p["backends"]), 10,
                    "a's backend eligible")
 
-    def tearDown(self):
-        # A flood must never keep the control thread busy for 500 ms without
-        # sleeping: that would trip the RLIMIT_RTTIME guard and put it back on
-        # the normal scheduler (daemon/realtime.h).
-        for short, p in self.daemons.items():
-            if p.poll() is None:
-                self.assertEqual(self.status(short)["control_thread"]["scheduling"], "SCHED_RR 10",
-                                 f"{short}: the control thread left SCHED_RR during the case")
-
     def run_flooder(self, mode, cfg, name):
         cfg["out"] = os.path.join(self.lab.dir, name + ".json")
         cfg["ready"] = cfg["out"] + ".ready"
@@ -671,23 +655,6 @@ class FloodNetnsTest(unittest.TestCase):
                 self.assertEqual(s["b"][1], before["b"]["transitions"], f"b changed state: {s}")
 
     # ---- (a) ----
-    def test_0_control_thread_realtime(self):
-        """vrrp_rt_priority: 10 (keepalived's vrrp_rt_priority, daemon/realtime.h):
-        the control thread, which sends the adverts, runs under SCHED_RR so a
-        loaded machine cannot delay it; the proxy workers and every other
-        thread keep the normal scheduler, and scripts could not become
-        realtime (RLIMIT_RTPRIO 0)."""
-        for short, p in self.daemons.items():
-            st = self.status(short)["control_thread"]
-            self.assertEqual(st, {"scheduling": "SCHED_RR 10", "vrrp_rt_priority": 10}, short)
-            policies = self.policies(short)
-            self.assertEqual(policies.pop(p.pid), 2, f"{short}: the control thread (main thread) is not SCHED_RR")
-            self.assertTrue(policies, f"{short}: no worker threads seen")
-            self.assertEqual(set(policies.values()), {0}, f"{short}: threads other than the control thread: {policies}")
-            with open(f"/proc/{p.pid}/limits") as f:
-                rtprio = re.search(r"^Max realtime priority\s+(\S+)\s+(\S+)", f.read(), re.M)
-            self.assertEqual(rtprio.groups(), ("0", "0"), f"{short}: RLIMIT_RTPRIO left for its children")
-
     def test_a_malformed_vrrp_flood(self):
         before = {s: self.vrrp_counters(s) for s in ("a", "b")}
         pids = {s: p.pid for s, p in self.daemons.items()}
