@@ -21,12 +21,15 @@ std::atomic<bool> guard_fired{false};
 // this: it moves the control thread by its tid. sched_setscheduler(2) is a
 // plain system call, safe in a signal handler.
 void on_sigxcpu(int) {
+  const int saved_errno = errno;  // the interrupted code may be about to read it
   const pid_t tid = control_tid.load();
-  if (tid == 0) return;
-  sched_param p{};
-  p.sched_priority = 0;
-  (void)::syscall(SYS_sched_setscheduler, tid, SCHED_OTHER, &p);
-  guard_fired.store(true);
+  if (tid != 0) {
+    sched_param p{};
+    p.sched_priority = 0;
+    (void)::syscall(SYS_sched_setscheduler, tid, SCHED_OTHER, &p);
+    guard_fired.store(true);
+  }
+  errno = saved_errno;
 }
 
 }  // namespace
