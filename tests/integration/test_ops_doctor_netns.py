@@ -78,7 +78,7 @@ class DoctorNetns(unittest.TestCase):
                           f"  authentication {{\n    auth_type PASS\n    auth_pass {PASSWORD}\n  }}\n"
                           f"  virtual_ipaddress {{\n    {self.vip}\n  }}\n}}\n")
         pidf, vrrpf = os.path.join(d, "keepalived.pid"), os.path.join(d, "vrrp.pid")
-        self.peer = self.lab.spawn("keepalived-a", "a", [KEEPALIVED, "-n", "-l", "-D", "-P", "-f", conf,
+        self.peer = self.lab.spawn("keepalived-a", "a", [KEEPALIVED, "-n", "-l", "-G", "-D", "-P", "-f", conf,
                                                          "-p", pidf, "-r", vrrpf])
 
         def child():

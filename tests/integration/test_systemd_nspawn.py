@@ -338,7 +338,7 @@ class SystemdNspawnTest(unittest.TestCase):
                     f"  virtual_router_id {VRID}\n  priority 100\n  advert_int 1\n"
                     f"  virtual_ipaddress {{\n    {cls.vip}/24\n  }}\n}}\n")
         pidf, vrrpf = os.path.join(d, "keepalived.pid"), os.path.join(d, "vrrp.pid")
-        cls.lab.spawn("keepalived", "b", [KEEPALIVED, "-n", "-l", "-D", "-P", "-f", conf, "-p", pidf, "-r", vrrpf])
+        cls.lab.spawn("keepalived", "b", [KEEPALIVED, "-n", "-l", "-G", "-D", "-P", "-f", conf, "-p", pidf, "-r", vrrpf])
 
         def child():
             with open(vrrpf) as f:

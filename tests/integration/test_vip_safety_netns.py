@@ -230,7 +230,7 @@ class VipSafetyNetns(unittest.TestCase):
         for f in (pidf, vrrpf):
             if os.path.exists(f):
                 os.unlink(f)
-        k = LAB.spawn("keepalived-c", "c", [KEEPALIVED, "-n", "-l", "-D", "-P", "-f", conf, "-p", pidf, "-r", vrrpf])
+        k = LAB.spawn("keepalived-c", "c", [KEEPALIVED, "-n", "-l", "-G", "-D", "-P", "-f", conf, "-p", pidf, "-r", vrrpf])
 
         def child():
             with open(vrrpf) as f:

@@ -187,7 +187,7 @@ class VrrpNetnsTest(unittest.TestCase):
             if os.path.exists(f):
                 os.unlink(f)
         p = LAB.spawn(f"keepalived-{short}", short,
-                      [KEEPALIVED, "-n", "-l", "-D", "-P", "-f", conf, "-p", pidf, "-r", vrrpf])
+                      [KEEPALIVED, "-n", "-l", "-G", "-D", "-P", "-f", conf, "-p", pidf, "-r", vrrpf])
         self.daemons[short] = p
 
         def child():
@@ -566,7 +566,7 @@ class VrrpIpv6NetnsTest(unittest.TestCase):
             if os.path.exists(f):
                 os.unlink(f)
         k = self.lab.spawn(f"keepalived6-{short}", short,
-                           [KEEPALIVED, "-n", "-l", "-D", "-P", "-f", conf, "-p", pidf, "-r", vrrpf])
+                           [KEEPALIVED, "-n", "-l", "-G", "-D", "-P", "-f", conf, "-p", pidf, "-r", vrrpf])
 
         def child():
             with open(vrrpf) as f:
