@@ -702,7 +702,7 @@ class FloodNetnsTest(unittest.TestCase):
             frozen = describe(watch.stop())
         load = open("/proc/loadavg").read().split()[0]
         log(f"a: the master's longest silence on the link {gap * 1000:.0f} ms; the control threads waited for a "
-            f"CPU {waited} ms in all (load {load}); vCPUs the hypervisor froze: {frozen}")
+            f"CPU {waited} ms in all (load {load}); frozen vCPUs: {frozen}")
         log(f"a: {r['sent']} VRRP packets in {r['seconds']:.1f}s = {r['rate']:.0f}/s "
             f"({r['errors']} send errors, flooder CPU {r['cpu']:.1f}s); daemon CPU a {cpu['a']:.1%} "
             f"b {cpu['b']:.1%} of a core; stream {st['sent']} bytes, max gap {st['max_gap'] * 1000:.0f} ms")
@@ -930,7 +930,7 @@ class FloodNetnsTest(unittest.TestCase):
             f"{gap * 1000:.0f} ms; new sessions via the VIP {conns.ok} ok, {len(conns.failures)} failed; "
             f"slowest /status {worst_status * 1000:.0f} ms; node streams max gap "
             f"{max(e['max_gap'] for e in ends.values()) * 1000:.0f} ms; control threads waited for a CPU {waited} ms "
-            f"in all (load {load}); vCPUs the hypervisor froze: {frozen}")
+            f"in all (load {load}); frozen vCPUs: {frozen}")
         self.results["floods during switchover"] = {
             "vrrp_rate": round(r["rate"]), "syn_rate": round(rs["rate"]), "switchover_ms": took,
             "cpu": {k: f"{v:.1%}" for k, v in cpu.items()}, "advert_max_gap_ms": round(gap * 1000),
@@ -1017,7 +1017,7 @@ class FloodNetnsTest(unittest.TestCase):
             frozen = describe(watch.stop())
         load = open("/proc/loadavg").read().split()[0]
         log(f"d: the master's longest silence on the link {gap * 1000:.0f} ms; its control thread waited for a CPU "
-            f"{waited['a']} ms in all (load {load}); vCPUs the hypervisor froze: {frozen}")
+            f"{waited['a']} ms in all (load {load}); frozen vCPUs: {frozen}")
         with open(os.path.join(self.lab.dir, "keepalived-b.log"), errors="replace") as f:
             f.seek(klog0)
             klog = f.read()

@@ -1,34 +1,37 @@
-"""Sees a virtual machine's hypervisor stop running one of its vCPUs.
+"""Sees a vCPU of a virtual machine stop running anything for a while.
 
 Each CPU's line in /proc/stat adds up to the wall time that passed, busy or
 idle: ticks count busy time, and an idle CPU's tickless sleep is counted as
 idle from timestamps (NO_HZ_IDLE). The sum falls behind the wall clock only
-while the vCPU is not run by the host and the host does not report that time
-as steal. On the development VM (Firecracker, a PVM guest, 2 vCPUs) one vCPU
-took ~1 timer interrupt per 100 ms instead of ~28 for 0.1-8 s at a time,
-while the thread current on it kept being charged run time: a daemon thread
-there stops for seconds and no scheduler inside the guest can move it, as it
-is "running". The cause was console output: keepalived, with no syslog
-daemon in the lab, logged each line to /dev/console, the VM's emulated
-serial port, whose interrupt is served on that vCPU (docs/lab-notes.md,
-"The console is a serial port"). A test that asserts real-time bounds logs
-what this sees, so the next such stall is told from a fault of the code under
-test at once.
+while the vCPU takes no timer interrupts: the host does not run it (and does
+not report that time as steal), or it is held with interrupts off, as in an
+emulated device's interrupt handler. On the development VM (Firecracker, a
+PVM guest, 2 vCPUs) one vCPU took ~1 timer interrupt per 100 ms instead of
+~28 for 0.1-8 s at a time, while the thread current on it kept being charged
+run time: a daemon thread there stops for seconds and no scheduler inside
+the guest can move it, as it is "running". The cause was console output:
+keepalived, with no syslog daemon in the lab, logged each line to
+/dev/console, the VM's emulated serial port, whose interrupt is served on
+that vCPU (docs/lab-notes.md, "The console is a serial port"). A test that
+asserts real-time bounds logs what this sees, so the next such stall is told
+from a fault of the code under test at once.
 """
 import os
 import threading
 import time
 
+CLK_TCK = os.sysconf("SC_CLK_TCK")  # /proc/stat's unit, USER_HZ
+
 
 def cpu_times():
-    """{cpu index: accounted seconds} from /proc/stat (USER_HZ = 100)."""
+    """{cpu index: accounted seconds} from /proc/stat."""
     out = {}
     with open("/proc/stat") as f:
         for line in f:
             if line.startswith("cpu") and line[3].isdigit():
                 fields = line.split()
                 # user nice system idle iowait irq softirq steal
-                out[int(fields[0][3:])] = sum(int(x) for x in fields[1:9]) / os.sysconf("SC_CLK_TCK")
+                out[int(fields[0][3:])] = sum(int(x) for x in fields[1:9]) / CLK_TCK
     return out
 
 
