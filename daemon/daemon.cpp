@@ -395,6 +395,12 @@ void Daemon::load_kernel_path() {
   spdlog::info("data path: kernel forwarding available ({} program on a SOCKHASH, self-test passed); sessions "
                "of proxies with data_path kernel go to it after their first exchanges",
                how);
+  for (const auto& p : config_.proxies)
+    if (p.data_path == cfg::DataPath::kernel)
+      spdlog::warn("proxy {}: data_path kernel is experimental: a session taken back from the kernel path (a slow "
+                   "reader or a bulk stream) received duplicated bytes on kernel 6.18 (README, \"Kernel data "
+                   "path\"); use splice (data_path auto) for a catalog",
+                   p.name);
 }
 
 int Daemon::run() {
