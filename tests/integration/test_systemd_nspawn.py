@@ -15,7 +15,10 @@ an operator would:
   3. it holds the VIP on the lab interface (keepalived as BACKUP on a second
      lab node) and a client there reaches a backend through VIP:5433;
   4. `systemctl reload` applies a changed file (a new proxy listens, same
-     PID), and a broken file is refused with the running configuration kept;
+     PID); a file that does not load makes `systemctl reload` itself fail
+     (the unit's ExecReload checks it first) with the file, line and key in
+     the journal; a file that loads but cannot be applied is refused by the
+     daemon; the running configuration is kept in both;
   5. `journalctl -u vipproxy` stores warnings as warning (4), errors as err
      (3), info as info (6), with the "<N>" prefixes consumed;
   6. a SIGSTOPped daemon misses its watchdog pings: systemd aborts it and
@@ -346,7 +349,7 @@ class SystemdNspawnTest(unittest.TestCase):
         cls.lab.extra_pids.append((wait_until(child, 10, "keepalived's VRRP child"), "keepalived"))
 
     @classmethod
-    def conf(cls, extra_proxy="", threads=2, broken=False):
+    def conf(cls, extra_proxy="", threads=2, broken=False, unusable=False):
         text = (f"node: catalog01\nthreads: {threads}\nlog_level: info\nvrrp_rt_priority: 10\n"
                 "admin:\n  listen: 127.0.0.1:8405\n"
                 "proxies:\n"
@@ -358,6 +361,11 @@ class SystemdNspawnTest(unittest.TestCase):
                 "    backends:\n      - {name: catalog01, address: 127.0.0.1:5432}\n")
         if extra_proxy:
             text += (f"  - name: {extra_proxy}\n    listen: 0.0.0.0:5434\n    check: {{type: tcp}}\n"
+                     "    backends:\n      - {name: catalog01, address: 127.0.0.1:5432}\n")
+        if unusable:
+            # Loads (--check-config passes) but cannot listen: no such
+            # address in the container (10.88.x is the lab; this is not).
+            text += ("  - name: nowhere\n    listen: 10.99.99.99:5435\n    check: {type: tcp}\n"
                      "    backends:\n      - {name: catalog01, address: 127.0.0.1:5432}\n")
         text += ("vrrp:\n  - name: VI_1\n    interface: eth0\n    state: backup\n"
                  f"    virtual_router_id: {VRID}\n    priority: 150\n    version: 3\n    advert_int: 1s\n"
@@ -483,11 +491,24 @@ class SystemdNspawnTest(unittest.TestCase):
         self.assertEqual(self.main_pid(), pid, "reload must not restart the process")
         self.assertEqual(self.show("NRestarts")["NRestarts"], restarts)
         self.assertEqual(self.client_through_vip(5434), "hello through the VIP\n")
-        # A broken file: refused, the running configuration stays.
+        # A file that does not load: `systemctl reload` fails (ExecReload
+        # checks the file first), the error names file, line and key, the
+        # daemon is not signalled, the running configuration stays.
         self.write_conf(self.conf(extra_proxy="postgres-ro", threads=3, broken=True))
+        refused = self.box.run(["systemctl", "reload", "vipproxy"], check=False)
+        self.assertNotEqual(refused.returncode, 0, "systemctl reload must fail for a file that does not load")
+        wait_until(lambda: any(f"{CONF}:" in m and "no_such_key: unknown key" in m for m in self.messages()), 10,
+                   "the check's error in the journal")
+        self.assertFalse(any("reload failed, keeping the running configuration" in m for m in self.messages()),
+                         "the daemon must not have been signalled")
+        self.assertTrue(self.listening("a", 5434))
+        self.assertEqual(self.state(), ("active", "running"))
+        self.assertEqual(self.main_pid(), pid)
+        # A file that loads but cannot be applied: the daemon refuses it.
+        self.write_conf(self.conf(extra_proxy="postgres-ro", threads=3, unusable=True))
         self.box.run(["systemctl", "reload", "vipproxy"])
-        wait_until(lambda: any("reload failed, keeping the running configuration" in m for m in self.messages()), 10,
-                   "the broken file refused")
+        wait_until(lambda: any("reload failed, keeping the running configuration" in m and "10.99.99.99:5435" in m
+                               for m in self.messages()), 10, "the unusable file refused by the daemon")
         self.assertTrue(self.listening("a", 5434))
         self.assertEqual(self.state(), ("active", "running"))
         self.assertEqual(self.main_pid(), pid)
