@@ -99,6 +99,12 @@ struct DaemonFacts {
 InstanceCounterFacts instance_counters(const std::string& status_json, const std::string& instance);
 Verdict foreign_routers_verdict(const cfg::VrrpInstance& inst, const DaemonFacts& f);
 
+// ---- The data path of each proxy (from the config alone) ----
+// A WARN per proxy set to `data_path: kernel`: experimental, a session taken
+// back from it to userspace received duplicated bytes on kernel 6.18 (README,
+// "Kernel data path"). Nothing for the other paths.
+std::vector<Verdict> data_path_verdicts(const cfg::Config& c);
+
 // ---- Patroni REST (the configured check) ----
 struct CheckProbe {
   std::string proxy, backend, target;  // target: "OPTIONS http://host:8008/primary"

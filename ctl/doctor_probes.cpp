@@ -394,6 +394,7 @@ std::vector<Verdict> run_doctor(const DoctorOptions& o, std::ostream& out) {
   uint64_t capeff = 0;
   if (auto s = read_file("/proc/self/status"))
     if (auto v = parse_capeff(*s)) capeff = *v;
+  for (const auto& v : data_path_verdicts(c)) emit(v);
   for (const auto& v : capability_verdicts(c, capeff, ::geteuid() == 0)) emit(v);
   emit(admin_verdict(probe_admin(c, o, out)));
   std::set<std::string> ifs;

@@ -93,6 +93,24 @@ BOOST_AUTO_TEST_CASE(capabilities_for_track_scripts_with_a_user) {
   BOOST_TEST(v.at(0).reason.find("none needed") != std::string::npos);
 }
 
+BOOST_AUTO_TEST_CASE(data_path_kernel_is_flagged) {
+  BOOST_TEST(ctl::data_path_verdicts(config()).empty());  // auto: nothing to say
+  std::string yaml = kYaml;
+  const std::string at = "    listen: 0.0.0.0:5433\n";
+  for (const char* path : {"copy", "splice", "auto"}) {
+    std::string y = yaml;
+    y.insert(y.find(at) + at.size(), std::string("    data_path: ") + path + "\n");
+    BOOST_TEST(ctl::data_path_verdicts(config(y)).empty(), path);
+  }
+  yaml.insert(yaml.find(at) + at.size(), "    data_path: kernel\n");
+  auto v = ctl::data_path_verdicts(config(yaml));
+  BOOST_REQUIRE(v.size() == 1u);
+  BOOST_TEST((v[0].level == Level::warn));
+  BOOST_TEST(v[0].check == "data path postgres");
+  BOOST_TEST(v[0].reason.find("duplicated bytes") != std::string::npos, v[0].reason);
+  BOOST_TEST(ctl::exit_code(v) == 0);  // a warning, not a failure
+}
+
 BOOST_AUTO_TEST_CASE(interfaces) {
   BOOST_TEST((ctl::interface_verdict("enp0s3", {}).level == Level::fail));
   BOOST_TEST((ctl::interface_verdict("enp0s3", {true, false, "down"}).level == Level::fail));
