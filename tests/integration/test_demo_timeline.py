@@ -14,6 +14,7 @@ import glob
 import json
 import os
 import subprocess
+import sys_tmp_
 import sys
 import tempfile
 import unittest
@@ -128,6 +129,7 @@ class Record(unittest.TestCase):
 class Draw(unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="vipproxy-timeline-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
 
     def check_elements(self, found, run, prefix=""):
         nodes = T.nodes_of(run)
