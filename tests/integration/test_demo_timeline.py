@@ -13,8 +13,8 @@ haproxy-keepalived) draw into one picture with the same elements each.
 import glob
 import json
 import os
+import shutil
 import subprocess
-import sys_tmp_
 import sys
 import tempfile
 import unittest
