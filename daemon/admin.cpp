@@ -2,11 +2,16 @@
 
 #include <spdlog/spdlog.h>
 #include <sys/ioctl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
 #include <random>
+#include <cerrno>
+#include <cstring>
 
 #include "cfg/names.h"
 #include "metrics/prometheus.h"
@@ -231,6 +236,17 @@ void AdminServer::listen() {
   if (ec)
     throw std::system_error(ec, "admin: cannot listen on " + a.listen.host + ":" + std::to_string(a.listen.port));
   acceptor_.listen();
+  // A connection that has sent nothing yet stays with the kernel (HAProxy's
+  // `defer-accept`, nginx's `deferred`). Without it a well-behaved client
+  // that got its CPU a few ms after connect() was, for the endpoint, an idle
+  // connection, and a flood that turns the slots over every few ms closed it
+  // before its request arrived (test_admin_hostile_netns, 2026-12-02).
+  // Linux hands an idle one over after one SYN-ACK retransmission (~1 s),
+  // when the read deadline starts.
+  const int defer = static_cast<int>(limits_.defer_accept.count());
+  if (defer > 0 && ::setsockopt(acceptor_.native_handle(), IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer, sizeof defer) != 0)
+    spdlog::warn("admin: TCP_DEFER_ACCEPT not set ({}): an idle connection takes a slot at once",
+                 std::strerror(errno));
   if (!addr.is_loopback())
     spdlog::warn("admin endpoint listens on {} (not loopback){}", a.listen.host,
                  a.token.empty() ? " without a token" : "");

@@ -50,6 +50,10 @@ struct AdminLimits {
   std::chrono::milliseconds read_timeout{2000};   // from accept to the end of the request
   std::chrono::milliseconds write_timeout{5000};  // to hand over the whole reply
   std::chrono::milliseconds accept_pause{100};    // after EMFILE/ENFILE/ENOBUFS/ENOMEM
+  // TCP_DEFER_ACCEPT on the listener: the kernel hands over a connection once
+  // its first bytes are in (or after about this long without any), so a
+  // client is accepted with its request and never looks idle (docs/admin.md).
+  std::chrono::seconds defer_accept{1};
 };
 
 class AdminServer {
