@@ -75,8 +75,15 @@ struct Backend {
 enum class Balance { first, roundrobin, leastconn };
 
 // How an established session's bytes move (README, "Data path").
-// automatic: the kernel path where the running kernel offers it, else splice.
+// automatic: splice for now; kernel: opt-in, see kKernelDataPathCaveat.
 enum class DataPath { automatic, kernel, splice, copy };
+
+// Why data_path kernel is opt-in, as the daemon's start-up warning and
+// `vipproxy doctor` say it (README, "Kernel data path", issue 11).
+inline constexpr const char* kKernelDataPathCaveat =
+    "data_path kernel is experimental: a session taken back from the kernel path (a slow reader or a bulk "
+    "stream) received duplicated bytes on kernel 6.18 (README, \"Kernel data path\"); use auto (splice) in "
+    "front of a catalog";
 
 struct TcpKeepalive {
   bool enabled = true;

@@ -75,10 +75,7 @@ std::vector<Verdict> data_path_verdicts(const cfg::Config& c) {
   std::vector<Verdict> out;
   for (const auto& p : c.proxies)
     if (p.data_path == cfg::DataPath::kernel)
-      out.push_back({Level::warn, "data path " + p.name,
-                     "data_path kernel is experimental: a session taken back from the kernel path (a slow reader "
-                     "or a bulk stream) received duplicated bytes on kernel 6.18 (README, \"Kernel data path\"); "
-                     "use auto (splice) in front of a catalog"});
+      out.push_back({Level::warn, "data path " + p.name, cfg::kKernelDataPathCaveat});
   return out;
 }
 

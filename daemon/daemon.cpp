@@ -397,10 +397,7 @@ void Daemon::load_kernel_path() {
                how);
   for (const auto& p : config_.proxies)
     if (p.data_path == cfg::DataPath::kernel)
-      spdlog::warn("proxy {}: data_path kernel is experimental: a session taken back from the kernel path (a slow "
-                   "reader or a bulk stream) received duplicated bytes on kernel 6.18 (README, \"Kernel data "
-                   "path\"); use splice (data_path auto) for a catalog",
-                   p.name);
+      spdlog::warn("proxy {}: {}", p.name, cfg::kKernelDataPathCaveat);
 }
 
 int Daemon::run() {
