@@ -118,7 +118,13 @@ class Reload(unittest.TestCase):
         cls.rest_ports = {n: s.port for n, s in cls.rest.items()}
         cls.vp = L.Vipproxy(cls.lab, config(cls.admin, cls.ports, cls.rest_ports))
         cls.vp.require_data_path(cls.admin)
-        L.wait_until(lambda: all(p["current_backend"] for p in cls.status()["proxies"]), 30, "backends up")
+        try:
+            L.wait_until(lambda: all(p["current_backend"] for p in cls.status()["proxies"]), 30, "backends up")
+        except AssertionError as e:
+            # Say whether the daemon is running and what it logged (the TSan
+            # stage once saw its admin port refuse for 30 s, without a report).
+            raise AssertionError(f"{e}; daemon {'running' if cls.vp.alive() else 'exited'}; its log:\n"
+                                 f"{cls.vp.log()}") from None
 
     @classmethod
     def tearDownClass(cls):
