@@ -5,6 +5,21 @@
 
 namespace proxy {
 
+PipeBudget& PipeBudget::process() {
+  static PipeBudget budget(16);
+  return budget;
+}
+
+bool PipeBudget::take() {
+  size_t n = taken_.load(std::memory_order_relaxed);
+  do {
+    if (n >= max_) return false;
+  } while (!taken_.compare_exchange_weak(n, n + 1, std::memory_order_relaxed));
+  return true;
+}
+
+void PipeBudget::give() { taken_.fetch_sub(1, std::memory_order_relaxed); }
+
 PipePool::~PipePool() {
   for (auto& p : spare_) destroy(p);
 }
@@ -20,6 +35,11 @@ Pipe PipePool::acquire() {
     if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return p;
     p.rd = fds[0];
     p.wr = fds[1];
+    if (big_.take()) {
+      // EPERM when this user already holds too many pipe pages: keep the default.
+      if (::fcntl(p.rd, F_SETPIPE_SZ, PipeBudget::kBytes) >= PipeBudget::kBytes) p.big = true;
+      else big_.give();
+    }
   }
   in_use_.store(in_use_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   return p;
@@ -51,6 +71,7 @@ void PipePool::discard(Pipe& p) {
 }
 
 void PipePool::destroy(Pipe& p) {
+  if (p.big) big_.give();
   if (p.rd >= 0) ::close(p.rd);
   if (p.wr >= 0) ::close(p.wr);
   p = Pipe{};

@@ -9,8 +9,9 @@
 namespace proxy {
 
 namespace {
-// 64 KiB is the default pipe capacity: one splice fills it in one call.
-constexpr size_t kChunk = 64 * 1024;
+// As much as a pipe may hold (PipeBudget::kBytes; 64 KiB for one past the
+// budget): one splice fills it in one call.
+constexpr size_t kChunk = PipeBudget::kBytes;
 
 bool would_block() { return errno == EAGAIN || errno == EWOULDBLOCK; }
 }  // namespace

@@ -371,7 +371,7 @@ class DataPath(unittest.TestCase):
         # as HAProxy is: the backend's send buffer, our receive buffer on the
         # backend socket (autotuned up to tcp_rmem's max: 32 MiB on the CI
         # machine, where one run saw 33 MiB held), our send buffer to the
-        # client, the client's 256 KiB, a pipe, and 1 MiB of slack.
+        # client, the client's 256 KiB, a pipe (up to 1 MiB), and 1 MiB of slack.
         if self.kernel:
             bound = 24 * MIB
         else:

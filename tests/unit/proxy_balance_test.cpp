@@ -4,6 +4,8 @@
 #include "proxy/balance.h"
 #include "proxy/pipe_pool.h"
 
+#include <fcntl.h>
+
 using proxy::Candidate;
 using proxy::choose;
 using proxy::elect_first;
@@ -95,6 +97,32 @@ BOOST_AUTO_TEST_CASE(pipe_pool_trims_spares_left_unused) {
   BOOST_TEST(pool.spare() == 1u);
   pool.trim();  // untouched for a whole period: closed too
   BOOST_TEST(pool.spare() == 0u);
+}
+
+// A pipe is 1 MiB while the budget lasts, the default 64 KiB past it, and
+// gives its share back when it is closed (trimmed as a spare, or discarded).
+BOOST_AUTO_TEST_CASE(pipe_pool_enlarges_pipes_within_its_budget) {
+  proxy::PipeBudget budget(2);
+  proxy::PipePool pool(8, budget);
+  proxy::Pipe p[3] = {pool.acquire(), pool.acquire(), pool.acquire()};
+  BOOST_TEST(::fcntl(p[0].rd, F_GETPIPE_SZ) == proxy::PipeBudget::kBytes);
+  BOOST_TEST(::fcntl(p[1].rd, F_GETPIPE_SZ) == proxy::PipeBudget::kBytes);
+  BOOST_TEST(::fcntl(p[2].rd, F_GETPIPE_SZ) == 64 * 1024);
+  BOOST_TEST((p[0].big && p[1].big && !p[2].big));
+  BOOST_TEST(budget.taken() == 2u);
+  pool.discard(p[0]);
+  BOOST_TEST(budget.taken() == 1u);
+  auto q = pool.acquire();  // a new pipe: the share p[0] gave back
+  BOOST_TEST(q.big);
+  BOOST_TEST(::fcntl(q.rd, F_GETPIPE_SZ) == proxy::PipeBudget::kBytes);
+  pool.release(q);
+  pool.release(p[1]);
+  pool.release(p[2]);
+  BOOST_TEST(budget.taken() == 2u);  // spares keep their size and their share
+  pool.trim();
+  pool.trim();
+  BOOST_TEST(pool.spare() == 0u);
+  BOOST_TEST(budget.taken() == 0u);
 }
 
 // Several backends passing at once is logged when it starts, when the set
