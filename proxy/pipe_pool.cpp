@@ -35,11 +35,13 @@ Pipe PipePool::acquire() {
     if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return p;
     p.rd = fds[0];
     p.wr = fds[1];
-    if (big_.take()) {
-      // EPERM when this user already holds too many pipe pages: keep the default.
-      if (::fcntl(p.rd, F_SETPIPE_SZ, PipeBudget::kBytes) >= PipeBudget::kBytes) p.big = true;
-      else big_.give();
-    }
+  }
+  // A spare made while the budget was spent is enlarged once it allows: the
+  // pool reuses its newest spares, so a small one would otherwise stay small.
+  if (!p.big && big_.take()) {
+    // EPERM when this user already holds too many pipe pages: keep the default.
+    if (::fcntl(p.rd, F_SETPIPE_SZ, PipeBudget::kBytes) >= PipeBudget::kBytes) p.big = true;
+    else big_.give();
   }
   in_use_.store(in_use_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   return p;

@@ -115,9 +115,13 @@ BOOST_AUTO_TEST_CASE(pipe_pool_enlarges_pipes_within_its_budget) {
   auto q = pool.acquire();  // a new pipe: the share p[0] gave back
   BOOST_TEST(q.big);
   BOOST_TEST(::fcntl(q.rd, F_GETPIPE_SZ) == proxy::PipeBudget::kBytes);
-  pool.release(q);
+  pool.release(p[2]);  // a small spare
+  pool.discard(q);
+  auto r = pool.acquire();  // that spare, enlarged with the share q gave back
+  BOOST_TEST(r.big);
+  BOOST_TEST(::fcntl(r.rd, F_GETPIPE_SZ) == proxy::PipeBudget::kBytes);
+  pool.release(r);
   pool.release(p[1]);
-  pool.release(p[2]);
   BOOST_TEST(budget.taken() == 2u);  // spares keep their size and their share
   pool.trim();
   pool.trim();
