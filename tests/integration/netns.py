@@ -51,6 +51,22 @@ def in_netns(name):
         os.close(target)
 
 
+def whoami_code(host="0.0.0.0", port=7777, backlog=16):
+    """Source for `python3 -c CODE NAME` in a node's namespace: a TCP server on
+    host:port that sends NAME to every client and closes, so a client learns
+    which node holds the VIP it reached."""
+    family = "socket.AF_INET6" if ":" in host else "socket.AF_INET"
+    return (f"import socket, sys\n"
+            f"s = socket.socket({family})\n"
+            f"s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+            f"s.bind(({host!r}, {port}))\n"
+            f"s.listen({backlog})\n"
+            f"while True:\n"
+            f"    c, _ = s.accept()\n"
+            f"    c.sendall(sys.argv[1].encode())\n"
+            f"    c.close()\n")
+
+
 def check_ip_netns():
     """Skips the test (CTest shows it as skipped: tests/integration/testmain.py)
     with a clear reason when namespaces are unusable; on CI (VIPPROXY_NO_SKIP=1)

@@ -65,17 +65,7 @@ OCTET, OCTET1 = 84, 85  # br0, br1 (grep tests/ scripts/ for 10.88.: unused else
 HOSTS = {"a": 151, "b": 152, "c": 153, "client": 10}
 LAB = None
 
-WHOAMI = r'''
-import socket, sys
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", 7777))
-s.listen(64)
-while True:
-    c, _ = s.accept()
-    c.sendall(sys.argv[1].encode())
-    c.close()
-'''
+WHOAMI = netns.whoami_code("127.0.0.1", backlog=64)
 
 # Connects to VIP:5433 every `period` s for `seconds` s; prints one JSON
 # line: every answer (the node name, or the error) in order.

@@ -73,17 +73,7 @@ def keepalived_conf(node, priority, version, state="BACKUP"):
             f"  virtual_ipaddress {{\n    {VIP}/24\n  }}\n}}\n")
 
 
-WHOAMI = r'''
-import socket, sys
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", 7777))
-s.listen(16)
-while True:
-    c, _ = s.accept()
-    c.sendall(sys.argv[1].encode())
-    c.close()
-'''
+WHOAMI = netns.whoami_code()
 
 # A raw sender for malformed VRRPv2 adverts, run inside the client namespace.
 MALFORMED_SENDER = r'''
@@ -453,7 +443,7 @@ class VrrpNetnsTest(unittest.TestCase):
         self.assertEqual(self.instance("a")["state"], "BACKUP")
 
 
-WHOAMI6 = WHOAMI.replace("socket.socket()", "socket.socket(socket.AF_INET6)").replace('("0.0.0.0", 7777)', '("::", 7777)')
+WHOAMI6 = netns.whoami_code("::")
 
 
 class VrrpIpv6NetnsTest(unittest.TestCase):
