@@ -64,6 +64,7 @@ bool KernelPump::refresh(int from, int to) {
   if (!counted_ || !socket_bytes(from, f) || !socket_bytes(to, t)) return false;
   if (!kernel_ || !kernel_->redirected(cookie_, redirected)) return false;
   const uint64_t delivered = t.written - base_written_;
+  delivered_ = delivered;
   in_flight_ = redirected > delivered ? redirected - delivered : 0;
   // Received since the hand-over and not (yet) run through the program.
   const uint64_t received = f.received - base_taken_;
@@ -92,10 +93,12 @@ std::unique_ptr<KernelPath> KernelPath::load(const Limits&, std::string& why) {
   return nullptr;
 }
 KernelPath::~KernelPath() = default;
-bool KernelPath::attach(int, int, uint64_t&, uint64_t&) {
+bool KernelPath::attach(int, int, uint64_t&, uint64_t&, uint64_t) {
   errno = ENOTSUP;
   return false;
 }
+bool KernelPath::grant(uint64_t, uint64_t) { return false; }
+bool KernelPath::held(uint64_t) const { return false; }
 bool KernelPath::hold(uint64_t) { return false; }
 void KernelPath::forget(uint64_t) {}
 int KernelPath::events_fd() const { return -1; }
@@ -169,6 +172,7 @@ std::unique_ptr<KernelPath> KernelPath::load(const Limits& limits, std::string& 
   bpf_map__set_max_entries(k->skel_->maps.active, entries);
   bpf_map__set_max_entries(k->skel_->maps.links, entries);
   bpf_map__set_max_entries(k->skel_->maps.held, entries);
+  bpf_map__set_max_entries(k->skel_->maps.credit, entries);
   k->skel_->rodata->report_every = limits.report_every;
   if (int e = forward::load(k->skel_)) {
     why = err("loading the sk_skb program (needs CAP_BPF and CAP_NET_ADMIN, kernel 5.8 or later)", -e);
@@ -237,10 +241,18 @@ KernelPath::~KernelPath() {
   if (skel_) forward::destroy(skel_);
 }
 
-bool KernelPath::attach(int a, int b, uint64_t& cookie_a, uint64_t& cookie_b) {
+bool KernelPath::attach(int a, int b, uint64_t& cookie_a, uint64_t& cookie_b, uint64_t credit) {
   cookie_a = cookie_of(a);
   cookie_b = cookie_of(b);
   if (!cookie_a || !cookie_b) return false;
+  // The credit is in place before the program can run for either socket.
+  if (credit && (!grant(cookie_a, credit) || !grant(cookie_b, credit))) {
+    const int e = errno;
+    bpf_map_delete_elem(bpf_map__fd(skel_->maps.credit), &cookie_a);
+    bpf_map_delete_elem(bpf_map__fd(skel_->maps.credit), &cookie_b);
+    errno = e;
+    return false;
+  }
   const int links = bpf_map__fd(skel_->maps.links);
   const int targets = bpf_map__fd(skel_->maps.targets);
   const int active = bpf_map__fd(skel_->maps.active);
@@ -280,8 +292,19 @@ undo:
   if (step > 2) bpf_map_delete_elem(targets, &cookie_a);
   if (step > 1) bpf_map_delete_elem(links, &cookie_b);
   if (step > 0) bpf_map_delete_elem(links, &cookie_a);
+  bpf_map_delete_elem(bpf_map__fd(skel_->maps.credit), &cookie_a);
+  bpf_map_delete_elem(bpf_map__fd(skel_->maps.credit), &cookie_b);
   errno = e;
   return false;
+}
+
+bool KernelPath::grant(uint64_t cookie, uint64_t limit) {
+  return bpf_map_update_elem(bpf_map__fd(skel_->maps.credit), &cookie, &limit, BPF_ANY) == 0;
+}
+
+bool KernelPath::held(uint64_t cookie) const {
+  uint8_t v = 0;
+  return bpf_map_lookup_elem(bpf_map__fd(skel_->maps.held), &cookie, &v) == 0;
 }
 
 bool KernelPath::hold(uint64_t cookie) {
@@ -294,6 +317,7 @@ void KernelPath::forget(uint64_t cookie) {
   bpf_map_delete_elem(bpf_map__fd(skel_->maps.targets), &cookie);
   bpf_map_delete_elem(bpf_map__fd(skel_->maps.links), &cookie);
   bpf_map_delete_elem(bpf_map__fd(skel_->maps.held), &cookie);
+  bpf_map_delete_elem(bpf_map__fd(skel_->maps.credit), &cookie);
 }
 
 int KernelPath::events_fd() const { return rb_fd_; }

@@ -12,9 +12,13 @@
 //    holds every redirected byte, shutdown(peer, SHUT_WR);
 //  - redirected bytes do not see the receiver's window: the program reports
 //    every `report_every` bytes per socket and userspace takes a session
-//    back (out of the map, then the copy/splice pump) when more than
-//    `max_in_flight` bytes wait in the kernel for a slow reader, or when
-//    the session turns out to be a bulk stream, which splice moves faster.
+//    back (held, then the copy pump) when more than `max_in_flight` bytes
+//    wait in the kernel for a slow reader, or when the session turns out to
+//    be a bulk stream, which splice moves faster. At each report userspace
+//    grants the socket credit up to what its peer has taken plus a margin;
+//    a socket that would pass its credit before userspace looks (a sender
+//    faster than the worker's reaction) is held by the program at once, so
+//    the bound does not depend on how soon the worker runs.
 #pragma once
 
 #include <cstddef>
@@ -61,6 +65,9 @@ class KernelPump : public Pump {
   // Bytes the kernel took from `from` that `to` does not hold yet, as of
   // the last run() or refresh().
   uint64_t in_flight() const { return in_flight_; }
+  // Bytes `to` has taken since the hand-over, as of the last refresh (the
+  // program's count of redirected bytes starts at the hand-over too).
+  uint64_t delivered() const { return delivered_; }
   bool refresh(int from, int to);
   // After the hand-over: where the program counts what it redirected from
   // `from` (the socket's own SIOCINQ no longer tells once it is in a
@@ -74,7 +81,7 @@ class KernelPump : public Pump {
   KernelPath* kernel_ = nullptr;
   uint64_t cookie_ = 0;
   uint64_t base_taken_ = 0, base_written_ = 0, moved_ = 0;
-  uint64_t in_flight_ = 0, unread_ = 0;
+  uint64_t in_flight_ = 0, unread_ = 0, delivered_ = 0;
   bool counted_ = true;
 };
 
@@ -96,8 +103,16 @@ class KernelPath {
   // receives goes out of `b` and back. Bytes that arrived before are
   // forwarded too, in order. False (errno set) when the kernel refuses
   // (EOPNOTSUPP: a FIN has arrived already; E2BIG/ENOMEM: the maps are
-  // full): then nothing changed.
-  bool attach(int a, int b, uint64_t& cookie_a, uint64_t& cookie_b);
+  // full): then nothing changed. `credit`: how many bytes the program may
+  // redirect from each socket before holding it (grant() raises it); 0:
+  // no limit.
+  bool attach(int a, int b, uint64_t& cookie_a, uint64_t& cookie_b, uint64_t credit = 0);
+  // The program may redirect from `cookie` until its count of redirected
+  // bytes reaches `limit`.
+  bool grant(uint64_t cookie, uint64_t limit);
+  // Whether `cookie` is held (by hold(), or by the program when it ran out
+  // of credit).
+  bool held(uint64_t cookie) const;
   // Stops redirecting what `cookie` receives: from now on its bytes stay
   // with it, for recv() (not splice(): they are in the psock's queue, not
   // the socket's); bytes already redirected to its peer still go out. The

@@ -34,6 +34,11 @@ uint64_t kernel_after() {
 // reader's socket) before the session is taken back to userspace, where the
 // reader's window holds the sender back again.
 constexpr uint64_t kMaxInFlight = 1 << 20;
+// What the program may redirect from a socket beyond what its peer has
+// taken, as of the last report (proxy/kernel_path.h): past it the program
+// holds the socket itself. Twice the take-back threshold: a reader that keeps
+// up is granted more at every report (each 256 KiB) long before it gets there.
+constexpr uint64_t kCredit = 2 * kMaxInFlight;
 // More reports than this per second (the program reports every 256 KiB):
 // a bulk stream, which splice moves faster than the kernel path's per-skb
 // redirect (README, "Data path").
@@ -57,7 +62,7 @@ void Session::hand_over() {
   // Baselines before the sockets go into the maps: what userspace moved.
   auto p0 = std::make_unique<KernelPump>(side_[0].fd, side_[1].fd, pump_[0]->bytes());
   auto p1 = std::make_unique<KernelPump>(side_[1].fd, side_[0].fd, pump_[1]->bytes());
-  if (!k->attach(side_[0].fd, side_[1].fd, cookie_[0], cookie_[1])) {
+  if (!k->attach(side_[0].fd, side_[1].fd, cookie_[0], cookie_[1], kCredit)) {
     // A FIN came in the meantime (EOPNOTSUPP), or the maps are full: this
     // session stays on splice.
     kernel_wanted_ = false;
@@ -93,10 +98,16 @@ void Session::on_kernel_report(uint64_t cookie) {
   auto& p = static_cast<KernelPump&>(*pump_[d]);
   p.refresh(side_[d].fd, side_[1 - d].fd);
   count_bytes(d);
+  KernelPath* k = worker_.kernel();
+  if (k->held(cookie)) {
+    take_back("a slow reader (the program held it at its credit)");
+    return;
+  }
   if (p.in_flight() > kMaxInFlight) {
     take_back("a slow reader");
     return;
   }
+  k->grant(cookie, p.delivered() + kCredit);
   if (loop_.now() - report_window_ > std::chrono::seconds(1)) {
     report_window_ = loop_.now();
     reports_ = 0;

@@ -11,8 +11,10 @@
 // let a fast sender fill kernel memory. The program counts the bytes it
 // redirects per socket and tells userspace through the `events` ring buffer
 // each time another `report_every` bytes went through; userspace then
-// compares with what the peer's socket has taken and takes the session
-// back (proxy/kernel_path.h).
+// compares with what the peer's socket has taken, grants more `credit` or
+// takes the session back (proxy/kernel_path.h). The credit is what makes
+// the bound hold whenever userspace looks: a socket whose next bytes would
+// pass it is held by the program itself, at once.
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
@@ -59,6 +61,18 @@ struct {
   __type(value, __u8);
 } held SEC(".maps");
 
+// Per socket: the program redirects while the socket's `redirected` count
+// stays within this; bytes past it are held (the socket goes into `held`
+// and the event tells userspace). No entry: no limit (the start-up
+// self-test).
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __uint(max_entries, 1024);
+  __type(key, __u64);
+  __type(value, __u64);
+} credit SEC(".maps");
+
 struct {
   __uint(type, BPF_MAP_TYPE_RINGBUF);
   __uint(max_entries, 64 * 1024);
@@ -75,6 +89,17 @@ int forward(struct __sk_buff *skb) {
   if (bpf_map_lookup_elem(&held, &cookie)) return SK_PASS;
   struct link *l = bpf_map_lookup_elem(&links, &cookie);
   if (!l) return SK_DROP;  // not a session of ours (never inserted so)
+  __u64 *limit = bpf_map_lookup_elem(&credit, &cookie);
+  if (limit && l->redirected + skb->len > *limit) {
+    // Out of credit: from this skb on the socket keeps its bytes, as if
+    // userspace had held it; these go to its own receive side, after what
+    // went to the peer, and userspace takes the session back.
+    __u8 one = 1;
+    if (bpf_map_update_elem(&held, &cookie, &one, BPF_ANY) == 0) {
+      bpf_ringbuf_output(&events, &cookie, sizeof cookie, 0);
+      return SK_PASS;
+    }
+  }
   __u64 total = __sync_fetch_and_add(&l->redirected, skb->len) + skb->len;
   if (total >= l->report_at) {
     l->report_at = total + report_every;
