@@ -368,10 +368,10 @@ class DataPath(unittest.TestCase):
               f"{ss_mem / MIB:.1f} MiB, /proc/net/sockstat TCP mem +{pages * 4096 / MIB:.1f} MiB")
         # The kernel path holds a socket once 2 MiB wait for the reader (its
         # credit, proxy/bpf/forward.bpf.c) and takes the session back: with the
-        # sockets' own buffers, 8.7-10.1 MiB in 8 runs, where the same test
+        # sockets' own buffers, 8.7-10.1 MiB in 14 runs, where the same test
         # saw up to 23.6 MiB when only userspace's take-back at 1 MiB bounded it
-        # (the worker reacting late to a fast sender). The userspace paths are bounded by the sockets' own limits,
-        # as HAProxy is: the backend's send buffer, our receive buffer on the
+        # (the worker reacting late to a fast sender). The userspace paths are
+        # bounded by the sockets' own limits, as HAProxy is: the backend's send buffer, our receive buffer on the
         # backend socket (autotuned up to tcp_rmem's max: 32 MiB on the CI
         # machine, where one run saw 33 MiB held), our send buffer to the
         # client, the client's 256 KiB, a pipe (up to 1 MiB), and 1 MiB of slack.
