@@ -29,12 +29,32 @@ enum : uint8_t {
 }  // namespace
 
 bool socket_bytes(int fd, SocketBytes& out) {
-  tcp_info ti{};
-  socklen_t len = sizeof ti;
-  if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0) return false;
+  // TCP_INFO and the two queue sizes come from three system calls, and
+  // bytes or ACKs arriving between them would skew the sums: a segment
+  // counted in SIOCINQ but not yet in tcpi_bytes_received (or an ACK
+  // counted in SIOCOUTQ but not in tcpi_bytes_acked) is off by its size for
+  // as long as the baseline taken from it is used. So TCP_INFO is read again
+  // after the queues, and the reading is `stable` when neither count nor the
+  // state moved in between. (An unstable baseline made a hand-over count 5
+  // bytes as never redirected, and the FIN after them was never passed on.)
+  tcp_info ti{}, again{};
   int inq = 0, outq = 0;
-  if (::ioctl(fd, SIOCINQ, &inq) < 0) inq = 0;  // EINVAL once closed: nothing unread
-  if (::ioctl(fd, SIOCOUTQ, &outq) < 0) outq = 0;
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    socklen_t len = sizeof ti;
+    if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0) return false;
+    if (::ioctl(fd, SIOCINQ, &inq) < 0) inq = 0;  // EINVAL once closed: nothing unread
+    if (::ioctl(fd, SIOCOUTQ, &outq) < 0) outq = 0;
+    len = sizeof again;
+    if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &again, &len) < 0) return false;
+    out.stable = again.tcpi_bytes_received == ti.tcpi_bytes_received &&
+                 again.tcpi_bytes_acked == ti.tcpi_bytes_acked && again.tcpi_state == ti.tcpi_state;
+    if (out.stable) break;
+  }
+  // Unstable after every attempt (a busy socket): the last attempt's first
+  // TCP_INFO errs on the safe side for refresh(), which uses `received` and
+  // `written` only: bytes counted late make `received` smaller, an ACK
+  // counted late makes `written` smaller, so what is in flight is
+  // overestimated, never under.
   const uint8_t st = ti.tcpi_state;
   // The peer's FIN is in (CLOSE_WAIT, LAST_ACK, CLOSING, TIME_WAIT, CLOSE);
   // ours is queued or sent (FIN_WAIT1, FIN_WAIT2, CLOSING, TIME_WAIT,
@@ -52,7 +72,9 @@ bool socket_bytes(int fd, SocketBytes& out) {
 
 KernelPump::KernelPump(int from, int to, uint64_t moved) : moved_(moved) {
   SocketBytes f, t;
-  counted_ = socket_bytes(from, f) && socket_bytes(to, t);
+  // A baseline must be exact (see socket_bytes): an unstable one is not
+  // taken, and the session stays in userspace for now (counted()).
+  counted_ = socket_bytes(from, f) && socket_bytes(to, t) && f.stable && t.stable;
   base_taken_ = f.received - f.unread;
   base_written_ = t.written;
   bytes_ = moved;

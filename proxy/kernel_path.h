@@ -46,6 +46,7 @@ struct SocketBytes {
   uint64_t unread = 0;    // SIOCINQ: received, not yet taken by anyone
   uint64_t written = 0;   // given to send: tcpi_bytes_acked + SIOCOUTQ, less our FIN
   uint8_t state = 0;      // tcpi_state
+  bool stable = false;    // no byte or ACK arrived while the four values were read
 };
 bool socket_bytes(int fd, SocketBytes& out);
 
@@ -62,6 +63,9 @@ class KernelPump : public Pump {
   KernelPump(int from, int to, uint64_t moved);
   PumpStatus run(int from, Readiness& in, int to) override;
   bool idle() const override { return in_flight_ == 0; }
+  // The baselines were read exactly; otherwise the session must not be
+  // handed over with this pump.
+  bool counted() const { return counted_; }
   // Bytes the kernel took from `from` that `to` does not hold yet, as of
   // the last run() or refresh().
   uint64_t in_flight() const { return in_flight_; }

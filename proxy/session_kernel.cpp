@@ -62,6 +62,11 @@ void Session::hand_over() {
   // Baselines before the sockets go into the maps: what userspace moved.
   auto p0 = std::make_unique<KernelPump>(side_[0].fd, side_[1].fd, pump_[0]->bytes());
   auto p1 = std::make_unique<KernelPump>(side_[1].fd, side_[0].fd, pump_[1]->bytes());
+  if (!p0->counted() || !p1->counted()) {
+    // Bytes or ACKs arrived while the baselines were read: look again at
+    // the next idle moment.
+    return;
+  }
   if (!k->attach(side_[0].fd, side_[1].fd, cookie_[0], cookie_[1], kCredit)) {
     // A FIN came in the meantime (EOPNOTSUPP), or the maps are full: this
     // session stays on splice.
