@@ -81,9 +81,9 @@ enum class DataPath { automatic, kernel, splice, copy };
 // Why data_path kernel is opt-in, as the daemon's start-up warning and
 // `vipproxy doctor` say it (README, "Kernel data path", issue 11).
 inline constexpr const char* kKernelDataPathCaveat =
-    "data_path kernel is experimental: a session taken back from the kernel path (a slow reader or a bulk "
-    "stream) received duplicated bytes on kernel 6.18 (README, \"Kernel data path\"); use auto (splice) in "
-    "front of a catalog";
+    "data_path kernel is experimental: tried on kernel 6.18 only, where it forwarded duplicated bytes after a "
+    "retransmission until its program learnt to cut them off (README, \"Kernel data path\"); use auto "
+    "(splice) in front of a catalog";
 
 struct TcpKeepalive {
   bool enabled = true;

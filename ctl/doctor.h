@@ -100,9 +100,10 @@ InstanceCounterFacts instance_counters(const std::string& status_json, const std
 Verdict foreign_routers_verdict(const cfg::VrrpInstance& inst, const DaemonFacts& f);
 
 // ---- The data path of each proxy (from the config alone) ----
-// A WARN per proxy set to `data_path: kernel`: experimental, a session taken
-// back from it to userspace received duplicated bytes on kernel 6.18 (README,
-// "Kernel data path"). Nothing for the other paths.
+// A WARN per proxy set to `data_path: kernel`: experimental, tried on 6.18
+// only, where it forwarded duplicated bytes until its program cut off
+// retransmitted overlaps (README, "Kernel data path"). Nothing for the
+// other paths.
 std::vector<Verdict> data_path_verdicts(const cfg::Config& c);
 
 // ---- Patroni REST (the configured check) ----

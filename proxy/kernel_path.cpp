@@ -82,9 +82,10 @@ KernelPump::KernelPump(int from, int to, uint64_t moved) : moved_(moved) {
 
 bool KernelPump::refresh(int from, int to) {
   SocketBytes f, t;
-  uint64_t redirected = 0;
+  KernelPath::Counts c;
   if (!counted_ || !socket_bytes(from, f) || !socket_bytes(to, t)) return false;
-  if (!kernel_ || !kernel_->redirected(cookie_, redirected)) return false;
+  if (!kernel_ || !kernel_->counts(cookie_, c) || c.broken) return false;
+  const uint64_t redirected = c.redirected;
   const uint64_t delivered = t.written - base_written_;
   delivered_ = delivered;
   in_flight_ = redirected > delivered ? redirected - delivered : 0;
@@ -124,7 +125,7 @@ bool KernelPath::held(uint64_t) const { return false; }
 bool KernelPath::hold(uint64_t) { return false; }
 void KernelPath::forget(uint64_t) {}
 int KernelPath::events_fd() const { return -1; }
-bool KernelPath::redirected(uint64_t, uint64_t&) const { return false; }
+bool KernelPath::counts(uint64_t, Counts&) const { return false; }
 void KernelPath::consume(const std::function<void(uint64_t)>&) {}
 int KernelPath::on_event(void*, void*, size_t) { return 0; }
 
@@ -132,10 +133,13 @@ int KernelPath::on_event(void*, void*, size_t) { return 0; }
 
 namespace {
 
+// struct link in proxy/bpf/forward.bpf.c.
 struct Link {
   uint64_t peer = 0;
   uint64_t redirected = 0;
   uint64_t report_at = 0;
+  uint64_t trimmed = 0;
+  uint32_t next_seq = 0, seq_known = 0, broken = 0, pad = 0;
 };
 
 uint64_t cookie_of(int fd) {
@@ -197,7 +201,7 @@ std::unique_ptr<KernelPath> KernelPath::load(const Limits& limits, std::string& 
   bpf_map__set_max_entries(k->skel_->maps.credit, entries);
   k->skel_->rodata->report_every = limits.report_every;
   if (int e = forward::load(k->skel_)) {
-    why = err("loading the sk_skb program (needs CAP_BPF and CAP_NET_ADMIN, kernel 5.8 or later)", -e);
+    why = err("loading the sk_skb program (needs CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN, kernel 5.8 or later)", -e);
     return nullptr;
   }
   const int prog = bpf_program__fd(k->skel_->progs.forward);
@@ -278,7 +282,9 @@ bool KernelPath::attach(int a, int b, uint64_t& cookie_a, uint64_t& cookie_b, ui
   const int links = bpf_map__fd(skel_->maps.links);
   const int targets = bpf_map__fd(skel_->maps.targets);
   const int active = bpf_map__fd(skel_->maps.active);
-  Link la{cookie_b, 0, 0}, lb{cookie_a, 0, 0};
+  Link la, lb;
+  la.peer = cookie_b;
+  lb.peer = cookie_a;
   // The peers first, then the redirect targets, then the program: it never
   // runs for a socket whose peer is not in the maps yet.
   uint64_t va = static_cast<uint64_t>(a), vb = static_cast<uint64_t>(b);
@@ -344,10 +350,12 @@ void KernelPath::forget(uint64_t cookie) {
 
 int KernelPath::events_fd() const { return rb_fd_; }
 
-bool KernelPath::redirected(uint64_t cookie, uint64_t& bytes) const {
+bool KernelPath::counts(uint64_t cookie, Counts& out) const {
   Link l;
   if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.links), &cookie, &l) != 0) return false;
-  bytes = l.redirected;
+  out.redirected = l.redirected;
+  out.trimmed = l.trimmed;
+  out.broken = l.broken != 0;
   return true;
 }
 

@@ -72,6 +72,8 @@ class KernelPump : public Pump {
   // Bytes `to` has taken since the hand-over, as of the last refresh (the
   // program's count of redirected bytes starts at the hand-over too).
   uint64_t delivered() const { return delivered_; }
+  // False when the sockets cannot be read or the program dropped bytes it
+  // could not trim (Counts::broken): the session must end.
   bool refresh(int from, int to);
   // After the hand-over: where the program counts what it redirected from
   // `from` (the socket's own SIOCINQ no longer tells once it is in a
@@ -131,9 +133,14 @@ class KernelPath {
   // them: fn(cookie of the socket whose bytes passed another report_every).
   int events_fd() const;
   void consume(const std::function<void(uint64_t cookie)>& fn);
-  // Bytes the program redirected from the socket with this cookie (false:
-  // not in the maps).
-  bool redirected(uint64_t cookie, uint64_t& bytes) const;
+  // What the program counted for the socket with this cookie (false: not
+  // in the maps).
+  struct Counts {
+    uint64_t redirected = 0;  // bytes redirected to the peer
+    uint64_t trimmed = 0;     // bytes TCP handed over twice, cut off (forward.bpf.c, trim_seen)
+    bool broken = false;      // a skb could not be trimmed and was dropped: close the session
+  };
+  bool counts(uint64_t cookie, Counts& out) const;
   const char* attach_type() const { return attach_type_; }
 
  private:

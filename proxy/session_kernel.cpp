@@ -98,6 +98,15 @@ void Session::hand_over() {
 }
 
 void Session::on_kernel_report(uint64_t cookie) {
+  KernelPath::Counts c;
+  if (worker_.kernel()->counts(cookie, c) && c.broken) {
+    // The program dropped a skb it could not trim (forward.bpf.c,
+    // trim_seen): a byte is missing, the session cannot go on.
+    spdlog::warn("proxy {}: the kernel path could not trim a retransmitted segment: closing the session",
+                 settings().name);
+    close(CloseReason::error);
+    return;
+  }
   if (kstate_ != KState::forwarding) return;
   const int d = cookie == cookie_[0] ? 0 : 1;
   auto& p = static_cast<KernelPump&>(*pump_[d]);
@@ -173,9 +182,9 @@ void Session::on_kick() {
 }
 
 void Session::finish_take_back() {
-  // Reports no longer concern this session; its sockets stay in the maps
-  // (held) until it closes.
-  for (uint64_t c : cookie_) worker_.kernel_session(c, nullptr);
+  // Its sockets stay in the maps (held) until it closes, and their bytes
+  // still go through the program: its reports (only a skb it could not
+  // trim, now) still concern this session.
   kstate_ = KState::none;
   held_ = true;
   loop_.cancel(kick_);
@@ -204,6 +213,11 @@ void Session::finish_take_back() {
 void Session::forget_kernel() {
   KernelPath* k = worker_.kernel();
   for (uint64_t c : cookie_) {
+    KernelPath::Counts n;
+    if (k->counts(c, n) && n.trimmed > 0) {
+      bump(counters_.kernel_retransmitted_bytes_trimmed, n.trimmed);
+      spdlog::debug("proxy {}: the kernel path cut off {} bytes TCP handed over twice", settings().name, n.trimmed);
+    }
     k->forget(c);
     worker_.kernel_session(c, nullptr);
   }

@@ -16,6 +16,7 @@
 // the bound hold whenever userspace looks: a socket whose next bytes would
 // pass it is held by the program itself, at once.
 #include <linux/bpf.h>
+#include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
 
 struct {
@@ -36,7 +37,21 @@ struct link {
   __u64 peer;        // cookie of the socket this socket's bytes go to
   __u64 redirected;  // bytes redirected so far
   __u64 report_at;   // the next event when `redirected` reaches this
+  __u64 trimmed;     // bytes TCP passed twice (see trim_seen), cut off
+  __u32 next_seq;    // TCP sequence number after the last byte seen
+  __u32 seq_known;   // next_seq is set
+  __u32 broken;      // a skb could not be trimmed: userspace closes the session
+  __u32 pad;
 };
+
+// Only what the program reads of the kernel's sk_buff and TCP control
+// block; libbpf relocates the offsets against the running kernel's BTF.
+struct sk_buff___vp {
+  char cb[48];
+} __attribute__((preserve_access_index));
+struct tcp_skb_cb___vp {
+  __u32 seq;
+} __attribute__((preserve_access_index));
 
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
@@ -81,14 +96,60 @@ struct {
 // Set by userspace before loading.
 const volatile __u64 report_every = 256 * 1024;
 
+// The kernel hands this program whole skbs (tcp_read_skb, net/ipv4/tcp.c,
+// which unlike tcp_recvmsg keeps no offset into a skb), but TCP queues a
+// retransmitted segment that partly overlaps bytes already received whole,
+// with its start before rcv_nxt (tcp_data_queue, "Partial packet"); a
+// normal reader skips the overlap by sequence number. Passed on whole, the
+// overlap would reach the peer twice (README, "Why the kernel path is
+// opt-in"; tests/integration/test_kernel_overlap_netns.py makes such a
+// segment). So the program remembers where the last skb of each socket
+// ended and cuts off what comes again. 1: go on; -1: all of it came before;
+// 0: it could not be trimmed. Reading the kernel's skb needs CAP_PERFMON
+// when the program is loaded (bpf_probe_read_kernel).
+static __always_inline int trim_seen(struct __sk_buff *skb, struct link *l) {
+  const struct sk_buff___vp *k = (const void *)skb;
+  const struct tcp_skb_cb___vp *cb = (const void *)k->cb;
+  __u32 seq = 0;
+  if (bpf_probe_read_kernel(&seq, sizeof seq, &cb->seq) != 0) return 0;
+  const __u32 len = skb->len;
+  if (l->seq_known) {
+    __s32 over = (__s32)(l->next_seq - seq);
+    if (over > 0) {
+      if ((__u32)over >= len) return -1;  // all seen before
+      __u32 left = (__u32)over;
+      // sk_skb_adjust_room cuts at most 0xfff bytes per call.
+      for (int i = 0; i < 64 && left > 0; ++i) {
+        __u32 n = left > 0xfff ? 0xfff : left;
+        if (bpf_skb_adjust_room(skb, -(__s32)n, 0, 0) != 0) return 0;
+        left -= n;
+      }
+      if (left > 0) return 0;
+      l->trimmed += (__u32)over;
+    }
+  }
+  l->next_seq = seq + len;
+  l->seq_known = 1;
+  return 1;
+}
+
 SEC("sk_skb")
 int forward(struct __sk_buff *skb) {
   // A zero-length skb must be dropped: passed, it breaks the peer (EPIPE).
   if (skb->len == 0) return SK_DROP;
   __u64 cookie = bpf_get_socket_cookie(skb);
-  if (bpf_map_lookup_elem(&held, &cookie)) return SK_PASS;
   struct link *l = bpf_map_lookup_elem(&links, &cookie);
   if (!l) return SK_DROP;  // not a session of ours (never inserted so)
+  int t = trim_seen(skb, l);
+  if (t < 0) return SK_DROP;  // every byte of it was passed on before
+  if (t == 0) {
+    // Cannot tell what is new: the session is closed with an error rather
+    // than let a byte through twice.
+    l->broken = 1;
+    bpf_ringbuf_output(&events, &cookie, sizeof cookie, 0);
+    return SK_DROP;
+  }
+  if (bpf_map_lookup_elem(&held, &cookie)) return SK_PASS;
   __u64 *limit = bpf_map_lookup_elem(&credit, &cookie);
   if (limit && l->redirected + skb->len > *limit) {
     // Out of credit: from this skb on the socket keeps its bytes, as if

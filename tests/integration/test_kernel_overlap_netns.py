@@ -1,0 +1,221 @@
+#!/usr/bin/python3
+"""A retransmitted segment that overlaps bytes already received must reach
+the backend once, on the kernel data path too (issue 11).
+
+TCP queues a segment that starts before rcv_nxt and ends after it whole
+(the reader skips the old part by sequence number), but the kernel hands
+an sk_skb verdict program whole skbs (tcp_read_skb), so without care the
+old part is forwarded twice: what made a 1 GiB COPY through the kernel path
+hang with bytes the backend never sent (README, "Why the kernel path is
+opt-in"). Losses and re-segmented retransmissions are rare on loopback, so
+this test makes one: the client is a few lines of TCP written to a TUN
+device, which can send any segment it likes.
+
+Topology (netns.Lab, 10.88.77.0/24): node a holds a TUN device vtun0
+(10.88.77.1/24) and runs vipproxy (data_path kernel, every session handed
+to the kernel after its first exchange) on 10.88.77.1:5433 in front of an
+echo server; the test's TCP client is 10.88.77.9 on the TUN's far side.
+
+Asserted, for the kernel path (skipped where it cannot load) and for splice
+(the same bytes through userspace, as a reference):
+  - after an exchange (the session is in the kernel), the client sends
+    bytes 0-9, then a segment carrying bytes 5-19 (5 old, 10 new): the echo
+    brings back bytes 0-19 exactly once;
+  - the kernel path counts the 5 bytes it cut off
+    (kernel_retransmitted_bytes_trimmed in /status).
+"""
+import fcntl
+import json
+import os
+import random
+import select
+import socket
+import struct
+import sys
+import time
+import unittest
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import netns  # noqa: E402
+from netns import in_netns, log, wait_until  # noqa: E402
+import testmain  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE_DIR = os.environ.get("VIPPROXY_SOURCE_DIR", os.path.abspath(os.path.join(HERE, "..", "..")))
+VIPPROXY = os.environ.get("VIPPROXY_BIN", os.path.join(SOURCE_DIR, "build", "vipproxy"))
+PY = "/usr/bin/python3"
+
+OCTET = 77
+NET = f"10.88.{OCTET}"
+PROXY_IP, CLIENT_IP = f"{NET}.1", f"{NET}.9"
+ECHO_PORT, REST_PORT, ADMIN = 7001, 8009, "127.0.0.1:8405"
+
+TUNSETIFF = 0x400454CA
+IFF_TUN, IFF_NO_PI = 0x0001, 0x1000
+SYN, ACK, FIN, RST, PSH = 0x02, 0x10, 0x01, 0x04, 0x08
+
+
+def checksum(data):
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
+def packet(src, dst, sport, dport, seq, ack, flags, payload=b"", options=b""):
+    """An IPv4 packet carrying one TCP segment (RFC 791, RFC 9293 3.1)."""
+    offset = (20 + len(options)) // 4
+    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, offset << 4, flags, 65535, 0, 0) + options + payload
+    pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, socket.IPPROTO_TCP, len(tcp))
+    tcp = tcp[:16] + struct.pack("!H", checksum(pseudo + tcp)) + tcp[18:]
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), random.randrange(65536), 0, 64, socket.IPPROTO_TCP,
+                     0, socket.inet_aton(src), socket.inet_aton(dst))
+    ip = ip[:10] + struct.pack("!H", checksum(ip)) + ip[12:]
+    return ip + tcp
+
+
+class TunClient:
+    """Just enough of a TCP client over a TUN device: a handshake, segments
+    sent with any sequence number, the server's bytes reassembled in order
+    and acknowledged."""
+
+    def __init__(self, fd, dport):
+        self.fd, self.dport = fd, dport
+        self.sport = random.randrange(20000, 60000)
+        self.iss = random.randrange(1 << 32)
+        self.snd_nxt = (self.iss + 1) & 0xFFFFFFFF
+        self.rcv_nxt = None
+        self.received = b""
+
+    def send(self, seq, flags, payload=b"", options=b""):
+        os.write(self.fd, packet(CLIENT_IP, PROXY_IP, self.sport, self.dport, seq & 0xFFFFFFFF,
+                                 self.rcv_nxt or 0, flags, payload, options))
+
+    def pump(self, until, timeout=10):
+        """Reads the server's segments (acknowledging its data) until
+        until() holds; False at the deadline."""
+        deadline = time.monotonic() + timeout
+        while not until():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            r, _, _ = select.select([self.fd], [], [], min(left, 0.2))
+            if not r:
+                continue
+            p = os.read(self.fd, 65535)
+            if len(p) < 40 or p[9] != socket.IPPROTO_TCP:
+                continue
+            ihl = (p[0] & 0x0F) * 4
+            sport, dport, seq, _ack, off, flags = struct.unpack("!HHIIBB", p[ihl:ihl + 14])
+            if sport != self.dport or dport != self.sport:
+                continue
+            data = p[ihl + (off >> 4) * 4:]
+            if flags & SYN:
+                self.rcv_nxt = (seq + 1) & 0xFFFFFFFF
+                self.send(self.snd_nxt, ACK)
+            elif data and self.rcv_nxt is not None:
+                skip = (self.rcv_nxt - seq) & 0xFFFFFFFF  # bytes of it we have (the server never skips ahead)
+                if skip < len(data):
+                    self.received += data[skip:]
+                    self.rcv_nxt = (seq + len(data)) & 0xFFFFFFFF
+                self.send(self.snd_nxt, ACK)
+        return True
+
+    def connect(self):
+        self.send(self.iss, SYN, options=struct.pack("!BBH", 2, 4, 1400))  # MSS
+        return self.pump(lambda: self.rcv_nxt is not None)
+
+    def write(self, offset, payload):
+        """Sends payload as the bytes at stream offset `offset`."""
+        seq = (self.iss + 1 + offset) & 0xFFFFFFFF
+        self.send(seq, ACK | PSH, payload)
+        end = (seq + len(payload)) & 0xFFFFFFFF
+        if ((end - self.snd_nxt) & 0xFFFFFFFF) < (1 << 31):
+            self.snd_nxt = end
+
+
+class KernelOverlapTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        if not os.path.exists(VIPPROXY):
+            raise RuntimeError(f"vipproxy binary not found at {VIPPROXY} (set VIPPROXY_BIN)")
+        cls.lab = netns.Lab(third_octet=OCTET)
+        cls.lab.add_node("a", 151)
+        ns = cls.lab.ns("a")
+        with in_netns(ns):
+            cls.tun = os.open("/dev/net/tun", os.O_RDWR)
+            fcntl.ioctl(cls.tun, TUNSETIFF, struct.pack("16sH", b"vtun0", IFF_TUN | IFF_NO_PI))
+        # /32s: the node's eth0 has the lab's /24 (netns.Lab), the client is
+        # reached through the TUN.
+        cls.lab.sh("a", ["ip", "addr", "add", f"{PROXY_IP}/32", "dev", "vtun0"])
+        cls.lab.sh("a", ["ip", "link", "set", "vtun0", "up"])
+        cls.lab.sh("a", ["ip", "route", "add", f"{CLIENT_IP}/32", "dev", "vtun0"])
+        cls.lab.spawn("echo", "a", [PY, os.path.join(HERE, "echo_server.py"), str(ECHO_PORT)])
+        role = os.path.join(cls.lab.dir, "role")
+        with open(role, "w") as f:
+            f.write("primary")
+        cls.lab.spawn("rest", "a", [PY, os.path.join(HERE, "patroni_standin.py"), str(REST_PORT), role,
+                                    os.path.join(cls.lab.dir, "rest.json")])
+        cls.daemons = {}
+
+    @classmethod
+    def tearDownClass(cls):
+        os.close(cls.tun)
+        cls.lab.close()
+
+    def start(self, data_path, listen_port, admin):
+        path = os.path.join(self.lab.dir, f"vipproxy-{data_path}.yaml")
+        with open(path, "w") as f:
+            f.write("\n".join([
+                "node: overlap", "threads: 1", "admin:", f"  listen: {admin}",
+                "proxies:", "  - name: pg", f"    listen: {PROXY_IP}:{listen_port}", f"    data_path: {data_path}",
+                "    check: {type: http, path: /primary, interval: 200ms, rise: 1, fall: 1}",
+                "    backends:", "      - name: b1", f"        address: 127.0.0.1:{ECHO_PORT}",
+                f"        check_port: {REST_PORT}"]) + "\n")
+        self.lab.spawn(f"vipproxy-{data_path}", "a", [VIPPROXY, "--config", path],
+                       env=dict(os.environ, VIPPROXY_KERNEL_AFTER_EXCHANGES="1"))
+        wait_until(lambda: self.status(admin)["proxies"][0]["current_backend"] == "b1", 15, "b1 current")
+
+    def status(self, admin):
+        with in_netns(self.lab.ns("a")):
+            with urllib.request.urlopen(f"http://{admin}/status", timeout=3) as resp:
+                return json.load(resp)
+
+    def overlap(self, data_path, listen_port, admin):
+        self.start(data_path, listen_port, admin)
+        st = self.status(admin)
+        if data_path == "kernel" and not st["kernel_path"]["available"]:
+            raise unittest.SkipTest(f"the kernel path is not available here: {st['kernel_path']['why_not']}")
+        c = TunClient(self.tun, listen_port)
+        self.assertTrue(c.connect(), "no SYN-ACK from vipproxy")
+        c.write(0, b"ping\n")
+        self.assertTrue(c.pump(lambda: c.received == b"ping\n"), f"no echo of the first exchange: {c.received!r}")
+        counters = lambda: self.status(admin)["proxies"][0]["counters"]  # noqa: E731
+        if data_path == "kernel":
+            wait_until(lambda: counters()["sessions_kernel"] == 1, 5, "the session in the kernel")
+        c.write(5, b"0123456789")
+        self.assertTrue(c.pump(lambda: len(c.received) >= 15), f"no echo of bytes 0-9: {c.received!r}")
+        # Bytes 5-19 of the stream in one segment: 5 already received, 10 new.
+        c.write(10, b"56789abcdefghij")
+        want = b"ping\n0123456789abcdefghij"
+        c.pump(lambda: len(c.received) >= len(want) + 5, timeout=2)  # also catches a duplicate
+        self.assertEqual(c.received, want)
+        c.send(c.snd_nxt, RST)
+        wait_until(lambda: self.status(admin)["proxies"][0]["sessions_current"] == 0, 10, "the session closed")
+        return counters()
+
+    def test_kernel_path_forwards_an_overlapping_retransmission_once(self):
+        got = self.overlap("kernel", 5433, ADMIN)
+        self.assertEqual(got["kernel_handovers"], 1)
+        self.assertEqual(got["kernel_retransmitted_bytes_trimmed"], 5)
+
+    def test_splice_path_forwards_an_overlapping_retransmission_once(self):
+        got = self.overlap("splice", 5434, "127.0.0.1:8406")
+        self.assertEqual(got["kernel_handovers"], 0)
+
+
+if __name__ == "__main__":
+    testmain.main()
