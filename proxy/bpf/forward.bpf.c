@@ -16,7 +16,6 @@
 // the bound hold whenever userspace looks: a socket whose next bytes would
 // pass it is held by the program itself, at once.
 #include <linux/bpf.h>
-#include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
 
 struct {

@@ -38,7 +38,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import netns  # noqa: E402
-from netns import in_netns, log, wait_until  # noqa: E402
+from netns import in_netns, wait_until  # noqa: E402
 import testmain  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
