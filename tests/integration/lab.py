@@ -29,10 +29,23 @@ sys.path.append(os.path.join(HERE, "..", "..", "scripts", "lab.d"))
 from labkit import Processes, log, stop_process, wait_until  # noqa: E402,F401
 
 
+_ports_handed_out = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port nobody listens on, never the same one twice in a test.
+
+    Binding port 0 and closing lets the kernel hand the same port out again
+    on the next call (CI: a listen port equal to the admin port, refused as a
+    clash by the config check), so ports already given are skipped.
+    """
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _ports_handed_out:
+            _ports_handed_out.add(port)
+            return port
 
 
 class Lab:
