@@ -215,7 +215,10 @@ void Session::on_timer() {
         for (int d = 0; d < 2; ++d) {
           auto& p = static_cast<KernelPump&>(*pump_[d]);
           uint64_t before = p.bytes();
-          p.refresh(side_[d].fd, side_[1 - d].fd);
+          if (!p.refresh(side_[d].fd, side_[1 - d].fd)) {
+            kernel_lost();
+            return;
+          }
           count_bytes(d);
           if (p.bytes() != before) {
             touch(0);

