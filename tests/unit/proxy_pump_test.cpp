@@ -310,7 +310,10 @@ BOOST_AUTO_TEST_CASE(peer_reset_is_an_error) {
     ::setsockopt(r.dst.b, SOL_SOCKET, SO_LINGER, &l, sizeof l);
     ::close(r.dst.b);  // RST
     r.dst.b = -1;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    // Wait (with a deadline) until the reset has closed dst.a: only then
+    // is a write to it an error rather than a write the RST answers later.
+    pollfd pf{r.dst.a, POLLHUP, 0};
+    BOOST_REQUIRE(::poll(&pf, 1, 5000) == 1 && (pf.revents & POLLHUP));
     write_all(r.src.a, "x", 1);
     std::unique_ptr<Pump> p;
     if (splice) p = std::make_unique<SplicePump>(r.ctx);
