@@ -723,8 +723,9 @@ class FloodNetnsTest(unittest.TestCase):
         self.assertGreaterEqual(r["rate"], VRRP_MIN_RATE, "the flooder did not reach the rate")
         self.assertEqual(mon.errors, [])
         self.assert_no_flap(samples, before)
-        self.assertLess(gap, MAX_ADVERT_GAP, f"the master's adverts paused during the flood (control threads waited for a CPU "
-                                   f"{waited} ms in all, load {load}; frozen vCPUs: {frozen})")
+        self.assertLess(gap, MAX_ADVERT_GAP,
+                        f"the master's adverts paused during the flood (control threads waited for a CPU "
+                        f"{waited} ms in all, load {load}; frozen vCPUs: {frozen})")
         worst_status = max(max(x["a_latency"], x["b_latency"]) for x in samples)
         self.results["vrrp flood"]["slowest_status_ms"] = round(worst_status * 1000)
         self.assertLess(worst_status, 1.0, "/status slow during the VRRP flood")
@@ -967,8 +968,9 @@ class FloodNetnsTest(unittest.TestCase):
         # together never pause for more than half an interval beyond one
         # (the handover included: the old master sends until it hears the
         # new one), so no backup anywhere on the link was ever close to it.
-        self.assertLess(gap, MAX_ADVERT_GAP, f"an advert gap on the link during the floods and switchovers (control threads "
-                                   f"waited for a CPU {waited} ms in all, load {load}; frozen vCPUs: {frozen})")
+        self.assertLess(gap, MAX_ADVERT_GAP,
+                        f"an advert gap on the link during the floods and switchovers (control threads "
+                        f"waited for a CPU {waited} ms in all, load {load}; frozen vCPUs: {frozen})")
         for s in ("a", "b"):
             self.check_counters(r, before, s, wall, "c", transitions=2)
         for s, e in ends.items():
@@ -1042,8 +1044,9 @@ class FloodNetnsTest(unittest.TestCase):
         self.assertGreaterEqual(r["rate"], VRRP_MIN_RATE, "the flooder did not reach the rate")
         self.assertEqual(mon.errors, [])
         self.assert_no_flap(samples, before)
-        self.assertLess(gap, MAX_ADVERT_GAP, f"the master's adverts paused during the flood (its control thread waited for a "
-                                   f"CPU {waited['a']} ms in all, load {load}; frozen vCPUs: {frozen})")
+        self.assertLess(gap, MAX_ADVERT_GAP,
+                        f"the master's adverts paused during the flood (its control thread waited for a "
+                        f"CPU {waited['a']} ms in all, load {load}; frozen vCPUs: {frozen})")
         self.assertNotIn("Entering MASTER STATE", klog, "keepalived took over during the flood")
         self.assertIsNone(self.daemons["a"].poll(), self.lab.logtail("vipproxy-a"))
         self.assertTrue(os.path.exists(f"/proc/{kpid}"), "keepalived's VRRP process died:\n" + klog[-2000:])

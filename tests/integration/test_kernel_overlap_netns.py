@@ -225,8 +225,13 @@ class KernelOverlapTest(unittest.TestCase):
             with urllib.request.urlopen(f"http://{admin}/status", timeout=3) as resp:
                 return json.load(resp)
 
-    def overlap(self, data_path, listen_port, admin):
-        self.start(data_path, listen_port, admin)
+    def counters(self, admin):
+        return self.status(admin)["proxies"][0]["counters"]
+
+    def connected(self, data_path, listen_port, admin, tag=""):
+        """A TUN client connected through a new vipproxy, after one
+        exchange (so, on the kernel path, with its session in the kernel)."""
+        self.start(data_path, listen_port, admin, tag)
         st = self.status(admin)
         if data_path == "kernel" and not st["kernel_path"]["available"]:
             raise unittest.SkipTest(f"the kernel path is not available here: {st['kernel_path']['why_not']}")
@@ -234,9 +239,12 @@ class KernelOverlapTest(unittest.TestCase):
         self.assertTrue(c.connect(), "no SYN-ACK from vipproxy")
         c.write(0, b"ping\n")
         self.assertTrue(c.pump(lambda: c.received == b"ping\n"), f"no echo of the first exchange: {c.received!r}")
-        counters = lambda: self.status(admin)["proxies"][0]["counters"]  # noqa: E731
         if data_path == "kernel":
-            wait_until(lambda: counters()["sessions_kernel"] == 1, 5, "the session in the kernel")
+            wait_until(lambda: self.counters(admin)["sessions_kernel"] == 1, 5, "the session in the kernel")
+        return c
+
+    def overlap(self, data_path, listen_port, admin):
+        c = self.connected(data_path, listen_port, admin)
         c.write(5, b"0123456789")
         self.assertTrue(c.pump(lambda: len(c.received) >= 15), f"no echo of bytes 0-9: {c.received!r}")
         # Bytes 5-19 of the stream in one segment: 5 already received, 10 new.
@@ -246,20 +254,12 @@ class KernelOverlapTest(unittest.TestCase):
         self.assertEqual(c.received, want)
         c.send(c.snd_nxt, RST)
         wait_until(lambda: self.status(admin)["proxies"][0]["sessions_current"] == 0, 10, "the session closed")
-        return counters()
+        return self.counters(admin)
 
     def test_kernel_path_trims_a_held_session_too(self):
         admin = "127.0.0.1:8407"
-        self.start("kernel", 5435, admin, tag="-held")
-        st = self.status(admin)
-        if not st["kernel_path"]["available"]:
-            raise unittest.SkipTest(f"the kernel path is not available here: {st['kernel_path']['why_not']}")
-        counters = lambda: self.status(admin)["proxies"][0]["counters"]  # noqa: E731
-        c = TunClient(self.tun, 5435)
-        self.assertTrue(c.connect(), "no SYN-ACK from vipproxy")
-        c.write(0, b"ping\n")
-        self.assertTrue(c.pump(lambda: c.received == b"ping\n"), f"no echo of the first exchange: {c.received!r}")
-        wait_until(lambda: counters()["sessions_kernel"] == 1, 5, "the session in the kernel")
+        c = self.connected("kernel", 5435, admin, tag="-held")
+        counters = lambda: self.counters(admin)  # noqa: E731
         # A reader that stopped reading: the client sends 4 MiB (within the
         # window the proxy offers) and acknowledges none of the echo. The
         # proxy takes the session back once 1-2 MiB it redirected wait for
