@@ -82,9 +82,9 @@ enum class DataPath { automatic, kernel, splice, copy };
 // `vipproxy doctor` say it (README, "Kernel data path", issue 11).
 inline constexpr const char* kKernelDataPathCaveat =
     "data_path kernel is experimental: tried on kernel 6.18 only, where it forwarded duplicated bytes after a "
-    "retransmission until its program learnt to cut them off, and a session taken back from it can make the "
-    "kernel buffer a fast sender's bytes without bound (README, \"Kernel data path\"); use auto (splice) in "
-    "front of a catalog";
+    "retransmission until its program learnt to cut them off, and buffered a fast sender's bytes without bound "
+    "on a session it took back until its send queues made room (README, \"Kernel data path\"); use auto "
+    "(splice) in front of a catalog";
 
 struct TcpKeepalive {
   bool enabled = true;

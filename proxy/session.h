@@ -110,6 +110,10 @@ class Session {
   // and close it.
   void kernel_lost();
   void take_back(const char* why);
+  // Lets each socket's send queue take what the kernel redirected towards
+  // it (see take_back), and gives the buffers back their size after.
+  void make_room_for_redirected();
+  void restore_send_buffers();
   void finish_take_back();
   void forget_kernel();
   bool in_kernel() const { return kstate_ != KState::none; }
@@ -147,6 +151,7 @@ class Session {
   bool path_counted_ = false;  // path_ is in the proxy's session gauges
   uint64_t cookie_[2] = {0, 0};
   uint64_t carried_[2] = {0, 0};  // bytes moved by earlier pumps of each direction
+  int saved_sndbuf_[2] = {0, 0};  // SO_SNDBUF before a take-back enlarged it; 0: untouched
   Loop::Clock::time_point report_window_;
   uint32_t reports_ = 0;
   Loop::Clock::time_point queue_deadline_;

@@ -2,11 +2,15 @@
 // has shown it will live, taken back to splice for a slow reader or a bulk
 // stream after what the kernel still holds has reached its socket. The rest
 // of the session is in session.cpp.
+#include <linux/sockios.h>
 #include <spdlog/spdlog.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstdlib>
 #include <cstring>
 
@@ -44,6 +48,22 @@ constexpr uint64_t kCredit = 2 * kMaxInFlight;
 // redirect (README, "Data path").
 constexpr uint32_t kBulkReportsPerSecond = 256;
 constexpr auto kKickMax = std::chrono::milliseconds(20);
+// Room a take-back adds to a send queue beyond the bytes waiting for it:
+// sk_sndbuf counts skb truesize, not payload.
+constexpr uint64_t kSendRoomSlack = 256 * 1024;
+// After a take-back a socket keeps at least this send buffer (Linux's
+// default tcp_wmem maximum, what autotuning would let it grow to), or the
+// one it had if larger: setting SO_SNDBUF turns autotuning off.
+constexpr uint64_t kSendBufferAfter = 4 << 20;
+
+// SO_SNDBUFFORCE passes net.core.wmem_max (CAP_NET_ADMIN, which the daemon
+// holds for the VIPs); without it SO_SNDBUF, capped there. `bytes` is what
+// the kernel should hold: it doubles what it is given (socket(7)).
+bool set_send_buffer(int fd, uint64_t bytes) {
+  const int half = static_cast<int>(std::min<uint64_t>(bytes / 2, INT_MAX / 2));
+  return setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &half, sizeof half) == 0 ||
+         setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &half, sizeof half) == 0;
+}
 }  // namespace
 
 void Session::maybe_hand_over() {
@@ -160,11 +180,61 @@ void Session::take_back(const char* why) {
     close(CloseReason::error);
     return;
   }
+  make_room_for_redirected();
+  if (state_ != State::established) return;
   kstate_ = KState::returning;
   bump(counters_.kernel_takebacks);
   spdlog::debug("proxy {}: session taken back from the kernel path: {}", settings().name, why);
   kick_every_ = std::chrono::milliseconds(1);
   loop_.arm_after(kick_, kick_every_);
+}
+
+void Session::make_room_for_redirected() {
+  // What the kernel redirected towards a socket waits in that socket's psock
+  // (its backlog) until the socket's send queue takes it, and a slow
+  // reader's send queue is full. A held socket's own bytes then queue
+  // behind them (net/core/skmsg.c, sk_psock_verdict_apply: a PASS goes
+  // straight to the receive side only while that backlog is empty), where
+  // TCP neither counts them as received memory nor closes the window: a
+  // client that went on sending while it did not read made the kernel hold
+  // 32 MiB for one session (test_kernel_overlap_netns). So each send queue
+  // is given room for what waits for it (raising SO_SNDBUF wakes the
+  // backlog, sk_write_space): the backlog empties at once, held bytes are
+  // charged to the receive buffer and the window closes as on any socket.
+  // Bounded: the program redirects at most kCredit past what the reader
+  // took.
+  for (int d = 0; d < 2; ++d)
+    if (!static_cast<KernelPump&>(*pump_[d]).refresh(side_[d].fd, side_[1 - d].fd)) {
+      kernel_lost();
+      return;
+    }
+  for (int s = 0; s < 2; ++s) {
+    const uint64_t waiting = static_cast<KernelPump&>(*pump_[1 - s]).in_flight();
+    const int fd = side_[s].fd;
+    int size = 0, queued = 0;
+    socklen_t len = sizeof size;
+    if (waiting == 0 || getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, &len) != 0 || ioctl(fd, SIOCOUTQ, &queued) != 0)
+      continue;
+    const uint64_t want = 2 * (static_cast<uint64_t>(queued) + waiting) + kSendRoomSlack;
+    if (want <= static_cast<uint64_t>(size)) continue;
+    if (!set_send_buffer(fd, want)) {
+      spdlog::debug("proxy {}: cannot enlarge a send buffer for a take-back: {}", settings().name,
+                    std::strerror(errno));
+      continue;
+    }
+    saved_sndbuf_[s] = size;
+  }
+}
+
+void Session::restore_send_buffers() {
+  for (int s = 0; s < 2; ++s) {
+    if (saved_sndbuf_[s] == 0) continue;
+    int now = 0;
+    socklen_t len = sizeof now;
+    if (getsockopt(side_[s].fd, SOL_SOCKET, SO_SNDBUF, &now, &len) == 0)
+      set_send_buffer(side_[s].fd, std::min<uint64_t>(now, std::max<uint64_t>(saved_sndbuf_[s], kSendBufferAfter)));
+    saved_sndbuf_[s] = 0;
+  }
 }
 
 void Session::on_kick() {
@@ -204,6 +274,7 @@ void Session::finish_take_back() {
   kstate_ = KState::none;
   held_ = true;
   loop_.cancel(kick_);
+  restore_send_buffers();
   const PumpContext& ctx = worker_.pump_context();
   for (int d = 0; d < 2; ++d) {
     carried_[d] += pump_[d]->bytes();  // the new pump counts from zero

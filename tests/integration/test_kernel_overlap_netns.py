@@ -28,7 +28,11 @@ Asserted, for the kernel path (skipped where it cannot load) and for splice
     redirected towards it pile up and the session is taken back (a slow
     reader, kernel_takebacks); its sockets stay in the program's maps
     (marked held), where the program still sees every skb, and its
-    overlapping retransmission must still reach the backend once.
+    overlapping retransmission must still reach the backend once;
+  - a held session's window closes: a client that goes on sending while it
+    reads nothing can make the proxy's side take no more than its buffers
+    allow (before the take-back made room in the send queues, held bytes
+    queued behind the redirected ones, uncounted, and 32 MiB went in).
 """
 import fcntl
 import json
@@ -264,18 +268,8 @@ class KernelOverlapTest(unittest.TestCase):
         # window the proxy offers) and acknowledges none of the echo. The
         # proxy takes the session back once 1-2 MiB it redirected wait for
         # the client (proxy/session_kernel.cpp, kMaxInFlight, kCredit), and
-        # reads nothing until those bytes are out. The window should close
-        # then; on 6.18 it does not (the held socket's bytes go to its
-        # psock's queue and TCP counts them as read: 48 MiB were taken that
-        # way in a longer run, README "Why the kernel path is opt-in"), so
-        # the client stops at 4 MiB or when the window closes.
-        sent, limit = 5, 5 + (4 << 20)
-        while sent < limit:
-            if c.window_left() < 1400 and not c.pump(lambda: c.window_left() >= 1400, timeout=1.0, ack_data=False):
-                break
-            chunk = bytes((sent + i) % 251 for i in range(1400))
-            c.write(sent, chunk)
-            sent += len(chunk)
+        # reads nothing until those bytes are out.
+        sent = self.send_without_reading(c, 5, 4 << 20)
         wait_until(lambda: counters()["kernel_takebacks"] == 1, 10, "the session taken back (a slow reader)")
         self.assertGreater(sent, 1 << 20, "the client could not send enough to slow the session down")
         # The client reads again: the echo of everything arrives, in order,
@@ -302,6 +296,40 @@ class KernelOverlapTest(unittest.TestCase):
         self.assertEqual(got["kernel_handovers"], 1)
         self.assertEqual(got["kernel_takebacks"], 1)
         self.assertEqual(got["kernel_retransmitted_bytes_trimmed"], 5)
+
+    def send_without_reading(self, c, sent, limit):
+        """Sends stream bytes from offset `sent` until `limit` or until the
+        proxy's window stays closed for a second, acknowledging none of the
+        echo; returns the offset reached."""
+        while sent < limit:
+            if c.window_left() < 1400 and not c.pump(lambda: c.window_left() >= 1400, timeout=1.0, ack_data=False):
+                break
+            chunk = bytes((sent + i) % 251 for i in range(1400))
+            c.write(sent, chunk)
+            sent += len(chunk)
+        return sent
+
+    def test_kernel_path_closes_the_window_of_a_held_session(self):
+        admin = "127.0.0.1:8408"
+        c = self.connected("kernel", 5436, admin, tag="-window")
+        # The client sends up to 64 MiB and reads nothing. Every buffer on
+        # the way fills (the proxy's two sockets, the echo server's), the
+        # session is taken back, and the proxy's window must close: with
+        # held bytes uncounted behind the redirected ones it stayed open
+        # (32 of 32 MiB went in, README "Why the kernel path is opt-in").
+        # What the buffers hold here is 12-13 MiB (rmem max 32 MiB).
+        sent = self.send_without_reading(c, 5, 64 << 20)
+        print(f"{sent} bytes went in before the window closed", file=sys.stderr)
+        ss = self.lab.sh("a", ["ss", "-tnmH", "state", "established", "sport", "= :5436"]).stdout
+        self.assertEqual(self.counters(admin)["kernel_takebacks"], 1, ss)
+        self.assertLess(sent, 24 << 20, f"the window of a held session stayed open: {sent} bytes in\n{ss}")
+        # What waits on the proxy's client socket is charged to its receive
+        # buffer (the kernel counts it, so TCP's own limits hold).
+        recv_q = int(ss.split()[0])  # -H, one state: Recv-Q comes first
+        rmem = int(ss.split("skmem:(r")[1].split(",")[0])
+        self.assertGreaterEqual(rmem, recv_q, f"bytes waiting that the socket does not count:\n{ss}")
+        c.send(c.snd_nxt, RST)
+        wait_until(lambda: self.status(admin)["proxies"][0]["sessions_current"] == 0, 10, "the session closed")
 
     def test_kernel_path_forwards_an_overlapping_retransmission_once(self):
         got = self.overlap("kernel", 5433, ADMIN)
