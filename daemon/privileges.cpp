@@ -49,6 +49,14 @@ std::vector<Need> needed(const cfg::Config& config) {
     add(kCapNetRaw, "raw VRRP sockets of instances a reload (re)starts");
   }
 
+  // A take-back from the kernel data path enlarges the session's send
+  // buffers past net.core.wmem_max (SO_SNDBUFFORCE), or the kernel's
+  // backlog for a slow reader cannot empty and the window stays open
+  // (proxy/session_kernel.cpp, make_room_for_redirected).
+  for (const auto& p : config.proxies)
+    if (p.data_path == cfg::DataPath::kernel)
+      add(kCapNetAdmin, "proxy " + p.name + " data_path kernel: send buffers of sessions taken back (SO_SNDBUFFORCE)");
+
   // Track scripts with `user:` run through setpriv (vrrp/spawn.cpp), which
   // inherits from the daemon: as root its capabilities come from the
   // bounding set, so SETUID/SETGID must stay there, and a timed-out script

@@ -52,6 +52,18 @@ BOOST_AUTO_TEST_CASE(privileged_listener_port_keeps_bind_service) {
   BOOST_TEST(n[0].why == "proxy postgres listens on port 443");
 }
 
+BOOST_AUTO_TEST_CASE(kernel_data_path_keeps_net_admin) {
+  std::string y = kProxy;
+  y.replace(y.find("    check:"), 0, "    data_path: kernel\n");
+  auto n = pv::needed(load(y));
+  BOOST_TEST(caps(n) == std::vector<unsigned>{pv::kCapNetAdmin});
+  BOOST_TEST(n[0].why == "proxy postgres data_path kernel: send buffers of sessions taken back (SO_SNDBUFFORCE)");
+  // With VRRP the VIPs are the reason given.
+  n = pv::needed(load(y + vrrp()));
+  BOOST_TEST(caps(n) == (std::vector<unsigned>{pv::kCapNetAdmin, pv::kCapNetRaw}));
+  BOOST_TEST(n[0].why.find("VIPs") == 0);
+}
+
 BOOST_AUTO_TEST_CASE(privileged_admin_port_keeps_bind_service) {
   auto n = pv::needed(load(std::string(kProxy) + "admin: {listen: '127.0.0.1:843'}\n"));
   BOOST_TEST(caps(n) == std::vector<unsigned>{pv::kCapNetBindService});
