@@ -9,6 +9,7 @@
 #include <boost/asio/post.hpp>
 #include <csignal>
 #include <cstdlib>
+#include <string_view>
 #include <thread>
 
 #include "cfg/diff.h"
@@ -374,6 +375,9 @@ void Daemon::load_kernel_path() {
   // sessions). Loaded now or never: after the capability drop only the
   // descriptors are used. Said once, with the reason, when not available.
   proxy::KernelPath::Limits limits;
+  const char* fail_cuts = std::getenv("VIPPROXY_TEST_FAIL_CUTS");
+  limits.fail_cuts = fail_cuts && std::string_view(fail_cuts) == "1";
+  if (limits.fail_cuts) spdlog::warn("data path: VIPPROXY_TEST_FAIL_CUTS=1: the kernel path fails every cut (tests only)");
   std::string why;
   std::vector<std::unique_ptr<proxy::KernelPath>> loaded;
   for (size_t i = 0; i < workers_.size(); ++i) {

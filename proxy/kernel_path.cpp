@@ -200,6 +200,7 @@ std::unique_ptr<KernelPath> KernelPath::load(const Limits& limits, std::string& 
   bpf_map__set_max_entries(k->skel_->maps.held, entries);
   bpf_map__set_max_entries(k->skel_->maps.credit, entries);
   k->skel_->rodata->report_every = limits.report_every;
+  k->skel_->rodata->fail_cuts = limits.fail_cuts ? 1 : 0;
   if (int e = forward::load(k->skel_)) {
     why = err("loading the sk_skb program (needs CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN, kernel 5.8 or later)", -e);
     return nullptr;

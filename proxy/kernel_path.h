@@ -96,6 +96,10 @@ class KernelPath {
   struct Limits {
     size_t max_sessions = 16384;
     uint64_t report_every = 256 * 1024;
+    // Tests only: every cut of a retransmitted head fails, as if the
+    // kernel had refused it (forward.bpf.c, fail_cuts); the daemon sets it
+    // from VIPPROXY_TEST_FAIL_CUTS=1.
+    bool fail_cuts = false;
   };
   // Loads and attaches the program and checks, on a loopback socket pair,
   // that bytes go through both ways. Null, with `why` saying what failed,

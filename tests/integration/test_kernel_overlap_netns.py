@@ -29,6 +29,9 @@ Asserted, for the kernel path (skipped where it cannot load) and for splice
     reader, kernel_takebacks); its sockets stay in the program's maps
     (marked held), where the program still sees every skb, and its
     overlapping retransmission must still reach the backend once;
+  - a segment whose repeated head the program cannot cut (made so by
+    VIPPROXY_TEST_FAIL_CUTS=1) closes the session with a reset, and none of
+    its bytes reaches the backend;
   - a held session's window closes: a client that goes on sending while it
     reads nothing can make the proxy's side take no more than its buffers
     allow (before the take-back made room in the send queues, held bytes
@@ -100,6 +103,7 @@ class TunClient:
         self.snd_nxt = (self.iss + 1) & 0xFFFFFFFF
         self.snd_una, self.snd_wnd = self.snd_nxt, 0
         self.rcv_nxt = None
+        self.reset = False  # the server sent a RST
         self.received = b""
         self.out_of_order = {}  # seq -> data received after a hole
         self.stream = bytearray()  # what we sent, by stream offset
@@ -137,6 +141,9 @@ class TunClient:
             if sport != self.dport or dport != self.sport:
                 continue
             quiet_since = time.monotonic()
+            if flags & RST:
+                self.reset = True
+                continue
             if flags & ACK and self.offset(ack) >= self.offset(self.snd_una):
                 self.snd_una, self.snd_wnd = ack, wnd
             data = p[ihl + (off >> 4) * 4:]
@@ -210,7 +217,7 @@ class KernelOverlapTest(unittest.TestCase):
         os.close(cls.tun)
         cls.lab.close()
 
-    def start(self, data_path, listen_port, admin, tag=""):
+    def start(self, data_path, listen_port, admin, tag="", env=None):
         name = f"vipproxy-{data_path}{tag}"
         path = os.path.join(self.lab.dir, f"{name}.yaml")
         with open(path, "w") as f:
@@ -221,7 +228,7 @@ class KernelOverlapTest(unittest.TestCase):
                 "    backends:", "      - name: b1", f"        address: 127.0.0.1:{ECHO_PORT}",
                 f"        check_port: {REST_PORT}"]) + "\n")
         self.lab.spawn(name, "a", [VIPPROXY, "--config", path],
-                       env=dict(os.environ, VIPPROXY_KERNEL_AFTER_EXCHANGES="1"))
+                       env=dict(os.environ, VIPPROXY_KERNEL_AFTER_EXCHANGES="1", **(env or {})))
         wait_until(lambda: self.status(admin)["proxies"][0]["current_backend"] == "b1", 15, "b1 current")
 
     def status(self, admin):
@@ -232,10 +239,10 @@ class KernelOverlapTest(unittest.TestCase):
     def counters(self, admin):
         return self.status(admin)["proxies"][0]["counters"]
 
-    def connected(self, data_path, listen_port, admin, tag=""):
+    def connected(self, data_path, listen_port, admin, tag="", env=None):
         """A TUN client connected through a new vipproxy, after one
         exchange (so, on the kernel path, with its session in the kernel)."""
-        self.start(data_path, listen_port, admin, tag)
+        self.start(data_path, listen_port, admin, tag, env)
         st = self.status(admin)
         if data_path == "kernel" and not st["kernel_path"]["available"]:
             raise unittest.SkipTest(f"the kernel path is not available here: {st['kernel_path']['why_not']}")
@@ -330,6 +337,19 @@ class KernelOverlapTest(unittest.TestCase):
         self.assertGreaterEqual(rmem, recv_q, f"bytes waiting that the socket does not count:\n{ss}")
         c.send(c.snd_nxt, RST)
         wait_until(lambda: self.status(admin)["proxies"][0]["sessions_current"] == 0, 10, "the session closed")
+
+    def test_kernel_path_closes_a_session_whose_retransmission_it_cannot_cut(self):
+        admin = "127.0.0.1:8409"
+        c = self.connected("kernel", 5437, admin, tag="-nocut", env={"VIPPROXY_TEST_FAIL_CUTS": "1"})
+        c.write(5, b"0123456789")
+        self.assertTrue(c.pump(lambda: len(c.received) >= 15), f"no echo of bytes 0-9: {c.received!r}")
+        c.write(10, b"56789abcdefghij")  # 5 old bytes the program cannot cut
+        self.assertTrue(c.pump(lambda: c.reset, timeout=10), "the session was not reset")
+        # Nothing of the segment went through: no echo of it, neither the
+        # repeated head nor the new bytes.
+        self.assertEqual(c.received, b"ping\n0123456789")
+        wait_until(lambda: self.status(admin)["proxies"][0]["sessions_current"] == 0, 10, "the session closed")
+        self.assertIn("could not trim a retransmitted segment", self.lab.logtail("vipproxy-kernel-nocut", 20))
 
     def test_kernel_path_forwards_an_overlapping_retransmission_once(self):
         got = self.overlap("kernel", 5433, ADMIN)
