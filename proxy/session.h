@@ -111,7 +111,8 @@ class Session {
   void kernel_lost();
   void take_back(const char* why);
   // Lets each socket's send queue take what the kernel redirected towards
-  // it (see take_back), and gives the buffers back their size after.
+  // it (see take_back); once the take-back has drained, a send buffer keeps
+  // the larger of its old size and autotuning's usual maximum.
   void make_room_for_redirected();
   void restore_send_buffers();
   void finish_take_back();

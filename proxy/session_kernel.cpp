@@ -1,6 +1,6 @@
 // A session on the kernel path (proxy/kernel_path.h): handed over once it
-// has shown it will live, taken back to splice for a slow reader or a bulk
-// stream after what the kernel still holds has reached its socket. The rest
+// has shown it will live, taken back to the copy pump for a slow reader or a
+// bulk stream after what the kernel still holds has reached its socket. The rest
 // of the session is in session.cpp.
 #include <linux/sockios.h>
 #include <spdlog/spdlog.h>
@@ -57,7 +57,8 @@ constexpr uint64_t kSendRoomSlack = 256 * 1024;
 constexpr uint64_t kSendBufferAfter = 4 << 20;
 
 // SO_SNDBUFFORCE passes net.core.wmem_max (CAP_NET_ADMIN, which the daemon
-// holds for the VIPs); without it SO_SNDBUF, capped there. `bytes` is what
+// keeps for a proxy with data_path kernel, daemon/privileges.cpp); without
+// it SO_SNDBUF, capped there. `bytes` is what
 // the kernel should hold: it doubles what it is given (socket(7)).
 bool set_send_buffer(int fd, uint64_t bytes) {
   const int half = static_cast<int>(std::min<uint64_t>(bytes / 2, INT_MAX / 2));
@@ -196,13 +197,13 @@ void Session::make_room_for_redirected() {
   // behind them (net/core/skmsg.c, sk_psock_verdict_apply: a PASS goes
   // straight to the receive side only while that backlog is empty), where
   // TCP neither counts them as received memory nor closes the window: a
-  // client that went on sending while it did not read made the kernel hold
-  // 32 MiB for one session (test_kernel_overlap_netns). So each send queue
-  // is given room for what waits for it (raising SO_SNDBUF wakes the
-  // backlog, sk_write_space): the backlog empties at once, held bytes are
-  // charged to the receive buffer and the window closes as on any socket.
-  // Bounded: the program redirects at most kCredit past what the reader
-  // took.
+  // client that went on sending while it did not read got all of its 64
+  // MiB into the kernel for one session (test_kernel_overlap_netns). So
+  // each send queue is given room for what waits for it (raising SO_SNDBUF
+  // wakes the backlog, sk_write_space): the backlog empties at once, held
+  // bytes are charged to the receive buffer and the window closes as on any
+  // socket. Bounded: the program redirects at most kCredit past what the
+  // reader took.
   for (int d = 0; d < 2; ++d)
     if (!static_cast<KernelPump&>(*pump_[d]).refresh(side_[d].fd, side_[1 - d].fd)) {
       kernel_lost();
