@@ -25,6 +25,7 @@ namespace proxy {
   X(kernel_takebacks, counter, "Sessions taken back from the kernel path (a slow reader, or a bulk stream)") \
   X(kernel_refusals, counter, "Hand-overs the kernel refused (a FIN had come, or its maps were full)") \
   X(kernel_retransmitted_bytes_trimmed, counter, "Bytes the kernel path received twice (a retransmission overlapping bytes already received) and did not pass on again") \
+  X(kernel_lost_sessions, counter, "Sessions closed because the kernel path could not account for their bytes (a retransmission it could not cut, or sockets it could not read)") \
   X(sessions_copy, gauge, "Established sessions on the copy data path now")                           \
   X(sessions_splice, gauge, "Established sessions on the splice data path now")                       \
   X(sessions_kernel, gauge, "Established sessions the kernel forwards now")

@@ -152,6 +152,7 @@ void Session::on_kernel_report(uint64_t cookie) {
 
 void Session::kernel_lost() {
   const int err = errno;
+  bump(counters_.kernel_lost_sessions);
   KernelPath::Counts c;
   bool broken = false;
   for (uint64_t k : cookie_) broken = broken || (worker_.kernel()->counts(k, c) && c.broken);

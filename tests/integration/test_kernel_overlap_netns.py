@@ -365,6 +365,7 @@ class KernelOverlapTest(unittest.TestCase):
         self.assertEqual(c.received, b"ping\n0123456789")
         wait_until(lambda: self.status(admin)["proxies"][0]["sessions_current"] == 0, 10, "the session closed")
         self.assertIn("could not trim a retransmitted segment", self.lab.logtail("vipproxy-kernel-nocut", 20))
+        self.assertEqual(self.counters(admin)["kernel_lost_sessions"], 1)
 
     def test_kernel_path_forwards_an_overlapping_retransmission_once(self):
         got = self.overlap("kernel", 5433, ADMIN)
