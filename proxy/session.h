@@ -138,6 +138,7 @@ class Session {
   SessionPath path_ = SessionPath::splice;
   bool in_list_ = false;  // in the worker's waiting or connecting list
   bool options_pending_ = false;  // the backend socket's dead-peer options are not set yet
+  Loop::Clock::time_point options_due_{};  // when they are set (start_pumps + 1 s)
   Side side_[2];
   std::unique_ptr<Pump> pump_[2];
   Wait wait_[2] = {Wait::none, Wait::none};

@@ -9,6 +9,8 @@ The real daemon on loopback, maxconn 2, and a backend in this process that
 never closes its side (or closes only its side at once), so the session stays
 half-closed until vipproxy ends it.
 """
+import ctypes
+import errno
 import os
 import socket
 import sys
@@ -77,6 +79,50 @@ class Backend:
                 c.close()
 
 
+def peer_socket_options(pid, peer_port):
+    """The options of the daemon's socket connected to 127.0.0.1:peer_port,
+    read from a duplicate of its descriptor (pidfd_getfd(2), Linux 5.6; the
+    duplicate is closed, the daemon's socket is untouched); None if there is
+    no such socket (yet)."""
+    pidfd = os.pidfd_open(pid)
+    try:
+        for name in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                if not os.readlink(f"/proc/{pid}/fd/{name}").startswith("socket:"):
+                    continue
+            except OSError:
+                continue
+            fd = LIBC.syscall(SYS_pidfd_getfd, pidfd, int(name), 0)
+            if fd < 0:
+                err = ctypes.get_errno()
+                if err == errno.EBADF:  # closed meanwhile
+                    continue
+                raise OSError(err, "pidfd_getfd: " + os.strerror(err))
+            s = socket.socket(fileno=fd)
+            try:
+                if s.family != socket.AF_INET or s.type != socket.SOCK_STREAM:
+                    continue
+                try:
+                    if s.getpeername() != ("127.0.0.1", peer_port):
+                        continue
+                except OSError:  # a listener
+                    continue
+                return {"keepalive": s.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+                        "idle": s.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
+                        "interval": s.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL),
+                        "count": s.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT),
+                        "user_timeout": s.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT)}
+            finally:
+                s.close()
+        return None
+    finally:
+        os.close(pidfd)
+
+
+LIBC = ctypes.CDLL(None, use_errno=True)
+SYS_pidfd_getfd = 438  # x86_64 and every architecture with the generic table
+
+
 def closed_by_peer(s, timeout):
     """Reads until EOF or reset within `timeout`; returns the bytes read."""
     s.settimeout(timeout)
@@ -101,7 +147,8 @@ class HalfClosedSessions(unittest.TestCase):
         # below the limit by one worker while another fills it); that is not
         # what this test is about.
         y = L.proxy_yaml("p", self.port, [("b", backend.port)], [self.rest.port], self.admin, threads=1,
-                         extra=f"maxconn: 2\nclient_fin_timeout: {client_fin}\nserver_fin_timeout: {server_fin}\n")
+                         extra=f"maxconn: 2\nclient_fin_timeout: {client_fin}\nserver_fin_timeout: {server_fin}\n"
+                         "keepalive: {idle: 7s, interval: 3s, count: 4}\ntcp_user_timeout: 23s\n")
         self.vp = L.Vipproxy(self.lab, y)
         L.wait_until(lambda: self.vp.status(self.admin)["proxies"][0]["current_backend"] == "b", 20, "backend up")
 
@@ -195,6 +242,31 @@ class HalfClosedSessions(unittest.TestCase):
         s.settimeout(2)
         with self.assertRaises(socket.timeout):
             s.recv(1)  # nothing closes it
+        self.assertEqual(self.sessions(), 1)
+
+    def test_5_a_half_closed_session_gets_its_dead_peer_options(self):
+        # Keepalive and TCP_USER_TIMEOUT go on the backend socket once a
+        # session has lived a second (a churned connection does without their
+        # five system calls), also when it half-closed before that: the
+        # fin timeout and the options share one timer.
+        self.start(Backend("hold"), client_fin="1h", server_fin="1h")
+        t_connect = time.monotonic()
+        s = self.connect()
+        s.sendall(b"x")
+        s.shutdown(socket.SHUT_WR)
+        L.wait_until(lambda: self.backend.client_fins == 1, 10, "the client's FIN at the backend")
+        try:
+            first = peer_socket_options(self.vp.proc.pid, self.backend.port)
+        except PermissionError as e:
+            self.skipTest(f"cannot read the daemon's sockets here: {e}")
+        age = time.monotonic() - t_connect
+        self.assertIsNotNone(first, "the daemon's backend socket")
+        L.log(f"backend socket {age:.3f}s after connect, half-closed: {first}")
+        if age < 0.9:  # before its second (a slow machine may be past it already)
+            self.assertEqual(first["keepalive"], 0, "set at once: a short session pays for them")
+        want = {"keepalive": 1, "idle": 7, "interval": 3, "count": 4, "user_timeout": 23000}
+        L.wait_until(lambda: peer_socket_options(self.vp.proc.pid, self.backend.port) == want, 10,
+                     f"the backend socket's options to become {want}")
         self.assertEqual(self.sessions(), 1)
 
 
