@@ -193,6 +193,13 @@ class TunClient:
         if ((end - self.snd_nxt) & 0xFFFFFFFF) < (1 << 31):
             self.snd_nxt = end
 
+    def abort(self):
+        """Resets the connection. The server takes a RST only at its RCV.NXT
+        (RFC 5961 3.2; with its window closed nothing else is in the window):
+        the last byte it acknowledged, short of snd_nxt when it dropped
+        segments it had no memory for."""
+        self.send(self.snd_una, RST)
+
     def window_left(self):
         return self.offset(self.snd_una) + self.snd_wnd - self.offset(self.snd_nxt)
 
@@ -277,7 +284,7 @@ class KernelOverlapTest(unittest.TestCase):
         want = b"ping\n0123456789abcdefghij"
         c.pump(lambda: len(c.received) >= len(want) + 5, timeout=2)  # also catches a duplicate
         self.assertEqual(c.received, want)
-        c.send(c.snd_nxt, RST)
+        c.abort()
         wait_until(lambda: self.status(admin)["proxies"][0]["sessions_current"] == 0, 10, "the session closed")
         return self.counters(admin)
 
@@ -312,7 +319,7 @@ class KernelOverlapTest(unittest.TestCase):
         c.pump(lambda: len(c.received) >= sent + 25, timeout=2)  # also catches a duplicate
         self.assertEqual(c.received[sent:], b"0123456789abcdefghij")
         self.assertEqual(c.received, bytes(c.stream))
-        c.send(c.snd_nxt, RST)
+        c.abort()
         wait_until(lambda: self.status(admin)["proxies"][0]["sessions_current"] == 0, 10, "the session closed")
         got = counters()
         self.assertEqual(got["kernel_handovers"], 1)
@@ -355,8 +362,14 @@ class KernelOverlapTest(unittest.TestCase):
         recv_q = int(ss.split()[0])  # -H, one state: Recv-Q comes first
         rmem = int(ss.split("skmem:(r")[1].split(",")[0])
         self.assertGreaterEqual(rmem, recv_q, f"bytes waiting that the socket does not count:\n{ss}")
-        c.send(c.snd_nxt, RST)
-        wait_until(lambda: self.status(admin)["proxies"][0]["sessions_current"] == 0, 10, "the session closed")
+        unacked = c.offset(c.snd_nxt) - c.offset(c.snd_una)
+        c.abort()
+        try:
+            wait_until(lambda: self.status(admin)["proxies"][0]["sessions_current"] == 0, 10, "the session closed")
+        except AssertionError as e:
+            ss = self.lab.sh("a", ["ss", "-tnmiH", "sport", "= :5436"]).stdout
+            raise AssertionError(f"{e}; {unacked} bytes sent and not acknowledged before the reset; "
+                                 f"{self.counters(admin)}\n{ss}") from None
 
     def test_kernel_path_closes_a_session_whose_retransmission_it_cannot_cut(self):
         admin = "127.0.0.1:8409"
