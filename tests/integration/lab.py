@@ -234,12 +234,12 @@ class Vipproxy:
 
 
 def proxy_yaml(name, listen_port, backends, check_ports, admin_port, extra="", check_extra="",
-               interval="200ms", rise=1, fall=1, threads=2):
+               interval="200ms", rise=1, fall=1, threads=2, check_timeout="1s"):
     """A one-proxy config; backends: [(name, port)], check_ports: per backend."""
     lines = [f"node: it", f"threads: {threads}", "admin:", f"  listen: 127.0.0.1:{admin_port}", "proxies:",
              f"  - name: {name}", f"    listen: 127.0.0.1:{listen_port}", "    check:",
              "      type: http", "      path: /primary", f"      interval: {interval}",
-             f"      fast_interval: {interval}", "      timeout: 1s", f"      rise: {rise}", f"      fall: {fall}"]
+             f"      fast_interval: {interval}", f"      timeout: {check_timeout}", f"      rise: {rise}", f"      fall: {fall}"]
     if check_extra:
         lines += ["      " + l for l in check_extra.strip().splitlines()]
     if extra:
