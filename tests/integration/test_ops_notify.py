@@ -599,7 +599,7 @@ proxies:
         self.assertEqual(p.returncode, 0, self.ns.logtail("vipproxy-stop"))
         # SIGKILL is delivered before the killed process has finished exiting,
         # and the daemon waits for its hooks, not for their children: a
-        # hook's child may take a moment (a loaded CI machine, c547848) to be
+        # hook's child may take a moment (seen once locally beside a CI run) to be
         # gone. Killed it must be, within the deadline.
         def left():
             return [pid for r in (master, stop) for pid in (r["pid"], r["child"]) if process_alive(pid)]
