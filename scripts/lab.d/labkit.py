@@ -80,6 +80,30 @@ def run(argv, check=True, timeout=20, **kw):
     return r
 
 
+class Stopped(KeyboardInterrupt):
+    """Raised in the main thread by SIGTERM or SIGHUP (see
+    stop_on_signals)."""
+
+
+def _stopped(signum, _frame):
+    raise Stopped(f"stopped by {signal.Signals(signum).name}")
+
+
+def stop_on_signals():
+    """Makes SIGTERM and SIGHUP end this program the way Ctrl-C (SIGINT)
+    does: an exception that unwinds to the top and lets the atexit handlers
+    run, every lab's close() among them (processes by PID, namespaces by
+    name). The default action would kill the program with its namespaces
+    left behind, which is what stopping scripts/test did before. A
+    KeyboardInterrupt, not SystemExit: unittest records a SystemExit raised
+    in a test as that test's error and goes on with the next test, but
+    re-raises a KeyboardInterrupt. A handler the program installed itself is
+    kept."""
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) == signal.SIG_DFL:
+            signal.signal(sig, _stopped)
+
+
 def stop_process(p, sig=signal.SIGTERM, timeout=10):
     """Stops a process this program started (a Popen): `sig`, then SIGKILL
     if it has not exited after `timeout` seconds; closes its pipes."""

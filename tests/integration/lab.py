@@ -26,7 +26,7 @@ PY = "/usr/bin/python3"
 # scenarios of the namespace lab (scripts/lab.d/labkit.py). Appended, not
 # inserted: scripts/lab.d has a lab.py of its own.
 sys.path.append(os.path.join(HERE, "..", "..", "scripts", "lab.d"))
-from labkit import Processes, log, stop_process, wait_until  # noqa: E402,F401
+from labkit import Processes, log, stop_on_signals, stop_process, wait_until  # noqa: E402,F401
 
 
 _ports_handed_out = set()
@@ -57,8 +57,7 @@ class Lab:
         self.processes = Processes(self.dir)
         self.pg_nodes = []
         atexit.register(self.close)
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: sys.exit(1))
+        stop_on_signals()
 
     @property
     def procs(self):

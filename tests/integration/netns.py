@@ -94,6 +94,7 @@ class Lab:
         self.nodes = {}        # short name -> namespace
         self.closed = False
         atexit.register(self.close)
+        labkit.stop_on_signals()
         # Safety net first: anything for 10.88/16 that reached the root
         # namespace goes nowhere.
         labkit.blackhole_lab_subnet()

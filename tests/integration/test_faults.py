@@ -87,6 +87,7 @@ def outer():
     subprocess.run(["ip", "route", "replace", "blackhole", "10.88.0.0/16"], check=True)
     subprocess.run(["ip", "netns", "add", NS], check=True)
     atexit.register(lambda: subprocess.run(["ip", "netns", "del", NS], capture_output=True))
+    L.stop_on_signals()  # a stopped run still deletes NS (atexit)
     try:
         r = subprocess.run(["ip", "netns", "exec", NS, sys.executable, os.path.abspath(__file__), "--inside"]
                            + sys.argv[1:])
