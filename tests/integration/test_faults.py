@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -88,10 +89,15 @@ def outer():
     subprocess.run(["ip", "netns", "add", NS], check=True)
     atexit.register(lambda: subprocess.run(["ip", "netns", "del", NS], capture_output=True))
     L.stop_on_signals()  # a stopped run still deletes NS (atexit)
+    inner = subprocess.Popen(["ip", "netns", "exec", NS, sys.executable, os.path.abspath(__file__), "--inside"]
+                             + sys.argv[1:])
     try:
-        r = subprocess.run(["ip", "netns", "exec", NS, sys.executable, os.path.abspath(__file__), "--inside"]
-                           + sys.argv[1:])
-        return r.returncode
+        return inner.wait()
+    except KeyboardInterrupt:
+        # Stopped: the run inside is asked to stop too and given the time to
+        # close its lab (its daemons, its directory) before NS goes.
+        L.stop_process(inner, signal.SIGTERM, timeout=20)
+        raise
     finally:
         subprocess.run(["ip", "netns", "del", NS], capture_output=True)
 
