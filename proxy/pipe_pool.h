@@ -19,7 +19,7 @@ struct Pipe {
 // 1 MiB. A bulk stream through a 1 MiB pipe moves 16 times as much per
 // splice() and per wake-up: iperf3 through the proxy went from 0.87-0.97x
 // HAProxy's rate to 1.04-1.23x, at about half the CPU per GB (README,
-// "Issue 11 goals"). Linux
+// "Issue 11 goals: earlier runs"). Linux
 // charges a pipe's slots to its owner's user, not to the process: once a
 // user holds more than fs.pipe-user-pages-soft (16384 pages, 64 MiB), its
 // new pipes get 2 slots and F_SETPIPE_SZ fails with EPERM, for every process
