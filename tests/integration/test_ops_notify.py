@@ -48,7 +48,7 @@ import netns  # noqa: E402
 import testmain  # noqa: E402
 
 # Seconds the slow REST endpoint takes to answer. The check's timeout is 5 s:
-# with 1 s, a loaded CI machine (bc7c88d.. c547848, release stage) once had
+# with 1 s, a loaded CI machine (the run at c547848, release stage) once had
 # the check time out before the answer, READY came after that failed round
 # (right) and the test found no answer sent (first_reply_at None).
 SLOW_CHECK = 0.6
@@ -599,8 +599,8 @@ proxies:
         self.assertEqual(p.returncode, 0, self.ns.logtail("vipproxy-stop"))
         # SIGKILL is delivered before the killed process has finished exiting,
         # and the daemon waits for its hooks, not for their children: a
-        # hook's child may take a moment (seen once locally beside a CI run) to be
-        # gone. Killed it must be, within the deadline.
+        # hook's child may take a moment to be gone (seen once locally beside
+        # a CI run). Killed it must be, within the deadline.
         def left():
             return [pid for r in (master, stop) for pid in (r["pid"], r["child"]) if process_alive(pid)]
         try:
