@@ -81,8 +81,8 @@ enum class DataPath { automatic, kernel, splice, copy };
 // Why data_path kernel is opt-in, as the daemon's start-up warning and
 // `vipproxy doctor` say it (README, "Kernel data path", issue 11).
 inline constexpr const char* kKernelDataPathCaveat =
-    "data_path kernel is experimental: run under load on kernel 6.18 only (Debian 12's 6.1 passed its tests in an "
-    "emulated guest), where it forwarded duplicated bytes after a "
+    "data_path kernel is experimental: run under load on kernel 6.18 only (Debian 12's 6.1 and Ubuntu 24.04's 6.8 "
+    "passed its tests in an emulated guest), where it forwarded duplicated bytes after a "
     "retransmission until its program learnt to cut them off, and buffered a fast sender's bytes without bound "
     "on a session it took back until its send queues made room (README, \"Kernel data path\"); use auto "
     "(splice) in front of a catalog";

@@ -101,7 +101,7 @@ Verdict foreign_routers_verdict(const cfg::VrrpInstance& inst, const DaemonFacts
 
 // ---- The data path of each proxy (from the config alone) ----
 // A WARN per proxy set to `data_path: kernel`: experimental, run under load
-// on 6.18 only (6.1's tests pass in an emulated guest), where it forwarded
+// on 6.18 only (6.1's and 6.8's tests pass in an emulated guest), where it forwarded
 // duplicated bytes until its program cut off retransmitted overlaps (README,
 // "Kernel data path"). Nothing for the other paths.
 std::vector<Verdict> data_path_verdicts(const cfg::Config& c);
