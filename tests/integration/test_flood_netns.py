@@ -49,9 +49,18 @@ Topology (netns.Lab, 10.88.71.0/24 on one bridge, names vpt<pid>-*):
       vipproxy a stays MASTER, keepalived never logs "Entering MASTER STATE".
       Without the zero-interval adverts, which keepalived itself falls for
       (KEEPALIVED_FALLS_FOR).
-  In (a) and (d) the master's own adverts never pause 150 ms either (idem): the
-  VRRP socket is read a bounded batch at a time (vrrp/fd_reader.h), so the
-  Adver_Timer runs on time however long a flood keeps the socket full.
+  In (a), (b) and (d) the master's own adverts never pause 150 ms either
+  (idem): the VRRP socket is read a bounded batch at a time
+  (vrrp/fd_reader.h), so the Adver_Timer runs on time however long a flood
+  keeps the socket full. The bound is on the daemon's part of a silence:
+  the sending control thread is sampled every 5 ms and a SCHED_FIFO canary
+  runs on each CPU (thread_trace.py); what the thread spent waiting for a
+  CPU, or the machine spent running nothing of ours, is the machine's
+  (silences()). A backup that takes over in a silence the machine caused,
+  as long as its Master_Down_Interval, does what RFC 5798 §6.4.2 asks: the
+  takeover and its return are allowed there (excused()), and only there.
+  The clean-clone CI machine paused the master's adverts 780 ms once in
+  (a), and its streams and /status ~600 ms in (b) of the same run.
   keepalived runs with -G (no syslog): the lab has no syslog daemon, and
   glibc's syslog() then writes each line to /dev/console, on the development
   VM an emulated serial port whose interrupt one vCPU serves a byte at a
@@ -128,6 +137,9 @@ ADVERTS_PER_S = 10     # advert_int 100 ms
 # build's run holds the daemons to 150 ms.
 SANITIZED = bool(os.environ.get("VIPPROXY_SANITIZED"))
 MAX_ADVERT_GAP = 0.200 if SANITIZED else 0.150
+# A backup that took over in a silence the machine caused (excused()) is
+# back to BACKUP, without the VIP, this long after the master is heard again.
+TAKEOVER_SETTLE = 1.0
 GARP_BURST = 5         # garp.master_repeat default
 OWN = ("transitions", "adverts_sent", "garp_sent", "kernel_drops")  # what a node does, not what it hears
 
@@ -337,6 +349,7 @@ def helper_main():
 # ---------------------------------------------------------------------------
 import netns  # noqa: E402
 import testmain  # noqa: E402
+from thread_trace import MachineStalls, ThreadTrace, gap_window  # noqa: E402
 from vcpu_watch import VcpuWatch, describe, stamp  # noqa: E402
 from netns import in_netns, log, wait_until  # noqa: E402
 
@@ -537,16 +550,19 @@ class AdvertTimes:
             raise RuntimeError(f"tcpdump exited: {lab.logtail(name)}")
 
     def stop(self):
-        """Returns the capture times (seconds) of the adverts, in order."""
+        """Returns the capture times (seconds) of the adverts, in order;
+        self.sources holds each one's source address (IPv4 over Ethernet)."""
         self.lab.stop(self.proc)
         with open(self.path, "rb") as f:
             data = f.read()
         endian = "<" if struct.unpack("<I", data[:4])[0] in (0xa1b2c3d4, 0xa1b23c4d) else ">"
         nano = struct.unpack(endian + "I", data[:4])[0] == 0xa1b23c4d
-        off, times = 24, []
+        off, times, self.sources = 24, [], []
         while off + 16 <= len(data):
             sec, frac, incl = struct.unpack(endian + "III", data[off:off + 12])
             times.append(sec + frac / (1e9 if nano else 1e6))
+            src = data[off + 16 + 26:off + 16 + 30]
+            self.sources.append(socket.inet_ntoa(src) if len(src) == 4 else None)
             off += 16 + incl
         return times
 
@@ -557,8 +573,56 @@ def stream_why(st):
             f"writer overslept {st['max_late'] * 1000:.0f} ms at most")
 
 
-def max_gap(times):
-    return max((b - a for a, b in zip(times, times[1:])), default=float("inf"))
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return f.read().split()[0]
+
+
+def master_down_interval(priority):
+    """RFC 5798 §6.1: 3 x Master_Adver_Interval + Skew_Time, at our 100 ms."""
+    interval = 1.0 / ADVERTS_PER_S
+    return 3 * interval + (256 - priority) * interval / 256
+
+
+def silences(times, sources, trace, stalls):
+    """The silences between adverts on the link: every one as long as
+    MAX_ADVERT_GAP, and the longest in any case, longest first. Each is split
+    into what the machine owes and what is left, the daemon's own part
+    ({t1, t2, gap, own, why}). The machine owes the larger of: the sending
+    node's control thread waiting for a CPU or its vCPU not run
+    (ThreadTrace), and the time no CPU ran anything of ours (MachineStalls;
+    thread_trace.py says why both). The node whose advert opened a silence
+    is the one that owed the next (a master sends until it hears another)."""
+    pairs = list(enumerate(zip(times, times[1:])))
+    if not pairs:
+        return [{"t1": None, "t2": None, "gap": float("inf"), "own": float("inf"),
+                 "why": "fewer than two adverts captured"}]
+    longest = max(pairs, key=lambda p: p[1][1] - p[1][0])
+    chosen = [p for p in pairs if p[1][1] - p[1][0] >= MAX_ADVERT_GAP or p is longest]
+    out = []
+    for i, (t1, t2) in chosen:
+        gap = t2 - t1
+        node = next((s for s, h in HOSTS.items() if f"{NET}.{h}" == sources[i]), None)
+        if node not in trace.threads:
+            out.append({"t1": t1, "t2": t2, "gap": gap, "own": gap, "why": f"opened by {sources[i]}, not traced"})
+            continue
+        e = trace.explain(node, t1, t2)
+        machine = max(ThreadTrace.machine_share(e), stalls.everywhere(t1, t2))
+        out.append({"t1": t1, "t2": t2, "gap": gap, "own": gap - machine, "why": (
+            f"from {stamp(t1)} to {stamp(t2)}, opened by {node}, whose control thread was "
+            f"{ThreadTrace.describe(e)}; {stalls.describe(t1, t2)}")})
+    return sorted(out, key=lambda x: -x["gap"])
+
+
+def excused(sil, master_down):
+    """Monotonic-clock windows in which a backup rightly took over: the link
+    was silent for its Master_Down_Interval, and the machine, not the
+    daemon, owed that silence (own part under MAX_ADVERT_GAP). The window
+    runs on for TAKEOVER_SETTLE after the master is heard again (the
+    backup yields at its next advert; /status and the VIP follow)."""
+    off = time.time() - time.monotonic()
+    return [(x["t1"] - off, x["t2"] - off + TAKEOVER_SETTLE) for x in sil
+            if x["t1"] is not None and x["gap"] >= master_down and x["own"] < MAX_ADVERT_GAP]
 
 
 class FloodNetnsTest(unittest.TestCase):
@@ -662,6 +726,12 @@ class FloodNetnsTest(unittest.TestCase):
         wait_until(lambda: all(b["eligible"] for p in self.status("a")["proxies"] for b in p["backends"]), 10,
                    "a's backend eligible")
 
+    def machine_stalls(self):
+        """CPU canaries for one case (thread_trace.MachineStalls), recorded
+        by the lab, which stops them if the case does not."""
+        return MachineStalls(lambda name, argv: self.lab.processes.spawn(name, argv), self.lab.stop, self.lab.dir,
+                             VRRP_SECONDS + 60)
+
     def run_flooder(self, mode, cfg, name):
         cfg["out"] = os.path.join(self.lab.dir, name + ".json")
         cfg["ready"] = cfg["out"] + ".ready"
@@ -674,15 +744,23 @@ class FloodNetnsTest(unittest.TestCase):
         with open(cfg["out"]) as f:
             return json.load(f)
 
-    def assert_no_flap(self, samples, before):
+    def assert_no_flap(self, samples, before, excuses=()):
+        """a MASTER with the VIP and b BACKUP without it on every sample, and
+        neither changed state, except that b may take over and give back
+        (two transitions) in each excused window (excused())."""
         self.assertGreater(len(samples), 20, "the monitor took too few samples")
         for s in samples:
             self.assertEqual(s["a"][0], "MASTER", s)
-            self.assertTrue(s["a_vip"] and not s["b_vip"], f"VIP not on exactly a: {s}")
             self.assertEqual(s["a"][1], before["a"]["transitions"], f"a changed state: {s}")
+            if any(w0 <= s["t"] <= w1 for w0, w1 in excuses):
+                continue
+            self.assertTrue(s["a_vip"] and not s["b_vip"], f"VIP not on exactly a: {s}")
             if "b" in before:
+                allowed = 2 * sum(1 for w0, _ in excuses if w0 < s["t"])
+                moved = s["b"][1] - before["b"]["transitions"]
                 self.assertEqual(s["b"][0], "BACKUP", s)
-                self.assertEqual(s["b"][1], before["b"]["transitions"], f"b changed state: {s}")
+                self.assertTrue(moved % 2 == 0 and 0 <= moved <= allowed,
+                                f"b changed state ({allowed} transitions excused): {s}")
 
     # ---- (a) ----
     def test_a_malformed_vrrp_flood(self):
@@ -697,6 +775,9 @@ class FloodNetnsTest(unittest.TestCase):
         wait0 = runnable_wait(pids)
         watch = VcpuWatch()
         watch.start()
+        trace = ThreadTrace({s: (pid, pid) for s, pid in pids.items()})
+        trace.start()
+        stalls = self.machine_stalls()
         t0 = time.monotonic()
         p, cfg = self.run_flooder("--vrrp-flood", {
             "src": f"{NET}.{HOSTS['attacker']}", "vip": VIP, "rate": VRRP_RATE, "seconds": VRRP_SECONDS,
@@ -708,12 +789,18 @@ class FloodNetnsTest(unittest.TestCase):
             cpu = {s: (cpu_seconds(pid) - cpu0[s]) / wall for s, pid in pids.items()}
             samples = mon.finish()
             st = stream.finish()
-            gap = max_gap(adverts.stop())
+            times = adverts.stop()
+            trace.stop()
+            stalls.stop()
             waited = {k: round((v - wait0[k]) * 1000) for k, v in runnable_wait(pids).items()}
             frozen = describe(watch.stop())
-        load = open("/proc/loadavg").read().split()[0]
-        log(f"a: the master's longest silence on the link {gap * 1000:.0f} ms; the control threads waited for a "
-            f"CPU {waited} ms in all (load {load}); frozen vCPUs: {frozen}")
+        sil = silences(times, adverts.sources, trace, stalls)
+        gap, worst = sil[0]["gap"], max(sil, key=lambda x: x["own"])
+        excuses = excused(sil, master_down_interval(50))
+        load = loadavg()
+        log(f"a: the master's longest silence on the link {gap * 1000:.0f} ms, {sil[0]['own'] * 1000:.0f} ms of it "
+            f"its own ({sil[0]['why']}); the control threads waited for a CPU {waited} ms in all (load {load}); "
+            f"frozen vCPUs: {frozen}; b's takeovers excused: {len(excuses)}")
         log(f"a: {r['sent']} VRRP packets in {r['seconds']:.1f}s = {r['rate']:.0f}/s "
             f"({r['errors']} send errors, flooder CPU {r['cpu']:.1f}s); daemon CPU a {cpu['a']:.1%} "
             f"b {cpu['b']:.1%} of a core; stream {st['sent']} bytes, max gap {st['max_gap'] * 1000:.0f} ms")
@@ -722,10 +809,10 @@ class FloodNetnsTest(unittest.TestCase):
                                       "stream_bytes": st["sent"], "stream_max_gap_ms": round(st["max_gap"] * 1000)}
         self.assertGreaterEqual(r["rate"], VRRP_MIN_RATE, "the flooder did not reach the rate")
         self.assertEqual(mon.errors, [])
-        self.assert_no_flap(samples, before)
-        self.assertLess(gap, MAX_ADVERT_GAP,
-                        f"the master's adverts paused during the flood (control threads waited for a CPU "
-                        f"{waited} ms in all, load {load}; frozen vCPUs: {frozen})")
+        self.assertLess(worst["own"], MAX_ADVERT_GAP,
+                        f"the master's adverts paused {worst['gap'] * 1000:.0f} ms during the flood ({worst['why']}; "
+                        f"load {load}; frozen vCPUs: {frozen})")
+        self.assert_no_flap(samples, before, excuses)
         worst_status = max(max(x["a_latency"], x["b_latency"]) for x in samples)
         self.results["vrrp flood"]["slowest_status_ms"] = round(worst_status * 1000)
         self.assertLess(worst_status, 1.0, "/status slow during the VRRP flood")
@@ -735,7 +822,7 @@ class FloodNetnsTest(unittest.TestCase):
         # The kernel may drop a few (receive buffer), so >= 97 %; a counter
         # never grows by more than was sent (the master's own adverts aside).
         for s in ("a", "b"):
-            self.check_counters(r, before, s, wall, "a")
+            self.check_counters(r, before, s, wall, "a", excused_takeovers=len(excuses))
         self.check_master_not_amplified("a", wall)
         self.assertIsNone(st["error"], st)
         self.assertTrue(st["intact"], st)
@@ -744,13 +831,14 @@ class FloodNetnsTest(unittest.TestCase):
         for s in ("a", "b"):
             self.assertLess(cpu[s], 0.6, f"vipproxy on {s} used {cpu[s]:.0%} of a core for 10k packets/s")
 
-    def check_counters(self, r, before, s, wall, tag, transitions=0):
+    def check_counters(self, r, before, s, wall, tag, transitions=0, excused_takeovers=0):
         """Each node counted the group packets and its own unicast ones, by
         reason, and what it did not count the kernel dropped at its socket
         (receive buffer full while the daemon was off the CPU; the /proc/net/raw
         drops column): together all that was sent, and the kernel's share
         small. A counter never grows by more than was sent (the master's own
-        adverts aside)."""
+        adverts aside, and a backup's while it rightly took over: up to two
+        more transitions and a few adverts per excused takeover)."""
         exp = r["expected"][f"{NET}.{HOSTS[s]}"]
         total_exp = sum(exp.values())
 
@@ -775,7 +863,8 @@ class FloodNetnsTest(unittest.TestCase):
         self.assertLessEqual(kernel, 0.01 * total_exp, f"{s}: the kernel dropped {kernel} datagrams at the socket")
         # A backup also hears the master's own adverts: 10/s, and one a second
         # more when it re-asserts itself against the lower adverts.
-        slack = {"adverts_received": int(wall * (ADVERTS_PER_S + 1)) + 20 if s == "b" or transitions else 0}
+        slack = {"adverts_received": (int(wall * (ADVERTS_PER_S + 1)) + 20 if s == "b" or transitions else 0)
+                 + 10 * excused_takeovers}
         for k, n in exp.items():
             if k == "random":
                 continue
@@ -787,7 +876,10 @@ class FloodNetnsTest(unittest.TestCase):
         self.assertLessEqual(drops, want, (s, delta))
         counted = sum(v for k, v in delta.items() if k not in OWN)
         self.assertGreaterEqual(counted + kernel, 0.995 * total_exp, (s, "sent but neither counted nor dropped"))
-        self.assertEqual(delta["transitions"], transitions)
+        moved = delta["transitions"] - transitions
+        self.assertTrue(moved % 2 == 0 and 0 <= moved <= 2 * excused_takeovers,
+                        (s, "transitions", delta["transitions"], "expected", transitions, "excused takeovers",
+                         excused_takeovers))
         return delta
 
     def check_master_not_amplified(self, tag, wall):
@@ -819,6 +911,10 @@ class FloodNetnsTest(unittest.TestCase):
         p, cfg = self.run_flooder("--syn-flood", {"dst": VIP, "port": PORT, "spoof": SPOOF_NET,
                                                   "rate": SYN_RATE, "seconds": SYN_SECONDS}, "syn-flood")
         wait_until(lambda: os.path.exists(cfg["ready"]) or p.poll() is not None, 30, "SYN flooder ready")
+        adverts = AdvertTimes(self.lab, "adverts-b", f"{NET}.{HOSTS['a']}")
+        trace = ThreadTrace({"a": (pid, pid)})
+        trace.start()
+        stalls = self.machine_stalls()
         mon = Monitor(self)
         mon.start()
         conns = NewConnections(self.lab)
@@ -840,6 +936,12 @@ class FloodNetnsTest(unittest.TestCase):
             conns.join(15)
             samples = mon.finish()
             st = stream.finish()
+            times = adverts.stop()
+            trace.stop()
+            stalls.stop()
+        sil = silences(times, adverts.sources, trace, stalls)
+        worst = max(sil, key=lambda x: x["own"])
+        excuses = excused(sil, master_down_interval(50))
         netstat = {k: v - netstat0.get(k, 0) for k, v in self.tcp_ext("a").items()}
         cookies = {k: netstat.get(k, 0) for k in ("SyncookiesSent", "SyncookiesRecv", "TCPReqQFullDoCookies",
                                                   "TCPReqQFullDrop", "ListenOverflows", "ListenDrops")}
@@ -848,7 +950,9 @@ class FloodNetnsTest(unittest.TestCase):
             f"flooder CPU {r['cpu']:.1f}s); half-open on a (max) {max(half_open)}; {cookies}; "
             f"daemon CPU a {cpu:.1%}; new sessions {conns.ok} ok, {len(conns.failures)} failed, slowest "
             f"{conns.worst * 1000:.0f} ms; stream {st['sent']} bytes, max gap {st['max_gap'] * 1000:.0f} ms; "
-            f"slowest /status {worst_status * 1000:.0f} ms")
+            f"slowest /status {worst_status * 1000:.0f} ms; the master's longest silence on the link "
+            f"{sil[0]['gap'] * 1000:.0f} ms, {sil[0]['own'] * 1000:.0f} ms of it its own ({sil[0]['why']}); "
+            f"b's takeovers excused: {len(excuses)}")
         self.results["syn flood"] = {"syns": r["sent"], "rate": round(r["rate"]), "half_open_max": max(half_open),
                                      "netstat": cookies, "cpu_a": f"{cpu:.1%}", "new_sessions": conns.ok,
                                      "slowest_new_session_ms": round(conns.worst * 1000),
@@ -859,7 +963,10 @@ class FloodNetnsTest(unittest.TestCase):
         self.assertGreater(cookies["SyncookiesSent"], 0, "the SYN queue never overflowed into cookies")
         self.assertEqual(mon.errors, [])
         self.assertLess(worst_status, 1.0, "/status slow during the SYN flood")
-        self.assert_no_flap(samples, before)
+        self.assertLess(worst["own"], MAX_ADVERT_GAP,
+                        f"the master's adverts paused {worst['gap'] * 1000:.0f} ms during the SYN flood "
+                        f"({worst['why']})")
+        self.assert_no_flap(samples, before, excuses)
         self.assertIsNone(self.daemons["a"].poll(), self.lab.logtail("vipproxy-a"))
         self.assertEqual(conns.failures, [], "new sessions failed during the SYN flood")
         self.assertGreater(conns.ok, int(SYN_SECONDS * 5), "too few new sessions during the SYN flood")
@@ -905,6 +1012,9 @@ class FloodNetnsTest(unittest.TestCase):
         wait0 = runnable_wait(pids)
         watch = VcpuWatch()
         watch.start()
+        trace = ThreadTrace({s: (pid, pid) for s, pid in pids.items()})
+        trace.start()
+        stalls = self.machine_stalls()
         t0 = time.monotonic()
         vrrp, vrrp_cfg = self.run_flooder("--vrrp-flood", {
             "src": f"{NET}.{HOSTS['attacker']}", "vip": VIP, "rate": VRRP_RATE, "seconds": VRRP_SECONDS,
@@ -931,15 +1041,21 @@ class FloodNetnsTest(unittest.TestCase):
             samples = mon.finish()
             ends = {s: st.finish() for s, st in streams.items()}
             times = adverts.stop()
+            trace.stop()
+            stalls.stop()
             waited = {k: round((v - wait0[k]) * 1000) for k, v in runnable_wait(pids).items()}
             frozen = describe(watch.stop())
-        gap = max_gap(times)
-        load = open("/proc/loadavg").read().split()[0]
+        sil = silences(times, adverts.sources, trace, stalls)
+        gap, worst = sil[0]["gap"], max(sil, key=lambda x: x["own"])
+        # The lowest a backup's priority is in this case is b's 50.
+        excuses = excused(sil, master_down_interval(50))
+        load = loadavg()
         took = [round((e - b) * 1000) for b, e, _ in windows]
         worst_status = max(max(x["a_latency"], x["b_latency"]) for x in samples)
         log(f"c: VRRP {r['rate']:.0f}/s and SYN {rs['rate']:.0f}/s for {wall:.1f}s; switchovers took {took} ms; "
             f"CPU a {cpu['a']:.1%} b {cpu['b']:.1%}; adverts on the link {len(times)}, longest silence "
-            f"{gap * 1000:.0f} ms; new sessions via the VIP {conns.ok} ok, {len(conns.failures)} failed; "
+            f"{gap * 1000:.0f} ms ({sil[0]['own'] * 1000:.0f} ms of it the daemon's: {sil[0]['why']}); takeovers "
+            f"excused: {len(excuses)}; new sessions via the VIP {conns.ok} ok, {len(conns.failures)} failed; "
             f"slowest /status {worst_status * 1000:.0f} ms; node streams max gap "
             f"{max(e['max_gap'] for e in ends.values()) * 1000:.0f} ms; control threads waited for a CPU {waited} ms "
             f"in all (load {load}); frozen vCPUs: {frozen}")
@@ -956,7 +1072,7 @@ class FloodNetnsTest(unittest.TestCase):
             self.assertIsNone(self.daemons[s].poll(), self.lab.logtail("vipproxy-" + s))
         # Outside the switchovers the VIP is on exactly the expected node.
         for x in samples:
-            if any(b <= x["t"] <= e for b, e, _ in windows):
+            if any(b <= x["t"] <= e for b, e, _ in windows) or any(b <= x["t"] <= e for b, e in excuses):
                 continue
             expect = "b" if windows and windows[0][1] < x["t"] < windows[-1][0] else "a"
             other = "a" if expect == "b" else "b"
@@ -968,11 +1084,11 @@ class FloodNetnsTest(unittest.TestCase):
         # together never pause for more than half an interval beyond one
         # (the handover included: the old master sends until it hears the
         # new one), so no backup anywhere on the link was ever close to it.
-        self.assertLess(gap, MAX_ADVERT_GAP,
-                        f"an advert gap on the link during the floods and switchovers (control threads "
-                        f"waited for a CPU {waited} ms in all, load {load}; frozen vCPUs: {frozen})")
+        self.assertLess(worst["own"], MAX_ADVERT_GAP,
+                        f"an advert gap of {worst['gap'] * 1000:.0f} ms on the link during the floods and "
+                        f"switchovers ({worst['why']}; load {load}; frozen vCPUs: {frozen})")
         for s in ("a", "b"):
-            self.check_counters(r, before, s, wall, "c", transitions=2)
+            self.check_counters(r, before, s, wall, "c", transitions=2, excused_takeovers=len(excuses))
         for s, e in ends.items():
             self.assertIsNone(e["error"], (s, e))
             self.assertTrue(e["intact"], (s, e))
@@ -1012,6 +1128,9 @@ class FloodNetnsTest(unittest.TestCase):
         wait0 = runnable_wait({"a": pid_a})
         watch = VcpuWatch()
         watch.start()
+        trace = ThreadTrace({"a": (pid_a, pid_a)})
+        trace.start()
+        stalls = self.machine_stalls()
         t0 = time.monotonic()
         p, cfg = self.run_flooder("--vrrp-flood", {
             "src": f"{NET}.{HOSTS['attacker']}", "vip": VIP, "rate": VRRP_RATE, "seconds": KEEPALIVED_SECONDS,
@@ -1025,12 +1144,18 @@ class FloodNetnsTest(unittest.TestCase):
                    "keepalived": (cpu_seconds(kpid) - cpu0["keepalived"]) / wall}
             samples = mon.finish()
             st = stream.finish()
-            gap = max_gap(adverts.stop())
+            times = adverts.stop()
+            trace.stop()
+            stalls.stop()
             waited = {k: round((v - wait0[k]) * 1000) for k, v in runnable_wait({"a": pid_a}).items()}
             frozen = describe(watch.stop())
-        load = open("/proc/loadavg").read().split()[0]
-        log(f"d: the master's longest silence on the link {gap * 1000:.0f} ms; its control thread waited for a CPU "
-            f"{waited['a']} ms in all (load {load}); frozen vCPUs: {frozen}")
+        sil = silences(times, adverts.sources, trace, stalls)
+        gap, worst = sil[0]["gap"], max(sil, key=lambda x: x["own"])
+        excuses = excused(sil, master_down_interval(50))
+        load = loadavg()
+        log(f"d: the master's longest silence on the link {gap * 1000:.0f} ms, {sil[0]['own'] * 1000:.0f} ms of it "
+            f"its own ({sil[0]['why']}); its control thread waited for a CPU {waited['a']} ms in all (load {load}); "
+            f"frozen vCPUs: {frozen}; keepalived's takeovers excused: {len(excuses)}")
         with open(os.path.join(self.lab.dir, "keepalived-b.log"), errors="replace") as f:
             f.seek(klog0)
             klog = f.read()
@@ -1043,14 +1168,17 @@ class FloodNetnsTest(unittest.TestCase):
             "keepalived_log_lines": len(klog.splitlines()), "stream_max_gap_ms": round(st["max_gap"] * 1000)}
         self.assertGreaterEqual(r["rate"], VRRP_MIN_RATE, "the flooder did not reach the rate")
         self.assertEqual(mon.errors, [])
-        self.assert_no_flap(samples, before)
-        self.assertLess(gap, MAX_ADVERT_GAP,
-                        f"the master's adverts paused during the flood (its control thread waited for a "
-                        f"CPU {waited['a']} ms in all, load {load}; frozen vCPUs: {frozen})")
-        self.assertNotIn("Entering MASTER STATE", klog, "keepalived took over during the flood")
+        self.assertLess(worst["own"], MAX_ADVERT_GAP,
+                        f"the master's adverts paused {worst['gap'] * 1000:.0f} ms during the flood ({worst['why']}; "
+                        f"load {load}; frozen vCPUs: {frozen})")
+        self.assert_no_flap(samples, before, excuses)
+        # keepalived takes over only in a silence the machine caused, as it
+        # should (RFC 5798 §6.4.2), at most once in each.
+        self.assertLessEqual(klog.count("Entering MASTER STATE"), len(excuses),
+                             "keepalived took over during the flood")
         self.assertIsNone(self.daemons["a"].poll(), self.lab.logtail("vipproxy-a"))
         self.assertTrue(os.path.exists(f"/proc/{kpid}"), "keepalived's VRRP process died:\n" + klog[-2000:])
-        self.check_counters(r, before, "a", wall, "d")
+        self.check_counters(r, before, "a", wall, "d", excused_takeovers=len(excuses))
         self.check_master_not_amplified("d", wall)
         self.assertIsNone(st["error"], st)
         self.assertTrue(st["intact"], st)
