@@ -606,7 +606,7 @@ def silences(times, sources, trace, stalls):
         if node not in trace.threads:
             out.append({"t1": t1, "t2": t2, "gap": gap, "own": gap, "why": f"opened by {sources[i]}, not traced"})
             continue
-        e = trace.explain(node, t1, t2)
+        e = trace.explain(node, t1, t2, stalls, due=t1 + 1.0 / ADVERTS_PER_S)
         machine = max(ThreadTrace.machine_share(e), stalls.everywhere(t1, t2))
         out.append({"t1": t1, "t2": t2, "gap": gap, "own": gap - machine, "why": (
             f"from {stamp(t1)} to {stamp(t2)}, opened by {node}, whose control thread was "

@@ -113,6 +113,22 @@ class ThreadTraceTest(unittest.TestCase):
             # Outside the hogs' window nothing stalled everywhere.
             self.assertLess(stalls.everywhere(t0 - 0.25, t0 - 0.01), 0.02, stalls.describe(t0 - 0.25, t0))
 
+    def test_asleep_on_a_stalled_cpu_with_work_due(self):
+        """Pure: a thread asleep in epoll_wait on CPU 1 from 10.0 to 10.5 s,
+        its work due at 10.1 s, CPU 1's canary stalled 10.2-10.4 s: 200 ms
+        are the machine's, the rest sleep; nothing before `due` is."""
+        t = ThreadTrace({"x": (1, 1)})
+        t.samples["x"] = [(10.0 + i * 0.005, "S", 0, 0, "epoll_wait", 1) for i in range(101)]
+        m = MachineStalls.__new__(MachineStalls)
+        m.cpus, m.stalls = [0, 1], [[], [(10.2, 10.4)]]
+        e = t.explain("x", 10.0, 10.5, m, due=10.1)
+        self.assertAlmostEqual(e["cpu_stalled"], 0.2, places=3)
+        self.assertAlmostEqual(e["asleep"]["epoll_wait"], 0.3, places=3)
+        self.assertAlmostEqual(ThreadTrace.machine_share(e), 0.2, places=3)
+        e = t.explain("x", 10.0, 10.5, m, due=10.3)
+        self.assertAlmostEqual(e["cpu_stalled"], 0.1, places=3)
+        self.assertEqual(t.explain("x", 10.0, 10.5)["cpu_stalled"], 0.0)
+
     def test_everywhere_is_the_intersection(self):
         m = MachineStalls.__new__(MachineStalls)
         m.stalls = [[(10.0, 10.5), (11.0, 11.2)], [(10.3, 11.1)]]

@@ -22,8 +22,10 @@ the clock of tcpdump's kernel timestamps) into
   not run    state R, but neither field grew: the vCPU under it did not run
              (host steal, interrupts off); the guest scheduler cannot move a
              thread it believes is running
+  CPU stalled  asleep with its work due, on a CPU whose canary (below) was
+             stalled: the timer's interrupt waits for that CPU to run
 
-`waiting` and `not run` are the machine's share; `running` and sleeping in
+`waiting`, `not run` and `CPU stalled` are the machine's share; `running` and sleeping in
 any call but the event loop's wait are the daemon's. The sampler's own
 longest pause is reported too: sampling runs in the test process, which the
 same stall can stop.
@@ -52,20 +54,21 @@ EVENT_LOOP = ("epoll_wait", "epoll_pwait", "epoll_pwait2")
 
 
 def read_sample(pid, tid):
-    """(time.time(), state, ns running, ns waiting, syscall name or "running"),
-    or None once the thread is gone."""
+    """(time.time(), state, ns running, ns waiting, syscall name or "running",
+    CPU it last ran on), or None once the thread is gone."""
     base = f"/proc/{pid}/task/{tid}"
     try:
         with open(base + "/schedstat") as f:
             run_ns, wait_ns = (int(x) for x in f.read().split()[:2])
         with open(base + "/stat") as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
+            fields = f.read().rsplit(")", 1)[1].split()
+        state, cpu = fields[0], int(fields[36])  # fields 3 and 39 of proc(5)
         with open(base + "/syscall") as f:
             word = f.read().split()[0]
     except (OSError, IndexError, ValueError):
         return None
     call = word if not word.lstrip("-").isdigit() else SYSCALLS.get(int(word), f"syscall {word}")
-    return time.time(), state, run_ns, wait_ns, call
+    return time.time(), state, run_ns, wait_ns, call, cpu
 
 
 class ThreadTrace(threading.Thread):
@@ -91,9 +94,13 @@ class ThreadTrace(threading.Thread):
         self.join(5)
         return self
 
-    def explain(self, name, t1, t2):
-        """{running, waiting, not_run, asleep: {call: s}, covered, sampler_pause}
-        (seconds) of `name` over [t1, t2]. The samples that bracket the window
+    def explain(self, name, t1, t2, stalls=None, due=None):
+        """{running, waiting, not_run, cpu_stalled, asleep: {call: s}, covered,
+        sampler_pause} (seconds) of `name` over [t1, t2]. With `stalls`
+        (MachineStalls), time asleep after `due` (when the thread had work:
+        its timer expired) during which the CPU it last ran on was stalled is
+        `cpu_stalled`, not sleep: a timer's interrupt comes on the CPU that
+        armed it, and a vCPU the host does not run takes none. The samples that bracket the window
         are used (the last at or before t1 to the first at or after t2), since
         a stall that stops the daemon can stop this sampler too; an interval
         that reaches outside the window counts for the part inside it, in
@@ -102,7 +109,8 @@ class ThreadTrace(threading.Thread):
         samples = self.samples[name]
         lo = max((i for i, s in enumerate(samples) if s[0] <= t1), default=0)
         hi = min((i for i, s in enumerate(samples) if s[0] >= t2), default=len(samples) - 1)
-        out = {"running": 0.0, "waiting": 0.0, "not_run": 0.0, "asleep": {}, "covered": 0.0, "sampler_pause": 0.0}
+        out = {"running": 0.0, "waiting": 0.0, "not_run": 0.0, "cpu_stalled": 0.0, "asleep": {}, "covered": 0.0,
+               "sampler_pause": 0.0}
         for a, b in zip(samples[lo:hi], samples[lo + 1:hi + 1]):
             wall = b[0] - a[0]
             inside = min(b[0], t2) - max(a[0], t1)
@@ -128,21 +136,28 @@ class ThreadTrace(threading.Thread):
             else:
                 sleeper = b if b[1] != "R" else a
                 call = sleeper[4] if sleeper[4] != "running" else f"no call (state {sleeper[1]})"
-            out["asleep"][call] = out["asleep"].get(call, 0.0) + rest * share
+            slept = rest * share
+            if stalls is not None and due is not None:
+                stalled = min(slept, stalls.on_cpu(a[5], max(a[0], t1, due), min(b[0], t2)))
+                out["cpu_stalled"] += stalled
+                slept -= stalled
+            out["asleep"][call] = out["asleep"].get(call, 0.0) + slept
         return out
 
     @staticmethod
     def machine_share(e):
         """Seconds of the window the machine, not the daemon, kept the thread
-        from running: waiting for a CPU, or its vCPU not run."""
-        return e["waiting"] + e["not_run"]
+        from running: waiting for a CPU, its vCPU not run, or (asleep, with
+        work due) its CPU stalled."""
+        return e["waiting"] + e["not_run"] + e["cpu_stalled"]
 
     @staticmethod
     def describe(e):
         ms = lambda s: f"{s * 1000:.0f} ms"  # noqa: E731
         asleep = ", ".join(f"{k} {ms(v)}" for k, v in sorted(e["asleep"].items(), key=lambda kv: -kv[1]) if v >= 0.001)
         return (f"running {ms(e['running'])}, waiting for a CPU {ms(e['waiting'])}, not run while runnable "
-                f"{ms(e['not_run'])}, asleep in {asleep or 'nothing'} (samples cover {ms(e['covered'])}, "
+                f"{ms(e['not_run'])}, its CPU stalled with work due {ms(e['cpu_stalled'])}, "
+                f"asleep in {asleep or 'nothing'} (samples cover {ms(e['covered'])}, "
                 f"longest between two {ms(e['sampler_pause'])})")
 
 
@@ -155,7 +170,8 @@ class MachineStalls:
     def __init__(self, spawn, stop_process, workdir, seconds):
         self.stop_process = stop_process
         self.procs, self.paths = [], []
-        for cpu in sorted(os.sched_getaffinity(0)):
+        self.cpus = sorted(os.sched_getaffinity(0))
+        for cpu in self.cpus:
             path = os.path.join(workdir, f"canary-{cpu}.json")
             self.paths.append(path)
             self.procs.append(spawn(f"canary-{cpu}", [sys.executable, os.path.abspath(__file__), "--canary",
@@ -183,9 +199,15 @@ class MachineStalls:
             common = [(max(a, c), min(b, d)) for a, b in common for c, d in stalls if min(b, d) > max(a, c)]
         return sum(b - a for a, b in common)
 
+    def on_cpu(self, cpu, t1, t2):
+        """Seconds of [t1, t2] in which `cpu`'s canary was stalled."""
+        if cpu not in self.cpus or len(self.stalls) != len(self.cpus) or self.stalls[self.cpus.index(cpu)] is None:
+            return 0.0
+        return sum(max(0.0, min(b, t2) - max(a, t1)) for a, b in self.stalls[self.cpus.index(cpu)])
+
     def describe(self, t1, t2):
         parts = []
-        for cpu, stalls in enumerate(self.stalls):
+        for cpu, stalls in zip(self.cpus, self.stalls):
             if stalls is None:
                 parts.append(f"CPU {cpu} no record")
                 continue
