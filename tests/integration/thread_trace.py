@@ -111,6 +111,7 @@ class ThreadTrace(threading.Thread):
         hi = min((i for i, s in enumerate(samples) if s[0] >= t2), default=len(samples) - 1)
         out = {"running": 0.0, "waiting": 0.0, "not_run": 0.0, "cpu_stalled": 0.0, "asleep": {}, "covered": 0.0,
                "sampler_pause": 0.0}
+        rests = {}  # where each interval's time off the CPU and off the run queue went
         for a, b in zip(samples[lo:hi], samples[lo + 1:hi + 1]):
             wall = b[0] - a[0]
             inside = min(b[0], t2) - max(a[0], t1)
@@ -118,7 +119,7 @@ class ThreadTrace(threading.Thread):
                 continue
             share = inside / wall
             ran, waited = (b[2] - a[2]) / 1e9, (b[3] - a[3]) / 1e9
-            rest = max(0.0, wall - ran - waited)
+            rest = max(0.0, wall - ran - waited) * share
             out["running"] += ran * share
             out["waiting"] += waited * share
             out["covered"] += inside
@@ -131,17 +132,28 @@ class ThreadTrace(threading.Thread):
             if wall > 4 * self.PERIOD:
                 call = "unknown (sampler paused)"
             elif a[1] == "R" and b[1] == "R":
-                out["not_run"] += rest * share
+                rests["not_run"] = rests.get("not_run", 0.0) + rest
                 continue
             else:
                 sleeper = b if b[1] != "R" else a
                 call = sleeper[4] if sleeper[4] != "running" else f"no call (state {sleeper[1]})"
-            slept = rest * share
             if stalls is not None and due is not None:
-                stalled = min(slept, stalls.on_cpu(a[5], max(a[0], t1, due), min(b[0], t2)))
-                out["cpu_stalled"] += stalled
-                slept -= stalled
-            out["asleep"][call] = out["asleep"].get(call, 0.0) + slept
+                stalled = min(rest, stalls.on_cpu(a[5], max(a[0], t1, due), min(b[0], t2)))
+                rests["cpu_stalled"] = rests.get("cpu_stalled", 0.0) + stalled
+                rest -= stalled
+            rests[("asleep", call)] = rests.get(("asleep", call), 0.0) + rest
+        # The run time of a thread on a CPU is brought up to date at ticks,
+        # so one interval shows too little and the next too much: summed
+        # over the window that evens out, interval by interval it does not.
+        # What is left of the window once running and waiting are counted
+        # whole is shared out in proportion to the intervals' rests.
+        left = max(0.0, out["covered"] - out["running"] - out["waiting"])
+        scale = left / sum(rests.values()) if sum(rests.values()) > 0 else 0.0
+        for k, v in rests.items():
+            if isinstance(k, tuple):
+                out["asleep"][k[1]] = v * scale
+            else:
+                out[k] = v * scale
         return out
 
     @staticmethod
