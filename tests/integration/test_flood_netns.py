@@ -625,6 +625,35 @@ def excused(sil, master_down):
             if x["t1"] is not None and x["gap"] >= master_down and x["own"] < MAX_ADVERT_GAP]
 
 
+class LinkWatch:
+    """The adverts on the link during a case and who owed each silence in
+    them: a capture of `senders`' adverts (AdvertTimes), their control
+    threads traced (ThreadTrace: `pids`, the daemons by node) and the CPU
+    canaries (MachineStalls). After stop(): `count` adverts, `silences`
+    (silences()), the `longest` and the `worst` (largest own part) of them,
+    and the `excuses` a backup had to take over (excused())."""
+
+    def __init__(self, test, name, senders, pids):
+        self.adverts = AdvertTimes(test.lab, name, *(f"{NET}.{HOSTS[s]}" for s in senders))
+        self.trace = ThreadTrace({s: (pid, pid) for s, pid in pids.items()})
+        self.trace.start()
+        self.stalls = test.machine_stalls()
+
+    def stop(self, master_down=None):
+        """Stops the capture, the trace and the canaries and judges the
+        silences; `master_down`: the Master_Down_Interval of the backup
+        (b's, priority 50, unless told)."""
+        times = self.adverts.stop()
+        self.trace.stop()
+        self.stalls.stop()
+        self.count = len(times)
+        self.silences = silences(times, self.adverts.sources, self.trace, self.stalls)
+        self.longest = self.silences[0]
+        self.worst = max(self.silences, key=lambda x: x["own"])
+        self.excuses = excused(self.silences, master_down or master_down_interval(50))
+        return self
+
+
 class FloodNetnsTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -768,16 +797,13 @@ class FloodNetnsTest(unittest.TestCase):
         pids = {s: p.pid for s, p in self.daemons.items()}
         stream = Stream(self.lab)
         wait_until(lambda: stream.nrecv > 0, 5, "echo stream through the VIP flowing")
-        adverts = AdvertTimes(self.lab, "adverts-a", f"{NET}.{HOSTS['a']}")
+        link = LinkWatch(self, "adverts-a", ["a"], pids)
         mon = Monitor(self)
         mon.start()
         cpu0 = {s: cpu_seconds(pid) for s, pid in pids.items()}
         wait0 = runnable_wait(pids)
         watch = VcpuWatch()
         watch.start()
-        trace = ThreadTrace({s: (pid, pid) for s, pid in pids.items()})
-        trace.start()
-        stalls = self.machine_stalls()
         t0 = time.monotonic()
         p, cfg = self.run_flooder("--vrrp-flood", {
             "src": f"{NET}.{HOSTS['attacker']}", "vip": VIP, "rate": VRRP_RATE, "seconds": VRRP_SECONDS,
@@ -789,17 +815,13 @@ class FloodNetnsTest(unittest.TestCase):
             cpu = {s: (cpu_seconds(pid) - cpu0[s]) / wall for s, pid in pids.items()}
             samples = mon.finish()
             st = stream.finish()
-            times = adverts.stop()
-            trace.stop()
-            stalls.stop()
+            link.stop()
             waited = {k: round((v - wait0[k]) * 1000) for k, v in runnable_wait(pids).items()}
             frozen = describe(watch.stop())
-        sil = silences(times, adverts.sources, trace, stalls)
-        gap, worst = sil[0]["gap"], max(sil, key=lambda x: x["own"])
-        excuses = excused(sil, master_down_interval(50))
+        worst, excuses = link.worst, link.excuses
         load = loadavg()
-        log(f"a: the master's longest silence on the link {gap * 1000:.0f} ms, {sil[0]['own'] * 1000:.0f} ms of it "
-            f"its own ({sil[0]['why']}); the control threads waited for a CPU {waited} ms in all (load {load}); "
+        log(f"a: the master's longest silence on the link {link.longest['gap'] * 1000:.0f} ms, "
+            f"{link.longest['own'] * 1000:.0f} ms of it its own ({link.longest['why']}); the control threads waited for a CPU {waited} ms in all (load {load}); "
             f"frozen vCPUs: {frozen}; b's takeovers excused: {len(excuses)}")
         log(f"a: {r['sent']} VRRP packets in {r['seconds']:.1f}s = {r['rate']:.0f}/s "
             f"({r['errors']} send errors, flooder CPU {r['cpu']:.1f}s); daemon CPU a {cpu['a']:.1%} "
@@ -911,10 +933,7 @@ class FloodNetnsTest(unittest.TestCase):
         p, cfg = self.run_flooder("--syn-flood", {"dst": VIP, "port": PORT, "spoof": SPOOF_NET,
                                                   "rate": SYN_RATE, "seconds": SYN_SECONDS}, "syn-flood")
         wait_until(lambda: os.path.exists(cfg["ready"]) or p.poll() is not None, 30, "SYN flooder ready")
-        adverts = AdvertTimes(self.lab, "adverts-b", f"{NET}.{HOSTS['a']}")
-        trace = ThreadTrace({"a": (pid, pid)})
-        trace.start()
-        stalls = self.machine_stalls()
+        link = LinkWatch(self, "adverts-b", ["a"], {"a": pid})
         mon = Monitor(self)
         mon.start()
         conns = NewConnections(self.lab)
@@ -936,12 +955,8 @@ class FloodNetnsTest(unittest.TestCase):
             conns.join(15)
             samples = mon.finish()
             st = stream.finish()
-            times = adverts.stop()
-            trace.stop()
-            stalls.stop()
-        sil = silences(times, adverts.sources, trace, stalls)
-        worst = max(sil, key=lambda x: x["own"])
-        excuses = excused(sil, master_down_interval(50))
+            link.stop()
+        worst, excuses = link.worst, link.excuses
         netstat = {k: v - netstat0.get(k, 0) for k, v in self.tcp_ext("a").items()}
         cookies = {k: netstat.get(k, 0) for k in ("SyncookiesSent", "SyncookiesRecv", "TCPReqQFullDoCookies",
                                                   "TCPReqQFullDrop", "ListenOverflows", "ListenDrops")}
@@ -951,7 +966,8 @@ class FloodNetnsTest(unittest.TestCase):
             f"daemon CPU a {cpu:.1%}; new sessions {conns.ok} ok, {len(conns.failures)} failed, slowest "
             f"{conns.worst * 1000:.0f} ms; stream {st['sent']} bytes, max gap {st['max_gap'] * 1000:.0f} ms; "
             f"slowest /status {worst_status * 1000:.0f} ms; the master's longest silence on the link "
-            f"{sil[0]['gap'] * 1000:.0f} ms, {sil[0]['own'] * 1000:.0f} ms of it its own ({sil[0]['why']}); "
+            f"{link.longest['gap'] * 1000:.0f} ms, {link.longest['own'] * 1000:.0f} ms of it its own "
+            f"({link.longest['why']}); "
             f"b's takeovers excused: {len(excuses)}")
         self.results["syn flood"] = {"syns": r["sent"], "rate": round(r["rate"]), "half_open_max": max(half_open),
                                      "netstat": cookies, "cpu_a": f"{cpu:.1%}", "new_sessions": conns.ok,
@@ -1003,7 +1019,7 @@ class FloodNetnsTest(unittest.TestCase):
         syn, syn_cfg = self.run_flooder("--syn-flood", {"dst": VIP, "port": PORT, "spoof": SPOOF_NET,
                                                         "rate": SYN_RATE, "seconds": VRRP_SECONDS}, "syn-flood-c")
         wait_until(lambda: os.path.exists(syn_cfg["ready"]) or syn.poll() is not None, 30, "SYN flooder ready")
-        adverts = AdvertTimes(self.lab, "adverts-both", f"{NET}.{HOSTS['a']}", f"{NET}.{HOSTS['b']}")
+        link = LinkWatch(self, "adverts-both", ["a", "b"], pids)
         mon = Monitor(self)
         mon.start()
         conns = NewConnections(self.lab)
@@ -1012,9 +1028,6 @@ class FloodNetnsTest(unittest.TestCase):
         wait0 = runnable_wait(pids)
         watch = VcpuWatch()
         watch.start()
-        trace = ThreadTrace({s: (pid, pid) for s, pid in pids.items()})
-        trace.start()
-        stalls = self.machine_stalls()
         t0 = time.monotonic()
         vrrp, vrrp_cfg = self.run_flooder("--vrrp-flood", {
             "src": f"{NET}.{HOSTS['attacker']}", "vip": VIP, "rate": VRRP_RATE, "seconds": VRRP_SECONDS,
@@ -1040,21 +1053,18 @@ class FloodNetnsTest(unittest.TestCase):
             conns.join(15)
             samples = mon.finish()
             ends = {s: st.finish() for s, st in streams.items()}
-            times = adverts.stop()
-            trace.stop()
-            stalls.stop()
+            link.stop()
             waited = {k: round((v - wait0[k]) * 1000) for k, v in runnable_wait(pids).items()}
             frozen = describe(watch.stop())
-        sil = silences(times, adverts.sources, trace, stalls)
-        gap, worst = sil[0]["gap"], max(sil, key=lambda x: x["own"])
         # The lowest a backup's priority is in this case is b's 50.
-        excuses = excused(sil, master_down_interval(50))
+        gap, worst, excuses = link.longest["gap"], link.worst, link.excuses
         load = loadavg()
         took = [round((e - b) * 1000) for b, e, _ in windows]
         worst_status = max(max(x["a_latency"], x["b_latency"]) for x in samples)
         log(f"c: VRRP {r['rate']:.0f}/s and SYN {rs['rate']:.0f}/s for {wall:.1f}s; switchovers took {took} ms; "
-            f"CPU a {cpu['a']:.1%} b {cpu['b']:.1%}; adverts on the link {len(times)}, longest silence "
-            f"{gap * 1000:.0f} ms ({sil[0]['own'] * 1000:.0f} ms of it the daemon's: {sil[0]['why']}); takeovers "
+            f"CPU a {cpu['a']:.1%} b {cpu['b']:.1%}; adverts on the link {link.count}, longest silence "
+            f"{gap * 1000:.0f} ms ({link.longest['own'] * 1000:.0f} ms of it the daemon's: {link.longest['why']}); "
+            f"takeovers "
             f"excused: {len(excuses)}; new sessions via the VIP {conns.ok} ok, {len(conns.failures)} failed; "
             f"slowest /status {worst_status * 1000:.0f} ms; node streams max gap "
             f"{max(e['max_gap'] for e in ends.values()) * 1000:.0f} ms; control threads waited for a CPU {waited} ms "
@@ -1121,16 +1131,13 @@ class FloodNetnsTest(unittest.TestCase):
         pid_a = self.daemons["a"].pid
         stream = Stream(self.lab)
         wait_until(lambda: stream.nrecv > 0, 5, "echo stream through the VIP flowing")
-        adverts = AdvertTimes(self.lab, "adverts-c", f"{NET}.{HOSTS['a']}")
+        link = LinkWatch(self, "adverts-d", ["a"], {"a": pid_a})
         mon = Monitor(self, with_status=("a",))
         mon.start()
         cpu0 = {"a": cpu_seconds(pid_a), "keepalived": cpu_seconds(kpid)}
         wait0 = runnable_wait({"a": pid_a})
         watch = VcpuWatch()
         watch.start()
-        trace = ThreadTrace({"a": (pid_a, pid_a)})
-        trace.start()
-        stalls = self.machine_stalls()
         t0 = time.monotonic()
         p, cfg = self.run_flooder("--vrrp-flood", {
             "src": f"{NET}.{HOSTS['attacker']}", "vip": VIP, "rate": VRRP_RATE, "seconds": KEEPALIVED_SECONDS,
@@ -1144,17 +1151,13 @@ class FloodNetnsTest(unittest.TestCase):
                    "keepalived": (cpu_seconds(kpid) - cpu0["keepalived"]) / wall}
             samples = mon.finish()
             st = stream.finish()
-            times = adverts.stop()
-            trace.stop()
-            stalls.stop()
+            link.stop()
             waited = {k: round((v - wait0[k]) * 1000) for k, v in runnable_wait({"a": pid_a}).items()}
             frozen = describe(watch.stop())
-        sil = silences(times, adverts.sources, trace, stalls)
-        gap, worst = sil[0]["gap"], max(sil, key=lambda x: x["own"])
-        excuses = excused(sil, master_down_interval(50))
+        worst, excuses = link.worst, link.excuses
         load = loadavg()
-        log(f"d: the master's longest silence on the link {gap * 1000:.0f} ms, {sil[0]['own'] * 1000:.0f} ms of it "
-            f"its own ({sil[0]['why']}); its control thread waited for a CPU {waited['a']} ms in all (load {load}); "
+        log(f"d: the master's longest silence on the link {link.longest['gap'] * 1000:.0f} ms, "
+            f"{link.longest['own'] * 1000:.0f} ms of it its own ({link.longest['why']}); its control thread waited for a CPU {waited['a']} ms in all (load {load}); "
             f"frozen vCPUs: {frozen}; keepalived's takeovers excused: {len(excuses)}")
         with open(os.path.join(self.lab.dir, "keepalived-b.log"), errors="replace") as f:
             f.seek(klog0)
