@@ -22,6 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import netns  # noqa: E402
 from netns import hold, log, wait_until  # noqa: E402
 import testmain  # noqa: E402
+from thread_trace import MachineStalls  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_DIR = os.environ.get("VIPPROXY_SOURCE_DIR", os.path.abspath(os.path.join(HERE, "..", "..")))
@@ -213,13 +214,26 @@ class VrrpNetnsTest(unittest.TestCase):
                    f"client neighbour entry for {VIP} = {short}'s MAC {want}")
 
     def failover(self, label, short, action, timeout):
-        t0 = time.monotonic()
-        action()
-        wait_until(lambda: self.vip_on(short), timeout, f"{label}: VIP on {short}")
-        dt = time.monotonic() - t0
+        """Seconds from `action` until the VIP is on `short`. The upper bounds
+        on it are held to that less the time in it when no CPU ran anything
+        (self.stalled, from one SCHED_FIFO canary per CPU: thread_trace.py):
+        the clean-clone CI machine has stalled whole for 600-800 ms."""
+        stalls = MachineStalls(lambda name, argv: LAB.processes.spawn(name, argv), LAB.stop, LAB.dir, timeout + 30)
+        try:
+            w0, t0 = time.time(), time.monotonic()
+            action()
+            wait_until(lambda: self.vip_on(short), timeout, f"{label}: VIP on {short}")
+            dt = time.monotonic() - t0
+        finally:
+            stalls.stop()
+        self.stalled, self.stalls_seen = stalls.everywhere(w0, w0 + dt), stalls.describe(w0, w0 + dt)
         TIMINGS[label] = dt
-        log(f"{label}: VIP on {short} after {dt:.2f}s")
+        log(f"{label}: VIP on {short} after {dt:.2f}s" + (f" ({self.stalls_seen})" if self.stalled else ""))
         return dt
+
+    def assert_took_less(self, dt, bound, why=""):
+        """dt, less what the machine stalled (failover()), under `bound`."""
+        self.assertLess(dt - self.stalled, bound, f"{why} took {dt:.2f}s; {self.stalls_seen}")
 
     def dump(self):
         return "\n".join(f"== {n}\n{LAB.logtail(n, 25)}" for n, _ in LAB.procs)
@@ -250,7 +264,7 @@ class VrrpNetnsTest(unittest.TestCase):
 
         # SIGTERM: priority 0, B takes over after Skew_Time (0.8 s), not 3.8.
         dt = self.failover("v2 SIGTERM -> B master", "b", lambda: a.send_signal(signal.SIGTERM), 5)
-        self.assertLess(dt, 2.5, "priority-0 advert should hand over after the skew time")
+        self.assert_took_less(dt, 2.5, "priority-0 advert should hand over after the skew time:")
         a.wait(10)
         self.assertFalse(self.vip_on("a"), "A removed its VIP on SIGTERM")
         self.assert_client_reaches("b")
@@ -275,12 +289,12 @@ class VrrpNetnsTest(unittest.TestCase):
         wait_until(lambda: self.only_on("a"), 5, "VIP on A only")
         hold(lambda: not self.vip_on("b"), 1.0, "B stays BACKUP")
         dt = self.failover("v3 kill -9 -> B master", "b", lambda: LAB.stop(a, signal.SIGKILL), 3)
-        self.assertLess(dt, 1.5)
+        self.assert_took_less(dt, 1.5)
         self.assert_client_reaches("b")
         a = self.start_vipproxy("a", 100, 3)
         wait_until(lambda: self.only_on("a"), 5, "A preempts back")
         dt = self.failover("v3 SIGTERM -> B master", "b", lambda: a.send_signal(signal.SIGTERM), 3)
-        self.assertLess(dt, 0.8)
+        self.assert_took_less(dt, 0.8)
         self.assertEqual(self.instance("b")["peer_checksum"], "pseudo_header")
 
     def test_3_both_state_master_converge(self):
