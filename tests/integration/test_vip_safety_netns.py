@@ -52,6 +52,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import netns  # noqa: E402
 from netns import hold, log, wait_until  # noqa: E402
+from thread_trace import MachineStalls  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_DIR = os.environ.get("VIPPROXY_SOURCE_DIR", os.path.abspath(os.path.join(HERE, "..", "..")))
@@ -321,15 +322,24 @@ class VipSafetyNetns(unittest.TestCase):
         wait_until(lambda: self.served_by(vip) == "a", 10, "client served by a through the VIP")
         # The VIP's device goes away under the master: every add of the VIP
         # now fails in the kernel (ENODEV) while eth0 still carries adverts.
-        t0 = time.monotonic()
-        LAB.sh("a", ["ip", "link", "del", "eth1"])
-        wait_until(lambda: self.has("b", vip, "eth1"), 5, "b holds the VIP", interval=0.02)
-        took = time.monotonic() - t0
+        # The bound is held to the time less what no CPU ran anything in it
+        # (thread_trace.MachineStalls: the CI machine has stalled whole for
+        # 600-800 ms).
+        stalls = MachineStalls(lambda name, argv: LAB.processes.spawn(name, argv), LAB.stop, LAB.dir, 60)
+        try:
+            w0, t0 = time.time(), time.monotonic()
+            LAB.sh("a", ["ip", "link", "del", "eth1"])
+            wait_until(lambda: self.has("b", vip, "eth1"), 5, "b holds the VIP", interval=0.02)
+            took = time.monotonic() - t0
+        finally:
+            stalls.stop()
+        stalled = stalls.everywhere(w0, w0 + took)
         ia = self.inst("a")
-        log(f"eth1 deleted on the master: VIP on b after {took:.2f}s (bound: 3 x 100 ms + b's skew)")
+        log(f"eth1 deleted on the master: VIP on b after {took:.2f}s (bound: 3 x 100 ms + b's skew; "
+            f"{stalls.describe(w0, w0 + took)})")
         self.assertEqual(ia["state"], "FAULT", ia)
         self.assertIn(f"cannot add VIP {vip}/24 to eth1", ia["fault_reason"] or "", ia)
-        self.assertLess(took, 1.5, "the peer takes over within the bound")
+        self.assertLess(took - stalled, 1.5, f"the peer takes over within the bound (took {took:.2f}s)")
         self.assertEqual(ia["vips"][0]["desired"], "absent", ia)
         self.assertGreaterEqual(ia["vip_errors"], 2, ia)
         self.assertGreater(ia["became_master"], 0, ia)
