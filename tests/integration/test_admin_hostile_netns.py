@@ -657,8 +657,7 @@ class AdminHostileTest(unittest.TestCase):
             stalls.stop()
 
     def machine_stalls(self):
-        return MachineStalls(lambda name, argv: self.lab.processes.spawn(name, argv), self.lab.stop, self.lab.dir,
-                             120)
+        return MachineStalls.in_lab(self.lab, 120)
 
     def idle_and_slowloris_flood(self, stalls):
         q0 = time.time()

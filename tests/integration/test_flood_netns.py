@@ -758,8 +758,7 @@ class FloodNetnsTest(unittest.TestCase):
     def machine_stalls(self):
         """CPU canaries for one case (thread_trace.MachineStalls), recorded
         by the lab, which stops them if the case does not."""
-        return MachineStalls(lambda name, argv: self.lab.processes.spawn(name, argv), self.lab.stop, self.lab.dir,
-                             VRRP_SECONDS + 60)
+        return MachineStalls.in_lab(self.lab, VRRP_SECONDS + 60)
 
     def run_flooder(self, mode, cfg, name):
         cfg["out"] = os.path.join(self.lab.dir, name + ".json")

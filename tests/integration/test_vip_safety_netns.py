@@ -325,14 +325,11 @@ class VipSafetyNetns(unittest.TestCase):
         # The bound is held to the time less what no CPU ran anything in it
         # (thread_trace.MachineStalls: the CI machine has stalled whole for
         # 600-800 ms).
-        stalls = MachineStalls(lambda name, argv: LAB.processes.spawn(name, argv), LAB.stop, LAB.dir, 60)
-        try:
+        with MachineStalls.in_lab(LAB, 60) as stalls:
             w0, t0 = time.time(), time.monotonic()
             LAB.sh("a", ["ip", "link", "del", "eth1"])
             wait_until(lambda: self.has("b", vip, "eth1"), 5, "b holds the VIP", interval=0.02)
             took = time.monotonic() - t0
-        finally:
-            stalls.stop()
         stalled = stalls.everywhere(w0, w0 + took)
         ia = self.inst("a")
         log(f"eth1 deleted on the master: VIP on b after {took:.2f}s (bound: 3 x 100 ms + b's skew; "

@@ -218,14 +218,11 @@ class VrrpNetnsTest(unittest.TestCase):
         on it are held to that less the time in it when no CPU ran anything
         (self.stalled, from one SCHED_FIFO canary per CPU: thread_trace.py):
         the clean-clone CI machine has stalled whole for 600-800 ms."""
-        stalls = MachineStalls(lambda name, argv: LAB.processes.spawn(name, argv), LAB.stop, LAB.dir, timeout + 30)
-        try:
+        with MachineStalls.in_lab(LAB, timeout + 30) as stalls:
             w0, t0 = time.time(), time.monotonic()
             action()
             wait_until(lambda: self.vip_on(short), timeout, f"{label}: VIP on {short}")
             dt = time.monotonic() - t0
-        finally:
-            stalls.stop()
         self.stalled, self.stalls_seen = stalls.everywhere(w0, w0 + dt), stalls.describe(w0, w0 + dt)
         TIMINGS[label] = dt
         log(f"{label}: VIP on {short} after {dt:.2f}s" + (f" ({self.stalls_seen})" if self.stalled else ""))
@@ -548,15 +545,11 @@ class VrrpIpv6NetnsTest(unittest.TestCase):
         self.assertEqual(self.instance("a")["source_address"], self.lab.link_local("a"))
         self.assert_client_reaches("a")
         # The bound less what no CPU ran anything in it, as in failover().
-        stalls = MachineStalls(lambda name, argv: self.lab.processes.spawn(name, argv), self.lab.stop, self.lab.dir,
-                               60)
-        try:
+        with MachineStalls.in_lab(self.lab, 60) as stalls:
             w0, t0 = time.time(), time.monotonic()
             self.lab.stop(a, signal.SIGKILL)
             wait_until(lambda: self.lab.has_address("b", self.VIP6), 3, "IPv6 VIP on B")
             dt = time.monotonic() - t0
-        finally:
-            stalls.stop()
         seen = stalls.describe(w0, w0 + dt)
         log(f"v3 IPv6 kill -9 -> B master after {dt:.2f}s ({seen})")
         self.assertLess(dt - stalls.everywhere(w0, w0 + dt), 1.5, f"took {dt:.2f}s; {seen}")

@@ -190,6 +190,19 @@ class MachineStalls:
                                                       str(cpu), path, str(seconds)]))
         self.stalls = []  # per CPU: [(start, end)] in time.time()
 
+    @classmethod
+    def in_lab(cls, lab, seconds):
+        """Canaries recorded by a netns.Lab (its log directory, its process
+        list, which stops them if the test does not)."""
+        return cls(lambda name, argv: lab.processes.spawn(name, argv), lab.stop, lab.dir, seconds)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
     def stop(self):
         for p in self.procs:
             self.stop_process(p)
