@@ -5,9 +5,10 @@ A timed bound (the master's adverts never pause 150 ms) can be missed for
 reasons the daemon owns (a handler that runs long, a call that blocks) and
 for reasons it does not: the thread runnable while the scheduler runs
 something else, or its vCPU not run by the host (steal, an interrupt held).
-The clean-clone CI machine showed both kinds of stall: the whole daemon
-stopped ~600 ms in the SYN flood case while its threads waited for a CPU
-most of that time. This samples one thread every PERIOD:
+The clean-clone CI machine stalled 600-800 ms twice in one run (the
+master's adverts in one flood case, the streams and /status in the next),
+with nothing to tell which kind it was. This samples one thread every
+PERIOD:
 
   /proc/PID/task/TID/schedstat  ns on a CPU, ns runnable but waiting for one
   /proc/PID/task/TID/stat       state (R, S, D ...) and the CPU it last ran on
@@ -25,10 +26,12 @@ the clock of tcpdump's kernel timestamps) into
   CPU stalled  asleep with its work due, on a CPU whose canary (below) was
              stalled: the timer's interrupt waits for that CPU to run
 
-`waiting`, `not run` and `CPU stalled` are the machine's share; `running` and sleeping in
-any call but the event loop's wait are the daemon's. The sampler's own
-longest pause is reported too: sampling runs in the test process, which the
-same stall can stop.
+`waiting`, `not run` and `CPU stalled` are the machine's share; `running`
+and sleeping, in any call (the event loop's wait included: a timer that
+fires late is the daemon's), are the daemon's, and so is what cannot be
+told (an interval the sampler itself was paused through). The sampler's
+own longest pause is reported too: sampling runs in the test process, which
+the same stall can stop.
 
 A thread asleep in its event loop's wait looks the same whether its timer
 woke it late or the whole virtual machine was not run (the host paused
@@ -50,7 +53,6 @@ import time
 SYSCALLS = {0: "read", 1: "write", 7: "poll", 23: "select", 35: "nanosleep", 44: "sendto", 45: "recvfrom",
             46: "sendmsg", 47: "recvmsg", 61: "wait4", 202: "futex", 230: "clock_nanosleep", 232: "epoll_wait",
             257: "openat", 281: "epoll_pwait", 441: "epoll_pwait2"}
-EVENT_LOOP = ("epoll_wait", "epoll_pwait", "epoll_pwait2")
 
 
 def read_sample(pid, tid):
@@ -96,16 +98,18 @@ class ThreadTrace(threading.Thread):
 
     def explain(self, name, t1, t2, stalls=None, due=None):
         """{running, waiting, not_run, cpu_stalled, asleep: {call: s}, covered,
-        sampler_pause} (seconds) of `name` over [t1, t2]. With `stalls`
-        (MachineStalls), time asleep after `due` (when the thread had work:
-        its timer expired) during which the CPU it last ran on was stalled is
-        `cpu_stalled`, not sleep: a timer's interrupt comes on the CPU that
-        armed it, and a vCPU the host does not run takes none. The samples that bracket the window
-        are used (the last at or before t1 to the first at or after t2), since
-        a stall that stops the daemon can stop this sampler too; an interval
-        that reaches outside the window counts for the part inside it, in
-        proportion. `covered` is how much of the window the samples span,
-        `sampler_pause` the longest interval between two of them."""
+        sampler_pause} (seconds) of `name` over [t1, t2].
+
+        With `stalls` (MachineStalls), time asleep after `due` (when the
+        thread had work: its timer expired) during which the CPU it last ran
+        on was stalled is `cpu_stalled`, not sleep: a timer's interrupt comes
+        on the CPU that armed it, and a vCPU the host does not run takes none.
+        The samples that bracket the window are used (the last at or before
+        t1 to the first at or after t2), since a stall that stops the daemon
+        can stop this sampler too; an interval that reaches outside the
+        window counts for the part inside it, in proportion. `covered` is
+        how much of the window the samples span, `sampler_pause` the longest
+        interval between two of them."""
         samples = self.samples[name]
         lo = max((i for i, s in enumerate(samples) if s[0] <= t1), default=0)
         hi = min((i for i, s in enumerate(samples) if s[0] >= t2), default=len(samples) - 1)
@@ -185,6 +189,8 @@ class MachineStalls:
         self.cpus = sorted(os.sched_getaffinity(0))
         for cpu in self.cpus:
             path = os.path.join(workdir, f"canary-{cpu}.json")
+            if os.path.exists(path):
+                os.unlink(path)  # an earlier instance's record must not stand in for this one's
             self.paths.append(path)
             self.procs.append(spawn(f"canary-{cpu}", [sys.executable, os.path.abspath(__file__), "--canary",
                                                       str(cpu), path, str(seconds)]))
