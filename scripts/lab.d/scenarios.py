@@ -25,6 +25,8 @@ PSQL = "/usr/lib/postgresql/15/bin/psql"
 VIP = "10.88.1.160"
 CATALOGS = {"catalog01": "10.88.1.151", "catalog02": "10.88.1.152"}
 BY_ADDR = {v: k for k, v in CATALOGS.items()}
+# The hosts that can run an etcd member, in the order scripts/lab gives them one (lab.py HOSTS).
+ETCD_HOSTS = dict(CATALOGS, dirtoha="10.88.1.180")
 
 
 def node_of(addr):
@@ -57,6 +59,7 @@ class Lab:
         self.state_dir = state_dir or os.environ.get("VIPPROXY_LAB_STATE", "/run/vipproxy-lab")
         self.echo = echo
         self.children = []
+        self._etcd_members = None
 
     # ---- lifecycle
     def _lab(self, *args, timeout=300, capture=False):
@@ -135,13 +138,47 @@ class Lab:
                          + (" and sync_state = 'sync'" if sync else ""), host=CATALOGS[leader], port=5432)
         return set((rows or "").split())
 
-    def wait_steady(self, timeout=120, sync=False, vip_stable=5.0):
+    def etcd_health(self):
+        """{member: its /health answer, or why there is none}, asked from
+        dirtoha, for the lab's etcd members."""
+        if self._etcd_members is None:
+            self._etcd_members = list(ETCD_HOSTS)[:int(self.status().get("etcd_members") or 0)]
+        out = {}
+        for h in self._etcd_members:
+            r = self.run("dirtoha", ["curl", "-s", "-m", "1", f"http://{ETCD_HOSTS[h]}:2379/health"], timeout=10)
+            out[h] = r.stdout.strip() or f"no answer (curl exit {r.returncode})"
+        return out
+
+    def etcd_unhealthy(self):
+        """The etcd members that do not say they are healthy (no leader, not
+        reachable...): [] when every one does."""
+        bad = []
+        for h, answer in self.etcd_health().items():
+            try:
+                ok = json.loads(answer).get("health") == "true"
+            except ValueError:
+                ok = False
+            if not ok:
+                bad.append(h)
+        return bad
+
+    def wait_steady(self, timeout=120, sync=False, vip_stable=5.0, etcd=False):
         """One primary, the other node streaming (sync if asked), the VIP on
         exactly one node and staying there for vip_stable seconds (after a
-        role change the VIP may move, e.g. preempted back to the higher priority)."""
+        role change the VIP may move, e.g. preempted back to the higher
+        priority); with etcd=True also every etcd member healthy, so that a
+        scenario that takes one node away starts with a quorum that survives
+        it (a member partitioned by the scenario before may still be
+        rejoining)."""
         deadline = time.monotonic() + timeout
         last = None
         while time.monotonic() < deadline:
+            if etcd:
+                bad = self.etcd_unhealthy()
+                if bad:
+                    last = f"etcd members not healthy: {bad}"
+                    time.sleep(0.5)
+                    continue
             prim = self.primaries()
             if len(prim) == 1:
                 other = [h for h in CATALOGS if h != prim[0]]
