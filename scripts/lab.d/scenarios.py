@@ -29,6 +29,14 @@ BY_ADDR = {v: k for k, v in CATALOGS.items()}
 ETCD_HOSTS = dict(CATALOGS, dirtoha="10.88.1.180")
 
 
+def etcd_says_healthy(answer):
+    """Whether an etcd member's /health answer (Lab.etcd_health()) says healthy."""
+    try:
+        return json.loads(answer).get("health") == "true"
+    except (ValueError, AttributeError):
+        return False
+
+
 def node_of(addr):
     return BY_ADDR.get((addr or "").split("/")[0], addr)
 
@@ -152,15 +160,7 @@ class Lab:
     def etcd_unhealthy(self):
         """The etcd members that do not say they are healthy (no leader, not
         reachable...): [] when every one does."""
-        bad = []
-        for h, answer in self.etcd_health().items():
-            try:
-                ok = json.loads(answer).get("health") == "true"
-            except ValueError:
-                ok = False
-            if not ok:
-                bad.append(h)
-        return bad
+        return [h for h, answer in self.etcd_health().items() if not etcd_says_healthy(answer)]
 
     def wait_steady(self, timeout=120, sync=False, vip_stable=5.0, etcd=False):
         """One primary, the other node streaming (sync if asked), the VIP on

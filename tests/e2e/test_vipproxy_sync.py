@@ -253,8 +253,7 @@ class VipproxySynchronous(LabCase):
         True when that is what happened: every member but the dead node's
         healthy and the survivor's Patroni saying, since the fault (its log
         from offset `mark`), the DCS is not accessible."""
-        if any(json.loads(a).get("health") != "true" if a.startswith("{") else True
-               for h, a in health.items() if h != dead):
+        if not all(S.etcd_says_healthy(a) for h, a in health.items() if h != dead):
             return False
         try:
             with open(patroni_log, errors="replace") as f:

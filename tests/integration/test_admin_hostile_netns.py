@@ -334,20 +334,18 @@ def gaps_over(stamps, t0, t1, limit):
     return [(round(a - t0, 3), round(b - a, 3)) for a, b in zip(seq, seq[1:]) if b - a > limit]
 
 
-def max_gap(stamps, t0, t1, stalls=None):
+def max_gap(stamps, t0, t1, stalls):
     """Largest gap between consecutive adverts covering [t0, t1] (from the
-    last advert before t0 to the first after t1) and the number inside. With
-    `stalls` (thread_trace.MachineStalls), the gap less the time in it when
-    every CPU was stalled, and what the canaries saw: (gap, n, own, why)."""
+    last advert before t0 to the first after t1), the number inside, the gap
+    less the time in it when every CPU was stalled (`stalls`, a stopped
+    thread_trace.MachineStalls), and what the canaries saw: (gap, n, own, why)."""
     before = [t for t in stamps if t < t0]
     inside = [t for t in stamps if t0 <= t <= t1]
     after = [t for t in stamps if t > t1]
     seq = before[-1:] + inside + after[:1]
     if len(seq) < 2:
-        return (None, len(inside)) if stalls is None else (None, len(inside), None, "")
+        return None, len(inside), None, ""
     a, b = max(zip(seq, seq[1:]), key=lambda p: p[1] - p[0])
-    if stalls is None:
-        return b - a, len(inside)
     return b - a, len(inside), b - a - stalls.everywhere(a, b), stalls.describe(a, b)
 
 
@@ -650,11 +648,8 @@ class AdminHostileTest(unittest.TestCase):
     def test_2_idle_and_slowloris_flood(self):
         # A quiet window first: if the machine alone delays adverts, the
         # failure message says so.
-        stalls = self.machine_stalls()
-        try:
+        with self.machine_stalls() as stalls:
             self.idle_and_slowloris_flood(stalls)
-        finally:
-            stalls.stop()
 
     def machine_stalls(self):
         return MachineStalls.in_lab(self.lab, 120)
@@ -662,7 +657,7 @@ class AdminHostileTest(unittest.TestCase):
     def idle_and_slowloris_flood(self, stalls):
         q0 = time.time()
         time.sleep(3)
-        quiet_gap, _ = max_gap(self.adverts(), q0, time.time())
+        q1 = time.time()
         base_fds = self.settle_fds()
         before = self.status()
         v0, b0 = before["vrrp"][0], before["proxies"][0]["backends"][0]
@@ -687,6 +682,7 @@ class AdminHostileTest(unittest.TestCase):
         after = self.status()
         v1, b1 = after["vrrp"][0], after["proxies"][0]["backends"][0]
         stalls.stop()
+        quiet_gap = max_gap(self.adverts(), q0, q1, stalls)[0]
         gap, n, own, stalled = max_gap(self.adverts(), t0, t1, stalls)
         tx_gap, tx_n, tx_own, tx_stalled = max_gap(self.adverts(self.tx_file), t0, t1, stalls)
         lat = sorted(poller.latencies)

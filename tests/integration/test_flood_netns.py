@@ -349,7 +349,7 @@ def helper_main():
 # ---------------------------------------------------------------------------
 import netns  # noqa: E402
 import testmain  # noqa: E402
-from thread_trace import MachineStalls, ThreadTrace, gap_window  # noqa: E402
+from thread_trace import MachineStalls, ThreadTrace  # noqa: E402
 from vcpu_watch import VcpuWatch, describe, stamp  # noqa: E402
 from netns import in_netns, log, wait_until  # noqa: E402
 
@@ -639,10 +639,10 @@ class LinkWatch:
         self.trace.start()
         self.stalls = test.machine_stalls()
 
-    def stop(self, master_down=None):
+    def stop(self):
         """Stops the capture, the trace and the canaries and judges the
-        silences; `master_down`: the Master_Down_Interval of the backup
-        (b's, priority 50, unless told)."""
+        silences. The backup whose takeovers may be excused is at the lowest
+        priority any backup has in these cases, b's 50."""
         times = self.adverts.stop()
         self.trace.stop()
         self.stalls.stop()
@@ -650,7 +650,7 @@ class LinkWatch:
         self.silences = silences(times, self.adverts.sources, self.trace, self.stalls)
         self.longest = self.silences[0]
         self.worst = max(self.silences, key=lambda x: x["own"])
-        self.excuses = excused(self.silences, master_down or master_down_interval(50))
+        self.excuses = excused(self.silences, master_down_interval(50))
         return self
 
 
@@ -820,8 +820,9 @@ class FloodNetnsTest(unittest.TestCase):
         worst, excuses = link.worst, link.excuses
         load = loadavg()
         log(f"a: the master's longest silence on the link {link.longest['gap'] * 1000:.0f} ms, "
-            f"{link.longest['own'] * 1000:.0f} ms of it its own ({link.longest['why']}); the control threads waited for a CPU {waited} ms in all (load {load}); "
-            f"frozen vCPUs: {frozen}; b's takeovers excused: {len(excuses)}")
+            f"{link.longest['own'] * 1000:.0f} ms of it its own ({link.longest['why']}); the control threads waited "
+            f"for a CPU {waited} ms in all (load {load}); frozen vCPUs: {frozen}; b's takeovers excused: "
+            f"{len(excuses)}")
         log(f"a: {r['sent']} VRRP packets in {r['seconds']:.1f}s = {r['rate']:.0f}/s "
             f"({r['errors']} send errors, flooder CPU {r['cpu']:.1f}s); daemon CPU a {cpu['a']:.1%} "
             f"b {cpu['b']:.1%} of a core; stream {st['sent']} bytes, max gap {st['max_gap'] * 1000:.0f} ms")
@@ -966,8 +967,7 @@ class FloodNetnsTest(unittest.TestCase):
             f"{conns.worst * 1000:.0f} ms; stream {st['sent']} bytes, max gap {st['max_gap'] * 1000:.0f} ms; "
             f"slowest /status {worst_status * 1000:.0f} ms; the master's longest silence on the link "
             f"{link.longest['gap'] * 1000:.0f} ms, {link.longest['own'] * 1000:.0f} ms of it its own "
-            f"({link.longest['why']}); "
-            f"b's takeovers excused: {len(excuses)}")
+            f"({link.longest['why']}); b's takeovers excused: {len(excuses)}")
         self.results["syn flood"] = {"syns": r["sent"], "rate": round(r["rate"]), "half_open_max": max(half_open),
                                      "netstat": cookies, "cpu_a": f"{cpu:.1%}", "new_sessions": conns.ok,
                                      "slowest_new_session_ms": round(conns.worst * 1000),
@@ -1055,7 +1055,6 @@ class FloodNetnsTest(unittest.TestCase):
             link.stop()
             waited = {k: round((v - wait0[k]) * 1000) for k, v in runnable_wait(pids).items()}
             frozen = describe(watch.stop())
-        # The lowest a backup's priority is in this case is b's 50.
         gap, worst, excuses = link.longest["gap"], link.worst, link.excuses
         load = loadavg()
         took = [round((e - b) * 1000) for b, e, _ in windows]
@@ -1063,8 +1062,7 @@ class FloodNetnsTest(unittest.TestCase):
         log(f"c: VRRP {r['rate']:.0f}/s and SYN {rs['rate']:.0f}/s for {wall:.1f}s; switchovers took {took} ms; "
             f"CPU a {cpu['a']:.1%} b {cpu['b']:.1%}; adverts on the link {link.count}, longest silence "
             f"{gap * 1000:.0f} ms ({link.longest['own'] * 1000:.0f} ms of it the daemon's: {link.longest['why']}); "
-            f"takeovers "
-            f"excused: {len(excuses)}; new sessions via the VIP {conns.ok} ok, {len(conns.failures)} failed; "
+            f"takeovers excused: {len(excuses)}; new sessions via the VIP {conns.ok} ok, {len(conns.failures)} failed; "
             f"slowest /status {worst_status * 1000:.0f} ms; node streams max gap "
             f"{max(e['max_gap'] for e in ends.values()) * 1000:.0f} ms; control threads waited for a CPU {waited} ms "
             f"in all (load {load}); frozen vCPUs: {frozen}")
@@ -1156,8 +1154,9 @@ class FloodNetnsTest(unittest.TestCase):
         worst, excuses = link.worst, link.excuses
         load = loadavg()
         log(f"d: the master's longest silence on the link {link.longest['gap'] * 1000:.0f} ms, "
-            f"{link.longest['own'] * 1000:.0f} ms of it its own ({link.longest['why']}); its control thread waited for a CPU {waited['a']} ms in all (load {load}); "
-            f"frozen vCPUs: {frozen}; keepalived's takeovers excused: {len(excuses)}")
+            f"{link.longest['own'] * 1000:.0f} ms of it its own ({link.longest['why']}); its control thread waited "
+            f"for a CPU {waited['a']} ms in all (load {load}); frozen vCPUs: {frozen}; keepalived's takeovers "
+            f"excused: {len(excuses)}")
         with open(os.path.join(self.lab.dir, "keepalived-b.log"), errors="replace") as f:
             f.seek(klog0)
             klog = f.read()

@@ -268,11 +268,5 @@ def canary(cpu, path, seconds):
     os.rename(path + ".tmp", path)
 
 
-def gap_window(times):
-    """(t1, t2) of the longest interval between consecutive times, or None."""
-    pairs = list(zip(times, times[1:]))
-    return max(pairs, key=lambda p: p[1] - p[0]) if pairs else None
-
-
 if __name__ == "__main__" and len(sys.argv) == 5 and sys.argv[1] == "--canary":
     canary(int(sys.argv[2]), sys.argv[3], float(sys.argv[4]))
