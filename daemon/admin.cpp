@@ -16,6 +16,7 @@
 #include "cfg/names.h"
 #include "metrics/prometheus.h"
 #include "daemon/daemon.h"
+#include "daemon/logging.h"
 #include "daemon/realtime.h"
 #include "proxy/socket_options.h"
 #include "status_page.h"
@@ -438,6 +439,9 @@ std::string AdminServer::metrics_text() const {
       for (size_t b = 0; b < ps[p]->backends.size(); ++b)
         w.sample({{"proxy", ps[p]->cfg.name}, {"backend", ps[p]->backends[b]->cfg.name}}, m.get(p, b));
   }
+  w.family("log_messages_dropped", Type::counter,
+           "Log messages dropped because standard error did not take them (a stalled journal or reader)")
+      .sample(logging::dropped());
   w.family("reloads", Type::counter, "SIGHUP reloads, by result (failed: the running configuration stayed)");
   w.sample({{"result", "applied"}}, daemon_.reloads().applied);
   w.sample({{"result", "failed"}}, daemon_.reloads().failed);

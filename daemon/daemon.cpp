@@ -16,6 +16,7 @@
 #include "cfg/load.h"
 #include "cfg/names.h"
 #include "daemon/admin.h"
+#include "daemon/logging.h"
 #include "daemon/privileges.h"
 #include "daemon/realtime.h"
 #include "proxy/kernel_path.h"
@@ -322,6 +323,14 @@ void Daemon::watch_realtime_guard() {
   });
 }
 
+void Daemon::flush_log_every_second() {
+  logging::flush_pending();
+  log_flush_timer_.expires_after(std::chrono::seconds(1));
+  log_flush_timer_.async_wait([this](const boost::system::error_code& e) {
+    if (!e && !stopping_) flush_log_every_second();
+  });
+}
+
 void Daemon::watchdog_ping(std::chrono::microseconds period) {
   // Pinged from the control thread: a stuck control loop stops the pings.
   sd_notify(0, "WATCHDOG=1");
@@ -355,6 +364,7 @@ void Daemon::stop() {
   ready_timer_.cancel();
   watchdog_timer_.cancel();
   realtime_timer_.cancel();
+  log_flush_timer_.cancel();
   for (auto& c : checkers_)
     for (auto& ch : c) ch->stop();
   for (auto& [url, read] : patroni_versions_)
@@ -487,6 +497,7 @@ int Daemon::run() {
   // asked for by vrrp_->start() above and have been waiting): a child exec'd
   // before the drop would have had the daemon's full capabilities.
   if (vrrp_) vrrp_->release_scripts();
+  flush_log_every_second();
   control_.run();
   for (auto& w : workers_) w->join();
   spdlog::info("stopped");

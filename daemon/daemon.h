@@ -125,6 +125,10 @@ class Daemon {
   // control thread back on the normal scheduler (daemon/realtime.h).
   boost::asio::steady_timer realtime_timer_{control_};
   void watch_realtime_guard();
+  // Log lines standard error did not take at once go out within a second
+  // even when nothing else is logged (daemon/logging.h, NonBlockingWriter).
+  boost::asio::steady_timer log_flush_timer_{control_};
+  void flush_log_every_second();
   // Set by stop(): cancel() cannot reach a timer whose expiry is already
   // queued, and a re-arming loop (READY polling every 20 ms until every
   // first check or two check timeouts, the watchdog) would otherwise keep the

@@ -1,8 +1,13 @@
 #include "daemon/logging.h"
 
-#include <spdlog/sinks/stdout_sinks.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <chrono>
 #include <charconv>
 #include <cstdlib>
 #include <cstring>
@@ -80,8 +85,128 @@ std::string for_stderr(spdlog::level::level_enum level, const std::string& text)
   return out;
 }
 
+// ---- NonBlockingWriter ----
+
+NonBlockingWriter::NonBlockingWriter(int fd, bool is_socket, size_t capacity,
+                                     std::function<std::string(uint64_t)> notice)
+    : fd_(fd), is_socket_(is_socket), capacity_(capacity), notice_(std::move(notice)) {}
+
+ssize_t NonBlockingWriter::put(const char* p, size_t n) {
+  if (is_socket_) return ::send(fd_, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+  return ::write(fd_, p, n);
+}
+
+void NonBlockingWriter::flush() {
+  size_t off = 0;
+  while (off < pending_.size()) {
+    ssize_t n = put(pending_.data() + off, pending_.size() - off);
+    if (n > 0) {
+      off += static_cast<size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    // The reader is gone (EPIPE) or the descriptor is bad: what waits can
+    // never be written. Count it as dropped rather than keep it forever.
+    dropped_.fetch_add(ends_.size(), std::memory_order_relaxed);
+    off = pending_.size();
+    ends_.clear();
+    break;
+  }
+  pending_.erase(0, off);
+  written_ += off;
+  while (!ends_.empty() && ends_.front() <= written_) ends_.pop_front();
+}
+
+bool NonBlockingWriter::drain(int timeout_ms) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  flush();
+  while (!pending_.empty()) {
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+    if (left <= 0) return false;
+    pollfd p{fd_, POLLOUT, 0};
+    if (::poll(&p, 1, static_cast<int>(left)) < 0 && errno != EINTR) return false;
+    flush();
+  }
+  return true;
+}
+
+bool NonBlockingWriter::write(std::string_view message) {
+  flush();
+  auto queue = [&](std::string_view text) {
+    pending_.append(text);
+    queued_ += text.size();
+    ends_.push_back(queued_);
+  };
+  // What was lost is said just before the next message that fits: the
+  // notice stands where the gap is.
+  const uint64_t lost = dropped();
+  const std::string note = lost != reported_ ? notice_(lost - reported_) : std::string();
+  if (pending_.size() + note.size() + message.size() > capacity_) {
+    dropped_.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  if (!note.empty()) {
+    queue(note);
+    reported_ = lost;
+  }
+  queue(message);
+  flush();
+  return true;
+}
+
+int open_private_nonblocking(int fd, bool& is_socket) {
+  is_socket = false;
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return -1;
+  if (S_ISSOCK(st.st_mode)) {
+    is_socket = true;
+    return -1;
+  }
+  if (!S_ISFIFO(st.st_mode) && !S_ISCHR(st.st_mode)) return -1;
+  const std::string path = "/proc/self/fd/" + std::to_string(fd);
+  return ::open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+}
+
+// ---- StderrSink ----
+
+StderrSink::StderrSink() {
+  bool is_socket = false;
+  fd_ = open_private_nonblocking(2, is_socket);
+  writer_ = std::make_unique<NonBlockingWriter>(fd_ >= 0 ? fd_ : 2, is_socket, 256 * 1024, [this](uint64_t n) {
+    spdlog::details::log_msg msg("vipproxy", spdlog::level::warn,
+                                 std::to_string(n) + " log message(s) dropped: standard error did not take them "
+                                                     "(vipproxy_log_messages_dropped_total)");
+    spdlog::memory_buf_t buf;
+    formatter_->format(msg, buf);
+    return std::string(buf.data(), buf.size());
+  });
+}
+
+StderrSink::~StderrSink() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void StderrSink::sink_it_(const spdlog::details::log_msg& msg) {
+  spdlog::memory_buf_t buf;
+  formatter_->format(msg, buf);
+  writer_->write(std::string_view(buf.data(), buf.size()));
+}
+
+void StderrSink::flush_() { writer_->flush(); }
+
+bool StderrSink::drain(int timeout_ms) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return writer_->drain(timeout_ms);
+}
+
+namespace {
+std::shared_ptr<StderrSink> g_sink;
+}
+
 void setup(const std::string& level) {
-  auto logger = spdlog::stderr_logger_mt("vipproxy");
+  g_sink = std::make_shared<StderrSink>();
+  auto logger = std::make_shared<spdlog::logger>("vipproxy", g_sink);
   if (is_journal_stream(2, std::getenv("JOURNAL_STREAM")))
     logger->set_formatter(std::make_unique<JournalFormatter>());
   else
@@ -89,6 +214,16 @@ void setup(const std::string& level) {
   logger->set_level(spdlog::level::from_str(level));
   logger->flush_on(spdlog::level::trace);
   spdlog::set_default_logger(logger);
+}
+
+uint64_t dropped() { return g_sink ? g_sink->dropped() : 0; }
+
+void flush_pending() {
+  if (g_sink) g_sink->flush();
+}
+
+void finish(int timeout_ms) {
+  if (g_sink) g_sink->drain(timeout_ms);
 }
 
 }  // namespace daemon_::logging

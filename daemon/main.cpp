@@ -87,13 +87,17 @@ int run(const std::string& path, std::optional<cfg::DataPath> data_path) {
   raise_fd_limit();
   spdlog::info("vipproxy {} starting, node {}, config {}", VIPPROXY_VERSION, c.node, path);
   warn_if_secrets_readable(c, path);
+  int rc = 1;
   try {
     daemon_::Daemon d(std::move(c), data_path);
-    return d.run();
+    rc = d.run();
   } catch (const std::exception& e) {
     spdlog::critical("{}", e.what());
-    return 1;
   }
+  // Log lines never wait for standard error while the daemon runs
+  // (daemon/logging.h); the last ones get a second to go out.
+  daemon_::logging::finish(1000);
+  return rc;
 }
 
 }  // namespace

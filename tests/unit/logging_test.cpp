@@ -1,14 +1,20 @@
 // The journal's priorities (daemon/logging): which syslog severity each
 // spdlog level is stored at, the "<N>" prefixes journald reads from a
 // service's stderr (sd-daemon(3)), and when stderr is the journal's stream.
+// And that logging never waits for standard error (NonBlockingWriter, over
+// real pipes and socket pairs).
 #define BOOST_TEST_MODULE logging
 #include <boost/test/unit_test.hpp>
 
 #include <fcntl.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <chrono>
+#include <csignal>
 #include <string>
 
 #include "daemon/logging.h"
@@ -40,6 +46,44 @@ struct TempFile {
     ::unlink(path);
   }
 };
+
+// A pipe whose write end does not block, filled to the brim through its own
+// descriptor (as a stalled journal leaves the daemon's stream).
+struct FullPipe {
+  int rd = -1, wr = -1;
+  size_t filler = 0;
+  FullPipe() {
+    int p[2];
+    BOOST_REQUIRE(::pipe2(p, O_NONBLOCK | O_CLOEXEC) == 0);
+    rd = p[0];
+    wr = p[1];
+    const std::string chunk(4096, 'f');
+    for (;;) {
+      ssize_t n = ::write(wr, chunk.data(), chunk.size());
+      if (n <= 0) break;
+      filler += static_cast<size_t>(n);
+    }
+    BOOST_REQUIRE(filler > 0);
+  }
+  ~FullPipe() {
+    if (rd >= 0) ::close(rd);
+    if (wr >= 0) ::close(wr);
+  }
+  // Reads everything there is now.
+  std::string read_all() {
+    std::string out;
+    char buf[65536];
+    for (;;) {
+      ssize_t n = ::read(rd, buf, sizeof buf);
+      if (n <= 0) break;
+      out.append(buf, static_cast<size_t>(n));
+    }
+    return out;
+  }
+  void drain_filler() { BOOST_REQUIRE_EQUAL(read_all().size(), filler); }
+};
+
+std::string lost(uint64_t n) { return "LOST " + std::to_string(n) + "\n"; }
 
 }  // namespace
 
@@ -121,4 +165,126 @@ BOOST_AUTO_TEST_CASE(text_before_the_logger_is_prefixed_only_on_the_journal) {
   BOOST_TEST(journal_nl == "<3>x\n");
   BOOST_TEST(elsewhere == "a.yaml:3:1: proxies: bad");
   BOOST_TEST(unset == "a.yaml:3:1: proxies: bad");
+}
+
+BOOST_AUTO_TEST_CASE(a_full_pipe_holds_messages_back_and_they_go_out_in_order) {
+  FullPipe p;
+  lg::NonBlockingWriter w(p.wr, false, 1024, lost);
+  // Returns at once although the pipe takes nothing.
+  BOOST_TEST(w.write("one\n"));
+  BOOST_TEST(w.write("two\n"));
+  BOOST_TEST(w.pending_bytes() == 8u);
+  w.flush();  // still full: nothing moves, nothing is lost
+  BOOST_TEST(w.pending_bytes() == 8u);
+  p.drain_filler();
+  w.flush();
+  BOOST_TEST(w.pending_bytes() == 0u);
+  BOOST_TEST(p.read_all() == "one\ntwo\n");
+  BOOST_TEST(w.dropped() == 0u);
+  // With room, a message goes straight out.
+  BOOST_TEST(w.write("three\n"));
+  BOOST_TEST(w.pending_bytes() == 0u);
+  BOOST_TEST(p.read_all() == "three\n");
+}
+
+BOOST_AUTO_TEST_CASE(what_does_not_fit_is_dropped_counted_and_said_where_the_gap_is) {
+  FullPipe p;
+  lg::NonBlockingWriter w(p.wr, false, 20, lost);
+  BOOST_TEST(w.write("12345\n"));
+  BOOST_TEST(!w.write("this one is too long\n"));  // 6 + 21 > 20
+  BOOST_TEST(!w.write("and this\n"));              // 6 + notice 7 + 9 > 20
+  BOOST_TEST(w.dropped() == 2u);
+  BOOST_TEST(w.write("x\n"));  // 6 + 7 + 2 fits: the notice goes before it
+  p.drain_filler();
+  w.flush();
+  BOOST_TEST(p.read_all() == "12345\nLOST 2\nx\n");
+  // Said once: the next message comes alone.
+  BOOST_TEST(w.write("y\n"));
+  BOOST_TEST(p.read_all() == "y\n");
+  BOOST_TEST(w.dropped() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(a_message_half_taken_is_finished_before_the_next) {
+  // A socket pair with a small send buffer takes part of a long message.
+  int sv[2];
+  BOOST_REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+  int small = 4096;
+  ::setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+  ::setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  lg::NonBlockingWriter w(sv[0], true, 1 << 20, lost);
+  const std::string big(200000, 'b');
+  BOOST_TEST(w.write(big + "\n"));  // returns although the socket cannot take it all
+  BOOST_TEST(w.pending_bytes() > 0u);
+  BOOST_TEST(w.write("after\n"));
+  std::string got;
+  char buf[65536];
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (got.size() < big.size() + 7 && std::chrono::steady_clock::now() < deadline) {
+    ssize_t n = ::recv(sv[1], buf, sizeof buf, MSG_DONTWAIT);
+    if (n > 0) got.append(buf, static_cast<size_t>(n));
+    w.flush();
+  }
+  BOOST_TEST(got == big + "\nafter\n");
+  BOOST_TEST(w.pending_bytes() == 0u);
+  BOOST_TEST(w.dropped() == 0u);
+  ::close(sv[0]);
+  ::close(sv[1]);
+}
+
+BOOST_AUTO_TEST_CASE(a_reader_gone_loses_what_waits_and_counts_it) {
+  std::signal(SIGPIPE, SIG_IGN);  // as the daemon does
+  FullPipe p;
+  lg::NonBlockingWriter w(p.wr, false, 1024, lost);
+  BOOST_TEST(w.write("a\n"));
+  BOOST_TEST(w.write("b\n"));
+  ::close(p.rd);
+  p.rd = -1;
+  w.flush();  // EPIPE: the two can never be written
+  BOOST_TEST(w.dropped() == 2u);
+  BOOST_TEST(w.pending_bytes() == 0u);
+  BOOST_TEST(w.drain(0));  // nothing waits
+}
+
+BOOST_AUTO_TEST_CASE(drain_waits_for_the_reader_up_to_its_deadline) {
+  FullPipe p;
+  lg::NonBlockingWriter w(p.wr, false, 1024, lost);
+  BOOST_TEST(w.write("last words\n"));
+  const auto t0 = std::chrono::steady_clock::now();
+  BOOST_TEST(!w.drain(50));  // nobody reads: gives up at the deadline
+  const bool waited = std::chrono::steady_clock::now() - t0 >= std::chrono::milliseconds(50);
+  BOOST_TEST(waited);
+  p.drain_filler();
+  BOOST_TEST(w.drain(1000));
+  BOOST_TEST(p.read_all() == "last words\n");
+}
+
+BOOST_AUTO_TEST_CASE(the_private_descriptor_leaves_the_shared_one_blocking) {
+  int fds[2];
+  BOOST_REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);  // blocking, as a supervisor's pipe
+  bool is_socket = true;
+  const int own = lg::open_private_nonblocking(fds[1], is_socket);
+  BOOST_REQUIRE(own >= 0);
+  BOOST_TEST(!is_socket);
+  BOOST_TEST((::fcntl(own, F_GETFL) & O_NONBLOCK) != 0);
+  BOOST_TEST((::fcntl(fds[1], F_GETFL) & O_NONBLOCK) == 0);  // the shared description is untouched
+  BOOST_TEST((::fcntl(own, F_GETFD) & FD_CLOEXEC) != 0);
+  // It writes into the same pipe.
+  BOOST_REQUIRE(::write(own, "z", 1) == 1);
+  char c = 0;
+  BOOST_REQUIRE(::read(fds[0], &c, 1) == 1);
+  BOOST_TEST(c == 'z');
+  ::close(own);
+  ::close(fds[0]);
+  ::close(fds[1]);
+
+  int sv[2];
+  BOOST_REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+  BOOST_TEST(lg::open_private_nonblocking(sv[0], is_socket) == -1);  // used as it is, with MSG_DONTWAIT
+  BOOST_TEST(is_socket);
+  ::close(sv[0]);
+  ::close(sv[1]);
+
+  TempFile f;  // a regular file is written as it is
+  BOOST_TEST(lg::open_private_nonblocking(f.fd, is_socket) == -1);
+  BOOST_TEST(!is_socket);
 }
