@@ -45,6 +45,7 @@ Daemon::Daemon(cfg::Config config, std::optional<cfg::DataPath> data_path) : con
 }
 
 Daemon::~Daemon() {
+  if (cancel_reload_lookup_) cancel_reload_lookup_();  // a lookup's thread must not post to control_ any more
   for (auto& w : workers_) w->stop();
   for (auto& w : workers_) w->join();
 }
@@ -344,15 +345,16 @@ void Daemon::wait_for_sighup() {
   hup_.async_wait([this](const boost::system::error_code& ec, int) {
     if (ec) return;
     sd_notify(0, "RELOADING=1");
-    try {
-      reload();
-      ++reloads_.applied;
-    } catch (const std::exception& e) {
-      ++reloads_.failed;
-      spdlog::error("SIGHUP: reload failed, keeping the running configuration: {}", e.what());
-    }
-    sd_notify(0, "READY=1");
-    wait_for_sighup();
+    reload([this](const std::string& error) {
+      if (error.empty()) {
+        ++reloads_.applied;
+      } else {
+        ++reloads_.failed;
+        spdlog::error("SIGHUP: reload failed, keeping the running configuration: {}", error);
+      }
+      sd_notify(0, "READY=1");
+      if (!stopping_) wait_for_sighup();
+    });
   });
 }
 
@@ -365,6 +367,7 @@ void Daemon::stop() {
   watchdog_timer_.cancel();
   realtime_timer_.cancel();
   log_flush_timer_.cancel();
+  if (cancel_reload_lookup_) cancel_reload_lookup_();
   for (auto& c : checkers_)
     for (auto& ch : c) ch->stop();
   for (auto& [url, read] : patroni_versions_)

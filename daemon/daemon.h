@@ -3,6 +3,7 @@
 #pragma once
 
 #include <boost/asio/io_context.hpp>
+#include <functional>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <map>
@@ -80,19 +81,31 @@ class Daemon {
   void notify_when_ready(std::chrono::steady_clock::time_point deadline);
   void watchdog_ping(std::chrono::microseconds period);
   // SIGHUP: validate the file again; a bad file is logged and the running
-  // configuration stays. A valid one is applied in place (reload()).
+  // configuration stays. A valid one is applied in place (reload()). The
+  // next SIGHUP is waited for once this reload has ended (a signal that
+  // comes meanwhile is kept by the signal set).
   void wait_for_sighup();
   // Applies the file in place: new/removed proxies, listeners and backends,
   // changed checks and settings, VRRP instances. Throws, having changed
   // nothing, when the file is invalid or a listener/backend/interface of it
   // cannot be set up. Established sessions to kept backends are untouched;
   // sessions of removed proxies/backends drain for hard_stop_after.
-  // daemon/reload.cpp: plan_reload() (everything that can fail; null when
-  // the file is unchanged), then commit_reload() (cannot fail).
-  void reload();
+  // daemon/reload.cpp: plan_reload() (the file, its checks and the new
+  // generations; null when the file is unchanged), the new backends' names
+  // looked up without blocking this thread (resolve_new_backends()), then
+  // finish_plan() (listeners bound, VRRP instances prepared; can fail) and
+  // commit_reload() (cannot fail). `done` gets "" or why it failed.
   struct ReloadPlan;
+  void reload(std::function<void(const std::string& error)> done);
   std::unique_ptr<ReloadPlan> plan_reload();
+  void resolve_new_backends(std::shared_ptr<ReloadPlan> plan, std::function<void(const std::string& error)> done);
+  void finish_plan(ReloadPlan& plan);
   void commit_reload(ReloadPlan& plan);
+  // How long a reload waits for the new backends' names (glibc's own
+  // resolver gives up after 5 s per try and server by default).
+  static constexpr std::chrono::seconds kReloadResolveTimeout{10};
+  // Set while a reload waits for names: stop() calls it (the plan is dropped).
+  std::function<void()> cancel_reload_lookup_;
   // --data-path (main.cpp) overrides every proxy's data_path.
   void override_data_path(cfg::Config& c) const;
 

@@ -1,14 +1,30 @@
-// SIGHUP in place, in two steps. plan_reload() does everything that can
-// fail and changes nothing the daemon runs with: the file is loaded and
-// checked, capabilities it needs are checked, new proxy generations are
-// built and their new backends resolved, listeners of new proxies and
-// addresses are bound on every worker, and new or restarted VRRP instances
-// are prepared (interfaces checked, raw sockets opened). Any of these
-// throws, and what was prepared is dropped (sockets closed): the running
-// configuration stays. commit_reload() applies the plan and cannot fail.
+// SIGHUP in place, in two steps. The plan does everything that can fail and
+// changes nothing the daemon runs with: the file is loaded and checked,
+// capabilities it needs are checked, new proxy generations are built and
+// their new backends resolved, listeners of new proxies and addresses are
+// bound on every worker, and new or restarted VRRP instances are prepared
+// (interfaces checked, raw sockets opened). Any of these fails, and what was
+// prepared is dropped (sockets closed): the running configuration stays.
+// commit_reload() applies the plan and cannot fail.
+//
+// A new backend named by a DNS name is looked up without blocking the
+// control thread (a thread of its own runs getaddrinfo): that thread
+// sends the VRRP adverts and runs the checks, and a lookup against a name
+// server that does not answer takes glibc 5 s per try and server; a master
+// silent for that long loses the VIP to its backup. The lookup is bounded
+// (kReloadResolveTimeout); an address literal is taken as it is.
 #include <spdlog/spdlog.h>
 
+#include <netdb.h>
+
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <cstring>
+#include <mutex>
 #include <stdexcept>
+#include <thread>
 
 #include "cfg/diff.h"
 #include "cfg/load.h"
@@ -27,8 +43,146 @@ struct Daemon::ReloadPlan {
   std::unique_ptr<vrrp::Service> new_vrrp;                        // the first instances, prepared
 };
 
-void Daemon::reload() {
-  if (auto plan = plan_reload()) commit_reload(*plan);
+void Daemon::reload(std::function<void(const std::string& error)> done) {
+  std::shared_ptr<ReloadPlan> plan;
+  try {
+    plan = plan_reload();
+  } catch (const std::exception& e) {
+    done(e.what());
+    return;
+  }
+  if (!plan) {  // unchanged
+    done("");
+    return;
+  }
+  resolve_new_backends(plan, [this, plan, done](const std::string& error) {
+    cancel_reload_lookup_ = nullptr;
+    if (!error.empty()) {
+      done(error);
+      return;
+    }
+    try {
+      finish_plan(*plan);
+    } catch (const std::exception& e) {
+      done(e.what());
+      return;
+    }
+    commit_reload(*plan);
+    done("");
+  });
+}
+
+namespace {
+
+// One getaddrinfo on a thread of its own, its answer handed to the control
+// thread's io_context unless abandoned first. getaddrinfo cannot be
+// interrupted, and neither the control thread nor the daemon's stop may
+// wait for it (Asio's resolver keeps the io_context's run() going until the
+// call returns), so the thread is detached and the mailbox says whether
+// anyone still listens: abandon() and the post are under one mutex, so
+// nothing is posted once the daemon has let go of its io_context.
+struct Mailbox {
+  std::mutex mu;
+  bool abandoned = false;
+  void abandon() {
+    std::lock_guard<std::mutex> lock(mu);
+    abandoned = true;
+  }
+};
+
+using Answer = std::function<void(const std::string& error, const boost::asio::ip::tcp::endpoint& ep)>;
+
+void look_up(boost::asio::io_context& io, std::shared_ptr<Mailbox> mailbox, std::string host, uint16_t port,
+             Answer answer) {
+  std::thread([&io, mailbox, host = std::move(host), port, answer = std::move(answer)] {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* res = nullptr;
+    const int rc = ::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res);
+    std::string error;
+    boost::asio::ip::tcp::endpoint ep;
+    if (rc != 0 || !res) {
+      error = ::gai_strerror(rc);
+    } else {
+      ep.resize(res->ai_addrlen);
+      std::memcpy(ep.data(), res->ai_addr, res->ai_addrlen);
+    }
+    if (res) ::freeaddrinfo(res);
+    std::lock_guard<std::mutex> lock(mailbox->mu);
+    if (!mailbox->abandoned) boost::asio::post(io, [answer, error, ep] { answer(error, ep); });
+  }).detach();
+}
+
+}  // namespace
+
+void Daemon::resolve_new_backends(std::shared_ptr<ReloadPlan> plan,
+                                  std::function<void(const std::string& error)> done) {
+  namespace asio = boost::asio;
+  using asio::ip::tcp;
+  struct Name {
+    std::shared_ptr<proxy::BackendRuntime> backend;
+    std::string proxy;
+  };
+  std::vector<Name> names;
+  for (auto& g : plan->generations)
+    for (auto& b : g->backends) {
+      if (b->endpoint.port() != 0) continue;  // carried over: resolved already
+      boost::system::error_code ec;
+      auto addr = asio::ip::make_address(b->cfg.address.host, ec);
+      if (!ec)
+        b->endpoint = tcp::endpoint(addr, b->cfg.address.port);
+      else
+        names.push_back({b, g->cfg.name});
+    }
+  if (names.empty()) {
+    done("");
+    return;
+  }
+  struct Lookup {
+    explicit Lookup(asio::io_context& io) : timer(io) {}
+    asio::steady_timer timer;
+    std::shared_ptr<Mailbox> mailbox = std::make_shared<Mailbox>();
+    size_t left = 0;
+    bool over = false;
+  };
+  auto lookup = std::make_shared<Lookup>(control_);
+  lookup->left = names.size();
+  // Ends the lookup once: with "" when every name is in, with the first
+  // error, at the deadline, or (no `done`) when the daemon stops. A lookup
+  // still running then ends unheard.
+  auto finish = [lookup, plan, done](const std::string& error, bool call) {
+    if (lookup->over) return;
+    lookup->over = true;
+    lookup->timer.cancel();
+    lookup->mailbox->abandon();
+    if (call) done(error);
+  };
+  cancel_reload_lookup_ = [finish] { finish("", false); };
+  spdlog::info("SIGHUP: looking up {} new backend name(s), for up to {} s", names.size(),
+               kReloadResolveTimeout.count());
+  lookup->timer.expires_after(kReloadResolveTimeout);
+  lookup->timer.async_wait([finish, names](const boost::system::error_code& ec) {
+    if (ec) return;
+    std::string which;
+    for (const auto& n : names)
+      if (n.backend->endpoint.port() == 0) which += (which.empty() ? "'" : ", '") + n.backend->cfg.address.host + "'";
+    finish("no answer for " + which + " within " + std::to_string(kReloadResolveTimeout.count()) + " s", true);
+  });
+  for (const auto& n : names) {
+    look_up(control_, lookup->mailbox, n.backend->cfg.address.host, n.backend->cfg.address.port,
+            [lookup, finish, n](const std::string& error, const tcp::endpoint& ep) {
+              if (lookup->over) return;
+              if (!error.empty()) {
+                finish("proxy " + n.proxy + ": backend " + n.backend->cfg.name + ": cannot resolve '" +
+                           n.backend->cfg.address.host + "': " + error,
+                       true);
+                return;
+              }
+              n.backend->endpoint = ep;
+              if (--lookup->left == 0) finish("", true);
+            });
+  }
 }
 
 std::unique_ptr<Daemon::ReloadPlan> Daemon::plan_reload() {
@@ -52,14 +206,19 @@ std::unique_ptr<Daemon::ReloadPlan> Daemon::plan_reload() {
   next.admin.listen = config_.admin.listen;
 
   // New generations carry backends over by name and address; new backends'
-  // names are resolved.
+  // names are resolved next (resolve_new_backends()).
   const size_t nworkers = workers_.size();
   for (const auto& pc : next.proxies)
     p->generations.push_back(
         std::make_shared<proxy::ProxyRuntime>(pc, std::max<size_t>(nworkers, 1), running(pc.name)));
-  resolve_backends(p->generations);
   if (!p->generations.empty() && workers_.empty())
     throw std::runtime_error("proxies cannot be added to a daemon started without any: restart to apply");
+  return p;
+}
+
+void Daemon::finish_plan(ReloadPlan& rp) {
+  ReloadPlan* p = &rp;
+  const cfg::Config& next = p->next;
   // Listeners of new proxies and new addresses, bound on every worker.
   for (auto& w : workers_) {
     auto plan = std::make_shared<proxy::Worker::Reload>();
@@ -80,7 +239,6 @@ std::unique_ptr<Daemon::ReloadPlan> Daemon::plan_reload() {
                                                   [this](const std::string& n) { return proxy_healthy(n); });
     p->new_vrrp->prepare();
   }
-  return p;
 }
 
 void Daemon::commit_reload(ReloadPlan& p) {

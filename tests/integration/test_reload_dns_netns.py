@@ -1,0 +1,180 @@
+#!/usr/bin/python3
+"""A SIGHUP that adds a backend by DNS name does not stop the control thread.
+
+The control thread sends the VRRP adverts, runs the health checks and answers
+the admin endpoint; a reload used to look a new backend's name up there with
+a blocking getaddrinfo, and a name server that does not answer holds that
+call for glibc's timeout (5 s per try and server by default): long enough
+for a backup to take the VIP. Now the lookup runs on a thread of its own,
+bounded by 10 s (daemon/reload.cpp).
+
+In a network namespace whose /etc/resolv.conf (`ip netns exec` mounts
+/etc/netns/NAME/resolv.conf and hosts over /etc's) names a server on the
+namespace's loopback that reads queries and never answers
+(`options timeout:30 attempts:1`: glibc alone would wait 30 s), and whose
+hosts file knows one name:
+  1. a reload adding a backend by the known name is applied;
+  2. a reload adding one by a name only DNS could answer fails after ~10 s,
+     the running configuration stays, and meanwhile /status answers at once
+     and the health check sees its backend go DOWN and UP again;
+  3. the next reload (the good file again) is applied, and SIGTERM stops the
+     daemon at once although its lookup is still waiting for the server.
+"""
+import os
+import shutil
+import signal
+import sys
+import time
+import unittest
+import urllib.request
+import json
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lab as L  # noqa: E402
+import netns  # noqa: E402
+from netns import log, wait_until  # noqa: E402
+import testmain  # noqa: E402
+
+OCTET = 117  # 10.88.117.0/24: no other test uses it (grep tests/ scripts/ for 10.88.)
+KNOWN = "good-backend.vipproxy.test"
+SILENT = "only-dns-knows.vipproxy.test"
+
+SILENT_DNS = """
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 53))
+open(sys.argv[1], "w").close()
+n = 0
+while True:
+    s.recvfrom(2048)  # read and never answer: no ICMP either
+    n += 1
+    with open(sys.argv[1], "w") as f:
+        f.write(str(n))
+"""
+
+
+class ReloadDns(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        if os.geteuid() != 0:
+            raise unittest.SkipTest("network namespaces need root")
+        cls.ns = netns.Lab(third_octet=OCTET)
+        cls.addClassCleanup(cls.ns.close)
+        cls.ns.add_node("a", 151)
+        name = cls.ns.ns("a")
+        cls.etc = f"/etc/netns/{name}"  # ours alone: the namespace's own name
+        if not os.path.isdir("/etc/netns"):
+            os.mkdir("/etc/netns")
+            cls.addClassCleanup(lambda: os.rmdir("/etc/netns") if not os.listdir("/etc/netns") else None)
+        os.mkdir(cls.etc)
+        cls.addClassCleanup(shutil.rmtree, cls.etc, True)
+        with open(os.path.join(cls.etc, "resolv.conf"), "w") as f:
+            f.write("nameserver 127.0.0.1\noptions timeout:30 attempts:1\n")
+        with open(os.path.join(cls.etc, "hosts"), "w") as f:
+            f.write(f"127.0.0.1 localhost\n127.0.0.1 {KNOWN}\n")
+        d = cls.ns.dir
+        cls.queries_file = os.path.join(d, "dns.queries")
+        cls.ns.spawn("dns", "a", [L.PY, "-c", SILENT_DNS, cls.queries_file])
+        wait_until(lambda: os.path.exists(cls.queries_file), 10, "the silent name server")
+        cls.role = os.path.join(d, "rest.role")
+        with open(cls.role, "w") as f:
+            f.write("primary\n")
+        cls.rest_port, cls.echo_port, cls.port, cls.admin = 18008, 18009, 15433, 18405
+        cls.ns.spawn("rest", "a", [L.PY, os.path.join(L.HERE, "patroni_standin.py"), str(cls.rest_port), cls.role,
+                                   os.path.join(d, "rest.stats.json")])
+        cls.ns.spawn("echo", "a", [L.PY, os.path.join(L.HERE, "echo_server.py"), str(cls.echo_port)])
+        cls.config = os.path.join(d, "vipproxy.yaml")
+        cls.write_config([])
+        cls.vp = cls.ns.spawn("vipproxy", "a", [L.VIPPROXY, "--config", cls.config])
+        wait_until(lambda: cls.current() == "e", 20, "the backend up")
+
+    @classmethod
+    def write_config(cls, extra_backends):
+        text = L.proxy_yaml("p", cls.port, [("e", cls.echo_port)], [cls.rest_port], cls.admin)
+        for i, (bname, host) in enumerate(extra_backends):
+            # Each at its own port: two backends may not share an address.
+            text += (f"      - name: {bname}\n        address: {host}:{cls.echo_port + 1 + i}\n"
+                     f"        check_port: {cls.rest_port}\n")
+        with open(cls.config + ".tmp", "w") as f:
+            f.write(text)
+        os.replace(cls.config + ".tmp", cls.config)
+
+    @classmethod
+    def status(cls):
+        with netns.in_netns(cls.ns.ns("a")):
+            with urllib.request.urlopen(f"http://127.0.0.1:{cls.admin}/status", timeout=5) as r:
+                return json.load(r)
+
+    @classmethod
+    def current(cls):
+        return cls.status()["proxies"][0]["current_backend"]
+
+    def backends(self):
+        return [b["name"] for b in self.status()["proxies"][0]["backends"]]
+
+    def reloads(self):
+        return self.status()["reloads"]
+
+    def queries(self):
+        with open(self.queries_file) as f:
+            return int(f.read() or 0)
+
+    def set_role(self, role):
+        with open(self.role + ".tmp", "w") as f:
+            f.write(role + "\n")
+        os.replace(self.role + ".tmp", self.role)
+
+    def test_reloads_by_name(self):
+        before = self.reloads()
+        # 1. A name the hosts file knows.
+        self.write_config([("known", KNOWN)])
+        self.vp.send_signal(signal.SIGHUP)
+        wait_until(lambda: self.reloads()["applied"] == before["applied"] + 1, 10, "the reload with a known name")
+        self.assertEqual(self.backends(), ["e", "known"])
+
+        # 2. A name only the silent server could answer.
+        self.write_config([("known", KNOWN), ("silent", SILENT)])
+        t0 = time.monotonic()
+        self.vp.send_signal(signal.SIGHUP)
+        wait_until(lambda: self.queries() > 0, 10, "the lookup to reach the name server")
+        # The control thread goes on meanwhile.
+        slowest = 0.0
+        for role, want in (("replica", None), ("primary", "e")):
+            self.set_role(role)
+            deadline = time.monotonic() + 5
+            while True:
+                s0 = time.monotonic()
+                cur = self.current()
+                slowest = max(slowest, time.monotonic() - s0)
+                if cur == want:
+                    break
+                self.assertLess(time.monotonic(), deadline, f"the check did not see the backend turn {role}")
+                time.sleep(0.05)
+        self.assertEqual(self.reloads()["failed"], before["failed"], "the reload ended before the lookup's deadline")
+        self.assertLess(time.monotonic() - t0, 9, "the checks took too long to prove anything")
+        self.assertLess(slowest, 1.0, "/status was slow while the reload waited for the name server")
+        wait_until(lambda: self.reloads()["failed"] == before["failed"] + 1, 15, "the reload to fail")
+        took = time.monotonic() - t0
+        log(f"the reload failed after {took:.1f} s; /status answered within {slowest * 1000:.0f} ms meanwhile")
+        self.assertGreater(took, 9)
+        self.assertLess(took, 14)
+        self.assertEqual(self.backends(), ["e", "known"], "the running configuration changed")
+        self.assertIn(f"no answer for '{SILENT}' within 10 s", self.ns.logtail("vipproxy", 200))
+
+        # 3. The good file again; then a stop while the first lookup still waits.
+        self.write_config([("known", KNOWN), ("known2", KNOWN)])
+        self.vp.send_signal(signal.SIGHUP)
+        wait_until(lambda: self.reloads()["applied"] == before["applied"] + 2, 10, "the next reload")
+        self.assertEqual(self.backends(), ["e", "known", "known2"])
+        self.write_config([("silent", SILENT)])
+        self.vp.send_signal(signal.SIGHUP)
+        n = self.queries()
+        wait_until(lambda: self.queries() > n, 10, "the second lookup to reach the server")
+        t0 = time.monotonic()
+        self.vp.send_signal(signal.SIGTERM)
+        self.assertEqual(self.vp.wait(timeout=20), 0)
+        self.assertLess(time.monotonic() - t0, 5, "the stop waited for the lookup")
+
+
+if __name__ == "__main__":
+    testmain.main()
