@@ -13,7 +13,7 @@ and a reload logged.
 
 For a FIFO and for a Unix stream socket (the journal's kind), filled to the
 brim by this test: the backend's check turning 503 and back is seen in
-/status within a few seconds, /status answers within 2 s throughout, SIGHUP
+/status within a few seconds, /status answers within 3 s throughout, SIGHUP
 reloads, sessions flow; the lines held back come out, in order and none lost,
 within a few seconds of the reader coming back, with nothing else logged
 (the control thread writes what waits every second). Dropping and its
@@ -130,7 +130,9 @@ class StderrFull(unittest.TestCase):
         L.wait_until(lambda: self.status()["reloads"]["applied"] >= 1, 10, "the SIGHUP reload")
         self.assertEqual(echo(self.port), b"ping")
         self.assertIsNone(self.proc.poll(), "the daemon exited")
-        self.assertLess(self.slowest, 2.0, "/status was slow while standard error was full")
+        # The old sink held the thread until the stream was read; 3 s leaves
+        # room for the whole-machine stalls of 600-800 ms seen on the CI machine.
+        self.assertLess(self.slowest, 3.0, "/status was slow while standard error was full")
         # Nothing of it reached the stream yet (it is still full of ours).
         # The reader comes back: the held lines come out by themselves.
         self.drain()

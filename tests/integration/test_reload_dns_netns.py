@@ -15,7 +15,7 @@ namespace's loopback that reads queries and never answers
 hosts file knows one name:
   1. a reload adding a backend by the known name is applied;
   2. a reload adding one by a name only DNS could answer fails after ~10 s,
-     the running configuration stays, and meanwhile /status answers at once
+     the running configuration stays, and meanwhile /status answers (within 3 s)
      and the health check sees its backend go DOWN and UP again;
   3. the next reload (the good file again) is applied, and SIGTERM stops the
      daemon at once although its lookup is still waiting for the server.
@@ -152,7 +152,9 @@ class ReloadDns(unittest.TestCase):
                 time.sleep(0.05)
         self.assertEqual(self.reloads()["failed"], before["failed"], "the reload ended before the lookup's deadline")
         self.assertLess(time.monotonic() - t0, 9, "the checks took too long to prove anything")
-        self.assertLess(slowest, 1.0, "/status was slow while the reload waited for the name server")
+        # The old lookup held the thread for the server's 30 s; 3 s leaves room
+        # for the whole-machine stalls of 600-800 ms seen on the CI machine.
+        self.assertLess(slowest, 3.0, "/status was slow while the reload waited for the name server")
         wait_until(lambda: self.reloads()["failed"] == before["failed"] + 1, 15, "the reload to fail")
         took = time.monotonic() - t0
         log(f"the reload failed after {took:.1f} s; /status answered within {slowest * 1000:.0f} ms meanwhile")
