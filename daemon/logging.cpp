@@ -212,7 +212,8 @@ void setup(const std::string& level) {
   else
     logger->set_pattern("%Y-%m-%d %H:%M:%S.%e [%l] %v");
   logger->set_level(spdlog::level::from_str(level));
-  logger->flush_on(spdlog::level::trace);
+  // No flush_on(): StderrSink writes each line as it comes (what waits goes
+  // out with the next line or flush_pending()).
   spdlog::set_default_logger(logger);
 }
 

@@ -151,7 +151,7 @@ void Daemon::resolve_new_backends(std::shared_ptr<ReloadPlan> plan,
   // Ends the lookup once: with "" when every name is in, with the first
   // error, at the deadline, or (no `done`) when the daemon stops. A lookup
   // still running then ends unheard.
-  auto finish = [lookup, plan, done](const std::string& error, bool call) {
+  auto finish = [lookup, done](const std::string& error, bool call) {
     if (lookup->over) return;
     lookup->over = true;
     lookup->timer.cancel();

@@ -193,6 +193,17 @@ class Standin:
             return json.load(f)
 
 
+def status(admin_port):
+    """The daemon's /status on 127.0.0.1 (of the caller's namespace)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/status", timeout=5) as r:
+        return json.load(r)
+
+
+def metrics(admin_port):
+    with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/metrics", timeout=5) as r:
+        return r.read().decode()
+
+
 class Vipproxy:
     def __init__(self, lab, yaml_text, name="vipproxy", binary=None, env=None):
         self.lab, self.name = lab, name
@@ -218,12 +229,10 @@ class Vipproxy:
             raise unittest.SkipTest(f"the kernel path is not available here: {kp['why_not']}")
 
     def status(self, admin_port):
-        with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/status", timeout=5) as r:
-            return json.load(r)
+        return status(admin_port)
 
     def metrics(self, admin_port):
-        with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/metrics", timeout=5) as r:
-            return r.read().decode()
+        return metrics(admin_port)
 
     def alive(self):
         return self.proc.poll() is None

@@ -104,7 +104,7 @@ class StderrFull(unittest.TestCase):
 
     def status(self):
         t0 = time.monotonic()
-        st = L.Vipproxy.status(None, self.admin)
+        st = L.status(self.admin)
         self.slowest = max(self.slowest, time.monotonic() - t0)
         return st
 
@@ -146,7 +146,7 @@ class StderrFull(unittest.TestCase):
         at = [text.find(s) for s in ("backend p/e is DOWN", "backend p/e is UP", "SIGHUP:")]
         self.assertTrue(0 <= at[0] < at[1] < at[2], f"lines out of order or missing:\n{text}")
         self.assertNotIn("dropped", text)
-        metrics = L.Vipproxy.metrics(None, self.admin)
+        metrics = L.metrics(self.admin)
         self.assertIn("vipproxy_log_messages_dropped_total 0", metrics)
 
     def test_fifo(self):

@@ -26,8 +26,6 @@ import signal
 import sys
 import time
 import unittest
-import urllib.request
-import json
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lab as L  # noqa: E402
@@ -82,6 +80,15 @@ class ReloadDns(unittest.TestCase):
         cls.rest_port, cls.echo_port, cls.port, cls.admin = 18008, 18009, 15433, 18405
         cls.ns.spawn("rest", "a", [L.PY, os.path.join(L.HERE, "patroni_standin.py"), str(cls.rest_port), cls.role,
                                    os.path.join(d, "rest.stats.json")])
+        # The backends the reloads add answer as replicas: never eligible, so
+        # the proxy's choice stays on e (two primaries at once would leave it
+        # to whichever check came back first).
+        replica = os.path.join(d, "replica.role")
+        with open(replica, "w") as f:
+            f.write("replica\n")
+        cls.replica_port = 18020
+        cls.ns.spawn("replica", "a", [L.PY, os.path.join(L.HERE, "patroni_standin.py"), str(cls.replica_port),
+                                      replica, os.path.join(d, "replica.stats.json")])
         cls.ns.spawn("echo", "a", [L.PY, os.path.join(L.HERE, "echo_server.py"), str(cls.echo_port)])
         cls.config = os.path.join(d, "vipproxy.yaml")
         cls.write_config([])
@@ -94,7 +101,7 @@ class ReloadDns(unittest.TestCase):
         for i, (bname, host) in enumerate(extra_backends):
             # Each at its own port: two backends may not share an address.
             text += (f"      - name: {bname}\n        address: {host}:{cls.echo_port + 1 + i}\n"
-                     f"        check_port: {cls.rest_port}\n")
+                     f"        check_port: {cls.replica_port}\n")
         with open(cls.config + ".tmp", "w") as f:
             f.write(text)
         os.replace(cls.config + ".tmp", cls.config)
@@ -102,8 +109,7 @@ class ReloadDns(unittest.TestCase):
     @classmethod
     def status(cls):
         with netns.in_netns(cls.ns.ns("a")):
-            with urllib.request.urlopen(f"http://127.0.0.1:{cls.admin}/status", timeout=5) as r:
-                return json.load(r)
+            return L.status(cls.admin)
 
     @classmethod
     def current(cls):
