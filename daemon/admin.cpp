@@ -442,6 +442,10 @@ std::string AdminServer::metrics_text() const {
   w.family("log_messages_dropped", Type::counter,
            "Log messages dropped because standard error did not take them (a stalled journal or reader)")
       .sample(logging::dropped());
+  w.family("systemd_notifications_dropped", Type::counter,
+           "systemd notifications not sent because its notify socket was full or gone (watchdog pings; state "
+           "changes only past 32 waiting)")
+      .sample(daemon_.notifications_dropped());
   w.family("reloads", Type::counter, "SIGHUP reloads, by result (failed: the running configuration stayed)");
   w.sample({{"result", "applied"}}, daemon_.reloads().applied);
   w.sample({{"result", "failed"}}, daemon_.reloads().failed);

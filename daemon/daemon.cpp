@@ -4,6 +4,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <unistd.h>
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -22,12 +23,6 @@
 #include "proxy/kernel_path.h"
 #include "health/patroni_defects.h"
 
-#ifdef VIPPROXY_HAVE_SYSTEMD
-#include <systemd/sd-daemon.h>
-#else
-static int sd_notify(int, const char*) { return 0; }
-static int sd_watchdog_enabled(int, uint64_t*) { return 0; }
-#endif
 #include "vrrp/service.h"
 
 namespace daemon_ {
@@ -299,10 +294,10 @@ void Daemon::notify_when_ready(std::chrono::steady_clock::time_point deadline) {
       }
     std::string st = "STATUS=" + std::to_string(proxies_.size()) + " proxies, " + std::to_string(up) + "/" +
                      std::to_string(total) + " backends eligible";
-    sd_notify(0, ("READY=1\n" + st).c_str());
+    notify_state("READY=1\n" + st);
     spdlog::info("ready: {}", st.substr(7));
-    uint64_t usec = 0;
-    if (sd_watchdog_enabled(0, &usec) > 0) watchdog_ping(std::chrono::microseconds(usec / 2));
+    if (auto period = watchdog_period(std::getenv("WATCHDOG_USEC"), std::getenv("WATCHDOG_PID"), ::getpid()))
+      watchdog_ping(*period / 2);
     return;
   }
   ready_timer_.expires_after(std::chrono::milliseconds(20));
@@ -334,17 +329,44 @@ void Daemon::flush_log_every_second() {
 
 void Daemon::watchdog_ping(std::chrono::microseconds period) {
   // Pinged from the control thread: a stuck control loop stops the pings.
-  sd_notify(0, "WATCHDOG=1");
+  notifier_->ping();
   watchdog_timer_.expires_after(period);
   watchdog_timer_.async_wait([this, period](const boost::system::error_code& e) {
     if (!e && !stopping_) watchdog_ping(period);
   });
 }
 
+void Daemon::notify_state(std::string message) {
+  const bool was_waiting = notifier_->waiting() > 0;
+  notifier_->state(std::move(message));
+  if (notifier_->waiting() == 0 || notify_retrying_) return;
+  if (!was_waiting)
+    spdlog::warn("systemd's notify socket is full (the service manager is not reading it): the notification waits "
+                 "and is sent again every 100 ms; nothing else waits for it");
+  retry_notifications();
+}
+
+void Daemon::retry_notifications() {
+  notify_retrying_ = true;
+  notify_retry_timer_.expires_after(std::chrono::milliseconds(100));
+  notify_retry_timer_.async_wait([this](const boost::system::error_code& e) {
+    if (e || stopping_) {
+      notify_retrying_ = false;
+      return;
+    }
+    if (notifier_->retry()) {
+      retry_notifications();
+      return;
+    }
+    notify_retrying_ = false;
+    spdlog::info("systemd's notify socket takes notifications again: the waiting ones are sent");
+  });
+}
+
 void Daemon::wait_for_sighup() {
   hup_.async_wait([this](const boost::system::error_code& ec, int) {
     if (ec) return;
-    sd_notify(0, "RELOADING=1");
+    notify_state("RELOADING=1");
     reload([this](const std::string& error) {
       if (error.empty()) {
         ++reloads_.applied;
@@ -352,7 +374,7 @@ void Daemon::wait_for_sighup() {
         ++reloads_.failed;
         spdlog::error("SIGHUP: reload failed, keeping the running configuration: {}", error);
       }
-      sd_notify(0, "READY=1");
+      notify_state("READY=1");
       if (!stopping_) wait_for_sighup();
     });
   });
@@ -362,7 +384,8 @@ void Daemon::stop() {
   stopping_ = true;
   hup_.cancel();
   spdlog::info("stopping");
-  sd_notify(0, "STOPPING=1");
+  notify_state("STOPPING=1");
+  notify_retry_timer_.cancel();  // what waits gets a last second at exit (run())
   ready_timer_.cancel();
   watchdog_timer_.cancel();
   realtime_timer_.cancel();
@@ -418,6 +441,9 @@ void Daemon::load_kernel_path() {
 }
 
 int Daemon::run() {
+  std::string notify_error;
+  notifier_ = std::make_unique<SystemdNotifier>(std::getenv("NOTIFY_SOCKET"), notify_error);
+  if (!notify_error.empty()) spdlog::warn("no systemd notifications: {}", notify_error);
   unsigned n = config_.threads ? config_.threads : std::max(1u, std::thread::hardware_concurrency());
   for (auto& pc : config_.proxies) proxies_.push_back(std::make_shared<proxy::ProxyRuntime>(pc, n));
   resolve_backends(proxies_);
@@ -503,6 +529,8 @@ int Daemon::run() {
   flush_log_every_second();
   control_.run();
   for (auto& w : workers_) w->join();
+  if (!notifier_->finish(std::chrono::seconds(1)))
+    spdlog::warn("systemd's notify socket still full at exit: {} notification(s) not sent", notifier_->waiting());
   spdlog::info("stopped");
   return 0;
 }

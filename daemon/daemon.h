@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "cfg/config.h"
+#include "daemon/systemd_notify.h"
 #include "health/checker.h"
 #include "proxy/balance.h"
 #include "proxy/runtime.h"
@@ -49,6 +50,8 @@ class Daemon {
     uint64_t applied = 0, failed = 0;  // SIGHUPs whose file was applied / refused
   };
   const Reloads& reloads() const { return reloads_; }
+  // systemd notifications never sent (daemon/systemd_notify.h).
+  uint64_t notifications_dropped() const { return notifier_ ? notifier_->dropped() : 0; }
   // track.proxies: the proxy exists, its workers listen and it has an
   // eligible backend (the one `first` uses, or any for the other balances).
   bool proxy_healthy(const std::string& name) const;
@@ -80,6 +83,10 @@ class Daemon {
   // has had its first check (bounded), then WATCHDOG=1 pings if asked for.
   void notify_when_ready(std::chrono::steady_clock::time_point deadline);
   void watchdog_ping(std::chrono::microseconds period);
+  // A state change for systemd; one the notify socket does not take now is
+  // sent again every 100 ms until it does (daemon/systemd_notify.h).
+  void notify_state(std::string message);
+  void retry_notifications();
   // SIGHUP: validate the file again; a bad file is logged and the running
   // configuration stays. A valid one is applied in place (reload()). The
   // next SIGHUP is waited for once this reload has ended (a signal that
@@ -134,6 +141,9 @@ class Daemon {
   boost::asio::signal_set hup_{control_, SIGHUP};
   boost::asio::steady_timer ready_timer_{control_};
   boost::asio::steady_timer watchdog_timer_{control_};
+  std::unique_ptr<SystemdNotifier> notifier_;
+  boost::asio::steady_timer notify_retry_timer_{control_};
+  bool notify_retrying_ = false;
   // With vrrp_rt_priority: logs, once, that the RLIMIT_RTTIME guard put the
   // control thread back on the normal scheduler (daemon/realtime.h).
   boost::asio::steady_timer realtime_timer_{control_};
