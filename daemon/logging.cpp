@@ -1,5 +1,10 @@
 #include "daemon/logging.h"
 
+// The compiled spdlog (Debian's libspdlog) instantiates base_sink for
+// std::mutex and null_mutex only: ours, over proxy::PiMutex, from its
+// template definitions here.
+#include <spdlog/sinks/base_sink-inl.h>
+
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -12,6 +17,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <string_view>
+
+template class spdlog::sinks::base_sink<proxy::PiMutex>;
 
 namespace daemon_::logging {
 
@@ -196,7 +203,7 @@ void StderrSink::sink_it_(const spdlog::details::log_msg& msg) {
 void StderrSink::flush_() { writer_->flush(); }
 
 bool StderrSink::drain(int timeout_ms) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<proxy::PiMutex> lock(mutex_);
   return writer_->drain(timeout_ms);
 }
 

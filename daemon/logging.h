@@ -15,6 +15,8 @@
 #include <string>
 #include <string_view>
 
+#include "proxy/pi_mutex.h"
+
 namespace daemon_::logging {
 
 // The syslog severity (syslog(3), RFC 5424 §6.2.1) journald records as
@@ -104,7 +106,11 @@ int open_private_nonblocking(int fd, bool& is_socket);
 
 // The daemon's sink: standard error through a NonBlockingWriter (256 KiB
 // waiting at most; the notice is a warning in the logger's format).
-class StderrSink final : public spdlog::sinks::base_sink<std::mutex> {
+//
+// Its mutex is taken by every thread that logs: with priority inheritance
+// (proxy/pi_mutex.h), so a worker preempted while writing a line never holds
+// a realtime control thread waiting to log.
+class StderrSink final : public spdlog::sinks::base_sink<proxy::PiMutex> {
  public:
   StderrSink();
   ~StderrSink() override;

@@ -51,7 +51,7 @@ void Loop::remove(int fd) { (void)::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr)
 void Loop::post(std::function<void()> fn) {
   bool wake;
   {
-    std::lock_guard<std::mutex> lock(post_mu_);
+    std::lock_guard<PiMutex> lock(post_mu_);
     posted_.push_back(std::move(fn));
     wake = !wake_pending_;
     wake_pending_ = true;
@@ -127,7 +127,7 @@ void Loop::run_timers() {
 void Loop::run_posted() {
   std::vector<std::function<void()>> batch;
   {
-    std::lock_guard<std::mutex> lock(post_mu_);
+    std::lock_guard<PiMutex> lock(post_mu_);
     batch.swap(posted_);
     wake_pending_ = false;
   }

@@ -23,6 +23,8 @@
 #include <mutex>
 #include <vector>
 
+#include "proxy/pi_mutex.h"
+
 namespace proxy {
 
 class Loop {
@@ -104,7 +106,7 @@ class Loop {
   Clock::time_point now_;
   std::vector<Timer*> heap_;
   std::vector<std::function<void()>> deferred_;
-  std::mutex post_mu_;
+  PiMutex post_mu_;  // the control thread posts too (proxy/pi_mutex.h)
   std::vector<std::function<void()>> posted_;
   bool wake_pending_ = false;  // under post_mu_
 };
