@@ -204,6 +204,20 @@ def metrics(admin_port):
         return r.read().decode()
 
 
+def echo(port, payload=b"ping", timeout=5):
+    """Sends `payload` through 127.0.0.1:port (an echo backend behind the
+    proxy) and returns what came back before `len(payload)` bytes or EOF."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(payload)
+        got = b""
+        while len(got) < len(payload):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+        return got
+
+
 class Vipproxy:
     def __init__(self, lab, yaml_text, name="vipproxy", binary=None, env=None):
         self.lab, self.name = lab, name

@@ -126,15 +126,7 @@ def connect(port, timeout=5):
 
 
 def echo_roundtrip(port, payload=b"ping\n", timeout=5):
-    with connect(port, timeout) as s:
-        s.sendall(payload)
-        got = b""
-        while len(got) < len(payload):
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            got += chunk
-        return got == payload
+    return L.echo(port, payload, timeout) == payload
 
 
 class Faults(unittest.TestCase):

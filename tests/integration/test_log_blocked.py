@@ -32,18 +32,6 @@ import lab as L  # noqa: E402
 import testmain  # noqa: E402
 
 
-def echo(port, payload=b"ping"):
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-        s.sendall(payload)
-        got = b""
-        while len(got) < len(payload):
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            got += chunk
-        return got
-
-
 class StderrFull(unittest.TestCase):
     def start(self, kind):
         self.lab = L.Lab("vipproxy-logfull")
@@ -128,7 +116,7 @@ class StderrFull(unittest.TestCase):
         L.wait_until(lambda: self.backend() == "e", 10, "the check to see the backend primary again")
         self.proc.send_signal(signal.SIGHUP)
         L.wait_until(lambda: self.status()["reloads"]["applied"] >= 1, 10, "the SIGHUP reload")
-        self.assertEqual(echo(self.port), b"ping")
+        self.assertEqual(L.echo(self.port), b"ping")
         self.assertIsNone(self.proc.poll(), "the daemon exited")
         # The old sink held the thread until the stream was read; 3 s leaves
         # room for the whole-machine stalls of 600-800 ms seen on the CI machine.

@@ -33,18 +33,6 @@ import lab as L  # noqa: E402
 import testmain  # noqa: E402
 
 
-def echo(port, payload=b"ping"):
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-        s.sendall(payload)
-        got = b""
-        while len(got) < len(payload):
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            got += chunk
-        return got
-
-
 class NotifySocketFull(unittest.TestCase):
     def setUp(self):
         self.lab = L.Lab("vipproxy-notifyfull")
@@ -123,7 +111,7 @@ class NotifySocketFull(unittest.TestCase):
         L.wait_until(lambda: self.backend() == "e", 10, "the check to see the backend primary again")
         self.vp.proc.send_signal(signal.SIGHUP)
         L.wait_until(lambda: self.status()["reloads"]["applied"] >= 1, 10, "the SIGHUP reload")
-        self.assertEqual(echo(self.port), b"ping")
+        self.assertEqual(L.echo(self.port), b"ping")
         self.assertIsNone(self.vp.proc.poll(), "the daemon exited")
         # The old sd_notify() held the thread until the socket was read; 3 s
         # leaves room for the CI machine's whole-machine stalls of 600-800 ms.
