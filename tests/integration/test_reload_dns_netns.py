@@ -22,7 +22,6 @@ hosts file knows one name:
      server (no second query), and SIGTERM stops the daemon at once.
 """
 import os
-import shutil
 import signal
 import sys
 import time
@@ -60,17 +59,9 @@ class ReloadDns(unittest.TestCase):
         cls.ns = netns.Lab(third_octet=OCTET)
         cls.addClassCleanup(cls.ns.close)
         cls.ns.add_node("a", 151)
-        name = cls.ns.ns("a")
-        cls.etc = f"/etc/netns/{name}"  # ours alone: the namespace's own name
-        if not os.path.isdir("/etc/netns"):
-            os.mkdir("/etc/netns")
-            cls.addClassCleanup(lambda: os.rmdir("/etc/netns") if not os.listdir("/etc/netns") else None)
-        os.mkdir(cls.etc)
-        cls.addClassCleanup(shutil.rmtree, cls.etc, True)
-        with open(os.path.join(cls.etc, "resolv.conf"), "w") as f:
-            f.write("nameserver 127.0.0.1\noptions timeout:30 attempts:1\n")
-        with open(os.path.join(cls.etc, "hosts"), "w") as f:
-            f.write(f"127.0.0.1 localhost\n127.0.0.1 {KNOWN}\n")
+        # `ip netns exec` mounts these over /etc/resolv.conf and /etc/hosts.
+        cls.ns.etc_file("a", "resolv.conf", "nameserver 127.0.0.1\noptions timeout:30 attempts:1\n")
+        cls.ns.etc_file("a", "hosts", f"127.0.0.1 localhost\n127.0.0.1 {KNOWN}\n")
         d = cls.ns.dir
         cls.queries_file = os.path.join(d, "dns.queries")
         cls.ns.spawn("dns", "a", [L.PY, "-c", SILENT_DNS, cls.queries_file])
