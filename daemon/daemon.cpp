@@ -21,6 +21,7 @@
 #include "daemon/privileges.h"
 #include "daemon/realtime.h"
 #include "proxy/kernel_path.h"
+#include "health/name_lookup.h"
 #include "health/patroni_defects.h"
 
 #include "vrrp/service.h"
@@ -40,7 +41,10 @@ Daemon::Daemon(cfg::Config config, std::optional<cfg::DataPath> data_path) : con
 }
 
 Daemon::~Daemon() {
-  if (cancel_reload_lookup_) cancel_reload_lookup_();  // a lookup's thread must not post to control_ any more
+  // No lookup's thread may post to control_ any more (also when run() threw
+  // before any stop()); destroying control_ would abandon them too.
+  if (cancel_reload_lookup_) cancel_reload_lookup_();
+  health::name_lookups(control_).abandon_all();
   for (auto& w : workers_) w->stop();
   for (auto& w : workers_) w->join();
 }
@@ -396,6 +400,10 @@ void Daemon::stop() {
   for (auto& [url, read] : patroni_versions_)
     if (read.cancel) read.cancel();
   patroni_versions_.clear();
+  // Lookups still waiting for a name server (checks by host name, a reload)
+  // are not waited for: their threads end unheard, and post nothing to
+  // control_ from now on (health/name_lookup.h).
+  health::name_lookups(control_).abandon_all();
   if (admin_) admin_->stop();
   signals_.cancel();
   // Graceful: established sessions may finish within hard_stop_after.

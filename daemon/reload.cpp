@@ -8,28 +8,25 @@
 // commit_reload() applies the plan and cannot fail.
 //
 // A new backend named by a DNS name is looked up without blocking the
-// control thread (a thread of its own runs getaddrinfo): that thread
+// control thread (a thread of its own runs getaddrinfo, health/name_lookup.h,
+// and its answer is abandoned if the reload ends first): that thread
 // sends the VRRP adverts and runs the checks, and a lookup against a name
 // server that does not answer takes glibc 5 s per try and server; a master
 // silent for that long loses the VIP to its backup. The lookup is bounded
 // (kReloadResolveTimeout); an address literal is taken as it is.
 #include <spdlog/spdlog.h>
 
-#include <netdb.h>
-
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <cstring>
-#include <mutex>
 #include <stdexcept>
-#include <thread>
 
 #include "cfg/diff.h"
 #include "cfg/load.h"
 #include "daemon/daemon.h"
 #include "daemon/privileges.h"
+#include "health/name_lookup.h"
 #include "vrrp/service.h"
 
 namespace daemon_ {
@@ -72,50 +69,6 @@ void Daemon::reload(std::function<void(const std::string& error)> done) {
   });
 }
 
-namespace {
-
-// One getaddrinfo on a thread of its own, its answer handed to the control
-// thread's io_context unless abandoned first. getaddrinfo cannot be
-// interrupted, and neither the control thread nor the daemon's stop may
-// wait for it (Asio's resolver keeps the io_context's run() going until the
-// call returns), so the thread is detached and the mailbox says whether
-// anyone still listens: abandon() and the post are under one mutex, so
-// nothing is posted once the daemon has let go of its io_context.
-struct Mailbox {
-  std::mutex mu;
-  bool abandoned = false;
-  void abandon() {
-    std::lock_guard<std::mutex> lock(mu);
-    abandoned = true;
-  }
-};
-
-using Answer = std::function<void(const std::string& error, const boost::asio::ip::tcp::endpoint& ep)>;
-
-void look_up(boost::asio::io_context& io, std::shared_ptr<Mailbox> mailbox, std::string host, uint16_t port,
-             Answer answer) {
-  std::thread([&io, mailbox, host = std::move(host), port, answer = std::move(answer)] {
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    addrinfo* res = nullptr;
-    const int rc = ::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res);
-    std::string error;
-    boost::asio::ip::tcp::endpoint ep;
-    if (rc != 0 || !res) {
-      error = ::gai_strerror(rc);
-    } else {
-      ep.resize(res->ai_addrlen);
-      std::memcpy(ep.data(), res->ai_addr, res->ai_addrlen);
-    }
-    if (res) ::freeaddrinfo(res);
-    std::lock_guard<std::mutex> lock(mailbox->mu);
-    if (!mailbox->abandoned) boost::asio::post(io, [answer, error, ep] { answer(error, ep); });
-  }).detach();
-}
-
-}  // namespace
-
 void Daemon::resolve_new_backends(std::shared_ptr<ReloadPlan> plan,
                                   std::function<void(const std::string& error)> done) {
   namespace asio = boost::asio;
@@ -142,7 +95,7 @@ void Daemon::resolve_new_backends(std::shared_ptr<ReloadPlan> plan,
   struct Lookup {
     explicit Lookup(asio::io_context& io) : timer(io) {}
     asio::steady_timer timer;
-    std::shared_ptr<Mailbox> mailbox = std::make_shared<Mailbox>();
+    std::vector<std::function<void()>> cancels;  // of the names' lookups
     size_t left = 0;
     bool over = false;
   };
@@ -155,7 +108,8 @@ void Daemon::resolve_new_backends(std::shared_ptr<ReloadPlan> plan,
     if (lookup->over) return;
     lookup->over = true;
     lookup->timer.cancel();
-    lookup->mailbox->abandon();
+    for (auto& cancel : lookup->cancels) cancel();  // answers still to come are not posted
+    lookup->cancels.clear();
     if (call) done(error);
   };
   cancel_reload_lookup_ = [finish] { finish("", false); };
@@ -169,19 +123,21 @@ void Daemon::resolve_new_backends(std::shared_ptr<ReloadPlan> plan,
       if (n.backend->endpoint.port() == 0) which += (which.empty() ? "'" : ", '") + n.backend->cfg.address.host + "'";
     finish("no answer for " + which + " within " + std::to_string(kReloadResolveTimeout.count()) + " s", true);
   });
+  auto& lookups = health::name_lookups(control_);
   for (const auto& n : names) {
-    look_up(control_, lookup->mailbox, n.backend->cfg.address.host, n.backend->cfg.address.port,
-            [lookup, finish, n](const std::string& error, const tcp::endpoint& ep) {
-              if (lookup->over) return;
-              if (!error.empty()) {
-                finish("proxy " + n.proxy + ": backend " + n.backend->cfg.name + ": cannot resolve '" +
-                           n.backend->cfg.address.host + "': " + error,
-                       true);
-                return;
-              }
-              n.backend->endpoint = ep;
-              if (--lookup->left == 0) finish("", true);
-            });
+    lookup->cancels.push_back(lookups.look_up(
+        n.backend->cfg.address.host, n.backend->cfg.address.port, control_.get_executor(),
+        [lookup, finish, n](const boost::system::error_code& error, std::vector<tcp::endpoint> eps) {
+          if (lookup->over) return;
+          if (error || eps.empty()) {
+            finish("proxy " + n.proxy + ": backend " + n.backend->cfg.name + ": cannot resolve '" +
+                       n.backend->cfg.address.host + "': " + (error ? error.message() : "no address"),
+                   true);
+            return;
+          }
+          n.backend->endpoint = eps.front();
+          if (--lookup->left == 0) finish("", true);
+        }));
   }
 }
 

@@ -1,4 +1,4 @@
-// One check on the wire: resolve, connect, then for HTTP checks (TLS,)
+// One check on the wire: look the name up, connect, then for HTTP checks (TLS,)
 // request, the whole reply and a polite close. Each attempt is kept alive by
 // its own pending operations and reports its result once. Beast and OpenSSL
 // stay in this file so the rest of the program compiles fast.
@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "health/http_reply.h"
+#include "health/name_lookup.h"
 #include "health/patroni.h"
 #include "health/verdict.h"
 
@@ -75,7 +76,6 @@ class AttemptImpl : public Attempt, public std::enable_shared_from_this<AttemptI
         rule_(std::move(rule)),
         target_(std::move(target)),
         done_(std::move(done)),
-        resolver_(ex),
         resolve_timer_(ex) {}
   void start() override {
     started_ = Clock::now();
@@ -83,38 +83,33 @@ class AttemptImpl : public Attempt, public std::enable_shared_from_this<AttemptI
     const std::string host = strip_brackets(target_.host);
     error_code ec;
     const auto addr = asio::ip::make_address(host, ec);
-    if (!ec) {  // numeric host: no resolver round trip
+    if (!ec) {  // numeric host: no lookup
       connect({tcp::endpoint(addr, target_.port)});
       return;
     }
-    // The threaded resolver cannot interrupt getaddrinfo(); the deadline
-    // reports the timeout itself and the late answer is ignored.
+    // getaddrinfo cannot be interrupted: the deadline reports the timeout
+    // itself and the late answer is ignored. The lookup runs on a thread of
+    // its own, shared only with checks of the same name (health/name_lookup.h):
+    // a name server that does not answer delays no other name's check.
     resolve_timer_.expires_at(deadline_);
     resolve_timer_.async_wait([self = shared_from_this(), this](error_code ec) {
       if (ec || cancelled_ || resolved_) return;
-      resolver_.cancel();
+      stop_lookup();
       finish(make_result(Outcome::l4_timeout, "name resolution timed out after " + ms_text(rule_->timeout)));
     });
-    resolver_.async_resolve(host, std::to_string(target_.port), tcp::resolver::numeric_service,
-                            [self = shared_from_this(), this, host](error_code ec, tcp::resolver::results_type res) {
-                              resolved_ = true;
-                              resolve_timer_.cancel();
-                              if (cancelled_ || !done_) return;
-                              if (ec) {
-                                finish(make_result(Outcome::l4_error, "cannot resolve " + host + ": " + ec.message()));
-                                return;
-                              }
-                              std::vector<tcp::endpoint> eps;
-                              for (const auto& e : res) eps.push_back(e.endpoint());
-                              connect(std::move(eps));
-                            });
+    cancel_lookup_ = name_lookups(ex_.context())
+                         .look_up(host, target_.port, ex_,
+                                  [self = shared_from_this(), this, host](const error_code& ec,
+                                                                          std::vector<tcp::endpoint> eps) {
+                                    on_looked_up(host, ec, std::move(eps));
+                                  });
   }
 
   // stop(): abandon the check; no result is reported afterwards.
   void cancel() override {
     cancelled_ = true;
     done_ = nullptr;
-    resolver_.cancel();
+    stop_lookup();
     resolve_timer_.cancel();
     close_transport();
   }
@@ -122,6 +117,31 @@ class AttemptImpl : public Attempt, public std::enable_shared_from_this<AttemptI
  protected:
   virtual void connect(std::vector<tcp::endpoint> eps) = 0;
   virtual void close_transport() = 0;
+
+  // The lookup's answer will not be heard: its waiter (and its reference
+  // to this attempt) goes now, not when the name server answers.
+  void stop_lookup() {
+    if (auto cancel = std::move(cancel_lookup_)) cancel();
+    cancel_lookup_ = nullptr;
+  }
+
+  void on_looked_up(const std::string& host, const error_code& ec, std::vector<tcp::endpoint> eps) {
+    resolved_ = true;
+    cancel_lookup_ = nullptr;
+    resolve_timer_.cancel();
+    if (cancelled_ || !done_) return;
+    if (ec == boost::system::errc::resource_unavailable_try_again) {
+      // No thread for the lookup (or getaddrinfo out of resources): our own
+      // shortage says nothing about the backend.
+      finish(make_result(Outcome::local_error, "cannot look up " + host + ": " + ec.message()));
+      return;
+    }
+    if (ec) {
+      finish(make_result(Outcome::l4_error, "cannot resolve " + host + ": " + ec.message()));
+      return;
+    }
+    connect(std::move(eps));
+  }
 
   void finish(CheckResult r) {
     if (!done_) return;
@@ -178,7 +198,7 @@ class AttemptImpl : public Attempt, public std::enable_shared_from_this<AttemptI
   std::shared_ptr<const cfg::Check> rule_;
   cfg::Endpoint target_;
   Done done_;
-  tcp::resolver resolver_;
+  std::function<void()> cancel_lookup_;  // of the pending name lookup
   asio::steady_timer resolve_timer_;
   Clock::time_point started_{}, deadline_{};
   bool cancelled_ = false, resolved_ = false;

@@ -24,6 +24,8 @@ import labkit  # noqa: E402
 from labkit import hold, log, run  # noqa: E402,F401  (public names of this module)
 
 SUBNET_PREFIX = "10.88."
+# In /etc/netns while a lab that made it (etc_file) or a later one uses it.
+ETC_NETNS_MARK = "/etc/netns/.made-by-vipproxy-tests"
 CLONE_NEWNET = 0x40000000
 _LIBC = ctypes.CDLL(None, use_errno=True)
 
@@ -93,6 +95,7 @@ class Lab:
         self.extra_pids = []   # PIDs read from pid files (keepalived's VRRP child)
         self.nodes = {}        # short name -> namespace
         self.closed = False
+        self.etc_dirs = []     # /etc/netns/NAME directories we made (etc_file)
         atexit.register(self.close)
         labkit.stop_on_signals()
         # Safety net first: anything for 10.88/16 that reached the root
@@ -149,6 +152,31 @@ class Lab:
 
     def ns(self, short):
         return self.nodes[short]
+
+    def etc_file(self, short, name, text):
+        """Writes /etc/netns/<namespace>/<name>: `ip netns exec` mounts it over
+        /etc/<name> (resolv.conf, hosts) for what it runs in that namespace.
+        The directory is the namespace's own. /etc/netns is shared with the
+        host and with other labs (another test may run at once): when a lab
+        makes it, it leaves ETC_NETNS_MARK there, and the lab that closes
+        last (nothing but the mark left) removes it; one the host had stays."""
+        d = f"/etc/netns/{self.nodes[short]}"
+        if d not in self.etc_dirs:
+            made = not os.path.isdir("/etc/netns")
+            for attempt in range(5):
+                try:
+                    os.makedirs(d)
+                    break
+                except FileNotFoundError:  # another lab removed /etc/netns between the two mkdirs
+                    if attempt == 4:
+                        raise
+            if made:
+                open(ETC_NETNS_MARK, "w").close()
+            self.etc_dirs.append(d)
+        path = os.path.join(d, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
 
     def sh(self, short, argv, check=True, timeout=20):
         return self._in(self.nodes[short], argv, check=check, timeout=timeout)
@@ -208,6 +236,16 @@ class Lab:
         self.closed = True
         self.stop_all()
         self.netns.delete_all()
+        for d in self.etc_dirs:
+            shutil.rmtree(d, ignore_errors=True)
+        if self.etc_dirs:
+            try:
+                if os.listdir("/etc/netns") == [os.path.basename(ETC_NETNS_MARK)]:
+                    os.unlink(ETC_NETNS_MARK)
+                    os.rmdir("/etc/netns")
+            except OSError:  # another lab closing at once, or one starting
+                pass
+        self.etc_dirs = []
         if os.environ.get("VIPPROXY_KEEP_LAB"):
             log(f"lab logs kept in {self.dir}")
         else:
