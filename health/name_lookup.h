@@ -67,6 +67,11 @@ class NameLookups {
   // does the destruction of the io_context that owns the registry.
   void abandon_all();
 
+  // Tests: resolve with `resolve` from now on instead of getaddrinfo (e.g.
+  // so that a unit test's unknown name is not sent to the host's name
+  // server). Control thread, before the lookups it is meant for.
+  void resolve_with(Resolve resolve) { resolve_ = std::move(resolve); }
+
   // Names whose getaddrinfo is running now (one thread each).
   size_t in_flight() const;
 
