@@ -221,7 +221,7 @@ void Daemon::commit_reload(ReloadPlan& p) {
         c = checkers_[opi][obi];
         const auto& old = proxies_[opi]->cfg;
         if (old.check != g.cfg.check || cfg::check_target(old, obi) != cfg::check_target(g.cfg, bi))
-          c->reconfigure(g.cfg.check, cfg::check_target(g.cfg, bi));
+          c->reconfigure(g.cfg.check, cfg::check_target(g.cfg, bi), session_address(*g.backends[bi]));
       } else {
         c = make_checker(g, bi, std::chrono::milliseconds(0));
         c->start();

@@ -31,11 +31,12 @@ using probe::make_tls_context;
 class CheckerImpl final : public Checker, public std::enable_shared_from_this<CheckerImpl> {
  public:
   CheckerImpl(asio::io_context& io, const cfg::Check& rule, std::string label, cfg::Endpoint target,
-              std::chrono::milliseconds first_delay, OnChange on_change)
+              std::chrono::milliseconds first_delay, OnChange on_change, std::optional<asio::ip::address> address)
       : strand_(asio::make_strand(io)),
         rule_(std::make_shared<const cfg::Check>(rule)),
         label_(std::move(label)),
         target_(std::move(target)),
+        address_(address),
         first_delay_(first_delay),
         on_change_(std::move(on_change)),
         schedule_(rule),
@@ -63,11 +64,12 @@ class CheckerImpl final : public Checker, public std::enable_shared_from_this<Ch
       if (urgent && !was && !self->schedule_.up()) self->do_check_now();
     });
   }
-  void reconfigure(const cfg::Check& rule, cfg::Endpoint target) override {
-    asio::dispatch(strand_, [self = shared_from_this(), rule, target = std::move(target)]() mutable {
+  void reconfigure(const cfg::Check& rule, cfg::Endpoint target, std::optional<asio::ip::address> address) override {
+    asio::dispatch(strand_, [self = shared_from_this(), rule, target = std::move(target), address]() mutable {
       const bool tls_changed = rule.tls != self->rule_->tls;
       self->rule_ = std::make_shared<const cfg::Check>(rule);
       self->target_ = std::move(target);
+      self->address_ = address;
       self->schedule_.retune(rule);
       if (tls_changed) {
         self->tls_ctx_.reset();
@@ -138,7 +140,7 @@ class CheckerImpl final : public Checker, public std::enable_shared_from_this<Ch
       return;
     }
 
-    auto a = probe::make(strand_, rule_, target_, std::move(done), tls_ctx_);
+    auto a = probe::make(strand_, rule_, target_, std::move(done), tls_ctx_, nullptr, address_);
     current_ = a;  // the attempt keeps itself alive; we only need to reach it
     a->start();
   }
@@ -213,6 +215,7 @@ class CheckerImpl final : public Checker, public std::enable_shared_from_this<Ch
   std::shared_ptr<const cfg::Check> rule_;
   std::string label_;
   cfg::Endpoint target_;
+  std::optional<asio::ip::address> address_;
   std::chrono::milliseconds first_delay_;
   OnChange on_change_;
   std::chrono::steady_clock::time_point last_local_error_log_{};
@@ -229,7 +232,8 @@ class CheckerImpl final : public Checker, public std::enable_shared_from_this<Ch
 }  // namespace
 
 std::function<void()> fetch_once(boost::asio::io_context& io, const cfg::Check& check, cfg::Endpoint target,
-                                 std::string path, std::chrono::milliseconds min_timeout, OnFetched done) {
+                                 std::string path, std::chrono::milliseconds min_timeout, OnFetched done,
+                                 std::optional<boost::asio::ip::address> address) {
   auto rule = std::make_shared<cfg::Check>(check);
   rule->type = cfg::CheckType::http;
   rule->method = "GET";
@@ -253,7 +257,7 @@ std::function<void()> fetch_once(boost::asio::io_context& io, const cfg::Check& 
       return [] {};
     }
   }
-  auto a = probe::make(strand, rule, std::move(target), std::move(report), ctx, body);
+  auto a = probe::make(strand, rule, std::move(target), std::move(report), ctx, body, address);
   asio::dispatch(strand, [a] { a->start(); });
   std::weak_ptr<Attempt> weak = a;
   return [weak, strand, reported] {
@@ -267,9 +271,9 @@ std::function<void()> fetch_once(boost::asio::io_context& io, const cfg::Check& 
 
 std::shared_ptr<Checker> Checker::create(boost::asio::io_context& io, const cfg::Check& rule, std::string label,
                                          cfg::Endpoint target, std::chrono::milliseconds first_delay,
-                                         OnChange on_change) {
+                                         OnChange on_change, std::optional<boost::asio::ip::address> address) {
   return std::make_shared<CheckerImpl>(io, rule, std::move(label), std::move(target), first_delay,
-                                       std::move(on_change));
+                                       std::move(on_change), address);
 }
 
 }  // namespace health

@@ -4,8 +4,10 @@
 #pragma once
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/address.hpp>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "cfg/config.h"
@@ -23,9 +25,15 @@ class Checker {
   // `label` names the backend in logs ("postgres/catalog01"). `target` is the
   // host to check and the check port (check_port, check.port or the backend's
   // port). `first_delay` spreads checks of many backends over the interval.
+  // `address`, when given, is where checks connect (the backend's address as
+  // the proxy resolved it: checks then judge exactly the host sessions go
+  // to, and never look the name up); target.host still names the host in
+  // the Host header and for TLS. Without it a host name is looked up for
+  // every check (health/name_lookup.h).
   static std::shared_ptr<Checker> create(boost::asio::io_context& io, const cfg::Check& rule,
                                          std::string label, cfg::Endpoint target,
-                                         std::chrono::milliseconds first_delay, OnChange on_change);
+                                         std::chrono::milliseconds first_delay, OnChange on_change,
+                                         std::optional<boost::asio::ip::address> address = std::nullopt);
   virtual ~Checker() = default;
 
   virtual void start() = 0;
@@ -40,7 +48,8 @@ class Checker {
   // SIGHUP with a changed check rule or target: used from the next check on
   // (a check in flight finishes under the old rule); the status and the
   // rise/fall state stay, so an UP backend stays eligible throughout.
-  virtual void reconfigure(const cfg::Check& rule, cfg::Endpoint target) = 0;
+  virtual void reconfigure(const cfg::Check& rule, cfg::Endpoint target,
+                           std::optional<boost::asio::ip::address> address = std::nullopt) = 0;
   virtual const Status& status() const = 0;
 };
 
@@ -52,6 +61,7 @@ class Checker {
 // (`done` is then not called); calling it after `done` does nothing.
 using OnFetched = std::function<void(const CheckResult&, const std::string& body)>;
 std::function<void()> fetch_once(boost::asio::io_context& io, const cfg::Check& rule, cfg::Endpoint target,
-                                 std::string path, std::chrono::milliseconds min_timeout, OnFetched done);
+                                 std::string path, std::chrono::milliseconds min_timeout, OnFetched done,
+                                 std::optional<boost::asio::ip::address> address = std::nullopt);
 
 }  // namespace health

@@ -77,9 +77,15 @@ class AttemptImpl : public Attempt, public std::enable_shared_from_this<AttemptI
         target_(std::move(target)),
         done_(std::move(done)),
         resolve_timer_(ex) {}
+  void connect_to(std::optional<asio::ip::address> address) { address_ = address; }
+
   void start() override {
     started_ = Clock::now();
     deadline_ = started_ + rule_->timeout;
+    if (address_) {  // where the proxy's sessions go: no lookup
+      connect({tcp::endpoint(*address_, target_.port)});
+      return;
+    }
     const std::string host = strip_brackets(target_.host);
     error_code ec;
     const auto addr = asio::ip::make_address(host, ec);
@@ -200,6 +206,7 @@ class AttemptImpl : public Attempt, public std::enable_shared_from_this<AttemptI
   Done done_;
   std::function<void()> cancel_lookup_;  // of the pending name lookup
   asio::steady_timer resolve_timer_;
+  std::optional<asio::ip::address> address_;
   Clock::time_point started_{}, deadline_{};
   bool cancelled_ = false, resolved_ = false;
 };
@@ -473,14 +480,19 @@ class HttpAttempt final : public AttemptImpl {
 }  // namespace
 
 std::shared_ptr<Attempt> make(Executor ex, std::shared_ptr<const cfg::Check> rule, cfg::Endpoint target, Done done,
-                              std::shared_ptr<ssl::context> tls, std::shared_ptr<std::string> body) {
+                              std::shared_ptr<ssl::context> tls, std::shared_ptr<std::string> body,
+                              std::optional<asio::ip::address> address) {
+  std::shared_ptr<AttemptImpl> a;
   if (rule->type == cfg::CheckType::tcp)
-    return std::make_shared<TcpAttempt>(ex, std::move(rule), std::move(target), std::move(done));
-  if (tls)
-    return std::make_shared<HttpAttempt<true>>(ex, std::move(rule), std::move(target), std::move(done), std::move(tls),
-                                               std::move(body));
-  return std::make_shared<HttpAttempt<false>>(ex, std::move(rule), std::move(target), std::move(done), nullptr,
-                                              std::move(body));
+    a = std::make_shared<TcpAttempt>(ex, std::move(rule), std::move(target), std::move(done));
+  else if (tls)
+    a = std::make_shared<HttpAttempt<true>>(ex, std::move(rule), std::move(target), std::move(done), std::move(tls),
+                                            std::move(body));
+  else
+    a = std::make_shared<HttpAttempt<false>>(ex, std::move(rule), std::move(target), std::move(done), nullptr,
+                                             std::move(body));
+  a->connect_to(address);
+  return a;
 }
 
 std::shared_ptr<ssl::context> make_tls_context(const cfg::Check& rule, std::string& error) {

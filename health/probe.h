@@ -5,9 +5,11 @@
 #pragma once
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/address.hpp>
 #include <boost/asio/strand.hpp>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "cfg/config.h"
@@ -34,9 +36,12 @@ class Attempt {
 
 // rule.type tcp: a connect; http: the rule's request, over TLS when `tls` is
 // given (make_tls_context). `body`, when given, receives the reply's body.
+// `address`: connect there instead of looking target.host up (which still
+// names the host in the request and for TLS).
 std::shared_ptr<Attempt> make(Executor ex, std::shared_ptr<const cfg::Check> rule, cfg::Endpoint target, Done done,
                               std::shared_ptr<boost::asio::ssl::context> tls,
-                              std::shared_ptr<std::string> body = nullptr);
+                              std::shared_ptr<std::string> body = nullptr,
+                              std::optional<boost::asio::ip::address> address = std::nullopt);
 
 // The client context of an https check; `error` says why it is unusable.
 std::shared_ptr<boost::asio::ssl::context> make_tls_context(const cfg::Check& rule, std::string& error);

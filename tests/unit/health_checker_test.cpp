@@ -25,6 +25,7 @@
 #include <cstdio>
 #include <functional>
 #include <memory>
+#include <atomic>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -320,9 +321,10 @@ cfg::Check fast_rule() {
 }
 
 struct Probe {
-  Probe(asio::io_context& io, const cfg::Check& rule, std::string host, uint16_t port, ms first = ms{0}) {
+  Probe(asio::io_context& io, const cfg::Check& rule, std::string host, uint16_t port, ms first = ms{0},
+        std::optional<asio::ip::address> address = std::nullopt) {
     checker = health::Checker::create(io, rule, "postgres/test", cfg::Endpoint{std::move(host), port}, first,
-                                      [this](const health::Status& s) { changes.push_back(s); });
+                                      [this](const health::Status& s) { changes.push_back(s); }, address);
   }
   ~Probe() {
     if (checker) checker->stop();
@@ -764,6 +766,38 @@ BOOST_AUTO_TEST_CASE(dns_name_is_resolved) {
   BOOST_REQUIRE(run_until(io, [&] { return checks(q) >= 1; }));
   BOOST_TEST(health::is_layer4(q.st().last.outcome));
   BOOST_TEST(q.st().last.detail == "cannot resolve no-such-host.invalid: Host not found (authoritative)");
+}
+
+// The daemon gives each checker the backend's address as the proxy resolved
+// it: checks connect there (they judge the host sessions go to, whatever the
+// name resolves to later) and never look the name up; the name is still the
+// request's Host. Also after a reconfigure (a reload changing check_port).
+BOOST_AUTO_TEST_CASE(given_address_is_checked_without_a_lookup) {
+  asio::io_context io;
+  auto asked = std::make_shared<std::atomic<int>>(0);
+  health::name_lookups(io).resolve_with([asked](const std::string&) {
+    ++*asked;
+    return health::NameLookups::Found{asio::error::host_not_found, {}};
+  });
+  Server srv(io);
+  Probe p(io, fast_rule(), "catalog01.example", srv.port(), ms{0}, asio::ip::make_address("127.0.0.1"));
+  p.checker->start();
+  BOOST_REQUIRE(run_until(io, [&] { return checks(p) >= 2; }));
+  BOOST_TEST(p.st().last.outcome == Outcome::ok);
+  BOOST_TEST(srv.conns.at(0)->request.find("\r\nHost: catalog01.example:" + std::to_string(srv.port()) + "\r\n") !=
+             std::string::npos);
+  Server other(io);
+  p.checker->reconfigure(fast_rule(), cfg::Endpoint{"catalog01.example", other.port()},
+                         asio::ip::make_address("127.0.0.1"));
+  BOOST_REQUIRE(run_until(io, [&] { return !other.conns.empty() && checks(p) >= 4; }));
+  BOOST_TEST(p.st().last.outcome == Outcome::ok);
+  BOOST_TEST(asked->load() == 0);
+  // Without an address the same name is looked up (and here not found).
+  Probe q(io, fast_rule(), "catalog01.example", srv.port());
+  q.checker->start();
+  BOOST_REQUIRE(run_until(io, [&] { return checks(q) >= 1; }));
+  BOOST_TEST(asked->load() == 1);
+  BOOST_TEST(q.st().last.detail == "cannot resolve catalog01.example: Host not found (authoritative)");
 }
 
 BOOST_AUTO_TEST_CASE(first_delay_and_check_now) {
