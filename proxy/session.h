@@ -47,6 +47,10 @@ class Session {
   void close(CloseReason why);
   // The worker tells a waiting session that a backend became eligible.
   void backend_available();
+  // The worker tells a session still connecting that its backend stopped
+  // being eligible: the connect is abandoned and another backend chosen (or
+  // the client waits for one, within queue_timeout).
+  void backend_gone();
   // The kernel path's program reported another batch of bytes on the
   // socket with this cookie.
   void on_kernel_report(uint64_t cookie);

@@ -297,6 +297,16 @@ void Worker::on_backend_change(const ProxyRuntime& rt, size_t b, bool eligible) 
       it = active_.find(rt.backends[b].get());
     }
   }
+  if (!eligible) {
+    // A client still connecting to it (a primary whose host died drops the
+    // SYN: the connect would wait for connect_timeout, often past the
+    // client's queue_timeout) goes to the backend in force or waits for one.
+    const BackendRuntime* gone = rt.backends[b].get();
+    std::vector<Session*> connecting;
+    for (Session* s = connecting_.front(); s; s = s->next)
+      if (s->backend() == gone) connecting.push_back(s);
+    for (Session* s : connecting) s->backend_gone();
+  }
   // Hand waiting clients to the backend that appeared. Sessions move out of
   // the list as they connect; take a snapshot first.
   ProxySlot* slot = find_slot(rt.cfg.name);
