@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""KNOWN DEFECT, NOT IN CTEST (fails on purpose until fixed; run by hand:
+"""KNOWN DEFECTS, NOT IN CTEST (fails on purpose until fixed; run by hand:
 VIPPROXY_BIN=build/vipproxy python3 tests/integration/known_defect_reload_drain_demoted.py).
 
 A session on a backend that a SIGHUP removed (here: renamed, same address,
@@ -14,6 +14,12 @@ primary until hard_stop_after (here 30 s).
 Asserted (fails today): after the rename, the demotion of the node closes
 the drained session within a few seconds, as it would have without the
 reload (shutdown_sessions_on_down, the default).
+
+The same on SIGTERM (test_stop_drain...): Daemon::stop() stops every
+checker before the workers drain for hard_stop_after, so the worker's
+"while draining, a backend going down still cuts its sessions"
+(proxy/worker.cpp on_backend_change) can never happen: a node demoted
+during the drain keeps its sessions until hard_stop_after.
 """
 import os
 import signal
@@ -85,6 +91,41 @@ class DrainedSessionOfDemotedNode(unittest.TestCase):
             L.log(f"{time.monotonic() - t_down:.2f}s after the demotion, sessions of a-renamed: "
                   f"{self.sessions('a-renamed')}, proxy sessions: "
                   f"{L.status(self.admin)['proxies'][0]['sessions_current']}")
+
+    def test_stop_drain_then_node_demoted(self):
+        c = socket.create_connection(("127.0.0.1", self.listen), timeout=5)
+        self.addCleanup(c.close)
+        c.sendall(b"one")
+        self.assertEqual(c.recv(3), b"one")
+        self.vp.proc.send_signal(signal.SIGTERM)
+
+        def refused():
+            try:
+                socket.create_connection(("127.0.0.1", self.listen), timeout=1).close()
+                return False
+            except ConnectionRefusedError:
+                return True
+
+        L.wait_until(refused, 10, "listener closed (draining)")
+        c.sendall(b"two")
+        self.assertEqual(c.recv(3), b"two", "the session drains (hard_stop_after 30 s)")
+        self.a.set_role("replica")
+        self.b.set_role("primary")
+        t_down = time.monotonic()
+        c.settimeout(5)
+
+        def closed():
+            try:
+                c.sendall(b"x")
+                return c.recv(1) == b""
+            except (ConnectionResetError, BrokenPipeError):
+                return True
+
+        try:
+            # fall 1 x interval 200 ms, and a margin.
+            L.wait_until(closed, 3, "the draining session of the demoted node closed")
+        finally:
+            L.log(f"{time.monotonic() - t_down:.2f}s after the demotion; daemon alive: {self.vp.alive()}")
 
     def sessions(self, name):
         for b in L.status(self.admin)["proxies"][0]["backends"]:
