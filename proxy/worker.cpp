@@ -378,6 +378,7 @@ void Worker::start_thread() {
       spdlog::critical("worker {}: {}", index_, e.what());
       std::abort();
     }
+    if (hooks_.ended) hooks_.ended();
   });
 }
 
