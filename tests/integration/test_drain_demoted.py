@@ -1,25 +1,18 @@
 #!/usr/bin/python3
-"""KNOWN DEFECTS, NOT IN CTEST (fails on purpose until fixed; run by hand:
-VIPPROXY_BIN=build/vipproxy python3 tests/integration/known_defect_reload_drain_demoted.py).
+"""Sessions that drain (of a backend a SIGHUP removed, or at SIGTERM) are
+cut when their node is demoted meanwhile, on loopback with Patroni REST
+stand-ins and the built daemon.
 
-A session on a backend that a SIGHUP removed (here: renamed, same address,
-which the daemon treats as a removal and an addition) drains for
-hard_stop_after. Its checker is stopped at the reload (daemon/reload.cpp
-commit_reload) and the workers key sessions by the old BackendRuntime, so
-when that node is demoted during the drain nothing cuts the session: the
-new backend's checker sees the node go DOWN, the worker cuts the sessions
-of the *new* runtime only, and the old one keeps talking to the demoted
-primary until hard_stop_after (here 30 s).
+(1) Backend a renamed by SIGHUP (same address: the daemon treats it as a
+removal and an addition), hard_stop_after 30 s: the old backend's session
+drains; the node is demoted; the session is closed at once. Before, the
+removed backend's checker was stopped at the reload and the new one's DOWN
+cut only the new runtime's sessions: the old session still echoed 3 s after
+the demotion (until hard_stop_after).
 
-Asserted (fails today): after the rename, the demotion of the node closes
-the drained session within a few seconds, as it would have without the
-reload (shutdown_sessions_on_down, the default).
-
-The same on SIGTERM (test_stop_drain...): Daemon::stop() stops every
-checker before the workers drain for hard_stop_after, so the worker's
-"while draining, a backend going down still cuts its sessions"
-(proxy/worker.cpp on_backend_change) can never happen: a node demoted
-during the drain keeps its sessions until hard_stop_after.
+(2) SIGTERM, hard_stop_after 30 s: the session drains; the node is
+demoted; the session is closed at once (and the daemon then exits). Before,
+Daemon::stop() stopped every check before the drain, so nothing noticed.
 """
 import os
 import signal
