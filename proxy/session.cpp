@@ -291,6 +291,10 @@ void Session::enter_waiting(bool retry_soon) {
     worker_.add_waiting(this);
     in_list_ = true;
   }
+  if (!queued_) {  // a connection, however often it waits (connect retries)
+    queued_ = true;
+    bump(counters_.queued_total);
+  }
   auto when = queue_deadline_;
   if (retry_soon && now + kRetryAfterConnectFailure < when) when = now + kRetryAfterConnectFailure;
   loop_.arm(timer_, when);

@@ -141,6 +141,7 @@ class Session {
   State state_ = State::waiting;
   SessionPath path_ = SessionPath::splice;
   bool in_list_ = false;  // in the worker's waiting or connecting list
+  bool queued_ = false;   // counted in queued_total (once per connection)
   bool options_pending_ = false;  // the backend socket's dead-peer options are not set yet
   Loop::Clock::time_point options_due_{};  // when they are set (start_pumps + 1 s)
   Side side_[2];

@@ -245,10 +245,7 @@ std::optional<size_t> Worker::choose_backend(ProxySlot& slot) {
   return choose(rt.cfg.balance, scratch_candidates_, rt.current.load(std::memory_order_acquire), ticket);
 }
 
-void Worker::add_waiting(Session* s) {
-  bump(s->counters().queued_total);
-  s->slot().waiting.push(s);
-}
+void Worker::add_waiting(Session* s) { s->slot().waiting.push(s); }
 void Worker::remove_waiting(Session* s) { s->slot().waiting.erase(s); }
 void Worker::add_active(Session* s) { active_[s->backend()].push(s); }
 void Worker::remove_active(Session* s) {
