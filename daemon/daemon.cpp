@@ -206,10 +206,25 @@ bool Daemon::locate(const proxy::BackendRuntime& b, size_t& pi, size_t& bi) cons
 
 void Daemon::on_check_change(const proxy::BackendRuntime& backend, const health::Status& st) {
   size_t pi, bi;
-  if (!locate(backend, pi, bi)) return;  // removed by a reload
+  if (!locate(backend, pi, bi)) {
+    // Removed by a reload: never eligible again, but its sessions drain, and
+    // a node that stops passing its check gets them cut like any other.
+    for (const auto& d : draining_checks_)
+      if (d.generation->backends[d.backend].get() == &backend) {
+        if (!st.up)
+          for (auto& w : workers_) w->post_backend_change(d.generation, d.backend, false);
+        break;
+      }
+    return;
+  }
   auto& p = *proxies_[pi];
   p.backends[bi]->eligible.store(st.up, std::memory_order_release);
   elect(pi);
+  if (stopping_) {
+    // Draining after SIGTERM: only the cut matters now.
+    for (auto& w : workers_) w->post_backend_change(proxies_[pi], bi, st.up);
+    return;
+  }
   if (p.cfg.check.type == cfg::CheckType::http) {
     auto& read = patroni_versions_[patroni_url(p.cfg, bi)];
     if (!st.reachable) read.known = false;  // it may come back as another version (an upgrade)
@@ -405,8 +420,8 @@ void Daemon::stop() {
   realtime_timer_.cancel();
   log_flush_timer_.cancel();
   if (cancel_reload_lookup_) cancel_reload_lookup_();
-  for (auto& c : checkers_)
-    for (auto& ch : c) ch->stop();
+  // Checks go on while the workers drain (stop_checks() once they ended).
+  if (workers_.empty()) stop_checks();
   for (auto& [url, read] : patroni_versions_)
     if (read.cancel) read.cancel();
   patroni_versions_.clear();
@@ -418,6 +433,16 @@ void Daemon::stop() {
   signals_.cancel();
   // Graceful: established sessions may finish within hard_stop_after.
   for (auto& w : workers_) w->drain(config_.hard_stop_after);
+}
+
+void Daemon::stop_checks() {
+  for (auto& c : checkers_)
+    for (auto& ch : c) ch->stop();
+  for (auto& d : draining_checks_) {
+    d.checker->stop();
+    d.until->cancel();
+  }
+  draining_checks_.clear();
 }
 
 void Daemon::load_kernel_path() {
@@ -472,6 +497,13 @@ int Daemon::run() {
     asio::post(control_, [this, backend] {
       size_t pi, bi;
       if (auto b = backend.lock(); b && locate(*b, pi, bi)) checkers_[pi][bi]->check_now();
+    });
+  };
+  hooks.ended = [this] {
+    // On the worker's thread, its loop ended (drained or stopped): the
+    // checks stop once no worker has sessions left to cut.
+    asio::post(control_, [this] {
+      if (++workers_ended_ == workers_.size()) stop_checks();
     });
   };
   if (!proxies_.empty()) {

@@ -81,6 +81,10 @@ class Daemon {
   void elect(size_t proxy);
   void set_urgent(size_t proxy, bool urgent);
   void stop();
+  // Stops every check, those of backends a reload removed too. At SIGTERM
+  // the checks go on while the workers drain (a node demoted meanwhile
+  // still has its sessions cut) and stop once every worker has ended.
+  void stop_checks();
   // systemd Type=notify: READY=1 once listeners are bound and every backend
   // has had its first check (bounded), then WATCHDOG=1 pings if asked for.
   void notify_when_ready(std::chrono::steady_clock::time_point deadline);
@@ -130,6 +134,17 @@ class Daemon {
   std::vector<std::shared_ptr<proxy::ProxyRuntime>> proxies_;
   std::vector<std::unique_ptr<proxy::Worker>> workers_;
   std::vector<std::vector<std::shared_ptr<health::Checker>>> checkers_;
+  // Backends a reload removed: their sessions drain for hard_stop_after, and
+  // their check goes on that long, so a node demoted meanwhile still has its
+  // sessions cut (on_check_change). `until` stops it (shared by one reload's).
+  struct DrainingCheck {
+    std::shared_ptr<proxy::ProxyRuntime> generation;  // the one the backend was removed from
+    size_t backend = 0;
+    std::shared_ptr<health::Checker> checker;
+    std::shared_ptr<boost::asio::steady_timer> until;
+  };
+  std::vector<DrainingCheck> draining_checks_;
+  size_t workers_ended_ = 0;  // worker loops ended since stop()
   std::unique_ptr<AdminServer> admin_;
   // `first` proxies with several backends passing at once, by proxy name.
   std::map<std::string, proxy::OverlapWatch> overlaps_;

@@ -229,14 +229,28 @@ void Daemon::commit_reload(ReloadPlan& p) {
       checkers[gi].push_back(std::move(c));
     }
   }
+  // A removed backend's check goes on while its sessions drain
+  // (hard_stop_after): a node demoted meanwhile gets them cut.
+  auto until = std::make_shared<boost::asio::steady_timer>(control_, p.next.hard_stop_after);
+  bool draining = false;
   for (size_t pi = 0; pi < proxies_.size(); ++pi)
     for (size_t bi = 0; bi < proxies_[pi]->backends.size(); ++bi) {
       bool kept = false;
       for (const auto& g : gens) kept = kept || g->index_of(proxies_[pi]->backends[bi].get()) != proxy::npos;
       if (kept) continue;
-      checkers_[pi][bi]->stop();
       proxies_[pi]->backends[bi]->eligible.store(false, std::memory_order_release);
+      draining_checks_.push_back({proxies_[pi], bi, checkers_[pi][bi], until});
+      draining = true;
     }
+  if (draining)
+    until->async_wait([this, until](const boost::system::error_code& ec) {
+      if (ec) return;  // stop_checks() stopped them
+      std::erase_if(draining_checks_, [&](const DrainingCheck& d) {
+        if (d.until != until) return false;
+        d.checker->stop();
+        return true;
+      });
+    });
   // `first`: the new generation starts on the backend in use if it is kept.
   for (auto& g : gens) {
     if (const proxy::ProxyRuntime* prev = running(g->cfg.name)) {

@@ -262,8 +262,9 @@ void Session::on_connected(int err) {
   }
   BackendRuntime& b = *backend_;
   // The backend may have been marked down (or removed by a reload) while we
-  // were connecting.
-  if (!b.eligible.load(std::memory_order_acquire) && settings().shutdown_sessions_on_down) {
+  // were connecting: a new session never starts on a backend that is not
+  // eligible, whatever shutdown_sessions_on_down says of established ones.
+  if (!b.eligible.load(std::memory_order_acquire)) {
     backend_.reset();
     close_fd(side_[1].fd, false);
     enter_waiting(true);
@@ -290,6 +291,10 @@ void Session::enter_waiting(bool retry_soon) {
     worker_.add_waiting(this);
     in_list_ = true;
   }
+  if (!queued_) {  // a connection, however often it waits (connect retries)
+    queued_ = true;
+    bump(counters_.queued_total);
+  }
   auto when = queue_deadline_;
   if (retry_soon && now + kRetryAfterConnectFailure < when) when = now + kRetryAfterConnectFailure;
   loop_.arm(timer_, when);
@@ -298,6 +303,19 @@ void Session::enter_waiting(bool retry_soon) {
 void Session::backend_available() {
   if (state_ != State::waiting) return;
   loop_.cancel(timer_);
+  try_connect();
+}
+
+void Session::backend_gone() {
+  if (state_ != State::connecting) return;
+  loop_.cancel(timer_);
+  if (in_list_) {
+    worker_.remove_connecting(this);
+    in_list_ = false;
+  }
+  close_fd(side_[1].fd, false);  // the loop forgets a closed socket
+  side_[1].ready = {};
+  backend_.reset();
   try_connect();
 }
 

@@ -47,6 +47,10 @@ class Session {
   void close(CloseReason why);
   // The worker tells a waiting session that a backend became eligible.
   void backend_available();
+  // The worker tells a session still connecting that its backend stopped
+  // being eligible: the connect is abandoned and another backend chosen (or
+  // the client waits for one, within queue_timeout).
+  void backend_gone();
   // The kernel path's program reported another batch of bytes on the
   // socket with this cookie.
   void on_kernel_report(uint64_t cookie);
@@ -137,6 +141,7 @@ class Session {
   State state_ = State::waiting;
   SessionPath path_ = SessionPath::splice;
   bool in_list_ = false;  // in the worker's waiting or connecting list
+  bool queued_ = false;   // counted in queued_total (once per connection)
   bool options_pending_ = false;  // the backend socket's dead-peer options are not set yet
   Loop::Clock::time_point options_due_{};  // when they are set (start_pumps + 1 s)
   Side side_[2];

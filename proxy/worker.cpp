@@ -245,10 +245,7 @@ std::optional<size_t> Worker::choose_backend(ProxySlot& slot) {
   return choose(rt.cfg.balance, scratch_candidates_, rt.current.load(std::memory_order_acquire), ticket);
 }
 
-void Worker::add_waiting(Session* s) {
-  bump(s->counters().queued_total);
-  s->slot().waiting.push(s);
-}
+void Worker::add_waiting(Session* s) { s->slot().waiting.push(s); }
 void Worker::remove_waiting(Session* s) { s->slot().waiting.erase(s); }
 void Worker::add_active(Session* s) { active_[s->backend()].push(s); }
 void Worker::remove_active(Session* s) {
@@ -296,6 +293,16 @@ void Worker::on_backend_change(const ProxyRuntime& rt, size_t b, bool eligible) 
       it->second.front()->close(CloseReason::backend_down);  // erases the entry with its last session
       it = active_.find(rt.backends[b].get());
     }
+  }
+  if (!eligible) {
+    // A client still connecting to it (a primary whose host died drops the
+    // SYN: the connect would wait for connect_timeout, often past the
+    // client's queue_timeout) goes to the backend in force or waits for one.
+    const BackendRuntime* gone = rt.backends[b].get();
+    std::vector<Session*> connecting;
+    for (Session* s = connecting_.front(); s; s = s->next)
+      if (s->backend() == gone) connecting.push_back(s);
+    for (Session* s : connecting) s->backend_gone();
   }
   // Hand waiting clients to the backend that appeared. Sessions move out of
   // the list as they connect; take a snapshot first.
@@ -368,6 +375,7 @@ void Worker::start_thread() {
       spdlog::critical("worker {}: {}", index_, e.what());
       std::abort();
     }
+    if (hooks_.ended) hooks_.ended();
   });
 }
 

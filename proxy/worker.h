@@ -72,6 +72,9 @@ class Worker {
     // the daemon posts a check_now to the control thread (evidence beats
     // waiting for the next interval).
     std::function<void(std::weak_ptr<BackendRuntime> backend)> connect_failed;
+    // Called on this worker's thread once its loop has ended (drained or
+    // stopped): the daemon stops the checks when every worker has.
+    std::function<void()> ended;
   };
 
   // A reload, as the control thread prepared it: the new generation of every
