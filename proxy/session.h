@@ -67,6 +67,10 @@ class Session {
   // cost no allocation per session.
   Session* prev = nullptr;
   Session* next = nullptr;
+  // Set by the worker when a reload removes this session's proxy or
+  // backend: the end of its drain (that reload's hard_stop_after). Set once,
+  // so a later reload does not extend it. max(): not orphaned.
+  Loop::Clock::time_point orphan_deadline = Loop::Clock::time_point::max();
 
  private:
   enum class State { waiting, connecting, established, closed };

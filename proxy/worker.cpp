@@ -351,20 +351,45 @@ void Worker::apply_reload(Reload& r) {
     while (Session* s = old->waiting.front()) s->close(CloseReason::stopping);
   }
   slots_ = std::move(next);
-  loop_.arm_after(orphan_timer_, r.grace);
+  mark_orphans(loop_.now() + r.grace);
+}
+
+// Each session drains for the grace of the reload that removed its proxy or
+// backend: a second reload within that time neither extends nor shortens
+// it (one timer re-armed per reload would have kept the first reload's
+// sessions until the last reload's grace ended).
+// Only established sessions: one still connecting to a removed backend
+// never becomes established there (the reload made that backend
+// ineligible, and Session::on_connected queues it again).
+void Worker::mark_orphans(Loop::Clock::time_point deadline) {
+  auto earliest = Loop::Clock::time_point::max();
+  auto mark = [&](Session* s) {
+    if (s->orphan_deadline == Loop::Clock::time_point::max()) {
+      ProxySlot* live = find_slot(s->slot().rt->cfg.name);
+      if (live == &s->slot() && live->rt->index_of(s->backend()) != npos) return;  // kept
+      s->orphan_deadline = deadline;
+    }
+    earliest = std::min(earliest, s->orphan_deadline);
+  };
+  for (auto& [backend, list] : active_)
+    for (Session* s = list.front(); s; s = s->next) mark(s);
+  if (earliest != Loop::Clock::time_point::max()) loop_.arm(orphan_timer_, earliest);
 }
 
 void Worker::close_orphans() {
-  std::vector<Session*> orphans;
-  for (auto& [backend, list] : active_) {
-    for (Session* s = list.front(); s; s = s->next) {
-      ProxySlot* live = find_slot(s->slot().rt->cfg.name);
-      if (live != &s->slot() || live->rt->index_of(backend) == npos) orphans.push_back(s);
-    }
-  }
-  if (!orphans.empty())
-    spdlog::info("worker {}: closing {} sessions of removed proxies or backends", index_, orphans.size());
-  for (Session* s : orphans) s->close(CloseReason::stopping);
+  std::vector<Session*> due;
+  auto next = Loop::Clock::time_point::max();
+  auto sort = [&](Session* s) {
+    if (s->orphan_deadline <= loop_.now())
+      due.push_back(s);
+    else
+      next = std::min(next, s->orphan_deadline);
+  };
+  for (auto& [backend, list] : active_)
+    for (Session* s = list.front(); s; s = s->next) sort(s);
+  if (!due.empty()) spdlog::info("worker {}: closing {} sessions of removed proxies or backends", index_, due.size());
+  for (Session* s : due) s->close(CloseReason::stopping);
+  if (next != Loop::Clock::time_point::max()) loop_.arm(orphan_timer_, next);
 }
 
 void Worker::start_thread() {

@@ -148,6 +148,7 @@ class Worker {
   void on_backend_change(const ProxyRuntime& rt, size_t backend, bool eligible);
   void apply_reload(Reload& reload);
   // Closes sessions whose proxy or backend a reload removed.
+  void mark_orphans(Loop::Clock::time_point deadline);
   void close_orphans();
   ProxySlot* find_slot(const std::string& proxy_name);
   size_t active_sessions() const;

@@ -1,0 +1,125 @@
+#!/usr/bin/python3
+"""Each reload's drain ends on its own time.
+
+A session whose backend a reload removes drains for `hard_stop_after`, then
+is closed. The workers used to keep one timer for it, re-armed by every
+reload: a second reload within the first one's drain pushed the first
+reload's sessions back to the end of the second one's. Now each session
+carries the end of the drain of the reload that removed its backend
+(proxy/worker.cpp, mark_orphans).
+
+hard_stop_after 8 s; backends a, b, c behind `first`, each with its echo
+server and a Patroni stand-in:
+  - session A goes to a; reload 1 (at t=0) removes a, b primary too;
+  - session B goes to b; reload 2 (at t=4 s) removes b, c primary too
+    (removed nodes stay primary: a demotion would cut their sessions);
+  - A is closed by t=10 s (its drain ends at 8 s; the old code: 12 s), and B
+    still echoes then; B is closed by t=14 s (its drain ends at 12 s).
+"""
+import os
+import signal
+import socket
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lab as L  # noqa: E402
+import testmain  # noqa: E402
+
+GRACE = 8.0
+SECOND_RELOAD = 4.0
+
+
+def roundtrip(s, payload=b"ping"):
+    s.sendall(payload)
+    got = b""
+    while len(got) < len(payload):
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        got += chunk
+    return got
+
+
+def closed(s):
+    """Whether the proxy closed `s` (EOF or reset), without waiting."""
+    s.setblocking(False)
+    try:
+        return s.recv(4096) == b""
+    except BlockingIOError:
+        return False
+    except ConnectionResetError:
+        return True
+    finally:
+        s.setblocking(True)
+
+
+class ReloadDrain(unittest.TestCase):
+    def setUp(self):
+        self.lab = L.Lab("vipproxy-reloaddrain")
+        self.addCleanup(self.lab.close)
+        self.rest = {n: L.Standin(self.lab, n, "primary" if n == "a" else "replica") for n in "abc"}
+        self.echo = {}
+        for n in "abc":
+            self.echo[n] = L.free_port()
+            self.lab.spawn("echo-" + n, [L.PY, os.path.join(L.HERE, "echo_server.py"), str(self.echo[n])])
+        self.port, self.admin = L.free_port(), L.free_port()
+        self.config = os.path.join(self.lab.dir, "vipproxy.yaml")
+        self.write(["a", "b"])
+        self.proc = self.lab.spawn("vipproxy", [L.VIPPROXY, "--config", self.config])
+        self.sockets = []
+
+    def tearDown(self):
+        for s in self.sockets:
+            s.close()
+
+    def write(self, backends):
+        text = f"hard_stop_after: {GRACE:.0f}s\n" + L.proxy_yaml(
+            "p", self.port, [(n, self.echo[n]) for n in backends], [self.rest[n].port for n in backends], self.admin)
+        with open(self.config, "w") as f:
+            f.write(text)
+
+    def current(self):
+        return L.status(self.admin)["proxies"][0]["current_backend"]
+
+    def reload(self, backends, applied):
+        self.write(backends)
+        self.proc.send_signal(signal.SIGHUP)
+        L.wait_until(lambda: L.status(self.admin)["reloads"]["applied"] >= applied, 10, f"reload {applied}")
+
+    def session(self):
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+        self.sockets.append(s)
+        self.assertEqual(roundtrip(s), b"ping")
+        return s
+
+    def test_each_reload_drains_on_its_own_time(self):
+        L.wait_until(lambda: self.current() == "a", 20, "a primary")
+        a = self.session()
+        # Removed nodes stay primary: a removed backend's check goes on while
+        # its sessions drain, and a demotion would cut them (test_drain_demoted).
+        self.rest["b"].set_role("primary")
+        t0 = time.monotonic()
+        self.reload(["b", "c"], 1)
+        L.wait_until(lambda: self.current() == "b", 10, "b primary")
+        b = self.session()
+        self.assertEqual(roundtrip(a), b"ping", "a's session must drain, not be cut")
+        L.wait_until(lambda: time.monotonic() - t0 >= SECOND_RELOAD, SECOND_RELOAD + 1, "the second reload's time")
+        self.rest["c"].set_role("primary")
+        t2 = time.monotonic()
+        self.reload(["c"], 2)
+        # A's drain ends GRACE after reload 1; the old code waited until
+        # GRACE after reload 2 (4 s later). 2 s either side for a loaded machine.
+        L.wait_until(lambda: closed(a), t0 + GRACE + 2 - time.monotonic(), "a's session closed at the end of its drain")
+        a_closed = time.monotonic() - t0
+        self.assertGreater(a_closed, GRACE - 1, "a's session was closed before its drain ended")
+        self.assertEqual(roundtrip(b), b"ping", "b's session closed with a's: it drains until GRACE after reload 2")
+        L.wait_until(lambda: closed(b), t2 + GRACE + 2 - time.monotonic(), "b's session closed at the end of its drain")
+        b_closed = time.monotonic() - t2
+        L.log(f"a closed {a_closed:.1f} s after reload 1, b {b_closed:.1f} s after reload 2 (hard_stop_after {GRACE:.0f} s)")
+        self.assertGreater(b_closed, GRACE - 1)
+
+
+if __name__ == "__main__":
+    testmain.main()
