@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <string_view>
 #include <thread>
+#include <utility>
 
 #include "cfg/diff.h"
 #include "cfg/load.h"
@@ -43,7 +44,9 @@ Daemon::Daemon(cfg::Config config, std::optional<cfg::DataPath> data_path) : con
 Daemon::~Daemon() {
   // No lookup's thread may post to control_ any more (also when run() threw
   // before any stop()); destroying control_ would abandon them too.
-  if (cancel_reload_lookup_) cancel_reload_lookup_();
+  // Released here, not with the members: the lookup's timer must go before
+  // control_ (declared after this function object, so destroyed first).
+  if (auto cancel = std::exchange(cancel_reload_lookup_, nullptr)) cancel();
   health::name_lookups(control_).abandon_all();
   for (auto& w : workers_) w->stop();
   for (auto& w : workers_) w->join();
@@ -419,7 +422,9 @@ void Daemon::stop() {
   watchdog_timer_.cancel();
   realtime_timer_.cancel();
   log_flush_timer_.cancel();
-  if (cancel_reload_lookup_) cancel_reload_lookup_();
+  // Dropped as well as called: a stopped lookup never calls the reload's
+  // `done`, which is what clears it otherwise.
+  if (auto cancel = std::exchange(cancel_reload_lookup_, nullptr)) cancel();
   // Checks go on while the workers drain (stop_checks() once they ended).
   if (workers_.empty()) stop_checks();
   for (auto& [url, read] : patroni_versions_)
