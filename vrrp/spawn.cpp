@@ -1,7 +1,6 @@
 #include "vrrp/spawn.h"
 
 #include <fcntl.h>
-#include <pwd.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/syscall.h>
@@ -67,14 +66,17 @@ void Spawner::start(std::vector<std::string> argv, const std::string& user, std:
                     std::function<void(const ChildExit&)> done) {
   ChildExit fail;
   if (!user.empty()) {
-    const passwd* pw = ::getpwnam(user.c_str());
-    if (!pw) {
-      fail.detail = "no such user '" + user + "'";
-      asio::post(io_, [done, fail] { done(fail); });
-      return;
-    }
-    std::vector<std::string> pre{"/usr/bin/setpriv", "--reuid=" + std::to_string(pw->pw_uid),
-                                 "--regid=" + std::to_string(pw->pw_gid), "--init-groups", "--"};
+    // The child looks the user up (id(1), then setpriv's initgroups), never
+    // this thread: getpwnam here ran on the control thread at every run of
+    // the script, and a user that only LDAP or sssd knows would hold the
+    // adverts and checks for as long as NSS takes (keepalived looks
+    // script_user up once, at parse, for the same reason). An unknown user
+    // fails the run: exit 126, and id's "no such user" on our stderr.
+    std::vector<std::string> pre{
+        "/bin/sh", "-c",
+        "u=$(/usr/bin/id -u -- \"$1\") && g=$(/usr/bin/id -g -- \"$1\") || exit 126; shift; "
+        "exec /usr/bin/setpriv --reuid=\"$u\" --regid=\"$g\" --init-groups -- \"$@\"",
+        "vipproxy-script-user", user};
     argv.insert(argv.begin(), pre.begin(), pre.end());
   }
   std::vector<char*> cargv;

@@ -173,11 +173,25 @@ BOOST_FIXTURE_TEST_CASE(track_script_runs_as_its_user, Fixture) {
   }
   realtime();  // real processes
   auto inst = instance();
-  auto t = script("test \"$(id -u)\" = 65534", 0);
+  auto t = script("test \"$(id -u)\" = 65534 && test \"$(id -g)\" = \"$(id -g nobody)\"", 0);
   t.user = "nobody";
   inst.track.scripts.push_back(t);
   make({inst});
   BOOST_TEST(run_until(*this, [&] { return e().state() == fsm::State::master; }));
+}
+
+// A user nobody knows: the run fails (the child's id(1) says so), so a
+// weight-0 script keeps the instance in FAULT; the daemon itself never
+// looks the user up (vrrp/spawn.cpp).
+BOOST_FIXTURE_TEST_CASE(track_script_of_an_unknown_user_fails, Fixture) {
+  realtime();
+  auto inst = instance();
+  auto t = script("exit 0", 0);
+  t.user = "vipproxy-no-such-user";
+  inst.track.scripts.push_back(t);
+  make({inst});
+  BOOST_TEST(run_until(*this, [&] { return e().counters().script_runs > 1u; }));
+  BOOST_TEST(e().state() == fsm::State::fault);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
