@@ -69,6 +69,24 @@ def whoami_code(host="0.0.0.0", port=7777, backlog=16):
             f"    c.close()\n")
 
 
+# A name server for a namespace's loopback (python3 -c SILENT_DNS COUNT_FILE)
+# that reads queries and never answers, not even with ICMP: glibc waits its
+# whole timeout. COUNT_FILE exists once it listens and holds how many
+# queries it read.
+SILENT_DNS = """
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 53))
+open(sys.argv[1], "w").close()
+n = 0
+while True:
+    s.recvfrom(2048)  # read and never answer: no ICMP either
+    n += 1
+    with open(sys.argv[1], "w") as f:
+        f.write(str(n))
+"""
+
+
 def check_ip_netns():
     """Skips the test (CTest shows it as skipped: tests/integration/testmain.py)
     with a clear reason when namespaces are unusable; on CI (VIPPROXY_NO_SKIP=1)

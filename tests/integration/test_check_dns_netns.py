@@ -43,19 +43,6 @@ KNOWN = "good-backend.vipproxy.test"
 SILENT = "only-dns-knows.vipproxy.test"  # once cut out of the hosts file
 WATCH = 4.0  # seconds of checks watched once the second name is cut out
 
-SILENT_DNS = """
-import socket, sys, time
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("127.0.0.1", 53))
-open(sys.argv[1], "w").close()
-n = 0
-while True:
-    s.recvfrom(2048)  # read and never answer: no ICMP either
-    n += 1
-    with open(sys.argv[1], "w") as f:
-        f.write(str(n))
-"""
-
 # The second line set is a prefix of the first: cutting SILENT out is one
 # truncate(2), so a lookup of KNOWN never reads a half-written file.
 HOSTS_KNOWN = f"127.0.0.1 localhost\n127.0.0.1 {KNOWN}\n"
@@ -75,7 +62,7 @@ class CheckDns(unittest.TestCase):
         cls.hosts = cls.ns.etc_file("a", "hosts", HOSTS_BOTH)
         d = cls.ns.dir
         cls.queries_file = os.path.join(d, "dns.queries")
-        cls.ns.spawn("dns", "a", [L.PY, "-c", SILENT_DNS, cls.queries_file])
+        cls.ns.spawn("dns", "a", [L.PY, "-c", netns.SILENT_DNS, cls.queries_file])
         wait_until(lambda: os.path.exists(cls.queries_file), 10, "the silent name server")
         role = os.path.join(d, "rest.role")
         with open(role, "w") as f:

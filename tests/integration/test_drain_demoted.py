@@ -26,6 +26,15 @@ import lab as L  # noqa: E402
 import testmain  # noqa: E402
 
 
+
+def closed(c):
+    """Whether the proxy closed the echo session `c` (an echo means open)."""
+    try:
+        c.sendall(b"x")
+        return c.recv(1) == b""
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+
 class DrainedSessionOfDemotedNode(unittest.TestCase):
     def setUp(self):
         self.lab = L.Lab("vipproxy-drain-demoted")
@@ -71,15 +80,8 @@ class DrainedSessionOfDemotedNode(unittest.TestCase):
         t_down = time.monotonic()
         c.settimeout(5)
 
-        def closed():
-            try:
-                c.sendall(b"x")
-                return c.recv(1) == b""
-            except (ConnectionResetError, BrokenPipeError):
-                return True
-
         try:
-            L.wait_until(closed, 3, "the drained session of the demoted node closed")
+            L.wait_until(lambda: closed(c), 3, "the drained session of the demoted node closed")
         finally:
             L.log(f"{time.monotonic() - t_down:.2f}s after the demotion, sessions of a-renamed: "
                   f"{self.sessions('a-renamed')}, proxy sessions: "
@@ -107,16 +109,9 @@ class DrainedSessionOfDemotedNode(unittest.TestCase):
         t_down = time.monotonic()
         c.settimeout(5)
 
-        def closed():
-            try:
-                c.sendall(b"x")
-                return c.recv(1) == b""
-            except (ConnectionResetError, BrokenPipeError):
-                return True
-
         try:
             # fall 1 x interval 200 ms, and a margin.
-            L.wait_until(closed, 3, "the draining session of the demoted node closed")
+            L.wait_until(lambda: closed(c), 3, "the draining session of the demoted node closed")
         finally:
             L.log(f"{time.monotonic() - t_down:.2f}s after the demotion; daemon alive: {self.vp.alive()}")
 

@@ -37,19 +37,6 @@ OCTET = 117  # 10.88.117.0/24: no other test uses it (grep tests/ scripts/ for 1
 KNOWN = "good-backend.vipproxy.test"
 SILENT = "only-dns-knows.vipproxy.test"
 
-SILENT_DNS = """
-import socket, sys, time
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("127.0.0.1", 53))
-open(sys.argv[1], "w").close()
-n = 0
-while True:
-    s.recvfrom(2048)  # read and never answer: no ICMP either
-    n += 1
-    with open(sys.argv[1], "w") as f:
-        f.write(str(n))
-"""
-
 
 class ReloadDns(unittest.TestCase):
     @classmethod
@@ -64,7 +51,7 @@ class ReloadDns(unittest.TestCase):
         cls.ns.etc_file("a", "hosts", f"127.0.0.1 localhost\n127.0.0.1 {KNOWN}\n")
         d = cls.ns.dir
         cls.queries_file = os.path.join(d, "dns.queries")
-        cls.ns.spawn("dns", "a", [L.PY, "-c", SILENT_DNS, cls.queries_file])
+        cls.ns.spawn("dns", "a", [L.PY, "-c", netns.SILENT_DNS, cls.queries_file])
         wait_until(lambda: os.path.exists(cls.queries_file), 10, "the silent name server")
         cls.role = os.path.join(d, "rest.role")
         with open(cls.role, "w") as f:
