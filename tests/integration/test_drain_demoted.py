@@ -26,7 +26,6 @@ import lab as L  # noqa: E402
 import testmain  # noqa: E402
 
 
-
 def closed(c):
     """Whether the proxy closed the echo session `c` (an echo means open)."""
     try:
@@ -34,6 +33,7 @@ def closed(c):
         return c.recv(1) == b""
     except (ConnectionResetError, BrokenPipeError):
         return True
+
 
 class DrainedSessionOfDemotedNode(unittest.TestCase):
     def setUp(self):
