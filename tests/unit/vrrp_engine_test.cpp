@@ -682,3 +682,106 @@ BOOST_AUTO_TEST_CASE(rise_fall) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// ------------------------------------------------------------------------
+// The review of the VRRP engine against RFC 5798 / RFC 3768 (branch vrrprev).
+BOOST_AUTO_TEST_SUITE(review)
+
+namespace {
+// Re-computes the VRRP checksum of an IPv4 datagram after a test edited it,
+// so only the edited field is wrong.
+std::vector<uint8_t> fix_checksum(std::vector<uint8_t> d, unsigned version = 3) {
+  d[26] = d[27] = 0;
+  uint16_t c = compute_checksum(std::span<const uint8_t>(d).subspan(20), uint8_t(version), Family::ipv4, kPeer,
+                                kVrrpGroupV4, ChecksumForm::pseudo_header);
+  d[26] = uint8_t(c >> 8);
+  d[27] = uint8_t(c);
+  return d;
+}
+}  // namespace
+
+// RFC 5798 §6.4.2: the backup learns Master_Adver_Interval from the
+// master's adverts and takes over Master_Down_Interval = 3 x that + Skew
+// after the last one: 150 ms + (256 - 100) x 50 / 256 ms = 180.47 ms.
+BOOST_FIXTURE_TEST_CASE(v3_backup_takes_over_after_the_learned_master_down_interval, Fixture) {
+  make({instance()});
+  deliver(datagram(200, kPeer, 255, 3, 5));  // Max Adver Int 5 cs
+  BOOST_TEST(e().vars().master_adver_interval == fsm::Duration(50ms));
+  run(179ms);
+  BOOST_TEST(e().state() == fsm::State::backup);
+  BOOST_TEST(k->addresses.empty());
+  run(3ms);
+  BOOST_TEST(e().state() == fsm::State::master);
+}
+
+// RFC 5798 §6.4.2: a priority-0 advert sets the Master_Down_Timer to
+// Skew_Time = (256 - 100) x 50 / 256 ms = 30.47 ms.
+BOOST_FIXTURE_TEST_CASE(priority_zero_advert_takeover_after_skew_time, Fixture) {
+  make({instance()});
+  deliver(datagram(200, kPeer, 255, 3, 5));
+  run(20ms);
+  deliver(datagram(0, kPeer, 255, 3, 5));
+  run(29ms);
+  BOOST_TEST(e().state() == fsm::State::backup);
+  run(3ms);
+  BOOST_TEST(e().state() == fsm::State::master);
+}
+
+// RFC 5798 §7.1 (count vs length) and RFC 3768 §7.1 (Auth Type, PASS):
+// forged adverts claiming priority 254 are dropped and counted, never obeyed.
+BOOST_FIXTURE_TEST_CASE(forged_address_count_is_dropped_and_counted, Fixture) {
+  make({instance()});
+  for (int i = 0; i < 10; ++i) {
+    auto two = datagram(254);
+    two[20 + 3] = 2;  // Count IPvX Addrs 2, one address in the message
+    deliver(fix_checksum(two));
+    auto none = datagram(254);
+    none[20 + 3] = 0;
+    deliver(fix_checksum(none));
+    run(10ms);
+  }
+  BOOST_TEST(e().state() == fsm::State::master);
+  BOOST_TEST(e().drops().bad_length == 20u);
+  BOOST_TEST(e().counters().adverts_received == 0u);
+}
+
+BOOST_FIXTURE_TEST_CASE(forged_v2_auth_is_dropped_and_counted, Fixture) {
+  make({instance(2)});
+  for (int i = 0; i < 8; ++i) {
+    auto wrong_pw = datagram(254, kPeer, 255, 2, 1);
+    wrong_pw.back() ^= 0x01;
+    deliver(fix_checksum(wrong_pw, 2));
+    auto no_auth = datagram(254, kPeer, 255, 2, 1);
+    no_auth[20 + 4] = 0;  // Auth Type 0 where we expect PASS
+    deliver(fix_checksum(no_auth, 2));
+    run(500ms);
+  }
+  BOOST_TEST(e().state() == fsm::State::master);
+  BOOST_TEST(e().drops().auth_failure == 8u);
+  BOOST_TEST(e().drops().auth_type_mismatch == 8u);
+  BOOST_TEST(e().counters().adverts_received == 0u);
+}
+
+// A reload that turns preempt on in place: the higher-priority backup then
+// discards the lower master's adverts and takes over (RFC 5798 §6.4.2).
+BOOST_FIXTURE_TEST_CASE(reload_preempt_on_in_place_takes_over_from_lower_master, Fixture) {
+  auto inst = instance(3, 150);
+  inst.preempt = false;
+  make({inst});
+  for (int i = 0; i < 20; ++i) {
+    deliver(datagram(120));
+    run(10ms);
+  }
+  BOOST_REQUIRE(e().state() == fsm::State::backup);
+  auto next = inst;
+  next.preempt = true;
+  svc->reload({next});
+  for (int i = 0; i < 20; ++i) {
+    deliver(datagram(120));
+    run(10ms);
+  }
+  BOOST_TEST(e().state() == fsm::State::master);
+  BOOST_TEST(k->addresses.count(kVip) == 1);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
