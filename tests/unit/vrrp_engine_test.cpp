@@ -784,4 +784,23 @@ BOOST_FIXTURE_TEST_CASE(reload_preempt_on_in_place_takes_over_from_lower_master,
   BOOST_TEST(k->addresses.count(kVip) == 1);
 }
 
+// The advert source (the interface's primary IPv4 address) removed and
+// added back (`ip addr flush` + re-add, a DHCP renewal, NetworkManager):
+// FAULT while it is missing, and BACKUP again once it is back
+// (engine.cpp's prepare(): "FAULT until it has one").
+BOOST_FIXTURE_TEST_CASE(primary_address_added_back_leaves_fault, Fixture) {
+  make({instance()});
+  run(150ms);
+  BOOST_REQUIRE(e().state() == fsm::State::master);
+  k->links["eth0"].primary_v4.clear();
+  k->events.address_removed(2, kSelf);
+  BOOST_TEST(e().state() == fsm::State::fault);
+  BOOST_TEST(k->addresses.empty());
+  k->links["eth0"].primary_v4 = {kSelf};
+  k->events.address_added(2, kSelf);
+  BOOST_TEST(e().state() == fsm::State::backup);
+  run(150ms);
+  BOOST_TEST(e().state() == fsm::State::master);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
