@@ -384,6 +384,15 @@ void Engine::on_address_removed(int ifindex, const IpAddress& address) {
 
 void Engine::on_address_added(int ifindex, const IpAddress& address) {
   if (!started_ || stopped_) return;
+  if (!src_ && ifindex == link_.ifindex) {
+    // FAULT for want of an advert source: this may be it (refresh_link
+    // never picks one of our VIPs).
+    refresh_link();
+    if (src_) {
+      spdlog::info("vrrp {}: {} has {} again: adverts from it", cfg_.name, cfg_.interface, src_->to_string());
+      reevaluate();
+    }
+  }
   vip_event(ifindex, address);
 }
 
