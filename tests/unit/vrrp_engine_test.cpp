@@ -803,4 +803,41 @@ BOOST_FIXTURE_TEST_CASE(primary_address_added_back_leaves_fault, Fixture) {
   BOOST_TEST(e().state() == fsm::State::master);
 }
 
+// The instance's interface deleted and created again (a VLAN or bond rebuilt
+// by the network configuration): it comes back with another ifindex, and
+// a raw socket bound to the old one (SO_BINDTODEVICE, IP_ADD_MEMBERSHIP by
+// ifindex) hears nothing more. The engine must listen on the new device, or
+// it takes over from a live master: two masters holding the VIP.
+BOOST_FIXTURE_TEST_CASE(interface_recreated_with_new_ifindex_keeps_hearing_the_master, Fixture) {
+  make({instance()});
+  // What reaches the engine: only adverts on the device its socket is bound to.
+  auto wire = [&](uint8_t prio) {
+    if (!k->channel_ifindex.empty() && k->links.count("eth0") &&
+        k->channel_ifindex.back() == k->links["eth0"].ifindex)
+      deliver(datagram(prio));
+  };
+  for (int i = 0; i < 10; ++i) {
+    wire(200);
+    run(10ms);
+  }
+  BOOST_REQUIRE(e().state() == fsm::State::backup);
+  LinkInfo gone = k->links["eth0"];
+  gone.up = false;
+  k->links.erase("eth0");
+  k->events.link_changed(gone);  // RTM_DELLINK
+  BOOST_TEST(e().state() == fsm::State::fault);
+  LinkInfo fresh = gone;
+  fresh.ifindex = 7;
+  fresh.up = true;
+  k->links["eth0"] = fresh;
+  k->events.link_changed(fresh);  // RTM_NEWLINK, a new ifindex
+  for (int i = 0; i < 50; ++i) {
+    wire(200);
+    run(10ms);
+  }
+  BOOST_TEST(e().state() == fsm::State::backup);
+  BOOST_TEST(k->addresses.empty());
+  BOOST_TEST(k->channel_ifindex.back() == 7);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
