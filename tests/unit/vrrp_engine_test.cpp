@@ -840,4 +840,36 @@ BOOST_FIXTURE_TEST_CASE(interface_recreated_with_new_ifindex_keeps_hearing_the_m
   BOOST_TEST(k->channel_ifindex.back() == 7);
 }
 
+
+// When the socket of the recreated interface cannot be opened, FAULT (a
+// deaf instance would take over), and the next event that may help retries.
+BOOST_FIXTURE_TEST_CASE(interface_recreated_and_socket_refused_is_fault_until_it_opens, Fixture) {
+  make({instance()});
+  run(150ms);
+  BOOST_REQUIRE(e().state() == fsm::State::master);
+  LinkInfo gone = k->links["eth0"];
+  gone.up = false;
+  k->links.erase("eth0");
+  k->events.link_changed(gone);
+  LinkInfo fresh = gone;
+  fresh.ifindex = 7;
+  fresh.up = true;
+  k->links["eth0"] = fresh;
+  k->refuse_channel = true;
+  k->events.link_changed(fresh);
+  BOOST_TEST(e().state() == fsm::State::fault);
+  std::string why;
+  BOOST_TEST(e().fault_reason(&why));
+  BOOST_TEST(why.find("IP_ADD_MEMBERSHIP") != std::string::npos, why);
+  run(150ms);
+  BOOST_TEST(e().state() == fsm::State::fault);
+  BOOST_TEST(k->addresses.empty());
+  k->refuse_channel = false;
+  k->events.resync();
+  BOOST_TEST(e().state() == fsm::State::backup);
+  BOOST_TEST(k->channel_ifindex.back() == 7);
+  run(150ms);
+  BOOST_TEST(e().state() == fsm::State::master);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
