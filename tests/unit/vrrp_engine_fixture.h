@@ -13,6 +13,7 @@
 #include <set>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <ostream>
 #include <sstream>
 #include <unistd.h>
@@ -62,6 +63,13 @@ struct FakeKernel : Kernel {
   // The ifindex of each channel opened, in order (a raw socket is bound to
   // its device: SO_BINDTODEVICE, IP_ADD_MEMBERSHIP by ifindex).
   std::vector<int> channel_ifindex;
+
+  // Called from the destructor: what the kernel was left with once the
+  // Service that owns it is gone.
+  std::function<void(const FakeKernel&)> on_destroy;
+  ~FakeKernel() override {
+    if (on_destroy) on_destroy(*this);
+  }
 
   FakeKernel() {
     LinkInfo l;

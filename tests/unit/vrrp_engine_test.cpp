@@ -872,4 +872,29 @@ BOOST_FIXTURE_TEST_CASE(interface_recreated_and_socket_refused_is_fault_until_it
   BOOST_TEST(e().state() == fsm::State::master);
 }
 
+
+// The daemon's error path: an exception out of Daemon::run() after the VRRP
+// service started (a failed capability drop, or one escaping a handler of
+// the control loop) is caught in main(), and the Daemon is destroyed with
+// its vrrp::Service without Service::shutdown(). As MASTER the VIP must not
+// stay on the interface of a process that is gone (the peer takes it over
+// after Master_Down_Interval: two hosts answering ARP for it), and the peer
+// should be told (priority 0, RFC 5798 §6.4.3 Shutdown).
+BOOST_FIXTURE_TEST_CASE(service_destroyed_without_shutdown_leaves_no_vip, Fixture) {
+  make({instance()});
+  run(150ms);
+  BOOST_REQUIRE(e().state() == fsm::State::master);
+  BOOST_REQUIRE(k->addresses.count(kVip) == 1);
+  std::set<IpAddress> left;
+  int last_priority = -1;
+  k->on_destroy = [&](const FakeKernel& fk) {
+    left = fk.addresses;
+    if (!fk.adverts.empty()) last_priority = fk.adverts.back().advert.priority;
+  };
+  svc.reset();
+  k = nullptr;
+  BOOST_TEST(left.empty());
+  BOOST_TEST(last_priority == 0);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
