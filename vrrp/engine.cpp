@@ -65,7 +65,18 @@ Engine::Engine(Env env, cfg::VrrpInstance config)
     if (auto ip = IpAddress::parse(p)) peers_.push_back(*ip);
 }
 
-Engine::~Engine() = default;
+Engine::~Engine() {
+  // Whoever owns the engine should have called shutdown(); an exception out
+  // of Daemon::run() (caught in main) destroys the Service without it. The
+  // VIPs must not outlive the process on the interface, and the peer is
+  // told (priority 0) rather than left to wait Master_Down_Interval.
+  try {
+    shutdown();
+  } catch (const std::exception& ex) {
+    spdlog::error("vrrp {}: stopping while destroyed: {}", cfg_.name, ex.what());
+  } catch (...) {
+  }
+}
 
 void Engine::set_fsm_config() {
   using fsm::Duration;
