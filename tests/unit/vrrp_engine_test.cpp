@@ -897,4 +897,44 @@ BOOST_FIXTURE_TEST_CASE(service_destroyed_without_shutdown_leaves_no_vip, Fixtur
   BOOST_TEST(last_priority == 0);
 }
 
+
+// IPv6: the recreated interface has no link-local yet at the link-up (or a
+// tentative one the socket cannot bind to): FAULT, and the socket is opened
+// from the new link-local once it is added, not from the old one.
+BOOST_FIXTURE_TEST_CASE(ipv6_interface_recreated_opens_from_its_new_link_local, Fixture) {
+  auto fk = std::make_unique<FakeKernel>();
+  fk->links["eth0"].link_local_v6 = {kSelf6};
+  k = fk.get();
+  svc = std::make_unique<Service>(io, std::vector<cfg::VrrpInstance>{instance6()}, "node",
+                                  [](const std::string&) { return false; }, std::move(fk));
+  svc->start();
+  svc->release_scripts();
+  run(150ms);
+  BOOST_REQUIRE(e().state() == fsm::State::master);
+  LinkInfo gone = k->links["eth0"];
+  gone.up = false;
+  k->links.erase("eth0");
+  k->events.link_changed(gone);
+  LinkInfo fresh = gone;
+  fresh.ifindex = 7;
+  fresh.up = true;
+  fresh.mac = {0x02, 0, 0, 0, 0, 0x99};
+  fresh.link_local_v6.clear();
+  k->links["eth0"] = fresh;
+  k->refuse_channel = true;  // bind(2) to a link-local that is not there
+  k->events.link_changed(fresh);
+  BOOST_TEST(e().state() == fsm::State::fault);
+  const IpAddress ll = v6("fe80::99");
+  k->links["eth0"].link_local_v6 = {ll};
+  k->refuse_channel = false;
+  k->events.address_added(7, ll);
+  BOOST_TEST(e().state() == fsm::State::backup);
+  BOOST_TEST(k->channel_ifindex.back() == 7);
+  const auto sent = k->adverts.size();
+  run(150ms);
+  BOOST_REQUIRE(e().state() == fsm::State::master);
+  BOOST_REQUIRE(k->adverts.size() > sent);
+  BOOST_TEST(k->adverts.back().src == ll);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
