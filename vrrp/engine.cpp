@@ -422,15 +422,17 @@ void Engine::on_address_removed(int ifindex, const IpAddress& address) {
 
 void Engine::on_address_added(int ifindex, const IpAddress& address) {
   if (!started_ || stopped_) return;
-  if (!channel_ && ifindex == link_.ifindex && rebind_channel()) reevaluate();  // e.g. IPv6 after DAD
-  if (!src_ && ifindex == link_.ifindex) {
-    // FAULT for want of an advert source: this may be it (refresh_link
-    // never picks one of our VIPs).
+  if (ifindex == link_.ifindex && (!src_ || !channel_)) {
+    // FAULT for want of an advert source (IPv4: removed, or none at start)
+    // or of a socket (IPv6: the link-local of a recreated interface, after
+    // DAD): this address may be what was missing. refresh_link never picks
+    // one of our VIPs.
+    const bool had_src = src_.has_value();
     refresh_link();
-    if (src_) {
+    if (src_ && !had_src)
       spdlog::info("vrrp {}: {} has {} again: adverts from it", cfg_.name, cfg_.interface, src_->to_string());
-      reevaluate();
-    }
+    rebind_channel();
+    reevaluate();
   }
   vip_event(ifindex, address);
 }
