@@ -65,7 +65,18 @@ Engine::Engine(Env env, cfg::VrrpInstance config)
     if (auto ip = IpAddress::parse(p)) peers_.push_back(*ip);
 }
 
-Engine::~Engine() = default;
+Engine::~Engine() {
+  // Whoever owns the engine should have called shutdown(); an exception out
+  // of Daemon::run() (caught in main) destroys the Service without it. The
+  // VIPs must not outlive the process on the interface, and the peer is
+  // told (priority 0) rather than left to wait Master_Down_Interval.
+  try {
+    shutdown();
+  } catch (const std::exception& ex) {
+    spdlog::error("vrrp {}: stopping while destroyed: {}", cfg_.name, ex.what());
+  } catch (...) {
+  }
+}
 
 void Engine::set_fsm_config() {
   using fsm::Duration;
@@ -206,11 +217,36 @@ void Engine::prepare() {
                  family_ == Family::ipv4 ? "IPv4" : "IPv6 link-local");
   if (family_ == Family::ipv6 && !src_)
     throw std::runtime_error(who + ": " + cfg_.interface + " has no IPv6 link-local address (is IPv6 disabled?)");
+  channel_ = open_channel();
+  channel_ifindex_ = link_.ifindex;
+}
+
+std::unique_ptr<Channel> Engine::open_channel() {
   std::weak_ptr<int> alive = life_;
-  channel_ = env_.kernel.open_channel(link_, family_, src_ ? *src_ : IpAddress{}, !cfg_.unicast,
-                                     [this, alive](const Received& d) {
+  return env_.kernel.open_channel(link_, family_, src_ ? *src_ : IpAddress{}, !cfg_.unicast,
+                                  [this, alive](const Received& d) {
     if (!alive.expired()) on_datagram(d);
   });
+}
+
+bool Engine::rebind_channel() {
+  if (!link_.up || link_.ifindex == 0) return false;
+  if (channel_ && channel_ifindex_ == link_.ifindex) return false;
+  if (channel_)
+    spdlog::warn("vrrp {}: {} came back with ifindex {} (was {}): re-opening the VRRP socket", cfg_.name,
+                 cfg_.interface, link_.ifindex, channel_ifindex_);
+  // Closed first: a socket bound to a deleted device must not outlive a
+  // failed re-open (it would hear nothing and we would take over).
+  channel_.reset();
+  try {
+    channel_ = open_channel();
+    channel_ifindex_ = link_.ifindex;
+    channel_error_.clear();
+  } catch (const std::exception& ex) {
+    channel_error_ = ex.what();
+    spdlog::error("vrrp {}: cannot re-open the VRRP socket: {}", cfg_.name, channel_error_);
+  }
+  return true;
 }
 
 void Engine::launch() {
@@ -252,6 +288,7 @@ void Engine::reevaluate() {
   add(0, src_.has_value(),
       (family_ == Family::ipv4 ? "no IPv4 address on " : "no IPv6 link-local address on ") + cfg_.interface);
   add(0, !vip_fault_, vip_fault_why_);  // engine_vips.cpp
+  add(0, channel_ != nullptr, "no VRRP socket on " + cfg_.interface + ": " + channel_error_);  // rebind_channel
   for (const auto& p : cfg_.track.proxies)
     add(p.weight, env_.proxy_healthy && env_.proxy_healthy(p.name), "proxy " + p.name + " unhealthy");
   for (std::size_t i = 0; i < cfg_.track.interfaces.size(); ++i)
@@ -355,6 +392,7 @@ void Engine::on_link(const LinkInfo& l) {
     if (l.up) refresh_link();
     else link_.up = false;
     changed = was_up != link_.up || had_src != src_.has_value();
+    if (rebind_channel()) changed = true;
     if (changed) spdlog::info("vrrp {}: interface {} is {}", cfg_.name, cfg_.interface, link_.up ? "up" : "down");
   }
   for (std::size_t i = 0; i < cfg_.track.interfaces.size(); ++i) {
@@ -384,12 +422,25 @@ void Engine::on_address_removed(int ifindex, const IpAddress& address) {
 
 void Engine::on_address_added(int ifindex, const IpAddress& address) {
   if (!started_ || stopped_) return;
+  if (ifindex == link_.ifindex && (!src_ || !channel_)) {
+    // FAULT for want of an advert source (IPv4: removed, or none at start)
+    // or of a socket (IPv6: the link-local of a recreated interface, after
+    // DAD): this address may be what was missing. refresh_link never picks
+    // one of our VIPs.
+    const bool had_src = src_.has_value();
+    refresh_link();
+    if (src_ && !had_src)
+      spdlog::info("vrrp {}: {} has {} again: adverts from it", cfg_.name, cfg_.interface, src_->to_string());
+    rebind_channel();
+    reevaluate();
+  }
   vip_event(ifindex, address);
 }
 
 void Engine::resync() {
   if (!started_ || stopped_) return;
   refresh_link();
+  rebind_channel();
   for (std::size_t i = 0; i < cfg_.track.interfaces.size(); ++i) {
     auto l = env_.kernel.link(cfg_.track.interfaces[i].name);
     tracked_if_up_[i] = l && l->up;

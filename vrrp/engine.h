@@ -137,6 +137,12 @@ class Engine {
   boost::json::array foreign_status() const;
   void run_script(std::size_t i);
   void refresh_link();
+  // The raw channel, bound to the interface as it is now (throws).
+  std::unique_ptr<Channel> open_channel();
+  // Re-opens the channel when the interface came back with another ifindex
+  // (deleted and created again: the old socket hears nothing more) or when
+  // an earlier re-open failed. True when it tried.
+  bool rebind_channel();
   fsm::TimePoint now() const;
 
   Env env_;
@@ -165,6 +171,8 @@ class Engine {
   bool started_ = false;
   bool stopped_ = false;
   std::unique_ptr<Channel> channel_;
+  int channel_ifindex_ = 0;    // the device channel_ is bound to
+  std::string channel_error_;  // why re-opening it failed (FAULT meanwhile)
   Timer fsm_timer_, garp_timer_;
   Timer vip_timer_;
   std::vector<bool> tracked_if_up_;

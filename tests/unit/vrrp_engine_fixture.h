@@ -13,6 +13,7 @@
 #include <set>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <ostream>
 #include <sstream>
 #include <unistd.h>
@@ -59,6 +60,16 @@ struct FakeKernel : Kernel {
   int fail_adds = 0, fail_dels = 0;
   std::error_code error = std::make_error_code(std::errc::no_such_device);
   bool refuse_channel = false;
+  // The ifindex of each channel opened, in order (a raw socket is bound to
+  // its device: SO_BINDTODEVICE, IP_ADD_MEMBERSHIP by ifindex).
+  std::vector<int> channel_ifindex;
+
+  // Called from the destructor: what the kernel was left with once the
+  // Service that owns it is gone.
+  std::function<void(const FakeKernel&)> on_destroy;
+  ~FakeKernel() override {
+    if (on_destroy) on_destroy(*this);
+  }
 
   FakeKernel() {
     LinkInfo l;
@@ -88,10 +99,11 @@ struct FakeKernel : Kernel {
       return {};
     }
   };
-  std::unique_ptr<Channel> open_channel(const LinkInfo&, Family, const IpAddress&, bool,
+  std::unique_ptr<Channel> open_channel(const LinkInfo& link, Family, const IpAddress&, bool,
                                         DatagramHandler h) override {
     if (refuse_channel)
       throw std::system_error(std::make_error_code(std::errc::no_buffer_space), "vrrp: eth0: IP_ADD_MEMBERSHIP 224.0.0.18");
+    channel_ifindex.push_back(link.ifindex);
     rx = std::move(h);
     return std::make_unique<FakeChannel>(*this);
   }

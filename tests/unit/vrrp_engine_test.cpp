@@ -682,3 +682,259 @@ BOOST_AUTO_TEST_CASE(rise_fall) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// ------------------------------------------------------------------------
+// The review of the VRRP engine against RFC 5798 / RFC 3768 (branch vrrprev).
+BOOST_AUTO_TEST_SUITE(review)
+
+namespace {
+// Re-computes the VRRP checksum of an IPv4 datagram after a test edited it,
+// so only the edited field is wrong.
+std::vector<uint8_t> fix_checksum(std::vector<uint8_t> d, unsigned version = 3) {
+  d[26] = d[27] = 0;
+  uint16_t c = compute_checksum(std::span<const uint8_t>(d).subspan(20), uint8_t(version), Family::ipv4, kPeer,
+                                kVrrpGroupV4, ChecksumForm::pseudo_header);
+  d[26] = uint8_t(c >> 8);
+  d[27] = uint8_t(c);
+  return d;
+}
+}  // namespace
+
+// RFC 5798 §6.4.2: the backup learns Master_Adver_Interval from the
+// master's adverts and takes over Master_Down_Interval = 3 x that + Skew
+// after the last one: 150 ms + (256 - 100) x 50 / 256 ms = 180.47 ms.
+BOOST_FIXTURE_TEST_CASE(v3_backup_takes_over_after_the_learned_master_down_interval, Fixture) {
+  make({instance()});
+  deliver(datagram(200, kPeer, 255, 3, 5));  // Max Adver Int 5 cs
+  BOOST_TEST(e().vars().master_adver_interval == fsm::Duration(50ms));
+  run(179ms);
+  BOOST_TEST(e().state() == fsm::State::backup);
+  BOOST_TEST(k->addresses.empty());
+  run(3ms);
+  BOOST_TEST(e().state() == fsm::State::master);
+}
+
+// RFC 5798 §6.4.2: a priority-0 advert sets the Master_Down_Timer to
+// Skew_Time = (256 - 100) x 50 / 256 ms = 30.47 ms.
+BOOST_FIXTURE_TEST_CASE(priority_zero_advert_takeover_after_skew_time, Fixture) {
+  make({instance()});
+  deliver(datagram(200, kPeer, 255, 3, 5));
+  run(20ms);
+  deliver(datagram(0, kPeer, 255, 3, 5));
+  run(29ms);
+  BOOST_TEST(e().state() == fsm::State::backup);
+  run(3ms);
+  BOOST_TEST(e().state() == fsm::State::master);
+}
+
+// RFC 5798 §7.1 (count vs length) and RFC 3768 §7.1 (Auth Type, PASS):
+// forged adverts claiming priority 254 are dropped and counted, never obeyed.
+BOOST_FIXTURE_TEST_CASE(forged_address_count_is_dropped_and_counted, Fixture) {
+  make({instance()});
+  for (int i = 0; i < 10; ++i) {
+    auto two = datagram(254);
+    two[20 + 3] = 2;  // Count IPvX Addrs 2, one address in the message
+    deliver(fix_checksum(two));
+    auto none = datagram(254);
+    none[20 + 3] = 0;
+    deliver(fix_checksum(none));
+    run(10ms);
+  }
+  BOOST_TEST(e().state() == fsm::State::master);
+  BOOST_TEST(e().drops().bad_length == 20u);
+  BOOST_TEST(e().counters().adverts_received == 0u);
+}
+
+BOOST_FIXTURE_TEST_CASE(forged_v2_auth_is_dropped_and_counted, Fixture) {
+  make({instance(2)});
+  for (int i = 0; i < 8; ++i) {
+    auto wrong_pw = datagram(254, kPeer, 255, 2, 1);
+    wrong_pw.back() ^= 0x01;
+    deliver(fix_checksum(wrong_pw, 2));
+    auto no_auth = datagram(254, kPeer, 255, 2, 1);
+    no_auth[20 + 4] = 0;  // Auth Type 0 where we expect PASS
+    deliver(fix_checksum(no_auth, 2));
+    run(500ms);
+  }
+  BOOST_TEST(e().state() == fsm::State::master);
+  BOOST_TEST(e().drops().auth_failure == 8u);
+  BOOST_TEST(e().drops().auth_type_mismatch == 8u);
+  BOOST_TEST(e().counters().adverts_received == 0u);
+}
+
+// A reload that turns preempt on in place: the higher-priority backup then
+// discards the lower master's adverts and takes over (RFC 5798 §6.4.2).
+BOOST_FIXTURE_TEST_CASE(reload_preempt_on_in_place_takes_over_from_lower_master, Fixture) {
+  auto inst = instance(3, 150);
+  inst.preempt = false;
+  make({inst});
+  for (int i = 0; i < 20; ++i) {
+    deliver(datagram(120));
+    run(10ms);
+  }
+  BOOST_REQUIRE(e().state() == fsm::State::backup);
+  auto next = inst;
+  next.preempt = true;
+  svc->reload({next});
+  for (int i = 0; i < 20; ++i) {
+    deliver(datagram(120));
+    run(10ms);
+  }
+  BOOST_TEST(e().state() == fsm::State::master);
+  BOOST_TEST(k->addresses.count(kVip) == 1);
+}
+
+// The advert source (the interface's primary IPv4 address) removed and
+// added back (`ip addr flush` + re-add, a DHCP renewal, NetworkManager):
+// FAULT while it is missing, and BACKUP again once it is back
+// (engine.cpp's prepare(): "FAULT until it has one").
+BOOST_FIXTURE_TEST_CASE(primary_address_added_back_leaves_fault, Fixture) {
+  make({instance()});
+  run(150ms);
+  BOOST_REQUIRE(e().state() == fsm::State::master);
+  k->links["eth0"].primary_v4.clear();
+  k->events.address_removed(2, kSelf);
+  BOOST_TEST(e().state() == fsm::State::fault);
+  BOOST_TEST(k->addresses.empty());
+  k->links["eth0"].primary_v4 = {kSelf};
+  k->events.address_added(2, kSelf);
+  BOOST_TEST(e().state() == fsm::State::backup);
+  run(150ms);
+  BOOST_TEST(e().state() == fsm::State::master);
+}
+
+// The instance's interface deleted and created again (a VLAN or bond rebuilt
+// by the network configuration): it comes back with another ifindex, and
+// a raw socket bound to the old one (SO_BINDTODEVICE, IP_ADD_MEMBERSHIP by
+// ifindex) hears nothing more. The engine must listen on the new device, or
+// it takes over from a live master: two masters holding the VIP.
+BOOST_FIXTURE_TEST_CASE(interface_recreated_with_new_ifindex_keeps_hearing_the_master, Fixture) {
+  make({instance()});
+  // What reaches the engine: only adverts on the device its socket is bound to.
+  auto wire = [&](uint8_t prio) {
+    if (!k->channel_ifindex.empty() && k->links.count("eth0") &&
+        k->channel_ifindex.back() == k->links["eth0"].ifindex)
+      deliver(datagram(prio));
+  };
+  for (int i = 0; i < 10; ++i) {
+    wire(200);
+    run(10ms);
+  }
+  BOOST_REQUIRE(e().state() == fsm::State::backup);
+  LinkInfo gone = k->links["eth0"];
+  gone.up = false;
+  k->links.erase("eth0");
+  k->events.link_changed(gone);  // RTM_DELLINK
+  BOOST_TEST(e().state() == fsm::State::fault);
+  LinkInfo fresh = gone;
+  fresh.ifindex = 7;
+  fresh.up = true;
+  k->links["eth0"] = fresh;
+  k->events.link_changed(fresh);  // RTM_NEWLINK, a new ifindex
+  for (int i = 0; i < 50; ++i) {
+    wire(200);
+    run(10ms);
+  }
+  BOOST_TEST(e().state() == fsm::State::backup);
+  BOOST_TEST(k->addresses.empty());
+  BOOST_TEST(k->channel_ifindex.back() == 7);
+}
+
+
+// When the socket of the recreated interface cannot be opened, FAULT (a
+// deaf instance would take over), and the next event that may help retries.
+BOOST_FIXTURE_TEST_CASE(interface_recreated_and_socket_refused_is_fault_until_it_opens, Fixture) {
+  make({instance()});
+  run(150ms);
+  BOOST_REQUIRE(e().state() == fsm::State::master);
+  LinkInfo gone = k->links["eth0"];
+  gone.up = false;
+  k->links.erase("eth0");
+  k->events.link_changed(gone);
+  LinkInfo fresh = gone;
+  fresh.ifindex = 7;
+  fresh.up = true;
+  k->links["eth0"] = fresh;
+  k->refuse_channel = true;
+  k->events.link_changed(fresh);
+  BOOST_TEST(e().state() == fsm::State::fault);
+  std::string why;
+  BOOST_TEST(e().fault_reason(&why));
+  BOOST_TEST(why.find("IP_ADD_MEMBERSHIP") != std::string::npos, why);
+  run(150ms);
+  BOOST_TEST(e().state() == fsm::State::fault);
+  BOOST_TEST(k->addresses.empty());
+  k->refuse_channel = false;
+  k->events.resync();
+  BOOST_TEST(e().state() == fsm::State::backup);
+  BOOST_TEST(k->channel_ifindex.back() == 7);
+  run(150ms);
+  BOOST_TEST(e().state() == fsm::State::master);
+}
+
+
+// The daemon's error path: an exception out of Daemon::run() after the VRRP
+// service started (a failed capability drop, or one escaping a handler of
+// the control loop) is caught in main(), and the Daemon is destroyed with
+// its vrrp::Service without Service::shutdown(). As MASTER the VIP must not
+// stay on the interface of a process that is gone (the peer takes it over
+// after Master_Down_Interval: two hosts answering ARP for it), and the peer
+// should be told (priority 0, RFC 5798 §6.4.3 Shutdown).
+BOOST_FIXTURE_TEST_CASE(service_destroyed_without_shutdown_leaves_no_vip, Fixture) {
+  make({instance()});
+  run(150ms);
+  BOOST_REQUIRE(e().state() == fsm::State::master);
+  BOOST_REQUIRE(k->addresses.count(kVip) == 1);
+  std::set<IpAddress> left;
+  int last_priority = -1;
+  k->on_destroy = [&](const FakeKernel& fk) {
+    left = fk.addresses;
+    if (!fk.adverts.empty()) last_priority = fk.adverts.back().advert.priority;
+  };
+  svc.reset();
+  k = nullptr;
+  BOOST_TEST(left.empty());
+  BOOST_TEST(last_priority == 0);
+}
+
+
+// IPv6: the recreated interface has no link-local yet at the link-up (or a
+// tentative one the socket cannot bind to): FAULT, and the socket is opened
+// from the new link-local once it is added, not from the old one.
+BOOST_FIXTURE_TEST_CASE(ipv6_interface_recreated_opens_from_its_new_link_local, Fixture) {
+  auto fk = std::make_unique<FakeKernel>();
+  fk->links["eth0"].link_local_v6 = {kSelf6};
+  k = fk.get();
+  svc = std::make_unique<Service>(io, std::vector<cfg::VrrpInstance>{instance6()}, "node",
+                                  [](const std::string&) { return false; }, std::move(fk));
+  svc->start();
+  svc->release_scripts();
+  run(150ms);
+  BOOST_REQUIRE(e().state() == fsm::State::master);
+  LinkInfo gone = k->links["eth0"];
+  gone.up = false;
+  k->links.erase("eth0");
+  k->events.link_changed(gone);
+  LinkInfo fresh = gone;
+  fresh.ifindex = 7;
+  fresh.up = true;
+  fresh.mac = {0x02, 0, 0, 0, 0, 0x99};
+  fresh.link_local_v6.clear();
+  k->links["eth0"] = fresh;
+  k->refuse_channel = true;  // bind(2) to a link-local that is not there
+  k->events.link_changed(fresh);
+  BOOST_TEST(e().state() == fsm::State::fault);
+  const IpAddress ll = v6("fe80::99");
+  k->links["eth0"].link_local_v6 = {ll};
+  k->refuse_channel = false;
+  k->events.address_added(7, ll);
+  BOOST_TEST(e().state() == fsm::State::backup);
+  BOOST_TEST(k->channel_ifindex.back() == 7);
+  const auto sent = k->adverts.size();
+  run(150ms);
+  BOOST_REQUIRE(e().state() == fsm::State::master);
+  BOOST_REQUIRE(k->adverts.size() > sent);
+  BOOST_TEST(k->adverts.back().src == ll);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
