@@ -161,14 +161,19 @@ struct Ctx {
     // lower-priority master until it has heard it for preempt_delay without a
     // break, so a node that just came up (routes, backends still converging)
     // does not take the VIP at once. Afterwards the RFC rule applies.
-    const bool holding = lower && c.preempt && c.preempt_delay > Duration::zero() &&
+    // §6.1 Preempt_Mode: "the router that owns the IPvX address associated
+    // with the VR always preempts, independent of the setting of this flag"
+    // (an owner is master from the start, §6.4.1; a backup becomes one by a
+    // reload in place).
+    const bool preempt = c.preempt || v.priority == kOwnerPriority;
+    const bool holding = lower && preempt && c.preempt_delay > Duration::zero() &&
                          now - *v.lower_master_since < c.preempt_delay;
     // "If Preempt_Mode is False, or if the Priority in the ADVERTISEMENT is
     // greater than or equal to the local Priority, then: [learn the
     // interval], Reset the Master_Down_Timer to Master_Down_Interval. Else
     // (preempt, lower priority): Discard the ADVERTISEMENT" -- the timer then
     // runs out and we take over.
-    if (!c.preempt || !lower || holding) {
+    if (!preempt || !lower || holding) {
       learn_interval(a);
       v.master_address = a.src;
       v.master_priority = a.priority;

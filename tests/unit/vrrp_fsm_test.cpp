@@ -492,6 +492,28 @@ BOOST_AUTO_TEST_CASE(preempt_off_never_takes_over_from_live_lower_master) {
   BOOST_TEST(lan.nodes[a].m.v.state == State::master);
 }
 
+// RFC 5798 §6.1, Preempt_Mode: "the router that owns the IPvX address
+// associated with the VR always preempts, independent of the setting of
+// this flag". A backup that becomes the owner by a reload in place (priority
+// 255, preempt off) takes over from a live lower master.
+BOOST_AUTO_TEST_CASE(owner_preempts_even_with_preempt_off) {
+  Lan lan;
+  Config ca = cfg(100, kA);
+  ca.preempt = false;
+  auto a = lan.add(ca);
+  auto b = lan.add(cfg(50, kB));
+  lan.at(0s, b, Startup{});
+  lan.at(10s, a, Startup{});
+  lan.run_until(30s);
+  BOOST_REQUIRE(lan.nodes[a].m.v.state == State::backup);
+  lan.nodes[a].m.c.priority = kOwnerPriority;  // what Engine::reconfigure does
+  lan.at(30s, a, PriorityChanged{kOwnerPriority});
+  lan.run_until(40s);
+  BOOST_TEST(lan.nodes[a].m.v.state == State::master);
+  BOOST_TEST(lan.nodes[b].m.v.state == State::backup);
+  BOOST_TEST(lan.vip_holders() == 1);
+}
+
 BOOST_AUTO_TEST_CASE(preempt_delay_holds_off_takeover) {
   Lan lan;
   Config ca = cfg(100, kA);
