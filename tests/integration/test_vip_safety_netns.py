@@ -32,6 +32,12 @@ Topology (netns.Lab, names vpt<pid>-*):
    FAULT naming the refused address) and b holds the VIP and serves the
    client; when eth1 comes back a leaves FAULT by itself (a trial add works)
    and takes the VIP back (higher priority).
+4. The backup's VRRP interface deleted and created again (as network
+   configuration rebuilds a VLAN or a bond): it comes back with another
+   ifindex, and a raw socket bound to the old one hears nothing. Asserted:
+   once the link is back, b stays BACKUP and the VIP stays on a alone for
+   3 s (30 adverts, ~9 x b's Master_Down_Interval); b's log says it re-opened
+   the socket. Before, b went MASTER within half a second, beside a.
 3. A SIGHUP that restarts the instance (another VRID) while the kernel
    refuses the new raw socket (net.ipv4.igmp_max_memberships=0 in a's
    namespace: IP_ADD_MEMBERSHIP fails with ENOBUFS): the reload is counted
@@ -92,14 +98,14 @@ def ip_of(host, octet=OCTET):
     return f"10.88.{octet}.{host}"
 
 
-def vipproxy_yaml(node, priority, version=3, vrid=VRID, vip=None, device=None):
+def vipproxy_yaml(node, priority, version=3, vrid=VRID, vip=None, device=None, interface="eth0"):
     vip = vip or ip_of(160)
     addr = f"{{address: {vip}, prefix: 24{', device: ' + device if device else ''}}}"
     lines = [f"node: {node}", "log_level: info", "admin:", f"  listen: 127.0.0.1:{ADMIN_PORT}",
              "proxies:", "  - name: postgres", "    listen: 0.0.0.0:5433",
              "    check: {type: tcp, interval: 200ms, fast_interval: 100ms, timeout: 500ms, rise: 1, fall: 1}",
              "    backends:", "      - {name: local, address: 127.0.0.1:7777}",
-             "vrrp:", "  - name: VI_1", "    interface: eth0", f"    virtual_router_id: {vrid}",
+             "vrrp:", "  - name: VI_1", f"    interface: {interface}", f"    virtual_router_id: {vrid}",
              f"    priority: {priority}", f"    version: {version}"]
     if version == 2:
         lines += ["    advert_int: 1s", f"    authentication: {{type: pass, password: {PASSWORD}}}"]
@@ -389,6 +395,26 @@ class VipSafetyNetns(unittest.TestCase):
         self.daemons["b"].send_signal(signal.SIGHUP)
         wait_until(lambda: self.has("a", vip) and not self.has("b", vip) and self.inst("b")["state"] == "BACKUP"
                    and self.inst("b")["virtual_router_id"] == 52, 10, "VRID 52: a MASTER, b BACKUP")
+
+
+    # ---- 4 ----
+    def test_4_backup_interface_recreated_keeps_hearing_the_master(self):
+        vip = ip_of(160, OCTET1)
+        for short, prio in (("a", 100), ("b", 50)):
+            self.start_vipproxy(short, vipproxy_yaml(short, prio, vip=vip, interface="eth1"))
+        wait_until(lambda: self.has("a", vip, "eth1") and self.inst("b")["state"] == "BACKUP", 10,
+                   "a MASTER with the VIP, b BACKUP")
+        became = self.inst("b")["became_master"]
+        LAB.sh("b", ["ip", "link", "del", "eth1"])
+        wait_until(lambda: self.inst("b")["state"] == "FAULT", 5, "b FAULT while its interface is gone")
+        add_eth1("b", HOSTS["b"])
+        wait_until(lambda: self.inst("b")["state"] == "BACKUP", 10, "b BACKUP again once eth1 is back")
+        hold(lambda: self.has("a", vip, "eth1") and not self.has("b", vip, "eth1")
+             and self.inst("b")["state"] == "BACKUP", 3,
+             "b BACKUP and the VIP on a alone after b's eth1 came back", interval=0.1)
+        self.assertEqual(self.inst("b")["became_master"], became)
+        self.assertEqual(self.inst("a")["state"], "MASTER")
+        self.assertIn("re-opening the VRRP socket", LAB.logtail("vipproxy-b", 200))
 
 
 if __name__ == "__main__":
