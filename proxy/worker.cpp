@@ -379,14 +379,14 @@ void Worker::mark_orphans(Loop::Clock::time_point deadline) {
 void Worker::close_orphans() {
   std::vector<Session*> due;
   auto next = Loop::Clock::time_point::max();
-  auto sort = [&](Session* s) {
+  auto due_or_later = [&](Session* s) {
     if (s->orphan_deadline <= loop_.now())
       due.push_back(s);
     else
       next = std::min(next, s->orphan_deadline);
   };
   for (auto& [backend, list] : active_)
-    for (Session* s = list.front(); s; s = s->next) sort(s);
+    for (Session* s = list.front(); s; s = s->next) due_or_later(s);
   if (!due.empty()) spdlog::info("worker {}: closing {} sessions of removed proxies or backends", index_, due.size());
   for (Session* s : due) s->close(CloseReason::stopping);
   if (next != Loop::Clock::time_point::max()) loop_.arm(orphan_timer_, next);
