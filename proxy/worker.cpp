@@ -351,6 +351,19 @@ void Worker::apply_reload(Reload& r) {
     while (Session* s = old->waiting.front()) s->close(CloseReason::stopping);
   }
   slots_ = std::move(next);
+  // Connects in flight: to a removed proxy, turned away like its waiting
+  // clients (else it would queue in a proxy that no longer exists until its
+  // queue_timeout); to a removed backend, now ineligible, handed to another
+  // at once rather than after connect_timeout (the node removed may be one
+  // that died, dropping the SYN).
+  std::vector<Session*> connecting;
+  for (Session* s = connecting_.front(); s; s = s->next) connecting.push_back(s);
+  for (Session* s : connecting) {
+    if (find_slot(s->slot().rt->cfg.name) != &s->slot())
+      s->close(CloseReason::stopping);
+    else if (s->slot().rt->index_of(s->backend()) == npos)
+      s->backend_gone();
+  }
   mark_orphans(loop_.now() + r.grace);
 }
 
@@ -359,8 +372,8 @@ void Worker::apply_reload(Reload& r) {
 // it (one timer re-armed per reload would have kept the first reload's
 // sessions until the last reload's grace ended).
 // Only established sessions: one still connecting to a removed backend
-// never becomes established there (the reload made that backend
-// ineligible, and Session::on_connected queues it again).
+// was sent elsewhere by apply_reload (and the reload made that backend
+// ineligible, so Session::on_connected would not establish it there).
 void Worker::mark_orphans(Loop::Clock::time_point deadline) {
   auto earliest = Loop::Clock::time_point::max();
   auto mark = [&](Session* s) {
