@@ -104,20 +104,16 @@ std::string patroni_url(const cfg::Proxy& p, size_t bi) {
 // Where a backend's checks connect: the address its sessions go to (looked
 // up at start or when a reload added it), so a check never judges another
 // host than the one clients reach, and never waits for a name server.
-std::optional<boost::asio::ip::address> Daemon::session_address(const proxy::BackendRuntime& b) {
-  if (b.endpoint.port() == 0) return std::nullopt;  // not resolved (cannot happen after resolve_backends)
-  return b.endpoint.address();
-}
+boost::asio::ip::address Daemon::session_address(const proxy::BackendRuntime& b) { return b.endpoint.address(); }
 
 std::shared_ptr<health::Checker> Daemon::make_checker(const proxy::ProxyRuntime& p, size_t bi,
                                                       std::chrono::milliseconds first_delay) {
   std::weak_ptr<proxy::BackendRuntime> backend = p.backends[bi];
   return health::Checker::create(control_, p.cfg.check, p.cfg.name + "/" + p.cfg.backends[bi].name,
-                                 cfg::check_target(p.cfg, bi), first_delay,
+                                 cfg::check_target(p.cfg, bi), session_address(*p.backends[bi]), first_delay,
                                  [this, backend](const health::Status& st) {
                                    if (auto b = backend.lock()) on_check_change(*b, st);
-                                 },
-                                 session_address(*p.backends[bi]));
+                                 });
 }
 
 void Daemon::start_checks() {
@@ -149,12 +145,11 @@ void Daemon::read_patroni_version(const proxy::ProxyRuntime& p, size_t bi) {
   if (read.in_flight) return;  // one request per Patroni, however many proxies check it
   read.in_flight = true;
   const std::string label = p.cfg.name + "/" + p.cfg.backends[bi].name;
-  read.cancel = health::fetch_once(control_, p.cfg.check, cfg::check_target(p.cfg, bi), "/patroni",
-                                   std::chrono::milliseconds(2000),
+  read.cancel = health::fetch_once(control_, p.cfg.check, cfg::check_target(p.cfg, bi),
+                                   session_address(*p.backends[bi]), "/patroni", std::chrono::milliseconds(2000),
                                    [this, url, label](const health::CheckResult& r, const std::string& body) {
                                      on_patroni_version(url, label, r, body);
-                                   },
-                                   session_address(*p.backends[bi]));
+                                   });
 }
 
 // Patroni's REST API does not say which DCS it uses, so a defect that needs

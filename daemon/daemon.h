@@ -59,7 +59,7 @@ class Daemon {
  private:
   void resolve_backends(const std::vector<std::shared_ptr<proxy::ProxyRuntime>>& proxies);
   // Where a backend's checks connect (make_checker, reloads).
-  static std::optional<boost::asio::ip::address> session_address(const proxy::BackendRuntime& b);
+  static boost::asio::ip::address session_address(const proxy::BackendRuntime& b);
   std::shared_ptr<health::Checker> make_checker(const proxy::ProxyRuntime& p, size_t backend,
                                                 std::chrono::milliseconds first_delay);
   void start_checks();

@@ -31,7 +31,7 @@ using probe::make_tls_context;
 class CheckerImpl final : public Checker, public std::enable_shared_from_this<CheckerImpl> {
  public:
   CheckerImpl(asio::io_context& io, const cfg::Check& rule, std::string label, cfg::Endpoint target,
-              std::chrono::milliseconds first_delay, OnChange on_change, std::optional<asio::ip::address> address)
+              asio::ip::address address, std::chrono::milliseconds first_delay, OnChange on_change)
       : strand_(asio::make_strand(io)),
         rule_(std::make_shared<const cfg::Check>(rule)),
         label_(std::move(label)),
@@ -64,7 +64,7 @@ class CheckerImpl final : public Checker, public std::enable_shared_from_this<Ch
       if (urgent && !was && !self->schedule_.up()) self->do_check_now();
     });
   }
-  void reconfigure(const cfg::Check& rule, cfg::Endpoint target, std::optional<asio::ip::address> address) override {
+  void reconfigure(const cfg::Check& rule, cfg::Endpoint target, asio::ip::address address) override {
     asio::dispatch(strand_, [self = shared_from_this(), rule, target = std::move(target), address]() mutable {
       const bool tls_changed = rule.tls != self->rule_->tls;
       self->rule_ = std::make_shared<const cfg::Check>(rule);
@@ -140,7 +140,7 @@ class CheckerImpl final : public Checker, public std::enable_shared_from_this<Ch
       return;
     }
 
-    auto a = probe::make(strand_, rule_, target_, std::move(done), tls_ctx_, nullptr, address_);
+    auto a = probe::make(strand_, rule_, target_, address_, std::move(done), tls_ctx_);
     current_ = a;  // the attempt keeps itself alive; we only need to reach it
     a->start();
   }
@@ -215,7 +215,7 @@ class CheckerImpl final : public Checker, public std::enable_shared_from_this<Ch
   std::shared_ptr<const cfg::Check> rule_;
   std::string label_;
   cfg::Endpoint target_;
-  std::optional<asio::ip::address> address_;
+  asio::ip::address address_;
   std::chrono::milliseconds first_delay_;
   OnChange on_change_;
   std::chrono::steady_clock::time_point last_local_error_log_{};
@@ -232,8 +232,8 @@ class CheckerImpl final : public Checker, public std::enable_shared_from_this<Ch
 }  // namespace
 
 std::function<void()> fetch_once(boost::asio::io_context& io, const cfg::Check& check, cfg::Endpoint target,
-                                 std::string path, std::chrono::milliseconds min_timeout, OnFetched done,
-                                 std::optional<boost::asio::ip::address> address) {
+                                 boost::asio::ip::address address, std::string path,
+                                 std::chrono::milliseconds min_timeout, OnFetched done) {
   auto rule = std::make_shared<cfg::Check>(check);
   rule->type = cfg::CheckType::http;
   rule->method = "GET";
@@ -257,7 +257,7 @@ std::function<void()> fetch_once(boost::asio::io_context& io, const cfg::Check& 
       return [] {};
     }
   }
-  auto a = probe::make(strand, rule, std::move(target), std::move(report), ctx, body, address);
+  auto a = probe::make(strand, rule, std::move(target), address, std::move(report), ctx, body);
   asio::dispatch(strand, [a] { a->start(); });
   std::weak_ptr<Attempt> weak = a;
   return [weak, strand, reported] {
@@ -270,10 +270,10 @@ std::function<void()> fetch_once(boost::asio::io_context& io, const cfg::Check& 
 }
 
 std::shared_ptr<Checker> Checker::create(boost::asio::io_context& io, const cfg::Check& rule, std::string label,
-                                         cfg::Endpoint target, std::chrono::milliseconds first_delay,
-                                         OnChange on_change, std::optional<boost::asio::ip::address> address) {
-  return std::make_shared<CheckerImpl>(io, rule, std::move(label), std::move(target), first_delay,
-                                       std::move(on_change), address);
+                                         cfg::Endpoint target, boost::asio::ip::address address,
+                                         std::chrono::milliseconds first_delay, OnChange on_change) {
+  return std::make_shared<CheckerImpl>(io, rule, std::move(label), std::move(target), address, first_delay,
+                                       std::move(on_change));
 }
 
 }  // namespace health

@@ -25,15 +25,13 @@ class Checker {
   // `label` names the backend in logs ("postgres/catalog01"). `target` is the
   // host to check and the check port (check_port, check.port or the backend's
   // port). `first_delay` spreads checks of many backends over the interval.
-  // `address`, when given, is where checks connect (the backend's address as
-  // the proxy resolved it: checks then judge exactly the host sessions go
-  // to, and never look the name up); target.host still names the host in
-  // the Host header and for TLS. Without it a host name is looked up for
-  // every check (health/name_lookup.h).
+  // `address` is where checks connect: the backend's address as the proxy
+  // resolved it, so checks judge exactly the host sessions go to and never
+  // wait for a name server; target.host still names the host in the Host
+  // header and for TLS.
   static std::shared_ptr<Checker> create(boost::asio::io_context& io, const cfg::Check& rule,
-                                         std::string label, cfg::Endpoint target,
-                                         std::chrono::milliseconds first_delay, OnChange on_change,
-                                         std::optional<boost::asio::ip::address> address = std::nullopt);
+                                         std::string label, cfg::Endpoint target, boost::asio::ip::address address,
+                                         std::chrono::milliseconds first_delay, OnChange on_change);
   virtual ~Checker() = default;
 
   virtual void start() = 0;
@@ -48,12 +46,11 @@ class Checker {
   // SIGHUP with a changed check rule or target: used from the next check on
   // (a check in flight finishes under the old rule); the status and the
   // rise/fall state stay, so an UP backend stays eligible throughout.
-  virtual void reconfigure(const cfg::Check& rule, cfg::Endpoint target,
-                           std::optional<boost::asio::ip::address> address = std::nullopt) = 0;
+  virtual void reconfigure(const cfg::Check& rule, cfg::Endpoint target, boost::asio::ip::address address) = 0;
   virtual const Status& status() const = 0;
 };
 
-// One GET of `path` on `target` with the check's transport (TLS settings,
+// One GET of `path` on `target` (connecting to `address`) with the check's transport (TLS settings,
 // timeout; at least `min_timeout`), outside any schedule: for facts read
 // once, like Patroni's version from /patroni at start. `done` runs on the
 // io_context with the result (Outcome::ok for a 200, l7_status for another
@@ -61,7 +58,7 @@ class Checker {
 // (`done` is then not called); calling it after `done` does nothing.
 using OnFetched = std::function<void(const CheckResult&, const std::string& body)>;
 std::function<void()> fetch_once(boost::asio::io_context& io, const cfg::Check& rule, cfg::Endpoint target,
-                                 std::string path, std::chrono::milliseconds min_timeout, OnFetched done,
-                                 std::optional<boost::asio::ip::address> address = std::nullopt);
+                                 boost::asio::ip::address address, std::string path,
+                                 std::chrono::milliseconds min_timeout, OnFetched done);
 
 }  // namespace health

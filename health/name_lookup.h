@@ -1,7 +1,6 @@
 // Host names looked up on threads of their own, for a reload's new backends
-// (daemon/reload.cpp) and for checks given no address (health/probe.cpp; the
-// daemon gives each check its backend's resolved address, so its checks
-// never look names up: health/checker.h).
+// (daemon/reload.cpp). Checks never look names up: each connects to its
+// backend's resolved address (health/checker.h).
 //
 // getaddrinfo cannot be interrupted, and a name server that does not answer
 // holds it for glibc's timeout (5 s per try and server by default). Asio's

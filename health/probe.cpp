@@ -25,7 +25,6 @@
 #include <vector>
 
 #include "health/http_reply.h"
-#include "health/name_lookup.h"
 #include "health/patroni.h"
 #include "health/verdict.h"
 
@@ -66,88 +65,35 @@ std::string format_endpoint(const std::string& host, uint16_t port, bool omit_po
 std::string ms_text(std::chrono::milliseconds d) { return std::to_string(d.count()) + "ms"; }
 
 // ---------------------------------------------------------------------------
-// One check: resolve, connect, (TLS, request, reply), close. Reports its
+// One check: connect, (TLS, request, reply), close. Reports its
 // result once through `done`, possibly before the polite close has finished.
 
 class AttemptImpl : public Attempt, public std::enable_shared_from_this<AttemptImpl> {
  public:
-  AttemptImpl(Executor ex, std::shared_ptr<const cfg::Check> rule, cfg::Endpoint target, Done done)
+  AttemptImpl(Executor ex, std::shared_ptr<const cfg::Check> rule, cfg::Endpoint target, asio::ip::address address,
+              Done done)
       : ex_(ex),
         rule_(std::move(rule)),
         target_(std::move(target)),
-        done_(std::move(done)),
-        resolve_timer_(ex) {}
-  void connect_to(std::optional<asio::ip::address> address) { address_ = address; }
+        address_(address),
+        done_(std::move(done)) {}
 
   void start() override {
     started_ = Clock::now();
     deadline_ = started_ + rule_->timeout;
-    if (address_) {  // where the proxy's sessions go: no lookup
-      connect({tcp::endpoint(*address_, target_.port)});
-      return;
-    }
-    const std::string host = strip_brackets(target_.host);
-    error_code ec;
-    const auto addr = asio::ip::make_address(host, ec);
-    if (!ec) {  // numeric host: no lookup
-      connect({tcp::endpoint(addr, target_.port)});
-      return;
-    }
-    // getaddrinfo cannot be interrupted: the deadline reports the timeout
-    // itself and the late answer is ignored. The lookup runs on a thread of
-    // its own, shared only with checks of the same name (health/name_lookup.h):
-    // a name server that does not answer delays no other name's check.
-    resolve_timer_.expires_at(deadline_);
-    resolve_timer_.async_wait([self = shared_from_this(), this](error_code ec) {
-      if (ec || cancelled_ || resolved_) return;
-      stop_lookup();
-      finish(make_result(Outcome::l4_timeout, "name resolution timed out after " + ms_text(rule_->timeout)));
-    });
-    cancel_lookup_ = name_lookups(ex_.context())
-                         .look_up(host, target_.port, ex_,
-                                  [self = shared_from_this(), this, host](const error_code& ec,
-                                                                          std::vector<tcp::endpoint> eps) {
-                                    on_looked_up(host, ec, std::move(eps));
-                                  });
+    connect({tcp::endpoint(address_, target_.port)});
   }
 
   // stop(): abandon the check; no result is reported afterwards.
   void cancel() override {
     cancelled_ = true;
     done_ = nullptr;
-    stop_lookup();
-    resolve_timer_.cancel();
     close_transport();
   }
 
  protected:
   virtual void connect(std::vector<tcp::endpoint> eps) = 0;
   virtual void close_transport() = 0;
-
-  // The lookup's answer will not be heard: its waiter (and its reference
-  // to this attempt) goes now, not when the name server answers.
-  void stop_lookup() {
-    if (auto cancel = std::move(cancel_lookup_)) cancel();
-    cancel_lookup_ = nullptr;
-  }
-
-  void on_looked_up(const std::string& host, const error_code& ec, std::vector<tcp::endpoint> eps) {
-    resolved_ = true;
-    cancel_lookup_ = nullptr;
-    resolve_timer_.cancel();
-    if (cancelled_ || !done_) return;
-    if (ec == boost::system::errc::resource_unavailable_try_again) {
-      // No thread for the lookup (or getaddrinfo out of resources): our own
-      // shortage says nothing about the backend.
-      finish(make_result(Outcome::local_error, "cannot look up " + host + ": " + ec.message()));
-      return;
-    }
-    if (ec) {
-      finish(make_result(Outcome::l4_error, "cannot resolve " + host + ": " + ec.message()));
-      return;
-    }
-    connect(std::move(eps));
-  }
 
   void finish(CheckResult r) {
     if (!done_) return;
@@ -203,12 +149,10 @@ class AttemptImpl : public Attempt, public std::enable_shared_from_this<AttemptI
   Executor ex_;
   std::shared_ptr<const cfg::Check> rule_;
   cfg::Endpoint target_;
+  asio::ip::address address_;
   Done done_;
-  std::function<void()> cancel_lookup_;  // of the pending name lookup
-  asio::steady_timer resolve_timer_;
-  std::optional<asio::ip::address> address_;
   Clock::time_point started_{}, deadline_{};
-  bool cancelled_ = false, resolved_ = false;
+  bool cancelled_ = false;
 };
 
 // Layer 4 only: a completed three-way handshake is success; then FIN, not RST.
@@ -251,9 +195,10 @@ class HttpAttempt final : public AttemptImpl {
 
  public:
   // `body_sink`: where the reply's body goes, for fetch_once() (checks keep no body).
-  HttpAttempt(Executor ex, std::shared_ptr<const cfg::Check> rule, cfg::Endpoint target, Done done,
+  HttpAttempt(Executor ex, std::shared_ptr<const cfg::Check> rule, cfg::Endpoint target, asio::ip::address address,
+              Done done,
               std::shared_ptr<ssl::context> ctx, std::shared_ptr<std::string> body_sink = nullptr)
-      : AttemptImpl(ex, std::move(rule), std::move(target), std::move(done)),
+      : AttemptImpl(ex, std::move(rule), std::move(target), address, std::move(done)),
         ctx_(std::move(ctx)),
         body_sink_(std::move(body_sink)) {
     if constexpr (Tls) {
@@ -479,20 +424,16 @@ class HttpAttempt final : public AttemptImpl {
 
 }  // namespace
 
-std::shared_ptr<Attempt> make(Executor ex, std::shared_ptr<const cfg::Check> rule, cfg::Endpoint target, Done done,
-                              std::shared_ptr<ssl::context> tls, std::shared_ptr<std::string> body,
-                              std::optional<asio::ip::address> address) {
-  std::shared_ptr<AttemptImpl> a;
+std::shared_ptr<Attempt> make(Executor ex, std::shared_ptr<const cfg::Check> rule, cfg::Endpoint target,
+                              asio::ip::address address, Done done, std::shared_ptr<ssl::context> tls,
+                              std::shared_ptr<std::string> body) {
   if (rule->type == cfg::CheckType::tcp)
-    a = std::make_shared<TcpAttempt>(ex, std::move(rule), std::move(target), std::move(done));
-  else if (tls)
-    a = std::make_shared<HttpAttempt<true>>(ex, std::move(rule), std::move(target), std::move(done), std::move(tls),
-                                            std::move(body));
-  else
-    a = std::make_shared<HttpAttempt<false>>(ex, std::move(rule), std::move(target), std::move(done), nullptr,
-                                             std::move(body));
-  a->connect_to(address);
-  return a;
+    return std::make_shared<TcpAttempt>(ex, std::move(rule), std::move(target), address, std::move(done));
+  if (tls)
+    return std::make_shared<HttpAttempt<true>>(ex, std::move(rule), std::move(target), address, std::move(done),
+                                               std::move(tls), std::move(body));
+  return std::make_shared<HttpAttempt<false>>(ex, std::move(rule), std::move(target), address, std::move(done),
+                                              nullptr, std::move(body));
 }
 
 std::shared_ptr<ssl::context> make_tls_context(const cfg::Check& rule, std::string& error) {

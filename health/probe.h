@@ -27,7 +27,7 @@ using Done = std::function<void(CheckResult)>;
 class Attempt {
  public:
   virtual ~Attempt() = default;
-  // Resolve, connect, (TLS, request, reply), close. `done` is called once on
+  // Connect, (TLS, request, reply), close. `done` is called once on
   // the executor, possibly before the polite close has finished.
   virtual void start() = 0;
   // Abandon the check: no result is reported afterwards.
@@ -36,12 +36,12 @@ class Attempt {
 
 // rule.type tcp: a connect; http: the rule's request, over TLS when `tls` is
 // given (make_tls_context). `body`, when given, receives the reply's body.
-// `address`: connect there instead of looking target.host up (which still
-// names the host in the request and for TLS).
-std::shared_ptr<Attempt> make(Executor ex, std::shared_ptr<const cfg::Check> rule, cfg::Endpoint target, Done done,
+// Connects to `address` (the backend's, as the proxy resolved it) on
+// target.port; target.host names the host in the request and for TLS.
+std::shared_ptr<Attempt> make(Executor ex, std::shared_ptr<const cfg::Check> rule, cfg::Endpoint target,
+                              boost::asio::ip::address address, Done done,
                               std::shared_ptr<boost::asio::ssl::context> tls,
-                              std::shared_ptr<std::string> body = nullptr,
-                              std::optional<boost::asio::ip::address> address = std::nullopt);
+                              std::shared_ptr<std::string> body = nullptr);
 
 // The client context of an https check; `error` says why it is unusable.
 std::shared_ptr<boost::asio::ssl::context> make_tls_context(const cfg::Check& rule, std::string& error);
