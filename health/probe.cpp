@@ -81,7 +81,7 @@ class AttemptImpl : public Attempt, public std::enable_shared_from_this<AttemptI
   void start() override {
     started_ = Clock::now();
     deadline_ = started_ + rule_->timeout;
-    connect({tcp::endpoint(address_, target_.port)});
+    connect();
   }
 
   // stop(): abandon the check; no result is reported afterwards.
@@ -92,7 +92,7 @@ class AttemptImpl : public Attempt, public std::enable_shared_from_this<AttemptI
   }
 
  protected:
-  virtual void connect(std::vector<tcp::endpoint> eps) = 0;
+  virtual void connect() = 0;
   virtual void close_transport() = 0;
 
   void finish(CheckResult r) {
@@ -103,21 +103,15 @@ class AttemptImpl : public Attempt, public std::enable_shared_from_this<AttemptI
     done(std::move(r));
   }
 
-  // Connects `s` to eps[i], then to the next address on failure, on a socket
-  // opened here (close-on-exec from the start: a script must not inherit a
-  // check in flight) and kept for the connect. Asio's range connect closes
-  // and reopens its socket for every address and reports a failed open as
-  // "Operation canceled": when the daemon is out of descriptors (a worker's
-  // accept4() takes each one freed) a healthy backend would be marked down
-  // for our own shortage. Opening and closing a probe first does not help:
-  // a worker can take the descriptor between the probe and asio's open.
-  // `then` gets the last connect error (none: connected); a failed open
-  // reports local_error itself.
-  void connect_each(beast::tcp_stream& s, std::shared_ptr<const std::vector<tcp::endpoint>> eps, size_t i,
-                    std::function<void(error_code)> then) {
-    const tcp::endpoint& ep = (*eps)[i];
+  // Connects `s` to the backend's address on a socket opened here
+  // (close-on-exec from the start: a script must not inherit a check in
+  // flight). A failed open is our own shortage, reported as local_error
+  // here (Asio's connect reported it as "Operation canceled", and a healthy
+  // backend was marked down when the daemon was out of descriptors); `then`
+  // gets the connect's error (none: connected).
+  void open_and_connect(beast::tcp_stream& s, std::function<void(error_code)> then) {
+    const tcp::endpoint ep(address_, target_.port);
     error_code ec;
-    if (s.socket().is_open()) s.socket().close(ec);
     const int fd = ::socket(ep.protocol().family(), SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);
     if (fd < 0) {
       finish(make_result(Outcome::local_error, std::string("cannot open a socket: ") + std::strerror(errno)));
@@ -129,12 +123,8 @@ class AttemptImpl : public Attempt, public std::enable_shared_from_this<AttemptI
       finish(make_result(Outcome::local_error, "cannot open a socket: " + ec.message()));
       return;
     }
-    s.async_connect(ep, [self = shared_from_this(), this, &s, eps, i, then = std::move(then)](error_code ec) mutable {
+    s.async_connect(ep, [self = shared_from_this(), this, then = std::move(then)](error_code ec) {
       if (cancelled_) return;
-      if (ec && ec != beast::error::timeout && i + 1 < eps->size()) {
-        connect_each(s, std::move(eps), i + 1, std::move(then));
-        return;
-      }
       then(ec);
     });
   }
@@ -161,14 +151,9 @@ class TcpAttempt final : public AttemptImpl {
   using AttemptImpl::AttemptImpl;
 
  private:
-  void connect(std::vector<tcp::endpoint> eps) override {
-    if (eps.empty()) {
-      finish(make_result(Outcome::l4_error, "no address to connect to"));
-      return;
-    }
+  void connect() override {
     stream_.expires_at(deadline_);
-    auto all = std::make_shared<const std::vector<tcp::endpoint>>(std::move(eps));
-    connect_each(stream_, std::move(all), 0, [self = shared_from_this(), this](error_code ec) {
+    open_and_connect(stream_, [self = shared_from_this(), this](error_code ec) {
       if (ec) {
         finish(connect_failure(ec));
       } else {
@@ -225,15 +210,10 @@ class HttpAttempt final : public AttemptImpl {
  private:
   auto& tcp_layer() { return beast::get_lowest_layer(*stream_); }
 
-  void connect(std::vector<tcp::endpoint> eps) override {
-    if (eps.empty()) {
-      finish(make_result(Outcome::l4_error, "no address to connect to"));
-      return;
-    }
+  void connect() override {
     // One deadline for the whole check: connect, handshake, request, reply.
     tcp_layer().expires_at(deadline_);
-    auto all = std::make_shared<const std::vector<tcp::endpoint>>(std::move(eps));
-    connect_each(tcp_layer(), std::move(all), 0, [self = shared_from_this(), this](error_code ec) {
+    open_and_connect(tcp_layer(), [self = shared_from_this(), this](error_code ec) {
       if (ec) {
         finish(connect_failure(ec));
         close_transport();
