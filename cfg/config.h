@@ -123,6 +123,9 @@ struct Proxy {
   TcpKeepalive keepalive;
   Duration tcp_user_timeout{30000}; // 0: kernel default
   DataPath data_path = DataPath::automatic;
+  // One log line per session as it ends (HAProxy's `option tcplog`). Off by
+  // default: a client that connects per query would fill the journal.
+  bool log_sessions = false;
   bool operator==(const Proxy&) const = default;
 };
 

@@ -68,6 +68,7 @@ void diff_proxy(std::vector<std::string>& lines, const Proxy& a, const Proxy& b)
   o.field("keepalive", a.keepalive, b.keepalive);
   o.field("tcp_user_timeout", a.tcp_user_timeout, b.tcp_user_timeout);
   o.field("data_path", a.data_path, b.data_path);
+  o.field("log_sessions", a.log_sessions, b.log_sessions);
   diff_check(o, a.check, b.check);
   for (const auto& nb : b.backends) {
     const Backend* ob = nullptr;

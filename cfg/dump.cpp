@@ -117,7 +117,7 @@ void write_check(Writer& w, const Check& ck) {
 void write_proxy(Writer& w, const Proxy& p) {
   const auto& [name, listen, check, balance, backends, connect_timeout, queue_timeout, idle_timeout,
                client_fin_timeout, server_fin_timeout, maxconn, shutdown_sessions_on_down, keepalive,
-               tcp_user_timeout, data_path] = p;
+               tcp_user_timeout, data_path, log_sessions] = p;
   const Proxy d;
   w.line(2, "- name", q(name));
   w.key(4, "listen", listen);
@@ -140,6 +140,7 @@ void write_proxy(Writer& w, const Proxy& p) {
   }
   w.set(4, "tcp_user_timeout", tcp_user_timeout, d.tcp_user_timeout);
   w.set(4, "data_path", data_path, d.data_path);
+  w.set(4, "log_sessions", log_sessions, d.log_sessions);
   w.line(4, "backends", "");
   for (const auto& b : backends) {
     const auto& [bname, address, check_port] = b;

@@ -11,7 +11,7 @@ Proxy Loader::proxy(const Node& n, const std::string& path) {
   Map m(*this, n, path,
         {"name", "listen", "check", "balance", "backends", "connect_timeout", "queue_timeout", "idle_timeout",
          "client_fin_timeout", "server_fin_timeout", "maxconn", "shutdown_sessions_on_down", "keepalive",
-         "tcp_user_timeout", "data_path"},
+         "tcp_user_timeout", "data_path", "log_sessions"},
         "a proxy (a mapping with name, listen, check, backends...)");
   Proxy p;
   Node name_node = m.require("name", "the proxy's name");
@@ -68,6 +68,7 @@ Proxy Loader::proxy(const Node& n, const std::string& path) {
         duration(*v, m.path("tcp_user_timeout"), Duration{0}, Duration{std::numeric_limits<int>::max()}, true);
   if (auto v = m.get("data_path"))
     p.data_path = choice<DataPath>(*v, m.path("data_path"));
+  if (auto v = m.get("log_sessions")) p.log_sessions = boolean(*v, m.path("log_sessions"));
   return p;
 }
 

@@ -25,8 +25,10 @@ std::string Converter::haproxy_reason(const std::string& text, bool global) cons
   if (starts("stats"))
     return "vipproxy's admin endpoint (admin.listen, default 127.0.0.1:8405) serves GET /status (JSON) and "
            "GET /metrics (Prometheus)";
-  if (starts("log") || starts("option tcplog") || starts("option httplog") || starts("option dontlognull") ||
-      starts("option log"))
+  if (starts("option tcplog") || starts("option httplog"))
+    return "vipproxy logs to standard error (the journal under systemd); a line per session: "
+           "log_sessions: true on the proxy";
+  if (starts("log") || starts("option dontlognull") || starts("option log"))
     return "vipproxy logs to standard error (the journal under systemd)";
   if (starts("option tcpka") || starts("option clitcpka") || starts("option srvtcpka"))
     return "TCP keepalive is on by default on both sides (keepalive)";

@@ -3,6 +3,7 @@
 // the close. The kernel path's handover and take-back: session_kernel.cpp.
 #include "proxy/session.h"
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <spdlog/spdlog.h>
 #include <sys/epoll.h>
@@ -41,6 +42,41 @@ void close_fd(int& fd, bool abortive) {
 }
 }  // namespace
 
+const char* to_string(CloseReason r) {
+  switch (r) {
+    case CloseReason::done: return "done";
+    case CloseReason::error: return "error";
+    case CloseReason::backend_down: return "backend_down";
+    case CloseReason::queue_timeout: return "queue_timeout";
+    case CloseReason::idle_timeout: return "idle_timeout";
+    case CloseReason::fin_timeout: return "fin_timeout";
+    case CloseReason::stopping: return "stopping";
+  }
+  return "?";
+}
+
+namespace {
+// "192.0.2.1:5432", "[2001:db8::1]:5432".
+std::string format_sockaddr(const sockaddr* sa) {
+  char host[INET6_ADDRSTRLEN] = "?";
+  unsigned port = 0;
+  if (sa->sa_family == AF_INET) {
+    const auto* in = reinterpret_cast<const sockaddr_in*>(sa);
+    ::inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+    port = ntohs(in->sin_port);
+    return std::string(host) + ":" + std::to_string(port);
+  }
+  if (sa->sa_family == AF_INET6) {
+    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(sa);
+    ::inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+    port = ntohs(in6->sin6_port);
+  }
+  return "[" + std::string(host) + "]:" + std::to_string(port);
+}
+}  // namespace
+
+std::string to_string(const PeerAddress& a) { return format_sockaddr(&a.sa); }
+
 const char* to_string(SessionPath p) {
   switch (p) {
     case SessionPath::copy: return "copy";
@@ -50,11 +86,12 @@ const char* to_string(SessionPath p) {
   return "?";
 }
 
-Session::Session(Worker& worker, std::shared_ptr<ProxySlot> slot, int client_fd)
+Session::Session(Worker& worker, std::shared_ptr<ProxySlot> slot, int client_fd, const PeerAddress& client)
     : worker_(worker),
       loop_(worker.loop()),
       slot_(std::move(slot)),
-      counters_(*slot_->rt->stats->per_worker[worker.index()]) {
+      counters_(*slot_->rt->stats->per_worker[worker.index()]),
+      client_(client) {
   for (int i = 0; i < 2; ++i) {
     side_[i].session = this;
     side_[i].index = i;
@@ -83,7 +120,8 @@ void Session::start() {
     close(CloseReason::error);
     return;
   }
-  queue_deadline_ = loop_.now() + settings().queue_timeout;
+  accepted_at_ = loop_.now();
+  queue_deadline_ = accepted_at_ + settings().queue_timeout;
   idle_timeout_ = settings().idle_timeout;
   fin_timeout_[0] = settings().client_fin_timeout;
   fin_timeout_[1] = settings().server_fin_timeout;
@@ -460,6 +498,9 @@ void Session::close(CloseReason why) {
     bump(path_gauge(path_), ~uint64_t{0});  // minus one (single writer, wraps)
     path_counted_ = false;
   }
+  // The proxy's setting now: a reload turning it on logs the sessions that
+  // end from then on.
+  if (settings().log_sessions) log_end(why, was == State::established);
   loop_.cancel(kick_);
   if ((pump_[0] && pump_[0]->fell_back()) || (pump_[1] && pump_[1]->fell_back()))
     bump(counters_.buffered_fallbacks);
@@ -470,6 +511,23 @@ void Session::close(CloseReason why) {
   close_fd(side_[0].fd, abortive);
   close_fd(side_[1].fd, abortive);
   worker_.session_closed(this);
+}
+
+// One line per session, as HAProxy's `option tcplog` gives one: who, to
+// which backend, how it ended, how long, how many bytes each way. Bytes are
+// what was forwarded (counted_ is up to date: each run and the kernel
+// path's close count them).
+void Session::log_end(CloseReason why, bool established) const {
+  const double secs = std::chrono::duration<double>(loop_.now() - accepted_at_).count();
+  if (!established) {
+    spdlog::info("proxy {}: session {} -> (no backend) ended: {} after {:.3f} s", settings().name,
+                 to_string(client_), to_string(why), secs);
+    return;
+  }
+  spdlog::info("proxy {}: session {} -> {} {} ended: {} after {:.3f} s, client sent {} B, backend sent {} B, "
+               "path {}",
+               settings().name, to_string(client_), backend_->cfg.name, format_sockaddr(backend_->endpoint.data()),
+               to_string(why), secs, counted_[0], counted_[1], to_string(path_));
 }
 
 }  // namespace proxy

@@ -3,11 +3,13 @@
 // in which it closed.
 #pragma once
 
+#include <netinet/in.h>
 #include <sys/epoll.h>
 
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <utility>
 
 #include "proxy/loop.h"
@@ -19,6 +21,7 @@ namespace proxy {
 class Worker;
 struct ProxySlot;
 
+// Named as in the session log (proxies[].log_sessions).
 enum class CloseReason {
   done,           // both sides closed their half cleanly
   error,          // a socket error on either side
@@ -26,8 +29,17 @@ enum class CloseReason {
   queue_timeout,  // no eligible backend within queue_timeout
   idle_timeout,
   fin_timeout,    // half-closed and quiet for client_fin_timeout / server_fin_timeout
-  stopping,       // the daemon is stopping
+  stopping,       // the daemon is stopping, or a reload removed the proxy or backend
 };
+const char* to_string(CloseReason r);
+
+// The client's address as accept4() gave it (for the session log).
+union PeerAddress {
+  sockaddr sa;
+  sockaddr_in in;
+  sockaddr_in6 in6;
+};
+std::string to_string(const PeerAddress& a);
 
 // The data path a session uses now (proxies[].data_path picks where it
 // starts; see Session::path()).
@@ -36,8 +48,8 @@ const char* to_string(SessionPath p);
 
 class Session {
  public:
-  // Takes `client_fd` (accepted non-blocking).
-  Session(Worker& worker, std::shared_ptr<ProxySlot> slot, int client_fd);
+  // Takes `client_fd` (accepted non-blocking from `client`).
+  Session(Worker& worker, std::shared_ptr<ProxySlot> slot, int client_fd, const PeerAddress& client);
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
@@ -126,6 +138,8 @@ class Session {
   void finish_take_back();
   void forget_kernel();
   bool in_kernel() const { return kstate_ != KState::none; }
+  // The session log's line (proxies[].log_sessions), at close.
+  void log_end(CloseReason why, bool established) const;
 
   const cfg::Proxy& settings() const;
 
@@ -167,6 +181,8 @@ class Session {
   uint32_t reports_ = 0;
   Loop::Clock::time_point queue_deadline_;
   Loop::Clock::time_point last_io_[2];  // last I/O on the client, server side
+  Loop::Clock::time_point accepted_at_;
+  PeerAddress client_;
 };
 
 }  // namespace proxy

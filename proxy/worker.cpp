@@ -186,8 +186,12 @@ void Worker::accept(ProxySlot& slot) {
       pause_accepting(l, kMaxconnRecheck);
       return;
     }
-    // Non-blocking and close-on-exec from the start: no FIONBIO/fcntl.
-    int fd = ::accept4(l.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    // Non-blocking and close-on-exec from the start: no FIONBIO/fcntl. The
+    // client's address comes with it (for the session log): no getpeername,
+    // which fails once a client has reset.
+    PeerAddress peer{};
+    socklen_t peer_len = sizeof peer;
+    int fd = ::accept4(l.fd, &peer.sa, &peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       int e = errno;
       if (e == EAGAIN || e == EWOULDBLOCK || e == EINTR) return;  // the loop reports it again
@@ -208,7 +212,7 @@ void Worker::accept(ProxySlot& slot) {
     rt.stats->sessions_current.fetch_add(1, std::memory_order_relaxed);
     bump(counters.sessions_total);
     ++live_;
-    auto* s = new Session(*this, slot.shared_from_this(), fd);
+    auto* s = new Session(*this, slot.shared_from_this(), fd, peer);
     s->start();
   }
 }

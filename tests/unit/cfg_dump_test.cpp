@@ -177,6 +177,7 @@ cfg::Config every_key_set() {
   p.keepalive = {false, 60s, 5s, 9};
   p.tcp_user_timeout = 0ms;
   p.data_path = cfg::DataPath::copy;
+  p.log_sessions = true;
   c.proxies.push_back(p);
 
   cfg::Proxy r;

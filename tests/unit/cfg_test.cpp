@@ -120,6 +120,7 @@ BOOST_AUTO_TEST_CASE(catalog01_loads_as_written) {
   BOOST_TEST(p.client_fin_timeout.count() == 3600000);  // a half-closed session lives 1h without I/O
   BOOST_TEST(p.server_fin_timeout.count() == 3600000);
   BOOST_TEST(p.shutdown_sessions_on_down);
+  BOOST_TEST(!p.log_sessions);
   BOOST_REQUIRE_EQUAL(p.backends.size(), 2u);
   BOOST_TEST(p.backends[0].name == "catalog01");
   BOOST_TEST(p.backends[0].address.to_string() == "192.168.1.151:5432");
@@ -227,6 +228,7 @@ proxies:
     shutdown_sessions_on_down: no
     keepalive: {enabled: true, idle: 60s, interval: 5s, count: 4}
     tcp_user_timeout: none
+    log_sessions: yes
 vrrp:
   - name: VI_6
     interface: eth1
@@ -289,6 +291,7 @@ vrrp:
   BOOST_TEST(p.keepalive.idle.count() == 60000);
   BOOST_TEST(p.keepalive.count == 4u);
   BOOST_TEST(p.tcp_user_timeout.count() == 0);
+  BOOST_TEST(p.log_sessions);
 
   const cfg::VrrpInstance& v = c.vrrp.at(0);
   BOOST_TEST((v.state == cfg::VrrpState::master));
@@ -528,6 +531,7 @@ BOOST_AUTO_TEST_CASE(wrong_types) {
   expect_error(check_with("      rise:\n      fall: 2\n"), 6, "proxies[0].check.rise", "got nothing");
   expect_error(proxy_with("    shutdown_sessions_on_down: maybe\n"), 5, "shutdown_sessions_on_down",
                "expected true or false, got 'maybe'");
+  expect_error(proxy_with("    log_sessions: sometimes\n"), 5, "log_sessions", "expected true or false, got 'sometimes'");
   expect_error("admin: yes\n" + vrrp_with(""), 1, "admin", "expected a mapping with enabled, listen, token");
   expect_error(vrrp_with("    virtual_ipaddresses: 10.0.0.1\n")
                    .replace(vrrp_with("").find("    virtual_ipaddresses: [192.168.1.160/24]\n"),

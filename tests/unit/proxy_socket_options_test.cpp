@@ -2,7 +2,8 @@
 // (Worker::bind_listener sets them there), so the daemon sets none per
 // client connection. This checks, with getsockopt on a socket accepted the
 // way the worker accepts (accept4 with SOCK_NONBLOCK | SOCK_CLOEXEC), that
-// the running kernel copies every one of them.
+// the running kernel copies every one of them; and that the client address
+// accept4() hands over is named as the client sees itself (the session log).
 #define BOOST_TEST_MODULE proxy_socket_options
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -12,6 +13,7 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include "proxy/session.h"
 #include "proxy/worker.h"
 
 namespace {
@@ -94,4 +96,46 @@ BOOST_AUTO_TEST_CASE(options_off_stay_off) {
   BOOST_TEST(get(fd, IPPROTO_TCP, TCP_USER_TIMEOUT) == 0);
   ::close(fd);
   ::close(c);
+}
+
+// The session log names the client by the address accept4() hands the
+// worker (proxy::PeerAddress): as the client sees its own socket, IPv4 as
+// "a.b.c.d:port", IPv6 as "[addr]:port".
+BOOST_AUTO_TEST_CASE(accepted_peer_is_named_as_the_client_sees_itself) {
+  for (int family : {AF_INET, AF_INET6}) {
+    sockaddr_in6 any{};
+    socklen_t len = family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+    if (family == AF_INET) {
+      auto* in = reinterpret_cast<sockaddr_in*>(&any);
+      in->sin_family = AF_INET;
+      in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    } else {
+      any.sin6_family = AF_INET6;
+      any.sin6_addr = in6addr_loopback;
+    }
+    int l = ::socket(family, SOCK_STREAM, 0);
+    BOOST_REQUIRE(l >= 0);
+    if (::bind(l, reinterpret_cast<sockaddr*>(&any), len) != 0) {
+      BOOST_TEST_MESSAGE("no loopback for family " << family << " here");
+      BOOST_REQUIRE(family == AF_INET6);  // IPv4 loopback is always there
+      ::close(l);
+      continue;
+    }
+    BOOST_REQUIRE(::listen(l, 1) == 0);
+    BOOST_REQUIRE(::getsockname(l, reinterpret_cast<sockaddr*>(&any), &len) == 0);
+    int c = ::socket(family, SOCK_STREAM, 0);
+    BOOST_REQUIRE(::connect(c, reinterpret_cast<sockaddr*>(&any), len) == 0);
+    proxy::PeerAddress peer{};
+    socklen_t peer_len = sizeof peer;
+    int fd = ::accept4(l, &peer.sa, &peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    BOOST_REQUIRE(fd >= 0);
+    sockaddr_in6 self{};
+    socklen_t self_len = sizeof self;
+    BOOST_REQUIRE(::getsockname(c, reinterpret_cast<sockaddr*>(&self), &self_len) == 0);
+    const std::string port = std::to_string(ntohs(self.sin6_port));  // same offset in sockaddr_in
+    BOOST_TEST(proxy::to_string(peer) == (family == AF_INET ? "127.0.0.1:" + port : "[::1]:" + port));
+    ::close(fd);
+    ::close(c);
+    ::close(l);
+  }
 }
