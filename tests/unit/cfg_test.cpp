@@ -787,6 +787,17 @@ BOOST_AUTO_TEST_CASE(cross_checks) {
   expect_error(two("ro", "'*:5433'"), 6, "proxies[1].listen", "clashes");
   expect_error(two("ro", "'[::]:5433'"), 6, "proxies[1].listen", "clashes");
   expect_error(two("ro", "0.0.0.0:8405"), 6, "proxies[1].listen", "clashes with admin.listen");
+  // One IPv6 address written two ways is one address: every worker binds
+  // with SO_REUSEPORT, so the kernel would take both and split the clients.
+  auto two_v6 = [&](std::string_view first, std::string_view second) {
+    std::string s = two("ro", second);
+    s.replace(s.find("0.0.0.0:5433"), 12, first);
+    return s;
+  };
+  expect_error(two_v6("'[::1]:5433'", "'[0::1]:5433'"), 6, "proxies[1].listen", "clashes with proxies[0].listen");
+  expect_error(two_v6("'[fd00::1]:5433'", "'[FD00:0:0::1]:5433'"), 6, "proxies[1].listen", "clashes");
+  expect_error(two_v6("'[0::0]:5433'", "'[::1]:5433'"), 6, "proxies[1].listen", "clashes");
+  BOOST_TEST(error_of(two_v6("'[::1]:5433'", "'[::2]:5433'")).empty());
   BOOST_TEST(error_of("admin: {enabled: false}\n" + two("ro", "0.0.0.0:8405")).empty());
 
   expect_error(proxy_with("").replace(proxy_with("").find("}]"), 2, "}, {name: a, address: 10.0.0.2:5432}]"), 4,
