@@ -156,7 +156,10 @@ std::unique_ptr<Daemon::ReloadPlan> Daemon::plan_reload() {
     throw std::runtime_error("the new file needs " + privileges::names(missing) +
                              ", dropped after start: restart to apply");
   cfg::Config& next = p->next;
+  // Restart-only keys keep their running value (diff's restart_only), so
+  // /status shows what runs and the next SIGHUP warns again.
   next.threads = config_.threads;
+  next.vrrp_rt_priority = config_.vrrp_rt_priority;
   next.node = config_.node;
   next.admin.enabled = config_.admin.enabled;
   next.admin.listen = config_.admin.listen;
