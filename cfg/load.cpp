@@ -163,6 +163,34 @@ std::string unknown_key_reason(std::string_view key, std::initializer_list<std::
 }
 
 
+std::optional<YAML::Mark> dash_before(std::string_view text, const YAML::Mark& at) {
+  if (at.is_null() || at.line < 0) return std::nullopt;
+  std::vector<std::string_view> lines;
+  while (static_cast<int>(lines.size()) <= at.line && !text.empty()) {
+    auto eol = text.find('\n');
+    lines.push_back(text.substr(0, eol));
+    text = eol == std::string_view::npos ? std::string_view{} : text.substr(eol + 1);
+  }
+  for (int l = std::min(at.line, static_cast<int>(lines.size()) - 1); l >= 0; --l) {
+    std::string_view s = lines[static_cast<std::size_t>(l)];
+    if (l == at.line) s = s.substr(0, static_cast<std::size_t>(std::max(at.column, 0)));
+    // A comment starts at a '#' after a blank or at the start of the line.
+    for (std::size_t i = 0; i < s.size(); ++i)
+      if (s[i] == '#' && (i == 0 || s[i - 1] == ' ' || s[i - 1] == '\t')) {
+        s = s.substr(0, i);
+        break;
+      }
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
+    if (s.empty()) continue;
+    if (s.back() != '-' || (s.size() > 1 && s[s.size() - 2] != ' ' && s[s.size() - 2] != '\t')) return std::nullopt;
+    YAML::Mark m = at;
+    m.line = l;
+    m.column = static_cast<int>(s.size()) - 1;
+    return m;
+  }
+  return std::nullopt;
+}
+
 Map::Map(const Loader& l, const Node& node, std::string path_in, std::initializer_list<std::string_view> allowed,
          std::string_view what)
     : l_(l), node_(node), path_(std::move(path_in)) {
@@ -260,6 +288,7 @@ std::string default_node_name() {
 
 Config Loader::load(std::string_view text) {
   check_encoding(text);
+  text_ = text;
   const std::string expected =
       "expected a mapping of settings with 'proxies' and/or 'vrrp' (see README.md, Configuration reference)";
   Node root;

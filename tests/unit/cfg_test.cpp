@@ -535,6 +535,27 @@ BOOST_AUTO_TEST_CASE(wrong_types) {
                5, "vrrp[0].virtual_ipaddresses", "expected a list of addresses");
 }
 
+// An empty list entry ("-" and nothing after it, or only a comment: an entry
+// commented out) is pointed at by its own line, not the next entry's.
+BOOST_AUTO_TEST_CASE(empty_list_entries_point_at_their_dash) {
+  expect_error("proxies:\n  -\n  - name: pg\n    listen: '*:1'\n    backends: [{name: a, address: 'h:1'}]\n", 2,
+               "proxies[0]", "expected a proxy (a mapping");
+  expect_error(proxy_with("").replace(proxy_with("").find("    backends: ["), std::string::npos,
+                                      "    backends:\n"
+                                      "      - # {name: a, address: 10.0.0.1:5432}\n"
+                                      "\n"
+                                      "      - {name: b, address: 10.0.0.2:5432}\n"),
+               5, "proxies[0].backends[0]", "expected a backend (a mapping");
+  // The last entry, at the end of the file and before a key.
+  expect_error(vrrp_with("    unicast_peers:\n      - 10.0.0.2\n      -\n"), 8, "vrrp[0].unicast_peers[1]",
+               "got nothing");
+  expect_error(vrrp_with("    unicast_peers:\n      - 10.0.0.2\n      -   \r\n    preempt: true\n"), 8,
+               "vrrp[0].unicast_peers[1]", "got nothing");
+  // An explicit null is where it is written.
+  expect_error(vrrp_with("    unicast_peers:\n      - 10.0.0.2\n      - ~\n    preempt: true\n"), 8,
+               "vrrp[0].unicast_peers[1]", "got nothing");
+}
+
 BOOST_AUTO_TEST_CASE(missing_required_keys) {
   expect_error("proxies:\n  - listen: 0.0.0.0:1\n    backends: [{name: a, address: 'h:1'}]\n", 2, "proxies[0].name",
                "missing: expected the proxy's name");
