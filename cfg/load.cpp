@@ -307,6 +307,15 @@ Config Loader::load(std::string_view text) {
       std::string_view indent = rest.substr(0, rest.find_first_not_of(" \t"));
       if (indent.find('\t') != std::string_view::npos)
         why += " (a tab in the indentation: YAML indents with spaces only)";
+      // A value that starts with a YAML indicator: HAProxy's "*:5433" (an
+      // alias), a password "@..." or "%..." (reserved). yaml-cpp only says
+      // "the referenced anchor is not defined" or "unknown token".
+      std::string_view at = rest.substr(0, rest.find('\n'));
+      if (col >= 1 && static_cast<std::size_t>(col) <= at.size()) {
+        char c = at[static_cast<std::size_t>(col - 1)];
+        if (std::string_view("*@`%|>").find(c) != std::string_view::npos)
+          why += std::string(" (a value starting with '") + c + "' must be quoted: \"" + c + "...\")";
+      }
     }
     return Error(file_, line, col, "", why);
   };

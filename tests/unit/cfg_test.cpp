@@ -437,6 +437,13 @@ BOOST_AUTO_TEST_CASE(truncated_and_malformed_yaml) {
   expect_error("proxies:\n  - name: pg\n   listen: x\n", 3, "", "YAML syntax error");
   expect_error("a: *missing\n", 1, "", "anchor");
   expect_error("proxies:\n\t- name: pg\n", 2, "", "YAML syntax error: illegal block entry (a tab in the indentation");
+  // HAProxy's "bind *:5433" written as it is: '*' starts a YAML alias.
+  expect_error("proxies:\n  - name: pg\n    listen: *:5433\n    backends: [{name: a, address: 10.0.0.1:5432}]\n", 3, "",
+               "(a value starting with '*' must be quoted: \"*...\")");
+  expect_error(vrrp_with("    authentication: {type: pass, password: @Bac1}\n"), 6, "",
+               "(a value starting with '@' must be quoted");
+  expect_error(vrrp_with("    authentication:\n      type: pass\n      password: %Bac1\n"), 8, "",
+               "(a value starting with '%' must be quoted");
   expect_error("proxies:\n  - {name: pg\n", 3, "", "YAML syntax error");
   // Deep nesting is stopped by yaml-cpp's depth guard, not by a stack overflow.
   std::string deep(100000, '[');
