@@ -92,6 +92,14 @@ class Loader {
   // ---- typed scalars ----
 
   std::string scalar(const Node& n, const std::string& path, std::string_view expected) const {
+    // "password: !Bac1234": '!' starts a YAML tag, which yaml-cpp takes off
+    // the value ("" here, or the words after a space). YAML's own tags
+    // ("!!str") are fine; a local one is a value that needed quotes.
+    if (const std::string& tag = n.Tag();
+        tag.size() > 1 && tag[0] == '!' && !tag.starts_with("!!") && !tag.starts_with("tag:yaml.org,2002:"))
+      fail(n, path,
+           "expected " + std::string(expected) + ", got the YAML tag " + quote(tag) +
+               ": a value starting with '!' must be quoted");
     if (!n.IsScalar()) fail(n, path, "expected " + std::string(expected) + ", got " + describe(n));
     return n.Scalar();
   }

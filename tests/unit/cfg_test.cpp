@@ -444,6 +444,14 @@ BOOST_AUTO_TEST_CASE(truncated_and_malformed_yaml) {
                "(a value starting with '@' must be quoted");
   expect_error(vrrp_with("    authentication:\n      type: pass\n      password: %Bac1\n"), 8, "",
                "(a value starting with '%' must be quoted");
+  // '!' starts a YAML tag, which yaml-cpp takes off the value: the password
+  // was read as "" (or as the word after a space), and the message said "got 0".
+  expect_error(vrrp_with("    authentication: {type: pass, password: !Bac1234}\n"), 6, "authentication.password",
+               "a value starting with '!' must be quoted");
+  expect_error(vrrp_with("    notify: {master: !x /bin/true}\n"), 6, "notify.master",
+               "a value starting with '!' must be quoted");
+  // The standard tags are YAML's own way to say a type.
+  BOOST_TEST(error_of(vrrp_with("    priority: !!int 100\n    notify: {master: !!str /bin/true}\n")).empty());
   expect_error("proxies:\n  - {name: pg\n", 3, "", "YAML syntax error");
   // Deep nesting is stopped by yaml-cpp's depth guard, not by a stack overflow.
   std::string deep(100000, '[');
