@@ -434,8 +434,13 @@ Config load_string(std::string_view yaml, const std::string& source_name) {
 }
 
 Config load_file(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: a FIFO nobody writes to would hold open() until a writer
+  // comes, and a SIGHUP reads the file on the thread that sends the VRRP
+  // adverts. Reads block again (a pipe being written, "<(...)", is read to
+  // its end); a FIFO without a writer reads as empty.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) throw Error(path, 0, 0, "", std::string("cannot open the file: ") + std::strerror(errno));
+  if (int flags = ::fcntl(fd, F_GETFL); flags >= 0) (void)::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
   std::string text;
   char buf[65536];
   while (true) {

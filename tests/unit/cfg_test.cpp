@@ -5,7 +5,12 @@
 #define BOOST_TEST_MODULE cfg
 #include <boost/test/data/test_case.hpp>
 #include <boost/test/unit_test.hpp>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <fstream>
+#include <future>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -478,6 +483,41 @@ BOOST_AUTO_TEST_CASE(binary_and_bad_encoding) {
                  "t.yaml:1:1:"));
   // Valid UTF-8 is fine in values.
   BOOST_TEST(error_of("node: café\n" + vrrp_with("")).empty());
+}
+
+// A FIFO nobody writes to (the file replaced by one): open() used to wait
+// for a writer, and a SIGHUP reads the file on the control thread, which
+// sends the VRRP adverts. It must come back at once as an empty file.
+BOOST_AUTO_TEST_CASE(a_fifo_without_a_writer_does_not_block) {
+  char dir[] = "/tmp/cfg_test.XXXXXX";
+  BOOST_REQUIRE(::mkdtemp(dir) != nullptr);
+  const std::string fifo = std::string(dir) + "/vipproxy.yaml";
+  BOOST_REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  auto loading = std::async(std::launch::async, [&] {
+    try {
+      cfg::load_file(fifo);
+    } catch (const cfg::Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  });
+  const bool returned = loading.wait_for(std::chrono::seconds(5)) == std::future_status::ready;
+  if (!returned) {
+    // Unblock it (open() for writing succeeds once a reader waits): EOF.
+    for (int i = 0; i < 500; ++i) {
+      int w = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK);
+      if (w >= 0) {
+        ::close(w);
+        break;
+      }
+      ::usleep(10'000);
+    }
+  }
+  const std::string msg = loading.get();
+  BOOST_TEST(returned, "load_file() waited for a writer");
+  BOOST_TEST(has(msg, fifo + ": the file is empty"), msg);
+  ::unlink(fifo.c_str());
+  ::rmdir(dir);
 }
 
 BOOST_AUTO_TEST_CASE(files_that_cannot_be_read) {
