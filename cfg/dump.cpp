@@ -28,7 +28,8 @@ std::string q(const std::string& s) {
     if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '/' || c == '-' || c == '@' ||
           c == ':'))
       plain = false;
-  if (plain && (s[0] == '-' || s[0] == ':' || s.back() == ':')) plain = false;
+  // '@' is reserved at the start of a plain scalar (a name may hold it).
+  if (plain && (s[0] == '-' || s[0] == ':' || s[0] == '@' || s.back() == ':')) plain = false;
   if (plain) return s;
   std::string o = "\"";
   for (unsigned char c : s) {

@@ -163,6 +163,34 @@ std::string unknown_key_reason(std::string_view key, std::initializer_list<std::
 }
 
 
+std::optional<YAML::Mark> dash_before(std::string_view text, const YAML::Mark& at) {
+  if (at.is_null() || at.line < 0) return std::nullopt;
+  std::vector<std::string_view> lines;
+  while (static_cast<int>(lines.size()) <= at.line && !text.empty()) {
+    auto eol = text.find('\n');
+    lines.push_back(text.substr(0, eol));
+    text = eol == std::string_view::npos ? std::string_view{} : text.substr(eol + 1);
+  }
+  for (int l = std::min(at.line, static_cast<int>(lines.size()) - 1); l >= 0; --l) {
+    std::string_view s = lines[static_cast<std::size_t>(l)];
+    if (l == at.line) s = s.substr(0, static_cast<std::size_t>(std::max(at.column, 0)));
+    // A comment starts at a '#' after a blank or at the start of the line.
+    for (std::size_t i = 0; i < s.size(); ++i)
+      if (s[i] == '#' && (i == 0 || s[i - 1] == ' ' || s[i - 1] == '\t')) {
+        s = s.substr(0, i);
+        break;
+      }
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
+    if (s.empty()) continue;
+    if (s.back() != '-' || (s.size() > 1 && s[s.size() - 2] != ' ' && s[s.size() - 2] != '\t')) return std::nullopt;
+    YAML::Mark m = at;
+    m.line = l;
+    m.column = static_cast<int>(s.size()) - 1;
+    return m;
+  }
+  return std::nullopt;
+}
+
 Map::Map(const Loader& l, const Node& node, std::string path_in, std::initializer_list<std::string_view> allowed,
          std::string_view what)
     : l_(l), node_(node), path_(std::move(path_in)) {
@@ -260,6 +288,7 @@ std::string default_node_name() {
 
 Config Loader::load(std::string_view text) {
   check_encoding(text);
+  text_ = text;
   const std::string expected =
       "expected a mapping of settings with 'proxies' and/or 'vrrp' (see README.md, Configuration reference)";
   Node root;
@@ -278,6 +307,15 @@ Config Loader::load(std::string_view text) {
       std::string_view indent = rest.substr(0, rest.find_first_not_of(" \t"));
       if (indent.find('\t') != std::string_view::npos)
         why += " (a tab in the indentation: YAML indents with spaces only)";
+      // A value that starts with a YAML indicator: HAProxy's "*:5433" (an
+      // alias), a password "@..." or "%..." (reserved). yaml-cpp only says
+      // "the referenced anchor is not defined" or "unknown token".
+      std::string_view at = rest.substr(0, rest.find('\n'));
+      if (col >= 1 && static_cast<std::size_t>(col) <= at.size()) {
+        char c = at[static_cast<std::size_t>(col - 1)];
+        if (std::string_view("*@`%|>").find(c) != std::string_view::npos)
+          why += std::string(" (a value starting with '") + c + "' must be quoted: \"" + c + "...\")";
+      }
     }
     return Error(file_, line, col, "", why);
   };
@@ -396,8 +434,13 @@ Config load_string(std::string_view yaml, const std::string& source_name) {
 }
 
 Config load_file(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: a FIFO nobody writes to would hold open() until a writer
+  // comes, and a SIGHUP reads the file on the thread that sends the VRRP
+  // adverts. Reads block again (a pipe being written, "<(...)", is read to
+  // its end); a FIFO without a writer reads as empty.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) throw Error(path, 0, 0, "", std::string("cannot open the file: ") + std::strerror(errno));
+  if (int flags = ::fcntl(fd, F_GETFL); flags >= 0) (void)::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
   std::string text;
   char buf[65536];
   while (true) {

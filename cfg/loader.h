@@ -32,6 +32,9 @@ std::string ms_text(Duration d);
 // "unknown key 'x'; did you mean 'y'?" (or the vipproxy name of a keepalived
 // or HAProxy spelling, or the list of valid keys).
 std::string unknown_key_reason(std::string_view key, std::initializer_list<std::string_view> allowed);
+// Where the '-' of an empty list entry is, from the mark yaml-cpp gives it
+// (see Loader::list()); nullopt when no '-' stands before it.
+std::optional<YAML::Mark> dash_before(std::string_view text, const YAML::Mark& at);
 
 struct Located {
   Node node;
@@ -89,6 +92,14 @@ class Loader {
   // ---- typed scalars ----
 
   std::string scalar(const Node& n, const std::string& path, std::string_view expected) const {
+    // "password: !Bac1234": '!' starts a YAML tag, which yaml-cpp takes off
+    // the value ("" here, or the words after a space). YAML's own tags
+    // ("!!str") are fine; a local one is a value that needed quotes.
+    if (const std::string& tag = n.Tag();
+        tag.size() > 1 && tag[0] == '!' && !tag.starts_with("!!") && !tag.starts_with("tag:yaml.org,2002:"))
+      fail(n, path,
+           "expected " + std::string(expected) + ", got the YAML tag " + quote(tag) +
+               ": a value starting with '!' must be quoted");
     if (!n.IsScalar()) fail(n, path, "expected " + std::string(expected) + ", got " + describe(n));
     return n.Scalar();
   }
@@ -220,6 +231,15 @@ class Loader {
 
   const Node& list(const Node& n, const std::string& path, std::string_view of) const {
     if (!n.IsSequence()) fail(n, path, "expected a list of " + std::string(of) + ", got " + describe(n));
+    // An empty entry ("-" alone, or an entry commented out) is marked where
+    // the next token starts, often the next entry's line: point at its '-'.
+    // No entry may be empty, so the first one is the error; one look back
+    // keeps a file of a million "-" lines linear.
+    for (const auto& e : n)
+      if (e.IsNull()) {
+        if (auto dash = dash_before(text_, e.Mark())) note_null(e, *dash);
+        break;
+      }
     return n;
   }
 
@@ -253,6 +273,7 @@ class Loader {
   void cross_check(const Config& c);
 
   std::string file_;
+  std::string_view text_;  // the file, while load() runs
   mutable std::vector<std::pair<Node, YAML::Mark>> null_values_;
   // Remembered while walking, for the cross checks and their messages.
   std::vector<Located> proxy_names_, listens_, vrrp_names_, track_proxy_refs_, vrrp_idents_;

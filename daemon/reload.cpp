@@ -7,19 +7,21 @@
 // prepared is dropped (sockets closed): the running configuration stays.
 // commit_reload() applies the plan and cannot fail.
 //
-// A new backend named by a DNS name is looked up without blocking the
-// control thread (a thread of its own runs getaddrinfo, health/name_lookup.h,
-// and its answer is abandoned if the reload ends first): that thread
-// sends the VRRP adverts and runs the checks, and a lookup against a name
-// server that does not answer takes glibc 5 s per try and server; a master
-// silent for that long loses the VIP to its backup. The lookup is bounded
-// (kReloadResolveTimeout); an address literal is taken as it is.
+// A new backend or new listen address named by a DNS name is looked up
+// without blocking the control thread (a thread of its own runs getaddrinfo,
+// health/name_lookup.h, and its answer is abandoned if the reload ends
+// first): that thread sends the VRRP adverts and runs the checks, and a
+// lookup against a name server that does not answer takes glibc 5 s per try
+// and server; a master silent for that long loses the VIP to its backup. The
+// lookup is bounded (kReloadResolveTimeout); an address literal is taken as
+// it is.
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <map>
 #include <stdexcept>
 
 #include "cfg/diff.h"
@@ -38,6 +40,9 @@ struct Daemon::ReloadPlan {
   std::vector<std::shared_ptr<proxy::Worker::Reload>> workers;    // one per worker, listeners bound
   std::optional<vrrp::Service::ReloadPlan> vrrp;                  // the running service's
   std::unique_ptr<vrrp::Service> new_vrrp;                        // the first instances, prepared
+  // Proxy name -> the address its new listen host name was looked up to
+  // (resolve_new_backends()), so binding it asks no name server.
+  std::map<std::string, std::string> listen_hosts;
 };
 
 void Daemon::reload(std::function<void(const std::string& error)> done) {
@@ -74,8 +79,10 @@ void Daemon::resolve_new_backends(std::shared_ptr<ReloadPlan> plan,
   namespace asio = boost::asio;
   using asio::ip::tcp;
   struct Name {
-    std::shared_ptr<proxy::BackendRuntime> backend;
+    std::shared_ptr<proxy::BackendRuntime> backend;  // null: the proxy's new listen address
     std::string proxy;
+    std::string host;
+    uint16_t port = 0;
   };
   std::vector<Name> names;
   for (auto& g : plan->generations)
@@ -86,8 +93,18 @@ void Daemon::resolve_new_backends(std::shared_ptr<ReloadPlan> plan,
       if (!ec)
         b->endpoint = tcp::endpoint(addr, b->cfg.address.port);
       else
-        names.push_back({b, g->cfg.name});
+        names.push_back({b, g->cfg.name, b->cfg.address.host, b->cfg.address.port});
     }
+  // A new listen address given by host name: finish_plan() binds it on
+  // every worker, and its getaddrinfo would ask the name server there, on
+  // this thread, once per worker.
+  for (auto& g : plan->generations) {
+    const proxy::ProxyRuntime* prev = running(g->cfg.name);
+    if (prev && cfg::same_listener(prev->cfg, g->cfg)) continue;  // kept, bound already
+    boost::system::error_code ec;
+    asio::ip::make_address(g->cfg.listen.host, ec);
+    if (ec) names.push_back({nullptr, g->cfg.name, g->cfg.listen.host, g->cfg.listen.port});
+  }
   if (names.empty()) {
     done("");
     return;
@@ -113,29 +130,33 @@ void Daemon::resolve_new_backends(std::shared_ptr<ReloadPlan> plan,
     if (call) done(error);
   };
   cancel_reload_lookup_ = [finish] { finish("", false); };
-  spdlog::info("SIGHUP: looking up {} new backend name(s), for up to {} s", names.size(),
+  spdlog::info("SIGHUP: looking up {} new backend or listen name(s), for up to {} s", names.size(),
                kReloadResolveTimeout.count());
   lookup->timer.expires_after(kReloadResolveTimeout);
-  lookup->timer.async_wait([finish, names](const boost::system::error_code& ec) {
+  lookup->timer.async_wait([finish, names, plan](const boost::system::error_code& ec) {
     if (ec) return;
     std::string which;
     for (const auto& n : names)
-      if (n.backend->endpoint.port() == 0) which += (which.empty() ? "'" : ", '") + n.backend->cfg.address.host + "'";
+      if (n.backend ? n.backend->endpoint.port() == 0 : !plan->listen_hosts.count(n.proxy))
+        which += (which.empty() ? "'" : ", '") + n.host + "'";
     finish("no answer for " + which + " within " + std::to_string(kReloadResolveTimeout.count()) + " s", true);
   });
   auto& lookups = health::name_lookups(control_);
   for (const auto& n : names) {
     lookup->cancels.push_back(lookups.look_up(
-        n.backend->cfg.address.host, n.backend->cfg.address.port, control_.get_executor(),
-        [lookup, finish, n](const boost::system::error_code& error, std::vector<tcp::endpoint> eps) {
+        n.host, n.port, control_.get_executor(),
+        [lookup, finish, n, plan](const boost::system::error_code& error, std::vector<tcp::endpoint> eps) {
           if (lookup->over) return;
           if (error || eps.empty()) {
-            finish("proxy " + n.proxy + ": backend " + n.backend->cfg.name + ": cannot resolve '" +
-                       n.backend->cfg.address.host + "': " + (error ? error.message() : "no address"),
+            finish("proxy " + n.proxy + (n.backend ? ": backend " + n.backend->cfg.name : std::string(": listen")) +
+                       ": cannot resolve '" + n.host + "': " + (error ? error.message() : "no address"),
                    true);
             return;
           }
-          n.backend->endpoint = eps.front();
+          if (n.backend)
+            n.backend->endpoint = eps.front();
+          else
+            plan->listen_hosts[n.proxy] = eps.front().address().to_string();
           if (--lookup->left == 0) finish("", true);
         }));
   }
@@ -156,7 +177,10 @@ std::unique_ptr<Daemon::ReloadPlan> Daemon::plan_reload() {
     throw std::runtime_error("the new file needs " + privileges::names(missing) +
                              ", dropped after start: restart to apply");
   cfg::Config& next = p->next;
+  // Restart-only keys keep their running value (diff's restart_only), so
+  // /status shows what runs and the next SIGHUP warns again.
   next.threads = config_.threads;
+  next.vrrp_rt_priority = config_.vrrp_rt_priority;
   next.node = config_.node;
   next.admin.enabled = config_.admin.enabled;
   next.admin.listen = config_.admin.listen;
@@ -182,8 +206,13 @@ void Daemon::finish_plan(ReloadPlan& rp) {
     plan->grace = next.hard_stop_after;
     for (const auto& g : p->generations) {
       const proxy::ProxyRuntime* prev = running(g->cfg.name);
-      plan->listeners.push_back(prev && cfg::same_listener(prev->cfg, g->cfg) ? nullptr
-                                                                               : w->bind_listener(g->cfg));
+      if (prev && cfg::same_listener(prev->cfg, g->cfg)) {
+        plan->listeners.push_back(nullptr);
+        continue;
+      }
+      cfg::Proxy at = g->cfg;  // a listen host name as the address it was looked up to
+      if (auto h = p->listen_hosts.find(at.name); h != p->listen_hosts.end()) at.listen.host = h->second;
+      plan->listeners.push_back(w->bind_listener(at));
     }
     p->workers.push_back(std::move(plan));
   }

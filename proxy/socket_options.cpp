@@ -30,14 +30,18 @@ void apply_session_options(int fd, const cfg::Proxy& p) {
 void apply_nodelay(int fd) { set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1); }
 
 void apply_dead_peer_options(int fd, const cfg::Proxy& p) {
+  // Off is set too, not left alone: a reload sets the new options on a kept
+  // listener (Worker::apply_reload), whose old ones its sessions inherit.
   if (p.keepalive.enabled) {
     set_int(fd, SOL_SOCKET, SO_KEEPALIVE, 1);
     set_int(fd, IPPROTO_TCP, TCP_KEEPIDLE, seconds(p.keepalive.idle));
     set_int(fd, IPPROTO_TCP, TCP_KEEPINTVL, seconds(p.keepalive.interval));
     set_int(fd, IPPROTO_TCP, TCP_KEEPCNT, static_cast<int>(p.keepalive.count));
+  } else {
+    set_int(fd, SOL_SOCKET, SO_KEEPALIVE, 0);
   }
-  if (p.tcp_user_timeout.count() > 0)
-    set_int(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, static_cast<int>(p.tcp_user_timeout.count()));
+  // 0: the kernel's default.
+  set_int(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, static_cast<int>(p.tcp_user_timeout.count()));
 }
 
 }  // namespace proxy

@@ -60,6 +60,24 @@ Service::ReloadPlan Service::prepare_reload(const std::vector<cfg::VrrpInstance>
 
 void Service::commit_reload(ReloadPlan plan) {
   if (stopped_) return;
+  // Every instance that stops (removed, or restarted) stops before any new
+  // one starts: a new instance may hold addresses an old one held (an
+  // instance renamed, a VIP moved to another instance), and an address owner
+  // is MASTER as soon as it starts. The old one's priority-0 advert and VIP
+  // removal must come first, not undo the new one's.
+  for (auto& e : engines_) {
+    const ReloadPlan::Item* item = nullptr;
+    for (const auto& p : plan.items)
+      if (p.inst.name == e->config().name) item = &p;
+    if (!item) {
+      spdlog::info("vrrp {}: removed; stopping it", e->config().name);
+      e->shutdown();
+    } else if (item->fresh) {
+      spdlog::warn("vrrp {}: interface, VRID, version, addresses or peers changed: restarting the instance",
+                   item->inst.name);
+      e->shutdown();
+    }
+  }
   std::vector<std::unique_ptr<Engine>> next;
   for (auto& p : plan.items) {
     std::unique_ptr<Engine> engine;
@@ -70,20 +88,9 @@ void Service::commit_reload(ReloadPlan plan) {
       next.push_back(std::move(engine));
       continue;
     }
-    if (engine) {
-      spdlog::warn("vrrp {}: interface, VRID, version, addresses or peers changed: restarting the instance",
-                   p.inst.name);
-      engine->shutdown();
-    } else {
-      spdlog::info("vrrp {}: added", p.inst.name);
-    }
+    if (!engine) spdlog::info("vrrp {}: added", p.inst.name);
     if (started_) p.fresh->launch();
     next.push_back(std::move(p.fresh));
-  }
-  for (auto& e : engines_) {
-    if (!e) continue;
-    spdlog::info("vrrp {}: removed; stopping it", e->config().name);
-    e->shutdown();
   }
   engines_ = std::move(next);
 }

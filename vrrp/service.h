@@ -55,7 +55,8 @@ class Service {
   // applied without leaving the current state; a change of interface, VRID,
   // version, addresses or peers restarts that instance (as MASTER it first
   // sends priority 0, so the peer takes over at once). Removed instances
-  // stop the same way, new ones start. Throws, changing nothing, when a new
+  // stop the same way, new ones start, after every stopped one (an address
+  // owner renamed keeps its VIP). Throws, changing nothing, when a new
   // or restarted instance cannot be prepared (its interface does not exist,
   // the kernel refuses its raw socket): the new socket is opened before the
   // old instance stops, so a refused restart leaves the old one running.

@@ -347,7 +347,7 @@ BOOST_AUTO_TEST_CASE(strings_that_yaml_would_misread_are_quoted) {
   cfg::Config c = every_key_set();
   // Each would read back as something else (a bool, null, a number, a
   // comment, a mapping) if written plain.
-  for (const char* s : {"yes", "null", "~", "-x", "a: b", "# c", "", "x'y", "tab\there", "back\\slash", "é"}) {
+  for (const char* s : {"yes", "null", "~", "-x", "a: b", "# c", "", "x'y", "tab\there", "back\\slash", "é", "@x", "a@b"}) {
     c.vrrp[0].notify.any = s;
     BOOST_TEST_INFO("notify.any = '" << s << "'");
     BOOST_TEST((round_trip(c, cfg::DumpKeys::all) == c));

@@ -5,7 +5,12 @@
 #define BOOST_TEST_MODULE cfg
 #include <boost/test/data/test_case.hpp>
 #include <boost/test/unit_test.hpp>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <fstream>
+#include <future>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -440,6 +445,21 @@ BOOST_AUTO_TEST_CASE(truncated_and_malformed_yaml) {
   expect_error("proxies:\n  - name: pg\n   listen: x\n", 3, "", "YAML syntax error");
   expect_error("a: *missing\n", 1, "", "anchor");
   expect_error("proxies:\n\t- name: pg\n", 2, "", "YAML syntax error: illegal block entry (a tab in the indentation");
+  // HAProxy's "bind *:5433" written as it is: '*' starts a YAML alias.
+  expect_error("proxies:\n  - name: pg\n    listen: *:5433\n    backends: [{name: a, address: 10.0.0.1:5432}]\n", 3, "",
+               "(a value starting with '*' must be quoted: \"*...\")");
+  expect_error(vrrp_with("    authentication: {type: pass, password: @Bac1}\n"), 6, "",
+               "(a value starting with '@' must be quoted");
+  expect_error(vrrp_with("    authentication:\n      type: pass\n      password: %Bac1\n"), 8, "",
+               "(a value starting with '%' must be quoted");
+  // '!' starts a YAML tag, which yaml-cpp takes off the value: the password
+  // was read as "" (or as the word after a space), and the message said "got 0".
+  expect_error(vrrp_with("    authentication: {type: pass, password: !Bac1234}\n"), 6, "authentication.password",
+               "a value starting with '!' must be quoted");
+  expect_error(vrrp_with("    notify: {master: !x /bin/true}\n"), 6, "notify.master",
+               "a value starting with '!' must be quoted");
+  // The standard tags are YAML's own way to say a type.
+  BOOST_TEST(error_of(vrrp_with("    priority: !!int 100\n    notify: {master: !!str /bin/true}\n")).empty());
   expect_error("proxies:\n  - {name: pg\n", 3, "", "YAML syntax error");
   // Deep nesting is stopped by yaml-cpp's depth guard, not by a stack overflow.
   std::string deep(100000, '[');
@@ -466,6 +486,41 @@ BOOST_AUTO_TEST_CASE(binary_and_bad_encoding) {
                  "t.yaml:1:1:"));
   // Valid UTF-8 is fine in values.
   BOOST_TEST(error_of("node: café\n" + vrrp_with("")).empty());
+}
+
+// A FIFO nobody writes to (the file replaced by one): open() used to wait
+// for a writer, and a SIGHUP reads the file on the control thread, which
+// sends the VRRP adverts. It must come back at once as an empty file.
+BOOST_AUTO_TEST_CASE(a_fifo_without_a_writer_does_not_block) {
+  char dir[] = "/tmp/cfg_test.XXXXXX";
+  BOOST_REQUIRE(::mkdtemp(dir) != nullptr);
+  const std::string fifo = std::string(dir) + "/vipproxy.yaml";
+  BOOST_REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  auto loading = std::async(std::launch::async, [&] {
+    try {
+      cfg::load_file(fifo);
+    } catch (const cfg::Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  });
+  const bool returned = loading.wait_for(std::chrono::seconds(5)) == std::future_status::ready;
+  if (!returned) {
+    // Unblock it (open() for writing succeeds once a reader waits): EOF.
+    for (int i = 0; i < 500; ++i) {
+      int w = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK);
+      if (w >= 0) {
+        ::close(w);
+        break;
+      }
+      ::usleep(10'000);
+    }
+  }
+  const std::string msg = loading.get();
+  BOOST_TEST(returned, "load_file() waited for a writer");
+  BOOST_TEST(has(msg, fifo + ": the file is empty"), msg);
+  ::unlink(fifo.c_str());
+  ::rmdir(dir);
 }
 
 BOOST_AUTO_TEST_CASE(files_that_cannot_be_read) {
@@ -537,6 +592,27 @@ BOOST_AUTO_TEST_CASE(wrong_types) {
                    .replace(vrrp_with("").find("    virtual_ipaddresses: [192.168.1.160/24]\n"),
                             std::string("    virtual_ipaddresses: [192.168.1.160/24]\n").size(), ""),
                5, "vrrp[0].virtual_ipaddresses", "expected a list of addresses");
+}
+
+// An empty list entry ("-" and nothing after it, or only a comment: an entry
+// commented out) is pointed at by its own line, not the next entry's.
+BOOST_AUTO_TEST_CASE(empty_list_entries_point_at_their_dash) {
+  expect_error("proxies:\n  -\n  - name: pg\n    listen: '*:1'\n    backends: [{name: a, address: 'h:1'}]\n", 2,
+               "proxies[0]", "expected a proxy (a mapping");
+  expect_error(proxy_with("").replace(proxy_with("").find("    backends: ["), std::string::npos,
+                                      "    backends:\n"
+                                      "      - # {name: a, address: 10.0.0.1:5432}\n"
+                                      "\n"
+                                      "      - {name: b, address: 10.0.0.2:5432}\n"),
+               5, "proxies[0].backends[0]", "expected a backend (a mapping");
+  // The last entry, at the end of the file and before a key.
+  expect_error(vrrp_with("    unicast_peers:\n      - 10.0.0.2\n      -\n"), 8, "vrrp[0].unicast_peers[1]",
+               "got nothing");
+  expect_error(vrrp_with("    unicast_peers:\n      - 10.0.0.2\n      -   \r\n    preempt: true\n"), 8,
+               "vrrp[0].unicast_peers[1]", "got nothing");
+  // An explicit null is where it is written.
+  expect_error(vrrp_with("    unicast_peers:\n      - 10.0.0.2\n      - ~\n    preempt: true\n"), 8,
+               "vrrp[0].unicast_peers[1]", "got nothing");
 }
 
 BOOST_AUTO_TEST_CASE(missing_required_keys) {
@@ -791,6 +867,17 @@ BOOST_AUTO_TEST_CASE(cross_checks) {
   expect_error(two("ro", "'*:5433'"), 6, "proxies[1].listen", "clashes");
   expect_error(two("ro", "'[::]:5433'"), 6, "proxies[1].listen", "clashes");
   expect_error(two("ro", "0.0.0.0:8405"), 6, "proxies[1].listen", "clashes with admin.listen");
+  // One IPv6 address written two ways is one address: every worker binds
+  // with SO_REUSEPORT, so the kernel would take both and split the clients.
+  auto two_v6 = [&](std::string_view first, std::string_view second) {
+    std::string s = two("ro", second);
+    s.replace(s.find("0.0.0.0:5433"), 12, first);
+    return s;
+  };
+  expect_error(two_v6("'[::1]:5433'", "'[0::1]:5433'"), 6, "proxies[1].listen", "clashes with proxies[0].listen");
+  expect_error(two_v6("'[fd00::1]:5433'", "'[FD00:0:0::1]:5433'"), 6, "proxies[1].listen", "clashes");
+  expect_error(two_v6("'[0::0]:5433'", "'[::1]:5433'"), 6, "proxies[1].listen", "clashes");
+  BOOST_TEST(error_of(two_v6("'[::1]:5433'", "'[::2]:5433'")).empty());
   BOOST_TEST(error_of("admin: {enabled: false}\n" + two("ro", "0.0.0.0:8405")).empty());
 
   expect_error(proxy_with("").replace(proxy_with("").find("}]"), 2, "}, {name: a, address: 10.0.0.2:5432}]"), 4,

@@ -14,6 +14,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "proxy/session.h"
+#include "proxy/socket_options.h"
 #include "proxy/worker.h"
 
 namespace {
@@ -138,4 +139,32 @@ BOOST_AUTO_TEST_CASE(accepted_peer_is_named_as_the_client_sees_itself) {
     ::close(c);
     ::close(l);
   }
+}
+
+// A reload that keeps a proxy's listener sets the new options on it
+// (Worker::apply_reload): options turned off must be cleared there too, or
+// sessions accepted after the reload still get the old keepalive and
+// TCP_USER_TIMEOUT.
+BOOST_AUTO_TEST_CASE(a_kept_listener_takes_options_a_reload_turned_off) {
+  auto l = proxy::Worker::bind_listener(settings());
+  auto off = settings();
+  off.keepalive.enabled = false;
+  off.tcp_user_timeout = std::chrono::milliseconds(0);
+  proxy::apply_session_options(l->fd, off);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  sa.sin_port = htons(port_of(l->fd));
+  int c = ::socket(AF_INET, SOCK_STREAM, 0);
+  BOOST_REQUIRE(::connect(c, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
+  int fd = -1;
+  for (int i = 0; i < 1000 && fd < 0; ++i) {
+    fd = ::accept4(l->fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) ::usleep(1000);
+  }
+  BOOST_REQUIRE(fd >= 0);
+  BOOST_TEST(get(fd, SOL_SOCKET, SO_KEEPALIVE) == 0);
+  BOOST_TEST(get(fd, IPPROTO_TCP, TCP_USER_TIMEOUT) == 0);
+  ::close(fd);
+  ::close(c);
 }

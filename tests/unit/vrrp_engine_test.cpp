@@ -938,3 +938,36 @@ BOOST_FIXTURE_TEST_CASE(ipv6_interface_recreated_opens_from_its_new_link_local, 
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// An instance that stops at a reload (removed, or restarted) stops before a
+// new one starts: an address owner is MASTER at once, and the old instance's
+// priority-0 advert and VIP removal must not come after the new one's.
+BOOST_FIXTURE_TEST_CASE(reload_old_instances_stop_before_new_ones_start, Fixture) {
+  make({instance(3, 255)});
+  run(150ms);
+  BOOST_REQUIRE(e().state() == fsm::State::master);
+  BOOST_REQUIRE(k->addresses.size() == 1u);
+  // Renamed: VI_1 removed, VI_X added with its VRID and VIP.
+  auto renamed = instance(3, 255);
+  renamed.name = "VI_X";
+  svc->reload({renamed});
+  BOOST_REQUIRE(svc->engines().size() == 1u);
+  BOOST_TEST(e().config().name == "VI_X");
+  BOOST_TEST(e().state() == fsm::State::master);
+  BOOST_TEST(k->addresses.size() == 1u, "the VIP stays with the new owner");
+  BOOST_TEST(k->adverts.back().advert.priority == 255, "the peers hear the new owner last, not priority 0");
+  // The VIP moves to a new instance listed first, while its old instance
+  // restarts on another VRID.
+  auto moved = instance(3, 100);
+  moved.name = "VI_X";
+  moved.virtual_router_id = 52;
+  moved.virtual_ipaddresses[0].address = "10.88.1.161";
+  auto owner = instance(3, 255);
+  owner.name = "VI_Y";
+  svc->reload({owner, moved});
+  BOOST_REQUIRE(svc->engines().size() == 2u);
+  BOOST_TEST(e().config().name == "VI_Y");
+  BOOST_TEST(e().state() == fsm::State::master);
+  BOOST_TEST(k->addresses.count(kVip) == 1u, "the VIP stays with the new owner");
+  BOOST_TEST(k->adverts.back().advert.priority == 255);
+}

@@ -1,0 +1,68 @@
+#!/usr/bin/python3
+"""A SIGHUP that changes what only a restart applies keeps the running value.
+
+`threads`, `node`, `vrrp_rt_priority` and `admin.listen` are set once at
+start (README, "SIGHUP"). A reload that changes them applies the rest of the
+file, logs a warning per key, and leaves the running value in place, also in
+`/status`; the next SIGHUP with the same file warns again, because the
+running value still differs from the file's. vrrp_rt_priority used to be
+taken into the running configuration: `/status` showed a priority the
+control thread did not run with, and the next reload said "unchanged".
+"""
+import os
+import signal
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lab as L  # noqa: E402
+import testmain  # noqa: E402
+
+RESTART_ONLY = ("threads", "node", "vrrp_rt_priority", "admin.listen")
+
+
+class ReloadRestartOnly(unittest.TestCase):
+    def setUp(self):
+        self.lab = L.Lab("vipproxy-reloadrestart")
+        self.addCleanup(self.lab.close)
+        self.rest = L.Standin(self.lab, "node1", "primary")
+        self.port, self.admin, self.other_admin = L.free_port(), L.free_port(), L.free_port()
+        self.good = L.proxy_yaml("p", self.port, [("node1", self.rest.port)], [self.rest.port], self.admin)
+        self.vp = L.Vipproxy(self.lab, self.good)
+        L.wait_until(lambda: L.status(self.admin)["proxies"][0]["current_backend"] == "node1", 20, "backend up")
+
+    def hup(self, applied):
+        self.vp.proc.send_signal(signal.SIGHUP)
+        L.wait_until(lambda: L.status(self.admin)["reloads"] == {"applied": applied, "failed": 0}, 10,
+                     f"reload {applied} applied")
+
+    def warnings(self, key):
+        return self.vp.log(400).count(f"SIGHUP: {key} changed; it takes effect at the next restart")
+
+    def test_restart_only_keys_keep_the_running_value(self):
+        before = L.status(self.admin)
+        self.assertEqual(before["node"], "it")
+        self.assertEqual(before["control_thread"]["vrrp_rt_priority"], 0)
+        changed = (self.good.replace("node: it", "node: other").replace("threads: 2", "threads: 3")
+                   .replace(f"127.0.0.1:{self.admin}", f"127.0.0.1:{self.other_admin}")
+                   .replace("rise: 1", "rise: 2"))
+        changed = "vrrp_rt_priority: 10\n" + changed
+        with open(self.vp.config, "w") as f:
+            f.write(changed)
+        self.hup(1)
+        after = L.status(self.admin)
+        self.assertEqual(after["node"], "it")
+        self.assertEqual(after["control_thread"]["vrrp_rt_priority"], 0,
+                         "the control thread still runs with the priority it started with")
+        self.assertIn("check.rise 1 -> 2", self.vp.log(100), "the rest of the file is applied")
+        for key in RESTART_ONLY:
+            self.assertEqual(self.warnings(key), 1, key)
+        # The same file again: the running values still differ from it.
+        self.hup(2)
+        for key in RESTART_ONLY:
+            self.assertEqual(self.warnings(key), 2, key)
+        self.assertEqual(L.status(self.admin)["control_thread"]["vrrp_rt_priority"], 0)
+
+
+if __name__ == "__main__":
+    testmain.main()
