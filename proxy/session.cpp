@@ -468,7 +468,11 @@ void Session::close(CloseReason why) {
     if (p) p->release();
   const bool abortive = why == CloseReason::error;
   close_fd(side_[0].fd, abortive);
-  close_fd(side_[1].fd, abortive);
+  // Cut because its node stopped being primary: not one more byte to that
+  // node. A clean close() would still send what the socket's send queue
+  // holds (a backend that was slow to read gets it all, then the FIN); the
+  // reset drops it.
+  close_fd(side_[1].fd, abortive || why == CloseReason::backend_down);
   worker_.session_closed(this);
 }
 

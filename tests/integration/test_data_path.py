@@ -8,18 +8,22 @@ checks that it did (skipped where the kernel path cannot load).
 Each session first makes a few request/response exchanges (so the kernel
 path takes it), then: bytes intact both ways under a slow reader, half-close,
 RST both ways, client bytes sent before the backend was connected, sessions
-cut when their backend stops being primary, maxconn, byte counters, and
+cut when their backend stops being primary (and nothing more sent to it
+after the cut), maxconn, byte counters, and
 kernel memory bounded while a reader stops reading (bytes in transit
 between the backend's send and the client's receive, and ss -m of the
 sockets involved).
 """
+import fcntl
 import hashlib
 import os
 import re
+import select
 import socket
 import struct
 import subprocess
 import sys
+import termios
 import threading
 import time
 import unittest
@@ -40,7 +44,8 @@ class Backend(threading.Thread):
     """A line-driven backend: `ping` -> `pong`; `bulk N` sends N pattern
     bytes as fast as the socket takes them (counting them in .sent) and
     closes; `rst` closes with a reset; `echo` echoes everything after it
-    and answers the client's FIN with <EOF>; `tag T` names the connection.
+    and answers the client's FIN with <EOF>; `hold` stops reading and hands
+    the socket to the test (.held[tag]); `tag T` names the connection.
     Records how each connection ended (.ends[tag]: 'eof' or 'reset')."""
 
     def __init__(self):
@@ -52,6 +57,7 @@ class Backend(threading.Thread):
         self.port = self.sock.getsockname()[1]
         self.sent = 0
         self.ends = {}
+        self.held = {}
         self.lock = threading.Lock()
 
     def run(self):
@@ -92,6 +98,10 @@ class Backend(threading.Thread):
                         self.sent += len(b)
                         i += 1
                     c.close()
+                    return
+                elif line == b"hold":
+                    with self.lock:
+                        self.held[tag] = c
                     return
                 elif line == b"rst":
                     c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -142,6 +152,44 @@ def sockets_mem(ports):
         if m:
             total += int(m.group(1)) + int(m.group(2)) + int(m.group(3))
     return total
+
+
+def queues(local_port, peer_port):
+    """(Recv-Q, Send-Q) of the loopback TCP socket local_port -> peer_port
+    (ss -tn), or (0, 0) when there is none."""
+    out = subprocess.run(["ss", "-tnH"], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        f = line.split()
+        if len(f) >= 5 and f[3].endswith(f":{local_port}") and f[4].endswith(f":{peer_port}"):
+            return int(f[1]), int(f[2])
+    return 0, 0
+
+
+def fill(sock, queued, want=None, timeout=20):
+    """Sends from `sock` (made non-blocking) until queued() (a queue
+    further on) holds `want` bytes or, without `want`, until the proxy has
+    stopped reading: `sock` cannot send and queued() (the Recv-Q of the
+    proxy's socket facing `sock`) holds bytes and stays the same for 100 ms."""
+    sock.setblocking(False)
+    chunk = b"z" * 65536
+    end = time.monotonic() + timeout
+    while True:
+        if time.monotonic() > end:
+            raise AssertionError(f"the buffers did not fill within {timeout} s (queued {queued()})")
+        if want is not None and queued() >= want:
+            return
+        try:
+            sock.send(chunk)
+            continue
+        except BlockingIOError:
+            pass
+        if want is None:
+            before = queued()
+            _, w, _ = select.select([], [sock], [], 0.1)
+            if not w and before > 0 and queued() == before:
+                return
+        else:
+            select.select([], [sock], [], 0.05)
 
 
 def sockstat_tcp_pages():
@@ -403,6 +451,53 @@ class DataPath(unittest.TestCase):
         s.close()
         if self.kernel:
             self.assertGreaterEqual(self.counters()["kernel_takebacks"], 1)
+
+    def held(self, tag):
+        """The backend socket of the session tagged `tag`, once it holds."""
+        L.wait_until(lambda: tag in self.backend.held, 5, "the backend to hold")
+        return self.backend.held[tag]
+
+    def test_a_cut_sends_nothing_more_to_the_demoted_node(self):
+        # The backend stops reading while the client sends: the proxy's send
+        # queue to it fills. Cut on demotion, that queue must not go on to the
+        # demoted node (a clean close() would send it, then the FIN).
+        tag = f"{PATH}-cut-full"
+        s = self.connect()
+        s.sendall(f"tag {tag}\n".encode())
+        exchanges(s)
+        if self.kernel:
+            L.wait_until(lambda: self.in_kernel_now() >= 1, 5, "the session in the kernel")
+        s.sendall(b"hold\n")
+        b = self.held(tag)
+        proxy_port = b.getpeername()[1]
+        fill(s, lambda: queues(proxy_port, self.backend.port)[1], 256 * 1024)
+        queued = queues(proxy_port, self.backend.port)[1]
+        self.addCleanup(lambda: L.wait_until(lambda: all(p["current_backend"] for p in self.status()["proxies"]), 10,
+                                             "backends up"))
+        self.addCleanup(self.rest.set_role, "primary")
+        self.rest.set_role("replica")
+        try:
+            s.setblocking(True)
+            s.settimeout(10)
+            while s.recv(65536):
+                pass
+        except ConnectionResetError:
+            pass
+        s.close()
+        arrived = struct.unpack("i", fcntl.ioctl(b, termios.FIONREAD, b"\0" * 4))[0]
+        # What reaches the backend from now on: only what had arrived.
+        b.settimeout(10)
+        got, how = 0, "eof"
+        try:
+            while d := b.recv(1 << 20):
+                got += len(d)
+        except ConnectionResetError:
+            how = "reset"
+        b.close()
+        L.log(f"{PATH}: cut with {queued} bytes queued towards the node; {arrived} had arrived, "
+              f"it read {got} and then a {how}")
+        self.assertLess(got - arrived, 64 * 1024, "bytes went on to the demoted node after the cut")
+        self.assertEqual(how, "reset")
 
     def test_z_daemon_alive(self):
         self.assertTrue(self.vp.alive(), self.vp.log())
