@@ -194,6 +194,12 @@ void Session::on_io(int side, uint32_t ev) {
   if ((ev & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) && wait_[reader] == Wait::read) run(reader);
   if (state_ == State::established && (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)) && wait_[writer] == Wait::write)
     run(writer);
+  // A reset (or a dead peer's timeout) that neither pump saw: the direction
+  // reading this socket waits for the other side to take what it holds (or
+  // is done), and the one writing to it waits for bytes. Neither would run
+  // before the other side moves, which a backend that does not read, or a
+  // client that does not, may never do: the reset goes on now.
+  if (state_ == State::established && (ev & EPOLLERR)) close(CloseReason::error);
 }
 
 void Session::on_timer() {

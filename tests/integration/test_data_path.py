@@ -7,7 +7,8 @@ checks that it did (skipped where the kernel path cannot load).
 
 Each session first makes a few request/response exchanges (so the kernel
 path takes it), then: bytes intact both ways under a slow reader, half-close,
-RST both ways, client bytes sent before the backend was connected, sessions
+RST both ways (also while the other direction waits for a peer that does
+not read), client bytes sent before the backend was connected, sessions
 cut when their backend stops being primary (and nothing more sent to it
 after the cut), maxconn, byte counters, and
 kernel memory bounded while a reader stops reading (bytes in transit
@@ -190,6 +191,18 @@ def fill(sock, queued, want=None, timeout=20):
                 return
         else:
             select.select([], [sock], [], 0.05)
+
+
+def reset_seen(sock, timeout=5):
+    """Whether a reset (or any end) reaches `sock` within `timeout`, without
+    reading what it holds: poll reports POLLERR/POLLHUP."""
+    p = select.poll()
+    p.register(sock, select.POLLERR | select.POLLHUP)
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if any(ev & (select.POLLERR | select.POLLHUP) for _, ev in p.poll(100)):
+            return True
+    return False
 
 
 def sockstat_tcp_pages():
@@ -498,6 +511,47 @@ class DataPath(unittest.TestCase):
               f"it read {got} and then a {how}")
         self.assertLess(got - arrived, 64 * 1024, "bytes went on to the demoted node after the cut")
         self.assertEqual(how, "reset")
+
+    def test_b_client_reset_while_the_backend_is_full(self):
+        # The client resets while its direction waits for a backend that
+        # does not read (nothing comes the other way): the backend sees the
+        # reset at once, not when it reads again.
+        tag = f"{PATH}-reset-full-c"
+        s = self.connect()
+        s.sendall(f"tag {tag}\n".encode())
+        exchanges(s)
+        if self.kernel:
+            L.wait_until(lambda: self.in_kernel_now() >= 1, 5, "the session in the kernel")
+        s.sendall(b"hold\n")
+        b = self.held(tag)
+        # Until the proxy stops reading the client: its direction waits for
+        # the backend to take what it holds.
+        fill(s, lambda: queues(self.port, s.getsockname()[1])[0])
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
+        self.assertTrue(reset_seen(b), "the client's reset did not reach the backend")
+        b.close()
+
+    def test_c_backend_reset_while_the_client_is_full(self):
+        # The backend resets while its direction waits for a client that
+        # does not read (nothing comes the other way): the client sees the
+        # reset at once, not when it reads again.
+        tag = f"{PATH}-reset-full-b"
+        s = self.connect()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        s.sendall(f"tag {tag}\n".encode())
+        exchanges(s)
+        if self.kernel:
+            L.wait_until(lambda: self.in_kernel_now() >= 1, 5, "the session in the kernel")
+        s.sendall(b"hold\n")
+        b = self.held(tag)
+        fill(b, lambda: queues(b.getpeername()[1], self.backend.port)[0])
+        b.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        b.close()
+        self.assertTrue(reset_seen(s), "the backend's reset did not reach the client")
+        s.close()
+        L.wait_until(lambda: next(p for p in self.status()["proxies"] if p["name"] == "dp")["sessions_current"] == 0,
+                     10, "no session open")
 
     def test_z_daemon_alive(self):
         self.assertTrue(self.vp.alive(), self.vp.log())
