@@ -10,7 +10,7 @@ path takes it), then: bytes intact both ways under a slow reader, half-close,
 RST both ways (also while the other direction waits for a peer that does
 not read), client bytes sent before the backend was connected, sessions
 cut when their backend stops being primary (and nothing more sent to it
-after the cut), maxconn, byte counters, and
+after the cut), maxconn, byte counters (also of sessions ended by a reset), and
 kernel memory bounded while a reader stops reading (bytes in transit
 between the backend's send and the client's receive, and ss -m of the
 sockets involved).
@@ -552,6 +552,35 @@ class DataPath(unittest.TestCase):
         s.close()
         L.wait_until(lambda: next(p for p in self.status()["proxies"] if p["name"] == "dp")["sessions_current"] == 0,
                      10, "no session open")
+
+    def test_d_byte_counters_of_reset_sessions(self):
+        # Exact counts also for sessions that end with a reset, either way
+        # (the kernel path counts from the sockets, whose state after a
+        # reset is the one after a FIN).
+        def closed():
+            return next(p for p in self.status()["proxies"] if p["name"] == "dp")["sessions_current"] == 0
+        L.wait_until(closed, 10, "no session open")
+        before = self.counters()
+        s = self.connect()
+        exchanges(s)
+        if self.kernel:
+            L.wait_until(lambda: self.in_kernel_now() >= 1, 5, "the session in the kernel")
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
+        L.wait_until(closed, 10, "the session closed")
+        s = self.connect()
+        exchanges(s)
+        if self.kernel:
+            L.wait_until(lambda: self.in_kernel_now() >= 1, 5, "the session in the kernel")
+        s.sendall(b"rst\n")
+        with self.assertRaises(ConnectionResetError):
+            while s.recv(16):
+                pass
+        s.close()
+        L.wait_until(closed, 10, "the session closed")
+        after = self.counters()
+        self.assertEqual(after["bytes_in"] - before["bytes_in"], 2 * EXCHANGES * 5 + 4)
+        self.assertEqual(after["bytes_out"] - before["bytes_out"], 2 * EXCHANGES * 5)
 
     def test_z_daemon_alive(self):
         self.assertTrue(self.vp.alive(), self.vp.log())
