@@ -4,6 +4,7 @@
 #include "proxy/session.h"
 
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <spdlog/spdlog.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -62,11 +63,13 @@ Session::Session(Worker& worker, std::shared_ptr<ProxySlot> slot, int client_fd)
   side_[0].fd = client_fd;
   timer_.set([this] { on_timer(); });
   kick_.set([this] { on_kick(); });
+  stall_.set([this] { on_stall(); });
 }
 
 Session::~Session() {
   loop_.cancel(timer_);
   loop_.cancel(kick_);
+  loop_.cancel(stall_);
   for (auto& p : pump_)
     if (p) p->release();
   close_fd(side_[0].fd, false);
@@ -87,6 +90,7 @@ void Session::start() {
   idle_timeout_ = settings().idle_timeout;
   fin_timeout_[0] = settings().client_fin_timeout;
   fin_timeout_[1] = settings().server_fin_timeout;
+  user_timeout_ = settings().tcp_user_timeout;
   const PumpContext& ctx = worker_.pump_context();
   switch (settings().data_path) {
     case cfg::DataPath::copy:
@@ -214,6 +218,9 @@ void Session::on_timer() {
       if (options_pending_ && loop_.now() >= options_due_) {
         options_pending_ = false;
         apply_dead_peer_options(side_[1].fd, settings());
+        // Its TCP_USER_TIMEOUT counts from the window's closing, which may
+        // be older than the option: look at once.
+        if (stall_.armed()) on_stall();
       }
       if (!watch_io_) break;
       if (kstate_ == KState::forwarding) {
@@ -398,6 +405,35 @@ void Session::set_path(SessionPath p) {
   path_counted_ = true;
 }
 
+// tcp_user_timeout is for a dead peer: sent data that stays
+// unacknowledged. But Linux (5.11+) also aborts a socket whose peer's window
+// stays closed for TCP_USER_TIMEOUT, even while the peer answers every window
+// probe: a reader that pauses (a client busy elsewhere, a backend waiting on
+// a lock while the client streams) was cut after 30 s. So while a direction
+// waits for its socket to take bytes, this looks every half timeout: with
+// nothing in flight and the send queue full, the window is closed and the
+// option comes off that socket (the kernel then gives up only after
+// tcp_retries2 unanswered probes); it goes back on once the socket takes
+// bytes again.
+void Session::on_stall() {
+  if (state_ != State::established) return;
+  bool blocked_any = false;
+  for (int s = 0; s < 2; ++s) {
+    const bool blocked = !in_kernel() && wait_[1 - s] == Wait::write;  // direction 1 - s writes to side s
+    bool closed_window = false;
+    if (blocked) {
+      blocked_any = true;
+      tcp_info ti{};
+      socklen_t len = sizeof ti;
+      closed_window = ::getsockopt(side_[s].fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 && ti.tcpi_unacked == 0;
+    }
+    if (closed_window == uto_off_[s] || (s == 1 && options_pending_)) continue;
+    const int ms = closed_window ? 0 : static_cast<int>(user_timeout_.count());
+    if (::setsockopt(side_[s].fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof ms) == 0) uto_off_[s] = closed_window;
+  }
+  if (blocked_any || uto_off_[0] || uto_off_[1]) loop_.arm_after(stall_, user_timeout_ / 2);
+}
+
 void Session::count_bytes(int dir) {
   uint64_t now = carried_[dir] + pump_[dir]->bytes();
   if (now == counted_[dir]) return;
@@ -421,6 +457,7 @@ void Session::run(int dir) {
       return;
     case PumpStatus::want_write:
       wait_[dir] = Wait::write;
+      if (user_timeout_.count() > 0 && !in_kernel() && !stall_.armed()) loop_.arm_after(stall_, user_timeout_ / 2);
       // In the kernel: bytes before a FIN are still on their way.
       if (in_kernel() && !kick_.armed()) {
         kick_every_ = std::chrono::milliseconds(1);
@@ -467,6 +504,7 @@ void Session::close(CloseReason why) {
     path_counted_ = false;
   }
   loop_.cancel(kick_);
+  loop_.cancel(stall_);
   if ((pump_[0] && pump_[0]->fell_back()) || (pump_[1] && pump_[1]->fell_back()))
     bump(counters_.buffered_fallbacks);
   loop_.cancel(timer_);

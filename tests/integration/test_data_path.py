@@ -10,7 +10,8 @@ path takes it), then: bytes intact both ways under a slow reader, half-close,
 RST both ways (also while the other direction waits for a peer that does
 not read), client bytes sent before the backend was connected, sessions
 cut when their backend stops being primary (and nothing more sent to it
-after the cut), maxconn, byte counters (also of sessions ended by a reset), and
+after the cut), maxconn, byte counters (also of sessions ended by a reset), a
+reader that pauses longer than tcp_user_timeout (not cut), and
 kernel memory bounded while a reader stops reading (bytes in transit
 between the backend's send and the client's receive, and ss -m of the
 sockets involved).
@@ -227,6 +228,13 @@ class DataPath(unittest.TestCase):
         y += (f"  - name: small\n    listen: 127.0.0.1:{cls.small_port}\n    maxconn: 2\n    data_path: {PATH}\n"
               f"    check: {{type: http, path: /primary, interval: 200ms, rise: 1, fall: 1}}\n"
               f"    backends:\n      - name: be2\n        address: 127.0.0.1:{cls.backend.port}\n"
+              f"        check_port: {cls.rest.port}\n")
+        # A short tcp_user_timeout, for a reader that pauses longer (test_e).
+        cls.uto_port = L.free_port()
+        y += (f"  - name: uto\n    listen: 127.0.0.1:{cls.uto_port}\n    data_path: {PATH}\n"
+              f"    tcp_user_timeout: 1s\n"
+              f"    check: {{type: http, path: /primary, interval: 200ms, rise: 1, fall: 1}}\n"
+              f"    backends:\n      - name: be3\n        address: 127.0.0.1:{cls.backend.port}\n"
               f"        check_port: {cls.rest.port}\n")
         env = {"VIPPROXY_KERNEL_AFTER_EXCHANGES": "1"} if PATH == "kernel" else {}
         cls.vp = L.Vipproxy(cls.lab, y, env=env)
@@ -581,6 +589,52 @@ class DataPath(unittest.TestCase):
         after = self.counters()
         self.assertEqual(after["bytes_in"] - before["bytes_in"], 2 * EXCHANGES * 5 + 4)
         self.assertEqual(after["bytes_out"] - before["bytes_out"], 2 * EXCHANGES * 5)
+
+    def test_e_a_reader_that_pauses_is_not_cut(self):
+        # tcp_user_timeout bounds how long sent data may stay unacknowledged
+        # (a dead peer). A live reader that stops reading for longer keeps
+        # acknowledging the window probes: its session must live on
+        # (Linux 5.11+ aborts a socket whose window stays closed for
+        # TCP_USER_TIMEOUT, probes answered or not). Proxy uto: 1 s.
+        total = 16 * MIB
+        # The client pauses while the backend sends.
+        s = self.connect(self.uto_port)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 256 * 1024)
+        exchanges(s)
+        self.backend.sent = 0
+        s.sendall(f"bulk {total}\n".encode())
+        time.sleep(4.0)  # the point is a reader that stops for a while
+        got = 0
+        s.settimeout(30)
+        try:
+            while d := s.recv(1 << 20):
+                got += len(d)
+        except ConnectionResetError:
+            pass
+        s.close()
+        self.assertEqual(got, total, "the session of a paused client was cut")
+        # The backend pauses while the client sends.
+        tag = f"{PATH}-uto-backend"
+        s = self.connect(self.uto_port)
+        s.sendall(f"tag {tag}\n".encode())
+        exchanges(s)
+        s.sendall(b"hold\n")
+        b = self.held(tag)
+        payload = b"u" * total
+        t = threading.Thread(target=lambda: s.sendall(payload), daemon=True)
+        t.start()
+        time.sleep(4.0)  # the point is a reader that stops for a while
+        got = 0
+        b.settimeout(30)
+        try:
+            while got < total and (d := b.recv(1 << 20)):
+                got += len(d)
+        except ConnectionResetError:
+            pass
+        t.join(30)
+        b.close()
+        s.close()
+        self.assertEqual(got, total, "the session of a paused backend was cut")
 
     def test_z_daemon_alive(self):
         self.assertTrue(self.vp.alive(), self.vp.log())
