@@ -3,10 +3,12 @@
 // the close. The kernel path's handover and take-back: session_kernel.cpp.
 #include "proxy/session.h"
 
+#include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <spdlog/spdlog.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -409,29 +411,29 @@ void Session::set_path(SessionPath p) {
 // unacknowledged. But Linux (5.11+) also aborts a socket whose peer's window
 // stays closed for TCP_USER_TIMEOUT, even while the peer answers every window
 // probe: a reader that pauses (a client busy elsewhere, a backend waiting on
-// a lock while the client streams) was cut after 30 s. So while a direction
-// waits for its socket to take bytes, this looks every half timeout: with
-// nothing in flight and the send queue full, the window is closed and the
-// option comes off that socket (the kernel then gives up only after
-// tcp_retries2 unanswered probes); it goes back on once the socket takes
-// bytes again.
+// a lock while the client streams) was cut after 30 s. So once bytes were
+// written (and all along on the kernel path, where no write of ours tells),
+// this looks every half timeout while a socket has bytes it has not sent:
+// with none in flight, the window is closed and the option comes off that
+// socket (the kernel then gives up only after tcp_retries2 unanswered
+// probes); it goes back on once the socket sends again.
 void Session::on_stall() {
   if (state_ != State::established) return;
-  bool blocked_any = false;
+  bool again = kstate_ == KState::forwarding;
   for (int s = 0; s < 2; ++s) {
-    const bool blocked = !in_kernel() && wait_[1 - s] == Wait::write;  // direction 1 - s writes to side s
-    bool closed_window = false;
-    if (blocked) {
-      blocked_any = true;
-      tcp_info ti{};
-      socklen_t len = sizeof ti;
-      closed_window = ::getsockopt(side_[s].fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 && ti.tcpi_unacked == 0;
-    }
+    tcp_info ti{};
+    socklen_t len = sizeof ti;
+    int unsent = 0;
+    if (::getsockopt(side_[s].fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 ||
+        ::ioctl(side_[s].fd, SIOCOUTQNSD, &unsent) != 0)
+      continue;
+    again = again || unsent > 0;
+    const bool closed_window = unsent > 0 && ti.tcpi_unacked == 0;
     if (closed_window == uto_off_[s] || (s == 1 && options_pending_)) continue;
     const int ms = closed_window ? 0 : static_cast<int>(user_timeout_.count());
     if (::setsockopt(side_[s].fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof ms) == 0) uto_off_[s] = closed_window;
   }
-  if (blocked_any || uto_off_[0] || uto_off_[1]) loop_.arm_after(stall_, user_timeout_ / 2);
+  if (again || uto_off_[0] || uto_off_[1]) loop_.arm_after(stall_, user_timeout_ / 2);
 }
 
 void Session::count_bytes(int dir) {
@@ -440,6 +442,8 @@ void Session::count_bytes(int dir) {
   touch(dir == 0 ? 1 : 0);  // written to the other side
   bump(dir == 0 ? counters_.bytes_in : counters_.bytes_out, now - counted_[dir]);
   counted_[dir] = now;
+  // Bytes a reader may leave where they are (on_stall).
+  if (user_timeout_.count() > 0 && !stall_.armed()) loop_.arm_after(stall_, user_timeout_ / 2);
 }
 
 void Session::run(int dir) {
@@ -457,7 +461,6 @@ void Session::run(int dir) {
       return;
     case PumpStatus::want_write:
       wait_[dir] = Wait::write;
-      if (user_timeout_.count() > 0 && !in_kernel() && !stall_.armed()) loop_.arm_after(stall_, user_timeout_ / 2);
       // In the kernel: bytes before a FIN are still on their way.
       if (in_kernel() && !kick_.armed()) {
         kick_every_ = std::chrono::milliseconds(1);

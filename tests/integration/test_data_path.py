@@ -613,6 +613,27 @@ class DataPath(unittest.TestCase):
             pass
         s.close()
         self.assertEqual(got, total, "the session of a paused client was cut")
+        # The same with a reply short of the kernel path's take-back (1 MiB
+        # waiting for the reader): it stays in the kernel, where no write of
+        # ours shows the reader stopped.
+        s = self.connect(self.uto_port)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        exchanges(s)
+        if self.kernel:
+            L.wait_until(lambda: self.counters("uto")["sessions_kernel"] >= 1, 5, "the session in the kernel")
+        self.backend.sent = 0
+        s.sendall(b"bulk 900000\n")
+        time.sleep(4.0)  # the point is a reader that stops for a while
+        got = 0
+        try:
+            while d := s.recv(1 << 20):
+                got += len(d)
+        except ConnectionResetError:
+            pass
+        s.close()
+        self.assertEqual(got, 900000, "the session of a paused client was cut")
+        if self.kernel:
+            self.assertEqual(self.counters("uto")["kernel_takebacks"], 1, "taken back for the 16 MiB only")
         # The backend pauses while the client sends.
         tag = f"{PATH}-uto-backend"
         s = self.connect(self.uto_port)
