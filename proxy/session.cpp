@@ -415,8 +415,8 @@ void Session::set_path(SessionPath p) {
 // written (and all along on the kernel path, where no write of ours tells),
 // this looks every half timeout while a socket has bytes it has not sent:
 // with none in flight, the window is closed and the option comes off that
-// socket (the kernel then gives up only after tcp_retries2 unanswered
-// probes); it goes back on once the socket sends again.
+// socket; it goes back on once the socket sends again, or once the peer
+// leaves two probes in a row unanswered.
 void Session::on_stall() {
   if (state_ != State::established) return;
   bool again = kstate_ == KState::forwarding;
@@ -428,7 +428,9 @@ void Session::on_stall() {
         ::ioctl(side_[s].fd, SIOCOUTQNSD, &unsent) != 0)
       continue;
     again = again || unsent > 0;
-    const bool closed_window = unsent > 0 && ti.tcpi_unacked == 0;
+    // A peer that answers no probe any more (two in a row) may be dead: the
+    // option goes back on, and the kernel's next probe ends it.
+    const bool closed_window = unsent > 0 && ti.tcpi_unacked == 0 && ti.tcpi_probes < 2;
     if (closed_window == uto_off_[s] || (s == 1 && options_pending_)) continue;
     const int ms = closed_window ? 0 : static_cast<int>(user_timeout_.count());
     if (::setsockopt(side_[s].fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof ms) == 0) uto_off_[s] = closed_window;
