@@ -232,7 +232,7 @@ class DataPath(unittest.TestCase):
         # A short tcp_user_timeout, for a reader that pauses longer (test_e).
         cls.uto_port = L.free_port()
         y += (f"  - name: uto\n    listen: 127.0.0.1:{cls.uto_port}\n    data_path: {PATH}\n"
-              f"    tcp_user_timeout: 1s\n"
+              f"    tcp_user_timeout: 2s\n"
               f"    check: {{type: http, path: /primary, interval: 200ms, rise: 1, fall: 1}}\n"
               f"    backends:\n      - name: be3\n        address: 127.0.0.1:{cls.backend.port}\n"
               f"        check_port: {cls.rest.port}\n")
@@ -595,7 +595,8 @@ class DataPath(unittest.TestCase):
         # (a dead peer). A live reader that stops reading for longer keeps
         # acknowledging the window probes: its session must live on
         # (Linux 5.11+ aborts a socket whose window stays closed for
-        # TCP_USER_TIMEOUT, probes answered or not). Proxy uto: 1 s.
+        # TCP_USER_TIMEOUT, probes answered or not). Proxy uto: 2 s (the
+        # session looks every second; the kernel would cut after about 3 s).
         total = 16 * MIB
         # The client pauses while the backend sends.
         s = self.connect(self.uto_port)
@@ -603,7 +604,7 @@ class DataPath(unittest.TestCase):
         exchanges(s)
         self.backend.sent = 0
         s.sendall(f"bulk {total}\n".encode())
-        time.sleep(4.0)  # the point is a reader that stops for a while
+        time.sleep(5.0)  # the point is a reader that stops for a while
         got = 0
         s.settimeout(30)
         try:
@@ -623,7 +624,7 @@ class DataPath(unittest.TestCase):
             L.wait_until(lambda: self.counters("uto")["sessions_kernel"] >= 1, 5, "the session in the kernel")
         self.backend.sent = 0
         s.sendall(b"bulk 900000\n")
-        time.sleep(4.0)  # the point is a reader that stops for a while
+        time.sleep(5.0)  # the point is a reader that stops for a while
         got = 0
         try:
             while d := s.recv(1 << 20):
@@ -644,7 +645,7 @@ class DataPath(unittest.TestCase):
         payload = b"u" * total
         t = threading.Thread(target=lambda: s.sendall(payload), daemon=True)
         t.start()
-        time.sleep(4.0)  # the point is a reader that stops for a while
+        time.sleep(5.0)  # the point is a reader that stops for a while
         got = 0
         b.settimeout(30)
         try:
