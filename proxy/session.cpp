@@ -513,15 +513,20 @@ void Session::close(CloseReason why) {
   if ((pump_[0] && pump_[0]->fell_back()) || (pump_[1] && pump_[1]->fell_back()))
     bump(counters_.buffered_fallbacks);
   loop_.cancel(timer_);
+  // A side whose pump still holds bytes for it (a timeout, a demotion or a
+  // drain's end cut the stream) gets a reset: a FIN after the bytes dropped
+  // here would pass the cut stream off as whole.
+  bool cut[2] = {false, false};
+  for (int s = 0; s < 2; ++s) cut[s] = pump_[1 - s] && !pump_[1 - s]->idle();
   for (auto& p : pump_)
     if (p) p->release();
   const bool abortive = why == CloseReason::error;
-  close_fd(side_[0].fd, abortive);
+  close_fd(side_[0].fd, abortive || cut[0]);
   // Cut because its node stopped being primary: not one more byte to that
   // node. A clean close() would still send what the socket's send queue
   // holds (a backend that was slow to read gets it all, then the FIN); the
   // reset drops it.
-  close_fd(side_[1].fd, abortive || why == CloseReason::backend_down);
+  close_fd(side_[1].fd, abortive || cut[1] || why == CloseReason::backend_down);
   worker_.session_closed(this);
 }
 

@@ -11,7 +11,8 @@ RST both ways (also while the other direction waits for a peer that does
 not read), client bytes sent before the backend was connected, sessions
 cut when their backend stops being primary (and nothing more sent to it
 after the cut), maxconn, byte counters (also of sessions ended by a reset), a
-reader that pauses longer than tcp_user_timeout (not cut), and
+reader that pauses longer than tcp_user_timeout (not cut), a session closed
+while it holds bytes for a side (a reset, not a FIN), and
 kernel memory bounded while a reader stops reading (bytes in transit
 between the backend's send and the client's receive, and ss -m of the
 sockets involved).
@@ -235,6 +236,13 @@ class DataPath(unittest.TestCase):
               f"    tcp_user_timeout: 2s\n"
               f"    check: {{type: http, path: /primary, interval: 200ms, rise: 1, fall: 1}}\n"
               f"    backends:\n      - name: be3\n        address: 127.0.0.1:{cls.backend.port}\n"
+              f"        check_port: {cls.rest.port}\n")
+        # idle_timeout 1 s, for a session closed while it holds bytes (test_f).
+        cls.idle_port = L.free_port()
+        y += (f"  - name: idle\n    listen: 127.0.0.1:{cls.idle_port}\n    data_path: {PATH}\n"
+              f"    idle_timeout: 1s\n"
+              f"    check: {{type: http, path: /primary, interval: 200ms, rise: 1, fall: 1}}\n"
+              f"    backends:\n      - name: be4\n        address: 127.0.0.1:{cls.backend.port}\n"
               f"        check_port: {cls.rest.port}\n")
         env = {"VIPPROXY_KERNEL_AFTER_EXCHANGES": "1"} if PATH == "kernel" else {}
         cls.vp = L.Vipproxy(cls.lab, y, env=env)
@@ -657,6 +665,32 @@ class DataPath(unittest.TestCase):
         b.close()
         s.close()
         self.assertEqual(got, total, "the session of a paused backend was cut")
+
+    def test_f_a_session_closed_with_bytes_it_holds_is_reset(self):
+        # A session closed while it still holds bytes for a side (here by
+        # idle_timeout, a reader stopped in a bulk reply; the same for a
+        # demotion, a drain's end, a -fin timeout) must not end that side
+        # with a FIN: after a gap, a clean end of stream would pass the cut
+        # stream off as whole. The reader gets what was delivered, then a reset.
+        s = self.connect(self.idle_port)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        exchanges(s)
+        if self.kernel:
+            L.wait_until(lambda: self.counters("idle")["sessions_kernel"] >= 1, 5, "the session in the kernel")
+        self.backend.sent = 0
+        s.sendall(f"bulk {64 * MIB}\n".encode())
+        L.wait_until(lambda: self.counters("idle")["idle_timeouts"] >= 1, 10, "the idle timeout")
+        got, how = 0, "eof"
+        s.settimeout(10)
+        try:
+            while d := s.recv(1 << 20):
+                got += len(d)
+        except ConnectionResetError:
+            how = "reset"
+        s.close()
+        L.log(f"{PATH}: idle timeout with the reader stopped: it read {got} of {self.backend.sent} sent, then a {how}")
+        self.assertLess(got, 64 * MIB)
+        self.assertEqual(how, "reset", "a cut stream ended with a FIN")
 
     def test_z_daemon_alive(self):
         self.assertTrue(self.vp.alive(), self.vp.log())
