@@ -65,7 +65,8 @@ bool socket_bytes(int fd, SocketBytes& out) {
   out.received = ti.tcpi_bytes_received - (fin_in && ti.tcpi_bytes_received > 0 ? 1 : 0);
   out.unread = static_cast<uint64_t>(inq);
   const uint64_t written = ti.tcpi_bytes_acked + static_cast<uint64_t>(outq);
-  out.written = written - (fin_out && written > 0 ? 1 : 0);
+  out.fin_out = fin_out && written > 0;
+  out.written = written - (out.fin_out ? 1 : 0);
   out.state = st;
   return true;
 }
@@ -86,7 +87,12 @@ bool KernelPump::refresh(int from, int to) {
   if (!counted_ || !socket_bytes(from, f) || !socket_bytes(to, t)) return false;
   if (!kernel_ || !kernel_->counts(cookie_, c) || c.broken) return false;
   const uint64_t redirected = c.redirected;
-  const uint64_t delivered = t.written - base_written_;
+  // A socket its peer reset is in CLOSE, as after both FINs, and
+  // socket_bytes took a FIN of ours out of what it wrote. While the kernel
+  // forwards, only this pump shuts `to` down: if it did not, there was no
+  // FIN (a reset session's bytes were counted one short).
+  const uint64_t written = t.written + (t.fin_out && !sent_fin_ ? 1 : 0);
+  const uint64_t delivered = written - base_written_;
   delivered_ = delivered;
   in_flight_ = redirected > delivered ? redirected - delivered : 0;
   // Received since the hand-over and not (yet) run through the program.
@@ -104,7 +110,10 @@ PumpStatus KernelPump::run(int from, Readiness& in, int to) {
   // Everything before the FIN was run through the program when it arrived;
   // once `to` holds it all, the FIN may follow.
   if (in_flight_ > 0 || unread_ > 0) return PumpStatus::want_write;
-  if (!fin_by_close_) ::shutdown(to, SHUT_WR);
+  if (!fin_by_close_) {
+    ::shutdown(to, SHUT_WR);
+    sent_fin_ = true;
+  }
   done_ = true;
   return PumpStatus::done;
 }

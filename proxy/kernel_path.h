@@ -46,6 +46,7 @@ struct SocketBytes {
   uint64_t unread = 0;    // SIOCINQ: received, not yet taken by anyone
   uint64_t written = 0;   // given to send: tcpi_bytes_acked + SIOCOUTQ, less our FIN
   uint8_t state = 0;      // tcpi_state
+  bool fin_out = false;   // the state says our FIN went out: one byte taken out of `written`
   bool stable = false;    // no byte or ACK arrived while the four values were read
 };
 bool socket_bytes(int fd, SocketBytes& out);
@@ -89,6 +90,7 @@ class KernelPump : public Pump {
   uint64_t base_taken_ = 0, base_written_ = 0, moved_ = 0;
   uint64_t in_flight_ = 0, unread_ = 0, delivered_ = 0;
   bool counted_ = true;
+  bool sent_fin_ = false;  // run() shut `to` down
 };
 
 class KernelPath {

@@ -4,9 +4,12 @@
 #include "proxy/session.h"
 
 #include <arpa/inet.h>
+#include <linux/sockios.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <spdlog/spdlog.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -99,11 +102,13 @@ Session::Session(Worker& worker, std::shared_ptr<ProxySlot> slot, int client_fd,
   side_[0].fd = client_fd;
   timer_.set([this] { on_timer(); });
   kick_.set([this] { on_kick(); });
+  stall_.set([this] { on_stall(); });
 }
 
 Session::~Session() {
   loop_.cancel(timer_);
   loop_.cancel(kick_);
+  loop_.cancel(stall_);
   for (auto& p : pump_)
     if (p) p->release();
   close_fd(side_[0].fd, false);
@@ -125,6 +130,7 @@ void Session::start() {
   idle_timeout_ = settings().idle_timeout;
   fin_timeout_[0] = settings().client_fin_timeout;
   fin_timeout_[1] = settings().server_fin_timeout;
+  user_timeout_ = settings().tcp_user_timeout;
   const PumpContext& ctx = worker_.pump_context();
   switch (settings().data_path) {
     case cfg::DataPath::copy:
@@ -232,6 +238,12 @@ void Session::on_io(int side, uint32_t ev) {
   if ((ev & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) && wait_[reader] == Wait::read) run(reader);
   if (state_ == State::established && (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)) && wait_[writer] == Wait::write)
     run(writer);
+  // A reset (or a dead peer's timeout) that neither pump saw: the direction
+  // reading this socket waits for the other side to take what it holds (or
+  // is done), and the one writing to it waits for bytes. Neither would run
+  // before the other side moves, which a backend that does not read, or a
+  // client that does not, may never do: the reset goes on now.
+  if (state_ == State::established && (ev & EPOLLERR)) close(CloseReason::error);
 }
 
 void Session::on_timer() {
@@ -246,6 +258,9 @@ void Session::on_timer() {
       if (options_pending_ && loop_.now() >= options_due_) {
         options_pending_ = false;
         apply_dead_peer_options(side_[1].fd, settings());
+        // Its TCP_USER_TIMEOUT counts from the window's closing, which may
+        // be older than the option: look at once.
+        if (stall_.armed()) on_stall();
       }
       if (!watch_io_) break;
       if (kstate_ == KState::forwarding) {
@@ -430,12 +445,45 @@ void Session::set_path(SessionPath p) {
   path_counted_ = true;
 }
 
+// tcp_user_timeout is for a dead peer: sent data that stays
+// unacknowledged. But Linux (5.11+) also aborts a socket whose peer's window
+// stays closed for TCP_USER_TIMEOUT, even while the peer answers every window
+// probe: a reader that pauses (a client busy elsewhere, a backend waiting on
+// a lock while the client streams) was cut after 30 s. So once bytes were
+// written (and all along on the kernel path, where no write of ours tells),
+// this looks every half timeout while a socket has bytes it has not sent:
+// with none in flight, the window is closed and the option comes off that
+// socket; it goes back on once the socket sends again, or once the peer
+// leaves two probes in a row unanswered.
+void Session::on_stall() {
+  if (state_ != State::established) return;
+  bool again = kstate_ == KState::forwarding;
+  for (int s = 0; s < 2; ++s) {
+    tcp_info ti{};
+    socklen_t len = sizeof ti;
+    int unsent = 0;
+    if (::getsockopt(side_[s].fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 ||
+        ::ioctl(side_[s].fd, SIOCOUTQNSD, &unsent) != 0)
+      continue;
+    again = again || unsent > 0;
+    // A peer that answers no probe any more (two in a row) may be dead: the
+    // option goes back on, and the kernel's next probe ends it.
+    const bool closed_window = unsent > 0 && ti.tcpi_unacked == 0 && ti.tcpi_probes < 2;
+    if (closed_window == uto_off_[s] || (s == 1 && options_pending_)) continue;
+    const int ms = closed_window ? 0 : static_cast<int>(user_timeout_.count());
+    if (::setsockopt(side_[s].fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof ms) == 0) uto_off_[s] = closed_window;
+  }
+  if (again || uto_off_[0] || uto_off_[1]) loop_.arm_after(stall_, user_timeout_ / 2);
+}
+
 void Session::count_bytes(int dir) {
   uint64_t now = carried_[dir] + pump_[dir]->bytes();
   if (now == counted_[dir]) return;
   touch(dir == 0 ? 1 : 0);  // written to the other side
   bump(dir == 0 ? counters_.bytes_in : counters_.bytes_out, now - counted_[dir]);
   counted_[dir] = now;
+  // Bytes a reader may leave where they are (on_stall).
+  if (user_timeout_.count() > 0 && !stall_.armed()) loop_.arm_after(stall_, user_timeout_ / 2);
 }
 
 void Session::run(int dir) {
@@ -502,14 +550,24 @@ void Session::close(CloseReason why) {
   // end from then on.
   if (settings().log_sessions) log_end(why, was == State::established);
   loop_.cancel(kick_);
+  loop_.cancel(stall_);
   if ((pump_[0] && pump_[0]->fell_back()) || (pump_[1] && pump_[1]->fell_back()))
     bump(counters_.buffered_fallbacks);
   loop_.cancel(timer_);
+  // A side whose pump still holds bytes for it (a timeout, a demotion or a
+  // drain's end cut the stream) gets a reset: a FIN after the bytes dropped
+  // here would pass the cut stream off as whole.
+  bool cut[2] = {false, false};
+  for (int s = 0; s < 2; ++s) cut[s] = pump_[1 - s] && !pump_[1 - s]->idle();
   for (auto& p : pump_)
     if (p) p->release();
   const bool abortive = why == CloseReason::error;
-  close_fd(side_[0].fd, abortive);
-  close_fd(side_[1].fd, abortive);
+  close_fd(side_[0].fd, abortive || cut[0]);
+  // Cut because its node stopped being primary: not one more byte to that
+  // node. A clean close() would still send what the socket's send queue
+  // holds (a backend that was slow to read gets it all, then the FIN); the
+  // reset drops it.
+  close_fd(side_[1].fd, abortive || cut[1] || why == CloseReason::backend_down);
   worker_.session_closed(this);
 }
 

@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <sys/epoll.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -111,6 +112,8 @@ class Session {
   void run(int dir);
   void count_bytes(int dir);
   void arm_idle_timer();
+  // tcp_user_timeout against a reader that only paused (see session.cpp).
+  void on_stall();
   // HAProxy's `timeout client-fin` / `server-fin` (see session.cpp).
   void half_closed();
   void touch(int side) {
@@ -167,6 +170,10 @@ class Session {
   Wait wait_[2] = {Wait::none, Wait::none};
   uint64_t counted_[2] = {0, 0};  // bytes of each pump already in the counters
   Loop::Timer timer_;  // connect, queue, idle: one at a time
+  // While a direction waits for its socket to take bytes: on_stall.
+  Loop::Timer stall_;
+  std::chrono::milliseconds user_timeout_{0};  // tcp_user_timeout when the session started
+  bool uto_off_[2] = {false, false};  // TCP_USER_TIMEOUT taken off this side's socket: its window is closed
   // Kernel path: drains (FIN, take-back) are polled with this.
   Loop::Timer kick_;
   std::chrono::milliseconds kick_every_{1};

@@ -7,19 +7,26 @@ checks that it did (skipped where the kernel path cannot load).
 
 Each session first makes a few request/response exchanges (so the kernel
 path takes it), then: bytes intact both ways under a slow reader, half-close,
-RST both ways, client bytes sent before the backend was connected, sessions
-cut when their backend stops being primary, maxconn, byte counters, and
+RST both ways (also while the other direction waits for a peer that does
+not read), client bytes sent before the backend was connected, sessions
+cut when their backend stops being primary (and nothing more sent to it
+after the cut), maxconn, byte counters (also of sessions ended by a reset), a
+reader that pauses longer than tcp_user_timeout (not cut), a session closed
+while it holds bytes for a side (a reset, not a FIN), and
 kernel memory bounded while a reader stops reading (bytes in transit
 between the backend's send and the client's receive, and ss -m of the
 sockets involved).
 """
+import fcntl
 import hashlib
 import os
 import re
+import select
 import socket
 import struct
 import subprocess
 import sys
+import termios
 import threading
 import time
 import unittest
@@ -40,7 +47,8 @@ class Backend(threading.Thread):
     """A line-driven backend: `ping` -> `pong`; `bulk N` sends N pattern
     bytes as fast as the socket takes them (counting them in .sent) and
     closes; `rst` closes with a reset; `echo` echoes everything after it
-    and answers the client's FIN with <EOF>; `tag T` names the connection.
+    and answers the client's FIN with <EOF>; `hold` stops reading and hands
+    the socket to the test (.held[tag]); `tag T` names the connection.
     Records how each connection ended (.ends[tag]: 'eof' or 'reset')."""
 
     def __init__(self):
@@ -52,6 +60,7 @@ class Backend(threading.Thread):
         self.port = self.sock.getsockname()[1]
         self.sent = 0
         self.ends = {}
+        self.held = {}
         self.lock = threading.Lock()
 
     def run(self):
@@ -92,6 +101,10 @@ class Backend(threading.Thread):
                         self.sent += len(b)
                         i += 1
                     c.close()
+                    return
+                elif line == b"hold":
+                    with self.lock:
+                        self.held[tag] = c
                     return
                 elif line == b"rst":
                     c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -144,6 +157,56 @@ def sockets_mem(ports):
     return total
 
 
+def queues(local_port, peer_port):
+    """(Recv-Q, Send-Q) of the loopback TCP socket local_port -> peer_port
+    (ss -tn), or (0, 0) when there is none."""
+    out = subprocess.run(["ss", "-tnH"], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        f = line.split()
+        if len(f) >= 5 and f[3].endswith(f":{local_port}") and f[4].endswith(f":{peer_port}"):
+            return int(f[1]), int(f[2])
+    return 0, 0
+
+
+def fill(sock, queued, want=None, timeout=20):
+    """Sends from `sock` (made non-blocking) until queued() (a queue
+    further on) holds `want` bytes or, without `want`, until the proxy has
+    stopped reading: `sock` cannot send and queued() (the Recv-Q of the
+    proxy's socket facing `sock`) holds bytes and stays the same for 100 ms."""
+    sock.setblocking(False)
+    chunk = b"z" * 65536
+    end = time.monotonic() + timeout
+    while True:
+        if time.monotonic() > end:
+            raise AssertionError(f"the buffers did not fill within {timeout} s (queued {queued()})")
+        if want is not None and queued() >= want:
+            return
+        try:
+            sock.send(chunk)
+            continue
+        except BlockingIOError:
+            pass
+        if want is None:
+            before = queued()
+            _, w, _ = select.select([], [sock], [], 0.1)
+            if not w and before > 0 and queued() == before:
+                return
+        else:
+            select.select([], [sock], [], 0.05)
+
+
+def reset_seen(sock, timeout=5):
+    """Whether a reset (or any end) reaches `sock` within `timeout`, without
+    reading what it holds: poll reports POLLERR/POLLHUP."""
+    p = select.poll()
+    p.register(sock, select.POLLERR | select.POLLHUP)
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if any(ev & (select.POLLERR | select.POLLHUP) for _, ev in p.poll(100)):
+            return True
+    return False
+
+
 def sockstat_tcp_pages():
     with open("/proc/net/sockstat") as f:
         for line in f:
@@ -166,6 +229,20 @@ class DataPath(unittest.TestCase):
         y += (f"  - name: small\n    listen: 127.0.0.1:{cls.small_port}\n    maxconn: 2\n    data_path: {PATH}\n"
               f"    check: {{type: http, path: /primary, interval: 200ms, rise: 1, fall: 1}}\n"
               f"    backends:\n      - name: be2\n        address: 127.0.0.1:{cls.backend.port}\n"
+              f"        check_port: {cls.rest.port}\n")
+        # A short tcp_user_timeout, for a reader that pauses longer (test_e).
+        cls.uto_port = L.free_port()
+        y += (f"  - name: uto\n    listen: 127.0.0.1:{cls.uto_port}\n    data_path: {PATH}\n"
+              f"    tcp_user_timeout: 2s\n"
+              f"    check: {{type: http, path: /primary, interval: 200ms, rise: 1, fall: 1}}\n"
+              f"    backends:\n      - name: be3\n        address: 127.0.0.1:{cls.backend.port}\n"
+              f"        check_port: {cls.rest.port}\n")
+        # idle_timeout 1 s, for a session closed while it holds bytes (test_f).
+        cls.idle_port = L.free_port()
+        y += (f"  - name: idle\n    listen: 127.0.0.1:{cls.idle_port}\n    data_path: {PATH}\n"
+              f"    idle_timeout: 1s\n"
+              f"    check: {{type: http, path: /primary, interval: 200ms, rise: 1, fall: 1}}\n"
+              f"    backends:\n      - name: be4\n        address: 127.0.0.1:{cls.backend.port}\n"
               f"        check_port: {cls.rest.port}\n")
         env = {"VIPPROXY_KERNEL_AFTER_EXCHANGES": "1"} if PATH == "kernel" else {}
         cls.vp = L.Vipproxy(cls.lab, y, env=env)
@@ -403,6 +480,217 @@ class DataPath(unittest.TestCase):
         s.close()
         if self.kernel:
             self.assertGreaterEqual(self.counters()["kernel_takebacks"], 1)
+
+    def held(self, tag):
+        """The backend socket of the session tagged `tag`, once it holds."""
+        L.wait_until(lambda: tag in self.backend.held, 5, "the backend to hold")
+        return self.backend.held[tag]
+
+    def test_a_cut_sends_nothing_more_to_the_demoted_node(self):
+        # The backend stops reading while the client sends: the proxy's send
+        # queue to it fills. Cut on demotion, that queue must not go on to the
+        # demoted node (a clean close() would send it, then the FIN).
+        tag = f"{PATH}-cut-full"
+        s = self.connect()
+        s.sendall(f"tag {tag}\n".encode())
+        exchanges(s)
+        if self.kernel:
+            L.wait_until(lambda: self.in_kernel_now() >= 1, 5, "the session in the kernel")
+        s.sendall(b"hold\n")
+        b = self.held(tag)
+        proxy_port = b.getpeername()[1]
+        fill(s, lambda: queues(proxy_port, self.backend.port)[1], 256 * 1024)
+        queued = queues(proxy_port, self.backend.port)[1]
+        self.addCleanup(lambda: L.wait_until(lambda: all(p["current_backend"] for p in self.status()["proxies"]), 10,
+                                             "backends up"))
+        self.addCleanup(self.rest.set_role, "primary")
+        self.rest.set_role("replica")
+        try:
+            s.setblocking(True)
+            s.settimeout(10)
+            while s.recv(65536):
+                pass
+        except ConnectionResetError:
+            pass
+        s.close()
+        arrived = struct.unpack("i", fcntl.ioctl(b, termios.FIONREAD, b"\0" * 4))[0]
+        # What reaches the backend from now on: only what had arrived.
+        b.settimeout(10)
+        got, how = 0, "eof"
+        try:
+            while d := b.recv(1 << 20):
+                got += len(d)
+        except ConnectionResetError:
+            how = "reset"
+        b.close()
+        L.log(f"{PATH}: cut with {queued} bytes queued towards the node; {arrived} had arrived, "
+              f"it read {got} and then a {how}")
+        self.assertLess(got - arrived, 64 * 1024, "bytes went on to the demoted node after the cut")
+        self.assertEqual(how, "reset")
+
+    def test_b_client_reset_while_the_backend_is_full(self):
+        # The client resets while its direction waits for a backend that
+        # does not read (nothing comes the other way): the backend sees the
+        # reset at once, not when it reads again.
+        tag = f"{PATH}-reset-full-c"
+        s = self.connect()
+        s.sendall(f"tag {tag}\n".encode())
+        exchanges(s)
+        if self.kernel:
+            L.wait_until(lambda: self.in_kernel_now() >= 1, 5, "the session in the kernel")
+        s.sendall(b"hold\n")
+        b = self.held(tag)
+        # Until the proxy stops reading the client: its direction waits for
+        # the backend to take what it holds.
+        fill(s, lambda: queues(self.port, s.getsockname()[1])[0])
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
+        self.assertTrue(reset_seen(b), "the client's reset did not reach the backend")
+        b.close()
+
+    def test_c_backend_reset_while_the_client_is_full(self):
+        # The backend resets while its direction waits for a client that
+        # does not read (nothing comes the other way): the client sees the
+        # reset at once, not when it reads again.
+        tag = f"{PATH}-reset-full-b"
+        s = self.connect()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        s.sendall(f"tag {tag}\n".encode())
+        exchanges(s)
+        if self.kernel:
+            L.wait_until(lambda: self.in_kernel_now() >= 1, 5, "the session in the kernel")
+        s.sendall(b"hold\n")
+        b = self.held(tag)
+        fill(b, lambda: queues(b.getpeername()[1], self.backend.port)[0])
+        b.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        b.close()
+        self.assertTrue(reset_seen(s), "the backend's reset did not reach the client")
+        s.close()
+        L.wait_until(lambda: next(p for p in self.status()["proxies"] if p["name"] == "dp")["sessions_current"] == 0,
+                     10, "no session open")
+
+    def test_d_byte_counters_of_reset_sessions(self):
+        # Exact counts also for sessions that end with a reset, either way
+        # (the kernel path counts from the sockets, whose state after a
+        # reset is the one after a FIN).
+        def closed():
+            return next(p for p in self.status()["proxies"] if p["name"] == "dp")["sessions_current"] == 0
+        L.wait_until(closed, 10, "no session open")
+        before = self.counters()
+        s = self.connect()
+        exchanges(s)
+        if self.kernel:
+            L.wait_until(lambda: self.in_kernel_now() >= 1, 5, "the session in the kernel")
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
+        L.wait_until(closed, 10, "the session closed")
+        s = self.connect()
+        exchanges(s)
+        if self.kernel:
+            L.wait_until(lambda: self.in_kernel_now() >= 1, 5, "the session in the kernel")
+        s.sendall(b"rst\n")
+        with self.assertRaises(ConnectionResetError):
+            while s.recv(16):
+                pass
+        s.close()
+        L.wait_until(closed, 10, "the session closed")
+        after = self.counters()
+        self.assertEqual(after["bytes_in"] - before["bytes_in"], 2 * EXCHANGES * 5 + 4)
+        self.assertEqual(after["bytes_out"] - before["bytes_out"], 2 * EXCHANGES * 5)
+
+    def test_e_a_reader_that_pauses_is_not_cut(self):
+        # tcp_user_timeout bounds how long sent data may stay unacknowledged
+        # (a dead peer). A live reader that stops reading for longer keeps
+        # acknowledging the window probes: its session must live on
+        # (Linux 5.11+ aborts a socket whose window stays closed for
+        # TCP_USER_TIMEOUT, probes answered or not). Proxy uto: 2 s (the
+        # session looks every second; the kernel would cut after about 3 s).
+        total = 16 * MIB
+        # The client pauses while the backend sends.
+        s = self.connect(self.uto_port)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 256 * 1024)
+        exchanges(s)
+        self.backend.sent = 0
+        s.sendall(f"bulk {total}\n".encode())
+        time.sleep(5.0)  # the point is a reader that stops for a while
+        got = 0
+        s.settimeout(30)
+        try:
+            while d := s.recv(1 << 20):
+                got += len(d)
+        except ConnectionResetError:
+            pass
+        s.close()
+        self.assertEqual(got, total, "the session of a paused client was cut")
+        # The same with a reply short of the kernel path's take-back (1 MiB
+        # waiting for the reader): it stays in the kernel, where no write of
+        # ours shows the reader stopped.
+        s = self.connect(self.uto_port)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        exchanges(s)
+        if self.kernel:
+            L.wait_until(lambda: self.counters("uto")["sessions_kernel"] >= 1, 5, "the session in the kernel")
+        self.backend.sent = 0
+        s.sendall(b"bulk 900000\n")
+        time.sleep(5.0)  # the point is a reader that stops for a while
+        got = 0
+        try:
+            while d := s.recv(1 << 20):
+                got += len(d)
+        except ConnectionResetError:
+            pass
+        s.close()
+        self.assertEqual(got, 900000, "the session of a paused client was cut")
+        if self.kernel:
+            self.assertEqual(self.counters("uto")["kernel_takebacks"], 1, "taken back for the 16 MiB only")
+        # The backend pauses while the client sends.
+        tag = f"{PATH}-uto-backend"
+        s = self.connect(self.uto_port)
+        s.sendall(f"tag {tag}\n".encode())
+        exchanges(s)
+        s.sendall(b"hold\n")
+        b = self.held(tag)
+        payload = b"u" * total
+        t = threading.Thread(target=lambda: s.sendall(payload), daemon=True)
+        t.start()
+        time.sleep(5.0)  # the point is a reader that stops for a while
+        got = 0
+        b.settimeout(30)
+        try:
+            while got < total and (d := b.recv(1 << 20)):
+                got += len(d)
+        except ConnectionResetError:
+            pass
+        t.join(30)
+        b.close()
+        s.close()
+        self.assertEqual(got, total, "the session of a paused backend was cut")
+
+    def test_f_a_session_closed_with_bytes_it_holds_is_reset(self):
+        # A session closed while it still holds bytes for a side (here by
+        # idle_timeout, a reader stopped in a bulk reply; the same for a
+        # demotion, a drain's end, a -fin timeout) must not end that side
+        # with a FIN: after a gap, a clean end of stream would pass the cut
+        # stream off as whole. The reader gets what was delivered, then a reset.
+        s = self.connect(self.idle_port)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        exchanges(s)
+        if self.kernel:
+            L.wait_until(lambda: self.counters("idle")["sessions_kernel"] >= 1, 5, "the session in the kernel")
+        self.backend.sent = 0
+        s.sendall(f"bulk {64 * MIB}\n".encode())
+        L.wait_until(lambda: self.counters("idle")["idle_timeouts"] >= 1, 10, "the idle timeout")
+        got, how = 0, "eof"
+        s.settimeout(10)
+        try:
+            while d := s.recv(1 << 20):
+                got += len(d)
+        except ConnectionResetError:
+            how = "reset"
+        s.close()
+        L.log(f"{PATH}: idle timeout with the reader stopped: it read {got} of {self.backend.sent} sent, then a {how}")
+        self.assertLess(got, 64 * MIB)
+        self.assertEqual(how, "reset", "a cut stream ended with a FIN")
 
     def test_z_daemon_alive(self):
         self.assertTrue(self.vp.alive(), self.vp.log())
