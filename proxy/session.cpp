@@ -473,7 +473,7 @@ void Session::on_stall() {
     const int ms = closed_window ? 0 : static_cast<int>(user_timeout_.count());
     if (::setsockopt(side_[s].fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof ms) == 0) uto_off_[s] = closed_window;
   }
-  if (again || uto_off_[0] || uto_off_[1]) loop_.arm_after(stall_, user_timeout_ / 2);
+  if (again || uto_off_[0] || uto_off_[1]) loop_.arm_after(stall_, stall_every());
 }
 
 void Session::count_bytes(int dir) {
@@ -483,7 +483,7 @@ void Session::count_bytes(int dir) {
   bump(dir == 0 ? counters_.bytes_in : counters_.bytes_out, now - counted_[dir]);
   counted_[dir] = now;
   // Bytes a reader may leave where they are (on_stall).
-  if (user_timeout_.count() > 0 && !stall_.armed()) loop_.arm_after(stall_, user_timeout_ / 2);
+  if (user_timeout_.count() > 0 && !stall_.armed()) loop_.arm_after(stall_, stall_every());
 }
 
 void Session::run(int dir) {

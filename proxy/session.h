@@ -114,6 +114,11 @@ class Session {
   void arm_idle_timer();
   // tcp_user_timeout against a reader that only paused (see session.cpp).
   void on_stall();
+  // Every half tcp_user_timeout, but not in a loop for a timeout of a few
+  // milliseconds (the configuration allows 1 ms).
+  std::chrono::milliseconds stall_every() const {
+    return std::max(user_timeout_ / 2, std::chrono::milliseconds(50));
+  }
   // HAProxy's `timeout client-fin` / `server-fin` (see session.cpp).
   void half_closed();
   void touch(int side) {

@@ -110,7 +110,7 @@ void Session::hand_over() {
   worker_.kernel_session(cookie_[1], this);
   kstate_ = KState::forwarding;
   // No write of ours tells when a reader stops: look all along (on_stall).
-  if (user_timeout_.count() > 0) loop_.arm_after(stall_, user_timeout_ / 2);
+  if (user_timeout_.count() > 0) loop_.arm_after(stall_, stall_every());
   report_window_ = loop_.now();
   reports_ = 0;
   set_path(SessionPath::kernel);
