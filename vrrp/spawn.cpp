@@ -34,7 +34,20 @@ struct Spawner::Child {
   bool finished = false;
 };
 
-Spawner::Spawner(asio::io_context& io, bool held) : io_(io), held_(held) {}
+Spawner::Spawner(asio::io_context& io, bool held) : io_(io), held_(held) {
+  // SIGCHLD ignored (SIG_IGN or SA_NOCLDWAIT, inherited across exec from a
+  // parent that set it: a shell's `trap '' CHLD`, some supervisors) makes
+  // the kernel reap our children itself: waitpid() then has no status to
+  // give, and a failing track script would pass. Back to the default, which
+  // leaves each child for reap().
+  struct sigaction sa {};
+  if (::sigaction(SIGCHLD, nullptr, &sa) == 0 && (sa.sa_handler == SIG_IGN || (sa.sa_flags & SA_NOCLDWAIT))) {
+    sa = {};
+    sa.sa_handler = SIG_DFL;
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(SIGCHLD, &sa, nullptr);
+  }
+}
 Spawner::~Spawner() { stop(); }
 
 void Spawner::release() {
@@ -146,7 +159,11 @@ void Spawner::reap(const std::shared_ptr<Child>& c) {
   ChildExit r;
   r.started = true;
   r.timed_out = c->timed_out;
-  ::waitpid(c->pid, &r.status, 0);
+  if (::waitpid(c->pid, &r.status, 0) != c->pid) {
+    // Reaped by someone else: the status is unknown, never a success.
+    r.started = false;
+    r.detail = std::string("exit status lost: waitpid: ") + std::strerror(errno);
+  }
   c->finished = true;
   c->timer.cancel();
   boost::system::error_code ignored;

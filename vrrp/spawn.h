@@ -21,7 +21,7 @@
 namespace vrrp {
 
 struct ChildExit {
-  bool started = false;    // false: posix_spawn failed (error in `detail`)
+  bool started = false;    // false: posix_spawn failed, or the exit status was lost (`detail`)
   bool timed_out = false;  // killed after the timeout
   int status = 0;          // waitpid() status when started
   std::string detail;

@@ -4,7 +4,9 @@
 #include <boost/test/unit_test.hpp>
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
@@ -171,4 +173,30 @@ BOOST_AUTO_TEST_CASE(notify_queue_timeout) {
   BOOST_TEST(q.stats().timed_out == 1u);
   BOOST_TEST(q.stats().started == 2u);
   BOOST_TEST((std::chrono::steady_clock::now() - t0 >= 200ms));
+}
+
+// A daemon started by a parent that ignored SIGCHLD (a shell's `trap ''
+// CHLD`, a supervisor that does not reset it: SIG_IGN survives exec) has its
+// children reaped by the kernel: waitpid() then fails with ECHILD and
+// reported status 0, so every failing track script counted as passing. The
+// spawner puts SIGCHLD back to its default, and a status it could not read
+// is never a success.
+BOOST_AUTO_TEST_CASE(exit_status_kept_when_sigchld_was_ignored) {
+  struct sigaction ign {}, old{};
+  ign.sa_handler = SIG_IGN;
+  sigemptyset(&ign.sa_mask);
+  BOOST_REQUIRE(::sigaction(SIGCHLD, &ign, &old) == 0);
+  asio::io_context io;
+  Spawner sp(io);
+  bool done = false;
+  ChildExit result;
+  sp.run(Spawner::shell("exit 3"), "", 5s, [&](const ChildExit& r) {
+    result = r;
+    done = true;
+  });
+  BOOST_REQUIRE(run_until(io, [&] { return done; }));
+  BOOST_TEST(!result.success());
+  BOOST_TEST(WIFEXITED(result.status));
+  BOOST_TEST(WEXITSTATUS(result.status) == 3);
+  ::sigaction(SIGCHLD, &old, nullptr);
 }
