@@ -1,4 +1,5 @@
 // vipproxy: a Patroni-aware TCP proxy and VRRP speaker in one daemon.
+#include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -75,7 +76,19 @@ void warn_if_secrets_readable(const cfg::Config& c, const std::string& path) {
                  path, st.st_mode & 07777);
 }
 
+// The signal mask survives fork and exec: a parent that blocked SIGTERM or
+// SIGHUP (a script waiting in sigwait(), a supervisor; systemd resets it, a
+// shell or cron may not) would leave those signals pending forever, the
+// daemon deaf to stop and reload, and the capability drop's signal blocked
+// in every worker thread. Every thread starts from this one's mask.
+void unblock_all_signals() {
+  sigset_t none;
+  sigemptyset(&none);
+  (void)::sigprocmask(SIG_SETMASK, &none, nullptr);
+}
+
 int run(const std::string& path, std::optional<cfg::DataPath> data_path) {
+  unblock_all_signals();
   cfg::Config c;
   try {
     c = cfg::load_file(path);

@@ -81,5 +81,38 @@ class GracefulStop(unittest.TestCase):
             return True
 
 
+class InheritedProcessState(unittest.TestCase):
+    """What a parent other than systemd may leave to the daemon across exec
+    (systemd resets it; a shell, cron or a supervisor may not): a signal
+    mask."""
+
+    def setUp(self):
+        self.lab = L.Lab("vipproxy-sigmask")
+        self.rest = L.Standin(self.lab, "rest", "primary")
+        self.echo_port = L.free_port()
+        self.lab.spawn("echo", [L.PY, os.path.join(L.HERE, "echo_server.py"), str(self.echo_port)])
+        self.port, self.admin = L.free_port(), L.free_port()
+        self.config = os.path.join(self.lab.dir, "vipproxy.yaml")
+        with open(self.config, "w") as f:
+            f.write(L.proxy_yaml("p", self.port, [("e", self.echo_port)], [self.rest.port], self.admin))
+
+    def tearDown(self):
+        self.lab.close()
+
+    def start(self, preexec_fn):
+        self.proc = self.lab.spawn("vipproxy", [L.VIPPROXY, "--config", self.config], preexec_fn=preexec_fn)
+        L.wait_until(lambda: L.status(self.admin)["proxies"][0]["current_backend"] == "e", 20, "backend up")
+
+    def test_sighup_reloads_and_sigterm_stops(self):
+        """Blocked signals (a script that waits in sigwait(), Python's
+        pthread_sigmask) stay blocked in the daemon unless it unblocks them."""
+        blocked = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGRTMIN + 5}
+        self.start(lambda: signal.pthread_sigmask(signal.SIG_BLOCK, blocked))
+        self.proc.send_signal(signal.SIGHUP)
+        L.wait_until(lambda: L.status(self.admin)["reloads"]["applied"] == 1, 10, "the SIGHUP reload")
+        self.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(self.proc.wait(timeout=10), 0)
+
+
 if __name__ == "__main__":
     testmain.main()
