@@ -1,10 +1,12 @@
 // vipproxy: a Patroni-aware TCP proxy and VRRP speaker in one daemon.
+#include <fcntl.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
@@ -87,7 +89,22 @@ void unblock_all_signals() {
   (void)::sigprocmask(SIG_SETMASK, &none, nullptr);
 }
 
+// A parent may start us with 0, 1 or 2 closed (`>&- 2>&-`, a supervisor).
+// The lowest free number goes to the next descriptor opened: an eventfd, a
+// listener, a session would become "standard error", log lines would be
+// written into it, and every script and notify hook would inherit it as its
+// stdout or stderr (the spawner keeps 1 and 2 for them). /dev/null holds
+// the three numbers instead.
+void open_standard_descriptors() {
+  for (int fd = 0; fd <= 2; ++fd)
+    if (::fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+      const int null = ::open("/dev/null", O_RDWR);  // the lowest free number: `fd`
+      if (null > 2) ::close(null);
+    }
+}
+
 int run(const std::string& path, std::optional<cfg::DataPath> data_path) {
+  open_standard_descriptors();
   unblock_all_signals();
   cfg::Config c;
   try {

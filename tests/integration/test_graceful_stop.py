@@ -83,8 +83,8 @@ class GracefulStop(unittest.TestCase):
 
 class InheritedProcessState(unittest.TestCase):
     """What a parent other than systemd may leave to the daemon across exec
-    (systemd resets it; a shell, cron or a supervisor may not): a signal
-    mask."""
+    (systemd resets both; a shell, cron or a supervisor may not): a signal
+    mask, closed standard descriptors."""
 
     def setUp(self):
         self.lab = L.Lab("vipproxy-sigmask")
@@ -110,6 +110,17 @@ class InheritedProcessState(unittest.TestCase):
         self.start(lambda: signal.pthread_sigmask(signal.SIG_BLOCK, blocked))
         self.proc.send_signal(signal.SIGHUP)
         L.wait_until(lambda: L.status(self.admin)["reloads"]["applied"] == 1, 10, "the SIGHUP reload")
+        self.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(self.proc.wait(timeout=10), 0)
+
+    def test_closed_standard_descriptors_are_not_reused(self):
+        """Started with 0, 1 and 2 closed (`>&- 2>&-`, a supervisor that
+        closes them): the first sockets the daemon opens must not take those
+        numbers, or log lines go into a socket and every script and hook
+        inherits it as its stdout or stderr."""
+        self.start(lambda: [os.close(fd) for fd in (0, 1, 2)])
+        for fd in (0, 1, 2):
+            self.assertEqual(os.readlink(f"/proc/{self.proc.pid}/fd/{fd}"), "/dev/null", fd)
         self.proc.send_signal(signal.SIGTERM)
         self.assertEqual(self.proc.wait(timeout=10), 0)
 
