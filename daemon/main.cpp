@@ -39,7 +39,7 @@ const char* kUsage = R"(usage: vipproxy [OPTIONS]
 Logs go to standard error. When that is the journal's stream (JOURNAL_STREAM)
 each line starts with its syslog priority as "<N>", which journald stores
 (warnings as warning, errors as err), and carries no timestamp of its own.
-SIGTERM/SIGINT stop the daemon.
+SIGTERM/SIGINT stop the daemon, SIGHUP reloads FILE; SIGUSR1/SIGUSR2 are ignored.
 See README.md ("Configuration reference") for every key.
 )";
 

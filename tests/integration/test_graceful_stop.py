@@ -73,6 +73,19 @@ class GracefulStop(unittest.TestCase):
         s.close()
         self.assertIn("draining 1 sessions", self.vp.log())
 
+    def test_keepalived_and_haproxy_signals_are_not_fatal(self):
+        """SIGUSR1 and SIGUSR2 are what keepalived's operators send for a
+        data or stats dump (HAProxy's: soft stop, reload). Their default
+        action ends the process at once: as VRRP master that left the VIP on
+        the interface with no priority 0 advert. They are logged and ignored."""
+        s = self.connect()
+        for sig in (signal.SIGUSR1, signal.SIGUSR2):
+            self.vp.proc.send_signal(sig)
+            L.wait_until(lambda: f"{sig.name} ignored" in self.vp.log(), 5, f"{sig.name} logged")
+        self.assertTrue(self.vp.alive(), self.vp.log())
+        self.assertEqual(echo(s), b"ping")
+        s.close()
+
     def _refused(self):
         try:
             socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
