@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <boost/asio/post.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -159,7 +160,10 @@ void Spawner::reap(const std::shared_ptr<Child>& c) {
   ChildExit r;
   r.started = true;
   r.timed_out = c->timed_out;
-  if (::waitpid(c->pid, &r.status, 0) != c->pid) {
+  pid_t got;
+  do got = ::waitpid(c->pid, &r.status, 0);
+  while (got < 0 && errno == EINTR);  // Asio's signal handlers have no SA_RESTART
+  if (got != c->pid) {
     // Reaped by someone else: the status is unknown, never a success.
     r.started = false;
     r.detail = std::string("exit status lost: waitpid: ") + std::strerror(errno);
