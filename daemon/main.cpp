@@ -18,6 +18,7 @@
 #include "daemon/daemon.h"
 #include "daemon/logging.h"
 #include "importer/cli.h"
+#include "vrrp/spawn.h"
 #include "ctl/doctor.h"
 #include "ctl/status.h"
 #include "version.h"
@@ -58,9 +59,11 @@ int check_config(const std::string& path) {
 
 // Two descriptors per session (plus pipes while data moves): lift the soft
 // limit to the hard one, as HAProxy does, instead of failing at ~500 sessions.
+// Scripts and notify hooks get the soft limit we started with back.
 void raise_fd_limit() {
   rlimit rl{};
   if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    vrrp::Spawner::set_children_nofile(rl.rlim_cur);
     rl.rlim_cur = rl.rlim_max;
     (void)::setrlimit(RLIMIT_NOFILE, &rl);
   }

@@ -3,11 +3,13 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <boost/asio/post.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
@@ -20,6 +22,12 @@ extern char** environ;
 namespace vrrp {
 
 namespace asio = boost::asio;
+
+namespace {
+std::atomic<unsigned long> g_children_nofile{0};
+}  // namespace
+
+void Spawner::set_children_nofile(unsigned long soft) { g_children_nofile = soft; }
 
 bool ChildExit::success() const {
   return started && !timed_out && WIFEXITED(status) && WEXITSTATUS(status) == 0;
@@ -91,6 +99,13 @@ void Spawner::start(std::vector<std::string> argv, const std::string& user, std:
         "u=$(/usr/bin/id -u -- \"$1\") && g=$(/usr/bin/id -g -- \"$1\") || exit 126; shift; "
         "exec /usr/bin/setpriv --reuid=\"$u\" --regid=\"$g\" --init-groups -- \"$@\"",
         "vipproxy-script-user", user};
+    argv.insert(argv.begin(), pre.begin(), pre.end());
+  }
+  // posix_spawn cannot set a limit in the child: prlimit does, then execs.
+  rlimit nofile{};
+  if (const unsigned long soft = g_children_nofile; soft != 0 && ::getrlimit(RLIMIT_NOFILE, &nofile) == 0 &&
+                                                     nofile.rlim_cur > soft) {
+    std::vector<std::string> pre{"/usr/bin/prlimit", "--nofile=" + std::to_string(soft) + ":", "--"};
     argv.insert(argv.begin(), pre.begin(), pre.end());
   }
   std::vector<char*> cargv;

@@ -46,6 +46,14 @@ class Spawner {
   // so notify hooks get keepalived's arguments however the command is quoted.
   static std::vector<std::string> shell(const std::string& command, const std::vector<std::string>& args = {});
 
+  // The soft RLIMIT_NOFILE every child gets: the one the daemon was started
+  // with, before it lifted its own to the hard limit (daemon/main.cpp).
+  // systemd.exec(5) asks for 1024 in what a service starts: select() fails
+  // past descriptor 1023, and some programs close every descriptor up to the
+  // limit. Children then start through prlimit(1) (it execs the command: the
+  // PID stays). 0 (the default): children keep the daemon's limit.
+  static void set_children_nofile(unsigned long soft);
+
   // The daemon opens its VRRP sockets before dropping its capabilities and
   // runs no script before the drop (a child exec'd by root before it would
   // get the full bounding set back): the first track scripts and notify

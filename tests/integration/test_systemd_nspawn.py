@@ -375,7 +375,7 @@ class SystemdNspawnTest(unittest.TestCase):
                  # says whether anything but the daemon signalled it.
                  "    track:\n      scripts:\n"
                  "        - name: slow\n          interval: 1s\n          timeout: 10s\n"
-                 "          command: \"echo slow-script-started; trap 'echo slow-script-got-SIGTERM' TERM; "
+                 "          command: \"echo slow-script-started; echo slow-script-nofile $(ulimit -Sn); trap 'echo slow-script-got-SIGTERM' TERM; "
                  "sleep 3 & wait; echo slow-script-done\"\n")
         if broken:
             text += "    no_such_key: 1\n"
@@ -482,6 +482,14 @@ class SystemdNspawnTest(unittest.TestCase):
         self.assertEqual(set(policies.values()), {0}, policies)
         limits = self.box.run(["cat", f"/proc/{pid}/limits"]).stdout
         self.assertRegex(limits, r"(?m)^Max realtime priority\s+0\s+0\s")
+        # LimitNOFILE=1024:1048576 (the hard limit no higher than the
+        # container's own): the daemon lifted its soft limit to the hard one,
+        # its track script runs with 1024 (systemd.exec(5)).
+        soft, hard = re.search(r"(?m)^Max open files\s+(\d+)\s+(\d+)\s", limits).groups()
+        self.assertEqual(soft, hard)
+        self.assertGreater(int(soft), 1024)
+        wait_until(lambda: "slow-script-nofile 1024" in self.messages(), 10, "the track script's soft limit")
+        self.assertNotIn(f"slow-script-nofile {soft}", self.messages())
 
     def test_3_vip_held_and_served(self):
         wait_until(lambda: self.has_vip("a") and not self.has_vip("b"), 15, "the VIP on the container's eth0 only")
