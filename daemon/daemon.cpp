@@ -407,9 +407,20 @@ void Daemon::wait_for_sighup() {
   });
 }
 
+void Daemon::ignore_sigusr() {
+  usr_.async_wait([this](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
+    spdlog::warn("{} ignored: vipproxy has no data or stats dump (GET /status on the admin endpoint), nor "
+                 "HAProxy's soft stop or reload; SIGTERM stops it, SIGHUP reloads it",
+                 sig == SIGUSR1 ? "SIGUSR1" : "SIGUSR2");
+    if (!stopping_) ignore_sigusr();
+  });
+}
+
 void Daemon::stop() {
   stopping_ = true;
   hup_.cancel();
+  usr_.cancel();
   spdlog::info("stopping");
   notify_state("STOPPING=1");
   notify_retry_timer_.cancel();  // what waits gets a last second at exit (run())
@@ -529,6 +540,7 @@ int Daemon::run() {
   });
   std::signal(SIGPIPE, SIG_IGN);
   wait_for_sighup();
+  ignore_sigusr();
 
   start_checks();
   for (const auto& p : proxies_)

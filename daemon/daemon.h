@@ -98,6 +98,8 @@ class Daemon {
   // next SIGHUP is waited for once this reload has ended (a signal that
   // comes meanwhile is kept by the signal set).
   void wait_for_sighup();
+  // SIGUSR1/SIGUSR2: logged and ignored (see usr_).
+  void ignore_sigusr();
   // Applies the file in place: new/removed proxies, listeners and backends,
   // changed checks and settings, VRRP instances. Throws, having changed
   // nothing, when the file is invalid or a listener/backend/interface of it
@@ -156,6 +158,12 @@ class Daemon {
   };
   std::map<std::string, PatroniVersionRead> patroni_versions_;  // by GET URL
   boost::asio::signal_set hup_{control_, SIGHUP};
+  // keepalived's operators send SIGUSR1/SIGUSR2 for a data or stats dump,
+  // HAProxy's for a soft stop or a reload. Their default action ends the
+  // process at once, and as VRRP master the VIP stayed on the interface
+  // without a priority-0 advert. Caught from construction on, never waited
+  // for again once stopping: ignored until exit.
+  boost::asio::signal_set usr_{control_, SIGUSR1, SIGUSR2};
   boost::asio::steady_timer ready_timer_{control_};
   boost::asio::steady_timer watchdog_timer_{control_};
   std::unique_ptr<SystemdNotifier> notifier_;

@@ -1,9 +1,12 @@
 // vipproxy: a Patroni-aware TCP proxy and VRRP speaker in one daemon.
+#include <fcntl.h>
+#include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
@@ -15,6 +18,7 @@
 #include "daemon/daemon.h"
 #include "daemon/logging.h"
 #include "importer/cli.h"
+#include "vrrp/spawn.h"
 #include "ctl/doctor.h"
 #include "ctl/status.h"
 #include "version.h"
@@ -36,7 +40,7 @@ const char* kUsage = R"(usage: vipproxy [OPTIONS]
 Logs go to standard error. When that is the journal's stream (JOURNAL_STREAM)
 each line starts with its syslog priority as "<N>", which journald stores
 (warnings as warning, errors as err), and carries no timestamp of its own.
-SIGTERM/SIGINT stop the daemon.
+SIGTERM/SIGINT stop the daemon, SIGHUP reloads FILE; SIGUSR1/SIGUSR2 are ignored.
 See README.md ("Configuration reference") for every key.
 )";
 
@@ -55,9 +59,11 @@ int check_config(const std::string& path) {
 
 // Two descriptors per session (plus pipes while data moves): lift the soft
 // limit to the hard one, as HAProxy does, instead of failing at ~500 sessions.
+// Scripts and notify hooks get the soft limit we started with back.
 void raise_fd_limit() {
   rlimit rl{};
   if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    vrrp::Spawner::set_children_nofile(rl.rlim_cur);
     rl.rlim_cur = rl.rlim_max;
     (void)::setrlimit(RLIMIT_NOFILE, &rl);
   }
@@ -75,7 +81,34 @@ void warn_if_secrets_readable(const cfg::Config& c, const std::string& path) {
                  path, st.st_mode & 07777);
 }
 
+// The signal mask survives fork and exec: a parent that blocked SIGTERM or
+// SIGHUP (a script waiting in sigwait(), a supervisor; systemd resets it, a
+// shell or cron may not) would leave those signals pending forever, the
+// daemon deaf to stop and reload, and the capability drop's signal blocked
+// in every worker thread. Every thread starts from this one's mask.
+void unblock_all_signals() {
+  sigset_t none;
+  sigemptyset(&none);
+  (void)::sigprocmask(SIG_SETMASK, &none, nullptr);
+}
+
+// A parent may start us with 0, 1 or 2 closed (`>&- 2>&-`, a supervisor).
+// The lowest free number goes to the next descriptor opened: an eventfd, a
+// listener, a session would become "standard error", log lines would be
+// written into it, and every script and notify hook would inherit it as its
+// stdout or stderr (the spawner keeps 1 and 2 for them). /dev/null holds
+// the three numbers instead.
+void open_standard_descriptors() {
+  for (int fd = 0; fd <= 2; ++fd)
+    if (::fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+      const int null = ::open("/dev/null", O_RDWR);  // the lowest free number: `fd`
+      if (null > 2) ::close(null);
+    }
+}
+
 int run(const std::string& path, std::optional<cfg::DataPath> data_path) {
+  open_standard_descriptors();
+  unblock_all_signals();
   cfg::Config c;
   try {
     c = cfg::load_file(path);

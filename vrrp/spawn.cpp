@@ -3,11 +3,14 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cerrno>
 #include <boost/asio/post.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -19,6 +22,12 @@ extern char** environ;
 namespace vrrp {
 
 namespace asio = boost::asio;
+
+namespace {
+std::atomic<unsigned long> g_children_nofile{0};
+}  // namespace
+
+void Spawner::set_children_nofile(unsigned long soft) { g_children_nofile = soft; }
 
 bool ChildExit::success() const {
   return started && !timed_out && WIFEXITED(status) && WEXITSTATUS(status) == 0;
@@ -34,7 +43,20 @@ struct Spawner::Child {
   bool finished = false;
 };
 
-Spawner::Spawner(asio::io_context& io, bool held) : io_(io), held_(held) {}
+Spawner::Spawner(asio::io_context& io, bool held) : io_(io), held_(held) {
+  // SIGCHLD ignored (SIG_IGN or SA_NOCLDWAIT, inherited across exec from a
+  // parent that set it: a shell's `trap '' CHLD`, some supervisors) makes
+  // the kernel reap our children itself: waitpid() then has no status to
+  // give, and a failing track script would pass. Back to the default, which
+  // leaves each child for reap().
+  struct sigaction sa {};
+  if (::sigaction(SIGCHLD, nullptr, &sa) == 0 && (sa.sa_handler == SIG_IGN || (sa.sa_flags & SA_NOCLDWAIT))) {
+    sa = {};
+    sa.sa_handler = SIG_DFL;
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(SIGCHLD, &sa, nullptr);
+  }
+}
 Spawner::~Spawner() { stop(); }
 
 void Spawner::release() {
@@ -77,6 +99,13 @@ void Spawner::start(std::vector<std::string> argv, const std::string& user, std:
         "u=$(/usr/bin/id -u -- \"$1\") && g=$(/usr/bin/id -g -- \"$1\") || exit 126; shift; "
         "exec /usr/bin/setpriv --reuid=\"$u\" --regid=\"$g\" --init-groups -- \"$@\"",
         "vipproxy-script-user", user};
+    argv.insert(argv.begin(), pre.begin(), pre.end());
+  }
+  // posix_spawn cannot set a limit in the child: prlimit does, then execs.
+  rlimit nofile{};
+  if (const unsigned long soft = g_children_nofile; soft != 0 && ::getrlimit(RLIMIT_NOFILE, &nofile) == 0 &&
+                                                     nofile.rlim_cur > soft) {
+    std::vector<std::string> pre{"/usr/bin/prlimit", "--nofile=" + std::to_string(soft) + ":", "--"};
     argv.insert(argv.begin(), pre.begin(), pre.end());
   }
   std::vector<char*> cargv;
@@ -146,7 +175,14 @@ void Spawner::reap(const std::shared_ptr<Child>& c) {
   ChildExit r;
   r.started = true;
   r.timed_out = c->timed_out;
-  ::waitpid(c->pid, &r.status, 0);
+  pid_t got;
+  do got = ::waitpid(c->pid, &r.status, 0);
+  while (got < 0 && errno == EINTR);  // Asio's signal handlers have no SA_RESTART
+  if (got != c->pid) {
+    // Reaped by someone else: the status is unknown, never a success.
+    r.started = false;
+    r.detail = std::string("exit status lost: waitpid: ") + std::strerror(errno);
+  }
   c->finished = true;
   c->timer.cancel();
   boost::system::error_code ignored;

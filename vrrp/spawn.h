@@ -21,7 +21,7 @@
 namespace vrrp {
 
 struct ChildExit {
-  bool started = false;    // false: posix_spawn failed (error in `detail`)
+  bool started = false;    // false: posix_spawn failed, or the exit status was lost (`detail`)
   bool timed_out = false;  // killed after the timeout
   int status = 0;          // waitpid() status when started
   std::string detail;
@@ -45,6 +45,14 @@ class Spawner {
   // `/bin/sh -c "command"`, with extra positional arguments ("$@") after it,
   // so notify hooks get keepalived's arguments however the command is quoted.
   static std::vector<std::string> shell(const std::string& command, const std::vector<std::string>& args = {});
+
+  // The soft RLIMIT_NOFILE every child gets: the one the daemon was started
+  // with, before it lifted its own to the hard limit (daemon/main.cpp).
+  // systemd.exec(5) asks for 1024 in what a service starts: select() fails
+  // past descriptor 1023, and some programs close every descriptor up to the
+  // limit. Children then start through prlimit(1) (it execs the command: the
+  // PID stays). 0 (the default): children keep the daemon's limit.
+  static void set_children_nofile(unsigned long soft);
 
   // The daemon opens its VRRP sockets before dropping its capabilities and
   // runs no script before the drop (a child exec'd by root before it would

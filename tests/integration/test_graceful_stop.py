@@ -73,12 +73,69 @@ class GracefulStop(unittest.TestCase):
         s.close()
         self.assertIn("draining 1 sessions", self.vp.log())
 
+    def test_keepalived_and_haproxy_signals_are_not_fatal(self):
+        """SIGUSR1 and SIGUSR2 are what keepalived's operators send for a
+        data or stats dump (HAProxy's: soft stop, reload). Their default
+        action ends the process at once: as VRRP master that left the VIP on
+        the interface with no priority 0 advert. They are logged and ignored."""
+        s = self.connect()
+        for sig in (signal.SIGUSR1, signal.SIGUSR2):
+            self.vp.proc.send_signal(sig)
+            L.wait_until(lambda: f"{sig.name} ignored" in self.vp.log(), 5, f"{sig.name} logged")
+        self.assertTrue(self.vp.alive(), self.vp.log())
+        self.assertEqual(echo(s), b"ping")
+        s.close()
+
     def _refused(self):
         try:
             socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
             return False
         except ConnectionRefusedError:
             return True
+
+
+class InheritedProcessState(unittest.TestCase):
+    """What a parent other than systemd may leave to the daemon across exec
+    (systemd resets both; a shell, cron or a supervisor may not): a signal
+    mask, closed standard descriptors."""
+
+    def setUp(self):
+        self.lab = L.Lab("vipproxy-sigmask")
+        self.rest = L.Standin(self.lab, "rest", "primary")
+        self.echo_port = L.free_port()
+        self.lab.spawn("echo", [L.PY, os.path.join(L.HERE, "echo_server.py"), str(self.echo_port)])
+        self.port, self.admin = L.free_port(), L.free_port()
+        self.config = os.path.join(self.lab.dir, "vipproxy.yaml")
+        with open(self.config, "w") as f:
+            f.write(L.proxy_yaml("p", self.port, [("e", self.echo_port)], [self.rest.port], self.admin))
+
+    def tearDown(self):
+        self.lab.close()
+
+    def start(self, preexec_fn):
+        self.proc = self.lab.spawn("vipproxy", [L.VIPPROXY, "--config", self.config], preexec_fn=preexec_fn)
+        L.wait_until(lambda: L.status(self.admin)["proxies"][0]["current_backend"] == "e", 20, "backend up")
+
+    def test_sighup_reloads_and_sigterm_stops(self):
+        """Blocked signals (a script that waits in sigwait(), Python's
+        pthread_sigmask) stay blocked in the daemon unless it unblocks them."""
+        blocked = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGRTMIN + 5}
+        self.start(lambda: signal.pthread_sigmask(signal.SIG_BLOCK, blocked))
+        self.proc.send_signal(signal.SIGHUP)
+        L.wait_until(lambda: L.status(self.admin)["reloads"]["applied"] == 1, 10, "the SIGHUP reload")
+        self.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(self.proc.wait(timeout=10), 0)
+
+    def test_closed_standard_descriptors_are_not_reused(self):
+        """Started with 0, 1 and 2 closed (`>&- 2>&-`, a supervisor that
+        closes them): the first sockets the daemon opens must not take those
+        numbers, or log lines go into a socket and every script and hook
+        inherits it as its stdout or stderr."""
+        self.start(lambda: [os.close(fd) for fd in (0, 1, 2)])
+        for fd in (0, 1, 2):
+            self.assertEqual(os.readlink(f"/proc/{self.proc.pid}/fd/{fd}"), "/dev/null", fd)
+        self.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(self.proc.wait(timeout=10), 0)
 
 
 if __name__ == "__main__":

@@ -309,7 +309,9 @@ for n in os.listdir("/proc/self/fd"):
         pass
 with open("/proc/self/status") as f:
     caps = {k: int(v, 16) for k, v in re.findall(r"^(Cap\w+):\s*([0-9a-f]+)$", f.read(), re.M)}
-rec = {"pid": os.getpid(), "pgid": os.getpgid(0), "fds": fds, "caps": caps, "args": sys.argv[2:]}
+import resource
+rec = {"pid": os.getpid(), "pgid": os.getpgid(0), "fds": fds, "caps": caps, "args": sys.argv[2:],
+       "nofile": resource.getrlimit(resource.RLIMIT_NOFILE)}
 hang = os.path.exists(os.path.join(out, "hang-" + state))
 if hang:
     rec["child"] = subprocess.Popen(["sleep", "1000000"]).pid
@@ -432,7 +434,7 @@ class NotifyHooks(unittest.TestCase):
       - {name: nothing, address: 127.0.0.1:5432}
 """
 
-    def start(self, name, admin, notify_extra="", proxies=""):
+    def start(self, name, admin, notify_extra="", proxies="", prefix=()):
         cmd = f"{L.PY} {self.hook} {self.out}"
         proxies = proxies or self.DEFAULT_PROXIES
         y = f"""node: hooks
@@ -456,7 +458,7 @@ proxies:
         path = os.path.join(self.ns.dir, name + ".yaml")
         with open(path, "w") as f:
             f.write(y)
-        p = self.ns.spawn(name, "a", [L.VIPPROXY, "--config", path])
+        p = self.ns.spawn(name, "a", list(prefix) + [L.VIPPROXY, "--config", path])
         netns.wait_until(lambda: p.poll() is not None or self.status(admin), 15, f"{name} answering /status")
         self.assertIsNone(p.poll(), f"{name} exited:\n{self.ns.logtail(name)}")
         return p
@@ -610,6 +612,21 @@ proxies:
         self.assertLess(elapsed, 15)
         log = self.ns.logtail("vipproxy-stop", 200)
         self.assertIn("waiting for", log)
+
+
+    def test_4_hooks_get_the_soft_fd_limit_the_daemon_started_with(self):
+        """The daemon lifts its own soft RLIMIT_NOFILE to the hard limit (its
+        sessions need it); its hooks get back the soft limit it was started
+        with (systemd.exec(5), LimitNOFILE=: 1024, as select() and programs
+        that close every descriptor up to the limit expect)."""
+        admin = 18484
+        # prlimit execs the daemon: `p.pid` stays the daemon's.
+        p = self.start("vipproxy-nofile", admin, prefix=["prlimit", "--nofile=1024:8192", "--"])
+        with open(f"/proc/{p.pid}/limits") as f:
+            self.assertRegex(f.read(), r"(?m)^Max open files\s+8192\s+8192\s")
+        self.assertEqual(self.wait_record("BACKUP")[0]["nofile"], [1024, 8192])
+        self.ns.stop(p)
+        self.assertEqual(p.returncode, 0)
 
 
 if __name__ == "__main__":

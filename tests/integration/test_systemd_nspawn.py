@@ -24,7 +24,8 @@ an operator would:
   6. a SIGSTOPped daemon misses its watchdog pings: systemd aborts it and
      restarts it (NRestarts, new PID, active again);
   7. `systemctl stop` sends priority 0 and removes the VIP before the unit is
-     inactive; the keepalived peer takes it over.
+     inactive; the keepalived peer takes it over; a track script running at
+     that moment gets no SIGTERM from systemd and runs to its end.
 
 Network safety: the container has no network of its own. It is started with
 --network-namespace-path into a namespace made by netns.Lab (10.88.76.0/24,
@@ -369,7 +370,13 @@ class SystemdNspawnTest(unittest.TestCase):
                      "    backends:\n      - {name: catalog01, address: 127.0.0.1:5432}\n")
         text += ("vrrp:\n  - name: VI_1\n    interface: eth0\n    state: backup\n"
                  f"    virtual_router_id: {VRID}\n    priority: 150\n    version: 3\n    advert_int: 1s\n"
-                 f"    virtual_ipaddresses: [{cls.vip}/24]\n")
+                 f"    virtual_ipaddresses: [{cls.vip}/24]\n"
+                 # Busy 3 s of every 4 (test_7 stops the unit while it runs):
+                 # says whether anything but the daemon signalled it.
+                 "    track:\n      scripts:\n"
+                 "        - name: slow\n          interval: 1s\n          timeout: 10s\n"
+                 "          command: \"echo slow-script-started; echo slow-script-nofile $(ulimit -Sn); trap 'echo slow-script-got-SIGTERM' TERM; "
+                 "sleep 3 & wait; echo slow-script-done\"\n")
         if broken:
             text += "    no_such_key: 1\n"
         return text
@@ -475,6 +482,14 @@ class SystemdNspawnTest(unittest.TestCase):
         self.assertEqual(set(policies.values()), {0}, policies)
         limits = self.box.run(["cat", f"/proc/{pid}/limits"]).stdout
         self.assertRegex(limits, r"(?m)^Max realtime priority\s+0\s+0\s")
+        # LimitNOFILE=1024:1048576 (the hard limit no higher than the
+        # container's own): the daemon lifted its soft limit to the hard one,
+        # its track script runs with 1024 (systemd.exec(5)).
+        soft, hard = re.search(r"(?m)^Max open files\s+(\d+)\s+(\d+)\s", limits).groups()
+        self.assertEqual(soft, hard)
+        self.assertGreater(int(soft), 1024)
+        wait_until(lambda: "slow-script-nofile 1024" in self.messages(), 10, "the track script's soft limit")
+        self.assertNotIn(f"slow-script-nofile {soft}", self.messages())
 
     def test_3_vip_held_and_served(self):
         wait_until(lambda: self.has_vip("a") and not self.has_vip("b"), 15, "the VIP on the container's eth0 only")
@@ -567,7 +582,19 @@ class SystemdNspawnTest(unittest.TestCase):
         wait_until(lambda: self.has_vip("a"), 20, "the VIP on the container")
         prio0 = "(VI_1) Backup received priority 0 advertisement"
         before = self.lab.logtail("keepalived", 100000).count(prio0)
+        # Stopped while a track script runs (a run has just started: it has
+        # 3 s left). The daemon owns its children's end (their timeout, the
+        # stop hook): KillMode=mixed sends SIGTERM to the daemon alone, as
+        # keepalived's unit does (KillMode=process), not to every process of
+        # the unit at once.
+        started = sum(1 for m in self.messages() if m == "slow-script-started")
+        wait_until(lambda: sum(1 for m in self.messages() if m == "slow-script-started") > started, 10,
+                   "a new run of the slow track script")
         self.box.run(["systemctl", "stop", "vipproxy"], timeout=60)
+        msgs = self.messages()
+        self.assertNotIn("slow-script-got-SIGTERM", msgs)
+        last = len(msgs) - 1 - msgs[::-1].index("slow-script-started")
+        self.assertIn("slow-script-done", msgs[last:], "the running script did not run to its end")
         t0 = time.monotonic()
         self.assertEqual(self.state(), ("inactive", "dead"))
         self.assertFalse(self.has_vip("a"), "the VIP must be gone when systemctl stop returns")

@@ -4,7 +4,10 @@
 #include <boost/test/unit_test.hpp>
 
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
@@ -171,4 +174,54 @@ BOOST_AUTO_TEST_CASE(notify_queue_timeout) {
   BOOST_TEST(q.stats().timed_out == 1u);
   BOOST_TEST(q.stats().started == 2u);
   BOOST_TEST((std::chrono::steady_clock::now() - t0 >= 200ms));
+}
+
+// A daemon started by a parent that ignored SIGCHLD (a shell's `trap ''
+// CHLD`, a supervisor that does not reset it: SIG_IGN survives exec) has its
+// children reaped by the kernel: waitpid() then fails with ECHILD and
+// reported status 0, so every failing track script counted as passing. The
+// spawner puts SIGCHLD back to its default, and a status it could not read
+// is never a success.
+BOOST_AUTO_TEST_CASE(exit_status_kept_when_sigchld_was_ignored) {
+  struct sigaction ign {}, old{};
+  ign.sa_handler = SIG_IGN;
+  sigemptyset(&ign.sa_mask);
+  BOOST_REQUIRE(::sigaction(SIGCHLD, &ign, &old) == 0);
+  asio::io_context io;
+  Spawner sp(io);
+  bool done = false;
+  ChildExit result;
+  sp.run(Spawner::shell("exit 3"), "", 5s, [&](const ChildExit& r) {
+    result = r;
+    done = true;
+  });
+  BOOST_REQUIRE(run_until(io, [&] { return done; }));
+  BOOST_TEST(!result.success());
+  BOOST_TEST(WIFEXITED(result.status));
+  BOOST_TEST(WEXITSTATUS(result.status) == 3);
+  ::sigaction(SIGCHLD, &old, nullptr);
+}
+
+// A child gets the soft RLIMIT_NOFILE the daemon started with (through
+// prlimit), not the one the daemon lifted for itself; its hard limit stays.
+BOOST_AUTO_TEST_CASE(child_gets_the_soft_fd_limit_set_for_children) {
+  rlimit own{};
+  BOOST_REQUIRE(::getrlimit(RLIMIT_NOFILE, &own) == 0);
+  BOOST_REQUIRE(own.rlim_cur > 1000);
+  TempDir d;
+  asio::io_context io;
+  Spawner sp(io);
+  Spawner::set_children_nofile(1000);
+  std::string out = d.path + "/limits";
+  bool done = false;
+  ChildExit result;
+  sp.run(Spawner::shell("echo $(ulimit -Sn) $(ulimit -Hn) >" + out), "", 5s, [&](const ChildExit& r) {
+    result = r;
+    done = true;
+  });
+  Spawner::set_children_nofile(0);
+  BOOST_REQUIRE(run_until(io, [&] { return done; }));
+  BOOST_TEST(result.success(), result.detail);
+  const std::string hard = own.rlim_max == RLIM_INFINITY ? "unlimited" : std::to_string(own.rlim_max);
+  BOOST_TEST(slurp(out) == "1000 " + hard + "\n");
 }
