@@ -196,6 +196,30 @@ class Lab:
             f.write(text)
         return path
 
+    def silent_dns(self, short, hosts):
+        """Node `short` resolves through its hosts file (`hosts`) and then a
+        name server on its loopback that never answers (SILENT_DNS; glibc
+        would wait 30 s for it). Returns (the hosts file's path, the file
+        counting the server's queries)."""
+        self.etc_file(short, "resolv.conf", "nameserver 127.0.0.1\noptions timeout:30 attempts:1\n")
+        hosts_path = self.etc_file(short, "hosts", hosts)
+        queries = os.path.join(self.dir, "dns.queries")
+        self.spawn("dns", short, [lab.PY, "-c", SILENT_DNS, queries])
+        wait_until(lambda: os.path.exists(queries), 10, "the silent name server")
+        return hosts_path, queries
+
+    def primary_and_echo(self, short, rest_port, echo_port):
+        """On node `short`: a Patroni REST stand-in answering as primary on
+        `rest_port` and an echo server on `echo_port`. Returns the stand-in's
+        role file (write "replica" to it to demote)."""
+        role = os.path.join(self.dir, "rest.role")
+        with open(role, "w") as f:
+            f.write("primary\n")
+        self.spawn("rest", short, [lab.PY, os.path.join(lab.HERE, "patroni_standin.py"), str(rest_port), role,
+                                   os.path.join(self.dir, "rest.stats.json")])
+        self.spawn("echo", short, [lab.PY, os.path.join(lab.HERE, "echo_server.py"), str(echo_port)])
+        return role
+
     def sh(self, short, argv, check=True, timeout=20):
         return self._in(self.nodes[short], argv, check=check, timeout=timeout)
 

@@ -57,20 +57,10 @@ class CheckDns(unittest.TestCase):
         cls.ns = netns.Lab(third_octet=OCTET)
         cls.addClassCleanup(cls.ns.close)
         cls.ns.add_node("a", 151)
-        # `ip netns exec` mounts these over /etc/resolv.conf and /etc/hosts.
-        cls.ns.etc_file("a", "resolv.conf", "nameserver 127.0.0.1\noptions timeout:30 attempts:1\n")
-        cls.hosts = cls.ns.etc_file("a", "hosts", HOSTS_BOTH)
+        cls.hosts, cls.queries_file = cls.ns.silent_dns("a", HOSTS_BOTH)
         d = cls.ns.dir
-        cls.queries_file = os.path.join(d, "dns.queries")
-        cls.ns.spawn("dns", "a", [L.PY, "-c", netns.SILENT_DNS, cls.queries_file])
-        wait_until(lambda: os.path.exists(cls.queries_file), 10, "the silent name server")
-        role = os.path.join(d, "rest.role")
-        with open(role, "w") as f:
-            f.write("primary\n")
         cls.rest_port, cls.echo_port, cls.port, cls.admin = 18008, 18009, 15433, 18405
-        cls.ns.spawn("rest", "a", [L.PY, os.path.join(L.HERE, "patroni_standin.py"), str(cls.rest_port), role,
-                                   os.path.join(d, "rest.stats.json")])
-        cls.ns.spawn("echo", "a", [L.PY, os.path.join(L.HERE, "echo_server.py"), str(cls.echo_port)])
+        cls.ns.primary_and_echo("a", cls.rest_port, cls.echo_port)
         # roundrobin: two backends passing at once is normal there (`first`
         # would warn of a split brain and stay on whichever passed first).
         text = L.proxy_yaml("p", cls.port, [], [], cls.admin, extra="balance: roundrobin", interval="300ms", fall=2)

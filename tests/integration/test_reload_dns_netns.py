@@ -46,19 +46,10 @@ class ReloadDns(unittest.TestCase):
         cls.ns = netns.Lab(third_octet=OCTET)
         cls.addClassCleanup(cls.ns.close)
         cls.ns.add_node("a", 151)
-        # `ip netns exec` mounts these over /etc/resolv.conf and /etc/hosts.
-        cls.ns.etc_file("a", "resolv.conf", "nameserver 127.0.0.1\noptions timeout:30 attempts:1\n")
-        cls.ns.etc_file("a", "hosts", f"127.0.0.1 localhost\n127.0.0.1 {KNOWN}\n")
+        _, cls.queries_file = cls.ns.silent_dns("a", f"127.0.0.1 localhost\n127.0.0.1 {KNOWN}\n")
         d = cls.ns.dir
-        cls.queries_file = os.path.join(d, "dns.queries")
-        cls.ns.spawn("dns", "a", [L.PY, "-c", netns.SILENT_DNS, cls.queries_file])
-        wait_until(lambda: os.path.exists(cls.queries_file), 10, "the silent name server")
-        cls.role = os.path.join(d, "rest.role")
-        with open(cls.role, "w") as f:
-            f.write("primary\n")
         cls.rest_port, cls.echo_port, cls.port, cls.admin = 18008, 18009, 15433, 18405
-        cls.ns.spawn("rest", "a", [L.PY, os.path.join(L.HERE, "patroni_standin.py"), str(cls.rest_port), cls.role,
-                                   os.path.join(d, "rest.stats.json")])
+        cls.role = cls.ns.primary_and_echo("a", cls.rest_port, cls.echo_port)
         # The backends the reloads add answer as replicas: never eligible, so
         # the proxy's choice stays on e (two primaries at once would leave it
         # to whichever check came back first).
@@ -68,7 +59,6 @@ class ReloadDns(unittest.TestCase):
         cls.replica_port = 18020
         cls.ns.spawn("replica", "a", [L.PY, os.path.join(L.HERE, "patroni_standin.py"), str(cls.replica_port),
                                       replica, os.path.join(d, "replica.stats.json")])
-        cls.ns.spawn("echo", "a", [L.PY, os.path.join(L.HERE, "echo_server.py"), str(cls.echo_port)])
         cls.config = os.path.join(d, "vipproxy.yaml")
         cls.write_config([])
         cls.vp = cls.ns.spawn("vipproxy", "a", [L.VIPPROXY, "--config", cls.config])

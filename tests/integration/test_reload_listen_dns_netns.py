@@ -45,22 +45,11 @@ class ReloadListenDns(unittest.TestCase):
         cls.ns = netns.Lab(third_octet=OCTET)
         cls.addClassCleanup(cls.ns.close)
         cls.ns.add_node("a", 151)
-        # `ip netns exec` mounts these over /etc/resolv.conf and /etc/hosts.
-        cls.ns.etc_file("a", "resolv.conf", "nameserver 127.0.0.1\noptions timeout:30 attempts:1\n")
-        cls.ns.etc_file("a", "hosts", f"127.0.0.1 localhost\n127.0.0.1 {KNOWN}\n")
-        d = cls.ns.dir
-        cls.queries_file = os.path.join(d, "dns.queries")
-        cls.ns.spawn("dns", "a", [L.PY, "-c", netns.SILENT_DNS, cls.queries_file])
-        wait_until(lambda: os.path.exists(cls.queries_file), 10, "the silent name server")
-        role = os.path.join(d, "rest.role")
-        with open(role, "w") as f:
-            f.write("primary\n")
+        _, cls.queries_file = cls.ns.silent_dns("a", f"127.0.0.1 localhost\n127.0.0.1 {KNOWN}\n")
         cls.rest_port, cls.echo_port, cls.admin = 18008, 18009, 18405
         cls.ports = {"p": 15433, "known": 15434, "silent": 15435}
-        cls.ns.spawn("rest", "a", [L.PY, os.path.join(L.HERE, "patroni_standin.py"), str(cls.rest_port), role,
-                                   os.path.join(d, "rest.stats.json")])
-        cls.ns.spawn("echo", "a", [L.PY, os.path.join(L.HERE, "echo_server.py"), str(cls.echo_port)])
-        cls.config = os.path.join(d, "vipproxy.yaml")
+        cls.ns.primary_and_echo("a", cls.rest_port, cls.echo_port)
+        cls.config = os.path.join(cls.ns.dir, "vipproxy.yaml")
         cls.write_config([])
         cls.vp = cls.ns.spawn("vipproxy", "a", [L.VIPPROXY, "--config", cls.config])
         wait_until(lambda: cls.status()["proxies"][0]["current_backend"] == "e", 20, "the backend up")
