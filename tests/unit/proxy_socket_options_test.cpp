@@ -33,6 +33,24 @@ uint16_t port_of(int fd) {
   return ntohs(sa.sin_port);
 }
 
+// Connects a client `c` to the loopback listener `listen_fd` and accepts it
+// the way the worker does (accept4, SOCK_NONBLOCK | SOCK_CLOEXEC).
+int connect_and_accept(int listen_fd, int& c) {
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  sa.sin_port = htons(port_of(listen_fd));
+  c = ::socket(AF_INET, SOCK_STREAM, 0);
+  BOOST_REQUIRE(::connect(c, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
+  int fd = -1;
+  for (int i = 0; i < 1000 && fd < 0; ++i) {
+    fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) ::usleep(1000);
+  }
+  BOOST_REQUIRE(fd >= 0);
+  return fd;
+}
+
 cfg::Proxy settings() {
   cfg::Proxy p;
   p.name = "t";
@@ -51,18 +69,8 @@ cfg::Proxy settings() {
 BOOST_AUTO_TEST_CASE(accepted_sockets_inherit_the_listeners_options) {
   auto p = settings();
   auto l = proxy::Worker::bind_listener(p);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  sa.sin_port = htons(port_of(l->fd));
-  int c = ::socket(AF_INET, SOCK_STREAM, 0);
-  BOOST_REQUIRE(::connect(c, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
-  int fd = -1;
-  for (int i = 0; i < 1000 && fd < 0; ++i) {
-    fd = ::accept4(l->fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) ::usleep(1000);
-  }
-  BOOST_REQUIRE(fd >= 0);
+  int c = -1;
+  int fd = connect_and_accept(l->fd, c);
   BOOST_TEST(get(fd, IPPROTO_TCP, TCP_NODELAY) != 0);
   BOOST_TEST(get(fd, SOL_SOCKET, SO_KEEPALIVE) != 0);
   BOOST_TEST(get(fd, IPPROTO_TCP, TCP_KEEPIDLE) == 41);
@@ -80,18 +88,8 @@ BOOST_AUTO_TEST_CASE(options_off_stay_off) {
   p.keepalive.enabled = false;
   p.tcp_user_timeout = std::chrono::milliseconds(0);
   auto l = proxy::Worker::bind_listener(p);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  sa.sin_port = htons(port_of(l->fd));
-  int c = ::socket(AF_INET, SOCK_STREAM, 0);
-  BOOST_REQUIRE(::connect(c, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
-  int fd = -1;
-  for (int i = 0; i < 1000 && fd < 0; ++i) {
-    fd = ::accept4(l->fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) ::usleep(1000);
-  }
-  BOOST_REQUIRE(fd >= 0);
+  int c = -1;
+  int fd = connect_and_accept(l->fd, c);
   BOOST_TEST(get(fd, IPPROTO_TCP, TCP_NODELAY) != 0);
   BOOST_TEST(get(fd, SOL_SOCKET, SO_KEEPALIVE) == 0);
   BOOST_TEST(get(fd, IPPROTO_TCP, TCP_USER_TIMEOUT) == 0);
@@ -151,18 +149,8 @@ BOOST_AUTO_TEST_CASE(a_kept_listener_takes_options_a_reload_turned_off) {
   off.keepalive.enabled = false;
   off.tcp_user_timeout = std::chrono::milliseconds(0);
   proxy::apply_session_options(l->fd, off);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  sa.sin_port = htons(port_of(l->fd));
-  int c = ::socket(AF_INET, SOCK_STREAM, 0);
-  BOOST_REQUIRE(::connect(c, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
-  int fd = -1;
-  for (int i = 0; i < 1000 && fd < 0; ++i) {
-    fd = ::accept4(l->fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) ::usleep(1000);
-  }
-  BOOST_REQUIRE(fd >= 0);
+  int c = -1;
+  int fd = connect_and_accept(l->fd, c);
   BOOST_TEST(get(fd, SOL_SOCKET, SO_KEEPALIVE) == 0);
   BOOST_TEST(get(fd, IPPROTO_TCP, TCP_USER_TIMEOUT) == 0);
   ::close(fd);
