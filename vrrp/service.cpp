@@ -40,6 +40,20 @@ Service::ReloadPlan Service::prepare_reload(const std::vector<cfg::VrrpInstance>
     const Engine* running = nullptr;
     for (const auto& e : engines_)
       if (e->config().name == inst.name) running = e.get();
+    // A tracked interface that does not exist is down (FAULT), as at start
+    // where it may come later. A name first written in this reload that
+    // names no interface is a typo far more often than an interface still to
+    // come, and it would give the VIP away: refused (keepalived warns and
+    // ignores such a track_interface).
+    for (const auto& ti : inst.track.interfaces) {
+      bool tracked = false;
+      if (running)
+        for (const auto& t : running->config().track.interfaces) tracked = tracked || t.name == ti.name;
+      if (!tracked && !kernel_->link(ti.name))
+        throw std::runtime_error("vrrp " + inst.name + ": track.interfaces: no interface " + ti.name +
+                                 " on this host; tracking it would put the instance in FAULT (create the "
+                                 "interface first, or restart to track one that comes later)");
+    }
     if (!running || cfg::vrrp_needs_restart(running->config(), inst)) {
       if (!kernel_->link(inst.interface))
         throw std::runtime_error("vrrp " + inst.name + ": interface " + inst.interface + " does not exist");

@@ -188,6 +188,39 @@ BOOST_FIXTURE_TEST_CASE(reload_restarts_added_and_removes_instances, Fixture) {
   BOOST_TEST(k->addresses.empty());
 }
 
+// A track interface first named by a reload that names no interface (a
+// typo) would put a master in FAULT and give its VIP away: the reload is
+// refused whole. One tracked since start that disappears is FAULT, as before.
+BOOST_FIXTURE_TEST_CASE(reload_tracking_an_interface_that_does_not_exist_is_refused, Fixture) {
+  make({instance()});
+  run(150ms);
+  BOOST_REQUIRE(e().state() == fsm::State::master);
+  const Engine* before = &e();
+  auto typo = instance();
+  typo.track.interfaces.push_back({"eht1", 0});
+  BOOST_CHECK_THROW(svc->reload({typo}), std::runtime_error);
+  BOOST_TEST(&e() == before);
+  BOOST_TEST(e().config().track.interfaces.empty());
+  run(150ms);
+  BOOST_TEST(e().state() == fsm::State::master);
+  BOOST_TEST(k->addresses.count(kVip) == 1u);
+  // An interface that exists is taken; once tracked, its going away is a
+  // link event (FAULT), and a reload keeping it is not refused.
+  LinkInfo eth1 = k->links["eth0"];
+  eth1.ifindex = 3;
+  eth1.name = "eth1";
+  k->links["eth1"] = eth1;
+  auto tracked = instance();
+  tracked.track.interfaces.push_back({"eth1", 0});
+  svc->reload({tracked});
+  BOOST_TEST(e().config().track.interfaces.size() == 1u);
+  k->links.erase("eth1");
+  auto again = tracked;
+  again.priority = 110;
+  BOOST_CHECK_NO_THROW(svc->reload({again}));
+  BOOST_TEST(e().config().priority == 110);
+}
+
 BOOST_FIXTURE_TEST_CASE(link_down_is_fault_and_link_up_restarts_as_backup, Fixture) {
   make({instance()});
   run(150ms);
