@@ -2,44 +2,13 @@
 // proxy and instance names, listen addresses that would clash, one instance
 // per interface, VRID and family, each virtual address in one instance, and
 // track.proxies naming proxies that exist.
-#include <arpa/inet.h>
-
 #include <algorithm>
 #include <string>
 
+#include "cfg/listen.h"
 #include "cfg/loader.h"
 
 namespace cfg::detail {
-
-namespace {
-
-// An IPv6 literal has many spellings ("::1", "0::1", "0:0::1"): compared in
-// the one inet_ntop writes. Host names and IPv4 literals (inet_pton takes
-// only the dotted quad) as written, case aside.
-std::string canonical_host(const std::string& host) {
-  in6_addr a{};
-  char buf[INET6_ADDRSTRLEN] = {};
-  if (inet_pton(AF_INET6, host.c_str(), &a) == 1 && inet_ntop(AF_INET6, &a, buf, sizeof buf)) return buf;
-  return syntax::lower(host);
-}
-
-// Two listeners on one address must be refused here: every worker binds
-// with SO_REUSEPORT, so the kernel takes the second bind too and splits the
-// clients between the two proxies.
-bool listen_conflict(const Endpoint& a, const Endpoint& b) {
-  if (a.port != b.port) return false;
-  const std::string ha = canonical_host(a.host), hb = canonical_host(b.host);
-  if (ha == hb) return true;
-  // A wildcard bind takes the port for every address of its family ("::"
-  // for both families unless bindv6only).
-  auto covers = [](const std::string& w, const std::string& o) {
-    if (w == "::") return true;
-    return w == "0.0.0.0" && !syntax::is_ipv6(o);
-  };
-  return covers(ha, hb) || covers(hb, ha);
-}
-
-}  // namespace
 
 void Loader::cross_check(const Config& c) {
   auto line_of = [](const Located& l) { return std::to_string(l.node.Mark().line + 1); };
@@ -56,7 +25,7 @@ void Loader::cross_check(const Config& c) {
   for (const auto& p : c.proxies) eps.push_back(p.listen);
   for (std::size_t i = 0; i < eps.size(); ++i)
     for (std::size_t j = 0; j < i; ++j)
-      if (listen_conflict(eps[i], eps[j]))
+      if (listens_clash(eps[i], eps[j]))
         fail(listens_[i].node, listens_[i].path,
              eps[i].to_string() + " clashes with " + listens_[j].path + " (" + eps[j].to_string() + ", line " +
                  line_of(listens_[j]) + "): expected each listen address:port once");

@@ -40,7 +40,8 @@ Proxy Loader::proxy(const Node& n, const std::string& path) {
                "): expected names unique within the proxy");
     Node an = b.require("address", "the backend's host:port, like 192.168.1.151:5432");
     be.address = endpoint(an, b.path("address"), false);
-    std::string key = syntax::lower(be.address.to_string());
+    // One address written two ways ("[::1]" and "[0::1]") is one backend.
+    std::string key = syntax::canonical_host(be.address.host) + ":" + std::to_string(be.address.port);
     if (auto [pos, fresh] = addresses.emplace(key, an.Mark().line + 1); !fresh)
       fail(an, b.path("address"),
            "duplicate backend address " + quote(be.address.to_string()) + " (first at line " +

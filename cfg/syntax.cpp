@@ -132,6 +132,13 @@ std::string lower(std::string_view s) {
   return out;
 }
 
+std::string canonical_host(const std::string& host) {
+  in6_addr a{};
+  char buf[INET6_ADDRSTRLEN] = {};
+  if (inet_pton(AF_INET6, host.c_str(), &a) == 1 && inet_ntop(AF_INET6, &a, buf, sizeof buf)) return buf;
+  return lower(host);
+}
+
 std::optional<EncodingError> first_encoding_error(std::string_view text) {
   int line = 1, col = 1;
   std::size_t i = 0;

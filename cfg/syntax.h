@@ -43,6 +43,12 @@ std::size_t edit_distance(std::string_view a, std::string_view b);
 
 std::string lower(std::string_view s);
 
+// One spelling per address, to compare two: an IPv6 literal has many ("::1",
+// "0::1", "0:0::1") and is given in the one inet_ntop writes; a host name or
+// an IPv4 literal (inet_pton takes only the dotted quad) as written, case
+// aside.
+std::string canonical_host(const std::string& host);
+
 // The first byte that keeps `text` from being UTF-8 text a person wrote: a
 // NUL, a control character other than tab/CR/LF, DEL, or an invalid,
 // overlong or surrogate UTF-8 sequence (a leading BOM is fine). yaml-cpp

@@ -4,6 +4,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <boost/asio/ip/tcp.hpp>
@@ -15,6 +16,7 @@
 #include <utility>
 
 #include "cfg/diff.h"
+#include "cfg/listen.h"
 #include "cfg/load.h"
 #include "cfg/names.h"
 #include "daemon/admin.h"
@@ -28,6 +30,16 @@
 #include "vrrp/service.h"
 
 namespace daemon_ {
+
+void warn_if_secrets_readable(const cfg::Config& c) {
+  bool secrets = !c.admin.token.empty();
+  for (const auto& v : c.vrrp) secrets = secrets || !v.auth_password.empty();
+  struct stat st {};
+  if (secrets && ::stat(c.source.c_str(), &st) == 0 && (st.st_mode & S_IROTH))
+    spdlog::warn("{} holds a password or token and is readable by every user (mode {:o}); "
+                 "chmod o-r it (e.g. root:vipproxy 0640)",
+                 c.source, st.st_mode & 07777);
+}
 
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
@@ -322,6 +334,7 @@ void Daemon::notify_when_ready(std::chrono::steady_clock::time_point deadline) {
     std::string st = "STATUS=" + std::to_string(proxies_.size()) + " proxies, " + std::to_string(up) + "/" +
                      std::to_string(total) + " backends eligible";
     notify_state("READY=1\n" + st);
+    ready_sent_ = true;
     spdlog::info("ready: {}", st.substr(7));
     if (auto period = watchdog_period(std::getenv("WATCHDOG_USEC"), std::getenv("WATCHDOG_PID"), ::getpid()))
       watchdog_ping(*period / 2);
@@ -393,15 +406,19 @@ void Daemon::retry_notifications() {
 void Daemon::wait_for_sighup() {
   hup_.async_wait([this](const boost::system::error_code& ec, int) {
     if (ec) return;
-    notify_state("RELOADING=1");
-    reload([this](const std::string& error) {
+    // A SIGHUP before the first READY (one held while the file was read,
+    // main.cpp) is applied without telling systemd: its READY=1 would say
+    // "started" before the first check round (notify_when_ready()).
+    const bool tell = ready_sent_;
+    if (tell) notify_state("RELOADING=1");
+    reload([this, tell](const std::string& error) {
       if (error.empty()) {
         ++reloads_.applied;
       } else {
         ++reloads_.failed;
         spdlog::error("SIGHUP: reload failed, keeping the running configuration: {}", error);
       }
-      notify_state("READY=1");
+      if (tell) notify_state("READY=1");
       if (!stopping_) wait_for_sighup();
     });
   });
@@ -520,7 +537,16 @@ int Daemon::run() {
   if (!proxies_.empty()) {
     for (unsigned i = 0; i < n; ++i) {
       workers_.push_back(std::make_unique<proxy::Worker>(i, hooks));
-      workers_.back()->listen(proxies_);
+      std::vector<cfg::Endpoint> bound = workers_.back()->listen(proxies_);
+      if (i > 0) continue;
+      // The loader compared the addresses as written; a host name is only
+      // comparable once looked up (cfg/listen.h).
+      std::vector<cfg::BoundListen> listens;
+      for (size_t pi = 0; pi < proxies_.size(); ++pi) {
+        listens.push_back({proxies_[pi]->cfg.name, proxies_[pi]->cfg.listen, bound[pi]});
+        bound_listens_[proxies_[pi]->cfg.name] = bound[pi];
+      }
+      if (std::string why = cfg::bound_listen_clash(listens); !why.empty()) throw std::runtime_error(why);
     }
   }
   if (config_.admin.enabled) {

@@ -27,6 +27,12 @@ namespace daemon_ {
 
 class AdminServer;
 
+// Warns when `c` holds a VRRP password or the admin token and its file
+// (c.source) is readable by every user (the secret itself is never logged):
+// at start and at every SIGHUP, so a file replaced with the wrong mode
+// before a reload is reported too.
+void warn_if_secrets_readable(const cfg::Config& c);
+
 class Daemon {
  public:
   // `data_path`: replaces every proxy's data_path, at start and reloads.
@@ -134,6 +140,9 @@ class Daemon {
   boost::asio::io_context control_{1};
   boost::asio::signal_set signals_;
   std::vector<std::shared_ptr<proxy::ProxyRuntime>> proxies_;
+  // By proxy name: the address its listeners are bound to (numeric), so a
+  // reload can compare a new listen host name with the running listeners.
+  std::map<std::string, cfg::Endpoint> bound_listens_;
   std::vector<std::unique_ptr<proxy::Worker>> workers_;
   std::vector<std::vector<std::shared_ptr<health::Checker>>> checkers_;
   // Backends a reload removed: their sessions drain for hard_stop_after, and
@@ -165,6 +174,7 @@ class Daemon {
   // for again once stopping: ignored until exit.
   boost::asio::signal_set usr_{control_, SIGUSR1, SIGUSR2};
   boost::asio::steady_timer ready_timer_{control_};
+  bool ready_sent_ = false;  // READY=1 after the first check round (notify_when_ready())
   boost::asio::steady_timer watchdog_timer_{control_};
   std::unique_ptr<SystemdNotifier> notifier_;
   boost::asio::steady_timer notify_retry_timer_{control_};

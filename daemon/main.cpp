@@ -69,27 +69,33 @@ void raise_fd_limit() {
   }
 }
 
-// The file may hold a VRRP password or the admin token: say so when anyone
-// on the machine can read it (the password itself is never logged).
-void warn_if_secrets_readable(const cfg::Config& c, const std::string& path) {
-  bool secrets = !c.admin.token.empty();
-  for (const auto& v : c.vrrp) secrets = secrets || !v.auth_password.empty();
-  struct stat st {};
-  if (secrets && ::stat(path.c_str(), &st) == 0 && (st.st_mode & S_IROTH))
-    spdlog::warn("{} holds a password or token and is readable by every user (mode {:o}); "
-                 "chmod o-r it (e.g. root:vipproxy 0640)",
-                 path, st.st_mode & 07777);
+// What an operator sends a running daemon and whose default action ends the
+// process: SIGHUP (reload), SIGUSR1/SIGUSR2 (keepalived's dumps, HAProxy's
+// soft stop). The Daemon catches them from its construction on; until then
+// (the file being read: milliseconds, longer from a slow disk or a pipe) they
+// are held, so one sent then is acted on once the handlers are in place
+// instead of killing the daemon.
+sigset_t operator_signals() {
+  sigset_t s;
+  sigemptyset(&s);
+  for (int sig : {SIGHUP, SIGUSR1, SIGUSR2}) sigaddset(&s, sig);
+  return s;
 }
 
 // The signal mask survives fork and exec: a parent that blocked SIGTERM or
 // SIGHUP (a script waiting in sigwait(), a supervisor; systemd resets it, a
 // shell or cron may not) would leave those signals pending forever, the
 // daemon deaf to stop and reload, and the capability drop's signal blocked
-// in every worker thread. Every thread starts from this one's mask.
-void unblock_all_signals() {
-  sigset_t none;
-  sigemptyset(&none);
-  (void)::sigprocmask(SIG_SETMASK, &none, nullptr);
+// in every worker thread. Every thread starts from this one's mask: nothing
+// blocked but the operator's signals, held until release_operator_signals().
+void reset_signal_mask() {
+  sigset_t held = operator_signals();
+  (void)::sigprocmask(SIG_SETMASK, &held, nullptr);
+}
+
+void release_operator_signals() {
+  sigset_t held = operator_signals();
+  (void)::sigprocmask(SIG_UNBLOCK, &held, nullptr);
 }
 
 // A parent may start us with 0, 1 or 2 closed (`>&- 2>&-`, a supervisor).
@@ -108,7 +114,7 @@ void open_standard_descriptors() {
 
 int run(const std::string& path, std::optional<cfg::DataPath> data_path) {
   open_standard_descriptors();
-  unblock_all_signals();
+  reset_signal_mask();
   cfg::Config c;
   try {
     c = cfg::load_file(path);
@@ -119,10 +125,11 @@ int run(const std::string& path, std::optional<cfg::DataPath> data_path) {
   daemon_::logging::setup(c.log_level);
   raise_fd_limit();
   spdlog::info("vipproxy {} starting, node {}, config {}", VIPPROXY_VERSION, c.node, path);
-  warn_if_secrets_readable(c, path);
+  daemon_::warn_if_secrets_readable(c);
   int rc = 1;
   try {
     daemon_::Daemon d(std::move(c), data_path);
+    release_operator_signals();  // the Daemon catches them now
     rc = d.run();
   } catch (const std::exception& e) {
     spdlog::critical("{}", e.what());

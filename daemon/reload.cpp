@@ -25,6 +25,7 @@
 #include <stdexcept>
 
 #include "cfg/diff.h"
+#include "cfg/listen.h"
 #include "cfg/load.h"
 #include "daemon/daemon.h"
 #include "daemon/privileges.h"
@@ -43,6 +44,8 @@ struct Daemon::ReloadPlan {
   // Proxy name -> the address its new listen host name was looked up to
   // (resolve_new_backends()), so binding it asks no name server.
   std::map<std::string, std::string> listen_hosts;
+  // Proxy name -> the address its listeners are bound to once applied.
+  std::map<std::string, cfg::Endpoint> bound_listens;
 };
 
 void Daemon::reload(std::function<void(const std::string& error)> done) {
@@ -165,6 +168,7 @@ void Daemon::resolve_new_backends(std::shared_ptr<ReloadPlan> plan,
 std::unique_ptr<Daemon::ReloadPlan> Daemon::plan_reload() {
   auto p = std::make_unique<ReloadPlan>();
   p->next = cfg::load_file(config_.source);  // cfg::Error names file, line and key
+  warn_if_secrets_readable(p->next);
   override_data_path(p->next);
   p->diff = cfg::diff(config_, p->next);
   if (p->diff.empty()) {
@@ -216,6 +220,20 @@ void Daemon::finish_plan(ReloadPlan& rp) {
     }
     p->workers.push_back(std::move(plan));
   }
+  // The loader compared the addresses as written; a new listen host name is
+  // only comparable once looked up (cfg/listen.h), and against the kept
+  // listeners too.
+  if (!p->workers.empty()) {
+    std::vector<cfg::BoundListen> listens;
+    for (size_t gi = 0; gi < p->generations.size(); ++gi) {
+      const cfg::Proxy& pc = p->generations[gi]->cfg;
+      const auto& fresh = p->workers.front()->listeners[gi];
+      cfg::Endpoint bound = fresh ? fresh->bound : bound_listens_.at(pc.name);
+      listens.push_back({pc.name, pc.listen, bound});
+      p->bound_listens[pc.name] = bound;
+    }
+    if (std::string why = cfg::bound_listen_clash(listens); !why.empty()) throw std::runtime_error(why);
+  }
   // VRRP instances: new and restarted ones prepared, the running ones untouched.
   if (vrrp_) {
     p->vrrp = vrrp_->prepare_reload(next.vrrp);
@@ -228,6 +246,7 @@ void Daemon::finish_plan(ReloadPlan& rp) {
 
 void Daemon::commit_reload(ReloadPlan& p) {
   auto& gens = p.generations;
+  bound_listens_ = std::move(p.bound_listens);
   if (p.vrrp) {
     vrrp_->commit_reload(std::move(*p.vrrp));
   } else if (p.new_vrrp) {

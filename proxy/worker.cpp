@@ -103,6 +103,7 @@ std::unique_ptr<Listener> Worker::bind_listener(const cfg::Proxy& pc) {
                             "proxy " + pc.name + ": cannot listen on " + text + ":" + std::to_string(pc.listen.port));
   };
   auto l = std::make_unique<Listener>();
+  l->bound = {text, pc.listen.port};
   l->fd = ::socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (l->fd < 0) fail(errno);
   int one = 1;
@@ -118,15 +119,18 @@ std::unique_ptr<Listener> Worker::bind_listener(const cfg::Proxy& pc) {
   return l;
 }
 
-void Worker::listen(const std::vector<std::shared_ptr<ProxyRuntime>>& proxies) {
+std::vector<cfg::Endpoint> Worker::listen(const std::vector<std::shared_ptr<ProxyRuntime>>& proxies) {
+  std::vector<cfg::Endpoint> bound;
   for (const auto& rt : proxies) {
     auto slot = std::make_shared<ProxySlot>();
     slot->rt = rt;
     slot->listener = bind_listener(rt->cfg);
+    bound.push_back(slot->listener->bound);
     slots_.push_back(std::move(slot));
   }
   for (const auto& slot : slots_) watch(slot);
   loop_.arm_after(trim_timer_, std::chrono::seconds(1));
+  return bound;
 }
 
 void Worker::watch(const std::shared_ptr<ProxySlot>& slot) {

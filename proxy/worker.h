@@ -49,6 +49,7 @@ struct Listener final : Loop::Watcher {
   void shut();
 
   int fd = -1;
+  cfg::Endpoint bound;   // the address bound, numeric (a listen host name as looked up)
   Loop* loop = nullptr;  // set once watched
   std::function<void()> ready;
   Loop::Timer pause;  // maxconn, accept errors, and batches of accepts
@@ -91,7 +92,8 @@ class Worker {
   ~Worker();
 
   // Binds every proxy's listener; throws std::system_error naming the address.
-  void listen(const std::vector<std::shared_ptr<ProxyRuntime>>& proxies);
+  // Returns the addresses bound, in the order of `proxies`.
+  std::vector<cfg::Endpoint> listen(const std::vector<std::shared_ptr<ProxyRuntime>>& proxies);
   // Binds one listener without starting to accept. Any thread; throws
   // std::system_error naming the proxy and address.
   static std::unique_ptr<Listener> bind_listener(const cfg::Proxy& proxy);

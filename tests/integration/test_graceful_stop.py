@@ -138,5 +138,72 @@ class InheritedProcessState(unittest.TestCase):
         self.assertEqual(self.proc.wait(timeout=10), 0)
 
 
+class SignalsWhileStarting(unittest.TestCase):
+    """SIGHUP, SIGUSR1 and SIGUSR2 sent while the daemon still reads its file
+    (before its handlers exist) used to end it at once, their default
+    action. The file is a FIFO the test writes in two halves, so the signals
+    surely arrive while it is read. They are held and acted on once the
+    daemon runs; the held SIGHUP's reload, before the first check round, does
+    not tell systemd READY=1 early: the first READY=1 is the one with the
+    check round's STATUS line."""
+
+    def setUp(self):
+        self.lab = L.Lab("vipproxy-early-signals")
+        self.addCleanup(self.lab.close)
+        self.rest = L.Standin(self.lab, "rest", "primary")
+        self.echo_port = L.free_port()
+        self.lab.spawn("echo", [L.PY, os.path.join(L.HERE, "echo_server.py"), str(self.echo_port)])
+        self.port, self.admin = L.free_port(), L.free_port()
+        self.notify_path = os.path.join(self.lab.dir, "notify.sock")
+        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.addCleanup(self.notify.close)
+        self.notify.bind(self.notify_path)
+
+    @staticmethod
+    def open_files(pid):
+        out = []
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                out.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+            except OSError:
+                pass
+        return out
+
+    def test_signals_during_the_config_read_are_acted_on_later(self):
+        fifo = os.path.join(self.lab.dir, "vipproxy.yaml")
+        os.mkfifo(fifo)
+        text = L.proxy_yaml("p", self.port, [("e", self.echo_port)], [self.rest.port], self.admin).encode()
+        # Opened read-write (Linux), so it never blocks and the daemon finds
+        # a writer whenever it opens the file: its reads wait for the text.
+        w = os.open(fifo, os.O_RDWR)
+        try:
+            proc = self.lab.spawn("vipproxy", [L.VIPPROXY, "--config", fifo],
+                                  env=dict(os.environ, NOTIFY_SOCKET=self.notify_path))
+            os.write(w, text[:len(text) // 2])
+            L.wait_until(lambda: fifo in self.open_files(proc.pid), 10, "the daemon reading its file")
+            for sig in (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
+                proc.send_signal(sig)
+            os.write(w, text[len(text) // 2:])
+        finally:
+            os.close(w)
+        L.wait_until(lambda: proc.poll() is not None or "SIGUSR2 ignored" in self.lab.logtail("vipproxy", 100),
+                     20, "the held signals acted on")
+        self.assertIsNone(proc.poll(), self.lab.logtail("vipproxy"))
+        log = self.lab.logtail("vipproxy", 100)
+        self.assertIn("SIGUSR1 ignored", log)
+        # The held SIGHUP reloads the file: the FIFO, with no writer now,
+        # reads as empty, and the reload fails keeping what runs.
+        L.wait_until(lambda: sum(L.status(self.admin)["reloads"].values()) == 1, 20, "the held SIGHUP's reload")
+        L.wait_until(lambda: L.status(self.admin)["proxies"][0]["current_backend"] == "e", 20, "backend up")
+        self.notify.settimeout(10)
+        while True:
+            msg = self.notify.recv(4096).decode()
+            if "READY=1" in msg:
+                break
+        self.assertIn("STATUS=", msg, "the first READY=1 is the check round's, not the reload's")
+        proc.send_signal(signal.SIGTERM)
+        self.assertEqual(proc.wait(timeout=10), 0)
+
+
 if __name__ == "__main__":
     testmain.main()

@@ -64,5 +64,36 @@ class ReloadRestartOnly(unittest.TestCase):
         self.assertEqual(L.status(self.admin)["control_thread"]["vrrp_rt_priority"], 0)
 
 
+class SecretsReadableWarning(unittest.TestCase):
+    """A file holding the admin token or a VRRP password that every user can
+    read is warned about at start and, since a reload reads it anew (it may
+    have been replaced with the wrong mode), at every SIGHUP; a chmod o-r
+    silences the next one. The warning used to be given at start only."""
+
+    WARNING = "holds a password or token and is readable by every user"
+
+    def test_warned_at_start_and_at_each_reload(self):
+        lab = L.Lab("vipproxy-reloadsecrets")
+        self.addCleanup(lab.close)
+        rest = L.Standin(lab, "node1", "primary")
+        y = L.proxy_yaml("p", L.free_port(), [("node1", rest.port)], [rest.port], L.free_port())
+        y = y.replace("admin:\n", "admin:\n  token: s3cret-token\n")
+        umask = os.umask(0o022)  # the file is written 0644
+        try:
+            vp = L.Vipproxy(lab, y)
+        finally:
+            os.umask(umask)
+        count = lambda: vp.log(400).count(self.WARNING)  # noqa: E731
+        unchanged = lambda: vp.log(400).count("unchanged")  # noqa: E731
+        L.wait_until(lambda: count() == 1 and "ready:" in vp.log(400), 20, "the warning at start")
+        vp.proc.send_signal(signal.SIGHUP)
+        L.wait_until(lambda: unchanged() == 1, 10, "the first SIGHUP")
+        self.assertEqual(count(), 2, "warned again at the reload")
+        os.chmod(vp.config, 0o640)
+        vp.proc.send_signal(signal.SIGHUP)
+        L.wait_until(lambda: unchanged() == 2, 10, "the second SIGHUP")
+        self.assertEqual(count(), 2, "no warning once the file is not readable by others")
+
+
 if __name__ == "__main__":
     testmain.main()

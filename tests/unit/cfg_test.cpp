@@ -15,6 +15,7 @@
 #include <string>
 #include <string_view>
 
+#include "cfg/listen.h"
 #include "cfg/load.h"
 
 namespace bdata = boost::unit_test::data;
@@ -884,6 +885,12 @@ BOOST_AUTO_TEST_CASE(cross_checks) {
                "proxies[0].backends[1].name", "duplicate backend name 'a'");
   expect_error(proxy_with("").replace(proxy_with("").find("}]"), 2, "}, {name: b, address: 10.0.0.1:5432}]"), 4,
                "proxies[0].backends[1].address", "duplicate backend address");
+  // One IPv6 address written two ways is one backend (checked and balanced
+  // twice, its sessions counted apart).
+  std::string v6 = proxy_with("");
+  v6.replace(v6.find("10.0.0.1:5432}]"), 15, "'[fd00::1]:5432'}, {name: b, address: '[FD00:0::1]:5432'}]");
+  expect_error(v6, 4, "proxies[0].backends[1].address", "duplicate backend address");
+  BOOST_TEST(error_of(v6.replace(v6.find("FD00:0::1"), 9, "fd00::2")).empty());
 
   std::string two_vrrp = vrrp_with("") +
                          "  - name: VI_2\n"
@@ -902,6 +909,26 @@ BOOST_AUTO_TEST_CASE(cross_checks) {
   s = two_vrrp;
   s.replace(s.rfind("eth0"), 4, "eth1");  // same VRID on another LAN is fine
   BOOST_TEST(error_of(s).empty());
+}
+
+// A host name and a literal the loader cannot compare ("localhost" and
+// "[::1]") are compared again as bound: the daemon refuses the pair at start
+// and at reload (tests/integration/test_listen_clash.py).
+BOOST_AUTO_TEST_CASE(bound_listens_clash_by_address_not_spelling) {
+  using cfg::BoundListen;
+  BoundListen a{"pg", {"localhost", 5433}, {"::1", 5433}};
+  BoundListen b{"ro", {"::1", 5433}, {"::1", 5433}};
+  std::string why = cfg::bound_listen_clash({a, b});
+  BOOST_TEST(why ==
+             "proxy ro: listen [::1]:5433 clashes with proxy pg's localhost:5433 (bound to [::1]:5433): expected "
+             "each listen address:port once (the kernel would split clients between them)");
+  BOOST_TEST(cfg::bound_listen_clash({a, {"ro", {"127.0.0.1", 5433}, {"127.0.0.1", 5433}}}).empty());
+  BOOST_TEST(cfg::bound_listen_clash({a, {"ro", {"localhost", 5434}, {"::1", 5434}}}).empty());
+  BOOST_TEST(!cfg::bound_listen_clash({a, {"ro", {"::", 5433}, {"::", 5433}}}).empty());  // the wildcard covers it
+  BOOST_TEST(!cfg::bound_listen_clash({{"pg", {"db.example", 5433}, {"10.0.0.5", 5433}},
+                                       {"ro", {"0.0.0.0", 5433}, {"0.0.0.0", 5433}}})
+                  .empty());
+  BOOST_TEST(cfg::bound_listen_clash({a}).empty());
 }
 
 BOOST_AUTO_TEST_CASE(error_accessors) {

@@ -1,0 +1,97 @@
+#!/usr/bin/python3
+"""Two proxies whose listen addresses are one address only once looked up.
+
+The loader refuses two proxies on one address:port as written (cfg_test
+cross_checks), but `localhost:P` and the literal `localhost` stands for
+(`127.0.0.1:P` or `[::1]:P`, whichever glibc lists first) cannot be compared
+before the lookup. Every worker binds with SO_REUSEPORT, so the kernel took
+both binds and split the clients between the two proxies, each with its own
+backends and checks. The daemon now compares the addresses bound: such a file
+is refused at start (exit code 1, both proxies named) and by a reload (the
+running configuration stays), while the same proxy moving from the name to
+its literal is a reload like any other. On loopback, with a Patroni REST
+stand-in and an echo server as the backend.
+"""
+import os
+import signal
+import socket
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lab as L  # noqa: E402
+import testmain  # noqa: E402
+
+
+def literal_of_localhost(port):
+    """The address the daemon binds for `localhost` (getaddrinfo, AF_UNSPEC,
+    AI_PASSIVE, first answer), as a listen value."""
+    host = socket.getaddrinfo("localhost", port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)[0][4][0]
+    return host, (f"'[{host}]:{port}'" if ":" in host else f"{host}:{port}")
+
+
+def echo_at(host, port, payload=b"ping"):
+    with socket.create_connection((host, port), timeout=5) as s:
+        s.sendall(payload)
+        got = b""
+        while len(got) < len(payload):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+        return got
+
+
+class ListenClash(unittest.TestCase):
+    def setUp(self):
+        self.lab = L.Lab("vipproxy-listen-clash")
+        self.addCleanup(self.lab.close)
+        self.echo_port = L.free_port()
+        self.lab.spawn("echo-server", [L.PY, os.path.join(L.HERE, "echo_server.py"), str(self.echo_port)])
+        self.rest = L.Standin(self.lab, "node1", role="primary")
+        L.wait_until(lambda: L.echo(self.echo_port) == b"ping", 10, "echo server")
+        self.port, self.admin = L.free_port(), L.free_port()
+        self.host, self.literal = literal_of_localhost(self.port)
+
+    def proxy(self, name, listen):
+        """A proxy block listening on `listen` (as written in YAML)."""
+        text = L.proxy_yaml(name, self.port, [("node1", self.echo_port)], [self.rest.port], self.admin)
+        block = text[text.index(f"  - name: {name}\n"):]
+        return block.replace(f"listen: 127.0.0.1:{self.port}", f"listen: {listen}")
+
+    def config(self, *proxies):
+        head = L.proxy_yaml("x", self.port, [], [], self.admin)
+        return head[:head.index("  - name: x\n")] + "".join(self.proxy(n, l) for n, l in proxies)
+
+    def test_1_refused_at_start(self):
+        vp = L.Vipproxy(self.lab, self.config(("a", f"localhost:{self.port}"), ("b", self.literal)), name="vp")
+        L.wait_until(lambda: not vp.alive(), 20, "the daemon to refuse the file and exit")
+        self.assertEqual(vp.proc.returncode, 1)
+        self.assertIn(f"proxy b: listen {self.literal.strip(chr(39))} clashes with proxy a's localhost:{self.port}",
+                      vp.log(20))
+
+    def test_2_refused_by_reload(self):
+        vp = L.Vipproxy(self.lab, self.config(("a", f"localhost:{self.port}")), name="vp")
+        L.wait_until(lambda: L.status(self.admin)["proxies"][0]["current_backend"] == "node1", 20, "a up")
+        with open(vp.config, "w") as f:
+            f.write(self.config(("a", f"localhost:{self.port}"), ("b", self.literal)))
+        vp.proc.send_signal(signal.SIGHUP)
+        L.wait_until(lambda: L.status(self.admin)["reloads"]["failed"] == 1, 20, "the reload refused")
+        self.assertEqual([p["name"] for p in L.status(self.admin)["proxies"]], ["a"])
+        self.assertIn("clashes with proxy a's localhost", vp.log(20))
+        self.assertEqual(echo_at(self.host, self.port), b"ping", "a still serves")
+        # The same proxy moving from the name to its literal is no clash,
+        # and b on a port of its own is welcome.
+        other = L.free_port()
+        with open(vp.config, "w") as f:
+            f.write(self.config(("a", self.literal), ("b", f"localhost:{other}")))
+        vp.proc.send_signal(signal.SIGHUP)
+        L.wait_until(lambda: L.status(self.admin)["reloads"] == {"applied": 1, "failed": 1}, 20, "the reload applied")
+        L.wait_until(lambda: all(p["current_backend"] == "node1" for p in L.status(self.admin)["proxies"]), 20,
+                     "a and b up")
+        self.assertEqual(echo_at(self.host, self.port), b"ping")
+        self.assertEqual(echo_at(self.host, other), b"ping")
+
+
+if __name__ == "__main__":
+    testmain.main()
