@@ -184,7 +184,15 @@ struct Ctx {
   void master_rx(const AdvertReceived& a) {
     // RFC 5798 §6.4.3: "If the Priority in the ADVERTISEMENT is zero, then:
     // Send an ADVERTISEMENT; Reset the Adver_Timer to Advertisement_Interval".
+    // Once per kReassertInterval (or advert_int) only, as the answer to a
+    // lower advert below: a backup that heard the resigning master needs one
+    // advert from us to stop its Skew_Time race, and the Adver_Timer goes on
+    // telling it; answering every packet let a flood of forged priority-0
+    // adverts (any host on the link) make us send one advert per packet.
+    // Within the spacing the Adver_Timer is left running.
     if (a.priority == kStopPriority) {
+      if (v.last_stop_answer && now - *v.last_stop_answer < std::max(c.advert_int, kReassertInterval)) return;
+      v.last_stop_answer = now;
       out.push_back(SendAdvert{v.priority});
       start_advert();
       return;

@@ -125,6 +125,9 @@ struct Vars {
   // Adver_Timer tick after the spacing (reassert_pending).
   std::optional<TimePoint> last_reassert;
   bool reassert_pending = false;
+  // When this master last answered a priority-0 advert at once (RFC 5798
+  // §6.4.3), spaced the same way (master_rx).
+  std::optional<TimePoint> last_stop_answer;
   GarpVars garp;
 };
 

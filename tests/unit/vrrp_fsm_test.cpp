@@ -647,6 +647,30 @@ BOOST_AUTO_TEST_CASE(master_reasserts_at_most_once_a_second_under_a_flood_of_low
   BOOST_TEST(slow.v.state == State::backup);
 }
 
+BOOST_AUTO_TEST_CASE(master_answers_priority_zero_at_most_once_a_second_under_a_flood) {
+  // RFC 5798 §6.4.3: a master hearing priority 0 sends an advert at once and
+  // resets its Adver_Timer. 1,000 forged priority-0 adverts a second for 3 s
+  // used to make it send 3,000 adverts; now the first is answered at once,
+  // then one per kReassertInterval (or advert_int), and its own ticks go on.
+  for (Duration adv : {Duration(100ms), Duration(1s)}) {
+    Machine m = in_state(State::master, cfg(100, kA, 3, adv));
+    std::vector<TimePoint> answered;
+    for (TimePoint now{1s}; now < TimePoint{4s}; now += Duration(1ms)) {
+      auto acts = m.on(AdvertReceived{0, kC, 100ms}, now);
+      if (!acts.empty()) BOOST_TEST(kinds(acts) == "SendAdvert,StartAdvertTimer");
+      if (!acts.empty()) answered.push_back(now);
+    }
+    BOOST_TEST(m.v.state == State::master);
+    BOOST_REQUIRE(answered.size() == 3u);  // at 1 s, 2 s and 3 s
+    BOOST_TEST(answered[0] == TimePoint{1s});
+    BOOST_TEST((answered[1] - answered[0]) == kReassertInterval);
+  }
+  Machine slow = in_state(State::master, cfg(100, kA, 2, 3s));
+  BOOST_TEST(kinds(slow.on(AdvertReceived{0, kC, 3s}, TimePoint{10s})) == "SendAdvert,StartAdvertTimer");
+  BOOST_TEST(slow.on(AdvertReceived{0, kC, 3s}, TimePoint{12s}).empty());
+  BOOST_TEST(kinds(slow.on(AdvertReceived{0, kC, 3s}, TimePoint{13s})) == "SendAdvert,StartAdvertTimer");
+}
+
 BOOST_AUTO_TEST_CASE(reassertion_within_the_spacing_owes_its_garp_to_the_next_tick_after_it) {
   // A peer that flaps to master twice within a second GARPs the second time
   // too: our answer to it is not skipped, only its GARP deferred to the first
