@@ -15,6 +15,7 @@
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cstring>
+#include <string_view>
 #include <spdlog/spdlog.h>
 
 extern char** environ;
@@ -133,8 +134,20 @@ void Spawner::start(std::vector<std::string> argv, const std::string& user, std:
   // raw and netlink sockets, pipes. A descriptor opened by another thread
   // between its socket() and its fcntl(FD_CLOEXEC) cannot slip through.
   posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+  // systemd's notification and watchdog variables are the daemon's, not its
+  // children's (sd_notify's unset_environment): a script that runs an
+  // sd_notify-aware program would have it report READY or ping the watchdog
+  // on our unit's socket, with WATCHDOG_PID naming us.
+  std::vector<char*> env;
+  for (char** e = environ; *e; ++e) {
+    std::string_view kv(*e);
+    if (kv.starts_with("NOTIFY_SOCKET=") || kv.starts_with("WATCHDOG_USEC=") || kv.starts_with("WATCHDOG_PID="))
+      continue;
+    env.push_back(*e);
+  }
+  env.push_back(nullptr);
   pid_t pid = -1;
-  int rc = posix_spawn(&pid, cargv[0], &fa, &attr, cargv.data(), environ);
+  int rc = posix_spawn(&pid, cargv[0], &fa, &attr, cargv.data(), env.data());
   posix_spawn_file_actions_destroy(&fa);
   posix_spawnattr_destroy(&attr);
   if (rc != 0) {

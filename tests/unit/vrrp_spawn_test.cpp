@@ -202,6 +202,27 @@ BOOST_AUTO_TEST_CASE(exit_status_kept_when_sigchld_was_ignored) {
   ::sigaction(SIGCHLD, &old, nullptr);
 }
 
+// systemd's notification and watchdog variables stay with the daemon: a
+// child that sees them could speak for our unit (READY=1, WATCHDOG=1).
+BOOST_AUTO_TEST_CASE(child_does_not_inherit_systemd_notify_variables) {
+  ::setenv("NOTIFY_SOCKET", "/run/systemd/notify", 1);
+  ::setenv("WATCHDOG_USEC", "30000000", 1);
+  ::setenv("WATCHDOG_PID", "1", 1);
+  ::setenv("VIPPROXY_SPAWN_TEST_KEPT", "yes", 1);
+  asio::io_context io;
+  Spawner sp(io);
+  bool done = false;
+  ChildExit result;
+  sp.run(Spawner::shell("test -z \"$NOTIFY_SOCKET$WATCHDOG_USEC$WATCHDOG_PID\" && test \"$VIPPROXY_SPAWN_TEST_KEPT\" = yes"),
+         "", 5s, [&](const ChildExit& r) {
+           result = r;
+           done = true;
+         });
+  BOOST_REQUIRE(run_until(io, [&] { return done; }));
+  BOOST_TEST(result.success());
+  for (const char* v : {"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "VIPPROXY_SPAWN_TEST_KEPT"}) ::unsetenv(v);
+}
+
 // A child gets the soft RLIMIT_NOFILE the daemon started with (through
 // prlimit), not the one the daemon lifted for itself; its hard limit stays.
 BOOST_AUTO_TEST_CASE(child_gets_the_soft_fd_limit_set_for_children) {
