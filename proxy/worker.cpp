@@ -12,6 +12,7 @@
 #include <stdexcept>
 #include <system_error>
 
+#include "cfg/listen.h"
 #include "proxy/kernel_path.h"
 #include "proxy/session.h"
 #include "proxy/socket_options.h"
@@ -213,12 +214,37 @@ void Worker::accept(ProxySlot& slot) {
       }
       return;  // ECONNABORTED and the like: that client is gone; the loop reports the next
     }
-    rt.stats->sessions_current.fetch_add(1, std::memory_order_relaxed);
-    bump(counters.sessions_total);
-    ++live_;
-    auto* s = new Session(*this, slot.shared_from_this(), fd, peer);
-    s->start();
+    start_session(slot, fd, peer);
   }
+}
+
+void Worker::start_session(ProxySlot& slot, int fd, const PeerAddress& peer) {
+  ProxyRuntime& rt = *slot.rt;
+  rt.stats->sessions_current.fetch_add(1, std::memory_order_relaxed);
+  bump(rt.stats->per_worker[index_]->sessions_total);
+  ++live_;
+  auto* s = new Session(*this, slot.shared_from_this(), fd, peer);
+  s->start();
+}
+
+void Worker::take_queued(Listener& from, ProxySlot& to) {
+  if (from.fd < 0) return;
+  size_t taken = 0;
+  for (;;) {
+    PeerAddress peer{};
+    socklen_t peer_len = sizeof peer;
+    int fd = ::accept4(from.fd, &peer.sa, &peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      break;  // EAGAIN: none left (or an error the close below ends anyway)
+    }
+    // It was accepted under the old listener's socket options.
+    apply_session_options(fd, to.rt->cfg);
+    start_session(to, fd, peer);
+    ++taken;
+  }
+  if (taken)
+    spdlog::info("proxy {}: {} client(s) queued on the listener a reload closes taken over", to.rt->cfg.name, taken);
 }
 
 void Worker::set_kernel(std::unique_ptr<KernelPath> k) {
@@ -328,6 +354,14 @@ void Worker::post_reload(std::shared_ptr<Reload> reload) {
 void Worker::apply_reload(Reload& r) {
   if (stopping_ || draining_) return;
   std::vector<std::shared_ptr<ProxySlot>> next;
+  // Listeners that close, and the proxy that takes the clients still queued
+  // on them (the same proxy on its new address, or the one that now listens
+  // on the address of a removed one); null: turned away (reset).
+  struct Closing {
+    std::unique_ptr<Listener> listener;
+    std::shared_ptr<ProxySlot> to;
+  };
+  std::vector<Closing> closing;
   for (size_t i = 0; i < r.proxies.size(); ++i) {
     std::shared_ptr<ProxySlot> slot;
     for (auto& old : slots_)
@@ -338,7 +372,7 @@ void Worker::apply_reload(Reload& r) {
     // generation. Established sessions keep their backend.
     slot->rt = r.proxies[i];
     if (r.listeners[i]) {
-      if (slot->listener) slot->listener->shut();
+      if (slot->listener) closing.push_back({std::move(slot->listener), slot});
       slot->listener = std::move(r.listeners[i]);
       watch(slot);
     } else if (slot->listener) {
@@ -353,12 +387,22 @@ void Worker::apply_reload(Reload& r) {
   for (auto& old : slots_) {
     if (!old) continue;
     if (old->listener) {
-      old->listener->shut();
-      old->listener.reset();
+      std::shared_ptr<ProxySlot> heir;
+      for (const auto& n : next)
+        if (n->listener && cfg::listens_clash(n->listener->bound, old->listener->bound)) heir = n;
+      closing.push_back({std::move(old->listener), heir});
     }
     while (Session* s = old->waiting.front()) s->close(CloseReason::stopping);
   }
   slots_ = std::move(next);
+  // Clients TCP accepted on a listener that closes would be reset with it
+  // (only net.ipv4.tcp_migrate_req moves them within the SO_REUSEPORT group,
+  // off by default): taken first, even past maxconn (their number is
+  // bounded by the backlog, and the alternative is a reset).
+  for (auto& c : closing) {
+    if (c.to) take_queued(*c.listener, *c.to);
+    c.listener->shut();
+  }
   // Connects in flight: to a removed proxy, turned away like its waiting
   // clients (else it would queue in a proxy that no longer exists until its
   // queue_timeout); to a removed backend, now ineligible, handed to another

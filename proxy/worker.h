@@ -19,6 +19,7 @@
 namespace proxy {
 
 class Session;
+union PeerAddress;
 class KernelPath;
 
 // A doubly linked list through Session::prev/next.
@@ -144,6 +145,11 @@ class Worker {
  private:
   void watch(const std::shared_ptr<ProxySlot>& slot);
   void accept(ProxySlot& slot);
+  // A session for the client on `fd`, in `slot`.
+  void start_session(ProxySlot& slot, int fd, const PeerAddress& peer);
+  // Accepts every client queued on `from` (a listener a reload closes) into
+  // `to`, so closing it resets none of them.
+  void take_queued(Listener& from, ProxySlot& to);
   void pause_accepting(Listener& l, std::chrono::milliseconds d);
   void resume_accepting(ProxySlot& slot);
   void trim_pipes();

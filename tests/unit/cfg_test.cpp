@@ -913,7 +913,7 @@ BOOST_AUTO_TEST_CASE(cross_checks) {
 
 // A host name and a literal the loader cannot compare ("localhost" and
 // "[::1]") are compared again as bound: the daemon refuses the pair at start
-// and at reload (tests/integration/test_listen_clash.py).
+// and at reload (tests/integration/test_listen_rebind.py).
 BOOST_AUTO_TEST_CASE(bound_listens_clash_by_address_not_spelling) {
   using cfg::BoundListen;
   BoundListen a{"pg", {"localhost", 5433}, {"::1", 5433}};

@@ -1,5 +1,8 @@
 #!/usr/bin/python3
-"""Two proxies whose listen addresses are one address only once looked up.
+"""Listen addresses across a reload: clashes only a lookup reveals, and the
+clients queued on a listener that a reload closes.
+
+Two proxies whose listen addresses are one address only once looked up:
 
 The loader refuses two proxies on one address:port as written (cfg_test
 cross_checks), but `localhost:P` and the literal `localhost` stands for
@@ -9,8 +12,14 @@ both binds and split the clients between the two proxies, each with its own
 backends and checks. The daemon now compares the addresses bound: such a file
 is refused at start (exit code 1, both proxies named) and by a reload (the
 running configuration stays), while the same proxy moving from the name to
-its literal is a reload like any other. On loopback, with a Patroni REST
-stand-in and an echo server as the backend.
+its literal is a reload like any other.
+
+A reload that closes a listener (its proxy renamed, or its address written
+another way) used to reset the clients TCP had already accepted on it and
+the worker had not (`maxconn` reached, or just arrived): they are now taken
+over by the proxy that listens there after the reload, even past maxconn.
+
+On loopback, with a Patroni REST stand-in and an echo server as the backend.
 """
 import os
 import signal
@@ -53,15 +62,15 @@ class ListenClash(unittest.TestCase):
         self.port, self.admin = L.free_port(), L.free_port()
         self.host, self.literal = literal_of_localhost(self.port)
 
-    def proxy(self, name, listen):
+    def proxy(self, name, listen, extra=""):
         """A proxy block listening on `listen` (as written in YAML)."""
-        text = L.proxy_yaml(name, self.port, [("node1", self.echo_port)], [self.rest.port], self.admin)
+        text = L.proxy_yaml(name, self.port, [("node1", self.echo_port)], [self.rest.port], self.admin, extra=extra)
         block = text[text.index(f"  - name: {name}\n"):]
         return block.replace(f"listen: 127.0.0.1:{self.port}", f"listen: {listen}")
 
-    def config(self, *proxies):
+    def config(self, *proxies, extra=""):
         head = L.proxy_yaml("x", self.port, [], [], self.admin)
-        return head[:head.index("  - name: x\n")] + "".join(self.proxy(n, l) for n, l in proxies)
+        return head[:head.index("  - name: x\n")] + "".join(self.proxy(n, l, extra) for n, l in proxies)
 
     def test_1_refused_at_start(self):
         vp = L.Vipproxy(self.lab, self.config(("a", f"localhost:{self.port}"), ("b", self.literal)), name="vp")
@@ -91,6 +100,38 @@ class ListenClash(unittest.TestCase):
                      "a and b up")
         self.assertEqual(echo_at(self.host, self.port), b"ping")
         self.assertEqual(echo_at(self.host, other), b"ping")
+
+
+    def queued_clients_survive(self, before, after):
+        """Starts with proxy `before` (name, listen) at maxconn 1, one session
+        open and two clients queued in the kernel behind it, reloads to
+        `after`: the queued clients are served, not reset."""
+        vp = L.Vipproxy(self.lab, self.config(before, extra="maxconn: 1"), name="vp")
+        L.wait_until(lambda: L.status(self.admin)["proxies"][0]["current_backend"] == "node1", 20, "up")
+        first = socket.create_connection((self.host, self.port), timeout=5)
+        self.addCleanup(first.close)
+        first.sendall(b"a")
+        self.assertEqual(first.recv(10), b"a")
+        queued = []
+        for payload in (b"b", b"c"):
+            c = socket.create_connection((self.host, self.port), timeout=5)  # TCP accepts it; maxconn holds it
+            self.addCleanup(c.close)
+            c.sendall(payload)
+            queued.append((c, payload))
+        L.wait_until(lambda: L.status(self.admin)["proxies"][0]["counters"]["maxconn_pauses"] >= 1, 10, "maxconn reached")
+        with open(vp.config, "w") as f:
+            f.write(self.config(after, extra="maxconn: 1"))
+        vp.proc.send_signal(signal.SIGHUP)
+        L.wait_until(lambda: L.status(self.admin)["reloads"]["applied"] == 1, 20, "the reload")
+        for c, payload in queued:
+            self.assertEqual(c.recv(10), payload, "a client queued on the closed listener is served")
+        self.assertIn("queued on the listener a reload closes taken over", vp.log(100))
+
+    def test_3_renamed_proxy_takes_the_queued_clients(self):
+        self.queued_clients_survive(("a", self.literal), ("b", self.literal))
+
+    def test_4_respelled_listen_keeps_the_queued_clients(self):
+        self.queued_clients_survive(("a", self.literal), ("a", f"localhost:{self.port}"))
 
 
 if __name__ == "__main__":
