@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "ctl/doctor.h"
+#include "ctl/status.h"
 #include "daemon/privileges.h"
 
 namespace ctl {
@@ -26,7 +27,20 @@ const char* to_string(Level l) {
 std::string format_verdict(const Verdict& v) {
   std::string lvl = to_string(v.level);
   lvl.resize(5, ' ');
-  return lvl + v.check + ": " + v.reason;
+  // A reason can quote what a backend or the daemon answered (Patroni's
+  // version, a foreign router's reason): no control character reaches the
+  // terminal (printable, ctl/status.h); a line break of our own (a
+  // multi-line error) starts an indented line.
+  const std::string text = v.check + ": " + v.reason;
+  std::string out = lvl;
+  for (size_t at = 0;;) {
+    const size_t nl = text.find('\n', at);
+    out += printable(std::string_view(text).substr(at, nl == std::string::npos ? std::string::npos : nl - at));
+    if (nl == std::string::npos) break;
+    out += "\n      ";
+    at = nl + 1;
+  }
+  return out;
 }
 
 int exit_code(const std::vector<Verdict>& vs) {

@@ -381,6 +381,11 @@ BOOST_AUTO_TEST_CASE(patroni_versions_against_known_defects) {
 BOOST_AUTO_TEST_CASE(verdict_lines) {
   BOOST_TEST(ctl::format_verdict({Level::fail, "config", "bad"}) == "FAIL config: bad");
   BOOST_TEST(ctl::format_verdict({Level::ok, "x", "y"}) == "OK   x: y");
+  // What a backend or the daemon answered never drives the terminal (a
+  // Patroni version string with ESC sequences); our own line breaks indent.
+  BOOST_TEST(ctl::format_verdict({Level::warn, "patroni b1", "version 3.0.2\x1b[2J\x1b]0;x\x07"}) ==
+             "WARN patroni b1: version 3.0.2\\x1b[2J\\x1b]0;x\\x07");
+  BOOST_TEST(ctl::format_verdict({Level::fail, "config", "first\nsecond"}) == "FAIL config: first\n      second");
   BOOST_TEST(ctl::exit_code({{Level::warn, "a", "b"}}) == 0);
 }
 
