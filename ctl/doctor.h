@@ -94,6 +94,7 @@ struct DaemonFacts {
   std::string where;        // "http://127.0.0.1:8405/status"
   std::string error;        // why not
   std::string status_json;  // the body
+  unsigned http_status = 0; // its answer when not 200 (401: no or a wrong token)
 };
 // The named instance's counters in a /status document (daemon/admin.cpp).
 InstanceCounterFacts instance_counters(const std::string& status_json, const std::string& instance);

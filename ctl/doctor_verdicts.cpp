@@ -291,6 +291,9 @@ InstanceCounterFacts instance_counters(const std::string& status_json, const std
 
 Verdict foreign_routers_verdict(const cfg::VrrpInstance& inst, const DaemonFacts& f) {
   std::string check = "foreign routers " + inst.name + " (vrid " + std::to_string(inst.virtual_router_id) + ")";
+  if (!f.reached && f.http_status)
+    return {Level::ok, check, "not checked: " + f.where + " answered HTTP " + std::to_string(f.http_status) +
+                                  (f.http_status == 401 ? " (the token: see the admin endpoint line)" : "")};
   if (!f.reached)
     return {Level::ok, check, "not checked: vipproxy does not answer at " + f.where + " (" + f.error +
                                   "); run doctor again while it runs to read its counters"};

@@ -208,6 +208,14 @@ BOOST_AUTO_TEST_CASE(foreign_routers_from_the_daemon_counters) {
   auto v = ctl::foreign_routers_verdict(inst, f);
   BOOST_TEST((v.level == Level::ok));
   BOOST_TEST(v.reason.find("not checked") != std::string::npos);
+  // It answered, but not with the counters: say what it answered.
+  f.http_status = 401;
+  f.error = "HTTP 401";
+  v = ctl::foreign_routers_verdict(inst, f);
+  BOOST_TEST((v.level == Level::ok));
+  BOOST_TEST(v.reason.find("answered HTTP 401 (the token") != std::string::npos, v.reason);
+  BOOST_TEST(v.reason.find("does not answer") == std::string::npos, v.reason);
+  f.http_status = 0;
   f.reached = true;
   // The /status of a daemon that heard nothing foreign.
   f.status_json = R"({"vrrp":[{"name":"VI_1","drops":{"address_mismatch":0,"adver_int_mismatch":0,
