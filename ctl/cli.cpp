@@ -23,7 +23,9 @@ const char* kStatusUsage =
     "  --token-file  file whose first line is the admin token; else $VIPPROXY_TOKEN,\n"
     "                else admin.token of the config (never put the token in argv: ps shows it)\n"
     "  --json        print the /status document as it is\n"
-    "  --config      config file (default /etc/vipproxy/vipproxy.yaml, used when readable)\n";
+    "  --config      config file (default /etc/vipproxy/vipproxy.yaml, used when readable)\n"
+    "  Exit 0: printed; 1: the endpoint is unreachable, refuses the token or does not answer\n"
+    "  the /status JSON (nothing on stdout); 2: usage error or unreadable token file.\n";
 
 const char* kDoctorUsage =
     "usage: vipproxy doctor [--config FILE] [--patroni-config FILE] [--etcd HOST:PORT]...\n"
@@ -135,16 +137,19 @@ int run_status_cli(int argc, const char* const* argv, std::ostream& out, std::os
     err << "vipproxy status: http://" << admin << "/status answered HTTP " << r.status << "\n";
     return 1;
   }
+  // --json too: a script piping it to jq must not get exit 0 with something
+  // else on stdout (another service on the port, a cut answer).
+  boost::system::error_code ec;
+  auto v = boost::json::parse(r.body, ec);
+  if (ec || !v.is_object()) {
+    err << "vipproxy status: http://" << admin << "/status is not the /status JSON object"
+        << (ec ? ": " + ec.message() : std::string()) << " (is another service on " << admin << "?)\n";
+    return 1;
+  }
   if (as_json) {
     out << r.body;
     if (r.body.empty() || r.body.back() != '\n') out << "\n";
     return 0;
-  }
-  boost::system::error_code ec;
-  auto v = boost::json::parse(r.body, ec);
-  if (ec) {
-    err << "vipproxy status: http://" << admin << "/status is not JSON: " << ec.message() << "\n";
-    return 1;
   }
   out << format_status(v, opt);
   return 0;
