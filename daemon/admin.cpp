@@ -134,6 +134,13 @@ class AdminConnection : public std::enable_shared_from_this<AdminConnection> {
   void respond(const http::request<http::empty_body>& req) {
     res_.version(req.version());
     std::string_view target = req.target();
+    // The absolute form ("GET http://host:8405/status"), which a server must
+    // accept (RFC 9112 §3.2.2): what counts is its path.
+    for (std::string_view scheme : {"http://", "https://"})
+      if (target.size() > scheme.size() && beast::iequals(target.substr(0, scheme.size()), scheme)) {
+        auto slash = target.find('/', scheme.size());
+        target = slash == std::string_view::npos ? std::string_view("/") : target.substr(slash);
+      }
     if (auto q = target.find('?'); q != std::string_view::npos) target = target.substr(0, q);
     res_.set(http::field::cache_control, "no-store");
     if (!token_authorizes(req[http::field::authorization], server_.token())) {
