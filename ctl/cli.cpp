@@ -170,12 +170,21 @@ int run_doctor_cli(int argc, const char* const* argv, std::ostream& out, std::os
     else if (s == "--advert-seconds") {
       std::string v = a.value(s);
       if (!a.ok) return 2;
+      // The whole value, finite, at most an hour: "nan", "inf" or "1e30"
+      // became a deadline out of the clock's range (undefined: doctor
+      // returned at once or listened for ever), "5s" was read as 5.
+      size_t used = 0;
+      double secs = -1;
       try {
-        o.advert_seconds = std::stod(v);
+        secs = std::stod(v, &used);
       } catch (const std::exception&) {
-        err << "vipproxy doctor: --advert-seconds wants a number\n";
+      }
+      if (used != v.size() || !(secs >= 0 && secs <= 3600)) {
+        err << "vipproxy doctor: --advert-seconds wants a number of seconds from 0 (3 x advert_int) to 3600, got '"
+            << v << "'\n";
         return 2;
       }
+      o.advert_seconds = secs;
     } else if (s == "-h" || s == "--help") { out << kDoctorUsage; return 0; }
     else { err << "vipproxy doctor: unknown argument '" << s << "'\n" << kDoctorUsage; return 2; }
     if (!a.ok) return 2;

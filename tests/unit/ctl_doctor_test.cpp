@@ -2,6 +2,7 @@
 // probes that gather the facts are exercised by tests/integration/test_ops_notify.py.
 #define BOOST_TEST_MODULE ctl_doctor
 #include <boost/test/unit_test.hpp>
+#include <sstream>
 
 #include "cfg/load.h"
 #include "ctl/doctor.h"
@@ -431,4 +432,17 @@ BOOST_AUTO_TEST_CASE(admin_endpoint) {
   off.enabled = false;
   BOOST_TEST((ctl::admin_verdict(off).level == Level::ok));
   BOOST_TEST(ctl::admin_verdict(off).reason == "disabled (admin.enabled: false)");
+}
+
+// A usage error is exit 2 before any probe: an --advert-seconds that is not
+// a plain number of seconds (nan, inf, 1e30 made a deadline outside the
+// clock's range; "5s" was read as 5).
+BOOST_AUTO_TEST_CASE(advert_seconds_is_checked) {
+  for (const char* bad : {"nan", "inf", "1e30", "-1", "5s", "", "x"}) {
+    std::ostringstream out, err;
+    const char* argv[] = {"doctor", "--config", "/nonexistent/vipproxy.yaml", "--advert-seconds", bad};
+    BOOST_TEST(ctl::run_doctor_cli(5, argv, out, err) == 2, bad);
+    BOOST_TEST(err.str().find("--advert-seconds wants a number of seconds") != std::string::npos, err.str());
+    BOOST_TEST(out.str().empty(), out.str());
+  }
 }
