@@ -19,11 +19,15 @@ with a token.
      FIN, the client's next write EPIPE).
   2. The absolute form of the request target (RFC 9112 §3.2.2) is answered
      like its path (was 404).
+     Nothing but GET and HEAD is served (405 with Allow for POST, PUT,
+     DELETE, PATCH, an unknown method): the endpoint has no write
+     operation. HEAD gives GET's length, HTTP/1.0 is answered in 1.0.
   3. /metrics read strictly: HELP and TYPE once per family, before its
      samples, every sample in its family's block, no series twice, counters
      ending in _total, label values unescaped to the configured names; the
      same through prometheus_client's parser where Debian's
-     python3-prometheus-client is installed; consistent with /status; after
+     python3-prometheus-client is installed; consistent with /status (whose
+     numbers are JSON integers, booleans, a float latency); after
      a reload that removes backends, their series are gone. The node name
      (free text in the config) with markup in it stays text in the status
      page: JSON-escaped with '<' as \u003c in the embedded document.
@@ -34,7 +38,8 @@ with a token.
      foreign-routers line reads the daemon's counters with the same token as
      the admin endpoint line. Before, it used admin.token and
      $VIPPROXY_TOKEN only and said "vipproxy does not answer ... (HTTP 401)"
-     right under "OK admin endpoint ... answers".
+     right under "OK admin endpoint ... answers"; with --admin naming the
+     daemon, it read admin.listen of the config instead.
 """
 import http.server
 import json
@@ -254,6 +259,29 @@ class AdminHttp(unittest.TestCase):
         line, _, _ = self.get(f"HTTP://127.0.0.1:{self.admin}/nothing")
         self.assertTrue(line.endswith("404 Not Found"), line)
 
+    def test_2b_read_only(self):
+        # Nothing but GET and HEAD: no write operation behind any method or
+        # path, and a typo changes nothing.
+        for method in ("POST", "PUT", "DELETE", "PATCH", "RELOAD"):
+            with socket.create_connection(("127.0.0.1", self.admin), timeout=5) as s:
+                s.sendall(f"{method} /status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\r\n".encode())
+                line, fields, _ = split_reply(read_all(s)[0])
+            self.assertTrue(line.endswith("405 Method Not Allowed"), f"{method}: {line}")
+            self.assertEqual(fields["allow"], "GET, HEAD")
+        _, get_fields, get_body = self.get("/status")
+        with socket.create_connection(("127.0.0.1", self.admin), timeout=5) as s:
+            s.sendall(f"HEAD /status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\r\n".encode())
+            line, fields, body = split_reply(read_all(s)[0])
+        self.assertTrue(line.endswith("200 OK"), line)
+        self.assertEqual(body, b"")
+        self.assertEqual(int(fields["content-length"]), int(get_fields["content-length"]))
+        # HTTP/1.0: answered in 1.0, closed.
+        with socket.create_connection(("127.0.0.1", self.admin), timeout=5) as s:
+            s.sendall(f"GET /metrics HTTP/1.0\r\nAuthorization: Bearer {TOKEN}\r\n\r\n".encode())
+            line, fields, body = split_reply(read_all(s)[0])
+        self.assertEqual(line, "HTTP/1.0 200 OK")
+        self.assertEqual(len(body), int(fields["content-length"]))
+
     # ---- 3 ----
     def test_3_metrics_read_strictly(self):
         fams = strict_parse(self.metrics_text())
@@ -270,6 +298,15 @@ class AdminHttp(unittest.TestCase):
             self.assertEqual(series(fams, "vipproxy_backend_connect_errors_total")[key], b["connect_errors"])
         self.assertEqual(series(fams, "vipproxy_proxy_sessions_total")[frozenset({("proxy", "pg")})],
                          st["proxies"][0]["counters"]["sessions_total"])
+        # Numbers are JSON numbers of the right kind.
+        b = backends[0]
+        self.assertIs(type(b["eligible"]), bool)
+        for k in ("sessions", "sessions_total", "connect_errors"):
+            self.assertIs(type(b[k]), int, k)
+        for k in ("checks", "failures", "transitions", "http_status"):
+            self.assertIs(type(b["check"][k]), int, k)
+        self.assertIn(type(b["check"]["latency_ms"]), (int, float))
+        self.assertTrue(all(type(v) is int for v in st["admin"].values()), st["admin"])
         results = series(fams, "vipproxy_admin_connections_total")
         self.assertEqual({dict(k)["result"] for k in results},
                          {"served", "unauthorized", "bad_requests", "too_large", "timeouts", "evicted", "refused",
@@ -367,6 +404,19 @@ class AdminHttp(unittest.TestCase):
         self.assertEqual(len(line), 1, r.stdout)
         self.assertNotIn("does not answer", line[0])
         self.assertIn("runs no instance VI_9", line[0])
+        # The same with the daemon named by --admin, the config's admin.listen
+        # elsewhere (nobody there): both lines read the daemon at --admin.
+        with open(cfg, "w") as f:
+            f.write(config(self.listen, L.free_port(), self.backend_ports[:1], token=None) +
+                    "vrrp:\n  - name: VI_9\n    interface: lo\n    virtual_router_id: 99\n    priority: 100\n"
+                    "    virtual_ipaddresses: [10.88.99.160/24]\n")
+        r = self.cli("doctor", "--config", cfg, "--no-adverts", "--etcd", "127.0.0.1:1",
+                     "--patroni-config", os.path.join(self.lab.dir, "absent-patroni.yml"),
+                     "--admin", f"127.0.0.1:{self.admin}", "--token-file", self.token_file)
+        self.assertRegex(r.stdout, rf"(?m)^OK   admin endpoint: http://127\.0\.0\.1:{self.admin}/status answers ")
+        line = [x for x in r.stdout.splitlines() if "foreign routers VI_9" in x]
+        self.assertEqual(len(line), 1, r.stdout)
+        self.assertIn(f"http://127.0.0.1:{self.admin}/status runs no instance VI_9", line[0])
 
 
 if __name__ == "__main__":
