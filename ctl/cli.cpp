@@ -160,15 +160,26 @@ int run_doctor_cli(int argc, const char* const* argv, std::ostream& out, std::os
   DoctorOptions o;
   for (; a.i < argc; ++a.i) {
     std::string s = argv[a.i];
-    if (s == "--config" || s == "-c") o.config = a.value(s);
-    else if (s.rfind("--config=", 0) == 0) o.config = s.substr(9);
-    else if (s == "--patroni-config") o.patroni_config = a.value(s);
-    else if (s == "--etcd") o.etcd.push_back(a.value(s));
+    // "--name VALUE" or "--name=VALUE", as `vipproxy status` takes them
+    // (doctor took only --config=: "--token-file=F" was an unknown argument).
+    std::string v;
+    auto is = [&](const std::string& name) {
+      if (s == name) {
+        v = a.value(s);
+        return true;
+      }
+      if (s.rfind(name + "=", 0) != 0) return false;
+      v = s.substr(name.size() + 1);
+      return true;
+    };
+    if (s == "-c") o.config = a.value(s);
+    else if (is("--config")) o.config = v;
+    else if (is("--patroni-config")) o.patroni_config = v;
+    else if (is("--etcd")) o.etcd.push_back(v);
     else if (s == "--no-adverts") o.listen_adverts = false;
-    else if (s == "--admin") o.admin = a.value(s);
-    else if (s == "--token-file") o.token_file = a.value(s);
-    else if (s == "--advert-seconds") {
-      std::string v = a.value(s);
+    else if (is("--admin")) o.admin = v;
+    else if (is("--token-file")) o.token_file = v;
+    else if (is("--advert-seconds")) {
       if (!a.ok) return 2;
       // The whole value, finite, at most an hour: "nan", "inf" or "1e30"
       // became a deadline out of the clock's range (undefined: doctor

@@ -446,3 +446,15 @@ BOOST_AUTO_TEST_CASE(advert_seconds_is_checked) {
     BOOST_TEST(out.str().empty(), out.str());
   }
 }
+
+// Every option also as --name=VALUE, like `vipproxy status` (doctor took
+// only --config=). The config is absent: one FAIL, exit 1, no usage error.
+BOOST_AUTO_TEST_CASE(options_with_equals) {
+  std::ostringstream out, err;
+  const char* argv[] = {"doctor", "--config=/nonexistent/vipproxy.yaml", "--token-file=/nonexistent/token",
+                        "--admin=127.0.0.1:1", "--advert-seconds=5", "--etcd=127.0.0.1:1",
+                        "--patroni-config=/nonexistent/patroni.yml"};
+  BOOST_TEST(ctl::run_doctor_cli(7, argv, out, err) == 1, err.str());
+  BOOST_TEST(err.str().empty(), err.str());
+  BOOST_TEST(out.str().find("FAIL config: ") == 0, out.str());
+}
