@@ -122,6 +122,13 @@ int run_status_cli(int argc, const char* const* argv, std::ostream& out, std::os
   std::vector<std::pair<std::string, std::string>> headers;
   if (!token.value.empty()) headers.emplace_back("Authorization", "Bearer " + token.value);
   auto r = http_request(hp.first, hp.second, "GET", "/status", {}, headers, std::chrono::milliseconds(5000));
+  if (!r.ok && r.connected) {
+    // Something listens there but gave no whole HTTP answer: not "is
+    // vipproxy running?".
+    err << "vipproxy status: http://" << admin << "/status accepted the connection but gave no complete HTTP answer: "
+        << r.error << "\n  (another service on " << admin << "? a vipproxy stopping?)\n";
+    return 1;
+  }
   if (!r.ok) {
     err << "vipproxy status: cannot reach the admin endpoint at http://" << admin << "/status: " << r.error
         << "\n  (is vipproxy running? `systemctl status vipproxy`; is admin.listen " << admin << "?)\n";

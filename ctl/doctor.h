@@ -162,6 +162,7 @@ struct AdminFacts {
   std::string error;            // why not reached
   std::string version, node;    // from /status when 200
   bool not_json = false;
+  bool connected = false;       // not reached, but something accepted the connection
 };
 // OK when /status answers; WARN when nothing answers (normal before the
 // first start) or the token is missing or refused (and how to give it).

@@ -361,6 +361,7 @@ AdminFacts probe_admin(const cfg::Config& c, const DoctorOptions& o, std::ostrea
   if (!t.value.empty()) headers.emplace_back("Authorization", "Bearer " + t.value);
   auto r = http_request(hp.first, hp.second, "GET", "/status", {}, headers, std::chrono::milliseconds(3000));
   f.reached = r.ok;
+  f.connected = r.connected;
   f.error = r.error;
   f.http_status = r.status;
   if (r.ok && r.status == 200) {

@@ -339,6 +339,9 @@ Verdict admin_verdict(const AdminFacts& f) {
   std::string check = "admin endpoint";
   if (!f.enabled) return {Level::ok, check, "disabled (admin.enabled: false)"};
   std::string url = "http://" + f.address + "/status";
+  if (!f.reached && f.connected)
+    return {Level::warn, check, url + " accepted the connection but gave no complete HTTP answer (" + f.error +
+                                    "): another service on that port?"};
   if (!f.reached)
     return {Level::warn, check, url + " does not answer (" + f.error +
                                     "): vipproxy is not running, or admin.listen differs (normal before the first start)"};

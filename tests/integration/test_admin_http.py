@@ -33,7 +33,9 @@ with a token.
      page: JSON-escaped with '<' as \u003c in the embedded document.
   4. `vipproxy status --json` against something that is not the endpoint
      (another HTTP service on the port): exit 1 and a message, not exit 0
-     with that service's page on stdout.
+     with that service's page on stdout; a service answering no HTTP or a
+     cut answer is said as such, not as "cannot reach (is vipproxy
+     running?)".
   5. `vipproxy doctor --token-file F` with a config without the token: the
      foreign-routers line reads the daemon's counters with the same token as
      the admin endpoint line. Before, it used admin.token and
@@ -382,6 +384,29 @@ class AdminHttp(unittest.TestCase):
         finally:
             srv.shutdown()
             srv.server_close()
+        # Something that accepts and answers no HTTP, or cuts its answer:
+        # said as such, not as "cannot reach ... is vipproxy running?".
+        for reply in (b"SSH-2.0-OpenSSH_9.2\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\n{\"node\":"):
+            ls = socket.create_server(("127.0.0.1", 0))
+            port = ls.getsockname()[1]
+
+            def answer(ls=ls, reply=reply):
+                c, _ = ls.accept()
+                with c:
+                    c.recv(65536)
+                    c.sendall(reply)
+            t = threading.Thread(target=answer, daemon=True)
+            t.start()
+            try:
+                r = self.cli("status", "--json", "--admin", f"127.0.0.1:{port}", "--config",
+                             os.path.join(self.lab.dir, "absent.yaml"))
+            finally:
+                t.join(10)
+                ls.close()
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertEqual(r.stdout, "")
+            self.assertIn(f"http://127.0.0.1:{port}/status accepted the connection but gave no complete HTTP answer",
+                          r.stderr)
         r = self.cli("status", "--json", "--admin", f"127.0.0.1:{self.admin}", "--token-file", self.token_file,
                      "--config", os.path.join(self.lab.dir, "absent.yaml"))
         self.assertEqual(r.returncode, 0, r.stderr)

@@ -406,6 +406,15 @@ BOOST_AUTO_TEST_CASE(admin_endpoint) {
   auto v = ctl::admin_verdict(f);
   BOOST_TEST((v.level == Level::warn));
   BOOST_TEST(v.reason.find("http://127.0.0.1:8405/status does not answer (connect: Connection refused)") == 0u);
+  // Something listens but its answer is not HTTP, or cut: not "vipproxy is
+  // not running".
+  f.connected = true;
+  f.error = "read: bad version";
+  v = ctl::admin_verdict(f);
+  BOOST_TEST((v.level == Level::warn));
+  BOOST_TEST(v.reason == "http://127.0.0.1:8405/status accepted the connection but gave no complete HTTP answer "
+                         "(read: bad version): another service on that port?", v.reason);
+  f.connected = false;
   // 401 without a token: say how to give one (never on the command line).
   f.reached = true;
   f.http_status = 401;
