@@ -19,7 +19,8 @@ const char* kStatusUsage =
     "  Reads GET /status from the admin endpoint of a running vipproxy and prints\n"
     "  proxies, backends (role from the check, last check result and latency,\n"
     "  sessions) and VRRP instances (state, effective priority, master address).\n"
-    "  --admin       admin address (default: admin.listen of --config, else 127.0.0.1:8405)\n"
+    "  --admin       admin address HOST:PORT or its http:// URL (default: admin.listen of --config,\n"
+    "                else 127.0.0.1:8405)\n"
     "  --token-file  file whose first line is the admin token; else $VIPPROXY_TOKEN,\n"
     "                else admin.token of the config (never put the token in argv: ps shows it)\n"
     "  --json        print the /status document as it is\n"
@@ -86,6 +87,12 @@ int run_status_cli(int argc, const char* const* argv, std::ostream& out, std::os
   if (argv_token)
     err << "vipproxy status: warning: --token shows the token to every user of this machine (ps, "
            "/proc/PID/cmdline); use --token-file FILE or $VIPPROXY_TOKEN\n";
+  try {
+    if (!admin.empty()) admin = admin_argument(admin);
+  } catch (const std::exception& e) {
+    err << "vipproxy status: --admin " << e.what() << "\n";
+    return 2;
+  }
   if (!config_given) config = "/etc/vipproxy/vipproxy.yaml";
   StatusOptions opt;
   std::optional<cfg::Config> c;
@@ -206,6 +213,12 @@ int run_doctor_cli(int argc, const char* const* argv, std::ostream& out, std::os
     } else if (s == "-h" || s == "--help") { out << kDoctorUsage; return 0; }
     else { err << "vipproxy doctor: unknown argument '" << s << "'\n" << kDoctorUsage; return 2; }
     if (!a.ok) return 2;
+  }
+  try {
+    if (!o.admin.empty()) o.admin = admin_argument(o.admin);
+  } catch (const std::exception& e) {
+    err << "vipproxy doctor: --admin " << e.what() << "\n";
+    return 2;
   }
   auto vs = run_doctor(o, out);
   int rc = exit_code(vs);
