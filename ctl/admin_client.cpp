@@ -2,11 +2,14 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <string_view>
 
 namespace ctl {
 
@@ -15,6 +18,20 @@ std::string admin_address(const cfg::Admin& a) {
   if (h == "0.0.0.0" || h == "*") h = "127.0.0.1";
   if (h == "::" || h == "[::]") h = "::1";
   return (h.find(':') != std::string::npos ? "[" + h + "]" : h) + ":" + std::to_string(a.listen.port);
+}
+
+std::string admin_argument(const std::string& given) {
+  auto starts = [&](const char* p) {
+    const std::string_view g(given), prefix(p);
+    return g.size() >= prefix.size() && std::equal(prefix.begin(), prefix.end(), g.begin(), [](char p, char c) {
+             return std::tolower(static_cast<unsigned char>(c)) == p;
+           });
+  };
+  if (starts("https://"))
+    throw std::invalid_argument("'" + given + "': the admin endpoint speaks plain HTTP; give HOST:PORT");
+  if (!starts("http://")) return given;
+  std::string rest = given.substr(7);
+  return rest.substr(0, rest.find_first_of("/?#"));
 }
 
 std::optional<std::string> parse_token_file(const std::string& text) {

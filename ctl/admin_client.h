@@ -17,6 +17,12 @@ namespace ctl {
 // (0.0.0.0, ::) is reached on loopback.
 std::string admin_address(const cfg::Admin& a);
 
+// --admin as given: HOST:PORT, or the endpoint's URL as a browser shows it
+// ("http://127.0.0.1:8405/", "http://[::1]:8405/status"), reduced to
+// HOST:PORT. An https:// URL throws std::invalid_argument (the endpoint
+// speaks plain HTTP).
+std::string admin_argument(const std::string& given);
+
 // The token in a token file's text: the first line without surrounding
 // blanks (a trailing newline from `echo` or an editor is not part of it).
 // nullopt when that is empty.

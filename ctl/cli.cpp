@@ -19,11 +19,14 @@ const char* kStatusUsage =
     "  Reads GET /status from the admin endpoint of a running vipproxy and prints\n"
     "  proxies, backends (role from the check, last check result and latency,\n"
     "  sessions) and VRRP instances (state, effective priority, master address).\n"
-    "  --admin       admin address (default: admin.listen of --config, else 127.0.0.1:8405)\n"
+    "  --admin       admin address HOST:PORT or its http:// URL (default: admin.listen of --config,\n"
+    "                else 127.0.0.1:8405)\n"
     "  --token-file  file whose first line is the admin token; else $VIPPROXY_TOKEN,\n"
     "                else admin.token of the config (never put the token in argv: ps shows it)\n"
     "  --json        print the /status document as it is\n"
-    "  --config      config file (default /etc/vipproxy/vipproxy.yaml, used when readable)\n";
+    "  --config      config file (default /etc/vipproxy/vipproxy.yaml, used when readable)\n"
+    "  Exit 0: printed; 1: the endpoint is unreachable, refuses the token or does not answer\n"
+    "  the /status JSON (nothing on stdout); 2: usage error or unreadable token file.\n";
 
 const char* kDoctorUsage =
     "usage: vipproxy doctor [--config FILE] [--patroni-config FILE] [--etcd HOST:PORT]...\n"
@@ -84,6 +87,12 @@ int run_status_cli(int argc, const char* const* argv, std::ostream& out, std::os
   if (argv_token)
     err << "vipproxy status: warning: --token shows the token to every user of this machine (ps, "
            "/proc/PID/cmdline); use --token-file FILE or $VIPPROXY_TOKEN\n";
+  try {
+    if (!admin.empty()) admin = admin_argument(admin);
+  } catch (const std::exception& e) {
+    err << "vipproxy status: --admin " << e.what() << "\n";
+    return 2;
+  }
   if (!config_given) config = "/etc/vipproxy/vipproxy.yaml";
   StatusOptions opt;
   std::optional<cfg::Config> c;
@@ -120,6 +129,13 @@ int run_status_cli(int argc, const char* const* argv, std::ostream& out, std::os
   std::vector<std::pair<std::string, std::string>> headers;
   if (!token.value.empty()) headers.emplace_back("Authorization", "Bearer " + token.value);
   auto r = http_request(hp.first, hp.second, "GET", "/status", {}, headers, std::chrono::milliseconds(5000));
+  if (!r.ok && r.connected) {
+    // Something listens there but gave no whole HTTP answer: not "is
+    // vipproxy running?".
+    err << "vipproxy status: http://" << admin << "/status accepted the connection but gave no complete HTTP answer: "
+        << r.error << "\n  (another service on " << admin << "? a vipproxy stopping?)\n";
+    return 1;
+  }
   if (!r.ok) {
     err << "vipproxy status: cannot reach the admin endpoint at http://" << admin << "/status: " << r.error
         << "\n  (is vipproxy running? `systemctl status vipproxy`; is admin.listen " << admin << "?)\n";
@@ -135,16 +151,19 @@ int run_status_cli(int argc, const char* const* argv, std::ostream& out, std::os
     err << "vipproxy status: http://" << admin << "/status answered HTTP " << r.status << "\n";
     return 1;
   }
+  // --json too: a script piping it to jq must not get exit 0 with something
+  // else on stdout (another service on the port, a cut answer).
+  boost::system::error_code ec;
+  auto v = boost::json::parse(r.body, ec);
+  if (ec || !v.is_object()) {
+    err << "vipproxy status: http://" << admin << "/status is not the /status JSON object"
+        << (ec ? ": " + ec.message() : std::string()) << " (is another service on " << admin << "?)\n";
+    return 1;
+  }
   if (as_json) {
     out << r.body;
     if (r.body.empty() || r.body.back() != '\n') out << "\n";
     return 0;
-  }
-  boost::system::error_code ec;
-  auto v = boost::json::parse(r.body, ec);
-  if (ec) {
-    err << "vipproxy status: http://" << admin << "/status is not JSON: " << ec.message() << "\n";
-    return 1;
   }
   out << format_status(v, opt);
   return 0;
@@ -155,25 +174,51 @@ int run_doctor_cli(int argc, const char* const* argv, std::ostream& out, std::os
   DoctorOptions o;
   for (; a.i < argc; ++a.i) {
     std::string s = argv[a.i];
-    if (s == "--config" || s == "-c") o.config = a.value(s);
-    else if (s.rfind("--config=", 0) == 0) o.config = s.substr(9);
-    else if (s == "--patroni-config") o.patroni_config = a.value(s);
-    else if (s == "--etcd") o.etcd.push_back(a.value(s));
+    // "--name VALUE" or "--name=VALUE", as `vipproxy status` takes them
+    // (doctor took only --config=: "--token-file=F" was an unknown argument).
+    std::string v;
+    auto is = [&](const std::string& name) {
+      if (s == name) {
+        v = a.value(s);
+        return true;
+      }
+      if (s.rfind(name + "=", 0) != 0) return false;
+      v = s.substr(name.size() + 1);
+      return true;
+    };
+    if (s == "-c") o.config = a.value(s);
+    else if (is("--config")) o.config = v;
+    else if (is("--patroni-config")) o.patroni_config = v;
+    else if (is("--etcd")) o.etcd.push_back(v);
     else if (s == "--no-adverts") o.listen_adverts = false;
-    else if (s == "--admin") o.admin = a.value(s);
-    else if (s == "--token-file") o.token_file = a.value(s);
-    else if (s == "--advert-seconds") {
-      std::string v = a.value(s);
+    else if (is("--admin")) o.admin = v;
+    else if (is("--token-file")) o.token_file = v;
+    else if (is("--advert-seconds")) {
       if (!a.ok) return 2;
+      // The whole value, finite, at most an hour: "nan", "inf" or "1e30"
+      // became a deadline out of the clock's range (undefined: doctor
+      // returned at once or listened for ever), "5s" was read as 5.
+      size_t used = 0;
+      double secs = -1;
       try {
-        o.advert_seconds = std::stod(v);
+        secs = std::stod(v, &used);
       } catch (const std::exception&) {
-        err << "vipproxy doctor: --advert-seconds wants a number\n";
+      }
+      if (used != v.size() || !(secs >= 0 && secs <= 3600)) {
+        err << "vipproxy doctor: --advert-seconds wants a number of seconds from 0 (3 x advert_int) to 3600, got '"
+            << v << "'\n";
         return 2;
       }
+      o.advert_seconds = secs;
     } else if (s == "-h" || s == "--help") { out << kDoctorUsage; return 0; }
     else { err << "vipproxy doctor: unknown argument '" << s << "'\n" << kDoctorUsage; return 2; }
     if (!a.ok) return 2;
+  }
+  try {
+    if (!o.admin.empty()) o.admin = admin_argument(o.admin);
+  } catch (const std::exception& e) {
+    err << "vipproxy doctor: --admin " << e.what() << "\n";
+    return 2;
   }
   auto vs = run_doctor(o, out);
   int rc = exit_code(vs);

@@ -94,6 +94,7 @@ struct DaemonFacts {
   std::string where;        // "http://127.0.0.1:8405/status"
   std::string error;        // why not
   std::string status_json;  // the body
+  unsigned http_status = 0; // its answer when not 200 (401: no or a wrong token)
 };
 // The named instance's counters in a /status document (daemon/admin.cpp).
 InstanceCounterFacts instance_counters(const std::string& status_json, const std::string& instance);
@@ -161,6 +162,7 @@ struct AdminFacts {
   std::string error;            // why not reached
   std::string version, node;    // from /status when 200
   bool not_json = false;
+  bool connected = false;       // not reached, but something accepted the connection
 };
 // OK when /status answers; WARN when nothing answers (normal before the
 // first start) or the token is missing or refused (and how to give it).

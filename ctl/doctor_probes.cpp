@@ -149,31 +149,39 @@ AdvertFacts listen_adverts(const cfg::Config& c, double seconds) {
   return f;
 }
 
-// GET /status of the running daemon (admin.listen of the config, token
-// from the config or $VIPPROXY_TOKEN, as `vipproxy status`).
-DaemonFacts read_daemon_status(const cfg::Config& c) {
+// GET /status of the running daemon: at the address and with the token the
+// admin endpoint line used (--admin, else admin.listen of the config;
+// --token-file, else $VIPPROXY_TOKEN, else admin.token: resolve_token). It
+// used its own rules (admin.listen and admin.token, then $VIPPROXY_TOKEN,
+// never --admin nor --token-file): with the token in a file, doctor said
+// "OK admin endpoint ... answers" and then "vipproxy does not answer
+// (HTTP 401)" for every instance, and left the foreign routers unchecked.
+DaemonFacts read_daemon_status(const cfg::Config& c, const DoctorOptions& o) {
   DaemonFacts f;
-  std::string h = c.admin.listen.host;
-  if (h.empty() || h == "0.0.0.0") h = "127.0.0.1";
-  if (h == "::") h = "::1";
-  const std::string hostport = (h.find(':') != std::string::npos ? "[" + h + "]" : h) + ":" +
-                               std::to_string(c.admin.listen.port);
-  f.where = "http://" + hostport + "/status";
-  if (!c.admin.enabled) {
+  const std::string address = o.admin.empty() ? admin_address(c.admin) : o.admin;
+  f.where = "http://" + address + "/status";
+  if (!c.admin.enabled && o.admin.empty()) {
     f.error = "admin.enabled is false";
     return f;
   }
-  std::string token = c.admin.token;
-  if (token.empty())
-    if (const char* t = std::getenv("VIPPROXY_TOKEN")) token = t;
+  std::pair<std::string, unsigned short> hp;
+  Token token;
+  try {
+    hp = split_host_port(address, 8405);
+    token = resolve_token(o.token_file, &c, o.config);
+  } catch (const std::exception& e) {
+    f.error = e.what();
+    return f;
+  }
   std::vector<std::pair<std::string, std::string>> headers;
-  if (!token.empty()) headers.emplace_back("Authorization", "Bearer " + token);
-  auto r = http_request(h, c.admin.listen.port, "GET", "/status", {}, headers, std::chrono::milliseconds(2000));
+  if (!token.value.empty()) headers.emplace_back("Authorization", "Bearer " + token.value);
+  auto r = http_request(hp.first, hp.second, "GET", "/status", {}, headers, std::chrono::milliseconds(2000));
   if (!r.ok) {
     f.error = r.error;
     return f;
   }
   if (r.status != 200) {
+    f.http_status = r.status;
     f.error = "HTTP " + std::to_string(r.status);
     return f;
   }
@@ -353,6 +361,7 @@ AdminFacts probe_admin(const cfg::Config& c, const DoctorOptions& o, std::ostrea
   if (!t.value.empty()) headers.emplace_back("Authorization", "Bearer " + t.value);
   auto r = http_request(hp.first, hp.second, "GET", "/status", {}, headers, std::chrono::milliseconds(3000));
   f.reached = r.ok;
+  f.connected = r.connected;
   f.error = r.error;
   f.http_status = r.status;
   if (r.ok && r.status == 200) {
@@ -428,7 +437,7 @@ std::vector<Verdict> run_doctor(const DoctorOptions& o, std::ostream& out) {
     }
     // What the running daemon dropped since it started (its counters): a
     // foreign cluster that is quiet right now still shows here.
-    auto daemon = read_daemon_status(c);
+    auto daemon = read_daemon_status(c, o);
     for (const auto& inst : c.vrrp) emit(foreign_routers_verdict(inst, daemon));
   }
   for (const auto& v : patroni_verdicts(c, probe_checks(c))) emit(v);

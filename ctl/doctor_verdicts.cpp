@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "ctl/doctor.h"
+#include "ctl/status.h"
 #include "daemon/privileges.h"
 
 namespace ctl {
@@ -26,7 +27,20 @@ const char* to_string(Level l) {
 std::string format_verdict(const Verdict& v) {
   std::string lvl = to_string(v.level);
   lvl.resize(5, ' ');
-  return lvl + v.check + ": " + v.reason;
+  // A reason can quote what a backend or the daemon answered (Patroni's
+  // version, a foreign router's reason): no control character reaches the
+  // terminal (printable, ctl/status.h); a line break of our own (a
+  // multi-line error) starts an indented line.
+  const std::string text = v.check + ": " + v.reason;
+  std::string out = lvl;
+  for (size_t at = 0;;) {
+    const size_t nl = text.find('\n', at);
+    out += printable(std::string_view(text).substr(at, nl == std::string::npos ? std::string::npos : nl - at));
+    if (nl == std::string::npos) break;
+    out += "\n      ";
+    at = nl + 1;
+  }
+  return out;
 }
 
 int exit_code(const std::vector<Verdict>& vs) {
@@ -277,6 +291,9 @@ InstanceCounterFacts instance_counters(const std::string& status_json, const std
 
 Verdict foreign_routers_verdict(const cfg::VrrpInstance& inst, const DaemonFacts& f) {
   std::string check = "foreign routers " + inst.name + " (vrid " + std::to_string(inst.virtual_router_id) + ")";
+  if (!f.reached && f.http_status)
+    return {Level::ok, check, "not checked: " + f.where + " answered HTTP " + std::to_string(f.http_status) +
+                                  (f.http_status == 401 ? " (the token: see the admin endpoint line)" : "")};
   if (!f.reached)
     return {Level::ok, check, "not checked: vipproxy does not answer at " + f.where + " (" + f.error +
                                   "); run doctor again while it runs to read its counters"};
@@ -322,6 +339,9 @@ Verdict admin_verdict(const AdminFacts& f) {
   std::string check = "admin endpoint";
   if (!f.enabled) return {Level::ok, check, "disabled (admin.enabled: false)"};
   std::string url = "http://" + f.address + "/status";
+  if (!f.reached && f.connected)
+    return {Level::warn, check, url + " accepted the connection but gave no complete HTTP answer (" + f.error +
+                                    "): another service on that port?"};
   if (!f.reached)
     return {Level::warn, check, url + " does not answer (" + f.error +
                                     "): vipproxy is not running, or admin.listen differs (normal before the first start)"};

@@ -74,6 +74,7 @@ HttpResult http_request(const std::string& host, unsigned short port, const std:
     if (ec) return fail("resolve", ec);
     stream.async_connect(r, [&](beast::error_code ec, const tcp::endpoint&) {
       if (ec) return fail("connect", ec);
+      out.connected = true;
       http::async_write(stream, req, [&](beast::error_code ec, size_t) {
         if (ec) return fail("write", ec);
         http::async_read(stream, buf, parser, [&](beast::error_code ec, size_t) {

@@ -14,6 +14,7 @@ struct HttpResult {
   unsigned status = 0;
   std::string body;
   std::string error;        // why no response arrived
+  bool connected = false;   // the TCP connection was made (something listens there)
   std::chrono::microseconds latency{0};
 };
 

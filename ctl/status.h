@@ -6,9 +6,18 @@
 #include <iosfwd>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace ctl {
+
+// Text from the daemon made safe for a terminal: C0 control characters,
+// DEL and the C1 controls (U+0080-U+009F) become visible escapes ("\x1b",
+// "\n", "\u009b"), everything else (UTF-8 included) stays. A check's last
+// reason holds what a backend answered (Patroni's "role" string): raw, an
+// ESC sequence would drive the operator's terminal and a newline would
+// break the table.
+std::string printable(std::string_view text);
 
 // A box table in the style of patronictl (prettytable): "+---+", "| a |".
 std::string render_table(const std::string& title, const std::vector<std::string>& header,

@@ -73,8 +73,40 @@ std::string check_result(const json::value& c) {
 
 }  // namespace
 
-std::string render_table(const std::string& title, const std::vector<std::string>& header,
-                         const std::vector<std::vector<std::string>>& rows) {
+std::string printable(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    char esc[8];
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (c < 0x20 || c == 0x7f) {
+      std::snprintf(esc, sizeof esc, "\\x%02x", c);
+      out += esc;
+    } else if (c == 0xc2 && i + 1 < text.size() && static_cast<unsigned char>(text[i + 1]) >= 0x80 &&
+               static_cast<unsigned char>(text[i + 1]) <= 0x9f) {
+      // A C1 control in UTF-8 (U+009B is CSI on some terminals, like ESC [).
+      std::snprintf(esc, sizeof esc, "\\u%04x", static_cast<unsigned char>(text[++i]));
+      out += esc;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
+std::string render_table(const std::string& raw_title, const std::vector<std::string>& header,
+                         const std::vector<std::vector<std::string>>& raw_rows) {
+  const std::string title = printable(raw_title);
+  std::vector<std::vector<std::string>> rows;
+  rows.reserve(raw_rows.size());
+  for (const auto& r : raw_rows) {
+    rows.emplace_back();
+    for (const auto& cell : r) rows.back().push_back(printable(cell));
+  }
   std::vector<size_t> w(header.size());
   for (size_t i = 0; i < header.size(); ++i) w[i] = width(header[i]);
   for (const auto& r : rows)
@@ -118,7 +150,7 @@ std::string role_from_check(const std::string& state, const std::string& path) {
 
 std::string format_status(const json::value& st, const StatusOptions& opt) {
   std::string out;
-  out += "Node: " + str(st, "node") + "   vipproxy " + str(st, "version") + "\n";
+  out += printable("Node: " + str(st, "node") + "   vipproxy " + str(st, "version")) + "\n";
   const json::value* proxies = field(st, "proxies");
   std::vector<std::vector<std::string>> prow, brow;
   if (proxies && proxies->is_array()) {
@@ -188,9 +220,9 @@ std::string format_status(const json::value& st, const StatusOptions& opt) {
         std::string addrs;
         if (const json::value* a = field(r, "addresses"); a && a->is_array())
           for (const auto& x : a->as_array()) addrs += (addrs.empty() ? "" : ",") + str(&x);
-        out += "Ignored on VRID " + str(v, "virtual_router_id") + " (" + str(v, "name") + "): " + str(r, "source") +
+        out += printable("Ignored on VRID " + str(v, "virtual_router_id") + " (" + str(v, "name") + "): " + str(r, "source") +
                " priority " + str(r, "priority") + ", lists " + (addrs.empty() ? "-" : addrs) + " (" +
-               str(r, "reason") + ", " + str(r, "adverts") + " adverts)\n";
+               str(r, "reason") + ", " + str(r, "adverts") + " adverts)") + "\n";
       }
     }
   } else {

@@ -9,6 +9,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
+#include <array>
 #include <random>
 #include <cerrno>
 #include <cstring>
@@ -84,6 +85,13 @@ class AdminConnection : public std::enable_shared_from_this<AdminConnection> {
   // connection leaves.
   void close(uint64_t AdminCounters::*why) {
     closed_ = true;
+    if (lingering_) {
+      // It had its answer (counted as such), maybe not all of it read yet:
+      // a plain close lets the kernel finish handing it over.
+      beast::error_code ignored;
+      stream_.socket().close(ignored);
+      return;
+    }
     outcome_ = why;
     abort_socket(stream_.socket());
   }
@@ -126,6 +134,13 @@ class AdminConnection : public std::enable_shared_from_this<AdminConnection> {
   void respond(const http::request<http::empty_body>& req) {
     res_.version(req.version());
     std::string_view target = req.target();
+    // The absolute form ("GET http://host:8405/status"), which a server must
+    // accept (RFC 9112 §3.2.2): what counts is its path.
+    for (std::string_view scheme : {"http://", "https://"})
+      if (target.size() > scheme.size() && beast::iequals(target.substr(0, scheme.size()), scheme)) {
+        auto slash = target.find('/', scheme.size());
+        target = slash == std::string_view::npos ? std::string_view("/") : target.substr(slash);
+      }
     if (auto q = target.find('?'); q != std::string_view::npos) target = target.substr(0, q);
     res_.set(http::field::cache_control, "no-store");
     if (!token_authorizes(req[http::field::authorization], server_.token())) {
@@ -193,7 +208,36 @@ class AdminConnection : public std::enable_shared_from_this<AdminConnection> {
       } else {
         beast::error_code ignored;
         self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+        return self->linger();
       }
+      self->finish();
+    });
+  }
+
+  // The reply is with the kernel and our FIN follows it. Closing now while
+  // the client's bytes sit unread in the socket (a pipelined request, the
+  // rest of a refused body or of an oversized header) makes Linux reset the
+  // connection and drop what of the reply it has not sent yet: a client
+  // that pipelined a second request got a /metrics cut at the size of its
+  // receive window, then ECONNRESET. So read and drop until the client
+  // closes (it does once it has the reply: Connection: close), at most
+  // linger_timeout and linger_bytes (RFC 9112 §9.6; Apache's and nginx's
+  // lingering close). Admission closes a lingering connection first when a
+  // newcomer needs its slot.
+  void linger() {
+    lingering_ = true;
+    server_.lingering(id_);
+    stream_.expires_after(server_.limits().linger_timeout);
+    read_and_drop();
+  }
+
+  void read_and_drop() {
+    stream_.async_read_some(asio::buffer(drop_), [self = shared_from_this()](beast::error_code ec, size_t n) {
+      self->dropped_ += n;
+      if (!ec && !self->closed_ && self->dropped_ < self->server_.limits().linger_bytes) return self->read_and_drop();
+      // The client closed (the usual end), or it kept us waiting (the stream
+      // closed the socket at the deadline) or sending. A plain close: with
+      // nothing unread the kernel still hands a slow reader the rest.
       self->finish();
     });
   }
@@ -213,6 +257,9 @@ class AdminConnection : public std::enable_shared_from_this<AdminConnection> {
   http::response<http::string_body> res_;
   bool closed_ = false;
   bool finished_ = false;
+  bool lingering_ = false;
+  std::array<char, 4096> drop_;
+  size_t dropped_ = 0;
   // How it ended (one counter per connection); until something else is
   // known, the client went away.
   uint64_t AdminCounters::*outcome_ = &AdminCounters::client_closed;

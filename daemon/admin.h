@@ -49,6 +49,11 @@ struct AdminLimits {
   size_t max_request_bytes = 4096;  // request line and headers; no body is accepted
   std::chrono::milliseconds read_timeout{2000};   // from accept to the end of the request
   std::chrono::milliseconds write_timeout{5000};  // to hand over the whole reply
+  // After the reply: what the client still sends is read and dropped until
+  // it closes, for at most this long and this much (RFC 9112 §9.6); closing
+  // with unread bytes would reset the connection and cut the reply.
+  std::chrono::milliseconds linger_timeout{1000};
+  size_t linger_bytes = 64 * 1024;
   std::chrono::milliseconds accept_pause{100};    // after EMFILE/ENFILE/ENOBUFS/ENOMEM
   // TCP_DEFER_ACCEPT on the listener: the kernel hands over a connection once
   // its first bytes are in (or after about this long without any), so a
@@ -75,6 +80,7 @@ class AdminServer {
   const std::string& token() const;
   // For AdminConnection: its request is complete / it is gone.
   void answering(uint64_t id) { admission_.answering(id); }
+  void lingering(uint64_t id) { admission_.lingering(id); }
   void left(uint64_t id);
 
  private:

@@ -91,6 +91,10 @@ Admission::Decision Admission::arrive(uint64_t id, const std::function<bool(uint
   Decision d;
   if (open() < cap_) {
     d.admit = true;
+  } else if (!lingering_.empty()) {
+    d.admit = true;
+    d.evict = lingering_.front();
+    lingering_.pop_front();
   } else if (!waiting_.empty()) {
     d.admit = true;
     auto victim = waiting_.begin();  // the oldest, unless an idle one is found
@@ -112,12 +116,23 @@ void Admission::answering(uint64_t id) {
   answering_.push_back(id);
 }
 
+void Admission::lingering(uint64_t id) {
+  auto it = std::find(answering_.begin(), answering_.end(), id);
+  if (it == answering_.end()) return;
+  answering_.erase(it);
+  lingering_.push_back(id);
+}
+
 void Admission::left(uint64_t id) {
   if (auto it = std::find(waiting_.begin(), waiting_.end(), id); it != waiting_.end()) {
     waiting_.erase(it);
     return;
   }
-  if (auto it = std::find(answering_.begin(), answering_.end(), id); it != answering_.end()) answering_.erase(it);
+  if (auto it = std::find(answering_.begin(), answering_.end(), id); it != answering_.end()) {
+    answering_.erase(it);
+    return;
+  }
+  if (auto it = std::find(lingering_.begin(), lingering_.end(), id); it != lingering_.end()) lingering_.erase(it);
 }
 
 }  // namespace daemon_

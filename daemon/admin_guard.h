@@ -45,6 +45,11 @@ bool token_authorizes(std::string_view authorization, std::string_view token);
 //     flood's connections are accepted in a row before its read runs
 //     (test_admin_hostile_netns saw one reset that way), and if every waiter
 //     has some, the oldest goes;
+//   - a connection whose answer is handed over and that only waits for its
+//     client's close (lingering: read and discarded, so that bytes it sent
+//     after its request do not turn our close into a reset that cuts the
+//     answer, RFC 9112 §9.6) goes before any waiter, the oldest first: it
+//     has had its answer;
 //   - otherwise (every slot is being answered) the newcomer is closed.
 class Admission {
  public:
@@ -59,10 +64,13 @@ class Admission {
   Decision arrive(uint64_t id, const std::function<bool(uint64_t)>& has_unread = {});
   // Its request is complete: from now on it is answered, not evicted.
   void answering(uint64_t id);
+  // Its answer is handed over; it waits for the client to close: the first
+  // to be closed to make room.
+  void lingering(uint64_t id);
   // It is gone (answered, timed out, evicted or refused).
   void left(uint64_t id);
 
-  size_t open() const { return waiting_.size() + answering_.size(); }
+  size_t open() const { return waiting_.size() + answering_.size() + lingering_.size(); }
   size_t waiting() const { return waiting_.size(); }
   size_t cap() const { return cap_; }
 
@@ -70,6 +78,7 @@ class Admission {
   size_t cap_;
   std::list<uint64_t> waiting_;  // oldest first; a handful of entries
   std::list<uint64_t> answering_;
+  std::list<uint64_t> lingering_;  // oldest first
 };
 
 }  // namespace daemon_

@@ -44,6 +44,19 @@ BOOST_AUTO_TEST_CASE(admin_address_from_listen) {
   BOOST_TEST(ctl::admin_address(a) == "[fd00::1]:8405");
 }
 
+// --admin as an operator pastes it: the URL the browser shows works too
+// (it was taken for a host name: "cannot reach ... http://http://127.0.0.1:8405//status:
+// resolve: Host not found").
+BOOST_AUTO_TEST_CASE(admin_argument_forms) {
+  BOOST_TEST(ctl::admin_argument("127.0.0.1:8405") == "127.0.0.1:8405");
+  BOOST_TEST(ctl::admin_argument("[::1]:8405") == "[::1]:8405");
+  BOOST_TEST(ctl::admin_argument("http://127.0.0.1:8405/") == "127.0.0.1:8405");
+  BOOST_TEST(ctl::admin_argument("HTTP://127.0.0.1:8405/status?x#y") == "127.0.0.1:8405");
+  BOOST_TEST(ctl::admin_argument("http://[::1]:9000") == "[::1]:9000");
+  BOOST_TEST(ctl::admin_argument("http://catalog01") == "catalog01");
+  BOOST_CHECK_THROW(ctl::admin_argument("https://127.0.0.1:8405/"), std::invalid_argument);
+}
+
 BOOST_AUTO_TEST_CASE(resolve_token_precedence) {
   fs::path dir = fs::temp_directory_path() / ("vipproxy-token-" + std::to_string(::getpid()));
   fs::create_directories(dir);

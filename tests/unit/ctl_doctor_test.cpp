@@ -2,6 +2,7 @@
 // probes that gather the facts are exercised by tests/integration/test_ops_notify.py.
 #define BOOST_TEST_MODULE ctl_doctor
 #include <boost/test/unit_test.hpp>
+#include <sstream>
 
 #include "cfg/load.h"
 #include "ctl/doctor.h"
@@ -208,6 +209,14 @@ BOOST_AUTO_TEST_CASE(foreign_routers_from_the_daemon_counters) {
   auto v = ctl::foreign_routers_verdict(inst, f);
   BOOST_TEST((v.level == Level::ok));
   BOOST_TEST(v.reason.find("not checked") != std::string::npos);
+  // It answered, but not with the counters: say what it answered.
+  f.http_status = 401;
+  f.error = "HTTP 401";
+  v = ctl::foreign_routers_verdict(inst, f);
+  BOOST_TEST((v.level == Level::ok));
+  BOOST_TEST(v.reason.find("answered HTTP 401 (the token") != std::string::npos, v.reason);
+  BOOST_TEST(v.reason.find("does not answer") == std::string::npos, v.reason);
+  f.http_status = 0;
   f.reached = true;
   // The /status of a daemon that heard nothing foreign.
   f.status_json = R"({"vrrp":[{"name":"VI_1","drops":{"address_mismatch":0,"adver_int_mismatch":0,
@@ -381,6 +390,11 @@ BOOST_AUTO_TEST_CASE(patroni_versions_against_known_defects) {
 BOOST_AUTO_TEST_CASE(verdict_lines) {
   BOOST_TEST(ctl::format_verdict({Level::fail, "config", "bad"}) == "FAIL config: bad");
   BOOST_TEST(ctl::format_verdict({Level::ok, "x", "y"}) == "OK   x: y");
+  // What a backend or the daemon answered never drives the terminal (a
+  // Patroni version string with ESC sequences); our own line breaks indent.
+  BOOST_TEST(ctl::format_verdict({Level::warn, "patroni b1", "version 3.0.2\x1b[2J\x1b]0;x\x07"}) ==
+             "WARN patroni b1: version 3.0.2\\x1b[2J\\x1b]0;x\\x07");
+  BOOST_TEST(ctl::format_verdict({Level::fail, "config", "first\nsecond"}) == "FAIL config: first\n      second");
   BOOST_TEST(ctl::exit_code({{Level::warn, "a", "b"}}) == 0);
 }
 
@@ -392,6 +406,15 @@ BOOST_AUTO_TEST_CASE(admin_endpoint) {
   auto v = ctl::admin_verdict(f);
   BOOST_TEST((v.level == Level::warn));
   BOOST_TEST(v.reason.find("http://127.0.0.1:8405/status does not answer (connect: Connection refused)") == 0u);
+  // Something listens but its answer is not HTTP, or cut: not "vipproxy is
+  // not running".
+  f.connected = true;
+  f.error = "read: bad version";
+  v = ctl::admin_verdict(f);
+  BOOST_TEST((v.level == Level::warn));
+  BOOST_TEST(v.reason == "http://127.0.0.1:8405/status accepted the connection but gave no complete HTTP answer "
+                         "(read: bad version): another service on that port?", v.reason);
+  f.connected = false;
   // 401 without a token: say how to give one (never on the command line).
   f.reached = true;
   f.http_status = 401;
@@ -418,4 +441,29 @@ BOOST_AUTO_TEST_CASE(admin_endpoint) {
   off.enabled = false;
   BOOST_TEST((ctl::admin_verdict(off).level == Level::ok));
   BOOST_TEST(ctl::admin_verdict(off).reason == "disabled (admin.enabled: false)");
+}
+
+// A usage error is exit 2 before any probe: an --advert-seconds that is not
+// a plain number of seconds (nan, inf, 1e30 made a deadline outside the
+// clock's range; "5s" was read as 5).
+BOOST_AUTO_TEST_CASE(advert_seconds_is_checked) {
+  for (const char* bad : {"nan", "inf", "1e30", "-1", "5s", "", "x"}) {
+    std::ostringstream out, err;
+    const char* argv[] = {"doctor", "--config", "/nonexistent/vipproxy.yaml", "--advert-seconds", bad};
+    BOOST_TEST(ctl::run_doctor_cli(5, argv, out, err) == 2, bad);
+    BOOST_TEST(err.str().find("--advert-seconds wants a number of seconds") != std::string::npos, err.str());
+    BOOST_TEST(out.str().empty(), out.str());
+  }
+}
+
+// Every option also as --name=VALUE, like `vipproxy status` (doctor took
+// only --config=). The config is absent: one FAIL, exit 1, no usage error.
+BOOST_AUTO_TEST_CASE(options_with_equals) {
+  std::ostringstream out, err;
+  const char* argv[] = {"doctor", "--config=/nonexistent/vipproxy.yaml", "--token-file=/nonexistent/token",
+                        "--admin=127.0.0.1:1", "--advert-seconds=5", "--etcd=127.0.0.1:1",
+                        "--patroni-config=/nonexistent/patroni.yml"};
+  BOOST_TEST(ctl::run_doctor_cli(7, argv, out, err) == 1, err.str());
+  BOOST_TEST(err.str().empty(), err.str());
+  BOOST_TEST(out.str().find("FAIL config: ") == 0, out.str());
 }

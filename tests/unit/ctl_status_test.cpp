@@ -156,3 +156,30 @@ BOOST_AUTO_TEST_CASE(host_port_parsing) {
   BOOST_CHECK_THROW(ctl::split_host_port("db1:x", 1), std::invalid_argument);
   BOOST_CHECK_THROW(ctl::split_host_port(":80", 1), std::invalid_argument);
 }
+
+// A check's last reason quotes the backend: Patroni's "role" string goes
+// into "role X, state Y" (health/patroni.cpp). A backend answering
+// {"role": "\u001b]0;owned\u0007\u001b[2J..."} drove the terminal of whoever
+// ran `vipproxy status` (title, screen cleared) and its "\n" broke the table.
+BOOST_AUTO_TEST_CASE(backend_text_cannot_drive_the_terminal) {
+  BOOST_TEST(ctl::printable("role replica, state running") == "role replica, state running");
+  BOOST_TEST(ctl::printable("caf\xc3\xa9 \xe2\x80\x94") == "caf\xc3\xa9 \xe2\x80\x94");  // UTF-8 stays
+  BOOST_TEST(ctl::printable("a\x1b[2Jb") == "a\\x1b[2Jb");
+  BOOST_TEST(ctl::printable("a\nb\tc\rd\x7f") == "a\\nb\\tc\\x0dd\\x7f");
+  BOOST_TEST(ctl::printable("csi \xc2\x9b" "31m") == "csi \\u009b31m");  // C1 CSI
+  BOOST_TEST(ctl::printable("nbsp \xc2\xa0") == "nbsp \xc2\xa0");        // U+00A0 is text
+  BOOST_TEST(ctl::printable(std::string("nul\0x", 5)) == "nul\\x00x");
+
+  const char* doc = R"({"node":"n\u001b]0;owned\u0007","proxies":[{"name":"p","backends":[{"name":"b","check":
+    {"state":"DOWN","last_outcome":"l7_not_primary","layer":"L7","http_status":200,
+     "detail":"HTTP 200, role \u001b[2J\u009b31mreplica\nforged | line, state running"}}]}],
+    "vrrp":[{"name":"VI_1","state":"BACKUP","foreign_routers":[{"source":"10.0.0.9\u001b[1A","reason":"address_mismatch"}]}]})";
+  const std::string t = ctl::format_status(boost::json::parse(doc));
+  for (unsigned char c : t) BOOST_TEST_REQUIRE((c >= 0x20 || c == '\n'), "control byte " << int(c) << " in:\n" << t);
+  BOOST_TEST(t.find("\xc2\x9b") == std::string::npos);
+  BOOST_TEST(t.find("role \\x1b[2J\\u009b31mreplica\\nforged | line") != std::string::npos, t);
+  BOOST_TEST(t.find("Node: n\\x1b]0;owned\\x07") != std::string::npos, t);
+  BOOST_TEST(t.find("10.0.0.9\\x1b[1A") != std::string::npos, t);
+  // The backend is still one line of the table.
+  BOOST_TEST(lines_with(t, "forged").find("| p ") == 0, t);
+}

@@ -175,3 +175,34 @@ BOOST_AUTO_TEST_CASE(admission_a_flood_of_waiters_never_exceeds_the_cap) {
   a.left(5000);
   BOOST_TEST(a.open() == 31u);
 }
+
+// A connection that had its answer and waits for its client's close
+// (lingering) makes room before any waiter, the oldest first; it counts
+// toward the cap until then.
+BOOST_AUTO_TEST_CASE(admission_closes_a_lingering_connection_first) {
+  Admission a(3);
+  a.arrive(1);
+  a.arrive(2);
+  a.arrive(3);
+  a.answering(1);
+  a.answering(2);
+  a.lingering(2);
+  a.lingering(1);
+  a.lingering(3);  // still waiting for its request: no effect
+  BOOST_TEST(a.open() == 3u);
+  BOOST_TEST(a.waiting() == 1u);
+  auto d = a.arrive(4);
+  BOOST_TEST(d.admit);
+  BOOST_TEST_REQUIRE(d.evict.has_value());
+  BOOST_TEST(*d.evict == 2u);  // lingering longest, before waiter 3
+  d = a.arrive(5);
+  BOOST_TEST_REQUIRE(d.evict.has_value());
+  BOOST_TEST(*d.evict == 1u);
+  d = a.arrive(6);
+  BOOST_TEST_REQUIRE(d.evict.has_value());
+  BOOST_TEST(*d.evict == 3u);  // then the oldest waiter
+  a.answering(4);
+  a.lingering(4);
+  a.left(4);  // its client closed
+  BOOST_TEST(a.open() == 2u);
+}
