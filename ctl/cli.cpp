@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <yaml-cpp/yaml.h>
 
 #include "cfg/load.h"
 #include "ctl/admin_client.h"
@@ -24,7 +25,8 @@ const char* kStatusUsage =
     "  --token-file  file whose first line is the admin token; else $VIPPROXY_TOKEN,\n"
     "                else admin.token of the config (never put the token in argv: ps shows it)\n"
     "  --json        print the /status document as it is\n"
-    "  --config      config file (default /etc/vipproxy/vipproxy.yaml, used when readable)\n"
+    "  --config      config file (default /etc/vipproxy/vipproxy.yaml, used when readable; one that\n"
+    "                does not load is a warning, its admin section read as written)\n"
     "  Exit 0: printed; 1: the endpoint is unreachable, refuses the token or does not answer\n"
     "  the /status JSON (nothing on stdout); 2: usage error or unreadable token file.\n";
 
@@ -56,6 +58,26 @@ struct Args {
 };
 
 bool readable(const std::string& p) { return std::ifstream(p).good(); }
+
+// The admin section of a file that does not load whole (an edit in progress,
+// a typo the running daemon has not been asked to reload), as written: the
+// daemon still runs with the file it loaded, whose admin endpoint this most
+// likely is. Whatever of it cannot be read keeps its default.
+cfg::Config admin_as_written(const std::string& path) {
+  cfg::Config c;
+  try {
+    YAML::Node admin = YAML::LoadFile(path)["admin"];
+    if (!admin.IsMap()) return c;
+    if (admin["listen"] && admin["listen"].IsScalar()) {
+      auto [host, port] = split_host_port(admin["listen"].as<std::string>(), 8405);
+      c.admin.listen = {host, port};
+    }
+    if (admin["token"] && admin["token"].IsScalar()) c.admin.token = admin["token"].as<std::string>();
+  } catch (const std::exception&) {
+    // Not YAML at all, or a listen value that is not host:port: defaults.
+  }
+  return c;
+}
 
 }  // namespace
 
@@ -100,9 +122,13 @@ int run_status_cli(int argc, const char* const* argv, std::ostream& out, std::os
     try {
       c = cfg::load_file(config);
     } catch (const std::exception& e) {
-      if (config_given || admin.empty()) {
-        err << "vipproxy status: " << e.what() << (admin.empty() ? "" : "\n");
-        if (admin.empty()) return 1;
+      if (config_given || admin.empty()) err << "vipproxy status: warning: " << e.what() << "\n";
+      if (admin.empty()) {
+        // The daemon runs with the file it loaded last: its status is what
+        // is wanted most while this one is being fixed.
+        c = admin_as_written(config);
+        err << "vipproxy status: warning: the admin endpoint and token are taken from the file's admin section "
+               "as written (--admin and --token-file choose others)\n";
       }
     }
   }

@@ -412,6 +412,23 @@ class AdminHttp(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(json.loads(r.stdout)["node"], NODE)
 
+    def test_4b_status_while_the_file_is_being_edited(self):
+        """The file does not load (a typo not yet reloaded): the daemon runs on
+        the one it loaded, and `vipproxy status` shows it, the file's error a
+        warning, the admin endpoint and token from its admin section as
+        written. It used to print the error only and exit 1."""
+        broken = os.path.join(self.lab.dir, "broken.yaml")
+        with open(self.vp.config) as f:
+            text = f.read()
+        with open(broken, "w") as f:
+            f.write(text + "threadz: 2\n")
+        env = {"VIPPROXY_TOKEN": ""}
+        r = self.cli("status", "--json", "--config", broken, env=env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout)["node"], NODE)
+        self.assertIn("threadz", r.stderr)
+        self.assertIn("admin section as written", r.stderr)
+
     # ---- 5 ----
     def test_5_doctor_foreign_routers_use_the_token_file(self):
         # doctor's config: the same admin.listen without the token, and a
