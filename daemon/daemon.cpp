@@ -583,7 +583,8 @@ int Daemon::run() {
   }
   realtime::forbid_from_now_on();
   cloexec_all_open_descriptors();
-  privileges::drop_after_start(config_);  // listeners, admin and VRRP sockets are open
+  // Listeners, admin and VRRP sockets are open; the kernel path loaded or not.
+  privileges::drop_after_start(config_, kernel_path_);
   // Only now may scripts run (the first notify hook and track scripts were
   // asked for by vrrp_->start() above and have been waiting): a child exec'd
   // before the drop would have had the daemon's full capabilities.
