@@ -134,6 +134,7 @@ bool KernelPath::held(uint64_t) const { return false; }
 bool KernelPath::hold(uint64_t) { return false; }
 void KernelPath::forget(uint64_t) {}
 int KernelPath::events_fd() const { return -1; }
+uint64_t KernelPath::reports_lost() const { return 0; }
 bool KernelPath::counts(uint64_t, Counts&) const { return false; }
 void KernelPath::consume(const std::function<void(uint64_t)>&) {}
 int KernelPath::on_event(void*, void*, size_t) { return 0; }
@@ -359,6 +360,11 @@ void KernelPath::forget(uint64_t cookie) {
 }
 
 int KernelPath::events_fd() const { return rb_fd_; }
+
+uint64_t KernelPath::reports_lost() const {
+  // The program's .bss, mapped into this process by the skeleton.
+  return __atomic_load_n(&skel_->bss->reports_lost, __ATOMIC_RELAXED);
+}
 
 bool KernelPath::counts(uint64_t cookie, Counts& out) const {
   Link l;

@@ -139,6 +139,10 @@ class KernelPath {
   // them: fn(cookie of the socket whose bytes passed another report_every).
   int events_fd() const;
   void consume(const std::function<void(uint64_t cookie)>& fn);
+  // Reports the program could not put in the ring buffer (it was full)
+  // since the start: when this grows, every session of this kernel path
+  // must be looked at as if it had reported (forward.bpf.c, reports_lost).
+  uint64_t reports_lost() const;
   // What the program counted for the socket with this cookie (false: not
   // in the maps).
   struct Counts {

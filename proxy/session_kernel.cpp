@@ -120,7 +120,7 @@ void Session::hand_over() {
     if (side_[d].ready.rdhup) run(d);
 }
 
-void Session::on_kernel_report(uint64_t cookie) {
+void Session::on_kernel_report(uint64_t cookie, bool reported) {
   if (kstate_ != KState::forwarding) {
     // Held (or being taken back): the program reports such a socket only
     // when it dropped a skb it could not trim.
@@ -145,6 +145,7 @@ void Session::on_kernel_report(uint64_t cookie) {
     return;
   }
   k->grant(cookie, p.delivered() + kCredit);
+  if (!reported) return;
   if (loop_.now() - report_window_ > std::chrono::seconds(1)) {
     report_window_ = loop_.now();
     reports_ = 0;

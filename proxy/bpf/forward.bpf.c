@@ -94,6 +94,14 @@ struct {
 
 // Set by userspace before loading.
 const volatile __u64 report_every = 256 * 1024;
+// Reports the ring buffer had no room for: a worker that did not read it
+// for a while (stopped, starved of CPU) while hundreds of sessions streamed
+// lets it fill, and each socket reports up to ten times before its credit
+// holds it. Userspace reads this after draining the ring and, when it grew,
+// looks at every session itself (proxy/worker.cpp, on_kernel_events): a
+// socket held at its credit whose report was dropped would otherwise wait
+// for a take-back that never comes.
+__u64 reports_lost = 0;
 // Tests only (VIPPROXY_TEST_FAIL_CUTS, proxy/kernel_path.h): every cut of a
 // repeated head fails, so that the close of a session whose bytes the
 // program cannot account for can be tested; such a skb is not made on
@@ -138,6 +146,10 @@ static __always_inline int trim_seen(struct __sk_buff *skb, struct link *l) {
   return 1;
 }
 
+static __always_inline void report(__u64 *cookie) {
+  if (bpf_ringbuf_output(&events, cookie, sizeof *cookie, 0) != 0) __sync_fetch_and_add(&reports_lost, 1);
+}
+
 SEC("sk_skb")
 int forward(struct __sk_buff *skb) {
   // A zero-length skb must be dropped: passed, it breaks the peer (EPIPE).
@@ -151,7 +163,7 @@ int forward(struct __sk_buff *skb) {
     // Cannot tell what is new: the session is closed with an error rather
     // than let a byte through twice.
     l->broken = 1;
-    bpf_ringbuf_output(&events, &cookie, sizeof cookie, 0);
+    report(&cookie);
     return SK_DROP;
   }
   if (bpf_map_lookup_elem(&held, &cookie)) return SK_PASS;
@@ -162,14 +174,14 @@ int forward(struct __sk_buff *skb) {
     // went to the peer, and userspace takes the session back.
     __u8 one = 1;
     if (bpf_map_update_elem(&held, &cookie, &one, BPF_ANY) == 0) {
-      bpf_ringbuf_output(&events, &cookie, sizeof cookie, 0);
+      report(&cookie);
       return SK_PASS;
     }
   }
   __u64 total = __sync_fetch_and_add(&l->redirected, skb->len) + skb->len;
   if (total >= l->report_at) {
     l->report_at = total + report_every;
-    bpf_ringbuf_output(&events, &cookie, sizeof cookie, 0);
+    report(&cookie);
   }
   __u64 peer = l->peer;
   return bpf_sk_redirect_hash(skb, &targets, &peer, 0);

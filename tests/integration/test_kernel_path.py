@@ -1,0 +1,248 @@
+#!/usr/bin/python3
+"""What is particular to the kernel data path (data_path: kernel; README,
+"Kernel data path"), beyond what test_data_path checks on every path.
+
+- Reports lost: the program tells the worker through a ring buffer (64 KiB,
+  4096 reports) each time a socket passed another 256 KiB, and when it held
+  a socket at its credit. A worker that does not run for a while (SIGSTOP
+  here; a loaded machine, a long stall) lets the ring fill while hundreds of
+  sessions stream: the reports after that are dropped by the kernel. A
+  session whose "held" report was among them must still be taken back and
+  deliver every byte, in order.
+
+Skipped where the kernel path cannot load (no CAP_BPF, an old kernel).
+"""
+import hashlib
+import os
+import selectors
+import signal
+import socket
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lab as L  # noqa: E402
+import testmain  # noqa: E402
+
+MIB = 1 << 20
+
+# A backend in its own process (the test's sender must not share a GIL with
+# it): answers the first line, then reads everything up to the client's FIN
+# and answers with the count and SHA-256 of what it read.
+SINK = r"""
+import hashlib, selectors, socket, sys
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", 0))
+srv.listen(4096)
+srv.setblocking(False)
+with open(sys.argv[1] + ".tmp", "w") as f:
+    f.write(str(srv.getsockname()[1]))
+import os
+os.replace(sys.argv[1] + ".tmp", sys.argv[1])
+sel = selectors.DefaultSelector()
+sel.register(srv, selectors.EVENT_READ, None)
+state = {}
+while True:
+    for key, _ in sel.select():
+        if key.data is None:
+            try:
+                c, _ = srv.accept()
+            except BlockingIOError:
+                continue
+            c.setblocking(False)
+            state[c] = [b"", None, 0]
+            sel.register(c, selectors.EVENT_READ, c)
+            continue
+        c = key.data
+        st = state[c]
+        try:
+            d = c.recv(1 << 20)
+        except BlockingIOError:
+            continue
+        except OSError:
+            d = b""
+        if st[1] is None:
+            st[0] += d
+            if b"\n" in st[0]:
+                line, rest = st[0].split(b"\n", 1)
+                c.setblocking(True)
+                c.sendall(b"pong\n")
+                c.setblocking(False)
+                st[1] = hashlib.sha256(rest)
+                st[2] = len(rest)
+            elif d:
+                continue
+        elif d:
+            st[1].update(d)
+            st[2] += len(d)
+        if not d:
+            sel.unregister(c)
+            try:
+                c.setblocking(True)
+                if st[1] is not None:
+                    c.sendall(f"{st[2]} {st[1].hexdigest()}\n".encode())
+            except OSError:
+                pass
+            c.close()
+            del state[c]
+"""
+
+
+def pattern(i, size):
+    seed = hashlib.sha256(str(i).encode()).digest()
+    return (seed * (size // len(seed) + 1))[:size]
+
+
+class KernelPath(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.lab = L.Lab("vipproxy-kernelpath")
+        cls.rest = L.Standin(cls.lab, "be", "primary")
+        port_file = os.path.join(cls.lab.dir, "sink.port")
+        cls.lab.spawn("sink", [L.PY, "-c", SINK, port_file])
+        L.wait_until(lambda: os.path.exists(port_file), 10, "the sink backend")
+        with open(port_file) as f:
+            cls.sink_port = int(f.read())
+        cls.port, cls.admin = L.free_port(), L.free_port()
+        # One worker: one ring buffer, which every session's reports share.
+        y = L.proxy_yaml("kp", cls.port, [("be", cls.sink_port)], [cls.rest.port], cls.admin,
+                         extra="data_path: kernel\nmaxconn: 5000", threads=1)
+        cls.vp = L.Vipproxy(cls.lab, y, env={"VIPPROXY_KERNEL_AFTER_EXCHANGES": "1"})
+        L.wait_until(lambda: cls.status()["proxies"][0]["current_backend"], 20, "backend up")
+        kp = cls.status()["kernel_path"]
+        if not kp["available"]:
+            cls.lab.close()
+            raise unittest.SkipTest(f"the kernel path is not available here: {kp['why_not']}")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.lab.close()
+
+    @classmethod
+    def status(cls):
+        return cls.vp.status(cls.admin)
+
+    def counters(self):
+        return self.status()["proxies"][0]["counters"]
+
+    def sessions_current(self):
+        return self.status()["proxies"][0]["sessions_current"]
+
+    def open_sessions(self, n):
+        """n sessions, each past its first exchange and in the kernel."""
+        before = self.counters()["sessions_kernel"]
+        socks = []
+        for _ in range(n):
+            s = socket.create_connection(("127.0.0.1", self.port), timeout=20)
+            s.sendall(b"ping\n")
+            socks.append(s)
+        for s in socks:
+            got = b""
+            while not got.endswith(b"pong\n"):
+                d = s.recv(16)
+                if not d:
+                    raise ConnectionError("closed during the exchange")
+                got += d
+            s.setblocking(False)
+        L.wait_until(lambda: self.counters()["sessions_kernel"] >= before + n, 30,
+                     f"{n} sessions in the kernel")
+        return socks
+
+    def pump(self, socks, payloads, sent, until_stalled):
+        """Sends each socket's payload; returns once all is sent or (with
+        until_stalled) once no socket took a byte for 0.5 s."""
+        sel = selectors.DefaultSelector()
+        for i, s in enumerate(socks):
+            if sent[i] < len(payloads[i]):
+                sel.register(s, selectors.EVENT_WRITE, i)
+        last = time.monotonic()
+        deadline = time.monotonic() + 60
+        while sel.get_map():
+            if time.monotonic() > deadline:
+                left = sum(len(p) - n for p, n in zip(payloads, sent))
+                raise AssertionError(f"{len(sel.get_map())} sessions still sending after 60 s ({left} bytes left)")
+            ready = sel.select(0.1)
+            if until_stalled and not ready and time.monotonic() - last > 0.5:
+                break
+            for key, _ in ready:
+                i = key.data
+                try:
+                    n = socks[i].send(memoryview(payloads[i])[sent[i]:sent[i] + 256 * 1024])
+                except BlockingIOError:
+                    continue
+                sent[i] += n
+                last = time.monotonic()
+                if sent[i] == len(payloads[i]):
+                    sel.unregister(socks[i])
+        sel.close()
+
+    def replies(self, socks, timeout):
+        """What each socket receives up to its end, within `timeout` for all."""
+        got = [b""] * len(socks)
+        sel = selectors.DefaultSelector()
+        for i, s in enumerate(socks):
+            sel.register(s, selectors.EVENT_READ, i)
+        deadline = time.monotonic() + timeout
+        while sel.get_map() and time.monotonic() < deadline:
+            for key, _ in sel.select(0.2):
+                i = key.data
+                try:
+                    d = socks[i].recv(4096)
+                except BlockingIOError:
+                    continue
+                except OSError as e:
+                    d = b""
+                    got[i] += f"<{e}>".encode()
+                got[i] += d
+                if not d:
+                    sel.unregister(socks[i])
+        sel.close()
+        return got
+
+    def test_1_reports_lost_while_the_worker_stalls(self):
+        # 600 sessions each push 2.5 MiB while the daemon is stopped: each
+        # client socket makes about ten reports (its first bytes, one per
+        # 256 KiB up to its 2 MiB credit, then the hold), 6000 in all for a
+        # ring of 4096.
+        n, size = 600, 5 * MIB // 2
+        socks = self.open_sessions(n)
+        payloads = [pattern(i, size) for i in range(n)]
+        sent = [0] * n
+        takebacks0 = self.counters()["kernel_takebacks"]
+        os.kill(self.vp.proc.pid, signal.SIGSTOP)
+        try:
+            # One session after the other: the first ones fill the ring, the
+            # reports of the last ones are all dropped.
+            for i in range(n):
+                one = [sent[i]]
+                self.pump([socks[i]], [payloads[i]], one, until_stalled=True)
+                sent[i] = one[0]
+        finally:
+            os.kill(self.vp.proc.pid, signal.SIGCONT)
+        L.log(f"sent {sum(sent) / MIB:.0f} MiB while the daemon was stopped "
+              f"({sum(1 for x in sent if x < size)} sessions blocked)")
+        self.pump(socks, payloads, sent, until_stalled=False)
+        for s in socks:
+            s.shutdown(socket.SHUT_WR)
+        replies = self.replies(socks, 60)
+        bad = []
+        for i, s in enumerate(socks):
+            want = f"{size} {hashlib.sha256(payloads[i]).hexdigest()}\n".encode()
+            if replies[i] != want:
+                bad.append((i, replies[i][:80]))
+            s.close()
+        c = self.counters()
+        L.log(f"take-backs {c['kernel_takebacks'] - takebacks0}, lost sessions {c['kernel_lost_sessions']}")
+        self.assertEqual(bad, [], f"{len(bad)} of {n} sessions did not deliver their bytes intact")
+        # The case happened: the ring had no room for some reports.
+        self.assertIn("the kernel path's ring buffer was full", self.vp.log(400))
+        L.wait_until(lambda: self.sessions_current() == 0, 20, "every session closed")
+
+    def test_z_daemon_alive(self):
+        self.assertTrue(self.vp.alive(), self.vp.log())
+
+
+if __name__ == "__main__":
+    testmain.main()
