@@ -13,10 +13,15 @@
 Skipped where the kernel path cannot load (no CAP_BPF, an old kernel).
 """
 import hashlib
+import json
 import os
+import re
 import selectors
+import shutil
 import signal
 import socket
+import struct
+import subprocess
 import sys
 import time
 import unittest
@@ -88,6 +93,31 @@ while True:
             c.close()
             del state[c]
 """
+
+
+def map_entries(pid):
+    """Entries in each of the daemon's kernel-path maps, by name, read with
+    bpftool through the map ids in /proc/PID/fdinfo (None: no bpftool)."""
+    if not shutil.which("bpftool"):
+        return None
+    counts = {}
+    for fd in os.listdir(f"/proc/{pid}/fdinfo"):
+        try:
+            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                info = f.read()
+        except OSError:
+            continue
+        m = re.search(r"^map_id:\s*(\d+)", info, re.M)
+        if not m:
+            continue
+        show = json.loads(subprocess.run(["bpftool", "-j", "map", "show", "id", m.group(1)], check=True,
+                                         capture_output=True, text=True).stdout)
+        if show.get("name") not in ("targets", "active", "links", "held", "credit"):
+            continue
+        dump = subprocess.run(["bpftool", "-j", "map", "dump", "id", m.group(1)], check=True,
+                              capture_output=True, text=True).stdout
+        counts[show["name"]] = counts.get(show["name"], 0) + len(json.loads(dump))
+    return counts
 
 
 def pattern(i, size):
@@ -239,9 +269,105 @@ class KernelPath(unittest.TestCase):
         # The case happened: the ring had no room for some reports.
         self.assertIn("the kernel path's ring buffer was full", self.vp.log(400))
         L.wait_until(lambda: self.sessions_current() == 0, 20, "every session closed")
+        self.assert_maps_empty()
+
+    def assert_maps_empty(self):
+        counts = map_entries(self.vp.proc.pid)
+        if counts is None:
+            L.log("no bpftool: map entries not counted")
+            return
+        self.assertEqual(counts, {m: 0 for m in ("targets", "active", "links", "held", "credit")})
+
+    def test_2_many_sessions_leave_nothing_in_the_maps(self):
+        # 2,000 sessions in the kernel at once (4,000 sockets in each
+        # SOCKHASH, of 32,768), each still answering; then half end with
+        # the client's FIN, half with its reset: no entry is left behind.
+        n = 2000
+        socks = self.open_sessions(n)
+        counts = map_entries(self.vp.proc.pid)
+        with open(f"/proc/{self.vp.proc.pid}/status") as f:
+            rss = re.search(r"VmRSS:\s*(\d+)", f.read()).group(1)
+        L.log(f"{n} sessions in the kernel: map entries {counts}, daemon VmRSS {rss} kB")
+        if counts is not None:
+            for m in ("targets", "active", "links", "credit"):
+                self.assertEqual(counts[m], 2 * n, m)
+        payloads = [pattern(i, 4096) for i in range(n)]
+        self.pump(socks, payloads, [0] * n, until_stalled=False)
+        for i, s in enumerate(socks):
+            if i % 2:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                s.close()
+            else:
+                s.shutdown(socket.SHUT_WR)
+        kept = socks[::2]
+        replies = self.replies(kept, 30)
+        for i, s in enumerate(kept):
+            want = f"4096 {hashlib.sha256(payloads[2 * i]).hexdigest()}\n".encode()
+            self.assertEqual(replies[i], want, f"session {2 * i}")
+            s.close()
+        L.wait_until(lambda: self.sessions_current() == 0, 20, "every session closed")
+        self.assert_maps_empty()
 
     def test_z_daemon_alive(self):
         self.assertTrue(self.vp.alive(), self.vp.log())
+
+
+class WithoutCapBpf(unittest.TestCase):
+    """A daemon that may not load the program (no CAP_BPF, CAP_PERFMON or
+    CAP_SYS_ADMIN; kernel.unprivileged_bpf_disabled or not): data_path
+    kernel means splice, said once with the reason, and its sessions work."""
+
+    def setUp(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root (setpriv --bounding-set)")
+        self.lab = L.Lab("vipproxy-nobpf")
+        self.addCleanup(self.lab.close)
+        self.rest = L.Standin(self.lab, "be", "primary")
+        port_file = os.path.join(self.lab.dir, "sink.port")
+        self.lab.spawn("sink", [L.PY, "-c", SINK, port_file])
+        L.wait_until(lambda: os.path.exists(port_file), 10, "the sink backend")
+        with open(port_file) as f:
+            sink_port = int(f.read())
+        self.port, self.admin = L.free_port(), L.free_port()
+        y = L.proxy_yaml("kp", self.port, [("be", sink_port)], [self.rest.port], self.admin,
+                         extra="data_path: kernel")
+        config = os.path.join(self.lab.dir, "vipproxy.yaml")
+        with open(config, "w") as f:
+            f.write(y)
+        # Root without the capabilities that allow bpf(): the bounding set
+        # limits what an exec'd root process gets.
+        self.proc = self.lab.spawn("vipproxy", ["setpriv", "--bounding-set", "-bpf,-perfmon,-sys_admin", "--",
+                                                L.VIPPROXY, "--config", config],
+                                   env=dict(os.environ, VIPPROXY_KERNEL_AFTER_EXCHANGES="1"))
+        L.wait_until(lambda: L.status(self.admin)["proxies"][0]["current_backend"], 20, "backend up")
+
+    def test_kernel_means_splice_and_says_why_once(self):
+        st = L.status(self.admin)
+        self.assertFalse(st["kernel_path"]["available"])
+        why = st["kernel_path"]["why_not"]
+        self.assertIn("needs CAP_BPF", why)
+        log = self.lab.logtail("vipproxy", 200)
+        self.assertEqual(log.count("kernel forwarding not available"), 1, log)
+        self.assertIn(why, log)
+        # Sessions go on with splice, whole.
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+        s.sendall(b"ping\n")
+        got = b""
+        while not got.endswith(b"pong\n"):
+            got += s.recv(16)
+        payload = pattern(1, 3 * MIB)
+        s.sendall(payload)
+        s.shutdown(socket.SHUT_WR)
+        reply = b""
+        while d := s.recv(4096):
+            reply += d
+        s.close()
+        self.assertEqual(reply, f"{len(payload)} {hashlib.sha256(payload).hexdigest()}\n".encode())
+        c = L.status(self.admin)["proxies"][0]["counters"]
+        self.assertEqual(c["kernel_handovers"], 0)
+        self.assertEqual(c["kernel_refusals"], 0)
+        # Nothing kept for a kernel path that is not there.
+        self.assertIn("privileges: keeping no capabilities", self.lab.logtail("vipproxy", 200))
 
 
 if __name__ == "__main__":
