@@ -25,6 +25,9 @@ inline constexpr unsigned kCapSetpcap = 8;
 inline constexpr unsigned kCapNetBindService = 10;
 inline constexpr unsigned kCapNetAdmin = 12;
 inline constexpr unsigned kCapNetRaw = 13;
+inline constexpr unsigned kCapSysAdmin = 21;
+inline constexpr unsigned kCapPerfmon = 38;
+inline constexpr unsigned kCapBpf = 39;
 
 constexpr uint64_t bit(unsigned cap) { return uint64_t{1} << cap; }
 
