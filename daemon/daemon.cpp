@@ -468,6 +468,11 @@ void Daemon::load_kernel_path() {
   const char* fail_cuts = std::getenv("VIPPROXY_TEST_FAIL_CUTS");
   limits.fail_cuts = fail_cuts && std::string_view(fail_cuts) == "1";
   if (limits.fail_cuts) spdlog::warn("data path: VIPPROXY_TEST_FAIL_CUTS=1: the kernel path fails every cut (tests only)");
+  const char* refuse_second = std::getenv("VIPPROXY_TEST_REFUSE_SECOND");
+  limits.refuse_second = refuse_second && std::string_view(refuse_second) == "1";
+  if (limits.refuse_second)
+    spdlog::warn("data path: VIPPROXY_TEST_REFUSE_SECOND=1: every hand-over finds the backend's socket refused "
+                 "(tests only)");
   std::string why;
   std::vector<std::unique_ptr<proxy::KernelPath>> loaded;
   for (size_t i = 0; i < workers_.size(); ++i) {

@@ -125,7 +125,7 @@ std::unique_ptr<KernelPath> KernelPath::load(const Limits&, std::string& why) {
   return nullptr;
 }
 KernelPath::~KernelPath() = default;
-bool KernelPath::attach(int, int, uint64_t&, uint64_t&, uint64_t) {
+bool KernelPath::attach(int, int, uint64_t&, uint64_t&, uint64_t, bool*) {
   errno = ENOTSUP;
   return false;
 }
@@ -270,6 +270,7 @@ std::unique_ptr<KernelPath> KernelPath::load(const Limits& limits, std::string& 
     why = failure;
     return nullptr;
   }
+  k->refuse_second_ = limits.refuse_second;  // after the self-test, which it would fail
   return k;
 }
 
@@ -278,7 +279,8 @@ KernelPath::~KernelPath() {
   if (skel_) forward::destroy(skel_);
 }
 
-bool KernelPath::attach(int a, int b, uint64_t& cookie_a, uint64_t& cookie_b, uint64_t credit) {
+bool KernelPath::attach(int a, int b, uint64_t& cookie_a, uint64_t& cookie_b, uint64_t credit, bool* partial) {
+  if (partial) *partial = false;
   cookie_a = cookie_of(a);
   cookie_b = cookie_of(b);
   if (!cookie_a || !cookie_b) return false;
@@ -311,8 +313,22 @@ bool KernelPath::attach(int a, int b, uint64_t& cookie_a, uint64_t& cookie_b, ui
   else goto undo;
   if (bpf_map_update_elem(active, &cookie_a, &va, BPF_NOEXIST) == 0) ++step;
   else goto undo;
-  if (bpf_map_update_elem(active, &cookie_b, &vb, BPF_NOEXIST) == 0) ++step;
-  else goto undo;
+  if (refuse_second_) {
+    ::usleep(50 * 1000);
+    errno = EOPNOTSUPP;
+  } else if (bpf_map_update_elem(active, &cookie_b, &vb, BPF_NOEXIST) == 0) {
+    ++step;
+  }
+  if (step < 6) {
+    // `a` is in the program's map: its bytes may have gone to `b` already,
+    // and taking it out again could drop one. Held from now on, it keeps
+    // what it receives for userspace, which takes the session back.
+    if (partial && hold(cookie_a)) {
+      *partial = true;
+      return true;
+    }
+    goto undo;
+  }
   {
     // Bytes that arrived before the program was attached sit in the receive
     // queue and are not run through it until more arrive; a read makes the

@@ -88,7 +88,8 @@ void Session::hand_over() {
     // the next idle moment.
     return;
   }
-  if (!k->attach(side_[0].fd, side_[1].fd, cookie_[0], cookie_[1], kCredit)) {
+  bool partial = false;
+  if (!k->attach(side_[0].fd, side_[1].fd, cookie_[0], cookie_[1], kCredit, &partial)) {
     // A FIN came in the meantime (EOPNOTSUPP), or the maps are full: this
     // session stays on splice.
     kernel_wanted_ = false;
@@ -115,6 +116,13 @@ void Session::hand_over() {
   reports_ = 0;
   set_path(SessionPath::kernel);
   bump(counters_.kernel_handovers);
+  if (partial) {
+    // The backend's socket was refused after the client's went in (a FIN
+    // or reset came on it meanwhile): what the kernel forwarded in between
+    // is counted, the rest goes on in userspace.
+    take_back("the kernel refused its second socket");
+    return;
+  }
   // A FIN may have come with the last bytes: look once.
   for (int d = 0; d < 2 && state_ == State::established && in_kernel(); ++d)
     if (side_[d].ready.rdhup) run(d);

@@ -312,6 +312,62 @@ class KernelPath(unittest.TestCase):
         self.assertTrue(self.vp.alive(), self.vp.log())
 
 
+class SecondSocketRefused(unittest.TestCase):
+    """A hand-over puts the client's socket into the program's map, then
+    the backend's. A FIN or a reset on the backend's socket in between (a
+    backend that closes as the client sends) makes the kernel refuse the
+    second: by then the client's socket may have had bytes redirected. The
+    daemon used to take it out again and carry on with splice: those bytes
+    went uncounted, and those still queued towards the backend were dropped
+    with its psock. VIPPROXY_TEST_REFUSE_SECOND=1 makes every hand-over wait
+    50 ms after the first socket went in and then find the second refused;
+    the client sends in that time."""
+
+    def setUp(self):
+        self.lab = L.Lab("vipproxy-refused")
+        self.addCleanup(self.lab.close)
+        self.rest = L.Standin(self.lab, "be", "primary")
+        port_file = os.path.join(self.lab.dir, "sink.port")
+        self.lab.spawn("sink", [L.PY, "-c", SINK, port_file])
+        L.wait_until(lambda: os.path.exists(port_file), 10, "the sink backend")
+        with open(port_file) as f:
+            sink_port = int(f.read())
+        self.port, self.admin = L.free_port(), L.free_port()
+        y = L.proxy_yaml("kp", self.port, [("be", sink_port)], [self.rest.port], self.admin,
+                         extra="data_path: kernel", threads=1)
+        self.vp = L.Vipproxy(self.lab, y, env={"VIPPROXY_KERNEL_AFTER_EXCHANGES": "1",
+                                               "VIPPROXY_TEST_REFUSE_SECOND": "1"})
+        L.wait_until(lambda: L.status(self.admin)["proxies"][0]["current_backend"], 20, "backend up")
+        kp = L.status(self.admin)["kernel_path"]
+        if not kp["available"]:
+            self.skipTest(f"the kernel path is not available here: {kp['why_not']}")
+
+    def test_bytes_forwarded_before_the_refusal_are_counted_and_kept(self):
+        payload = pattern(7, 4 * MIB)
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=20)
+        s.sendall(b"ping\n")
+        got = b""
+        while not got.endswith(b"pong\n"):
+            got += s.recv(16)
+        # The hand-over starts as the pong goes out: these bytes arrive
+        # while the client's socket is in the map and the backend's is not.
+        s.sendall(payload)
+        s.shutdown(socket.SHUT_WR)
+        reply = b""
+        while d := s.recv(4096):
+            reply += d
+        s.close()
+        self.assertEqual(reply, f"{len(payload)} {hashlib.sha256(payload).hexdigest()}\n".encode(),
+                         "the backend did not get the payload whole")
+        L.wait_until(lambda: L.status(self.admin)["proxies"][0]["sessions_current"] == 0, 10, "the session closed")
+        c = L.status(self.admin)["proxies"][0]["counters"]
+        self.assertEqual(c["bytes_in"], 5 + len(payload), "client bytes uncounted")
+        self.assertEqual(c["bytes_out"], 5 + len(reply))
+        self.assertEqual(c["kernel_lost_sessions"], 0)
+        # Handed over, then taken back at once.
+        self.assertEqual((c["kernel_handovers"], c["kernel_takebacks"], c["kernel_refusals"]), (1, 1, 0))
+
+
 class WithoutCapBpf(unittest.TestCase):
     """A daemon that may not load the program (no CAP_BPF, CAP_PERFMON or
     CAP_SYS_ADMIN; kernel.unprivileged_bpf_disabled or not): data_path
