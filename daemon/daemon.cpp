@@ -473,6 +473,13 @@ void Daemon::load_kernel_path() {
   if (limits.refuse_second)
     spdlog::warn("data path: VIPPROXY_TEST_REFUSE_SECOND=1: every hand-over finds the backend's socket refused "
                  "(tests only)");
+  // Tests only: maps this small fill with a few sessions.
+  if (const char* n = std::getenv("VIPPROXY_TEST_KERNEL_MAX_SESSIONS"); n && *n) {
+    limits.max_sessions = std::max<size_t>(1, std::strtoull(n, nullptr, 10));
+    spdlog::warn("data path: VIPPROXY_TEST_KERNEL_MAX_SESSIONS={}: the kernel path's maps hold {} sessions per "
+                 "worker (tests only)",
+                 n, limits.max_sessions);
+  }
   std::string why;
   std::vector<std::unique_ptr<proxy::KernelPath>> loaded;
   for (size_t i = 0; i < workers_.size(); ++i) {

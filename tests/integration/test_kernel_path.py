@@ -368,6 +368,67 @@ class SecondSocketRefused(unittest.TestCase):
         self.assertEqual((c["kernel_handovers"], c["kernel_takebacks"], c["kernel_refusals"]), (1, 1, 0))
 
 
+class MapsFull(unittest.TestCase):
+    """Sessions past the room of the program's maps stay on splice
+    (kernel_refusals) and work; a session that ends frees its room for the
+    next. VIPPROXY_TEST_KERNEL_MAX_SESSIONS=2 sizes the maps for two
+    sessions (tests only)."""
+
+    def setUp(self):
+        self.lab = L.Lab("vipproxy-mapsfull")
+        self.addCleanup(self.lab.close)
+        self.rest = L.Standin(self.lab, "be", "primary")
+        port_file = os.path.join(self.lab.dir, "sink.port")
+        self.lab.spawn("sink", [L.PY, "-c", SINK, port_file])
+        L.wait_until(lambda: os.path.exists(port_file), 10, "the sink backend")
+        with open(port_file) as f:
+            sink_port = int(f.read())
+        self.port, self.admin = L.free_port(), L.free_port()
+        y = L.proxy_yaml("kp", self.port, [("be", sink_port)], [self.rest.port], self.admin,
+                         extra="data_path: kernel", threads=1)
+        self.vp = L.Vipproxy(self.lab, y, env={"VIPPROXY_KERNEL_AFTER_EXCHANGES": "1",
+                                               "VIPPROXY_TEST_KERNEL_MAX_SESSIONS": "2"})
+        L.wait_until(lambda: L.status(self.admin)["proxies"][0]["current_backend"], 20, "backend up")
+        kp = L.status(self.admin)["kernel_path"]
+        if not kp["available"]:
+            self.skipTest(f"the kernel path is not available here: {kp['why_not']}")
+
+    def counters(self):
+        return L.status(self.admin)["proxies"][0]["counters"]
+
+    def session(self):
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=20)
+        s.sendall(b"ping\n")
+        got = b""
+        while not got.endswith(b"pong\n"):
+            got += s.recv(16)
+        return s
+
+    def finish(self, s, i):
+        payload = pattern(i, 1 * MIB)
+        s.sendall(payload)
+        s.shutdown(socket.SHUT_WR)
+        reply = b""
+        while d := s.recv(4096):
+            reply += d
+        s.close()
+        self.assertEqual(reply, f"{len(payload)} {hashlib.sha256(payload).hexdigest()}\n".encode(), f"session {i}")
+
+    def test_past_the_maps_room_sessions_stay_on_splice(self):
+        socks = [self.session() for _ in range(4)]
+        L.wait_until(lambda: self.counters()["kernel_refusals"] == 2, 10, "two hand-overs refused")
+        c = self.counters()
+        self.assertEqual((c["sessions_kernel"], c["sessions_splice"]), (2, 2))
+        for i, s in enumerate(socks):
+            self.finish(s, i)
+        L.wait_until(lambda: L.status(self.admin)["proxies"][0]["sessions_current"] == 0, 10, "sessions closed")
+        # The room is free again.
+        s = self.session()
+        L.wait_until(lambda: self.counters()["kernel_handovers"] == 3, 10, "a third hand-over")
+        self.finish(s, 9)
+        self.assertEqual(self.counters()["kernel_refusals"], 2)
+
+
 class WithoutCapBpf(unittest.TestCase):
     """A daemon that may not load the program (no CAP_BPF, CAP_PERFMON or
     CAP_SYS_ADMIN; kernel.unprivileged_bpf_disabled or not): data_path
