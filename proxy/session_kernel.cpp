@@ -92,9 +92,21 @@ void Session::hand_over() {
   if (!k->attach(side_[0].fd, side_[1].fd, cookie_[0], cookie_[1], kCredit, &partial)) {
     // A FIN came in the meantime (EOPNOTSUPP), or the maps are full: this
     // session stays on splice.
+    const int e = errno;
     kernel_wanted_ = false;
     bump(counters_.kernel_refusals);
-    spdlog::debug("proxy {}: kernel path refused a session: {}", settings().name, std::strerror(errno));
+    if (e == E2BIG || e == ENOMEM) {
+      // Capacity, which the operator should hear of (a FIN racing the
+      // hand-over is not): at most once per 5 s per worker.
+      static thread_local Loop::Clock::time_point last;
+      if (const auto now = loop_.now(); now - last > std::chrono::seconds(5)) {
+        last = now;
+        spdlog::warn("proxy {}: the kernel path's maps are full ({}): new sessions stay on splice "
+                     "(kernel_refusals)",
+                     settings().name, std::strerror(e));
+      }
+    }
+    spdlog::debug("proxy {}: kernel path refused a session: {}", settings().name, std::strerror(e));
     return;
   }
   // Only a FIN (EPOLLRDHUP) or an error concerns us from now on: the bytes

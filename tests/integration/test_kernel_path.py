@@ -419,6 +419,8 @@ class MapsFull(unittest.TestCase):
         L.wait_until(lambda: self.counters()["kernel_refusals"] == 2, 10, "two hand-overs refused")
         c = self.counters()
         self.assertEqual((c["sessions_kernel"], c["sessions_splice"]), (2, 2))
+        # Said once (not for every refusal), as capacity.
+        self.assertEqual(self.vp.log(100).count("the kernel path's maps are full"), 1, self.vp.log(100))
         for i, s in enumerate(socks):
             self.finish(s, i)
         L.wait_until(lambda: L.status(self.admin)["proxies"][0]["sessions_current"] == 0, 10, "sessions closed")
