@@ -9,8 +9,14 @@
   sessions stream: the reports after that are dropped by the kernel. A
   session whose "held" report was among them must still be taken back and
   deliver every byte, in order.
+- Map entries: 2,000 sessions in the kernel at once, then ended by FIN or
+  reset (and the take-backs above): every map empty after (bpftool).
+- A hand-over whose second socket the kernel refuses (SecondSocketRefused),
+  maps full (MapsFull), no CAP_BPF (WithoutCapBpf): the session goes on
+  in userspace, whole, and the daemon says why.
 
-Skipped where the kernel path cannot load (no CAP_BPF, an old kernel).
+Skipped where the kernel path cannot load (no CAP_BPF, an old kernel),
+except WithoutCapBpf, which needs root.
 """
 import hashlib
 import json
