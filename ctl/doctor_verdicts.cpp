@@ -82,6 +82,23 @@ std::vector<Verdict> capability_verdicts(const cfg::Config& c, uint64_t capeff, 
                    "none needed (no VRRP instance, no port below 1024, no track script with a user)"});
   if (!held.empty()) out.push_back({Level::ok, "capabilities", who + " has " + held});
   if (!missing.empty()) out.push_back({Level::fail, "capabilities", who + " lacks " + missing + hint});
+  // Needed only at start, so not in needed() (the daemon drops them right
+  // after): loading the kernel data path's program. Without them the daemon
+  // runs and says why at start, but a proxy set to kernel uses splice: a
+  // warning, not a failure. CAP_SYS_ADMIN allows bpf() and the program's
+  // kernel reads too.
+  std::string kernel_proxies;
+  for (const auto& p : c.proxies)
+    if (p.data_path == cfg::DataPath::kernel) kernel_proxies += (kernel_proxies.empty() ? "" : ", ") + p.name;
+  if (!kernel_proxies.empty() && !(capeff & priv::bit(priv::kCapSysAdmin))) {
+    std::string lacks;
+    for (unsigned cap : {priv::kCapBpf, priv::kCapPerfmon})
+      if (!(capeff & priv::bit(cap))) lacks += (lacks.empty() ? "" : ", ") + upper(priv::name(cap));
+    if (!lacks.empty())
+      out.push_back({Level::warn, "capabilities",
+                     who + " lacks " + lacks + " (loading the kernel data path at start, for data_path kernel of " +
+                         kernel_proxies + "): without them those sessions use splice" + hint});
+  }
   return out;
 }
 

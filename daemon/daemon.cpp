@@ -485,6 +485,18 @@ void Daemon::load_kernel_path() {
   const char* fail_cuts = std::getenv("VIPPROXY_TEST_FAIL_CUTS");
   limits.fail_cuts = fail_cuts && std::string_view(fail_cuts) == "1";
   if (limits.fail_cuts) spdlog::warn("data path: VIPPROXY_TEST_FAIL_CUTS=1: the kernel path fails every cut (tests only)");
+  const char* refuse_second = std::getenv("VIPPROXY_TEST_REFUSE_SECOND");
+  limits.refuse_second = refuse_second && std::string_view(refuse_second) == "1";
+  if (limits.refuse_second)
+    spdlog::warn("data path: VIPPROXY_TEST_REFUSE_SECOND=1: every hand-over finds the backend's socket refused "
+                 "(tests only)");
+  // Tests only: maps this small fill with a few sessions.
+  if (const char* n = std::getenv("VIPPROXY_TEST_KERNEL_MAX_SESSIONS"); n && *n) {
+    limits.max_sessions = std::max<size_t>(1, std::strtoull(n, nullptr, 10));
+    spdlog::warn("data path: VIPPROXY_TEST_KERNEL_MAX_SESSIONS={}: the kernel path's maps hold {} sessions per "
+                 "worker (tests only)",
+                 n, limits.max_sessions);
+  }
   std::string why;
   std::vector<std::unique_ptr<proxy::KernelPath>> loaded;
   for (size_t i = 0; i < workers_.size(); ++i) {
@@ -609,7 +621,8 @@ int Daemon::run() {
   }
   realtime::forbid_from_now_on();
   cloexec_all_open_descriptors();
-  privileges::drop_after_start(config_);  // listeners, admin and VRRP sockets are open
+  // Listeners, admin and VRRP sockets are open; the kernel path loaded or not.
+  privileges::drop_after_start(config_, kernel_path_);
   // Only now may scripts run (the first notify hook and track scripts were
   // asked for by vrrp_->start() above and have been waiting): a child exec'd
   // before the drop would have had the daemon's full capabilities.

@@ -135,7 +135,11 @@ class Daemon {
   cfg::Config config_;
   std::optional<cfg::DataPath> data_path_;
   bool kernel_path_ = false;
-  std::string kernel_why_not_ = "not wanted: no proxy has data_path auto or kernel";
+  // auto is splice (proxy/session.cpp): only data_path kernel loads it.
+  std::string kernel_why_not_ = kNotLoadedAtStart;
+  static constexpr const char* kNotLoadedAtStart =
+      "not loaded: no proxy had data_path kernel at start (the program is loaded at start only, while the "
+      "daemon holds CAP_BPF): restart to use it";
   Reloads reloads_;
   boost::asio::io_context control_{1};
   boost::asio::signal_set signals_;

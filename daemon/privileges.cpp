@@ -20,7 +20,7 @@
 
 namespace daemon_::privileges {
 
-std::vector<Need> needed(const cfg::Config& config) {
+std::vector<Need> needed(const cfg::Config& config, bool kernel_path) {
   std::vector<Need> out;
   auto add = [&](unsigned cap, std::string why) {
     for (const auto& n : out)
@@ -52,9 +52,10 @@ std::vector<Need> needed(const cfg::Config& config) {
   // A take-back from the kernel data path enlarges the session's send
   // buffers past net.core.wmem_max (SO_SNDBUFFORCE), or the kernel's
   // backlog for a slow reader cannot empty and the window stays open
-  // (proxy/session_kernel.cpp, make_room_for_redirected).
+  // (proxy/session_kernel.cpp, make_room_for_redirected). Not when the
+  // kernel path is not loaded: such a proxy's sessions use splice.
   for (const auto& p : config.proxies)
-    if (p.data_path == cfg::DataPath::kernel)
+    if (kernel_path && p.data_path == cfg::DataPath::kernel)
       add(kCapNetAdmin, "proxy " + p.name + " data_path kernel: send buffers of sessions taken back (SO_SNDBUFFORCE)");
 
   // Track scripts with `user:` run through setpriv (vrrp/spawn.cpp), which
@@ -252,15 +253,15 @@ ThreadStatus thread_status(pid_t tid) {
 
 }  // namespace
 
-uint64_t newly_missing(const cfg::Config& running, const cfg::Config& next, uint64_t permitted) {
-  const uint64_t before = mask_of(needed(running)), after = mask_of(needed(next));
+uint64_t newly_missing(const cfg::Config& running, const cfg::Config& next, uint64_t permitted, bool kernel_path) {
+  const uint64_t before = mask_of(needed(running, kernel_path)), after = mask_of(needed(next, kernel_path));
   return after & ~before & ~permitted;
 }
 
 uint64_t permitted_now() { return capget_self().permitted; }
 
-void drop_after_start(const cfg::Config& config) {
-  const auto needs = needed(config);
+void drop_after_start(const cfg::Config& config, bool kernel_path) {
+  const auto needs = needed(config, kernel_path);
   const Sets before = capget_self();
   const Plan p = plan(mask_of(needs), before.permitted, before.effective);
   g_target = {p.keep, p.drop_bounding};

@@ -25,6 +25,9 @@ inline constexpr unsigned kCapSetpcap = 8;
 inline constexpr unsigned kCapNetBindService = 10;
 inline constexpr unsigned kCapNetAdmin = 12;
 inline constexpr unsigned kCapNetRaw = 13;
+inline constexpr unsigned kCapSysAdmin = 21;
+inline constexpr unsigned kCapPerfmon = 38;
+inline constexpr unsigned kCapBpf = 39;
 
 constexpr uint64_t bit(unsigned cap) { return uint64_t{1} << cap; }
 
@@ -36,7 +39,10 @@ struct Need {
 
 // What the running daemon still needs, one entry per capability, in
 // capability-number order. Empty: nothing (a proxy on ports >= 1024).
-std::vector<Need> needed(const cfg::Config& config);
+// `kernel_path`: the kernel data path is loaded (or, before start, may be);
+// a proxy with data_path kernel whose sessions cannot use it (they use
+// splice) needs nothing for it.
+std::vector<Need> needed(const cfg::Config& config, bool kernel_path = true);
 uint64_t mask_of(const std::vector<Need>& needs);
 
 // "cap_net_admin, cap_net_raw"; "none" for 0.
@@ -55,7 +61,8 @@ Plan plan(uint64_t needed, uint64_t permitted, uint64_t effective);
 // SIGHUP: capabilities the new configuration needs that the running one did
 // not and this process no longer holds (dropped after start). Pure; a
 // reload that needs any is refused whole ("restart to apply").
-uint64_t newly_missing(const cfg::Config& running, const cfg::Config& next, uint64_t permitted);
+uint64_t newly_missing(const cfg::Config& running, const cfg::Config& next, uint64_t permitted,
+                       bool kernel_path = true);
 // The calling thread's permitted set (capget).
 uint64_t permitted_now();
 
@@ -65,6 +72,6 @@ uint64_t parse_mask(const std::string& hex);
 // Applies plan(needed(config), ...) to every thread of the process and logs
 // one info line listing what was kept. Throws std::runtime_error when a
 // thread could not be brought down to the plan.
-void drop_after_start(const cfg::Config& config);
+void drop_after_start(const cfg::Config& config, bool kernel_path = true);
 
 }  // namespace daemon_::privileges

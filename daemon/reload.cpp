@@ -177,7 +177,7 @@ std::unique_ptr<Daemon::ReloadPlan> Daemon::plan_reload() {
   }
   for (const auto& key : p->diff.restart_only)
     spdlog::warn("SIGHUP: {} changed; it takes effect at the next restart, the running value stays", key);
-  if (uint64_t missing = privileges::newly_missing(config_, p->next, privileges::permitted_now()))
+  if (uint64_t missing = privileges::newly_missing(config_, p->next, privileges::permitted_now(), kernel_path_))
     throw std::runtime_error("the new file needs " + privileges::names(missing) +
                              ", dropped after start: restart to apply");
   cfg::Config& next = p->next;
@@ -316,6 +316,15 @@ void Daemon::commit_reload(ReloadPlan& p) {
   for (const auto& line : p.diff.changes) spdlog::info("SIGHUP: {}", line);
   spdlog::info("SIGHUP: {} applied ({} change{})", config_.source, p.diff.changes.size(),
                p.diff.changes.size() == 1 ? "" : "s");
+  // The kernel path is loaded at start or never (CAP_BPF is gone after it):
+  // a proxy set to kernel forwards with splice, and says why (as at start;
+  // kernel_why_not_ is in /status too).
+  if (!kernel_path_)
+    for (const auto& pc : config_.proxies)
+      if (pc.data_path == cfg::DataPath::kernel)
+        spdlog::warn("SIGHUP: proxy {}: data_path kernel: the kernel path is not available ({}); its sessions use "
+                     "splice",
+                     pc.name, kernel_why_not_);
 }
 
 }  // namespace daemon_

@@ -125,7 +125,7 @@ std::unique_ptr<KernelPath> KernelPath::load(const Limits&, std::string& why) {
   return nullptr;
 }
 KernelPath::~KernelPath() = default;
-bool KernelPath::attach(int, int, uint64_t&, uint64_t&, uint64_t) {
+bool KernelPath::attach(int, int, uint64_t&, uint64_t&, uint64_t, bool*) {
   errno = ENOTSUP;
   return false;
 }
@@ -134,6 +134,7 @@ bool KernelPath::held(uint64_t) const { return false; }
 bool KernelPath::hold(uint64_t) { return false; }
 void KernelPath::forget(uint64_t) {}
 int KernelPath::events_fd() const { return -1; }
+uint64_t KernelPath::reports_lost() const { return 0; }
 bool KernelPath::counts(uint64_t, Counts&) const { return false; }
 void KernelPath::consume(const std::function<void(uint64_t)>&) {}
 int KernelPath::on_event(void*, void*, size_t) { return 0; }
@@ -269,6 +270,7 @@ std::unique_ptr<KernelPath> KernelPath::load(const Limits& limits, std::string& 
     why = failure;
     return nullptr;
   }
+  k->refuse_second_ = limits.refuse_second;  // after the self-test, which it would fail
   return k;
 }
 
@@ -277,7 +279,8 @@ KernelPath::~KernelPath() {
   if (skel_) forward::destroy(skel_);
 }
 
-bool KernelPath::attach(int a, int b, uint64_t& cookie_a, uint64_t& cookie_b, uint64_t credit) {
+bool KernelPath::attach(int a, int b, uint64_t& cookie_a, uint64_t& cookie_b, uint64_t credit, bool* partial) {
+  if (partial) *partial = false;
   cookie_a = cookie_of(a);
   cookie_b = cookie_of(b);
   if (!cookie_a || !cookie_b) return false;
@@ -310,8 +313,22 @@ bool KernelPath::attach(int a, int b, uint64_t& cookie_a, uint64_t& cookie_b, ui
   else goto undo;
   if (bpf_map_update_elem(active, &cookie_a, &va, BPF_NOEXIST) == 0) ++step;
   else goto undo;
-  if (bpf_map_update_elem(active, &cookie_b, &vb, BPF_NOEXIST) == 0) ++step;
-  else goto undo;
+  if (refuse_second_) {
+    ::usleep(50 * 1000);
+    errno = EOPNOTSUPP;
+  } else if (bpf_map_update_elem(active, &cookie_b, &vb, BPF_NOEXIST) == 0) {
+    ++step;
+  }
+  if (step < 6) {
+    // `a` is in the program's map: its bytes may have gone to `b` already,
+    // and taking it out again could drop one. Held from now on, it keeps
+    // what it receives for userspace, which takes the session back.
+    if (partial && hold(cookie_a)) {
+      *partial = true;
+      return true;
+    }
+    goto undo;
+  }
   {
     // Bytes that arrived before the program was attached sit in the receive
     // queue and are not run through it until more arrive; a read makes the
@@ -359,6 +376,11 @@ void KernelPath::forget(uint64_t cookie) {
 }
 
 int KernelPath::events_fd() const { return rb_fd_; }
+
+uint64_t KernelPath::reports_lost() const {
+  // The program's .bss, mapped into this process by the skeleton.
+  return __atomic_load_n(&skel_->bss->reports_lost, __ATOMIC_RELAXED);
+}
 
 bool KernelPath::counts(uint64_t cookie, Counts& out) const {
   Link l;

@@ -102,6 +102,10 @@ class KernelPath {
     // kernel had refused it (forward.bpf.c, fail_cuts); the daemon sets it
     // from VIPPROXY_TEST_FAIL_CUTS=1.
     bool fail_cuts = false;
+    // Tests only: attach() waits 50 ms after `a` went into the program's
+    // map, then finds `b` refused, as if a FIN had come on it meanwhile;
+    // the daemon sets it from VIPPROXY_TEST_REFUSE_SECOND=1.
+    bool refuse_second = false;
   };
   // Loads and attaches the program and checks, on a loopback socket pair,
   // that bytes go through both ways. Null, with `why` saying what failed,
@@ -118,7 +122,13 @@ class KernelPath {
   // full): then nothing changed. `credit`: how many bytes the program may
   // redirect from each socket before holding it (grant() raises it); 0:
   // no limit.
-  bool attach(int a, int b, uint64_t& cookie_a, uint64_t& cookie_b, uint64_t credit = 0);
+  // `partial` (given): when `b` is refused the program's map after `a` went
+  // in (a FIN or a reset came on `b` in between), `a` may have had bytes
+  // redirected already, and taking it out again can lose them (see `held`
+  // in forward.bpf.c): so `a` is held instead, both stay in the maps, and
+  // true is returned with *partial set: the caller takes the session back
+  // at once. Without it (the self-test), everything is undone.
+  bool attach(int a, int b, uint64_t& cookie_a, uint64_t& cookie_b, uint64_t credit = 0, bool* partial = nullptr);
   // The program may redirect from `cookie` until its count of redirected
   // bytes reaches `limit`.
   bool grant(uint64_t cookie, uint64_t limit);
@@ -139,6 +149,10 @@ class KernelPath {
   // them: fn(cookie of the socket whose bytes passed another report_every).
   int events_fd() const;
   void consume(const std::function<void(uint64_t cookie)>& fn);
+  // Reports the program could not put in the ring buffer (it was full)
+  // since the start: when this grows, every session of this kernel path
+  // must be looked at as if it had reported (forward.bpf.c, reports_lost).
+  uint64_t reports_lost() const;
   // What the program counted for the socket with this cookie (false: not
   // in the maps).
   struct Counts {
@@ -155,6 +169,7 @@ class KernelPath {
   ring_buffer* rb_ = nullptr;
   int rb_fd_ = -1;
   const char* attach_type_ = "";
+  bool refuse_second_ = false;
   const std::function<void(uint64_t)>* sink_ = nullptr;
   static int on_event(void* ctx, void* data, size_t size);
 };

@@ -65,8 +65,10 @@ class Session {
   // the client waits for one, within queue_timeout).
   void backend_gone();
   // The kernel path's program reported another batch of bytes on the
-  // socket with this cookie.
-  void on_kernel_report(uint64_t cookie);
+  // socket with this cookie (`reported`), or the worker looks at every
+  // socket because reports were lost (false: not counted towards a bulk
+  // stream).
+  void on_kernel_report(uint64_t cookie, bool reported = true);
 
   // The proxy this session was accepted by (its generation may change under
   // it; the backend of an established session does not).

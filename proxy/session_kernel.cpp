@@ -88,12 +88,25 @@ void Session::hand_over() {
     // the next idle moment.
     return;
   }
-  if (!k->attach(side_[0].fd, side_[1].fd, cookie_[0], cookie_[1], kCredit)) {
+  bool partial = false;
+  if (!k->attach(side_[0].fd, side_[1].fd, cookie_[0], cookie_[1], kCredit, &partial)) {
     // A FIN came in the meantime (EOPNOTSUPP), or the maps are full: this
     // session stays on splice.
+    const int e = errno;
     kernel_wanted_ = false;
     bump(counters_.kernel_refusals);
-    spdlog::debug("proxy {}: kernel path refused a session: {}", settings().name, std::strerror(errno));
+    if (e == E2BIG || e == ENOMEM) {
+      // Capacity, which the operator should hear of (a FIN racing the
+      // hand-over is not): at most once per 5 s per worker.
+      static thread_local Loop::Clock::time_point last;
+      if (const auto now = loop_.now(); now - last > std::chrono::seconds(5)) {
+        last = now;
+        spdlog::warn("proxy {}: the kernel path's maps are full ({}): new sessions stay on splice "
+                     "(kernel_refusals)",
+                     settings().name, std::strerror(e));
+      }
+    }
+    spdlog::debug("proxy {}: kernel path refused a session: {}", settings().name, std::strerror(e));
     return;
   }
   // Only a FIN (EPOLLRDHUP) or an error concerns us from now on: the bytes
@@ -115,12 +128,19 @@ void Session::hand_over() {
   reports_ = 0;
   set_path(SessionPath::kernel);
   bump(counters_.kernel_handovers);
+  if (partial) {
+    // The backend's socket was refused after the client's went in (a FIN
+    // or reset came on it meanwhile): what the kernel forwarded in between
+    // is counted, the rest goes on in userspace.
+    take_back("the kernel refused its second socket");
+    return;
+  }
   // A FIN may have come with the last bytes: look once.
   for (int d = 0; d < 2 && state_ == State::established && in_kernel(); ++d)
     if (side_[d].ready.rdhup) run(d);
 }
 
-void Session::on_kernel_report(uint64_t cookie) {
+void Session::on_kernel_report(uint64_t cookie, bool reported) {
   if (kstate_ != KState::forwarding) {
     // Held (or being taken back): the program reports such a socket only
     // when it dropped a skb it could not trim.
@@ -145,6 +165,7 @@ void Session::on_kernel_report(uint64_t cookie) {
     return;
   }
   k->grant(cookie, p.delivered() + kCredit);
+  if (!reported) return;
   if (loop_.now() - report_window_ > std::chrono::seconds(1)) {
     report_window_ = loop_.now();
     reports_ = 0;

@@ -268,6 +268,28 @@ void Worker::on_kernel_events() {
     auto it = kernel_sessions_.find(cookie);
     if (it != kernel_sessions_.end()) it->second->on_kernel_report(cookie);
   });
+  // Read after the ring was drained: a report dropped for want of room was
+  // dropped while the ring held reports not yet read, so this wake-up (or
+  // the one for them) sees it. Every socket then gets what a report gives
+  // it (a take-back if the program held it, more credit otherwise).
+  const uint64_t lost = kernel_->reports_lost();
+  if (lost == kernel_reports_lost_) return;
+  const uint64_t dropped = lost - kernel_reports_lost_;
+  kernel_reports_lost_ = lost;
+  std::vector<uint64_t> cookies;
+  cookies.reserve(kernel_sessions_.size());
+  for (const auto& [cookie, session] : kernel_sessions_) cookies.push_back(cookie);
+  if (auto now = Clock::now(); now - kernel_lost_logged_ > std::chrono::seconds(5)) {
+    kernel_lost_logged_ = now;
+    spdlog::warn("worker {}: the kernel path's ring buffer was full ({} reports dropped, {} since start): looking "
+                 "at its {} sockets",
+                 index_, dropped, lost, cookies.size());
+  }
+  for (uint64_t cookie : cookies) {
+    // A session closed or taken back meanwhile has left the table.
+    auto it = kernel_sessions_.find(cookie);
+    if (it != kernel_sessions_.end()) it->second->on_kernel_report(cookie, false);
+  }
 }
 
 std::optional<size_t> Worker::choose_backend(ProxySlot& slot) {

@@ -175,6 +175,8 @@ class Worker {
   std::unique_ptr<KernelPath> kernel_;
   KernelEvents kernel_events_;
   std::unordered_map<uint64_t, Session*> kernel_sessions_;
+  uint64_t kernel_reports_lost_ = 0;  // KernelPath::reports_lost() as last seen
+  Loop::Clock::time_point kernel_lost_logged_{};
   Hooks hooks_;
   PipePool pipes_;
   std::vector<std::shared_ptr<ProxySlot>> slots_;  // proxies in force, config order

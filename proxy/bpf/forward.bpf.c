@@ -43,13 +43,18 @@ struct link {
   __u32 pad;
 };
 
-// Only what the program reads of the kernel's sk_buff and TCP control
-// block; libbpf relocates the offsets against the running kernel's BTF.
+// Only what the program reads of the kernel's sk_buff, TCP control block
+// and TCP socket; libbpf relocates the offsets against the running
+// kernel's BTF.
 struct sk_buff___vp {
   char cb[48];
+  void *sk;  // struct sock *, set while the program runs (tcp_read_skb)
 } __attribute__((preserve_access_index));
 struct tcp_skb_cb___vp {
   __u32 seq;
+} __attribute__((preserve_access_index));
+struct tcp_sock___vp {
+  __u32 copied_seq;  // the next byte no reader has taken
 } __attribute__((preserve_access_index));
 
 struct {
@@ -94,6 +99,14 @@ struct {
 
 // Set by userspace before loading.
 const volatile __u64 report_every = 256 * 1024;
+// Reports the ring buffer had no room for: a worker that did not read it
+// for a while (stopped, starved of CPU) while hundreds of sessions streamed
+// lets it fill, and each socket reports up to ten times before its credit
+// holds it. Userspace reads this after draining the ring and, when it grew,
+// looks at every session itself (proxy/worker.cpp, on_kernel_events): a
+// socket held at its credit whose report was dropped would otherwise wait
+// for a take-back that never comes.
+__u64 reports_lost = 0;
 // Tests only (VIPPROXY_TEST_FAIL_CUTS, proxy/kernel_path.h): every cut of a
 // repeated head fails, so that the close of a session whose bytes the
 // program cannot account for can be tested; such a skb is not made on
@@ -108,34 +121,54 @@ const volatile __u32 fail_cuts = 0;
 // overlap would reach the peer twice (README, "Why the kernel path is
 // opt-in"; tests/integration/test_kernel_overlap_netns.py makes such a
 // segment). So the program remembers where the last skb of each socket
-// ended and cuts off what comes again. 1: go on; -1: all of it came before;
-// 0: it could not be trimmed. Reading the kernel's skb needs CAP_PERFMON
-// when the program is loaded (bpf_probe_read_kernel).
+// ended and cuts off what comes again. The first skb it sees of a socket
+// is measured against what userspace read before the hand-over (the
+// socket's copied_seq, which the kernel moves only after this program has
+// judged the skb): a retransmission overlapping the last bytes read in
+// userspace was passed on whole before, those bytes twice. Only a partial
+// overlap is cut there: TCP never queues a segment that is all old, and a
+// value that makes no sense leaves the skb as it is. 1: go on; -1: all of
+// it came before; 0: it could not be trimmed. Reading the kernel's skb and
+// socket needs CAP_PERFMON when the program is loaded
+// (bpf_probe_read_kernel).
 static __always_inline int trim_seen(struct __sk_buff *skb, struct link *l) {
   const struct sk_buff___vp *k = (const void *)skb;
   const struct tcp_skb_cb___vp *cb = (const void *)k->cb;
   __u32 seq = 0;
   if (bpf_probe_read_kernel(&seq, sizeof seq, &cb->seq) != 0) return 0;
   const __u32 len = skb->len;
+  __s32 over = 0;
   if (l->seq_known) {
-    __s32 over = (__s32)(l->next_seq - seq);
-    if (over > 0) {
-      if ((__u32)over >= len) return -1;  // all seen before
-      if (fail_cuts) return 0;
-      __u32 left = (__u32)over;
-      // sk_skb_adjust_room cuts at most 0xfff bytes per call.
-      for (int i = 0; i < 64 && left > 0; ++i) {
-        __u32 n = left > 0xfff ? 0xfff : left;
-        if (bpf_skb_adjust_room(skb, -(__s32)n, 0, 0) != 0) return 0;
-        left -= n;
-      }
-      if (left > 0) return 0;
-      l->trimmed += (__u32)over;
+    over = (__s32)(l->next_seq - seq);
+    if (over > 0 && (__u32)over >= len) return -1;  // all seen before
+  } else {
+    void *sk = 0;
+    __u32 copied = 0;
+    if (bpf_probe_read_kernel(&sk, sizeof sk, &k->sk) == 0 && sk &&
+        bpf_probe_read_kernel(&copied, sizeof copied, &((const struct tcp_sock___vp *)sk)->copied_seq) == 0) {
+      over = (__s32)(copied - seq);
+      if (over < 0 || (__u32)over >= len) over = 0;
     }
+  }
+  if (over > 0) {
+    if (fail_cuts) return 0;
+    __u32 left = (__u32)over;
+    // sk_skb_adjust_room cuts at most 0xfff bytes per call.
+    for (int i = 0; i < 64 && left > 0; ++i) {
+      __u32 n = left > 0xfff ? 0xfff : left;
+      if (bpf_skb_adjust_room(skb, -(__s32)n, 0, 0) != 0) return 0;
+      left -= n;
+    }
+    if (left > 0) return 0;
+    l->trimmed += (__u32)over;
   }
   l->next_seq = seq + len;
   l->seq_known = 1;
   return 1;
+}
+
+static __always_inline void report(__u64 *cookie) {
+  if (bpf_ringbuf_output(&events, cookie, sizeof *cookie, 0) != 0) __sync_fetch_and_add(&reports_lost, 1);
 }
 
 SEC("sk_skb")
@@ -151,7 +184,7 @@ int forward(struct __sk_buff *skb) {
     // Cannot tell what is new: the session is closed with an error rather
     // than let a byte through twice.
     l->broken = 1;
-    bpf_ringbuf_output(&events, &cookie, sizeof cookie, 0);
+    report(&cookie);
     return SK_DROP;
   }
   if (bpf_map_lookup_elem(&held, &cookie)) return SK_PASS;
@@ -162,14 +195,14 @@ int forward(struct __sk_buff *skb) {
     // went to the peer, and userspace takes the session back.
     __u8 one = 1;
     if (bpf_map_update_elem(&held, &cookie, &one, BPF_ANY) == 0) {
-      bpf_ringbuf_output(&events, &cookie, sizeof cookie, 0);
+      report(&cookie);
       return SK_PASS;
     }
   }
   __u64 total = __sync_fetch_and_add(&l->redirected, skb->len) + skb->len;
   if (total >= l->report_at) {
     l->report_at = total + report_every;
-    bpf_ringbuf_output(&events, &cookie, sizeof cookie, 0);
+    report(&cookie);
   }
   __u64 peer = l->peer;
   return bpf_sk_redirect_hash(skb, &targets, &peer, 0);

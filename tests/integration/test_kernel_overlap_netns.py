@@ -23,6 +23,9 @@ Asserted, for the kernel path (skipped where it cannot load) and for splice
     brings back bytes 0-19 exactly once;
   - the kernel path counts the 5 bytes it cut off
     (kernel_retransmitted_bytes_trimmed in /status);
+  - the same when the overlapping segment is the first one the program sees
+    for the socket and its old bytes were read in userspace before the
+    hand-over;
   - the same on a session the kernel path handed back (held): the client
     first stops acknowledging the echo while it goes on sending, the bytes
     redirected towards it pile up and the session is taken back (a slow
@@ -389,6 +392,25 @@ class KernelOverlapTest(unittest.TestCase):
         got = self.overlap("kernel", 5433, ADMIN)
         self.assertEqual(got["kernel_handovers"], 1)
         self.assertEqual(got["kernel_retransmitted_bytes_trimmed"], 5)
+
+    def test_kernel_path_trims_an_overlap_of_bytes_read_before_the_hand_over(self):
+        # The first skb the program sees for a socket may start before what
+        # userspace read from it before the hand-over: bytes 2-9 after
+        # "ping\n" (bytes 0-4, read and echoed by the proxy in userspace), 3
+        # old and 5 new. The program knew where a socket's stream stood only
+        # from the skbs it had seen, so it passed this one whole: the echo
+        # came back as "ping\nng\nABCDE".
+        admin = "127.0.0.1:8410"
+        c = self.connected("kernel", 5438, admin, tag="-first")
+        c.write(2, b"ng\nABCDE")
+        want = b"ping\nABCDE"
+        c.pump(lambda: len(c.received) >= len(want) + 3, timeout=2)  # also catches a duplicate
+        self.assertEqual(c.received, want)
+        c.abort()
+        wait_until(lambda: self.status(admin)["proxies"][0]["sessions_current"] == 0, 10, "the session closed")
+        got = self.counters(admin)
+        self.assertEqual(got["kernel_handovers"], 1)
+        self.assertEqual(got["kernel_retransmitted_bytes_trimmed"], 3)
 
     def test_splice_path_forwards_an_overlapping_retransmission_once(self):
         got = self.overlap("splice", 5434, "127.0.0.1:8406")

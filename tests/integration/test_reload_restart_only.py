@@ -8,6 +8,10 @@ file, logs a warning per key, and leaves the running value in place, also in
 running value still differs from the file's. vrrp_rt_priority used to be
 taken into the running configuration: `/status` showed a priority the
 control thread did not run with, and the next reload said "unchanged".
+
+The kernel data path is loaded at start or never: a reload that sets
+`data_path: kernel` on a daemon that did not load it is applied, and its
+sessions use splice with the reason logged and in `/status`.
 """
 import os
 import signal
@@ -62,6 +66,28 @@ class ReloadRestartOnly(unittest.TestCase):
         for key in RESTART_ONLY:
             self.assertEqual(self.warnings(key), 2, key)
         self.assertEqual(L.status(self.admin)["control_thread"]["vrrp_rt_priority"], 0)
+
+    def test_data_path_kernel_without_the_kernel_path(self):
+        # The kernel path is loaded at start only, and only for a proxy set
+        # to kernel then: a reload that sets data_path kernel is applied (the
+        # rest of the file with it), its sessions use splice, and the log and
+        # /status say why. Before, the reload was refused whole ("needs
+        # cap_net_admin ... restart to apply") for a capability the proxy
+        # could not use; with a vrrp section (which keeps cap_net_admin) it
+        # was applied and the proxy went on with splice without a word.
+        self.assertFalse(L.status(self.admin)["kernel_path"]["available"])
+        changed = (self.good.replace("    backends:", "    data_path: kernel\n    backends:")
+                   .replace("rise: 1", "rise: 2"))
+        with open(self.vp.config, "w") as f:
+            f.write(changed)
+        self.hup(1)
+        st = L.status(self.admin)
+        self.assertIn("check.rise 1 -> 2", self.vp.log(100), "the rest of the file is applied")
+        self.assertEqual(st["proxies"][0]["data_path"], "kernel")
+        why = st["kernel_path"]["why_not"]
+        self.assertIn("no proxy had data_path kernel at start", why)
+        self.assertIn(f"SIGHUP: proxy p: data_path kernel: the kernel path is not available ({why}); its sessions "
+                      "use splice", self.vp.log(100))
 
 
 class SecretsReadableWarning(unittest.TestCase):

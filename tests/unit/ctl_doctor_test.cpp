@@ -112,6 +112,30 @@ BOOST_AUTO_TEST_CASE(data_path_kernel_is_flagged) {
   BOOST_TEST(ctl::exit_code(v) == 0);  // a warning, not a failure
 }
 
+// The kernel path's program is loaded at start with CAP_BPF and
+// CAP_PERFMON, which the daemon drops right after (so not in needed()):
+// doctor said nothing of them, and a daemon that lacked them fell back to
+// splice.
+BOOST_AUTO_TEST_CASE(data_path_kernel_wants_bpf_and_perfmon) {
+  std::string yaml = kYaml;
+  const std::string at = "    listen: 0.0.0.0:5433\n";
+  yaml.insert(yaml.find(at) + at.size(), "    data_path: kernel\n");
+  const uint64_t vrrp_caps = bit(priv::kCapNetAdmin) | bit(priv::kCapNetRaw);
+  auto v = ctl::capability_verdicts(config(yaml), vrrp_caps, false);
+  BOOST_REQUIRE(!v.empty());
+  BOOST_TEST((v.back().level == Level::warn));
+  BOOST_TEST(v.back().reason.find("lacks CAP_BPF, CAP_PERFMON (loading the kernel data path at start, for "
+                                  "data_path kernel of postgres)") != std::string::npos,
+             v.back().reason);
+  BOOST_TEST(ctl::exit_code(v) == 0);  // the daemon runs, on splice
+  v = ctl::capability_verdicts(config(yaml), vrrp_caps | bit(priv::kCapBpf), false);
+  BOOST_TEST(v.back().reason.find("lacks CAP_PERFMON (") != std::string::npos, v.back().reason);
+  for (uint64_t enough : {vrrp_caps | bit(priv::kCapBpf) | bit(priv::kCapPerfmon), vrrp_caps | bit(priv::kCapSysAdmin)})
+    BOOST_TEST(!any(ctl::capability_verdicts(config(yaml), enough, true), Level::warn));
+  // Not for a proxy on another path.
+  BOOST_TEST(!any(ctl::capability_verdicts(config(kYaml), vrrp_caps, true), Level::warn));
+}
+
 BOOST_AUTO_TEST_CASE(interfaces) {
   BOOST_TEST((ctl::interface_verdict("enp0s3", {}).level == Level::fail));
   BOOST_TEST((ctl::interface_verdict("enp0s3", {true, false, "down"}).level == Level::fail));

@@ -64,6 +64,18 @@ BOOST_AUTO_TEST_CASE(kernel_data_path_keeps_net_admin) {
   BOOST_TEST(n[0].why.find("VIPs") == 0);
 }
 
+BOOST_AUTO_TEST_CASE(kernel_data_path_not_loaded_needs_nothing) {
+  // The kernel path did not load (or was not loaded at start): the proxy's
+  // sessions use splice, no send buffer is ever enlarged past wmem_max.
+  std::string y = kProxy;
+  y.replace(y.find("    check:"), 0, "    data_path: kernel\n");
+  BOOST_TEST(pv::needed(load(y), false).empty());
+  // A reload that sets data_path kernel on such a daemon is not refused
+  // for a capability it would not use (it used to be, "restart to apply").
+  BOOST_TEST(pv::newly_missing(load(kProxy), load(y), 0, false) == 0u);
+  BOOST_TEST(pv::newly_missing(load(kProxy), load(y), 0, true) == pv::bit(pv::kCapNetAdmin));
+}
+
 BOOST_AUTO_TEST_CASE(privileged_admin_port_keeps_bind_service) {
   auto n = pv::needed(load(std::string(kProxy) + "admin: {listen: '127.0.0.1:843'}\n"));
   BOOST_TEST(caps(n) == std::vector<unsigned>{pv::kCapNetBindService});
