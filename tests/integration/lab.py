@@ -204,10 +204,10 @@ def metrics(admin_port):
         return r.read().decode()
 
 
-def echo(port, payload=b"ping", timeout=5):
-    """Sends `payload` through 127.0.0.1:port (an echo backend behind the
-    proxy) and returns what came back before `len(payload)` bytes or EOF."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+def echo(port, payload=b"ping", timeout=5, host="127.0.0.1"):
+    """Sends `payload` through host:port (an echo backend behind the proxy)
+    and returns what came back before `len(payload)` bytes or EOF."""
+    with socket.create_connection((host, port), timeout=timeout) as s:
         s.sendall(payload)
         got = b""
         while len(got) < len(payload):

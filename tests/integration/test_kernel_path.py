@@ -131,16 +131,42 @@ def pattern(i, size):
     return (seed * (size // len(seed) + 1))[:size]
 
 
+def sink_lab(name):
+    """A lab with the primary's REST stand-in "be" and the sink backend:
+    (lab, stand-in, the sink's port)."""
+    lab = L.Lab(name)
+    try:
+        rest = L.Standin(lab, "be", "primary")
+        port_file = os.path.join(lab.dir, "sink.port")
+        lab.spawn("sink", [L.PY, "-c", SINK, port_file])
+        L.wait_until(lambda: os.path.exists(port_file), 10, "the sink backend")
+        with open(port_file) as f:
+            return lab, rest, int(f.read())
+    except BaseException:
+        lab.close()
+        raise
+
+
+def start_one_worker_kernel_proxy(case, lab_name, env):
+    """setUp of the cases on one kernel-path proxy with one worker in front
+    of the sink, `env` its test settings: skips when the kernel path is not
+    available here."""
+    case.lab, case.rest, sink_port = sink_lab(lab_name)
+    case.addCleanup(case.lab.close)
+    case.port, case.admin = L.free_port(), L.free_port()
+    y = L.proxy_yaml("kp", case.port, [("be", sink_port)], [case.rest.port], case.admin,
+                     extra="data_path: kernel", threads=1)
+    case.vp = L.Vipproxy(case.lab, y, env=dict({"VIPPROXY_KERNEL_AFTER_EXCHANGES": "1"}, **env))
+    L.wait_until(lambda: L.status(case.admin)["proxies"][0]["current_backend"], 20, "backend up")
+    kp = L.status(case.admin)["kernel_path"]
+    if not kp["available"]:
+        case.skipTest(f"the kernel path is not available here: {kp['why_not']}")
+
+
 class KernelPath(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.lab = L.Lab("vipproxy-kernelpath")
-        cls.rest = L.Standin(cls.lab, "be", "primary")
-        port_file = os.path.join(cls.lab.dir, "sink.port")
-        cls.lab.spawn("sink", [L.PY, "-c", SINK, port_file])
-        L.wait_until(lambda: os.path.exists(port_file), 10, "the sink backend")
-        with open(port_file) as f:
-            cls.sink_port = int(f.read())
+        cls.lab, cls.rest, cls.sink_port = sink_lab("vipproxy-kernelpath")
         cls.port, cls.admin = L.free_port(), L.free_port()
         # One worker: one ring buffer, which every session's reports share.
         y = L.proxy_yaml("kp", cls.port, [("be", cls.sink_port)], [cls.rest.port], cls.admin,
@@ -330,23 +356,7 @@ class SecondSocketRefused(unittest.TestCase):
     the client sends in that time."""
 
     def setUp(self):
-        self.lab = L.Lab("vipproxy-refused")
-        self.addCleanup(self.lab.close)
-        self.rest = L.Standin(self.lab, "be", "primary")
-        port_file = os.path.join(self.lab.dir, "sink.port")
-        self.lab.spawn("sink", [L.PY, "-c", SINK, port_file])
-        L.wait_until(lambda: os.path.exists(port_file), 10, "the sink backend")
-        with open(port_file) as f:
-            sink_port = int(f.read())
-        self.port, self.admin = L.free_port(), L.free_port()
-        y = L.proxy_yaml("kp", self.port, [("be", sink_port)], [self.rest.port], self.admin,
-                         extra="data_path: kernel", threads=1)
-        self.vp = L.Vipproxy(self.lab, y, env={"VIPPROXY_KERNEL_AFTER_EXCHANGES": "1",
-                                               "VIPPROXY_TEST_REFUSE_SECOND": "1"})
-        L.wait_until(lambda: L.status(self.admin)["proxies"][0]["current_backend"], 20, "backend up")
-        kp = L.status(self.admin)["kernel_path"]
-        if not kp["available"]:
-            self.skipTest(f"the kernel path is not available here: {kp['why_not']}")
+        start_one_worker_kernel_proxy(self, "vipproxy-refused", {"VIPPROXY_TEST_REFUSE_SECOND": "1"})
 
     def test_bytes_forwarded_before_the_refusal_are_counted_and_kept(self):
         payload = pattern(7, 4 * MIB)
@@ -381,23 +391,7 @@ class MapsFull(unittest.TestCase):
     sessions (tests only)."""
 
     def setUp(self):
-        self.lab = L.Lab("vipproxy-mapsfull")
-        self.addCleanup(self.lab.close)
-        self.rest = L.Standin(self.lab, "be", "primary")
-        port_file = os.path.join(self.lab.dir, "sink.port")
-        self.lab.spawn("sink", [L.PY, "-c", SINK, port_file])
-        L.wait_until(lambda: os.path.exists(port_file), 10, "the sink backend")
-        with open(port_file) as f:
-            sink_port = int(f.read())
-        self.port, self.admin = L.free_port(), L.free_port()
-        y = L.proxy_yaml("kp", self.port, [("be", sink_port)], [self.rest.port], self.admin,
-                         extra="data_path: kernel", threads=1)
-        self.vp = L.Vipproxy(self.lab, y, env={"VIPPROXY_KERNEL_AFTER_EXCHANGES": "1",
-                                               "VIPPROXY_TEST_KERNEL_MAX_SESSIONS": "2"})
-        L.wait_until(lambda: L.status(self.admin)["proxies"][0]["current_backend"], 20, "backend up")
-        kp = L.status(self.admin)["kernel_path"]
-        if not kp["available"]:
-            self.skipTest(f"the kernel path is not available here: {kp['why_not']}")
+        start_one_worker_kernel_proxy(self, "vipproxy-mapsfull", {"VIPPROXY_TEST_KERNEL_MAX_SESSIONS": "2"})
 
     def counters(self):
         return L.status(self.admin)["proxies"][0]["counters"]
@@ -445,14 +439,8 @@ class WithoutCapBpf(unittest.TestCase):
     def setUp(self):
         if os.geteuid() != 0:
             self.skipTest("needs root (setpriv --bounding-set)")
-        self.lab = L.Lab("vipproxy-nobpf")
+        self.lab, self.rest, sink_port = sink_lab("vipproxy-nobpf")
         self.addCleanup(self.lab.close)
-        self.rest = L.Standin(self.lab, "be", "primary")
-        port_file = os.path.join(self.lab.dir, "sink.port")
-        self.lab.spawn("sink", [L.PY, "-c", SINK, port_file])
-        L.wait_until(lambda: os.path.exists(port_file), 10, "the sink backend")
-        with open(port_file) as f:
-            sink_port = int(f.read())
         self.port, self.admin = L.free_port(), L.free_port()
         y = L.proxy_yaml("kp", self.port, [("be", sink_port)], [self.rest.port], self.admin,
                          extra="data_path: kernel")

@@ -39,19 +39,7 @@ def literal_of_localhost(port):
     return host, (f"'[{host}]:{port}'" if ":" in host else f"{host}:{port}")
 
 
-def echo_at(host, port, payload=b"ping"):
-    with socket.create_connection((host, port), timeout=5) as s:
-        s.sendall(payload)
-        got = b""
-        while len(got) < len(payload):
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            got += chunk
-        return got
-
-
-class ListenClash(unittest.TestCase):
+class ListenRebind(unittest.TestCase):
     def setUp(self):
         self.lab = L.Lab("vipproxy-listen-clash")
         self.addCleanup(self.lab.close)
@@ -88,7 +76,7 @@ class ListenClash(unittest.TestCase):
         L.wait_until(lambda: L.status(self.admin)["reloads"]["failed"] == 1, 20, "the reload refused")
         self.assertEqual([p["name"] for p in L.status(self.admin)["proxies"]], ["a"])
         self.assertIn("clashes with proxy a's localhost", vp.log(20))
-        self.assertEqual(echo_at(self.host, self.port), b"ping", "a still serves")
+        self.assertEqual(L.echo(self.port, host=self.host), b"ping", "a still serves")
         # The same proxy moving from the name to its literal is no clash,
         # and b on a port of its own is welcome.
         other = L.free_port()
@@ -98,8 +86,8 @@ class ListenClash(unittest.TestCase):
         L.wait_until(lambda: L.status(self.admin)["reloads"] == {"applied": 1, "failed": 1}, 20, "the reload applied")
         L.wait_until(lambda: all(p["current_backend"] == "node1" for p in L.status(self.admin)["proxies"]), 20,
                      "a and b up")
-        self.assertEqual(echo_at(self.host, self.port), b"ping")
-        self.assertEqual(echo_at(self.host, other), b"ping")
+        self.assertEqual(L.echo(self.port, host=self.host), b"ping")
+        self.assertEqual(L.echo(other, host=self.host), b"ping")
 
 
     def queued_clients_survive(self, before, after):
