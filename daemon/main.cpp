@@ -30,12 +30,12 @@ const char* kUsage = R"(usage: vipproxy [OPTIONS]
        vipproxy status [--admin HOST:PORT] [--token-file FILE] [--json] [--config FILE]
        vipproxy doctor [--config FILE] [--patroni-config FILE] [--etcd HOST:PORT] [--token-file FILE]
 
-  -c, --config FILE        run in the foreground with FILE (default /etc/vipproxy/vipproxy.yaml)
-  -t, --check-config FILE  validate FILE (proxies and vrrp sections) and exit 0 (valid) or 1
-      --data-path P        every proxy's data_path is P (auto, kernel, splice, copy), whatever
-                           the file says, also after reloads (benchmarks, tests)
-  -v, --version            print the version and exit
-  -h, --help               this text
+  -c, --config FILE          run in the foreground with FILE (default /etc/vipproxy/vipproxy.yaml)
+  -t, --check-config [FILE]  validate FILE (default: the -c file) and exit 0 (valid) or 1
+      --data-path P          every proxy's data_path is P (auto, kernel, splice, copy), whatever
+                             the file says, also after reloads (benchmarks, tests)
+  -v, --version              print the version and exit
+  -h, --help                 this text
 
 Logs go to standard error. When that is the journal's stream (JOURNAL_STREAM)
 each line starts with its syslog priority as "<N>", which journald stores
@@ -145,6 +145,8 @@ int run(const std::string& path, std::optional<cfg::DataPath> data_path) {
 int main(int argc, char** argv) {
   std::string config = "/etc/vipproxy/vipproxy.yaml";
   std::optional<cfg::DataPath> data_path;
+  bool check = false;
+  std::optional<std::string> check_file;
   // haproxy.cfg + keepalived.conf -> YAML on stdout (docs/importer.md).
   if (argc >= 2 && std::string(argv[1]) == "import") return importer::run_cli(argc - 1, argv + 1, std::cout, std::cerr);
   // Tools for people (ctl/): the admin endpoint as a table; preflight checks.
@@ -166,7 +168,14 @@ int main(int argc, char** argv) {
       std::cout << "vipproxy " << VIPPROXY_VERSION << "\n";
       return 0;
     } else if (a == "-t" || a == "--check-config") {
-      return check_config(value("a file"));
+      // FILE is optional, as with `keepalived -t -f FILE`, `nginx -t` and
+      // `haproxy -c -f FILE`: without it the file of -c/--config is checked,
+      // else the default, so `-t -c FILE` checks FILE (not a file named "-c").
+      check = true;
+      if (i + 1 < argc && argv[i + 1][0] != '-') check_file = argv[++i];
+    } else if (a.rfind("--check-config=", 0) == 0) {
+      check = true;
+      check_file = a.substr(15);
     } else if (a == "-c" || a == "--config") {
       config = value("a file");
     } else if (a.rfind("--config=", 0) == 0) {
@@ -184,5 +193,6 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  if (check) return check_config(check_file.value_or(config));
   return run(config, data_path);
 }
