@@ -40,6 +40,7 @@ struct Engine::Script {
   track::RiseFall rf;
   Timer timer;
   bool running = false;
+  uint64_t run_id = 0;  // of the run in flight (Spawner::cancel)
   // Completions of this script's runs hold a weak copy: a reload that
   // replaces the scripts makes the old runs' completions no-ops.
   std::shared_ptr<int> token = std::make_shared<int>(0);
@@ -125,16 +126,17 @@ void Engine::reconfigure(cfg::VrrpInstance next) {
         }
       kept.push_back(found ? std::move(found) : std::make_unique<Script>(env_.io, sc));
     }
+    // A removed script's run in flight is killed: nobody reads its result.
     for (auto& old : scripts_)
-      if (old) old->timer.cancel();
+      if (old) stop_script(*old);
     scripts_ = std::move(kept);
     // Completions identify their script by index: give every kept script a
-    // fresh token and start each one again (a kept script's pending run is
-    // forgotten, its next run comes now; its rise/fall state stays).
+    // fresh token and start each one again (a kept script's run in flight is
+    // killed, its next run comes now, so no two runs of one script overlap;
+    // its rise/fall state stays).
     for (auto& sc : scripts_) {
-      sc->timer.cancel();
+      stop_script(*sc);
       sc->token = std::make_shared<int>(0);
-      sc->running = false;
     }
     if (started_ && !stopped_)
       for (std::size_t i = 0; i < scripts_.size(); ++i) run_script(i);
@@ -456,9 +458,10 @@ void Engine::run_script(std::size_t i) {
   s.running = true;
   ++counters_.script_runs;
   std::weak_ptr<int> alive = s.token;
-  env_.spawner.run(Spawner::shell(s.cfg.command), s.cfg.user, s.cfg.timeout,
+  s.run_id = env_.spawner.run(Spawner::shell(s.cfg.command), s.cfg.user, s.cfg.timeout,
                    [this, alive, i](const ChildExit& r) {
-                     if (alive.expired()) return;
+                     // Cancelled: the instance stopped or replaced the run.
+                     if (alive.expired() || r.cancelled) return;
                      auto& s = *scripts_[i];
                      s.running = false;
                      if (r.timed_out) ++counters_.script_timeouts;
@@ -490,8 +493,17 @@ void Engine::shutdown() {
   fsm_timer_.cancel();
   garp_timer_.cancel();
   vip_timer_.cancel();
-  for (auto& s : scripts_) s->timer.cancel();
+  // Track scripts in flight are killed (their result is read by nobody
+  // now); the notify hooks, the "stop" one included, run to their end or
+  // timeout.
+  for (auto& s : scripts_) stop_script(*s);
   channel_.reset();
+}
+
+void Engine::stop_script(Script& s) {
+  s.timer.cancel();
+  if (s.running) env_.spawner.cancel(s.run_id);
+  s.running = false;
 }
 
 json::object Engine::status() const {

@@ -106,6 +106,8 @@ class Engine {
 
  private:
   struct Script;
+  // Cancels the script's timer and kills its run in flight, if any.
+  void stop_script(Script& s);
 
   void feed(const fsm::Event& e);
   void execute(const fsm::Action& a);

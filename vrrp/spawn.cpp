@@ -40,7 +40,9 @@ struct Spawner::Child {
   asio::posix::stream_descriptor sd;
   asio::steady_timer timer;
   std::function<void(const ChildExit&)> done;
+  uint64_t id = 0;
   bool timed_out = false;
+  bool cancelled = false;
   bool finished = false;
 };
 
@@ -65,7 +67,7 @@ void Spawner::release() {
   held_ = false;
   auto runs = std::move(held_runs_);
   held_runs_.clear();
-  for (auto& h : runs) start(std::move(h.argv), h.user, h.timeout, std::move(h.done));
+  for (auto& h : runs) start(std::move(h.argv), h.user, h.timeout, std::move(h.done), h.id);
 }
 
 std::vector<std::string> Spawner::shell(const std::string& command, const std::vector<std::string>& args) {
@@ -75,18 +77,39 @@ std::vector<std::string> Spawner::shell(const std::string& command, const std::v
   return v;
 }
 
-void Spawner::run(std::vector<std::string> argv, const std::string& user, std::chrono::milliseconds timeout,
-                  std::function<void(const ChildExit&)> done) {
-  if (stopped_) return;
+uint64_t Spawner::run(std::vector<std::string> argv, const std::string& user, std::chrono::milliseconds timeout,
+                      std::function<void(const ChildExit&)> done) {
+  if (stopped_) return 0;
+  const uint64_t id = ++next_id_;
   if (held_) {
-    held_runs_.push_back(Held{std::move(argv), user, timeout, std::move(done)});
-    return;
+    held_runs_.push_back(Held{std::move(argv), user, timeout, std::move(done), id});
+    return id;
   }
-  start(std::move(argv), user, timeout, std::move(done));
+  start(std::move(argv), user, timeout, std::move(done), id);
+  return id;
+}
+
+void Spawner::cancel(uint64_t id) {
+  if (id == 0) return;
+  for (auto& c : children_)
+    if (c->id == id && !c->finished && !c->cancelled) {
+      c->cancelled = true;
+      ::kill(-c->pid, SIGKILL);  // the pidfd then becomes readable: reap()
+      return;
+    }
+  for (auto it = held_runs_.begin(); it != held_runs_.end(); ++it)
+    if (it->id == id) {
+      ChildExit r;
+      r.cancelled = true;
+      r.detail = "cancelled before it started";
+      asio::post(io_, [done = std::move(it->done), r] { done(r); });
+      held_runs_.erase(it);
+      return;
+    }
 }
 
 void Spawner::start(std::vector<std::string> argv, const std::string& user, std::chrono::milliseconds timeout,
-                    std::function<void(const ChildExit&)> done) {
+                    std::function<void(const ChildExit&)> done, uint64_t id) {
   ChildExit fail;
   if (!user.empty()) {
     // The child looks the user up (id(1), then setpriv's initgroups), never
@@ -168,6 +191,7 @@ void Spawner::start(std::vector<std::string> argv, const std::string& user, std:
   }
   auto c = std::make_shared<Child>(io_, pid, pfd);
   c->done = std::move(done);
+  c->id = id;
   children_.push_back(c);
   c->sd.async_wait(asio::posix::stream_descriptor::wait_read,
                    [this, c](const boost::system::error_code& ec) {
@@ -188,6 +212,7 @@ void Spawner::reap(const std::shared_ptr<Child>& c) {
   ChildExit r;
   r.started = true;
   r.timed_out = c->timed_out;
+  r.cancelled = c->cancelled;
   pid_t got;
   do got = ::waitpid(c->pid, &r.status, 0);
   while (got < 0 && errno == EINTR);  // Asio's signal handlers have no SA_RESTART

@@ -23,6 +23,7 @@ namespace vrrp {
 struct ChildExit {
   bool started = false;    // false: posix_spawn failed, or the exit status was lost (`detail`)
   bool timed_out = false;  // killed after the timeout
+  bool cancelled = false;  // killed, or never started, because cancel() asked
   int status = 0;          // waitpid() status when started
   std::string detail;
   bool success() const;    // started, not timed out, exited 0
@@ -40,8 +41,14 @@ class Spawner {
   // setpriv, which keeps the PID so the timeout still kills the right
   // process). timeout 0: none. `done` runs on the io_context. While held,
   // the run waits (in order) and its timeout starts when it is started.
-  void run(std::vector<std::string> argv, const std::string& user, std::chrono::milliseconds timeout,
-           std::function<void(const ChildExit&)> done);
+  // Returns the run's id for cancel() (0: not run, the Spawner is stopped).
+  uint64_t run(std::vector<std::string> argv, const std::string& user, std::chrono::milliseconds timeout,
+               std::function<void(const ChildExit&)> done);
+  // Kills run `id` (its whole process group) if it is running, or drops it
+  // if it waits for release(); `done` then gets `cancelled`. A track script
+  // whose result nobody will read any more (its instance stopped or
+  // reconfigured) is not left to run to its timeout.
+  void cancel(uint64_t id);
   // `/bin/sh -c "command"`, with extra positional arguments ("$@") after it,
   // so notify hooks get keepalived's arguments however the command is quoted.
   static std::vector<std::string> shell(const std::string& command, const std::vector<std::string>& args = {});
@@ -76,14 +83,16 @@ class Spawner {
     std::string user;
     std::chrono::milliseconds timeout;
     std::function<void(const ChildExit&)> done;
+    uint64_t id = 0;
   };
   boost::asio::io_context& io_;
+  uint64_t next_id_ = 0;
   std::vector<std::shared_ptr<Child>> children_;
   std::vector<Held> held_runs_;
   bool held_ = false;
   bool stopped_ = false;
   void start(std::vector<std::string> argv, const std::string& user, std::chrono::milliseconds timeout,
-             std::function<void(const ChildExit&)> done);
+             std::function<void(const ChildExit&)> done, uint64_t id);
   void reap(const std::shared_ptr<Child>& c);
 };
 

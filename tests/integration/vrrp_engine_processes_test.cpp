@@ -107,6 +107,46 @@ BOOST_FIXTURE_TEST_CASE(notify_hook_killed_with_its_children_at_its_timeout, Fix
   rmdir(dir);
 }
 
+// A track script's run in flight is killed when nobody will read its result:
+// the instance stops (SIGTERM, or a reload removing it), or a reload changes
+// the scripts (the run is started again at once). It used to run to its
+// timeout: a stop waited for it (past systemd's TimeoutStopSec for a long
+// one), and each reload stacked another run of the same script beside it.
+BOOST_FIXTURE_TEST_CASE(track_script_in_flight_killed_at_stop_and_at_reload, Fixture) {
+  realtime();  // real processes
+  char dir[] = "/tmp/vrrp-track-XXXXXX";
+  BOOST_REQUIRE(mkdtemp(dir));
+  const std::string pids = std::string(dir) + "/pids";
+  auto inst = instance();
+  inst.track.scripts.push_back(script("echo $$ >>" + pids + "; exec sleep 60", -10, cfg::Duration(120000)));
+  make({inst});
+  auto pid_list = [&] {
+    std::vector<int> v;
+    std::ifstream f(pids);
+    for (int p; f >> p;) v.push_back(p);
+    return v;
+  };
+  BOOST_REQUIRE(run_until(*this, [&] { return pid_list().size() == 1u; }));
+  const int first = pid_list()[0];
+  // A reload changing the scripts (another one added): the run in flight is
+  // killed and the script started again, one run at a time.
+  auto next = inst;
+  auto other = script("true", -5);
+  other.name = "other";
+  next.track.scripts.push_back(other);
+  svc->reload({next});
+  BOOST_REQUIRE(run_until(*this, [&] { return pid_list().size() == 2u; }));
+  BOOST_TEST(run_until(*this, [&] { return !running_process(first); }));
+  const int second = pid_list()[1];
+  BOOST_TEST(running_process(second));
+  // The instance stops: its run in flight is killed, not waited for.
+  svc->shutdown(nullptr);
+  BOOST_TEST(run_until(*this, [&] { return !running_process(second); }));
+  BOOST_TEST(e().counters().script_timeouts == 0u);
+  std::remove(pids.c_str());
+  rmdir(dir);
+}
+
 // max_running 1 (the default): hooks run one after the other in the order
 // of the transitions, so the last to finish is the current state's.
 BOOST_FIXTURE_TEST_CASE(notify_hooks_run_one_at_a_time_in_transition_order, Fixture) {

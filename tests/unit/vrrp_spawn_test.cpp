@@ -202,6 +202,45 @@ BOOST_AUTO_TEST_CASE(exit_status_kept_when_sigchld_was_ignored) {
   ::sigaction(SIGCHLD, &old, nullptr);
 }
 
+// cancel(): a running child is killed at once (not at its timeout), one
+// waiting for release() never starts; `done` says cancelled either way.
+BOOST_AUTO_TEST_CASE(cancel_kills_a_run_or_drops_a_held_one) {
+  asio::io_context io;
+  Spawner sp(io);
+  bool done = false;
+  ChildExit result;
+  auto t0 = std::chrono::steady_clock::now();
+  uint64_t id = sp.run(Spawner::shell("exec sleep 60"), "", 120s, [&](const ChildExit& r) {
+    result = r;
+    done = true;
+  });
+  BOOST_REQUIRE(id != 0u);
+  BOOST_REQUIRE(sp.running() == 1u);
+  sp.cancel(id + 1000);  // no such run: nothing happens
+  BOOST_TEST(sp.running() == 1u);
+  sp.cancel(id);
+  BOOST_REQUIRE(run_until(io, [&] { return done; }));
+  BOOST_TEST((std::chrono::steady_clock::now() - t0 < 10s));
+  BOOST_TEST(result.cancelled);
+  BOOST_TEST(!result.timed_out);
+  BOOST_TEST(!result.success());
+  BOOST_TEST(sp.running() == 0u);
+
+  Spawner held(io, true);
+  bool held_done = false;
+  ChildExit held_result;
+  uint64_t hid = held.run(Spawner::shell("exit 0"), "", 5s, [&](const ChildExit& r) {
+    held_result = r;
+    held_done = true;
+  });
+  held.cancel(hid);
+  BOOST_REQUIRE(run_until(io, [&] { return held_done; }));
+  BOOST_TEST(held_result.cancelled);
+  BOOST_TEST(!held_result.started);
+  held.release();
+  BOOST_TEST(held.running() == 0u);  // it never starts
+}
+
 // systemd's notification and watchdog variables stay with the daemon: a
 // child that sees them could speak for our unit (READY=1, WATCHDOG=1).
 BOOST_AUTO_TEST_CASE(child_does_not_inherit_systemd_notify_variables) {
