@@ -504,10 +504,11 @@ int Daemon::run() {
 
   proxy::Worker::Hooks hooks;
   hooks.connect_failed = [this](std::weak_ptr<proxy::BackendRuntime> backend) {
-    // Evidence of trouble: check now instead of at the next interval.
+    // Evidence of trouble: check soon (at most one per fast_interval)
+    // instead of at the next interval.
     asio::post(control_, [this, backend] {
       size_t pi, bi;
-      if (auto b = backend.lock(); b && locate(*b, pi, bi)) checkers_[pi][bi]->check_now();
+      if (auto b = backend.lock(); b && locate(*b, pi, bi)) checkers_[pi][bi]->check_soon();
     });
   };
   hooks.ended = [this] {

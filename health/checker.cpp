@@ -57,6 +57,9 @@ class CheckerImpl final : public Checker, public std::enable_shared_from_this<Ch
   void check_now() override {
     asio::dispatch(strand_, [self = shared_from_this()] { self->do_check_now(); });
   }
+  void check_soon() override {
+    asio::dispatch(strand_, [self = shared_from_this()] { self->do_check_soon(); });
+  }
   void set_urgent(bool urgent) override {
     asio::dispatch(strand_, [self = shared_from_this(), urgent] {
       const bool was = self->schedule_.urgent();
@@ -117,6 +120,25 @@ class CheckerImpl final : public Checker, public std::enable_shared_from_this<Ch
     run_check();
   }
 
+  void do_check_soon() {
+    if (!running_ || in_flight_) return;
+    if (!last_end_) {
+      do_check_now();  // no check has ended yet: nothing to space from
+      return;
+    }
+    // HAProxy's `observe layer4` with `on-error fastinter` does the same:
+    // errors seen by traffic bring the next check to fastinter, they do not
+    // run one per error.
+    const auto gap = std::min(schedule_.fast_interval(), schedule_.next_delay());
+    const auto earliest = *last_end_ + gap;
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= earliest) {
+      do_check_now();
+    } else if (timer_.expiry() > earliest) {
+      arm(std::chrono::ceil<std::chrono::milliseconds>(earliest - now));
+    }
+  }
+
   void arm(std::chrono::milliseconds delay) {
     const uint64_t gen = ++timer_gen_;
     timer_.expires_after(delay);
@@ -148,6 +170,7 @@ class CheckerImpl final : public Checker, public std::enable_shared_from_this<Ch
   void on_result(uint64_t gen, CheckResult r) {
     if (!running_ || gen != check_gen_) return;
     in_flight_ = false;
+    last_end_ = std::chrono::steady_clock::now();
 
     const Classification what = classify(r);
     using Effect = Classification::Effect;
@@ -219,6 +242,8 @@ class CheckerImpl final : public Checker, public std::enable_shared_from_this<Ch
   std::chrono::milliseconds first_delay_;
   OnChange on_change_;
   std::chrono::steady_clock::time_point last_local_error_log_{};
+  // When the last check ended (check_soon spaces evidence-driven checks).
+  std::optional<std::chrono::steady_clock::time_point> last_end_;
   CheckSchedule schedule_;
   Status status_;
   asio::steady_timer timer_;

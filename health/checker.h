@@ -36,9 +36,17 @@ class Checker {
 
   virtual void start() = 0;
   virtual void stop() = 0;
-  // Run a check now instead of waiting for the timer (used when the proxy
-  // sees evidence of trouble, e.g. connects to the backend being refused).
+  // Run a check now instead of waiting for the timer (unless one is in
+  // flight).
   virtual void check_now() = 0;
+  // Evidence of trouble seen by the proxy (a connect to the backend refused
+  // or timed out): check now, but never sooner than fast_interval (at most
+  // next_delay) after the previous check ended; until then the next check
+  // is only brought forward to that point. Every refused connect of every
+  // waiting client calls this (one per client every 200 ms): with
+  // check_now() the checks ran back to back, hundreds of requests a second
+  // to Patroni's REST API (tests/integration/test_check_evidence.py).
+  virtual void check_soon() = 0;
   // Set while the proxy has no eligible backend: checks come at
   // fast_interval and one success makes this backend eligible (see
   // CheckSchedule::set_urgent). Turning it on runs a check at once.

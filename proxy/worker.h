@@ -69,7 +69,7 @@ class Worker {
  public:
   struct Hooks {
     // Called on this worker's thread when connecting to a backend failed;
-    // the daemon posts a check_now to the control thread (evidence beats
+    // the daemon posts a check_soon to the control thread (evidence beats
     // waiting for the next interval).
     std::function<void(std::weak_ptr<BackendRuntime> backend)> connect_failed;
     // Called on this worker's thread once its loop has ended (drained or

@@ -802,6 +802,41 @@ BOOST_AUTO_TEST_CASE(first_delay_and_check_now) {
   BOOST_TEST(srv.conns.size() == 3u);
 }
 
+// check_soon is what the proxy calls on every refused connect (one per
+// waiting client every 200 ms): it brings the next check forward to
+// fast_interval after the last one, and no closer. Before, the daemon called
+// check_now for each, and checks ran back to back against Patroni
+// (tests/integration/test_check_evidence.py).
+BOOST_AUTO_TEST_CASE(check_soon_brings_the_check_forward_without_a_storm) {
+  asio::io_context io;
+  Server srv(io);
+  auto rule = fast_rule();
+  rule.interval = ms{10000};
+  rule.fast_interval = ms{1000};
+  Probe p(io, rule, "127.0.0.1", srv.port());
+  p.checker->start();
+  BOOST_REQUIRE(run_until(io, [&] { return checks(p) >= 1; }, ms{1000}));
+  // A burst of evidence, a refused connect every 10 ms: no check meanwhile
+  // (the old check_now ran one per call here, 30).
+  const auto burst_start = Clock::now();
+  for (int i = 0; i < 30; ++i) {
+    p.checker->check_soon();
+    run_for(io, ms{10});
+  }
+  // (A machine so slow that the burst outlasted fast_interval proves nothing.)
+  if (Clock::now() - burst_start < ms{900}) BOOST_TEST(checks(p) == 1u);
+  BOOST_TEST(srv.conns.size() <= 2u);
+  // And the check does come at fast_interval, not at the 10 s interval.
+  const auto before = checks(p);
+  BOOST_REQUIRE(run_until(io, [&] { return checks(p) > before; }, ms{3000}));
+  // Evidence long after the last check runs one at once.
+  run_for(io, ms{1100});
+  const auto later = checks(p);
+  p.checker->check_soon();
+  BOOST_REQUIRE(run_until(io, [&] { return checks(p) > later; }, ms{800}));
+  BOOST_TEST(p.st().up);
+}
+
 BOOST_AUTO_TEST_CASE(stop_cancels_in_flight_check_and_releases_everything) {
   asio::io_context io;
   std::weak_ptr<health::Checker> weak;
