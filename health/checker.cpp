@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <tuple>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl/context.hpp>
@@ -70,6 +71,12 @@ class CheckerImpl final : public Checker, public std::enable_shared_from_this<Ch
   void reconfigure(const cfg::Check& rule, cfg::Endpoint target, asio::ip::address address) override {
     asio::dispatch(strand_, [self = shared_from_this(), rule, target = std::move(target), address]() mutable {
       const bool tls_changed = rule.tls != self->rule_->tls;
+      // What is asked, and of whom, as opposed to when and how often.
+      const auto question = [](const cfg::Check& c) {
+        return std::tie(c.type, c.port, c.method, c.path, c.expect_status, c.expect_role, c.tls);
+      };
+      const bool new_question =
+          question(rule) != question(*self->rule_) || target != self->target_ || address != self->address_;
       self->rule_ = std::make_shared<const cfg::Check>(rule);
       self->target_ = std::move(target);
       self->address_ = address;
@@ -78,6 +85,19 @@ class CheckerImpl final : public Checker, public std::enable_shared_from_this<Ch
         self->tls_ctx_.reset();
         self->tls_setup_error_.clear();
         if (rule.type == cfg::CheckType::http && rule.tls.enabled) self->setup_tls();
+      }
+      if (new_question && self->running_ && self->status_.checks > 0) {
+        // The state stays (an UP backend stays eligible meanwhile), but it
+        // answered another question: ask the new one at once rather than
+        // keep the old verdict for an interval. A check in flight under the
+        // old rule is left to end politely, its result ignored.
+        if (self->in_flight_) {
+          ++self->check_gen_;
+          self->in_flight_ = false;
+          self->current_.reset();
+        }
+        self->do_check_now();
+        return;
       }
       // Waiting for the next check: wait the new interval instead (a
       // shorter one must not wait out the old, longer one).

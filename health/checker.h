@@ -51,9 +51,12 @@ class Checker {
   // fast_interval and one success makes this backend eligible (see
   // CheckSchedule::set_urgent). Turning it on runs a check at once.
   virtual void set_urgent(bool urgent) = 0;
-  // SIGHUP with a changed check rule or target: used from the next check on
-  // (a check in flight finishes under the old rule); the status and the
-  // rise/fall state stay, so an UP backend stays eligible throughout.
+  // SIGHUP with a changed check rule or target: the status and the
+  // rise/fall state stay, so an UP backend stays eligible meanwhile. New
+  // timings apply from the next check on. A new question (type, port,
+  // method, path, expect_status, expect_role, TLS, target) is asked at once:
+  // the last verdict answered the old one. A check in flight under the old
+  // rule then ends politely and its result is ignored.
   virtual void reconfigure(const cfg::Check& rule, cfg::Endpoint target, boost::asio::ip::address address) = 0;
   virtual const Status& status() const = 0;
 };

@@ -837,6 +837,55 @@ BOOST_AUTO_TEST_CASE(check_soon_brings_the_check_forward_without_a_storm) {
   BOOST_TEST(p.st().up);
 }
 
+// A reload that changes what is asked (path, status, port...) keeps the
+// backend's state, but the answer to the old question says nothing about the
+// new one: the new rule is checked at once, and a check still in flight under
+// the old rule is not counted. Before, an UP backend stayed eligible under
+// the new rule until the next interval (and, with a check in flight, until
+// that check's timeout, then only a failure toward fall).
+BOOST_AUTO_TEST_CASE(reconfigure_with_another_question_checks_at_once) {
+  asio::io_context io;
+  Server srv(io);
+  auto rule = fast_rule();
+  rule.interval = ms{10000};
+  rule.fast_interval = ms{10000};
+  rule.timeout = ms{5000};
+  Probe p(io, rule, "127.0.0.1", srv.port());
+  const cfg::Endpoint target{"127.0.0.1", srv.port()};
+  const auto address = asio::ip::make_address("127.0.0.1");
+  p.checker->start();
+  BOOST_REQUIRE(run_until(io, [&] { return checks(p) >= 1; }));
+  BOOST_REQUIRE(p.st().up);
+
+  // Timings alone: no check at once.
+  auto slower = rule;
+  slower.interval = ms{20000};
+  p.checker->reconfigure(slower, target, address);
+  run_for(io, ms{200});
+  BOOST_TEST(checks(p) == 1u);
+
+  // Another expected status, which this server does not answer: judged at
+  // once (down_on_status), not after the 20 s interval.
+  auto other = slower;
+  other.expect_status = 204;
+  p.checker->reconfigure(other, target, address);
+  BOOST_REQUIRE(run_until(io, [&] { return !p.st().up; }, ms{2000}));
+  BOOST_TEST(p.st().last.outcome == Outcome::l7_status);
+
+  // Back to 200 with a check in flight under the 204 rule (the server holds
+  // it): its answer is not waited for, the new rule is asked at once.
+  srv.mode = Mode::silent;
+  const auto held = srv.conns.size() + 1;
+  p.checker->check_now();
+  BOOST_REQUIRE(run_until(io, [&] { return srv.conns.size() == held && srv.conns.back()->request_complete; }));
+  const auto before = checks(p);
+  srv.mode = Mode::ok;
+  p.checker->reconfigure(slower, target, address);
+  BOOST_REQUIRE(run_until(io, [&] { return checks(p) > before; }, ms{2000}));
+  BOOST_TEST(srv.conns.size() == held + 1);
+  BOOST_TEST(p.st().last.outcome == Outcome::ok);  // the new check's, not the held one's timeout
+}
+
 BOOST_AUTO_TEST_CASE(stop_cancels_in_flight_check_and_releases_everything) {
   asio::io_context io;
   std::weak_ptr<health::Checker> weak;
