@@ -158,7 +158,8 @@ void Daemon::on_patroni_version(const std::string& url, const std::string& label
                                 const std::string& body) {
   auto& read = patroni_versions_[url];
   read.in_flight = false;
-  read.cancel = nullptr;
+  // read.cancel is kept: at stop it also ends the wait for a server that
+  // does not close after its reply.
   const auto text = r.outcome == health::Outcome::ok ? health::patroni_version_from_status(body) : std::nullopt;
   const auto version = text ? health::parse_patroni_version(*text) : std::nullopt;
   if (!version) {

@@ -151,7 +151,7 @@ class Daemon {
   // `first` proxies with several backends passing at once, by proxy name.
   std::map<std::string, proxy::OverlapWatch> overlaps_;
   struct PatroniVersionRead {
-    std::function<void()> cancel;  // of the request in flight, if any
+    std::function<void()> cancel;  // of the last request (in flight or waiting for the server's close)
     bool in_flight = false;
     bool known = false;            // read since the backend last became reachable
     std::string logged;            // the version last logged

@@ -6,12 +6,13 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <tuple>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <tuple>
+#include <vector>
 
 #include "health/probe.h"
 #include "health/schedule.h"
@@ -123,12 +124,15 @@ class CheckerImpl final : public Checker, public std::enable_shared_from_this<Ch
     ++timer_gen_;
     timer_.cancel();
     ++check_gen_;  // a result still on its way is ignored
-    // Only the check whose result is pending is aborted. One that already
-    // reported may still be waiting for the server's EOF: it holds no
-    // reference to us and ends by its own deadline; cutting it short would
-    // turn its FIN into the RST this class works to avoid.
-    if (in_flight_)
-      if (auto a = current_.lock()) a->cancel();
+    // Every attempt still open ends now: the one whose result is pending,
+    // and those that reported and wait for the server's EOF (bounded by the
+    // check's timeout, but a server that ignores `Connection: close` held
+    // the daemon's stop, SIGTERM with hard_stop_after 0s included, for the
+    // whole timeout). A draining attempt has read everything sent so far,
+    // so its close is still a FIN, not the RST of patroni#2278.
+    for (auto& weak : attempts_)
+      if (auto a = weak.lock()) a->cancel();
+    attempts_.clear();
     in_flight_ = false;
     current_.reset();
   }
@@ -184,6 +188,8 @@ class CheckerImpl final : public Checker, public std::enable_shared_from_this<Ch
 
     auto a = probe::make(strand_, rule_, target_, address_, std::move(done), tls_ctx_);
     current_ = a;  // the attempt keeps itself alive; we only need to reach it
+    std::erase_if(attempts_, [](const std::weak_ptr<Attempt>& w) { return w.expired(); });
+    attempts_.push_back(a);
     a->start();
   }
 
@@ -270,6 +276,9 @@ class CheckerImpl final : public Checker, public std::enable_shared_from_this<Ch
   std::shared_ptr<ssl::context> tls_ctx_;
   std::string tls_setup_error_;
   std::weak_ptr<Attempt> current_;
+  // Every attempt not yet ended (in flight, or draining after its result),
+  // for stop().
+  std::vector<std::weak_ptr<Attempt>> attempts_;
   bool running_ = false, in_flight_ = false;
   uint64_t timer_gen_ = 0, check_gen_ = 0;
 };
@@ -288,11 +297,7 @@ std::function<void()> fetch_once(boost::asio::io_context& io, const cfg::Check& 
   rule->timeout = std::max(rule->timeout, min_timeout);
   auto strand = asio::make_strand(io);
   auto body = std::make_shared<std::string>();
-  auto reported = std::make_shared<bool>(false);
-  auto report = [done = std::move(done), body, reported](CheckResult r) {
-    *reported = true;
-    done(r, *body);
-  };
+  auto report = [done = std::move(done), body](CheckResult r) { done(r, *body); };
   std::shared_ptr<ssl::context> ctx;
   if (rule->tls.enabled) {
     std::string error;
@@ -305,11 +310,12 @@ std::function<void()> fetch_once(boost::asio::io_context& io, const cfg::Check& 
   auto a = probe::make(strand, rule, std::move(target), address, std::move(report), ctx, body);
   asio::dispatch(strand, [a] { a->start(); });
   std::weak_ptr<Attempt> weak = a;
-  return [weak, strand, reported] {
-    asio::dispatch(strand, [weak, reported] {
-      // Once reported, the attempt only waits for the server's EOF: cutting
-      // that short would turn our FIN into an RST (see CheckerImpl::do_stop).
-      if (auto a = weak.lock(); a && !*reported) a->cancel();
+  return [weak, strand] {
+    asio::dispatch(strand, [weak] {
+      // Once reported, the attempt only waits for the server's EOF: that
+      // wait ends too (the daemon's stop must not wait for a server that
+      // ignores `Connection: close`; see CheckerImpl::do_stop).
+      if (auto a = weak.lock()) a->cancel();
     });
   };
 }

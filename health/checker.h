@@ -66,7 +66,8 @@ class Checker {
 // once, like Patroni's version from /patroni at start. `done` runs on the
 // io_context with the result (Outcome::ok for a 200, l7_status for another
 // status) and the reply's body. The returned function abandons the request
-// (`done` is then not called); calling it after `done` does nothing.
+// (`done` is then not called); after `done` it ends the wait for the
+// server's close, if the server has not closed yet (a clean FIN either way).
 using OnFetched = std::function<void(const CheckResult&, const std::string& body)>;
 std::function<void()> fetch_once(boost::asio::io_context& io, const cfg::Check& rule, cfg::Endpoint target,
                                  boost::asio::ip::address address, std::string path,

@@ -726,6 +726,38 @@ BOOST_AUTO_TEST_CASE(server_ignoring_connection_close_still_gets_fin) {
   BOOST_TEST(std::string(end_name(srv.conns.at(0)->end)) == "eof");
 }
 
+// stop() ends the attempts that already reported and still wait for the
+// server's EOF too: a server that ignores `Connection: close` held the
+// io_context, and with it the daemon's SIGTERM (hard_stop_after 0s
+// included), for the whole check timeout. The close is still a FIN.
+BOOST_AUTO_TEST_CASE(stop_ends_a_check_waiting_for_the_servers_close) {
+  asio::io_context io;
+  Server srv(io);
+  srv.mode = Mode::keep_open;
+  auto rule = fast_rule();
+  rule.interval = ms{10000};
+  rule.timeout = ms{5000};
+  std::weak_ptr<health::Checker> weak;
+  {
+    Probe p(io, rule, "127.0.0.1", srv.port());
+    weak = p.checker;
+    p.checker->start();
+    BOOST_REQUIRE(run_until(io, [&] { return checks(p) >= 1; }));
+    BOOST_TEST(p.st().last.outcome == Outcome::ok);
+    run_for(io, ms{50});
+    BOOST_REQUIRE(!srv.all_ended());  // the check waits for the server's close
+    p.checker->stop();
+    // Old code: open until the 5 s deadline.
+    BOOST_REQUIRE(run_until(io, [&] { return srv.all_ended(); }, ms{1000}));
+  }
+  BOOST_TEST(std::string(end_name(srv.conns.at(0)->end)) == "eof");
+  srv.close();
+  io.restart();
+  io.run_for(ms{1000});
+  BOOST_TEST(io.stopped());  // nothing left pending
+  BOOST_TEST(weak.expired());
+}
+
 BOOST_AUTO_TEST_CASE(tcp_check) {
   asio::io_context io;
   Server srv(io);
@@ -1166,4 +1198,27 @@ BOOST_AUTO_TEST_CASE(fetch_once_cancel_reports_nothing_and_closes_cleanly) {
   run_for(io, ms{100});
   BOOST_TEST(!called);
   cancel();  // twice, or after the end: nothing
+}
+
+// After `done`, the cancel function ends the wait for a server that keeps
+// the connection open (the daemon calls it at stop); before, it did
+// nothing then and the daemon's exit waited for the timeout.
+BOOST_AUTO_TEST_CASE(fetch_once_cancel_after_done_ends_the_wait_for_the_close) {
+  asio::io_context io;
+  Server srv(io);
+  srv.mode = Mode::keep_open;
+  auto rule = fast_rule();
+  bool called = false;
+  auto cancel = health::fetch_once(io, rule, {"127.0.0.1", srv.port()}, asio::ip::make_address("127.0.0.1"),
+                                   "/patroni", ms{5000},
+                                   [&](const health::CheckResult& r, const std::string&) {
+                                     called = true;
+                                     BOOST_TEST(r.outcome == Outcome::ok);
+                                   });
+  BOOST_REQUIRE(run_until(io, [&] { return called; }));
+  run_for(io, ms{50});
+  BOOST_REQUIRE(!srv.all_ended());
+  cancel();
+  BOOST_REQUIRE(run_until(io, [&] { return srv.all_ended(); }, ms{1000}));
+  BOOST_TEST(std::string(end_name(srv.conns.at(0)->end)) == "eof");
 }
