@@ -8,9 +8,12 @@
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <string_view>
+#include <system_error>
 #include <thread>
 #include <utility>
 
@@ -231,6 +234,30 @@ void Daemon::on_check_change(const proxy::BackendRuntime& backend, const health:
   }
   for (auto& w : workers_) w->post_backend_change(proxies_[pi], bi, st.up);
   if (vrrp_) vrrp_->proxy_health_changed();
+}
+
+// A backend that passes its check but refuses (or drops) the proxy's
+// connects stays eligible (see README, check.fast_interval): its Patroni
+// says it is the primary, no other backend is, and clients retry it until
+// queue_timeout. That the failure is there to see is what an operator needs:
+// before, it was only a debug line and a counter, and every client of the
+// proxy waited and was closed with nothing in the log. One warning at once,
+// then at most one per 10 s with the count since.
+void Daemon::warn_connect_failed(const proxy::ProxyRuntime& p, const proxy::BackendRuntime& b, int error) {
+  if (!b.eligible.load(std::memory_order_acquire)) return;  // the check already says it
+  auto& f = connect_failures_[p.cfg.name + "/" + b.cfg.name];
+  ++f.since;
+  const auto now = std::chrono::steady_clock::now();
+  if (f.logged && now - *f.logged < std::chrono::seconds(10)) return;
+  const std::string why = error == ETIMEDOUT ? "connect timed out (connect_timeout)"
+                          : error == ECONNREFUSED ? "connection refused"
+                                                  : std::system_category().message(error);
+  spdlog::warn("proxy {}: backend {} ({}) passes its check but its connects fail: {} ({} failed connect{}{}); "
+               "clients wait up to queue_timeout",
+               p.cfg.name, b.cfg.name, b.endpoint.address().to_string() + ":" + std::to_string(b.endpoint.port()),
+               why, f.since, f.since == 1 ? "" : "s", f.logged ? " in the last 10 s or more" : "");
+  f.logged = now;
+  f.since = 0;
 }
 
 void Daemon::elect(size_t pi) {
@@ -504,12 +531,15 @@ int Daemon::run() {
   resolve_backends(proxies_);
 
   proxy::Worker::Hooks hooks;
-  hooks.connect_failed = [this](std::weak_ptr<proxy::BackendRuntime> backend) {
+  hooks.connect_failed = [this](std::weak_ptr<proxy::BackendRuntime> backend, int error) {
     // Evidence of trouble: check soon (at most one per fast_interval)
     // instead of at the next interval.
-    asio::post(control_, [this, backend] {
+    asio::post(control_, [this, backend, error] {
       size_t pi, bi;
-      if (auto b = backend.lock(); b && locate(*b, pi, bi)) checkers_[pi][bi]->check_soon();
+      auto b = backend.lock();
+      if (!b || !locate(*b, pi, bi)) return;
+      checkers_[pi][bi]->check_soon();
+      warn_connect_failed(*proxies_[pi], *b, error);
     });
   };
   hooks.ended = [this] {

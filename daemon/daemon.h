@@ -150,6 +150,14 @@ class Daemon {
   std::unique_ptr<AdminServer> admin_;
   // `first` proxies with several backends passing at once, by proxy name.
   std::map<std::string, proxy::OverlapWatch> overlaps_;
+  // Failed connects to a backend that passes its check, by "proxy/backend"
+  // (warn_connect_failed).
+  struct ConnectFailures {
+    std::optional<std::chrono::steady_clock::time_point> logged;
+    uint64_t since = 0;  // failed connects since the last warning
+  };
+  std::map<std::string, ConnectFailures> connect_failures_;
+  void warn_connect_failed(const proxy::ProxyRuntime& p, const proxy::BackendRuntime& b, int error);
   struct PatroniVersionRead {
     std::function<void()> cancel;  // of the last request (in flight or waiting for the server's close)
     bool in_flight = false;

@@ -9,12 +9,16 @@ firewall on 5432 alone). 20 clients wait for it, each retrying its connect
 every 200 ms until queue_timeout (3 s), and every refused connect asks for a
 check "now" (health/checker.h, check_soon). Asserted: over those 3 s the
 stand-in sees a handful of checks (one at once, then at most one per
-fast_interval, 1 s here), not one per refused connect.
+fast_interval, 1 s here), not one per refused connect; the backend stays
+eligible, and the log says, once (then at most every 10 s), that it passes
+its check while its connects are refused.
 
 Before, each refused connect ran a check at once whenever none was in flight:
 checks back to back for as long as clients kept trying, 50 GET /primary in
 3 s against this stand-in (320 refused connects), more against a faster
-REST API; Patroni runs an SQL query for each.
+REST API; Patroni runs an SQL query for each. And nothing in the log at the
+default level said why every client waited and was closed (a debug line per
+refused connect, the connect_errors counter).
 """
 import os
 import socket
@@ -73,6 +77,15 @@ class CheckEvidence(unittest.TestCase):
         self.assertLessEqual(checks, 8, "a check per refused connect")
         self.assertTrue(p["backends"][0]["eligible"], "Patroni still says primary")
         self.assertTrue(self.vp.alive())
+        # The backend stays eligible (Patroni says primary, no other node
+        # does), but the operator is told, once per 10 s with a count; before,
+        # only a debug line and the connect_errors counter said so.
+        warned = [line for line in self.vp.log(2000).splitlines() if "its connects fail" in line]
+        L.log(f"warnings: {warned}")
+        self.assertTrue(warned, "no warning that the backend refuses connections")
+        self.assertIn("backend a (127.0.0.1:", warned[0])
+        self.assertIn("connection refused", warned[0])
+        self.assertLessEqual(len(warned), 2, "one warning per refused connect")
 
 
 if __name__ == "__main__":
