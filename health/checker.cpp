@@ -152,8 +152,14 @@ class CheckerImpl final : public Checker, public std::enable_shared_from_this<Ch
     }
     // HAProxy's `observe layer4` with `on-error fastinter` does the same:
     // errors seen by traffic bring the next check to fastinter, they do not
-    // run one per error.
-    const auto gap = std::min(schedule_.fast_interval(), schedule_.next_delay());
+    // run one per error. While the checks fail too (a switchover: the old
+    // primary's Patroni says PostgreSQL is stopping, then 503), what they
+    // confirm is worth having sooner: at most kUrgentInterval apart, so the
+    // backend is DOWN, and the proxy's checks urgent, well before Patroni
+    // has promoted the new primary.
+    const auto gap = schedule_.transitioning()
+                         ? std::min(schedule_.fast_interval(), CheckSchedule::kUrgentInterval)
+                         : std::min(schedule_.fast_interval(), schedule_.next_delay());
     const auto earliest = *last_end_ + gap;
     const auto now = std::chrono::steady_clock::now();
     if (now >= earliest) {

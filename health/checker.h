@@ -41,8 +41,9 @@ class Checker {
   virtual void check_now() = 0;
   // Evidence of trouble seen by the proxy (a connect to the backend refused
   // or timed out): check now, but never sooner than fast_interval (at most
-  // next_delay) after the previous check ended; until then the next check
-  // is only brought forward to that point. Every refused connect of every
+  // next_delay; 100 ms while the checks are failing too) after the previous
+  // check ended; until then the next check is only brought forward to that
+  // point. Every refused connect of every
   // waiting client calls this (one per client every 200 ms): with
   // check_now() the checks ran back to back, hundreds of requests a second
   // to Patroni's REST API (tests/integration/test_check_evidence.py).

@@ -730,6 +730,37 @@ BOOST_AUTO_TEST_CASE(server_ignoring_connection_close_still_gets_fin) {
 // server's EOF too: a server that ignores `Connection: close` held the
 // io_context, and with it the daemon's SIGTERM (hard_stop_after 0s
 // included), for the whole check timeout. The close is still a FIN.
+// While the checks fail too (a switchover: the old primary's Patroni says
+// PostgreSQL is stopping while its clients' connects are refused), evidence
+// brings checks 100 ms apart, not fast_interval: the backend is DOWN, and
+// its proxy's checks urgent, long before the new primary is ready.
+BOOST_AUTO_TEST_CASE(check_soon_confirms_a_failing_backend_quickly) {
+  asio::io_context io;
+  Server srv(io);
+  srv.mode = Mode::patroni_primary;
+  auto rule = fast_rule();
+  rule.interval = ms{10000};
+  rule.fast_interval = ms{2000};
+  rule.fall = 3;
+  Probe p(io, rule, "127.0.0.1", srv.port());
+  p.checker->start();
+  BOOST_REQUIRE(run_until(io, [&] { return checks(p) >= 1; }));
+  BOOST_REQUIRE(p.st().up);
+  srv.mode = Mode::patroni_crashed;  // counted toward fall, not definitive
+  p.checker->check_now();
+  BOOST_REQUIRE(run_until(io, [&] { return p.st().failures >= 1; }));
+  BOOST_REQUIRE(p.st().up);
+  // Refused connects every 10 ms: two more failures within a second (at
+  // fast_interval they would take 4 s).
+  const auto end = Clock::now() + ms{1500};
+  while (p.st().up && Clock::now() < end) {
+    p.checker->check_soon();
+    run_for(io, ms{10});
+  }
+  BOOST_TEST(!p.st().up);
+  BOOST_TEST(p.st().last.outcome == Outcome::l7_not_running);
+}
+
 BOOST_AUTO_TEST_CASE(stop_ends_a_check_waiting_for_the_servers_close) {
   asio::io_context io;
   Server srv(io);
