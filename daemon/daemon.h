@@ -116,6 +116,8 @@ class Daemon {
   void resolve_new_backends(std::shared_ptr<ReloadPlan> plan, std::function<void(const std::string& error)> done);
   void finish_plan(ReloadPlan& plan);
   void commit_reload(ReloadPlan& plan);
+  // TLS checks read their ca_file again (a reload of an unchanged file).
+  void reread_check_tls();
   // How long a reload waits for the new backends' names (glibc's own
   // resolver gives up after 5 s per try and server by default).
   static constexpr std::chrono::seconds kReloadResolveTimeout{10};

@@ -82,10 +82,27 @@ class CheckerImpl final : public Checker, public std::enable_shared_from_this<Ch
       self->target_ = std::move(target);
       self->address_ = address;
       self->schedule_.retune(rule);
-      if (tls_changed) {
+      if (rule.type == cfg::CheckType::http && rule.tls.enabled) {
+        // Read ca_file again at every reload, changed settings or not: a CA
+        // bundle renewed in place and `systemctl reload` is how certificates
+        // are rotated. Unchanged settings whose file cannot be read now keep
+        // the context loaded before (a reload never makes things worse);
+        // new ones fail as at start.
+        std::string error;
+        auto ctx = make_tls_context(rule, error);
+        if (error.empty()) {
+          self->tls_ctx_ = std::move(ctx);
+          self->tls_setup_error_.clear();
+        } else if (tls_changed || !self->tls_ctx_ || !self->tls_setup_error_.empty()) {
+          self->tls_ctx_.reset();
+          self->tls_setup_error_ = error;
+          spdlog::error("backend {}: {}", self->label_, error);
+        } else {
+          spdlog::error("backend {}: {}; the CA loaded before stays", self->label_, error);
+        }
+      } else {
         self->tls_ctx_.reset();
         self->tls_setup_error_.clear();
-        if (rule.type == cfg::CheckType::http && rule.tls.enabled) self->setup_tls();
       }
       if (new_question && self->running_ && self->status_.checks > 0) {
         // The state stays (an UP backend stays eligible meanwhile), but it

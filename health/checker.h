@@ -52,7 +52,9 @@ class Checker {
   // fast_interval and one success makes this backend eligible (see
   // CheckSchedule::set_urgent). Turning it on runs a check at once.
   virtual void set_urgent(bool urgent) = 0;
-  // SIGHUP with a changed check rule or target: the status and the
+  // SIGHUP with a changed check rule or target, or any SIGHUP for a TLS
+  // check (ca_file is read again; unreadable, the CA loaded before stays
+  // unless the TLS settings changed): the status and the
   // rise/fall state stay, so an UP backend stays eligible meanwhile. New
   // timings apply from the next check on. A new question (type, port,
   // method, path, expect_status, expect_role, TLS, target) is asked at once:

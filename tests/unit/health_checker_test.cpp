@@ -23,6 +23,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <atomic>
@@ -1056,6 +1057,51 @@ BOOST_AUTO_TEST_CASE(tls_with_verification) {
   no_ca.checker->start();
   BOOST_REQUIRE(run_until(io, [&] { return checks(no_ca) >= 2; }));
   BOOST_TEST(no_ca.st().last.outcome == Outcome::tls_error);
+}
+
+// A reload re-reads check.tls.ca_file even when the configuration did not
+// change: renewing the CA bundle in place and `systemctl reload` is how
+// certificates are rotated (HAProxy's reload reads it again too). Before,
+// the file was read only when the checker was made, and a restart was the
+// only way to trust the new CA. A file that cannot be read at a reload
+// keeps the CA loaded before.
+BOOST_AUTO_TEST_CASE(reconfigure_reads_the_ca_file_again) {
+  SelfSigned old_ca, new_ca;
+  asio::io_context io;
+  Server srv(io, &new_ca.server_ctx);  // the server already has its new certificate
+  char tmpl[] = "/tmp/health_checker_test_bundle_XXXXXX";
+  const int fd = mkstemp(tmpl);
+  BOOST_REQUIRE(fd >= 0);
+  ::close(fd);
+  const std::string bundle = tmpl;
+  const auto install = [&](const std::string& from) {
+    std::ifstream in(from, std::ios::binary);
+    std::ofstream out(bundle, std::ios::binary | std::ios::trunc);
+    out << in.rdbuf();
+  };
+  install(old_ca.ca_file);
+  auto rule = fast_rule();
+  rule.tls.enabled = true;
+  rule.tls.ca_file = bundle;
+  rule.tls.server_name = "localhost";
+  Probe p(io, rule, "127.0.0.1", srv.port());
+  const cfg::Endpoint target{"127.0.0.1", srv.port()};
+  const auto address = asio::ip::make_address("127.0.0.1");
+  p.checker->start();
+  BOOST_REQUIRE(run_until(io, [&] { return checks(p) >= 1; }));
+  BOOST_TEST(p.st().last.outcome == Outcome::tls_error);  // signed by a CA not in the bundle yet
+
+  install(new_ca.ca_file);  // the bundle renewed in place
+  p.checker->reconfigure(rule, target, address);  // a reload, same configuration
+  BOOST_REQUIRE(run_until(io, [&] { return p.st().last.outcome == Outcome::ok; }, ms{2000}));
+
+  // The bundle unreadable at the next reload: the CA loaded before stays.
+  std::remove(bundle.c_str());
+  p.checker->reconfigure(rule, target, address);
+  const auto before = checks(p);
+  BOOST_REQUIRE(run_until(io, [&] { return checks(p) >= before + 2; }));
+  BOOST_TEST(p.st().last.outcome == Outcome::ok);
+  BOOST_TEST(p.st().up);
 }
 
 BOOST_AUTO_TEST_CASE(plain_http_against_tls_server_fails_cleanly) {
