@@ -117,9 +117,14 @@ class CheckerImpl final : public Checker, public std::enable_shared_from_this<Ch
         self->do_check_now();
         return;
       }
-      // Waiting for the next check: wait the new interval instead (a
-      // shorter one must not wait out the old, longer one).
-      if (self->running_ && !self->in_flight_ && self->status_.checks > 0) self->arm(self->schedule_.next_delay());
+      // Waiting for the next check: a shorter new interval must not wait out
+      // the old, longer one. Never later than already due, though: reloads
+      // in a row (each re-reads a TLS check's CA) would otherwise push the
+      // next check back each time.
+      if (self->running_ && !self->in_flight_ && self->status_.checks > 0) {
+        const auto delay = self->schedule_.next_delay();
+        if (std::chrono::steady_clock::now() + delay < self->timer_.expiry()) self->arm(delay);
+      }
     });
   }
   const Status& status() const override { return status_; }

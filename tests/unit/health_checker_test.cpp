@@ -1065,6 +1065,29 @@ BOOST_AUTO_TEST_CASE(tls_with_verification) {
 // the file was read only when the checker was made, and a restart was the
 // only way to trust the new CA. A file that cannot be read at a reload
 // keeps the CA loaded before.
+// Reloads in a row (every SIGHUP tells a TLS check to read its CA again)
+// do not push the next check back: it stays due when it was. Before, each
+// reconfigure re-armed the timer a whole interval from then.
+BOOST_AUTO_TEST_CASE(reconfigure_in_a_row_does_not_postpone_the_checks) {
+  asio::io_context io;
+  Server srv(io);
+  auto rule = fast_rule();
+  rule.interval = ms{200};
+  rule.fast_interval = ms{200};
+  Probe p(io, rule, "127.0.0.1", srv.port());
+  const cfg::Endpoint target{"127.0.0.1", srv.port()};
+  const auto address = asio::ip::make_address("127.0.0.1");
+  p.checker->start();
+  BOOST_REQUIRE(run_until(io, [&] { return checks(p) >= 1; }));
+  const auto before = checks(p);
+  const auto end = Clock::now() + ms{1200};
+  while (Clock::now() < end) {
+    p.checker->reconfigure(rule, target, address);
+    run_for(io, ms{20});
+  }
+  BOOST_TEST(checks(p) >= before + 2);
+}
+
 BOOST_AUTO_TEST_CASE(reconfigure_reads_the_ca_file_again) {
   SelfSigned old_ca, new_ca;
   asio::io_context io;
