@@ -451,6 +451,29 @@ BOOST_AUTO_TEST_CASE(outcome_names_and_descriptions) {
   BOOST_TEST(health::describe(r) == "layer 4 timeout (no reply within 300ms)");
 }
 
+// /status's "layer" says what describe() says: a tcp check's success is
+// layer 4 (it was "L7"), and a check not run (our own EMFILE) or not yet
+// run reached no layer (it was "L7" too).
+BOOST_AUTO_TEST_CASE(layer_of_each_result) {
+  health::CheckResult r;
+  BOOST_TEST(std::string(health::layer(r)) == "");  // none
+  r.outcome = Outcome::local_error;
+  BOOST_TEST(std::string(health::layer(r)) == "");
+  r.outcome = Outcome::ok;
+  BOOST_TEST(std::string(health::layer(r)) == "L4");  // tcp check: connected
+  r.http_status = 200;
+  BOOST_TEST(std::string(health::layer(r)) == "L7");
+  for (Outcome o : {Outcome::l4_refused, Outcome::l4_timeout, Outcome::l4_error, Outcome::tls_error}) {
+    r.outcome = o;
+    BOOST_TEST(std::string(health::layer(r)) == "L4");
+  }
+  r.http_status = 503;
+  for (Outcome o : {Outcome::l7_status, Outcome::l7_malformed, Outcome::l7_not_primary, Outcome::l7_not_running}) {
+    r.outcome = o;
+    BOOST_TEST(std::string(health::layer(r)) == "L7");
+  }
+}
+
 BOOST_AUTO_TEST_CASE(ok_is_up_after_first_check_and_stays) {
   asio::io_context io;
   Server srv(io);
