@@ -241,13 +241,24 @@ void Daemon::on_check_change(const proxy::BackendRuntime& backend, const health:
 // says it is the primary, no other backend is, and clients retry it until
 // queue_timeout. That the failure is there to see is what an operator needs:
 // before, it was only a debug line and a counter, and every client of the
-// proxy waited and was closed with nothing in the log. One warning at once,
-// then at most one per 10 s with the count since.
+// proxy waited and was closed with nothing in the log. Said once the
+// failures have lasted kConnectFailuresQuiet (a switchover's or a crash's
+// old primary refuses for a moment, until its check, 100 ms apart then,
+// takes it out: not news), then at most once per 10 s with the count since.
 void Daemon::warn_connect_failed(const proxy::ProxyRuntime& p, const proxy::BackendRuntime& b, int error) {
+  constexpr auto kConnectFailuresQuiet = std::chrono::seconds(2);
+  constexpr auto kEpisodeGap = std::chrono::seconds(10);  // a pause this long starts a new episode
   if (!b.eligible.load(std::memory_order_acquire)) return;  // the check already says it
   auto& f = connect_failures_[p.cfg.name + "/" + b.cfg.name];
-  ++f.since;
   const auto now = std::chrono::steady_clock::now();
+  if (!f.episode || now - f.last > kEpisodeGap) {
+    f.episode = now;
+    f.logged.reset();
+    f.since = 0;
+  }
+  f.last = now;
+  ++f.since;
+  if (now - *f.episode < kConnectFailuresQuiet) return;
   if (f.logged && now - *f.logged < std::chrono::seconds(10)) return;
   const std::string why = error == ETIMEDOUT ? "connect timed out (connect_timeout)"
                           : error == ECONNREFUSED ? "connection refused"
@@ -255,7 +266,9 @@ void Daemon::warn_connect_failed(const proxy::ProxyRuntime& p, const proxy::Back
   spdlog::warn("proxy {}: backend {} ({}) passes its check but its connects fail: {} ({} failed connect{}{}); "
                "clients wait up to queue_timeout",
                p.cfg.name, b.cfg.name, b.endpoint.address().to_string() + ":" + std::to_string(b.endpoint.port()),
-               why, f.since, f.since == 1 ? "" : "s", f.logged ? " in the last 10 s or more" : "");
+               why, f.since, f.since == 1 ? "" : "s",
+               " in " + std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
+                                           now - (f.logged ? *f.logged : *f.episode)).count()) + " s");
   f.logged = now;
   f.since = 0;
 }

@@ -155,8 +155,10 @@ class Daemon {
   // Failed connects to a backend that passes its check, by "proxy/backend"
   // (warn_connect_failed).
   struct ConnectFailures {
+    std::optional<std::chrono::steady_clock::time_point> episode;  // first failure of this run of them
+    std::chrono::steady_clock::time_point last{};                  // the latest failure
     std::optional<std::chrono::steady_clock::time_point> logged;
-    uint64_t since = 0;  // failed connects since the last warning
+    uint64_t since = 0;  // failed connects since the last warning (or the episode's start)
   };
   std::map<std::string, ConnectFailures> connect_failures_;
   void warn_connect_failed(const proxy::ProxyRuntime& p, const proxy::BackendRuntime& b, int error);
