@@ -905,6 +905,7 @@ BOOST_AUTO_TEST_CASE(check_soon_brings_the_check_forward_without_a_storm) {
   BOOST_REQUIRE(run_until(io, [&] { return checks(p) >= 1; }, ms{1000}));
   // A burst of evidence, a refused connect every 10 ms: no check meanwhile
   // (the old check_now ran one per call here, 30).
+  const auto before = checks(p);
   const auto burst_start = Clock::now();
   for (int i = 0; i < 30; ++i) {
     p.checker->check_soon();
@@ -914,7 +915,6 @@ BOOST_AUTO_TEST_CASE(check_soon_brings_the_check_forward_without_a_storm) {
   if (Clock::now() - burst_start < ms{900}) BOOST_TEST(checks(p) == 1u);
   BOOST_TEST(srv.conns.size() <= 2u);
   // And the check does come at fast_interval, not at the 10 s interval.
-  const auto before = checks(p);
   BOOST_REQUIRE(run_until(io, [&] { return checks(p) > before; }, ms{3000}));
   // Evidence long after the last check runs one at once.
   run_for(io, ms{1100});
