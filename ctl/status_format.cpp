@@ -62,7 +62,7 @@ std::string check_result(const json::value& c) {
       {"l7_malformed", "invalid response"}, {"local_error", "not run (local resources)"},
       {"l7_not_primary", "not a writable primary"}, {"l7_not_running", "PostgreSQL not running"}};
   auto w = words.find(outcome);
-  std::string s = layer + " " + (w != words.end() ? w->second : outcome);
+  std::string s = (layer.empty() || layer == "-" ? "" : layer + " ") + (w != words.end() ? w->second : outcome);
   const json::value* hs = field(c, "http_status");
   if (hs && hs->is_number() && hs->to_number<int64_t>() != 0) s += " " + str(hs);
   std::string detail = str(c, "detail");

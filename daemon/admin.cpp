@@ -413,7 +413,7 @@ std::string AdminServer::status_json() const {
         json::object c;
         c["state"] = st->up ? "UP" : "DOWN";
         c["last_outcome"] = health::to_string(st->last.outcome);
-        c["layer"] = health::is_layer4(st->last.outcome) ? "L4" : "L7";
+        c["layer"] = health::layer(st->last);
         c["http_status"] = st->last.http_status;
         c["detail"] = st->last.detail;
         c["latency_ms"] = static_cast<double>(st->last.latency.count()) / 1000.0;

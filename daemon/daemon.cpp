@@ -9,9 +9,12 @@
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <string_view>
+#include <system_error>
 #include <thread>
 #include <utility>
 
@@ -170,7 +173,8 @@ void Daemon::on_patroni_version(const std::string& url, const std::string& label
                                 const std::string& body) {
   auto& read = patroni_versions_[url];
   read.in_flight = false;
-  read.cancel = nullptr;
+  // read.cancel is kept: at stop it also ends the wait for a server that
+  // does not close after its reply.
   const auto text = r.outcome == health::Outcome::ok ? health::patroni_version_from_status(body) : std::nullopt;
   const auto version = text ? health::parse_patroni_version(*text) : std::nullopt;
   if (!version) {
@@ -242,6 +246,43 @@ void Daemon::on_check_change(const proxy::BackendRuntime& backend, const health:
   }
   for (auto& w : workers_) w->post_backend_change(proxies_[pi], bi, st.up);
   if (vrrp_) vrrp_->proxy_health_changed();
+}
+
+// A backend that passes its check but refuses (or drops) the proxy's
+// connects stays eligible (see README, check.fast_interval): its Patroni
+// says it is the primary, no other backend is, and clients retry it until
+// queue_timeout. That the failure is there to see is what an operator needs:
+// before, it was only a debug line and a counter, and every client of the
+// proxy waited and was closed with nothing in the log. Said once the
+// failures have lasted kConnectFailuresQuiet (a switchover's or a crash's
+// old primary refuses for a moment, until its check, 100 ms apart then,
+// takes it out: not news), then at most once per 10 s with the count since.
+void Daemon::warn_connect_failed(const proxy::ProxyRuntime& p, const proxy::BackendRuntime& b, int error) {
+  constexpr auto kConnectFailuresQuiet = std::chrono::seconds(2);
+  constexpr auto kEpisodeGap = std::chrono::seconds(10);  // a pause this long starts a new episode
+  if (!b.eligible.load(std::memory_order_acquire)) return;  // the check already says it
+  auto& f = connect_failures_[p.cfg.name + "/" + b.cfg.name];
+  const auto now = std::chrono::steady_clock::now();
+  if (!f.episode || now - f.last > kEpisodeGap) {
+    f.episode = now;
+    f.logged.reset();
+    f.since = 0;
+  }
+  f.last = now;
+  ++f.since;
+  if (now - *f.episode < kConnectFailuresQuiet) return;
+  if (f.logged && now - *f.logged < std::chrono::seconds(10)) return;
+  const std::string why = error == ETIMEDOUT ? "connect timed out (connect_timeout)"
+                          : error == ECONNREFUSED ? "connection refused"
+                                                  : std::system_category().message(error);
+  spdlog::warn("proxy {}: backend {} ({}) passes its check but its connects fail: {} ({} failed connect{}{}); "
+               "clients wait up to queue_timeout",
+               p.cfg.name, b.cfg.name, b.endpoint.address().to_string() + ":" + std::to_string(b.endpoint.port()),
+               why, f.since, f.since == 1 ? "" : "s",
+               " in " + std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
+                                           now - (f.logged ? *f.logged : *f.episode)).count()) + " s");
+  f.logged = now;
+  f.since = 0;
 }
 
 void Daemon::elect(size_t pi) {
@@ -532,11 +573,15 @@ int Daemon::run() {
   resolve_backends(proxies_);
 
   proxy::Worker::Hooks hooks;
-  hooks.connect_failed = [this](std::weak_ptr<proxy::BackendRuntime> backend) {
-    // Evidence of trouble: check now instead of at the next interval.
-    asio::post(control_, [this, backend] {
+  hooks.connect_failed = [this](std::weak_ptr<proxy::BackendRuntime> backend, int error) {
+    // Evidence of trouble: check soon (at most one per fast_interval)
+    // instead of at the next interval.
+    asio::post(control_, [this, backend, error] {
       size_t pi, bi;
-      if (auto b = backend.lock(); b && locate(*b, pi, bi)) checkers_[pi][bi]->check_now();
+      auto b = backend.lock();
+      if (!b || !locate(*b, pi, bi)) return;
+      checkers_[pi][bi]->check_soon();
+      warn_connect_failed(*proxies_[pi], *b, error);
     });
   };
   hooks.ended = [this] {

@@ -122,6 +122,8 @@ class Daemon {
   void resolve_new_backends(std::shared_ptr<ReloadPlan> plan, std::function<void(const std::string& error)> done);
   void finish_plan(ReloadPlan& plan);
   void commit_reload(ReloadPlan& plan);
+  // TLS checks read their ca_file again (a reload of an unchanged file).
+  void reread_check_tls();
   // How long a reload waits for the new backends' names (glibc's own
   // resolver gives up after 5 s per try and server by default).
   static constexpr std::chrono::seconds kReloadResolveTimeout{10};
@@ -163,8 +165,18 @@ class Daemon {
   std::unique_ptr<AdminServer> admin_;
   // `first` proxies with several backends passing at once, by proxy name.
   std::map<std::string, proxy::OverlapWatch> overlaps_;
+  // Failed connects to a backend that passes its check, by "proxy/backend"
+  // (warn_connect_failed).
+  struct ConnectFailures {
+    std::optional<std::chrono::steady_clock::time_point> episode;  // first failure of this run of them
+    std::chrono::steady_clock::time_point last{};                  // the latest failure
+    std::optional<std::chrono::steady_clock::time_point> logged;
+    uint64_t since = 0;  // failed connects since the last warning (or the episode's start)
+  };
+  std::map<std::string, ConnectFailures> connect_failures_;
+  void warn_connect_failed(const proxy::ProxyRuntime& p, const proxy::BackendRuntime& b, int error);
   struct PatroniVersionRead {
-    std::function<void()> cancel;  // of the request in flight, if any
+    std::function<void()> cancel;  // of the last request (in flight or waiting for the server's close)
     bool in_flight = false;
     bool known = false;            // read since the backend last became reachable
     std::string logged;            // the version last logged

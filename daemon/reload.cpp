@@ -57,6 +57,7 @@ void Daemon::reload(std::function<void(const std::string& error)> done) {
     return;
   }
   if (!plan) {  // unchanged
+    reread_check_tls();
     done("");
     return;
   }
@@ -165,6 +166,17 @@ void Daemon::resolve_new_backends(std::shared_ptr<ReloadPlan> plan,
   }
 }
 
+// An unchanged file still has TLS checks read their ca_file again (a CA
+// bundle renewed in place; commit_reload does the same for a changed file).
+void Daemon::reread_check_tls() {
+  for (size_t pi = 0; pi < proxies_.size() && pi < checkers_.size(); ++pi) {
+    const auto& p = *proxies_[pi];
+    if (p.cfg.check.type != cfg::CheckType::http || !p.cfg.check.tls.enabled) continue;
+    for (size_t bi = 0; bi < p.backends.size() && bi < checkers_[pi].size(); ++bi)
+      checkers_[pi][bi]->reconfigure(p.cfg.check, cfg::check_target(p.cfg, bi), session_address(*p.backends[bi]));
+  }
+}
+
 std::unique_ptr<Daemon::ReloadPlan> Daemon::plan_reload() {
   auto p = std::make_unique<ReloadPlan>();
   p->next = cfg::load_file(config_.source);  // cfg::Error names file, line and key
@@ -268,7 +280,10 @@ void Daemon::commit_reload(ReloadPlan& p) {
       if (locate(*g.backends[bi], opi, obi)) {
         c = checkers_[opi][obi];
         const auto& old = proxies_[opi]->cfg;
-        if (old.check != g.cfg.check || cfg::check_target(old, obi) != cfg::check_target(g.cfg, bi))
+        // A TLS check is told at every reload, changed or not: it reads its
+        // ca_file again (renewed in place).
+        if (old.check != g.cfg.check || cfg::check_target(old, obi) != cfg::check_target(g.cfg, bi) ||
+            (g.cfg.check.type == cfg::CheckType::http && g.cfg.check.tls.enabled))
           c->reconfigure(g.cfg.check, cfg::check_target(g.cfg, bi), session_address(*g.backends[bi]));
       } else {
         c = make_checker(g, bi, std::chrono::milliseconds(0));

@@ -11,6 +11,8 @@
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <tuple>
+#include <vector>
 
 #include "health/probe.h"
 #include "health/schedule.h"
@@ -57,6 +59,9 @@ class CheckerImpl final : public Checker, public std::enable_shared_from_this<Ch
   void check_now() override {
     asio::dispatch(strand_, [self = shared_from_this()] { self->do_check_now(); });
   }
+  void check_soon() override {
+    asio::dispatch(strand_, [self = shared_from_this()] { self->do_check_soon(); });
+  }
   void set_urgent(bool urgent) override {
     asio::dispatch(strand_, [self = shared_from_this(), urgent] {
       const bool was = self->schedule_.urgent();
@@ -67,18 +72,59 @@ class CheckerImpl final : public Checker, public std::enable_shared_from_this<Ch
   void reconfigure(const cfg::Check& rule, cfg::Endpoint target, asio::ip::address address) override {
     asio::dispatch(strand_, [self = shared_from_this(), rule, target = std::move(target), address]() mutable {
       const bool tls_changed = rule.tls != self->rule_->tls;
+      // What is asked, and of whom, as opposed to when and how often.
+      const auto question = [](const cfg::Check& c) {
+        return std::tie(c.type, c.port, c.method, c.path, c.expect_status, c.expect_role, c.tls);
+      };
+      const bool new_question =
+          question(rule) != question(*self->rule_) || target != self->target_ || address != self->address_;
       self->rule_ = std::make_shared<const cfg::Check>(rule);
       self->target_ = std::move(target);
       self->address_ = address;
       self->schedule_.retune(rule);
-      if (tls_changed) {
+      if (rule.type == cfg::CheckType::http && rule.tls.enabled) {
+        // Read ca_file again at every reload, changed settings or not: a CA
+        // bundle renewed in place and `systemctl reload` is how certificates
+        // are rotated. Unchanged settings whose file cannot be read now keep
+        // the context loaded before (a reload never makes things worse);
+        // new ones fail as at start.
+        std::string error;
+        auto ctx = make_tls_context(rule, error);
+        if (error.empty()) {
+          self->tls_ctx_ = std::move(ctx);
+          self->tls_setup_error_.clear();
+        } else if (tls_changed || !self->tls_ctx_ || !self->tls_setup_error_.empty()) {
+          self->tls_ctx_.reset();
+          self->tls_setup_error_ = error;
+          spdlog::error("backend {}: {}", self->label_, error);
+        } else {
+          spdlog::error("backend {}: {}; the CA loaded before stays", self->label_, error);
+        }
+      } else {
         self->tls_ctx_.reset();
         self->tls_setup_error_.clear();
-        if (rule.type == cfg::CheckType::http && rule.tls.enabled) self->setup_tls();
       }
-      // Waiting for the next check: wait the new interval instead (a
-      // shorter one must not wait out the old, longer one).
-      if (self->running_ && !self->in_flight_ && self->status_.checks > 0) self->arm(self->schedule_.next_delay());
+      if (new_question && self->running_ && self->status_.checks > 0) {
+        // The state stays (an UP backend stays eligible meanwhile), but it
+        // answered another question: ask the new one at once rather than
+        // keep the old verdict for an interval. A check in flight under the
+        // old rule is left to end politely, its result ignored.
+        if (self->in_flight_) {
+          ++self->check_gen_;
+          self->in_flight_ = false;
+          self->current_.reset();
+        }
+        self->do_check_now();
+        return;
+      }
+      // Waiting for the next check: a shorter new interval must not wait out
+      // the old, longer one. Never later than already due, though: reloads
+      // in a row (each re-reads a TLS check's CA) would otherwise push the
+      // next check back each time.
+      if (self->running_ && !self->in_flight_ && self->status_.checks > 0) {
+        const auto delay = self->schedule_.next_delay();
+        if (std::chrono::steady_clock::now() + delay < self->timer_.expiry()) self->arm(delay);
+      }
     });
   }
   const Status& status() const override { return status_; }
@@ -100,12 +146,15 @@ class CheckerImpl final : public Checker, public std::enable_shared_from_this<Ch
     ++timer_gen_;
     timer_.cancel();
     ++check_gen_;  // a result still on its way is ignored
-    // Only the check whose result is pending is aborted. One that already
-    // reported may still be waiting for the server's EOF: it holds no
-    // reference to us and ends by its own deadline; cutting it short would
-    // turn its FIN into the RST this class works to avoid.
-    if (in_flight_)
-      if (auto a = current_.lock()) a->cancel();
+    // Every attempt still open ends now: the one whose result is pending,
+    // and those that reported and wait for the server's EOF (bounded by the
+    // check's timeout, but a server that ignores `Connection: close` held
+    // the daemon's stop, SIGTERM with hard_stop_after 0s included, for the
+    // whole timeout). A draining attempt has read everything sent so far,
+    // so its close is still a FIN, not the RST of patroni#2278.
+    for (auto& weak : attempts_)
+      if (auto a = weak.lock()) a->cancel();
+    attempts_.clear();
     in_flight_ = false;
     current_.reset();
   }
@@ -115,6 +164,31 @@ class CheckerImpl final : public Checker, public std::enable_shared_from_this<Ch
     ++timer_gen_;
     timer_.cancel();
     run_check();
+  }
+
+  void do_check_soon() {
+    if (!running_ || in_flight_) return;
+    if (!last_end_) {
+      do_check_now();  // no check has ended yet: nothing to space from
+      return;
+    }
+    // HAProxy's `observe layer4` with `on-error fastinter` does the same:
+    // errors seen by traffic bring the next check to fastinter, they do not
+    // run one per error. While the checks fail too (a switchover: the old
+    // primary's Patroni says PostgreSQL is stopping, then 503), what they
+    // confirm is worth having sooner: at most kUrgentInterval apart, so the
+    // backend is DOWN, and the proxy's checks urgent, well before Patroni
+    // has promoted the new primary.
+    const auto gap = schedule_.transitioning()
+                         ? std::min(schedule_.fast_interval(), CheckSchedule::kUrgentInterval)
+                         : std::min(schedule_.fast_interval(), schedule_.next_delay());
+    const auto earliest = *last_end_ + gap;
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= earliest) {
+      do_check_now();
+    } else if (timer_.expiry() > earliest) {
+      arm(std::chrono::ceil<std::chrono::milliseconds>(earliest - now));
+    }
   }
 
   void arm(std::chrono::milliseconds delay) {
@@ -142,12 +216,15 @@ class CheckerImpl final : public Checker, public std::enable_shared_from_this<Ch
 
     auto a = probe::make(strand_, rule_, target_, address_, std::move(done), tls_ctx_);
     current_ = a;  // the attempt keeps itself alive; we only need to reach it
+    std::erase_if(attempts_, [](const std::weak_ptr<Attempt>& w) { return w.expired(); });
+    attempts_.push_back(a);
     a->start();
   }
 
   void on_result(uint64_t gen, CheckResult r) {
     if (!running_ || gen != check_gen_) return;
     in_flight_ = false;
+    last_end_ = std::chrono::steady_clock::now();
 
     const Classification what = classify(r);
     using Effect = Classification::Effect;
@@ -219,12 +296,17 @@ class CheckerImpl final : public Checker, public std::enable_shared_from_this<Ch
   std::chrono::milliseconds first_delay_;
   OnChange on_change_;
   std::chrono::steady_clock::time_point last_local_error_log_{};
+  // When the last check ended (check_soon spaces evidence-driven checks).
+  std::optional<std::chrono::steady_clock::time_point> last_end_;
   CheckSchedule schedule_;
   Status status_;
   asio::steady_timer timer_;
   std::shared_ptr<ssl::context> tls_ctx_;
   std::string tls_setup_error_;
   std::weak_ptr<Attempt> current_;
+  // Every attempt not yet ended (in flight, or draining after its result),
+  // for stop().
+  std::vector<std::weak_ptr<Attempt>> attempts_;
   bool running_ = false, in_flight_ = false;
   uint64_t timer_gen_ = 0, check_gen_ = 0;
 };
@@ -243,11 +325,7 @@ std::function<void()> fetch_once(boost::asio::io_context& io, const cfg::Check& 
   rule->timeout = std::max(rule->timeout, min_timeout);
   auto strand = asio::make_strand(io);
   auto body = std::make_shared<std::string>();
-  auto reported = std::make_shared<bool>(false);
-  auto report = [done = std::move(done), body, reported](CheckResult r) {
-    *reported = true;
-    done(r, *body);
-  };
+  auto report = [done = std::move(done), body](CheckResult r) { done(r, *body); };
   std::shared_ptr<ssl::context> ctx;
   if (rule->tls.enabled) {
     std::string error;
@@ -260,11 +338,12 @@ std::function<void()> fetch_once(boost::asio::io_context& io, const cfg::Check& 
   auto a = probe::make(strand, rule, std::move(target), address, std::move(report), ctx, body);
   asio::dispatch(strand, [a] { a->start(); });
   std::weak_ptr<Attempt> weak = a;
-  return [weak, strand, reported] {
-    asio::dispatch(strand, [weak, reported] {
-      // Once reported, the attempt only waits for the server's EOF: cutting
-      // that short would turn our FIN into an RST (see CheckerImpl::do_stop).
-      if (auto a = weak.lock(); a && !*reported) a->cancel();
+  return [weak, strand] {
+    asio::dispatch(strand, [weak] {
+      // Once reported, the attempt only waits for the server's EOF: that
+      // wait ends too (the daemon's stop must not wait for a server that
+      // ignores `Connection: close`; see CheckerImpl::do_stop).
+      if (auto a = weak.lock()) a->cancel();
     });
   };
 }

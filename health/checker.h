@@ -36,16 +36,30 @@ class Checker {
 
   virtual void start() = 0;
   virtual void stop() = 0;
-  // Run a check now instead of waiting for the timer (used when the proxy
-  // sees evidence of trouble, e.g. connects to the backend being refused).
+  // Run a check now instead of waiting for the timer (unless one is in
+  // flight).
   virtual void check_now() = 0;
+  // Evidence of trouble seen by the proxy (a connect to the backend refused
+  // or timed out): check now, but never sooner than fast_interval (at most
+  // next_delay; 100 ms while the checks are failing too) after the previous
+  // check ended; until then the next check is only brought forward to that
+  // point. Every refused connect of every
+  // waiting client calls this (one per client every 200 ms): with
+  // check_now() the checks ran back to back, hundreds of requests a second
+  // to Patroni's REST API (tests/integration/test_check_evidence.py).
+  virtual void check_soon() = 0;
   // Set while the proxy has no eligible backend: checks come at
   // fast_interval and one success makes this backend eligible (see
   // CheckSchedule::set_urgent). Turning it on runs a check at once.
   virtual void set_urgent(bool urgent) = 0;
-  // SIGHUP with a changed check rule or target: used from the next check on
-  // (a check in flight finishes under the old rule); the status and the
-  // rise/fall state stay, so an UP backend stays eligible throughout.
+  // SIGHUP with a changed check rule or target, or any SIGHUP for a TLS
+  // check (ca_file is read again; unreadable, the CA loaded before stays
+  // unless the TLS settings changed): the status and the
+  // rise/fall state stay, so an UP backend stays eligible meanwhile. New
+  // timings apply from the next check on. A new question (type, port,
+  // method, path, expect_status, expect_role, TLS, target) is asked at once:
+  // the last verdict answered the old one. A check in flight under the old
+  // rule then ends politely and its result is ignored.
   virtual void reconfigure(const cfg::Check& rule, cfg::Endpoint target, boost::asio::ip::address address) = 0;
   virtual const Status& status() const = 0;
 };
@@ -55,7 +69,8 @@ class Checker {
 // once, like Patroni's version from /patroni at start. `done` runs on the
 // io_context with the result (Outcome::ok for a 200, l7_status for another
 // status) and the reply's body. The returned function abandons the request
-// (`done` is then not called); calling it after `done` does nothing.
+// (`done` is then not called); after `done` it ends the wait for the
+// server's close, if the server has not closed yet (a clean FIN either way).
 using OnFetched = std::function<void(const CheckResult&, const std::string& body)>;
 std::function<void()> fetch_once(boost::asio::io_context& io, const cfg::Check& rule, cfg::Endpoint target,
                                  boost::asio::ip::address address, std::string path,

@@ -23,6 +23,12 @@ const char* to_string(Outcome o) {
 
 namespace health {
 
+const char* layer(const CheckResult& r) {
+  if (r.outcome == Outcome::none || r.outcome == Outcome::local_error) return "";
+  if (is_layer4(r.outcome) || (r.outcome == Outcome::ok && r.http_status == 0)) return "L4";
+  return "L7";
+}
+
 std::string describe(const CheckResult& r) {
   auto with = [&](const char* what) {
     return r.detail.empty() ? std::string(what) : std::string(what) + " (" + r.detail + ")";

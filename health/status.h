@@ -51,6 +51,12 @@ inline CheckResult make_result(Outcome o, std::string detail, unsigned http_stat
   return r;
 }
 
+// The layer a result speaks of, for /status: "L4" for a transport failure
+// and for a tcp check's success (a connect is all it asks), "L7" for an HTTP
+// answer, "" for no check yet or one not run (local_error): no layer was
+// reached. describe() says the same in words.
+const char* layer(const CheckResult& r);
+
 // One line for logs and /status, naming the layer like HAProxy does:
 // "layer 7 wrong status (HTTP 503)", "layer 4 connection refused",
 // "layer 7 OK (HTTP 200)", "layer 4 OK" (tcp checks).

@@ -307,7 +307,7 @@ void Session::on_connected(int err) {
     spdlog::debug("proxy {}: connect to backend {} ({}) failed: {}", settings().name, b.cfg.name,
                   b.endpoint.address().to_string(),
                   err == ETIMEDOUT ? "timeout" : std::system_category().message(err));
-    if (worker_.hooks().connect_failed) worker_.hooks().connect_failed(backend_);
+    if (worker_.hooks().connect_failed) worker_.hooks().connect_failed(backend_, err);
     close_fd(side_[1].fd, false);
     backend_.reset();
     enter_waiting(true);

@@ -71,9 +71,10 @@ class Worker {
  public:
   struct Hooks {
     // Called on this worker's thread when connecting to a backend failed;
-    // the daemon posts a check_now to the control thread (evidence beats
+    // the daemon posts a check_soon to the control thread (evidence beats
     // waiting for the next interval).
-    std::function<void(std::weak_ptr<BackendRuntime> backend)> connect_failed;
+    // `error`: the connect's errno (ETIMEDOUT for connect_timeout).
+    std::function<void(std::weak_ptr<BackendRuntime> backend, int error)> connect_failed;
     // Called on this worker's thread once its loop has ended (drained or
     // stopped): the daemon stops the checks when every worker has.
     std::function<void()> ended;

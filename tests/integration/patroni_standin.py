@@ -6,7 +6,9 @@ Answers 200 on /primary while the role file says "primary", 503 otherwise;
 say "down" (connections are refused: the listener is closed) or "garbage"
 (a reply that is not HTTP), or "hold" (the request is read and the reply
 waits, at most 60 s, until the file says something else, which decides it:
-a check that has not finished yet).
+a check that has not finished yet), or "linger" (answers as the primary, then
+ignores `Connection: close`: keeps the connection open, at most 60 s, until
+the client closes it).
 
 It also records how each client left, which is what Patroni's log would show:
 a clean FIN after the reply is fine, a reset (RST, or closing with our reply
@@ -67,6 +69,10 @@ def handle(conn):
             with lock:
                 stats["requests"] += 1
                 stats["methods"][method] = stats["methods"].get(method, 0) + 1
+                save()
+            lingering = r == "linger"
+            if lingering:
+                r = "primary"
             if r == "garbage":
                 conn.sendall(b"this is not HTTP at all\r\n\r\n")
             else:
@@ -80,7 +86,10 @@ def handle(conn):
                 conn.sendall(head + (b"" if method == "HEAD" else body))
         # Like Patroni (BaseHTTPServer with HTTP/1.0): close our side after the
         # reply, then see how the client leaves.
-        conn.shutdown(socket.SHUT_WR)
+        if b"\r\n\r\n" in data and lingering:
+            conn.settimeout(60)
+        else:
+            conn.shutdown(socket.SHUT_WR)
         while True:
             chunk = conn.recv(4096)
             if not chunk:

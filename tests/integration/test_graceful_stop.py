@@ -86,6 +86,30 @@ class GracefulStop(unittest.TestCase):
         self.assertEqual(echo(s), b"ping")
         s.close()
 
+    def test_a_check_server_that_does_not_close_does_not_hold_the_stop(self):
+        """A check endpoint that answers, then ignores `Connection: close`
+        (keeps the connection open): the check's wait for its close, and the
+        Patroni version read's, end at SIGTERM. Before, the daemon exited only
+        once the check timeout (30 s here) had passed, hard_stop_after 0s or
+        not."""
+        rest = L.Standin(self.lab, "linger", "linger")
+        port, admin = L.free_port(), L.free_port()
+        y = L.proxy_yaml("p", port, [("e", self.echo_port)], [rest.port], admin, interval="1s",
+                         check_timeout="30s")
+        vp = L.Vipproxy(self.lab, "hard_stop_after: 0s\n" + y, name="vp-linger")
+        L.wait_until(lambda: vp.status(admin)["proxies"][0]["current_backend"] == "e", 20, "backend up")
+        # The check and GET /patroni answered; their connections stay open.
+        L.wait_until(lambda: rest.stats()["requests"] >= 2, 10, "two requests answered")
+        self.assertEqual(rest.stats()["connections"], 0, "the stand-in closed a connection")
+        t0 = time.monotonic()
+        vp.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(vp.proc.wait(timeout=25), 0)
+        self.assertLess(time.monotonic() - t0, 10, "the stop waited for the check timeout (30 s)")
+        # Closed with a FIN, nothing left unread: no traceback in Patroni's log.
+        L.wait_until(lambda: rest.stats()["connections"] >= 2, 10, "the stand-in saw the closes")
+        st = rest.stats()
+        self.assertEqual(st["clean_close"], st["connections"], st)
+
     def _refused(self):
         try:
             socket.create_connection(("127.0.0.1", self.port), timeout=1).close()

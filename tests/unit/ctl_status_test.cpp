@@ -135,6 +135,18 @@ BOOST_AUTO_TEST_CASE(no_vrrp_and_missing_fields) {
   BOOST_TEST(lines_with(t, "| p ").find("| b ") != std::string::npos);
 }
 
+// A check not run (the daemon out of descriptors) reached no layer: /status
+// says "layer": "" and the table no "L7" before it.
+BOOST_AUTO_TEST_CASE(a_check_not_run_has_no_layer) {
+  std::string t = ctl::format_status(boost::json::parse(R"({"node":"x","proxies":[{"name":"p","backends":[
+    {"name":"b","eligible":true,"check":{"state":"UP","last_outcome":"local_error","layer":"","http_status":0,
+     "detail":"cannot open a socket: Too many open files"}}]}]})"));
+  const std::string row = lines_with(t, "| b ");
+  BOOST_TEST(row.find("not run (local resources)") != std::string::npos, row);
+  BOOST_TEST(row.find("L7") == std::string::npos, row);
+  BOOST_TEST(row.find("| not run") != std::string::npos, row);
+}
+
 BOOST_AUTO_TEST_CASE(role_follows_check_path) {
   BOOST_TEST(ctl::role_from_check("UP", "/primary") == "primary");
   BOOST_TEST(ctl::role_from_check("UP", "/master") == "primary");

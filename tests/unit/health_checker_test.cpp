@@ -23,6 +23,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <atomic>
@@ -450,6 +451,29 @@ BOOST_AUTO_TEST_CASE(outcome_names_and_descriptions) {
   BOOST_TEST(health::describe(r) == "layer 4 timeout (no reply within 300ms)");
 }
 
+// /status's "layer" says what describe() says: a tcp check's success is
+// layer 4 (it was "L7"), and a check not run (our own EMFILE) or not yet
+// run reached no layer (it was "L7" too).
+BOOST_AUTO_TEST_CASE(layer_of_each_result) {
+  health::CheckResult r;
+  BOOST_TEST(std::string(health::layer(r)) == "");  // none
+  r.outcome = Outcome::local_error;
+  BOOST_TEST(std::string(health::layer(r)) == "");
+  r.outcome = Outcome::ok;
+  BOOST_TEST(std::string(health::layer(r)) == "L4");  // tcp check: connected
+  r.http_status = 200;
+  BOOST_TEST(std::string(health::layer(r)) == "L7");
+  for (Outcome o : {Outcome::l4_refused, Outcome::l4_timeout, Outcome::l4_error, Outcome::tls_error}) {
+    r.outcome = o;
+    BOOST_TEST(std::string(health::layer(r)) == "L4");
+  }
+  r.http_status = 503;
+  for (Outcome o : {Outcome::l7_status, Outcome::l7_malformed, Outcome::l7_not_primary, Outcome::l7_not_running}) {
+    r.outcome = o;
+    BOOST_TEST(std::string(health::layer(r)) == "L7");
+  }
+}
+
 BOOST_AUTO_TEST_CASE(ok_is_up_after_first_check_and_stays) {
   asio::io_context io;
   Server srv(io);
@@ -726,6 +750,69 @@ BOOST_AUTO_TEST_CASE(server_ignoring_connection_close_still_gets_fin) {
   BOOST_TEST(std::string(end_name(srv.conns.at(0)->end)) == "eof");
 }
 
+// stop() ends the attempts that already reported and still wait for the
+// server's EOF too: a server that ignores `Connection: close` held the
+// io_context, and with it the daemon's SIGTERM (hard_stop_after 0s
+// included), for the whole check timeout. The close is still a FIN.
+// While the checks fail too (a switchover: the old primary's Patroni says
+// PostgreSQL is stopping while its clients' connects are refused), evidence
+// brings checks 100 ms apart, not fast_interval: the backend is DOWN, and
+// its proxy's checks urgent, long before the new primary is ready.
+BOOST_AUTO_TEST_CASE(check_soon_confirms_a_failing_backend_quickly) {
+  asio::io_context io;
+  Server srv(io);
+  srv.mode = Mode::patroni_primary;
+  auto rule = fast_rule();
+  rule.interval = ms{10000};
+  rule.fast_interval = ms{2000};
+  rule.fall = 3;
+  Probe p(io, rule, "127.0.0.1", srv.port());
+  p.checker->start();
+  BOOST_REQUIRE(run_until(io, [&] { return checks(p) >= 1; }));
+  BOOST_REQUIRE(p.st().up);
+  srv.mode = Mode::patroni_crashed;  // counted toward fall, not definitive
+  p.checker->check_now();
+  BOOST_REQUIRE(run_until(io, [&] { return p.st().failures >= 1; }));
+  BOOST_REQUIRE(p.st().up);
+  // Refused connects every 10 ms: two more failures within a second (at
+  // fast_interval they would take 4 s).
+  const auto end = Clock::now() + ms{1500};
+  while (p.st().up && Clock::now() < end) {
+    p.checker->check_soon();
+    run_for(io, ms{10});
+  }
+  BOOST_TEST(!p.st().up);
+  BOOST_TEST(p.st().last.outcome == Outcome::l7_not_running);
+}
+
+BOOST_AUTO_TEST_CASE(stop_ends_a_check_waiting_for_the_servers_close) {
+  asio::io_context io;
+  Server srv(io);
+  srv.mode = Mode::keep_open;
+  auto rule = fast_rule();
+  rule.interval = ms{10000};
+  rule.timeout = ms{5000};
+  std::weak_ptr<health::Checker> weak;
+  {
+    Probe p(io, rule, "127.0.0.1", srv.port());
+    weak = p.checker;
+    p.checker->start();
+    BOOST_REQUIRE(run_until(io, [&] { return checks(p) >= 1; }));
+    BOOST_TEST(p.st().last.outcome == Outcome::ok);
+    run_for(io, ms{50});
+    BOOST_REQUIRE(!srv.all_ended());  // the check waits for the server's close
+    p.checker->stop();
+    // Old code: open until the 5 s deadline.
+    BOOST_REQUIRE(run_until(io, [&] { return srv.all_ended(); }, ms{1000}));
+  }
+  BOOST_TEST(std::string(end_name(srv.conns.at(0)->end)) == "eof");
+  srv.close();
+  io.restart();
+  io.run_for(ms{1000});
+  BOOST_TEST(io.stopped());  // nothing left pending
+  BOOST_TEST(weak.expired());
+}
+
 BOOST_AUTO_TEST_CASE(tcp_check) {
   asio::io_context io;
   Server srv(io);
@@ -800,6 +887,90 @@ BOOST_AUTO_TEST_CASE(first_delay_and_check_now) {
   p.checker->check_now();
   run_for(io, ms{100});
   BOOST_TEST(srv.conns.size() == 3u);
+}
+
+// check_soon is what the proxy calls on every refused connect (one per
+// waiting client every 200 ms): it brings the next check forward to
+// fast_interval after the last one, and no closer. Before, the daemon called
+// check_now for each, and checks ran back to back against Patroni
+// (tests/integration/test_check_evidence.py).
+BOOST_AUTO_TEST_CASE(check_soon_brings_the_check_forward_without_a_storm) {
+  asio::io_context io;
+  Server srv(io);
+  auto rule = fast_rule();
+  rule.interval = ms{10000};
+  rule.fast_interval = ms{1000};
+  Probe p(io, rule, "127.0.0.1", srv.port());
+  p.checker->start();
+  BOOST_REQUIRE(run_until(io, [&] { return checks(p) >= 1; }, ms{1000}));
+  // A burst of evidence, a refused connect every 10 ms: no check meanwhile
+  // (the old check_now ran one per call here, 30).
+  const auto before = checks(p);
+  const auto burst_start = Clock::now();
+  for (int i = 0; i < 30; ++i) {
+    p.checker->check_soon();
+    run_for(io, ms{10});
+  }
+  // (A machine so slow that the burst outlasted fast_interval proves nothing.)
+  if (Clock::now() - burst_start < ms{900}) BOOST_TEST(checks(p) == 1u);
+  BOOST_TEST(srv.conns.size() <= 2u);
+  // And the check does come at fast_interval, not at the 10 s interval.
+  BOOST_REQUIRE(run_until(io, [&] { return checks(p) > before; }, ms{3000}));
+  // Evidence long after the last check runs one at once.
+  run_for(io, ms{1100});
+  const auto later = checks(p);
+  p.checker->check_soon();
+  BOOST_REQUIRE(run_until(io, [&] { return checks(p) > later; }, ms{800}));
+  BOOST_TEST(p.st().up);
+}
+
+// A reload that changes what is asked (path, status, port...) keeps the
+// backend's state, but the answer to the old question says nothing about the
+// new one: the new rule is checked at once, and a check still in flight under
+// the old rule is not counted. Before, an UP backend stayed eligible under
+// the new rule until the next interval (and, with a check in flight, until
+// that check's timeout, then only a failure toward fall).
+BOOST_AUTO_TEST_CASE(reconfigure_with_another_question_checks_at_once) {
+  asio::io_context io;
+  Server srv(io);
+  auto rule = fast_rule();
+  rule.interval = ms{10000};
+  rule.fast_interval = ms{10000};
+  rule.timeout = ms{5000};
+  Probe p(io, rule, "127.0.0.1", srv.port());
+  const cfg::Endpoint target{"127.0.0.1", srv.port()};
+  const auto address = asio::ip::make_address("127.0.0.1");
+  p.checker->start();
+  BOOST_REQUIRE(run_until(io, [&] { return checks(p) >= 1; }));
+  BOOST_REQUIRE(p.st().up);
+
+  // Timings alone: no check at once.
+  auto slower = rule;
+  slower.interval = ms{20000};
+  p.checker->reconfigure(slower, target, address);
+  run_for(io, ms{200});
+  BOOST_TEST(checks(p) == 1u);
+
+  // Another expected status, which this server does not answer: judged at
+  // once (down_on_status), not after the 20 s interval.
+  auto other = slower;
+  other.expect_status = 204;
+  p.checker->reconfigure(other, target, address);
+  BOOST_REQUIRE(run_until(io, [&] { return !p.st().up; }, ms{2000}));
+  BOOST_TEST(p.st().last.outcome == Outcome::l7_status);
+
+  // Back to 200 with a check in flight under the 204 rule (the server holds
+  // it): its answer is not waited for, the new rule is asked at once.
+  srv.mode = Mode::silent;
+  const auto held = srv.conns.size() + 1;
+  p.checker->check_now();
+  BOOST_REQUIRE(run_until(io, [&] { return srv.conns.size() == held && srv.conns.back()->request_complete; }));
+  const auto before = checks(p);
+  srv.mode = Mode::ok;
+  p.checker->reconfigure(slower, target, address);
+  BOOST_REQUIRE(run_until(io, [&] { return checks(p) > before; }, ms{2000}));
+  BOOST_TEST(srv.conns.size() == held + 1);
+  BOOST_TEST(p.st().last.outcome == Outcome::ok);  // the new check's, not the held one's timeout
 }
 
 BOOST_AUTO_TEST_CASE(stop_cancels_in_flight_check_and_releases_everything) {
@@ -909,6 +1080,74 @@ BOOST_AUTO_TEST_CASE(tls_with_verification) {
   no_ca.checker->start();
   BOOST_REQUIRE(run_until(io, [&] { return checks(no_ca) >= 2; }));
   BOOST_TEST(no_ca.st().last.outcome == Outcome::tls_error);
+}
+
+// A reload re-reads check.tls.ca_file even when the configuration did not
+// change: renewing the CA bundle in place and `systemctl reload` is how
+// certificates are rotated (HAProxy's reload reads it again too). Before,
+// the file was read only when the checker was made, and a restart was the
+// only way to trust the new CA. A file that cannot be read at a reload
+// keeps the CA loaded before.
+// Reloads in a row (every SIGHUP tells a TLS check to read its CA again)
+// do not push the next check back: it stays due when it was. Before, each
+// reconfigure re-armed the timer a whole interval from then.
+BOOST_AUTO_TEST_CASE(reconfigure_in_a_row_does_not_postpone_the_checks) {
+  asio::io_context io;
+  Server srv(io);
+  auto rule = fast_rule();
+  rule.interval = ms{200};
+  rule.fast_interval = ms{200};
+  Probe p(io, rule, "127.0.0.1", srv.port());
+  const cfg::Endpoint target{"127.0.0.1", srv.port()};
+  const auto address = asio::ip::make_address("127.0.0.1");
+  p.checker->start();
+  BOOST_REQUIRE(run_until(io, [&] { return checks(p) >= 1; }));
+  const auto before = checks(p);
+  const auto end = Clock::now() + ms{1200};
+  while (Clock::now() < end) {
+    p.checker->reconfigure(rule, target, address);
+    run_for(io, ms{20});
+  }
+  BOOST_TEST(checks(p) >= before + 2);
+}
+
+BOOST_AUTO_TEST_CASE(reconfigure_reads_the_ca_file_again) {
+  SelfSigned old_ca, new_ca;
+  asio::io_context io;
+  Server srv(io, &new_ca.server_ctx);  // the server already has its new certificate
+  char tmpl[] = "/tmp/health_checker_test_bundle_XXXXXX";
+  const int fd = mkstemp(tmpl);
+  BOOST_REQUIRE(fd >= 0);
+  ::close(fd);
+  const std::string bundle = tmpl;
+  const auto install = [&](const std::string& from) {
+    std::ifstream in(from, std::ios::binary);
+    std::ofstream out(bundle, std::ios::binary | std::ios::trunc);
+    out << in.rdbuf();
+  };
+  install(old_ca.ca_file);
+  auto rule = fast_rule();
+  rule.tls.enabled = true;
+  rule.tls.ca_file = bundle;
+  rule.tls.server_name = "localhost";
+  Probe p(io, rule, "127.0.0.1", srv.port());
+  const cfg::Endpoint target{"127.0.0.1", srv.port()};
+  const auto address = asio::ip::make_address("127.0.0.1");
+  p.checker->start();
+  BOOST_REQUIRE(run_until(io, [&] { return checks(p) >= 1; }));
+  BOOST_TEST(p.st().last.outcome == Outcome::tls_error);  // signed by a CA not in the bundle yet
+
+  install(new_ca.ca_file);  // the bundle renewed in place
+  p.checker->reconfigure(rule, target, address);  // a reload, same configuration
+  BOOST_REQUIRE(run_until(io, [&] { return p.st().last.outcome == Outcome::ok; }, ms{2000}));
+
+  // The bundle unreadable at the next reload: the CA loaded before stays.
+  std::remove(bundle.c_str());
+  p.checker->reconfigure(rule, target, address);
+  const auto before = checks(p);
+  BOOST_REQUIRE(run_until(io, [&] { return checks(p) >= before + 2; }));
+  BOOST_TEST(p.st().last.outcome == Outcome::ok);
+  BOOST_TEST(p.st().up);
 }
 
 BOOST_AUTO_TEST_CASE(plain_http_against_tls_server_fails_cleanly) {
@@ -1082,4 +1321,27 @@ BOOST_AUTO_TEST_CASE(fetch_once_cancel_reports_nothing_and_closes_cleanly) {
   run_for(io, ms{100});
   BOOST_TEST(!called);
   cancel();  // twice, or after the end: nothing
+}
+
+// After `done`, the cancel function ends the wait for a server that keeps
+// the connection open (the daemon calls it at stop); before, it did
+// nothing then and the daemon's exit waited for the timeout.
+BOOST_AUTO_TEST_CASE(fetch_once_cancel_after_done_ends_the_wait_for_the_close) {
+  asio::io_context io;
+  Server srv(io);
+  srv.mode = Mode::keep_open;
+  auto rule = fast_rule();
+  bool called = false;
+  auto cancel = health::fetch_once(io, rule, {"127.0.0.1", srv.port()}, asio::ip::make_address("127.0.0.1"),
+                                   "/patroni", ms{5000},
+                                   [&](const health::CheckResult& r, const std::string&) {
+                                     called = true;
+                                     BOOST_TEST(r.outcome == Outcome::ok);
+                                   });
+  BOOST_REQUIRE(run_until(io, [&] { return called; }));
+  run_for(io, ms{50});
+  BOOST_REQUIRE(!srv.all_ended());
+  cancel();
+  BOOST_REQUIRE(run_until(io, [&] { return srv.all_ended(); }, ms{1000}));
+  BOOST_TEST(std::string(end_name(srv.conns.at(0)->end)) == "eof");
 }
