@@ -1082,12 +1082,6 @@ BOOST_AUTO_TEST_CASE(tls_with_verification) {
   BOOST_TEST(no_ca.st().last.outcome == Outcome::tls_error);
 }
 
-// A reload re-reads check.tls.ca_file even when the configuration did not
-// change: renewing the CA bundle in place and `systemctl reload` is how
-// certificates are rotated (HAProxy's reload reads it again too). Before,
-// the file was read only when the checker was made, and a restart was the
-// only way to trust the new CA. A file that cannot be read at a reload
-// keeps the CA loaded before.
 // Reloads in a row (every SIGHUP tells a TLS check to read its CA again)
 // do not push the next check back: it stays due when it was. Before, each
 // reconfigure re-armed the timer a whole interval from then.
@@ -1111,6 +1105,12 @@ BOOST_AUTO_TEST_CASE(reconfigure_in_a_row_does_not_postpone_the_checks) {
   BOOST_TEST(checks(p) >= before + 2);
 }
 
+// A reload re-reads check.tls.ca_file even when the configuration did not
+// change: renewing the CA bundle in place and `systemctl reload` is how
+// certificates are rotated (HAProxy's reload reads it again too). Before,
+// the file was read only when the checker was made, and a restart was the
+// only way to trust the new CA. A file that cannot be read at a reload
+// keeps the CA loaded before.
 BOOST_AUTO_TEST_CASE(reconfigure_reads_the_ca_file_again) {
   SelfSigned old_ca, new_ca;
   asio::io_context io;
