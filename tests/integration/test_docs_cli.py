@@ -3,7 +3,8 @@
 options are the `--help` texts' options (the daemon's, `status`'s,
 `doctor`'s, `import`'s) and the other way round; the README's command list
 uses only options that exist; the shipped example file and the README's
-example files load; every repository path the docs name exists. Needs no
+example files load; every repository path the docs name exists, and every
+relative link of a .md file. Needs no
 privileges and no network.
 
 Environment: VIPPROXY_BIN (the built binary), VIPPROXY_SOURCE_DIR (repo root).
@@ -99,6 +100,29 @@ class DocsCli(unittest.TestCase):
                     continue
                 missing.append(f"{doc}: {path}")
         self.assertEqual(missing, [])
+
+    def test_5_markdown_links_resolve(self):
+        """A relative link in a .md file leads to a file of the repository."""
+        broken, checked = [], 0
+        for top, _, files in os.walk(ROOT):
+            rel = os.path.relpath(top, ROOT).split(os.sep)
+            if rel[0].startswith("build") or ".git" in rel:
+                continue
+            for f in files:
+                if not f.endswith(".md"):
+                    continue
+                doc = os.path.join(top, f)
+                with open(doc, encoding="utf-8") as fh:
+                    text = fh.read()
+                for m in re.finditer(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text):
+                    link = m.group(1)
+                    if re.match(r"[a-z]+:", link):
+                        continue
+                    checked += 1
+                    if not os.path.exists(os.path.join(os.path.dirname(doc), link)):
+                        broken.append(f"{os.path.relpath(doc, ROOT)}: {link}")
+        self.assertGreater(checked, 5)
+        self.assertEqual(broken, [])
 
 
 if __name__ == "__main__":
