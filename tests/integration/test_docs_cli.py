@@ -4,8 +4,8 @@ options are the `--help` texts' options (the daemon's, `status`'s,
 `doctor`'s, `import`'s) and the other way round; the README's command list
 uses only options that exist; the shipped example file and the README's
 example files load; every repository path the docs name exists, and every
-relative link of a .md file. Needs no
-privileges and no network.
+relative link of a .md file; docs/admin.md lists the /metrics families. A
+daemon on loopback only; no privileges.
 
 Environment: VIPPROXY_BIN (the built binary), VIPPROXY_SOURCE_DIR (repo root).
 """
@@ -19,6 +19,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import testmain  # noqa: E402
+import lab as L  # noqa: E402
 
 ROOT = os.environ.get("VIPPROXY_SOURCE_DIR", os.path.dirname(os.path.dirname(HERE)))
 BIN = os.environ.get("VIPPROXY_BIN", os.path.join(ROOT, "build", "vipproxy"))
@@ -123,6 +124,30 @@ class DocsCli(unittest.TestCase):
                         broken.append(f"{os.path.relpath(doc, ROOT)}: {link}")
         self.assertGreater(checked, 5)
         self.assertEqual(broken, [])
+
+    def test_6_metrics_families_are_documented(self):
+        """docs/admin.md lists every family /metrics exports, and only those.
+        The VRRP families come from vrrp/ (a loopback daemon has no VRRP
+        instance, and VRRP in this namespace is not allowed)."""
+        admin_doc = read("docs/admin.md").split("## What `/metrics` exports", 1)[1].split("\n## ", 1)[0]
+        documented = set(re.findall(r"`((?:proxy|backend|vrrp|admin|log|systemd|reloads)_[a-z_]+)", admin_doc))
+        lab = L.Lab("vipproxy-docs")
+        try:
+            admin = L.free_port()
+            y = L.proxy_yaml("pg", L.free_port(), [("b", L.free_port())], [L.free_port()], admin)
+            vp = L.Vipproxy(lab, y)
+            text = L.wait_until(lambda: vp.metrics(admin), 20, "/metrics")
+        finally:
+            lab.close()
+        exported = {m for m in re.findall(r"(?m)^# TYPE vipproxy_([a-z_]+) ", text)}
+        self.assertGreater(len(exported), 20)
+        vrrp = set()
+        counters = read("vrrp/counters.h").split("#define VIPPROXY_VRRP_DROPS", 1)[0]
+        vrrp |= {f"vrrp_{n}_total" for n in re.findall(r"(?m)^\s+X\(([a-z_]+),", counters)}
+        vrrp |= {n + ("_total" if n == "vrrp_drops" else "")
+                 for n in re.findall(r'"(vrrp_[a-z_]+)"', read("vrrp/service.cpp"))}
+        self.assertIn("vrrp_adverts_sent_total", vrrp)
+        self.assertEqual(exported | vrrp, documented)
 
 
 if __name__ == "__main__":
