@@ -28,7 +28,8 @@ namespace {
 const char* kUsage = R"(usage: vipproxy [OPTIONS]
        vipproxy import [--haproxy FILE] [--keepalived FILE] [--node NAME]
        vipproxy status [--admin HOST:PORT] [--token-file FILE] [--json] [--config FILE]
-       vipproxy doctor [--config FILE] [--patroni-config FILE] [--etcd HOST:PORT] [--token-file FILE]
+       vipproxy doctor [--config FILE] [--patroni-config FILE] [--etcd HOST:PORT]...
+                       [--advert-seconds N] [--no-adverts] [--admin HOST:PORT] [--token-file FILE]
 
   -c, --config FILE          run in the foreground with FILE (default /etc/vipproxy/vipproxy.yaml)
   -t, --check-config [FILE]  validate FILE (default: the -c file) and exit 0 (valid) or 1

@@ -17,7 +17,8 @@ const char* kImportUsage = R"(usage: vipproxy import [--haproxy FILE] [--keepali
 Reads an existing haproxy.cfg and/or keepalived.conf and writes the equivalent
 vipproxy configuration (YAML) to standard output. Standard error gets one line
 per item that was not translated or whose meaning changes. At least one of
---haproxy and --keepalived is needed. See docs/importer.md.
+--haproxy and --keepalived is needed. See /usr/share/doc/vipproxy/importer.md
+(docs/importer.md in the source tree).
 )";
 
 std::optional<std::string> read_file(const std::string& path, std::ostream& err) {

@@ -138,8 +138,10 @@ void Converter::instance(const ka::Instance& in, const ka::Config& k, std::set<s
       knote(sc->line, "vrrp_script " + sc->name + (command.empty() ? "" : " (" + command + ")") +
                           " replaced by track: {proxies: [" + names +
                           "]}: the built-in tracking replaces it and is stricter, the proxy counts as up only while "
-                          "its listener is up AND at least one backend is eligible from this node (the script only "
-                          "checked that HAProxy was running and listening)");
+                          "its listener is up AND at least one backend is eligible from this node or, while none "
+                          "is, one still answers its check (a Patroni election: the peer sees the same); a node "
+                          "that reaches none of its backends gives the VIP away (the script only checked that "
+                          "HAProxy was running and listening)");
       continue;
     }
     if (is_haproxy_check)

@@ -74,7 +74,7 @@ Topology (netns.Lab, 10.88.71.0/24 on one bridge, names vpt<pid>-*):
   The daemons run at the normal scheduler, as most users run them;
   daemon_realtime_test and test_systemd_nspawn test vrrp_rt_priority.
 
-    VIPPROXY_BIN=build-flood/vipproxy /usr/bin/python3 tests/integration/test_flood_netns.py
+    VIPPROXY_BIN=build/vipproxy /usr/bin/python3 tests/integration/test_flood_netns.py
 """
 import hashlib
 import json

@@ -112,7 +112,9 @@ class Package(unittest.TestCase):
         self.assertRegex(depends, r"libc6 \(>= [0-9.]+\)")
         files = sh("dpkg-deb", "-c", self.deb).stdout
         for path in ("./usr/sbin/vipproxy", "." + UNIT, "." + CONF, "./usr/share/man/man8/vipproxy.8",
-                     "./usr/share/doc/vipproxy/README.md", "./usr/share/doc/vipproxy/migrating.md"):
+                     "./usr/share/doc/vipproxy/README.md", "./usr/share/doc/vipproxy/migrating.md",
+                     # migrating.md links to it; `vipproxy import --help` names it
+                     "./usr/share/doc/vipproxy/importer.md"):
             self.assertRegex(files, r"(?m) " + re.escape(path) + "$", path)
         ctl = os.path.join(self.tmp, "control")
         sh("dpkg-deb", "-e", self.deb, ctl)

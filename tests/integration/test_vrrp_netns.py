@@ -4,7 +4,7 @@ client on one bridge, everything inside namespaces this test creates and
 deletes (tests/integration/netns.py). Runs as root; never skips: without
 `ip netns` it fails with the reason.
 
-    VIPPROXY_BIN=build-vrrp/vipproxy /usr/bin/python3 tests/integration/test_vrrp_netns.py
+    VIPPROXY_BIN=build/vipproxy /usr/bin/python3 tests/integration/test_vrrp_netns.py
 
 What crosses the wire is what is asserted: which node holds the VIP, whether
 the client reaches it and which MAC the client's neighbour table points at.

@@ -408,6 +408,10 @@ BOOST_AUTO_TEST_CASE(importer_guide_catalog01_matches_hand_written_config) {
   BOOST_TEST(has(r.notes, "replaced by track: {proxies: [postgres]}"));
   BOOST_TEST(has(r.notes, "stricter"));
   BOOST_TEST(has(r.notes, "listener is up AND at least one backend is eligible"));
+  // What Daemon::proxy_healthy does: a node whose backends still answer
+  // (every Patroni saying 503 during an election) keeps the VIP.
+  BOOST_TEST(has(r.notes, "or, while none is, one still answers its check"));
+  BOOST_TEST(has(r.notes, "a node that reaches none of its backends gives the VIP away"));
   BOOST_TEST(has(r.notes, "keepalived.conf:22: virtual address 192.168.1.160 has no prefix"));
   BOOST_TEST(has(r.notes, "/32"));
   BOOST_TEST(has(r.notes, "/24"));
