@@ -151,6 +151,8 @@ std::string role_from_check(const std::string& state, const std::string& path) {
 std::string format_status(const json::value& st, const StatusOptions& opt) {
   std::string out;
   out += printable("Node: " + str(st, "node") + "   vipproxy " + str(st, "version")) + "\n";
+  if (const json::value* s = field(st, "stopping"); s && s->is_bool() && s->as_bool())
+    out += "Stopping: established sessions drain (hard_stop_after); no new connection is accepted\n";
   const json::value* proxies = field(st, "proxies");
   std::vector<std::vector<std::string>> prow, brow;
   if (proxies && proxies->is_array()) {

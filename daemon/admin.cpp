@@ -376,6 +376,7 @@ std::string AdminServer::status_json() const {
   root["pipes_in_use"] = daemon_.pipes_in_use();
   root["kernel_path"] = {{"available", daemon_.kernel_path()}, {"why_not", daemon_.kernel_path_why_not()}};
   root["config"] = daemon_.config().source;
+  root["stopping"] = daemon_.stopping();
   // How the control thread (VRRP adverts, checks, this endpoint) is scheduled
   // (vrrp_rt_priority, daemon/realtime.h).
   root["control_thread"] = {{"scheduling", realtime::describe()},

@@ -498,13 +498,15 @@ void Daemon::stop() {
   // are not waited for: their threads end unheard, and post nothing to
   // control_ from now on (health/name_lookup.h).
   health::name_lookups(control_).abandon_all();
-  if (admin_) admin_->stop();
+  // The admin endpoint stays while sessions drain (stop_checks()): an
+  // operator watching a stop sees what is left (`/status` says stopping).
   signals_.cancel();
   // Graceful: established sessions may finish within hard_stop_after.
   for (auto& w : workers_) w->drain(config_.hard_stop_after);
 }
 
 void Daemon::stop_checks() {
+  if (admin_) admin_->stop();  // the drain is over: nothing left to watch
   for (auto& c : checkers_)
     for (auto& ch : c) ch->stop();
   for (auto& d : draining_checks_) {

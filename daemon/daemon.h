@@ -50,6 +50,8 @@ class Daemon {
   size_t pipes_in_use() const;
   // Whether the kernel data path is loaded, and why not when it is not.
   bool kernel_path() const { return kernel_path_; }
+  // SIGTERM/SIGINT received: sessions drain (the admin endpoint stays).
+  bool stopping() const { return stopping_; }
   const std::string& kernel_path_why_not() const { return kernel_why_not_; }
   const vrrp::Service* vrrp() const { return vrrp_.get(); }
   struct Reloads {
@@ -87,9 +89,10 @@ class Daemon {
   void elect(size_t proxy);
   void set_urgent(size_t proxy, bool urgent);
   void stop();
-  // Stops every check, those of backends a reload removed too. At SIGTERM
-  // the checks go on while the workers drain (a node demoted meanwhile
-  // still has its sessions cut) and stop once every worker has ended.
+  // Stops every check, those of backends a reload removed too, and the
+  // admin endpoint. At SIGTERM both go on while the workers drain (a node
+  // demoted meanwhile still has its sessions cut; an operator sees what is
+  // left) and stop once every worker has ended.
   void stop_checks();
   // systemd Type=notify: READY=1 once listeners are bound and every backend
   // has had its first check (bounded), then WATCHDOG=1 pings if asked for.

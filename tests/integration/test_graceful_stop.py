@@ -5,6 +5,7 @@ after hard_stop_after are closed, then the process exits."""
 import os
 import signal
 import socket
+import subprocess
 import sys
 import time
 import unittest
@@ -72,6 +73,24 @@ class GracefulStop(unittest.TestCase):
             pass
         s.close()
         self.assertIn("draining 1 sessions", self.vp.log())
+
+    def test_admin_answers_while_sessions_drain(self):
+        """The admin endpoint stays while established sessions drain (it
+        used to close at SIGTERM): `/status` says stopping and shows what is
+        left, `vipproxy status` says so; it closes with the last session."""
+        s = self.connect()
+        self.assertEqual(echo(s), b"ping")
+        self.vp.proc.send_signal(signal.SIGTERM)
+        L.wait_until(lambda: self._refused(), 5, "the listener to close")
+        st = self.vp.status(self.admin)
+        self.assertTrue(st["stopping"])
+        self.assertEqual(st["proxies"][0]["sessions_current"], 1)
+        r = subprocess.run([L.VIPPROXY, "status", "--admin", f"127.0.0.1:{self.admin}", "--config",
+                            os.path.join(self.lab.dir, "absent.yaml")], capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("Stopping: established sessions drain", r.stdout)
+        s.close()
+        self.assertEqual(self.vp.proc.wait(timeout=10), 0)
 
     def test_keepalived_and_haproxy_signals_are_not_fatal(self):
         """SIGUSR1 and SIGUSR2 are what keepalived's operators send for a
