@@ -4,6 +4,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -33,6 +34,16 @@
 #include "vrrp/service.h"
 
 namespace daemon_ {
+
+unsigned usable_cpus() {
+  // The CPUs this process may run on (systemd's CPUAffinity=, taskset, a
+  // container's cpuset), as HAProxy counts them for nbthread: a worker per
+  // core of the machine would put several on each allowed CPU.
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return unsigned(CPU_COUNT(&set));
+  return std::max(1u, std::thread::hardware_concurrency());
+}
 
 void warn_if_secrets_readable(const cfg::Config& c) {
   bool secrets = !c.admin.token.empty();
@@ -570,7 +581,7 @@ int Daemon::run() {
   std::string notify_error;
   notifier_ = std::make_unique<SystemdNotifier>(std::getenv("NOTIFY_SOCKET"), notify_error);
   if (!notify_error.empty()) spdlog::warn("no systemd notifications: {}", notify_error);
-  unsigned n = config_.threads ? config_.threads : std::max(1u, std::thread::hardware_concurrency());
+  unsigned n = config_.threads ? config_.threads : usable_cpus();
   for (auto& pc : config_.proxies) proxies_.push_back(std::make_shared<proxy::ProxyRuntime>(pc, n));
   resolve_backends(proxies_);
 

@@ -27,6 +27,10 @@ namespace daemon_ {
 
 class AdminServer;
 
+// How many CPUs this process may run on (its affinity mask): the workers of
+// `threads: 0`.
+unsigned usable_cpus();
+
 // Warns when `c` holds a VRRP password or the admin token and its file
 // (c.source) is readable by every user (the secret itself is never logged):
 // at start and at every SIGHUP, so a file replaced with the wrong mode

@@ -1,9 +1,11 @@
 #!/usr/bin/python3
-"""The daemon's command line as operators of keepalived, nginx and HAProxy
-type it: `-t`/`--check-config` with FILE, or without it and the file of
-`-c`/`--config` (`keepalived -t -f FILE`, `haproxy -c -f FILE`), or alone for
+"""The daemon's command line and start-up choices. The command line as
+operators of keepalived, nginx and HAProxy type it: `-t`/`--check-config`
+with FILE, or without it and the file of `-c`/`--config` (`keepalived -t -f
+FILE`, `haproxy -c -f FILE`), or alone for
 the default file (`nginx -t`). `-t -c FILE` used to check a file named "-c".
-Needs no privileges and no network.
+The workers of `threads: 0`: one per CPU of the daemon's affinity. On
+loopback; needs no privileges.
 """
 import os
 import subprocess
@@ -57,6 +59,29 @@ class CheckConfig(unittest.TestCase):
             self.skipTest("/etc/vipproxy/vipproxy.yaml exists here: its validity is not this test's to know")
         self.assertEqual(r.returncode, 1, r.stderr)
         self.assertIn("/etc/vipproxy/vipproxy.yaml", r.stderr)
+
+
+class WorkerThreads(unittest.TestCase):
+    """`threads: 0` starts one worker per CPU the daemon may run on (its
+    affinity, as HAProxy's nbthread), not per CPU of the machine: under
+    `taskset -c 0` (or systemd's CPUAffinity=, a container's cpuset) it used
+    to start a worker per core, all on the one allowed."""
+
+    def test_threads_zero_follows_the_affinity(self):
+        if len(os.sched_getaffinity(0)) < 2:
+            self.skipTest("one CPU here: the affinity and the machine agree")
+        lab = L.Lab("vipproxy-affinity")
+        self.addCleanup(lab.close)
+        rest = L.Standin(lab, "be", "primary")
+        admin = L.free_port()
+        y = L.proxy_yaml("p", L.free_port(), [("be", L.free_port())], [rest.port], admin, threads=0)
+        config = os.path.join(lab.dir, "vipproxy.yaml")
+        with open(config, "w") as f:
+            f.write(y)
+        cpu = min(os.sched_getaffinity(0))
+        lab.spawn("vipproxy", ["taskset", "-c", str(cpu), L.VIPPROXY, "--config", config])
+        L.wait_until(lambda: "listening on" in lab.logtail("vipproxy", 50), 20, "the daemon listening")
+        self.assertIn("1 threads)", lab.logtail("vipproxy", 50))
 
 
 if __name__ == "__main__":
