@@ -47,11 +47,41 @@ void Converter::instance(const ka::Instance& in, const ka::Config& k, std::set<s
   }
   if (in.virtual_router_id) v.virtual_router_id = in.virtual_router_id->value;
   else knote(in.line, "vrrp_instance " + in.name + " has no 'virtual_router_id': vipproxy needs one, add it");
-  if (in.priority) v.priority = in.priority->value;
+  // keepalived's vrrp_complete_instance() (vrrp.c) settles priority, state
+  // and preemption together; the same rules here, each change said.
+  bool wants_master = in.state && v.state == cfg::VrrpState::master;
+  if (in.priority) {
+    v.priority = in.priority->value;
+  } else if (wants_master) {
+    // No priority: 255 with state MASTER (the address owner), else 100.
+    v.priority = 255;
+    knote(in.state->line, "vrrp_instance " + in.name + " has 'state MASTER' and no 'priority': keepalived runs it "
+                          "at priority 255 (the address owner, which always wins and preempts), so priority: 255 "
+                          "is written; give a priority if that is not what you meant");
+  }
+  // No state: keepalived derives it from the priority (255: MASTER).
+  if (!in.state && v.priority == 255) wants_master = true;
   v.version = in.version ? in.version->value : k.vrrp_version ? k.vrrp_version->value : 2;
   if (in.advert_int) v.advert_int = in.advert_int->value;
-  if (in.nopreempt) v.preempt = false;
-  if (in.preempt_delay) v.preempt_delay = in.preempt_delay->value;
+  if (in.nopreempt) {
+    if (v.priority == 255)
+      knote(in.nopreempt->line, "'nopreempt' has no effect at priority 255: keepalived clears it (the address owner "
+                                "always preempts), so preempt: true is kept");
+    else if (wants_master)
+      knote(in.nopreempt->line, "'nopreempt' has no effect with 'state MASTER': keepalived clears it (\"nopreempt "
+                                "will not work with initial state MASTER\") and preempts, so preempt: true is kept; "
+                                "for no preemption write state: backup and preempt: false on every node");
+    else
+      v.preempt = false;
+  }
+  if (in.preempt_delay) {
+    if (wants_master)
+      knote(in.preempt_delay->line, "'preempt_delay' has no effect with state MASTER: keepalived clears it "
+                                    "(\"preempt delay will not work with initial state MASTER\"), so it is not "
+                                    "written");
+    else
+      v.preempt_delay = in.preempt_delay->value;
+  }
 
   // Addresses first: their family decides the version (keepalived moves an
   // IPv6 instance to VRRPv3 by itself).

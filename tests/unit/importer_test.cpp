@@ -720,3 +720,69 @@ BOOST_AUTO_TEST_CASE(importer_truncated_inputs_never_crash) {
   for (const std::string& name : {kGuide + "keepalived-catalog01.conf", kImport + "unicast-keepalived.conf"})
     check(name, "k.conf", keepalived);
 }
+
+// ---------------------------------------------------------------- review: keepalived semantics
+
+namespace {
+// keepalived.conf text -> converted Result and its notes; the YAML must load.
+struct KaImport {
+  importer::Result r;
+  cfg::Config c;
+  std::string notes;
+};
+KaImport import_keepalived(const std::string& text) {
+  auto k = ka::parse(text, "k.conf");
+  KaImport out;
+  importer::Options o;
+  o.keepalived_file = "k.conf";
+  out.r = importer::convert(nullptr, &k, o);
+  for (const auto& n : out.r.notes) out.notes += n.to_string() + "\n";
+  BOOST_TEST_INFO("yaml:\n" << out.r.yaml << "notes:\n" << out.notes);
+  BOOST_REQUIRE_MESSAGE(out.r.load_error.empty(), out.r.load_error);
+  out.c = cfg::load_string(out.r.yaml, "t.yaml");
+  return out;
+}
+std::string ka_instance(const std::string& name, unsigned vrid, const std::string& body) {
+  return "vrrp_instance " + name + " {\n  interface eth0\n  virtual_router_id " + std::to_string(vrid) + "\n" + body +
+         "  virtual_ipaddress {\n    10.0.0." + std::to_string(vrid) + "/24\n  }\n}\n";
+}
+}  // namespace
+
+// keepalived (vrrp.c, vrrp_complete_instance): no priority with state MASTER
+// is priority 255, the address owner, not 100. The old importer wrote the
+// default 100: a node that won every election under keepalived lost it to a
+// BACKUP at 150 after the migration.
+BOOST_AUTO_TEST_CASE(importer_keepalived_master_without_priority_is_255) {
+  auto k = import_keepalived(ka_instance("M", 1, "  state MASTER\n") + ka_instance("B", 2, "  state BACKUP\n") +
+                             ka_instance("N", 3, ""));
+  BOOST_REQUIRE_EQUAL(k.c.vrrp.size(), 3u);
+  BOOST_TEST(k.c.vrrp[0].priority == 255u);
+  BOOST_TEST(k.c.vrrp[1].priority == 100u);
+  BOOST_TEST(k.c.vrrp[2].priority == 100u);
+  BOOST_TEST(has(k.notes, "k.conf:4: vrrp_instance M has 'state MASTER' and no 'priority'"));
+}
+
+// keepalived clears nopreempt and preempt_delay with state MASTER ("Warning -
+// nopreempt will not work with initial state MASTER - clearing") and
+// nopreempt at priority 255: it preempts. The old importer wrote
+// preempt: false / preempt_delay, a node that never took its VIP back.
+BOOST_AUTO_TEST_CASE(importer_keepalived_nopreempt_cleared_as_keepalived_does) {
+  auto k = import_keepalived(
+      ka_instance("MN", 1, "  state MASTER\n  priority 150\n  nopreempt\n") +
+      ka_instance("MD", 2, "  state MASTER\n  priority 150\n  preempt_delay 30\n") +
+      ka_instance("ON", 3, "  state BACKUP\n  priority 255\n  nopreempt\n") +
+      ka_instance("BN", 4, "  state BACKUP\n  priority 90\n  nopreempt\n") +
+      ka_instance("BD", 5, "  state BACKUP\n  priority 90\n  preempt_delay 30\n") +
+      ka_instance("ND", 6, "  state BACKUP\n  priority 90\n  nopreempt\n  preempt_delay 30\n"));
+  BOOST_REQUIRE_EQUAL(k.c.vrrp.size(), 6u);
+  BOOST_TEST(k.c.vrrp[0].preempt);
+  BOOST_TEST(k.c.vrrp[1].preempt_delay.count() == 0);
+  BOOST_TEST(k.c.vrrp[2].preempt);
+  BOOST_TEST(!k.c.vrrp[3].preempt);  // BACKUP: nopreempt as written
+  BOOST_TEST(k.c.vrrp[4].preempt_delay.count() == 30000);
+  BOOST_TEST(!k.c.vrrp[5].preempt);  // (keepalived resets the delay too; it has no effect either way)
+  BOOST_TEST(has(k.notes, "k.conf:6: 'nopreempt' has no effect with 'state MASTER'"));
+  BOOST_TEST(has(k.notes, "k.conf:16: 'preempt_delay' has no effect with state MASTER"));
+  BOOST_TEST(has(k.notes, "k.conf:26: 'nopreempt' has no effect at priority 255"));
+}
+
