@@ -266,10 +266,26 @@ void Converter::proxy(const hp::Section& front, const hp::Section& back, const h
   }
   // HAProxy uses backup servers only when no other is up; vipproxy has no
   // such class, but listing them last has the same effect with `first`.
+  // A `disabled` server is in maintenance: HAProxy never sends it a client
+  // nor checks it. vipproxy has no such state, so it is left out (written as
+  // a backend, it would get clients as soon as its check passed).
+  std::vector<hp::Server> active;
+  for (const auto& s : back.servers) {
+    if (s.options.disabled && s.options.disabled->value)
+      not_translated(file, s.options.disabled->line, "server " + s.name + " " + s.address + " disabled",
+                     "a disabled server gets no traffic in HAProxy (maintenance); it is left out of backends, add it "
+                     "when it is put back in service");
+    else
+      active.push_back(s);
+  }
+  if (active.empty()) {
+    not_translated(file, back.line, title, "every server of " + back.keyword + " " + back.name + " is disabled");
+    return;
+  }
   std::vector<hp::Server> servers;
-  for (const auto& s : back.servers)
+  for (const auto& s : active)
     if (!(s.options.backup && s.options.backup->value)) servers.push_back(s);
-  for (const auto& s : back.servers)
+  for (const auto& s : active)
     if (s.options.backup && s.options.backup->value) {
       servers.push_back(s);
       not_translated(file, s.options.backup->line, "backup",
@@ -391,6 +407,12 @@ void Converter::haproxy(const hp::Config& h) {
   const std::string& file = opts_.haproxy_file;
   std::set<const hp::Section*> used;
   auto http_mode = [&](const hp::Section& s, const std::string& title) {
+    // A `disabled` proxy is not started by HAProxy: nothing listens there.
+    if (s.disabled && s.disabled->value) {
+      not_translated(file, s.disabled->line, title,
+                     "it is 'disabled' (HAProxy does not start it); remove 'disabled' and import again to get it");
+      return true;
+    }
     if (!s.mode || s.mode->value == "tcp") return false;
     std::string why = "mode " + s.mode->value + " (vipproxy proxies TCP only)";
     bool stats = std::any_of(s.unhandled.begin(), s.unhandled.end(),

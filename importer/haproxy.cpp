@@ -161,9 +161,22 @@ void Reader::start_section(Config& c, int line, const std::vector<std::string>& 
   if (w.size() >= 2) s.name = w[1];
   bool needs_name = s.kind == SectionKind::frontend || s.kind == SectionKind::backend || s.kind == SectionKind::listen;
   if (needs_name && s.name.empty()) fail(line, "'" + w[0] + "' needs a name");
-  if (needs_name && defaults_) {
-    // HAProxy copies the last defaults section into each new proxy.
-    const Section& d = c.sections[*defaults_];
+  // HAProxy copies the last defaults section into each new proxy, or the
+  // named one after `from` (doc/configuration.txt section 4, "defaults
+  // [<name>] [ from <defaults_name> ]"), which a defaults section may use too.
+  constexpr std::size_t kNone = std::numeric_limits<std::size_t>::max();
+  std::size_t base = needs_name && defaults_ ? *defaults_ : kNone;
+  std::size_t rest = 2;  // the first word after the name (and `from NAME`)
+  if (w.size() >= 3 && w[2] == "from" && (needs_name || s.kind == SectionKind::defaults)) {
+    if (w.size() < 4) fail(line, "'from' needs the name of a defaults section");
+    base = kNone;
+    for (std::size_t i = 0; i < c.sections.size(); ++i)
+      if (c.sections[i].kind == SectionKind::defaults && c.sections[i].name == w[3]) base = i;
+    if (base == kNone) fail(line, "'from " + w[3] + "': no defaults section of that name before this line");
+    rest = 4;
+  }
+  if (base != kNone) {
+    const Section& d = c.sections[base];
     s.mode = d.mode;
     s.default_backend = d.default_backend;
     s.check_option = d.check_option;
@@ -174,12 +187,13 @@ void Reader::start_section(Config& c, int line, const std::vector<std::string>& 
     s.timeouts = d.timeouts;
     s.balance = d.balance;
     s.maxconn = d.maxconn;
+    s.disabled = d.disabled;
     s.default_server = d.default_server;
   }
   // Old syntax: "listen NAME ADDR:PORT" carries its bind on the header.
-  if (s.kind == SectionKind::listen && w.size() >= 3) s.binds.push_back({line, w[2], {}, {}});
-  else if (w.size() >= 3 && s.kind != SectionKind::other && s.kind != SectionKind::defaults)
-    s.unhandled.push_back({line, join(w, 2), "extra words after the section name"});
+  if (s.kind == SectionKind::listen && w.size() > rest) s.binds.push_back({line, w[rest++], {}, {}});
+  if (w.size() > rest && s.kind != SectionKind::other)
+    s.unhandled.push_back({line, join(w, rest), "extra words after the section name"});
   if (s.kind == SectionKind::defaults) defaults_ = c.sections.size();
   c.sections.push_back(std::move(s));
 }
@@ -218,6 +232,8 @@ ServerOptions Reader::server_options(int line, const std::vector<std::string>& w
     else if (kw == "backup") flag(o.backup, true);
     else if (kw == "no-backup") flag(o.backup, false);
     else if (kw == "maxconn") num(o.maxconn, 1'000'000'000);
+    else if (kw == "disabled") flag(o.disabled, true);
+    else if (kw == "enabled") flag(o.disabled, false);
     else if (takes_argument(kw) && i + 1 < w.size()) {
       o.unhandled.push_back({line, kw + " " + w[i + 1], ""});
       ++i;
@@ -319,6 +335,8 @@ void Reader::proxy_directive(Section& s, int line, const std::vector<std::string
     if (w.size() > 2) s.unhandled.push_back({line, join(w), "arguments of 'balance " + w[1] + "'"});
   } else if (kw == "maxconn") {
     s.maxconn = At<unsigned>{number(line, kw, arg(line, w, 1)), line};
+  } else if ((kw == "disabled" || kw == "enabled") && w.size() == 1) {
+    s.disabled = At<bool>{kw == "disabled", line};
   } else if (kw == "default-server") {
     // Options the importer does not map are reported once, on this line,
     // rather than once for every server that inherits them.
@@ -383,6 +401,7 @@ ServerOptions ServerOptions::merge(const ServerOptions& base, const ServerOption
   pick(r.on_marked_down, over.on_marked_down);
   pick(r.backup, over.backup);
   pick(r.maxconn, over.maxconn);
+  pick(r.disabled, over.disabled);
   r.unhandled.insert(r.unhandled.end(), over.unhandled.begin(), over.unhandled.end());
   return r;
 }

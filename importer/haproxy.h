@@ -7,7 +7,9 @@
 //
 // `defaults` works as in HAProxy: a frontend/backend/listen section starts
 // from a copy of the typed settings of the last `defaults` section before it,
-// and `default-server` applies to the `server` lines that follow it.
+// or of the named one it gives with `from NAME` (HAProxy 2.4+, also between
+// defaults sections), and `default-server` applies to the `server` lines that
+// follow it.
 #pragma once
 
 #include <map>
@@ -38,6 +40,7 @@ struct ServerOptions {
   std::optional<At<std::string>> on_marked_down;  // "shutdown-sessions", ...
   std::optional<At<bool>> backup;
   std::optional<At<unsigned>> maxconn;
+  std::optional<At<bool>> disabled;  // `disabled` (maintenance) / `enabled`
   std::vector<Unhandled> unhandled;
 
   // `over` wins where it is set; unhandled lists are concatenated.
@@ -80,6 +83,7 @@ struct Section {
   std::map<std::string, At<Duration>> timeouts;  // "connect", "server", "client", "check", "queue"...
   std::optional<At<std::string>> balance;
   std::optional<At<unsigned>> maxconn;
+  std::optional<At<bool>> disabled;  // the section's `disabled` / `enabled` (also from defaults)
   ServerOptions default_server;
   std::vector<Server> servers;
   std::vector<Unhandled> unhandled;

@@ -786,3 +786,87 @@ BOOST_AUTO_TEST_CASE(importer_keepalived_nopreempt_cleared_as_keepalived_does) {
   BOOST_TEST(has(k.notes, "k.conf:26: 'nopreempt' has no effect at priority 255"));
 }
 
+// ---------------------------------------------------------------- review: haproxy semantics
+
+namespace {
+struct HpImport {
+  importer::Result r;
+  cfg::Config c;
+  std::string notes;
+};
+HpImport import_haproxy(const std::string& text) {
+  auto h = hp::parse(text, "h.cfg");
+  HpImport out;
+  importer::Options o;
+  o.haproxy_file = "h.cfg";
+  out.r = importer::convert(&h, nullptr, o);
+  for (const auto& n : out.r.notes) out.notes += n.to_string() + "\n";
+  BOOST_TEST_INFO("yaml:\n" << out.r.yaml << "notes:\n" << out.notes);
+  BOOST_REQUIRE_MESSAGE(out.r.load_error.empty(), out.r.load_error);
+  out.c = cfg::load_string(out.r.yaml, "t.yaml");
+  return out;
+}
+}  // namespace
+
+// `server ... disabled` is a server in maintenance: HAProxy sends it nothing.
+// The old importer wrote it as a backend like the others ('disabled' only
+// reported as an option with no equivalent): vipproxy sent clients to the
+// node being rebuilt as soon as its check passed. A `disabled` proxy is not
+// started by HAProxy; the old importer listened on its port.
+BOOST_AUTO_TEST_CASE(importer_haproxy_disabled_servers_and_proxies) {
+  auto h = import_haproxy(
+      "defaults\n  mode tcp\n  timeout connect 2s\n"
+      "listen pg\n  bind *:5000\n  option httpchk GET /primary\n  http-check expect status 200\n"
+      "  default-server inter 3s fall 3 rise 2 on-marked-down shutdown-sessions\n"
+      "  server n1 10.0.0.1:5432 check port 8008\n"
+      "  server n2 10.0.0.2:5432 check port 8008 disabled\n"
+      "  server n3 10.0.0.3:5432 check port 8008\n"
+      "listen old\n  disabled\n  bind *:5001\n  server n1 10.0.0.1:5432 check\n"
+      "frontend f\n  bind *:5002\n  default_backend b\n"
+      "backend b\n  default-server disabled\n  server n1 10.0.0.1:5432 check\n  server n2 10.0.0.2:5432 check enabled\n");
+  BOOST_REQUIRE_EQUAL(h.c.proxies.size(), 2u);
+  const auto& pg = h.c.proxies[0];
+  BOOST_TEST(pg.name == "pg");
+  BOOST_REQUIRE_EQUAL(pg.backends.size(), 2u);
+  BOOST_TEST(pg.backends[0].name == "n1");
+  BOOST_TEST(pg.backends[1].name == "n3");
+  BOOST_TEST(has(h.notes, "h.cfg:10: 'server n2 10.0.0.2:5432 disabled' not translated"));
+  BOOST_TEST(has(h.notes, "h.cfg:13: 'listen old' not translated: it is 'disabled'"));
+  const auto& f = h.c.proxies[1];
+  BOOST_TEST(f.name == "f");
+  BOOST_REQUIRE_EQUAL(f.backends.size(), 1u);  // default-server disabled, n2 enabled again
+  BOOST_TEST(f.backends[0].name == "n2");
+}
+
+// HAProxy 2.4+ named defaults: `backend NAME from DEFAULTS` (and `defaults B
+// from A`) start from that section, not from the last one. The old importer
+// took the last defaults section and reported only "extra words after the
+// section name" (nothing at all for a defaults section): the backend got the
+// other section's check, timeouts and balance.
+BOOST_AUTO_TEST_CASE(importer_haproxy_named_defaults_from) {
+  auto h = import_haproxy(
+      "defaults pg\n  mode tcp\n  timeout connect 3s\n  timeout check 2s\n  option httpchk GET /primary\n"
+      "  http-check expect status 200\n  default-server inter 1s fall 2 rise 1 on-marked-down shutdown-sessions\n"
+      "defaults pgro from pg\n  balance leastconn\n"
+      "defaults web\n  mode http\n  timeout connect 9s\n"
+      "listen primary from pg\n  bind *:5000\n  server n1 10.0.0.1:5432 check port 8008\n"
+      "listen replicas from pgro\n  bind *:5001\n  option httpchk GET /replica\n"
+      "  server n1 10.0.0.1:5432 check port 8008\n");
+  BOOST_REQUIRE_EQUAL(h.c.proxies.size(), 2u);
+  const auto& p = h.c.proxies[0];
+  BOOST_TEST(p.name == "primary");
+  BOOST_TEST(p.connect_timeout.count() == 3000);
+  BOOST_TEST((p.check.type == cfg::CheckType::http));
+  BOOST_TEST(p.check.path == "/primary");
+  BOOST_TEST(p.check.interval.count() == 1000);
+  BOOST_TEST(p.check.timeout.count() == 2000);
+  const auto& r = h.c.proxies[1];
+  BOOST_TEST(r.connect_timeout.count() == 3000);
+  BOOST_TEST(r.check.path == "/replica");
+  BOOST_TEST((r.balance == cfg::Balance::leastconn));
+  BOOST_TEST(!has(h.notes, "extra words"));
+
+  auto e = parse_error([] { hp::parse("defaults a\nbackend b from nope\n  server n 10.0.0.1:1\n", "h.cfg"); });
+  BOOST_TEST(e.line() == 2);
+  BOOST_TEST(has(e.reason(), "no defaults section of that name"));
+}
