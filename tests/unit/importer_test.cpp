@@ -870,3 +870,25 @@ BOOST_AUTO_TEST_CASE(importer_haproxy_named_defaults_from) {
   BOOST_TEST(e.line() == 2);
   BOOST_TEST(has(e.reason(), "no defaults section of that name"));
 }
+
+// keepalived's notify_* lines are "<STRING>|<QUOTED-STRING> [username
+// [groupname]]": a word after the command is the user to run it as, not an
+// argument. The old importer joined them: `notify_master "/x.sh master" root`
+// became the command `/x.sh master root` (an extra argument, the user lost
+// without a word).
+BOOST_AUTO_TEST_CASE(importer_keepalived_notify_user_is_not_an_argument) {
+  auto k = import_keepalived(ka_instance(
+      "N", 1,
+      "  notify_master \"/etc/keepalived/notify.sh master\" root\n"
+      "  notify_backup /etc/keepalived/notify.sh backup\n"
+      "  notify_fault \"/bin/bash -c 'echo fault > /tmp/state'\"\n"
+      "  notify \"/usr/local/bin/any.sh\" keepalived_script keepalived_script\n"));
+  const auto& n = k.c.vrrp.at(0).notify;
+  BOOST_TEST(n.master == "/etc/keepalived/notify.sh master");
+  BOOST_TEST(n.backup == "/etc/keepalived/notify.sh");
+  BOOST_TEST(n.fault == "/bin/bash -c 'echo fault > /tmp/state'");
+  BOOST_TEST(n.any == "/usr/local/bin/any.sh");
+  BOOST_TEST(has(k.notes, "k.conf:4: 'notify_master ... root' not translated: keepalived runs the command as this user"));
+  BOOST_TEST(has(k.notes, "k.conf:5: 'notify_backup ... backup' not translated"));
+  BOOST_TEST(has(k.notes, "k.conf:7: 'notify ... keepalived_script keepalived_script' not translated"));
+}
