@@ -91,6 +91,12 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   out << r.yaml;
   out.flush();
   for (const auto& n : r.notes) err << n.to_string() << "\n";
+  if (!r.refused.empty()) {
+    for (const auto& n : r.refused) err << "vipproxy import: error: " << n.to_string() << "\n";
+    err << "vipproxy import: the configuration above is not a faithful translation; fix the input or the output "
+           "by hand\n";
+    return 1;
+  }
   if (!r.load_error.empty()) {
     err << "vipproxy import: the generated configuration does not load, fix it by hand: " << r.load_error << "\n";
     return 1;

@@ -41,6 +41,9 @@ class Converter {
   void not_translated(const std::string& file, int line, const std::string& what, const std::string& why) {
     note(file, line, "'" + what + "' not translated: " + why);
   }
+  void refuse(const std::string& file, int line, const std::string& what, const std::string& why) {
+    refused_.push_back({file, line, "'" + what + "' cannot be translated: " + why});
+  }
 
   // haproxy
   void haproxy_unhandled(const std::vector<Unhandled>& list, bool global);
@@ -57,6 +60,7 @@ class Converter {
   Options opts_;
   cfg::Config out_;
   std::vector<Note> notes_;
+  std::vector<Note> refused_;
 };
 
 }  // namespace importer::detail

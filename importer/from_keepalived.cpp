@@ -128,12 +128,17 @@ void Converter::instance(const ka::Instance& in, const ka::Config& k, std::set<s
         knote(in.auth_pass->line, "auth_pass is longer than 8 characters: keepalived sends only the first 8, so "
                                   "the password is written as those 8");
       }
-    } else if (t == "pass" && v.version == 3) {
-      not_translated(file, in.auth_type->line, "auth_type PASS",
+    } else if ((t == "pass" || t == "ah") && v.version == 3) {
+      not_translated(file, in.auth_type->line, "auth_type " + in.auth_type->value,
                      "VRRPv3 has no authentication (keepalived ignores it for version 3 too)");
     } else if (t == "ah") {
-      not_translated(file, in.auth_type->line, "auth_type AH",
-                     "IPsec AH authentication is not supported (RFC 5798 removed VRRP authentication)");
+      // Not a note: keepalived peers with AH drop adverts without it (and
+      // vipproxy drops theirs), so each side would hold the VIP during a
+      // rolling migration.
+      refuse(file, in.auth_type->line, "auth_type AH",
+             "vipproxy has no IPsec AH authentication (RFC 5798 removed VRRP authentication); written without "
+             "authentication, its adverts are dropped by keepalived peers using AH and theirs by vipproxy, and "
+             "both nodes take the VIP. Switch every node to auth_type PASS (or none) first, then import again");
     } else if (!in.auth_pass) {
       not_translated(file, in.auth_type->line, "auth_type " + in.auth_type->value, "no auth_pass given");
     } else if (t != "pass") {

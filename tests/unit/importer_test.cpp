@@ -892,3 +892,33 @@ BOOST_AUTO_TEST_CASE(importer_keepalived_notify_user_is_not_an_argument) {
   BOOST_TEST(has(k.notes, "k.conf:5: 'notify_backup ... backup' not translated"));
   BOOST_TEST(has(k.notes, "k.conf:7: 'notify ... keepalived_script keepalived_script' not translated"));
 }
+
+// keepalived's `auth_type AH` (VRRPv2) cannot be written: keepalived peers
+// using AH drop adverts without it, so a node migrated first and the
+// keepalived nodes would each hold the VIP. The old importer printed a note
+// and exited 0 with an instance without authentication; now the import fails
+// (the YAML is still printed, the error names the line). PASS and AH under
+// VRRPv3 are ignored by keepalived itself: a note only.
+BOOST_AUTO_TEST_CASE(importer_keepalived_auth_ah_is_refused) {
+  auto k = ka::parse(ka_instance("A", 1, "  authentication {\n    auth_type AH\n    auth_pass secret\n  }\n"), "k.conf");
+  importer::Options o;
+  o.keepalived_file = "k.conf";
+  auto r = importer::convert(nullptr, &k, o);
+  BOOST_REQUIRE_EQUAL(r.refused.size(), 1u);
+  BOOST_TEST(r.refused[0].to_string().rfind("k.conf:5: 'auth_type AH' cannot be translated", 0) == 0,
+             r.refused[0].to_string());
+
+  auto v3 = import_keepalived(ka_instance("A", 1, "  version 3\n  authentication {\n    auth_type AH\n  }\n"));
+  BOOST_TEST(has(v3.notes, "'auth_type AH' not translated: VRRPv3 has no authentication"));
+
+  auto tmp = std::filesystem::temp_directory_path() / ("importer_ah_" + std::to_string(::getpid()) + ".conf");
+  {
+    std::ofstream f(tmp);
+    f << ka_instance("A", 1, "  authentication {\n    auth_type AH\n    auth_pass secret\n  }\n");
+  }
+  auto run = cli({"--keepalived", tmp.string()});
+  std::filesystem::remove(tmp);
+  BOOST_TEST(run.rc == 1, run.err);
+  BOOST_TEST(has(run.err, "vipproxy import: error: " + tmp.string() + ":5: 'auth_type AH' cannot be translated"), run.err);
+  BOOST_TEST(has(run.out, "virtual_router_id: 1"));  // the YAML is still printed
+}
