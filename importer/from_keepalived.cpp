@@ -117,6 +117,25 @@ void Converter::instance(const ka::Instance& in, const ka::Config& k, std::set<s
     v.version = 3;
     knote(in.line, "vrrp_instance " + in.name + " holds IPv6 addresses: version 3 is written (VRRPv2 is IPv4 only)");
   }
+  // advert_int as keepalived's vrrp_complete_instance() settles it: VRRPv2
+  // counts whole seconds (1-255, rounded to the nearest), VRRPv3
+  // centiseconds (10ms-40.95s); 0 is the default 1s.
+  if (in.advert_int) {
+    using std::chrono::milliseconds;
+    milliseconds a = in.advert_int->value, was = a;
+    if (a.count() == 0) a = milliseconds{1000};
+    if (v.version == 2) {
+      a = milliseconds{std::clamp<long long>((a.count() + 500) / 1000, 1, 255) * 1000};
+    } else {
+      a = milliseconds{std::clamp<long long>((a.count() + 5) / 10, 1, 4095) * 10};
+    }
+    if (a != was)
+      knote(in.advert_int->line, "advert_int " + in.advert_int_text->value + " is not a VRRPv" +
+                                     std::to_string(v.version) + " interval: keepalived " +
+                                     (v.version == 2 ? "rounds it to whole seconds (1-255)" : "uses 10ms steps up to 40.95s") +
+                                     ", so " + duration_text(a) + " is written");
+    v.advert_int = a;
+  }
 
   if (in.auth_type) {
     std::string t = cfg::syntax::lower(in.auth_type->value);

@@ -922,3 +922,26 @@ BOOST_AUTO_TEST_CASE(importer_keepalived_auth_ah_is_refused) {
   BOOST_TEST(has(run.err, "vipproxy import: error: " + tmp.string() + ":5: 'auth_type AH' cannot be translated"), run.err);
   BOOST_TEST(has(run.out, "virtual_router_id: 1"));  // the YAML is still printed
 }
+
+// keepalived rounds a VRRPv2 advert_int to whole seconds (0.5 -> 1, 1.4 ->
+// 1, 300 -> 255) and keeps VRRPv3's in 10 ms steps up to 40.95 s
+// (vrrp_complete_instance). The old importer wrote 500ms for version 2: the
+// output did not load ("expected whole seconds from 1s to 255s for version
+// 2") and the import failed on a file keepalived runs.
+BOOST_AUTO_TEST_CASE(importer_keepalived_advert_int_as_keepalived_rounds_it) {
+  auto k = import_keepalived(ka_instance("A", 1, "  advert_int 0.5\n") + ka_instance("B", 2, "  advert_int 300\n") +
+                             ka_instance("C", 3, "  advert_int 1.4\n") + ka_instance("D", 4, "  advert_int 2\n") +
+                             ka_instance("E", 5, "  version 3\n  advert_int 0.125\n") +
+                             ka_instance("F", 6, "  version 3\n  advert_int 50\n") +
+                             ka_instance("G", 7, "  version 3\n  advert_int 0.05\n"));
+  BOOST_REQUIRE_EQUAL(k.c.vrrp.size(), 7u);
+  BOOST_TEST(k.c.vrrp[0].advert_int.count() == 1000);
+  BOOST_TEST(k.c.vrrp[1].advert_int.count() == 255000);
+  BOOST_TEST(k.c.vrrp[2].advert_int.count() == 1000);
+  BOOST_TEST(k.c.vrrp[3].advert_int.count() == 2000);
+  BOOST_TEST(k.c.vrrp[4].advert_int.count() == 130);
+  BOOST_TEST(k.c.vrrp[5].advert_int.count() == 40950);
+  BOOST_TEST(k.c.vrrp[6].advert_int.count() == 50);
+  BOOST_TEST(has(k.notes, "k.conf:4: advert_int 0.5 is not a VRRPv2 interval: keepalived rounds it"));
+  BOOST_TEST(!has(k.notes, "advert_int 2 "));
+}
