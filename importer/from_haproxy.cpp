@@ -50,8 +50,12 @@ void Converter::haproxy_unhandled(const std::vector<Unhandled>& list, bool globa
 
 bool Converter::listen_endpoint(const hp::Bind& b, cfg::Endpoint& out) {
   std::string a = b.address;
+  bool v6 = false;  // ipv6@/tcp6@: an empty or '*' host is IPv6's any-address
   for (std::string_view p : {"ipv4@", "ipv6@", "tcp@", "tcp4@", "tcp6@"})
-    if (a.rfind(p, 0) == 0) a = a.substr(p.size());
+    if (a.rfind(p, 0) == 0) {
+      v6 = p == "ipv6@" || p == "tcp6@";
+      a = a.substr(p.size());
+    }
   auto colon = a.rfind(':');
   if (a.empty() || a[0] == '/' || a.find('@') != std::string::npos || colon == std::string::npos) {
     not_translated(opts_.haproxy_file, b.line, "bind " + b.address,
@@ -65,7 +69,7 @@ bool Converter::listen_endpoint(const hp::Bind& b, cfg::Endpoint& out) {
                    "expected one port (port ranges have no equivalent)");
     return false;
   }
-  if (host.empty() || host == "*") host = "0.0.0.0";
+  if (host.empty() || host == "*") host = v6 ? "::" : "0.0.0.0";
   if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
   out.host = host;
   out.port = static_cast<uint16_t>(*p);

@@ -945,3 +945,22 @@ BOOST_AUTO_TEST_CASE(importer_keepalived_advert_int_as_keepalived_rounds_it) {
   BOOST_TEST(has(k.notes, "k.conf:4: advert_int 0.5 is not a VRRPv2 interval: keepalived rounds it"));
   BOOST_TEST(!has(k.notes, "advert_int 2 "));
 }
+
+// `bind ipv6@:5001` (or tcp6@, or ipv6@*:5001) listens on IPv6's any-address
+// in HAProxy. The old importer wrote 0.0.0.0:5001 (the prefix dropped, the
+// empty host read as IPv4's any-address): IPv6 clients were refused after the
+// migration.
+BOOST_AUTO_TEST_CASE(importer_haproxy_bind_ipv6_prefix_keeps_the_family) {
+  auto h = import_haproxy(
+      "defaults\n  mode tcp\n  timeout connect 2s\n"
+      "listen a\n  bind ipv6@:5001\n  server n1 10.0.0.1:5432 check\n"
+      "listen b\n  bind tcp6@*:5002\n  server n1 10.0.0.1:5432 check\n"
+      "listen c\n  bind ipv4@:5003\n  server n1 10.0.0.1:5432 check\n"
+      "listen d\n  bind :5004\n  server n1 10.0.0.1:5432 check\n");
+  BOOST_REQUIRE_EQUAL(h.c.proxies.size(), 4u);
+  BOOST_TEST(h.c.proxies[0].listen.host == "::");
+  BOOST_TEST(h.c.proxies[0].listen.port == 5001);
+  BOOST_TEST(h.c.proxies[1].listen.host == "::");
+  BOOST_TEST(h.c.proxies[2].listen.host == "0.0.0.0");
+  BOOST_TEST(h.c.proxies[3].listen.host == "0.0.0.0");
+}
