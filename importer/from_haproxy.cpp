@@ -289,12 +289,11 @@ void Converter::proxy(const hp::Section& front, const hp::Section& back, const h
   std::vector<hp::Server> servers;
   for (const auto& s : active)
     if (!(s.options.backup && s.options.backup->value)) servers.push_back(s);
+  std::vector<const hp::Server*> backups;  // reported once the balance is known
   for (const auto& s : active)
     if (s.options.backup && s.options.backup->value) {
       servers.push_back(s);
-      not_translated(file, s.options.backup->line, "backup",
-                     "vipproxy has no backup servers; " + s.name + " is listed last, so with balance first it is "
-                     "used only when the others are not eligible");
+      backups.push_back(&s);
     }
 
   p.check = check(back, servers);
@@ -399,6 +398,22 @@ void Converter::proxy(const hp::Section& front, const hp::Section& back, const h
     }
   }
 
+  // What a backup server becomes depends on the balance: last in the list
+  // is "only when the others are not eligible" for `first` alone; the other
+  // algorithms give it its share of clients all the time (e.g. the primary
+  // listed as backup of a replica pool then takes read traffic).
+  for (const hp::Server* s : backups) {
+    if (p.balance == cfg::Balance::first)
+      not_translated(file, s->options.backup->line, "backup",
+                     "vipproxy has no backup servers; " + s->name + " is listed last, so with balance first it is "
+                     "used only when the others are not eligible");
+    else
+      not_translated(file, s->options.backup->line, "backup",
+                     "vipproxy has no backup servers; with balance " +
+                         std::string(cfg::names::to_string(p.balance)) + " " + s->name +
+                         " gets its share of clients at all times, where HAProxy sent it clients only when no other "
+                         "server was up; remove it from backends if that is not wanted");
+  }
   haproxy_unhandled(front.unhandled, false);
   if (&back != &front) haproxy_unhandled(back.unhandled, false);
   for (const auto& u : front.use_backends)

@@ -964,3 +964,25 @@ BOOST_AUTO_TEST_CASE(importer_haproxy_bind_ipv6_prefix_keeps_the_family) {
   BOOST_TEST(h.c.proxies[2].listen.host == "0.0.0.0");
   BOOST_TEST(h.c.proxies[3].listen.host == "0.0.0.0");
 }
+
+// A `backup` server is used by HAProxy only when no other server is up.
+// vipproxy has none: the server is listed last, which keeps that meaning
+// with balance first only. With roundrobin/leastconn the old note still said
+// "with balance first it is used only when the others are not eligible",
+// while the primary listed as backup of a replica pool took its share of the
+// read traffic all the time. The note now says what happens.
+BOOST_AUTO_TEST_CASE(importer_haproxy_backup_note_follows_the_balance) {
+  auto h = import_haproxy(
+      "defaults\n  mode tcp\n  timeout connect 2s\n"
+      "listen ro\n  bind *:5001\n  balance roundrobin\n"
+      "  server r1 10.0.0.2:5432 check\n  server p 10.0.0.1:5432 check backup\n"
+      "listen rw\n  bind *:5000\n  balance first\n"
+      "  server a 10.0.0.1:5432 check\n  server b 10.0.0.2:5432 check backup\n");
+  BOOST_REQUIRE_EQUAL(h.c.proxies.size(), 2u);
+  BOOST_TEST(h.c.proxies[0].backends.back().name == "p");
+  BOOST_TEST(has(h.notes, "h.cfg:8: 'backup' not translated: vipproxy has no backup servers; with balance roundrobin p "
+                          "gets its share of clients at all times"));
+  BOOST_TEST(!has(h.notes, "h.cfg:8: 'backup' not translated: vipproxy has no backup servers; p is listed last"));
+  BOOST_TEST(has(h.notes, "h.cfg:13: 'backup' not translated: vipproxy has no backup servers; b is listed last, so with "
+                          "balance first"));
+}
