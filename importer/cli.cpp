@@ -1,5 +1,6 @@
 #include "importer/cli.h"
 
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <optional>
@@ -21,6 +22,14 @@ per item that was not translated or whose meaning changes. At least one of
 )";
 
 std::optional<std::string> read_file(const std::string& path, std::ostream& err) {
+  // A directory opens as a stream and reads as nothing: it would become an
+  // empty input and "the generated configuration does not load".
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    err << path << ": cannot read the file: it is a directory (give the file, e.g. " << path
+        << (path.ends_with("/") ? "" : "/") << "haproxy.cfg or keepalived.conf)\n";
+    return std::nullopt;
+  }
   std::ifstream f(path, std::ios::binary);
   if (!f) {
     err << path << ": cannot read the file\n";

@@ -986,3 +986,15 @@ BOOST_AUTO_TEST_CASE(importer_haproxy_backup_note_follows_the_balance) {
   BOOST_TEST(has(h.notes, "h.cfg:13: 'backup' not translated: vipproxy has no backup servers; b is listed last, so with "
                           "balance first"));
 }
+
+// A directory given for a file (`--haproxy /etc/haproxy`) opened as a stream
+// and read as nothing: the old importer said "the generated configuration
+// does not load ... the file is empty". Now: cannot read, it is a directory.
+BOOST_AUTO_TEST_CASE(importer_cli_directory_is_not_a_file) {
+  auto dir = std::filesystem::temp_directory_path();
+  auto r = cli({"--haproxy", dir.string()});
+  BOOST_TEST(r.rc == 1);
+  BOOST_TEST(has(r.err, dir.string() + ": cannot read the file: it is a directory"), r.err);
+  BOOST_TEST(!has(r.err, "does not load"), r.err);
+  BOOST_TEST(r.out.empty());
+}
