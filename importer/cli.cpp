@@ -1,5 +1,6 @@
 #include "importer/cli.h"
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -84,7 +85,12 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
       auto text = read_file(hap_path, err);
       if (!text) return 1;
       opts.haproxy_file = hap_path;
-      hap = haproxy::parse(*text, hap_path);
+      // HAProxy expands "${NAME}" from its environment; the importer's is the
+      // closest it can see, and each use is reported.
+      hap = haproxy::parse(*text, hap_path, [](const std::string& name) -> std::optional<std::string> {
+        const char* v = std::getenv(name.c_str());
+        return v ? std::optional<std::string>(v) : std::nullopt;
+      });
     }
     if (!ka_path.empty()) {
       auto text = read_file(ka_path, err);

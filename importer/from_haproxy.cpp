@@ -424,6 +424,7 @@ void Converter::proxy(const hp::Section& front, const hp::Section& back, const h
 
 void Converter::haproxy(const hp::Config& h) {
   const std::string& file = opts_.haproxy_file;
+  for (const auto& e : h.expanded) hnote(e.line, "environment variable " + e.text + " read as " + e.reason);
   std::set<const hp::Section*> used;
   auto http_mode = [&](const hp::Section& s, const std::string& title) {
     // A `disabled` proxy is not started by HAProxy: nothing listens there.

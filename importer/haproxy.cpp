@@ -10,10 +10,48 @@ namespace importer::haproxy {
 
 namespace {
 
+// One "$NAME" / "${NAME}" / "${NAME-default}" found inside double quotes.
+struct EnvUse {
+  std::string name;
+  std::optional<std::string> fallback;  // after '-'
+};
+
+// Reads a variable reference at line[i] == '$'; returns false (and leaves i)
+// when what follows is not one (a lone '$' stays a '$', as in HAProxy).
+bool env_reference(std::string_view line, std::size_t& i, EnvUse& out) {
+  auto name_char = [](char c, bool first) {
+    return c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (!first && c >= '0' && c <= '9');
+  };
+  std::size_t j = i + 1;
+  bool braced = j < line.size() && line[j] == '{';
+  if (braced) ++j;
+  std::size_t start = j;
+  while (j < line.size() && name_char(line[j], j == start)) ++j;
+  if (j == start) return false;
+  out.name = std::string(line.substr(start, j - start));
+  out.fallback.reset();
+  if (braced) {
+    if (j < line.size() && line[j] == '-') {
+      auto close = line.find('}', j);
+      if (close == std::string_view::npos) return false;
+      out.fallback = std::string(line.substr(j + 1, close - j - 1));
+      j = close;
+    } else if (line.substr(j, 4) == "[*]}") {
+      j += 3;  // the list form: expanded as one word here
+    }
+    if (j >= line.size() || line[j] != '}') return false;
+    ++j;
+  }
+  i = j - 1;
+  return true;
+}
+
 // HAProxy's tokenizer (doc/configuration.txt section 2.2): words separated by
 // blanks, '#' starts a comment unless quoted or escaped, double and single
-// quotes group words, a backslash escapes the next character.
-std::vector<std::string> split_words(std::string_view line) {
+// quotes group words, a backslash escapes the next character, and a
+// variable is expanded inside double quotes (section 2.3) through `env`.
+std::vector<std::string> split_words(std::string_view line, int lineno, const std::string& file, const Env& env,
+                                     std::vector<Unhandled>& expanded) {
   std::vector<std::string> words;
   std::string cur;
   bool in_word = false;
@@ -21,8 +59,21 @@ std::vector<std::string> split_words(std::string_view line) {
   for (std::size_t i = 0; i < line.size(); ++i) {
     char c = line[i];
     if (quote) {
+      EnvUse use;
       if (c == quote) {
         quote = 0;
+      } else if (c == '$' && quote == '"' && env_reference(line, i, use)) {
+        std::optional<std::string> v = env ? env(use.name) : std::nullopt;
+        if (!v && !use.fallback)
+          throw ParseError(file, lineno,
+                           "environment variable '" + use.name + "' is not set: HAProxy expands it from its own "
+                           "environment, the importer from its own; run the importer with the same variables (e.g. "
+                           "set -a; . /etc/default/haproxy; set +a)");
+        std::string value = v ? *v : *use.fallback;
+        expanded.push_back({lineno, "${" + use.name + "}",
+                            v ? "'" + value + "' (from the importer's environment: check HAProxy's is the same)"
+                              : "'" + value + "' (the default written in the file: not set in the importer's environment)"});
+        cur += value;
       } else if (c == '\\' && quote == '"' && i + 1 < line.size()) {
         cur += line[++i];
       } else {
@@ -62,7 +113,7 @@ std::string join(const std::vector<std::string>& words, std::size_t from = 0, st
 
 class Reader {
  public:
-  explicit Reader(std::string file) : file_(std::move(file)) {}
+  Reader(std::string file, const Env& env) : file_(std::move(file)), env_(env) {}
 
   Config read(std::string_view text);
 
@@ -90,6 +141,7 @@ class Reader {
   void start_section(Config& c, int line, const std::vector<std::string>& w);
 
   std::string file_;
+  const Env& env_;
   std::optional<std::size_t> defaults_;  // index of the last `defaults` section
 };
 
@@ -128,7 +180,7 @@ Config Reader::read(std::string_view text) {
   int line = 0;
   std::string_view raw;
   for (Lines lines(text, file_); lines.next(raw, line);) {
-    auto w = split_words(raw);
+    auto w = split_words(raw, line, file_, env_, c.expanded);
     if (w.empty()) continue;
     if (is_section_keyword(w[0])) {
       start_section(c, line, w);
@@ -412,6 +464,6 @@ const Section* Config::find(SectionKind kind, std::string_view name) const {
   return nullptr;
 }
 
-Config parse(std::string_view text, const std::string& file) { return Reader(file).read(text); }
+Config parse(std::string_view text, const std::string& file, const Env& env) { return Reader(file, env).read(text); }
 
 }  // namespace importer::haproxy

@@ -12,6 +12,7 @@
 // follow it.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -91,12 +92,22 @@ struct Section {
 
 struct Config {
   std::vector<Section> sections;
+  // Environment variables expanded, one entry per use: text is
+  // "${NAME}" -> the value, for a note pointing at the line.
+  std::vector<Unhandled> expanded;
   const Section* find(SectionKind kind, std::string_view name) const;
 };
 
+// The environment HAProxy would expand "$NAME", "${NAME}" and
+// "${NAME-default}" from (inside double quotes only, doc/configuration.txt
+// section 2.3). Empty function: no variable is set.
+using Env = std::function<std::optional<std::string>(const std::string& name)>;
+
 // Throws ParseError (with file and line) on input that is not a haproxy.cfg:
 // a directive outside any section, a section without its name, a malformed
-// number or duration in an option the importer maps.
-Config parse(std::string_view text, const std::string& file);
+// number or duration in an option the importer maps, a variable that `env`
+// does not set and that has no default (HAProxy would read it from its own
+// environment, which the importer cannot see).
+Config parse(std::string_view text, const std::string& file, const Env& env = {});
 
 }  // namespace importer::haproxy

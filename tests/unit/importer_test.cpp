@@ -998,3 +998,46 @@ BOOST_AUTO_TEST_CASE(importer_cli_directory_is_not_a_file) {
   BOOST_TEST(!has(r.err, "does not load"), r.err);
   BOOST_TEST(r.out.empty());
 }
+
+// HAProxy expands "$NAME", "${NAME}" and "${NAME-default}" inside double
+// quotes from its environment (configuration manual section 2.3). The old
+// importer kept the text: `server pg1 "${PG1}":5432` was dropped as "needs an
+// IP address or a DNS name", `bind "*:${PGPORT}"` as "expected one port",
+// and `timeout connect "${T}"` failed the whole import as not a time. Now the
+// variable is read from the environment given (the CLI's own), each use is
+// reported, a default applies when unset, and an unset variable without one
+// is an error naming the line. Single quotes and comments expand nothing.
+BOOST_AUTO_TEST_CASE(importer_haproxy_environment_variables) {
+  hp::Env env = [](const std::string& n) -> std::optional<std::string> {
+    if (n == "PG1") return "10.0.0.1";
+    if (n == "PGPORT") return "5000";
+    return std::nullopt;
+  };
+  std::string text =
+      "defaults\n  mode tcp\n  timeout connect \"${T-3s}\"\n"
+      "listen pg\n  bind \"*:${PGPORT}\"\n  # server x \"${UNSET}\":1\n"
+      "  server pg1 \"${PG1}\":5432 check\n  server pg2 \"$PG1\"0:5432 check\n  server pg3 '${PG1}':5432 check\n";
+  auto h = hp::parse(text, "h.cfg", env);
+  importer::Options o;
+  o.haproxy_file = "h.cfg";
+  auto r = importer::convert(&h, nullptr, o);
+  std::string notes;
+  for (const auto& n : r.notes) notes += n.to_string() + "\n";
+  BOOST_TEST_INFO(r.yaml << notes);
+  BOOST_REQUIRE(r.load_error.empty());
+  auto c = cfg::load_string(r.yaml, "t.yaml");
+  BOOST_REQUIRE_EQUAL(c.proxies.size(), 1u);
+  BOOST_TEST(c.proxies[0].listen.port == 5000);
+  BOOST_TEST(c.proxies[0].connect_timeout.count() == 3000);
+  BOOST_REQUIRE_EQUAL(c.proxies[0].backends.size(), 2u);  // pg3's single-quoted '${PG1}' is not expanded
+  BOOST_TEST(c.proxies[0].backends[0].address.host == "10.0.0.1");
+  BOOST_TEST(c.proxies[0].backends[1].address.host == "10.0.0.10");
+  BOOST_TEST(has(notes, "h.cfg:7: environment variable ${PG1} read as '10.0.0.1' (from the importer's environment"));
+  BOOST_TEST(has(notes, "h.cfg:3: environment variable ${T} read as '3s' (the default"));
+
+  auto e = parse_error([&] { hp::parse("listen a\n  bind \"*:${NOPE}\"\n", "h.cfg", env); });
+  BOOST_TEST(e.line() == 2);
+  BOOST_TEST(has(e.reason(), "environment variable 'NOPE' is not set"));
+  // Without an environment, nothing is set.
+  BOOST_TEST(parse_error([&] { hp::parse(text, "h.cfg"); }).line() == 5);
+}
