@@ -137,8 +137,29 @@ cfg::Check Converter::check(const hp::Section& back, const std::vector<hp::Serve
     if (back.http_version && back.http_version->value != "HTTP/1.0" && back.http_version->value != "HTTP/1.1")
       not_translated(opts_.haproxy_file, back.http_version->line, back.http_version->value,
                      "vipproxy sends its own HTTP/1.1 request line and Host header");
+    if (back.expect_body) {
+      // vipproxy judges a body only as Patroni's role (check.expect_role);
+      // a rule asking for the primary's role is that, anything else would
+      // be lost and every node answering the status would pass.
+      const std::string& rule = back.expect_body->value;
+      bool primary_role = contains_ci(rule, "role") && (contains_ci(rule, "master") || contains_ci(rule, "primary")) &&
+                          !contains_ci(rule, "replica") && !contains_ci(rule, "standby");
+      if (primary_role) {
+        c.expect_role = cfg::ExpectRole::primary;
+        hnote(back.expect_body->line, "'http-check expect " + rule + "' written as expect_role: primary (Patroni's "
+                                      "JSON must show role master/primary; vipproxy also requires state running and "
+                                      "sends the check as GET)");
+      } else {
+        refuse(opts_.haproxy_file, back.expect_body->line, "http-check expect " + rule,
+               "vipproxy's check looks at the HTTP status (and Patroni's role, check.expect_role), not at other "
+               "text; without this rule every server answering " + c.path + " with the status would pass. Write "
+               "the check by hand (a Patroni endpoint such as /primary or /replica)");
+      }
+    }
     if (back.expect_status) {
       c.expect_status = back.expect_status->value;
+    } else if (back.expect_body) {
+      c.expect_status = 200;
     } else {
       c.expect_status = 200;
       hnote(opt->line, "no 'http-check expect status': HAProxy accepts any 2xx or 3xx reply; vipproxy expects one "
@@ -146,12 +167,20 @@ cfg::Check Converter::check(const hp::Section& back, const std::vector<hp::Serve
     }
   } else {
     c.type = cfg::CheckType::tcp;
+    if (opt && opt->value == "tcp-check" && back.tcp_check_probe)
+      refuse(opts_.haproxy_file, back.tcp_check_probe->line, back.tcp_check_probe->value,
+             "tcp-check send/expect rules speak a protocol on the check connection (e.g. an HTTP request to "
+             "Patroni); vipproxy's TCP check only connects, so every server accepting connections would pass. Write "
+             "check: {type: http, port: ..., path: /primary} by hand (or use option httpchk) and import again");
     if (opt && opt->value != "tcp-check")
       not_translated(opts_.haproxy_file, opt->line, "option " + opt->value,
                      "vipproxy checks with HTTP (Patroni's REST API) or a TCP connect; a TCP connect check is written");
     if (back.expect_status)
       not_translated(opts_.haproxy_file, back.expect_status->line,
                      "http-check expect status " + std::to_string(back.expect_status->value),
+                     "there is no 'option httpchk' in effect");
+    if (back.expect_body)
+      not_translated(opts_.haproxy_file, back.expect_body->line, "http-check expect " + back.expect_body->value,
                      "there is no 'option httpchk' in effect");
   }
 

@@ -236,6 +236,8 @@ void Reader::start_section(Config& c, int line, const std::vector<std::string>& 
     s.http_uri = d.http_uri;
     s.http_version = d.http_version;
     s.expect_status = d.expect_status;
+    s.expect_body = d.expect_body;
+    s.tcp_check_probe = d.tcp_check_probe;
     s.timeouts = d.timeouts;
     s.balance = d.balance;
     s.maxconn = d.maxconn;
@@ -361,6 +363,10 @@ void Reader::proxy_directive(Section& s, int line, const std::vector<std::string
           return;
         }
       }
+      if (w.size() >= 4 && (w[2] == "string" || w[2] == "rstring")) {
+        s.expect_body = At<std::string>{join(w, 2), line};
+        return;
+      }
       return unhandled("vipproxy expects one HTTP status (http-check expect status N)");
     }
     if (w[1] == "send") {
@@ -376,6 +382,8 @@ void Reader::proxy_directive(Section& s, int line, const std::vector<std::string
       return;
     }
     return unhandled();
+  } else if (kw == "tcp-check" && w.size() >= 2 && (w[1].rfind("send", 0) == 0 || w[1] == "expect")) {
+    if (!s.tcp_check_probe || s.tcp_check_probe->line < s.line) s.tcp_check_probe = At<std::string>{join(w), line};
   } else if (kw == "timeout" && w.size() >= 2) {
     s.timeouts[w[1]] = At<Duration>{duration(line, "timeout " + w[1], arg(line, w, 2)), line};
   } else if (kw == "contimeout" || kw == "srvtimeout" || kw == "clitimeout") {

@@ -80,6 +80,12 @@ struct Section {
   std::optional<At<std::string>> check_option;
   std::optional<At<std::string>> http_method, http_uri, http_version;
   std::optional<At<unsigned>> expect_status;
+  // `http-check expect string|rstring PATTERN`: the body decides (e.g.
+  // Patroni's "role": "master" on /patroni, where every node answers 200).
+  std::optional<At<std::string>> expect_body;
+  // The first `tcp-check send...`/`expect` rule: a protocol spoken on the
+  // check connection (e.g. an HTTP request to Patroni's port), not a connect.
+  std::optional<At<std::string>> tcp_check_probe;
 
   std::map<std::string, At<Duration>> timeouts;  // "connect", "server", "client", "check", "queue"...
   std::optional<At<std::string>> balance;

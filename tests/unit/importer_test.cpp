@@ -1041,3 +1041,51 @@ BOOST_AUTO_TEST_CASE(importer_haproxy_environment_variables) {
   // Without an environment, nothing is set.
   BOOST_TEST(parse_error([&] { hp::parse(text, "h.cfg"); }).line() == 5);
 }
+
+// What decides which server is eligible must not be lost on the way. Old
+// Patroni layouts check with `option tcp-check` + `tcp-check send GET
+// /master...` + `tcp-check expect string ...`, or `option httpchk GET
+// /patroni` + `http-check expect string "role":"master"` (every node answers
+// /patroni with 200). The old importer wrote a plain TCP connect check (or
+// status 200 on /patroni) with a "not translated" note among many: every
+// node passed, and with the default roundrobin clients went to replicas.
+// Now a role rule becomes expect_role: primary, and anything else the
+// importer cannot express fails the import.
+BOOST_AUTO_TEST_CASE(importer_haproxy_check_rules_that_pick_the_primary) {
+  auto role = hp::parse(
+      "defaults\n  mode tcp\n  timeout connect 2s\n"
+      "listen pg\n  bind *:5000\n  option httpchk GET /patroni\n  http-check expect string \"role\":\\ \"master\"\n"
+      "  server n1 10.0.0.1:5432 check port 8008\n",
+      "h.cfg");
+  importer::Options o;
+  o.haproxy_file = "h.cfg";
+  auto r = importer::convert(&role, nullptr, o);
+  BOOST_TEST(r.refused.empty());
+  BOOST_REQUIRE(r.load_error.empty());
+  auto c = cfg::load_string(r.yaml, "t.yaml");
+  BOOST_TEST((c.proxies.at(0).check.expect_role == cfg::ExpectRole::primary));
+  BOOST_TEST(c.proxies.at(0).check.path == "/patroni");
+
+  auto other = hp::parse(
+      "listen pg\n  mode tcp\n  bind *:5000\n  option httpchk GET /health\n  http-check expect string OK\n"
+      "  server n1 10.0.0.1:5432 check port 8008\n",
+      "h.cfg");
+  auto r2 = importer::convert(&other, nullptr, o);
+  BOOST_REQUIRE_EQUAL(r2.refused.size(), 1u);
+  BOOST_TEST(r2.refused[0].to_string().rfind("h.cfg:5: 'http-check expect string OK' cannot be translated", 0) == 0,
+             r2.refused[0].to_string());
+
+  auto tcp = hp::parse(
+      "listen pg\n  mode tcp\n  bind *:5000\n  option tcp-check\n  tcp-check connect port 8008\n"
+      "  tcp-check send GET\\ /master\\ HTTP/1.0\\r\\n\\r\\n\n  tcp-check expect string HTTP/1.1\\ 200\n"
+      "  server n1 10.0.0.1:5432 check\n",
+      "h.cfg");
+  auto r3 = importer::convert(&tcp, nullptr, o);
+  BOOST_REQUIRE_EQUAL(r3.refused.size(), 1u);
+  BOOST_TEST(r3.refused[0].to_string().rfind("h.cfg:6: 'tcp-check send GET /master", 0) == 0, r3.refused[0].to_string());
+
+  // A plain `option tcp-check` (connect only) is still a TCP check, no error.
+  auto plain = hp::parse("listen pg\n  mode tcp\n  bind *:5000\n  option tcp-check\n  server n1 10.0.0.1:5432 check\n",
+                         "h.cfg");
+  BOOST_TEST(importer::convert(&plain, nullptr, o).refused.empty());
+}
