@@ -27,8 +27,6 @@ std::string Converter::keepalived_reason(const std::string& text) const {
     return "LVS load balancing has no equivalent (vipproxy proxies TCP itself)";
   if (starts("vrrp_sync_group")) return "sync groups have no equivalent; each instance elects on its own";
   if (starts("preempt")) return "preempting is the default (preempt: true)";
-  if (starts("mcast_src_ip"))
-    return "vipproxy sends multicast adverts from the interface's address (unicast_src_ip applies to unicast)";
   if (starts("use_vmac") || starts("vmac_")) return "virtual MAC interfaces have no equivalent";
   if (starts("smtp_alert")) return "vipproxy sends no e-mail; use notify commands";
   return "no equivalent in vipproxy";
@@ -165,7 +163,12 @@ void Converter::instance(const ka::Instance& in, const ka::Config& k, std::set<s
     }
   }
 
-  if (in.unicast_src_ip) v.unicast_src_ip = in.unicast_src_ip->value;
+  if (in.unicast_src_ip) {
+    v.unicast_src_ip = in.unicast_src_ip->value;
+    if (in.src_ip_from_mcast)
+      knote(in.unicast_src_ip->line, "mcast_src_ip " + v.unicast_src_ip + " written as unicast_src_ip: vipproxy's "
+                                     "source address for every advert, multicast ones too (as keepalived's)");
+  }
   for (const auto& p : in.unicast_peers) v.unicast_peers.push_back(p.value);
   v.unicast = !v.unicast_peers.empty();
 

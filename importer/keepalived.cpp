@@ -244,7 +244,12 @@ Instance Interpreter::instance(const Node& n) {
       v.advert_int_text = at(value(s), s.line);
     } else if (kw == "nopreempt") v.nopreempt = at(true, s.line);
     else if (kw == "preempt_delay") secs(v.preempt_delay);
-    else if (kw == "unicast_src_ip") text(v.unicast_src_ip);
+    else if (kw == "unicast_src_ip" || kw == "mcast_src_ip") {
+      // keepalived reads both with one handler (vrrp_srcip_handler): the
+      // advert source, multicast or unicast; the last one wins.
+      text(v.unicast_src_ip);
+      v.src_ip_from_mcast = kw == "mcast_src_ip";
+    }
     else if (kw == "notify_master") notify(v.notify_master);
     else if (kw == "notify_backup") notify(v.notify_backup);
     else if (kw == "notify_fault") notify(v.notify_fault);

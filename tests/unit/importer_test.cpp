@@ -1089,3 +1089,17 @@ BOOST_AUTO_TEST_CASE(importer_haproxy_check_rules_that_pick_the_primary) {
                          "h.cfg");
   BOOST_TEST(importer::convert(&plain, nullptr, o).refused.empty());
 }
+
+// keepalived's mcast_src_ip and unicast_src_ip are one setting
+// (vrrp_srcip_handler): the advert source, which is also the address the
+// election's tie-break compares at equal priority. vipproxy's unicast_src_ip
+// is the source of every advert, multicast too. The old importer dropped
+// mcast_src_ip ("vipproxy sends multicast adverts from the interface's
+// address"): adverts left from another address than keepalived's.
+BOOST_AUTO_TEST_CASE(importer_keepalived_mcast_src_ip_is_the_advert_source) {
+  auto k = import_keepalived(ka_instance("M", 1, "  mcast_src_ip 10.0.0.20\n"));
+  BOOST_TEST(k.c.vrrp.at(0).unicast_src_ip == "10.0.0.20");
+  BOOST_TEST(!k.c.vrrp.at(0).unicast);
+  BOOST_TEST(has(k.notes, "k.conf:4: mcast_src_ip 10.0.0.20 written as unicast_src_ip"));
+  BOOST_TEST(!has(k.notes, "not translated"));
+}
