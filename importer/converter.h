@@ -52,6 +52,7 @@ class Converter {
   bool listen_endpoint(const hp::Bind& b, cfg::Endpoint& out);
   bool server_endpoint(const hp::Server& s, uint16_t listen_port, cfg::Endpoint& out);
   cfg::Check check(const hp::Section& back, const std::vector<hp::Server>& servers);
+  const At<Duration>* set_timeout(const hp::Section& s, const std::string& which);
 
   // keepalived
   std::string keepalived_reason(const std::string& text) const;

@@ -20,6 +20,22 @@ constexpr unsigned kHaproxyFall = 3;
 
 }  // namespace
 
+// A `timeout connect|check|queue` that is set. HAProxy stores a time of 0 as
+// "not set" (TICK_ETERNITY): connect then waits without limit, check falls
+// back to inter and queue to `timeout connect`. Written as 1ms (connect,
+// check) or "refuse at once" (queue), a 0 failed every connect and check, or
+// every queued client: it is reported and handled as absent instead.
+const At<Duration>* Converter::set_timeout(const hp::Section& s, const std::string& which) {
+  auto t = s.timeouts.find(which);
+  if (t == s.timeouts.end()) return nullptr;
+  if (t->second.value.count() == 0) {
+    hnote(t->second.line, "'timeout " + which + " 0' is HAProxy's \"not set\" (no limit), not zero: written as if "
+                          "absent");
+    return nullptr;
+  }
+  return &t->second;
+}
+
 std::string Converter::haproxy_reason(const std::string& text, bool global) const {
   auto starts = [&](std::string_view p) { return text.rfind(p, 0) == 0; };
   if (starts("stats"))
@@ -220,8 +236,8 @@ cfg::Check Converter::check(const hp::Section& back, const std::vector<hp::Serve
                      "a down backend is checked every interval (fast_interval while it is changing state)");
   }
 
-  if (auto t = back.timeouts.find("check"); t != back.timeouts.end()) {
-    c.timeout = std::max(Duration{1}, t->second.value);
+  if (const auto* t = set_timeout(back, "check")) {
+    c.timeout = t->value;
   } else {
     c.timeout = 1000ms;
     hnote(back.line, "no 'timeout check' in backend " + back.name +
@@ -362,14 +378,14 @@ void Converter::proxy(const hp::Section& front, const hp::Section& back, const h
 
   // Timeouts: connect/server/queue/check belong to the backend side, client
   // to the frontend side (as in HAProxy).
-  if (auto t = back.timeouts.find("connect"); t != back.timeouts.end()) {
-    p.connect_timeout = std::max(Duration{1}, t->second.value);
+  if (const auto* t = set_timeout(back, "connect")) {
+    p.connect_timeout = t->value;
   } else {
     p.connect_timeout = 5000ms;
     hnote(back.line, "no 'timeout connect' for " + back.name + ": HAProxy waits without limit (and warns); "
                      "connect_timeout 5s is written");
   }
-  if (auto t = back.timeouts.find("queue"); t != back.timeouts.end()) p.queue_timeout = t->second.value;
+  if (const auto* t = set_timeout(back, "queue")) p.queue_timeout = t->value;
   // Half-closed sessions: client-fin is the frontend's, server-fin the
   // backend's. HAProxy's 0 is "no timeout", like vipproxy's.
   if (auto t = front.timeouts.find("client-fin"); t != front.timeouts.end())

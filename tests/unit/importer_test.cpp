@@ -1103,3 +1103,22 @@ BOOST_AUTO_TEST_CASE(importer_keepalived_mcast_src_ip_is_the_advert_source) {
   BOOST_TEST(has(k.notes, "k.conf:4: mcast_src_ip 10.0.0.20 written as unicast_src_ip"));
   BOOST_TEST(!has(k.notes, "not translated"));
 }
+
+// HAProxy keeps a time of 0 as "not set" (no limit; check falls back to inter,
+// queue to timeout connect). The old importer wrote `timeout connect 0` as
+// connect_timeout 1ms and `timeout check 0` as check.timeout 1ms (every
+// connect and every check failed: no backend ever eligible) and `timeout
+// queue 0` as queue_timeout 0s ("refuse at once"). Now 0 is reported and
+// handled as absent.
+BOOST_AUTO_TEST_CASE(importer_haproxy_timeout_zero_is_not_set) {
+  auto h = import_haproxy(
+      "defaults\n  mode tcp\n  timeout connect 0\n  timeout check 0\n  timeout queue 0\n"
+      "listen pg\n  bind *:5000\n  server n1 10.0.0.1:5432 check\n");
+  const auto& p = h.c.proxies.at(0);
+  BOOST_TEST(p.connect_timeout.count() == 5000);
+  BOOST_TEST(p.check.timeout.count() == 1000);
+  BOOST_TEST(p.queue_timeout.count() == 10000);  // vipproxy's default, as if absent
+  BOOST_TEST(has(h.notes, "h.cfg:3: 'timeout connect 0' is HAProxy's \"not set\""));
+  BOOST_TEST(has(h.notes, "h.cfg:4: 'timeout check 0'"));
+  BOOST_TEST(has(h.notes, "h.cfg:5: 'timeout queue 0'"));
+}
