@@ -1,5 +1,7 @@
 #include "importer/cli.h"
 
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <optional>
@@ -22,6 +24,14 @@ per item that was not translated or whose meaning changes. At least one of
 )";
 
 std::optional<std::string> read_file(const std::string& path, std::ostream& err) {
+  // A directory opens as a stream and reads as nothing: it would become an
+  // empty input and "the generated configuration does not load".
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    err << path << ": cannot read the file: it is a directory (give the file, e.g. " << path
+        << (path.ends_with("/") ? "" : "/") << "haproxy.cfg or keepalived.conf)\n";
+    return std::nullopt;
+  }
   std::ifstream f(path, std::ios::binary);
   if (!f) {
     err << path << ": cannot read the file\n";
@@ -76,7 +86,12 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
       auto text = read_file(hap_path, err);
       if (!text) return 1;
       opts.haproxy_file = hap_path;
-      hap = haproxy::parse(*text, hap_path);
+      // HAProxy expands "${NAME}" from its environment; the importer's is the
+      // closest it can see, and each use is reported.
+      hap = haproxy::parse(*text, hap_path, [](const std::string& name) -> std::optional<std::string> {
+        const char* v = std::getenv(name.c_str());
+        return v ? std::optional<std::string>(v) : std::nullopt;
+      });
     }
     if (!ka_path.empty()) {
       auto text = read_file(ka_path, err);
@@ -92,6 +107,12 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   out << r.yaml;
   out.flush();
   for (const auto& n : r.notes) err << n.to_string() << "\n";
+  if (!r.refused.empty()) {
+    for (const auto& n : r.refused) err << "vipproxy import: error: " << n.to_string() << "\n";
+    err << "vipproxy import: the configuration above is not a faithful translation; fix the input or the output "
+           "by hand\n";
+    return 1;
+  }
   if (!r.load_error.empty()) {
     err << "vipproxy import: the generated configuration does not load, fix it by hand: " << r.load_error << "\n";
     return 1;

@@ -39,6 +39,7 @@ Result Converter::finish() {
   });
   for (const auto& n : notes_)
     if (std::find(r.notes.begin(), r.notes.end(), n) == r.notes.end()) r.notes.push_back(n);
+  r.refused = refused_;
   try {
     cfg::load_string(r.yaml, "<imported configuration>");
   } catch (const cfg::Error& e) {

@@ -27,6 +27,9 @@ struct Result {
   std::string yaml;         // the vipproxy configuration
   std::vector<Note> notes;  // sorted by file and line, no duplicates
   std::string load_error;   // empty when `yaml` passes cfg::load_string
+  // Items whose translation would be unsafe to run (e.g. keepalived's AH
+  // authentication): the YAML is still written, but the import fails.
+  std::vector<Note> refused;
 };
 
 // Either input may be null (only one file given).

@@ -41,6 +41,9 @@ class Converter {
   void not_translated(const std::string& file, int line, const std::string& what, const std::string& why) {
     note(file, line, "'" + what + "' not translated: " + why);
   }
+  void refuse(const std::string& file, int line, const std::string& what, const std::string& why) {
+    refused_.push_back({file, line, "'" + what + "' cannot be translated: " + why});
+  }
 
   // haproxy
   void haproxy_unhandled(const std::vector<Unhandled>& list, bool global);
@@ -49,6 +52,7 @@ class Converter {
   bool listen_endpoint(const hp::Bind& b, cfg::Endpoint& out);
   bool server_endpoint(const hp::Server& s, uint16_t listen_port, cfg::Endpoint& out);
   cfg::Check check(const hp::Section& back, const std::vector<hp::Server>& servers);
+  const At<Duration>* set_timeout(const hp::Section& s, const std::string& which);
 
   // keepalived
   std::string keepalived_reason(const std::string& text) const;
@@ -57,6 +61,7 @@ class Converter {
   Options opts_;
   cfg::Config out_;
   std::vector<Note> notes_;
+  std::vector<Note> refused_;
 };
 
 }  // namespace importer::detail

@@ -20,6 +20,22 @@ constexpr unsigned kHaproxyFall = 3;
 
 }  // namespace
 
+// A `timeout connect|check|queue` that is set. HAProxy stores a time of 0 as
+// "not set" (TICK_ETERNITY): connect then waits without limit, check falls
+// back to inter and queue to `timeout connect`. Written as 1ms (connect,
+// check) or "refuse at once" (queue), a 0 failed every connect and check, or
+// every queued client: it is reported and handled as absent instead.
+const At<Duration>* Converter::set_timeout(const hp::Section& s, const std::string& which) {
+  auto t = s.timeouts.find(which);
+  if (t == s.timeouts.end()) return nullptr;
+  if (t->second.value.count() == 0) {
+    hnote(t->second.line, "'timeout " + which + " 0' is HAProxy's \"not set\" (no limit), not zero: written as if "
+                          "absent");
+    return nullptr;
+  }
+  return &t->second;
+}
+
 std::string Converter::haproxy_reason(const std::string& text, bool global) const {
   auto starts = [&](std::string_view p) { return text.rfind(p, 0) == 0; };
   if (starts("stats"))
@@ -50,8 +66,12 @@ void Converter::haproxy_unhandled(const std::vector<Unhandled>& list, bool globa
 
 bool Converter::listen_endpoint(const hp::Bind& b, cfg::Endpoint& out) {
   std::string a = b.address;
+  bool v6 = false;  // ipv6@/tcp6@: an empty or '*' host is IPv6's any-address
   for (std::string_view p : {"ipv4@", "ipv6@", "tcp@", "tcp4@", "tcp6@"})
-    if (a.rfind(p, 0) == 0) a = a.substr(p.size());
+    if (a.rfind(p, 0) == 0) {
+      v6 = p == "ipv6@" || p == "tcp6@";
+      a = a.substr(p.size());
+    }
   auto colon = a.rfind(':');
   if (a.empty() || a[0] == '/' || a.find('@') != std::string::npos || colon == std::string::npos) {
     not_translated(opts_.haproxy_file, b.line, "bind " + b.address,
@@ -65,7 +85,7 @@ bool Converter::listen_endpoint(const hp::Bind& b, cfg::Endpoint& out) {
                    "expected one port (port ranges have no equivalent)");
     return false;
   }
-  if (host.empty() || host == "*") host = "0.0.0.0";
+  if (host.empty() || host == "*") host = v6 ? "::" : "0.0.0.0";
   if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
   out.host = host;
   out.port = static_cast<uint16_t>(*p);
@@ -133,8 +153,29 @@ cfg::Check Converter::check(const hp::Section& back, const std::vector<hp::Serve
     if (back.http_version && back.http_version->value != "HTTP/1.0" && back.http_version->value != "HTTP/1.1")
       not_translated(opts_.haproxy_file, back.http_version->line, back.http_version->value,
                      "vipproxy sends its own HTTP/1.1 request line and Host header");
+    if (back.expect_body) {
+      // vipproxy judges a body only as Patroni's role (check.expect_role);
+      // a rule asking for the primary's role is that, anything else would
+      // be lost and every node answering the status would pass.
+      const std::string& rule = back.expect_body->value;
+      bool primary_role = contains_ci(rule, "role") && (contains_ci(rule, "master") || contains_ci(rule, "primary")) &&
+                          !contains_ci(rule, "replica") && !contains_ci(rule, "standby");
+      if (primary_role) {
+        c.expect_role = cfg::ExpectRole::primary;
+        hnote(back.expect_body->line, "'http-check expect " + rule + "' written as expect_role: primary (Patroni's "
+                                      "JSON must show role master/primary; vipproxy also requires state running and "
+                                      "sends the check as GET)");
+      } else {
+        refuse(opts_.haproxy_file, back.expect_body->line, "http-check expect " + rule,
+               "vipproxy's check looks at the HTTP status (and Patroni's role, check.expect_role), not at other "
+               "text; without this rule every server answering " + c.path + " with the status would pass. Write "
+               "the check by hand (a Patroni endpoint such as /primary or /replica)");
+      }
+    }
     if (back.expect_status) {
       c.expect_status = back.expect_status->value;
+    } else if (back.expect_body) {
+      c.expect_status = 200;
     } else {
       c.expect_status = 200;
       hnote(opt->line, "no 'http-check expect status': HAProxy accepts any 2xx or 3xx reply; vipproxy expects one "
@@ -142,12 +183,20 @@ cfg::Check Converter::check(const hp::Section& back, const std::vector<hp::Serve
     }
   } else {
     c.type = cfg::CheckType::tcp;
+    if (opt && opt->value == "tcp-check" && back.tcp_check_probe)
+      refuse(opts_.haproxy_file, back.tcp_check_probe->line, back.tcp_check_probe->value,
+             "tcp-check send/expect rules speak a protocol on the check connection (e.g. an HTTP request to "
+             "Patroni); vipproxy's TCP check only connects, so every server accepting connections would pass. Write "
+             "check: {type: http, port: ..., path: /primary} by hand (or use option httpchk) and import again");
     if (opt && opt->value != "tcp-check")
       not_translated(opts_.haproxy_file, opt->line, "option " + opt->value,
                      "vipproxy checks with HTTP (Patroni's REST API) or a TCP connect; a TCP connect check is written");
     if (back.expect_status)
       not_translated(opts_.haproxy_file, back.expect_status->line,
                      "http-check expect status " + std::to_string(back.expect_status->value),
+                     "there is no 'option httpchk' in effect");
+    if (back.expect_body)
+      not_translated(opts_.haproxy_file, back.expect_body->line, "http-check expect " + back.expect_body->value,
                      "there is no 'option httpchk' in effect");
   }
 
@@ -187,8 +236,8 @@ cfg::Check Converter::check(const hp::Section& back, const std::vector<hp::Serve
                      "a down backend is checked every interval (fast_interval while it is changing state)");
   }
 
-  if (auto t = back.timeouts.find("check"); t != back.timeouts.end()) {
-    c.timeout = std::max(Duration{1}, t->second.value);
+  if (const auto* t = set_timeout(back, "check")) {
+    c.timeout = t->value;
   } else {
     c.timeout = 1000ms;
     hnote(back.line, "no 'timeout check' in backend " + back.name +
@@ -266,15 +315,30 @@ void Converter::proxy(const hp::Section& front, const hp::Section& back, const h
   }
   // HAProxy uses backup servers only when no other is up; vipproxy has no
   // such class, but listing them last has the same effect with `first`.
+  // A `disabled` server is in maintenance: HAProxy never sends it a client
+  // nor checks it. vipproxy has no such state, so it is left out (written as
+  // a backend, it would get clients as soon as its check passed).
+  std::vector<hp::Server> active;
+  for (const auto& s : back.servers) {
+    if (s.options.disabled && s.options.disabled->value)
+      not_translated(file, s.options.disabled->line, "server " + s.name + " " + s.address + " disabled",
+                     "a disabled server gets no traffic in HAProxy (maintenance); it is left out of backends, add it "
+                     "when it is put back in service");
+    else
+      active.push_back(s);
+  }
+  if (active.empty()) {
+    not_translated(file, back.line, title, "every server of " + back.keyword + " " + back.name + " is disabled");
+    return;
+  }
   std::vector<hp::Server> servers;
-  for (const auto& s : back.servers)
+  for (const auto& s : active)
     if (!(s.options.backup && s.options.backup->value)) servers.push_back(s);
-  for (const auto& s : back.servers)
+  std::vector<const hp::Server*> backups;  // reported once the balance is known
+  for (const auto& s : active)
     if (s.options.backup && s.options.backup->value) {
       servers.push_back(s);
-      not_translated(file, s.options.backup->line, "backup",
-                     "vipproxy has no backup servers; " + s.name + " is listed last, so with balance first it is "
-                     "used only when the others are not eligible");
+      backups.push_back(&s);
     }
 
   p.check = check(back, servers);
@@ -314,14 +378,14 @@ void Converter::proxy(const hp::Section& front, const hp::Section& back, const h
 
   // Timeouts: connect/server/queue/check belong to the backend side, client
   // to the frontend side (as in HAProxy).
-  if (auto t = back.timeouts.find("connect"); t != back.timeouts.end()) {
-    p.connect_timeout = std::max(Duration{1}, t->second.value);
+  if (const auto* t = set_timeout(back, "connect")) {
+    p.connect_timeout = t->value;
   } else {
     p.connect_timeout = 5000ms;
     hnote(back.line, "no 'timeout connect' for " + back.name + ": HAProxy waits without limit (and warns); "
                      "connect_timeout 5s is written");
   }
-  if (auto t = back.timeouts.find("queue"); t != back.timeouts.end()) p.queue_timeout = t->second.value;
+  if (const auto* t = set_timeout(back, "queue")) p.queue_timeout = t->value;
   // Half-closed sessions: client-fin is the frontend's, server-fin the
   // backend's. HAProxy's 0 is "no timeout", like vipproxy's.
   if (auto t = front.timeouts.find("client-fin"); t != front.timeouts.end())
@@ -379,6 +443,22 @@ void Converter::proxy(const hp::Section& front, const hp::Section& back, const h
     }
   }
 
+  // What a backup server becomes depends on the balance: last in the list
+  // is "only when the others are not eligible" for `first` alone; the other
+  // algorithms give it its share of clients all the time (e.g. the primary
+  // listed as backup of a replica pool then takes read traffic).
+  for (const hp::Server* s : backups) {
+    if (p.balance == cfg::Balance::first)
+      not_translated(file, s->options.backup->line, "backup",
+                     "vipproxy has no backup servers; " + s->name + " is listed last, so with balance first it is "
+                     "used only when the others are not eligible");
+    else
+      not_translated(file, s->options.backup->line, "backup",
+                     "vipproxy has no backup servers; with balance " +
+                         std::string(cfg::names::to_string(p.balance)) + " " + s->name +
+                         " gets its share of clients at all times, where HAProxy sent it clients only when no other "
+                         "server was up; remove it from backends if that is not wanted");
+  }
   haproxy_unhandled(front.unhandled, false);
   if (&back != &front) haproxy_unhandled(back.unhandled, false);
   for (const auto& u : front.use_backends)
@@ -389,8 +469,15 @@ void Converter::proxy(const hp::Section& front, const hp::Section& back, const h
 
 void Converter::haproxy(const hp::Config& h) {
   const std::string& file = opts_.haproxy_file;
+  for (const auto& e : h.expanded) hnote(e.line, "environment variable " + e.text + " read as " + e.reason);
   std::set<const hp::Section*> used;
   auto http_mode = [&](const hp::Section& s, const std::string& title) {
+    // A `disabled` proxy is not started by HAProxy: nothing listens there.
+    if (s.disabled && s.disabled->value) {
+      not_translated(file, s.disabled->line, title,
+                     "it is 'disabled' (HAProxy does not start it); remove 'disabled' and import again to get it");
+      return true;
+    }
     if (!s.mode || s.mode->value == "tcp") return false;
     std::string why = "mode " + s.mode->value + " (vipproxy proxies TCP only)";
     bool stats = std::any_of(s.unhandled.begin(), s.unhandled.end(),

@@ -27,8 +27,6 @@ std::string Converter::keepalived_reason(const std::string& text) const {
     return "LVS load balancing has no equivalent (vipproxy proxies TCP itself)";
   if (starts("vrrp_sync_group")) return "sync groups have no equivalent; each instance elects on its own";
   if (starts("preempt")) return "preempting is the default (preempt: true)";
-  if (starts("mcast_src_ip"))
-    return "vipproxy sends multicast adverts from the interface's address (unicast_src_ip applies to unicast)";
   if (starts("use_vmac") || starts("vmac_")) return "virtual MAC interfaces have no equivalent";
   if (starts("smtp_alert")) return "vipproxy sends no e-mail; use notify commands";
   return "no equivalent in vipproxy";
@@ -47,11 +45,41 @@ void Converter::instance(const ka::Instance& in, const ka::Config& k, std::set<s
   }
   if (in.virtual_router_id) v.virtual_router_id = in.virtual_router_id->value;
   else knote(in.line, "vrrp_instance " + in.name + " has no 'virtual_router_id': vipproxy needs one, add it");
-  if (in.priority) v.priority = in.priority->value;
+  // keepalived's vrrp_complete_instance() (vrrp.c) settles priority, state
+  // and preemption together; the same rules here, each change said.
+  bool wants_master = in.state && v.state == cfg::VrrpState::master;
+  if (in.priority) {
+    v.priority = in.priority->value;
+  } else if (wants_master) {
+    // No priority: 255 with state MASTER (the address owner), else 100.
+    v.priority = 255;
+    knote(in.state->line, "vrrp_instance " + in.name + " has 'state MASTER' and no 'priority': keepalived runs it "
+                          "at priority 255 (the address owner, which always wins and preempts), so priority: 255 "
+                          "is written; give a priority if that is not what you meant");
+  }
+  // No state: keepalived derives it from the priority (255: MASTER).
+  if (!in.state && v.priority == 255) wants_master = true;
   v.version = in.version ? in.version->value : k.vrrp_version ? k.vrrp_version->value : 2;
   if (in.advert_int) v.advert_int = in.advert_int->value;
-  if (in.nopreempt) v.preempt = false;
-  if (in.preempt_delay) v.preempt_delay = in.preempt_delay->value;
+  if (in.nopreempt) {
+    if (v.priority == 255)
+      knote(in.nopreempt->line, "'nopreempt' has no effect at priority 255: keepalived clears it (the address owner "
+                                "always preempts), so preempt: true is kept");
+    else if (wants_master)
+      knote(in.nopreempt->line, "'nopreempt' has no effect with 'state MASTER': keepalived clears it (\"nopreempt "
+                                "will not work with initial state MASTER\") and preempts, so preempt: true is kept; "
+                                "for no preemption write state: backup and preempt: false on every node");
+    else
+      v.preempt = false;
+  }
+  if (in.preempt_delay) {
+    if (wants_master)
+      knote(in.preempt_delay->line, "'preempt_delay' has no effect with state MASTER: keepalived clears it "
+                                    "(\"preempt delay will not work with initial state MASTER\"), so it is not "
+                                    "written");
+    else
+      v.preempt_delay = in.preempt_delay->value;
+  }
 
   // Addresses first: their family decides the version (keepalived moves an
   // IPv6 instance to VRRPv3 by itself).
@@ -87,6 +115,25 @@ void Converter::instance(const ka::Instance& in, const ka::Config& k, std::set<s
     v.version = 3;
     knote(in.line, "vrrp_instance " + in.name + " holds IPv6 addresses: version 3 is written (VRRPv2 is IPv4 only)");
   }
+  // advert_int as keepalived's vrrp_complete_instance() settles it: VRRPv2
+  // counts whole seconds (1-255, rounded to the nearest), VRRPv3
+  // centiseconds (10ms-40.95s); 0 is the default 1s.
+  if (in.advert_int) {
+    using std::chrono::milliseconds;
+    milliseconds a = in.advert_int->value, was = a;
+    if (a.count() == 0) a = milliseconds{1000};
+    if (v.version == 2) {
+      a = milliseconds{std::clamp<long long>((a.count() + 500) / 1000, 1, 255) * 1000};
+    } else {
+      a = milliseconds{std::clamp<long long>((a.count() + 5) / 10, 1, 4095) * 10};
+    }
+    if (a != was)
+      knote(in.advert_int->line, "advert_int " + in.advert_int_text->value + " is not a VRRPv" +
+                                     std::to_string(v.version) + " interval: keepalived " +
+                                     (v.version == 2 ? "rounds it to whole seconds (1-255)" : "uses 10ms steps up to 40.95s") +
+                                     ", so " + duration_text(a) + " is written");
+    v.advert_int = a;
+  }
 
   if (in.auth_type) {
     std::string t = cfg::syntax::lower(in.auth_type->value);
@@ -98,12 +145,17 @@ void Converter::instance(const ka::Instance& in, const ka::Config& k, std::set<s
         knote(in.auth_pass->line, "auth_pass is longer than 8 characters: keepalived sends only the first 8, so "
                                   "the password is written as those 8");
       }
-    } else if (t == "pass" && v.version == 3) {
-      not_translated(file, in.auth_type->line, "auth_type PASS",
+    } else if ((t == "pass" || t == "ah") && v.version == 3) {
+      not_translated(file, in.auth_type->line, "auth_type " + in.auth_type->value,
                      "VRRPv3 has no authentication (keepalived ignores it for version 3 too)");
     } else if (t == "ah") {
-      not_translated(file, in.auth_type->line, "auth_type AH",
-                     "IPsec AH authentication is not supported (RFC 5798 removed VRRP authentication)");
+      // Not a note: keepalived peers with AH drop adverts without it (and
+      // vipproxy drops theirs), so each side would hold the VIP during a
+      // rolling migration.
+      refuse(file, in.auth_type->line, "auth_type AH",
+             "vipproxy has no IPsec AH authentication (RFC 5798 removed VRRP authentication); written without "
+             "authentication, its adverts are dropped by keepalived peers using AH and theirs by vipproxy, and "
+             "both nodes take the VIP. Switch every node to auth_type PASS (or none) first, then import again");
     } else if (!in.auth_pass) {
       not_translated(file, in.auth_type->line, "auth_type " + in.auth_type->value, "no auth_pass given");
     } else if (t != "pass") {
@@ -111,7 +163,12 @@ void Converter::instance(const ka::Instance& in, const ka::Config& k, std::set<s
     }
   }
 
-  if (in.unicast_src_ip) v.unicast_src_ip = in.unicast_src_ip->value;
+  if (in.unicast_src_ip) {
+    v.unicast_src_ip = in.unicast_src_ip->value;
+    if (in.src_ip_from_mcast)
+      knote(in.unicast_src_ip->line, "mcast_src_ip " + v.unicast_src_ip + " written as unicast_src_ip: vipproxy's "
+                                     "source address for every advert, multicast ones too (as keepalived's)");
+  }
   for (const auto& p : in.unicast_peers) v.unicast_peers.push_back(p.value);
   v.unicast = !v.unicast_peers.empty();
 

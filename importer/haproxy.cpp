@@ -10,10 +10,48 @@ namespace importer::haproxy {
 
 namespace {
 
+// One "$NAME" / "${NAME}" / "${NAME-default}" found inside double quotes.
+struct EnvUse {
+  std::string name;
+  std::optional<std::string> fallback;  // after '-'
+};
+
+// Reads a variable reference at line[i] == '$'; returns false (and leaves i)
+// when what follows is not one (a lone '$' stays a '$', as in HAProxy).
+bool env_reference(std::string_view line, std::size_t& i, EnvUse& out) {
+  auto name_char = [](char c, bool first) {
+    return c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (!first && c >= '0' && c <= '9');
+  };
+  std::size_t j = i + 1;
+  bool braced = j < line.size() && line[j] == '{';
+  if (braced) ++j;
+  std::size_t start = j;
+  while (j < line.size() && name_char(line[j], j == start)) ++j;
+  if (j == start) return false;
+  out.name = std::string(line.substr(start, j - start));
+  out.fallback.reset();
+  if (braced) {
+    if (j < line.size() && line[j] == '-') {
+      auto close = line.find('}', j);
+      if (close == std::string_view::npos) return false;
+      out.fallback = std::string(line.substr(j + 1, close - j - 1));
+      j = close;
+    } else if (line.substr(j, 4) == "[*]}") {
+      j += 3;  // the list form: expanded as one word here
+    }
+    if (j >= line.size() || line[j] != '}') return false;
+    ++j;
+  }
+  i = j - 1;
+  return true;
+}
+
 // HAProxy's tokenizer (doc/configuration.txt section 2.2): words separated by
 // blanks, '#' starts a comment unless quoted or escaped, double and single
-// quotes group words, a backslash escapes the next character.
-std::vector<std::string> split_words(std::string_view line) {
+// quotes group words, a backslash escapes the next character, and a
+// variable is expanded inside double quotes (section 2.3) through `env`.
+std::vector<std::string> split_words(std::string_view line, int lineno, const std::string& file, const Env& env,
+                                     std::vector<Unhandled>& expanded) {
   std::vector<std::string> words;
   std::string cur;
   bool in_word = false;
@@ -21,8 +59,21 @@ std::vector<std::string> split_words(std::string_view line) {
   for (std::size_t i = 0; i < line.size(); ++i) {
     char c = line[i];
     if (quote) {
+      EnvUse use;
       if (c == quote) {
         quote = 0;
+      } else if (c == '$' && quote == '"' && env_reference(line, i, use)) {
+        std::optional<std::string> v = env ? env(use.name) : std::nullopt;
+        if (!v && !use.fallback)
+          throw ParseError(file, lineno,
+                           "environment variable '" + use.name + "' is not set: HAProxy expands it from its own "
+                           "environment, the importer from its own; run the importer with the same variables (e.g. "
+                           "set -a; . /etc/default/haproxy; set +a)");
+        std::string value = v ? *v : *use.fallback;
+        expanded.push_back({lineno, "${" + use.name + "}",
+                            v ? "'" + value + "' (from the importer's environment: check HAProxy's is the same)"
+                              : "'" + value + "' (the default written in the file: not set in the importer's environment)"});
+        cur += value;
       } else if (c == '\\' && quote == '"' && i + 1 < line.size()) {
         cur += line[++i];
       } else {
@@ -62,7 +113,7 @@ std::string join(const std::vector<std::string>& words, std::size_t from = 0, st
 
 class Reader {
  public:
-  explicit Reader(std::string file) : file_(std::move(file)) {}
+  Reader(std::string file, const Env& env) : file_(std::move(file)), env_(env) {}
 
   Config read(std::string_view text);
 
@@ -90,6 +141,7 @@ class Reader {
   void start_section(Config& c, int line, const std::vector<std::string>& w);
 
   std::string file_;
+  const Env& env_;
   std::optional<std::size_t> defaults_;  // index of the last `defaults` section
 };
 
@@ -128,7 +180,7 @@ Config Reader::read(std::string_view text) {
   int line = 0;
   std::string_view raw;
   for (Lines lines(text, file_); lines.next(raw, line);) {
-    auto w = split_words(raw);
+    auto w = split_words(raw, line, file_, env_, c.expanded);
     if (w.empty()) continue;
     if (is_section_keyword(w[0])) {
       start_section(c, line, w);
@@ -161,9 +213,22 @@ void Reader::start_section(Config& c, int line, const std::vector<std::string>& 
   if (w.size() >= 2) s.name = w[1];
   bool needs_name = s.kind == SectionKind::frontend || s.kind == SectionKind::backend || s.kind == SectionKind::listen;
   if (needs_name && s.name.empty()) fail(line, "'" + w[0] + "' needs a name");
-  if (needs_name && defaults_) {
-    // HAProxy copies the last defaults section into each new proxy.
-    const Section& d = c.sections[*defaults_];
+  // HAProxy copies the last defaults section into each new proxy, or the
+  // named one after `from` (doc/configuration.txt section 4, "defaults
+  // [<name>] [ from <defaults_name> ]"), which a defaults section may use too.
+  constexpr std::size_t kNone = std::numeric_limits<std::size_t>::max();
+  std::size_t base = needs_name && defaults_ ? *defaults_ : kNone;
+  std::size_t rest = 2;  // the first word after the name (and `from NAME`)
+  if (w.size() >= 3 && w[2] == "from" && (needs_name || s.kind == SectionKind::defaults)) {
+    if (w.size() < 4) fail(line, "'from' needs the name of a defaults section");
+    base = kNone;
+    for (std::size_t i = 0; i < c.sections.size(); ++i)
+      if (c.sections[i].kind == SectionKind::defaults && c.sections[i].name == w[3]) base = i;
+    if (base == kNone) fail(line, "'from " + w[3] + "': no defaults section of that name before this line");
+    rest = 4;
+  }
+  if (base != kNone) {
+    const Section& d = c.sections[base];
     s.mode = d.mode;
     s.default_backend = d.default_backend;
     s.check_option = d.check_option;
@@ -171,15 +236,18 @@ void Reader::start_section(Config& c, int line, const std::vector<std::string>& 
     s.http_uri = d.http_uri;
     s.http_version = d.http_version;
     s.expect_status = d.expect_status;
+    s.expect_body = d.expect_body;
+    s.tcp_check_probe = d.tcp_check_probe;
     s.timeouts = d.timeouts;
     s.balance = d.balance;
     s.maxconn = d.maxconn;
+    s.disabled = d.disabled;
     s.default_server = d.default_server;
   }
   // Old syntax: "listen NAME ADDR:PORT" carries its bind on the header.
-  if (s.kind == SectionKind::listen && w.size() >= 3) s.binds.push_back({line, w[2], {}, {}});
-  else if (w.size() >= 3 && s.kind != SectionKind::other && s.kind != SectionKind::defaults)
-    s.unhandled.push_back({line, join(w, 2), "extra words after the section name"});
+  if (s.kind == SectionKind::listen && w.size() > rest) s.binds.push_back({line, w[rest++], {}, {}});
+  if (w.size() > rest && s.kind != SectionKind::other)
+    s.unhandled.push_back({line, join(w, rest), "extra words after the section name"});
   if (s.kind == SectionKind::defaults) defaults_ = c.sections.size();
   c.sections.push_back(std::move(s));
 }
@@ -218,6 +286,8 @@ ServerOptions Reader::server_options(int line, const std::vector<std::string>& w
     else if (kw == "backup") flag(o.backup, true);
     else if (kw == "no-backup") flag(o.backup, false);
     else if (kw == "maxconn") num(o.maxconn, 1'000'000'000);
+    else if (kw == "disabled") flag(o.disabled, true);
+    else if (kw == "enabled") flag(o.disabled, false);
     else if (takes_argument(kw) && i + 1 < w.size()) {
       o.unhandled.push_back({line, kw + " " + w[i + 1], ""});
       ++i;
@@ -293,6 +363,10 @@ void Reader::proxy_directive(Section& s, int line, const std::vector<std::string
           return;
         }
       }
+      if (w.size() >= 4 && (w[2] == "string" || w[2] == "rstring")) {
+        s.expect_body = At<std::string>{join(w, 2), line};
+        return;
+      }
       return unhandled("vipproxy expects one HTTP status (http-check expect status N)");
     }
     if (w[1] == "send") {
@@ -308,6 +382,8 @@ void Reader::proxy_directive(Section& s, int line, const std::vector<std::string
       return;
     }
     return unhandled();
+  } else if (kw == "tcp-check" && w.size() >= 2 && (w[1].rfind("send", 0) == 0 || w[1] == "expect")) {
+    if (!s.tcp_check_probe || s.tcp_check_probe->line < s.line) s.tcp_check_probe = At<std::string>{join(w), line};
   } else if (kw == "timeout" && w.size() >= 2) {
     s.timeouts[w[1]] = At<Duration>{duration(line, "timeout " + w[1], arg(line, w, 2)), line};
   } else if (kw == "contimeout" || kw == "srvtimeout" || kw == "clitimeout") {
@@ -319,6 +395,8 @@ void Reader::proxy_directive(Section& s, int line, const std::vector<std::string
     if (w.size() > 2) s.unhandled.push_back({line, join(w), "arguments of 'balance " + w[1] + "'"});
   } else if (kw == "maxconn") {
     s.maxconn = At<unsigned>{number(line, kw, arg(line, w, 1)), line};
+  } else if ((kw == "disabled" || kw == "enabled") && w.size() == 1) {
+    s.disabled = At<bool>{kw == "disabled", line};
   } else if (kw == "default-server") {
     // Options the importer does not map are reported once, on this line,
     // rather than once for every server that inherits them.
@@ -383,6 +461,7 @@ ServerOptions ServerOptions::merge(const ServerOptions& base, const ServerOption
   pick(r.on_marked_down, over.on_marked_down);
   pick(r.backup, over.backup);
   pick(r.maxconn, over.maxconn);
+  pick(r.disabled, over.disabled);
   r.unhandled.insert(r.unhandled.end(), over.unhandled.begin(), over.unhandled.end());
   return r;
 }
@@ -393,6 +472,6 @@ const Section* Config::find(SectionKind kind, std::string_view name) const {
   return nullptr;
 }
 
-Config parse(std::string_view text, const std::string& file) { return Reader(file).read(text); }
+Config parse(std::string_view text, const std::string& file, const Env& env) { return Reader(file, env).read(text); }
 
 }  // namespace importer::haproxy

@@ -7,9 +7,12 @@
 //
 // `defaults` works as in HAProxy: a frontend/backend/listen section starts
 // from a copy of the typed settings of the last `defaults` section before it,
-// and `default-server` applies to the `server` lines that follow it.
+// or of the named one it gives with `from NAME` (HAProxy 2.4+, also between
+// defaults sections), and `default-server` applies to the `server` lines that
+// follow it.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -38,6 +41,7 @@ struct ServerOptions {
   std::optional<At<std::string>> on_marked_down;  // "shutdown-sessions", ...
   std::optional<At<bool>> backup;
   std::optional<At<unsigned>> maxconn;
+  std::optional<At<bool>> disabled;  // `disabled` (maintenance) / `enabled`
   std::vector<Unhandled> unhandled;
 
   // `over` wins where it is set; unhandled lists are concatenated.
@@ -76,10 +80,17 @@ struct Section {
   std::optional<At<std::string>> check_option;
   std::optional<At<std::string>> http_method, http_uri, http_version;
   std::optional<At<unsigned>> expect_status;
+  // `http-check expect string|rstring PATTERN`: the body decides (e.g.
+  // Patroni's "role": "master" on /patroni, where every node answers 200).
+  std::optional<At<std::string>> expect_body;
+  // The first `tcp-check send...`/`expect` rule: a protocol spoken on the
+  // check connection (e.g. an HTTP request to Patroni's port), not a connect.
+  std::optional<At<std::string>> tcp_check_probe;
 
   std::map<std::string, At<Duration>> timeouts;  // "connect", "server", "client", "check", "queue"...
   std::optional<At<std::string>> balance;
   std::optional<At<unsigned>> maxconn;
+  std::optional<At<bool>> disabled;  // the section's `disabled` / `enabled` (also from defaults)
   ServerOptions default_server;
   std::vector<Server> servers;
   std::vector<Unhandled> unhandled;
@@ -87,12 +98,22 @@ struct Section {
 
 struct Config {
   std::vector<Section> sections;
+  // Environment variables expanded, one entry per use: text is
+  // "${NAME}" -> the value, for a note pointing at the line.
+  std::vector<Unhandled> expanded;
   const Section* find(SectionKind kind, std::string_view name) const;
 };
 
+// The environment HAProxy would expand "$NAME", "${NAME}" and
+// "${NAME-default}" from (inside double quotes only, doc/configuration.txt
+// section 2.3). Empty function: no variable is set.
+using Env = std::function<std::optional<std::string>(const std::string& name)>;
+
 // Throws ParseError (with file and line) on input that is not a haproxy.cfg:
 // a directive outside any section, a section without its name, a malformed
-// number or duration in an option the importer maps.
-Config parse(std::string_view text, const std::string& file);
+// number or duration in an option the importer maps, a variable that `env`
+// does not set and that has no default (HAProxy would read it from its own
+// environment, which the importer cannot see).
+Config parse(std::string_view text, const std::string& file, const Env& env = {});
 
 }  // namespace importer::haproxy

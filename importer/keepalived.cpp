@@ -191,6 +191,18 @@ Instance Interpreter::instance(const Node& n) {
     auto text = [&](std::optional<At<std::string>>& f) { f = at(join(s.words, 1), s.line); };
     auto secs = [&](std::optional<At<Duration>>& f) { f = at(seconds(s.line, kw, value(s)), s.line); };
     auto num = [&](std::optional<At<unsigned>>& f) { f = at(number(s.line, kw, value(s)), s.line); };
+    // notify_* <STRING>|<QUOTED-STRING> [username [groupname]]
+    // (keepalived.conf(5); notify_script_init() in keepalived's scripts
+    // code): the first word is the whole command, a quoted one included; the
+    // words after it name the user and group to run it as, not arguments.
+    auto notify = [&](std::optional<At<std::string>>& f) {
+      f = at(value(s), s.line);
+      if (s.words.size() > 2)
+        v.unhandled.push_back({s.line, kw + " ... " + join(s.words, 2),
+                               "keepalived runs the command as this user [group], it does not pass it as an "
+                               "argument: vipproxy runs notify commands as the daemon's user (quote the command "
+                               "with its arguments, as keepalived needs too)"});
+    };
     if (s.block) {
       if (kw == "authentication") {
         for (const Node& a : s.children)
@@ -232,12 +244,17 @@ Instance Interpreter::instance(const Node& n) {
       v.advert_int_text = at(value(s), s.line);
     } else if (kw == "nopreempt") v.nopreempt = at(true, s.line);
     else if (kw == "preempt_delay") secs(v.preempt_delay);
-    else if (kw == "unicast_src_ip") text(v.unicast_src_ip);
-    else if (kw == "notify_master") text(v.notify_master);
-    else if (kw == "notify_backup") text(v.notify_backup);
-    else if (kw == "notify_fault") text(v.notify_fault);
-    else if (kw == "notify_stop") text(v.notify_stop);
-    else if (kw == "notify") text(v.notify);
+    else if (kw == "unicast_src_ip" || kw == "mcast_src_ip") {
+      // keepalived reads both with one handler (vrrp_srcip_handler): the
+      // advert source, multicast or unicast; the last one wins.
+      text(v.unicast_src_ip);
+      v.src_ip_from_mcast = kw == "mcast_src_ip";
+    }
+    else if (kw == "notify_master") notify(v.notify_master);
+    else if (kw == "notify_backup") notify(v.notify_backup);
+    else if (kw == "notify_fault") notify(v.notify_fault);
+    else if (kw == "notify_stop") notify(v.notify_stop);
+    else if (kw == "notify") notify(v.notify);
     else if (kw == "garp_master_delay") secs(v.garp_master_delay);
     else if (kw == "garp_master_refresh") secs(v.garp_master_refresh);
     else if (kw == "garp_interval") secs(v.garp_interval);

@@ -63,7 +63,8 @@ struct Instance {  // vrrp_instance NAME { ... }
   std::optional<At<bool>> nopreempt;
   std::optional<At<std::string>> auth_type, auth_pass;
   std::vector<VirtualIp> virtual_ipaddresses;
-  std::optional<At<std::string>> unicast_src_ip;
+  std::optional<At<std::string>> unicast_src_ip;  // also from `mcast_src_ip` (the same setting in keepalived)
+  bool src_ip_from_mcast = false;                 // the last of the two was `mcast_src_ip`
   std::vector<At<std::string>> unicast_peers;
   std::vector<TrackItem> track_scripts, track_interfaces;
   std::optional<At<std::string>> notify_master, notify_backup, notify_fault, notify_stop, notify;

@@ -724,3 +724,405 @@ BOOST_AUTO_TEST_CASE(importer_truncated_inputs_never_crash) {
   for (const std::string& name : {kGuide + "keepalived-catalog01.conf", kImport + "unicast-keepalived.conf"})
     check(name, "k.conf", keepalived);
 }
+
+// ---------------------------------------------------------------- review: keepalived semantics
+
+namespace {
+// keepalived.conf text -> converted Result and its notes; the YAML must load.
+struct KaImport {
+  importer::Result r;
+  cfg::Config c;
+  std::string notes;
+};
+KaImport import_keepalived(const std::string& text) {
+  auto k = ka::parse(text, "k.conf");
+  KaImport out;
+  importer::Options o;
+  o.keepalived_file = "k.conf";
+  out.r = importer::convert(nullptr, &k, o);
+  for (const auto& n : out.r.notes) out.notes += n.to_string() + "\n";
+  BOOST_TEST_INFO("yaml:\n" << out.r.yaml << "notes:\n" << out.notes);
+  BOOST_REQUIRE_MESSAGE(out.r.load_error.empty(), out.r.load_error);
+  out.c = cfg::load_string(out.r.yaml, "t.yaml");
+  return out;
+}
+std::string ka_instance(const std::string& name, unsigned vrid, const std::string& body) {
+  return "vrrp_instance " + name + " {\n  interface eth0\n  virtual_router_id " + std::to_string(vrid) + "\n" + body +
+         "  virtual_ipaddress {\n    10.0.0." + std::to_string(vrid) + "/24\n  }\n}\n";
+}
+}  // namespace
+
+// keepalived (vrrp.c, vrrp_complete_instance): no priority with state MASTER
+// is priority 255, the address owner, not 100. The old importer wrote the
+// default 100: a node that won every election under keepalived lost it to a
+// BACKUP at 150 after the migration.
+BOOST_AUTO_TEST_CASE(importer_keepalived_master_without_priority_is_255) {
+  auto k = import_keepalived(ka_instance("M", 1, "  state MASTER\n") + ka_instance("B", 2, "  state BACKUP\n") +
+                             ka_instance("N", 3, ""));
+  BOOST_REQUIRE_EQUAL(k.c.vrrp.size(), 3u);
+  BOOST_TEST(k.c.vrrp[0].priority == 255u);
+  BOOST_TEST(k.c.vrrp[1].priority == 100u);
+  BOOST_TEST(k.c.vrrp[2].priority == 100u);
+  BOOST_TEST(has(k.notes, "k.conf:4: vrrp_instance M has 'state MASTER' and no 'priority'"));
+}
+
+// keepalived clears nopreempt and preempt_delay with state MASTER ("Warning -
+// nopreempt will not work with initial state MASTER - clearing") and
+// nopreempt at priority 255: it preempts. The old importer wrote
+// preempt: false / preempt_delay, a node that never took its VIP back.
+BOOST_AUTO_TEST_CASE(importer_keepalived_nopreempt_cleared_as_keepalived_does) {
+  auto k = import_keepalived(
+      ka_instance("MN", 1, "  state MASTER\n  priority 150\n  nopreempt\n") +
+      ka_instance("MD", 2, "  state MASTER\n  priority 150\n  preempt_delay 30\n") +
+      ka_instance("ON", 3, "  state BACKUP\n  priority 255\n  nopreempt\n") +
+      ka_instance("BN", 4, "  state BACKUP\n  priority 90\n  nopreempt\n") +
+      ka_instance("BD", 5, "  state BACKUP\n  priority 90\n  preempt_delay 30\n") +
+      ka_instance("ND", 6, "  state BACKUP\n  priority 90\n  nopreempt\n  preempt_delay 30\n"));
+  BOOST_REQUIRE_EQUAL(k.c.vrrp.size(), 6u);
+  BOOST_TEST(k.c.vrrp[0].preempt);
+  BOOST_TEST(k.c.vrrp[1].preempt_delay.count() == 0);
+  BOOST_TEST(k.c.vrrp[2].preempt);
+  BOOST_TEST(!k.c.vrrp[3].preempt);  // BACKUP: nopreempt as written
+  BOOST_TEST(k.c.vrrp[4].preempt_delay.count() == 30000);
+  BOOST_TEST(!k.c.vrrp[5].preempt);  // (keepalived resets the delay too; it has no effect either way)
+  BOOST_TEST(has(k.notes, "k.conf:6: 'nopreempt' has no effect with 'state MASTER'"));
+  BOOST_TEST(has(k.notes, "k.conf:16: 'preempt_delay' has no effect with state MASTER"));
+  BOOST_TEST(has(k.notes, "k.conf:26: 'nopreempt' has no effect at priority 255"));
+}
+
+// ---------------------------------------------------------------- review: haproxy semantics
+
+namespace {
+struct HpImport {
+  importer::Result r;
+  cfg::Config c;
+  std::string notes;
+};
+HpImport import_haproxy(const std::string& text) {
+  auto h = hp::parse(text, "h.cfg");
+  HpImport out;
+  importer::Options o;
+  o.haproxy_file = "h.cfg";
+  out.r = importer::convert(&h, nullptr, o);
+  for (const auto& n : out.r.notes) out.notes += n.to_string() + "\n";
+  BOOST_TEST_INFO("yaml:\n" << out.r.yaml << "notes:\n" << out.notes);
+  BOOST_REQUIRE_MESSAGE(out.r.load_error.empty(), out.r.load_error);
+  out.c = cfg::load_string(out.r.yaml, "t.yaml");
+  return out;
+}
+}  // namespace
+
+// `server ... disabled` is a server in maintenance: HAProxy sends it nothing.
+// The old importer wrote it as a backend like the others ('disabled' only
+// reported as an option with no equivalent): vipproxy sent clients to the
+// node being rebuilt as soon as its check passed. A `disabled` proxy is not
+// started by HAProxy; the old importer listened on its port.
+BOOST_AUTO_TEST_CASE(importer_haproxy_disabled_servers_and_proxies) {
+  auto h = import_haproxy(
+      "defaults\n  mode tcp\n  timeout connect 2s\n"
+      "listen pg\n  bind *:5000\n  option httpchk GET /primary\n  http-check expect status 200\n"
+      "  default-server inter 3s fall 3 rise 2 on-marked-down shutdown-sessions\n"
+      "  server n1 10.0.0.1:5432 check port 8008\n"
+      "  server n2 10.0.0.2:5432 check port 8008 disabled\n"
+      "  server n3 10.0.0.3:5432 check port 8008\n"
+      "listen old\n  disabled\n  bind *:5001\n  server n1 10.0.0.1:5432 check\n"
+      "frontend f\n  bind *:5002\n  default_backend b\n"
+      "backend b\n  default-server disabled\n  server n1 10.0.0.1:5432 check\n  server n2 10.0.0.2:5432 check enabled\n");
+  BOOST_REQUIRE_EQUAL(h.c.proxies.size(), 2u);
+  const auto& pg = h.c.proxies[0];
+  BOOST_TEST(pg.name == "pg");
+  BOOST_REQUIRE_EQUAL(pg.backends.size(), 2u);
+  BOOST_TEST(pg.backends[0].name == "n1");
+  BOOST_TEST(pg.backends[1].name == "n3");
+  BOOST_TEST(has(h.notes, "h.cfg:10: 'server n2 10.0.0.2:5432 disabled' not translated"));
+  BOOST_TEST(has(h.notes, "h.cfg:13: 'listen old' not translated: it is 'disabled'"));
+  const auto& f = h.c.proxies[1];
+  BOOST_TEST(f.name == "f");
+  BOOST_REQUIRE_EQUAL(f.backends.size(), 1u);  // default-server disabled, n2 enabled again
+  BOOST_TEST(f.backends[0].name == "n2");
+}
+
+// HAProxy 2.4+ named defaults: `backend NAME from DEFAULTS` (and `defaults B
+// from A`) start from that section, not from the last one. The old importer
+// took the last defaults section and reported only "extra words after the
+// section name" (nothing at all for a defaults section): the backend got the
+// other section's check, timeouts and balance.
+BOOST_AUTO_TEST_CASE(importer_haproxy_named_defaults_from) {
+  auto h = import_haproxy(
+      "defaults pg\n  mode tcp\n  timeout connect 3s\n  timeout check 2s\n  option httpchk GET /primary\n"
+      "  http-check expect status 200\n  default-server inter 1s fall 2 rise 1 on-marked-down shutdown-sessions\n"
+      "defaults pgro from pg\n  balance leastconn\n"
+      "defaults web\n  mode http\n  timeout connect 9s\n"
+      "listen primary from pg\n  bind *:5000\n  server n1 10.0.0.1:5432 check port 8008\n"
+      "listen replicas from pgro\n  bind *:5001\n  option httpchk GET /replica\n"
+      "  server n1 10.0.0.1:5432 check port 8008\n");
+  BOOST_REQUIRE_EQUAL(h.c.proxies.size(), 2u);
+  const auto& p = h.c.proxies[0];
+  BOOST_TEST(p.name == "primary");
+  BOOST_TEST(p.connect_timeout.count() == 3000);
+  BOOST_TEST((p.check.type == cfg::CheckType::http));
+  BOOST_TEST(p.check.path == "/primary");
+  BOOST_TEST(p.check.interval.count() == 1000);
+  BOOST_TEST(p.check.timeout.count() == 2000);
+  const auto& r = h.c.proxies[1];
+  BOOST_TEST(r.connect_timeout.count() == 3000);
+  BOOST_TEST(r.check.path == "/replica");
+  BOOST_TEST((r.balance == cfg::Balance::leastconn));
+  BOOST_TEST(!has(h.notes, "extra words"));
+
+  auto e = parse_error([] { hp::parse("defaults a\nbackend b from nope\n  server n 10.0.0.1:1\n", "h.cfg"); });
+  BOOST_TEST(e.line() == 2);
+  BOOST_TEST(has(e.reason(), "no defaults section of that name"));
+}
+
+// keepalived's notify_* lines are "<STRING>|<QUOTED-STRING> [username
+// [groupname]]": a word after the command is the user to run it as, not an
+// argument. The old importer joined them: `notify_master "/x.sh master" root`
+// became the command `/x.sh master root` (an extra argument, the user lost
+// without a word).
+BOOST_AUTO_TEST_CASE(importer_keepalived_notify_user_is_not_an_argument) {
+  auto k = import_keepalived(ka_instance(
+      "N", 1,
+      "  notify_master \"/etc/keepalived/notify.sh master\" root\n"
+      "  notify_backup /etc/keepalived/notify.sh backup\n"
+      "  notify_fault \"/bin/bash -c 'echo fault > /tmp/state'\"\n"
+      "  notify \"/usr/local/bin/any.sh\" keepalived_script keepalived_script\n"));
+  const auto& n = k.c.vrrp.at(0).notify;
+  BOOST_TEST(n.master == "/etc/keepalived/notify.sh master");
+  BOOST_TEST(n.backup == "/etc/keepalived/notify.sh");
+  BOOST_TEST(n.fault == "/bin/bash -c 'echo fault > /tmp/state'");
+  BOOST_TEST(n.any == "/usr/local/bin/any.sh");
+  BOOST_TEST(has(k.notes, "k.conf:4: 'notify_master ... root' not translated: keepalived runs the command as this user"));
+  BOOST_TEST(has(k.notes, "k.conf:5: 'notify_backup ... backup' not translated"));
+  BOOST_TEST(has(k.notes, "k.conf:7: 'notify ... keepalived_script keepalived_script' not translated"));
+}
+
+// keepalived's `auth_type AH` (VRRPv2) cannot be written: keepalived peers
+// using AH drop adverts without it, so a node migrated first and the
+// keepalived nodes would each hold the VIP. The old importer printed a note
+// and exited 0 with an instance without authentication; now the import fails
+// (the YAML is still printed, the error names the line). PASS and AH under
+// VRRPv3 are ignored by keepalived itself: a note only.
+BOOST_AUTO_TEST_CASE(importer_keepalived_auth_ah_is_refused) {
+  auto k = ka::parse(ka_instance("A", 1, "  authentication {\n    auth_type AH\n    auth_pass secret\n  }\n"), "k.conf");
+  importer::Options o;
+  o.keepalived_file = "k.conf";
+  auto r = importer::convert(nullptr, &k, o);
+  BOOST_REQUIRE_EQUAL(r.refused.size(), 1u);
+  BOOST_TEST(r.refused[0].to_string().rfind("k.conf:5: 'auth_type AH' cannot be translated", 0) == 0,
+             r.refused[0].to_string());
+
+  auto v3 = import_keepalived(ka_instance("A", 1, "  version 3\n  authentication {\n    auth_type AH\n  }\n"));
+  BOOST_TEST(has(v3.notes, "'auth_type AH' not translated: VRRPv3 has no authentication"));
+
+  auto tmp = std::filesystem::temp_directory_path() / ("importer_ah_" + std::to_string(::getpid()) + ".conf");
+  {
+    std::ofstream f(tmp);
+    f << ka_instance("A", 1, "  authentication {\n    auth_type AH\n    auth_pass secret\n  }\n");
+  }
+  auto run = cli({"--keepalived", tmp.string()});
+  std::filesystem::remove(tmp);
+  BOOST_TEST(run.rc == 1, run.err);
+  BOOST_TEST(has(run.err, "vipproxy import: error: " + tmp.string() + ":5: 'auth_type AH' cannot be translated"), run.err);
+  BOOST_TEST(has(run.out, "virtual_router_id: 1"));  // the YAML is still printed
+}
+
+// keepalived rounds a VRRPv2 advert_int to whole seconds (0.5 -> 1, 1.4 ->
+// 1, 300 -> 255) and keeps VRRPv3's in 10 ms steps up to 40.95 s
+// (vrrp_complete_instance). The old importer wrote 500ms for version 2: the
+// output did not load ("expected whole seconds from 1s to 255s for version
+// 2") and the import failed on a file keepalived runs.
+BOOST_AUTO_TEST_CASE(importer_keepalived_advert_int_as_keepalived_rounds_it) {
+  auto k = import_keepalived(ka_instance("A", 1, "  advert_int 0.5\n") + ka_instance("B", 2, "  advert_int 300\n") +
+                             ka_instance("C", 3, "  advert_int 1.4\n") + ka_instance("D", 4, "  advert_int 2\n") +
+                             ka_instance("E", 5, "  version 3\n  advert_int 0.125\n") +
+                             ka_instance("F", 6, "  version 3\n  advert_int 50\n") +
+                             ka_instance("G", 7, "  version 3\n  advert_int 0.05\n"));
+  BOOST_REQUIRE_EQUAL(k.c.vrrp.size(), 7u);
+  BOOST_TEST(k.c.vrrp[0].advert_int.count() == 1000);
+  BOOST_TEST(k.c.vrrp[1].advert_int.count() == 255000);
+  BOOST_TEST(k.c.vrrp[2].advert_int.count() == 1000);
+  BOOST_TEST(k.c.vrrp[3].advert_int.count() == 2000);
+  BOOST_TEST(k.c.vrrp[4].advert_int.count() == 130);
+  BOOST_TEST(k.c.vrrp[5].advert_int.count() == 40950);
+  BOOST_TEST(k.c.vrrp[6].advert_int.count() == 50);
+  BOOST_TEST(has(k.notes, "k.conf:4: advert_int 0.5 is not a VRRPv2 interval: keepalived rounds it"));
+  BOOST_TEST(!has(k.notes, "advert_int 2 "));
+}
+
+// `bind ipv6@:5001` (or tcp6@, or ipv6@*:5001) listens on IPv6's any-address
+// in HAProxy. The old importer wrote 0.0.0.0:5001 (the prefix dropped, the
+// empty host read as IPv4's any-address): IPv6 clients were refused after the
+// migration.
+BOOST_AUTO_TEST_CASE(importer_haproxy_bind_ipv6_prefix_keeps_the_family) {
+  auto h = import_haproxy(
+      "defaults\n  mode tcp\n  timeout connect 2s\n"
+      "listen a\n  bind ipv6@:5001\n  server n1 10.0.0.1:5432 check\n"
+      "listen b\n  bind tcp6@*:5002\n  server n1 10.0.0.1:5432 check\n"
+      "listen c\n  bind ipv4@:5003\n  server n1 10.0.0.1:5432 check\n"
+      "listen d\n  bind :5004\n  server n1 10.0.0.1:5432 check\n");
+  BOOST_REQUIRE_EQUAL(h.c.proxies.size(), 4u);
+  BOOST_TEST(h.c.proxies[0].listen.host == "::");
+  BOOST_TEST(h.c.proxies[0].listen.port == 5001);
+  BOOST_TEST(h.c.proxies[1].listen.host == "::");
+  BOOST_TEST(h.c.proxies[2].listen.host == "0.0.0.0");
+  BOOST_TEST(h.c.proxies[3].listen.host == "0.0.0.0");
+}
+
+// A `backup` server is used by HAProxy only when no other server is up.
+// vipproxy has none: the server is listed last, which keeps that meaning
+// with balance first only. With roundrobin/leastconn the old note still said
+// "with balance first it is used only when the others are not eligible",
+// while the primary listed as backup of a replica pool took its share of the
+// read traffic all the time. The note now says what happens.
+BOOST_AUTO_TEST_CASE(importer_haproxy_backup_note_follows_the_balance) {
+  auto h = import_haproxy(
+      "defaults\n  mode tcp\n  timeout connect 2s\n"
+      "listen ro\n  bind *:5001\n  balance roundrobin\n"
+      "  server r1 10.0.0.2:5432 check\n  server p 10.0.0.1:5432 check backup\n"
+      "listen rw\n  bind *:5000\n  balance first\n"
+      "  server a 10.0.0.1:5432 check\n  server b 10.0.0.2:5432 check backup\n");
+  BOOST_REQUIRE_EQUAL(h.c.proxies.size(), 2u);
+  BOOST_TEST(h.c.proxies[0].backends.back().name == "p");
+  BOOST_TEST(has(h.notes, "h.cfg:8: 'backup' not translated: vipproxy has no backup servers; with balance roundrobin p "
+                          "gets its share of clients at all times"));
+  BOOST_TEST(!has(h.notes, "h.cfg:8: 'backup' not translated: vipproxy has no backup servers; p is listed last"));
+  BOOST_TEST(has(h.notes, "h.cfg:13: 'backup' not translated: vipproxy has no backup servers; b is listed last, so with "
+                          "balance first"));
+}
+
+// A directory given for a file (`--haproxy /etc/haproxy`) opened as a stream
+// and read as nothing: the old importer said "the generated configuration
+// does not load ... the file is empty". Now: cannot read, it is a directory.
+BOOST_AUTO_TEST_CASE(importer_cli_directory_is_not_a_file) {
+  auto dir = std::filesystem::temp_directory_path();
+  auto r = cli({"--haproxy", dir.string()});
+  BOOST_TEST(r.rc == 1);
+  BOOST_TEST(has(r.err, dir.string() + ": cannot read the file: it is a directory"), r.err);
+  BOOST_TEST(!has(r.err, "does not load"), r.err);
+  BOOST_TEST(r.out.empty());
+}
+
+// HAProxy expands "$NAME", "${NAME}" and "${NAME-default}" inside double
+// quotes from its environment (configuration manual section 2.3). The old
+// importer kept the text: `server pg1 "${PG1}":5432` was dropped as "needs an
+// IP address or a DNS name", `bind "*:${PGPORT}"` as "expected one port",
+// and `timeout connect "${T}"` failed the whole import as not a time. Now the
+// variable is read from the environment given (the CLI's own), each use is
+// reported, a default applies when unset, and an unset variable without one
+// is an error naming the line. Single quotes and comments expand nothing.
+BOOST_AUTO_TEST_CASE(importer_haproxy_environment_variables) {
+  hp::Env env = [](const std::string& n) -> std::optional<std::string> {
+    if (n == "PG1") return "10.0.0.1";
+    if (n == "PGPORT") return "5000";
+    return std::nullopt;
+  };
+  std::string text =
+      "defaults\n  mode tcp\n  timeout connect \"${T-3s}\"\n"
+      "listen pg\n  bind \"*:${PGPORT}\"\n  # server x \"${UNSET}\":1\n"
+      "  server pg1 \"${PG1}\":5432 check\n  server pg2 \"$PG1\"0:5432 check\n  server pg3 '${PG1}':5432 check\n";
+  auto h = hp::parse(text, "h.cfg", env);
+  importer::Options o;
+  o.haproxy_file = "h.cfg";
+  auto r = importer::convert(&h, nullptr, o);
+  std::string notes;
+  for (const auto& n : r.notes) notes += n.to_string() + "\n";
+  BOOST_TEST_INFO(r.yaml << notes);
+  BOOST_REQUIRE(r.load_error.empty());
+  auto c = cfg::load_string(r.yaml, "t.yaml");
+  BOOST_REQUIRE_EQUAL(c.proxies.size(), 1u);
+  BOOST_TEST(c.proxies[0].listen.port == 5000);
+  BOOST_TEST(c.proxies[0].connect_timeout.count() == 3000);
+  BOOST_REQUIRE_EQUAL(c.proxies[0].backends.size(), 2u);  // pg3's single-quoted '${PG1}' is not expanded
+  BOOST_TEST(c.proxies[0].backends[0].address.host == "10.0.0.1");
+  BOOST_TEST(c.proxies[0].backends[1].address.host == "10.0.0.10");
+  BOOST_TEST(has(notes, "h.cfg:7: environment variable ${PG1} read as '10.0.0.1' (from the importer's environment"));
+  BOOST_TEST(has(notes, "h.cfg:3: environment variable ${T} read as '3s' (the default"));
+
+  auto e = parse_error([&] { hp::parse("listen a\n  bind \"*:${NOPE}\"\n", "h.cfg", env); });
+  BOOST_TEST(e.line() == 2);
+  BOOST_TEST(has(e.reason(), "environment variable 'NOPE' is not set"));
+  // Without an environment, nothing is set.
+  BOOST_TEST(parse_error([&] { hp::parse(text, "h.cfg"); }).line() == 5);
+}
+
+// What decides which server is eligible must not be lost on the way. Old
+// Patroni layouts check with `option tcp-check` + `tcp-check send GET
+// /master...` + `tcp-check expect string ...`, or `option httpchk GET
+// /patroni` + `http-check expect string "role":"master"` (every node answers
+// /patroni with 200). The old importer wrote a plain TCP connect check (or
+// status 200 on /patroni) with a "not translated" note among many: every
+// node passed, and with the default roundrobin clients went to replicas.
+// Now a role rule becomes expect_role: primary, and anything else the
+// importer cannot express fails the import.
+BOOST_AUTO_TEST_CASE(importer_haproxy_check_rules_that_pick_the_primary) {
+  auto role = hp::parse(
+      "defaults\n  mode tcp\n  timeout connect 2s\n"
+      "listen pg\n  bind *:5000\n  option httpchk GET /patroni\n  http-check expect string \"role\":\\ \"master\"\n"
+      "  server n1 10.0.0.1:5432 check port 8008\n",
+      "h.cfg");
+  importer::Options o;
+  o.haproxy_file = "h.cfg";
+  auto r = importer::convert(&role, nullptr, o);
+  BOOST_TEST(r.refused.empty());
+  BOOST_REQUIRE(r.load_error.empty());
+  auto c = cfg::load_string(r.yaml, "t.yaml");
+  BOOST_TEST((c.proxies.at(0).check.expect_role == cfg::ExpectRole::primary));
+  BOOST_TEST(c.proxies.at(0).check.path == "/patroni");
+
+  auto other = hp::parse(
+      "listen pg\n  mode tcp\n  bind *:5000\n  option httpchk GET /health\n  http-check expect string OK\n"
+      "  server n1 10.0.0.1:5432 check port 8008\n",
+      "h.cfg");
+  auto r2 = importer::convert(&other, nullptr, o);
+  BOOST_REQUIRE_EQUAL(r2.refused.size(), 1u);
+  BOOST_TEST(r2.refused[0].to_string().rfind("h.cfg:5: 'http-check expect string OK' cannot be translated", 0) == 0,
+             r2.refused[0].to_string());
+
+  auto tcp = hp::parse(
+      "listen pg\n  mode tcp\n  bind *:5000\n  option tcp-check\n  tcp-check connect port 8008\n"
+      "  tcp-check send GET\\ /master\\ HTTP/1.0\\r\\n\\r\\n\n  tcp-check expect string HTTP/1.1\\ 200\n"
+      "  server n1 10.0.0.1:5432 check\n",
+      "h.cfg");
+  auto r3 = importer::convert(&tcp, nullptr, o);
+  BOOST_REQUIRE_EQUAL(r3.refused.size(), 1u);
+  BOOST_TEST(r3.refused[0].to_string().rfind("h.cfg:6: 'tcp-check send GET /master", 0) == 0, r3.refused[0].to_string());
+
+  // A plain `option tcp-check` (connect only) is still a TCP check, no error.
+  auto plain = hp::parse("listen pg\n  mode tcp\n  bind *:5000\n  option tcp-check\n  server n1 10.0.0.1:5432 check\n",
+                         "h.cfg");
+  BOOST_TEST(importer::convert(&plain, nullptr, o).refused.empty());
+}
+
+// keepalived's mcast_src_ip and unicast_src_ip are one setting
+// (vrrp_srcip_handler): the advert source, which is also the address the
+// election's tie-break compares at equal priority. vipproxy's unicast_src_ip
+// is the source of every advert, multicast too. The old importer dropped
+// mcast_src_ip ("vipproxy sends multicast adverts from the interface's
+// address"): adverts left from another address than keepalived's.
+BOOST_AUTO_TEST_CASE(importer_keepalived_mcast_src_ip_is_the_advert_source) {
+  auto k = import_keepalived(ka_instance("M", 1, "  mcast_src_ip 10.0.0.20\n"));
+  BOOST_TEST(k.c.vrrp.at(0).unicast_src_ip == "10.0.0.20");
+  BOOST_TEST(!k.c.vrrp.at(0).unicast);
+  BOOST_TEST(has(k.notes, "k.conf:4: mcast_src_ip 10.0.0.20 written as unicast_src_ip"));
+  BOOST_TEST(!has(k.notes, "not translated"));
+}
+
+// HAProxy keeps a time of 0 as "not set" (no limit; check falls back to inter,
+// queue to timeout connect). The old importer wrote `timeout connect 0` as
+// connect_timeout 1ms and `timeout check 0` as check.timeout 1ms (every
+// connect and every check failed: no backend ever eligible) and `timeout
+// queue 0` as queue_timeout 0s ("refuse at once"). Now 0 is reported and
+// handled as absent.
+BOOST_AUTO_TEST_CASE(importer_haproxy_timeout_zero_is_not_set) {
+  auto h = import_haproxy(
+      "defaults\n  mode tcp\n  timeout connect 0\n  timeout check 0\n  timeout queue 0\n"
+      "listen pg\n  bind *:5000\n  server n1 10.0.0.1:5432 check\n");
+  const auto& p = h.c.proxies.at(0);
+  BOOST_TEST(p.connect_timeout.count() == 5000);
+  BOOST_TEST(p.check.timeout.count() == 1000);
+  BOOST_TEST(p.queue_timeout.count() == 10000);  // vipproxy's default, as if absent
+  BOOST_TEST(has(h.notes, "h.cfg:3: 'timeout connect 0' is HAProxy's \"not set\""));
+  BOOST_TEST(has(h.notes, "h.cfg:4: 'timeout check 0'"));
+  BOOST_TEST(has(h.notes, "h.cfg:5: 'timeout queue 0'"));
+}
