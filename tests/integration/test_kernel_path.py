@@ -131,6 +131,33 @@ def pattern(i, size):
     return (seed * (size // len(seed) + 1))[:size]
 
 
+def digest_line(payload):
+    """What the sink answers once it has `payload` whole: its length and SHA-256."""
+    return f"{len(payload)} {hashlib.sha256(payload).hexdigest()}\n".encode()
+
+
+def ping(port):
+    """A session through the proxy on `port` past its first exchange (the
+    hand-over comes after it)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=20)
+    s.sendall(b"ping\n")
+    got = b""
+    while not got.endswith(b"pong\n"):
+        got += s.recv(16)
+    return s
+
+
+def send_all_and_read_digest(s, payload):
+    """Sends `payload`, half-closes, returns the sink's answer; closes `s`."""
+    s.sendall(payload)
+    s.shutdown(socket.SHUT_WR)
+    reply = b""
+    while d := s.recv(4096):
+        reply += d
+    s.close()
+    return reply
+
+
 def sink_lab(name):
     """A lab with the primary's REST stand-in "be" and the sink backend:
     (lab, stand-in, the sink's port)."""
@@ -360,21 +387,11 @@ class SecondSocketRefused(unittest.TestCase):
 
     def test_bytes_forwarded_before_the_refusal_are_counted_and_kept(self):
         payload = pattern(7, 4 * MIB)
-        s = socket.create_connection(("127.0.0.1", self.port), timeout=20)
-        s.sendall(b"ping\n")
-        got = b""
-        while not got.endswith(b"pong\n"):
-            got += s.recv(16)
+        s = ping(self.port)
         # The hand-over starts as the pong goes out: these bytes arrive
         # while the client's socket is in the map and the backend's is not.
-        s.sendall(payload)
-        s.shutdown(socket.SHUT_WR)
-        reply = b""
-        while d := s.recv(4096):
-            reply += d
-        s.close()
-        self.assertEqual(reply, f"{len(payload)} {hashlib.sha256(payload).hexdigest()}\n".encode(),
-                         "the backend did not get the payload whole")
+        reply = send_all_and_read_digest(s, payload)
+        self.assertEqual(reply, digest_line(payload), "the backend did not get the payload whole")
         L.wait_until(lambda: L.status(self.admin)["proxies"][0]["sessions_current"] == 0, 10, "the session closed")
         c = L.status(self.admin)["proxies"][0]["counters"]
         self.assertEqual(c["bytes_in"], 5 + len(payload), "client bytes uncounted")
@@ -397,22 +414,11 @@ class MapsFull(unittest.TestCase):
         return L.status(self.admin)["proxies"][0]["counters"]
 
     def session(self):
-        s = socket.create_connection(("127.0.0.1", self.port), timeout=20)
-        s.sendall(b"ping\n")
-        got = b""
-        while not got.endswith(b"pong\n"):
-            got += s.recv(16)
-        return s
+        return ping(self.port)
 
     def finish(self, s, i):
         payload = pattern(i, 1 * MIB)
-        s.sendall(payload)
-        s.shutdown(socket.SHUT_WR)
-        reply = b""
-        while d := s.recv(4096):
-            reply += d
-        s.close()
-        self.assertEqual(reply, f"{len(payload)} {hashlib.sha256(payload).hexdigest()}\n".encode(), f"session {i}")
+        self.assertEqual(send_all_and_read_digest(s, payload), digest_line(payload), f"session {i}")
 
     def test_past_the_maps_room_sessions_stay_on_splice(self):
         socks = [self.session() for _ in range(4)]
@@ -463,19 +469,9 @@ class WithoutCapBpf(unittest.TestCase):
         self.assertEqual(log.count("kernel forwarding not available"), 1, log)
         self.assertIn(why, log)
         # Sessions go on with splice, whole.
-        s = socket.create_connection(("127.0.0.1", self.port), timeout=10)
-        s.sendall(b"ping\n")
-        got = b""
-        while not got.endswith(b"pong\n"):
-            got += s.recv(16)
+        s = ping(self.port)
         payload = pattern(1, 3 * MIB)
-        s.sendall(payload)
-        s.shutdown(socket.SHUT_WR)
-        reply = b""
-        while d := s.recv(4096):
-            reply += d
-        s.close()
-        self.assertEqual(reply, f"{len(payload)} {hashlib.sha256(payload).hexdigest()}\n".encode())
+        self.assertEqual(send_all_and_read_digest(s, payload), digest_line(payload))
         c = L.status(self.admin)["proxies"][0]["counters"]
         self.assertEqual(c["kernel_handovers"], 0)
         self.assertEqual(c["kernel_refusals"], 0)
