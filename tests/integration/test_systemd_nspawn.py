@@ -376,7 +376,11 @@ class SystemdNspawnTest(unittest.TestCase):
                  "    track:\n      scripts:\n"
                  "        - name: slow\n          interval: 1s\n          timeout: 10s\n"
                  "          command: \"echo slow-script-started; echo slow-script-nofile $(ulimit -Sn); trap 'echo slow-script-got-SIGTERM' TERM; "
-                 "sleep 3 & wait; echo slow-script-done\"\n")
+                 "sleep 3 & wait; echo slow-script-done\"\n"
+                 # A stop hook that takes 2 s (test_7): it must run to its end.
+                 "    notify:\n"
+                 "      stop: \"echo stop-hook-started; trap 'echo stop-hook-got-SIGTERM' TERM; sleep 2 & wait; "
+                 "echo stop-hook-done\"\n")
         if broken:
             text += "    no_such_key: 1\n"
         return text
@@ -583,10 +587,11 @@ class SystemdNspawnTest(unittest.TestCase):
         prio0 = "(VI_1) Backup received priority 0 advertisement"
         before = self.lab.logtail("keepalived", 100000).count(prio0)
         # Stopped while a track script runs (a run has just started: it has
-        # 3 s left). The daemon owns its children's end (their timeout, the
-        # stop hook): KillMode=mixed sends SIGTERM to the daemon alone, as
-        # keepalived's unit does (KillMode=process), not to every process of
-        # the unit at once.
+        # 3 s left). The daemon owns its children's end: KillMode=mixed sends
+        # SIGTERM to the daemon alone, as keepalived's unit does
+        # (KillMode=process), not to every process of the unit at once. The
+        # daemon kills the track script's run (nobody reads its result, and a
+        # long one would hold the stop) and lets the stop hook run to its end.
         started = sum(1 for m in self.messages() if m == "slow-script-started")
         wait_until(lambda: sum(1 for m in self.messages() if m == "slow-script-started") > started, 10,
                    "a new run of the slow track script")
@@ -594,7 +599,11 @@ class SystemdNspawnTest(unittest.TestCase):
         msgs = self.messages()
         self.assertNotIn("slow-script-got-SIGTERM", msgs)
         last = len(msgs) - 1 - msgs[::-1].index("slow-script-started")
-        self.assertIn("slow-script-done", msgs[last:], "the running script did not run to its end")
+        self.assertNotIn("slow-script-done", msgs[last:], "the track script's run in flight was not killed at stop")
+        self.assertIn("stop-hook-started", msgs)
+        self.assertNotIn("stop-hook-got-SIGTERM", msgs)
+        # (keepalived's arguments follow the hook's last command: "stop-hook-done INSTANCE VI_1 STOP 150")
+        self.assertTrue(any(m.startswith("stop-hook-done") for m in msgs), "the stop hook did not run to its end")
         t0 = time.monotonic()
         self.assertEqual(self.state(), ("inactive", "dead"))
         self.assertFalse(self.has_vip("a"), "the VIP must be gone when systemctl stop returns")
