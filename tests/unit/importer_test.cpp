@@ -59,6 +59,8 @@ struct Imported {
   std::string notes;  // all notes, one per line
 };
 
+Imported convert_and_load(const hp::Config* h, const ka::Config* k, const importer::Options& o);
+
 // Parses the given files (empty path: not given), converts, and loads the YAML
 // with the real loader; fails the test if it does not load.
 Imported import_files(const std::string& hap_path, const std::string& ka_path, const std::string& node = "") {
@@ -70,8 +72,14 @@ Imported import_files(const std::string& hap_path, const std::string& ka_path, c
   o.keepalived_file = "keepalived.conf";
   if (!hap_path.empty()) h = hp::parse(slurp(hap_path), o.haproxy_file);
   if (!ka_path.empty()) k = ka::parse(slurp(ka_path), o.keepalived_file);
+  return convert_and_load(h ? &*h : nullptr, k ? &*k : nullptr, o);
+}
+
+// Converts what was parsed and loads the YAML with the real loader; fails
+// the test if it does not load.
+Imported convert_and_load(const hp::Config* h, const ka::Config* k, const importer::Options& o) {
   Imported r;
-  r.result = importer::convert(h ? &*h : nullptr, k ? &*k : nullptr, o);
+  r.result = importer::convert(h, k, o);
   for (const auto& n : r.result.notes) r.notes += n.to_string() + "\n";
   BOOST_TEST_INFO("yaml:\n" << r.result.yaml << "notes:\n" << r.notes);
   BOOST_TEST(r.result.load_error.empty(), r.result.load_error);
@@ -728,23 +736,12 @@ BOOST_AUTO_TEST_CASE(importer_truncated_inputs_never_crash) {
 // ---------------------------------------------------------------- review: keepalived semantics
 
 namespace {
-// keepalived.conf text -> converted Result and its notes; the YAML must load.
-struct KaImport {
-  importer::Result r;
-  cfg::Config c;
-  std::string notes;
-};
-KaImport import_keepalived(const std::string& text) {
-  auto k = ka::parse(text, "k.conf");
-  KaImport out;
+// keepalived.conf text (as k.conf) -> import_files' result; the YAML must load.
+Imported import_keepalived(const std::string& text) {
   importer::Options o;
   o.keepalived_file = "k.conf";
-  out.r = importer::convert(nullptr, &k, o);
-  for (const auto& n : out.r.notes) out.notes += n.to_string() + "\n";
-  BOOST_TEST_INFO("yaml:\n" << out.r.yaml << "notes:\n" << out.notes);
-  BOOST_REQUIRE_MESSAGE(out.r.load_error.empty(), out.r.load_error);
-  out.c = cfg::load_string(out.r.yaml, "t.yaml");
-  return out;
+  auto k = ka::parse(text, o.keepalived_file);
+  return convert_and_load(nullptr, &k, o);
 }
 std::string ka_instance(const std::string& name, unsigned vrid, const std::string& body) {
   return "vrrp_instance " + name + " {\n  interface eth0\n  virtual_router_id " + std::to_string(vrid) + "\n" + body +
@@ -759,10 +756,10 @@ std::string ka_instance(const std::string& name, unsigned vrid, const std::strin
 BOOST_AUTO_TEST_CASE(importer_keepalived_master_without_priority_is_255) {
   auto k = import_keepalived(ka_instance("M", 1, "  state MASTER\n") + ka_instance("B", 2, "  state BACKUP\n") +
                              ka_instance("N", 3, ""));
-  BOOST_REQUIRE_EQUAL(k.c.vrrp.size(), 3u);
-  BOOST_TEST(k.c.vrrp[0].priority == 255u);
-  BOOST_TEST(k.c.vrrp[1].priority == 100u);
-  BOOST_TEST(k.c.vrrp[2].priority == 100u);
+  BOOST_REQUIRE_EQUAL(k.loaded.vrrp.size(), 3u);
+  BOOST_TEST(k.loaded.vrrp[0].priority == 255u);
+  BOOST_TEST(k.loaded.vrrp[1].priority == 100u);
+  BOOST_TEST(k.loaded.vrrp[2].priority == 100u);
   BOOST_TEST(has(k.notes, "k.conf:4: vrrp_instance M has 'state MASTER' and no 'priority'"));
 }
 
@@ -778,13 +775,13 @@ BOOST_AUTO_TEST_CASE(importer_keepalived_nopreempt_cleared_as_keepalived_does) {
       ka_instance("BN", 4, "  state BACKUP\n  priority 90\n  nopreempt\n") +
       ka_instance("BD", 5, "  state BACKUP\n  priority 90\n  preempt_delay 30\n") +
       ka_instance("ND", 6, "  state BACKUP\n  priority 90\n  nopreempt\n  preempt_delay 30\n"));
-  BOOST_REQUIRE_EQUAL(k.c.vrrp.size(), 6u);
-  BOOST_TEST(k.c.vrrp[0].preempt);
-  BOOST_TEST(k.c.vrrp[1].preempt_delay.count() == 0);
-  BOOST_TEST(k.c.vrrp[2].preempt);
-  BOOST_TEST(!k.c.vrrp[3].preempt);  // BACKUP: nopreempt as written
-  BOOST_TEST(k.c.vrrp[4].preempt_delay.count() == 30000);
-  BOOST_TEST(!k.c.vrrp[5].preempt);  // (keepalived resets the delay too; it has no effect either way)
+  BOOST_REQUIRE_EQUAL(k.loaded.vrrp.size(), 6u);
+  BOOST_TEST(k.loaded.vrrp[0].preempt);
+  BOOST_TEST(k.loaded.vrrp[1].preempt_delay.count() == 0);
+  BOOST_TEST(k.loaded.vrrp[2].preempt);
+  BOOST_TEST(!k.loaded.vrrp[3].preempt);  // BACKUP: nopreempt as written
+  BOOST_TEST(k.loaded.vrrp[4].preempt_delay.count() == 30000);
+  BOOST_TEST(!k.loaded.vrrp[5].preempt);  // (keepalived resets the delay too; it has no effect either way)
   BOOST_TEST(has(k.notes, "k.conf:6: 'nopreempt' has no effect with 'state MASTER'"));
   BOOST_TEST(has(k.notes, "k.conf:16: 'preempt_delay' has no effect with state MASTER"));
   BOOST_TEST(has(k.notes, "k.conf:26: 'nopreempt' has no effect at priority 255"));
@@ -793,22 +790,12 @@ BOOST_AUTO_TEST_CASE(importer_keepalived_nopreempt_cleared_as_keepalived_does) {
 // ---------------------------------------------------------------- review: haproxy semantics
 
 namespace {
-struct HpImport {
-  importer::Result r;
-  cfg::Config c;
-  std::string notes;
-};
-HpImport import_haproxy(const std::string& text) {
-  auto h = hp::parse(text, "h.cfg");
-  HpImport out;
+// haproxy.cfg text (as h.cfg) -> import_files' result; the YAML must load.
+Imported import_haproxy(const std::string& text) {
   importer::Options o;
   o.haproxy_file = "h.cfg";
-  out.r = importer::convert(&h, nullptr, o);
-  for (const auto& n : out.r.notes) out.notes += n.to_string() + "\n";
-  BOOST_TEST_INFO("yaml:\n" << out.r.yaml << "notes:\n" << out.notes);
-  BOOST_REQUIRE_MESSAGE(out.r.load_error.empty(), out.r.load_error);
-  out.c = cfg::load_string(out.r.yaml, "t.yaml");
-  return out;
+  auto h = hp::parse(text, o.haproxy_file);
+  return convert_and_load(&h, nullptr, o);
 }
 }  // namespace
 
@@ -828,15 +815,15 @@ BOOST_AUTO_TEST_CASE(importer_haproxy_disabled_servers_and_proxies) {
       "listen old\n  disabled\n  bind *:5001\n  server n1 10.0.0.1:5432 check\n"
       "frontend f\n  bind *:5002\n  default_backend b\n"
       "backend b\n  default-server disabled\n  server n1 10.0.0.1:5432 check\n  server n2 10.0.0.2:5432 check enabled\n");
-  BOOST_REQUIRE_EQUAL(h.c.proxies.size(), 2u);
-  const auto& pg = h.c.proxies[0];
+  BOOST_REQUIRE_EQUAL(h.loaded.proxies.size(), 2u);
+  const auto& pg = h.loaded.proxies[0];
   BOOST_TEST(pg.name == "pg");
   BOOST_REQUIRE_EQUAL(pg.backends.size(), 2u);
   BOOST_TEST(pg.backends[0].name == "n1");
   BOOST_TEST(pg.backends[1].name == "n3");
   BOOST_TEST(has(h.notes, "h.cfg:10: 'server n2 10.0.0.2:5432 disabled' not translated"));
   BOOST_TEST(has(h.notes, "h.cfg:13: 'listen old' not translated: it is 'disabled'"));
-  const auto& f = h.c.proxies[1];
+  const auto& f = h.loaded.proxies[1];
   BOOST_TEST(f.name == "f");
   BOOST_REQUIRE_EQUAL(f.backends.size(), 1u);  // default-server disabled, n2 enabled again
   BOOST_TEST(f.backends[0].name == "n2");
@@ -856,15 +843,15 @@ BOOST_AUTO_TEST_CASE(importer_haproxy_named_defaults_from) {
       "listen primary from pg\n  bind *:5000\n  server n1 10.0.0.1:5432 check port 8008\n"
       "listen replicas from pgro\n  bind *:5001\n  option httpchk GET /replica\n"
       "  server n1 10.0.0.1:5432 check port 8008\n");
-  BOOST_REQUIRE_EQUAL(h.c.proxies.size(), 2u);
-  const auto& p = h.c.proxies[0];
+  BOOST_REQUIRE_EQUAL(h.loaded.proxies.size(), 2u);
+  const auto& p = h.loaded.proxies[0];
   BOOST_TEST(p.name == "primary");
   BOOST_TEST(p.connect_timeout.count() == 3000);
   BOOST_TEST((p.check.type == cfg::CheckType::http));
   BOOST_TEST(p.check.path == "/primary");
   BOOST_TEST(p.check.interval.count() == 1000);
   BOOST_TEST(p.check.timeout.count() == 2000);
-  const auto& r = h.c.proxies[1];
+  const auto& r = h.loaded.proxies[1];
   BOOST_TEST(r.connect_timeout.count() == 3000);
   BOOST_TEST(r.check.path == "/replica");
   BOOST_TEST((r.balance == cfg::Balance::leastconn));
@@ -887,7 +874,7 @@ BOOST_AUTO_TEST_CASE(importer_keepalived_notify_user_is_not_an_argument) {
       "  notify_backup /etc/keepalived/notify.sh backup\n"
       "  notify_fault \"/bin/bash -c 'echo fault > /tmp/state'\"\n"
       "  notify \"/usr/local/bin/any.sh\" keepalived_script keepalived_script\n"));
-  const auto& n = k.c.vrrp.at(0).notify;
+  const auto& n = k.loaded.vrrp.at(0).notify;
   BOOST_TEST(n.master == "/etc/keepalived/notify.sh master");
   BOOST_TEST(n.backup == "/etc/keepalived/notify.sh");
   BOOST_TEST(n.fault == "/bin/bash -c 'echo fault > /tmp/state'");
@@ -938,14 +925,14 @@ BOOST_AUTO_TEST_CASE(importer_keepalived_advert_int_as_keepalived_rounds_it) {
                              ka_instance("E", 5, "  version 3\n  advert_int 0.125\n") +
                              ka_instance("F", 6, "  version 3\n  advert_int 50\n") +
                              ka_instance("G", 7, "  version 3\n  advert_int 0.05\n"));
-  BOOST_REQUIRE_EQUAL(k.c.vrrp.size(), 7u);
-  BOOST_TEST(k.c.vrrp[0].advert_int.count() == 1000);
-  BOOST_TEST(k.c.vrrp[1].advert_int.count() == 255000);
-  BOOST_TEST(k.c.vrrp[2].advert_int.count() == 1000);
-  BOOST_TEST(k.c.vrrp[3].advert_int.count() == 2000);
-  BOOST_TEST(k.c.vrrp[4].advert_int.count() == 130);
-  BOOST_TEST(k.c.vrrp[5].advert_int.count() == 40950);
-  BOOST_TEST(k.c.vrrp[6].advert_int.count() == 50);
+  BOOST_REQUIRE_EQUAL(k.loaded.vrrp.size(), 7u);
+  BOOST_TEST(k.loaded.vrrp[0].advert_int.count() == 1000);
+  BOOST_TEST(k.loaded.vrrp[1].advert_int.count() == 255000);
+  BOOST_TEST(k.loaded.vrrp[2].advert_int.count() == 1000);
+  BOOST_TEST(k.loaded.vrrp[3].advert_int.count() == 2000);
+  BOOST_TEST(k.loaded.vrrp[4].advert_int.count() == 130);
+  BOOST_TEST(k.loaded.vrrp[5].advert_int.count() == 40950);
+  BOOST_TEST(k.loaded.vrrp[6].advert_int.count() == 50);
   BOOST_TEST(has(k.notes, "k.conf:4: advert_int 0.5 is not a VRRPv2 interval: keepalived rounds it"));
   BOOST_TEST(!has(k.notes, "advert_int 2 "));
 }
@@ -961,12 +948,12 @@ BOOST_AUTO_TEST_CASE(importer_haproxy_bind_ipv6_prefix_keeps_the_family) {
       "listen b\n  bind tcp6@*:5002\n  server n1 10.0.0.1:5432 check\n"
       "listen c\n  bind ipv4@:5003\n  server n1 10.0.0.1:5432 check\n"
       "listen d\n  bind :5004\n  server n1 10.0.0.1:5432 check\n");
-  BOOST_REQUIRE_EQUAL(h.c.proxies.size(), 4u);
-  BOOST_TEST(h.c.proxies[0].listen.host == "::");
-  BOOST_TEST(h.c.proxies[0].listen.port == 5001);
-  BOOST_TEST(h.c.proxies[1].listen.host == "::");
-  BOOST_TEST(h.c.proxies[2].listen.host == "0.0.0.0");
-  BOOST_TEST(h.c.proxies[3].listen.host == "0.0.0.0");
+  BOOST_REQUIRE_EQUAL(h.loaded.proxies.size(), 4u);
+  BOOST_TEST(h.loaded.proxies[0].listen.host == "::");
+  BOOST_TEST(h.loaded.proxies[0].listen.port == 5001);
+  BOOST_TEST(h.loaded.proxies[1].listen.host == "::");
+  BOOST_TEST(h.loaded.proxies[2].listen.host == "0.0.0.0");
+  BOOST_TEST(h.loaded.proxies[3].listen.host == "0.0.0.0");
 }
 
 // A `backup` server is used by HAProxy only when no other server is up.
@@ -982,8 +969,8 @@ BOOST_AUTO_TEST_CASE(importer_haproxy_backup_note_follows_the_balance) {
       "  server r1 10.0.0.2:5432 check\n  server p 10.0.0.1:5432 check backup\n"
       "listen rw\n  bind *:5000\n  balance first\n"
       "  server a 10.0.0.1:5432 check\n  server b 10.0.0.2:5432 check backup\n");
-  BOOST_REQUIRE_EQUAL(h.c.proxies.size(), 2u);
-  BOOST_TEST(h.c.proxies[0].backends.back().name == "p");
+  BOOST_REQUIRE_EQUAL(h.loaded.proxies.size(), 2u);
+  BOOST_TEST(h.loaded.proxies[0].backends.back().name == "p");
   BOOST_TEST(has(h.notes, "h.cfg:8: 'backup' not translated: vipproxy has no backup servers; with balance roundrobin p "
                           "gets its share of clients at all times"));
   BOOST_TEST(!has(h.notes, "h.cfg:8: 'backup' not translated: vipproxy has no backup servers; p is listed last"));
@@ -1102,8 +1089,8 @@ BOOST_AUTO_TEST_CASE(importer_haproxy_check_rules_that_pick_the_primary) {
 // address"): adverts left from another address than keepalived's.
 BOOST_AUTO_TEST_CASE(importer_keepalived_mcast_src_ip_is_the_advert_source) {
   auto k = import_keepalived(ka_instance("M", 1, "  mcast_src_ip 10.0.0.20\n"));
-  BOOST_TEST(k.c.vrrp.at(0).unicast_src_ip == "10.0.0.20");
-  BOOST_TEST(!k.c.vrrp.at(0).unicast);
+  BOOST_TEST(k.loaded.vrrp.at(0).unicast_src_ip == "10.0.0.20");
+  BOOST_TEST(!k.loaded.vrrp.at(0).unicast);
   BOOST_TEST(has(k.notes, "k.conf:4: mcast_src_ip 10.0.0.20 written as unicast_src_ip"));
   BOOST_TEST(!has(k.notes, "not translated"));
 }
@@ -1118,7 +1105,7 @@ BOOST_AUTO_TEST_CASE(importer_haproxy_timeout_zero_is_not_set) {
   auto h = import_haproxy(
       "defaults\n  mode tcp\n  timeout connect 0\n  timeout check 0\n  timeout queue 0\n"
       "listen pg\n  bind *:5000\n  server n1 10.0.0.1:5432 check\n");
-  const auto& p = h.c.proxies.at(0);
+  const auto& p = h.loaded.proxies.at(0);
   BOOST_TEST(p.connect_timeout.count() == 5000);
   BOOST_TEST(p.check.timeout.count() == 1000);
   BOOST_TEST(p.queue_timeout.count() == 10000);  // vipproxy's default, as if absent
