@@ -1,11 +1,14 @@
 #include "ctl/http.h"
 
 #include <boost/asio/connect.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <stdexcept>
+
+#include "health/name_lookup.h"
 
 namespace ctl {
 
@@ -42,18 +45,24 @@ std::pair<std::string, unsigned short> split_host_port(const std::string& s, uns
   return {host, static_cast<unsigned short>(p)};
 }
 
+std::string host_header(const std::string& host, unsigned short port) {
+  // RFC 9110 §7.2: uri-host [":" port], an IPv6 literal in brackets
+  // (RFC 3986 §3.2.2).
+  bool v6 = host.find(':') != std::string::npos && host.front() != '[';
+  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
 HttpResult http_request(const std::string& host, unsigned short port, const std::string& method,
                         const std::string& target, const std::string& body,
                         const std::vector<std::pair<std::string, std::string>>& headers,
                         std::chrono::milliseconds timeout) {
   HttpResult out;
   asio::io_context io;
-  tcp::resolver resolver(io);
   beast::tcp_stream stream(io);
   beast::flat_buffer buf;
   http::request<http::string_body> req{http::string_to_verb(method), target, 11};
   if (req.method() == http::verb::unknown) req.method_string(method);
-  req.set(http::field::host, host);
+  req.set(http::field::host, host_header(host, port));
   req.set(http::field::user_agent, "vipproxy-ctl");
   req.set(http::field::connection, "close");
   for (const auto& [k, v] : headers) req.set(k, v);
@@ -70,24 +79,38 @@ HttpResult http_request(const std::string& host, unsigned short port, const std:
     if (out.error.empty()) out.error = std::string(what) + ": " + ec.message();
   };
   stream.expires_after(timeout);
-  resolver.async_resolve(host, std::to_string(port), [&](beast::error_code ec, tcp::resolver::results_type r) {
-    if (ec) return fail("resolve", ec);
-    stream.async_connect(r, [&](beast::error_code ec, const tcp::endpoint&) {
-      if (ec) return fail("connect", ec);
-      out.connected = true;
-      http::async_write(stream, req, [&](beast::error_code ec, size_t) {
-        if (ec) return fail("write", ec);
-        http::async_read(stream, buf, parser, [&](beast::error_code ec, size_t) {
-          if (ec) return fail("read", ec);
-          out.ok = true;
-          out.status = parser.get().result_int();
-          out.body = parser.get().body();
-          out.latency = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start);
+  // Not Asio's resolver: its one private thread is joined when `io` goes,
+  // so a name server that never answers held `vipproxy status` or `doctor`
+  // for glibc's timeout (5 s per try and server) past the one asked for.
+  // A lookup of its own thread is left behind unheard instead
+  // (health/name_lookup.h); an address literal needs no name server.
+  bool answered = false;
+  auto waiting = asio::make_work_guard(io);  // the lookup's thread is no work of io's
+  auto cancel_lookup = health::name_lookups(io).look_up(
+      host, port, io.get_executor(), [&](const boost::system::error_code& ec, std::vector<tcp::endpoint> eps) {
+        answered = true;
+        waiting.reset();
+        if (ec || eps.empty()) return fail("resolve", ec ? ec : boost::system::error_code(asio::error::host_not_found));
+        stream.async_connect(eps, [&](beast::error_code ec, const tcp::endpoint&) {
+          if (ec) return fail("connect", ec);
+          out.connected = true;
+          http::async_write(stream, req, [&](beast::error_code ec, size_t) {
+            if (ec) return fail("write", ec);
+            http::async_read(stream, buf, parser, [&](beast::error_code ec, size_t) {
+              if (ec) return fail("read", ec);
+              out.ok = true;
+              out.status = parser.get().result_int();
+              out.body = parser.get().body();
+              out.latency =
+                  std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start);
+            });
+          });
         });
       });
-    });
-  });
   io.run_for(timeout + std::chrono::milliseconds(500));
+  cancel_lookup();
+  if (!answered && out.error.empty())
+    out.error = "resolve: no answer for '" + host + "' within " + std::to_string(timeout.count()) + " ms";
   if (!out.ok && out.error.empty()) out.error = "timed out";
   if (!out.ok && out.error.find("timed out") == std::string::npos && out.error.find("timeout") != std::string::npos)
     out.error = "timed out after " + std::to_string(timeout.count()) + " ms";

@@ -23,6 +23,9 @@ HttpResult http_request(const std::string& host, unsigned short port, const std:
                         const std::vector<std::pair<std::string, std::string>>& headers = {},
                         std::chrono::milliseconds timeout = std::chrono::milliseconds(3000));
 
+// The Host header for a request to host:port: "[::1]:8405", "node1:8008".
+std::string host_header(const std::string& host, unsigned short port);
+
 // "host:port", "[v6]:port" or "host" (default_port). Throws std::invalid_argument.
 std::pair<std::string, unsigned short> split_host_port(const std::string& s, unsigned short default_port);
 

@@ -18,6 +18,7 @@ knows one name (test_reload_dns_netns.py has the same set-up for backends):
   2. a reload adding one on a name only DNS could answer fails after ~10 s,
      the running proxies stay, and /status answers meanwhile (within 3 s);
   3. SIGTERM stops the daemon at once.
+And `vipproxy status --admin NAME:PORT` is bounded the same way (its 5 s).
 """
 import os
 import signal
@@ -85,6 +86,22 @@ class ReloadListenDns(unittest.TestCase):
             with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
                 s.sendall(b"ping")
                 return s.recv(4)
+
+    def test_ctl_lookup_is_bounded(self):
+        """`vipproxy status --admin NAME:PORT` gives up on a silent name
+        server within its own 5 s: Asio's resolver thread, joined at exit,
+        held it for the name server's 30 s."""
+        ns = self.ns.ns("a")
+        ok = self.ns.sh("a", [L.VIPPROXY, "status", "--admin", f"{KNOWN}:{self.admin}"], check=False)
+        self.assertEqual(ok.returncode, 0, ok.stdout + ok.stderr)
+        t0 = time.monotonic()
+        r = self.ns.sh("a", [L.VIPPROXY, "status", "--admin", f"{SILENT}:{self.admin}"], check=False, timeout=40)
+        took = time.monotonic() - t0
+        log(f"vipproxy status on a name only the silent server knows: exit {r.returncode} after {took:.1f} s "
+            f"({ns}): {r.stderr.strip()}")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn(f"no answer for '{SILENT}'", r.stderr + r.stdout)
+        self.assertLess(took, 15, "vipproxy status waited for the name server past its timeout")
 
     def test_reloads_listening_by_name(self):
         before = self.reloads()

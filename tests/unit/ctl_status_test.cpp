@@ -169,6 +169,16 @@ BOOST_AUTO_TEST_CASE(host_port_parsing) {
   BOOST_CHECK_THROW(ctl::split_host_port(":80", 1), std::invalid_argument);
 }
 
+// RFC 9110 §7.2: the port goes into Host, and an IPv6 literal is bracketed
+// (the tools sent "Host: ::1", which a strict server or a proxy on the way
+// reads as host ":" port ":1").
+BOOST_AUTO_TEST_CASE(host_header_brackets_ipv6_and_names_the_port) {
+  BOOST_TEST(ctl::host_header("127.0.0.1", 8405) == "127.0.0.1:8405");
+  BOOST_TEST(ctl::host_header("::1", 8405) == "[::1]:8405");
+  BOOST_TEST(ctl::host_header("fd00::1%eth0", 8008) == "[fd00::1%eth0]:8008");
+  BOOST_TEST(ctl::host_header("catalog01", 8008) == "catalog01:8008");
+}
+
 // A check's last reason quotes the backend: Patroni's "role" string goes
 // into "role X, state Y" (health/patroni.cpp). A backend answering
 // {"role": "\u001b]0;owned\u0007\u001b[2J..."} drove the terminal of whoever
