@@ -143,7 +143,13 @@ class AdminConnection : public std::enable_shared_from_this<AdminConnection> {
       }
     if (auto q = target.find('?'); q != std::string_view::npos) target = target.substr(0, q);
     res_.set(http::field::cache_control, "no-store");
-    if (!token_authorizes(req[http::field::authorization], server_.token())) {
+    if (req.version() >= 11 && req.count(http::field::host) != 1) {
+      // RFC 9112 §3.2: MUST answer 400 to an HTTP/1.1 request with no Host
+      // or more than one.
+      res_.result(http::status::bad_request);
+      res_.set(http::field::content_type, "text/plain");
+      res_.body() = "an HTTP/1.1 request needs one Host header\n";
+    } else if (!token_authorizes(req[http::field::authorization], server_.token())) {
       outcome_ = &AdminCounters::unauthorized;
       res_.result(http::status::unauthorized);
       // Basic lets a browser ask for the token (any user name, the token as

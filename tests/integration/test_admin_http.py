@@ -284,6 +284,16 @@ class AdminHttp(unittest.TestCase):
         self.assertEqual(line, "HTTP/1.0 200 OK")
         self.assertEqual(len(body), int(fields["content-length"]))
 
+    def test_2c_http11_needs_one_host(self):
+        # RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request
+        # without Host or with more than one (it was 200). 1.0 needs none.
+        for head in ("", "Host: a\r\nHost: b\r\n"):
+            with socket.create_connection(("127.0.0.1", self.admin), timeout=5) as s:
+                s.sendall(f"GET /status HTTP/1.1\r\n{head}Authorization: Bearer {TOKEN}\r\n\r\n".encode())
+                line, _, body = split_reply(read_all(s)[0])
+            self.assertTrue(line.endswith("400 Bad Request"), f"{head!r}: {line}")
+            self.assertIn(b"Host", body)
+
     # ---- 3 ----
     def test_3_metrics_read_strictly(self):
         fams = strict_parse(self.metrics_text())
