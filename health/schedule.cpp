@@ -30,6 +30,7 @@ bool CheckSchedule::transitioning() const {
 
 bool CheckSchedule::on_result(bool success) {
   ++checks_;
+  if (urgent_ && urgent_checks_ < kUrgentChecks) ++urgent_checks_;
   if (success) {
     ++successes_;
     failures_ = 0;

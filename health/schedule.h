@@ -41,7 +41,20 @@ class CheckSchedule {
   // fast_interval (at most 100 ms apart, see next_delay) and one success is
   // enough to rise, because there is no good backend that smoothing could
   // protect, only clients waiting.
-  void set_urgent(bool urgent) { urgent_ = urgent; }
+  // Urgency lapses after kUrgentChecks results without a rise: the checks
+  // then come at fast_interval as configured (HAProxy's downinter is the
+  // same idea). 600 at 100 ms is a minute, longer than the unplanned
+  // failover it exists for (a dead primary's node: writes again after ~38 s
+  // with the guide's ttl 30, docs/lab-notes.md); past that the outage is
+  // not a failover, and 10 checks a second of every node for its whole
+  // length (both nodes down for maintenance, a cluster with no leader for
+  // hours) is only load on Patroni. Clients connecting meanwhile still
+  // bring a check forward (health/checker.h, check_soon).
+  static constexpr unsigned kUrgentChecks = 600;
+  void set_urgent(bool urgent) {
+    if (!urgent) urgent_checks_ = 0;
+    urgent_ = urgent;
+  }
   bool urgent() const { return urgent_; }
   void set_down_on_status(bool v) { down_on_status_ = v; }
   // SIGHUP with a changed check: new timing and thresholds, same state and
@@ -66,7 +79,8 @@ class CheckSchedule {
   // a second of a switchover; up to fast_interval more was pure waiting).
   static constexpr Duration kUrgentInterval{100};
   Duration next_delay() const {
-    if (urgent_ && state_ != State::up) return std::min(fast_interval_, kUrgentInterval);
+    if (urgent_ && state_ != State::up)
+      return urgent_checks_ < kUrgentChecks ? std::min(fast_interval_, kUrgentInterval) : fast_interval_;
     return transitioning() ? fast_interval_ : interval_;
   }
 
@@ -91,6 +105,7 @@ class CheckSchedule {
   bool urgent_ = false;
   bool down_on_status_ = true;
   unsigned successes_ = 0, failures_ = 0;
+  unsigned urgent_checks_ = 0;  // results while urgent, since it began
   uint64_t checks_ = 0, failures_total_ = 0, transitions_ = 0;
 };
 

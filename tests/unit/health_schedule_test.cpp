@@ -288,6 +288,31 @@ BOOST_AUTO_TEST_CASE(urgent_checks_come_at_most_100ms_apart_never_slower_than_fa
   BOOST_TEST(slow.next_delay() == ms(500));
 }
 
+// A proxy with no eligible backend for longer than a failover takes (both
+// nodes down, no leader for hours) checked every node 10 times a second for
+// the whole outage: after kUrgentChecks results the cadence is fast_interval.
+BOOST_AUTO_TEST_CASE(urgency_lapses_to_fast_interval_after_a_minute_of_checks) {
+  CheckSchedule s(ms(2000), ms(500), 2, 3);
+  s.on_result(false);
+  s.set_urgent(true);
+  for (unsigned i = 0; i + 1 < CheckSchedule::kUrgentChecks; ++i) s.on_result(false);
+  BOOST_TEST(s.next_delay() == ms(100));
+  s.on_result(false);
+  BOOST_TEST(s.next_delay() == ms(500));
+  s.set_urgent(true);  // told again while it lasts: no fresh minute
+  BOOST_TEST(s.next_delay() == ms(500));
+  BOOST_TEST(s.on_result(true));  // one success still enough to rise
+  BOOST_TEST(s.up());
+  // A new outage is urgent afresh.
+  s.set_urgent(false);
+  s.on_result(false);
+  s.on_result(false);
+  s.on_result(false);
+  BOOST_TEST(!s.up());
+  s.set_urgent(true);
+  BOOST_TEST(s.next_delay() == ms(100));
+}
+
 BOOST_AUTO_TEST_CASE(down_on_status_comes_from_the_rule) {
   cfg::Check rule;
   rule.down_on_status = false;
