@@ -8,6 +8,7 @@ import atexit
 import json
 import os
 import pwd
+import resource
 import shutil
 import signal
 import socket
@@ -30,6 +31,19 @@ from labkit import Processes, log, stop_on_signals, stop_process, wait_until  # 
 
 
 _ports_handed_out = set()
+
+
+def lift_nofile(want=65536):
+    """Raises this process's RLIMIT_NOFILE (soft and, as root, hard) to
+    `want`, for tests holding thousands of sockets; the daemon and helper
+    processes it starts inherit it. A fresh machine's (or a QEMU guest's)
+    login gives 1024/4096, too few for 2,000 sessions through a proxy."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, want), max(hard, want)))
+    except (ValueError, OSError):  # not root: as far as the hard limit goes
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 def free_port():

@@ -190,6 +190,12 @@ def start_one_worker_kernel_proxy(case, lab_name, env):
         case.skipTest(f"the kernel path is not available here: {kp['why_not']}")
 
 
+def setUpModule():
+    # test_2 holds 2,000 sessions: 2,000 sockets here, 2,000 in the sink and
+    # 4,000 in the daemon (a QEMU guest's 1024/4096 failed it with EMFILE).
+    L.lift_nofile()
+
+
 class KernelPath(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
