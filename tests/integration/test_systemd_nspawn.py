@@ -25,7 +25,11 @@ an operator would:
      restarts it (NRestarts, new PID, active again);
   7. `systemctl stop` sends priority 0 and removes the VIP before the unit is
      inactive; the keepalived peer takes it over; a track script running at
-     that moment gets no SIGTERM from systemd and runs to its end.
+     that moment gets no SIGTERM from systemd and runs to its end;
+  8. `dpkg -i` of a newer package over the running service: not restarted
+     while policy-rc.d answers 101, nor while the file on disk does not load
+     (the old daemon keeps running, dpkg's output says why), restarted on the
+     new binary otherwise; `dpkg -r` stops it, `dpkg -P` removes /etc/vipproxy.
 
 Network safety: the container has no network of its own. It is started with
 --network-namespace-path into a namespace made by netns.Lab (10.88.76.0/24,
@@ -157,6 +161,23 @@ def ensure_tree(packages):
     return tree
 
 
+def newer_package(deb, outdir, tmp):
+    """`deb` with "+upgrade" appended to its version (dpkg orders it after
+    the original): the package of the next release, for upgrade tests."""
+    tree = os.path.join(tmp, "newer")
+    sh(["dpkg-deb", "-R", deb, tree])
+    control = os.path.join(tree, "DEBIAN", "control")
+    with open(control) as f:
+        text = f.read()
+    version = re.search(r"(?m)^Version: (\S+)$", text).group(1)
+    with open(control, "w") as f:
+        f.write(text.replace(f"Version: {version}\n", f"Version: {version}+upgrade\n"))
+    name = f"vipproxy_{version}+upgrade_amd64.deb"
+    sh(["dpkg-deb", "--root-owner-group", "-b", tree, os.path.join(outdir, name)])
+    shutil.rmtree(tree)
+    return name
+
+
 def caps(*bits):
     m = 0
     for b in bits:
@@ -279,6 +300,8 @@ class SystemdNspawnTest(unittest.TestCase):
             raise RuntimeError(f"cpack made {debs}:\n{r.stdout}\n{r.stderr}")
         shutil.rmtree(os.path.join(debdir, "_CPack_Packages"), ignore_errors=True)
         cls.deb = os.path.basename(debs[0])
+        # The same package with a higher version: what an upgrade installs (test_8).
+        cls.newer_deb = newer_package(debs[0], debdir, cls.tmp)
         tree = ensure_tree(BASE_PACKAGES + deb_depends(debs[0]))
 
         # The lab: node a is the container's network namespace, node b runs
@@ -614,6 +637,54 @@ class SystemdNspawnTest(unittest.TestCase):
         self.assertGreater(self.lab.logtail("keepalived", 100000).count(prio0), before, "no priority 0 advert heard")
         self.assertFalse(self.listening("a", 5433))
         self.assertIn("[info] stopped", self.messages())
+
+    def dpkg(self, *args):
+        r = self.box.run(["dpkg"] + list(args), check=False, timeout=300)
+        self.assertEqual(r.returncode, 0, f"dpkg {' '.join(args)}:\n{r.stdout}\n{r.stderr}")
+        return r.stdout + r.stderr
+
+    def test_8_upgrade_remove_purge(self):
+        """dpkg -i of a newer package over a running service, as Debian's
+        keepalived package does: restarted on the new binary through
+        deb-systemd-invoke (so a policy-rc.d that forbids it is obeyed), and
+        only if the new binary loads the file; then dpkg -r stops it and
+        dpkg -P removes the configuration."""
+        self.box.run(["systemctl", "start", "vipproxy"], timeout=60)
+        self.assertEqual(self.state(), ("active", "running"))
+        newer = f"/mnt/vipproxy/{self.newer_deb}"
+        # A policy-rc.d answering 101 (an image build, an operator holding
+        # services during an upgrade): the upgrade does not restart it.
+        pid = self.main_pid()
+        self.box.run(["sh", "-c", "printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d; "
+                                  "chmod 755 /usr/sbin/policy-rc.d"])
+        out = self.dpkg("-i", newer)
+        self.box.run(["rm", "/usr/sbin/policy-rc.d"])
+        self.assertIn("policy-rc.d returned 101", out)
+        self.assertEqual((self.main_pid(), self.state()), (pid, ("active", "running")),
+                         "restarted although policy-rc.d forbids it")
+        # The file on disk has an error the running daemon never loaded (an
+        # edit not yet reloaded): the restart would fail at ExecStartPre and
+        # leave the node without proxy and VIP. The old daemon keeps running
+        # and dpkg says why.
+        self.write_conf(self.conf(broken=True))
+        out = self.dpkg("-i", newer)
+        self.assertIn("no_such_key: unknown key", out)
+        self.assertIn("not restarted", out)
+        self.assertEqual((self.main_pid(), self.state()), (pid, ("active", "running")),
+                         "an upgrade restarted the service into a file that does not load")
+        # With a valid file it is restarted: a new process, READY again.
+        self.write_conf(self.conf())
+        out = self.dpkg("-i", newer)
+        self.assertEqual(self.state(), ("active", "running"), out)
+        self.assertNotEqual(self.main_pid(), pid, "the upgrade did not restart the service\n" + out)
+        wait_until(lambda: self.has_vip("a"), 20, "the VIP on the container after the restart")
+        # dpkg -r stops it (priority 0, VIP removed); the conffile stays.
+        self.dpkg("-r", "vipproxy")
+        self.assertEqual(self.show("ActiveState")["ActiveState"], "inactive")
+        self.assertFalse(self.has_vip("a"))
+        self.assertEqual(self.box.run(["test", "-f", CONF], check=False).returncode, 0, "remove lost the conffile")
+        self.dpkg("-P", "vipproxy")
+        self.assertNotEqual(self.box.run(["test", "-e", "/etc/vipproxy"], check=False).returncode, 0)
 
 
 if __name__ == "__main__":
