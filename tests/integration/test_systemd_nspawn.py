@@ -11,7 +11,8 @@ an operator would:
   2. the daemon runs as the vipproxy user with only CAP_NET_ADMIN and
      CAP_NET_RAW (VRRP, ports >= 1024), no ambient set, the unit's bounding
      set, no_new_privs, in every thread (/proc/PID/task/*/status); with
-     vrrp_rt_priority the control thread alone is SCHED_RR;
+     vrrp_rt_priority the control thread alone is SCHED_RR; a track script
+     sees other users' processes (`pidof systemd-journald` passes);
   3. it holds the VIP on the lab interface (keepalived as BACKUP on a second
      lab node) and a client there reaches a backend through VIP:5433;
   4. `systemctl reload` applies a changed file (a new proxy listens, same
@@ -400,6 +401,10 @@ class SystemdNspawnTest(unittest.TestCase):
                  "        - name: slow\n          interval: 1s\n          timeout: 10s\n"
                  "          command: \"echo slow-script-started; echo slow-script-nofile $(ulimit -Sn); trap 'echo slow-script-got-SIGTERM' TERM; "
                  "sleep 3 & wait; echo slow-script-done\"\n"
+                 # keepalived's usual check that a process runs (the guide's
+                 # check_haproxy.sh: `pidof haproxy`), here of a root process.
+                 "        - name: journald\n          interval: 1s\n          weight: -10\n"
+                 "          command: pidof systemd-journald >/dev/null\n"
                  # A stop hook that takes 2 s (test_7): it must run to its end.
                  "    notify:\n"
                  "      stop: \"echo stop-hook-started; trap 'echo stop-hook-got-SIGTERM' TERM; sleep 2 & wait; "
@@ -517,6 +522,12 @@ class SystemdNspawnTest(unittest.TestCase):
         self.assertGreater(int(soft), 1024)
         wait_until(lambda: "slow-script-nofile 1024" in self.messages(), 10, "the track script's soft limit")
         self.assertNotIn(f"slow-script-nofile {soft}", self.messages())
+        # A track script sees the processes of other users: `pidof`,
+        # `killall -0`, `pgrep` checks work as under keepalived (run as root
+        # there). ProtectProc=invisible hid them, so such a script failed for
+        # ever, its weight off the priority (weight 0: FAULT, no VIP).
+        wait_until(lambda: "[info] vrrp VI_1: track script journald is now OK" in self.messages(), 10,
+                   "the track script `pidof systemd-journald` to pass")
 
     def test_3_vip_held_and_served(self):
         wait_until(lambda: self.has_vip("a") and not self.has_vip("b"), 15, "the VIP on the container's eth0 only")
