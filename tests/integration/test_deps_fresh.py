@@ -28,6 +28,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -201,6 +202,39 @@ class FreshDebianDeps(unittest.TestCase):
                 missing.append(f"{name} ({pkg}), imported in {where}")
         self.assertGreater(checked, 20, "too few modules found: the scan is broken")
         self.assertEqual(missing, [], "Python modules no installer installs on a fresh Debian 12")
+
+    def test_4_installers_say_they_need_root(self):
+        """Run by a user who is not root with a package missing, each
+        installer says so and which packages, and runs nothing (apt-get not
+        called; before, each tried to write /usr/sbin/policy-rc.d and ended
+        on "Permission denied"). A fake dpkg-query reports
+        one package missing, a fake apt-get records that it was called."""
+        if os.geteuid() != 0:
+            self.skipTest("runs the installers as nobody: needs root to switch")
+        fake = tempfile.mkdtemp(prefix="vipproxy-deps-")
+        self.addCleanup(shutil.rmtree, fake, True)
+        os.chmod(fake, 0o755)
+        called = os.path.join(fake, "apt-get-called")
+        with open(os.path.join(fake, "dpkg-query"), "w") as f:
+            f.write("#!/bin/sh\n# every package installed but cmake, iproute2 and bacula-fd\n"
+                    "for a; do last=$a; done\n"
+                    "case $last in cmake|iproute2|bacula-fd) exit 1;; esac\n"
+                    "printf 'install ok installed'\n")
+        with open(os.path.join(fake, "apt-get"), "w") as f:
+            f.write(f"#!/bin/sh\necho \"$@\" >> {called}\nexit 0\n")
+        for name in ("dpkg-query", "apt-get"):
+            os.chmod(os.path.join(fake, name), 0o755)
+        for path, pkg in (("scripts/deps", "cmake"), ("scripts/lab.d/packages", "iproute2"),
+                          ("scripts/lab.d/bacula-packages", "bacula-fd")):
+            with self.subTest(installer=path):
+                r = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--",
+                                    "/bin/bash", os.path.join(ROOT, path)], capture_output=True, text=True,
+                                   timeout=60, env={"PATH": fake + ":/usr/sbin:/usr/bin:/sbin:/bin"})
+                self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+                self.assertIn("root", r.stderr)
+                self.assertIn(pkg, r.stderr)
+                self.assertNotIn("Permission denied", r.stderr)
+                self.assertFalse(os.path.exists(called), "apt-get was run")
 
 
 if __name__ == "__main__":
