@@ -29,7 +29,6 @@ import os
 import pwd
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -37,7 +36,8 @@ import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-import debtree  # noqa: E402
+import debtree  # noqa: E402  (puts scripts/lab.d on the path)
+import labkit  # noqa: E402
 import testmain  # noqa: E402
 
 ROOT = os.environ.get("VIPPROXY_SOURCE_DIR", os.path.dirname(os.path.dirname(HERE)))
@@ -77,8 +77,9 @@ class Package(unittest.TestCase):
                 raise unittest.SkipTest(f"the package test needs {tool} (scripts/deps installs it)")
         if not os.path.exists(os.path.join(BUILD, "CPackConfig.cmake")):
             raise RuntimeError(f"{BUILD} has no CPackConfig.cmake: not a configured build dir")
-        # SIGTERM (ctest, a person) unwinds like an error: tearDownClass runs.
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+        # SIGTERM or SIGHUP ends the run as Ctrl-C does; the atexit below
+        # removes the directory (no mount outlives its command).
+        labkit.stop_on_signals()
         cls.host_before = host_state()
         cls.tmp = tempfile.mkdtemp(prefix="vipproxy-pkg-")
         atexit.register(shutil.rmtree, cls.tmp, True)
