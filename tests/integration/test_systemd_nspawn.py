@@ -609,12 +609,16 @@ class SystemdNspawnTest(unittest.TestCase):
         self.assertNotEqual(self.main_pid(), pid, "the upgrade did not restart the service\n" + out)
         wait_until(lambda: self.has_vip("a"), 20, "the VIP on the container after the restart")
         # dpkg -r stops it (priority 0, VIP removed); the conffile stays.
+        self.box.run(["systemctl", "enable", "vipproxy"])
+        wants = "/etc/systemd/system/multi-user.target.wants/vipproxy.service"
         self.dpkg("-r", "vipproxy")
         self.assertEqual(self.show("ActiveState")["ActiveState"], "inactive")
         self.assertFalse(self.has_vip("a"))
         self.assertEqual(self.box.run(["test", "-f", CONF], check=False).returncode, 0, "remove lost the conffile")
         self.dpkg("-P", "vipproxy")
         self.assertNotEqual(self.box.run(["test", "-e", "/etc/vipproxy"], check=False).returncode, 0)
+        # The operator's `systemctl enable` link goes with the purge (as dh's deb-systemd-helper purge).
+        self.assertNotEqual(self.box.run(["test", "-L", wants], check=False).returncode, 0, "enable link left")
 
 
 if __name__ == "__main__":
