@@ -236,6 +236,44 @@ class FreshDebianDeps(unittest.TestCase):
                 self.assertNotIn("Permission denied", r.stderr)
                 self.assertFalse(os.path.exists(called), "apt-get was run")
 
+    def test_5_installers_refresh_the_lists_first(self):
+        """As root with a package missing, each installer runs `apt-get
+        update` before `apt-get install`: lists made weeks ago (an image
+        with the build packages already in) name versions the archive no
+        longer has, and the install fails with 404. Run in a mount
+        namespace of its own with a tmpfs on /usr/sbin (the policy-rc.d
+        the installers write goes there, not to this machine) and fakes of
+        dpkg-query, apt-get and debconf-set-selections first on PATH."""
+        if os.geteuid() != 0 or not shutil.which("unshare"):
+            self.skipTest("needs root and unshare (a mount namespace)")
+        fake = tempfile.mkdtemp(prefix="vipproxy-deps-")
+        self.addCleanup(shutil.rmtree, fake, True)
+        calls = os.path.join(fake, "calls")
+        scripts = {
+            "dpkg-query": "for a; do last=$a; done\n"
+                          "case $last in cmake|iproute2|bacula-fd) exit 1;; esac\n"
+                          "printf 'install ok installed'\n",
+            "apt-get": f"echo \"apt-get $*\" >> {calls}\n",
+            "debconf-set-selections": "cat >/dev/null\n",
+        }
+        for name, body in scripts.items():
+            with open(os.path.join(fake, name), "w") as f:
+                f.write("#!/bin/sh\n" + body)
+            os.chmod(os.path.join(fake, name), 0o755)
+        for path in INSTALLERS:
+            with self.subTest(installer=path):
+                if os.path.exists(calls):
+                    os.unlink(calls)
+                r = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                                    'mount -t tmpfs tmpfs /usr/sbin && exec /bin/bash "$0"',
+                                    os.path.join(ROOT, path)], capture_output=True, text=True, timeout=60,
+                                   env={"PATH": fake + ":/usr/bin:/bin"})
+                self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+                with open(calls) as f:
+                    verbs = [line.split()[1 + next(i for i, w in enumerate(line.split()[1:])
+                                                   if not w.startswith("-"))] for line in f]
+                self.assertEqual(verbs, ["update", "install"], f"{path}: apt-get calls")
+
 
 if __name__ == "__main__":
     testmain.main()
