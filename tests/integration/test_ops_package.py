@@ -1,19 +1,29 @@
 #!/usr/bin/python3
-"""The Debian package as an operator meets it: build the .deb with CPack from
-the build dir of VIPPROXY_BIN, inspect its control data (Depends from
-dpkg-shlibdeps plus adduser, the conffile, maintainer scripts), `dpkg -i` it,
-check `vipproxy --version`, `--check-config /etc/vipproxy/vipproxy.yaml` (as
-root and as the vipproxy user the unit runs as), the system user, the config's
-permissions, `systemd-analyze verify` of the installed unit (it runs without
-systemd as PID 1), then `dpkg -r` (conffile kept) and `dpkg -P` (gone).
+"""The Debian package as an operator meets it, installed into a throwaway
+root, never into this machine's: build the .deb with CPack from the build dir
+of VIPPROXY_BIN, inspect its control data (Depends from dpkg-shlibdeps plus
+adduser and procps, the conffile, maintainer scripts that pass `sh -n`), then
+in a chroot on an overlay of the Debian 12 tree test_systemd_nspawn.py boots
+(debtree.py; no systemd running there, as in an image build): `dpkg -i`,
+`vipproxy --version`, `--check-config /etc/vipproxy/vipproxy.yaml` as root
+and as the vipproxy user the unit runs as, the system user, the config's
+permissions, the postinst run again (idempotent), a reinstall,
+`systemd-analyze verify` of the installed unit, the man page, then `dpkg -r`
+(conffile kept) and `dpkg -P` (gone, and nothing else left but the user).
 
-The machine is left as it was: a vipproxy package already installed makes
-the test fail without touching it; a vipproxy user created by the package is
-removed again. Needs root and dpkg.
+Each chroot command runs in a mount namespace of its own (`unshare -m`) that
+mounts the overlay, /proc and the .deb's directory: when the command ends its
+mounts go with it, so an interrupted run leaves no mount behind, only its
+temporary directory. The machine's own dpkg database, users and /etc are
+checked to be as they were.
+
+Needs root, cpack, dpkg-deb, dpkg-shlibdeps, unshare, and the tree
+(debootstrap and network to Debian's archive the first time in a build dir).
 
 Environment: VIPPROXY_BIN (the built binary; its directory is the build
 dir), VIPPROXY_SOURCE_DIR.
 """
+import atexit
 import glob
 import os
 import pwd
@@ -26,6 +36,8 @@ import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import debtree  # noqa: E402  (puts scripts/lab.d on the path)
+import labkit  # noqa: E402
 import testmain  # noqa: E402
 
 ROOT = os.environ.get("VIPPROXY_SOURCE_DIR", os.path.dirname(os.path.dirname(HERE)))
@@ -33,6 +45,8 @@ BIN = os.environ.get("VIPPROXY_BIN", os.path.join(ROOT, "build", "vipproxy"))
 BUILD = os.path.dirname(os.path.abspath(BIN))
 UNIT = "/lib/systemd/system/vipproxy.service"
 CONF = "/etc/vipproxy/vipproxy.yaml"
+CHROOT_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8",
+              "DEBIAN_FRONTEND": "noninteractive"}
 
 
 def sh(*argv, check=True, timeout=600, **kw):
@@ -42,60 +56,65 @@ def sh(*argv, check=True, timeout=600, **kw):
     return r
 
 
-def installed():
-    r = sh("dpkg-query", "-W", "-f=${Status}", "vipproxy", check=False)
-    return r.returncode == 0 and "installed" in r.stdout and "not-installed" not in r.stdout
-
-
-def user_exists(name):
+def host_state():
+    """What this test must not change on the machine itself."""
     try:
-        pwd.getpwnam(name)
-        return True
+        user = pwd.getpwnam("vipproxy")
     except KeyError:
-        return False
+        user = None
+    r = sh("dpkg-query", "-W", "-f=${Status} ${Version}", "vipproxy", check=False)
+    return {"dpkg": (r.returncode, r.stdout), "user": user, "etc": os.path.exists("/etc/vipproxy"),
+            "unit": os.path.exists(UNIT), "binary": os.path.exists("/usr/sbin/vipproxy")}
 
 
 class Package(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         if os.geteuid() != 0:
-            raise unittest.SkipTest("the package test needs root (dpkg -i)")
-        for tool in ("dpkg", "dpkg-deb", "cpack", "dpkg-shlibdeps"):
+            raise unittest.SkipTest("the package test needs root (chroot, mounts)")
+        for tool in ("dpkg-deb", "cpack", "dpkg-shlibdeps", "unshare", "chroot"):
             if not shutil.which(tool):
                 raise unittest.SkipTest(f"the package test needs {tool} (scripts/deps installs it)")
-        r = sh("dpkg-query", "-W", "-f=${Status} ${Version}", "vipproxy", check=False)
-        if r.returncode == 0 and r.stdout.split()[:1] != ["unknown"] and "not-installed" not in r.stdout:
-            raise RuntimeError(f"a vipproxy package is already on this machine ({r.stdout.strip()}); "
-                               "this test installs and purges its own and will not touch that one — "
-                               "remove it first (dpkg -P vipproxy) or run the test elsewhere")
-        if os.path.exists(CONF) or os.path.exists("/usr/sbin/vipproxy") or os.path.exists(UNIT):
-            raise RuntimeError(f"{CONF}, /usr/sbin/vipproxy or {UNIT} exist without the package: "
-                               "refusing to overwrite files this test did not create")
-        cls.had_user = user_exists("vipproxy")
-        cls.had_etc = os.path.isdir("/etc/vipproxy")
-        cls.tmp = tempfile.mkdtemp(prefix="vipproxy-pkg-")
-        cls.we_installed = False
         if not os.path.exists(os.path.join(BUILD, "CPackConfig.cmake")):
             raise RuntimeError(f"{BUILD} has no CPackConfig.cmake: not a configured build dir")
-        r = sh("cpack", "-G", "DEB", "--config", os.path.join(BUILD, "CPackConfig.cmake"), "-B", cls.tmp,
+        # SIGTERM or SIGHUP ends the run as Ctrl-C does; the atexit below
+        # removes the directory (no mount outlives its command).
+        labkit.stop_on_signals()
+        cls.host_before = host_state()
+        cls.tmp = tempfile.mkdtemp(prefix="vipproxy-pkg-")
+        atexit.register(shutil.rmtree, cls.tmp, True)
+        debdir = os.path.join(cls.tmp, "deb")
+        os.makedirs(debdir)
+        r = sh("cpack", "-G", "DEB", "--config", os.path.join(BUILD, "CPackConfig.cmake"), "-B", debdir,
                cwd=BUILD, timeout=900)
-        debs = glob.glob(os.path.join(cls.tmp, "*.deb"))
+        debs = glob.glob(os.path.join(debdir, "*.deb"))
         if len(debs) != 1:
             raise RuntimeError(f"cpack made {debs}:\n{r.stdout}\n{r.stderr}")
+        shutil.rmtree(os.path.join(debdir, "_CPack_Packages"), ignore_errors=True)
         cls.deb = debs[0]
+        if not debtree.have_tree(cls.deb, BUILD) and not shutil.which("debootstrap"):
+            raise unittest.SkipTest("the package test needs debootstrap (scripts/deps installs it) for its tree")
+        cls.tree = debtree.tree_for(cls.deb, BUILD)
+        cls.root = os.path.join(cls.tmp, "root")
+        for d in ("root", "upper", "work"):
+            os.makedirs(os.path.join(cls.tmp, d))
 
     @classmethod
     def tearDownClass(cls):
-        try:
-            if cls.we_installed:  # only ever the package this test installed
-                sh("dpkg", "-P", "vipproxy", check=False)
-            if not cls.had_user and user_exists("vipproxy"):
-                sh("userdel", "vipproxy", check=False)
-                sh("groupdel", "vipproxy", check=False)
-            if not cls.had_etc and os.path.isdir("/etc/vipproxy") and not os.listdir("/etc/vipproxy"):
-                os.rmdir("/etc/vipproxy")
-        finally:
-            shutil.rmtree(cls.tmp, ignore_errors=True)
+        tmp = getattr(cls, "tmp", None)
+        if tmp:
+            # The mounts were in namespaces gone with their commands: the
+            # directory holds only files.
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def chroot(self, *argv, check=True):
+        """`argv` in the throwaway root, as root, without systemd."""
+        t = self.tmp
+        setup = (f"mount -t overlay overlay -o lowerdir={self.tree},upperdir={t}/upper,workdir={t}/work {t}/root"
+                 f" && mount -t proc proc {t}/root/proc && mount --bind {t}/deb {t}/root/mnt"
+                 ' && exec chroot "$0" "$@"')
+        return sh("unshare", "--mount", "--propagation", "private", "sh", "-c", setup, self.root, *argv,
+                  check=check, env=CHROOT_ENV)
 
     def field(self, name):
         return sh("dpkg-deb", "-f", self.deb, name).stdout.strip()
@@ -121,61 +140,74 @@ class Package(unittest.TestCase):
         with open(os.path.join(ctl, "conffiles")) as f:
             self.assertEqual(f.read().split(), [CONF])
         for script in ("postinst", "prerm", "postrm"):
-            self.assertTrue(os.access(os.path.join(ctl, script), os.X_OK), script)
+            path = os.path.join(ctl, script)
+            self.assertTrue(os.access(path, os.X_OK), script)
+            # dpkg runs them with /bin/sh (dash on Debian): its syntax, and set -e.
+            r = sh("sh", "-n", path, check=False)
+            self.assertEqual(r.returncode, 0, f"{script}: {r.stderr}")
+            with open(path) as f:
+                self.assertRegex(f.read(), r"(?m)^set -e$", script)
 
-    def test_2_install_check_remove(self):
-        r = sh("dpkg", "-i", self.deb, check=False)
-        type(self).we_installed = True
+    def test_2_install_check_remove_purge(self):
+        r = self.chroot("dpkg", "-i", "/mnt/" + os.path.basename(self.deb), check=False)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-        self.assertTrue(installed())
         # The binary the unit starts.
-        r = sh("/usr/sbin/vipproxy", "--version")
+        r = self.chroot("/usr/sbin/vipproxy", "--version")
         self.assertRegex(r.stdout, r"^vipproxy \d+\.\d+\.\d+")
-        r = sh("/usr/sbin/vipproxy", "--check-config", CONF, check=False)
+        r = self.chroot("/usr/sbin/vipproxy", "--check-config", CONF, check=False)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         # The system user and a config only root and that user can read.
-        u = pwd.getpwnam("vipproxy")
-        self.assertLess(u.pw_uid, 1000)
-        st = os.stat(CONF)
-        self.assertEqual(st.st_mode & 0o777, 0o640)
-        self.assertEqual((st.st_uid, st.st_gid), (0, u.pw_gid))
+        uid, gid = (int(x) for x in self.chroot("sh", "-c", "id -u vipproxy; id -g vipproxy").stdout.split())
+        self.assertLess(uid, 1000)
+        self.assertEqual(self.chroot("stat", "-c", "%a %u %g", CONF).stdout.split(), ["640", "0", str(gid)])
         # ExecStartPre runs --check-config as that user.
-        r = sh("setpriv", "--reuid=vipproxy", "--regid=vipproxy", "--init-groups", "--",
-               "/usr/sbin/vipproxy", "--check-config", CONF, check=False)
+        r = self.chroot("setpriv", "--reuid=vipproxy", "--regid=vipproxy", "--init-groups", "--",
+                        "/usr/sbin/vipproxy", "--check-config", CONF, check=False)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-        # The unit file: systemd-analyze runs without systemd as PID 1.
-        self.assertTrue(os.path.exists(UNIT))
-        if shutil.which("systemd-analyze"):
-            r = sh("systemd-analyze", "verify", UNIT, check=False)
-            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-            self.assertEqual(r.stderr.strip(), "", "systemd-analyze verify complained")
-        else:
-            self.check_unit_keys()
-        r = sh("man", "-w", "vipproxy", check=False)
-        self.assertEqual(r.returncode, 0, "man page not found")
+        # The postinst again (dpkg-reconfigure, a configure retried after an
+        # error): no second user, the same permissions, success.
+        version = self.field("Version")
+        r = self.chroot("/var/lib/dpkg/info/vipproxy.postinst", "configure", version, check=False)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(self.chroot("sh", "-c", "grep -c '^vipproxy:' /etc/passwd").stdout.strip(), "1")
+        self.assertEqual(self.chroot("stat", "-c", "%a %u %g", CONF).stdout.split(), ["640", "0", str(gid)])
+        # A reinstall of the same version.
+        r = self.chroot("dpkg", "-i", "/mnt/" + os.path.basename(self.deb), check=False)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        # The unit file (--man=no: the tree has no man; the page is checked below).
+        r = self.chroot("systemd-analyze", "verify", "--man=no", UNIT, check=False)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(r.stderr.strip(), "", "systemd-analyze verify complained")
+        if shutil.which("man"):
+            r = sh("man", f"--manpath={self.tmp}/upper/usr/share/man", "-w", "vipproxy", check=False)
+            self.assertEqual(r.returncode, 0, "man page not found")
 
         # Remove: binary and unit gone, the (possibly edited) conffile kept.
-        sh("dpkg", "-r", "vipproxy")
-        self.assertFalse(os.path.exists("/usr/sbin/vipproxy"))
-        self.assertFalse(os.path.exists(UNIT))
-        self.assertTrue(os.path.exists(CONF))
+        self.chroot("dpkg", "-r", "vipproxy")
+        for path in ("/usr/sbin/vipproxy", UNIT):
+            self.assertNotEqual(self.chroot("test", "-e", path, check=False).returncode, 0, path)
+        self.assertEqual(self.chroot("test", "-f", CONF, check=False).returncode, 0, "dpkg -r removed the conffile")
         # Purge: the conffile and its directory gone too.
-        sh("dpkg", "-P", "vipproxy")
-        self.assertFalse(os.path.exists(CONF))
-        self.assertFalse(os.path.exists("/etc/vipproxy"))
-        r = sh("dpkg-query", "-W", "-f=${Status}", "vipproxy", check=False)
+        self.chroot("dpkg", "-P", "vipproxy")
+        self.assertNotEqual(self.chroot("test", "-e", "/etc/vipproxy", check=False).returncode, 0)
+        r = self.chroot("dpkg-query", "-W", "-f=${Status}", "vipproxy", check=False)
         self.assertTrue(r.returncode != 0 or "not-installed" in r.stdout, r.stdout)
-        type(self).we_installed = False
+        # Nothing else left in the root but the user (kept: Debian practice),
+        # dpkg's own records and run/ (a tmpfs on a real machine; adduser's
+        # and systemd-analyze's files there): every file the overlay holds.
+        left = set()
+        upper = os.path.join(self.tmp, "upper")
+        for d, _, files in os.walk(upper):
+            for name in files:
+                rel = os.path.relpath(os.path.join(d, name), upper)
+                if not re.match(r"(var/lib/dpkg|var/log|var/cache/debconf|var/cache/ldconfig|run)/", rel):
+                    left.add(rel)
+        allowed = {f"etc/{f}{s}" for f in ("passwd", "group", "shadow", "gshadow") for s in ("", "-")}
+        allowed.add("etc/.pwd.lock")
+        self.assertLessEqual(left, allowed, "purge left these behind")
 
-    def check_unit_keys(self):
-        """Fallback when systemd-analyze is missing: the keys the unit must have."""
-        with open(UNIT) as f:
-            text = f.read()
-        for key in ("Type=notify", "ExecStart=/usr/sbin/vipproxy --config /etc/vipproxy/vipproxy.yaml",
-                    "ExecReload=/bin/kill -HUP $MAINPID", "User=vipproxy", "NoNewPrivileges=yes",
-                    "ProtectSystem=strict", "WatchdogSec=",
-                    "AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW CAP_NET_BIND_SERVICE"):
-            self.assertIn(key, text)
+    def test_3_machine_untouched(self):
+        self.assertEqual(host_state(), self.host_before, "the test changed this machine's own root")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ an operator would:
   2. the daemon runs as the vipproxy user with only CAP_NET_ADMIN and
      CAP_NET_RAW (VRRP, ports >= 1024), no ambient set, the unit's bounding
      set, no_new_privs, in every thread (/proc/PID/task/*/status); with
-     vrrp_rt_priority the control thread alone is SCHED_RR;
+     vrrp_rt_priority the control thread alone is SCHED_RR; a track script
+     sees other users' processes (`pidof systemd-journald` passes);
   3. it holds the VIP on the lab interface (keepalived as BACKUP on a second
      lab node) and a client there reaches a backend through VIP:5433;
   4. `systemctl reload` applies a changed file (a new proxy listens, same
@@ -25,7 +26,11 @@ an operator would:
      restarts it (NRestarts, new PID, active again);
   7. `systemctl stop` sends priority 0 and removes the VIP before the unit is
      inactive; the keepalived peer takes it over; a track script running at
-     that moment gets no SIGTERM from systemd and runs to its end.
+     that moment gets no SIGTERM from systemd and runs to its end;
+  8. `dpkg -i` of a newer package over the running service: not restarted
+     while policy-rc.d answers 101, nor while the file on disk does not load
+     (the old daemon keeps running, dpkg's output says why), restarted on the
+     new binary otherwise; `dpkg -r` stops it, `dpkg -P` removes /etc/vipproxy.
 
 Network safety: the container has no network of its own. It is started with
 --network-namespace-path into a namespace made by netns.Lab (10.88.76.0/24,
@@ -48,7 +53,6 @@ Needs root, debootstrap, systemd-nspawn (systemd-container), cpack, dpkg-deb
 """
 import atexit
 import glob
-import hashlib
 import json
 import os
 import re
@@ -61,6 +65,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import debtree  # noqa: E402
 import netns  # noqa: E402
 from netns import hold, log, wait_until  # noqa: E402
 import testmain  # noqa: E402
@@ -72,11 +77,6 @@ BUILD = os.path.dirname(os.path.abspath(BIN))
 PY = "/usr/bin/python3"
 KEEPALIVED = shutil.which("keepalived") or "/usr/sbin/keepalived"
 
-SUITE = "bookworm"
-MIRROR = "http://deb.debian.org/debian"
-# What the container needs besides the package's own Depends: an init, the
-# bus systemctl talks through, and `ip`.
-BASE_PACKAGES = ["systemd", "systemd-sysv", "dbus", "iproute2"]
 THIRD_OCTET = 76  # 10.88.76.0/24: no other test uses it (grep tests/ scripts/ for 10.88.)
 VRID = 76
 CONF = "/etc/vipproxy/vipproxy.yaml"
@@ -92,69 +92,6 @@ def sh(argv, check=True, timeout=120, **kw):
     if check and r.returncode != 0:
         raise AssertionError(f"{' '.join(argv)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
     return r
-
-
-def deb_depends(deb):
-    """Real package names for the .deb's Depends (first of each alternative,
-    no versions). dpkg-shlibdeps may name a virtual package (libspdlog1.10's
-    shlibs say libspdlog1.10-fmt9), which debootstrap cannot resolve: it is
-    replaced by the package on this build host that provides it (the binary
-    was linked against it, so it is installed here)."""
-    field = sh(["dpkg-deb", "-f", deb, "Depends"]).stdout.strip()
-    providers = {}
-    for line in sh(["dpkg-query", "-W", "-f=${Package}\t${Provides}\n"]).stdout.splitlines():
-        pkg, _, provides = line.partition("\t")
-        for virtual in provides.split(","):
-            providers.setdefault(virtual.strip().split(" ")[0], pkg)
-    names = []
-    for dep in field.split(","):
-        name = dep.split("|")[0].strip().split(" ")[0].split(":")[0]
-        if not name:
-            continue
-        status = sh(["dpkg-query", "-W", "-f=${Status}", name], check=False).stdout
-        if not status.endswith(" installed") and name in providers:
-            name = providers[name]
-        names.append(name)
-    return names
-
-
-def ensure_tree(packages):
-    """The cached Debian 12 tree with `packages`, made once with debootstrap.
-
-    Its directory name carries a hash of the package list, so a package that
-    gains a dependency gets a new tree instead of a stale one. It is built
-    beside its final name and renamed when complete: an interrupted
-    debootstrap never leaves a tree that looks ready."""
-    packages = sorted(set(packages))
-    key = hashlib.sha256(f"{SUITE} {MIRROR} {' '.join(packages)}".encode()).hexdigest()[:12]
-    cache = os.path.join(BUILD, "nspawn")
-    tree = os.path.join(cache, f"{SUITE}-{key}")
-    if os.path.isdir(tree):
-        log(f"tree: {tree} (cached)")
-        return tree
-    os.makedirs(cache, exist_ok=True)
-    partial = tree + ".partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    log(f"tree: debootstrap {SUITE} with {','.join(packages)} into {partial} (once per build dir)")
-    t0 = time.monotonic()
-    r = subprocess.run(["debootstrap", "--variant=minbase", "--include=" + ",".join(packages), SUITE, partial,
-                        MIRROR], capture_output=True, text=True, timeout=1800)
-    if r.returncode != 0:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise RuntimeError(f"debootstrap failed ({r.returncode}); it needs {MIRROR}:\n"
-                           f"{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
-    # Nothing in the tree is ever started on the host; the booted container
-    # needs no getty on a console nobody reads.
-    for unit in ("console-getty.service", "getty@.service", "apt-daily.timer", "apt-daily-upgrade.timer"):
-        link = os.path.join(partial, "etc/systemd/system", unit)
-        if not os.path.lexists(link):
-            os.symlink("/dev/null", link)
-    os.rename(partial, tree)
-    log(f"tree: made in {time.monotonic() - t0:.0f} s")
-    for old in glob.glob(os.path.join(cache, f"{SUITE}-*")):
-        if old != tree and os.path.isdir(old):
-            shutil.rmtree(old, ignore_errors=True)  # an older package list's tree: ours, under BUILD
-    return tree
 
 
 def caps(*bits):
@@ -265,8 +202,12 @@ class SystemdNspawnTest(unittest.TestCase):
                 raise RuntimeError(f"the systemd test needs {tool} (scripts/deps installs it)")
         if not os.path.exists(os.path.join(BUILD, "CPackConfig.cmake")):
             raise RuntimeError(f"{BUILD} has no CPackConfig.cmake: not a configured build dir")
-        # SIGTERM (ctest, a person) still runs the atexit clean-ups below.
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+        # SIGTERM or SIGHUP (ctest, scripts/test, a person) ends the run as
+        # Ctrl-C does, so the atexit clean-ups below run at once. (A handler
+        # calling sys.exit made the test running then an error and went on
+        # with the others: 35 s of them, past scripts/test's 30 s before its
+        # SIGKILL, which left the container and the lab's namespaces.)
+        netns.labkit.stop_on_signals()
         cls.tmp = tempfile.mkdtemp(prefix="vipproxy-nspawn-")
         os.chmod(cls.tmp, 0o755)
         atexit.register(shutil.rmtree, cls.tmp, True)
@@ -279,7 +220,9 @@ class SystemdNspawnTest(unittest.TestCase):
             raise RuntimeError(f"cpack made {debs}:\n{r.stdout}\n{r.stderr}")
         shutil.rmtree(os.path.join(debdir, "_CPack_Packages"), ignore_errors=True)
         cls.deb = os.path.basename(debs[0])
-        tree = ensure_tree(BASE_PACKAGES + deb_depends(debs[0]))
+        # The same package with a higher version: what an upgrade installs (test_8).
+        cls.newer_deb = debtree.newer_package(debs[0], debdir, cls.tmp)
+        tree = debtree.tree_for(debs[0], BUILD)
 
         # The lab: node a is the container's network namespace, node b runs
         # keepalived as the VRRP peer and the client.
@@ -377,6 +320,10 @@ class SystemdNspawnTest(unittest.TestCase):
                  "        - name: slow\n          interval: 1s\n          timeout: 10s\n"
                  "          command: \"echo slow-script-started; echo slow-script-nofile $(ulimit -Sn); trap 'echo slow-script-got-SIGTERM' TERM; "
                  "sleep 3 & wait; echo slow-script-done\"\n"
+                 # keepalived's usual check that a process runs (the guide's
+                 # check_haproxy.sh: `pidof haproxy`), here of a root process.
+                 "        - name: journald\n          interval: 1s\n          weight: -10\n"
+                 "          command: pidof systemd-journald >/dev/null\n"
                  # A stop hook that takes 2 s (test_7): it must run to its end.
                  "    notify:\n"
                  "      stop: \"echo stop-hook-started; trap 'echo stop-hook-got-SIGTERM' TERM; sleep 2 & wait; "
@@ -494,6 +441,12 @@ class SystemdNspawnTest(unittest.TestCase):
         self.assertGreater(int(soft), 1024)
         wait_until(lambda: "slow-script-nofile 1024" in self.messages(), 10, "the track script's soft limit")
         self.assertNotIn(f"slow-script-nofile {soft}", self.messages())
+        # A track script sees the processes of other users: `pidof`,
+        # `killall -0`, `pgrep` checks work as under keepalived (run as root
+        # there). ProtectProc=invisible hid them, so such a script failed for
+        # ever, its weight off the priority (weight 0: FAULT, no VIP).
+        wait_until(lambda: "[info] vrrp VI_1: track script journald is now OK" in self.messages(), 10,
+                   "the track script `pidof systemd-journald` to pass")
 
     def test_3_vip_held_and_served(self):
         wait_until(lambda: self.has_vip("a") and not self.has_vip("b"), 15, "the VIP on the container's eth0 only")
@@ -614,6 +567,58 @@ class SystemdNspawnTest(unittest.TestCase):
         self.assertGreater(self.lab.logtail("keepalived", 100000).count(prio0), before, "no priority 0 advert heard")
         self.assertFalse(self.listening("a", 5433))
         self.assertIn("[info] stopped", self.messages())
+
+    def dpkg(self, *args):
+        r = self.box.run(["dpkg"] + list(args), check=False, timeout=300)
+        self.assertEqual(r.returncode, 0, f"dpkg {' '.join(args)}:\n{r.stdout}\n{r.stderr}")
+        return r.stdout + r.stderr
+
+    def test_8_upgrade_remove_purge(self):
+        """dpkg -i of a newer package over a running service, as Debian's
+        keepalived package does: restarted on the new binary through
+        deb-systemd-invoke (so a policy-rc.d that forbids it is obeyed), and
+        only if the new binary loads the file; then dpkg -r stops it and
+        dpkg -P removes the configuration."""
+        self.box.run(["systemctl", "start", "vipproxy"], timeout=60)
+        self.assertEqual(self.state(), ("active", "running"))
+        newer = f"/mnt/vipproxy/{self.newer_deb}"
+        # A policy-rc.d answering 101 (an image build, an operator holding
+        # services during an upgrade): the upgrade does not restart it.
+        pid = self.main_pid()
+        self.box.run(["sh", "-c", "printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d; "
+                                  "chmod 755 /usr/sbin/policy-rc.d"])
+        out = self.dpkg("-i", newer)
+        self.box.run(["rm", "/usr/sbin/policy-rc.d"])
+        self.assertIn("policy-rc.d returned 101", out)
+        self.assertEqual((self.main_pid(), self.state()), (pid, ("active", "running")),
+                         "restarted although policy-rc.d forbids it")
+        # The file on disk has an error the running daemon never loaded (an
+        # edit not yet reloaded): the restart would fail at ExecStartPre and
+        # leave the node without proxy and VIP. The old daemon keeps running
+        # and dpkg says why.
+        self.write_conf(self.conf(broken=True))
+        out = self.dpkg("-i", newer)
+        self.assertIn("no_such_key: unknown key", out)
+        self.assertIn("not restarted", out)
+        self.assertEqual((self.main_pid(), self.state()), (pid, ("active", "running")),
+                         "an upgrade restarted the service into a file that does not load")
+        # With a valid file it is restarted: a new process, READY again.
+        self.write_conf(self.conf())
+        out = self.dpkg("-i", newer)
+        self.assertEqual(self.state(), ("active", "running"), out)
+        self.assertNotEqual(self.main_pid(), pid, "the upgrade did not restart the service\n" + out)
+        wait_until(lambda: self.has_vip("a"), 20, "the VIP on the container after the restart")
+        # dpkg -r stops it (priority 0, VIP removed); the conffile stays.
+        self.box.run(["systemctl", "enable", "vipproxy"])
+        wants = "/etc/systemd/system/multi-user.target.wants/vipproxy.service"
+        self.dpkg("-r", "vipproxy")
+        self.assertEqual(self.show("ActiveState")["ActiveState"], "inactive")
+        self.assertFalse(self.has_vip("a"))
+        self.assertEqual(self.box.run(["test", "-f", CONF], check=False).returncode, 0, "remove lost the conffile")
+        self.dpkg("-P", "vipproxy")
+        self.assertNotEqual(self.box.run(["test", "-e", "/etc/vipproxy"], check=False).returncode, 0)
+        # The operator's `systemctl enable` link goes with the purge (as dh's deb-systemd-helper purge).
+        self.assertNotEqual(self.box.run(["test", "-L", wants], check=False).returncode, 0, "enable link left")
 
 
 if __name__ == "__main__":
