@@ -173,9 +173,83 @@ def blackhole_lab_subnet():
     run(["ip", "route", "replace", "blackhole", LAB_SUBNET])
 
 
+def netns_pids(name):
+    """PIDs of the processes whose network namespace is `name` (`ip netns
+    pids` compares /proc/PID/ns/net with /run/netns/NAME): whatever runs in
+    one of a lab's namespaces is the lab's, whoever started it."""
+    r = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True)
+    return [int(x) for x in r.stdout.split() if x.isdigit()]
+
+
+def kill_netns_processes(name, timeout=10):
+    """SIGKILLs every process left in namespace `name` (never this program)
+    and waits up to `timeout` seconds for them to be gone. What a lab did
+    not record ends here: a notify hook's child whose daemon died, a
+    keepalived child, a daemon of a run that was killed with SIGKILL. Only
+    for a namespace of our own: the namespace, not a name pattern, picks
+    the processes."""
+    own = os.getpid()
+
+    def left():
+        return [p for p in netns_pids(name) if p != own]
+    for pid in left():
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    # A killed process leaves the namespace when it has exited, a moment
+    # after the signal (a zombie is no longer listed).
+    poll_until(lambda: not left(), timeout)
+
+
+def pid_alive(pid):
+    """Whether a process with this PID exists (a zombie counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def netns_names():
+    r = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True)
+    return [line.split()[0] for line in r.stdout.splitlines() if line.strip()]
+
+
+def sweep_stale_namespaces(pattern, on_delete=None):
+    """Deletes the namespaces a run that is gone left behind: those whose
+    name matches `pattern` (a compiled regex whose group 1 is the PID of the
+    program that made them, e.g. vpt<pid>-br) while no process has that PID
+    any more; their processes are killed first. A run killed with SIGKILL
+    (a CTest timeout, the OOM killer, kill -9) never reaches its close(),
+    and its namespaces would stay forever, daemons and addresses inside.
+    Names of a live PID (another test running now) and names of any other
+    form are never touched. `on_delete(name)` runs after each deletion (the
+    caller's other leftovers, e.g. /etc/netns/NAME). Returns the names
+    deleted."""
+    gone = []
+    for name in netns_names():
+        m = pattern.match(name)
+        if not m:
+            continue
+        pid = int(m.group(1))
+        if pid == os.getpid() or pid_alive(pid):
+            continue
+        kill_netns_processes(name)
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
+        if on_delete:
+            on_delete(name)
+        gone.append(name)
+    if gone:
+        log(f"removed namespaces left by runs that are gone: {', '.join(gone)}")
+    return gone
+
+
 class Namespaces:
     """Network namespaces named PREFIX+short, deleted in delete_all() by the
-    names recorded here, newest first."""
+    names recorded here, newest first, after whatever still runs in them."""
 
     def __init__(self, prefix):
         self.prefix = prefix
@@ -191,6 +265,11 @@ class Namespaces:
         return run(netns_exec(ns, argv), check=check, timeout=timeout)
 
     def delete_all(self):
+        # Processes first: `ip netns del` only removes the name, and a
+        # process still inside keeps the namespace, its addresses and its
+        # VRRP going, out of everyone's sight.
+        for name in reversed(self.names):
+            kill_netns_processes(name)
         for name in reversed(self.names):
             subprocess.run(["ip", "netns", "del", name], capture_output=True)
         self.names = []

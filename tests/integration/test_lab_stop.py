@@ -116,6 +116,66 @@ class StoppedTestLeavesNothing(unittest.TestCase):
     def test_3_sigterm_stops_a_loopback_lab(self):
         self.run_and_stop("loopback", signal.SIGTERM)
 
+    def test_4_next_lab_removes_what_a_sigkilled_run_left(self):
+        """SIGKILL (a CTest timeout, the OOM killer) gives a lab no chance to
+        close: its namespaces and what runs in them stay. The next Lab
+        removes them (names vpt<PID>- whose PID is gone) and nothing else:
+        not the namespaces of a run that is alive, not other names. Before,
+        they stayed for good, one set per killed run."""
+        netns.check_ip_netns()
+        child = subprocess.Popen([sys.executable, "-c", CHILD, HERE, "netns", str(OCTET)],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(netns.labkit.stop_process, child, signal.SIGKILL, 30)
+        line = child.stdout.readline()
+        self.assertTrue(line, f"the child built no lab: {child.stderr.read() if child.poll() is not None else ''}")
+        made = json.loads(line)
+        self.addCleanup(self.remove_leftovers, made)
+        wait_until(lambda: is_our_sleep(made["pid"]), 10, f"sleep 600 as PID {made['pid']}")
+        child.kill()  # the test process only: its lab's close() never runs
+        child.wait(10)
+        self.assertTrue(set(made["namespaces"]) <= namespaces(), made)
+        self.assertTrue(is_our_sleep(made["pid"]), "the killed run's process should still be there")
+        # Names the sweep must leave alone: a live PID's (a run going on
+        # now: this sleeper's), and another form with the dead PID.
+        sleeper = subprocess.Popen(["sleep", "600"])
+        self.addCleanup(netns.labkit.stop_process, sleeper)
+        decoys = [f"vpt{sleeper.pid}-decoy", f"vpz{child.pid}-decoy"]
+        for ns in decoys:
+            subprocess.run(["ip", "netns", "add", ns], check=True)
+            self.addCleanup(subprocess.run, ["ip", "netns", "del", ns], capture_output=True)
+
+        nxt = netns.Lab(third_octet=OCTET + 1)
+        nxt.close()
+        left = set(made["namespaces"]) & namespaces()
+        self.assertFalse(left, f"namespaces of the SIGKILLed run left: {sorted(left)}")
+        wait_until(lambda: not is_our_sleep(made["pid"]), 10, f"the killed run's process {made['pid']} gone")
+        self.assertTrue(set(decoys) <= namespaces(), f"a namespace not left by a dead run was deleted: {decoys}")
+
+    def test_5_close_stops_what_it_did_not_record(self):
+        """A process the lab did not start itself but that runs in one of its
+        namespaces (a notify hook's child, a daemon's helper, a background
+        job of a recorded shell) is stopped at close(), before the namespace
+        goes. Before, close() deleted the name and the process went on in a
+        namespace nobody could see any more."""
+        netns.check_ip_netns()
+        lab = netns.Lab(third_octet=OCTET + 1)
+        self.addCleanup(lab.close)
+        lab.add_node("a", 2)
+        pidfile = os.path.join(lab.dir, "bg.pid")
+        lab.spawn("shell", "a", ["sh", "-c", f"sleep 600 & echo $! > {pidfile}.tmp; mv {pidfile}.tmp {pidfile}; wait"])
+
+        def bg():
+            with open(pidfile) as f:
+                return int(f.read())
+        pid = wait_until(bg, 10, "the background job's PID")
+        wait_until(lambda: is_our_sleep(pid), 10, f"sleep 600 as PID {pid}")
+        lab.close()
+        try:
+            wait_until(lambda: not is_our_sleep(pid), 10, f"the unrecorded process {pid} gone")
+        except AssertionError:
+            os.kill(pid, signal.SIGKILL)
+            raise
+
 
 if __name__ == "__main__":
     testmain.main()
