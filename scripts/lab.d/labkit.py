@@ -10,8 +10,10 @@ created and deleted by the names recorded. Nothing here ever touches a
 process or namespace it did not start (no pkill, no patterns).
 """
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 
 # Every lab's addresses are in 10.88.0.0/16; a route to nowhere in the root
@@ -125,9 +127,140 @@ def stop_process(p, sig=signal.SIGTERM, timeout=10):
                 pass
 
 
+def proc_starttime(pid):
+    """When process `pid` started (field 22 of /proc/PID/stat, clock ticks
+    since boot), or None: with the PID, what tells a process from a later
+    one that reused its PID."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def same_process(pid, starttime):
+    return starttime is not None and proc_starttime(pid) == starttime
+
+
+# A lab's temporary directory holds OWNER_FILE ("PID STARTTIME" of the
+# program whose lab it is) and PIDS_FILE (one "PID STARTTIME" line per
+# process it started), so that what a run killed outright left behind can be
+# found and stopped by the next run (sweep_stale_dirs).
+OWNER_FILE = ".vipproxy-lab-owner"
+PIDS_FILE = ".vipproxy-lab-pids"
+STALE_DIR_PREFIX = "vipproxy-"
+
+
+def claim_dir(directory):
+    """Marks `directory` as a lab directory of this program."""
+    with open(os.path.join(directory, OWNER_FILE), "w") as f:
+        f.write(f"{os.getpid()} {proc_starttime(os.getpid())}\n")
+
+
+def release_dir(directory):
+    """A directory kept on purpose (VIPPROXY_KEEP_LAB) is no lab any more:
+    no later sweep removes it."""
+    try:
+        os.unlink(os.path.join(directory, OWNER_FILE))
+    except OSError:
+        pass
+
+
+def _pairs(path):
+    out = []
+    try:
+        with open(path) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit():
+                    out.append((int(parts[0]), int(parts[1])))
+    except OSError:
+        pass
+    return out
+
+
+def _stop_stale_postgres(lab_dir):
+    """Stops the PostgreSQL servers of a lab directory whose run is gone
+    (sweep_stale_dirs; tests/integration/lab.py's PgNode puts them in
+    DIR/NODE/data): pg_ctl detaches the postmaster, so neither a CTest
+    timeout (which kills the test's process tree) nor the lab's process
+    records reach it. By the PID in each node's postmaster.pid, and only
+    while that process is a postgres running on that data directory;
+    SIGQUIT is PostgreSQL's immediate shutdown (its children go with it)."""
+    try:
+        nodes = sorted(os.listdir(lab_dir))
+    except OSError:
+        return
+    for node in nodes:
+        datadir = os.path.join(lab_dir, node, "data")
+        try:
+            with open(os.path.join(datadir, "postmaster.pid")) as f:
+                pid = int(f.readline().strip())
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except (OSError, ValueError):
+            continue
+        if not argv[0].endswith(b"postgres") or datadir.encode() not in argv:
+            continue
+        log(f"stopping PostgreSQL {pid} of a run that is gone ({datadir})")
+        try:
+            os.kill(pid, signal.SIGQUIT)
+        except ProcessLookupError:
+            continue
+        if poll_until(lambda: proc_starttime(pid) is None, 10) is None:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def sweep_stale_dirs(parent=None):
+    """Removes the lab directories (PARENT/vipproxy-*, PARENT the temporary
+    directory) whose owner (OWNER_FILE) is gone: a test killed with SIGKILL
+    (a CTest timeout, the OOM killer) never ran its close(). First the
+    processes it recorded (PIDS_FILE) that are still the same processes
+    (PID and start time) get SIGKILL, then its PostgreSQL servers, whose
+    postmasters pg_ctl detached, are stopped, then the directory goes. A directory without an owner file (kept with
+    VIPPROXY_KEEP_LAB, or not a lab's) and one whose owner lives are never
+    touched. Returns the paths removed."""
+    parent = parent or tempfile.gettempdir()
+    removed = []
+    try:
+        entries = list(os.scandir(parent))
+    except OSError:
+        return removed
+    for e in entries:
+        if not e.name.startswith(STALE_DIR_PREFIX):
+            continue
+        try:
+            if not e.is_dir(follow_symlinks=False):
+                continue
+        except OSError:
+            continue
+        owner = _pairs(os.path.join(e.path, OWNER_FILE))
+        if len(owner) != 1:
+            continue
+        pid, start = owner[0]
+        if pid == os.getpid() or same_process(pid, start):
+            continue
+        for p, st in _pairs(os.path.join(e.path, PIDS_FILE)):
+            if same_process(p, st):
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        _stop_stale_postgres(e.path)
+        shutil.rmtree(e.path, ignore_errors=True)
+        removed.append(e.path)
+    if removed:
+        log(f"removed lab directories left by runs that are gone: {', '.join(removed)}")
+    return removed
+
+
 class Processes:
     """Processes started with their output in DIR/NAME.log, recorded as
-    (name, Popen) in `procs` and stopped by that record, last first."""
+    (name, Popen) in `procs` (and in DIR/PIDS_FILE, for sweep_stale_dirs)
+    and stopped by that record, last first."""
 
     def __init__(self, logdir):
         self.logdir = logdir
@@ -144,6 +277,11 @@ class Processes:
                 logf.flush()
             p = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT, **kw)
         self.procs.append((name, p))
+        try:
+            with open(os.path.join(self.logdir, PIDS_FILE), "a") as f:
+                f.write(f"{p.pid} {proc_starttime(p.pid)}\n")
+        except OSError:
+            pass
         self._signals[id(p)] = stop_signal
         return p
 

@@ -125,8 +125,10 @@ class Lab:
         self.ipv6 = ipv6
         self.prefix = f"vpt{os.getpid()}-"
         self.net = f"{SUBNET_PREFIX}{third_octet}"
+        labkit.sweep_stale_dirs()  # what a run killed outright left in the temporary directory
         self.dir = tempfile.mkdtemp(prefix="vipproxy-vrrp-")
         os.chmod(self.dir, 0o755)
+        labkit.claim_dir(self.dir)
         self.netns = labkit.Namespaces(self.prefix)  # names we created, deleted in close()
         self.processes = labkit.Processes(self.dir)
         self.extra_pids = []   # PIDs read from pid files (keepalived's VRRP child)
@@ -304,6 +306,7 @@ class Lab:
             _remove_etc_netns(os.path.basename(d))
         self.etc_dirs = []
         if os.environ.get("VIPPROXY_KEEP_LAB"):
+            labkit.release_dir(self.dir)
             log(f"lab logs kept in {self.dir}")
         else:
             shutil.rmtree(self.dir, ignore_errors=True)

@@ -26,6 +26,7 @@ import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import lab as L  # noqa: E402
 import netns  # noqa: E402
 from netns import wait_until  # noqa: E402
 import testmain  # noqa: E402
@@ -45,6 +46,12 @@ else:
     l = lab.Lab("vipproxy-labstop")
     p = l.spawn("idle", ["sleep", "600"])
     made = {"namespaces": [], "pid": p.pid, "dir": l.dir}
+    if sys.argv[2] == "loopback-pg":
+        n = lab.PgNode(l, "node1")
+        n.initdb()
+        n.start()
+        with open(n.datadir + "/postmaster.pid") as f:
+            made["postmaster"] = int(f.readline())
 print(json.dumps(made), flush=True)
 threading.Event().wait()  # until a signal stops this program
 """
@@ -59,6 +66,14 @@ def is_our_sleep(pid):
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             return f.read() == b"sleep\x00600\x00"
+    except OSError:
+        return False
+
+
+def is_postgres(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().split(b"\0")[0].endswith(b"/postgres")
     except OSError:
         return False
 
@@ -101,6 +116,8 @@ class StoppedTestLeavesNothing(unittest.TestCase):
         by the names and PID it printed, not by pattern."""
         if is_our_sleep(made["pid"]):
             os.kill(made["pid"], signal.SIGKILL)
+        if made.get("postmaster") and is_postgres(made["postmaster"]):
+            os.kill(made["postmaster"], signal.SIGQUIT)
         for ns in set(made["namespaces"]) & namespaces():
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
         shutil.rmtree(made["dir"], ignore_errors=True)
@@ -150,6 +167,41 @@ class StoppedTestLeavesNothing(unittest.TestCase):
         self.assertFalse(left, f"namespaces of the SIGKILLed run left: {sorted(left)}")
         wait_until(lambda: not is_our_sleep(made["pid"]), 10, f"the killed run's process {made['pid']} gone")
         self.assertTrue(set(decoys) <= namespaces(), f"a namespace not left by a dead run was deleted: {decoys}")
+
+    def test_6_next_lab_removes_what_a_sigkilled_loopback_run_left(self):
+        """A loopback lab killed outright leaves its processes, its
+        PostgreSQL (pg_ctl detaches the postmaster: even a CTest timeout,
+        which kills the test's process tree, misses it) and its directory.
+        The next lab stops and removes them, by the PIDs recorded in that
+        directory and the postmaster.pid; a lab whose program is alive is
+        not touched. Before, each killed run left a PostgreSQL running."""
+        if os.geteuid() != 0 or not os.path.exists(os.path.join(L.PGBIN, "initdb")):
+            self.skipTest("needs root and PostgreSQL 15 (the loopback lab's PgNode)")
+        child = subprocess.Popen([sys.executable, "-c", CHILD, HERE, "loopback-pg", str(OCTET)],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(netns.labkit.stop_process, child, signal.SIGKILL, 30)
+        line = child.stdout.readline()
+        self.assertTrue(line, f"the child built no lab: {child.stderr.read() if child.poll() is not None else ''}")
+        made = json.loads(line)
+        self.addCleanup(self.remove_leftovers, made)
+        # A lab that is alive: the sweep leaves it alone.
+        live = subprocess.Popen([sys.executable, "-c", CHILD, HERE, "loopback", str(OCTET)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(netns.labkit.stop_process, live, signal.SIGTERM, 30)
+        live_made = json.loads(live.stdout.readline())
+        self.addCleanup(self.remove_leftovers, live_made)
+        wait_until(lambda: is_our_sleep(made["pid"]) and is_our_sleep(live_made["pid"]), 10, "both sleeps")
+        child.kill()  # the test process only: its lab's close() never runs
+        child.wait(10)
+        self.assertTrue(is_postgres(made["postmaster"]) and is_our_sleep(made["pid"]), made)
+        self.assertTrue(os.path.isdir(made["dir"]), made)
+
+        L.Lab("vipproxy-labstop-next").close()
+        wait_until(lambda: not is_postgres(made["postmaster"]), 15, "the killed run's PostgreSQL gone")
+        wait_until(lambda: not is_our_sleep(made["pid"]), 10, "the killed run's process gone")
+        self.assertFalse(os.path.exists(made["dir"]), f"the killed run's directory left: {made['dir']}")
+        self.assertTrue(is_our_sleep(live_made["pid"]), "a live lab's process was stopped")
+        self.assertTrue(os.path.isdir(live_made["dir"]), "a live lab's directory was removed")
 
     def test_5_close_stops_what_it_did_not_record(self):
         """A process the lab did not start itself but that runs in one of its
