@@ -77,7 +77,9 @@ class Lab:
         return subprocess.run(argv, text=True, timeout=timeout, **kw)
 
     def up(self, *opts):
-        r = self._lab("up", *opts, timeout=400, capture=not self.echo)
+        # --owner-pid: this program takes the lab down (down()); if it is
+        # killed before it can, the next `up` does (scripts/lab.d/lab.py).
+        r = self._lab("up", *opts, "--owner-pid", str(os.getpid()), timeout=400, capture=not self.echo)
         if r.returncode != 0:
             raise LabError(f"scripts/lab up {' '.join(opts)} failed" + (f":\n{r.stdout}{r.stderr}" if
                                                                       not self.echo else ""))

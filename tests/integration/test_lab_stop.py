@@ -22,6 +22,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -202,6 +203,68 @@ class StoppedTestLeavesNothing(unittest.TestCase):
         self.assertFalse(os.path.exists(made["dir"]), f"the killed run's directory left: {made['dir']}")
         self.assertTrue(is_our_sleep(live_made["pid"]), "a live lab's process was stopped")
         self.assertTrue(os.path.isdir(live_made["dir"]), "a live lab's directory was removed")
+
+    def test_7_lab_up_takes_down_the_lab_of_a_killed_owner(self):
+        """`scripts/lab up` refuses while a lab is up in its state directory,
+        and the e2e tests and the demo bring theirs up detached (it must
+        outlive `up`): a test killed outright (a CTest timeout) left the
+        whole cluster running, and every later e2e run failed at once ("a
+        lab is up ... run scripts/lab down first"). A lab brought up with
+        --owner-pid (scenarios.Lab.up) is taken down by the next `up` once
+        that program is gone; while it lives, or for a lab without an owner
+        (brought up by hand), `up` still refuses and touches nothing.
+
+        The lab here is a stand-in: a state directory as `up` writes it,
+        with namespaces of this test's own names (prefix vlt<PID>-) and one
+        recorded process; `up` runs with a VIPPROXY_BIN that does not exist,
+        so it stops right after that check instead of building a cluster."""
+        netns.check_ip_netns()
+        netns.labkit.blackhole_lab_subnet()
+        state = tempfile.mkdtemp(prefix="vipproxy-labstate-")
+        self.addCleanup(shutil.rmtree, state, True)
+        prefix = f"vlt{os.getpid()}-"
+        names = [prefix + "br", prefix + "catalog01"]
+        for ns in names:
+            subprocess.run(["ip", "netns", "add", ns], check=True)
+            self.addCleanup(subprocess.run, ["ip", "netns", "del", ns], capture_output=True)
+        daemon = subprocess.Popen(["ip", "netns", "exec", names[1], "sleep", "600"], start_new_session=True)
+        self.addCleanup(netns.labkit.stop_process, daemon, signal.SIGKILL)
+        wait_until(lambda: is_our_sleep(daemon.pid), 10, "the lab's process")
+        os.makedirs(os.path.join(state, "pids"))
+        with open(os.path.join(state, "pids", "vipproxy-catalog01.pid"), "w") as f:
+            f.write(f"{daemon.pid} {netns.labkit.proc_starttime(daemon.pid)}\n")
+
+        def write_state(owner_pid):
+            with open(os.path.join(state, "state.json"), "w") as f:
+                json.dump({"prefix": prefix, "procs": ["vipproxy-catalog01"],
+                           "owner": {"pid": owner_pid, "start": netns.labkit.proc_starttime(owner_pid)}}, f)
+
+        def up():
+            return subprocess.run([os.path.join(L.SOURCE_DIR, "scripts", "lab"), "up", "--state-dir", state],
+                                  capture_output=True, text=True, timeout=120,
+                                  env=dict(os.environ, VIPPROXY_BIN="/nonexistent/vipproxy"))
+
+        # The owner lives (this test): refused, nothing touched.
+        write_state(os.getpid())
+        r = up()
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("a lab is up in", r.stderr)
+        self.assertTrue(is_our_sleep(daemon.pid))
+        self.assertTrue(set(names) <= namespaces())
+
+        # The owner is gone: taken down, then `up` goes on (and stops at the binary).
+        gone = subprocess.Popen(["true"])
+        gone.wait()
+        with open(os.path.join(state, "state.json")) as f:
+            data = json.load(f)
+        data["owner"] = {"pid": gone.pid, "start": 1}
+        with open(os.path.join(state, "state.json"), "w") as f:
+            json.dump(data, f)
+        r = up()
+        self.assertNotIn("a lab is up in", r.stderr, r.stdout + r.stderr)
+        self.assertIn("/nonexistent/vipproxy not found", r.stderr, r.stdout + r.stderr)
+        daemon.wait(15)  # stopped by the teardown (SIGTERM)
+        self.assertFalse(set(names) & namespaces(), f"namespaces left: {sorted(set(names) & namespaces())}")
 
     def test_5_close_stops_what_it_did_not_record(self):
         """A process the lab did not start itself but that runs in one of its
