@@ -14,6 +14,12 @@ PID only, not its group: the lab must stop its own processes) the signal
 and checks that the child exits, and that the namespaces, the process and
 the directory are gone.
 
+A test killed outright (SIGKILL: a CTest timeout, the OOM killer) cannot
+clean up: the next lab removes what it left, and nothing else (test_4: its
+namespaces, test_6: a loopback lab's processes and PostgreSQL, test_7: the
+cluster of scripts/lab brought up by a program that is gone); test_5: what
+runs in a lab's namespace without being recorded goes at close().
+
     /usr/bin/python3 tests/integration/test_lab_stop.py
 """
 import json
@@ -169,6 +175,31 @@ class StoppedTestLeavesNothing(unittest.TestCase):
         wait_until(lambda: not is_our_sleep(made["pid"]), 10, f"the killed run's process {made['pid']} gone")
         self.assertTrue(set(decoys) <= namespaces(), f"a namespace not left by a dead run was deleted: {decoys}")
 
+    def test_5_close_stops_what_it_did_not_record(self):
+        """A process the lab did not start itself but that runs in one of its
+        namespaces (a notify hook's child, a daemon's helper, a background
+        job of a recorded shell) is stopped at close(), before the namespace
+        goes. Before, close() deleted the name and the process went on in a
+        namespace nobody could see any more."""
+        netns.check_ip_netns()
+        lab = netns.Lab(third_octet=OCTET + 1)
+        self.addCleanup(lab.close)
+        lab.add_node("a", 2)
+        pidfile = os.path.join(lab.dir, "bg.pid")
+        lab.spawn("shell", "a", ["sh", "-c", f"sleep 600 & echo $! > {pidfile}.tmp; mv {pidfile}.tmp {pidfile}; wait"])
+
+        def bg():
+            with open(pidfile) as f:
+                return int(f.read())
+        pid = wait_until(bg, 10, "the background job's PID")
+        wait_until(lambda: is_our_sleep(pid), 10, f"sleep 600 as PID {pid}")
+        lab.close()
+        try:
+            wait_until(lambda: not is_our_sleep(pid), 10, f"the unrecorded process {pid} gone")
+        except AssertionError:
+            os.kill(pid, signal.SIGKILL)
+            raise
+
     def test_6_next_lab_removes_what_a_sigkilled_loopback_run_left(self):
         """A loopback lab killed outright leaves its processes, its
         PostgreSQL (pg_ctl detaches the postmaster: even a CTest timeout,
@@ -265,31 +296,6 @@ class StoppedTestLeavesNothing(unittest.TestCase):
         self.assertIn("/nonexistent/vipproxy not found", r.stderr, r.stdout + r.stderr)
         daemon.wait(15)  # stopped by the teardown (SIGTERM)
         self.assertFalse(set(names) & namespaces(), f"namespaces left: {sorted(set(names) & namespaces())}")
-
-    def test_5_close_stops_what_it_did_not_record(self):
-        """A process the lab did not start itself but that runs in one of its
-        namespaces (a notify hook's child, a daemon's helper, a background
-        job of a recorded shell) is stopped at close(), before the namespace
-        goes. Before, close() deleted the name and the process went on in a
-        namespace nobody could see any more."""
-        netns.check_ip_netns()
-        lab = netns.Lab(third_octet=OCTET + 1)
-        self.addCleanup(lab.close)
-        lab.add_node("a", 2)
-        pidfile = os.path.join(lab.dir, "bg.pid")
-        lab.spawn("shell", "a", ["sh", "-c", f"sleep 600 & echo $! > {pidfile}.tmp; mv {pidfile}.tmp {pidfile}; wait"])
-
-        def bg():
-            with open(pidfile) as f:
-                return int(f.read())
-        pid = wait_until(bg, 10, "the background job's PID")
-        wait_until(lambda: is_our_sleep(pid), 10, f"sleep 600 as PID {pid}")
-        lab.close()
-        try:
-            wait_until(lambda: not is_our_sleep(pid), 10, f"the unrecorded process {pid} gone")
-        except AssertionError:
-            os.kill(pid, signal.SIGKILL)
-            raise
 
 
 if __name__ == "__main__":
