@@ -82,6 +82,29 @@ def run(argv, check=True, timeout=20, **kw):
     return r
 
 
+def run_stoppable(argv, timeout=None, stop_timeout=120, **kw):
+    """subprocess.run, except when this program is stopped (Stopped, Ctrl-C)
+    or the timeout passes while argv runs: subprocess.run SIGKILLs the
+    child then, which for a program that cleans up on SIGTERM (`scripts/lab
+    up` stops the daemons it started, which are detached and outlive it)
+    leaves that work undone. Here the child gets SIGTERM and `stop_timeout`
+    seconds to finish its clean-up (SIGKILL after that); then the exception
+    goes on. Returns a CompletedProcess."""
+    p = subprocess.Popen(argv, **kw)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except BaseException:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+        try:
+            p.communicate(timeout=stop_timeout)  # reading on, so a full pipe cannot hold its clean-up up
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.communicate()
+        raise
+    return subprocess.CompletedProcess(argv, p.returncode, out, err)
+
+
 class Stopped(KeyboardInterrupt):
     """Raised in the main thread by SIGTERM or SIGHUP (see
     stop_on_signals)."""

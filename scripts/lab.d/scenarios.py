@@ -73,8 +73,10 @@ class Lab:
     def _lab(self, *args, timeout=300, capture=False):
         argv = [LAB, args[0], *args[1:], "--state-dir", self.state_dir] if args[0] != "exec" else \
             [LAB, "exec", "--state-dir", self.state_dir, *args[1:]]
-        kw = {"capture_output": True} if capture or not self.echo else {}
-        return subprocess.run(argv, text=True, timeout=timeout, **kw)
+        kw = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE} if capture or not self.echo else {}
+        # Stopped meanwhile, `scripts/lab up` gets SIGTERM and time to stop
+        # what it started, never SIGKILL (labkit.run_stoppable).
+        return labkit.run_stoppable(argv, text=True, timeout=timeout, **kw)
 
     def up(self, *opts):
         # --owner-pid: this program takes the lab down (down()); if it is

@@ -298,5 +298,42 @@ class StoppedTestLeavesNothing(unittest.TestCase):
         self.assertFalse(set(names) & namespaces(), f"namespaces left: {sorted(set(names) & namespaces())}")
 
 
+    def test_8_a_stopped_lab_driver_lets_scripts_lab_up_clean_up(self):
+        """The e2e tests and the demo run `scripts/lab up` through
+        scenarios.Lab. Stopped meanwhile (SIGTERM from CTest or scripts/test,
+        Ctrl-C), they must let `up` stop what it started (it does on SIGTERM
+        and SIGINT: its daemons are detached and outlive it). subprocess.run
+        SIGKILLs its child when interrupted: `up` died half-way through its
+        own clean-up, the daemons started so far ran on, and no `down` was
+        run (the lab never came up). Here `scripts/lab` is a stand-in that
+        notes how it was stopped."""
+        d = tempfile.mkdtemp(prefix="vipproxy-fakelab-")
+        self.addCleanup(shutil.rmtree, d, True)
+        fake = os.path.join(d, "lab")
+        with open(fake, "w") as f:
+            f.write("#!/bin/sh\n"
+                    f"trap 'echo cleaned up > {d}/stopped; exit 1' TERM INT\n"
+                    f"echo $$ > {d}/pid.tmp; mv {d}/pid.tmp {d}/pid\n"
+                    "while :; do sleep 0.05; done\n")
+        os.chmod(fake, 0o755)
+        driver = (f"import sys\nsys.path.insert(0, {os.path.join(L.SOURCE_DIR, 'scripts', 'lab.d')!r})\n"
+                  f"import labkit, scenarios\nscenarios.LAB = {fake!r}\nlabkit.stop_on_signals()\n"
+                  f"scenarios.Lab(state_dir={d!r}, echo=False).up()\n")
+        child = subprocess.Popen([sys.executable, "-c", driver], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True)
+        self.addCleanup(netns.labkit.stop_process, child, signal.SIGKILL)
+
+        def fake_pid():
+            with open(os.path.join(d, "pid")) as f:
+                return int(f.read())
+        pid = wait_until(fake_pid, 10, "scripts/lab up (the stand-in) running")
+        self.addCleanup(lambda: netns.labkit.pid_alive(pid) and os.kill(pid, signal.SIGKILL))
+        child.send_signal(signal.SIGTERM)  # the driver only, as a test's own SIGTERM handling sees it
+        child.wait(60)
+        wait_until(lambda: not netns.labkit.pid_alive(pid), 10, "the stand-in gone")
+        self.assertTrue(os.path.exists(os.path.join(d, "stopped")),
+                        "scripts/lab up got no chance to stop what it started (SIGKILLed)")
+
+
 if __name__ == "__main__":
     testmain.main()
