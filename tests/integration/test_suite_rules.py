@@ -11,6 +11,12 @@ quietly break them:
 2. no script or test stops processes by name or pattern (pkill, killall):
    on a shared machine that kills other people's daemons. Processes are
    stopped by the PID recorded when they were started.
+3. no test turns SIGTERM or SIGHUP into SystemExit (sys.exit in a signal
+   handler): unittest records a SystemExit raised in a case as that case's
+   error and goes on with the next cases, so a stopped test ran on until
+   scripts/test SIGKILLed it and its clean-ups never ran. A stopped test
+   raises a KeyboardInterrupt (labkit.stop_on_signals), which unittest
+   passes on.
 
 Reads files only; needs nothing.
 """
@@ -78,6 +84,16 @@ class SuiteRules(unittest.TestCase):
                 if pattern.search(line.split("#", 1)[0]):
                     bad.append(f"{path}:{n}: {line.strip()}")
         self.assertEqual(bad, [], "processes are stopped by recorded PID, never by name")
+
+
+    def test_3_no_signal_handler_exits_through_systemexit(self):
+        handler = re.compile(r"signal\.signal\(\s*signal\.SIG(TERM|HUP|INT)\s*,\s*lambda[^:]*:\s*(sys\.)?exit\(")
+        bad = []
+        for path in lab_sources():
+            for n, line in enumerate(read(os.path.join(SOURCE_DIR, path)).splitlines(), 1):
+                if handler.search(line):
+                    bad.append(f"{path}:{n}: {line.strip()}")
+        self.assertEqual(bad, [], "a stopped test must raise KeyboardInterrupt (labkit.stop_on_signals)")
 
 
 if __name__ == "__main__":
