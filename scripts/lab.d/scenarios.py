@@ -78,10 +78,13 @@ class Lab:
         # what it started, never SIGKILL (labkit.run_stoppable).
         return labkit.run_stoppable(argv, text=True, timeout=timeout, **kw)
 
-    def up(self, *opts):
+    def up(self, *opts, keep=False):
         # --owner-pid: this program takes the lab down (down()); if it is
         # killed before it can, the next `up` does (scripts/lab.d/lab.py).
-        r = self._lab("up", *opts, "--owner-pid", str(os.getpid()), timeout=400, capture=not self.echo)
+        # A lab to be kept (scripts/demo --keep) has no owner: it stays
+        # until someone runs `scripts/lab down`.
+        owner = [] if keep else ["--owner-pid", str(os.getpid())]
+        r = self._lab("up", *opts, *owner, timeout=400, capture=not self.echo)
         if r.returncode != 0:
             raise LabError(f"scripts/lab up {' '.join(opts)} failed" + (f":\n{r.stdout}{r.stderr}" if
                                                                       not self.echo else ""))
