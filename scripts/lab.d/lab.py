@@ -14,9 +14,9 @@ VIP 10.88.1.160/24, client port 5433.
 Safety: nothing is created in the root namespace; every daemon runs under
 `ip netns exec`; each PID is recorded with its start time under
 <state>/pids/ and stopped by that PID. A last sweep stops any process whose
-network namespace is one of the lab's (compared by namespace inode, recorded
-at creation), which catches a daemon started by an `up` killed before it
-could write the PID down.
+network namespace is one of the lab's (the inode of each lab name that
+exists, compared with /proc/PID/ns/net), which catches a daemon started by
+an `up` killed before it could write the PID down.
 """
 import argparse
 import json
@@ -135,9 +135,13 @@ def recorded(st, name):
 
 
 def lab_inodes(st):
-    """Network namespace inodes of the lab, never the root namespace's."""
+    """Network namespace inodes of the lab, never the root namespace's: of
+    the lab's names that exist now. Not the inodes state.json recorded when
+    they were made: once a namespace is deleted (and freed) the kernel
+    hands its inode number out again to a later namespace, anyone's
+    (another test's), and `down` would have stopped every process in it."""
     root = {proc_netns(1), proc_netns(os.getpid())}
-    inodes = set(st.data.get("ns_inodes", {}).values())
+    inodes = set()
     for ns in st.all_ns():
         try:
             inodes.add(os.stat(f"/run/netns/{ns}").st_ino)

@@ -298,6 +298,36 @@ class StoppedTestLeavesNothing(unittest.TestCase):
         self.assertFalse(set(names) & namespaces(), f"namespaces left: {sorted(set(names) & namespaces())}")
 
 
+    def test_9_lab_down_never_stops_processes_of_a_namespace_not_the_labs(self):
+        """`scripts/lab down` also stops strays: processes in the lab's
+        namespaces. It took those namespaces from the names and from the
+        inodes recorded in state.json when they were made. Once a namespace
+        is deleted (a failed `up` deletes them and keeps the state dir, for
+        its logs) the kernel hands its inode number out again to a later
+        namespace, anyone's: `down` then killed every process of that namespace,
+        e.g. another test's daemons. Here the recorded inode is that of a
+        namespace of this test's own, with a process in it: `down` must
+        leave it alone."""
+        netns.check_ip_netns()
+        netns.labkit.blackhole_lab_subnet()
+        state = tempfile.mkdtemp(prefix="vipproxy-labstate-")
+        self.addCleanup(shutil.rmtree, state, True)
+        other = f"vpt{os.getpid()}-other"
+        subprocess.run(["ip", "netns", "add", other], check=True)
+        self.addCleanup(subprocess.run, ["ip", "netns", "del", other], capture_output=True)
+        victim = subprocess.Popen(["ip", "netns", "exec", other, "sleep", "600"])
+        self.addCleanup(netns.labkit.stop_process, victim, signal.SIGKILL)
+        wait_until(lambda: is_our_sleep(victim.pid), 10, "the other namespace's process")
+        prefix = f"vlt{os.getpid()}-"
+        with open(os.path.join(state, "state.json"), "w") as f:
+            json.dump({"prefix": prefix, "procs": [],
+                       "ns_inodes": {prefix + "catalog01": os.stat(f"/run/netns/{other}").st_ino}}, f)
+        r = subprocess.run([os.path.join(L.SOURCE_DIR, "scripts", "lab"), "down", "--state-dir", state],
+                           capture_output=True, text=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertTrue(is_our_sleep(victim.pid),
+                        f"`scripts/lab down` killed a process of another namespace:\n{r.stdout}{r.stderr}")
+
     def test_8_a_stopped_lab_driver_lets_scripts_lab_up_clean_up(self):
         """The e2e tests and the demo run `scripts/lab up` through
         scenarios.Lab. Stopped meanwhile (SIGTERM from CTest or scripts/test,
