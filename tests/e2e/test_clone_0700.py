@@ -50,6 +50,7 @@ class LabFromA0700Clone(unittest.TestCase):
         if subprocess.run(["git", "-C", SOURCE, "rev-parse", "--git-dir"], capture_output=True).returncode != 0:
             raise unittest.SkipTest(f"{SOURCE} is not a git checkout: nothing to clone")
         signal.signal(signal.SIGTERM, _sigterm)
+        signal.signal(signal.SIGHUP, _sigterm)  # a closed terminal: the lab goes down too
         atexit.register(cls._cleanup)
         cls.tmp = tempfile.mkdtemp(prefix="vipproxy-0700-")  # mode 0700, like /root
         cls.clone = os.path.join(cls.tmp, "vipproxy")
