@@ -187,6 +187,9 @@ def ns_cmd(st, host, argv):
 
 
 def create_network(st):
+    # scripts/lab did this already; again here for a run of this file
+    # without it: nothing of the lab ever leaves through a real interface.
+    labkit.blackhole_lab_subnet()
     br = st.ns("br")
     inodes = {}
     for ns in st.all_ns():
