@@ -228,12 +228,12 @@ def _stop_stale_postgres(lab_dir):
         log(f"stopping PostgreSQL {pid} of a run that is gone ({datadir})")
         try:
             os.kill(pid, signal.SIGQUIT)
-        except ProcessLookupError:
+        except OSError:  # gone, or not ours to stop (run as another user)
             continue
         if poll_until(lambda: proc_starttime(pid) is None, 10) is None:
             try:
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
+            except OSError:
                 pass
 
 
@@ -270,11 +270,12 @@ def sweep_stale_dirs(parent=None):
             if same_process(p, st):
                 try:
                     os.kill(p, signal.SIGKILL)
-                except ProcessLookupError:
+                except OSError:  # gone, or another user's run (a user cannot stop root's)
                     pass
         _stop_stale_postgres(e.path)
         shutil.rmtree(e.path, ignore_errors=True)
-        removed.append(e.path)
+        if not os.path.lexists(e.path):  # another user's, say: not ours to remove
+            removed.append(e.path)
     if removed:
         log(f"removed lab directories left by runs that are gone: {', '.join(removed)}")
     return removed
@@ -356,7 +357,7 @@ def kill_netns_processes(name, timeout=10):
     for pid in left():
         try:
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
+        except OSError:
             pass
     # A killed process leaves the namespace when it has exited, a moment
     # after the signal (a zombie is no longer listed).
