@@ -50,7 +50,7 @@ def main():
     started = time.strftime("%Y-%m-%d %H:%M")
     vip_watch, tl, t_steady = None, None, None
     try:
-        lab.up(*opts)
+        lab.up(*opts, keep=a.keep)
         ours = True  # from here on the lab is this run's to tear down
         vip_watch = S.VipWatch(lab)
         vip_watch.start()

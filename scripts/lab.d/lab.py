@@ -14,9 +14,9 @@ VIP 10.88.1.160/24, client port 5433.
 Safety: nothing is created in the root namespace; every daemon runs under
 `ip netns exec`; each PID is recorded with its start time under
 <state>/pids/ and stopped by that PID. A last sweep stops any process whose
-network namespace is one of the lab's (compared by namespace inode, recorded
-at creation), which catches a daemon started by an `up` killed before it
-could write the PID down.
+network namespace is one of the lab's (the inode of each lab name that
+exists, compared with /proc/PID/ns/net), which catches a daemon started by
+an `up` killed before it could write the PID down.
 """
 import argparse
 import json
@@ -135,9 +135,13 @@ def recorded(st, name):
 
 
 def lab_inodes(st):
-    """Network namespace inodes of the lab, never the root namespace's."""
+    """Network namespace inodes of the lab, never the root namespace's: of
+    the lab's names that exist now. Not the inodes state.json recorded when
+    they were made: once a namespace is deleted (and freed) the kernel
+    hands its inode number out again to a later namespace, anyone's
+    (another test's), and `down` would have stopped every process in it."""
     root = {proc_netns(1), proc_netns(os.getpid())}
-    inodes = set(st.data.get("ns_inodes", {}).values())
+    inodes = set()
     for ns in st.all_ns():
         try:
             inodes.add(os.stat(f"/run/netns/{ns}").st_ino)
@@ -183,6 +187,9 @@ def ns_cmd(st, host, argv):
 
 
 def create_network(st):
+    # scripts/lab did this already; again here for a run of this file
+    # without it: nothing of the lab ever leaves through a real interface.
+    labkit.blackhole_lab_subnet()
     br = st.ns("br")
     inodes = {}
     for ns in st.all_ns():
@@ -509,11 +516,22 @@ def cmd_up(args):
     t0 = time.monotonic()
     st = State(args.state_dir)
     if os.path.isdir(st.dir):
-        busy = [ns for ns in st.all_ns() if netns_exists(ns)] + \
-               [n for n in st.data.get("procs", []) if recorded(st, n)[1]]
-        if busy:
-            raise Failure(f"a lab is up in {st.dir} ({', '.join(busy)}): run `scripts/lab down` first")
-        shutil.rmtree(st.dir)
+        def busy():
+            return [ns for ns in st.all_ns() if netns_exists(ns)] + \
+                   [n for n in st.data.get("procs", []) if recorded(st, n)[1]]
+        if busy():
+            owner = st.data.get("owner")
+            if not owner or (alive(owner["pid"]) and proc_starttime(owner["pid"]) == owner["start"]):
+                raise Failure(f"a lab is up in {st.dir} ({', '.join(busy())}): run `scripts/lab down` first")
+            # Brought up by a program that was to take it down (--owner-pid:
+            # a test, the demo) and was killed before it could (SIGKILL, a
+            # CTest timeout): nobody else will, and every later run would
+            # stop here.
+            log(f"the lab in {st.dir} belongs to PID {owner['pid']}, which is gone: taking it down first")
+            teardown(st)
+            if busy():
+                raise Failure(f"the lab left in {st.dir} by PID {owner['pid']} did not go down: {', '.join(busy())}")
+        shutil.rmtree(st.dir, ignore_errors=True)
     clash = [ns for ns in State(st.dir).all_ns() if netns_exists(ns)]
     if clash:
         raise Failure(f"namespaces {', '.join(clash)} exist but are not in {st.dir}: not touching them")
@@ -532,6 +550,8 @@ def cmd_up(args):
                "synchronous": args.synchronous, "fast_dcs": args.fast_dcs,
                "vrrp_v3_fast": args.vrrp_v3_fast, "vip": VIP, "vip_port": VIP_PORT,
                "hosts": HOSTS, "vipproxy_bin": binary, "procs": [], "pg_password": PGPASSWORD}
+    if args.owner_pid:
+        st.data["owner"] = {"pid": args.owner_pid, "start": proc_starttime(args.owner_pid)}
     st.save()
     for h in HOSTS:
         os.makedirs(st.path(h), mode=0o755, exist_ok=True)
@@ -878,6 +898,8 @@ def main():
     up.add_argument("--fast-dcs", action="store_true", help="ttl 10, loop_wait 2, retry_timeout 3 (guide: 30/10/10)")
     up.add_argument("--vrrp-v3-fast", action="store_true",
                     help="VRRPv3 with advert_int 0.1 s on both nodes, either frontend (guide: v2, 1 s, PASS)")
+    up.add_argument("--owner-pid", type=int, help="the program that will take the lab down (a test, the demo): "
+                    "once it is gone, the next `up` takes the lab down instead of refusing")
     down = sub.add_parser("down", help="stop everything, delete the namespaces and the state dir")
     down.add_argument("--keep", action="store_true", help="keep the state dir (logs, data)")
     stp = sub.add_parser("status", help="patronictl list, VIP holder, frontend processes")

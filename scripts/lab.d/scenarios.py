@@ -73,11 +73,18 @@ class Lab:
     def _lab(self, *args, timeout=300, capture=False):
         argv = [LAB, args[0], *args[1:], "--state-dir", self.state_dir] if args[0] != "exec" else \
             [LAB, "exec", "--state-dir", self.state_dir, *args[1:]]
-        kw = {"capture_output": True} if capture or not self.echo else {}
-        return subprocess.run(argv, text=True, timeout=timeout, **kw)
+        kw = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE} if capture or not self.echo else {}
+        # Stopped meanwhile, `scripts/lab up` gets SIGTERM and time to stop
+        # what it started, never SIGKILL (labkit.run_stoppable).
+        return labkit.run_stoppable(argv, text=True, timeout=timeout, **kw)
 
-    def up(self, *opts):
-        r = self._lab("up", *opts, timeout=400, capture=not self.echo)
+    def up(self, *opts, keep=False):
+        # --owner-pid: this program takes the lab down (down()); if it is
+        # killed before it can, the next `up` does (scripts/lab.d/lab.py).
+        # A lab to be kept (scripts/demo --keep) has no owner: it stays
+        # until someone runs `scripts/lab down`.
+        owner = [] if keep else ["--owner-pid", str(os.getpid())]
+        r = self._lab("up", *opts, *owner, timeout=400, capture=not self.echo)
         if r.returncode != 0:
             raise LabError(f"scripts/lab up {' '.join(opts)} failed" + (f":\n{r.stdout}{r.stderr}" if
                                                                       not self.echo else ""))

@@ -33,6 +33,7 @@ class LabCase(unittest.TestCase):
                 raise unittest.SkipTest(f"{binary} is not built")
             os.environ["VIPPROXY_BIN"] = os.path.abspath(binary)
         signal.signal(signal.SIGTERM, _sigterm)
+        signal.signal(signal.SIGHUP, _sigterm)  # a closed terminal: the lab goes down too
         cls.lab = S.Lab()
         cls.tl = S.Timeline()
         atexit.register(cls._down)

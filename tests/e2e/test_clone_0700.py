@@ -25,6 +25,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import testmain  # noqa: E402  (skips show as skipped in CTest)
 
 SOURCE = os.environ.get("VIPPROXY_SOURCE_DIR") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(SOURCE, "scripts", "lab.d"))
+import labkit  # noqa: E402
 STATE = "/run/vipproxy-lab"
 VIP = "10.88.1.160"
 PSQL = "/usr/lib/postgresql/15/bin/psql"
@@ -48,6 +50,7 @@ class LabFromA0700Clone(unittest.TestCase):
         if subprocess.run(["git", "-C", SOURCE, "rev-parse", "--git-dir"], capture_output=True).returncode != 0:
             raise unittest.SkipTest(f"{SOURCE} is not a git checkout: nothing to clone")
         signal.signal(signal.SIGTERM, _sigterm)
+        signal.signal(signal.SIGHUP, _sigterm)  # a closed terminal: the lab goes down too
         atexit.register(cls._cleanup)
         cls.tmp = tempfile.mkdtemp(prefix="vipproxy-0700-")  # mode 0700, like /root
         cls.clone = os.path.join(cls.tmp, "vipproxy")
@@ -74,8 +77,10 @@ class LabFromA0700Clone(unittest.TestCase):
         """The clone's scripts/lab, run from inside the clone as a user would."""
         env = dict(os.environ, VIPPROXY_BIN=cls.binary)
         env.pop("VIPPROXY_LAB_STATE", None)
-        return subprocess.run([os.path.join(cls.clone, "scripts", "lab"), *args], cwd=cls.clone, env=env, text=True,
-                              capture_output=True, timeout=timeout)
+        # Stopped meanwhile, `up` gets SIGTERM and time to stop what it
+        # started (subprocess.run would SIGKILL it: labkit.run_stoppable).
+        return labkit.run_stoppable([os.path.join(cls.clone, "scripts", "lab"), *args], cwd=cls.clone, env=env,
+                                    text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
 
     def test_0_premise(self):
         self.assertEqual(stat.S_IMODE(os.stat(self.tmp).st_mode), 0o700)
@@ -95,7 +100,9 @@ class LabFromA0700Clone(unittest.TestCase):
         self.assertNotIn("vl-", ns, "namespaces were created before the check")
 
     def test_2_lab_up_and_one_write_through_the_vip(self):
-        r = self.lab("up", "--fast-dcs")
+        # --owner-pid: killed before its `down`, this run's lab is taken down
+        # by the next `scripts/lab up` (scripts/lab.d/lab.py).
+        r = self.lab("up", "--fast-dcs", "--owner-pid", str(os.getpid()))
         print(r.stdout[-3000:] + r.stderr[-3000:])
         # A failed `up` has stopped what it started (or found another lab
         # running, which is not ours to stop).

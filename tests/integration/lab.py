@@ -27,6 +27,7 @@ PY = "/usr/bin/python3"
 # scenarios of the namespace lab (scripts/lab.d/labkit.py). Appended, not
 # inserted: scripts/lab.d has a lab.py of its own.
 sys.path.append(os.path.join(HERE, "..", "..", "scripts", "lab.d"))
+import labkit  # noqa: E402
 from labkit import Processes, log, stop_on_signals, stop_process, wait_until  # noqa: E402,F401
 
 
@@ -66,8 +67,12 @@ class Lab:
     """Owns a temp dir and every process started in it."""
 
     def __init__(self, name="vipproxy-it"):
+        # What a run killed outright (SIGKILL: a CTest timeout) left: its
+        # processes, its PostgreSQL, its directory.
+        labkit.sweep_stale_dirs()
         self.dir = tempfile.mkdtemp(prefix=name + "-")
         os.chmod(self.dir, 0o755)
+        labkit.claim_dir(self.dir)
         self.processes = Processes(self.dir)
         self.pg_nodes = []
         atexit.register(self.close)
@@ -93,6 +98,7 @@ class Lab:
             node.stop()
         self.pg_nodes = []
         if os.environ.get("VIPPROXY_KEEP_LAB"):
+            labkit.release_dir(self.dir)
             log(f"lab kept in {self.dir}")
         else:
             shutil.rmtree(self.dir, ignore_errors=True)

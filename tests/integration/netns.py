@@ -5,7 +5,10 @@ route for 10.88.0.0/16, in case anything leaked). Every namespace and process
 is recorded by name / PID and removed in close() (also registered atexit).
 
 Names are prefixed with "vpt<pid>-" so a crashed run can never clash with
-the next one; close() deletes only the names this run created.
+the next one; close() stops what still runs in them, then deletes only the
+names this run created. A run killed outright (SIGKILL: a CTest timeout)
+never gets to close(): the next Lab deletes its namespaces, those named
+vpt<pid>- with no process of that PID left (labkit.sweep_stale_namespaces).
 """
 import atexit
 import contextlib
@@ -87,6 +90,22 @@ while True:
 """
 
 
+# The names of every Lab: "vpt<PID of the test>-<short>" (Lab.__init__).
+STALE_NAME = re.compile(r"^vpt([0-9]+)-")
+
+
+def _remove_etc_netns(name):
+    """Removes /etc/netns/NAME, and /etc/netns itself when only the mark of
+    a lab that made it is left (Lab.etc_file)."""
+    shutil.rmtree(f"/etc/netns/{name}", ignore_errors=True)
+    try:
+        if os.listdir("/etc/netns") == [os.path.basename(ETC_NETNS_MARK)]:
+            os.unlink(ETC_NETNS_MARK)
+            os.rmdir("/etc/netns")
+    except OSError:  # none, another lab closing at once, or one starting
+        pass
+
+
 def check_ip_netns():
     """Skips the test (CTest shows it as skipped: tests/integration/testmain.py)
     with a clear reason when namespaces are unusable; on CI (VIPPROXY_NO_SKIP=1)
@@ -106,8 +125,10 @@ class Lab:
         self.ipv6 = ipv6
         self.prefix = f"vpt{os.getpid()}-"
         self.net = f"{SUBNET_PREFIX}{third_octet}"
+        labkit.sweep_stale_dirs()  # what a run killed outright left in the temporary directory
         self.dir = tempfile.mkdtemp(prefix="vipproxy-vrrp-")
         os.chmod(self.dir, 0o755)
+        labkit.claim_dir(self.dir)
         self.netns = labkit.Namespaces(self.prefix)  # names we created, deleted in close()
         self.processes = labkit.Processes(self.dir)
         self.extra_pids = []   # PIDs read from pid files (keepalived's VRRP child)
@@ -119,6 +140,9 @@ class Lab:
         # Safety net first: anything for 10.88/16 that reached the root
         # namespace goes nowhere.
         labkit.blackhole_lab_subnet()
+        # What runs that were killed outright (SIGKILL, a CTest timeout) left:
+        # their namespaces, by this module's names and a PID that is gone.
+        labkit.sweep_stale_namespaces(STALE_NAME, on_delete=_remove_etc_netns)
         self.bridge_ns = self._netns("br")
         # No multicast snooping: ff02::12 / 224.0.0.18 are flooded like on a
         # plain switch, whatever MLD/IGMP reports the nodes send.
@@ -279,16 +303,10 @@ class Lab:
         self.stop_all()
         self.netns.delete_all()
         for d in self.etc_dirs:
-            shutil.rmtree(d, ignore_errors=True)
-        if self.etc_dirs:
-            try:
-                if os.listdir("/etc/netns") == [os.path.basename(ETC_NETNS_MARK)]:
-                    os.unlink(ETC_NETNS_MARK)
-                    os.rmdir("/etc/netns")
-            except OSError:  # another lab closing at once, or one starting
-                pass
+            _remove_etc_netns(os.path.basename(d))
         self.etc_dirs = []
         if os.environ.get("VIPPROXY_KEEP_LAB"):
+            labkit.release_dir(self.dir)
             log(f"lab logs kept in {self.dir}")
         else:
             shutil.rmtree(self.dir, ignore_errors=True)

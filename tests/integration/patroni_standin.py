@@ -108,13 +108,20 @@ def handle(conn):
 
 
 def main():
-    save()
+    # The stats file appears once the stand-in listens (or, started "down",
+    # once it has decided not to): lab.Standin waits for the file, and a
+    # test that starts the daemon right after must not have its first check
+    # refused by a stand-in that was not listening yet.
     listener = None
+    saved = False
     while True:
         if role() == "down":
             if listener:
                 listener.close()
                 listener = None
+            if not saved:
+                save()
+                saved = True
             threading.Event().wait(0.05)
             continue
         if listener is None:
@@ -123,6 +130,9 @@ def main():
             listener.bind(("127.0.0.1", port))
             listener.listen(64)
             listener.settimeout(0.05)
+            if not saved:
+                save()
+                saved = True
         try:
             conn, _ = listener.accept()
         except socket.timeout:

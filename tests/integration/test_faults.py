@@ -33,6 +33,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lab as L  # noqa: E402
+import labkit  # noqa: E402  (scripts/lab.d, on the path through lab.py)
 import testmain  # noqa: E402
 
 NS = f"vpf{os.getpid()}"
@@ -86,8 +87,11 @@ def helper_http(port, mode_file, hosts):
 def outer():
     L.log(f"creating network namespace {NS}")
     subprocess.run(["ip", "route", "replace", "blackhole", "10.88.0.0/16"], check=True)
+    # The namespace of a run killed outright (SIGKILL: a CTest timeout), and
+    # what still runs in it, by this test's name and a PID that is gone.
+    labkit.sweep_stale_namespaces(re.compile(r"^vpf([0-9]+)$"))
     subprocess.run(["ip", "netns", "add", NS], check=True)
-    atexit.register(lambda: subprocess.run(["ip", "netns", "del", NS], capture_output=True))
+    atexit.register(delete_namespace)
     L.stop_on_signals()  # a stopped run still deletes NS (atexit)
     inner = subprocess.Popen(["ip", "netns", "exec", NS, sys.executable, os.path.abspath(__file__), "--inside"]
                              + sys.argv[1:])
@@ -99,7 +103,14 @@ def outer():
         L.stop_process(inner, signal.SIGTERM, timeout=20)
         raise
     finally:
-        subprocess.run(["ip", "netns", "del", NS], capture_output=True)
+        delete_namespace()
+
+
+def delete_namespace():
+    """NS and whatever still runs in it (a daemon of a run inside that died
+    before its lab's close())."""
+    labkit.kill_netns_processes(NS)
+    subprocess.run(["ip", "netns", "del", NS], capture_output=True)
 
 
 def sh(*argv):
