@@ -26,6 +26,7 @@
 #include "daemon/admin.h"
 #include "daemon/logging.h"
 #include "daemon/privileges.h"
+#include "daemon/vip_record.h"
 #include "daemon/realtime.h"
 #include "proxy/kernel_path.h"
 #include "health/name_lookup.h"
@@ -268,6 +269,14 @@ void Daemon::on_check_change(const proxy::BackendRuntime& backend, const health:
 // failures have lasted kConnectFailuresQuiet (a switchover's or a crash's
 // old primary refuses for a moment, until its check, 100 ms apart then,
 // takes it out: not news), then at most once per 10 s with the count since.
+void Daemon::record_vips() {
+  if (vip_record_path_.empty()) return;
+  if (std::string why = vip_record::write(vip_record_path_, config_); !why.empty())
+    spdlog::warn("cannot record the VIPs for the unit's clean-up (ExecStopPost: vipproxy release-vips): {}; a "
+                 "VIP left by an unclean exit then stays until the next start",
+                 why);
+}
+
 void Daemon::warn_connect_failed(const proxy::ProxyRuntime& p, const proxy::BackendRuntime& b, int error) {
   constexpr auto kConnectFailuresQuiet = std::chrono::seconds(2);
   constexpr auto kEpisodeGap = std::chrono::seconds(10);  // a pause this long starts a new episode
@@ -641,6 +650,10 @@ int Daemon::run() {
   start_checks();
   for (const auto& p : proxies_)
     for (size_t bi = 0; bi < p->backends.size(); ++bi) read_patroni_version(*p, bi);
+  // Before any VIP can be added: whatever stops this daemon from here on,
+  // the unit's ExecStopPost knows what to remove.
+  vip_record_path_ = vip_record::default_path(std::getenv("RUNTIME_DIRECTORY"));
+  record_vips();
   if (!config_.vrrp.empty()) {
     vrrp_ = std::make_unique<vrrp::Service>(control_, config_.vrrp, config_.node,
                                             [this](const std::string& p) { return proxy_healthy(p); });

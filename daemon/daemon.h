@@ -181,6 +181,9 @@ class Daemon {
     uint64_t since = 0;  // failed connects since the last warning (or the episode's start)
   };
   std::map<std::string, ConnectFailures> connect_failures_;
+  // $RUNTIME_DIRECTORY/vips (daemon/vip_record.h), "" outside systemd.
+  std::string vip_record_path_;
+  void record_vips();
   void warn_connect_failed(const proxy::ProxyRuntime& p, const proxy::BackendRuntime& b, int error);
   struct PatroniVersionRead {
     std::function<void()> cancel;  // of the last request (in flight or waiting for the server's close)

@@ -17,6 +17,7 @@
 #include "cfg/names.h"
 #include "daemon/daemon.h"
 #include "daemon/logging.h"
+#include "daemon/vip_record.h"
 #include "importer/cli.h"
 #include "vrrp/spawn.h"
 #include "ctl/doctor.h"
@@ -30,6 +31,7 @@ const char* kUsage = R"(usage: vipproxy [OPTIONS]
        vipproxy status [--admin HOST:PORT] [--token-file FILE] [--json] [--config FILE]
        vipproxy doctor [--config FILE] [--patroni-config FILE] [--etcd HOST:PORT]...
                        [--advert-seconds N] [--no-adverts] [--admin HOST:PORT] [--token-file FILE]
+       vipproxy release-vips [FILE]
 
   -c, --config FILE          run in the foreground with FILE (default /etc/vipproxy/vipproxy.yaml)
   -t, --check-config [FILE]  validate FILE (default: the -c file) and exit 0 (valid) or 1
@@ -42,6 +44,9 @@ Logs go to standard error. When that is the journal's stream (JOURNAL_STREAM)
 each line starts with its syslog priority as "<N>", which journald stores
 (warnings as warning, errors as err), and carries no timestamp of its own.
 SIGTERM/SIGINT stop the daemon, SIGHUP reloads FILE; SIGUSR1/SIGUSR2 are ignored.
+Under systemd (RuntimeDirectory=) the daemon records its VIPs in
+$RUNTIME_DIRECTORY/vips; `release-vips` (the unit's ExecStopPost) removes
+those a daemon that did not stop cleanly left on their interfaces.
 See README.md ("Configuration reference") for every key.
 )";
 
@@ -152,6 +157,8 @@ int main(int argc, char** argv) {
   if (argc >= 2 && std::string(argv[1]) == "import") return importer::run_cli(argc - 1, argv + 1, std::cout, std::cerr);
   // Tools for people (ctl/): the admin endpoint as a table; preflight checks.
   if (argc >= 2 && std::string(argv[1]) == "status") return ctl::run_status_cli(argc - 1, argv + 1, std::cout, std::cerr);
+  if (argc >= 2 && std::string(argv[1]) == "release-vips")
+    return daemon_::vip_record::run_cli(argc - 1, argv + 1, std::cout, std::cerr);
   if (argc >= 2 && std::string(argv[1]) == "doctor") return ctl::run_doctor_cli(argc - 1, argv + 1, std::cout, std::cerr);
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];

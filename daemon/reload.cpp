@@ -328,6 +328,7 @@ void Daemon::commit_reload(ReloadPlan& p) {
   if (vrrp_) vrrp_->proxy_health_changed();
   if (p.next.log_level != config_.log_level) spdlog::set_level(spdlog::level::from_str(p.next.log_level));
   config_ = std::move(p.next);
+  record_vips();
   for (const auto& line : p.diff.changes) spdlog::info("SIGHUP: {}", line);
   spdlog::info("SIGHUP: {} applied ({} change{})", config_.source, p.diff.changes.size(),
                p.diff.changes.size() == 1 ? "" : "s");

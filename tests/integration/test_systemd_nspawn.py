@@ -27,6 +27,9 @@ an operator would:
   7. `systemctl stop` sends priority 0 and removes the VIP before the unit is
      inactive; the keepalived peer takes it over; a track script running at
      that moment gets no SIGTERM from systemd and runs to its end;
+  7b. SIGKILL of the master while its file no longer loads: the restarts fail,
+     and the unit's ExecStopPost (`vipproxy release-vips`) removes the VIP
+     the killed daemon left;
   8. `dpkg -i` of a newer package over the running service: not restarted
      while policy-rc.d answers 101, nor while the file on disk does not load
      (the old daemon keeps running, dpkg's output says why), restarted on the
@@ -569,6 +572,31 @@ class SystemdNspawnTest(unittest.TestCase):
         self.assertGreater(self.lab.logtail("keepalived", 100000).count(prio0), before, "no priority 0 advert heard")
         self.assertFalse(self.listening("a", 5433))
         self.assertIn("[info] stopped", self.messages())
+
+    def test_7b_unclean_death_leaves_no_vip_behind(self):
+        """SIGKILL of a master whose file was meanwhile edited into one that
+        does not load: every restart fails at ExecStartPre, so no start
+        removes the VIP the killed daemon left on eth0, and the node answered
+        ARP for it beside keepalived, the new master, for as long as it
+        stayed down. The unit's ExecStopPost (`vipproxy release-vips`, from
+        the daemon's record in /run/vipproxy/vips) removes it."""
+        self.box.run(["systemctl", "start", "vipproxy"], timeout=60)
+        wait_until(lambda: self.has_vip("a") and not self.has_vip("b"), 20, "the VIP on the container")
+        self.assertIn(f" {self.vip}/", self.box.run(["cat", "/run/vipproxy/vips"]).stdout)
+        self.write_conf(self.conf(broken=True))
+        try:
+            self.box.run(["systemctl", "kill", "--kill-who=main", "-s", "SIGKILL", "vipproxy"])
+            wait_until(lambda: not self.has_vip("a"), 20, "the killed daemon's VIP removed")
+            wait_until(lambda: self.has_vip("b"), 10, "keepalived taking the VIP over")
+            wait_until(lambda: self.state()[0] in ("failed", "activating"), 20, "the restarts failing")
+            unit_log = self.box.run(["journalctl", "-u", "vipproxy", "--no-pager", "-o", "cat"]).stdout
+            self.assertIn("release-vips: removed", unit_log)
+            self.assertIn("no_such_key: unknown key", unit_log)
+        finally:
+            self.write_conf(self.conf())
+            self.box.run(["systemctl", "stop", "vipproxy"], timeout=60, check=False)
+            self.box.run(["systemctl", "reset-failed", "vipproxy"], check=False)
+        self.assertEqual(self.state(), ("inactive", "dead"))
 
     def dpkg(self, *args):
         r = self.box.run(["dpkg"] + list(args), check=False, timeout=300)
