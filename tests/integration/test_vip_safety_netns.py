@@ -43,6 +43,12 @@ Topology (netns.Lab, names vpt<pid>-*):
    namespace: IP_ADD_MEMBERSHIP fails with ENOBUFS): the reload is counted
    as failed, the log names the instance, and the running instance goes on
    as MASTER with its VIP; once the sysctl is back the same file applies.
+5. The VIP on a BACKUP with another prefix or label than the configured
+   one: added by hand as `ip addr add VIP dev eth0` does (/32, the file
+   says /24), and left by an earlier run as /28 with a label. Asserted: b
+   removes the first within its check and the second at start. Before,
+   the kernel refused each delete (it names the prefix and label), the
+   refusal counted as "already gone", and the VIP stayed on b for good.
 
     VIPPROXY_BIN=build/vipproxy /usr/bin/python3 tests/integration/test_vip_safety_netns.py
 """
@@ -415,6 +421,34 @@ class VipSafetyNetns(unittest.TestCase):
         self.assertEqual(self.inst("b")["became_master"], became)
         self.assertEqual(self.inst("a")["state"], "MASTER")
         self.assertIn("re-opening the VRRP socket", LAB.logtail("vipproxy-b", 200))
+
+    # ---- 5 ----
+    def test_5_vip_with_another_prefix_or_label_is_removed_from_a_backup(self):
+        vip = ip_of(160)
+        by_hand = [(f"{vip}/32", []), (f"{vip}/28", ["label", "eth0:old"])]
+        try:
+            self.start_vipproxy("a", vipproxy_yaml("a", 100))
+            self.start_vipproxy("b", vipproxy_yaml("b", 50))
+            wait_until(lambda: self.has("a", vip) and not self.has("b", vip) and self.inst("b")["state"] == "BACKUP",
+                       10, "VIP on a only, b BACKUP")
+            # An operator adds the VIP by hand on the backup the way `ip addr
+            # add` does by default: /32, where the configuration says /24.
+            # The backup's check (every 5 s, and at once on RTM_NEWADDR)
+            # must take it away: two nodes answering ARP for it is a split.
+            LAB.sh("b", ["ip", "addr", "add", by_hand[0][0], "dev", "eth0"])
+            wait_until(lambda: not self.has("b", vip), 8, "b removed the VIP added by hand as /32")
+            self.assertEqual(self.inst("b")["vips"][0]["actual"], "absent", self.inst("b"))
+            # A leftover with another prefix and a label, found at start (a
+            # SIGKILLed run, the prefix edited before the restart).
+            LAB.stop(self.daemons["b"])
+            LAB.sh("b", ["ip", "addr", "add", by_hand[1][0], "dev", "eth0"] + by_hand[1][1])
+            self.start_vipproxy("b", vipproxy_yaml("b", 50))
+            wait_until(lambda: not self.has("b", vip), 3, "b removed the leftover VIP (/28, labelled) at start")
+            hold(lambda: self.has("a", vip) and not self.has("b", vip), 1.5, "the VIP on a alone", interval=0.1)
+            self.assertEqual(self.inst("b")["state"], "BACKUP")
+        finally:
+            for addr, _ in by_hand:
+                LAB.sh("b", ["ip", "addr", "del", addr, "dev", "eth0"], check=False)
 
 
 if __name__ == "__main__":
