@@ -132,6 +132,9 @@ class Engine {
   void arm_garp_timer(fsm::Duration d, uint64_t generation);
   void set_fsm_config();  // fsm_cfg_ from cfg_
   void drop(const char* reason, uint64_t& counter, const IpAddress* from);
+  // An advert from our own source address (vrrp/intake Kind::own): counted
+  // and logged, rate-limited (engine_packets.cpp).
+  void own_address(const Advert& a);
   // An advert for our VRID that another router's configuration makes us
   // ignore (vrrp/codec classify_advert): counted, logged per sender
   // (vrrp/foreign.h), shown in /status. engine_foreign.cpp.
@@ -187,6 +190,8 @@ class Engine {
   Clock::time_point epoch_ = Clock::now();
   Clock::time_point last_drop_log_{};
   uint64_t drops_unlogged_ = 0;
+  std::optional<Clock::time_point> own_logged_;
+  uint64_t own_unlogged_ = 0;
   std::string fault_why_;
   // Handlers posted to the io_context hold a weak copy: a completion that
   // arrives after the engine is gone does nothing.

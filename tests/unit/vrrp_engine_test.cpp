@@ -1004,3 +1004,39 @@ BOOST_FIXTURE_TEST_CASE(reload_old_instances_stop_before_new_ones_start, Fixture
   BOOST_TEST(k->addresses.count(kVip) == 1u, "the VIP stays with the new owner");
   BOOST_TEST(k->adverts.back().advert.priority == 255);
 }
+
+
+// The second review of the VRRP engine (branch vrrprev2).
+BOOST_AUTO_TEST_SUITE(review2)
+
+// An advert from our own source address. Our sockets do not loop our own
+// multicast back, so it is the network reflecting ours (a bond, a virtual
+// switch) or another router using our address (a cloned VM: then neither
+// hears the other and both are MASTER). Never obeyed, as before, and now
+// counted (drops.own_address) where it used to vanish without a trace.
+BOOST_FIXTURE_TEST_CASE(advert_from_our_own_address_is_dropped_and_counted, Fixture) {
+  make({instance()});
+  // Priority 254 from "us": obeyed, it would keep resetting the
+  // Master_Down_Timer and hold us BACKUP.
+  for (int i = 0; i < 20; ++i) {
+    deliver(datagram(254, kSelf));
+    run(5ms);
+  }
+  run(100ms);
+  BOOST_TEST(e().state() == fsm::State::master);
+  BOOST_TEST(e().counters().adverts_received == 0u);
+  const json::object st = e().status();
+  const json::value* own = st.at("drops").as_object().if_contains("own_address");
+  BOOST_REQUIRE_MESSAGE(own, "no drops.own_address in /status: " << json::serialize(st.at("drops")));
+  BOOST_TEST(own->to_number<uint64_t>() == 20u);
+  BOOST_TEST(svc->metrics().find("vipproxy_vrrp_drops_total{instance=\"VI_1\",reason=\"own_address\"} 20") !=
+             std::string::npos);
+  // As MASTER, our own advert reflected back changes nothing either.
+  const auto sent = k->adverts.size();
+  deliver(datagram(100, kSelf));
+  BOOST_TEST(e().state() == fsm::State::master);
+  BOOST_TEST(k->adverts.size() == sent);
+  BOOST_TEST(e().status().at("drops").at("own_address").to_number<uint64_t>() == 21u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
