@@ -40,6 +40,10 @@ struct Engine::Script {
   track::RiseFall rf;
   Timer timer;
   bool running = false;
+  // Added by a reload to a running instance: it counts for nothing until
+  // its first result (keepalived's initial script state), rather than as
+  // failing the way a script does at start (reevaluate).
+  bool added_by_reload = false;
   uint64_t run_id = 0;  // of the run in flight (Spawner::cancel)
   // Completions of this script's runs hold a weak copy: a reload that
   // replaces the scripts makes the old runs' completions no-ops.
@@ -114,8 +118,11 @@ void Engine::reconfigure(cfg::VrrpInstance next) {
   if (scripts_changed) {
     // A script whose definition did not change keeps its object (its
     // rise/fall state and its run in flight), so an unrelated edit cannot
-    // drop the priority for a moment and move the VIP. New ones start
-    // failing until they have run, as at start (track::RiseFall).
+    // drop the priority for a moment and move the VIP. New ones count for
+    // nothing until their first result: counted as failing (as at start,
+    // track::RiseFall), a new weight-0 script put a MASTER in FAULT at once
+    // (priority 0, VIPs removed) before it had run at all, and adding a
+    // check to both nodes together left the VIP on neither.
     std::vector<std::unique_ptr<Script>> kept;
     for (const auto& sc : cfg_.track.scripts) {
       std::unique_ptr<Script> found;
@@ -124,7 +131,11 @@ void Engine::reconfigure(cfg::VrrpInstance next) {
           found = std::move(old);
           break;
         }
-      kept.push_back(found ? std::move(found) : std::make_unique<Script>(env_.io, sc));
+      if (!found) {
+        found = std::make_unique<Script>(env_.io, sc);
+        found->added_by_reload = started_;
+      }
+      kept.push_back(std::move(found));
     }
     // A removed script's run in flight is killed: nobody reads its result.
     for (auto& old : scripts_)
@@ -295,7 +306,8 @@ void Engine::reevaluate() {
     add(p.weight, env_.proxy_healthy && env_.proxy_healthy(p.name), "proxy " + p.name + " unhealthy");
   for (std::size_t i = 0; i < cfg_.track.interfaces.size(); ++i)
     add(cfg_.track.interfaces[i].weight, tracked_if_up_[i], "interface " + cfg_.track.interfaces[i].name + " down");
-  for (const auto& s : scripts_) add(s->cfg.weight, s->rf.ok(), "script " + s->cfg.name + " failing");
+  for (const auto& s : scripts_)
+    if (s->rf.known() || !s->added_by_reload) add(s->cfg.weight, s->rf.ok(), "script " + s->cfg.name + " failing");
   auto r = track::apply(cfg_.priority, in);
   fault_why_ = why;
   // Priority first: leaving FAULT is a fresh Startup that must already use
@@ -467,11 +479,15 @@ void Engine::run_script(std::size_t i) {
                      if (r.timed_out) ++counters_.script_timeouts;
                      if (!r.started)
                        spdlog::error("vrrp {}: track script {} did not start: {}", cfg_.name, s.cfg.name, r.detail);
-                     if (s.rf.result(r.success())) {
+                     // The first result counts even when it does not change
+                     // ok(): a script added by a reload counted for nothing
+                     // until now (reevaluate).
+                     const bool first = !s.rf.known();
+                     const bool changed = s.rf.result(r.success());
+                     if (changed)
                        spdlog::info("vrrp {}: track script {} is now {}{}", cfg_.name, s.cfg.name,
                                     s.rf.ok() ? "OK" : "failing", r.timed_out ? " (timed out)" : "");
-                       reevaluate();
-                     }
+                     if (changed || first) reevaluate();
                      if (stopped_) return;
                      s.timer.expires_after(s.cfg.interval);
                      s.timer.async_wait([this, alive, i](const boost::system::error_code& ec) {

@@ -1039,4 +1039,36 @@ BOOST_FIXTURE_TEST_CASE(advert_from_our_own_address_is_dropped_and_counted, Fixt
   BOOST_TEST(e().status().at("drops").at("own_address").to_number<uint64_t>() == 21u);
 }
 
+// A reload that adds a track script to a running MASTER: the script has no
+// result yet. Counted as failing (as at start), a weight-0 one put the
+// master in FAULT at once (priority 0, VIP removed: the peer took it) and a
+// negative one lowered the priority in the very next advert, before the
+// script had run even once; reloading both nodes together to add a check
+// left nobody holding the VIP. Until its first result it now counts for
+// nothing, as keepalived's scripts in their initial state. (Scripts are held
+// here, as before the daemon's capability drop: they never run.)
+BOOST_FIXTURE_TEST_CASE(reload_adding_a_track_script_waits_for_its_first_result, Fixture) {
+  make({instance()}, /*release=*/false);
+  run(150ms);
+  BOOST_REQUIRE(e().state() == fsm::State::master);
+  const auto sent = k->adverts.size();
+  const auto transitions = e().counters().transitions;
+  auto next = instance();
+  next.track.scripts.push_back(script("exit 0", 0));
+  auto minus = script("exit 0", -60);
+  minus.name = "minus";
+  next.track.scripts.push_back(minus);
+  svc->reload({next});
+  BOOST_TEST(e().state() == fsm::State::master);
+  BOOST_TEST(e().vars().priority == 100);
+  run(200ms);
+  BOOST_TEST(e().state() == fsm::State::master);
+  BOOST_TEST(e().counters().transitions == transitions);
+  BOOST_TEST(k->addresses.count(kVip) == 1u);
+  BOOST_REQUIRE(k->adverts.size() > sent);
+  for (auto i = sent; i < k->adverts.size(); ++i) BOOST_TEST(k->adverts[i].advert.priority == 100);
+  const json::object st = e().status();
+  for (const auto& s : st.at("track_scripts").as_array()) BOOST_TEST(s.at("state").as_string() == "unknown");
+}
+
 BOOST_AUTO_TEST_SUITE_END()
