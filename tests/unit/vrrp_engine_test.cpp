@@ -1071,4 +1071,23 @@ BOOST_FIXTURE_TEST_CASE(reload_adding_a_track_script_waits_for_its_first_result,
   for (const auto& s : st.at("track_scripts").as_array()) BOOST_TEST(s.at("state").as_string() == "unknown");
 }
 
+// Checked, found right: the VIP is added once per transition to MASTER and
+// removed once per transition out of it (and once at start: a killed run's
+// leftover), nothing in between while the kernel agrees.
+BOOST_FIXTURE_TEST_CASE(vip_added_and_removed_once_per_transition, Fixture) {
+  make({instance()});
+  BOOST_TEST((k->adds == 0 && k->dels == 1));  // the start-up cleanup
+  run(150ms);
+  BOOST_REQUIRE(e().state() == fsm::State::master);
+  run(6000ms);  // periodic checks against the kernel: no operation
+  BOOST_TEST((k->adds == 1 && k->dels == 1));
+  deliver(datagram(200));
+  BOOST_REQUIRE(e().state() == fsm::State::backup);
+  run(6000ms);  // no more adverts: MASTER again after Master_Down_Interval
+  BOOST_REQUIRE(e().state() == fsm::State::master);
+  BOOST_TEST((k->adds == 2 && k->dels == 2));
+  svc->shutdown(nullptr);
+  BOOST_TEST((k->adds == 2 && k->dels == 3));
+}
+
 BOOST_AUTO_TEST_SUITE_END()
