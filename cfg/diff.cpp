@@ -125,9 +125,14 @@ bool same_backend(const Backend& running, const Backend& next) {
 bool same_listener(const Proxy& running, const Proxy& next) { return running.listen == next.listen; }
 
 bool vrrp_needs_restart(const VrrpInstance& a, const VrrpInstance& b) {
+  // The peers of a unicast instance (whom its adverts go to, whom it
+  // hears) and the checksum form it sends are read at every advert: taken in
+  // place. A restart, as MASTER, hands the VIP to the peer and takes it back
+  // by preemption after Master_Down_Interval; multicast <-> unicast is
+  // another socket (the group joined or not), so that does restart.
   return a.interface != b.interface || a.virtual_router_id != b.virtual_router_id || a.version != b.version ||
          a.virtual_ipaddresses != b.virtual_ipaddresses || a.unicast_src_ip != b.unicast_src_ip ||
-         a.unicast_peers != b.unicast_peers || a.unicast != b.unicast || a.checksum != b.checksum;
+         a.unicast != b.unicast;
 }
 
 Diff diff(const Config& a, const Config& b) {

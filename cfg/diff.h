@@ -21,8 +21,9 @@ bool same_backend(const Backend& running, const Backend& next);
 bool same_listener(const Proxy& running, const Proxy& next);
 
 // Whether a VRRP instance must restart to take `next` (interface, VRID,
-// version, addresses, peers, checksum form); everything else (priority,
-// advert_int, preempt, auth, track, notify, GARP) an engine takes in place.
+// version, addresses, source address, multicast <-> unicast); everything
+// else (priority, advert_int, preempt, auth, unicast peers, checksum form,
+// track, notify, GARP) an engine takes in place.
 // The `state` key is a starting hint only: a change to it is ignored.
 bool vrrp_needs_restart(const VrrpInstance& running, const VrrpInstance& next);
 

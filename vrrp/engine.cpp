@@ -108,6 +108,11 @@ void Engine::reconfigure(cfg::VrrpInstance next) {
   set_fsm_config();
   auth_.type = cfg_.auth_type == cfg::AuthType::pass ? AuthType::pass : AuthType::none;
   auth_.password = cfg_.auth_password;
+  // Unicast peers: whom the next advert goes to, whom the intake hears
+  // (the checksum form, too, is read at every send).
+  peers_.clear();
+  for (const auto& p : cfg_.unicast_peers)
+    if (auto ip = IpAddress::parse(p)) peers_.push_back(*ip);
   if (interfaces_changed) {
     tracked_if_up_.assign(cfg_.track.interfaces.size(), false);
     for (std::size_t i = 0; i < cfg_.track.interfaces.size(); ++i) {

@@ -71,7 +71,8 @@ class Engine {
   void resync();
   // SIGHUP: takes a changed configuration of this instance in place (the
   // caller checked !cfg::vrrp_needs_restart): priority, advert_int, preempt,
-  // authentication, track inputs, notify hooks, GARP. The state stays; the
+  // authentication, unicast peers, checksum form, track inputs, notify
+  // hooks, GARP. The state stays; the
   // election decides from the next advert on.
   void reconfigure(cfg::VrrpInstance next);
 

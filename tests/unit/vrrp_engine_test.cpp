@@ -1090,4 +1090,40 @@ BOOST_FIXTURE_TEST_CASE(vip_added_and_removed_once_per_transition, Fixture) {
   BOOST_TEST((k->adds == 2 && k->dels == 3));
 }
 
+// A reload that edits unicast_peers (a node added or replaced) or the
+// VRRPv3 checksum form: taken in place. It restarted the instance: as
+// MASTER a priority-0 advert, the VIP to the peer, then back by preemption
+// after Master_Down_Interval (two moves of the VIP for a list of addresses
+// that only says whom to send to; keepalived keeps its state).
+BOOST_FIXTURE_TEST_CASE(reload_unicast_peers_or_checksum_in_place_keeps_master, Fixture) {
+  auto inst = instance();
+  inst.unicast = true;
+  inst.unicast_peers = {kPeer.to_string()};
+  make({inst});
+  run(150ms);
+  BOOST_REQUIRE(e().state() == fsm::State::master);
+  const auto transitions = e().counters().transitions;
+  constexpr IpAddress kThird = IpAddress::v4(10, 88, 1, 153);
+  auto next = inst;
+  next.unicast_peers = {kPeer.to_string(), kThird.to_string()};
+  next.checksum = cfg::ChecksumForm::rfc9568;
+  const auto sent = k->adverts.size();
+  svc->reload({next});
+  run(50ms);
+  BOOST_TEST(e().state() == fsm::State::master);
+  BOOST_TEST(e().counters().transitions == transitions);
+  BOOST_TEST(k->addresses.count(kVip) == 1u);
+  std::set<IpAddress> to;
+  for (auto i = sent; i < k->adverts.size(); ++i) {
+    BOOST_TEST(k->adverts[i].advert.priority == 100);
+    to.insert(k->adverts[i].dst);
+  }
+  BOOST_TEST((to == std::set<IpAddress>{kPeer, kThird}));
+  BOOST_TEST((k->adverts.back().advert.checksum_form == ChecksumForm::message_only));
+  // The new peer is heard (a higher priority: BACKUP), not dropped.
+  deliver(datagram(200, kThird));
+  BOOST_TEST(e().state() == fsm::State::backup);
+  BOOST_TEST(e().drops().not_unicast_peer == 0u);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
