@@ -98,6 +98,7 @@ void Engine::set_fsm_config() {
 void Engine::reconfigure(cfg::VrrpInstance next) {
   const bool scripts_changed = next.track.scripts != cfg_.track.scripts;
   const bool interfaces_changed = next.track.interfaces != cfg_.track.interfaces;
+  const bool vips_changed = next.virtual_ipaddresses != cfg_.virtual_ipaddresses;
   cfg_ = std::move(next);
   hooks_.set_limits(cfg_.notify.timeout, cfg_.notify.max_running);
   // The machine reads its Config at every step: a new advert_int is used
@@ -157,6 +158,7 @@ void Engine::reconfigure(cfg::VrrpInstance next) {
     if (started_ && !stopped_)
       for (std::size_t i = 0; i < scripts_.size(); ++i) run_script(i);
   }
+  if (vips_changed && started_ && !stopped_) retarget_vips();  // engine_vips.cpp
   spdlog::info("vrrp {}: reconfigured in place (priority {}, advert_int {} ms, preempt {})", cfg_.name,
                cfg_.priority, cfg_.advert_int.count(), cfg_.preempt ? "on" : "off");
   reevaluate();

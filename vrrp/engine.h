@@ -125,6 +125,9 @@ class Engine {
   void arm_vip_timer();
   void probe_vips();
   void final_vip_removal();
+  // A reload changed the VIPs' prefix lengths, labels or order (the same
+  // addresses on the same devices): taken in place.
+  void retarget_vips();
   bool vip_present(const Vip& v) const;
   vips::Policy vip_policy() const;
   void garp_round();

@@ -52,9 +52,10 @@ class Service {
   // SIGHUP, after the daemon validated the new file: instances are matched
   // by name. Unchanged ones go on untouched; a change an engine can take in
   // place (priority, advert_int, preempt, auth, unicast peers, checksum
-  // form, track, notify, GARP) is applied without leaving the current state;
-  // a change of interface, VRID, version, addresses, source address or
-  // between multicast and unicast restarts that instance (as MASTER it first
+  // form, VIP prefix lengths, labels and order, track, notify, GARP) is
+  // applied without leaving the current state; a change of interface, VRID,
+  // version, which addresses on which devices, source address or between
+  // multicast and unicast restarts that instance (as MASTER it first
   // sends priority 0, so the peer takes over at once). Removed instances
   // stop the same way, new ones start, after every stopped one (an address
   // owner renamed keeps its VIP). Throws, changing nothing, when a new

@@ -49,6 +49,11 @@ Topology (netns.Lab, names vpt<pid>-*):
    removes the first within its check and the second at start. Before,
    the kernel refused each delete (it names the prefix and label), the
    refusal counted as "already gone", and the VIP stayed on b for good.
+6. A SIGHUP on the MASTER that changes its VIP's prefix (/24 -> /32) and
+   adds a label. Asserted: the VIP never leaves a (b stays BACKUP and never
+   becomes MASTER), and a holds it as /32 with the label. Before, the
+   reload restarted the instance: priority 0, b took the VIP, a took it
+   back by preemption.
 
     VIPPROXY_BIN=build/vipproxy /usr/bin/python3 tests/integration/test_vip_safety_netns.py
 """
@@ -449,6 +454,31 @@ class VipSafetyNetns(unittest.TestCase):
         finally:
             for addr, _ in by_hand:
                 LAB.sh("b", ["ip", "addr", "del", addr, "dev", "eth0"], check=False)
+
+    # ---- 6 ----
+    def test_6_reload_of_a_vip_prefix_and_label_keeps_it_on_the_master(self):
+        vip = ip_of(160)
+        self.start_vipproxy("a", vipproxy_yaml("a", 100))
+        self.start_vipproxy("b", vipproxy_yaml("b", 50))
+        wait_until(lambda: self.has("a", vip) and not self.has("b", vip) and self.inst("b")["state"] == "BACKUP",
+                   10, "VIP on a only, b BACKUP")
+        became = {s: self.inst(s)["became_master"] for s in ("a", "b")}
+        reloads = self.status("a")["reloads"]["applied"]
+        text = vipproxy_yaml("a", 100).replace(f"{{address: {vip}, prefix: 24}}",
+                                               f"{{address: {vip}, prefix: 32, label: 'eth0:vip'}}")
+        self.assertNotEqual(text, vipproxy_yaml("a", 100))
+        self.write_config("a", text)
+        self.daemons["a"].send_signal(signal.SIGHUP)
+        wait_until(lambda: self.status("a")["reloads"]["applied"] == reloads + 1, 5, "a: reload applied")
+        hold(lambda: not self.has("b", vip) and self.inst("b")["state"] == "BACKUP", 1.5,
+             "b stays BACKUP across a's reload", interval=0.05)
+        out = LAB.sh("a", ["ip", "-o", "-4", "addr", "show", "dev", "eth0"]).stdout
+        self.assertRegex(out, rf"inet {re.escape(vip)}/32 .*eth0:vip")
+        self.assertNotIn(f"{vip}/24", out)
+        self.assertEqual(self.inst("a")["state"], "MASTER")
+        self.assertEqual({s: self.inst(s)["became_master"] for s in ("a", "b")}, became)
+        wait_until(lambda: self.served_by(vip) == "a", 10, "client served by a through the VIP")
+        LAB.sh("a", ["ip", "addr", "del", f"{vip}/32", "dev", "eth0"], check=False)
 
 
 if __name__ == "__main__":

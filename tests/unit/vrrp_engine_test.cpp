@@ -1126,4 +1126,50 @@ BOOST_FIXTURE_TEST_CASE(reload_unicast_peers_or_checksum_in_place_keeps_master, 
   BOOST_TEST(e().drops().not_unicast_peer == 0u);
 }
 
+// A reload that changes a VIP's prefix length or label, or the order of the
+// list, but not which addresses: taken in place (as MASTER the address is
+// put back with its new attributes and announced). It restarted the
+// instance: priority 0, the VIP to the peer, back by preemption, two moves
+// of the VIP for an edit the peer does not even see in our adverts.
+BOOST_FIXTURE_TEST_CASE(reload_vip_prefix_label_or_order_in_place_keeps_master, Fixture) {
+  auto inst = instance();
+  cfg::VirtualAddress second;
+  second.address = "10.88.1.161";
+  second.prefix_len = 24;
+  inst.virtual_ipaddresses.push_back(second);
+  make({inst});
+  run(150ms);
+  BOOST_REQUIRE(e().state() == fsm::State::master);
+  const auto transitions = e().counters().transitions;
+  const auto sent = k->adverts.size();
+  const auto garps = k->frames.size();
+  auto next = inst;
+  std::swap(next.virtual_ipaddresses[0], next.virtual_ipaddresses[1]);
+  next.virtual_ipaddresses[1].prefix_len = 32;        // 10.88.1.160
+  next.virtual_ipaddresses[1].label = "eth0:vip";
+  svc->reload({next});
+  run(50ms);
+  BOOST_TEST(e().state() == fsm::State::master);
+  BOOST_TEST(e().counters().transitions == transitions);
+  for (auto i = sent; i < k->adverts.size(); ++i) BOOST_TEST(k->adverts[i].advert.priority == 100);
+  BOOST_TEST(k->addresses.size() == 2u);
+  BOOST_REQUIRE(!k->added.empty());
+  const Vip& last = k->added.back();
+  BOOST_TEST(last.address == kVip);
+  BOOST_TEST(last.prefix_len == 32u);
+  BOOST_TEST(last.label == "eth0:vip");
+  BOOST_TEST(k->frames.size() > garps, "the address put back is announced");
+  const json::object st = e().status();
+  BOOST_TEST(st.at("virtual_ipaddresses").at(1).as_string() == "10.88.1.160/32");
+  // As BACKUP, the same kind of edit touches no address.
+  deliver(datagram(200, kPeer, 255, 3, 1, {kVip, IpAddress::v4(10, 88, 1, 161)}));
+  BOOST_REQUIRE(e().state() == fsm::State::backup);
+  const auto ops = k->adds + k->dels;
+  svc->reload({inst});
+  run(5ms);
+  BOOST_TEST(e().state() == fsm::State::backup);
+  BOOST_TEST(k->adds + k->dels == ops);
+  BOOST_TEST(k->addresses.empty());
+}
+
 BOOST_AUTO_TEST_SUITE_END()
