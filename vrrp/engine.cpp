@@ -99,6 +99,18 @@ void Engine::reconfigure(cfg::VrrpInstance next) {
   const bool scripts_changed = next.track.scripts != cfg_.track.scripts;
   const bool interfaces_changed = next.track.interfaces != cfg_.track.interfaces;
   const bool vips_changed = next.virtual_ipaddresses != cfg_.virtual_ipaddresses;
+  // Tracked proxies new to this instance: a proxy added by the same reload
+  // has no check result yet; counted as unhealthy, a weight-0 entry (the
+  // default) put a MASTER in FAULT at once and gave its VIP away.
+  std::vector<std::string> added_proxies;
+  for (const auto& p : next.track.proxies) {
+    bool before = false;
+    for (const auto& q : cfg_.track.proxies) before = before || q.name == p.name;
+    bool pending = false;
+    for (const auto& n : proxies_added_by_reload_) pending = pending || n == p.name;
+    if ((!before && started_) || pending) added_proxies.push_back(p.name);
+  }
+  proxies_added_by_reload_ = std::move(added_proxies);
   cfg_ = std::move(next);
   hooks_.set_limits(cfg_.notify.timeout, cfg_.notify.max_running);
   // The machine reads its Config at every step: a new advert_int is used
@@ -309,8 +321,15 @@ void Engine::reevaluate() {
       (family_ == Family::ipv4 ? "no IPv4 address on " : "no IPv6 link-local address on ") + cfg_.interface);
   add(0, !vip_fault_, vip_fault_why_);  // engine_vips.cpp
   add(0, channel_ != nullptr, "no VRRP socket on " + cfg_.interface + ": " + channel_error_);  // rebind_channel
-  for (const auto& p : cfg_.track.proxies)
-    add(p.weight, env_.proxy_healthy && env_.proxy_healthy(p.name), "proxy " + p.name + " unhealthy");
+  for (const auto& p : cfg_.track.proxies) {
+    const std::optional<bool> healthy = env_.proxy_healthy ? env_.proxy_healthy(p.name) : std::optional<bool>(false);
+    auto pending = std::find(proxies_added_by_reload_.begin(), proxies_added_by_reload_.end(), p.name);
+    if (pending != proxies_added_by_reload_.end()) {
+      if (!healthy) continue;  // added by a reload, no check answered yet (reconfigure)
+      proxies_added_by_reload_.erase(pending);
+    }
+    add(p.weight, healthy.value_or(false), "proxy " + p.name + " unhealthy");
+  }
   for (std::size_t i = 0; i < cfg_.track.interfaces.size(); ++i)
     add(cfg_.track.interfaces[i].weight, tracked_if_up_[i], "interface " + cfg_.track.interfaces[i].name + " down");
   for (const auto& s : scripts_)

@@ -35,7 +35,8 @@ class Engine {
     boost::asio::io_context& io;
     Kernel& kernel;
     Spawner& spawner;
-    std::function<bool(const std::string& proxy)> proxy_healthy;
+    // nullopt: no check of the proxy has answered yet (Service::ProxyHealthy).
+    std::function<std::optional<bool>(const std::string& proxy)> proxy_healthy;
     std::string node;
   };
 
@@ -186,6 +187,10 @@ class Engine {
   Timer vip_timer_;
   std::vector<bool> tracked_if_up_;
   std::vector<std::unique_ptr<Script>> scripts_;
+  // track.proxies entries a reload added to the running instance: they
+  // count for nothing until one of the proxy's checks has answered
+  // (reconfigure, reevaluate), as a script added by a reload.
+  std::vector<std::string> proxies_added_by_reload_;
   NotifyQueue hooks_;
   Counters counters_;
   Drops drops_;

@@ -7,6 +7,7 @@
 #include <boost/json/array.hpp>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,7 +21,9 @@ namespace vrrp {
 
 class Service {
  public:
-  using ProxyHealthy = std::function<bool(const std::string& proxy)>;
+  // track.proxies: whether the proxy is healthy; nullopt while none of its
+  // checks has answered yet (a proxy just added by a reload).
+  using ProxyHealthy = std::function<std::optional<bool>(const std::string& proxy)>;
 
   Service(boost::asio::io_context& io, const std::vector<cfg::VrrpInstance>& instances, std::string node,
           ProxyHealthy proxy_healthy);

@@ -54,6 +54,12 @@ Topology (netns.Lab, names vpt<pid>-*):
    becomes MASTER), and a holds it as /32 with the label. Before, the
    reload restarted the instance: priority 0, b took the VIP, a took it
    back by preemption.
+7. A SIGHUP on the MASTER that adds a proxy and tracks it (weight 0): the
+   proxy's checks have not answered when the instance takes the file.
+   Asserted: the VIP stays on a, b never becomes MASTER; once the proxy's
+   backend goes, a goes FAULT and b takes the VIP. Before, a went FAULT at
+   the reload (the unanswered proxy counted as unhealthy) and the VIP went
+   to b and back.
 
     VIPPROXY_BIN=build/vipproxy /usr/bin/python3 tests/integration/test_vip_safety_netns.py
 """
@@ -479,6 +485,37 @@ class VipSafetyNetns(unittest.TestCase):
         self.assertEqual({s: self.inst(s)["became_master"] for s in ("a", "b")}, became)
         wait_until(lambda: self.served_by(vip) == "a", 10, "client served by a through the VIP")
         LAB.sh("a", ["ip", "addr", "del", f"{vip}/32", "dev", "eth0"], check=False)
+
+    # ---- 7 ----
+    def test_7_reload_adding_a_tracked_proxy_keeps_the_vip_on_the_master(self):
+        vip = ip_of(160)
+        self.start_vipproxy("a", vipproxy_yaml("a", 100))
+        self.start_vipproxy("b", vipproxy_yaml("b", 50))
+        wait_until(lambda: self.has("a", vip) and not self.has("b", vip) and self.inst("b")["state"] == "BACKUP",
+                   10, "VIP on a only, b BACKUP")
+        became = {s: self.inst(s)["became_master"] for s in ("a", "b")}
+        reloads = self.status("a")["reloads"]["applied"]
+        # A second proxy, tracked (weight 0, the default) in the same reload:
+        # its checks have not answered when the VRRP instance takes the file.
+        text = vipproxy_yaml("a", 100).replace(
+            "vrrp:\n", "  - name: replicas\n    listen: 0.0.0.0:5434\n"
+            "    check: {type: tcp, interval: 200ms, fast_interval: 100ms, timeout: 500ms, rise: 1, fall: 1}\n"
+            "    backends:\n      - {name: local, address: 127.0.0.1:7777}\nvrrp:\n", 1)
+        text += "    track: {proxies: [replicas]}\n"
+        self.write_config("a", text)
+        self.daemons["a"].send_signal(signal.SIGHUP)
+        wait_until(lambda: self.status("a")["reloads"]["applied"] == reloads + 1, 5,
+                   "a: reload applied:\n" + LAB.logtail("vipproxy-a", 20))
+        hold(lambda: self.has("a", vip) and not self.has("b", vip), 1.5, "the VIP stays on a across the reload:\n" + LAB.logtail("vipproxy-a", 30),
+             interval=0.05)
+        self.assertEqual(self.inst("a")["state"], "MASTER")
+        self.assertEqual({s: self.inst(s)["became_master"] for s in ("a", "b")}, became)
+        # The tracked proxy counts once its checks answer: its backend gone,
+        # a gives the VIP away.
+        LAB.stop(self.daemons["whoami-a"])
+        wait_until(lambda: self.has("b", vip) and self.inst("a")["state"] == "FAULT", 10,
+                   "a FAULT, b MASTER once a's tracked proxy has no backend")
+        self.assertIn("proxy replicas", self.inst("a")["fault_reason"])
 
 
 if __name__ == "__main__":

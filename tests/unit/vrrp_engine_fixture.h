@@ -240,7 +240,12 @@ struct Fixture {
     k = fk.get();
     svc = std::make_unique<Service>(
         io, insts, "node",
-        [this](const std::string& p) { return proxies.count(p) && proxies[p]; }, std::move(fk));
+        // A proxy missing from the map has no check result yet.
+        [this](const std::string& p) -> std::optional<bool> {
+          if (!proxies.count(p)) return std::nullopt;
+          return proxies[p];
+        },
+        std::move(fk));
     svc->start();
     if (release) svc->release_scripts();
   }
