@@ -351,9 +351,11 @@ std::optional<bool> Daemon::proxy_healthy(const std::string& name) const {
     for (size_t bi = 0; bi < p->backends.size(); ++bi) {
       const auto* st = check_status(pi, bi);
       if (st && st->reachable) return true;
-      answered = answered || (st && st->checks > 0);
+      // A check not even run (local_error: no socket, no address) ends
+      // the wait too: this proxy cannot serve, whatever its backends.
+      answered = answered || (st && (st->checks > 0 || st->last.outcome != health::Outcome::none));
     }
-    // No check has answered yet: not known (a proxy just added by a reload).
+    // No check has ended yet: not known (a proxy just added by a reload).
     if (!answered) return std::nullopt;
     return false;
   }
