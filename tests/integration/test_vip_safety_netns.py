@@ -60,6 +60,9 @@ Topology (netns.Lab, names vpt<pid>-*):
    backend goes, a goes FAULT and b takes the VIP. Before, a went FAULT at
    the reload (the unanswered proxy counted as unhealthy) and the VIP went
    to b and back.
+8. The MASTER's VRRP interface renamed (down, eth0 -> lan0, up), then back.
+   Asserted: a goes FAULT ("interface eth0 down"), holds no VIP on the
+   renamed device, b takes over; named eth0 again, a preempts back.
 
     VIPPROXY_BIN=build/vipproxy /usr/bin/python3 tests/integration/test_vip_safety_netns.py
 """
@@ -516,6 +519,36 @@ class VipSafetyNetns(unittest.TestCase):
         wait_until(lambda: self.has("b", vip) and self.inst("a")["state"] == "FAULT", 10,
                    "a FAULT, b MASTER once a's tracked proxy has no backend")
         self.assertIn("proxy replicas", self.inst("a")["fault_reason"])
+
+    # ---- 8 ----
+    def test_8_master_interface_renamed_gives_the_vip_away_and_takes_it_back(self):
+        vip = ip_of(160)
+        self.start_vipproxy("a", vipproxy_yaml("a", 100))
+        self.start_vipproxy("b", vipproxy_yaml("b", 50))
+        wait_until(lambda: self.has("a", vip) and not self.has("b", vip) and self.inst("b")["state"] == "BACKUP",
+                   10, "VIP on a only, b BACKUP")
+
+        def rename(old, new):
+            for argv in (["ip", "link", "set", old, "down"], ["ip", "link", "set", old, "name", new],
+                         ["ip", "link", "set", new, "up"]):
+                LAB.sh("a", argv)
+        try:
+            # The interface the instance runs on is renamed (down, renamed, up):
+            # it is gone under the configured name. a is FAULT and holds no VIP
+            # on the renamed device; b takes over.
+            rename("eth0", "lan0")
+            wait_until(lambda: self.has("b", vip) and self.inst("a")["state"] == "FAULT", 10,
+                       "a FAULT, b MASTER once a's eth0 is renamed")
+            hold(lambda: not self.has("a", vip, "lan0") and self.inst("a")["state"] == "FAULT", 1.5,
+                 "a FAULT, no VIP on the renamed device", interval=0.1)
+            self.assertIn("interface eth0 down", self.inst("a")["fault_reason"])
+        finally:
+            if LAB.sh("a", ["ip", "link", "show", "lan0"], check=False).returncode == 0:
+                rename("lan0", "eth0")
+        # Named eth0 again: a leaves FAULT and preempts b.
+        wait_until(lambda: self.has("a", vip) and not self.has("b", vip), 10, "VIP back on a's eth0 only")
+        self.assertEqual(self.inst("a")["state"], "MASTER")
+        wait_until(lambda: self.served_by(vip) == "a", 10, "client served by a through the VIP")
 
 
 if __name__ == "__main__":
