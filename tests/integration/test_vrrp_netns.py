@@ -278,6 +278,9 @@ class VrrpNetnsTest(unittest.TestCase):
         ia = self.instance("a")
         self.assertEqual(ia["state"], "MASTER")
         self.assertGreaterEqual(ia["transitions"], 4, ia)
+        # After its link flapped, the master's gratuitous ARPs point the
+        # client back at it (B's, when B took over, had pointed it at B).
+        self.assert_client_reaches("a")
 
     def test_2_v3_100ms_failover(self):
         """VRRPv3, 100 ms: election, kill -9 and SIGTERM failover times."""
