@@ -1,6 +1,8 @@
 #include "cfg/diff.h"
 
+#include <algorithm>
 #include <type_traits>
+#include <utility>
 
 #include "cfg/names.h"
 
@@ -124,10 +126,36 @@ bool same_backend(const Backend& running, const Backend& next) {
 
 bool same_listener(const Proxy& running, const Proxy& next) { return running.listen == next.listen; }
 
+namespace {
+
+// The virtual addresses and their devices, in any order: what the instance
+// is (its adverts list the addresses, as a set). Their prefix lengths,
+// labels and order an engine changes in place.
+bool same_addresses_on_same_devices(const std::vector<VirtualAddress>& a, const std::vector<VirtualAddress>& b) {
+  if (a.size() != b.size()) return false;
+  auto keys = [](const std::vector<VirtualAddress>& v) {
+    std::vector<std::pair<std::string, std::string>> k;
+    for (const auto& x : v) k.emplace_back(x.address, x.device);
+    std::sort(k.begin(), k.end());
+    return k;
+  };
+  return keys(a) == keys(b);
+}
+
+}  // namespace
+
 bool vrrp_needs_restart(const VrrpInstance& a, const VrrpInstance& b) {
+  // The peers of a unicast instance (whom its adverts go to, whom it
+  // hears) and the checksum form it sends are read at every advert: taken in
+  // place. A restart, as MASTER, hands the VIP to the peer and takes it back
+  // by preemption after Master_Down_Interval; multicast <-> unicast is
+  // another socket (the group joined or not), so that does restart.
+  // So are a VIP's prefix length and label and the order of the list
+  // (Engine::reconfigure): a restart moved the VIP twice for an edit the
+  // peer does not even see in our adverts.
   return a.interface != b.interface || a.virtual_router_id != b.virtual_router_id || a.version != b.version ||
-         a.virtual_ipaddresses != b.virtual_ipaddresses || a.unicast_src_ip != b.unicast_src_ip ||
-         a.unicast_peers != b.unicast_peers || a.unicast != b.unicast || a.checksum != b.checksum;
+         !same_addresses_on_same_devices(a.virtual_ipaddresses, b.virtual_ipaddresses) ||
+         a.unicast_src_ip != b.unicast_src_ip || a.unicast != b.unicast;
 }
 
 Diff diff(const Config& a, const Config& b) {

@@ -21,8 +21,10 @@ bool same_backend(const Backend& running, const Backend& next);
 bool same_listener(const Proxy& running, const Proxy& next);
 
 // Whether a VRRP instance must restart to take `next` (interface, VRID,
-// version, addresses, peers, checksum form); everything else (priority,
-// advert_int, preempt, auth, track, notify, GARP) an engine takes in place.
+// version, which addresses on which devices, source address, multicast <->
+// unicast); everything else (priority, advert_int, preempt, auth, unicast
+// peers, checksum form, a VIP's prefix length or label, the order of the
+// VIPs, track, notify, GARP) an engine takes in place.
 // The `state` key is a starting hint only: a change to it is ignored.
 bool vrrp_needs_restart(const VrrpInstance& running, const VrrpInstance& next);
 

@@ -21,6 +21,12 @@ std::string canonical_ip(const std::string& s, bool v6) {
 }
 
 bool is_unspecified(const std::string& canon) { return canon == "0.0.0.0" || canon == "::"; }
+
+// fe80::/10 (RFC 4291 §2.5.6).
+bool is_link_local6(const std::string& s) {
+  in6_addr a{};
+  return inet_pton(AF_INET6, s.c_str(), &a) == 1 && a.s6_addr[0] == 0xfe && (a.s6_addr[1] & 0xc0) == 0x80;
+}
 }  // namespace
 
 Duration Loader::advert_int(const Node& n, const std::string& path, unsigned version) {
@@ -222,6 +228,19 @@ void Loader::unicast(const Map& m, VrrpInstance& v) {
         fail((*x)[i], index(ppath, i), "duplicate peer " + ip);
       if (ip == v.unicast_src_ip)
         fail((*x)[i], index(ppath, i), "this is unicast_src_ip, this node's own address: expected the other nodes");
+      // IPv6 adverts go out from our link-local address unless
+      // unicast_src_ip names another (RFC 5798 §5.1.2.1), and our IPv6
+      // socket is bound to that source: it hears only what is sent to it.
+      // A peer listed by a global address sends to the global address its
+      // own file lists for us, and hears only its listed peers: neither
+      // node heard the other, both were MASTER with the VIP, no drop
+      // counted (tests/integration/test_vrrp_netns.py, IPv6 test_4).
+      if (v6 && v.unicast_src_ip.empty() && !is_link_local6(ip))
+        fail((*x)[i], index(ppath, i),
+             "an IPv6 peer by a global address needs unicast_src_ip, the global address of this node that "
+             "the peers list: without it adverts go out from the link-local address and neither node hears "
+             "the other (both MASTER); set unicast_src_ip, or list the peers by their link-local (fe80::) "
+             "addresses");
       v.unicast_peers.push_back(ip);
     }
     v.unicast = true;

@@ -87,6 +87,9 @@ struct ForeignRouterFact {
 struct InstanceCounterFacts {
   bool found = false;  // the instance is in the daemon's /status
   uint64_t address_mismatch = 0, adver_int_mismatch = 0, version_mismatch = 0, owner_address_mismatch = 0;
+  // Adverts from our own source address (drops.own_address): our adverts
+  // reflected by the network, or another router using our address.
+  uint64_t own_address = 0;
   std::vector<ForeignRouterFact> routers;
 };
 struct DaemonFacts {

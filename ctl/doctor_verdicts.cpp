@@ -281,6 +281,7 @@ InstanceCounterFacts instance_counters(const std::string& status_json, const std
       out.address_mismatch = u64(d->as_object(), "address_mismatch");
       out.adver_int_mismatch = u64(d->as_object(), "adver_int_mismatch");
       out.version_mismatch = u64(d->as_object(), "version_mismatch");
+      out.own_address = u64(d->as_object(), "own_address");
     }
     if (const auto* fr = io.if_contains("foreign_routers"); fr && fr->is_array()) {
       for (const auto& rv : fr->as_array()) {
@@ -319,6 +320,15 @@ Verdict foreign_routers_verdict(const cfg::VrrpInstance& inst, const DaemonFacts
     return {Level::warn, check, "the vipproxy answering at " + f.where + " runs no instance " + inst.name +
                                     " (another config file? a reload pending?)"};
   const uint64_t dropped = c.address_mismatch + c.adver_int_mismatch + c.version_mismatch;
+  // Not a foreign router's configuration, but heard on our VRID all the
+  // same, and a duplicate address means two MASTERs (vrrp/intake.cpp).
+  const std::string own =
+      c.own_address == 0
+          ? std::string()
+          : std::to_string(c.own_address) + " adverts from our own address (drops.own_address): the network "
+                "reflects our adverts (a bond, a virtual switch), or another router uses our address (then "
+                "neither hears the other and both are MASTER: the daemon's log says which)";
+  if (dropped == 0 && c.owner_address_mismatch == 0 && !own.empty()) return {Level::warn, check, own};
   if (dropped == 0 && c.owner_address_mismatch == 0)
     return {Level::ok, check, "none heard since vipproxy started (no advert on VRID " +
                                   std::to_string(inst.virtual_router_id) + " dropped for another address list, "
@@ -349,7 +359,7 @@ Verdict foreign_routers_verdict(const cfg::VrrpInstance& inst, const DaemonFacts
     r = std::to_string(dropped) + " adverts dropped (address_mismatch " + std::to_string(c.address_mismatch) +
         ", adver_int_mismatch " + std::to_string(c.adver_int_mismatch) + ", version_mismatch " +
         std::to_string(c.version_mismatch) + ") from senders no longer listed";
-  return {Level::warn, check, "heard on our VRID and ignored: " + r};
+  return {Level::warn, check, "heard on our VRID and ignored: " + r + (own.empty() ? "" : "; " + own)};
 }
 
 Verdict admin_verdict(const AdminFacts& f) {

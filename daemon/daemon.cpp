@@ -345,7 +345,7 @@ void Daemon::elect(size_t pi) {
   set_urgent(pi, eligible == 0);
 }
 
-bool Daemon::proxy_healthy(const std::string& name) const {
+std::optional<bool> Daemon::proxy_healthy(const std::string& name) const {
   for (const auto& p : proxies_) {
     if (p->cfg.name != name) continue;
     if (workers_.empty()) return false;
@@ -356,11 +356,22 @@ bool Daemon::proxy_healthy(const std::string& name) const {
     // same: keep the VIP so clients reach us and queue. If none answers, this
     // node is cut off from the cluster: let the VIP go to the peer.
     size_t pi = static_cast<size_t>(&p - proxies_.data());
-    for (size_t bi = 0; bi < p->backends.size(); ++bi)
-      if (const auto* st = check_status(pi, bi); st && st->reachable) return true;
+    bool answered = false;
+    for (size_t bi = 0; bi < p->backends.size(); ++bi) {
+      const auto* st = check_status(pi, bi);
+      if (st && st->reachable) return true;
+      // A check not even run (local_error: no socket, no address) ends
+      // the wait too: this proxy cannot serve, whatever its backends.
+      answered = answered || (st && (st->checks > 0 || st->last.outcome != health::Outcome::none));
+    }
+    // No check has ended yet: not known (a proxy just added by a reload).
+    if (!answered) return std::nullopt;
     return false;
   }
-  return false;
+  // Not running (yet): a reload commits the VRRP instances before the
+  // proxies it adds (the file's cross-checks guarantee the name exists).
+  // Not known either; at start the engine counts that as unhealthy.
+  return std::nullopt;
 }
 
 void Daemon::set_urgent(size_t pi, bool urgent) {

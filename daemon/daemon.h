@@ -66,7 +66,9 @@ class Daemon {
   uint64_t notifications_dropped() const { return notifier_ ? notifier_->dropped() : 0; }
   // track.proxies: the proxy exists, its workers listen and it has an
   // eligible backend (the one `first` uses, or any for the other balances).
-  bool proxy_healthy(const std::string& name) const;
+  // nullopt while none of its checks has answered yet (a proxy a reload
+  // just added: vrrp::Service::ProxyHealthy).
+  std::optional<bool> proxy_healthy(const std::string& name) const;
 
  private:
   void resolve_backends(const std::vector<std::shared_ptr<proxy::ProxyRuntime>>& proxies);

@@ -42,7 +42,8 @@ namespace vrrp {
   X(version_mismatch, "our VRID, but another VRRP version")                                \
   X(adver_int_mismatch, "VRRPv2 advert_int differs from ours (RFC 3768 7.1)")                \
   X(address_mismatch, "our VRID, another list of virtual addresses, not from the address owner (RFC 3768 7.1, RFC 5798 7.1): another VRRP cluster on the VRID?") \
-  X(not_unicast_peer, "unicast instance: source is not one of unicast_peers")
+  X(not_unicast_peer, "unicast instance: source is not one of unicast_peers")                \
+  X(own_address, "source is our own advert address: the network reflects our adverts (a bond, a virtual switch), or another router uses our address")
 
 struct Counters {
 #define VIPPROXY_VRRP_DECLARE(name, help) uint64_t name = 0;

@@ -40,6 +40,10 @@ struct Engine::Script {
   track::RiseFall rf;
   Timer timer;
   bool running = false;
+  // Added by a reload to a running instance: it counts for nothing until
+  // its first result (keepalived's initial script state), rather than as
+  // failing the way a script does at start (reevaluate).
+  bool added_by_reload = false;
   uint64_t run_id = 0;  // of the run in flight (Spawner::cancel)
   // Completions of this script's runs hold a weak copy: a reload that
   // replaces the scripts makes the old runs' completions no-ops.
@@ -94,6 +98,19 @@ void Engine::set_fsm_config() {
 void Engine::reconfigure(cfg::VrrpInstance next) {
   const bool scripts_changed = next.track.scripts != cfg_.track.scripts;
   const bool interfaces_changed = next.track.interfaces != cfg_.track.interfaces;
+  const bool vips_changed = next.virtual_ipaddresses != cfg_.virtual_ipaddresses;
+  // Tracked proxies new to this instance: a proxy added by the same reload
+  // has no check result yet; counted as unhealthy, a weight-0 entry (the
+  // default) put a MASTER in FAULT at once and gave its VIP away.
+  std::vector<std::string> added_proxies;
+  for (const auto& p : next.track.proxies) {
+    bool before = false;
+    for (const auto& q : cfg_.track.proxies) before = before || q.name == p.name;
+    bool pending = false;
+    for (const auto& n : proxies_added_by_reload_) pending = pending || n == p.name;
+    if ((!before && started_) || pending) added_proxies.push_back(p.name);
+  }
+  proxies_added_by_reload_ = std::move(added_proxies);
   cfg_ = std::move(next);
   hooks_.set_limits(cfg_.notify.timeout, cfg_.notify.max_running);
   // The machine reads its Config at every step: a new advert_int is used
@@ -104,6 +121,11 @@ void Engine::reconfigure(cfg::VrrpInstance next) {
   set_fsm_config();
   auth_.type = cfg_.auth_type == cfg::AuthType::pass ? AuthType::pass : AuthType::none;
   auth_.password = cfg_.auth_password;
+  // Unicast peers: whom the next advert goes to, whom the intake hears
+  // (the checksum form, too, is read at every send).
+  peers_.clear();
+  for (const auto& p : cfg_.unicast_peers)
+    if (auto ip = IpAddress::parse(p)) peers_.push_back(*ip);
   if (interfaces_changed) {
     tracked_if_up_.assign(cfg_.track.interfaces.size(), false);
     for (std::size_t i = 0; i < cfg_.track.interfaces.size(); ++i) {
@@ -114,8 +136,11 @@ void Engine::reconfigure(cfg::VrrpInstance next) {
   if (scripts_changed) {
     // A script whose definition did not change keeps its object (its
     // rise/fall state and its run in flight), so an unrelated edit cannot
-    // drop the priority for a moment and move the VIP. New ones start
-    // failing until they have run, as at start (track::RiseFall).
+    // drop the priority for a moment and move the VIP. New ones count for
+    // nothing until their first result: counted as failing (as at start,
+    // track::RiseFall), a new weight-0 script put a MASTER in FAULT at once
+    // (priority 0, VIPs removed) before it had run at all, and adding a
+    // check to both nodes together left the VIP on neither.
     std::vector<std::unique_ptr<Script>> kept;
     for (const auto& sc : cfg_.track.scripts) {
       std::unique_ptr<Script> found;
@@ -124,7 +149,11 @@ void Engine::reconfigure(cfg::VrrpInstance next) {
           found = std::move(old);
           break;
         }
-      kept.push_back(found ? std::move(found) : std::make_unique<Script>(env_.io, sc));
+      if (!found) {
+        found = std::make_unique<Script>(env_.io, sc);
+        found->added_by_reload = started_;
+      }
+      kept.push_back(std::move(found));
     }
     // A removed script's run in flight is killed: nobody reads its result.
     for (auto& old : scripts_)
@@ -141,6 +170,7 @@ void Engine::reconfigure(cfg::VrrpInstance next) {
     if (started_ && !stopped_)
       for (std::size_t i = 0; i < scripts_.size(); ++i) run_script(i);
   }
+  if (vips_changed && started_ && !stopped_) retarget_vips();  // engine_vips.cpp
   spdlog::info("vrrp {}: reconfigured in place (priority {}, advert_int {} ms, preempt {})", cfg_.name,
                cfg_.priority, cfg_.advert_int.count(), cfg_.preempt ? "on" : "off");
   reevaluate();
@@ -291,11 +321,19 @@ void Engine::reevaluate() {
       (family_ == Family::ipv4 ? "no IPv4 address on " : "no IPv6 link-local address on ") + cfg_.interface);
   add(0, !vip_fault_, vip_fault_why_);  // engine_vips.cpp
   add(0, channel_ != nullptr, "no VRRP socket on " + cfg_.interface + ": " + channel_error_);  // rebind_channel
-  for (const auto& p : cfg_.track.proxies)
-    add(p.weight, env_.proxy_healthy && env_.proxy_healthy(p.name), "proxy " + p.name + " unhealthy");
+  for (const auto& p : cfg_.track.proxies) {
+    const std::optional<bool> healthy = env_.proxy_healthy ? env_.proxy_healthy(p.name) : std::optional<bool>(false);
+    auto pending = std::find(proxies_added_by_reload_.begin(), proxies_added_by_reload_.end(), p.name);
+    if (pending != proxies_added_by_reload_.end()) {
+      if (!healthy) continue;  // added by a reload, no check answered yet (reconfigure)
+      proxies_added_by_reload_.erase(pending);
+    }
+    add(p.weight, healthy.value_or(false), "proxy " + p.name + " unhealthy");
+  }
   for (std::size_t i = 0; i < cfg_.track.interfaces.size(); ++i)
     add(cfg_.track.interfaces[i].weight, tracked_if_up_[i], "interface " + cfg_.track.interfaces[i].name + " down");
-  for (const auto& s : scripts_) add(s->cfg.weight, s->rf.ok(), "script " + s->cfg.name + " failing");
+  for (const auto& s : scripts_)
+    if (s->rf.known() || !s->added_by_reload) add(s->cfg.weight, s->rf.ok(), "script " + s->cfg.name + " failing");
   auto r = track::apply(cfg_.priority, in);
   fault_why_ = why;
   // Priority first: leaving FAULT is a fresh Startup that must already use
@@ -467,11 +505,15 @@ void Engine::run_script(std::size_t i) {
                      if (r.timed_out) ++counters_.script_timeouts;
                      if (!r.started)
                        spdlog::error("vrrp {}: track script {} did not start: {}", cfg_.name, s.cfg.name, r.detail);
-                     if (s.rf.result(r.success())) {
+                     // The first result counts even when it does not change
+                     // ok(): a script added by a reload counted for nothing
+                     // until now (reevaluate).
+                     const bool first = !s.rf.known();
+                     const bool changed = s.rf.result(r.success());
+                     if (changed)
                        spdlog::info("vrrp {}: track script {} is now {}{}", cfg_.name, s.cfg.name,
                                     s.rf.ok() ? "OK" : "failing", r.timed_out ? " (timed out)" : "");
-                       reevaluate();
-                     }
+                     if (changed || first) reevaluate();
                      if (stopped_) return;
                      s.timer.expires_after(s.cfg.interval);
                      s.timer.async_wait([this, alive, i](const boost::system::error_code& ec) {

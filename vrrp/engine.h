@@ -35,7 +35,8 @@ class Engine {
     boost::asio::io_context& io;
     Kernel& kernel;
     Spawner& spawner;
-    std::function<bool(const std::string& proxy)> proxy_healthy;
+    // nullopt: no check of the proxy has answered yet (Service::ProxyHealthy).
+    std::function<std::optional<bool>(const std::string& proxy)> proxy_healthy;
     std::string node;
   };
 
@@ -71,7 +72,8 @@ class Engine {
   void resync();
   // SIGHUP: takes a changed configuration of this instance in place (the
   // caller checked !cfg::vrrp_needs_restart): priority, advert_int, preempt,
-  // authentication, track inputs, notify hooks, GARP. The state stays; the
+  // authentication, unicast peers, checksum form, track inputs, notify
+  // hooks, GARP. The state stays; the
   // election decides from the next advert on.
   void reconfigure(cfg::VrrpInstance next);
 
@@ -124,6 +126,9 @@ class Engine {
   void arm_vip_timer();
   void probe_vips();
   void final_vip_removal();
+  // A reload changed the VIPs' prefix lengths, labels or order (the same
+  // addresses on the same devices): taken in place.
+  void retarget_vips();
   bool vip_present(const Vip& v) const;
   vips::Policy vip_policy() const;
   void garp_round();
@@ -132,6 +137,9 @@ class Engine {
   void arm_garp_timer(fsm::Duration d, uint64_t generation);
   void set_fsm_config();  // fsm_cfg_ from cfg_
   void drop(const char* reason, uint64_t& counter, const IpAddress* from);
+  // An advert from our own source address (vrrp/intake Kind::own): counted
+  // and logged, rate-limited (engine_packets.cpp).
+  void own_address(const Advert& a);
   // An advert for our VRID that another router's configuration makes us
   // ignore (vrrp/codec classify_advert): counted, logged per sender
   // (vrrp/foreign.h), shown in /status. engine_foreign.cpp.
@@ -179,6 +187,10 @@ class Engine {
   Timer vip_timer_;
   std::vector<bool> tracked_if_up_;
   std::vector<std::unique_ptr<Script>> scripts_;
+  // track.proxies entries a reload added to the running instance: they
+  // count for nothing until one of the proxy's checks has answered
+  // (reconfigure, reevaluate), as a script added by a reload.
+  std::vector<std::string> proxies_added_by_reload_;
   NotifyQueue hooks_;
   Counters counters_;
   Drops drops_;
@@ -187,6 +199,8 @@ class Engine {
   Clock::time_point epoch_ = Clock::now();
   Clock::time_point last_drop_log_{};
   uint64_t drops_unlogged_ = 0;
+  std::optional<Clock::time_point> own_logged_;
+  uint64_t own_unlogged_ = 0;
   std::string fault_why_;
   // Handlers posted to the io_context hold a weak copy: a completion that
   // arrives after the engine is gone does nothing.

@@ -95,6 +95,35 @@ void Engine::drop(const char* reason, uint64_t& counter, const IpAddress* from) 
   drops_unlogged_ = 0;
 }
 
+void Engine::own_address(const Advert& a) {
+  ++drops_.own_address;
+  // Logged at the first, then at most once a minute with the count: a
+  // network that reflects every advert would otherwise fill the log.
+  const auto t = Clock::now();
+  if (own_logged_ && t - *own_logged_ < 60s) {
+    ++own_unlogged_;
+    return;
+  }
+  // Only a MASTER sends adverts: ours, reflected, carry our priority. Any
+  // other is another router with our address, and neither of us hears the
+  // other (two MASTERs if both are).
+  const bool ours = vars_.state == fsm::State::master && a.priority == vars_.priority;
+  const std::string more =
+      own_unlogged_ ? " (+" + std::to_string(own_unlogged_) + " more since the last message)" : std::string();
+  if (ours)
+    spdlog::warn("vrrp {}: our own adverts come back to us on {} (from {}, priority {}): the network reflects "
+                 "them (a bond, a virtual switch); dropped, counted in drops.own_address{}",
+                 cfg_.name, cfg_.interface, src_ ? src_->to_string() : "?", a.priority, more);
+  else
+    spdlog::error("vrrp {}: another router on {} sends adverts for VRID {} from our own address {} (priority {}, "
+                  "we are {} at {}): a duplicate address? Its adverts are dropped (drops.own_address), so neither "
+                  "of us hears the other: give each node its own address{}",
+                  cfg_.name, cfg_.interface, a.vrid, src_ ? src_->to_string() : "?", a.priority,
+                  fsm::to_string(vars_.state), vars_.priority, more);
+  own_logged_ = t;
+  own_unlogged_ = 0;
+}
+
 void Engine::on_datagram(const Received& rx) {
   // Not before launch(): a reload opens a new instance's socket while the
   // old instance still runs (Service::reload).
@@ -115,7 +144,7 @@ void Engine::on_datagram(const Received& rx) {
     case Kind::drop: drop(to_string(d.reason).data(), counter(drops_, d.reason), from); return;
     case Kind::other_vrid: ++counters_.other_vrid; return;  // another router's business
     case Kind::misconfigured: misconfigured(*d.src, *d.advert, d.intake, &counter(drops_, d.reason)); return;
-    case Kind::own: return;
+    case Kind::own: own_address(*d.advert); return;
     case Kind::accept: break;
   }
   const Advert& a = *d.advert;

@@ -189,6 +189,53 @@ void Engine::reconcile(bool may_give_up) {
   arm_vip_timer();
 }
 
+void Engine::retarget_vips() {
+  // cfg_ lists the addresses of vips_ on the same devices (the service
+  // restarts the instance otherwise: cfg::vrrp_needs_restart), in its own
+  // order and with its own prefix lengths and labels. Slots follow their
+  // address.
+  std::vector<Vip> next;
+  std::vector<vips::Slot> slots;
+  std::vector<IpAddress> addresses;
+  std::vector<std::size_t> changed;
+  for (const auto& va : cfg_.virtual_ipaddresses) {
+    const auto ip = IpAddress::parse(va.address);
+    std::size_t i = 0;
+    while (ip && i < vips_.size() && vips_[i].address != *ip) ++i;
+    if (!ip || i == vips_.size()) continue;  // not reached (see above)
+    Vip v = vips_[i];
+    v.prefix_len = va.prefix_len;
+    v.label = va.label;
+    if (v.prefix_len != vips_[i].prefix_len || v.label != vips_[i].label) changed.push_back(next.size());
+    next.push_back(v);
+    slots.push_back(i < vip_slots_.size() ? vip_slots_[i] : vips::Slot{});
+    addresses.push_back(v.address);
+  }
+  if (next.size() != vips_.size()) {
+    spdlog::error("vrrp {}: reload changed which virtual addresses the instance has; kept the running ones",
+                  cfg_.name);
+    return;
+  }
+  vips_ = std::move(next);
+  vip_slots_ = std::move(slots);
+  vip_addresses_ = std::move(addresses);
+  if (!vips_wanted_ || changed.empty()) return;  // not MASTER: absent either way
+  // MASTER: each changed address is taken off (every entry of it, whatever
+  // prefix or label: NetlinkKernel::del_address) and put back with its new
+  // attributes, then announced again (keepalived does the same at a reload).
+  const fsm::TimePoint t = now();
+  for (std::size_t i : changed) {
+    if (auto ec = env_.kernel.del_address(vips_[i]))
+      spdlog::warn("vrrp {}: cannot remove {} to put it back with its new prefix or label: {}", cfg_.name,
+                   name_of(vips_[i]), ec.message());
+    vips::forget(vip_slots_[i], true, t);
+    spdlog::info("vrrp {}: {} on {} with its new prefix length or label", cfg_.name, name_of(vips_[i]),
+                 vips_[i].device);
+  }
+  reconcile(false);
+  if (vars_.state == fsm::State::master) feed(fsm::VipsInstalledLate{});
+}
+
 void Engine::final_vip_removal() {
   // Shutdown: one more attempt whatever the back-off, then say plainly what
   // stays behind (nobody retries once we are gone).

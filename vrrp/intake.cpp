@@ -83,8 +83,13 @@ IntakeDecision classify(const Received& rx, const IntakeConfig& c) {
     case InstanceMismatch::addresses: d.kind = Kind::misconfigured; d.reason = Drop::address_mismatch; return d;
   }
   d.owner_lists_other_addresses = d.intake.addresses_differ;
+  // Our sockets do not loop our own multicast back (IP_MULTICAST_LOOP 0),
+  // so this is the network reflecting our adverts, or another router
+  // sending from our address: never a peer to elect against (the tie-break
+  // of RFC 5798 §6.4.3 cannot order equal addresses).
   if (c.self && meta.src == *c.self) {
     d.kind = Kind::own;
+    d.reason = Drop::own_address;
     return d;
   }
   // A unicast instance speaks only with its configured peers (keepalived

@@ -41,7 +41,7 @@ struct IntakeDecision {
     drop,           // counted under `reason`
     other_vrid,     // another virtual router's advert: not an error
     misconfigured,  // our VRID, but its version, interval or addresses differ (`reason`)
-    own,            // our own advert, looped back
+    own,            // from our own source address (counted under Drop::own_address)
     accept,         // for the state machine
   };
   Kind kind = Kind::drop;

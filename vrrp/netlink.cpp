@@ -374,7 +374,38 @@ class NetlinkKernel : public Kernel {
   }
 
  private:
+  // Removes every entry of vip.address on vip.ifindex, whatever its prefix
+  // length and label. The kernel deletes an address only when the request
+  // names its prefix length (IPv4: and its label) too, and answers
+  // EADDRNOTAVAIL otherwise, which change_address() must take as "already
+  // gone" for its idempotence; has_address() looks at the address alone.
+  // So the VIP added by hand as /32 (ip's default) where the configuration
+  // says /24, or left by a killed run before the prefix or label was
+  // edited, stayed on a BACKUP for good: each check found it, each delete
+  // "succeeded", and two nodes answered ARP for it. The entries are taken
+  // from a dump and deleted as the kernel has them. nullopt: no dump.
+  std::optional<std::error_code> delete_every_entry(const Vip& vip) {
+    nl_cache* cache = nullptr;
+    if (rtnl_addr_alloc_cache(req_, &cache) != 0) return std::nullopt;
+    const int family = vip.address.family == Family::ipv4 ? AF_INET : AF_INET6;
+    std::error_code result;
+    for (nl_object* o = nl_cache_get_first(cache); o; o = nl_cache_get_next(o)) {
+      auto* a = reinterpret_cast<rtnl_addr*>(o);
+      if (rtnl_addr_get_ifindex(a) != vip.ifindex || rtnl_addr_get_family(a) != family) continue;
+      nl_addr* local = rtnl_addr_get_local(a);
+      if (!local || nl_addr_get_len(local) != vip.address.size() ||
+          std::memcmp(nl_addr_get_binary_addr(local), vip.address.bytes.data(), vip.address.size()) != 0)
+        continue;
+      int err = rtnl_addr_delete(req_, a, 0);
+      if (err < 0 && err != -NLE_NOADDR && err != -NLE_OBJ_NOTFOUND && !result) result = nl_error(err);
+    }
+    nl_cache_free(cache);
+    return result;
+  }
+
   std::error_code change_address(const Vip& vip, bool add) {
+    if (!add)
+      if (auto done = delete_every_entry(vip)) return *done;
     rtnl_addr* a = rtnl_addr_alloc();
     if (!a) return std::make_error_code(std::errc::not_enough_memory);
     const int family = vip.address.family == Family::ipv4 ? AF_INET : AF_INET6;

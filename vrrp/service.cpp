@@ -87,7 +87,8 @@ void Service::commit_reload(ReloadPlan plan) {
       spdlog::info("vrrp {}: removed; stopping it", e->config().name);
       e->shutdown();
     } else if (item->fresh) {
-      spdlog::warn("vrrp {}: interface, VRID, version, addresses or peers changed: restarting the instance",
+      spdlog::warn("vrrp {}: interface, VRID, version, addresses, source address or multicast/unicast changed: "
+                   "restarting the instance",
                    item->inst.name);
       e->shutdown();
     }

@@ -7,6 +7,7 @@
 #include <boost/json/array.hpp>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,7 +21,9 @@ namespace vrrp {
 
 class Service {
  public:
-  using ProxyHealthy = std::function<bool(const std::string& proxy)>;
+  // track.proxies: whether the proxy is healthy; nullopt while none of its
+  // checks has answered yet (a proxy just added by a reload).
+  using ProxyHealthy = std::function<std::optional<bool>(const std::string& proxy)>;
 
   Service(boost::asio::io_context& io, const std::vector<cfg::VrrpInstance>& instances, std::string node,
           ProxyHealthy proxy_healthy);
@@ -51,9 +54,11 @@ class Service {
 
   // SIGHUP, after the daemon validated the new file: instances are matched
   // by name. Unchanged ones go on untouched; a change an engine can take in
-  // place (priority, advert_int, preempt, auth, track, notify, GARP) is
+  // place (priority, advert_int, preempt, auth, unicast peers, checksum
+  // form, VIP prefix lengths, labels and order, track, notify, GARP) is
   // applied without leaving the current state; a change of interface, VRID,
-  // version, addresses or peers restarts that instance (as MASTER it first
+  // version, which addresses on which devices, source address or between
+  // multicast and unicast restarts that instance (as MASTER it first
   // sends priority 0, so the peer takes over at once). Removed instances
   // stop the same way, new ones start, after every stopped one (an address
   // owner renamed keeps its VIP). Throws, changing nothing, when a new

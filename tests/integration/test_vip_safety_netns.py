@@ -44,6 +44,26 @@ Topology (netns.Lab, names vpt<pid>-*):
    namespace: IP_ADD_MEMBERSHIP fails with ENOBUFS): the reload is counted
    as failed, the log names the instance, and the running instance goes on
    as MASTER with its VIP; once the sysctl is back the same file applies.
+5. The VIP on a BACKUP with another prefix or label than the configured
+   one: added by hand as `ip addr add VIP dev eth0` does (/32, the file
+   says /24), and left by an earlier run as /28 with a label. Asserted: b
+   removes the first within its check and the second at start. Before,
+   the kernel refused each delete (it names the prefix and label), the
+   refusal counted as "already gone", and the VIP stayed on b for good.
+6. A SIGHUP on the MASTER that changes its VIP's prefix (/24 -> /32) and
+   adds a label. Asserted: the VIP never leaves a (b stays BACKUP and never
+   becomes MASTER), and a holds it as /32 with the label. Before, the
+   reload restarted the instance: priority 0, b took the VIP, a took it
+   back by preemption.
+7. A SIGHUP on the MASTER that adds a proxy and tracks it (weight 0): the
+   proxy's checks have not answered when the instance takes the file.
+   Asserted: the VIP stays on a, b never becomes MASTER; once the proxy's
+   backend goes, a goes FAULT and b takes the VIP. Before, a went FAULT at
+   the reload (the unanswered proxy counted as unhealthy) and the VIP went
+   to b and back.
+8. The MASTER's VRRP interface renamed (down, eth0 -> lan0, up), then back.
+   Asserted: a goes FAULT ("interface eth0 down"), holds no VIP on the
+   renamed device, b takes over; named eth0 again, a preempts back.
 
     VIPPROXY_BIN=build/vipproxy /usr/bin/python3 tests/integration/test_vip_safety_netns.py
 """
@@ -417,6 +437,120 @@ class VipSafetyNetns(unittest.TestCase):
         self.assertEqual(self.inst("b")["became_master"], became)
         self.assertEqual(self.inst("a")["state"], "MASTER")
         self.assertIn("re-opening the VRRP socket", LAB.logtail("vipproxy-b", 200))
+
+    # ---- 5 ----
+    def test_5_vip_with_another_prefix_or_label_is_removed_from_a_backup(self):
+        vip = ip_of(160)
+        by_hand = [(f"{vip}/32", []), (f"{vip}/28", ["label", "eth0:old"])]
+        try:
+            self.start_vipproxy("a", vipproxy_yaml("a", 100))
+            self.start_vipproxy("b", vipproxy_yaml("b", 50))
+            wait_until(lambda: self.has("a", vip) and not self.has("b", vip) and self.inst("b")["state"] == "BACKUP",
+                       10, "VIP on a only, b BACKUP")
+            # An operator adds the VIP by hand on the backup the way `ip addr
+            # add` does by default: /32, where the configuration says /24.
+            # The backup's check (every 5 s, and at once on RTM_NEWADDR)
+            # must take it away: two nodes answering ARP for it is a split.
+            LAB.sh("b", ["ip", "addr", "add", by_hand[0][0], "dev", "eth0"])
+            wait_until(lambda: not self.has("b", vip), 8, "b removed the VIP added by hand as /32")
+            self.assertEqual(self.inst("b")["vips"][0]["actual"], "absent", self.inst("b"))
+            # A leftover with another prefix and a label, found at start (a
+            # SIGKILLed run, the prefix edited before the restart).
+            LAB.stop(self.daemons["b"])
+            LAB.sh("b", ["ip", "addr", "add", by_hand[1][0], "dev", "eth0"] + by_hand[1][1])
+            self.start_vipproxy("b", vipproxy_yaml("b", 50))
+            wait_until(lambda: not self.has("b", vip), 3, "b removed the leftover VIP (/28, labelled) at start")
+            hold(lambda: self.has("a", vip) and not self.has("b", vip), 1.5, "the VIP on a alone", interval=0.1)
+            self.assertEqual(self.inst("b")["state"], "BACKUP")
+        finally:
+            for addr, _ in by_hand:
+                LAB.sh("b", ["ip", "addr", "del", addr, "dev", "eth0"], check=False)
+
+    # ---- 6 ----
+    def test_6_reload_of_a_vip_prefix_and_label_keeps_it_on_the_master(self):
+        vip = ip_of(160)
+        self.start_vipproxy("a", vipproxy_yaml("a", 100))
+        self.start_vipproxy("b", vipproxy_yaml("b", 50))
+        wait_until(lambda: self.has("a", vip) and not self.has("b", vip) and self.inst("b")["state"] == "BACKUP",
+                   10, "VIP on a only, b BACKUP")
+        became = {s: self.inst(s)["became_master"] for s in ("a", "b")}
+        reloads = self.status("a")["reloads"]["applied"]
+        text = vipproxy_yaml("a", 100).replace(f"{{address: {vip}, prefix: 24}}",
+                                               f"{{address: {vip}, prefix: 32, label: 'eth0:vip'}}")
+        self.assertNotEqual(text, vipproxy_yaml("a", 100))
+        self.write_config("a", text)
+        self.daemons["a"].send_signal(signal.SIGHUP)
+        wait_until(lambda: self.status("a")["reloads"]["applied"] == reloads + 1, 5, "a: reload applied")
+        hold(lambda: not self.has("b", vip) and self.inst("b")["state"] == "BACKUP", 1.5,
+             "b stays BACKUP across a's reload", interval=0.05)
+        out = LAB.sh("a", ["ip", "-o", "-4", "addr", "show", "dev", "eth0"]).stdout
+        self.assertRegex(out, rf"inet {re.escape(vip)}/32 .*eth0:vip")
+        self.assertNotIn(f"{vip}/24", out)
+        self.assertEqual(self.inst("a")["state"], "MASTER")
+        self.assertEqual({s: self.inst(s)["became_master"] for s in ("a", "b")}, became)
+        wait_until(lambda: self.served_by(vip) == "a", 10, "client served by a through the VIP")
+        LAB.sh("a", ["ip", "addr", "del", f"{vip}/32", "dev", "eth0"], check=False)
+
+    # ---- 7 ----
+    def test_7_reload_adding_a_tracked_proxy_keeps_the_vip_on_the_master(self):
+        vip = ip_of(160)
+        self.start_vipproxy("a", vipproxy_yaml("a", 100))
+        self.start_vipproxy("b", vipproxy_yaml("b", 50))
+        wait_until(lambda: self.has("a", vip) and not self.has("b", vip) and self.inst("b")["state"] == "BACKUP",
+                   10, "VIP on a only, b BACKUP")
+        became = {s: self.inst(s)["became_master"] for s in ("a", "b")}
+        reloads = self.status("a")["reloads"]["applied"]
+        # A second proxy, tracked (weight 0, the default) in the same reload:
+        # its checks have not answered when the VRRP instance takes the file.
+        text = vipproxy_yaml("a", 100).replace(
+            "vrrp:\n", "  - name: replicas\n    listen: 0.0.0.0:5434\n"
+            "    check: {type: tcp, interval: 200ms, fast_interval: 100ms, timeout: 500ms, rise: 1, fall: 1}\n"
+            "    backends:\n      - {name: local, address: 127.0.0.1:7777}\nvrrp:\n", 1)
+        text += "    track: {proxies: [replicas]}\n"
+        self.write_config("a", text)
+        self.daemons["a"].send_signal(signal.SIGHUP)
+        wait_until(lambda: self.status("a")["reloads"]["applied"] == reloads + 1, 5,
+                   "a: reload applied:\n" + LAB.logtail("vipproxy-a", 20))
+        hold(lambda: self.has("a", vip) and not self.has("b", vip), 1.5, "the VIP stays on a across the reload:\n" + LAB.logtail("vipproxy-a", 30),
+             interval=0.05)
+        self.assertEqual(self.inst("a")["state"], "MASTER")
+        self.assertEqual({s: self.inst(s)["became_master"] for s in ("a", "b")}, became)
+        # The tracked proxy counts once its checks answer: its backend gone,
+        # a gives the VIP away.
+        LAB.stop(self.daemons["whoami-a"])
+        wait_until(lambda: self.has("b", vip) and self.inst("a")["state"] == "FAULT", 10,
+                   "a FAULT, b MASTER once a's tracked proxy has no backend")
+        self.assertIn("proxy replicas", self.inst("a")["fault_reason"])
+
+    # ---- 8 ----
+    def test_8_master_interface_renamed_gives_the_vip_away_and_takes_it_back(self):
+        vip = ip_of(160)
+        self.start_vipproxy("a", vipproxy_yaml("a", 100))
+        self.start_vipproxy("b", vipproxy_yaml("b", 50))
+        wait_until(lambda: self.has("a", vip) and not self.has("b", vip) and self.inst("b")["state"] == "BACKUP",
+                   10, "VIP on a only, b BACKUP")
+
+        def rename(old, new):
+            for argv in (["ip", "link", "set", old, "down"], ["ip", "link", "set", old, "name", new],
+                         ["ip", "link", "set", new, "up"]):
+                LAB.sh("a", argv)
+        try:
+            # The interface the instance runs on is renamed (down, renamed, up):
+            # it is gone under the configured name. a is FAULT and holds no VIP
+            # on the renamed device; b takes over.
+            rename("eth0", "lan0")
+            wait_until(lambda: self.has("b", vip) and self.inst("a")["state"] == "FAULT", 10,
+                       "a FAULT, b MASTER once a's eth0 is renamed")
+            hold(lambda: not self.has("a", vip, "lan0") and self.inst("a")["state"] == "FAULT", 1.5,
+                 "a FAULT, no VIP on the renamed device", interval=0.1)
+            self.assertIn("interface eth0 down", self.inst("a")["fault_reason"])
+        finally:
+            if LAB.sh("a", ["ip", "link", "show", "lan0"], check=False).returncode == 0:
+                rename("lan0", "eth0")
+        # Named eth0 again: a leaves FAULT and preempts b.
+        wait_until(lambda: self.has("a", vip) and not self.has("b", vip), 10, "VIP back on a's eth0 only")
+        self.assertEqual(self.inst("a")["state"], "MASTER")
+        wait_until(lambda: self.served_by(vip) == "a", 10, "client served by a through the VIP")
 
 
 if __name__ == "__main__":

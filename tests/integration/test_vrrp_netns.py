@@ -278,6 +278,9 @@ class VrrpNetnsTest(unittest.TestCase):
         ia = self.instance("a")
         self.assertEqual(ia["state"], "MASTER")
         self.assertGreaterEqual(ia["transitions"], 4, ia)
+        # After its link flapped, the master's gratuitous ARPs point the
+        # client back at it (B's, when B took over, had pointed it at B).
+        self.assert_client_reaches("a")
 
     def test_2_v3_100ms_failover(self):
         """VRRPv3, 100 ms: election, kill -9 and SIGTERM failover times."""
@@ -491,14 +494,14 @@ class VrrpIpv6NetnsTest(unittest.TestCase):
             self.lab.sh(short, ["ip", "-6", "addr", "del", f"{self.VIP6}/64", "dev", "eth0"], check=False)
         self.lab.sh("client", ["ip", "-6", "neigh", "flush", "dev", "eth0"], check=False)
 
-    def start_vipproxy(self, short, priority):
+    def start_vipproxy(self, short, priority, extra=()):
         path = os.path.join(self.lab.dir, f"vipproxy6-{short}.yaml")
         with open(path, "w") as f:
             f.write("\n".join([
                 f"node: {short}", "log_level: info", "admin:", f"  listen: 127.0.0.1:{ADMIN_PORT}", "vrrp:",
                 "  - name: VI_6", "    interface: eth0", f"    virtual_router_id: {VRID}",
                 f"    priority: {priority}", "    version: 3", "    advert_int: 100ms",
-                "    virtual_ipaddresses:", f"      - {self.VIP6}/64"]) + "\n")
+                "    virtual_ipaddresses:", f"      - {self.VIP6}/64"] + ["    " + e for e in extra]) + "\n")
         p = self.lab.spawn(f"vipproxy6-{short}", short, [VIPPROXY, "--config", path])
         wait_until(lambda: p.poll() is not None or self.instance(short), 10, f"vipproxy on {short} answering")
         self.assertIsNone(p.poll(), f"vipproxy on {short} exited:\n{self.lab.logtail('vipproxy6-' + short)}")
@@ -601,6 +604,39 @@ class VrrpIpv6NetnsTest(unittest.TestCase):
         a.send_signal(signal.SIGTERM)  # priority 0: keepalived after its skew time
         wait_until(lambda: self.only_on("b"), 2, "keepalived B takes the IPv6 VIP")
         self.assert_client_reaches("b")
+
+    def test_4_unicast_over_ipv6_to_global_peer_addresses(self):
+        """unicast_peers as global IPv6 addresses: the adverts must come from
+        one of ours too (unicast_src_ip). From the link-local address (the
+        default source) they reach no peer: its socket is bound to the
+        address its own peers list, and it hears only a configured peer. Both
+        nodes were MASTER, each with the VIP; such a file is now refused."""
+        glob = {s: f"fd88:52::{HOSTS[s]}" for s in ("a", "b")}
+        for short in ("a", "b"):
+            self.lab.sh(short, ["ip", "-6", "addr", "add", f"{glob[short]}/64", "dev", "eth0", "nodad"])
+        try:
+            path = os.path.join(self.lab.dir, "vipproxy6-nosrc.yaml")
+            with open(path, "w") as f:
+                f.write("\n".join([
+                    "node: a", "admin:", "  enabled: false", "vrrp:", "  - name: VI_6", "    interface: eth0",
+                    f"    virtual_router_id: {VRID}", "    version: 3", "    advert_int: 100ms",
+                    f"    virtual_ipaddresses: [{self.VIP6}/64]", f"    unicast_peers: [{glob['b']}]"]) + "\n")
+            r = self.lab.sh("a", [VIPPROXY, "--check-config", path], check=False, timeout=20)
+            self.assertNotEqual(r.returncode, 0, f"accepted:\n{r.stdout}{r.stderr}")
+            self.assertIn("unicast_src_ip", r.stdout + r.stderr)
+            # With unicast_src_ip on both nodes: one MASTER.
+            for short, prio in (("a", 100), ("b", 50)):
+                other = OTHER[short]
+                self.start_vipproxy(short, prio, [f"unicast_src_ip: {glob[short]}",
+                                                  f"unicast_peers: [{glob[other]}]"])
+            wait_until(lambda: self.only_on("a"), 5, "IPv6 VIP on A only (unicast)")
+            hold(lambda: self.only_on("a"), 1.0, "B stays BACKUP on unicast IPv6 adverts")
+            ib = self.instance("b")
+            self.assertEqual((ib["state"], ib["master_address"]), ("BACKUP", glob["a"]), ib)
+            self.assertEqual(sum(ib["drops"].values()), 0, ib)
+        finally:
+            for short in ("a", "b"):
+                self.lab.sh(short, ["ip", "-6", "addr", "del", f"{glob[short]}/64", "dev", "eth0"], check=False)
 
 
 if __name__ == "__main__":

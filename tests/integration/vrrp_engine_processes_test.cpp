@@ -41,6 +41,28 @@ BOOST_FIXTURE_TEST_CASE(reload_keeps_an_unchanged_track_script_state, Fixture) {
   BOOST_TEST(e().state() == fsm::State::master);
 }
 
+// A weight-0 script added by a reload counts once it has a result (the
+// unit test review2/reload_adding_a_track_script_waits_for_its_first_result
+// shows it counts for nothing before): one that passes leaves the MASTER
+// alone, one that fails puts it in FAULT.
+BOOST_FIXTURE_TEST_CASE(reload_added_weight_zero_script_counts_from_its_first_result, Fixture) {
+  realtime();  // real processes
+  make({instance()});
+  BOOST_REQUIRE(run_until(*this, [&] { return e().state() == fsm::State::master; }));
+  const auto transitions = e().counters().transitions;
+  auto next = instance();
+  next.track.scripts.push_back(script("true", 0));
+  svc->reload({next});
+  BOOST_TEST(run_until(*this, [&] { return e().counters().script_runs >= 2u; }));
+  BOOST_TEST(e().state() == fsm::State::master);
+  BOOST_TEST(e().counters().transitions == transitions);
+  auto failing = instance();
+  failing.track.scripts.push_back(script("exit 1", 0));
+  svc->reload({failing});
+  BOOST_TEST(run_until(*this, [&] { return e().state() == fsm::State::fault; }));
+  BOOST_TEST(k->addresses.empty());
+}
+
 BOOST_FIXTURE_TEST_CASE(notify_hooks_get_keepalived_arguments, Fixture) {
   realtime();  // real processes
   char dir[] = "/tmp/vrrp-notify-XXXXXX";

@@ -100,6 +100,30 @@ BOOST_AUTO_TEST_CASE(vrrp_in_place_or_restart) {
   // The state key is a starting hint: changing it alone restarts nothing.
   auto hint = load(replace(kBase, "priority: 100", "priority: 100\n    state: MASTER"));
   BOOST_TEST(!cfg::vrrp_needs_restart(a.vrrp[0], hint.vrrp[0]));
+  // Whom unicast adverts go to, and the VRRPv3 checksum form: in place too
+  // (vrrp_engine_test review2/reload_unicast_peers_or_checksum_in_place_keeps_master).
+  auto uni = load(replace(kBase, "priority: 100", "priority: 100\n    version: 3\n    unicast_peers: [10.88.1.2]"));
+  auto uni2 = load(replace(kBase, "priority: 100",
+                           "priority: 100\n    version: 3\n    unicast_peers: [10.88.1.2, 10.88.1.3]\n    checksum: rfc9568"));
+  BOOST_TEST(!cfg::vrrp_needs_restart(uni.vrrp[0], uni2.vrrp[0]));
+  BOOST_TEST(!has(cfg::diff(uni, uni2).changes, "vrrp VI_1: the instance restarts"));
+  // A VIP's prefix length or label, the order of the list: in place too
+  // (vrrp_engine_test review2/reload_vip_prefix_label_or_order_in_place_keeps_master);
+  // another device for a VIP, another address: a restart.
+  auto two = load(replace(kBase, "[10.88.1.100/24]", "[10.88.1.100/24, 10.88.1.101/24]"));
+  for (const auto& to : {std::string("[10.88.1.101/24, 10.88.1.100/24]"), std::string("[10.88.1.100/32, 10.88.1.101/24]"),
+                         std::string("[{address: 10.88.1.100/24, label: 'eth0:vip'}, 10.88.1.101/24]")}) {
+    auto c = load(replace(kBase, "[10.88.1.100/24]", to));
+    BOOST_TEST_CONTEXT(to) {
+      BOOST_TEST(!cfg::vrrp_needs_restart(two.vrrp[0], c.vrrp[0]));
+      BOOST_TEST(!has(cfg::diff(two, c).changes, "vrrp VI_1: the instance restarts"));
+    }
+  }
+  auto dev = load(replace(kBase, "[10.88.1.100/24]", "[{address: 10.88.1.100/24, device: eth1}, 10.88.1.101/24]"));
+  BOOST_TEST(cfg::vrrp_needs_restart(two.vrrp[0], dev.vrrp[0]));
+  // Multicast to unicast and back: another socket (the group joined or not).
+  BOOST_TEST(cfg::vrrp_needs_restart(a.vrrp[0], uni.vrrp[0]));
+  BOOST_TEST(cfg::vrrp_needs_restart(uni.vrrp[0], a.vrrp[0]));
   for (const auto& [from, to] : std::vector<std::pair<std::string, std::string>>{
            {"virtual_router_id: 51", "virtual_router_id: 52"},
            {"interface: eth0", "interface: eth1"},

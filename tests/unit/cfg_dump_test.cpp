@@ -226,6 +226,7 @@ cfg::Config every_key_set() {
   c.vrrp.back().checksum = cfg::ChecksumForm::rfc9568;
   c.vrrp.back().track.proxies = {{"replicas", 0}};
   c.vrrp.push_back(v3("VI_6", 51, 1s, {"fd00::160", 64, "", "", true}));
+  c.vrrp.back().unicast_src_ip = "fd00::151";  // a global peer needs it (cfg_test ipv6_unicast_...)
   c.vrrp.back().unicast_peers = {"fd00::152"};
   c.vrrp.back().unicast = true;
   return c;

@@ -811,6 +811,26 @@ BOOST_AUTO_TEST_CASE(unicast_and_checksum_rules) {
   expect_error(vrrp_with("    version: 3\n    checksum: crc\n"), 7, "vrrp[0].checksum", "one of keepalived, rfc9568");
 }
 
+// IPv6 adverts go out from the link-local address unless unicast_src_ip
+// says otherwise (RFC 5798 §5.1.2.1), and the IPv6 socket, bound to that
+// source, hears only what is sent to it: a peer listed by a global address
+// never gets our adverts, nor we its (it sends to the global address its
+// own file lists for us). Both nodes were MASTER, each holding the VIP,
+// with no drop counted (tests/integration/test_vrrp_netns.py
+// VrrpIpv6NetnsTest test_4). Link-local peers, or a global unicast_src_ip,
+// are fine.
+BOOST_AUTO_TEST_CASE(ipv6_unicast_to_global_peers_needs_unicast_src_ip) {
+  auto v6 = [](std::string_view extra) {
+    return "vrrp:\n  - name: VI_6\n    interface: eth0\n    virtual_router_id: 51\n    version: 3\n"
+           "    virtual_ipaddresses: [fd00::160/64]\n" + std::string(extra);
+  };
+  expect_error(v6("    unicast_peers: [fe80::2, fd00::2]\n"), 7, "vrrp[0].unicast_peers[1]", "unicast_src_ip");
+  auto c = cfg::load_string(v6("    unicast_peers: [fe80::2]\n"), "t.yaml");
+  BOOST_TEST(c.vrrp[0].unicast);
+  c = cfg::load_string(v6("    unicast_src_ip: fd00::1\n    unicast_peers: [fd00::2]\n"), "t.yaml");
+  BOOST_TEST(c.vrrp[0].unicast_src_ip == "fd00::1");
+}
+
 BOOST_AUTO_TEST_CASE(track_notify_garp_rules) {
   std::string base = proxy_with("") + vrrp_with("");
   auto with = [&](std::string_view extra) { return base + std::string(extra); };  // extra starts at line 10

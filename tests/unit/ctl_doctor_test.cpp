@@ -248,6 +248,12 @@ BOOST_AUTO_TEST_CASE(foreign_routers_from_the_daemon_counters) {
   v = ctl::foreign_routers_verdict(inst, f);
   BOOST_TEST((v.level == Level::ok));
   BOOST_TEST(v.reason.find("none heard") != std::string::npos);
+  // Adverts from our own address: reflected, or a duplicate address.
+  f.status_json = R"({"vrrp":[{"name":"VI_1","drops":{"address_mismatch":0,"adver_int_mismatch":0,
+      "version_mismatch":0,"own_address":42},"owner_address_mismatch":0,"foreign_routers":[]}]})";
+  v = ctl::foreign_routers_verdict(inst, f);
+  BOOST_TEST((v.level == Level::warn));
+  BOOST_TEST(v.reason.find("42 adverts from our own address (drops.own_address)") != std::string::npos, v.reason);
   // A foreign keepalived pair on VRID 51 and a v2 peer with another interval.
   f.status_json = R"({"vrrp":[{"name":"VI_1","drops":{"address_mismatch":1234,"adver_int_mismatch":7,
       "version_mismatch":0},"owner_address_mismatch":0,"foreign_routers":[

@@ -54,6 +54,7 @@ struct FakeKernel : Kernel {
   DatagramHandler rx;
   Events events;
   int adds = 0, dels = 0;
+  std::vector<Vip> added;  // every successful addition, as asked
   // Failure injection: the next N additions / removals fail with `error`
   // (transient), or every one while -1 (permanent); open_channel throws
   // while refuse_channel (the kernel refusing a raw socket).
@@ -116,6 +117,7 @@ struct FakeKernel : Kernel {
     ++adds;
     if (failing(fail_adds)) return error;
     addresses.insert(v.address);
+    added.push_back(v);
     return {};
   }
   std::error_code del_address(const Vip& v) override {
@@ -238,7 +240,12 @@ struct Fixture {
     k = fk.get();
     svc = std::make_unique<Service>(
         io, insts, "node",
-        [this](const std::string& p) { return proxies.count(p) && proxies[p]; }, std::move(fk));
+        // A proxy missing from the map has no check result yet.
+        [this](const std::string& p) -> std::optional<bool> {
+          if (!proxies.count(p)) return std::nullopt;
+          return proxies[p];
+        },
+        std::move(fk));
     svc->start();
     if (release) svc->release_scripts();
   }

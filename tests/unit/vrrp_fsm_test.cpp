@@ -855,3 +855,28 @@ BOOST_AUTO_TEST_CASE(garp_late_vips_outside_master_send_nothing) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// The second review (branch vrrprev2): rules checked and found right.
+BOOST_AUTO_TEST_SUITE(review2)
+
+// RFC 5798 §6.4.3 compares primary addresses as numbers (network order),
+// not as text: 10.88.1.9 < 10.88.1.10 and 9.255.255.255 < 10.0.0.0 although
+// their strings sort the other way; IPv6 likewise (fe80::9 < fe80::10).
+BOOST_AUTO_TEST_CASE(equal_priority_tie_break_compares_addresses_as_numbers) {
+  struct Case {
+    const char *ours, *theirs;
+    State after;
+  };
+  for (const Case& k : {Case{"10.88.1.9", "10.88.1.10", State::backup}, Case{"10.88.1.10", "10.88.1.9", State::master},
+                        Case{"9.255.255.255", "10.0.0.0", State::backup}, Case{"10.0.0.0", "9.255.255.255", State::master},
+                        Case{"fe80::9", "fe80::10", State::backup}, Case{"fe80::10", "fe80::9", State::master}}) {
+    BOOST_TEST_CONTEXT(k.ours << " hears " << k.theirs) {
+      Config c = cfg(100, *IpAddress::parse(k.ours), 3);
+      Machine m = in_state(State::master, c);
+      m.on(AdvertReceived{100, *IpAddress::parse(k.theirs), 1s}, TimePoint{5s});
+      BOOST_TEST(m.v.state == k.after);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_SUITE_END()
