@@ -156,12 +156,14 @@ void Service::shutdown(std::function<void()> done) {
     // (a raw sendto and a netlink request each), so by the time `done` runs
     // the peer has been told and the addresses are gone.
     for (auto& e : engines_) e->shutdown();
-    // Notify hooks (the "stop" one was just started) and track scripts in
-    // flight run to their exit or their timeout, when their process group
-    // is killed; the io_context waits for each (its pidfd), so the daemon
-    // exits only once every child is reaped.
+    // Notify hooks (the "stop" one was just started) run to their exit or
+    // their timeout, when their process group is killed; track scripts in
+    // flight were just killed (Engine::shutdown: nobody reads their result)
+    // and are only being reaped. The io_context waits for each (its pidfd),
+    // so the daemon exits only once every child is reaped.
     if (spawner_.running())
-      spdlog::info("vrrp: waiting for {} script(s) and notify hook(s) to finish (each at most its timeout)",
+      spdlog::info("vrrp: waiting for {} child process(es) to exit (notify hooks run to their end, each at most its "
+                   "timeout; track scripts in flight were killed)",
                    spawner_.running());
     kernel_->stop();
     spdlog::info("vrrp: stopped {} instance(s)", engines_.size());
