@@ -64,6 +64,13 @@ Topology (netns.Lab, names vpt<pid>-*):
 8. The MASTER's VRRP interface renamed (down, eth0 -> lan0, up), then back.
    Asserted: a goes FAULT ("interface eth0 down"), holds no VIP on the
    renamed device, b takes over; named eth0 again, a preempts back.
+9. An nftables OUTPUT rule in a's namespace drops a's adverts (sendto
+   fails with EPERM): b hears nothing and becomes MASTER. Asserted: a,
+   hearing b as MASTER for Master_Down_Interval while its sends fail, goes
+   FAULT (the reason names the refused adverts and b), holds no VIP,
+   counts it (/status, /metrics), and the client is served by b; once the
+   rule is deleted a preempts back. Before, a stayed MASTER with the VIP
+   beside b for as long as the rule stayed. Skips without nft.
 
     VIPPROXY_BIN=build/vipproxy /usr/bin/python3 tests/integration/test_vip_safety_netns.py
 """
@@ -550,6 +557,47 @@ class VipSafetyNetns(unittest.TestCase):
         # Named eth0 again: a leaves FAULT and preempts b.
         wait_until(lambda: self.has("a", vip) and not self.has("b", vip), 10, "VIP back on a's eth0 only")
         self.assertEqual(self.inst("a")["state"], "MASTER")
+        wait_until(lambda: self.served_by(vip) == "a", 10, "client served by a through the VIP")
+
+    def test_9_master_whose_adverts_are_refused_gives_the_vip_to_the_peer(self):
+        nft = shutil.which("nft")
+        if not nft:
+            self.skipTest("nft is not installed (scripts/deps installs nftables)")
+        vip = ip_of(160)
+        self.start_vipproxy("a", vipproxy_yaml("a", 100))
+        self.start_vipproxy("b", vipproxy_yaml("b", 50))
+        wait_until(lambda: self.has("a", vip) and not self.has("b", vip) and self.inst("b")["state"] == "BACKUP",
+                   10, "VIP on a only, b BACKUP")
+        table = ["inet", "vipproxy_test"]
+        try:
+            # An OUTPUT rule on a drops its adverts: sendto fails (EPERM). b
+            # hears nothing and becomes MASTER; a hears b as MASTER and,
+            # after Master_Down_Interval, gives the VIP up.
+            for argv in (["add", "table", *table],
+                         ["add", "chain", *table, "out", "{ type filter hook output priority 0 ; }"],
+                         ["add", "rule", *table, "out", "oifname", "eth0", "ip", "protocol", "112", "drop"]):
+                LAB.sh("a", [nft, *argv])
+            wait_until(lambda: self.has("b", vip) and self.inst("b")["state"] == "MASTER", 10, "b MASTER")
+            # Old binary: a stayed MASTER with the VIP beside b for good.
+            wait_until(lambda: not self.has("a", vip) and self.inst("a")["state"] == "FAULT", 10,
+                       "a FAULT without the VIP once it hears b as MASTER")
+            a = self.inst("a")
+            self.assertIn("adverts cannot be sent", a["fault_reason"])
+            self.assertIn(ip_of(HOSTS["b"]), a["fault_reason"])
+            self.assertEqual(a["mute_master_faults"], 1)
+            self.assertGreater(a["advert_send_failures"], 0)
+            self.assertIsNotNone(a["advert_send_error"])
+            metrics = self.http("a", "/metrics") or ""
+            self.assertRegex(metrics, r'vipproxy_vrrp_mute_master_faults_total\{instance="VI_1"\} 1\b')
+            hold(lambda: not self.has("a", vip) and self.has("b", vip), 1.5, "the VIP on b only", interval=0.1)
+            wait_until(lambda: self.served_by(vip) == "b", 10, "client served by b through the VIP")
+            self.assertIn("adverts cannot be sent", LAB.logtail("vipproxy-a"))
+        finally:
+            LAB.sh("a", [nft, "delete", "table", *table], check=False)
+        # The rule gone: a probe is sent, a is BACKUP and preempts b (lower).
+        wait_until(lambda: self.has("a", vip) and not self.has("b", vip), 10, "VIP back on a only")
+        self.assertEqual(self.inst("a")["state"], "MASTER")
+        self.assertIsNone(self.inst("a")["advert_send_error"])
         wait_until(lambda: self.served_by(vip) == "a", 10, "client served by a through the VIP")
 
 
