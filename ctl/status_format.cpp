@@ -213,6 +213,14 @@ std::string format_status(const json::value& st, const StatusOptions& opt) {
                       prio, master, vips.empty() ? "-" : vips});
     }
     out += render_table("VRRP", {"Instance", "Interface", "VRID", "Ver", "State", "Priority", "Master", "VIPs"}, vrow);
+    // A MASTER whose adverts the kernel refuses: nobody hears it, a peer
+    // becomes MASTER too (README "On a shared LAN"). As FAULT its reason says it.
+    for (const auto& v : vrrp->as_array()) {
+      const std::string err = str(v, "advert_send_error");
+      if (err != "-" && str(v, "state") == "MASTER")
+        out += printable("Adverts not sent on VRID " + str(v, "virtual_router_id") + " (" + str(v, "name") + "): " +
+                         err + ": no peer hears this MASTER (an OUTPUT firewall rule for protocol 112?)") + "\n";
+    }
     // Routers on our VRID whose adverts are ignored (another cluster, or a
     // peer configured differently): worth a line each.
     for (const auto& v : vrrp->as_array()) {

@@ -14,6 +14,8 @@ namespace vrrp {
   X(became_master, "Transitions to MASTER")                                                \
   X(garp_sent, "Gratuitous ARPs sent")                                                     \
   X(send_errors, "Advertisements or ARPs the kernel refused to send")                      \
+  X(advert_send_failures, "Adverts no destination took (sendto failed: an OUTPUT firewall rule, no route); the priority-0 probes of a FAULT for it included") \
+  X(mute_master_faults, "MASTER left for FAULT: its adverts could not be sent and another router was heard as MASTER for Master_Down_Interval") \
   X(vip_errors, "Virtual address additions or removals that failed")                       \
   X(vip_readded, "Virtual addresses re-added after being removed while MASTER")            \
   X(other_vrid, "Adverts of other virtual routers on the link (ignored, not an error)")  \

@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <utility>
 #include <boost/json.hpp>
 
 namespace vrrp {
@@ -304,7 +305,7 @@ void Engine::launch() {
 }
 
 bool Engine::fault_reason(std::string* why) const {
-  if (why) *why = fault_why_;
+  if (why) *why = fault_why_.empty() && vars_.send_fault ? send_fault_why() : fault_why_;
   return vars_.state == fsm::State::fault;
 }
 
@@ -339,10 +340,12 @@ void Engine::reevaluate() {
   // Priority first: leaving FAULT is a fresh Startup that must already use
   // the new priority for its skew time.
   if (r.priority != vars_.priority) feed(fsm::PriorityChanged{uint8_t(r.priority)});
-  if (r.fault && vars_.state != fsm::State::fault) {
+  // The fsm keeps a weight-0 input's FAULT apart from the one of adverts
+  // that cannot be sent (Vars::track_fault, send_fault).
+  if (r.fault && !vars_.track_fault) {
     spdlog::warn("vrrp {}: fault: {}", cfg_.name, why);
     feed(fsm::Fault{});
-  } else if (!r.fault && vars_.state == fsm::State::fault) {
+  } else if (!r.fault && vars_.track_fault) {
     spdlog::info("vrrp {}: fault cleared", cfg_.name);
     feed(fsm::FaultCleared{});
   }
@@ -352,7 +355,12 @@ void Engine::feed(const fsm::Event& e) {
   if (stopped_) return;
   const fsm::State before = vars_.state;
   auto s = fsm::step(fsm_cfg_, vars_, e, now());
+  const bool was_send_fault = vars_.send_fault;
   vars_ = s.vars;
+  if (!was_send_fault && vars_.send_fault) {
+    ++counters_.mute_master_faults;
+    spdlog::error("vrrp {}: fault: {}", cfg_.name, send_fault_why());
+  }
   for (const auto& a : s.actions) {
     if (auto* n = std::get_if<fsm::NotifyState>(&a)) {
       notify(before, n->state);
@@ -360,6 +368,15 @@ void Engine::feed(const fsm::Event& e) {
     }
     execute(a);
   }
+  // After the step's actions, not among them: a step fed from inside the
+  // loop would have its timers overridden by the rest of this one.
+  if (auto r = std::exchange(send_result_, std::nullopt)) feed(fsm::AdvertSent{*r});
+}
+
+std::string Engine::send_fault_why() const {
+  return "adverts cannot be sent on " + cfg_.interface + " (" + (send_error_.empty() ? "?" : send_error_) +
+         ") and " + (vars_.master_address ? vars_.master_address->to_string() : std::string("another router")) +
+         " is MASTER: the VIPs are its until a send works";
 }
 
 void Engine::arm_fsm_timer(fsm::Duration d, uint64_t generation, bool master_down) {
@@ -562,7 +579,10 @@ json::object Engine::status() const {
       vars_.master_address ? json::value(vars_.master_address->to_string()) : json::value(nullptr);
   o["master_priority"] = vars_.master_priority;
   o["link_up"] = link_.up;
-  o["fault_reason"] = vars_.state == fsm::State::fault ? json::value(fault_why_) : json::value(nullptr);
+  std::string why;
+  o["fault_reason"] = fault_reason(&why) ? json::value(why) : json::value(nullptr);
+  // While adverts cannot be sent (sent_result): why, as the kernel said.
+  o["advert_send_error"] = send_error_.empty() ? json::value(nullptr) : json::value(send_error_);
   json::array vips;
   for (const auto& v : vips_) vips.push_back(json::value(v.address.to_string() + "/" + std::to_string(v.prefix_len)));
   o["virtual_ipaddresses"] = std::move(vips);

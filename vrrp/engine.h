@@ -114,6 +114,10 @@ class Engine {
   void feed(const fsm::Event& e);
   void execute(const fsm::Action& a);
   void send_advert(uint8_t priority);
+  // What became of an advert (any destination took it, or the last error):
+  // counted, logged rate-limited, fed to the fsm as AdvertSent (feed).
+  void sent_result(bool ok, std::error_code failed, uint8_t priority);
+  std::string send_fault_why() const;  // fault_reason while Vars::send_fault
   // engine_vips.cpp: the VIPs' desired state is set by the fsm's AddVips /
   // RemoveVips (every transition) and reconciled with the kernel there, on
   // address and link events, on a timer (retries, periodic checks) and, in
@@ -196,6 +200,12 @@ class Engine {
   Drops drops_;
   std::optional<ChecksumForm> peer_checksum_form_;
   std::optional<IpAddress> last_peer_;
+  // The last send_advert's outcome, fed to the fsm as AdvertSent once the
+  // actions of the step that sent it are done (feed).
+  std::optional<bool> send_result_;
+  std::string send_error_;                          // why the adverts fail, while they do
+  std::optional<Clock::time_point> send_logged_;    // the last error line about it
+  uint64_t send_unlogged_ = 0;
   Clock::time_point epoch_ = Clock::now();
   Clock::time_point last_drop_log_{};
   uint64_t drops_unlogged_ = 0;

@@ -35,15 +35,20 @@ void Engine::send_advert(uint8_t priority) {
   o.src = *src_;
   o.v3_ipv4_form = cfg_.checksum == cfg::ChecksumForm::rfc9568 ? ChecksumForm::message_only
                                                                : ChecksumForm::pseudo_header;
+  bool any_ok = false;
+  std::error_code failed;
   auto send_to = [&](const IpAddress& dst) {
     o.dst = dst;  // in the v3 pseudo-header: one encoding per destination
     auto msg = encode(a, o);
     if (auto ec = channel_->send(*src_, dst, msg)) {
       ++counters_.send_errors;
+      failed = ec;
       // A link that just went down fails every send; FAULT follows from the
-      // link event, so this is not worth more than a debug line.
+      // link event, so one failed send is not worth more than a debug line.
+      // Sends failing for good are sent_result's business.
       spdlog::debug("vrrp {}: advert to {} not sent: {}", cfg_.name, dst.to_string(), ec.message());
     } else {
+      any_ok = true;
       ++counters_.adverts_sent;
     }
   };
@@ -52,6 +57,42 @@ void Engine::send_advert(uint8_t priority) {
   } else {
     send_to(family_ == Family::ipv4 ? kVrrpGroupV4 : kVrrpGroupV6);
   }
+  if (!any_ok && !failed) return;  // no peer to send to
+  sent_result(any_ok, failed, priority);
+}
+
+void Engine::sent_result(bool ok, std::error_code failed, uint8_t priority) {
+  send_result_ = ok;
+  if (ok) {
+    if (!send_error_.empty())
+      spdlog::info("vrrp {}: adverts are sent again ({} failed before)", cfg_.name,
+                   counters_.advert_send_failures);
+    send_error_.clear();
+    send_logged_.reset();
+    send_unlogged_ = 0;
+    return;
+  }
+  ++counters_.advert_send_failures;
+  send_error_ = failed.message();
+  // Nobody hears this MASTER: a peer takes the VIPs too after its
+  // Master_Down_Interval (two nodes answer ARP), unless the peer is dead.
+  // The fsm gives the VIPs up once it hears that peer as MASTER
+  // (fsm.cpp mute_master_rx). At once, then once a minute with the count.
+  // A link going down fails sends too, but that is FAULT already (and its
+  // priority-0 advert is the only one): not logged here.
+  if (priority == fsm::kStopPriority && vars_.state != fsm::State::master) return;
+  const auto t = Clock::now();
+  if (send_logged_ && t - *send_logged_ < 60s) {
+    ++send_unlogged_;
+    return;
+  }
+  spdlog::error("vrrp {}: {} adverts cannot be sent on {}: {} (an OUTPUT firewall rule for protocol 112?); "
+                "no peer hears us: the VIPs stay here until another MASTER is heard for Master_Down_Interval{}",
+                cfg_.name, fsm::to_string(vars_.state), cfg_.interface, send_error_,
+                send_unlogged_ ? " (+" + std::to_string(send_unlogged_) + " more failed since the last message)"
+                               : std::string());
+  send_logged_ = t;
+  send_unlogged_ = 0;
 }
 
 void Engine::garp_round() {

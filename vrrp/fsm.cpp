@@ -181,6 +181,45 @@ struct Ctx {
     }
   }
 
+  // A MASTER whose adverts the kernel refuses (an OUTPUT firewall rule
+  // rejecting protocol 112, sendto failing for good) is not heard: the
+  // peer's Master_Down_Timer runs out and it becomes MASTER too, and it
+  // will never yield to us (it cannot hear us), while our answers to its
+  // lower adverts fail as well. Two nodes answer ARP for the VIPs. Once we
+  // have heard it without a break for Master_Down_Interval while every
+  // send failed, the VIPs are its: we leave for FAULT (VIPs removed) and
+  // keep trying the path with priority-0 adverts, which a working master
+  // answers and a backup of a working master ignores after its skew race.
+  // Hearing nobody, we keep the VIPs: the peer may be dead, and clients
+  // still reach us (the engine logs and counts the failing sends).
+  // keepalived keeps both masters (docs/rfc-ledger.md).
+  // True when the advert made us leave MASTER.
+  bool mute_master_rx(const AdvertReceived& a) {
+    if (!v.send_failing_since) return false;
+    const Duration d = mdi();
+    if (!v.mute_master_since || !v.mute_master_last || now - *v.mute_master_last > d) v.mute_master_since = now;
+    v.mute_master_last = now;
+    if (now - *v.mute_master_since < d) return false;
+    cancel_timers();
+    out.push_back(RemoveVips{});
+    v.master_address = a.src;
+    v.master_priority = a.priority;
+    v.mute_master_since.reset();
+    v.mute_master_last.reset();
+    v.send_fault = true;
+    start_advert();  // the probe (AdvertTimerFired in Fault)
+    enter(State::fault);
+    return true;
+  }
+
+  // The end of send_fault: a fresh Startup unless a track input still
+  // holds the instance in FAULT.
+  void end_send_fault() {
+    v.send_fault = false;
+    cancel_timers();
+    if (!v.track_fault) start();
+  }
+
   void master_rx(const AdvertReceived& a) {
     // RFC 5798 §6.4.3: "If the Priority in the ADVERTISEMENT is zero, then:
     // Send an ADVERTISEMENT; Reset the Adver_Timer to Advertisement_Interval".
@@ -204,6 +243,7 @@ struct Ctx {
     // Master_Adver_Interval ..., Set Master_Down_Timer, Transition to Backup".
     const bool they_win = a.priority > v.priority ||
                           (a.priority == v.priority && c.primary_address < a.src);
+    if (!they_win && mute_master_rx(a)) return;
     if (they_win) {
       cancel_timers();
       out.push_back(RemoveVips{});
@@ -309,8 +349,14 @@ Step step(const Config& c, const Vars& vars, const Event& e, TimePoint now) {
               x.cancel_timers();  // "Cancel the Master_Down_Timer"
               x.enter(State::initialize);
             } else if (s == State::fault) {
+              if (x.v.send_fault) x.cancel_timers();
               x.enter(State::initialize);
             }
+            x.v.send_fault = false;
+            x.v.track_fault = false;
+            x.v.send_failing_since.reset();
+            x.v.mute_master_since.reset();
+            x.v.mute_master_last.reset();
           },
           [&](const MasterDownTimerFired& t) {
             // A stale tick (an older generation, or any tick outside Backup)
@@ -318,6 +364,12 @@ Step step(const Config& c, const Vars& vars, const Event& e, TimePoint now) {
             if (s == State::backup && t.generation == vars.generation) x.become_master();
           },
           [&](const AdvertTimerFired& t) {
+            if (s == State::fault && x.v.send_fault && t.generation == vars.generation) {
+              // mute_master_rx: try the path without claiming anything.
+              x.out.push_back(SendAdvertPriorityZero{});
+              x.start_advert();
+              return;
+            }
             if (s == State::master && t.generation == vars.generation) {
               // RFC 5798 §6.4.3 "If the Adver_Timer fires": send, reset.
               x.out.push_back(SendAdvert{x.v.priority});
@@ -347,6 +399,7 @@ Step step(const Config& c, const Vars& vars, const Event& e, TimePoint now) {
             }
           },
           [&](const Fault&) {
+            x.v.track_fault = true;
             if (s == State::master) {
               // keepalived sends priority 0 when it leaves MASTER for FAULT:
               // with a failing track (link still up) the peer takes over
@@ -361,12 +414,28 @@ Step step(const Config& c, const Vars& vars, const Event& e, TimePoint now) {
             } else if (s == State::initialize) {
               // Interface down at start: keepalived reports FAULT too.
               x.enter(State::fault);
+            } else if (s == State::fault && x.v.send_fault) {
+              // The track input holds FAULT now (the link went down): the
+              // probe stops, FaultCleared is a fresh Startup.
+              x.v.send_fault = false;
+              x.cancel_timers();
             }
           },
           [&](const FaultCleared&) {
             // Leaving Fault is a fresh start (RFC 5798 §6.4.1 Startup rules):
             // as Backup, waiting Master_Down_Interval to hear a master.
-            if (s == State::fault) x.start();
+            x.v.track_fault = false;
+            if (s == State::fault && !x.v.send_fault) x.start();
+          },
+          [&](const AdvertSent& r) {
+            if (!r.ok) {
+              if (!x.v.send_failing_since) x.v.send_failing_since = now;
+              return;
+            }
+            x.v.send_failing_since.reset();
+            x.v.mute_master_since.reset();
+            x.v.mute_master_last.reset();
+            if (s == State::fault && x.v.send_fault) x.end_send_fault();
           },
           [&](const GarpTimerFired& t) {
             if (s == State::master && t.generation == vars.garp.generation) x.garp_tick();

@@ -74,9 +74,14 @@ struct GarpTimerFired { uint64_t generation; };
 struct VipsInstalledLate {};
 struct Fault {};         // link down, or a weight-0 track failing (aggregated by the engine)
 struct FaultCleared {};
+// What became of the advert(s) a SendAdvert / SendAdvertPriorityZero asked
+// for: ok when the kernel took at least one (sendto succeeded). A firewall
+// that drops them without an error is not seen here (README, "On a shared
+// LAN").
+struct AdvertSent { bool ok; };
 using Event = std::variant<Startup, Shutdown, MasterDownTimerFired, AdvertTimerFired,
                            AdvertReceived, PriorityChanged, Fault, FaultCleared, GarpTimerFired,
-                           VipsInstalledLate>;
+                           VipsInstalledLate, AdvertSent>;
 
 // ---- actions (executed in order by the engine) ----
 struct SendAdvert { uint8_t priority; };
@@ -129,6 +134,22 @@ struct Vars {
   // §6.4.3), spaced the same way (master_rx).
   std::optional<TimePoint> last_stop_answer;
   GarpVars garp;
+  // A weight-0 track input failing (Fault .. FaultCleared), kept apart from
+  // the FAULT below so that neither ends the other.
+  bool track_fault = false;
+  // Adverts we cannot send (AdvertSent{false}): since when, without a send
+  // that worked in between.
+  std::optional<TimePoint> send_failing_since;
+  // While they fail, as MASTER: since when we hear another router that is
+  // MASTER too (it sends adverts, and cannot hear ours, so it will never
+  // yield), and when we heard it last (a break longer than
+  // Master_Down_Interval starts the count again).
+  std::optional<TimePoint> mute_master_since;
+  std::optional<TimePoint> mute_master_last;
+  // FAULT because of it: the VIPs went to the other master; a priority-0
+  // advert every Advertisement_Interval tries the path, and the first that
+  // the kernel takes is a fresh Startup (master_rx, docs/rfc-ledger.md).
+  bool send_fault = false;
 };
 
 // A master answers a lower-priority advert at once at most this often (or

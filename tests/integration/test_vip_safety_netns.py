@@ -64,6 +64,16 @@ Topology (netns.Lab, names vpt<pid>-*):
 8. The MASTER's VRRP interface renamed (down, eth0 -> lan0, up), then back.
    Asserted: a goes FAULT ("interface eth0 down"), holds no VIP on the
    renamed device, b takes over; named eth0 again, a preempts back.
+9. An nftables OUTPUT rule in a's namespace drops a's adverts (sendto
+   fails with EPERM): b hears nothing and becomes MASTER. Asserted: a,
+   hearing b as MASTER for Master_Down_Interval while its sends fail, goes
+   FAULT (the reason names the refused adverts and b), holds no VIP,
+   counts it (/status, /metrics), and the client is served by b; once the
+   rule is deleted a preempts back. Before, a stayed MASTER with the VIP
+   beside b for as long as the rule stayed. Skips without nft.
+10. The same with keepalived 2.2.7 on c as the peer (VRRPv2, 1 s, priority
+   50, our VIP): c takes the VIP, a gives it up, and takes it back once the
+   rule is gone (keepalived yields to the higher priority).
 
     VIPPROXY_BIN=build/vipproxy /usr/bin/python3 tests/integration/test_vip_safety_netns.py
 """
@@ -137,15 +147,16 @@ def vipproxy_yaml(node, priority, version=3, vrid=VRID, vip=None, device=None, i
     return "\n".join(lines) + "\n"
 
 
-def foreign_keepalived_conf():
+def foreign_keepalived_conf(priority=200, vip=None):
     # The "unrelated keepalived pair" of the issue: VRID 51 like most
     # examples, higher priority, its own VIP; same password and interval, so
-    # only the address list tells the clusters apart.
+    # only the address list tells the clusters apart. With our VIP (.160):
+    # a keepalived peer of our instance (test 10).
     return ("global_defs {\n  router_id foreign\n}\n"
             "vrrp_instance FOREIGN {\n  state BACKUP\n  interface eth0\n  version 2\n"
-            f"  virtual_router_id {VRID}\n  priority 200\n  advert_int 1\n"
+            f"  virtual_router_id {VRID}\n  priority {priority}\n  advert_int 1\n"
             f"  authentication {{\n    auth_type PASS\n    auth_pass {PASSWORD}\n  }}\n"
-            f"  virtual_ipaddress {{\n    {ip_of(170)}/24\n  }}\n}}\n")
+            f"  virtual_ipaddress {{\n    {vip or ip_of(170)}/24\n  }}\n}}\n")
 
 
 def add_eth1(short, host):
@@ -239,12 +250,12 @@ class VipSafetyNetns(unittest.TestCase):
         self.assertTrue(lines, LAB.logtail("client"))
         return json.loads(lines[-1])
 
-    def start_foreign_keepalived(self):
+    def start_foreign_keepalived(self, text=None):
         d = os.path.join(LAB.dir, "keepalived-c")
         os.makedirs(d, exist_ok=True)
         conf = os.path.join(d, "keepalived.conf")
         with open(conf, "w") as f:
-            f.write(foreign_keepalived_conf())
+            f.write(text or foreign_keepalived_conf())
         pidf, vrrpf = os.path.join(d, "keepalived.pid"), os.path.join(d, "vrrp.pid")
         for f in (pidf, vrrpf):
             if os.path.exists(f):
@@ -550,6 +561,63 @@ class VipSafetyNetns(unittest.TestCase):
         # Named eth0 again: a leaves FAULT and preempts b.
         wait_until(lambda: self.has("a", vip) and not self.has("b", vip), 10, "VIP back on a's eth0 only")
         self.assertEqual(self.inst("a")["state"], "MASTER")
+        wait_until(lambda: self.served_by(vip) == "a", 10, "client served by a through the VIP")
+
+    def test_9_master_whose_adverts_are_refused_gives_the_vip_to_the_peer(self):
+        vip = ip_of(160)
+        self.start_vipproxy("a", vipproxy_yaml("a", 100))
+        self.start_vipproxy("b", vipproxy_yaml("b", 50))
+        wait_until(lambda: self.has("a", vip) and not self.has("b", vip) and self.inst("b")["state"] == "BACKUP",
+                   10, "VIP on a only, b BACKUP")
+        self.refused_adverts("b", lambda: self.inst("b")["state"] == "MASTER", serves=True)
+
+    def test_10_refused_adverts_with_keepalived_as_the_peer(self):
+        # The same with keepalived 2.2.7 (VRRPv2, 1 s) on c as the peer.
+        vip = ip_of(160)
+        self.start_vipproxy("a", vipproxy_yaml("a", 100, version=2))
+        wait_until(lambda: self.has("a", vip), 10, "VIP on a")
+        self.start_foreign_keepalived(foreign_keepalived_conf(priority=50, vip=vip))
+        hold(lambda: self.has("a", vip) and not self.has("c", vip), 1.5, "VIP on a only, keepalived BACKUP",
+             interval=0.1)
+        self.refused_adverts("c", lambda: True, serves=False, timeout=15)
+
+    def refused_adverts(self, peer, peer_master, serves, timeout=10):
+        nft = shutil.which("nft")
+        if not nft:
+            self.skipTest("nft is not installed (scripts/deps installs nftables)")
+        vip = ip_of(160)
+        table = ["inet", "vipproxy_test"]
+        try:
+            # An OUTPUT rule on a drops its adverts: sendto fails (EPERM). b
+            # hears nothing and becomes MASTER; a hears b as MASTER and,
+            # after Master_Down_Interval, gives the VIP up.
+            for argv in (["add", "table", *table],
+                         ["add", "chain", *table, "out", "{ type filter hook output priority 0 ; }"],
+                         ["add", "rule", *table, "out", "oifname", "eth0", "ip", "protocol", "112", "drop"]):
+                LAB.sh("a", [nft, *argv])
+            wait_until(lambda: self.has(peer, vip) and peer_master(), timeout, f"{peer} MASTER")
+            # Old binary: a stayed MASTER with the VIP beside the peer for good.
+            wait_until(lambda: not self.has("a", vip) and self.inst("a")["state"] == "FAULT", timeout,
+                       f"a FAULT without the VIP once it hears {peer} as MASTER")
+            a = self.inst("a")
+            self.assertIn("adverts cannot be sent", a["fault_reason"])
+            self.assertIn(ip_of(HOSTS[peer]), a["fault_reason"])
+            self.assertEqual(a["mute_master_faults"], 1)
+            self.assertGreater(a["advert_send_failures"], 0)
+            self.assertIsNotNone(a["advert_send_error"])
+            metrics = self.http("a", "/metrics") or ""
+            self.assertRegex(metrics, r'vipproxy_vrrp_mute_master_faults_total\{instance="VI_1"\} 1\b')
+            hold(lambda: not self.has("a", vip) and self.has(peer, vip), 1.5, f"the VIP on {peer} only",
+                 interval=0.1)
+            if serves:
+                wait_until(lambda: self.served_by(vip) == peer, 10, f"client served by {peer} through the VIP")
+            self.assertIn("adverts cannot be sent", LAB.logtail("vipproxy-a"))
+        finally:
+            LAB.sh("a", [nft, "delete", "table", *table], check=False)
+        # The rule gone: a probe is sent, a is BACKUP and preempts the peer (lower).
+        wait_until(lambda: self.has("a", vip) and not self.has(peer, vip), timeout, "VIP back on a only")
+        self.assertEqual(self.inst("a")["state"], "MASTER")
+        self.assertIsNone(self.inst("a")["advert_send_error"])
         wait_until(lambda: self.served_by(vip) == "a", 10, "client served by a through the VIP")
 
 

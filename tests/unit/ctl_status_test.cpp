@@ -106,6 +106,20 @@ BOOST_AUTO_TEST_CASE(degraded_priority_fault_and_no_backend) {
   BOOST_TEST(t.find("80 (configured 100)") != std::string::npos);
 }
 
+// A MASTER whose adverts the kernel refuses (/status advert_send_error).
+BOOST_AUTO_TEST_CASE(master_with_refused_adverts_is_shown) {
+  auto v = boost::json::parse(kStatus);
+  auto& inst = v.at("vrrp").as_array()[0].as_object();
+  std::string t = ctl::format_status(v);
+  BOOST_TEST(t.find("Adverts not sent") == std::string::npos, t);
+  inst["state"] = "MASTER";
+  inst["advert_send_error"] = "Operation not permitted";
+  t = ctl::format_status(v);
+  BOOST_TEST(t.find("Adverts not sent on VRID 51 (VI_1): Operation not permitted: no peer hears this MASTER") !=
+                 std::string::npos,
+             t);
+}
+
 BOOST_AUTO_TEST_CASE(vips_out_of_sync_and_foreign_routers_are_shown) {
   auto v = boost::json::parse(kStatus);
   auto& inst = v.at("vrrp").as_array()[0].as_object();

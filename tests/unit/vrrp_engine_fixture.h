@@ -59,6 +59,9 @@ struct FakeKernel : Kernel {
   // (transient), or every one while -1 (permanent); open_channel throws
   // while refuse_channel (the kernel refusing a raw socket).
   int fail_adds = 0, fail_dels = 0;
+  // Every advert refused as an OUTPUT firewall rule makes sendto do (EPERM).
+  bool refuse_sends = false;
+  int refused_sends = 0;
   std::error_code error = std::make_error_code(std::errc::no_such_device);
   bool refuse_channel = false;
   // The ifindex of each channel opened, in order (a raw socket is bound to
@@ -92,6 +95,10 @@ struct FakeKernel : Kernel {
     FakeKernel& k;
     explicit FakeChannel(FakeKernel& kk) : k(kk) {}
     std::error_code send(const IpAddress& src, const IpAddress& dst, std::span<const uint8_t> msg) override {
+      if (k.refuse_sends) {
+        ++k.refused_sends;
+        return std::make_error_code(std::errc::operation_not_permitted);
+      }
       RxMeta m{src.family, src, dst, 255, msg.size()};
       AuthExpect auth{AuthType::pass, "BacChaME"};
       auto d = decode(msg, m, msg[0] >> 4 == 2 ? auth : AuthExpect{});

@@ -1202,3 +1202,67 @@ BOOST_FIXTURE_TEST_CASE(reload_tracking_a_new_proxy_waits_for_its_first_check, F
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// A MASTER whose adverts the kernel refuses (sendto EPERM: an OUTPUT
+// firewall rule on protocol 112). Hearing nobody it keeps the VIP, counts
+// and shows it; hearing another MASTER for Master_Down_Interval it gives
+// the VIP up (FAULT, with the reason), probes with priority 0, and is back
+// in the election once a send works. The old engine stayed MASTER with the
+// VIP beside the peer (vrrp_fsm_test mute_master has the rules' timing).
+BOOST_AUTO_TEST_SUITE(mute_master)
+
+BOOST_FIXTURE_TEST_CASE(refused_adverts_and_a_peer_master_give_the_vip_away_until_a_send_works, Fixture) {
+  make({instance()});
+  run(200ms);
+  BOOST_REQUIRE(e().state() == fsm::State::master);
+  BOOST_REQUIRE(k->addresses.count(kVip));
+
+  k->refuse_sends = true;
+  run(500ms);  // 50 advert intervals, nobody heard: the VIP stays
+  BOOST_TEST(e().state() == fsm::State::master);
+  BOOST_TEST(k->addresses.count(kVip) == 1u);
+  BOOST_TEST(e().counters().advert_send_failures >= 40u);
+  auto st = svc->status()[0].as_object();
+  BOOST_TEST(st.at("advert_send_error").as_string() == std::generic_category().message(EPERM));
+  BOOST_TEST(st.at("advert_send_failures").to_number<uint64_t>() >= 40u);
+
+  // The peer (priority 50, lower) took over: it sends adverts every 10 ms.
+  for (int i = 0; i < 30 && e().state() == fsm::State::master; ++i) {
+    deliver(datagram(50));
+    run(10ms);
+  }
+  BOOST_TEST(e().state() == fsm::State::fault);
+  BOOST_TEST(k->addresses.count(kVip) == 0u);
+  BOOST_TEST(e().counters().mute_master_faults == 1u);
+  st = svc->status()[0].as_object();
+  BOOST_TEST(std::string(st.at("fault_reason").as_string()).find("adverts cannot be sent") != std::string::npos);
+  BOOST_TEST(std::string(st.at("fault_reason").as_string()).find(kPeer.to_string()) != std::string::npos);
+  // The probes go on (refused), still FAULT.
+  const int refused = k->refused_sends;
+  for (int i = 0; i < 10; ++i) {
+    deliver(datagram(50));
+    run(10ms);
+  }
+  BOOST_TEST(k->refused_sends > refused);
+  BOOST_TEST(e().state() == fsm::State::fault);
+  // A weight-0 input re-evaluated meanwhile does not end it (reevaluate).
+  e().reevaluate();
+  BOOST_TEST(e().state() == fsm::State::fault);
+
+  k->refuse_sends = false;
+  const auto sent = k->adverts.size();
+  run(15ms);
+  BOOST_TEST(e().state() == fsm::State::backup);
+  BOOST_REQUIRE(k->adverts.size() > sent);
+  BOOST_TEST(k->adverts[sent].advert.priority == 0);  // the probe
+  for (int i = 0; i < 20 && e().state() != fsm::State::master; ++i) {
+    deliver(datagram(50));
+    run(10ms);
+  }
+  BOOST_TEST(e().state() == fsm::State::master);  // preempts the lower peer
+  BOOST_TEST(k->addresses.count(kVip) == 1u);
+  st = svc->status()[0].as_object();
+  BOOST_TEST(st.at("advert_send_error").is_null());
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -79,6 +79,11 @@ struct Node {
   bool timer_is_master_down = false;
   uint64_t timer_gen = 0;
   bool connected = true;  // false: its adverts are lost and it hears nothing
+  // Its adverts go nowhere although it still hears: refused by the kernel
+  // (sendto fails: AdvertSent{false}), or dropped further on without an
+  // error (silently: AdvertSent{true}).
+  bool send_fails = false;
+  bool send_dropped = false;
   bool vips = false;
   int garps = 0;
   std::vector<std::pair<TimePoint, uint8_t>> sent;       // adverts (time, priority)
@@ -102,7 +107,7 @@ struct Lan {
 
   void multicast(std::size_t from, uint8_t prio) {
     nodes[from].sent.emplace_back(now, prio);
-    if (!nodes[from].connected) return;
+    if (!nodes[from].connected || nodes[from].send_fails || nodes[from].send_dropped) return;
     for (std::size_t j = 0; j < nodes.size(); ++j)
       if (j != from && nodes[j].connected)
         inbox.emplace_back(j, AdvertReceived{prio, nodes[from].m.c.primary_address,
@@ -121,7 +126,9 @@ struct Lan {
   // The engine's job, reduced to bookkeeping.
   void execute(std::size_t i, const std::vector<Action>& actions) {
     Node& n = nodes[i];
+    bool sent = false;
     for (auto& a : actions) {
+      if (std::holds_alternative<SendAdvert>(a) || std::holds_alternative<SendAdvertPriorityZero>(a)) sent = true;
       std::visit(
           [&](auto&& x) {
             using T = std::decay_t<decltype(x)>;
@@ -139,6 +146,8 @@ struct Lan {
           },
           a);
     }
+    // The engine feeds what became of the step's adverts right after it.
+    if (sent) inbox.emplace_front(i, AdvertSent{!n.send_fails});
   }
 
   void run_until(TimePoint end) {
@@ -877,6 +886,177 @@ BOOST_AUTO_TEST_CASE(equal_priority_tie_break_compares_addresses_as_numbers) {
       BOOST_TEST(m.v.state == k.after);
     }
   }
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// A MASTER whose adverts the kernel refuses (an OUTPUT firewall rule on
+// protocol 112: sendto fails) is not heard: the peer becomes MASTER too.
+// Hearing it as MASTER for Master_Down_Interval while every send fails, it
+// gives the VIPs to the peer (FAULT), probes with priority-0 adverts, and
+// is back in the election once a send works (fsm.cpp mute_master_rx,
+// docs/rfc-ledger.md). keepalived (and our old machine) kept both MASTERs.
+BOOST_AUTO_TEST_SUITE(mute_master)
+
+BOOST_AUTO_TEST_CASE(refused_sends_and_a_peer_heard_as_master_give_the_vips_to_the_peer) {
+  Lan lan;
+  auto a = lan.add(cfg(100, kA));
+  auto b = lan.add(cfg(50, kB));
+  lan.at(TimePoint{}, a, Startup{});
+  lan.at(TimePoint{1s}, b, Startup{});
+  lan.run_until(TimePoint{10s});
+  BOOST_REQUIRE(lan.nodes[a].m.v.state == State::master);
+  BOOST_REQUIRE(lan.nodes[b].m.v.state == State::backup);
+
+  lan.nodes[a].send_fails = true;
+  lan.run_until(TimePoint{15s});
+  // b heard nothing for its Master_Down_Interval (3.8 s): two MASTERs,
+  // as with the old machine and keepalived; a has not heard b long enough.
+  BOOST_TEST(lan.masters() == 2);
+  BOOST_TEST(lan.vip_holders() == 2);
+  const TimePoint b_master = *lan.nodes[b].became(State::master);
+
+  lan.run_until(TimePoint{20s});
+  BOOST_TEST(lan.nodes[a].m.v.state == State::fault);
+  BOOST_TEST(lan.nodes[b].m.v.state == State::master);
+  BOOST_TEST(lan.vip_holders() == 1);
+  BOOST_TEST(lan.nodes[a].m.v.send_fault);
+  BOOST_TEST((lan.nodes[a].m.v.master_address.value_or(kC) == kB));
+  // a left once b had been heard as MASTER for a's Master_Down_Interval
+  // (3.609 s), at the first advert of b after it.
+  const auto a_fault = *lan.nodes[a].became(State::fault);
+  const auto mdi = master_down_interval(lan.nodes[a].m.c, 100, 1s);
+  BOOST_TEST(secs(a_fault - b_master) >= secs(mdi));
+  BOOST_TEST(secs(a_fault - b_master) <= secs(mdi + 1s));
+
+  // FAULT: a priority-0 advert every Advertisement_Interval tries the path.
+  const auto probes_before = lan.nodes[a].sent.size();
+  lan.run_until(TimePoint{25s});
+  BOOST_TEST(lan.nodes[a].sent.size() >= probes_before + 4);
+  BOOST_TEST(lan.nodes[a].sent.back().second == 0);
+  BOOST_TEST(lan.nodes[a].m.v.state == State::fault);
+
+  // The rule removed: the next probe is taken, a fresh Startup as BACKUP,
+  // and a preempts b (lower) after Master_Down_Interval.
+  lan.nodes[a].send_fails = false;
+  lan.run_until(TimePoint{26s});
+  BOOST_TEST(lan.nodes[a].m.v.state == State::backup);
+  BOOST_TEST(!lan.nodes[a].m.v.send_fault);
+  lan.run_until(TimePoint{32s});
+  BOOST_TEST(lan.nodes[a].m.v.state == State::master);
+  BOOST_TEST(lan.nodes[b].m.v.state == State::backup);
+  BOOST_TEST(lan.vip_holders() == 1);
+  BOOST_TEST(lan.nodes[a].vips);
+}
+
+BOOST_AUTO_TEST_CASE(refused_sends_hearing_nobody_keep_the_vips) {
+  // The peer may be dead: clients still reach us, so the VIPs stay.
+  Lan lan;
+  auto a = lan.add(cfg(100, kA));
+  lan.at(TimePoint{}, a, Startup{});
+  lan.run_until(TimePoint{5s});
+  BOOST_REQUIRE(lan.nodes[a].m.v.state == State::master);
+  lan.nodes[a].send_fails = true;
+  lan.run_until(TimePoint{120s});
+  BOOST_TEST(lan.nodes[a].m.v.state == State::master);
+  BOOST_TEST(lan.nodes[a].vips);
+  BOOST_TEST(lan.nodes[a].m.v.send_failing_since.has_value());
+}
+
+BOOST_AUTO_TEST_CASE(the_count_needs_master_down_interval_without_a_break_and_failing_sends) {
+  const Config c = cfg(100, kA);
+  const Duration mdi = master_down_interval(c, 100, 1s);  // 3.609 s
+  auto mute_master = [&] {
+    Machine m = in_state(State::master, c);
+    m.on(AdvertSent{false}, TimePoint{1s});
+    return m;
+  };
+  {  // Heard every second: FAULT at the first advert Master_Down_Interval after the first.
+    Machine m = mute_master();
+    for (int t = 2; t <= 5; ++t) {
+      m.on(AdvertReceived{50, kB, 1s}, TimePoint{std::chrono::seconds(t)});
+      BOOST_TEST(m.v.state == State::master);
+    }
+    auto as = m.on(AdvertReceived{50, kB, 1s}, TimePoint{2s} + mdi);
+    BOOST_TEST(m.v.state == State::fault);
+    BOOST_TEST(kinds(as) == "CancelTimers,RemoveVips,StartAdvertTimer,NotifyState");
+  }
+  {  // A break longer than Master_Down_Interval starts the count again.
+    Machine m = mute_master();
+    m.on(AdvertReceived{50, kB, 1s}, TimePoint{2s});
+    m.on(AdvertReceived{50, kB, 1s}, TimePoint{2s} + mdi + 1ms);
+    BOOST_TEST(m.v.state == State::master);
+    m.on(AdvertReceived{50, kB, 1s}, TimePoint{2s} + 2 * mdi + 1ms);
+    BOOST_TEST(m.v.state == State::fault);
+  }
+  {  // A send that works ends it: the peer hears us and yields.
+    Machine m = mute_master();
+    m.on(AdvertReceived{50, kB, 1s}, TimePoint{2s});
+    m.on(AdvertSent{true}, TimePoint{3s});
+    m.on(AdvertReceived{50, kB, 1s}, TimePoint{2s} + mdi);
+    BOOST_TEST(m.v.state == State::master);
+    BOOST_TEST(!m.v.send_failing_since.has_value());
+  }
+  {  // Sends that work: a lower master heard for long is only re-asserted against.
+    Machine m = in_state(State::master, c);
+    for (int t = 2; t <= 20; ++t) m.on(AdvertReceived{50, kB, 1s}, TimePoint{std::chrono::seconds(t)});
+    BOOST_TEST(m.v.state == State::master);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(probe_timer_and_a_track_fault_in_between) {
+  const Config c = cfg(100, kA);
+  Machine m = in_state(State::master, c);
+  m.on(AdvertSent{false}, TimePoint{1s});
+  for (int t = 2; t <= 6; ++t) m.on(AdvertReceived{50, kB, 1s}, TimePoint{std::chrono::seconds(t)});
+  BOOST_REQUIRE(m.v.state == State::fault);
+  // The probe: a priority-0 advert, never our priority (the peer is MASTER
+  // and must keep the VIPs), a failure leaves us where we are.
+  auto as = m.on(AdvertTimerFired{m.v.generation}, TimePoint{7s});
+  BOOST_TEST(kinds(as) == "SendAdvertPriorityZero,StartAdvertTimer");
+  BOOST_TEST(m.on(AdvertSent{false}, TimePoint{7s}).empty());
+  // The engine's other FAULT reasons do not end this one...
+  BOOST_TEST(m.on(FaultCleared{}, TimePoint{7s}).empty());
+  BOOST_TEST(m.v.state == State::fault);
+  // ... and a track input failing now holds FAULT: no probe, and its end is a Startup.
+  as = m.on(Fault{}, TimePoint{8s});
+  BOOST_TEST(kinds(as) == "CancelTimers");
+  BOOST_TEST(!m.v.send_fault);
+  BOOST_TEST(m.on(AdvertTimerFired{m.v.generation}, TimePoint{9s}).empty());
+  as = m.on(FaultCleared{}, TimePoint{10s});
+  BOOST_TEST(m.v.state == State::backup);
+
+  // A send that works while a track input fails: FAULT stays.
+  Machine k = in_state(State::master, c);
+  k.on(AdvertSent{false}, TimePoint{1s});
+  for (int t = 2; t <= 6; ++t) k.on(AdvertReceived{50, kB, 1s}, TimePoint{std::chrono::seconds(t)});
+  BOOST_REQUIRE(k.v.send_fault);
+  k.v.track_fault = true;  // as if Fault had come first (Fault{} would end send_fault)
+  k.on(AdvertSent{true}, TimePoint{7s});
+  BOOST_TEST(k.v.state == State::fault);
+  BOOST_TEST(!k.v.send_fault);
+  k.on(FaultCleared{}, TimePoint{8s});
+  BOOST_TEST(k.v.state == State::backup);
+}
+
+// The other side, for a drop without an error (the sender cannot see it):
+// a MASTER hearing the adverts of a higher-priority MASTER yields (RFC 5798
+// §6.4.3), so the VIPs end on one node when the silenced router is the
+// lower one. The other way round neither can tell (README, "On a shared LAN").
+BOOST_AUTO_TEST_CASE(silent_drop_master_hearing_a_higher_master_yields) {
+  Lan lan;
+  auto a = lan.add(cfg(100, kA));
+  auto b = lan.add(cfg(150, kB));
+  lan.at(TimePoint{}, a, Startup{});
+  lan.run_until(TimePoint{5s});
+  BOOST_REQUIRE(lan.nodes[a].m.v.state == State::master);
+  lan.nodes[a].send_dropped = true;  // sendto succeeds, nobody hears it
+  lan.at(TimePoint{6s}, b, Startup{});
+  lan.run_until(TimePoint{15s});
+  BOOST_TEST(lan.nodes[b].m.v.state == State::master);
+  BOOST_TEST(lan.nodes[a].m.v.state == State::backup);
+  BOOST_TEST(lan.vip_holders() == 1);
+  BOOST_TEST(!lan.nodes[a].m.v.send_fault);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
