@@ -86,16 +86,23 @@ def is_postgres(pid):
 
 
 class StoppedTestLeavesNothing(unittest.TestCase):
-    def run_and_stop(self, kind, sig):
+    def child_lab(self, kind, stop_sig):
+        """A child process that builds a lab of `kind` (CHILD) and prints what
+        it made; stopped with `stop_sig` at clean-up if the test has not.
+        Returns (the child, what it made)."""
         child = subprocess.Popen([sys.executable, "-c", CHILD, HERE, kind, str(OCTET)],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        # If this test fails before its signal, the child is still stopped
-        # the way that lets it clean up.
-        self.addCleanup(netns.labkit.stop_process, child, signal.SIGTERM, 30)
+        self.addCleanup(netns.labkit.stop_process, child, stop_sig, 30)
         line = child.stdout.readline()
         self.assertTrue(line, f"the child built no lab: {child.stderr.read() if child.poll() is not None else ''}")
         made = json.loads(line)
         self.addCleanup(self.remove_leftovers, made)
+        return child, made
+
+    def run_and_stop(self, kind, sig):
+        # If this test fails before its signal, the child is still stopped
+        # the way that lets it clean up.
+        child, made = self.child_lab(kind, signal.SIGTERM)
         # What the child made is there before the signal (`ip netns exec`
         # execs sleep a moment after the child printed its PID).
         wait_until(lambda: is_our_sleep(made["pid"]), 10, f"sleep 600 as PID {made['pid']}")
@@ -147,13 +154,7 @@ class StoppedTestLeavesNothing(unittest.TestCase):
         not the namespaces of a run that is alive, not other names. Before,
         they stayed for good, one set per killed run."""
         netns.check_ip_netns()
-        child = subprocess.Popen([sys.executable, "-c", CHILD, HERE, "netns", str(OCTET)],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.addCleanup(netns.labkit.stop_process, child, signal.SIGKILL, 30)
-        line = child.stdout.readline()
-        self.assertTrue(line, f"the child built no lab: {child.stderr.read() if child.poll() is not None else ''}")
-        made = json.loads(line)
-        self.addCleanup(self.remove_leftovers, made)
+        child, made = self.child_lab("netns", signal.SIGKILL)
         wait_until(lambda: is_our_sleep(made["pid"]), 10, f"sleep 600 as PID {made['pid']}")
         self.assertTrue(set(made["namespaces"]) <= namespaces(), made)
         # Not checked after the kill: a namespace test CTest runs beside
@@ -210,19 +211,9 @@ class StoppedTestLeavesNothing(unittest.TestCase):
         not touched. Before, each killed run left a PostgreSQL running."""
         if os.geteuid() != 0 or not os.path.exists(os.path.join(L.PGBIN, "initdb")):
             self.skipTest("needs root and PostgreSQL 15 (the loopback lab's PgNode)")
-        child = subprocess.Popen([sys.executable, "-c", CHILD, HERE, "loopback-pg", str(OCTET)],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.addCleanup(netns.labkit.stop_process, child, signal.SIGKILL, 30)
-        line = child.stdout.readline()
-        self.assertTrue(line, f"the child built no lab: {child.stderr.read() if child.poll() is not None else ''}")
-        made = json.loads(line)
-        self.addCleanup(self.remove_leftovers, made)
+        child, made = self.child_lab("loopback-pg", signal.SIGKILL)
         # A lab that is alive: the sweep leaves it alone.
-        live = subprocess.Popen([sys.executable, "-c", CHILD, HERE, "loopback", str(OCTET)],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.addCleanup(netns.labkit.stop_process, live, signal.SIGTERM, 30)
-        live_made = json.loads(live.stdout.readline())
-        self.addCleanup(self.remove_leftovers, live_made)
+        _, live_made = self.child_lab("loopback", signal.SIGTERM)
         wait_until(lambda: is_our_sleep(made["pid"]) and is_our_sleep(live_made["pid"]), 10, "both sleeps")
         self.assertTrue(is_postgres(made["postmaster"]) and os.path.isdir(made["dir"]), made)
         # Not checked after the kill: a test CTest runs beside this one may

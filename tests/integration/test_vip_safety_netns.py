@@ -268,6 +268,16 @@ class VipSafetyNetns(unittest.TestCase):
         LAB.extra_pids.append((wait_until(child, 10, "keepalived VRRP child on c"), "keepalived"))
         return k
 
+    def start_pair(self):
+        """vipproxy on a (priority 100) and b (50); returns the VIP once it is
+        on a only and b is BACKUP."""
+        vip = ip_of(160)
+        self.start_vipproxy("a", vipproxy_yaml("a", 100))
+        self.start_vipproxy("b", vipproxy_yaml("b", 50))
+        wait_until(lambda: self.has("a", vip) and not self.has("b", vip) and self.inst("b")["state"] == "BACKUP",
+                   10, "VIP on a only, b BACKUP")
+        return vip
+
     # ---- 1 ----
     def test_1_foreign_cluster_on_our_vrid(self):
         vip = ip_of(160)
@@ -479,11 +489,7 @@ class VipSafetyNetns(unittest.TestCase):
 
     # ---- 6 ----
     def test_6_reload_of_a_vip_prefix_and_label_keeps_it_on_the_master(self):
-        vip = ip_of(160)
-        self.start_vipproxy("a", vipproxy_yaml("a", 100))
-        self.start_vipproxy("b", vipproxy_yaml("b", 50))
-        wait_until(lambda: self.has("a", vip) and not self.has("b", vip) and self.inst("b")["state"] == "BACKUP",
-                   10, "VIP on a only, b BACKUP")
+        vip = self.start_pair()
         became = {s: self.inst(s)["became_master"] for s in ("a", "b")}
         reloads = self.status("a")["reloads"]["applied"]
         text = vipproxy_yaml("a", 100).replace(f"{{address: {vip}, prefix: 24}}",
@@ -504,11 +510,7 @@ class VipSafetyNetns(unittest.TestCase):
 
     # ---- 7 ----
     def test_7_reload_adding_a_tracked_proxy_keeps_the_vip_on_the_master(self):
-        vip = ip_of(160)
-        self.start_vipproxy("a", vipproxy_yaml("a", 100))
-        self.start_vipproxy("b", vipproxy_yaml("b", 50))
-        wait_until(lambda: self.has("a", vip) and not self.has("b", vip) and self.inst("b")["state"] == "BACKUP",
-                   10, "VIP on a only, b BACKUP")
+        vip = self.start_pair()
         became = {s: self.inst(s)["became_master"] for s in ("a", "b")}
         reloads = self.status("a")["reloads"]["applied"]
         # A second proxy, tracked (weight 0, the default) in the same reload:
@@ -535,11 +537,7 @@ class VipSafetyNetns(unittest.TestCase):
 
     # ---- 8 ----
     def test_8_master_interface_renamed_gives_the_vip_away_and_takes_it_back(self):
-        vip = ip_of(160)
-        self.start_vipproxy("a", vipproxy_yaml("a", 100))
-        self.start_vipproxy("b", vipproxy_yaml("b", 50))
-        wait_until(lambda: self.has("a", vip) and not self.has("b", vip) and self.inst("b")["state"] == "BACKUP",
-                   10, "VIP on a only, b BACKUP")
+        vip = self.start_pair()
 
         def rename(old, new):
             for argv in (["ip", "link", "set", old, "down"], ["ip", "link", "set", old, "name", new],
@@ -564,11 +562,7 @@ class VipSafetyNetns(unittest.TestCase):
         wait_until(lambda: self.served_by(vip) == "a", 10, "client served by a through the VIP")
 
     def test_9_master_whose_adverts_are_refused_gives_the_vip_to_the_peer(self):
-        vip = ip_of(160)
-        self.start_vipproxy("a", vipproxy_yaml("a", 100))
-        self.start_vipproxy("b", vipproxy_yaml("b", 50))
-        wait_until(lambda: self.has("a", vip) and not self.has("b", vip) and self.inst("b")["state"] == "BACKUP",
-                   10, "VIP on a only, b BACKUP")
+        self.start_pair()
         self.refused_adverts("b", lambda: self.inst("b")["state"] == "MASTER", serves=True)
 
     def test_10_refused_adverts_with_keepalived_as_the_peer(self):
