@@ -26,8 +26,8 @@
 #include "daemon/admin.h"
 #include "daemon/logging.h"
 #include "daemon/privileges.h"
-#include "daemon/vip_record.h"
 #include "daemon/realtime.h"
+#include "daemon/vip_record.h"
 #include "proxy/kernel_path.h"
 #include "health/name_lookup.h"
 #include "health/patroni_defects.h"
@@ -260,6 +260,14 @@ void Daemon::on_check_change(const proxy::BackendRuntime& backend, const health:
   if (vrrp_) vrrp_->proxy_health_changed();
 }
 
+void Daemon::record_vips() {
+  if (vip_record_path_.empty()) return;
+  if (std::string why = vip_record::write(vip_record_path_, config_); !why.empty())
+    spdlog::warn("cannot record the VIPs for the unit's clean-up (ExecStopPost: vipproxy release-vips): {}; a "
+                 "VIP left by an unclean exit then stays until the next start",
+                 why);
+}
+
 // A backend that passes its check but refuses (or drops) the proxy's
 // connects stays eligible (see README, check.fast_interval): its Patroni
 // says it is the primary, no other backend is, and clients retry it until
@@ -269,14 +277,6 @@ void Daemon::on_check_change(const proxy::BackendRuntime& backend, const health:
 // failures have lasted kConnectFailuresQuiet (a switchover's or a crash's
 // old primary refuses for a moment, until its check, 100 ms apart then,
 // takes it out: not news), then at most once per 10 s with the count since.
-void Daemon::record_vips() {
-  if (vip_record_path_.empty()) return;
-  if (std::string why = vip_record::write(vip_record_path_, config_); !why.empty())
-    spdlog::warn("cannot record the VIPs for the unit's clean-up (ExecStopPost: vipproxy release-vips): {}; a "
-                 "VIP left by an unclean exit then stays until the next start",
-                 why);
-}
-
 void Daemon::warn_connect_failed(const proxy::ProxyRuntime& p, const proxy::BackendRuntime& b, int error) {
   constexpr auto kConnectFailuresQuiet = std::chrono::seconds(2);
   constexpr auto kEpisodeGap = std::chrono::seconds(10);  // a pause this long starts a new episode
@@ -365,8 +365,7 @@ std::optional<bool> Daemon::proxy_healthy(const std::string& name) const {
       answered = answered || (st && (st->checks > 0 || st->last.outcome != health::Outcome::none));
     }
     // No check has ended yet: not known (a proxy just added by a reload).
-    if (!answered) return std::nullopt;
-    return false;
+    return answered ? std::optional<bool>(false) : std::nullopt;
   }
   // Not running (yet): a reload commits the VRRP instances before the
   // proxies it adds (the file's cross-checks guarantee the name exists).

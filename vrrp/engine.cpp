@@ -105,10 +105,10 @@ void Engine::reconfigure(cfg::VrrpInstance next) {
   // default) put a MASTER in FAULT at once and gave its VIP away.
   std::vector<std::string> added_proxies;
   for (const auto& p : next.track.proxies) {
-    bool before = false;
-    for (const auto& q : cfg_.track.proxies) before = before || q.name == p.name;
-    bool pending = false;
-    for (const auto& n : proxies_added_by_reload_) pending = pending || n == p.name;
+    const bool before = std::any_of(cfg_.track.proxies.begin(), cfg_.track.proxies.end(),
+                                    [&](const auto& q) { return q.name == p.name; });
+    const bool pending = std::find(proxies_added_by_reload_.begin(), proxies_added_by_reload_.end(), p.name) !=
+                         proxies_added_by_reload_.end();
     if ((!before && started_) || pending) added_proxies.push_back(p.name);
   }
   proxies_added_by_reload_ = std::move(added_proxies);

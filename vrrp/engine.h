@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cfg/config.h"
@@ -203,14 +204,26 @@ class Engine {
   // The last send_advert's outcome, fed to the fsm as AdvertSent once the
   // actions of the step that sent it are done (feed).
   std::optional<bool> send_result_;
-  std::string send_error_;                          // why the adverts fail, while they do
-  std::optional<Clock::time_point> send_logged_;    // the last error line about it
-  uint64_t send_unlogged_ = 0;
+  std::string send_error_;  // why the adverts fail, while they do
   Clock::time_point epoch_ = Clock::now();
-  Clock::time_point last_drop_log_{};
-  uint64_t drops_unlogged_ = 0;
-  std::optional<Clock::time_point> own_logged_;
-  uint64_t own_unlogged_ = 0;
+  // One log line per period, the events held back meanwhile said with the
+  // next: a flood of junk, reflected adverts or failing sends must not
+  // flood the log.
+  struct LogThrottle {
+    std::optional<Clock::time_point> last;
+    uint64_t held = 0;
+    // nullopt: not now (counted); else how many were held back since the
+    // last line.
+    std::optional<uint64_t> due(Clock::time_point now, Clock::duration period) {
+      if (last && now - *last < period) {
+        ++held;
+        return std::nullopt;
+      }
+      last = now;
+      return std::exchange(held, 0);
+    }
+  };
+  LogThrottle drop_log_, own_log_, send_log_;  // drop, own_address, sent_result
   std::string fault_why_;
   // Handlers posted to the io_context hold a weak copy: a completion that
   // arrives after the engine is gone does nothing.

@@ -68,8 +68,7 @@ void Engine::sent_result(bool ok, std::error_code failed, uint8_t priority) {
       spdlog::info("vrrp {}: adverts are sent again ({} failed before)", cfg_.name,
                    counters_.advert_send_failures);
     send_error_.clear();
-    send_logged_.reset();
-    send_unlogged_ = 0;
+    send_log_ = {};
     return;
   }
   ++counters_.advert_send_failures;
@@ -81,18 +80,12 @@ void Engine::sent_result(bool ok, std::error_code failed, uint8_t priority) {
   // A link going down fails sends too, but that is FAULT already (and its
   // priority-0 advert is the only one): not logged here.
   if (priority == fsm::kStopPriority && vars_.state != fsm::State::master) return;
-  const auto t = Clock::now();
-  if (send_logged_ && t - *send_logged_ < 60s) {
-    ++send_unlogged_;
-    return;
-  }
+  const auto held = send_log_.due(Clock::now(), 60s);
+  if (!held) return;
   spdlog::error("vrrp {}: {} adverts cannot be sent on {}: {} (an OUTPUT firewall rule for protocol 112?); "
                 "no peer hears us: the VIPs stay here until another MASTER is heard for Master_Down_Interval{}",
                 cfg_.name, fsm::to_string(vars_.state), cfg_.interface, send_error_,
-                send_unlogged_ ? " (+" + std::to_string(send_unlogged_) + " more failed since the last message)"
-                               : std::string());
-  send_logged_ = t;
-  send_unlogged_ = 0;
+                *held ? " (+" + std::to_string(*held) + " more failed since the last message)" : std::string());
 }
 
 void Engine::garp_round() {
@@ -124,33 +117,23 @@ void Engine::drop(const char* reason, uint64_t& counter, const IpAddress* from) 
   ++counter;
   // Rate-limited: a flood of junk must not flood the log (one line per 10 s
   // with the number of drops since the last line).
-  auto t = Clock::now();
-  if (t - last_drop_log_ < 10s) {
-    ++drops_unlogged_;
-    return;
-  }
+  const auto held = drop_log_.due(Clock::now(), 10s);
+  if (!held) return;
   spdlog::warn("vrrp {}: dropped a packet{}: {}{}", cfg_.name, from ? " from " + from->to_string() : "", reason,
-               drops_unlogged_ ? " (+" + std::to_string(drops_unlogged_) + " more drops since the last message)"
-                               : std::string());
-  last_drop_log_ = t;
-  drops_unlogged_ = 0;
+               *held ? " (+" + std::to_string(*held) + " more drops since the last message)" : std::string());
 }
 
 void Engine::own_address(const Advert& a) {
   ++drops_.own_address;
   // Logged at the first, then at most once a minute with the count: a
   // network that reflects every advert would otherwise fill the log.
-  const auto t = Clock::now();
-  if (own_logged_ && t - *own_logged_ < 60s) {
-    ++own_unlogged_;
-    return;
-  }
+  const auto held = own_log_.due(Clock::now(), 60s);
+  if (!held) return;
   // Only a MASTER sends adverts: ours, reflected, carry our priority. Any
   // other is another router with our address, and neither of us hears the
   // other (two MASTERs if both are).
   const bool ours = vars_.state == fsm::State::master && a.priority == vars_.priority;
-  const std::string more =
-      own_unlogged_ ? " (+" + std::to_string(own_unlogged_) + " more since the last message)" : std::string();
+  const std::string more = *held ? " (+" + std::to_string(*held) + " more since the last message)" : std::string();
   if (ours)
     spdlog::warn("vrrp {}: our own adverts come back to us on {} (from {}, priority {}): the network reflects "
                  "them (a bond, a virtual switch); dropped, counted in drops.own_address{}",
@@ -161,8 +144,6 @@ void Engine::own_address(const Advert& a) {
                   "of us hears the other: give each node its own address{}",
                   cfg_.name, cfg_.interface, a.vrid, src_ ? src_->to_string() : "?", a.priority,
                   fsm::to_string(vars_.state), vars_.priority, more);
-  own_logged_ = t;
-  own_unlogged_ = 0;
 }
 
 void Engine::on_datagram(const Received& rx) {

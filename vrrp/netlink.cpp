@@ -344,18 +344,8 @@ class NetlinkKernel : public Kernel {
   }
 
   std::optional<bool> has_address(const Vip& vip) override {
-    nl_cache* cache = nullptr;
-    if (rtnl_addr_alloc_cache(req_, &cache) != 0) return std::nullopt;
-    const int family = vip.address.family == Family::ipv4 ? AF_INET : AF_INET6;
     bool found = false;
-    for (nl_object* o = nl_cache_get_first(cache); o && !found; o = nl_cache_get_next(o)) {
-      auto* a = reinterpret_cast<rtnl_addr*>(o);
-      if (rtnl_addr_get_ifindex(a) != vip.ifindex || rtnl_addr_get_family(a) != family) continue;
-      nl_addr* local = rtnl_addr_get_local(a);
-      found = local && nl_addr_get_len(local) == vip.address.size() &&
-              std::memcmp(nl_addr_get_binary_addr(local), vip.address.bytes.data(), vip.address.size()) == 0;
-    }
-    nl_cache_free(cache);
+    if (!for_each_entry(vip, [&](rtnl_addr*) { found = true; })) return std::nullopt;
     return found;
   }
 
@@ -385,22 +375,32 @@ class NetlinkKernel : public Kernel {
   // "succeeded", and two nodes answered ARP for it. The entries are taken
   // from a dump and deleted as the kernel has them. nullopt: no dump.
   std::optional<std::error_code> delete_every_entry(const Vip& vip) {
-    nl_cache* cache = nullptr;
-    if (rtnl_addr_alloc_cache(req_, &cache) != 0) return std::nullopt;
-    const int family = vip.address.family == Family::ipv4 ? AF_INET : AF_INET6;
     std::error_code result;
+    if (!for_each_entry(vip, [&](rtnl_addr* a) {
+          int err = rtnl_addr_delete(req_, a, 0);
+          if (err < 0 && err != -NLE_NOADDR && err != -NLE_OBJ_NOTFOUND && !result) result = nl_error(err);
+        }))
+      return std::nullopt;
+    return result;
+  }
+
+  // Calls `fn` for each entry of vip.address on vip.ifindex in a fresh dump
+  // of the kernel's addresses (any prefix length or label). False: no dump.
+  template <typename Fn>
+  bool for_each_entry(const Vip& vip, Fn fn) {
+    nl_cache* cache = nullptr;
+    if (rtnl_addr_alloc_cache(req_, &cache) != 0) return false;
+    const int family = vip.address.family == Family::ipv4 ? AF_INET : AF_INET6;
     for (nl_object* o = nl_cache_get_first(cache); o; o = nl_cache_get_next(o)) {
       auto* a = reinterpret_cast<rtnl_addr*>(o);
       if (rtnl_addr_get_ifindex(a) != vip.ifindex || rtnl_addr_get_family(a) != family) continue;
       nl_addr* local = rtnl_addr_get_local(a);
-      if (!local || nl_addr_get_len(local) != vip.address.size() ||
-          std::memcmp(nl_addr_get_binary_addr(local), vip.address.bytes.data(), vip.address.size()) != 0)
-        continue;
-      int err = rtnl_addr_delete(req_, a, 0);
-      if (err < 0 && err != -NLE_NOADDR && err != -NLE_OBJ_NOTFOUND && !result) result = nl_error(err);
+      if (local && nl_addr_get_len(local) == vip.address.size() &&
+          std::memcmp(nl_addr_get_binary_addr(local), vip.address.bytes.data(), vip.address.size()) == 0)
+        fn(a);
     }
     nl_cache_free(cache);
-    return result;
+    return true;
   }
 
   std::error_code change_address(const Vip& vip, bool add) {
