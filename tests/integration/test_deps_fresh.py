@@ -227,8 +227,14 @@ class FreshDebianDeps(unittest.TestCase):
         for path, pkg in (("scripts/deps", "cmake"), ("scripts/lab.d/packages", "iproute2"),
                           ("scripts/lab.d/bacula-packages", "bacula-fd")):
             with self.subTest(installer=path):
+                # A copy (each installer is self-contained): nobody cannot
+                # read the checkout when it is under a 0700 directory (/root,
+                # a mktemp -d clone), which the README allows.
+                script = os.path.join(fake, os.path.basename(path))
+                shutil.copyfile(os.path.join(ROOT, path), script)
+                os.chmod(script, 0o755)
                 r = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--",
-                                    "/bin/bash", os.path.join(ROOT, path)], capture_output=True, text=True,
+                                    "/bin/bash", script], capture_output=True, text=True,
                                    timeout=60, env={"PATH": fake + ":/usr/sbin:/usr/bin:/sbin:/bin"})
                 self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
                 self.assertIn("root", r.stderr)
