@@ -371,6 +371,19 @@ void Engine::feed(const fsm::Event& e) {
   // After the step's actions, not among them: a step fed from inside the
   // loop would have its timers overridden by the rest of this one.
   if (auto r = std::exchange(send_result_, std::nullopt)) feed(fsm::AdvertSent{*r});
+  // send_error_ is why the adverts fail while the engine sends them: as
+  // MASTER, and in the FAULT of refused sends (its priority-0 probes). Left
+  // for another reason (a higher priority heard, a track input), the engine
+  // is silent and an old error in /status would point at a fault that no
+  // longer matters; advert_send_failures keeps the count. The next MASTER whose sends fail says so at once again.
+  const bool sending = vars_.state == fsm::State::master || (vars_.state == fsm::State::fault && vars_.send_fault);
+  if (!sending && !send_error_.empty()) {
+    if (vars_.state != fsm::State::initialize)  // stopping: not news
+      spdlog::info("vrrp {}: no longer sending adverts ({}); the last send had failed: {}", cfg_.name,
+                   fsm::to_string(vars_.state), send_error_);
+    send_error_.clear();
+    send_log_ = {};
+  }
 }
 
 std::string Engine::send_fault_why() const {

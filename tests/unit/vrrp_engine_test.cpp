@@ -1265,4 +1265,49 @@ BOOST_FIXTURE_TEST_CASE(refused_adverts_and_a_peer_master_give_the_vip_away_unti
   BOOST_TEST(st.at("advert_send_error").is_null());
 }
 
+// /status advert_send_error is why the adverts fail while the engine sends
+// them. A MASTER with refused adverts that leaves MASTER for another reason
+// (a higher-priority peer heard, a weight-0 track input failing) sends no
+// more adverts: the old engine kept showing the error (and vipproxy status
+// its "Adverts not sent" line) in BACKUP or FAULT until a later MASTER's
+// send worked, pointing the operator at a fault that no longer mattered.
+BOOST_FIXTURE_TEST_CASE(a_backup_shows_no_advert_send_error, Fixture) {
+  make({instance()});
+  run(200ms);
+  BOOST_REQUIRE(e().state() == fsm::State::master);
+  k->refuse_sends = true;
+  run(100ms);
+  BOOST_REQUIRE(!svc->status()[0].as_object().at("advert_send_error").is_null());
+  deliver(datagram(200));  // a higher priority: BACKUP at once (RFC 5798 §6.4.3)
+  run(1ms);
+  BOOST_REQUIRE(e().state() == fsm::State::backup);
+  const auto st = svc->status()[0].as_object();
+  BOOST_TEST(st.at("advert_send_error").is_null());
+  BOOST_TEST(st.at("advert_send_failures").to_number<uint64_t>() > 0u);  // the count stays
+}
+
+BOOST_FIXTURE_TEST_CASE(a_track_fault_shows_no_advert_send_error, Fixture) {
+  auto i = instance();
+  i.track.proxies.push_back({"catalog", 0});
+  proxies["catalog"] = true;
+  make({i});
+  run(200ms);
+  BOOST_REQUIRE(e().state() == fsm::State::master);
+  k->refuse_sends = true;
+  run(100ms);
+  BOOST_REQUIRE(!svc->status()[0].as_object().at("advert_send_error").is_null());
+  proxies["catalog"] = false;
+  svc->proxy_health_changed();  // FAULT: a priority-0 advert (refused too), then silence
+  BOOST_REQUIRE(e().state() == fsm::State::fault);
+  run(100ms);
+  BOOST_TEST(svc->status()[0].as_object().at("advert_send_error").is_null());
+  // Back to MASTER with the adverts still refused: shown again at once.
+  proxies["catalog"] = true;
+  svc->proxy_health_changed();
+  run(200ms);
+  BOOST_REQUIRE(e().state() == fsm::State::master);
+  BOOST_TEST(svc->status()[0].as_object().at("advert_send_error").as_string() ==
+             std::generic_category().message(EPERM));
+}
+
 BOOST_AUTO_TEST_SUITE_END()
