@@ -183,6 +183,9 @@ class Daemon {
     uint64_t since = 0;  // failed connects since the last warning (or the episode's start)
   };
   std::map<std::string, ConnectFailures> connect_failures_;
+  // At a reload's commit: drops connect_failures_ and overlaps_ entries of
+  // names the new configuration no longer has (daemon/reload.cpp).
+  void forget_removed_names();
   // $RUNTIME_DIRECTORY/vips (daemon/vip_record.h), "" outside systemd.
   std::string vip_record_path_;
   void record_vips();

@@ -323,6 +323,7 @@ void Daemon::commit_reload(ReloadPlan& p) {
   }
   proxies_ = std::move(gens);
   checkers_ = std::move(checkers);
+  forget_removed_names();
   for (size_t pi = 0; pi < proxies_.size(); ++pi) elect(pi);
   for (size_t i = 0; i < workers_.size(); ++i) workers_[i]->post_reload(std::move(p.workers[i]));
   if (vrrp_) vrrp_->proxy_health_changed();
@@ -341,6 +342,31 @@ void Daemon::commit_reload(ReloadPlan& p) {
         spdlog::warn("SIGHUP: proxy {}: data_path kernel: the kernel path is not available ({}); its sessions use "
                      "splice",
                      pc.name, kernel_why_not_);
+}
+
+// What is kept by name for the running proxies and backends
+// (warn_connect_failed's records, the `first` overlap watches) goes with a
+// name no reload keeps: before, every name ever configured stayed for the
+// process's life, and a name configured again later started from the old
+// record. A removed backend's sessions drain, but its failed connects are
+// no longer reported (the connect_failed hook only looks at running
+// backends), so its record goes at once.
+void Daemon::forget_removed_names() {
+  std::vector<std::string> forgotten;
+  std::erase_if(connect_failures_, [&](const auto& entry) {
+    for (const auto& p : proxies_)
+      for (const auto& b : p->backends)
+        if (entry.first == p->cfg.name + "/" + b->cfg.name) return false;
+    forgotten.push_back(entry.first);
+    return true;
+  });
+  std::erase_if(overlaps_, [&](const auto& entry) { return running(entry.first) == nullptr; });
+  if (!forgotten.empty()) {
+    std::string names;
+    for (const auto& n : forgotten) names += (names.empty() ? "" : ", ") + n;
+    spdlog::debug("SIGHUP: failed-connect records of {} backend(s) no longer configured dropped ({}); {} kept",
+                  forgotten.size(), names, connect_failures_.size());
+  }
 }
 
 }  // namespace daemon_

@@ -22,6 +22,7 @@ default level said why every client waited and was closed (a debug line per
 refused connect, the connect_errors counter).
 """
 import os
+import signal
 import socket
 import struct
 import sys
@@ -101,6 +102,54 @@ class CheckEvidence(unittest.TestCase):
         self.assertIn("backend a (127.0.0.1:", warned[0])
         self.assertIn("connection refused", warned[0])
         self.assertLessEqual(len(warned), 2, "one warning per refused connect")
+
+
+class ConnectFailureRecords(unittest.TestCase):
+    """The daemon keeps a record of failed connects per "proxy/backend" name
+    (for the warning above). A reload that renames or removes a backend
+    drops that name's record: before, every name ever configured stayed for
+    the process's life (and a name configured again later started from the
+    old record). The debug log of the reload says what was dropped."""
+
+    def setUp(self):
+        self.lab = L.Lab("vipproxy-connect-records")
+        self.addCleanup(self.lab.close)
+        self.a = L.Standin(self.lab, "a", role="primary")
+        self.listen, self.admin = L.free_port(), L.free_port()
+        self.refused = L.free_port()  # nobody listens there
+        self.vp = L.Vipproxy(self.lab, self.yaml("a"), name="vp")
+        L.wait_until(lambda: self.proxy()["backends"][0]["eligible"], 20, "a eligible")
+
+    def yaml(self, backend):
+        return "log_level: debug\n" + L.proxy_yaml("pg", self.listen, [(backend, self.refused)], [self.a.port],
+                                                   self.admin, extra="queue_timeout: 1s", interval="30s")
+
+    def proxy(self):
+        return L.status(self.admin)["proxies"][0]
+
+    def reload(self, yaml):
+        applied = L.status(self.admin)["reloads"]["applied"]
+        with open(self.vp.config, "w") as f:
+            f.write(yaml)
+        self.vp.proc.send_signal(signal.SIGHUP)
+        L.wait_until(lambda: L.status(self.admin)["reloads"]["applied"] > applied, 20, "the reload applied")
+
+    def dropped(self):
+        return [line for line in self.vp.log(4000).splitlines() if "failed-connect records" in line]
+
+    def test_a_renamed_backend_leaves_no_record(self):
+        # A refused connect to a backend that passes its check: a record for pg/a.
+        with socket.create_connection(("127.0.0.1", self.listen), timeout=5) as c:
+            L.wait_until(lambda: self.proxy()["counters"]["connect_errors"] >= 1, 5, "a refused connect")
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        L.wait_until(lambda: self.proxy()["sessions_current"] == 0, 5, "the client gone")
+        # The same node, renamed: pg/a is no longer configured.
+        self.reload(self.yaml("b"))
+        L.wait_until(lambda: self.dropped(), 5, "the reload's debug line about the dropped records")
+        line = self.dropped()[0]
+        L.log(line)
+        self.assertIn("of 1 backend(s) no longer configured dropped (pg/a); 0 kept", line)
+        self.assertTrue(self.vp.alive())
 
 
 if __name__ == "__main__":
