@@ -15,6 +15,49 @@ namespace {
 // keepalived's vrrp_script default interval (keepalived.conf(5)).
 constexpr Duration kKeepalivedScriptInterval = 1000ms;
 
+// The absolute files a shell command line redirects output to (`> F`,
+// `>> F`, `2> F`, `&> F`), as written in the command itself; what a script
+// it runs writes cannot be seen from here.
+std::vector<std::string> redirect_targets(const std::string& cmd) {
+  std::vector<std::string> out;
+  for (std::size_t i = cmd.find('>'); i != std::string::npos; i = cmd.find('>', i + 1)) {
+    std::size_t j = i + 1;
+    if (j < cmd.size() && (cmd[j] == '>' || cmd[j] == '|')) ++j;
+    if (j < cmd.size() && cmd[j] == '&') continue;  // >&2: a descriptor
+    while (j < cmd.size() && (cmd[j] == ' ' || cmd[j] == '\t' || cmd[j] == '"' || cmd[j] == '\'')) ++j;
+    std::size_t end = j;
+    while (end < cmd.size() && std::string_view(" \t\"';|&)<>").find(cmd[end]) == std::string_view::npos) ++end;
+    if (end > j && cmd[j] == '/') out.push_back(cmd.substr(j, end - j));
+    i = end ? end - 1 : i;
+  }
+  return out;
+}
+
+// Where a hook or track script writing `path` stands under the packaged
+// unit (packaging/vipproxy.service, ProtectSystem=strict, PrivateTmp=yes):
+// "" where it may write and others see it, else why not.
+std::string unit_write_problem(std::string path) {
+  auto under = [&](std::string_view dir) {
+    return path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 && path[dir.size()] == '/';
+  };
+  if (under("/var/run")) path = "/run" + path.substr(8);  // a symlink to /run
+  if (path == "/dev/null" || under("/var/lib/vipproxy") || under("/run/vipproxy")) return "";
+  if (under("/tmp") || under("/var/tmp"))
+    return "the packaged unit has a private /tmp (PrivateTmp=): the file is seen by the service's processes only";
+  const std::string dir = path.substr(0, std::max<std::size_t>(path.rfind('/'), 1));
+  const std::string file = path.substr(path.rfind('/') + 1);
+  std::string why = "read-only under the packaged unit (ProtectSystem=strict): write it under /var/lib/vipproxy or "
+                    "/run/vipproxy (/run/vipproxy/" + file + ")";
+  // A drop-in for a directory every service shares would open far more
+  // than the one file: only for a directory of its own.
+  static const std::set<std::string> shared = {"/", "/run", "/var", "/var/lib", "/var/log", "/var/cache",
+                                               "/var/spool", "/etc", "/usr", "/usr/local", "/opt", "/srv", "/root",
+                                               "/home"};
+  if (!shared.count(dir))
+    why += ", or allow " + dir + " with a drop-in (systemctl edit vipproxy: [Service] ReadWritePaths=" + dir + ")";
+  return why;
+}
+
 }  // namespace
 
 std::string Converter::keepalived_reason(const std::string& text) const {
@@ -174,6 +217,12 @@ void Converter::instance(const ka::Instance& in, const ka::Config& k, std::set<s
 
   for (const auto& ti : in.track_interfaces) v.track.interfaces.push_back({ti.name, ti.weight.value_or(0)});
 
+  // Each kept track script's and notify hook's command, for the unit's note below.
+  struct Command {
+    int line;
+    std::string what, command;
+  };
+  std::vector<Command> commands;
   for (const auto& ts : in.track_scripts) {
     const ka::Script* sc = k.find_script(ts.name);
     if (!sc) {
@@ -218,6 +267,7 @@ void Converter::instance(const ka::Instance& in, const ka::Config& k, std::set<s
     t.fall = sc->fall ? std::clamp(sc->fall->value, 1u, 1000u) : 1;
     t.weight = weight;
     t.user = sc->user ? sc->user->value : k.script_user ? k.script_user->value : "";
+    commands.push_back({sc->script->line, "vrrp_script " + sc->name, command});
     v.track.scripts.push_back(std::move(t));
   }
 
@@ -226,6 +276,25 @@ void Converter::instance(const ka::Instance& in, const ka::Config& k, std::set<s
   v.notify.fault = in.notify_fault ? in.notify_fault->value : "";
   v.notify.stop = in.notify_stop ? in.notify_stop->value : "";
   v.notify.any = in.notify ? in.notify->value : "";
+  for (const auto& [f, key] : {std::pair{&in.notify_master, "notify_master"}, {&in.notify_backup, "notify_backup"},
+                               {&in.notify_fault, "notify_fault"}, {&in.notify_stop, "notify_stop"},
+                               {&in.notify, "notify"}})
+    if (*f) commands.push_back({(*f)->line, key, (*f)->value});
+  // keepalived runs them as root with the whole file system writable; the
+  // packaged unit does not, and a notify script's state file written to
+  // /var/run or /var/lib then fails without a word in keepalived's terms.
+  if (!commands.empty()) {
+    knote(in.line,
+          "vrrp_instance " + in.name + ": notify commands and track scripts run as the vipproxy user under the "
+          "packaged unit (ProtectSystem=strict): they may write under /var/lib/vipproxy and /run/vipproxy only (and "
+          "the unit's private /tmp); a script writing elsewhere (a state file in /var/run or /var/lib) fails with "
+          "'Read-only file system' until a drop-in allows its directory (systemctl edit vipproxy: [Service] "
+          "ReadWritePaths=DIR; README, \"Hooks and scripts under the unit\")");
+    for (const auto& c : commands)
+      for (const auto& path : redirect_targets(c.command))
+        if (std::string why = unit_write_problem(path); !why.empty())
+          knote(c.line, c.what + " writes " + path + ": " + why);
+  }
 
   auto pick = [](const auto& mine, const auto& global) { return mine ? mine : global; };
   if (auto d = pick(in.garp_master_delay, k.garp_master_delay)) v.garp.master_delay = d->value;

@@ -15,6 +15,11 @@ an operator would:
      sees other users' processes (`pidof systemd-journald` passes);
   3. it holds the VIP on the lab interface (keepalived as BACKUP on a second
      lab node) and a client there reaches a backend through VIP:5433;
+  3b. a notify hook writes its state file (keepalived users' notify scripts
+     do) in /var/lib/vipproxy (StateDirectory=) and /run/vipproxy, and
+     nowhere else under ProtectSystem=strict; the documented drop-in
+     (`systemctl edit vipproxy`: ReadWritePaths=) lets it write another
+     directory;
   4. `systemctl reload` applies a changed file (a new proxy listens, same
      PID); a file that does not load makes `systemctl reload` itself fail
      (the unit's ExecReload checks it first) with the file, line and key in
@@ -33,7 +38,8 @@ an operator would:
   8. `dpkg -i` of a newer package over the running service: not restarted
      while policy-rc.d answers 101, nor while the file on disk does not load
      (the old daemon keeps running, dpkg's output says why), restarted on the
-     new binary otherwise; `dpkg -r` stops it, `dpkg -P` removes /etc/vipproxy.
+     new binary otherwise; `dpkg -r` stops it, `dpkg -P` removes /etc/vipproxy
+     and /var/lib/vipproxy.
 
 Network safety: the container has no network of its own. It is started with
 --network-namespace-path into a namespace made by netns.Lab (10.88.76.0/24,
@@ -88,6 +94,15 @@ CONTAINER_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbi
                  "SYSTEMD_PAGER": "", "SYSTEMD_COLORS": "0"}
 
 CAP_NET_BIND_SERVICE, CAP_NET_ADMIN, CAP_NET_RAW, CAP_SYS_NICE = 10, 12, 13, 23
+# keepalived's notify arguments follow the command: INSTANCE VI_1 MASTER 150.
+STATE_HOOK = "/usr/local/bin/vipproxy-state-hook"
+STATE_DIRS = ("/var/lib/vipproxy", "/run/vipproxy", "/srv/flags")
+STATE_HOOK_TEXT = ("#!/bin/sh\n"
+                   f"for d in {' '.join(STATE_DIRS)}; do\n"
+                   "  if echo \"$3\" 2>/dev/null > \"$d/state\"; then echo \"state-hook wrote $d $3\"\n"
+                   "  else echo \"state-hook could not write $d $3\"; fi\n"
+                   "done\n")
+DROP_IN = "/etc/systemd/system/vipproxy.service.d/flags.conf"
 
 
 def sh(argv, check=True, timeout=120, **kw):
@@ -253,6 +268,10 @@ class SystemdNspawnTest(unittest.TestCase):
             raise AssertionError(f"dpkg -i in the container failed:\n{r.stdout}\n{r.stderr}")
         # postinst saw /run/systemd/system: it reloaded systemd and said what to do next.
         assert "systemctl enable --now vipproxy" in r.stdout, r.stdout
+        # test_3b: a notify hook as keepalived users write them (the state in
+        # a file), and a directory of the operator's own outside the unit's.
+        cls.box.run(["sh", "-c", f"cat > {STATE_HOOK} && chmod 755 {STATE_HOOK}"], input=STATE_HOOK_TEXT)
+        cls.box.run(["install", "-d", "-o", "vipproxy", "-g", "vipproxy", "/srv/flags"])
         cls.write_conf(cls.conf())
 
     @classmethod
@@ -331,6 +350,7 @@ class SystemdNspawnTest(unittest.TestCase):
                  "          command: pidof systemd-journald >/dev/null\n"
                  # A stop hook that takes 2 s (test_7): it must run to its end.
                  "    notify:\n"
+                 f"      any: {STATE_HOOK}\n"
                  "      stop: \"echo stop-hook-started; trap 'echo stop-hook-got-SIGTERM' TERM; sleep 2 & wait; "
                  "echo stop-hook-done\"\n")
         if broken:
@@ -456,6 +476,42 @@ class SystemdNspawnTest(unittest.TestCase):
     def test_3_vip_held_and_served(self):
         wait_until(lambda: self.has_vip("a") and not self.has_vip("b"), 15, "the VIP on the container's eth0 only")
         self.assertEqual(self.client_through_vip(), "hello through the VIP\n")
+
+    def test_3b_hooks_write_their_state(self):
+        """keepalived users' notify scripts write the state to a file. Under
+        ProtectSystem=strict only /tmp (the unit's own, PrivateTmp=) and
+        /run/vipproxy were writable, so a hook writing /var/lib/... failed
+        (Read-only file system) and whatever read the file saw the old state.
+        The unit's StateDirectory= makes /var/lib/vipproxy the place for it,
+        and a drop-in with ReadWritePaths= (README, "Hooks and scripts under
+        the unit") opens a directory of the operator's choice."""
+        wait_until(lambda: self.has_vip("a"), 20, "the VIP on the container")
+
+        def wrote(d):
+            return f"state-hook wrote {d} MASTER" in self.messages()
+        wait_until(lambda: wrote("/var/lib/vipproxy") and wrote("/run/vipproxy"), 10,
+                   "the MASTER hook's state files in /var/lib/vipproxy and /run/vipproxy")
+        for d in ("/var/lib/vipproxy", "/run/vipproxy"):
+            self.assertEqual(self.box.run(["cat", f"{d}/state"]).stdout, "MASTER\n")
+        self.assertIn("state-hook could not write /srv/flags MASTER", self.messages())
+        self.assertNotEqual(self.box.run(["test", "-e", "/srv/flags/state"], check=False).returncode, 0)
+        mode = self.box.run(["stat", "-c", "%U %a", "/var/lib/vipproxy"]).stdout.split()
+        self.assertEqual(mode[0], "vipproxy")
+        # The drop-in the README shows (what `systemctl edit vipproxy` writes).
+        self.box.run(["sh", "-c", f"mkdir -p {os.path.dirname(DROP_IN)} && cat > {DROP_IN}"],
+                     input="[Service]\nReadWritePaths=/srv/flags\n")
+        try:
+            self.box.run(["systemctl", "daemon-reload"])
+            self.box.run(["systemctl", "restart", "vipproxy"], timeout=90)
+            wait_until(lambda: self.has_vip("a"), 20, "the VIP on the container after the restart")
+            wait_until(lambda: self.box.run(["cat", "/srv/flags/state"], check=False).stdout == "MASTER\n", 10,
+                       "the MASTER hook's state file in /srv/flags")
+        finally:
+            self.box.run(["rm", "-f", DROP_IN])
+            self.box.run(["systemctl", "daemon-reload"])
+            self.box.run(["systemctl", "restart", "vipproxy"], timeout=90, check=False)
+        wait_until(lambda: self.state() == ("active", "running"), 30, "active (running) without the drop-in")
+        wait_until(lambda: self.has_vip("a") and not self.has_vip("b"), 20, "the VIP back on the container")
 
     def test_4_reload(self):
         pid, restarts = self.main_pid(), self.show("NRestarts")["NRestarts"]
@@ -647,6 +703,8 @@ class SystemdNspawnTest(unittest.TestCase):
         self.assertEqual(self.box.run(["test", "-f", CONF], check=False).returncode, 0, "remove lost the conffile")
         self.dpkg("-P", "vipproxy")
         self.assertNotEqual(self.box.run(["test", "-e", "/etc/vipproxy"], check=False).returncode, 0)
+        # The hooks' state directory (StateDirectory=) goes with the purge too.
+        self.assertNotEqual(self.box.run(["test", "-e", "/var/lib/vipproxy"], check=False).returncode, 0)
         # The operator's `systemctl enable` link goes with the purge (as dh's deb-systemd-helper purge).
         self.assertNotEqual(self.box.run(["test", "-L", wants], check=False).returncode, 0, "enable link left")
 

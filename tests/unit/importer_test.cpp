@@ -884,6 +884,42 @@ BOOST_AUTO_TEST_CASE(importer_keepalived_notify_user_is_not_an_argument) {
   BOOST_TEST(has(k.notes, "k.conf:7: 'notify ... keepalived_script keepalived_script' not translated"));
 }
 
+// keepalived runs notify and track scripts as root with the file system
+// writable; the packaged unit runs them as vipproxy under
+// ProtectSystem=strict and PrivateTmp=yes. A notify script writing its
+// state to /var/run/... failed after the migration (Read-only file system)
+// and one writing /tmp/... wrote where no other process looks, with no word
+// from the importer. Now a note per instance with hooks or kept scripts,
+// and one per redirect in a command line that the unit stops or hides.
+BOOST_AUTO_TEST_CASE(importer_keepalived_hooks_and_the_units_writable_paths) {
+  auto k = import_keepalived(
+      "vrrp_script chk_disk {\n  script \"/usr/bin/df / >> /var/log/keepalived/chk_disk.log\"\n}\n" +
+      ka_instance("N", 1,
+                  "  track_script {\n    chk_disk\n  }\n"
+                  "  notify_master \"/bin/sh -c 'echo MASTER > /var/run/vip.state'\"\n"
+                  "  notify_backup \"/bin/sh -c 'echo BACKUP >/tmp/vip.state 2>&1'\"\n"
+                  "  notify_fault \"/bin/sh -c 'echo FAULT > /var/lib/vipproxy/state 2>/dev/null'\"\n"
+                  "  notify_stop \"/bin/sh -c 'echo STOP >/run/vipproxy/state'\"\n") +
+      ka_instance("Q", 2, ""));
+  BOOST_TEST_INFO(k.notes);
+  BOOST_TEST(has(k.notes, "k.conf:4: vrrp_instance N: notify commands and track scripts run as the vipproxy user "
+                          "under the packaged unit (ProtectSystem=strict)"));
+  BOOST_TEST(has(k.notes, "ReadWritePaths=DIR"));
+  BOOST_TEST(has(k.notes, "k.conf:2: vrrp_script chk_disk writes /var/log/keepalived/chk_disk.log: read-only "
+                          "under the packaged unit (ProtectSystem=strict): write it under /var/lib/vipproxy or "
+                          "/run/vipproxy (/run/vipproxy/chk_disk.log), or allow /var/log/keepalived with a drop-in "
+                          "(systemctl edit vipproxy: [Service] ReadWritePaths=/var/log/keepalived)\n"));
+  // Not ReadWritePaths=/run: every service's runtime directory.
+  BOOST_TEST(has(k.notes, "notify_master writes /var/run/vip.state: read-only under the packaged unit "
+                          "(ProtectSystem=strict): write it under /var/lib/vipproxy or /run/vipproxy "
+                          "(/run/vipproxy/vip.state)\n"));
+  BOOST_TEST(has(k.notes, "notify_backup writes /tmp/vip.state: the packaged unit has a private /tmp"));
+  BOOST_TEST(!has(k.notes, "notify_fault writes"));  // the unit's StateDirectory=
+  BOOST_TEST(!has(k.notes, "/dev/null"));
+  BOOST_TEST(!has(k.notes, "notify_stop writes"));    // its RuntimeDirectory=
+  BOOST_TEST(!has(k.notes, "vrrp_instance Q: notify"));  // no hook, no script: nothing to say
+}
+
 // keepalived's `auth_type AH` (VRRPv2) cannot be written: keepalived peers
 // using AH drop adverts without it, so a node migrated first and the
 // keepalived nodes would each hold the VIP. The old importer printed a note
