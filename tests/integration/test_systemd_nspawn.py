@@ -38,7 +38,9 @@ an operator would:
   8. `dpkg -i` of a newer package over the running service: not restarted
      while policy-rc.d answers 101, nor while the file on disk does not load
      (the old daemon keeps running, dpkg's output says why), restarted on the
-     new binary otherwise; `dpkg -r` stops it, `dpkg -P` removes /etc/vipproxy
+     new binary otherwise; a removal that fails after the prerm stopped the
+     service (dpkg: `postinst abort-remove`) starts it again, one that was
+     stopped stays so; `dpkg -r` stops it, `dpkg -P` removes /etc/vipproxy
      and /var/lib/vipproxy.
 
 Network safety: the container has no network of its own. It is started with
@@ -694,6 +696,26 @@ class SystemdNspawnTest(unittest.TestCase):
         self.assertEqual(self.state(), ("active", "running"), out)
         self.assertNotEqual(self.main_pid(), pid, "the upgrade did not restart the service\n" + out)
         wait_until(lambda: self.has_vip("a"), 20, "the VIP on the container after the restart")
+        # A removal that fails once the prerm has stopped the service: dpkg
+        # calls `postinst abort-remove` (Debian policy 6.6) and the package
+        # stays installed. Driven here as dpkg does (the maintainer scripts
+        # in its order): the service runs again, as it did, although it was
+        # never enabled. Before, the postinst did nothing: stopped for good.
+        prerm, postinst = "/var/lib/dpkg/info/vipproxy.prerm", "/var/lib/dpkg/info/vipproxy.postinst"
+        pid = self.main_pid()
+        self.box.run([prerm, "remove"], timeout=60)
+        self.assertEqual(self.state(), ("inactive", "dead"))
+        self.box.run([postinst, "abort-remove"], timeout=60)
+        wait_until(lambda: self.state() == ("active", "running"), 30, "running again after abort-remove")
+        self.assertNotEqual(self.main_pid(), pid)
+        wait_until(lambda: self.has_vip("a"), 20, "the VIP on the container after abort-remove")
+        # A service that was stopped stays stopped.
+        self.box.run(["systemctl", "stop", "vipproxy"], timeout=60)
+        self.box.run([prerm, "remove"], timeout=60)
+        self.box.run([postinst, "abort-remove"], timeout=60)
+        self.assertEqual(self.state(), ("inactive", "dead"), "abort-remove started a service that was stopped")
+        self.box.run(["systemctl", "start", "vipproxy"], timeout=60)
+        wait_until(lambda: self.has_vip("a"), 20, "the VIP on the container")
         # dpkg -r stops it (priority 0, VIP removed); the conffile stays.
         self.box.run(["systemctl", "enable", "vipproxy"])
         wants = "/etc/systemd/system/multi-user.target.wants/vipproxy.service"
