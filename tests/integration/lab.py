@@ -130,6 +130,10 @@ class PgNode:
             os.makedirs(d, exist_ok=True)
             shutil.chown(d, self.user, self.user)
         self.running = False
+        # (PID, start time) of the postmaster this object started: what
+        # stop() kills when pg_ctl cannot stop it.
+        self.postmaster = None
+        self.stop_timeout = 60  # pg_ctl stop -t
         lab.pg_nodes.append(self)
 
     def _run(self, argv, **kw):
@@ -163,14 +167,49 @@ class PgNode:
         self._run([f"{PGBIN}/pg_ctl", "-D", self.datadir, "-l", os.path.join(self.lab.dir, self.name, "postgres.log"),
                    "-w", "-t", "60", "start"])
         self.running = True
+        try:
+            with open(os.path.join(self.datadir, "postmaster.pid")) as f:
+                pid = int(f.readline().strip())
+            self.postmaster = (pid, labkit.proc_starttime(pid))
+        except (OSError, ValueError):
+            self.postmaster = None
 
     def stop(self, mode="fast"):
         if self.running:
             try:
-                self._run([f"{PGBIN}/pg_ctl", "-D", self.datadir, "-m", mode, "-w", "-t", "60", "stop"])
-            except subprocess.CalledProcessError:
-                pass
+                self._run([f"{PGBIN}/pg_ctl", "-D", self.datadir, "-m", mode, "-w", "-t", str(self.stop_timeout),
+                           "stop"])
+            except subprocess.CalledProcessError as e:
+                log(f"{self.name}: pg_ctl stop failed ({e.returncode}): {e.stderr.strip()}")
             self.running = False
+        self._kill_postmaster()
+
+    def _kill_postmaster(self):
+        """The postmaster pg_ctl could not stop (hung, stopped, out of reach
+        of its pid file): pg_ctl detaches it, so no process record of the lab
+        reaches it and it would outlive the test. By the PID recorded at
+        start, only while that process is still the one started then (not a
+        later one that reused its PID); never by pattern. SIGQUIT is
+        PostgreSQL's immediate shutdown (its children go with it), SIGCONT
+        for one that was stopped; SIGKILL if it does not end in 10 s."""
+        rec, self.postmaster = self.postmaster, None
+        if not rec or not labkit.same_process(*rec):
+            return
+        pid = rec[0]
+        log(f"{self.name}: PostgreSQL {pid} still runs after pg_ctl stop: SIGQUIT")
+        for sig in (signal.SIGQUIT, signal.SIGCONT):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                return
+        if labkit.poll_until(lambda: not labkit.same_process(*rec), 10) is None:
+            log(f"{self.name}: PostgreSQL {pid} still runs 10 s after SIGQUIT: SIGKILL")
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                return
+            if labkit.poll_until(lambda: not labkit.same_process(*rec), 10) is None:
+                raise RuntimeError(f"{self.name}: PostgreSQL {pid} survived SIGKILL")
 
     def promote(self):
         self._run([f"{PGBIN}/pg_ctl", "-D", self.datadir, "-w", "promote"])

@@ -18,7 +18,8 @@ A test killed outright (SIGKILL: a CTest timeout, the OOM killer) cannot
 clean up: the next lab removes what it left, and nothing else (test_4: its
 namespaces, test_6: a loopback lab's processes and PostgreSQL, test_7: the
 cluster of scripts/lab brought up by a program that is gone); test_5: what
-runs in a lab's namespace without being recorded goes at close().
+runs in a lab's namespace without being recorded goes at close(); test_10: a
+PostgreSQL that `pg_ctl stop` cannot stop is killed by its recorded PID.
 
     /usr/bin/python3 tests/integration/test_lab_stop.py
 """
@@ -356,6 +357,35 @@ class StoppedTestLeavesNothing(unittest.TestCase):
         wait_until(lambda: not netns.labkit.pid_alive(pid), 10, "the stand-in gone")
         self.assertTrue(os.path.exists(os.path.join(d, "stopped")),
                         "scripts/lab up got no chance to stop what it started (SIGKILLed)")
+
+    def test_10_a_postgres_pg_ctl_cannot_stop_is_killed_by_its_pid(self):
+        """PgNode.stop() runs `pg_ctl stop`; a postmaster that does not
+        answer (stopped here with SIGSTOP; hung, or its pid file gone) makes
+        pg_ctl give up after its timeout, and pg_ctl detached it: no process
+        record of the lab reaches it. Before, stop() ignored pg_ctl's failure
+        and the PostgreSQL ran on after the test. Now it is killed by the PID
+        recorded at start (checked with its start time, never by pattern)
+        and waited for."""
+        if os.geteuid() != 0 or not os.path.exists(os.path.join(L.PGBIN, "initdb")):
+            self.skipTest("needs root and PostgreSQL 15 (the loopback lab's PgNode)")
+        lab = L.Lab("vipproxy-labstop-pg")
+        self.addCleanup(lab.close)
+        node = L.PgNode(lab, "node1")
+        node.initdb()
+        node.start()
+        with open(os.path.join(node.datadir, "postmaster.pid")) as f:
+            pid = int(f.readline())
+        started = netns.labkit.proc_starttime(pid)
+        self.assertTrue(is_postgres(pid))
+
+        def leftover():  # what the old stop() left, so this test leaves nothing
+            if netns.labkit.same_process(pid, started):
+                os.kill(pid, signal.SIGKILL)
+        self.addCleanup(leftover)
+        os.kill(pid, signal.SIGSTOP)
+        node.stop_timeout = 2  # pg_ctl stop -t: gives up after 2 s instead of 60
+        node.stop()
+        self.assertFalse(netns.labkit.same_process(pid, started), "PostgreSQL still runs after PgNode.stop()")
 
 
 if __name__ == "__main__":
