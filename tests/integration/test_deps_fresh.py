@@ -280,6 +280,74 @@ class FreshDebianDeps(unittest.TestCase):
                                                    if not w.startswith("-"))] for line in f]
                 self.assertEqual(verbs, ["update", "install"], f"{path}: apt-get calls")
 
+    def test_6_two_installers_at_once_leave_no_policy_rc_d(self):
+        """Two installers at once (scripts/test's scripts/deps while
+        scripts/lab up runs scripts/lab.d/packages): the second saved the
+        first one's temporary policy-rc.d (`exit 101`) as the machine's, and
+        put it back after the first had removed it, so every later package
+        install on the machine started no service. Now one waits for the
+        other (flock). Run as test_5 (a tmpfs on /usr/sbin, fakes first on
+        PATH): the first installer's `apt-get install` starts the second and
+        waits until that one has either passed its save of policy-rc.d (its
+        `apt-get update` ran) or waits for the lock (a `flock` child); the
+        first then finishes, the second after it. No policy-rc.d may be
+        left."""
+        if os.geteuid() != 0 or not shutil.which("unshare"):
+            self.skipTest("needs root and unshare (a mount namespace)")
+        fake = tempfile.mkdtemp(prefix="vipproxy-deps-")
+        self.addCleanup(shutil.rmtree, fake, True)
+        first, second = (os.path.join(ROOT, p) for p in ("scripts/lab.d/packages", "scripts/deps"))
+        scripts = {
+            "dpkg-query": "for a; do last=$a; done\n"
+                          "case $last in cmake|iproute2) exit 1;; esac\n"
+                          "printf 'install ok installed'\n",
+            # The second's `update`: it has saved policy-rc.d; it goes on once the first has ended.
+            # The first's `install`: starts the second, waits until it is past the save or at the lock.
+            "apt-get": f"""echo "$ROLE apt-get $*" >> {fake}/calls
+case "$ROLE $1" in
+  "second update")
+    touch {fake}/second-past-save
+    i=0; while [ ! -e {fake}/first-done ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done ;;
+  "first install")
+    ROLE=second /bin/bash {second} > {fake}/second.out 2>&1 &
+    echo $! > {fake}/second.pid
+    i=0
+    while [ $i -lt 600 ]; do
+      [ -e {fake}/second-past-save ] && break
+      for c in $(cat /proc/$(cat {fake}/second.pid)/task/*/children 2>/dev/null); do
+        [ "$(cat /proc/$c/comm 2>/dev/null)" = flock ] && echo "second waits for the lock" >> {fake}/calls && i=600
+      done
+      sleep 0.05; i=$((i+1))
+    done ;;
+esac
+""",
+        }
+        for name, body in scripts.items():
+            with open(os.path.join(fake, name), "w") as f:
+                f.write("#!/bin/sh\n" + body)
+            os.chmod(os.path.join(fake, name), 0o755)
+        # In the namespace: the first installer, then (it has ended) the
+        # second's wait released, the second waited for, and what is left.
+        inside = f"""mount -t tmpfs tmpfs /usr/sbin
+ROLE=first /bin/bash {first}; echo "first exit $?"
+touch {fake}/first-done
+pid=$(cat {fake}/second.pid)
+i=0; while kill -0 $pid 2>/dev/null && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done
+kill -0 $pid 2>/dev/null && echo "second still running"
+cat {fake}/second.out
+ls /usr/sbin
+"""
+        r = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", inside],
+                           capture_output=True, text=True, timeout=120, env={"PATH": fake + ":/usr/bin:/bin"})
+        with open(os.path.join(fake, "calls")) as f:
+            calls = f.read()
+        out = r.stdout + r.stderr + "\ncalls:\n" + calls
+        self.assertEqual(r.returncode, 0, out)
+        self.assertIn("first exit 0", r.stdout, out)
+        self.assertNotIn("second still running", r.stdout, out)
+        self.assertIn("second apt-get install", calls, out)  # the second did install
+        self.assertNotIn("policy-rc.d", r.stdout.split("\n"), "a policy-rc.d was left:\n" + out)
+
 
 if __name__ == "__main__":
     testmain.main()
