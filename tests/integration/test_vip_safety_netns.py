@@ -83,8 +83,8 @@ Topology (netns.Lab, names vpt<pid>-*):
    (vrrp[0].virtual_ipaddresses[0].address) and, at 255, why the owner set-up is not
    run; a keeps its address as it was (one entry, /24, no mark of ours) and
    the client still reaches it; no VIP record is left for the unit's
-   ExecStopPost, whose `vipproxy release-vips` leaves the address alone.
-   Before, the start removed a's own address (the node fell off the LAN),
+   ExecStopPost, whose `vipproxy release-vips` leaves the address alone;
+   `vipproxy doctor` FAILs the VIP beforehand. Before, the start removed a's own address (the node fell off the LAN),
    and at 255 a ran as MASTER and removed it again when it stopped.
 12. A SIGHUP on the MASTER that adds a's own address as a second VIP.
    Asserted: the reload is refused (reloads.failed, the log names the
@@ -679,6 +679,12 @@ class VipSafetyNetns(unittest.TestCase):
             code = ("import socket\ntry:\n socket.create_connection(('%s', 9), timeout=2)\n"
                     "except ConnectionRefusedError:\n print('refused')" % own)
             self.assertEqual(LAB.sh("client", [PY, "-c", code], check=False).stdout.strip(), "refused")
+            # `vipproxy doctor` says it before a start does.
+            r = LAB.sh("a", [VIPPROXY, "doctor", "--config", path, "--no-adverts", "--etcd", "127.0.0.1:9"],
+                       check=False, timeout=60)
+            self.assertEqual(r.returncode, 1, r.stdout)
+            self.assertRegex(r.stdout, r"(?m)^FAIL +VIP " + re.escape(own) + ": already an address of eth0 " +
+                             re.escape(f"({own}/24) that vipproxy did not add"))
             log(f"priority {priority}: refused at start, {own} kept: {out.strip().splitlines()[-1][:200]}")
 
     # ---- 12 ----
