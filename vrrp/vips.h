@@ -102,7 +102,8 @@ TimePoint next_wake(bool want, const std::vector<Slot>& slots, TimePoint last_ve
 // the unit's ExecStopPost, vipproxy release-vips, has removed it before).
 
 // IFA_PROTO of the addresses the engine adds: VRRP's IP protocol number,
-// shown by `ip address` (iproute2 6.3+) as "proto 112".
+// shown as "proto 112" by an `ip address` newer than iproute2 6.1 (which
+// can neither set nor show it: tests/integration/addrproto.py does both).
 inline constexpr uint8_t kVipAddressProtocol = 112;
 
 // One entry of an address on a device, as the kernel dumps it (an IPv4
