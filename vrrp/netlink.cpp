@@ -374,8 +374,16 @@ class NetlinkKernel : public Kernel {
     }, &ctx);
     ifaddrmsg req{};
     req.ifa_family = uint8_t(ctx.family);
-    int err = nl_send_simple(req_, RTM_GETADDR, NLM_F_DUMP, &req, sizeof req);
-    if (err >= 0) err = nl_recvmsgs(req_, cb);
+    // A dump the kernel interrupted (NLM_F_DUMP_INTR: the addresses changed
+    // meanwhile, common on a host where containers come and go) is asked
+    // again: an instance refuses to start on an unanswered one.
+    int err = 0;
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      ctx.out.clear();
+      err = nl_send_simple(req_, RTM_GETADDR, NLM_F_DUMP, &req, sizeof req);
+      if (err >= 0) err = nl_recvmsgs(req_, cb);
+      if (err != -NLE_DUMP_INTR) break;
+    }
     nl_cb_put(cb);
     if (err < 0) return std::nullopt;
     return std::move(ctx.out);
