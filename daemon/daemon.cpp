@@ -664,9 +664,9 @@ int Daemon::run() {
   // VIP is an address the host already has: vrrp/vips.h claim_at_start),
   // then the VIPs recorded, before any VIP can be added or removed: whatever
   // stops this daemon from here on, the unit's ExecStopPost knows what to
-  // remove. Recorded before the check, a refused VIP (the host's own
-  // address) was in the record when the refused start ended, and
-  // ExecStopPost's release-vips removed it.
+  // remove. Recorded before the check (as it was), a refused VIP (the
+  // host's own address) was in the record when the refused start ended, and
+  // ExecStopPost's release-vips would have removed it.
   vip_record_path_ = vip_record::default_path(std::getenv("RUNTIME_DIRECTORY"));
   if (!config_.vrrp.empty()) {
     vrrp_ = std::make_unique<vrrp::Service>(control_, config_.vrrp, config_.node,
