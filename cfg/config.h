@@ -152,7 +152,15 @@ struct VirtualAddress {
   std::string device;       // empty: the instance's interface
   std::string label;        // optional IPv4 label ("eth0:vip")
   bool is_ipv6 = false;
-  bool operator==(const VirtualAddress&) const = default;
+  // Where the file gives it ("vipproxy.yaml:14:9: vrrp[0].virtual_ipaddresses[0]"),
+  // for errors found only at start (vrrp/engine.cpp: an address the host
+  // already has). Not part of the value: a VIP moved to another line of the
+  // file is the same VIP.
+  std::string where;
+  bool operator==(const VirtualAddress& o) const {
+    return address == o.address && prefix_len == o.prefix_len && device == o.device && label == o.label &&
+           is_ipv6 == o.is_ipv6;
+  }
 };
 
 struct TrackScript {

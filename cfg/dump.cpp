@@ -220,8 +220,10 @@ void write_vrrp(Writer& w, const VrrpInstance& v) {
   }
   w.line(4, "virtual_ipaddresses", "");
   for (const auto& a : virtual_ipaddresses) {
-    const auto& [address, prefix_len, device, label, is_ipv6 /* derived from address */] = a;
+    const auto& [address, prefix_len, device, label, is_ipv6 /* derived from address */,
+                 where /* where the file gave it, not a setting */] = a;
     (void)is_ipv6;
+    (void)where;
     std::string addr = address + "/" + std::to_string(prefix_len);
     if (device.empty() && label.empty()) {
       w.raw("      - " + q(addr) + "\n");

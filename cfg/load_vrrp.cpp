@@ -108,6 +108,10 @@ VirtualAddress Loader::vip(const Node& n, const std::string& path, const std::st
       fail(*label_node, lpath,
            "expected a label of the form " + dev + ":<suffix> of at most 15 characters, got " + describe(*label_node));
   }
+  const YAML::Mark mark = addr_node.Mark();
+  va.where = (file_.empty() ? std::string("<config>") : file_) +
+             (mark.is_null() ? std::string() : ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1)) +
+             ": " + addr_path;
   return va;
 }
 

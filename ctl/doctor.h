@@ -11,6 +11,7 @@
 
 #include "cfg/config.h"
 #include "health/patroni_defects.h"
+#include "vrrp/vips.h"
 
 namespace ctl {
 
@@ -102,6 +103,21 @@ struct DaemonFacts {
 // The named instance's counters in a /status document (daemon/admin.cpp).
 InstanceCounterFacts instance_counters(const std::string& status_json, const std::string& instance);
 Verdict foreign_routers_verdict(const cfg::VrrpInstance& inst, const DaemonFacts& f);
+
+// ---- VIPs already on their devices (vrrp/vips.h claim_at_start) ----
+// The daemon refuses to start an instance whose VIP is an address the host
+// already has and did not get from vipproxy (the host's own address, RFC
+// 5798's address owner, keepalived still holding it): said here first.
+struct VipFacts {
+  std::string device;
+  std::optional<std::vector<vrrp::vips::Entry>> entries;  // nullopt: not read
+  std::string error;                                      // why not
+  bool held_by_daemon = false;  // the running daemon's /status: installed by it
+};
+Verdict vip_address_verdict(const cfg::VirtualAddress& va, const VipFacts& f);
+// Whether the daemon's /status (DaemonFacts::status_json) shows `address`
+// installed on `device` by one of its instances.
+bool daemon_holds_vip(const std::string& status_json, const std::string& address, const std::string& device);
 
 // ---- The data path of each proxy (from the config alone) ----
 // A WARN per proxy set to `data_path: kernel`: experimental, run under load

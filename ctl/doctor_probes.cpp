@@ -20,6 +20,7 @@
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <set>
 #include <sstream>
 
@@ -27,6 +28,8 @@
 #include "ctl/admin_client.h"
 #include "ctl/doctor.h"
 #include "ctl/http.h"
+#include "vrrp/kernel.h"
+#include "vrrp/netlink.h"
 
 namespace ctl {
 
@@ -381,6 +384,45 @@ AdminFacts probe_admin(const cfg::Config& c, const DoctorOptions& o, std::ostrea
   return f;
 }
 
+// Each VIP's entries on its device, as the daemon's start will see them
+// (vrrp/vips.h claim_at_start). The netlink kernel needs CAP_NET_RAW (its
+// GARP socket): without it, a WARN saying so.
+std::vector<Verdict> vip_verdicts(const cfg::Config& c, const DaemonFacts& daemon) {
+  std::vector<Verdict> out;
+  boost::asio::io_context io;
+  std::unique_ptr<vrrp::Kernel> kernel;
+  std::string error;
+  try {
+    kernel = vrrp::make_netlink_kernel(io);
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+  for (const auto& inst : c.vrrp)
+    for (const auto& va : inst.virtual_ipaddresses) {
+      VipFacts f;
+      f.device = va.device.empty() ? inst.interface : va.device;
+      f.error = error;
+      f.held_by_daemon = daemon.reached && daemon_holds_vip(daemon.status_json, va.address, f.device);
+      if (kernel) {
+        auto link = kernel->link(f.device);
+        auto ip = vrrp::IpAddress::parse(va.address);
+        if (!link) {
+          f.error = "no interface " + f.device;
+        } else if (ip) {
+          vrrp::Vip v;
+          v.address = *ip;
+          v.prefix_len = va.prefix_len;
+          v.device = f.device;
+          v.ifindex = link->ifindex;
+          f.entries = kernel->address_entries(v);
+          if (!f.entries) f.error = "the address dump failed";
+        }
+      }
+      out.push_back(vip_address_verdict(va, f));
+    }
+  return out;
+}
+
 }  // namespace
 
 std::vector<Verdict> run_doctor(const DoctorOptions& o, std::ostream& out) {
@@ -439,6 +481,7 @@ std::vector<Verdict> run_doctor(const DoctorOptions& o, std::ostream& out) {
     // foreign cluster that is quiet right now still shows here.
     auto daemon = read_daemon_status(c, o);
     for (const auto& inst : c.vrrp) emit(foreign_routers_verdict(inst, daemon));
+    for (const auto& v : vip_verdicts(c, daemon)) emit(v);
   }
   for (const auto& v : patroni_verdicts(c, probe_checks(c))) emit(v);
   for (const auto& v : patroni_version_verdicts(probe_patroni_versions(c), probe_dcs(o))) emit(v);

@@ -382,4 +382,56 @@ Verdict admin_verdict(const AdminFacts& f) {
                                 (f.token_source.empty() ? "" : "; token from " + f.token_source)};
 }
 
+bool daemon_holds_vip(const std::string& status_json, const std::string& address, const std::string& device) {
+  boost::system::error_code ec;
+  auto doc = boost::json::parse(status_json, ec);
+  if (ec || !doc.is_object()) return false;
+  const auto* vrrp = doc.as_object().if_contains("vrrp");
+  if (!vrrp || !vrrp->is_array()) return false;
+  for (const auto& inst : vrrp->as_array()) {
+    const auto* vips = inst.is_object() ? inst.as_object().if_contains("vips") : nullptr;
+    if (!vips || !vips->is_array()) continue;
+    for (const auto& v : vips->as_array()) {
+      if (!v.is_object()) continue;
+      const auto& o = v.as_object();
+      const auto* a = o.if_contains("address");
+      const auto* d = o.if_contains("device");
+      const auto* actual = o.if_contains("actual");
+      if (!a || !a->is_string() || !d || !d->is_string() || !actual || !actual->is_string()) continue;
+      const std::string text(a->as_string());
+      if (text.substr(0, text.find('/')) == address && d->as_string() == device && actual->as_string() == "present")
+        return true;
+    }
+  }
+  return false;
+}
+
+Verdict vip_address_verdict(const cfg::VirtualAddress& va, const VipFacts& f) {
+  using vrrp::vips::Claim;
+  const std::string check = "VIP " + va.address;
+  if (!f.entries && !f.held_by_daemon)
+    return {Level::warn, check,
+            "cannot read the addresses of " + f.device + " (" + f.error +
+                "): whether it is already an address of this host cannot be told here (vipproxy refuses to start "
+                "an instance with a VIP the host already has)"};
+  const Claim claim = vrrp::vips::claim_at_start(f.entries, f.held_by_daemon);
+  if (claim == Claim::free) return {Level::ok, check, "not on " + f.device + ": free for the VIP"};
+  if (f.held_by_daemon) return {Level::ok, check, "on " + f.device + ", installed by the running vipproxy (MASTER)"};
+  std::string have;
+  for (const auto& e : *f.entries)
+    have += (have.empty() ? "" : ", ") + va.address + "/" + std::to_string(e.prefix_len) +
+            (e.protocol ? " proto " + std::to_string(e.protocol) : "");
+  if (claim == Claim::ours)
+    return {Level::warn, check,
+            "on " + f.device + " (" + have +
+                ", vipproxy's mark) with no vipproxy holding it: left by a run that did not stop cleanly; this "
+                "node answers ARP for it until the next start removes it (or vipproxy release-vips)"};
+  return {Level::fail, check,
+          "already an address of " + f.device + " (" + have +
+              ") that vipproxy did not add: the host's own address (RFC 5798's address owner is not run), or "
+              "another program's (keepalived still MASTER here?). vipproxy refuses to start with it as a VIP and "
+              "never removes it: use a free address (" + (va.where.empty() ? "virtual_ipaddresses" : va.where) +
+              ")"};
+}
+
 }  // namespace ctl

@@ -660,15 +660,21 @@ int Daemon::run() {
   start_checks();
   for (const auto& p : proxies_)
     for (size_t bi = 0; bi < p->backends.size(); ++bi) read_patroni_version(*p, bi);
-  // Before any VIP can be added: whatever stops this daemon from here on,
-  // the unit's ExecStopPost knows what to remove.
+  // The instances are prepared first (this throws, changing nothing, when a
+  // VIP is an address the host already has: vrrp/vips.h claim_at_start),
+  // then the VIPs recorded, before any VIP can be added or removed: whatever
+  // stops this daemon from here on, the unit's ExecStopPost knows what to
+  // remove. Recorded before the check (as it was), a refused VIP (the
+  // host's own address) was in the record when the refused start ended, and
+  // ExecStopPost's release-vips would have removed it.
   vip_record_path_ = vip_record::default_path(std::getenv("RUNTIME_DIRECTORY"));
-  record_vips();
   if (!config_.vrrp.empty()) {
     vrrp_ = std::make_unique<vrrp::Service>(control_, config_.vrrp, config_.node,
                                             [this](const std::string& p) { return proxy_healthy(p); });
-    vrrp_->start();
+    vrrp_->prepare();
   }
+  record_vips();
+  if (vrrp_) vrrp_->launch();
   // Before the workers run: each reads its kernel path (Worker::kernel()) on
   // every session it accepts, with nothing ordering that read after a write
   // from this thread (ThreadSanitizer saw it race with a client accepted

@@ -102,6 +102,15 @@ void Converter::instance(const ka::Instance& in, const ka::Config& k, std::set<s
   }
   // No state: keepalived derives it from the priority (255: MASTER).
   if (!in.state && v.priority == 255) wants_master = true;
+  // RFC 5798's address owner has its own interface address as the VIP;
+  // vipproxy refuses such a VIP at start (it never removes the host's own
+  // address: vrrp/vips.h claim_at_start), which the file alone cannot show.
+  if (v.priority == 255)
+    knote(in.priority ? in.priority->line : in.state ? in.state->line : in.line,
+          "vrrp_instance " + in.name + " runs at priority 255: vipproxy takes it as keepalived does (MASTER at once, "
+          "always preempts) with virtual addresses that are free; a VIP that is an address the host already has "
+          "(RFC 5798's address owner) is refused at start (vipproxy never removes the host's own address), so "
+          "check that no VIP of it is this node's own address");
   v.version = in.version ? in.version->value : k.vrrp_version ? k.vrrp_version->value : 2;
   if (in.advert_int) v.advert_int = in.advert_int->value;
   if (in.nopreempt) {

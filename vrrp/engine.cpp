@@ -239,6 +239,7 @@ void Engine::prepare() {
     auto l = env_.kernel.link(v.device);
     if (!l) throw std::runtime_error(who + ": interface " + v.device + " (for " + va.address + ") does not exist");
     v.ifindex = l->ifindex;
+    check_not_taken(v, va.where);
     vips_.push_back(v);
     vip_slots_.emplace_back();
     vip_addresses_.push_back(v.address);
@@ -252,6 +253,43 @@ void Engine::prepare() {
     throw std::runtime_error(who + ": " + cfg_.interface + " has no IPv6 link-local address (is IPv6 disabled?)");
   channel_ = open_channel();
   channel_ifindex_ = link_.ifindex;
+}
+
+void Engine::check_not_taken(const Vip& v, const std::string& where) {
+  // launch() removes every VIP, as keepalived does at start, and leaving
+  // MASTER removes them again: an address the host had for its own would go
+  // with them, and the node (its proxy, its backends) off the network.
+  const bool held = env_.held_by_running && env_.held_by_running(v);
+  const auto entries = held ? std::nullopt : env_.kernel.address_entries(v);
+  const vips::Claim claim = vips::claim_at_start(entries, held);
+  if (claim == vips::Claim::free || claim == vips::Claim::ours) return;
+  const std::string addr = v.address.to_string();
+  std::string have;
+  if (entries)
+    for (const auto& e : *entries)
+      have += (have.empty() ? "" : ", ") + addr + "/" + std::to_string(e.prefix_len) +
+              (e.protocol ? " proto " + std::to_string(e.protocol) : std::string());
+  std::string why =
+      (where.empty() ? "vrrp " + cfg_.name + ": virtual_ipaddresses" : where) + ": " +
+      (claim == vips::Claim::unknown
+           ? "cannot ask the kernel which addresses " + v.device + " has, so whether " + addr +
+                 " is already one of the host's own cannot be told; not started (an instance removes its VIPs "
+                 "when it starts)"
+           : addr + " is already an address of " + v.device + " (" + have +
+                 ") and vipproxy did not add it: the host's own address, or another program's. A VIP must be "
+                 "an address no host has for its own: vipproxy adds it as MASTER and removes it otherwise (and "
+                 "at start), which would take this address off the node; left in place, it would answer ARP "
+                 "beside the MASTER while this node is BACKUP or stopped. Nothing was changed; use a free "
+                 "address as the VIP");
+  if (claim == vips::Claim::not_ours && cfg_.priority == 255)
+    why += ". priority 255 is taken as keepalived does (MASTER at once, always preempts), with a VIP that is a "
+           "free address: vipproxy does not run the RFC 5798 address owner whose VIP is the host's own address";
+  if (claim == vips::Claim::not_ours)
+    why += ". If it is a VIP an earlier run left (killed, on a kernel older than 5.18 that keeps no mark of ours), "
+           "remove it by hand: ip address del " + addr + "/" +
+           std::to_string(entries && !entries->empty() ? entries->front().prefix_len : v.prefix_len) + " dev " +
+           v.device;
+  throw std::runtime_error(why);
 }
 
 std::unique_ptr<Channel> Engine::open_channel() {

@@ -39,6 +39,11 @@ class Engine {
     // nullopt: no check of the proxy has answered yet (Service::ProxyHealthy).
     std::function<std::optional<bool>(const std::string& proxy)> proxy_healthy;
     std::string node;
+    // Whether a running instance of this daemon has `vip` (same address,
+    // same device): a reload that restarts an instance, or moves a VIP to
+    // another one, finds it on the interface and it is ours
+    // (vips::claim_at_start). Null: none runs.
+    std::function<bool(const Vip& vip)> held_by_running = nullptr;
   };
 
   Engine(Env env, cfg::VrrpInstance config);
@@ -53,7 +58,9 @@ class Engine {
   // The part of start() that can fail, changing nothing in the kernel (no
   // address touched, no advert sent): a reload opens a restarted instance's
   // socket with this while the old instance still runs, and keeps the old
-  // one when it throws.
+  // one when it throws. Throws too when a VIP is already on its device and
+  // is not ours (vips::claim_at_start: the host's own address): never
+  // removed, the instance is not started.
   void prepare();
   // The rest of start(): cannot fail.
   void launch();
@@ -79,6 +86,8 @@ class Engine {
   void reconfigure(cfg::VrrpInstance next);
 
   const cfg::VrrpInstance& config() const { return cfg_; }
+  // Launched and not shut down, with `vip` among its VIPs (address and device).
+  bool running_with(const Vip& vip) const;
   fsm::State state() const { return vars_.state; }
   const fsm::Vars& vars() const { return vars_; }
   // By value: the notify counters live in hooks_ (hooks outlive a
@@ -152,6 +161,9 @@ class Engine {
   boost::json::array foreign_status() const;
   void run_script(std::size_t i);
   void refresh_link();
+  // prepare(): throws when `v` is already on its device and is not ours
+  // (vips::claim_at_start), naming `where` (the file, line and key).
+  void check_not_taken(const Vip& v, const std::string& where);
   // The raw channel, bound to the interface as it is now (throws).
   std::unique_ptr<Channel> open_channel();
   // Re-opens the channel when the interface came back with another ifindex

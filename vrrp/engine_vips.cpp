@@ -12,6 +12,8 @@
 
 #include <boost/asio/post.hpp>
 
+#include <algorithm>
+
 #include "vrrp/engine.h"
 
 namespace vrrp {
@@ -31,6 +33,13 @@ constexpr fsm::Duration kFailureLogInterval = std::chrono::minutes(1);
 vips::Policy Engine::vip_policy() const {
   return vips::policy_for(std::chrono::duration_cast<fsm::Duration>(cfg_.advert_int),
                           vars_.state == fsm::State::master);
+}
+
+bool Engine::running_with(const Vip& vip) const {
+  if (!started_ || stopped_) return false;
+  return std::any_of(vips_.begin(), vips_.end(), [&](const Vip& v) {
+    return v.address == vip.address && (v.ifindex == vip.ifindex || v.device == vip.device);
+  });
 }
 
 bool Engine::vip_present(const Vip& v) const {

@@ -15,6 +15,7 @@
 
 #include "vrrp/address.h"
 #include "vrrp/codec.h"
+#include "vrrp/vips.h"
 
 namespace vrrp {
 
@@ -95,7 +96,8 @@ class Kernel {
   virtual std::unique_ptr<Channel> open_channel(const LinkInfo& link, Family family, const IpAddress& src,
                                                 bool join_group, DatagramHandler on_datagram) = 0;
   // Idempotent: an address already present (EEXIST) or already absent
-  // (EADDRNOTAVAIL) is success.
+  // (EADDRNOTAVAIL) is success. An address added carries the mark
+  // vips::kVipAddressProtocol (IFA_PROTO; kernels before 5.18 ignore it).
   virtual std::error_code add_address(const Vip& vip) = 0;
   virtual std::error_code del_address(const Vip& vip) = 0;
   // Whether `vip` is on its device now, from the kernel (RTM_GETADDR):
@@ -103,6 +105,13 @@ class Kernel {
   // believes about its VIPs against this. nullopt: the kernel could not be
   // asked (the engine then relies on the add/delete answers alone).
   virtual std::optional<bool> has_address(const Vip& vip) {
+    (void)vip;
+    return std::nullopt;
+  }
+  // Every entry of vip.address on its device now, with its mark, from the
+  // kernel (RTM_GETADDR): what vips::claim_at_start decides on. nullopt: the
+  // kernel could not be asked.
+  virtual std::optional<std::vector<vips::Entry>> address_entries(const Vip& vip) {
     (void)vip;
     return std::nullopt;
   }

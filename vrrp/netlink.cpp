@@ -8,6 +8,7 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/ip.h>
+#include <netlink/attr.h>
 #include <netlink/msg.h>
 #include <netlink/netlink.h>
 #include <netlink/route/addr.h>
@@ -343,6 +344,51 @@ class NetlinkKernel : public Kernel {
     return change_address(vip, false);
   }
 
+  std::optional<std::vector<vips::Entry>> address_entries(const Vip& vip) override {
+    // A dump of our own: libnl's rtnl_addr objects do not keep IFA_PROTO.
+    struct Ctx {
+      const Vip* vip;
+      int family;
+      std::vector<vips::Entry> out;
+    } ctx{&vip, vip.address.family == Family::ipv4 ? AF_INET : AF_INET6, {}};
+    nl_cb* cb = nl_cb_alloc(NL_CB_DEFAULT);
+    if (!cb) return std::nullopt;
+    nl_cb_set(cb, NL_CB_VALID, NL_CB_CUSTOM, [](nl_msg* msg, void* arg) -> int {
+      auto& c = *static_cast<Ctx*>(arg);
+      nlmsghdr* h = nlmsg_hdr(msg);
+      if (h->nlmsg_type != RTM_NEWADDR || h->nlmsg_len < NLMSG_LENGTH(sizeof(ifaddrmsg))) return NL_OK;
+      auto* ifa = static_cast<ifaddrmsg*>(nlmsg_data(h));
+      if (int(ifa->ifa_index) != c.vip->ifindex || ifa->ifa_family != c.family) return NL_OK;
+      // The address itself: IFA_LOCAL (IPv4, and IPv6 on point-to-point
+      // links), else IFA_ADDRESS.
+      nlattr* a = nlmsg_find_attr(h, sizeof(ifaddrmsg), IFA_LOCAL);
+      if (!a) a = nlmsg_find_attr(h, sizeof(ifaddrmsg), IFA_ADDRESS);
+      if (!a || std::size_t(nla_len(a)) != c.vip->address.size() ||
+          std::memcmp(nla_data(a), c.vip->address.bytes.data(), c.vip->address.size()) != 0)
+        return NL_OK;
+      vips::Entry e;
+      e.prefix_len = ifa->ifa_prefixlen;
+      if (nlattr* p = nlmsg_find_attr(h, sizeof(ifaddrmsg), IFA_PROTO); p && nla_len(p) >= 1) e.protocol = nla_get_u8(p);
+      c.out.push_back(e);
+      return NL_OK;
+    }, &ctx);
+    ifaddrmsg req{};
+    req.ifa_family = uint8_t(ctx.family);
+    // A dump the kernel interrupted (NLM_F_DUMP_INTR: the addresses changed
+    // meanwhile, common on a host where containers come and go) is asked
+    // again: an instance refuses to start on an unanswered one.
+    int err = 0;
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      ctx.out.clear();
+      err = nl_send_simple(req_, RTM_GETADDR, NLM_F_DUMP, &req, sizeof req);
+      if (err >= 0) err = nl_recvmsgs(req_, cb);
+      if (err != -NLE_DUMP_INTR) break;
+    }
+    nl_cb_put(cb);
+    if (err < 0) return std::nullopt;
+    return std::move(ctx.out);
+  }
+
   std::optional<bool> has_address(const Vip& vip) override {
     bool found = false;
     if (!for_each_entry(vip, [&](rtnl_addr*) { found = true; })) return std::nullopt;
@@ -419,7 +465,22 @@ class NetlinkKernel : public Kernel {
     // An IPv6 VIP moves between nodes: duplicate address detection would
     // hold it tentative (unusable) for a second or more (keepalived: nodad).
     if (family == AF_INET6) rtnl_addr_set_flags(a, IFA_F_NODAD);
-    int err = add ? rtnl_addr_add(req_, a, 0) : rtnl_addr_delete(req_, a, 0);
+    int err = 0;
+    if (add) {
+      // Marked as ours (vips::kVipAddressProtocol): the next start tells a
+      // VIP a killed run of ours left from the host's own address by it
+      // (vips::claim_at_start). libnl has no setter for IFA_PROTO; a kernel
+      // before 5.18 ignores the attribute (and keeps no mark).
+      nl_msg* msg = nullptr;
+      err = rtnl_addr_build_add_request(a, 0, &msg);
+      if (err == 0) {
+        err = nla_put_u8(msg, IFA_PROTO, vips::kVipAddressProtocol);
+        if (err == 0) err = nl_send_sync(req_, msg);  // frees msg
+        else nlmsg_free(msg);
+      }
+    } else {
+      err = rtnl_addr_delete(req_, a, 0);
+    }
     nl_addr_put(local);
     rtnl_addr_put(a);
     // Idempotent by design: the address already there (EEXIST) or already

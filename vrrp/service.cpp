@@ -5,6 +5,8 @@
 #include <boost/asio/post.hpp>
 #include <boost/json.hpp>
 
+#include <algorithm>
+
 #include "cfg/diff.h"
 #include "vrrp/netlink.h"
 
@@ -23,7 +25,13 @@ Service::Service(asio::io_context& io, const std::vector<cfg::VrrpInstance>& ins
   for (const auto& inst : instances) engines_.push_back(std::make_unique<Engine>(env(), inst));
 }
 
-Engine::Env Service::env() { return Engine::Env{io_, *kernel_, spawner_, proxy_healthy_, node_}; }
+Engine::Env Service::env() {
+  Engine::Env e{io_, *kernel_, spawner_, proxy_healthy_, node_};
+  e.held_by_running = [this](const Vip& v) {
+    return std::any_of(engines_.begin(), engines_.end(), [&](const auto& en) { return en && en->running_with(v); });
+  };
+  return e;
+}
 
 Service::ReloadPlan Service::prepare_reload(const std::vector<cfg::VrrpInstance>& instances) {
   // Check first, change after: a reload that cannot be applied whole is

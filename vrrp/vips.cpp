@@ -120,4 +120,26 @@ TimePoint next_wake(bool want, const std::vector<Slot>& slots, TimePoint last_ve
   return t;
 }
 
+std::string_view to_string(Claim c) {
+  switch (c) {
+    case Claim::free: return "free";
+    case Claim::ours: return "ours";
+    case Claim::not_ours: return "not ours";
+    case Claim::unknown: return "unknown";
+  }
+  return "?";
+}
+
+Claim claim_at_start(const std::optional<std::vector<Entry>>& entries, bool held_by_running) {
+  if (held_by_running) return Claim::ours;
+  if (!entries) return Claim::unknown;
+  if (entries->empty()) return Claim::free;
+  // Every entry: an unmarked entry beside a marked one (the host's /24 and
+  // a /32 a killed run of ours added on top) is still the host's address,
+  // and a removal takes every entry of the address (netlink.cpp).
+  const bool all_marked = std::all_of(entries->begin(), entries->end(),
+                                      [](const Entry& e) { return e.protocol == kVipAddressProtocol; });
+  return all_marked ? Claim::ours : Claim::not_ours;
+}
+
 }  // namespace vrrp::vips

@@ -82,4 +82,48 @@ bool give_up(bool want, const std::vector<Slot>& slots, TimePoint now, const Pol
 TimePoint next_wake(bool want, const std::vector<Slot>& slots, TimePoint last_verify, TimePoint now,
                     const Policy& p);
 
+// --- Whose is an address already there when an instance starts ---
+//
+// An instance removes its VIPs when it starts, as keepalived does: a run
+// killed with SIGKILL leaves them on the interface, and a BACKUP holding one
+// answers ARP beside the MASTER. But a configured VIP may also be an address
+// the host had for its own (RFC 5798's "address owner" set-up, or the node's
+// own address typed as the VIP): removing that takes the node off the
+// network. The rule: an address already on the VIP's device at start is
+// removed only when it is ours, that is each entry of it carries the mark
+// the engine puts on every address it adds (IFA_PROTO kVipAddressProtocol,
+// Linux 5.18 and later keep it), or a running instance of this daemon holds
+// it (a reload that restarts an instance or moves a VIP between instances).
+// Anything else is not ours, and so is an address whose entries the kernel
+// could not be asked for: the instance refuses to start (the daemon at
+// start, a reload is refused and the running configuration kept) and the
+// address stays. Limit: on a kernel before 5.18 no mark is kept, so a VIP
+// that a killed run left is refused too (remove it by hand; under systemd
+// the unit's ExecStopPost, vipproxy release-vips, has removed it before).
+
+// IFA_PROTO of the addresses the engine adds: VRRP's IP protocol number,
+// shown as "proto 112" by an `ip address` newer than iproute2 6.1 (which
+// can neither set nor show it: tests/integration/addrproto.py does both).
+inline constexpr uint8_t kVipAddressProtocol = 112;
+
+// One entry of an address on a device, as the kernel dumps it (an IPv4
+// address may be there several times, with different prefix lengths).
+struct Entry {
+  unsigned prefix_len = 0;
+  uint8_t protocol = 0;  // IFA_PROTO; 0 when unset or the kernel keeps none
+  bool operator==(const Entry&) const = default;
+};
+
+enum class Claim : uint8_t {
+  free,      // not on the device
+  ours,      // every entry marked by us, or held by a running instance of ours
+  not_ours,  // an entry we did not add: the host's own address, or another program's
+  unknown,   // the kernel could not be asked: treated as not ours
+};
+std::string_view to_string(Claim c);
+
+// `entries`: the address's entries on its device (nullopt: no dump);
+// `held_by_running`: a running instance of this daemon has the VIP.
+Claim claim_at_start(const std::optional<std::vector<Entry>>& entries, bool held_by_running);
+
 }  // namespace vrrp::vips

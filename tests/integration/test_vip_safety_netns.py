@@ -46,8 +46,10 @@ Topology (netns.Lab, names vpt<pid>-*):
    as MASTER with its VIP; once the sysctl is back the same file applies.
 5. The VIP on a BACKUP with another prefix or label than the configured
    one: added by hand as `ip addr add VIP dev eth0` does (/32, the file
-   says /24), and left by an earlier run as /28 with a label. Asserted: b
-   removes the first within its check and the second at start. Before,
+   says /24), and left by an earlier run as /28 with a label (and with the
+   mark vipproxy puts on what it adds, IFA_PROTO 112: tests/integration/
+   addrproto.py). Asserted: b removes the first within its check and the
+   second at start. Before,
    the kernel refused each delete (it names the prefix and label), the
    refusal counted as "already gone", and the VIP stayed on b for good.
 6. A SIGHUP on the MASTER that changes its VIP's prefix (/24 -> /32) and
@@ -74,6 +76,21 @@ Topology (netns.Lab, names vpt<pid>-*):
 10. The same with keepalived 2.2.7 on c as the peer (VRRPv2, 1 s, priority
    50, our VIP): c takes the VIP, a gives it up, and takes it back once the
    rule is gone (keepalived yields to the higher priority).
+11. The host's own address as the VIP (a's 10.88.84.151/24), at priority
+   100 (an operator's slip) and 255 (RFC 5798's address owner set-up), with
+   $RUNTIME_DIRECTORY set as systemd does. Asserted: vipproxy refuses to
+   start (exit status 1), the error names the file, line and key
+   (vrrp[0].virtual_ipaddresses[0].address) and, at 255, why the owner set-up is not
+   run; a keeps its address as it was (one entry, /24, no mark of ours) and
+   the client still reaches it; no VIP record is left for the unit's
+   ExecStopPost, whose `vipproxy release-vips` leaves the address alone;
+   `vipproxy doctor` FAILs the VIP beforehand. Before, the start removed a's own address (the node fell off the LAN),
+   and at 255 a ran as MASTER and removed it again when it stopped.
+12. A SIGHUP on the MASTER that adds a's own address as a second VIP.
+   Asserted: the reload is refused (reloads.failed, the log names the
+   key), a stays MASTER with the VIP, which carries vipproxy's mark
+   (IFA_PROTO 112), b stays BACKUP, a's own address is untouched. Before,
+   the reload restarted the instance and removed a's address.
 
     VIPPROXY_BIN=build/vipproxy /usr/bin/python3 tests/integration/test_vip_safety_netns.py
 """
@@ -87,6 +104,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import addrproto  # noqa: E402
 import netns  # noqa: E402
 from netns import hold, log, wait_until  # noqa: E402
 from thread_trace import MachineStalls  # noqa: E402
@@ -199,6 +217,11 @@ class VipSafetyNetns(unittest.TestCase):
 
     def tearDown(self):
         LAB.stop_all()
+        # An old binary took a node's own address away (test 11): put it back
+        # for the next test.
+        for short in ("a", "b"):
+            LAB.sh(short, ["ip", "addr", "replace", f"{ip_of(HOSTS[short])}/24", "dev", "eth0"], check=False)
+            LAB.sh(short, ["ip", "route", "replace", "224.0.0.0/4", "dev", "eth0"], check=False)
         for short in ("a", "b", "c"):
             LAB.sh(short, ["sysctl", "-qw", "net.ipv4.igmp_max_memberships=20"], check=False)
             for vip, dev in ((ip_of(160), "eth0"), (ip_of(170), "eth0"), (ip_of(160, OCTET1), "eth1")):
@@ -478,7 +501,9 @@ class VipSafetyNetns(unittest.TestCase):
             # A leftover with another prefix and a label, found at start (a
             # SIGKILLed run, the prefix edited before the restart).
             LAB.stop(self.daemons["b"])
-            LAB.sh("b", ["ip", "addr", "add", by_hand[1][0], "dev", "eth0"] + by_hand[1][1])
+            # What a killed run of ours left carries our mark (an address
+            # without it is the host's, and never removed: test 11).
+            addrproto.add(LAB.ns("b"), by_hand[1][0], "eth0", 112, label=by_hand[1][1][1])
             self.start_vipproxy("b", vipproxy_yaml("b", 50))
             wait_until(lambda: not self.has("b", vip), 3, "b removed the leftover VIP (/28, labelled) at start")
             hold(lambda: self.has("a", vip) and not self.has("b", vip), 1.5, "the VIP on a alone", interval=0.1)
@@ -613,6 +638,77 @@ class VipSafetyNetns(unittest.TestCase):
         self.assertEqual(self.inst("a")["state"], "MASTER")
         self.assertIsNone(self.inst("a")["advert_send_error"])
         wait_until(lambda: self.served_by(vip) == "a", 10, "client served by a through the VIP")
+
+    # ---- 11 ----
+    def test_11_the_hosts_own_address_as_the_vip_is_refused_and_kept(self):
+        own = ip_of(HOSTS["a"])
+        rundir = os.path.join(LAB.dir, "run-a")
+        os.makedirs(rundir, exist_ok=True)
+        record = os.path.join(rundir, "vips")
+        for priority in (100, 255):
+            if os.path.exists(record):
+                os.unlink(record)
+            path = self.write_config("a", vipproxy_yaml("a", priority, vip=own))
+            name = f"vipproxy-a-own-{priority}"
+            p = LAB.spawn(name, "a", [VIPPROXY, "--config", path], env={**os.environ, "RUNTIME_DIRECTORY": rundir})
+            self.daemons[name] = p
+            # The old binary did not exit: it removed the address at start
+            # (and, at 255, added it back as MASTER, then took it at stop).
+            wait_until(lambda: p.poll() is not None or not self.has("a", own), 10,
+                       f"priority {priority}: vipproxy refusing to start, or a's address gone")
+            self.assertTrue(self.has("a", own), f"priority {priority}: a's own address {own} was removed:\n"
+                            f"{LAB.logtail(name)}")
+            if p.poll() is None:
+                LAB.stop(p)
+                self.fail(f"priority {priority}: vipproxy started with the host's own address as the VIP "
+                          f"(after its stop a has {LAB.addresses('a')}):\n{LAB.logtail(name)}")
+            self.assertEqual(p.returncode, 1, LAB.logtail(name))
+            out = LAB.logtail(name, 20)
+            self.assertRegex(out, re.escape(path) + r":\d+:\d+: vrrp\[0\]\.virtual_ipaddresses\[0\]\.address: " +
+                             re.escape(f"{own} is already an address of eth0 ({own}/24)"))
+            self.assertEqual("priority 255" in out, priority == 255, out)
+            self.assertEqual(addrproto.entries(LAB.ns("a"), own, "eth0"), [(24, 0)])
+            # The unit's ExecStopPost after the refused start: nothing of
+            # ours was recorded, so nothing of a's is removed.
+            self.assertFalse(os.path.exists(record) and own in open(record).read(), record)
+            r = LAB.sh("a", [VIPPROXY, "release-vips", record], check=False)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertEqual(addrproto.entries(LAB.ns("a"), own, "eth0"), [(24, 0)])
+            # Still on the LAN: a connect to a closed port of a is refused
+            # (a's RST), where an address gone would time out.
+            code = ("import socket\ntry:\n socket.create_connection(('%s', 9), timeout=2)\n"
+                    "except ConnectionRefusedError:\n print('refused')" % own)
+            self.assertEqual(LAB.sh("client", [PY, "-c", code], check=False).stdout.strip(), "refused")
+            # `vipproxy doctor` says it before a start does.
+            r = LAB.sh("a", [VIPPROXY, "doctor", "--config", path, "--no-adverts", "--etcd", "127.0.0.1:9"],
+                       check=False, timeout=60)
+            self.assertEqual(r.returncode, 1, r.stdout)
+            self.assertRegex(r.stdout, r"(?m)^FAIL +VIP " + re.escape(own) + ": already an address of eth0 " +
+                             re.escape(f"({own}/24) that vipproxy did not add"))
+            log(f"priority {priority}: refused at start, {own} kept: {out.strip().splitlines()[-1][:200]}")
+
+    # ---- 12 ----
+    def test_12_reload_adding_the_hosts_own_address_is_refused(self):
+        vip = self.start_pair()
+        own = ip_of(HOSTS["a"])
+        reloads = self.status("a")["reloads"]
+        line = f"      - {{address: {vip}, prefix: 24}}\n"
+        text = vipproxy_yaml("a", 100).replace(line, line + f"      - {{address: {own}, prefix: 24}}\n")
+        self.assertNotEqual(text, vipproxy_yaml("a", 100))
+        self.write_config("a", text)
+        self.daemons["a"].send_signal(signal.SIGHUP)
+        wait_until(lambda: self.status("a")["reloads"]["failed"] == reloads["failed"] + 1
+                   or self.status("a")["reloads"]["applied"] == reloads["applied"] + 1, 5, "a: reload done")
+        self.assertEqual(self.status("a")["reloads"]["failed"], reloads["failed"] + 1, LAB.logtail("vipproxy-a"))
+        self.assertIn(f"vrrp[0].virtual_ipaddresses[1].address: {own} is already an address of eth0",
+                      LAB.logtail("vipproxy-a", 40))
+        hold(lambda: self.has("a", vip) and not self.has("b", vip) and self.has("a", own), 1.5,
+             "VIP on a alone, a's own address kept", interval=0.1)
+        self.assertEqual(self.inst("a")["state"], "MASTER")
+        self.assertEqual(self.inst("b")["state"], "BACKUP")
+        self.assertEqual(addrproto.entries(LAB.ns("a"), own, "eth0"), [(24, 0)])
+        # What vipproxy adds carries its mark: a later start knows it.
+        self.assertEqual(addrproto.entries(LAB.ns("a"), vip, "eth0"), [(24, 112)])
 
 
 if __name__ == "__main__":

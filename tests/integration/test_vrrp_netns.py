@@ -19,6 +19,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import addrproto  # noqa: E402
 import netns  # noqa: E402
 from netns import hold, log, wait_until  # noqa: E402
 import testmain  # noqa: E402
@@ -558,6 +559,13 @@ class VrrpIpv6NetnsTest(unittest.TestCase):
         self.assertLess(dt - stalls.everywhere(w0, w0 + dt), 1.5, f"took {dt:.2f}s; {seen}")
         # A's VIP is still configured (SIGKILL): B's NA must move the client.
         self.assert_client_reaches("b")
+        # A returns: the IPv6 VIP the SIGKILL left carries vipproxy's mark
+        # (IFA_PROTO 112, vrrp/vips.h), so its start removes it (an unmarked
+        # one, the host's own address, would be refused) and A preempts B.
+        self.assertEqual(addrproto.entries(self.lab.ns("a"), self.VIP6, "eth0"), [(64, 112)])
+        self.start_vipproxy("a", 100)
+        wait_until(lambda: self.only_on("a"), 5, "A, restarted, removed the leftover and preempted B")
+        self.assert_client_reaches("a")
 
     def start_keepalived(self, short, priority):
         d = os.path.join(self.lab.dir, f"keepalived6-{short}")

@@ -199,7 +199,7 @@ cfg::Config every_key_set() {
   v.preempt_delay = 30s;
   v.auth_type = cfg::AuthType::pass;
   v.auth_password = "secret12";
-  v.virtual_ipaddresses = {{"192.168.1.160", 24, "eth1", "eth1:vip", false}, {"192.168.1.161", 32, "", "", false}};
+  v.virtual_ipaddresses = {{"192.168.1.160", 24, "eth1", "eth1:vip", false, "t.yaml:1:1: (not a setting: not dumped)"}, {"192.168.1.161", 32, "", "", false, ""}};
   v.unicast_src_ip = "192.168.1.151";
   v.unicast_peers = {"192.168.1.152", "192.168.1.153"};
   v.unicast = true;
@@ -222,10 +222,10 @@ cfg::Config every_key_set() {
     i.virtual_ipaddresses = {std::move(vip)};
     return i;
   };
-  c.vrrp.push_back(v3("VI_2", 52, 100ms, {"10.0.0.160", 32, "", "", false}));
+  c.vrrp.push_back(v3("VI_2", 52, 100ms, {"10.0.0.160", 32, "", "", false, ""}));
   c.vrrp.back().checksum = cfg::ChecksumForm::rfc9568;
   c.vrrp.back().track.proxies = {{"replicas", 0}};
-  c.vrrp.push_back(v3("VI_6", 51, 1s, {"fd00::160", 64, "", "", true}));
+  c.vrrp.push_back(v3("VI_6", 51, 1s, {"fd00::160", 64, "", "", true, ""}));
   c.vrrp.back().unicast_src_ip = "fd00::151";  // a global peer needs it (cfg_test ipv6_unicast_...)
   c.vrrp.back().unicast_peers = {"fd00::152"};
   c.vrrp.back().unicast = true;

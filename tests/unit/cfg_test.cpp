@@ -199,6 +199,22 @@ BOOST_AUTO_TEST_CASE(vrrp_only_file_is_valid) {
   BOOST_TEST(c.vrrp[0].garp.master_repeat == 5u);
 }
 
+// Where each VIP is written, for the error the engine gives at start when
+// the address is the host's own (vrrp/engine.cpp check_not_taken); not part
+// of the value (a VIP on another line is the same VIP: no restart at reload).
+BOOST_AUTO_TEST_CASE(vip_knows_where_the_file_gives_it) {
+  cfg::Config c = cfg::load_string(vrrp_with("    priority: 255\n"), "t.yaml");
+  BOOST_TEST(c.vrrp[0].virtual_ipaddresses[0].where == "t.yaml:5:27: vrrp[0].virtual_ipaddresses[0]");
+  cfg::Config m = cfg::load_string(
+      "vrrp:\n  - name: VI_1\n    interface: eth0\n    virtual_router_id: 51\n    virtual_ipaddresses:\n"
+      "      - 192.168.1.160/24\n      - {address: 192.168.1.161, prefix: 24}\n",
+      "t.yaml");
+  BOOST_TEST(m.vrrp[0].virtual_ipaddresses[1].where == "t.yaml:7:19: vrrp[0].virtual_ipaddresses[1].address");
+  auto moved = m.vrrp[0].virtual_ipaddresses[1];
+  moved.where = "t.yaml:9:19: vrrp[0].virtual_ipaddresses[1].address";
+  BOOST_TEST((moved == m.vrrp[0].virtual_ipaddresses[1]));
+}
+
 BOOST_AUTO_TEST_CASE(full_file_every_key) {
   const char* yaml = R"(
 node: db1

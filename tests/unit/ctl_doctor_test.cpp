@@ -497,3 +497,47 @@ BOOST_AUTO_TEST_CASE(options_with_equals) {
   BOOST_TEST(err.str().empty(), err.str());
   BOOST_TEST(out.str().find("FAIL config: ") == 0, out.str());
 }
+
+// A VIP already on its device (vrrp/vips.h claim_at_start), said before the
+// daemon refuses to start with it: the host's own address (RFC 5798's address
+// owner, or a typo) is a FAIL naming where the file gives it; a marked
+// leftover with no daemon holding it is a WARN; the running MASTER's VIP and
+// a free address are OK; unreadable is a WARN.
+BOOST_AUTO_TEST_CASE(vip_already_an_address_of_the_host) {
+  using vrrp::vips::Entry;
+  cfg::VirtualAddress va;
+  va.address = "10.0.0.11";
+  va.prefix_len = 24;
+  va.where = "v.yaml:19:19: vrrp[0].virtual_ipaddresses[0].address";
+  ctl::VipFacts f;
+  f.device = "eth0";
+  f.entries = std::vector<Entry>{};
+  BOOST_TEST((ctl::vip_address_verdict(va, f).level == Level::ok));
+  f.entries = std::vector<Entry>{{24, 0}};
+  auto v = ctl::vip_address_verdict(va, f);
+  BOOST_TEST((v.level == Level::fail));
+  BOOST_TEST(v.check == "VIP 10.0.0.11");
+  BOOST_TEST(v.reason.find("already an address of eth0 (10.0.0.11/24) that vipproxy did not add") != std::string::npos,
+             v.reason);
+  BOOST_TEST(v.reason.find("v.yaml:19:19") != std::string::npos, v.reason);
+  f.entries = std::vector<Entry>{{24, vrrp::vips::kVipAddressProtocol}};
+  v = ctl::vip_address_verdict(va, f);
+  BOOST_TEST((v.level == Level::warn));
+  BOOST_TEST(v.reason.find("left by a run that did not stop cleanly") != std::string::npos, v.reason);
+  f.held_by_daemon = true;
+  BOOST_TEST((ctl::vip_address_verdict(va, f).level == Level::ok));
+  f.held_by_daemon = false;
+  f.entries.reset();
+  f.error = "vrrp: AF_PACKET socket for gratuitous ARP (needs CAP_NET_RAW): Operation not permitted";
+  v = ctl::vip_address_verdict(va, f);
+  BOOST_TEST((v.level == Level::warn));
+  BOOST_TEST(v.reason.find("needs CAP_NET_RAW") != std::string::npos, v.reason);
+
+  const std::string status =
+      R"({"vrrp":[{"name":"VI_1","vips":[{"address":"10.0.0.11/24","device":"eth0","desired":"present",)"
+      R"("actual":"present"}]}]})";
+  BOOST_TEST(ctl::daemon_holds_vip(status, "10.0.0.11", "eth0"));
+  BOOST_TEST(!ctl::daemon_holds_vip(status, "10.0.0.11", "eth1"));
+  BOOST_TEST(!ctl::daemon_holds_vip(status, "10.0.0.12", "eth0"));
+  BOOST_TEST(!ctl::daemon_holds_vip("not json", "10.0.0.11", "eth0"));
+}

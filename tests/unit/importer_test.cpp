@@ -763,6 +763,23 @@ BOOST_AUTO_TEST_CASE(importer_keepalived_master_without_priority_is_255) {
   BOOST_TEST(has(k.notes, "k.conf:4: vrrp_instance M has 'state MASTER' and no 'priority'"));
 }
 
+// Priority 255 (written, or keepalived's for state MASTER without one) is
+// imported as is; the RFC 5798 address owner whose VIP is the host's own
+// address is refused when the daemon starts (the file alone cannot show
+// it), so the report says what the start will check. The old importer said
+// nothing, and the first sign was the node's own address gone.
+BOOST_AUTO_TEST_CASE(importer_keepalived_priority_255_says_the_vip_must_be_free) {
+  auto k = import_keepalived(ka_instance("O", 1, "  state BACKUP\n  priority 255\n") +
+                             ka_instance("M", 2, "  state MASTER\n") + ka_instance("B", 3, "  priority 254\n"));
+  BOOST_REQUIRE_EQUAL(k.loaded.vrrp.size(), 3u);
+  BOOST_TEST(k.loaded.vrrp[0].priority == 255u);
+  BOOST_TEST(k.loaded.vrrp[1].priority == 255u);
+  BOOST_TEST(has(k.notes, "k.conf:5: vrrp_instance O runs at priority 255"));
+  BOOST_TEST(has(k.notes, "k.conf:13: vrrp_instance M runs at priority 255"));
+  BOOST_TEST(has(k.notes, "is refused at start (vipproxy never removes the host's own address)"));
+  BOOST_TEST(!has(k.notes, "vrrp_instance B runs at priority 255"));
+}
+
 // keepalived clears nopreempt and preempt_delay with state MASTER ("Warning -
 // nopreempt will not work with initial state MASTER - clearing") and
 // nopreempt at priority 255: it preempts. The old importer wrote

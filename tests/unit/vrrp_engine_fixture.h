@@ -133,7 +133,21 @@ struct FakeKernel : Kernel {
     addresses.erase(v.address);
     return {};
   }
-  std::optional<bool> has_address(const Vip& v) override { return addresses.count(v.address) > 0; }
+  std::optional<bool> has_address(const Vip& v) override {
+    return addresses.count(v.address) > 0 || host_entries.count(v.address) > 0;
+  }
+  // Entries the host had before us (no mark of ours: the host's own
+  // address), and whether the kernel answers address dumps.
+  std::map<IpAddress, std::vector<vips::Entry>> host_entries;
+  bool dump_fails = false;
+  bool keeps_marks = true;  // false: a kernel before 5.18 (no IFA_PROTO)
+  std::optional<std::vector<vips::Entry>> address_entries(const Vip& v) override {
+    if (dump_fails) return std::nullopt;
+    std::vector<vips::Entry> out;
+    if (auto it = host_entries.find(v.address); it != host_entries.end()) out = it->second;
+    if (addresses.count(v.address)) out.push_back({v.prefix_len, keeps_marks ? vips::kVipAddressProtocol : uint8_t(0)});
+    return out;
+  }
   std::error_code send_frame(int, std::span<const uint8_t> f) override {
     frames.emplace_back(f.begin(), f.end());
     return {};
@@ -242,9 +256,12 @@ struct Fixture {
 
   // release: what the daemon does once it has dropped its capabilities
   // (scripts and hooks wait for it).
+  // Runs on the kernel before the Service starts (addresses already there).
+  std::function<void(FakeKernel&)> before_start;
   void make(std::vector<cfg::VrrpInstance> insts, bool release = true) {
     auto fk = std::make_unique<FakeKernel>();
     k = fk.get();
+    if (before_start) before_start(*fk);
     svc = std::make_unique<Service>(
         io, insts, "node",
         // A proxy missing from the map has no check result yet.

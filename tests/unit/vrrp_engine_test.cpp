@@ -1311,3 +1311,137 @@ BOOST_FIXTURE_TEST_CASE(a_track_fault_shows_no_advert_send_error, Fixture) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// A VIP that is an address the host already had (RFC 5798's "address
+// owner" set-up with the host's own address, or the node's own address
+// typed as the VIP). launch() removed every VIP at start (for what a killed
+// run left, as keepalived does) and leaving MASTER removed them again: the
+// node's own address went, and the node off the network. Now an address
+// already there is removed only when it is ours (vips::claim_at_start);
+// otherwise the instance does not start and nothing is touched.
+BOOST_AUTO_TEST_SUITE(owner)
+
+bool has_text(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+BOOST_FIXTURE_TEST_CASE(host_address_as_the_vip_refuses_to_start_and_is_kept, Fixture) {
+  before_start = [](FakeKernel& fk) { fk.host_entries[kVip] = {{24, 0}}; };
+  auto inst = instance();
+  inst.virtual_ipaddresses[0].where = "/etc/vipproxy/vipproxy.yaml:31:9: vrrp[0].virtual_ipaddresses[0]";
+  std::string what;
+  try {
+    make({inst});
+  } catch (const std::exception& ex) {
+    what = ex.what();
+  }
+  BOOST_TEST_MESSAGE(what);
+  BOOST_TEST(has_text(what, "/etc/vipproxy/vipproxy.yaml:31:9: vrrp[0].virtual_ipaddresses[0]: 10.88.1.160 is "
+                            "already an address of eth0 (10.88.1.160/24)"));
+  BOOST_TEST(!has_text(what, "priority 255"));
+  BOOST_TEST(k->dels == 0);
+  BOOST_TEST(k->adds == 0);
+  BOOST_TEST(k->adverts.empty());
+  BOOST_TEST(k->host_entries.count(kVip) == 1u);
+}
+
+BOOST_FIXTURE_TEST_CASE(address_owner_priority_255_with_the_host_address_is_refused, Fixture) {
+  before_start = [](FakeKernel& fk) { fk.host_entries[kVip] = {{24, 0}}; };
+  std::string what;
+  try {
+    make({instance(3, 255)});
+  } catch (const std::exception& ex) {
+    what = ex.what();
+  }
+  BOOST_TEST(has_text(what, "vrrp VI_1: virtual_ipaddresses: 10.88.1.160 is already an address of eth0"));
+  BOOST_TEST(has_text(what, "priority 255"));
+  BOOST_TEST(has_text(what, "ip address del 10.88.1.160/24 dev eth0"));
+  BOOST_TEST(k->dels == 0);
+  BOOST_TEST(k->adverts.empty());  // an owner sends at once: not even that
+}
+
+BOOST_FIXTURE_TEST_CASE(priority_255_with_a_free_vip_is_master_at_once, Fixture) {
+  make({instance(3, 255)});
+  BOOST_TEST(e().state() == fsm::State::master);
+  BOOST_TEST(k->addresses.count(kVip) == 1u);
+  BOOST_REQUIRE(!k->added.empty());
+}
+
+BOOST_FIXTURE_TEST_CASE(a_leftover_of_ours_is_removed_at_start, Fixture) {
+  // Left by a run killed with SIGKILL: it carries our mark.
+  before_start = [](FakeKernel& fk) { fk.addresses.insert(kVip); };
+  make({instance()});
+  BOOST_TEST(k->dels >= 1);
+  BOOST_TEST(k->addresses.count(kVip) == 0u);
+  BOOST_TEST(e().state() == fsm::State::backup);
+}
+
+BOOST_FIXTURE_TEST_CASE(unmarked_leftover_or_no_dump_cannot_be_told_and_is_kept, Fixture) {
+  // A kernel before 5.18 keeps no mark: what a killed run left looks like
+  // the host's own address, and is kept (the documented limit).
+  before_start = [](FakeKernel& fk) {
+    fk.keeps_marks = false;
+    fk.addresses.insert(kVip);
+  };
+  BOOST_CHECK_THROW(make({instance()}), std::runtime_error);
+  BOOST_TEST(k->dels == 0);
+  BOOST_TEST(k->addresses.count(kVip) == 1u);
+  svc.reset();
+  before_start = [](FakeKernel& fk) { fk.dump_fails = true; };
+  std::string what;
+  try {
+    make({instance()});
+  } catch (const std::exception& ex) {
+    what = ex.what();
+  }
+  BOOST_TEST(has_text(what, "cannot ask the kernel which addresses eth0 has"));
+  BOOST_TEST(k->dels == 0);
+}
+
+// A reload that starts an instance with the host's address as a VIP is
+// refused whole; the running instance keeps its VIP and its state.
+BOOST_FIXTURE_TEST_CASE(reload_adding_the_host_address_is_refused_and_keeps_the_running_config, Fixture) {
+  const IpAddress host = IpAddress::v4(10, 88, 1, 151);
+  make({instance()});
+  run(150ms);
+  BOOST_REQUIRE(e().state() == fsm::State::master);
+  k->host_entries[host] = {{24, 0}};
+  const int dels = k->dels;
+  auto next = instance();
+  cfg::VirtualAddress own;
+  own.address = "10.88.1.151";
+  own.prefix_len = 24;
+  own.where = "v.yaml:12:9: vrrp[0].virtual_ipaddresses[1]";
+  next.virtual_ipaddresses.push_back(own);
+  std::string what;
+  try {
+    svc->reload({next});
+  } catch (const std::exception& ex) {
+    what = ex.what();
+  }
+  BOOST_TEST(has_text(what, "v.yaml:12:9: vrrp[0].virtual_ipaddresses[1]: 10.88.1.151 is already an address of eth0"));
+  BOOST_TEST(has_text(what, "the running instance is kept"));
+  BOOST_TEST(k->dels == dels);
+  BOOST_TEST(e().state() == fsm::State::master);
+  BOOST_TEST(k->addresses.count(kVip) == 1u);
+  BOOST_TEST(k->host_entries.count(host) == 1u);
+  run(100ms);
+  BOOST_TEST(e().state() == fsm::State::master);
+}
+
+// A VIP moved to another instance by a reload (here: the instance renamed)
+// is ours because a running instance holds it, even on a kernel that keeps
+// no mark: the reload goes through.
+BOOST_FIXTURE_TEST_CASE(reload_moving_a_held_vip_to_another_instance_goes_through, Fixture) {
+  before_start = [](FakeKernel& fk) { fk.keeps_marks = false; };
+  make({instance()});
+  run(150ms);
+  BOOST_REQUIRE(e().state() == fsm::State::master);
+  auto renamed = instance();
+  renamed.name = "VI_2";
+  BOOST_CHECK_NO_THROW(svc->reload({renamed}));
+  BOOST_TEST(e().config().name == "VI_2");
+  run(150ms);
+  BOOST_TEST(e().state() == fsm::State::master);
+  BOOST_TEST(k->addresses.count(kVip) == 1u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -10,6 +10,7 @@
 namespace vrrp::vips {
 std::ostream& operator<<(std::ostream& o, Presence p) { return o << to_string(p); }
 std::ostream& operator<<(std::ostream& o, Op op) { return o << int(op); }
+std::ostream& operator<<(std::ostream& o, Claim c) { return o << to_string(c); }
 }  // namespace vrrp::vips
 
 using namespace vrrp::vips;
@@ -134,4 +135,33 @@ BOOST_AUTO_TEST_CASE(next_wake_is_the_earliest_of_retry_give_up_and_check) {
   Slot fresh;  // no failure yet: due now
   fresh.actual = Presence::absent;
   BOOST_TEST((next_wake(true, {fresh}, at(0ms), at(42ms), k100) == at(42ms)));
+}
+
+// Whose is an address found on the VIP's device when an instance starts
+// (vips::claim_at_start). Only what is ours is removed: each entry marked
+// by us (IFA_PROTO 112), or held by a running instance of this daemon. The
+// host's own address (RFC 5798's address owner set-up, or the node's own
+// address typed as the VIP) is never ours, nor is anything the kernel would
+// not show us.
+BOOST_AUTO_TEST_CASE(claim_at_start_table) {
+  using E = std::vector<Entry>;
+  const Entry ours24{24, kVipAddressProtocol}, ours32{32, kVipAddressProtocol};
+  const Entry host24{24, 0}, other_prog{32, 4}, kernel_ll{64, 3};
+  struct Row {
+    std::optional<E> entries;
+    bool held;
+    Claim want;
+  } rows[] = {
+      {E{}, false, Claim::free},                       // not there: nothing to decide
+      {E{ours24}, false, Claim::ours},                 // a killed run of ours left it
+      {E{ours24, ours32}, false, Claim::ours},         // ... twice, the prefix edited in between
+      {E{host24}, false, Claim::not_ours},             // the host's own address (owner set-up, or a typo)
+      {E{host24, ours32}, false, Claim::not_ours},     // the host's /24 with a /32 of ours on top
+      {E{other_prog}, false, Claim::not_ours},         // another program's mark
+      {E{kernel_ll}, false, Claim::not_ours},          // a link-local the kernel made
+      {std::nullopt, false, Claim::unknown},           // no dump: cannot tell
+      {E{host24}, true, Claim::ours},                  // a running instance of ours holds it (reload)
+      {std::nullopt, true, Claim::ours},
+  };
+  for (const auto& r : rows) BOOST_TEST(claim_at_start(r.entries, r.held) == r.want);
 }
