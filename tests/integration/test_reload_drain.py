@@ -76,9 +76,17 @@ class ReloadDrain(unittest.TestCase):
 
     def write(self, backends):
         text = f"hard_stop_after: {GRACE:.0f}s\n" + L.proxy_yaml(
-            "p", self.port, [(n, self.echo[n]) for n in backends], [self.rest[n].port for n in backends], self.admin)
+            "p", self.port, [(n, self.echo[n]) for n in backends], [self.rest[n].port for n in backends], self.admin,
+            extra="log_sessions: true")
         with open(self.config, "w") as f:
             f.write(text)
+
+    def why(self, what):
+        """`what`, with what the daemon said: its session lines name each
+        close's reason (a drain's end is `stopping`, a demotion's cut
+        `backend_down`), and a daemon that died says so."""
+        alive = "running" if self.proc.poll() is None else f"exited with {self.proc.returncode}"
+        return f"{what} (daemon {alive}); its log:\n{self.lab.logtail('vipproxy', 60)}"
 
     def current(self):
         return L.status(self.admin)["proxies"][0]["current_backend"]
@@ -113,12 +121,17 @@ class ReloadDrain(unittest.TestCase):
         # GRACE after reload 2 (4 s later). 2 s either side for a loaded machine.
         L.wait_until(lambda: closed(a), t0 + GRACE + 2 - time.monotonic(), "a's session closed at the end of its drain")
         a_closed = time.monotonic() - t0
-        self.assertGreater(a_closed, GRACE - 1, "a's session was closed before its drain ended")
-        self.assertEqual(roundtrip(b), b"ping", "b's session closed with a's: it drains until GRACE after reload 2")
+        self.assertGreater(a_closed, GRACE - 1, self.why(f"a's session was closed {a_closed:.2f} s after reload 1, "
+                                                         "before its drain ended"))
+        self.assertEqual(roundtrip(b), b"ping",
+                         self.why("b's session closed with a's: it drains until GRACE after reload 2"))
         L.wait_until(lambda: closed(b), t2 + GRACE + 2 - time.monotonic(), "b's session closed at the end of its drain")
         b_closed = time.monotonic() - t2
         L.log(f"a closed {a_closed:.1f} s after reload 1, b {b_closed:.1f} s after reload 2 (hard_stop_after {GRACE:.0f} s)")
-        self.assertGreater(b_closed, GRACE - 1)
+        self.assertGreater(b_closed, GRACE - 1, self.why(f"b's session was closed {b_closed:.2f} s after reload 2"))
+        # Each closed by its drain's end, not by a check of its node.
+        log = self.lab.logtail("vipproxy", 100000)
+        self.assertEqual(log.count("ended: stopping"), 2, self.why("two sessions closed by their drains' ends"))
 
 
 if __name__ == "__main__":
