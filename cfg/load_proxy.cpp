@@ -119,7 +119,14 @@ Check Loader::check(const Node& n, const std::string& path) {
   if (auto v = m.get("down_on_status")) c.down_on_status = boolean(*v, m.path("down_on_status"));
   if (auto v = m.get("expect_role"))
     c.expect_role = choice<ExpectRole>(*v, m.path("expect_role"));
-  if (auto v = m.get("tls")) c.tls = tls(*v, m.path("tls"));
+  if (auto v = m.get("tls")) {
+    c.tls = tls(*v, m.path("tls"));
+    // A TCP check only connects: TLS there was silently a plain connect.
+    if (c.tls.enabled && c.type == CheckType::tcp)
+      fail(*v, m.path("tls"),
+           "only valid with 'type: http' (this check is 'type: tcp', which only connects and never does a TLS "
+           "handshake)");
+  }
   return c;
 }
 

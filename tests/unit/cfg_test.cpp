@@ -1012,6 +1012,18 @@ BOOST_AUTO_TEST_CASE(expect_role_defaults_to_auto) {
                "only valid with 'type: http'");
 }
 
+// A TCP check only connects: it never did a TLS handshake, so `tls: true`
+// with `type: tcp` (HAProxy's "check-ssl" on a tcp-check) was taken and
+// silently checked in plain TCP. A TLS block that turns TLS off is harmless.
+BOOST_AUTO_TEST_CASE(tls_on_a_tcp_check_is_refused) {
+  expect_error(proxy_with("    check: {type: tcp, tls: true}\n"), 5, "proxies[0].check.tls", "only valid with 'type: http'");
+  expect_error(check_with("      type: tcp\n      tls: {ca_file: /etc/ssl/ca.pem}\n"), 7, "proxies[0].check.tls",
+               "only valid with 'type: http'");
+  BOOST_TEST(error_of(proxy_with("    check: {type: tcp, tls: false}\n")).empty());
+  BOOST_TEST(error_of(proxy_with("    check: {type: tcp, tls: {enabled: false}}\n")).empty());
+  BOOST_TEST(error_of(proxy_with("    check: {type: http, tls: true}\n")).empty());
+}
+
 BOOST_AUTO_TEST_CASE(down_on_status_defaults_on_and_can_be_turned_off) {
   cfg::Config c = cfg::load_string(check_with("      interval: 2s\n"), "t.yaml");
   BOOST_TEST(c.proxies[0].check.down_on_status);
