@@ -30,6 +30,21 @@ void Loader::cross_check(const Config& c) {
              eps[i].to_string() + " clashes with " + listens_[j].path + " (" + eps[j].to_string() + ", line " +
                  line_of(listens_[j]) + "): expected each listen address:port once");
 
+  // A backend that is the proxy's own listener: every session would open
+  // another to itself until maxconn or the descriptors ran out.
+  std::vector<std::string> vips;
+  for (const auto& v : c.vrrp)
+    for (const auto& a : v.virtual_ipaddresses) vips.push_back(a.address);
+  for (std::size_t pi = 0; pi < c.proxies.size(); ++pi) {
+    const Proxy& p = c.proxies[pi];
+    for (std::size_t bi = 0; bi < p.backends.size(); ++bi)
+      if (backend_is_listener(p.listen, p.backends[bi].address, vips))
+        fail(backend_addresses_[pi][bi].node, backend_addresses_[pi][bi].path,
+             p.backends[bi].address.to_string() + " is the proxy itself (its listen " + p.listen.to_string() +
+                 ", line " + line_of(listens_[c.admin.enabled ? pi + 1 : pi]) +
+                 "): every session would connect to the proxy again; expected the database's address");
+  }
+
   for (std::size_t i = 0; i < c.vrrp.size(); ++i) {
     const auto& vi = c.vrrp[i];
     for (std::size_t j = 0; j < i; ++j) {

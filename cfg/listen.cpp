@@ -1,5 +1,7 @@
 #include "cfg/listen.h"
 
+#include <arpa/inet.h>
+
 #include "cfg/syntax.h"
 
 namespace cfg {
@@ -13,6 +15,34 @@ bool listens_clash(const Endpoint& a, const Endpoint& b) {
     return w == "0.0.0.0" && !syntax::is_ipv6(o);
   };
   return covers(ha, hb) || covers(hb, ha);
+}
+
+namespace {
+
+bool is_localhost_name(const std::string& h) {  // canonical (lower case)
+  std::string_view s = h;
+  if (s.ends_with('.')) s.remove_suffix(1);
+  return s == "localhost" || s.ends_with(".localhost");  // RFC 6761 section 6.3
+}
+
+bool is_loopback(const std::string& h) {
+  in_addr a4{};
+  if (inet_pton(AF_INET, h.c_str(), &a4) == 1) return (ntohl(a4.s_addr) >> 24) == 127;  // RFC 1122 3.2.1.3
+  return h == "::1";  // canonical
+}
+
+}  // namespace
+
+bool backend_is_listener(const Endpoint& listen, const Endpoint& backend, const std::vector<std::string>& local) {
+  if (listen.port != backend.port) return false;
+  const std::string l = syntax::canonical_host(listen.host), b = syntax::canonical_host(backend.host);
+  if (l == b) return true;
+  const bool any = l == "::" || l == "0.0.0.0";
+  // "localhost" is 127.0.0.1 or ::1, whichever the resolver gives first.
+  if (is_localhost_name(b)) return any || is_loopback(l);
+  bool ours = is_loopback(b);
+  for (const auto& v : local) ours = ours || syntax::canonical_host(v) == b;
+  return ours && (l == "::" || (l == "0.0.0.0" && !syntax::is_ipv6(b)));
 }
 
 std::string bound_listen_clash(const std::vector<BoundListen>& listens) {

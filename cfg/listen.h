@@ -20,6 +20,13 @@ namespace cfg {
 // families unless bindv6only).
 bool listens_clash(const Endpoint& a, const Endpoint& b);
 
+// True when connecting to `backend` reaches the proxy listening on `listen`
+// on this node: the same port and the same address, or a wildcard listen
+// and an address that is this node's: a loopback address, "localhost", or
+// one of `local` (the VIPs of the file, ours while MASTER). A remote address
+// on the listen port is a database, not a loop.
+bool backend_is_listener(const Endpoint& listen, const Endpoint& backend, const std::vector<std::string>& local);
+
 // A proxy's listen address as written and as bound (numeric).
 struct BoundListen {
   std::string proxy;

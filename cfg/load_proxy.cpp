@@ -40,6 +40,8 @@ Proxy Loader::proxy(const Node& n, const std::string& path) {
                "): expected names unique within the proxy");
     Node an = b.require("address", "the backend's host:port, like 192.168.1.151:5432");
     be.address = endpoint(an, b.path("address"), false);
+    if (i == 0) backend_addresses_.emplace_back();
+    backend_addresses_.back().push_back({an, b.path("address")});
     // One address written two ways ("[::1]" and "[0::1]") is one backend.
     std::string key = syntax::canonical_host(be.address.host) + ":" + std::to_string(be.address.port);
     if (auto [pos, fresh] = addresses.emplace(key, an.Mark().line + 1); !fresh)

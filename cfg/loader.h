@@ -277,6 +277,7 @@ class Loader {
   mutable std::vector<std::pair<Node, YAML::Mark>> null_values_;
   // Remembered while walking, for the cross checks and their messages.
   std::vector<Located> proxy_names_, listens_, vrrp_names_, track_proxy_refs_, vrrp_idents_;
+  std::vector<std::vector<Located>> backend_addresses_;  // per proxy, in the file's order
 };
 
 }  // namespace cfg::detail

@@ -1031,3 +1031,42 @@ BOOST_AUTO_TEST_CASE(down_on_status_defaults_on_and_can_be_turned_off) {
   BOOST_TEST(!c.proxies[0].check.down_on_status);
   BOOST_TEST(error_of(check_with("      down_on_status: maybe\n")).find("down_on_status") != std::string::npos);
 }
+
+// A backend at the proxy's own listen address is the proxy itself: each
+// client session opened another session to itself, and so on until maxconn
+// or the file descriptors ran out, with a TCP check (or a check_port on
+// Patroni's API) reporting it UP. The file loaded without a word.
+BOOST_AUTO_TEST_CASE(a_backend_that_is_the_proxy_itself_is_refused) {
+  auto file = [](std::string_view listen, std::string_view backend, std::string_view vrrp = {}) {
+    return "proxies:\n  - name: pg\n    listen: '" + std::string(listen) +
+           "'\n    backends:\n      - {name: a, address: '10.0.0.9:5432'}\n      - {name: b, address: '" +
+           std::string(backend) + "'}\n" + std::string(vrrp);
+  };
+  const std::string vips =
+      "vrrp:\n  - {name: VI_1, interface: eth0, virtual_router_id: 51, virtual_ipaddresses: [192.168.1.160/24]}\n";
+  for (auto [listen, backend] : std::initializer_list<std::pair<std::string_view, std::string_view>>{
+           {"10.0.0.1:5433", "10.0.0.1:5433"},
+           {"0.0.0.0:5433", "127.0.0.1:5433"},
+           {"*:5433", "127.0.1.1:5433"},
+           {"0.0.0.0:5433", "localhost:5433"},
+           {"[::]:5433", "[::1]:5433"},
+           {"[::]:5433", "[0::1]:5433"},
+           {"[::]:5433", "127.0.0.1:5433"},
+           {"127.0.0.1:5433", "LOCALHOST.:5433"},
+       })
+    BOOST_TEST_CONTEXT(listen << " -> " << backend) {
+      expect_error(file(listen, backend), 6, "proxies[0].backends[1].address", "the proxy itself");
+    }
+  // A VIP of this file is this node's address while it is MASTER.
+  expect_error(file("0.0.0.0:5432", "192.168.1.160:5432", vips), 6, "proxies[0].backends[1].address",
+               "the proxy itself");
+  expect_error(file("192.168.1.160:5432", "192.168.1.160:5432", vips), 6, "proxies[0].backends[1].address",
+               "the proxy itself");
+  // Another port, or a remote address on the listen port, is a database.
+  BOOST_TEST(error_of(file("0.0.0.0:5433", "127.0.0.1:5432")).empty());
+  BOOST_TEST(error_of(file("0.0.0.0:5432", "10.0.0.1:5432")).empty());
+  BOOST_TEST(error_of(file("127.0.0.1:5432", "10.0.0.1:5432")).empty());
+  BOOST_TEST(error_of(file("10.0.0.1:5432", "127.0.0.1:5432")).empty());
+  BOOST_TEST(error_of(file("0.0.0.0:5433", "192.168.1.160:5432", vips)).empty());
+  BOOST_TEST(error_of(file("192.168.1.160:5432", "192.168.1.161:5432", vips)).empty());
+}
