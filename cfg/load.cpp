@@ -16,6 +16,7 @@
 
 #include <fcntl.h>
 #include <unistd.h>
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
@@ -34,6 +35,9 @@ namespace {
 
 // Configs are a few kilobytes; the cap stops "vipproxy -c /dev/zero".
 constexpr std::size_t kMaxFileSize = 4 * 1024 * 1024;
+// yaml-cpp's parser stops at this depth (DepthGuard<500> in its
+// singledocparser.cpp), before the stack runs out.
+constexpr int kMaxYamlDepth = 500;
 
 std::string format_message(const std::string& file, int line, int column, const std::string& key,
                            const std::string& what) {
@@ -296,6 +300,10 @@ Config Loader::load(std::string_view text) {
     int line = e.mark.is_null() ? 0 : e.mark.line + 1;
     int col = e.mark.is_null() ? 0 : e.mark.column + 1;
     std::string why = "YAML syntax error: " + e.msg;
+    // yaml-cpp's depth guard says only "bad file".
+    if (dynamic_cast<const YAML::DeepRecursion*>(&e))
+      why = "the YAML is nested more than " + std::to_string(kMaxYamlDepth) +
+            " levels deep: expected a configuration file";
     // yaml-cpp reports a tab in the indentation as some other error; the
     // hint saves the operator a hunt for an invisible character.
     if (line > 0) {

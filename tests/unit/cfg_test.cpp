@@ -1070,3 +1070,18 @@ BOOST_AUTO_TEST_CASE(a_backend_that_is_the_proxy_itself_is_refused) {
   BOOST_TEST(error_of(file("0.0.0.0:5433", "192.168.1.160:5432", vips)).empty());
   BOOST_TEST(error_of(file("192.168.1.160:5432", "192.168.1.161:5432", vips)).empty());
 }
+
+// yaml-cpp's depth guard throws with the text "bad file", which the message
+// passed on as "YAML syntax error: bad file": no word of what is wrong.
+BOOST_AUTO_TEST_CASE(deep_nesting_says_so) {
+  for (const std::string& deep : {std::string(100000, '['), "a: " + std::string(2000, '['),
+                                  [] {
+                                    std::string s;
+                                    for (int i = 0; i < 1000; ++i) s += "{x: ";
+                                    return s;
+                                  }()})
+    BOOST_TEST_CONTEXT(deep.substr(0, 20)) {
+      expect_error(deep, 1, "", "nested more than");
+      BOOST_TEST(!has(error_of(deep), "bad file"));
+    }
+}
