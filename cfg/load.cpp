@@ -142,6 +142,56 @@ constexpr Hint kHints[] = {
     {"<<", "", "YAML merge keys ('<<') are not supported; write the keys out"},
 };
 
+// Every mapping the loader reads and its keys, for "it is a key of ...":
+// a key put in the wrong section (hard_stop_after inside a proxy, interval
+// beside check instead of under it). Keep in step with the Map(...) calls of
+// load*.cpp (cfg_readme_test holds those to README's tables).
+struct Section {
+  std::string_view name;
+  std::initializer_list<std::string_view> keys;
+};
+const Section kSections[] = {
+    {"the top level",
+     {"node", "threads", "vrrp_rt_priority", "log_level", "hard_stop_after", "admin", "proxies", "vrrp"}},
+    {"admin", {"enabled", "listen", "token"}},
+    {"a proxy",
+     {"name", "listen", "check", "balance", "backends", "connect_timeout", "queue_timeout", "idle_timeout",
+      "client_fin_timeout", "server_fin_timeout", "maxconn", "shutdown_sessions_on_down", "keepalive",
+      "tcp_user_timeout", "data_path", "log_sessions"}},
+    {"check",
+     {"type", "port", "method", "path", "expect_status", "interval", "fast_interval", "timeout", "rise", "fall",
+      "down_on_status", "expect_role", "tls"}},
+    {"check.tls", {"enabled", "verify", "ca_file", "server_name"}},
+    {"keepalive", {"enabled", "idle", "interval", "count"}},
+    {"a backend", {"name", "address", "check_port"}},
+    {"a vrrp instance",
+     {"name", "interface", "state", "virtual_router_id", "priority", "version", "advert_int", "preempt",
+      "preempt_delay", "authentication", "virtual_ipaddresses", "unicast_src_ip", "unicast_peers", "checksum",
+      "track", "notify", "garp"}},
+    {"authentication", {"type", "password"}},
+    {"a virtual_ipaddresses entry", {"address", "prefix", "prefix_len", "device", "label"}},
+    {"track", {"proxies", "scripts", "interfaces"}},
+    {"a track entry", {"name", "weight"}},
+    {"a track script", {"name", "command", "interval", "timeout", "rise", "fall", "weight", "user"}},
+    {"notify", {"master", "backup", "fault", "stop", "any", "timeout", "max_running"}},
+    {"garp", {"master_delay", "master_repeat", "master_refresh", "interval"}},
+};
+
+// "check, keepalive, garp": the sections that have `key`, "" if none.
+std::string sections_with(std::string_view key) {
+  std::string out;
+  for (const Section& sec : kSections)
+    if (std::find(sec.keys.begin(), sec.keys.end(), key) != sec.keys.end() &&
+        out.find(std::string(sec.name)) == std::string::npos)
+      out += (out.empty() ? "" : ", ") + std::string(sec.name);
+  return out;
+}
+
+// Close enough to be a typo: at most 2 edits, or a third of the word.
+bool close_enough(std::string_view a, std::string_view b, std::size_t d) {
+  return d <= 2 || d * 3 <= std::max(a.size(), b.size());
+}
+
 }  // namespace
 
 std::string unknown_key_reason(std::string_view key, std::initializer_list<std::string_view> allowed) {
@@ -160,10 +210,24 @@ std::string unknown_key_reason(std::string_view key, std::initializer_list<std::
       best = a;
     }
   }
-  // Close enough to be a typo: at most 2 edits, or a third of the word.
-  if (!best.empty() && (best_d <= 2 || best_d * 3 <= std::max(key.size(), best.size())))
-    return head + "; did you mean " + quote(best) + "?";
-  return head + "; expected one of: " + join(std::vector<std::string_view>(allowed));
+  if (!best.empty() && close_enough(key, best, best_d)) return head + "; did you mean " + quote(best) + "?";
+  const std::string valid = "; expected one of: " + join(std::vector<std::string_view>(allowed));
+  // A key of another section, as written or nearly.
+  if (std::string where = sections_with(key); !where.empty()) return head + " here: it is a key of " + where + valid;
+  std::string_view near;
+  std::size_t near_d = std::numeric_limits<std::size_t>::max();
+  for (const Section& sec : kSections)
+    for (auto k : sec.keys) {
+      std::size_t d = syntax::edit_distance(key, k);
+      if (d < near_d) {
+        near_d = d;
+        near = k;
+      }
+    }
+  if (!near.empty() && close_enough(key, near, near_d))
+    return head + "; did you mean " + quote(near) + "? (a key of " + sections_with(near) + ", not of this mapping)" +
+           valid;
+  return head + valid;
 }
 
 

@@ -1085,3 +1085,23 @@ BOOST_AUTO_TEST_CASE(deep_nesting_says_so) {
       BOOST_TEST(!has(error_of(deep), "bad file"));
     }
 }
+
+// A key of another section (hard_stop_after inside a proxy, interval at the
+// proxy level instead of under check, priority in a proxy) was answered with
+// the list of this level's keys only: the operator was not told where the
+// key goes, and a typo of such a key ('intervall' in a proxy) got no hint.
+BOOST_AUTO_TEST_CASE(keys_of_another_section_say_where_they_belong) {
+  expect_error(proxy_with("    hard_stop_after: 1s\n"), 5, "proxies[0].hard_stop_after",
+               "unknown key 'hard_stop_after' here: it is a key of the top level");
+  expect_error(proxy_with("    interval: 2s\n"), 5, "proxies[0].interval", "it is a key of check");
+  expect_error(proxy_with("    intervall: 2s\n"), 5, "proxies[0].intervall", "did you mean 'interval'? (a key of check");
+  expect_error(proxy_with("    priority: 100\n"), 5, "proxies[0].priority", "it is a key of a vrrp instance");
+  expect_error(vrrp_with("    listen: 0.0.0.0:5433\n"), 6, "vrrp[0].listen", "it is a key of admin, a proxy");
+  expect_error("advert_int: 1\n" + vrrp_with(""), 1, "advert_int", "it is a key of a vrrp instance");
+  expect_error(proxy_with("    check_port: 8008\n"), 5, "proxies[0].check_port", "it is a key of a backend");
+  // The list of this level's keys still ends the message.
+  BOOST_TEST(has(error_of(proxy_with("    hard_stop_after: 1s\n")), "; expected one of: name, listen, check"));
+  // A typo of a key of this level is still answered with that key alone.
+  expect_error(check_with("      intervall: 2s\n"), 6, "proxies[0].check.intervall", "did you mean 'interval'?");
+  BOOST_TEST(!has(error_of(check_with("      intervall: 2s\n")), "a key of"));
+}
