@@ -15,6 +15,7 @@
 #include "cfg/load.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 #include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/eventhandler.h>
@@ -38,6 +39,10 @@ constexpr std::size_t kMaxFileSize = 4 * 1024 * 1024;
 // yaml-cpp's parser stops at this depth (DepthGuard<500> in its
 // singledocparser.cpp), before the stack runs out.
 constexpr int kMaxYamlDepth = 500;
+
+constexpr const char* kStillWritten =
+    "the file is open for writing by another process (an editor or a tool still saving it?): expected a "
+    "complete file; try again once it is saved";
 
 std::string format_message(const std::string& file, int line, int column, const std::string& key,
                            const std::string& what) {
@@ -513,6 +518,24 @@ Config load_file(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) throw Error(path, 0, 0, "", std::string("cannot open the file: ") + std::strerror(errno));
   if (int flags = ::fcntl(fd, F_GETFL); flags >= 0) (void)::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+  // An editor or tool that writes the file in place (truncate, write) leaves
+  // a prefix until it is done, and a prefix cut at the end of a line is a
+  // valid file with a proxy, a backend or the vrrp section missing: applied,
+  // it removed them. A read lease (fcntl(2) F_SETLEASE) is refused while
+  // any process has the file open for writing, and is broken when one opens
+  // it while we read, so the text read is one no writer had in hand. Without
+  // leases (not the file's owner nor CAP_LEASE, a FIFO, NFS) the file is read
+  // as it is. A writer's open waits for our read only; its break is sent as
+  // SIGURG, ignored by default (SIGIO, the default, would end the daemon).
+  bool leased = false;
+  if (::fcntl(fd, F_SETSIG, SIGURG) == 0) {
+    if (::fcntl(fd, F_SETLEASE, F_RDLCK) == 0) {
+      leased = true;
+    } else if (errno == EAGAIN) {
+      ::close(fd);
+      throw Error(path, 0, 0, "", kStillWritten);
+    }
+  }
   std::string text;
   char buf[65536];
   while (true) {
@@ -530,6 +553,14 @@ Config load_file(const std::string& path) {
       throw Error(path, 0, 0, "",
                   "the file is larger than " + std::to_string(kMaxFileSize / (1024 * 1024)) +
                       " MiB: expected a configuration file");
+    }
+  }
+  if (leased) {
+    const bool broken = ::fcntl(fd, F_GETLEASE) != F_RDLCK;  // a writer opened it meanwhile
+    (void)::fcntl(fd, F_SETLEASE, F_UNLCK);
+    if (broken) {
+      ::close(fd);
+      throw Error(path, 0, 0, "", kStillWritten);
     }
   }
   ::close(fd);

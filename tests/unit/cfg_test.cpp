@@ -540,6 +540,54 @@ BOOST_AUTO_TEST_CASE(a_fifo_without_a_writer_does_not_block) {
   ::rmdir(dir);
 }
 
+// An editor or tool that writes the file in place (truncate, then write)
+// leaves a prefix on disk until it is done; a SIGHUP (or `vipproxy -t`) then
+// read that prefix, and when it was valid YAML (cut at the end of a line: a
+// backend, a proxy, the whole vrrp section missing) it was applied: backends
+// removed, VIPs released. A file open for writing is now refused.
+BOOST_AUTO_TEST_CASE(a_file_still_open_for_writing_is_refused) {
+  char dir[] = "/tmp/cfg_test.XXXXXX";
+  BOOST_REQUIRE(::mkdtemp(dir) != nullptr);
+  const std::string path = std::string(dir) + "/vipproxy.yaml";
+  const std::string whole =
+      proxy_with("  - name: pg2\n    listen: 0.0.0.0:5434\n    backends: [{name: a, address: 10.0.0.1:5432}]\n");
+  {
+    std::ofstream f(path);
+    f << whole;
+  }
+  // Leases (fcntl(2) F_SETLEASE) are what tells; without them (not the
+  // file's owner, a file system without leases) nothing can be said.
+  int probe = ::open(path.c_str(), O_RDONLY);
+  BOOST_REQUIRE(probe >= 0);
+  const bool leases = ::fcntl(probe, F_SETLEASE, F_RDLCK) == 0;
+  (void)::fcntl(probe, F_SETLEASE, F_UNLCK);
+  ::close(probe);
+  if (leases) {
+    // The writer has truncated the file and written the first proxy so far:
+    // a valid file of one proxy.
+    int w = ::open(path.c_str(), O_WRONLY | O_TRUNC);
+    BOOST_REQUIRE(w >= 0);
+    const std::string part = proxy_with("");
+    BOOST_REQUIRE(error_of(part).empty());
+    BOOST_REQUIRE(::write(w, part.data(), part.size()) == static_cast<ssize_t>(part.size()));
+    try {
+      cfg::load_file(path);
+      BOOST_FAIL("a file open for writing loaded");
+    } catch (const cfg::Error& e) {
+      BOOST_TEST(e.file() == path);
+      BOOST_TEST(has(e.reason(), "open for writing"), e.what());
+    }
+    BOOST_REQUIRE(::write(w, whole.data() + part.size(), whole.size() - part.size()) ==
+                  static_cast<ssize_t>(whole.size() - part.size()));
+    ::close(w);
+  } else {
+    BOOST_TEST_MESSAGE("no file leases here: only the complete file is checked");
+  }
+  BOOST_TEST(cfg::load_file(path).proxies.size() == 2u);
+  ::unlink(path.c_str());
+  ::rmdir(dir);
+}
+
 BOOST_AUTO_TEST_CASE(files_that_cannot_be_read) {
   for (const std::string& path : {std::string("/nonexistent/vipproxy.yaml"), std::string(VIPPROXY_SOURCE_DIR)}) {
     try {
