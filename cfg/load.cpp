@@ -307,13 +307,18 @@ class FirstEvent : public YAML::EventHandler {
   bool started = false;
   bool null_only = true;  // the document is nothing but an empty node
   YAML::Mark mark = YAML::Mark::null_mark();
+  // The document's last scalar and its tag ("!" for a quoted or block one).
+  YAML::Mark last_scalar = YAML::Mark::null_mark();
+  std::string last_scalar_tag;
 
   void OnDocumentStart(const YAML::Mark& m) override { mark = m; }
   void OnDocumentEnd() override {}
   void OnNull(const YAML::Mark& m, YAML::anchor_t) override { note(m, true); }
   void OnAlias(const YAML::Mark& m, YAML::anchor_t) override { note(m, false); }
-  void OnScalar(const YAML::Mark& m, const std::string&, YAML::anchor_t, const std::string&) override {
+  void OnScalar(const YAML::Mark& m, const std::string& tag, YAML::anchor_t, const std::string&) override {
     note(m, false);
+    last_scalar = m;
+    last_scalar_tag = tag;
   }
   void OnSequenceStart(const YAML::Mark& m, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
     note(m, false);
@@ -331,6 +336,38 @@ class FirstEvent : public YAML::EventHandler {
     null_only = null_only && is_null;
   }
 };
+
+// yaml-cpp 0.7 ends a quoted scalar that is never closed at the end of the
+// input instead of failing ("password: \"secret" as the last line loads as
+// "secret "; "token: \"abc" takes the lines after it into the token). Only
+// the last scalar of a document can run to the end, so only it is looked
+// at: the quote character when it starts with a quote (at `at`, as
+// yaml-cpp marks it) that nothing closes, else 0.
+char quote_left_open(std::string_view text, const YAML::Mark& at) {
+  if (at.is_null() || at.line < 0 || at.column < 0) return 0;
+  std::size_t pos = text.starts_with("\xEF\xBB\xBF") ? 3 : 0;  // yaml-cpp does not count the BOM
+  for (int l = 0; l < at.line; ++l) {
+    pos = text.find('\n', pos);
+    if (pos == std::string_view::npos) return 0;
+    ++pos;
+  }
+  pos += static_cast<std::size_t>(at.column);
+  if (pos >= text.size()) return 0;
+  const char q = text[pos];
+  if (q != '"' && q != '\'') return 0;  // a block scalar, or a mark elsewhere
+  for (std::size_t i = pos + 1; i < text.size(); ++i) {
+    if (q == '"' && text[i] == '\\') {
+      ++i;  // an escape: the next character is not the end
+    } else if (text[i] == q) {
+      if (q == '\'' && i + 1 < text.size() && text[i + 1] == '\'') {
+        ++i;  // '' is a quote inside single quotes
+        continue;
+      }
+      return 0;
+    }
+  }
+  return q;
+}
 
 // True when the text holds no YAML content: blank lines, comments and
 // document markers only.
@@ -414,6 +451,12 @@ Config Loader::load(std::string_view text) {
         throw Error(file_, second.mark.line + 1, second.mark.column + 1, "",
                     "a second YAML document ('---'): expected exactly one");
     }
+    if (first.last_scalar_tag == "!")
+      if (char q = quote_left_open(text, first.last_scalar))
+        throw Error(file_, first.last_scalar.line + 1, first.last_scalar.column + 1, "",
+                    std::string("YAML syntax error: the quote (") + q +
+                        ") that starts this value is never closed: expected a closing " + q +
+                        " (without it the value runs to the end of the file)");
   } catch (const YAML::Exception& e) {
     throw yaml_error(e);
   }

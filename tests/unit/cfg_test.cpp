@@ -1153,3 +1153,27 @@ BOOST_AUTO_TEST_CASE(keys_of_another_section_say_where_they_belong) {
   expect_error(check_with("      intervall: 2s\n"), 6, "proxies[0].check.intervall", "did you mean 'interval'?");
   BOOST_TEST(!has(error_of(check_with("      intervall: 2s\n")), "a key of"));
 }
+
+// yaml-cpp 0.7 takes a quoted value that is never closed as running to the
+// end of the file: 'password: "secret' as the last line loaded as "secret "
+// (a password the peer does not have: each side drops the other's adverts,
+// both become MASTER), 'token: "abc' swallowed the lines after it into the
+// token, and when it swallowed the proxies the error was "nothing to do".
+BOOST_AUTO_TEST_CASE(a_quote_that_is_never_closed_is_refused) {
+  expect_error(vrrp_with("    authentication:\n      type: pass\n      password: \"secret\n"), 8, "",
+               "the quote (\") that starts this value is never closed");
+  expect_error(proxy_with("admin:\n  token: \"abc\n  enabled: true\n"), 6, "", "never closed");
+  expect_error("admin:\n  token: 'abc\nproxies:\n  - {name: pg, listen: 0.0.0.0:5433, backends: [{name: a, address: "
+               "10.0.0.1:5432}]}\n",
+               2, "", "the quote (') that starts this value is never closed");
+  // Closed quotes, escaped quotes inside them, and quotes inside plain
+  // values or comments are fine.
+  BOOST_TEST(error_of(proxy_with("admin:\n  token: \"a\\\"b\"\n")).empty());
+  BOOST_TEST(error_of(proxy_with("admin:\n  token: 'it''s'\n")).empty());
+  BOOST_TEST(error_of(proxy_with("admin:\n  token: it's\n")).empty());
+  BOOST_TEST(error_of(proxy_with("admin:\n  token: \"two\n    lines\"\n")).empty());
+  BOOST_TEST(error_of(proxy_with("admin:\n  token: x # it's \"\n")).empty());
+  BOOST_TEST(error_of("\xEF\xBB\xBF" + proxy_with("admin:\n  token: 'x'\n")).empty());
+  BOOST_TEST(error_of("\xEF\xBB\xBF\"node\": a\n" + proxy_with("")).empty());
+  expect_error("\xEF\xBB\xBFnode: \"a\n", 1, "", "never closed");
+}
