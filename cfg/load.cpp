@@ -369,6 +369,31 @@ char quote_left_open(std::string_view text, const YAML::Mark& at) {
   return q;
 }
 
+// yaml-cpp's messages name its parser's states ("illegal map value", "end of
+// map flow not found"); the common ones are said as what the file got wrong.
+std::string plain_yaml_error(const std::string& msg) {
+  static constexpr std::pair<std::string_view, std::string_view> kPlain[] = {
+      {YAML::ErrorMsg::MAP_VALUE,
+       "a ':' where none may be (a value holding ': ' must be quoted, or the line is indented deeper than "
+       "its key)"},
+      {YAML::ErrorMsg::END_OF_MAP_FLOW, "a '{' is not closed by '}'"},
+      {YAML::ErrorMsg::END_OF_SEQ_FLOW, "a '[' is not closed by ']'"},
+      {YAML::ErrorMsg::FLOW_END, "a ']' or '}' that closes no bracket (or the other kind of bracket)"},
+      {YAML::ErrorMsg::END_OF_MAP, "the indentation of this line matches no key above it"},
+      {YAML::ErrorMsg::END_OF_SEQ, "the indentation of this line matches no list or key above it"},
+      {YAML::ErrorMsg::BLOCK_ENTRY, "a list entry ('- ') where none may be (check the indentation)"},
+      {YAML::ErrorMsg::MAP_KEY, "a '?' key where none may be"},
+      {YAML::ErrorMsg::UNKNOWN_TOKEN, "a character that starts no YAML value here"},
+      {YAML::ErrorMsg::EOF_IN_SCALAR, "a quoted value is not closed before the end of the file"},
+  };
+  for (const auto& [from, to] : kPlain)
+    if (msg == from) return std::string(to);
+  if (msg.starts_with(YAML::ErrorMsg::INVALID_ESCAPE))
+    return "unknown escape '\\" + msg.substr(std::string_view(YAML::ErrorMsg::INVALID_ESCAPE).size()) +
+           "' in a double-quoted value (write '\\\\' for a backslash, or use single quotes)";
+  return msg;
+}
+
 // True when the text holds no YAML content: blank lines, comments and
 // document markers only.
 bool only_comments(std::string_view text) {
@@ -405,7 +430,7 @@ Config Loader::load(std::string_view text) {
   auto yaml_error = [&](const YAML::Exception& e) {
     int line = e.mark.is_null() ? 0 : e.mark.line + 1;
     int col = e.mark.is_null() ? 0 : e.mark.column + 1;
-    std::string why = "YAML syntax error: " + e.msg;
+    std::string why = "YAML syntax error: " + plain_yaml_error(e.msg);
     // yaml-cpp's depth guard says only "bad file".
     if (dynamic_cast<const YAML::DeepRecursion*>(&e))
       why = "the YAML is nested more than " + std::to_string(kMaxYamlDepth) +

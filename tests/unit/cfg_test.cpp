@@ -461,7 +461,8 @@ BOOST_AUTO_TEST_CASE(truncated_and_malformed_yaml) {
   expect_error("proxies:\n  - name: pg\n    listen: [1, 2\n", 4, "", "YAML syntax error");
   expect_error("proxies:\n  - name: pg\n   listen: x\n", 3, "", "YAML syntax error");
   expect_error("a: *missing\n", 1, "", "anchor");
-  expect_error("proxies:\n\t- name: pg\n", 2, "", "YAML syntax error: illegal block entry (a tab in the indentation");
+  expect_error("proxies:\n\t- name: pg\n", 2, "", "YAML syntax error: a list entry ('- ') where none may be");
+  expect_error("proxies:\n\t- name: pg\n", 2, "", "(a tab in the indentation");
   // HAProxy's "bind *:5433" written as it is: '*' starts a YAML alias.
   expect_error("proxies:\n  - name: pg\n    listen: *:5433\n    backends: [{name: a, address: 10.0.0.1:5432}]\n", 3, "",
                "(a value starting with '*' must be quoted: \"*...\")");
@@ -1176,4 +1177,24 @@ BOOST_AUTO_TEST_CASE(a_quote_that_is_never_closed_is_refused) {
   BOOST_TEST(error_of("\xEF\xBB\xBF" + proxy_with("admin:\n  token: 'x'\n")).empty());
   BOOST_TEST(error_of("\xEF\xBB\xBF\"node\": a\n" + proxy_with("")).empty());
   expect_error("\xEF\xBB\xBFnode: \"a\n", 1, "", "never closed");
+}
+
+// yaml-cpp's own words ("illegal map value", "end of map flow not found")
+// name its parser's states, not what the operator got wrong: the common
+// ones are said plainly.
+BOOST_AUTO_TEST_CASE(yaml_syntax_errors_say_what_is_wrong) {
+  const std::string head = "proxies:\n  - name: pg\n";
+  expect_error(head + "    listen: 0.0.0.0:5433 extra: x\n", 3, "", "a ':' where none may be");
+  expect_error(head + "    listen: [0.0.0.0:5433\n", 4, "", "a '[' is not closed by ']'");
+  expect_error(head + "    check: {interval: 2s\n", 4, "", "a '{' is not closed by '}'");
+  expect_error(head + "    check: {interval: 2s]\n", 3, "", "a ']' or '}' that closes no bracket");
+  expect_error(head + "    listen: x\n   backends: []\n", 4, "", "indentation");
+  expect_error(head + "  listen: x\n", 3, "", "indentation");
+  expect_error(head + "    listen: \"a\\q\"\n", 3, "", "unknown escape '\\q' in a double-quoted value");
+  for (const std::string& bad : {head + "    listen: 0.0.0.0:5433 extra: x\n", head + "    listen: [0.0.0.0:5433\n",
+                                 head + "    check: {interval: 2s\n", head + "    check: {interval: 2s]\n",
+                                 head + "  listen: x\n", head + "    listen: x\n   backends: []\n"})
+    for (std::string_view yaml_cpp : {"illegal map value", "flow not found", "illegal flow end", "end of map not found",
+                                      "end of sequence not found"})
+      BOOST_TEST(!has(error_of(bad), yaml_cpp), error_of(bad));
 }
