@@ -110,6 +110,11 @@ void diff_vrrp(std::vector<std::string>& lines, const VrrpInstance& a, const Vrr
   o.field("advert_int", a.advert_int, b.advert_int);
   o.field("preempt", a.preempt, b.preempt);
   o.field("preempt_delay", a.preempt_delay, b.preempt_delay);
+  // Read when the instance starts only; named all the same, or a file that
+  // changed only this was "unchanged" and the new hint not taken.
+  if (a.state != b.state)
+    lines.push_back(o.prefix + "state " + show(a.state) + " -> " + show(b.state) +
+                    " (a starting hint: used when the instance next starts)");
   if (a.auth_type != b.auth_type || a.auth_password != b.auth_password)
     lines.push_back(o.prefix + "authentication changed");
   o.field("track", a.track, b.track);

@@ -157,3 +157,33 @@ BOOST_AUTO_TEST_CASE(restart_only_keys) {
   BOOST_TEST(has(d.restart_only, "admin.listen"));
   BOOST_TEST(d.changes.empty());
 }
+
+// A file that differs from the running configuration must never be
+// "unchanged": the reload then applied nothing, said "SIGHUP: ... unchanged",
+// and the key changed in the file was not what ran (nor what /status shows).
+// `state` (the starting hint) was such a key: edited alone, it was ignored
+// until a restart with no word in the log.
+BOOST_AUTO_TEST_CASE(every_change_in_the_file_is_a_change) {
+  auto a = load(kBase);
+  for (const auto& [from, to] : std::vector<std::pair<std::string, std::string>>{
+           {"priority: 100", "priority: 100\n    state: MASTER"},
+           {"priority: 100", "priority: 101"},
+           {"priority: 100", "priority: 100\n    garp: {master_repeat: 2}"},
+           {"priority: 100", "priority: 100\n    notify: {master: /bin/true}"},
+           {"interval: 2s", "interval: 3s"},
+           {"0.0.0.0:5433", "0.0.0.0:5434"},
+           {"node: catalog01", "node: other"},
+           {"node: catalog01", "node: catalog01\nlog_level: debug"},
+           {"node: catalog01", "node: catalog01\nhard_stop_after: 9s"},
+       }) {
+    auto b = load(replace(kBase, from, to));
+    BOOST_TEST_CONTEXT(to) {
+      BOOST_REQUIRE(!(a == b));
+      BOOST_TEST(!cfg::diff(a, b).empty());
+    }
+  }
+  auto master = load(replace(kBase, "priority: 100", "priority: 100\n    state: MASTER"));
+  BOOST_TEST(has(cfg::diff(a, master).changes,
+                 "vrrp VI_1: state backup -> master (a starting hint: used when the instance next starts)"));
+  BOOST_TEST(!has(cfg::diff(a, master).changes, "vrrp VI_1: the instance restarts"));
+}
