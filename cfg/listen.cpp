@@ -40,6 +40,7 @@ bool backend_is_listener(const Endpoint& listen, const Endpoint& backend, const 
   const bool any = l == "::" || l == "0.0.0.0";
   // "localhost" is 127.0.0.1 or ::1, whichever the resolver gives first.
   if (is_localhost_name(b)) return any || is_loopback(l);
+  if (is_localhost_name(l)) return is_loopback(b);
   bool ours = is_loopback(b);
   for (const auto& v : local) ours = ours || syntax::canonical_host(v) == b;
   return ours && (l == "::" || (l == "0.0.0.0" && !syntax::is_ipv6(b)));

@@ -1102,6 +1102,8 @@ BOOST_AUTO_TEST_CASE(a_backend_that_is_the_proxy_itself_is_refused) {
            {"[::]:5433", "[0::1]:5433"},
            {"[::]:5433", "127.0.0.1:5433"},
            {"127.0.0.1:5433", "LOCALHOST.:5433"},
+           {"localhost:5433", "127.0.0.1:5433"},
+           {"localhost:5433", "[::1]:5433"},
        })
     BOOST_TEST_CONTEXT(listen << " -> " << backend) {
       expect_error(file(listen, backend), 6, "proxies[0].backends[1].address", "the proxy itself");
@@ -1116,6 +1118,7 @@ BOOST_AUTO_TEST_CASE(a_backend_that_is_the_proxy_itself_is_refused) {
   BOOST_TEST(error_of(file("0.0.0.0:5432", "10.0.0.1:5432")).empty());
   BOOST_TEST(error_of(file("127.0.0.1:5432", "10.0.0.1:5432")).empty());
   BOOST_TEST(error_of(file("10.0.0.1:5432", "127.0.0.1:5432")).empty());
+  BOOST_TEST(error_of(file("localhost:5432", "10.0.0.1:5432")).empty());
   BOOST_TEST(error_of(file("0.0.0.0:5433", "192.168.1.160:5432", vips)).empty());
   BOOST_TEST(error_of(file("192.168.1.160:5432", "192.168.1.161:5432", vips)).empty());
 }
