@@ -372,7 +372,7 @@ char quote_left_open(std::string_view text, const YAML::Mark& at) {
 // yaml-cpp's messages name its parser's states ("illegal map value", "end of
 // map flow not found"); the common ones are said as what the file got wrong.
 std::string plain_yaml_error(const std::string& msg) {
-  static constexpr std::pair<std::string_view, std::string_view> kPlain[] = {
+  static const std::pair<std::string_view, std::string_view> kPlain[] = {
       {YAML::ErrorMsg::MAP_VALUE,
        "a ':' where none may be (a value holding ': ' must be quoted, or the line is indented deeper than "
        "its key)"},
