@@ -209,6 +209,9 @@ class Loader {
       auto close = s.find(']');
       if (close == std::string::npos) bad(" (missing ']')");
       ep.host = s.substr(1, close - 1);
+      if (auto zone = ep.host.find('%'); zone != std::string::npos && syntax::is_ipv6(ep.host.substr(0, zone)))
+        bad(" (an IPv6 zone ('" + ep.host.substr(zone) +
+            "') is not supported: use a global or unique local address, not a link-local one)");
       if (!syntax::is_ipv6(ep.host)) bad(" (not an IPv6 address between the brackets)");
       if (close + 1 >= s.size() || s[close + 1] != ':') bad(" (missing ':port' after ']')");
       port_text = s.substr(close + 2);

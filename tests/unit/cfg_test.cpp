@@ -758,6 +758,12 @@ BOOST_AUTO_TEST_CASE(endpoints) {
   expect_error(backend("0.0.0.0:5432"), 4, "proxies[0].backends[0].address", "only valid for listen");
   expect_error(backend("*:5432"), 4, "proxies[0].backends[0].address", "not an IPv4 address or host name");
   expect_error(backend(":5432"), 4, "proxies[0].backends[0].address", "missing host");
+  // A zone id was refused as "not an IPv6 address between the brackets", an
+  // operator's link-local address looked wrong when it is the zone that is
+  // not supported.
+  expect_error(backend("[fe80::1%eth0]:5432"), 4, "proxies[0].backends[0].address",
+               "an IPv6 zone ('%eth0') is not supported");
+  expect_error(listen("[fe80::1%25eth0]:5433"), 3, "proxies[0].listen", "an IPv6 zone ('%25eth0') is not supported");
   expect_error(std::string(backend("h:1")).replace(backend("h:1").find("}]"), 2, ", check_port: 0}]"), 4,
                "proxies[0].backends[0].check_port", "1 to 65535");
 }
