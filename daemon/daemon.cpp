@@ -623,6 +623,11 @@ int Daemon::run() {
       if (++workers_ended_ == workers_.size()) stop_checks();
     });
   };
+  // A second daemon on this file (or another program of our user listening
+  // there) refuses to start, before it binds anything: with SO_REUSEPORT
+  // the kernel would have let it share the running daemon's clients.
+  for (const auto& p : proxies_)
+    if (std::string why = proxy::Worker::listen_taken(p->cfg); !why.empty()) throw std::runtime_error(why);
   if (!proxies_.empty()) {
     for (unsigned i = 0; i < n; ++i) {
       workers_.push_back(std::make_unique<proxy::Worker>(i, hooks));

@@ -215,6 +215,20 @@ std::unique_ptr<Daemon::ReloadPlan> Daemon::plan_reload() {
 void Daemon::finish_plan(ReloadPlan& rp) {
   ReloadPlan* p = &rp;
   const cfg::Config& next = p->next;
+  // A new address another process listens on is refused, as at start
+  // (proxy::Worker::listen_taken): SO_REUSEPORT would share its clients
+  // with it. An address one of our own listeners covers is not asked (it
+  // would be refused by our own socket): the clash check below judges it.
+  for (const auto& g : p->generations) {
+    const proxy::ProxyRuntime* prev = running(g->cfg.name);
+    if (workers_.empty() || (prev && cfg::same_listener(prev->cfg, g->cfg))) continue;
+    cfg::Proxy at = g->cfg;
+    if (auto h = p->listen_hosts.find(at.name); h != p->listen_hosts.end()) at.listen.host = h->second;
+    bool ours = false;
+    for (const auto& [name, bound] : bound_listens_) ours = ours || cfg::listens_clash(at.listen, bound);
+    if (ours) continue;
+    if (std::string why = proxy::Worker::listen_taken(at); !why.empty()) throw std::runtime_error(why);
+  }
   // Listeners of new proxies and new addresses, bound on every worker.
   for (auto& w : workers_) {
     auto plan = std::make_shared<proxy::Worker::Reload>();
