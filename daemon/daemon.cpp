@@ -531,6 +531,9 @@ void Daemon::stop() {
   // The admin endpoint stays while sessions drain (stop_checks()): an
   // operator watching a stop sees what is left (`/status` says stopping).
   signals_.cancel();
+  // VRRP has stopped (vrrp_->shutdown() called us): a daemon started now
+  // may run its instances while our sessions drain.
+  instance_locks_.keep_only({});
   // Graceful: established sessions may finish within hard_stop_after.
   for (auto& w : workers_) w->drain(config_.hard_stop_after);
 }
@@ -600,6 +603,13 @@ int Daemon::run() {
   std::string notify_error;
   notifier_ = std::make_unique<SystemdNotifier>(std::getenv("NOTIFY_SOCKET"), notify_error);
   if (!notify_error.empty()) spdlog::warn("no systemd notifications: {}", notify_error);
+  {
+    // Before anything is bound or prepared: a second daemon on this file
+    // stops here, the running one's VIPs untouched (daemon/instance_lock.h).
+    instance_lock::Locks taken;
+    instance_lock::take_vrrp(config_.vrrp, instance_locks_, taken);
+    instance_locks_.adopt(std::move(taken));
+  }
   unsigned n = config_.threads ? config_.threads : usable_cpus();
   for (auto& pc : config_.proxies) proxies_.push_back(std::make_shared<proxy::ProxyRuntime>(pc, n));
   resolve_backends(proxies_);

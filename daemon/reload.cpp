@@ -46,6 +46,10 @@ struct Daemon::ReloadPlan {
   std::map<std::string, std::string> listen_hosts;
   // Proxy name -> the address its listeners are bound to once applied.
   std::map<std::string, cfg::Endpoint> bound_listens;
+  // The locks of new VRRP instances (daemon/instance_lock.h), released if
+  // the reload fails; the names of every instance of `next`.
+  instance_lock::Locks locks;
+  std::map<std::string, std::string> lock_names;
 };
 
 void Daemon::reload(std::function<void(const std::string& error)> done) {
@@ -260,6 +264,8 @@ void Daemon::finish_plan(ReloadPlan& rp) {
     }
     if (std::string why = cfg::bound_listen_clash(listens); !why.empty()) throw std::runtime_error(why);
   }
+  // A new instance another daemon of this host runs refuses the reload.
+  p->lock_names = instance_lock::take_vrrp(next.vrrp, instance_locks_, p->locks);
   // VRRP instances: new and restarted ones prepared, the running ones untouched.
   if (vrrp_) {
     p->vrrp = vrrp_->prepare_reload(next.vrrp);
@@ -273,6 +279,8 @@ void Daemon::finish_plan(ReloadPlan& rp) {
 void Daemon::commit_reload(ReloadPlan& p) {
   auto& gens = p.generations;
   bound_listens_ = std::move(p.bound_listens);
+  instance_locks_.adopt(std::move(p.locks));
+  instance_locks_.keep_only(p.lock_names);
   if (p.vrrp) {
     vrrp_->commit_reload(std::move(*p.vrrp));
   } else if (p.new_vrrp) {
