@@ -476,7 +476,13 @@ void Daemon::retry_notifications() {
 
 void Daemon::wait_for_sighup() {
   hup_.async_wait([this](const boost::system::error_code& ec, int) {
-    if (ec) return;
+    // stopping_: SIGTERM's handler ran first. stop() cancelled the wait, but
+    // a wait already completed (both signals taken in one turn of the loop)
+    // is not cancelled, and the reload ran during the stop: proxies added
+    // while draining, RELOADING=1/READY=1 after STOPPING=1, a VRRP instance
+    // launched after priority 0 that kept the daemon alive
+    // (tests/integration/test_hup_at_stop.py).
+    if (ec || stopping_) return;
     // A SIGHUP before the first READY (one held while the file was read,
     // main.cpp) is applied without telling systemd: its READY=1 would say
     // "started" before the first check round (notify_when_ready()).
@@ -497,7 +503,7 @@ void Daemon::wait_for_sighup() {
 
 void Daemon::ignore_sigusr() {
   usr_.async_wait([this](const boost::system::error_code& ec, int sig) {
-    if (ec) return;
+    if (ec || stopping_) return;  // as wait_for_sighup(): completed before stop() cancelled it
     spdlog::warn("{} ignored: vipproxy has no data or stats dump (GET /status on the admin endpoint), nor "
                  "HAProxy's soft stop or reload; SIGTERM stops it, SIGHUP reloads it",
                  sig == SIGUSR1 ? "SIGUSR1" : "SIGUSR2");
