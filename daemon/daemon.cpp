@@ -481,8 +481,10 @@ void Daemon::wait_for_sighup() {
     // is not cancelled, and the reload ran during the stop: proxies added
     // while draining, RELOADING=1/READY=1 after STOPPING=1, a VRRP instance
     // launched after priority 0 that kept the daemon alive
-    // (tests/integration/test_hup_at_stop.py).
-    if (ec || stopping_) return;
+    // (tests/integration/test_hup_at_stop.py). With VRRP, stop() is posted
+    // after the instances' shutdown: the SIGHUP ran in between, on stopped
+    // instances (test_hup_at_stop_netns.py), hence stop_requested_.
+    if (ec || stop_requested_ || stopping_) return;
     // A SIGHUP before the first READY (one held while the file was read,
     // main.cpp) is applied without telling systemd: its READY=1 would say
     // "started" before the first check round (notify_when_ready()).
@@ -503,7 +505,7 @@ void Daemon::wait_for_sighup() {
 
 void Daemon::ignore_sigusr() {
   usr_.async_wait([this](const boost::system::error_code& ec, int sig) {
-    if (ec || stopping_) return;  // as wait_for_sighup(): completed before stop() cancelled it
+    if (ec || stop_requested_ || stopping_) return;  // as wait_for_sighup(): completed before stop() cancelled it
     spdlog::warn("{} ignored: vipproxy has no data or stats dump (GET /status on the admin endpoint), nor "
                  "HAProxy's soft stop or reload; SIGTERM stops it, SIGHUP reloads it",
                  sig == SIGUSR1 ? "SIGUSR1" : "SIGUSR2");
@@ -668,6 +670,7 @@ int Daemon::run() {
   signals_.add(SIGTERM);
   signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
     if (ec) return;
+    stop_requested_ = true;  // no SIGHUP from now on, also before stop() runs (posted after VRRP's shutdown)
     spdlog::info("received signal {}", sig);
     // VRRP first: as master it sends priority 0 and removes the VIPs, so the
     // peer takes over after Skew_Time while our workers drain.

@@ -228,6 +228,9 @@ class Daemon {
   // first check or two check timeouts, the watchdog) would otherwise keep the
   // control loop, and the process, alive after SIGTERM.
   bool stopping_ = false;
+  // Set by the SIGTERM/SIGINT handler, before VRRP's shutdown and stop():
+  // a SIGHUP taken in the same turn of the loop is not applied.
+  bool stop_requested_ = false;
   // Declared last: destroyed first, while control_ still exists.
   std::unique_ptr<vrrp::Service> vrrp_;
 };
