@@ -476,7 +476,15 @@ void Daemon::retry_notifications() {
 
 void Daemon::wait_for_sighup() {
   hup_.async_wait([this](const boost::system::error_code& ec, int) {
-    if (ec) return;
+    // stopping_: SIGTERM's handler ran first. stop() cancelled the wait, but
+    // a wait already completed (both signals taken in one turn of the loop)
+    // is not cancelled, and the reload ran during the stop: proxies added
+    // while draining, RELOADING=1/READY=1 after STOPPING=1, a VRRP instance
+    // launched after priority 0 that kept the daemon alive
+    // (tests/integration/test_hup_at_stop.py). With VRRP, stop() is posted
+    // after the instances' shutdown: the SIGHUP ran in between, on stopped
+    // instances (test_hup_at_stop_netns.py), hence stop_requested_.
+    if (ec || stop_requested_ || stopping_) return;
     // A SIGHUP before the first READY (one held while the file was read,
     // main.cpp) is applied without telling systemd: its READY=1 would say
     // "started" before the first check round (notify_when_ready()).
@@ -497,7 +505,7 @@ void Daemon::wait_for_sighup() {
 
 void Daemon::ignore_sigusr() {
   usr_.async_wait([this](const boost::system::error_code& ec, int sig) {
-    if (ec) return;
+    if (ec || stop_requested_ || stopping_) return;  // as wait_for_sighup(): completed before stop() cancelled it
     spdlog::warn("{} ignored: vipproxy has no data or stats dump (GET /status on the admin endpoint), nor "
                  "HAProxy's soft stop or reload; SIGTERM stops it, SIGHUP reloads it",
                  sig == SIGUSR1 ? "SIGUSR1" : "SIGUSR2");
@@ -531,6 +539,9 @@ void Daemon::stop() {
   // The admin endpoint stays while sessions drain (stop_checks()): an
   // operator watching a stop sees what is left (`/status` says stopping).
   signals_.cancel();
+  // VRRP has stopped (vrrp_->shutdown() called us): a daemon started now
+  // may run its instances while our sessions drain.
+  instance_locks_.keep_only({});
   // Graceful: established sessions may finish within hard_stop_after.
   for (auto& w : workers_) w->drain(config_.hard_stop_after);
 }
@@ -600,6 +611,13 @@ int Daemon::run() {
   std::string notify_error;
   notifier_ = std::make_unique<SystemdNotifier>(std::getenv("NOTIFY_SOCKET"), notify_error);
   if (!notify_error.empty()) spdlog::warn("no systemd notifications: {}", notify_error);
+  {
+    // Before anything is bound or prepared: a second daemon on this file
+    // stops here, the running one's VIPs untouched (daemon/instance_lock.h).
+    instance_lock::Locks taken;
+    instance_lock::take_vrrp(config_.vrrp, instance_locks_, taken);
+    instance_locks_.adopt(std::move(taken));
+  }
   unsigned n = config_.threads ? config_.threads : usable_cpus();
   for (auto& pc : config_.proxies) proxies_.push_back(std::make_shared<proxy::ProxyRuntime>(pc, n));
   resolve_backends(proxies_);
@@ -623,6 +641,11 @@ int Daemon::run() {
       if (++workers_ended_ == workers_.size()) stop_checks();
     });
   };
+  // A second daemon on this file (or another program of our user listening
+  // there) refuses to start, before it binds anything: with SO_REUSEPORT
+  // the kernel would have let it share the running daemon's clients.
+  for (const auto& p : proxies_)
+    if (std::string why = proxy::Worker::listen_taken(p->cfg); !why.empty()) throw std::runtime_error(why);
   if (!proxies_.empty()) {
     for (unsigned i = 0; i < n; ++i) {
       workers_.push_back(std::make_unique<proxy::Worker>(i, hooks));
@@ -647,6 +670,7 @@ int Daemon::run() {
   signals_.add(SIGTERM);
   signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
     if (ec) return;
+    stop_requested_ = true;  // no SIGHUP from now on, also before stop() runs (posted after VRRP's shutdown)
     spdlog::info("received signal {}", sig);
     // VRRP first: as master it sends priority 0 and removes the VIPs, so the
     // peer takes over after Skew_Time while our workers drain.

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "cfg/config.h"
+#include "daemon/instance_lock.h"
 #include "daemon/systemd_notify.h"
 #include "health/checker.h"
 #include "proxy/balance.h"
@@ -188,6 +189,10 @@ class Daemon {
   void forget_removed_names();
   // $RUNTIME_DIRECTORY/vips (daemon/vip_record.h), "" outside systemd.
   std::string vip_record_path_;
+  // One per VRRP instance run (daemon/instance_lock.h): a second daemon on
+  // this host with the same instance refuses to start. Released at stop(),
+  // once VRRP has stopped.
+  instance_lock::Locks instance_locks_;
   void record_vips();
   void warn_connect_failed(const proxy::ProxyRuntime& p, const proxy::BackendRuntime& b, int error);
   struct PatroniVersionRead {
@@ -223,6 +228,9 @@ class Daemon {
   // first check or two check timeouts, the watchdog) would otherwise keep the
   // control loop, and the process, alive after SIGTERM.
   bool stopping_ = false;
+  // Set by the SIGTERM/SIGINT handler, before VRRP's shutdown and stop():
+  // a SIGHUP taken in the same turn of the loop is not applied.
+  bool stop_requested_ = false;
   // Declared last: destroyed first, while control_ still exists.
   std::unique_ptr<vrrp::Service> vrrp_;
 };

@@ -46,6 +46,10 @@ struct Daemon::ReloadPlan {
   std::map<std::string, std::string> listen_hosts;
   // Proxy name -> the address its listeners are bound to once applied.
   std::map<std::string, cfg::Endpoint> bound_listens;
+  // The locks of new VRRP instances (daemon/instance_lock.h), released if
+  // the reload fails; the names of every instance of `next`.
+  instance_lock::Locks locks;
+  std::map<std::string, std::string> lock_names;
 };
 
 void Daemon::reload(std::function<void(const std::string& error)> done) {
@@ -215,6 +219,20 @@ std::unique_ptr<Daemon::ReloadPlan> Daemon::plan_reload() {
 void Daemon::finish_plan(ReloadPlan& rp) {
   ReloadPlan* p = &rp;
   const cfg::Config& next = p->next;
+  // A new address another process listens on is refused, as at start
+  // (proxy::Worker::listen_taken): SO_REUSEPORT would share its clients
+  // with it. An address one of our own listeners covers is not asked (it
+  // would be refused by our own socket): the clash check below judges it.
+  for (const auto& g : p->generations) {
+    const proxy::ProxyRuntime* prev = running(g->cfg.name);
+    if (workers_.empty() || (prev && cfg::same_listener(prev->cfg, g->cfg))) continue;
+    cfg::Proxy at = g->cfg;
+    if (auto h = p->listen_hosts.find(at.name); h != p->listen_hosts.end()) at.listen.host = h->second;
+    bool ours = false;
+    for (const auto& [name, bound] : bound_listens_) ours = ours || cfg::listens_clash(at.listen, bound);
+    if (ours) continue;
+    if (std::string why = proxy::Worker::listen_taken(at); !why.empty()) throw std::runtime_error(why);
+  }
   // Listeners of new proxies and new addresses, bound on every worker.
   for (auto& w : workers_) {
     auto plan = std::make_shared<proxy::Worker::Reload>();
@@ -246,6 +264,8 @@ void Daemon::finish_plan(ReloadPlan& rp) {
     }
     if (std::string why = cfg::bound_listen_clash(listens); !why.empty()) throw std::runtime_error(why);
   }
+  // A new instance another daemon of this host runs refuses the reload.
+  p->lock_names = instance_lock::take_vrrp(next.vrrp, instance_locks_, p->locks);
   // VRRP instances: new and restarted ones prepared, the running ones untouched.
   if (vrrp_) {
     p->vrrp = vrrp_->prepare_reload(next.vrrp);
@@ -259,6 +279,8 @@ void Daemon::finish_plan(ReloadPlan& rp) {
 void Daemon::commit_reload(ReloadPlan& p) {
   auto& gens = p.generations;
   bound_listens_ = std::move(p.bound_listens);
+  instance_locks_.adopt(std::move(p.locks));
+  instance_locks_.keep_only(p.lock_names);
   if (p.vrrp) {
     vrrp_->commit_reload(std::move(*p.vrrp));
   } else if (p.new_vrrp) {

@@ -85,7 +85,15 @@ Worker::~Worker() {
   loop_.cancel(drain_timer_);
 }
 
-std::unique_ptr<Listener> Worker::bind_listener(const cfg::Proxy& pc) {
+namespace {
+
+// The listen address of `pc`, looked up as every worker binds it.
+struct ListenAddress {
+  std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> res{nullptr, ::freeaddrinfo};
+  char text[NI_MAXHOST] = "?";
+};
+
+ListenAddress resolve_listen(const cfg::Proxy& pc) {
   std::string host = pc.listen.host == "*" ? "0.0.0.0" : pc.listen.host;
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
@@ -96,9 +104,35 @@ std::unique_ptr<Listener> Worker::bind_listener(const cfg::Proxy& pc) {
     throw std::system_error(std::make_error_code(std::errc::host_unreachable),
                             "proxy " + pc.name + ": cannot resolve listen address " + host + ": " +
                                 ::gai_strerror(rc));
-  std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> guard(res, ::freeaddrinfo);
-  char text[NI_MAXHOST] = "?";
-  ::getnameinfo(res->ai_addr, res->ai_addrlen, text, sizeof text, nullptr, 0, NI_NUMERICHOST);
+  ListenAddress a;
+  a.res.reset(res);
+  ::getnameinfo(res->ai_addr, res->ai_addrlen, a.text, sizeof a.text, nullptr, 0, NI_NUMERICHOST);
+  return a;
+}
+
+}  // namespace
+
+std::string Worker::listen_taken(const cfg::Proxy& pc) {
+  const ListenAddress a = resolve_listen(pc);
+  const addrinfo* res = a.res.get();
+  const int fd = ::socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return "";  // the real bind says why
+  int one = 1;
+  // SO_REUSEADDR as the listeners have it: a restart's connections still in
+  // TIME_WAIT on the port do not count, a socket listening there does.
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  const bool taken = ::bind(fd, res->ai_addr, res->ai_addrlen) < 0 && errno == EADDRINUSE;
+  ::close(fd);
+  if (!taken) return "";
+  return "proxy " + pc.name + ": cannot listen on " + a.text + ":" + std::to_string(pc.listen.port) +
+         ": another process already listens there (a second vipproxy on this file? `ss -ltnp 'sport = :" +
+         std::to_string(pc.listen.port) + "'` names it)";
+}
+
+std::unique_ptr<Listener> Worker::bind_listener(const cfg::Proxy& pc) {
+  const ListenAddress a = resolve_listen(pc);
+  const addrinfo* res = a.res.get();
+  const char* text = a.text;
   auto fail = [&](int e) {
     throw std::system_error(e, std::generic_category(),
                             "proxy " + pc.name + ": cannot listen on " + text + ":" + std::to_string(pc.listen.port));
@@ -111,6 +145,8 @@ std::unique_ptr<Listener> Worker::bind_listener(const cfg::Proxy& pc) {
   ::setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   // One listening socket per worker; the kernel balances connections. Also
   // lets a reload bind a proxy's new address while the old one still listens.
+  // It also lets any other process of our user join the group and take a
+  // share of the clients: listen_taken() is asked first.
   ::setsockopt(l->fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
   // Accepted sockets inherit these from the listener: no setsockopt per
   // connection on the client side.

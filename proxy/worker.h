@@ -99,6 +99,12 @@ class Worker {
   // Binds one listener without starting to accept. Any thread; throws
   // std::system_error naming the proxy and address.
   static std::unique_ptr<Listener> bind_listener(const cfg::Proxy& proxy);
+  // "" or why `proxy`'s listen address is not ours to take: another socket
+  // listens there. SO_REUSEPORT (bind_listener) would have joined its group
+  // when it belongs to our user (a second vipproxy on the same file) and the
+  // kernel would have split the clients between the two daemons; a bind
+  // without it is refused instead. Asked at start, before anything is bound.
+  static std::string listen_taken(const cfg::Proxy& proxy);
   void start_thread();
   // Stops accepting, closes all sessions, stops the loop. Thread-safe.
   void stop();
