@@ -75,6 +75,7 @@ Daemon::~Daemon() {
   // control_ (declared after this function object, so destroyed first).
   if (auto cancel = std::exchange(cancel_reload_lookup_, nullptr)) cancel();
   health::name_lookups(control_).abandon_all();
+  test_stall_released_ = true;
   for (auto& w : workers_) w->stop();
   for (auto& w : workers_) w->join();
 }
@@ -407,8 +408,10 @@ void Daemon::notify_when_ready(std::chrono::steady_clock::time_point deadline) {
     notify_state("READY=1\n" + st);
     ready_sent_ = true;
     spdlog::info("ready: {}", st.substr(7));
-    if (auto period = watchdog_period(std::getenv("WATCHDOG_USEC"), std::getenv("WATCHDOG_PID"), ::getpid()))
+    if (auto period = watchdog_period(std::getenv("WATCHDOG_USEC"), std::getenv("WATCHDOG_PID"), ::getpid())) {
+      worker_watch_ = WorkerWatch(workers_.size());
       watchdog_ping(*period / 2);
+    }
     return;
   }
   ready_timer_.expires_after(std::chrono::milliseconds(20));
@@ -440,6 +443,29 @@ void Daemon::flush_log_every_second() {
 
 void Daemon::watchdog_ping(std::chrono::microseconds period) {
   // Pinged from the control thread: a stuck control loop stops the pings.
+  // So does a stuck worker: each must have run the heartbeat posted at the
+  // previous ping (daemon/worker_watch.h). Before, a worker stuck in a
+  // handler left its clients hanging, and SO_REUSEPORT kept sending it new
+  // ones, while systemd saw a healthy daemon.
+  const auto now = std::chrono::steady_clock::now();
+  std::vector<uint64_t> answered;
+  answered.reserve(workers_.size());
+  for (auto& w : workers_) answered.push_back(w->heartbeat());
+  // `period` is half of WatchdogSec: the limit the unit's watchdog allows
+  // between pings, and the time a loop that turns every few milliseconds,
+  // however busy, cannot miss by accident.
+  if (auto stuck = worker_watch_.check(answered, now, period)) {
+    // For good, also if it turns again: whatever stopped it may again, and
+    // systemd aborts the daemon (core dump: where it was stuck) within
+    // WatchdogSec; Restart=on-failure starts it again and the unit's
+    // ExecStopPost releases its VIPs.
+    spdlog::error("worker {}: its event loop has not turned for {} ms (stuck in a handler or a call that does not "
+                  "return; its clients hang): no more systemd watchdog pings, systemd restarts the service",
+                  stuck->worker, stuck->for_.count());
+    return;
+  }
+  for (size_t i = 0; i < workers_.size(); ++i)
+    if (worker_watch_.due(i, answered)) workers_[i]->post_heartbeat(worker_watch_.sent(i, now));
   notifier_->ping();
   watchdog_timer_.expires_after(period);
   watchdog_timer_.async_wait([this, period](const boost::system::error_code& e) {
@@ -506,6 +532,17 @@ void Daemon::wait_for_sighup() {
 void Daemon::ignore_sigusr() {
   usr_.async_wait([this](const boost::system::error_code& ec, int sig) {
     if (ec || stop_requested_ || stopping_) return;  // as wait_for_sighup(): completed before stop() cancelled it
+    if (test_stall_worker_ && sig == SIGUSR1 && *test_stall_worker_ < workers_.size()) {
+      // Tests only (VIPPROXY_TEST_STALL_WORKER): the worker's loop blocks,
+      // as in a handler that never returns, until the daemon stops.
+      spdlog::warn("SIGUSR1: worker {} blocks until the daemon stops (VIPPROXY_TEST_STALL_WORKER, tests only)",
+                   *test_stall_worker_);
+      workers_[*test_stall_worker_]->loop().post([this] {
+        while (!test_stall_released_.load()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      });
+      ignore_sigusr();
+      return;
+    }
     spdlog::warn("{} ignored: vipproxy has no data or stats dump (GET /status on the admin endpoint), nor "
                  "HAProxy's soft stop or reload; SIGTERM stops it, SIGHUP reloads it",
                  sig == SIGUSR1 ? "SIGUSR1" : "SIGUSR2");
@@ -515,6 +552,7 @@ void Daemon::ignore_sigusr() {
 
 void Daemon::stop() {
   stopping_ = true;
+  test_stall_released_ = true;  // the worker drains and ends
   hup_.cancel();
   usr_.cancel();
   spdlog::info("stopping");
@@ -678,6 +716,12 @@ int Daemon::run() {
     else stop();
   });
   std::signal(SIGPIPE, SIG_IGN);
+  if (const char* w = std::getenv("VIPPROXY_TEST_STALL_WORKER"); w && *w) {
+    test_stall_worker_ = std::strtoull(w, nullptr, 10);
+    spdlog::warn("VIPPROXY_TEST_STALL_WORKER={}: SIGUSR1 blocks worker {}'s event loop until the daemon stops "
+                 "(tests only)",
+                 w, *test_stall_worker_);
+  }
   wait_for_sighup();
   ignore_sigusr();
 

@@ -2,6 +2,7 @@
 // signals, VRRP) and N worker threads (listeners and sessions).
 #pragma once
 
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <functional>
 #include <boost/asio/signal_set.hpp>
@@ -15,6 +16,7 @@
 #include "cfg/config.h"
 #include "daemon/instance_lock.h"
 #include "daemon/systemd_notify.h"
+#include "daemon/worker_watch.h"
 #include "health/checker.h"
 #include "proxy/balance.h"
 #include "proxy/runtime.h"
@@ -212,6 +214,12 @@ class Daemon {
   boost::asio::steady_timer ready_timer_{control_};
   bool ready_sent_ = false;  // READY=1 after the first check round (notify_when_ready())
   boost::asio::steady_timer watchdog_timer_{control_};
+  // Whether every worker's loop turns: WATCHDOG=1 only while they do.
+  WorkerWatch worker_watch_{0};
+  // Tests only (VIPPROXY_TEST_STALL_WORKER): SIGUSR1 blocks this worker's
+  // loop until stop() (or the destructor) releases it.
+  std::optional<size_t> test_stall_worker_;
+  std::atomic<bool> test_stall_released_{false};
   std::unique_ptr<SystemdNotifier> notifier_;
   boost::asio::steady_timer notify_retry_timer_{control_};
   bool notify_retrying_ = false;

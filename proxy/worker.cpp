@@ -375,6 +375,10 @@ void Worker::post_backend_change(std::shared_ptr<ProxyRuntime> rt, size_t backen
   loop_.post([this, rt = std::move(rt), backend, eligible] { on_backend_change(*rt, backend, eligible); });
 }
 
+void Worker::post_heartbeat(uint64_t seq) {
+  loop_.post([this, seq] { heartbeat_.store(seq, std::memory_order_relaxed); });
+}
+
 void Worker::on_backend_change(const ProxyRuntime& rt, size_t b, bool eligible) {
   if (stopping_) return;  // while draining, a backend going down still cuts its sessions
   if (!eligible && rt.cfg.shutdown_sessions_on_down) {

@@ -3,6 +3,7 @@
 // workers without a shared accept lock), and the sessions it accepted.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -120,6 +121,12 @@ class Worker {
   void post_reload(std::shared_ptr<Reload> reload);
   // Thread-safe: posts to this worker. `rt` is the generation in force.
   void post_backend_change(std::shared_ptr<ProxyRuntime> rt, size_t backend, bool eligible);
+  // Thread-safe: the loop stores `seq` as heartbeat() at its next turn (the
+  // systemd watchdog's proof that it turns: daemon/worker_watch.h). A
+  // posted function, so nothing is added to the loop's per-event path.
+  void post_heartbeat(uint64_t seq);
+  // Thread-safe: the last heartbeat this worker's loop ran.
+  uint64_t heartbeat() const { return heartbeat_.load(std::memory_order_relaxed); }
 
   // The kernel data path of this worker (null: not available). Only before
   // start_thread() (std::logic_error after): the thread reads it unlocked.
@@ -197,6 +204,7 @@ class Worker {
   Loop::Timer orphan_timer_;
   Loop::Timer drain_timer_;
   std::thread thread_;
+  std::atomic<uint64_t> heartbeat_{0};
   bool stopping_ = false;
   bool draining_ = false;
 };
