@@ -18,6 +18,7 @@ namespace vrrp {
   X(mute_master_faults, "MASTER left for FAULT: its adverts could not be sent and another router was heard as MASTER for Master_Down_Interval") \
   X(vip_errors, "Virtual address additions or removals that failed")                       \
   X(vip_readded, "Virtual addresses re-added after being removed while MASTER")            \
+  X(vip_removed_not_master, "Virtual addresses found on the interface while not MASTER and removed (another program added them)") \
   X(other_vrid, "Adverts of other virtual routers on the link (ignored, not an error)")  \
   X(owner_address_mismatch, "Adverts from an address owner (priority 255) listing other addresses than ours: accepted (RFC 5798 7.1), logged") \
   X(script_runs, "Track script runs")                                                      \

@@ -236,6 +236,8 @@ class Engine {
     }
   };
   LogThrottle drop_log_, own_log_, send_log_;  // drop, own_address, sent_result
+  // A VIP removed behind our back while MASTER / added while not (reconcile).
+  LogThrottle vip_readded_log_, vip_removed_log_;
   std::string fault_why_;
   // Handlers posted to the io_context hold a weak copy: a completion that
   // arrives after the engine is gone does nothing.

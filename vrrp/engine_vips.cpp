@@ -27,6 +27,15 @@ std::string name_of(const Vip& v) { return v.address.to_string() + "/" + std::to
 // A failure is logged when it is new (first one, or another error), then
 // at most once a minute while it lasts.
 constexpr fsm::Duration kFailureLogInterval = std::chrono::minutes(1);
+// A fight over a VIP: one line per this, with the count (reconcile).
+constexpr auto kVipFightLogInterval = std::chrono::seconds(10);
+
+// The tail of a rate-limited VIP fight line: how many more since the last.
+std::string fight_note(uint64_t held, const char* counter) {
+  if (held == 0) return {};
+  return " (+" + std::to_string(held) + " more since the last message: another program is changing the address; "
+         "counted in " + counter + ")";
+}
 
 }  // namespace
 
@@ -119,11 +128,19 @@ void Engine::reconcile(bool may_give_up) {
         // Someone ran `ip addr del` (or a network manager "cleaned up")
         // while we are master: the VIP would be black-holed.
         ++counters_.vip_readded;
-        spdlog::warn("vrrp {}: {} was removed from {} while MASTER; adding it back", cfg_.name,
-                     name_of(vips_[i]), vips_[i].device);
+        // Rate-limited, as drop(): a program that fights over the address
+        // (NetworkManager, a script, a local keepalived) removes it as fast
+        // as we add it back, hundreds of times a second. The first line
+        // says it, then one per 10 s with the count; counters count all.
+        if (const auto held = vip_readded_log_.due(Clock::now(), kVipFightLogInterval))
+          spdlog::warn("vrrp {}: {} was removed from {} while MASTER; adding it back{}", cfg_.name,
+                       name_of(vips_[i]), vips_[i].device, fight_note(*held, "vip_readded"));
       } else if (!vips_wanted_ && before == vips::Presence::absent && *has) {
-        spdlog::warn("vrrp {}: {} appeared on {} while {}; removing it (only the master holds it)", cfg_.name,
-                     name_of(vips_[i]), vips_[i].device, fsm::to_string(vars_.state));
+        ++counters_.vip_removed_not_master;
+        if (const auto held = vip_removed_log_.due(Clock::now(), kVipFightLogInterval))
+          spdlog::warn("vrrp {}: {} appeared on {} while {}; removing it (only the master holds it){}", cfg_.name,
+                       name_of(vips_[i]), vips_[i].device, fsm::to_string(vars_.state),
+                       fight_note(*held, "vip_removed_not_master"));
       }
     }
   }

@@ -5,6 +5,9 @@
 // Also the pure track rules. The cases that start real processes (track
 // scripts, notify hooks) are in tests/integration/vrrp_engine_processes_test.cpp.
 #define BOOST_TEST_MODULE vrrp_engine
+#include <spdlog/sinks/ringbuffer_sink.h>
+#include <spdlog/spdlog.h>
+
 #include <boost/test/unit_test.hpp>
 
 #include "vrrp_engine_fixture.h"
@@ -246,6 +249,60 @@ BOOST_FIXTURE_TEST_CASE(vip_removed_while_master_is_added_back, Fixture) {
   k->events.address_removed(2, kVip);
   BOOST_TEST(k->addresses.count(kVip) == 1);
   BOOST_TEST(e().counters().vip_readded == 1u);
+}
+
+namespace {
+// Captures what the engine logs (the default logger's sinks, restored after).
+struct LogCapture {
+  std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(4096);
+  std::vector<spdlog::sink_ptr> saved = spdlog::default_logger()->sinks();
+  LogCapture() { spdlog::default_logger()->sinks() = {sink}; }
+  ~LogCapture() { spdlog::default_logger()->sinks() = saved; }
+  std::vector<std::string> lines(const std::string& containing) const {
+    std::vector<std::string> out;
+    for (auto& l : sink->last_formatted())
+      if (l.find(containing) != std::string::npos) out.push_back(l);
+    return out;
+  }
+};
+}  // namespace
+
+// Another program fighting over the VIP (NetworkManager, a script, a local
+// keepalived) removes it as fast as we add it back: one line at the first,
+// then at most one per 10 s with the count; every fight counted.
+BOOST_FIXTURE_TEST_CASE(vip_fight_while_master_is_logged_rate_limited, Fixture) {
+  make({instance()});
+  run(150ms);
+  BOOST_REQUIRE(e().state() == fsm::State::master);
+  LogCapture log;
+  for (int i = 0; i < 200; ++i) {
+    k->addresses.clear();
+    k->events.address_removed(2, kVip);
+    BOOST_REQUIRE(k->addresses.count(kVip) == 1);
+  }
+  BOOST_TEST(e().counters().vip_readded == 200u);
+  BOOST_TEST(log.lines("while MASTER; adding it back").size() == 1u);
+  run(10s);
+  k->addresses.clear();
+  k->events.address_removed(2, kVip);
+  auto lines = log.lines("while MASTER; adding it back");
+  BOOST_REQUIRE(lines.size() == 2u);
+  BOOST_TEST(lines[1].find("+199") != std::string::npos, lines[1]);
+  BOOST_TEST(e().counters().vip_readded == 201u);
+}
+
+BOOST_FIXTURE_TEST_CASE(vip_fight_while_backup_is_logged_rate_limited_and_counted, Fixture) {
+  make({instance()});
+  BOOST_REQUIRE(e().state() == fsm::State::backup);  // until Master_Down_Interval
+  LogCapture log;
+  for (int i = 0; i < 200; ++i) {
+    k->addresses.insert(kVip);
+    k->events.address_added(2, kVip);
+    BOOST_REQUIRE(k->addresses.count(kVip) == 0);
+  }
+  BOOST_REQUIRE(e().state() == fsm::State::backup);
+  BOOST_TEST(e().counters().vip_removed_not_master == 200u);
+  BOOST_TEST(log.lines("removing it (only the master holds it)").size() == 1u);
 }
 
 BOOST_FIXTURE_TEST_CASE(tracked_proxy_weights, Fixture) {
