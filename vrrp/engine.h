@@ -238,6 +238,10 @@ class Engine {
   LogThrottle drop_log_, own_log_, send_log_;  // drop, own_address, sent_result
   // A VIP removed behind our back while MASTER / added while not (reconcile).
   LogThrottle vip_readded_log_, vip_removed_log_;
+  // Late GARP bursts, spaced (reconcile): when the last was sent, and
+  // whether an address added since is still to be announced.
+  std::optional<fsm::TimePoint> late_garp_at_;
+  bool late_garp_due_ = false;
   std::string fault_why_;
   // Handlers posted to the io_context hold a weak copy: a completion that
   // arrives after the engine is gone does nothing.

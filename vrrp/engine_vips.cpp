@@ -29,6 +29,9 @@ std::string name_of(const Vip& v) { return v.address.to_string() + "/" + std::to
 constexpr fsm::Duration kFailureLogInterval = std::chrono::minutes(1);
 // A fight over a VIP: one line per this, with the count (reconcile).
 constexpr auto kVipFightLogInterval = std::chrono::seconds(10);
+// Late GARP bursts (an address added after the transition): at most one per
+// this (reconcile).
+constexpr fsm::Duration kLateGarpSpacing = std::chrono::seconds(1);
 
 // The tail of a rate-limited VIP fight line: how many more since the last.
 std::string fight_note(uint64_t held, const char* counter) {
@@ -180,8 +183,19 @@ void Engine::reconcile(bool may_give_up) {
   }
   // An address installed after the transition (a retry, or re-added after
   // someone removed it) has not been announced: hosts may still point at
-  // the previous master's MAC (RFC 5798 §6.4.2's GARP, late).
-  if (added_late && master) feed(fsm::VipsInstalledLate{});
+  // the previous master's MAC (RFC 5798 §6.4.2's GARP, late). At most one
+  // burst per kLateGarpSpacing: a program fighting over the address made
+  // us re-add it hundreds of times a second, each with a burst of
+  // garp.master_repeat ARPs (a storm on the LAN). One added meanwhile is
+  // announced by the next reconcile after the spacing (the VIP timer wakes
+  // us at least every verify_every while MASTER).
+  if (added_late && master) late_garp_due_ = true;
+  if (!master) late_garp_due_ = false;
+  if (late_garp_due_ && (!late_garp_at_ || t - *late_garp_at_ >= kLateGarpSpacing)) {
+    late_garp_due_ = false;
+    late_garp_at_ = t;
+    feed(fsm::VipsInstalledLate{});
+  }
 
   if (may_give_up && !vip_fault_ && master && vips::give_up(vips_wanted_, vip_slots_, t, pol)) {
     // One last try, whatever the back-off, before giving the mastership

@@ -291,6 +291,31 @@ BOOST_FIXTURE_TEST_CASE(vip_fight_while_master_is_logged_rate_limited, Fixture) 
   BOOST_TEST(e().counters().vip_readded == 201u);
 }
 
+// Each address re-added after the transition is announced (GARP), but a
+// fight must not turn into a storm of bursts: one at once, the rest of the
+// fight announced by one more burst a second later.
+BOOST_FIXTURE_TEST_CASE(vip_fight_while_master_sends_spaced_garp_bursts, Fixture) {
+  make({instance()});
+  run(1500ms);  // the transition's bursts are over
+  BOOST_REQUIRE(e().state() == fsm::State::master);
+  auto frames = k->frames.size();
+  k->addresses.clear();
+  k->events.address_removed(2, kVip);
+  const auto burst = k->frames.size() - frames;
+  BOOST_REQUIRE(burst > 0u);  // the re-added address is announced at once
+  frames = k->frames.size();
+  for (int i = 0; i < 200; ++i) {
+    k->addresses.clear();
+    k->events.address_removed(2, kVip);
+  }
+  BOOST_TEST(e().counters().vip_readded == 201u);
+  BOOST_TEST(k->frames.size() - frames == 0u);  // old: 200 bursts
+  BOOST_TEST(run_until(*this, [&] { return k->frames.size() - frames >= burst; }, 3000ms));
+  BOOST_TEST(k->frames.size() - frames == burst);  // one burst for the rest of the fight
+  run(3s);
+  BOOST_TEST(k->frames.size() - frames == burst);  // and nothing more once it is over
+}
+
 BOOST_FIXTURE_TEST_CASE(vip_fight_while_backup_is_logged_rate_limited_and_counted, Fixture) {
   make({instance()});
   BOOST_REQUIRE(e().state() == fsm::State::backup);  // until Master_Down_Interval
