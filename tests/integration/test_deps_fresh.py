@@ -37,6 +37,8 @@ import testmain  # noqa: E402
 
 ROOT = os.environ.get("VIPPROXY_SOURCE_DIR", os.path.dirname(os.path.dirname(HERE)))
 INSTALLERS = ["scripts/deps", "scripts/lab.d/packages", "scripts/lab.d/bacula-packages"]
+# What each of them sources (the lock, policy-rc.d guard and apt-get calls).
+INSTALLER_LIB = "scripts/lib/install-packages.sh"
 # Where the commands and modules are used: everything scripts/test and
 # scripts/demo run (tests, the lab, the demo and its plots).
 SOURCES = ["tests/**/*.py", "scripts/**/*.py"]
@@ -224,15 +226,21 @@ class FreshDebianDeps(unittest.TestCase):
             f.write(f"#!/bin/sh\necho \"$@\" >> {called}\nexit 0\n")
         for name in ("dpkg-query", "apt-get"):
             os.chmod(os.path.join(fake, name), 0o755)
+        # Copies, in the checkout's layout (each installer sources
+        # scripts/lib/install-packages.sh by its path relative to its own):
+        # nobody cannot read the checkout when it is under a 0700 directory
+        # (/root, a mktemp -d clone), which the README allows.
+        for path in INSTALLERS + [INSTALLER_LIB]:
+            copy = os.path.join(fake, path)
+            os.makedirs(os.path.dirname(copy), mode=0o755, exist_ok=True)
+            shutil.copyfile(os.path.join(ROOT, path), copy)
+            os.chmod(copy, 0o755)
+        for d in ("scripts", "scripts/lab.d", "scripts/lib"):
+            os.chmod(os.path.join(fake, d), 0o755)
         for path, pkg in (("scripts/deps", "cmake"), ("scripts/lab.d/packages", "iproute2"),
                           ("scripts/lab.d/bacula-packages", "bacula-fd")):
             with self.subTest(installer=path):
-                # A copy (each installer is self-contained): nobody cannot
-                # read the checkout when it is under a 0700 directory (/root,
-                # a mktemp -d clone), which the README allows.
-                script = os.path.join(fake, os.path.basename(path))
-                shutil.copyfile(os.path.join(ROOT, path), script)
-                os.chmod(script, 0o755)
+                script = os.path.join(fake, path)
                 r = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--",
                                     "/bin/bash", script], capture_output=True, text=True,
                                    timeout=60, env={"PATH": fake + ":/usr/sbin:/usr/bin:/sbin:/bin"})
