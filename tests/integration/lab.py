@@ -75,6 +75,7 @@ class Lab:
         labkit.claim_dir(self.dir)
         self.processes = Processes(self.dir)
         self.pg_nodes = []
+        self.sockets = []  # closed by close(), after the processes: notify_socket()
         atexit.register(self.close)
         stop_on_signals()
 
@@ -97,6 +98,9 @@ class Lab:
         for node in self.pg_nodes:
             node.stop()
         self.pg_nodes = []
+        for s in self.sockets:
+            s.close()
+        self.sockets = []
         if os.environ.get("VIPPROXY_KEEP_LAB"):
             labkit.release_dir(self.dir)
             log(f"lab kept in {self.dir}")
@@ -275,6 +279,28 @@ def echo(port, payload=b"ping", timeout=5, host="127.0.0.1"):
                 break
             got += chunk
         return got
+
+
+def echo_backend(lab, name="echo", port=None):
+    """An echo backend (echo_server.py) on 127.0.0.1:`port` (a free port when
+    none is given), spawned in `lab` as `name` (stopped by lab.close()) and
+    waited for until it echoes; returns its port."""
+    port = port or free_port()
+    lab.spawn(name, [PY, os.path.join(HERE, "echo_server.py"), str(port)])
+    wait_until(lambda: echo(port) == b"ping", 10, f"echo backend {name} on port {port}")
+    return port
+
+
+def notify_socket(lab, name="notify.sock", blocking=True):
+    """A datagram socket bound at lab.dir/`name`, for a daemon's NOTIFY_SOCKET
+    (what systemd reads sd_notify messages from); closed by lab.close().
+    Returns (path, socket)."""
+    path = os.path.join(lab.dir, name)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    lab.sockets.append(sock)
+    sock.bind(path)
+    sock.setblocking(blocking)
+    return path, sock
 
 
 class Vipproxy:

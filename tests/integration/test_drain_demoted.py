@@ -39,11 +39,9 @@ class DrainedSessionOfDemotedNode(unittest.TestCase):
     def setUp(self):
         self.lab = L.Lab("vipproxy-drain-demoted")
         self.addCleanup(self.lab.close)
-        self.echo_port = L.free_port()
-        self.lab.spawn("echo-server", [L.PY, os.path.join(L.HERE, "echo_server.py"), str(self.echo_port)])
+        self.echo_port = L.echo_backend(self.lab, "echo-server")
         self.a = L.Standin(self.lab, "a", role="primary")
         self.b = L.Standin(self.lab, "b", role="replica")
-        L.wait_until(lambda: L.echo(self.echo_port) == b"ping", 10, "echo server")
         self.listen, self.admin = L.free_port(), L.free_port()
         self.unused = L.free_port()  # b's data port: never connected to
         self.vp = L.Vipproxy(self.lab, self.config("a"), name="vp")

@@ -38,11 +38,9 @@ class FailoverWhileConnecting(unittest.TestCase):
     def setUp(self):
         self.lab = L.Lab("vipproxy-failover-connecting")
         self.addCleanup(self.lab.close)
-        self.echo_port = L.free_port()
-        self.lab.spawn("echo-server", [L.PY, os.path.join(L.HERE, "echo_server.py"), str(self.echo_port)])
+        self.echo_port = L.echo_backend(self.lab, "echo-server")
         self.a = L.Standin(self.lab, "a", role="primary")
         self.b = L.Standin(self.lab, "b", role="replica")
-        L.wait_until(lambda: L.echo(self.echo_port) == b"ping", 10, "echo server")
         # a's data port: SYNs beyond the one queued connection are dropped.
         self.dead = socket.socket()
         self.dead.bind(("127.0.0.1", 0))

@@ -153,10 +153,8 @@ class Faults(unittest.TestCase):
         sh("ip", "link", "set", "bh0", "arp", "off", "up")
         sh("ip", "addr", "add", f"{BH_NET}.1/24", "dev", "bh0")
         cls.lab = L.Lab("vipproxy-faults")
-        cls.echo_port = L.free_port()
-        cls.lab.spawn("echo-server", [L.PY, os.path.join(L.HERE, "echo_server.py"), str(cls.echo_port)])
+        cls.echo_port = L.echo_backend(cls.lab, "echo-server")
         cls.rest = L.Standin(cls.lab, "rest", "primary")
-        L.wait_until(lambda: echo_roundtrip(cls.echo_port), 10, "echo server")
 
     @classmethod
     def tearDownClass(cls):

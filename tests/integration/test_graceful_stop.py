@@ -30,8 +30,7 @@ class GracefulStop(unittest.TestCase):
     def setUp(self):
         self.lab = L.Lab("vipproxy-stop")
         self.rest = L.Standin(self.lab, "rest", "primary")
-        self.echo_port = L.free_port()
-        self.lab.spawn("echo", [L.PY, os.path.join(L.HERE, "echo_server.py"), str(self.echo_port)])
+        self.echo_port = L.echo_backend(self.lab)
         self.port, self.admin = L.free_port(), L.free_port()
         y = L.proxy_yaml("p", self.port, [("e", self.echo_port)], [self.rest.port], self.admin)
         self.vp = L.Vipproxy(self.lab, "hard_stop_after: 3s\n" + y)
@@ -145,8 +144,7 @@ class InheritedProcessState(unittest.TestCase):
     def setUp(self):
         self.lab = L.Lab("vipproxy-sigmask")
         self.rest = L.Standin(self.lab, "rest", "primary")
-        self.echo_port = L.free_port()
-        self.lab.spawn("echo", [L.PY, os.path.join(L.HERE, "echo_server.py"), str(self.echo_port)])
+        self.echo_port = L.echo_backend(self.lab)
         self.port, self.admin = L.free_port(), L.free_port()
         self.config = os.path.join(self.lab.dir, "vipproxy.yaml")
         with open(self.config, "w") as f:
@@ -194,13 +192,9 @@ class SignalsWhileStarting(unittest.TestCase):
         self.lab = L.Lab("vipproxy-early-signals")
         self.addCleanup(self.lab.close)
         self.rest = L.Standin(self.lab, "rest", "primary")
-        self.echo_port = L.free_port()
-        self.lab.spawn("echo", [L.PY, os.path.join(L.HERE, "echo_server.py"), str(self.echo_port)])
+        self.echo_port = L.echo_backend(self.lab)
         self.port, self.admin = L.free_port(), L.free_port()
-        self.notify_path = os.path.join(self.lab.dir, "notify.sock")
-        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.addCleanup(self.notify.close)
-        self.notify.bind(self.notify_path)
+        self.notify_path, self.notify = L.notify_socket(self.lab)
 
     @staticmethod
     def open_files(pid):

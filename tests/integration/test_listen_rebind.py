@@ -43,10 +43,8 @@ class ListenRebind(unittest.TestCase):
     def setUp(self):
         self.lab = L.Lab("vipproxy-listen-clash")
         self.addCleanup(self.lab.close)
-        self.echo_port = L.free_port()
-        self.lab.spawn("echo-server", [L.PY, os.path.join(L.HERE, "echo_server.py"), str(self.echo_port)])
+        self.echo_port = L.echo_backend(self.lab, "echo-server")
         self.rest = L.Standin(self.lab, "node1", role="primary")
-        L.wait_until(lambda: L.echo(self.echo_port) == b"ping", 10, "echo server")
         self.port, self.admin = L.free_port(), L.free_port()
         self.host, self.literal = literal_of_localhost(self.port)
 

@@ -36,8 +36,7 @@ class StderrFull(unittest.TestCase):
     def start(self, kind):
         self.lab = L.Lab("vipproxy-logfull")
         self.rest = L.Standin(self.lab, "rest", "primary")
-        self.echo_port = L.free_port()
-        self.lab.spawn("echo", [L.PY, os.path.join(L.HERE, "echo_server.py"), str(self.echo_port)])
+        self.echo_port = L.echo_backend(self.lab)
         self.port, self.admin = L.free_port(), L.free_port()
         config = os.path.join(self.lab.dir, "vipproxy.yaml")
         with open(config, "w") as f:

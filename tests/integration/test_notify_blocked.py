@@ -37,15 +37,10 @@ class NotifySocketFull(unittest.TestCase):
     def setUp(self):
         self.lab = L.Lab("vipproxy-notifyfull")
         self.addCleanup(self.lab.close)
-        self.path = os.path.join(self.lab.dir, "notify.sock")
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.addCleanup(self.sock.close)
-        self.sock.bind(self.path)
-        self.sock.setblocking(False)
+        self.path, self.sock = L.notify_socket(self.lab, blocking=False)
         self.messages = []  # every datagram but our filler, in arrival order
         self.rest = L.Standin(self.lab, "rest", "primary")
-        self.echo_port = L.free_port()
-        self.lab.spawn("echo", [L.PY, os.path.join(L.HERE, "echo_server.py"), str(self.echo_port)])
+        self.echo_port = L.echo_backend(self.lab)
         self.port, self.admin = L.free_port(), L.free_port()
         # WATCHDOG_USEC 400 ms: a ping every 200 ms, so the old code blocked
         # within 200 ms of the socket filling up.

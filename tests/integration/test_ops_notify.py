@@ -121,9 +121,7 @@ class OpsNotify(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.lab = L.Lab("vipproxy-ops")
-        cls.sock_path = os.path.join(cls.lab.dir, "notify.sock")
-        cls.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        cls.notify.bind(cls.sock_path)
+        cls.sock_path, cls.notify = L.notify_socket(cls.lab)
         cls.messages = []  # (monotonic time, {key: value})
         cls.r2 = L.Standin(cls.lab, "node2", "replica")
         cls.slow = SlowRest()
@@ -145,8 +143,7 @@ class OpsNotify(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.lab.close()
-        cls.notify.close()
+        cls.lab.close()  # and the notify socket
 
     @classmethod
     def wait_message(cls, key, timeout, probe=False):

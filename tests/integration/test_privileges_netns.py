@@ -123,10 +123,7 @@ class PrivilegesTest(unittest.TestCase):
 
     # ---- (a) ----
     def test_a_loopback_proxy_keeps_nothing(self):
-        backend = L.free_port()
-        self.loop.spawn("echo", [PY, os.path.join(L.HERE, "echo_server.py"), str(backend)])
-        wait_until(lambda: socket.create_connection(("127.0.0.1", backend), timeout=1).close() or True, 10,
-                   "echo backend")
+        backend = L.echo_backend(self.loop)
         listen, admin = L.free_port(), L.free_port()
         path = self.write("a.yaml", f"""node: priv-a
 threads: 2

@@ -113,7 +113,7 @@ class Reload(unittest.TestCase):
         cls.ports = {n: L.free_port() for n in ("pg", "echo", "echo2", "e1", "e2")}
         cls.ports["node1"] = cls.pg.port
         for n in ("e1", "e2"):
-            cls.lab.spawn(n, [L.PY, os.path.join(L.HERE, "echo_server.py"), str(cls.ports[n])])
+            L.echo_backend(cls.lab, n, cls.ports[n])
         cls.admin = L.free_port()
         cls.rest_ports = {n: s.port for n, s in cls.rest.items()}
         cls.vp = L.Vipproxy(cls.lab, config(cls.admin, cls.ports, cls.rest_ports))

@@ -62,8 +62,7 @@ class ReloadDrain(unittest.TestCase):
         self.rest = {n: L.Standin(self.lab, n, "primary" if n == "a" else "replica") for n in "abc"}
         self.echo = {}
         for n in "abc":
-            self.echo[n] = L.free_port()
-            self.lab.spawn("echo-" + n, [L.PY, os.path.join(L.HERE, "echo_server.py"), str(self.echo[n])])
+            self.echo[n] = L.echo_backend(self.lab, "echo-" + n)
         self.port, self.admin = L.free_port(), L.free_port()
         self.config = os.path.join(self.lab.dir, "vipproxy.yaml")
         self.write(["a", "b"])

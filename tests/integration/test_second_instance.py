@@ -43,8 +43,7 @@ class SecondInstance(unittest.TestCase):
         self.addCleanup(lab.close)
         rest = L.Standin(lab, "echo", "primary")
         echo_port, listen, admin = L.free_port(), L.free_port(), L.free_port()
-        lab.spawn("echo-server", [L.PY, os.path.join(L.HERE, "echo_server.py"), str(echo_port)])
-        L.wait_until(lambda: socket.create_connection(("127.0.0.1", echo_port)).close() or True, 10, "echo up")
+        L.echo_backend(lab, "echo-server", echo_port)
         y = L.proxy_yaml("echo", listen, [("e1", echo_port)], [rest.port], admin, interval="100ms")
         if not admin_enabled:
             y = y.replace("admin:\n", "admin:\n  enabled: false\n")

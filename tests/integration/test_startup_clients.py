@@ -32,8 +32,7 @@ class StartupClients(unittest.TestCase):
         self.addCleanup(lab.close)
         rest = L.Standin(lab, "echo", "primary")
         echo_port, listen, admin = L.free_port(), L.free_port(), L.free_port()
-        lab.spawn("echo-server", [L.PY, os.path.join(L.HERE, "echo_server.py"), str(echo_port)])
-        L.wait_until(lambda: socket.create_connection(("127.0.0.1", echo_port)).close() or True, 10, "echo up")
+        L.echo_backend(lab, "echo-server", echo_port)
 
         clients, stop = [], threading.Event()
 

@@ -36,15 +36,10 @@ class WatchdogWorkers(unittest.TestCase):
     def setUp(self):
         self.lab = L.Lab("vipproxy-watchdog")
         self.addCleanup(self.lab.close)
-        self.path = os.path.join(self.lab.dir, "notify.sock")
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.addCleanup(self.sock.close)
-        self.sock.bind(self.path)
-        self.sock.setblocking(False)
+        self.path, self.sock = L.notify_socket(self.lab, blocking=False)
         self.messages = []  # (monotonic time, datagram)
         self.rest = L.Standin(self.lab, "rest", "primary")
-        self.echo_port = L.free_port()
-        self.lab.spawn("echo", [L.PY, os.path.join(L.HERE, "echo_server.py"), str(self.echo_port)])
+        self.echo_port = L.echo_backend(self.lab)
         self.port, self.admin = L.free_port(), L.free_port()
         self.vp = L.Vipproxy(self.lab, L.proxy_yaml("p", self.port, [("e", self.echo_port)], [self.rest.port],
                                                     self.admin, threads=2),
