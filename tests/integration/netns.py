@@ -241,8 +241,15 @@ class Lab:
             f.write("primary\n")
         self.spawn("rest", short, [lab.PY, os.path.join(lab.HERE, "patroni_standin.py"), str(rest_port), role,
                                    os.path.join(self.dir, "rest.stats.json")])
-        self.spawn("echo", short, [lab.PY, os.path.join(lab.HERE, "echo_server.py"), str(echo_port)])
+        self.echo_backend(short, echo_port)
         return role
+
+    def echo_backend(self, short, port, name="echo"):
+        """On node `short`: an echo backend (echo_server.py) on the node's
+        127.0.0.1:`port`, spawned as `name` (stopped by close()). Not waited
+        for: from the root namespace it cannot be reached; the daemon's
+        check, or the test's own wait inside the node, sees it come up."""
+        return self.spawn(name, short, [lab.PY, os.path.join(lab.HERE, "echo_server.py"), str(port)])
 
     def sh(self, short, argv, check=True, timeout=20):
         return self._in(self.nodes[short], argv, check=check, timeout=timeout)

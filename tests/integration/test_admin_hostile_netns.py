@@ -431,7 +431,7 @@ class AdminHostileTest(unittest.TestCase):
             {"dev": "eth0", "vrid": VRID, "out": cls.tx_file})])
         wait_until(lambda: os.path.exists(cls.capture_file) and os.path.exists(cls.tx_file), 10,
                    "the advert captures to start")
-        cls.lab.spawn("echo", "a", [PY, os.path.join(HERE, "echo_server.py"), str(ECHO_PORT)])
+        cls.lab.echo_backend("a", ECHO_PORT)
         path = cls.config_path = os.path.join(cls.lab.dir, "vipproxy-a.yaml")
         with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
             f.write("\n".join([

@@ -678,7 +678,7 @@ class FloodNetnsTest(unittest.TestCase):
                 cls.lab.sh(node, ["sysctl", "-qw", f"net.ipv4.conf.{k}.rp_filter=0"])
         cls.daemons = {}
         for short, prio in (("a", 100), ("b", 50)):
-            cls.lab.spawn(f"echo-{short}", short, [PY, os.path.join(HERE, "echo_server.py"), str(ECHO_PORT)])
+            cls.lab.echo_backend(short, ECHO_PORT, f"echo-{short}")
             path = os.path.join(cls.lab.dir, f"vipproxy-{short}.yaml")
             with open(path, "w") as f:
                 f.write(cls.config(short, prio))

@@ -228,12 +228,7 @@ class KernelOverlapTest(unittest.TestCase):
         cls.lab.sh("a", ["sysctl", "-qw", f"net.ipv4.tcp_rmem=4096 131072 {BUFFER_MAX}"])
         cls.lab.sh("a", ["sysctl", "-qw", f"net.ipv4.tcp_wmem=4096 16384 {BUFFER_MAX}"])
         cls.lab.sh("a", ["ip", "route", "add", f"{CLIENT_IP}/32", "dev", "vtun0"])
-        cls.lab.spawn("echo", "a", [PY, os.path.join(HERE, "echo_server.py"), str(ECHO_PORT)])
-        role = os.path.join(cls.lab.dir, "role")
-        with open(role, "w") as f:
-            f.write("primary")
-        cls.lab.spawn("rest", "a", [PY, os.path.join(HERE, "patroni_standin.py"), str(REST_PORT), role,
-                                    os.path.join(cls.lab.dir, "rest.json")])
+        cls.lab.primary_and_echo("a", REST_PORT, ECHO_PORT)
         cls.daemons = {}
 
     @classmethod

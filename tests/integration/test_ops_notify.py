@@ -493,7 +493,7 @@ proxies:
         # check socket stays open (timeout 20s) while the hooks run.
         hang_port, echo_port = 18491, 18492
         self.ns.spawn("hang-http", "a", [L.PY, "-c", HANG_HTTP, str(hang_port)])
-        self.ns.spawn("echo", "a", [L.PY, os.path.join(L.HERE, "echo_server.py"), str(echo_port)])
+        self.ns.echo_backend("a", echo_port)
         proxies = f"""  - name: pg
     listen: 127.0.0.1:5433
     check: {{type: tcp, interval: 200ms, rise: 1}}

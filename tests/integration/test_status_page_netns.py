@@ -64,7 +64,7 @@ class StatusPageTest(unittest.TestCase):
         cls.lab.add_node("a", 151)
         cls.roles = {}
         for name, (data_port, rest_port, role) in BACKENDS.items():
-            cls.lab.spawn(f"echo-{name}", "a", [PY, os.path.join(HERE, "echo_server.py"), str(data_port)])
+            cls.lab.echo_backend("a", data_port, f"echo-{name}")
             role_file = os.path.join(cls.lab.dir, f"role-{name}")
             cls.set_role(role_file, role)
             cls.roles[name] = role_file

@@ -258,7 +258,7 @@ class SystemdNspawnTest(unittest.TestCase):
         cls.set_role("hold")
         cls.lab.spawn("standin", "a", [PY, os.path.join(HERE, "patroni_standin.py"), "8008", cls.role,
                                        os.path.join(cls.lab.dir, "standin.json")])
-        cls.lab.spawn("echo", "a", [PY, os.path.join(HERE, "echo_server.py"), "5432"])
+        cls.lab.echo_backend("a", 5432)
         wait_until(lambda: cls.listening("a", 8008) and cls.listening("a", 5432), 10, "stand-in and echo backend")
         cls.start_keepalived()
         # Its close() is registered with atexit after the lab's: the
