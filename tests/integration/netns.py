@@ -239,10 +239,17 @@ class Lab:
         role = os.path.join(self.dir, "rest.role")
         with open(role, "w") as f:
             f.write("primary\n")
-        self.spawn("rest", short, [lab.PY, os.path.join(lab.HERE, "patroni_standin.py"), str(rest_port), role,
-                                   os.path.join(self.dir, "rest.stats.json")])
+        self.standin(short, rest_port, role, os.path.join(self.dir, "rest.stats.json"))
         self.echo_backend(short, echo_port)
         return role
+
+    def standin(self, short, port, role_file, stats_file, name="rest"):
+        """On node `short`: a Patroni REST stand-in (patroni_standin.py) on
+        the node's 127.0.0.1:`port`, answering as `role_file` says (written
+        by the caller) and keeping its counters in `stats_file`; spawned as
+        `name` (stopped by close()), not waited for."""
+        return self.spawn(name, short, [lab.PY, os.path.join(lab.HERE, "patroni_standin.py"), str(port), role_file,
+                                        stats_file])
 
     def echo_backend(self, short, port, name="echo"):
         """On node `short`: an echo backend (echo_server.py) on the node's

@@ -50,7 +50,7 @@ class DeadPeer(unittest.TestCase):
         with open(role, "w") as f:
             f.write("primary\n")
         stats = os.path.join(self.lab.dir, "stats.json")
-        self.lab.spawn("rest", "p", [L.PY, os.path.join(L.HERE, "patroni_standin.py"), str(REST), role, stats])
+        self.lab.standin("p", REST, role, stats)
         y = L.proxy_yaml("dp", PORT, [("be", backend.port)], [REST], ADMIN,
                          extra=f"data_path: {data_path}\ntcp_user_timeout: 1s")
         y = y.replace(f"listen: 127.0.0.1:{PORT}", f"listen: 10.88.{OCTET}.1:{PORT}")

@@ -57,8 +57,7 @@ class ReloadDns(unittest.TestCase):
         with open(replica, "w") as f:
             f.write("replica\n")
         cls.replica_port = 18020
-        cls.ns.spawn("replica", "a", [L.PY, os.path.join(L.HERE, "patroni_standin.py"), str(cls.replica_port),
-                                      replica, os.path.join(d, "replica.stats.json")])
+        cls.ns.standin("a", cls.replica_port, replica, os.path.join(d, "replica.stats.json"), "replica")
         cls.config = os.path.join(d, "vipproxy.yaml")
         cls.write_config([])
         cls.vp = cls.ns.spawn("vipproxy", "a", [L.VIPPROXY, "--config", cls.config])

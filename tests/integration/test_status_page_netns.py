@@ -68,8 +68,7 @@ class StatusPageTest(unittest.TestCase):
             role_file = os.path.join(cls.lab.dir, f"role-{name}")
             cls.set_role(role_file, role)
             cls.roles[name] = role_file
-            cls.lab.spawn(f"rest-{name}", "a", [PY, os.path.join(HERE, "patroni_standin.py"), str(rest_port),
-                                                role_file, os.path.join(cls.lab.dir, f"rest-{name}.json")])
+            cls.lab.standin("a", rest_port, role_file, os.path.join(cls.lab.dir, f"rest-{name}.json"), f"rest-{name}")
         path = os.path.join(cls.lab.dir, "vipproxy.yaml")
         backends = []
         for name, (data_port, rest_port, _) in BACKENDS.items():

@@ -256,8 +256,7 @@ class SystemdNspawnTest(unittest.TestCase):
         # REST API stand-in (the check) and a backend.
         cls.role = os.path.join(cls.lab.dir, "role")
         cls.set_role("hold")
-        cls.lab.spawn("standin", "a", [PY, os.path.join(HERE, "patroni_standin.py"), "8008", cls.role,
-                                       os.path.join(cls.lab.dir, "standin.json")])
+        cls.lab.standin("a", 8008, cls.role, os.path.join(cls.lab.dir, "standin.json"), "standin")
         cls.lab.echo_backend("a", 5432)
         wait_until(lambda: cls.listening("a", 8008) and cls.listening("a", 5432), 10, "stand-in and echo backend")
         cls.start_keepalived()
