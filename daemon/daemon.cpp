@@ -14,6 +14,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
+#include <set>
 #include <string_view>
 #include <system_error>
 #include <thread>
@@ -172,19 +173,55 @@ void Daemon::read_patroni_version(const proxy::ProxyRuntime& p, size_t bi) {
   auto& read = patroni_versions_[url];
   if (read.in_flight) return;  // one request per Patroni, however many proxies check it
   read.in_flight = true;
+  read.request = ++patroni_requests_;
   const std::string label = p.cfg.name + "/" + p.cfg.backends[bi].name;
   read.cancel = health::fetch_once(control_, p.cfg.check, cfg::check_target(p.cfg, bi),
                                    session_address(*p.backends[bi]), "/patroni", std::chrono::milliseconds(2000),
-                                   [this, url, label](const health::CheckResult& r, const std::string& body) {
-                                     on_patroni_version(url, label, r, body);
+                                   [this, url, label, request = read.request](const health::CheckResult& r,
+                                                                              const std::string& body) {
+                                     on_patroni_version(url, request, label, r, body);
                                    });
+}
+
+// patroni_versions_ is by GET URL, and a reload that removes a backend or
+// changes its check port or TLS leaves an URL no check asks any more: before,
+// every URL ever configured stayed for the process's life, with its request
+// (a read in flight, or the wait for the server's close) still going. The
+// URLs of running backends with http checks stay, and those of removed
+// backends while their check goes on (draining, hard_stop_after): the same
+// node configured again later keeps what was logged of it meanwhile.
+void Daemon::forget_removed_patroni_urls() {
+  std::set<std::string> checked;
+  for (const auto& p : proxies_)
+    if (p->cfg.check.type == cfg::CheckType::http)
+      for (size_t bi = 0; bi < p->backends.size(); ++bi) checked.insert(patroni_url(p->cfg, bi));
+  for (const auto& d : draining_checks_)
+    if (d.generation->cfg.check.type == cfg::CheckType::http) checked.insert(patroni_url(d.generation->cfg, d.backend));
+  std::string names;
+  size_t dropped = 0, cancelled = 0;
+  std::erase_if(patroni_versions_, [&](auto& entry) {
+    if (checked.contains(entry.first)) return false;
+    if (entry.second.cancel) entry.second.cancel();
+    cancelled += entry.second.in_flight ? 1 : 0;
+    names += (names.empty() ? "" : ", ") + entry.first;
+    ++dropped;
+    return true;
+  });
+  if (dropped)
+    spdlog::debug("Patroni version records of {} URL(s) no longer checked dropped ({}; {} read(s) in flight "
+                  "cancelled); {} kept",
+                  dropped, names, cancelled, patroni_versions_.size());
 }
 
 // Patroni's REST API does not say which DCS it uses, so a defect that needs
 // one is named with that condition (doctor reads patroni.yml for it).
-void Daemon::on_patroni_version(const std::string& url, const std::string& label, const health::CheckResult& r,
-                                const std::string& body) {
-  auto& read = patroni_versions_[url];
+void Daemon::on_patroni_version(const std::string& url, uint64_t request, const std::string& label,
+                                const health::CheckResult& r, const std::string& body) {
+  // A reload dropped the URL (forget_removed_patroni_urls) and cancelled the
+  // request, or dropped it and a later one asked again: not this reply's.
+  auto it = patroni_versions_.find(url);
+  if (it == patroni_versions_.end() || it->second.request != request) return;
+  auto& read = it->second;
   read.in_flight = false;
   // read.cancel is kept: at stop it also ends the wait for a server that
   // does not close after its reply.

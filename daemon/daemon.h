@@ -90,8 +90,8 @@ class Daemon {
   // each time the backend becomes reachable after it was not (Patroni was
   // not up yet at start, or restarted: an upgrade); logged when it changed.
   void read_patroni_version(const proxy::ProxyRuntime& p, size_t backend);
-  void on_patroni_version(const std::string& url, const std::string& label, const health::CheckResult& r,
-                          const std::string& body);
+  void on_patroni_version(const std::string& url, uint64_t request, const std::string& label,
+                          const health::CheckResult& r, const std::string& body);
   // The running generation of the proxy with this name, or null.
   const proxy::ProxyRuntime* running(const std::string& name) const;
   // Where a backend is in the running generation (false: a reload removed it).
@@ -207,11 +207,17 @@ class Daemon {
   void warn_connect_failed(const proxy::ProxyRuntime& p, const proxy::BackendRuntime& b, int error);
   struct PatroniVersionRead {
     std::function<void()> cancel;  // of the last request (in flight or waiting for the server's close)
+    uint64_t request = 0;          // its number: a reply to an older one (its URL dropped since) is ignored
     bool in_flight = false;
     bool known = false;            // read since the backend last became reachable
     std::string logged;            // the version last logged
   };
   std::map<std::string, PatroniVersionRead> patroni_versions_;  // by GET URL
+  uint64_t patroni_requests_ = 0;
+  // At a reload's commit and when a removed backend's drain ends: drops the
+  // patroni_versions_ entries of URLs no running or draining backend checks,
+  // cancelling their request (daemon/reload.cpp).
+  void forget_removed_patroni_urls();
   boost::asio::signal_set hup_{control_, SIGHUP};
   // keepalived's operators send SIGUSR1/SIGUSR2 for a data or stats dump,
   // HAProxy's for a soft stop or a reload. Their default action ends the
