@@ -113,6 +113,9 @@ struct VipFacts {
   std::optional<std::vector<vrrp::vips::Entry>> entries;  // nullopt: not read
   std::string error;                                      // why not
   bool held_by_daemon = false;  // the running daemon's /status: installed by it
+  // The same address on other devices of this host, less what the running
+  // daemon holds there (vrrp::vips::taken_elsewhere): the start refuses it.
+  std::vector<vrrp::vips::Elsewhere> elsewhere;
 };
 Verdict vip_address_verdict(const cfg::VirtualAddress& va, const VipFacts& f);
 // Whether the daemon's /status (DaemonFacts::status_json) shows `address`

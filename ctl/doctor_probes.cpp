@@ -416,6 +416,10 @@ std::vector<Verdict> vip_verdicts(const cfg::Config& c, const DaemonFacts& daemo
           v.ifindex = link->ifindex;
           f.entries = kernel->address_entries(v);
           if (!f.entries) f.error = "the address dump failed";
+          if (auto others = f.entries ? kernel->address_elsewhere(v) : std::nullopt)
+            f.elsewhere = vrrp::vips::taken_elsewhere(*ip, *others, [&](const vrrp::vips::Elsewhere& e) {
+              return daemon.reached && daemon_holds_vip(daemon.status_json, va.address, e.device);
+            });
         }
       }
       out.push_back(vip_address_verdict(va, f));

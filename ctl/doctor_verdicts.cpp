@@ -415,6 +415,17 @@ Verdict vip_address_verdict(const cfg::VirtualAddress& va, const VipFacts& f) {
                 "): whether it is already an address of this host cannot be told here (vipproxy refuses to start "
                 "an instance with a VIP the host already has)"};
   const Claim claim = vrrp::vips::claim_at_start(f.entries, f.held_by_daemon);
+  if (!f.elsewhere.empty()) {
+    std::string there;
+    for (const auto& e : f.elsewhere)
+      there += (there.empty() ? "" : ", ") + va.address + "/" + std::to_string(e.entry.prefix_len) + " on " +
+               e.device + (e.entry.protocol ? " proto " + std::to_string(e.entry.protocol) : "");
+    return {Level::fail, check,
+            "already an address of " + f.elsewhere.front().device + " (" + there + "), not of " + f.device +
+                " where it would be the VIP: this host answers ARP for it on every interface, as BACKUP too. "
+                "vipproxy refuses to start with it as a VIP and never touches the other device: use a free "
+                "address (" + (va.where.empty() ? "virtual_ipaddresses" : va.where) + ")"};
+  }
   if (claim == Claim::free) return {Level::ok, check, "not on " + f.device + ": free for the VIP"};
   if (f.held_by_daemon) return {Level::ok, check, "on " + f.device + ", installed by the running vipproxy (MASTER)"};
   std::string have;

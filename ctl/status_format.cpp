@@ -153,6 +153,18 @@ std::string format_status(const json::value& st, const StatusOptions& opt) {
   out += printable("Node: " + str(st, "node") + "   vipproxy " + str(st, "version")) + "\n";
   if (const json::value* s = field(st, "stopping"); s && s->is_bool() && s->as_bool())
     out += "Stopping: established sessions drain (hard_stop_after); no new connection is accepted\n";
+  // Worker threads whose event loop has stopped turning (daemon/worker_watch.h):
+  // their share of the clients hangs, whatever the tables below say.
+  if (const json::value* w = field(st, "workers"); w && w->is_object()) {
+    const json::value* stuck = field(*w, "stuck");
+    if (stuck && stuck->is_array() && !stuck->as_array().empty()) {
+      std::string which;
+      for (const auto& i : stuck->as_array()) which += (which.empty() ? "" : ", ") + json::serialize(i);
+      out += printable("Stuck workers: " + which + " (of " + str(*w, "threads") +
+                       "): event loop not turning, their clients hang; restart the daemon") +
+             "\n";
+    }
+  }
   const json::value* proxies = field(st, "proxies");
   std::vector<std::vector<std::string>> prow, brow;
   if (proxies && proxies->is_array()) {

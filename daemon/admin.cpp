@@ -388,6 +388,10 @@ std::string AdminServer::status_json() const {
   root["control_thread"] = {{"scheduling", realtime::describe()},
                             {"vrrp_rt_priority", daemon_.config().vrrp_rt_priority}};
   root["reloads"] = {{"applied", daemon_.reloads().applied}, {"failed", daemon_.reloads().failed}};
+  // Worker threads whose event loop has stopped turning (daemon/worker_watch.h).
+  json::array stuck;
+  for (size_t i : daemon_.workers_stuck()) stuck.push_back(i);
+  root["workers"] = {{"threads", daemon_.worker_count()}, {"stuck", std::move(stuck)}};
   json::array proxies;
   const auto& ps = daemon_.proxies();
   for (size_t pi = 0; pi < ps.size(); ++pi) {
@@ -500,6 +504,10 @@ std::string AdminServer::metrics_text() const {
            "systemd notifications not sent because its notify socket was full or gone (watchdog pings; state "
            "changes only past 32 waiting)")
       .sample(daemon_.notifications_dropped());
+  w.family("workers_stuck", Type::gauge,
+           "Worker threads whose event loop has not turned for a watch period (half of WatchdogSec, else 5 s): "
+           "their clients hang")
+      .sample(daemon_.workers_stuck().size());
   w.family("reloads", Type::counter, "SIGHUP reloads, by result (failed: the running configuration stayed)");
   w.sample({{"result", "applied"}}, daemon_.reloads().applied);
   w.sample({{"result", "failed"}}, daemon_.reloads().failed);

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
+#include <set>
 #include <string_view>
 #include <system_error>
 #include <thread>
@@ -172,19 +173,55 @@ void Daemon::read_patroni_version(const proxy::ProxyRuntime& p, size_t bi) {
   auto& read = patroni_versions_[url];
   if (read.in_flight) return;  // one request per Patroni, however many proxies check it
   read.in_flight = true;
+  read.request = ++patroni_requests_;
   const std::string label = p.cfg.name + "/" + p.cfg.backends[bi].name;
   read.cancel = health::fetch_once(control_, p.cfg.check, cfg::check_target(p.cfg, bi),
                                    session_address(*p.backends[bi]), "/patroni", std::chrono::milliseconds(2000),
-                                   [this, url, label](const health::CheckResult& r, const std::string& body) {
-                                     on_patroni_version(url, label, r, body);
+                                   [this, url, label, request = read.request](const health::CheckResult& r,
+                                                                              const std::string& body) {
+                                     on_patroni_version(url, request, label, r, body);
                                    });
+}
+
+// patroni_versions_ is by GET URL, and a reload that removes a backend or
+// changes its check port or TLS leaves an URL no check asks any more: before,
+// every URL ever configured stayed for the process's life, with its request
+// (a read in flight, or the wait for the server's close) still going. The
+// URLs of running backends with http checks stay, and those of removed
+// backends while their check goes on (draining, hard_stop_after): the same
+// node configured again later keeps what was logged of it meanwhile.
+void Daemon::forget_removed_patroni_urls() {
+  std::set<std::string> checked;
+  for (const auto& p : proxies_)
+    if (p->cfg.check.type == cfg::CheckType::http)
+      for (size_t bi = 0; bi < p->backends.size(); ++bi) checked.insert(patroni_url(p->cfg, bi));
+  for (const auto& d : draining_checks_)
+    if (d.generation->cfg.check.type == cfg::CheckType::http) checked.insert(patroni_url(d.generation->cfg, d.backend));
+  std::string names;
+  size_t dropped = 0, cancelled = 0;
+  std::erase_if(patroni_versions_, [&](auto& entry) {
+    if (checked.contains(entry.first)) return false;
+    if (entry.second.cancel) entry.second.cancel();
+    cancelled += entry.second.in_flight ? 1 : 0;
+    names += (names.empty() ? "" : ", ") + entry.first;
+    ++dropped;
+    return true;
+  });
+  if (dropped)
+    spdlog::debug("Patroni version records of {} URL(s) no longer checked dropped ({}; {} read(s) in flight "
+                  "cancelled); {} kept",
+                  dropped, names, cancelled, patroni_versions_.size());
 }
 
 // Patroni's REST API does not say which DCS it uses, so a defect that needs
 // one is named with that condition (doctor reads patroni.yml for it).
-void Daemon::on_patroni_version(const std::string& url, const std::string& label, const health::CheckResult& r,
-                                const std::string& body) {
-  auto& read = patroni_versions_[url];
+void Daemon::on_patroni_version(const std::string& url, uint64_t request, const std::string& label,
+                                const health::CheckResult& r, const std::string& body) {
+  // A reload dropped the URL (forget_removed_patroni_urls) and cancelled the
+  // request, or dropped it and a later one asked again: not this reply's.
+  auto it = patroni_versions_.find(url);
+  if (it == patroni_versions_.end() || it->second.request != request) return;
+  auto& read = it->second;
   read.in_flight = false;
   // read.cancel is kept: at stop it also ends the wait for a server that
   // does not close after its reply.
@@ -408,10 +445,14 @@ void Daemon::notify_when_ready(std::chrono::steady_clock::time_point deadline) {
     notify_state("READY=1\n" + st);
     ready_sent_ = true;
     spdlog::info("ready: {}", st.substr(7));
-    if (auto period = watchdog_period(std::getenv("WATCHDOG_USEC"), std::getenv("WATCHDOG_PID"), ::getpid())) {
-      worker_watch_ = WorkerWatch(workers_.size());
-      watchdog_ping(*period / 2);
-    }
+    // The workers' heartbeats go out with or without systemd's watchdog:
+    // without, a stuck worker is logged and shown (/status, /metrics), and
+    // nothing is stopped or restarted (daemon/worker_watch.h).
+    worker_watch_ = WorkerWatch(workers_.size());
+    if (auto period = watchdog_period(std::getenv("WATCHDOG_USEC"), std::getenv("WATCHDOG_PID"), ::getpid()))
+      watch_workers(*period / 2, true);
+    else if (!workers_.empty())
+      watch_workers(kWorkerWatchPeriod, false);
     return;
   }
   ready_timer_.expires_after(std::chrono::milliseconds(20));
@@ -441,35 +482,46 @@ void Daemon::flush_log_every_second() {
   });
 }
 
-void Daemon::watchdog_ping(std::chrono::microseconds period) {
+void Daemon::watch_workers(std::chrono::microseconds period, bool systemd) {
   // Pinged from the control thread: a stuck control loop stops the pings.
   // So does a stuck worker: each must have run the heartbeat posted at the
   // previous ping (daemon/worker_watch.h). Before, a worker stuck in a
   // handler left its clients hanging, and SO_REUSEPORT kept sending it new
-  // ones, while systemd saw a healthy daemon.
+  // ones, while systemd saw a healthy daemon. Without systemd's watchdog the
+  // heartbeats were not even posted: nothing told of a stuck worker at all.
   const auto now = std::chrono::steady_clock::now();
   std::vector<uint64_t> answered;
   answered.reserve(workers_.size());
   for (auto& w : workers_) answered.push_back(w->heartbeat());
-  // `period` is half of WatchdogSec: the limit the unit's watchdog allows
-  // between pings, and the time a loop that turns every few milliseconds,
-  // however busy, cannot miss by accident.
-  if (auto stuck = worker_watch_.check(answered, now, period)) {
-    // For good, also if it turns again: whatever stopped it may again, and
-    // systemd aborts the daemon (core dump: where it was stuck) within
-    // WatchdogSec; Restart=on-failure starts it again and the unit's
-    // ExecStopPost releases its VIPs.
-    spdlog::error("worker {}: its event loop has not turned for {} ms (stuck in a handler or a call that does not "
-                  "return; its clients hang): no more systemd watchdog pings, systemd restarts the service",
-                  stuck->worker, stuck->for_.count());
-    return;
+  // `period` is half of WatchdogSec (the limit the unit's watchdog allows
+  // between pings), or kWorkerWatchPeriod: a time a loop that turns every
+  // few milliseconds, however busy, cannot miss by accident.
+  for (const auto& c : worker_watch_.update(answered, now, period)) {
+    if (c.stuck && systemd) {
+      // For good, also if it turns again: whatever stopped it may again, and
+      // systemd aborts the daemon (core dump: where it was stuck) within
+      // WatchdogSec; Restart=on-failure starts it again and the unit's
+      // ExecStopPost releases its VIPs.
+      spdlog::error("worker {}: its event loop has not turned for {} ms (stuck in a handler or a call that does "
+                    "not return; its clients hang): no more systemd watchdog pings, systemd restarts the service",
+                    c.worker, c.for_.count());
+      watchdog_stopped_ = true;
+    } else if (c.stuck) {
+      spdlog::error("worker {}: its event loop has not turned for {} ms (stuck in a handler or a call that does "
+                    "not return; its clients hang): no systemd watchdog (WatchdogSec=) restarts the daemon; "
+                    "restart it (/status workers.stuck, vipproxy_workers_stuck)",
+                    c.worker, c.for_.count());
+    } else {
+      spdlog::warn("worker {}: its event loop turns again (it had not for {} ms or more){}", c.worker,
+                   c.for_.count(), watchdog_stopped_ ? "; the systemd watchdog pings stay stopped" : "");
+    }
   }
   for (size_t i = 0; i < workers_.size(); ++i)
     if (worker_watch_.due(i, answered)) workers_[i]->post_heartbeat(worker_watch_.sent(i, now));
-  notifier_->ping();
+  if (systemd && !watchdog_stopped_) notifier_->ping();
   watchdog_timer_.expires_after(period);
-  watchdog_timer_.async_wait([this, period](const boost::system::error_code& e) {
-    if (!e && !stopping_) watchdog_ping(period);
+  watchdog_timer_.async_wait([this, period, systemd](const boost::system::error_code& e) {
+    if (!e && !stopping_) watch_workers(period, systemd);
   });
 }
 
@@ -534,12 +586,20 @@ void Daemon::ignore_sigusr() {
     if (ec || stop_requested_ || stopping_) return;  // as wait_for_sighup(): completed before stop() cancelled it
     if (test_stall_worker_ && sig == SIGUSR1 && *test_stall_worker_ < workers_.size()) {
       // Tests only (VIPPROXY_TEST_STALL_WORKER): the worker's loop blocks,
-      // as in a handler that never returns, until the daemon stops.
-      spdlog::warn("SIGUSR1: worker {} blocks until the daemon stops (VIPPROXY_TEST_STALL_WORKER, tests only)",
+      // as in a handler that never returns, until SIGUSR2 or the daemon stops.
+      spdlog::warn("SIGUSR1: worker {} blocks until SIGUSR2 or the daemon stops (VIPPROXY_TEST_STALL_WORKER, tests "
+                   "only)",
                    *test_stall_worker_);
+      test_stall_released_ = false;
       workers_[*test_stall_worker_]->loop().post([this] {
         while (!test_stall_released_.load()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
       });
+      ignore_sigusr();
+      return;
+    }
+    if (test_stall_worker_ && sig == SIGUSR2) {
+      spdlog::warn("SIGUSR2: the blocked worker is released (VIPPROXY_TEST_STALL_WORKER, tests only)");
+      test_stall_released_ = true;
       ignore_sigusr();
       return;
     }
@@ -718,8 +778,8 @@ int Daemon::run() {
   std::signal(SIGPIPE, SIG_IGN);
   if (const char* w = std::getenv("VIPPROXY_TEST_STALL_WORKER"); w && *w) {
     test_stall_worker_ = std::strtoull(w, nullptr, 10);
-    spdlog::warn("VIPPROXY_TEST_STALL_WORKER={}: SIGUSR1 blocks worker {}'s event loop until the daemon stops "
-                 "(tests only)",
+    spdlog::warn("VIPPROXY_TEST_STALL_WORKER={}: SIGUSR1 blocks worker {}'s event loop until SIGUSR2 or the "
+                 "daemon stops (tests only)",
                  w, *test_stall_worker_);
   }
   wait_for_sighup();

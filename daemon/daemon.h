@@ -67,6 +67,10 @@ class Daemon {
   const Reloads& reloads() const { return reloads_; }
   // systemd notifications never sent (daemon/systemd_notify.h).
   uint64_t notifications_dropped() const { return notifier_ ? notifier_->dropped() : 0; }
+  // Worker threads whose event loop has not turned for a watch period
+  // (daemon/worker_watch.h), by index.
+  std::vector<size_t> workers_stuck() const { return worker_watch_.stuck(); }
+  size_t worker_count() const { return workers_.size(); }
   // track.proxies: the proxy exists, its workers listen and it has an
   // eligible backend (the one `first` uses, or any for the other balances).
   // nullopt while none of its checks has answered yet (a proxy a reload
@@ -86,8 +90,8 @@ class Daemon {
   // each time the backend becomes reachable after it was not (Patroni was
   // not up yet at start, or restarted: an upgrade); logged when it changed.
   void read_patroni_version(const proxy::ProxyRuntime& p, size_t backend);
-  void on_patroni_version(const std::string& url, const std::string& label, const health::CheckResult& r,
-                          const std::string& body);
+  void on_patroni_version(const std::string& url, uint64_t request, const std::string& label,
+                          const health::CheckResult& r, const std::string& body);
   // The running generation of the proxy with this name, or null.
   const proxy::ProxyRuntime* running(const std::string& name) const;
   // Where a backend is in the running generation (false: a reload removed it).
@@ -104,9 +108,13 @@ class Daemon {
   // left) and stop once every worker has ended.
   void stop_checks();
   // systemd Type=notify: READY=1 once listeners are bound and every backend
-  // has had its first check (bounded), then WATCHDOG=1 pings if asked for.
+  // has had its first check (bounded), then the workers' watch
+  // (watch_workers), with WATCHDOG=1 pings if asked for.
   void notify_when_ready(std::chrono::steady_clock::time_point deadline);
-  void watchdog_ping(std::chrono::microseconds period);
+  // Every `period`: the workers' heartbeats (daemon/worker_watch.h); a
+  // stuck worker is logged at error, and once it turns again at warning.
+  // `systemd`: WATCHDOG=1 too, until a worker is found stuck.
+  void watch_workers(std::chrono::microseconds period, bool systemd);
   // A state change for systemd; one the notify socket does not take now is
   // sent again every 100 ms until it does (daemon/systemd_notify.h).
   void notify_state(std::string message);
@@ -199,11 +207,17 @@ class Daemon {
   void warn_connect_failed(const proxy::ProxyRuntime& p, const proxy::BackendRuntime& b, int error);
   struct PatroniVersionRead {
     std::function<void()> cancel;  // of the last request (in flight or waiting for the server's close)
+    uint64_t request = 0;          // its number: a reply to an older one (its URL dropped since) is ignored
     bool in_flight = false;
     bool known = false;            // read since the backend last became reachable
     std::string logged;            // the version last logged
   };
   std::map<std::string, PatroniVersionRead> patroni_versions_;  // by GET URL
+  uint64_t patroni_requests_ = 0;
+  // At a reload's commit and when a removed backend's drain ends: drops the
+  // patroni_versions_ entries of URLs no running or draining backend checks,
+  // cancelling their request (daemon/reload.cpp).
+  void forget_removed_patroni_urls();
   boost::asio::signal_set hup_{control_, SIGHUP};
   // keepalived's operators send SIGUSR1/SIGUSR2 for a data or stats dump,
   // HAProxy's for a soft stop or a reload. Their default action ends the
@@ -216,8 +230,9 @@ class Daemon {
   boost::asio::steady_timer watchdog_timer_{control_};
   // Whether every worker's loop turns: WATCHDOG=1 only while they do.
   WorkerWatch worker_watch_{0};
+  bool watchdog_stopped_ = false;  // a worker was found stuck: no WATCHDOG=1 any more
   // Tests only (VIPPROXY_TEST_STALL_WORKER): SIGUSR1 blocks this worker's
-  // loop until stop() (or the destructor) releases it.
+  // loop until SIGUSR2, stop() (or the destructor) releases it.
   std::optional<size_t> test_stall_worker_;
   std::atomic<bool> test_stall_released_{false};
   std::unique_ptr<SystemdNotifier> notifier_;

@@ -335,6 +335,7 @@ void Daemon::commit_reload(ReloadPlan& p) {
         d.checker->stop();
         return true;
       });
+      forget_removed_patroni_urls();
     });
   // `first`: the new generation starts on the backend in use if it is kept.
   for (auto& g : gens) {
@@ -346,6 +347,7 @@ void Daemon::commit_reload(ReloadPlan& p) {
   proxies_ = std::move(gens);
   checkers_ = std::move(checkers);
   forget_removed_names();
+  forget_removed_patroni_urls();
   for (size_t pi = 0; pi < proxies_.size(); ++pi) elect(pi);
   for (size_t i = 0; i < workers_.size(); ++i) workers_[i]->post_reload(std::move(p.workers[i]));
   if (vrrp_) vrrp_->proxy_health_changed();

@@ -1,5 +1,5 @@
 // Whether every worker thread's event loop still turns, for the systemd
-// watchdog (Daemon::watchdog_ping). Pure: no clock, no thread; the daemon
+// watchdog (Daemon::watch_workers). Pure: no clock, no thread; the daemon
 // gives it the time and what each worker answered.
 //
 // At each ping the control thread posts a heartbeat (a sequence number) to
@@ -12,6 +12,11 @@
 // handler spinning or a call that never returns. Its clients hang while
 // SO_REUSEPORT keeps sending it new ones, so the daemon stops pinging and
 // systemd restarts it (README, "The watchdog covers the worker threads").
+//
+// Without systemd's watchdog (`vipproxy run` by hand, a unit without
+// WatchdogSec) the same heartbeats go out every kWorkerWatchPeriod: nothing
+// restarts the daemon, but update() tells which workers became stuck or
+// turned again, for the log, /status and /metrics.
 #pragma once
 
 #include <chrono>
@@ -22,6 +27,12 @@
 
 namespace daemon_ {
 
+// How often the heartbeats go out, and how long one may wait before its
+// worker counts as stuck, when systemd set no watchdog (WATCHDOG_USEC): a
+// loop that turns every few milliseconds, however busy, cannot miss 5 s by
+// accident, and an operator learns of a stuck worker within 10 s.
+inline constexpr std::chrono::seconds kWorkerWatchPeriod{5};
+
 class WorkerWatch {
  public:
   using Clock = std::chrono::steady_clock;
@@ -31,12 +42,27 @@ class WorkerWatch {
     std::chrono::milliseconds for_;   // since its unanswered heartbeat was posted
   };
 
-  explicit WorkerWatch(size_t workers) : sent_(workers) {}
+  // A worker that became stuck (stuck: true, for_: how long its heartbeat
+  // has waited) or whose loop turns again (stuck: false, for_: how long it
+  // had waited at the last update that found it stuck: at least that long).
+  struct Change {
+    size_t worker;
+    bool stuck;
+    std::chrono::milliseconds for_;
+    bool operator==(const Change&) const = default;
+  };
+
+  explicit WorkerWatch(size_t workers) : sent_(workers), stuck_(workers) {}
 
   // At a ping, `answered[i]` being the last heartbeat worker i ran. The
   // first worker (lowest index) whose heartbeat has waited `limit` or more,
   // if any. A worker late by less than `limit` is neither stuck nor due.
   std::optional<Stuck> check(const std::vector<uint64_t>& answered, Clock::time_point now, Clock::duration limit);
+  // As check(), for every worker: records which are stuck now and returns
+  // the changes since the last update, by worker index.
+  std::vector<Change> update(const std::vector<uint64_t>& answered, Clock::time_point now, Clock::duration limit);
+  // Workers found stuck by the last update(), by index.
+  std::vector<size_t> stuck() const;
   // Whether worker i has answered its heartbeat (or never had one): post
   // it the next, numbered by sent().
   bool due(size_t i, const std::vector<uint64_t>& answered) const { return answered[i] >= sent_[i].seq; }
@@ -53,6 +79,11 @@ class WorkerWatch {
     Clock::time_point at{};
   };
   std::vector<Sent> sent_;
+  struct Stuck_ {
+    bool now = false;
+    std::chrono::milliseconds for_{0};
+  };
+  std::vector<Stuck_> stuck_;
   uint64_t next_ = 0;
 };
 

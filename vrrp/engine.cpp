@@ -262,8 +262,11 @@ void Engine::check_not_taken(const Vip& v, const std::string& where) {
   const bool held = env_.held_by_running && env_.held_by_running(v);
   const auto entries = held ? std::nullopt : env_.kernel.address_entries(v);
   const vips::Claim claim = vips::claim_at_start(entries, held);
-  if (claim == vips::Claim::free || claim == vips::Claim::ours) return;
   const std::string addr = v.address.to_string();
+  if (claim == vips::Claim::free || claim == vips::Claim::ours) {
+    check_not_elsewhere(v, where);
+    return;
+  }
   std::string have;
   if (entries)
     for (const auto& e : *entries)
@@ -289,6 +292,44 @@ void Engine::check_not_taken(const Vip& v, const std::string& where) {
            "remove it by hand: ip address del " + addr + "/" +
            std::to_string(entries && !entries->empty() ? entries->front().prefix_len : v.prefix_len) + " dev " +
            v.device;
+  throw std::runtime_error(why);
+}
+
+void Engine::check_not_elsewhere(const Vip& v, const std::string& where) {
+  // The same address on another device (vips::taken_elsewhere): as BACKUP
+  // this node would answer ARP for the VIP through it, as MASTER two devices
+  // would have it. Never touched: we add and delete on v.device only.
+  const std::string addr = v.address.to_string();
+  const std::string key = where.empty() ? "vrrp " + cfg_.name + ": virtual_ipaddresses" : where;
+  const auto others = env_.kernel.address_elsewhere(v);
+  if (!others)
+    throw std::runtime_error(key + ": cannot ask the kernel which devices have " + addr + ", so whether it is "
+                             "already one of the host's own addresses cannot be told; not started");
+  const auto taken = vips::taken_elsewhere(v.address, *others, [&](const vips::Elsewhere& e) {
+    if (!env_.held_by_running) return false;
+    Vip there = v;
+    there.device = e.device;
+    there.ifindex = e.ifindex;
+    return env_.held_by_running(there);
+  });
+  if (taken.empty()) return;
+  std::string have;
+  bool marked = false;
+  for (const auto& e : taken) {
+    have += (have.empty() ? "" : ", ") + addr + "/" + std::to_string(e.entry.prefix_len) + " on " + e.device +
+            (e.entry.protocol ? " proto " + std::to_string(e.entry.protocol) : std::string());
+    marked = marked || e.entry.protocol == vips::kVipAddressProtocol;
+  }
+  const auto& first = taken.front();
+  std::string why = key + ": " + addr + " is already an address of " + first.device + " (" + have +
+                    "), not of " + v.device + " where it would be the VIP: this host answers for it already " +
+                    "(Linux answers ARP for any of its addresses on every interface), so as BACKUP it would " +
+                    "answer beside the MASTER, and as MASTER two devices would have it; vipproxy never touches " +
+                    "another device's address. Nothing was changed; use a free address as the VIP";
+  if (marked)
+    why += ". It carries vipproxy's mark (proto 112): a VIP an earlier run left on " + first.device +
+           " (another configuration); if no vipproxy runs with it, remove it: ip address del " + addr + "/" +
+           std::to_string(first.entry.prefix_len) + " dev " + first.device;
   throw std::runtime_error(why);
 }
 

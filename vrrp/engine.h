@@ -164,6 +164,9 @@ class Engine {
   // prepare(): throws when `v` is already on its device and is not ours
   // (vips::claim_at_start), naming `where` (the file, line and key).
   void check_not_taken(const Vip& v, const std::string& where);
+  // ... or is an address of another device of the host
+  // (vips::taken_elsewhere).
+  void check_not_elsewhere(const Vip& v, const std::string& where);
   // The raw channel, bound to the interface as it is now (throws).
   std::unique_ptr<Channel> open_channel();
   // Re-opens the channel when the interface came back with another ifindex

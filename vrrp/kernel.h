@@ -115,6 +115,13 @@ class Kernel {
     (void)vip;
     return std::nullopt;
   }
+  // vip.address's entries on every device but vip.ifindex, with the device's
+  // name (vips::taken_elsewhere decides). nullopt: the kernel could not be
+  // asked. The default (fakes): nowhere else.
+  virtual std::optional<std::vector<vips::Elsewhere>> address_elsewhere(const Vip& vip) {
+    (void)vip;
+    return std::vector<vips::Elsewhere>{};
+  }
   // One whole Ethernet frame out of `ifindex` (GARP or unsolicited NA).
   virtual std::error_code send_frame(int ifindex, std::span<const uint8_t> frame) = 0;
 };

@@ -345,12 +345,35 @@ class NetlinkKernel : public Kernel {
   }
 
   std::optional<std::vector<vips::Entry>> address_entries(const Vip& vip) override {
+    auto all = entries_everywhere(vip.address);
+    if (!all) return std::nullopt;
+    std::vector<vips::Entry> out;
+    for (const auto& [ifindex, e] : *all)
+      if (ifindex == vip.ifindex) out.push_back(e);
+    return out;
+  }
+
+  std::optional<std::vector<vips::Elsewhere>> address_elsewhere(const Vip& vip) override {
+    auto all = entries_everywhere(vip.address);
+    if (!all) return std::nullopt;
+    std::vector<vips::Elsewhere> out;
+    for (const auto& [ifindex, e] : *all) {
+      if (ifindex == vip.ifindex) continue;
+      char name[IF_NAMESIZE] = {};
+      const bool named = ::if_indextoname(unsigned(ifindex), name) != nullptr;
+      out.push_back({named ? std::string(name) : "ifindex " + std::to_string(ifindex), ifindex, e});
+    }
+    return out;
+  }
+
+  // Every entry of `address` on any device, by ifindex.
+  std::optional<std::vector<std::pair<int, vips::Entry>>> entries_everywhere(const IpAddress& address) {
     // A dump of our own: libnl's rtnl_addr objects do not keep IFA_PROTO.
     struct Ctx {
-      const Vip* vip;
+      const IpAddress* address;
       int family;
-      std::vector<vips::Entry> out;
-    } ctx{&vip, vip.address.family == Family::ipv4 ? AF_INET : AF_INET6, {}};
+      std::vector<std::pair<int, vips::Entry>> out;
+    } ctx{&address, address.family == Family::ipv4 ? AF_INET : AF_INET6, {}};
     nl_cb* cb = nl_cb_alloc(NL_CB_DEFAULT);
     if (!cb) return std::nullopt;
     nl_cb_set(cb, NL_CB_VALID, NL_CB_CUSTOM, [](nl_msg* msg, void* arg) -> int {
@@ -358,18 +381,18 @@ class NetlinkKernel : public Kernel {
       nlmsghdr* h = nlmsg_hdr(msg);
       if (h->nlmsg_type != RTM_NEWADDR || h->nlmsg_len < NLMSG_LENGTH(sizeof(ifaddrmsg))) return NL_OK;
       auto* ifa = static_cast<ifaddrmsg*>(nlmsg_data(h));
-      if (int(ifa->ifa_index) != c.vip->ifindex || ifa->ifa_family != c.family) return NL_OK;
+      if (ifa->ifa_family != c.family) return NL_OK;
       // The address itself: IFA_LOCAL (IPv4, and IPv6 on point-to-point
       // links), else IFA_ADDRESS.
       nlattr* a = nlmsg_find_attr(h, sizeof(ifaddrmsg), IFA_LOCAL);
       if (!a) a = nlmsg_find_attr(h, sizeof(ifaddrmsg), IFA_ADDRESS);
-      if (!a || std::size_t(nla_len(a)) != c.vip->address.size() ||
-          std::memcmp(nla_data(a), c.vip->address.bytes.data(), c.vip->address.size()) != 0)
+      if (!a || std::size_t(nla_len(a)) != c.address->size() ||
+          std::memcmp(nla_data(a), c.address->bytes.data(), c.address->size()) != 0)
         return NL_OK;
       vips::Entry e;
       e.prefix_len = ifa->ifa_prefixlen;
       if (nlattr* p = nlmsg_find_attr(h, sizeof(ifaddrmsg), IFA_PROTO); p && nla_len(p) >= 1) e.protocol = nla_get_u8(p);
-      c.out.push_back(e);
+      c.out.emplace_back(int(ifa->ifa_index), e);
       return NL_OK;
     }, &ctx);
     ifaddrmsg req{};

@@ -142,4 +142,15 @@ Claim claim_at_start(const std::optional<std::vector<Entry>>& entries, bool held
   return all_marked ? Claim::ours : Claim::not_ours;
 }
 
+std::vector<Elsewhere> taken_elsewhere(const IpAddress& vip, const std::vector<Elsewhere>& others,
+                                       const std::function<bool(const Elsewhere&)>& held) {
+  // fe80::/10: scoped to its link (RFC 4291 §2.5.6), not the same address
+  // on another device.
+  if (vip.family == Family::ipv6 && vip.bytes[0] == 0xfe && (vip.bytes[1] & 0xc0) == 0x80) return {};
+  std::vector<Elsewhere> out;
+  for (const auto& e : others)
+    if (!(held && held(e))) out.push_back(e);
+  return out;
+}
+
 }  // namespace vrrp::vips

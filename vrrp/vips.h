@@ -11,11 +11,13 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "vrrp/address.h"
 #include "vrrp/fsm.h"
 
 namespace vrrp::vips {
@@ -125,5 +127,31 @@ std::string_view to_string(Claim c);
 // `entries`: the address's entries on its device (nullopt: no dump);
 // `held_by_running`: a running instance of this daemon has the VIP.
 Claim claim_at_start(const std::optional<std::vector<Entry>>& entries, bool held_by_running);
+
+// --- The same address on another device of the host ---
+//
+// A VIP that is an address of another device (the VIP typed as eth1's
+// address while VRRP runs on eth0) is not ours either: Linux answers ARP for
+// any of its addresses on every interface by default (arp_ignore 0), so as
+// BACKUP this node still answers for the VIP beside the MASTER, and as
+// MASTER two devices have it. vipproxy never touches the other device (it
+// adds and deletes on the VIP's own device only), so the start or reload is
+// refused, naming the device, rather than run (keepalived adds it on its
+// interface regardless). Two exceptions: an IPv6 link-local address is
+// scoped to its link (fe80::1 on eth1 is another address than fe80::1 on
+// eth0, and VRRPv3's first VIP is link-local: RFC 5798 §5.2.9), and an
+// entry a running instance of ours holds there (a reload moving the VIP to
+// another device: that instance removes it).
+struct Elsewhere {
+  std::string device;
+  int ifindex = 0;
+  Entry entry;
+  bool operator==(const Elsewhere&) const = default;
+};
+// `others`: `vip`'s entries on devices other than the VIP's; `held(e)`: a
+// running instance of ours holds the VIP on e's device. Those that forbid
+// the VIP, in order.
+std::vector<Elsewhere> taken_elsewhere(const IpAddress& vip, const std::vector<Elsewhere>& others,
+                                       const std::function<bool(const Elsewhere&)>& held);
 
 }  // namespace vrrp::vips

@@ -13,6 +13,7 @@ vpt<pid>- with no process of that PID left (labkit.sweep_stale_namespaces).
 import atexit
 import contextlib
 import ctypes
+import fcntl
 import os
 import re
 import shutil
@@ -27,8 +28,18 @@ import labkit  # noqa: E402
 from labkit import hold, log, run  # noqa: E402,F401  (public names of this module)
 
 SUBNET_PREFIX = "10.88."
-# In /etc/netns while a lab that made it (etc_file) or a later one uses it.
-ETC_NETNS_MARK = "/etc/netns/.made-by-vipproxy-tests"
+# `ip netns exec`'s per-namespace /etc (etc_file), shared with the host and
+# with every other lab running at once. Module names so that a test can point
+# them elsewhere (test_check_dns_netns EtcNetnsShared).
+ETC_NETNS = "/etc/netns"
+# In ETC_NETNS while a lab that made it (etc_file) or a later one uses it.
+ETC_NETNS_MARK_NAME = ".made-by-vipproxy-tests"
+# Held (flock) around making ETC_NETNS and marking it, and around removing
+# it when only the mark is left: without it, a lab closing (only the mark
+# left: unlink the mark, rmdir) and a lab starting (ETC_NETNS exists: no mark
+# needed; mkdir inside) interleaved into an ETC_NETNS without a mark, which
+# no lab removed any more (left empty once the starting lab closed).
+ETC_NETNS_LOCK = "/run/lock/vipproxy-tests-etc-netns.lock"
 CLONE_NEWNET = 0x40000000
 _LIBC = ctypes.CDLL(None, use_errno=True)
 
@@ -94,16 +105,41 @@ while True:
 STALE_NAME = re.compile(r"^vpt([0-9]+)-")
 
 
-def _remove_etc_netns(name):
-    """Removes /etc/netns/NAME, and /etc/netns itself when only the mark of
-    a lab that made it is left (Lab.etc_file)."""
-    shutil.rmtree(f"/etc/netns/{name}", ignore_errors=True)
+@contextlib.contextmanager
+def _etc_netns_locked():
+    """ETC_NETNS_LOCK held (an exclusive flock) for the block: every lab of
+    this host, whatever test process runs it, takes it."""
+    fd = os.open(ETC_NETNS_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
-        if os.listdir("/etc/netns") == [os.path.basename(ETC_NETNS_MARK)]:
-            os.unlink(ETC_NETNS_MARK)
-            os.rmdir("/etc/netns")
-    except OSError:  # none, another lab closing at once, or one starting
-        pass
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _make_etc_netns(name):
+    """Makes ETC_NETNS/NAME, and ETC_NETNS with the mark when there was none
+    (one the host had stays unmarked: never removed). Returns the path."""
+    d = os.path.join(ETC_NETNS, name)
+    with _etc_netns_locked():
+        if not os.path.isdir(ETC_NETNS):
+            os.makedirs(ETC_NETNS)
+            open(os.path.join(ETC_NETNS, ETC_NETNS_MARK_NAME), "w").close()
+        os.makedirs(d, exist_ok=True)
+    return d
+
+
+def _remove_etc_netns(name):
+    """Removes ETC_NETNS/NAME, and ETC_NETNS itself when only the mark of
+    a lab that made it is left (Lab.etc_file)."""
+    with _etc_netns_locked():
+        shutil.rmtree(os.path.join(ETC_NETNS, name), ignore_errors=True)
+        try:
+            if os.listdir(ETC_NETNS) == [ETC_NETNS_MARK_NAME]:
+                os.unlink(os.path.join(ETC_NETNS, ETC_NETNS_MARK_NAME))
+                os.rmdir(ETC_NETNS)
+        except OSError:  # none (nothing to remove), or something not a lab's put there meanwhile
+            pass
 
 
 def check_ip_netns():
@@ -200,20 +236,12 @@ class Lab:
         /etc/<name> (resolv.conf, hosts) for what it runs in that namespace.
         The directory is the namespace's own. /etc/netns is shared with the
         host and with other labs (another test may run at once): when a lab
-        makes it, it leaves ETC_NETNS_MARK there, and the lab that closes
-        last (nothing but the mark left) removes it; one the host had stays."""
-        d = f"/etc/netns/{self.nodes[short]}"
+        makes it, it leaves the mark (ETC_NETNS_MARK_NAME) there, and the lab
+        that closes last (nothing but the mark left) removes it; one the host
+        had stays. Both under ETC_NETNS_LOCK."""
+        d = os.path.join(ETC_NETNS, self.nodes[short])
         if d not in self.etc_dirs:
-            made = not os.path.isdir("/etc/netns")
-            for attempt in range(5):
-                try:
-                    os.makedirs(d)
-                    break
-                except FileNotFoundError:  # another lab removed /etc/netns between the two mkdirs
-                    if attempt == 4:
-                        raise
-            if made:
-                open(ETC_NETNS_MARK, "w").close()
+            _make_etc_netns(self.nodes[short])
             self.etc_dirs.append(d)
         path = os.path.join(d, name)
         with open(path, "w") as f:

@@ -152,5 +152,80 @@ class ConnectFailureRecords(unittest.TestCase):
         self.assertTrue(self.vp.alive())
 
 
+class PatroniVersionRecords(unittest.TestCase):
+    """The daemon reads each backend's Patroni version (GET /patroni on its
+    check port) and keeps a record per URL. A reload that removes the
+    backend (or moves its check) drops that URL's record and cancels its
+    request: before, every URL ever configured stayed for the process's
+    life, with its request. Here the Patroni of the removed backend answers,
+    then keeps the connection open (it ignores `Connection: close`), with a
+    check timeout of 30 s: the old daemon held that connection until then."""
+
+    def setUp(self):
+        self.lab = L.Lab("vipproxy-patroni-records")
+        self.addCleanup(self.lab.close)
+        self.a = L.Standin(self.lab, "a", role="linger")
+        self.b = L.Standin(self.lab, "b", role="primary")
+        self.echo_port = L.free_port()
+        self.lab.spawn("echo", [L.PY, os.path.join(L.HERE, "echo_server.py"), str(self.echo_port)])
+        self.listen, self.admin = L.free_port(), L.free_port()
+        self.vp = L.Vipproxy(self.lab, self.yaml("a", self.a), name="vp")
+        L.wait_until(lambda: L.status(self.admin)["proxies"][0]["current_backend"] == "a", 20, "a eligible")
+
+    def yaml(self, backend, standin):
+        return "log_level: debug\nhard_stop_after: 0s\n" + L.proxy_yaml(
+            "pg", self.listen, [(backend, self.echo_port)], [standin.port], self.admin, interval="30s",
+            check_timeout="30s")
+
+    def reload(self, yaml):
+        applied = L.status(self.admin)["reloads"]["applied"]
+        with open(self.vp.config, "w") as f:
+            f.write(yaml)
+        self.vp.proc.send_signal(signal.SIGHUP)
+        L.wait_until(lambda: L.status(self.admin)["reloads"]["applied"] > applied, 20, "the reload applied")
+
+    def dropped(self):
+        return [line for line in self.vp.log(4000).splitlines() if "Patroni version records" in line]
+
+    def test_a_removed_backend_leaves_no_record_nor_request(self):
+        # The check and GET /patroni answered; a keeps both connections open.
+        L.wait_until(lambda: self.a.stats()["requests"] >= 2, 10, "a's check and version read answered")
+        L.wait_until(lambda: "Patroni version not read" in self.vp.log(4000) or "backend pg/a: Patroni" in
+                     self.vp.log(4000), 10, "the version read's reply")
+        self.assertEqual(self.a.stats()["connections"], 0, "the stand-in closed a connection")
+        # Backend a replaced by b (another node, another check port); a's
+        # check ends at once (hard_stop_after 0s), and with it a's record.
+        self.reload(self.yaml("b", self.b))
+        L.wait_until(lambda: self.dropped(), 5, "the reload's debug line about the dropped records")
+        line = self.dropped()[0]
+        L.log(line)
+        url = f"http://127.0.0.1:{self.a.port}/patroni"
+        self.assertIn(f"of 1 URL(s) no longer checked dropped ({url};", line)
+        # Both of a's connections end now (the check's as the drain ends,
+        # hard_stop_after 0s; the version read's as its record goes), with a
+        # FIN, not at the check timeout 30 s later.
+        L.wait_until(lambda: self.a.stats()["connections"] >= 2, 10, "a's connections closed")
+        st = self.a.stats()
+        self.assertEqual(st["clean_close"], st["connections"], st)
+        self.assertTrue(self.vp.alive())
+
+    def test_a_check_moved_to_another_port_leaves_no_record(self):
+        """The same backend, its check now on another port (b's): the old
+        URL goes at the reload itself (no drain: the backend is kept)."""
+        L.wait_until(lambda: self.a.stats()["requests"] >= 2, 10, "a's check and version read answered")
+        L.wait_until(lambda: "Patroni version not read" in self.vp.log(4000), 10, "the version read's reply")
+        y = self.yaml("a", self.b).replace("hard_stop_after: 0s\n", "hard_stop_after: 1h\n")
+        self.reload(y)
+        L.wait_until(lambda: self.dropped(), 5, "the reload's debug line about the dropped records")
+        line = self.dropped()[0]
+        L.log(line)
+        self.assertIn(f"of 1 URL(s) no longer checked dropped (http://127.0.0.1:{self.a.port}/patroni;", line)
+        # The version read's connection to the old port ends now, with a FIN.
+        L.wait_until(lambda: self.a.stats()["connections"] >= 1, 10, "the read's connection closed")
+        st = self.a.stats()
+        self.assertEqual(st["clean_close"], st["connections"], st)
+        self.assertTrue(self.vp.alive())
+
+
 if __name__ == "__main__":
     testmain.main()

@@ -130,7 +130,7 @@ class DocsCli(unittest.TestCase):
         The VRRP families come from vrrp/ (a loopback daemon has no VRRP
         instance, and VRRP in this namespace is not allowed)."""
         admin_doc = read("docs/admin.md").split("## What `/metrics` exports", 1)[1].split("\n## ", 1)[0]
-        documented = set(re.findall(r"`((?:proxy|backend|vrrp|admin|log|systemd|reloads)_[a-z_]+)", admin_doc))
+        documented = set(re.findall(r"`((?:proxy|backend|vrrp|admin|log|systemd|reloads|workers)_[a-z_]+)", admin_doc))
         lab = L.Lab("vipproxy-docs")
         try:
             admin = L.free_port()

@@ -91,6 +91,13 @@ Topology (netns.Lab, names vpt<pid>-*):
    key), a stays MASTER with the VIP, which carries vipproxy's mark
    (IFA_PROTO 112), b stays BACKUP, a's own address is untouched. Before,
    the reload restarted the instance and removed a's address.
+13. a's eth1 address (10.88.85.151/24) as the VIP of the instance on eth0.
+   Asserted: the start is refused (exit status 1) naming the file, line and
+   key and eth1; eth1 keeps its address as it was and eth0 never gets it;
+   `vipproxy doctor` FAILs it; a SIGHUP adding it to the running MASTER is
+   refused the same way, the MASTER going on. Before, a went MASTER and
+   added it on eth0: two devices had it, and as BACKUP a answered ARP for
+   the VIP through eth1's address (Linux's default arp_ignore 0).
 
     VIPPROXY_BIN=build/vipproxy /usr/bin/python3 tests/integration/test_vip_safety_netns.py
 """
@@ -709,6 +716,52 @@ class VipSafetyNetns(unittest.TestCase):
         self.assertEqual(addrproto.entries(LAB.ns("a"), own, "eth0"), [(24, 0)])
         # What vipproxy adds carries its mark: a later start knows it.
         self.assertEqual(addrproto.entries(LAB.ns("a"), vip, "eth0"), [(24, 112)])
+
+    def test_13_another_devices_address_as_the_vip_is_refused(self):
+        """a's eth1 address typed as the VIP of the instance on eth0."""
+        other = ip_of(HOSTS["a"], OCTET1)
+        self.addCleanup(LAB.sh, "a", ["ip", "addr", "del", f"{other}/24", "dev", "eth0"], check=False)
+        path = self.write_config("a", vipproxy_yaml("a", 100, vip=other))
+        p = LAB.spawn("vipproxy-a-eth1", "a", [VIPPROXY, "--config", path])
+        self.daemons["vipproxy-a-eth1"] = p
+        # The old binary started, went MASTER alone and added it on eth0.
+        wait_until(lambda: p.poll() is not None or self.has("a", other, "eth0"), 10,
+                   "vipproxy refusing to start, or the address added on eth0")
+        if p.poll() is None:
+            on_eth0 = self.has("a", other, "eth0")
+            LAB.stop(p)
+            self.fail(f"vipproxy started with eth1's address as the VIP on eth0 (added on eth0: {on_eth0}):\n"
+                      f"{LAB.logtail('vipproxy-a-eth1')}")
+        self.assertEqual(p.returncode, 1, LAB.logtail("vipproxy-a-eth1"))
+        out = LAB.logtail("vipproxy-a-eth1", 20)
+        self.assertRegex(out, re.escape(path) + r":\d+:\d+: vrrp\[0\]\.virtual_ipaddresses\[0\]\.address: " +
+                         re.escape(f"{other} is already an address of eth1 ({other}/24 on eth1), not of eth0"))
+        self.assertFalse(self.has("a", other, "eth0"))
+        self.assertEqual(addrproto.entries(LAB.ns("a"), other, "eth1"), [(24, 0)])
+        # `vipproxy doctor` says it before a start does.
+        r = LAB.sh("a", [VIPPROXY, "doctor", "--config", path, "--no-adverts", "--etcd", "127.0.0.1:9"],
+                   check=False, timeout=60)
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertRegex(r.stdout, r"(?m)^FAIL +VIP " + re.escape(other) + ": already an address of eth1 " +
+                         re.escape(f"({other}/24 on eth1), not of eth0"))
+        log(f"start refused: {out.strip().splitlines()[-1][:200]}")
+        # A SIGHUP adding it to a running MASTER is refused the same way.
+        vip = self.start_pair()
+        reloads = self.status("a")["reloads"]
+        line = f"      - {{address: {vip}, prefix: 24}}\n"
+        text = vipproxy_yaml("a", 100).replace(line, line + f"      - {{address: {other}, prefix: 24}}\n")
+        self.assertNotEqual(text, vipproxy_yaml("a", 100))
+        self.write_config("a", text)
+        self.daemons["a"].send_signal(signal.SIGHUP)
+        wait_until(lambda: self.status("a")["reloads"]["failed"] == reloads["failed"] + 1
+                   or self.status("a")["reloads"]["applied"] == reloads["applied"] + 1, 5, "a: reload done")
+        self.assertEqual(self.status("a")["reloads"]["failed"], reloads["failed"] + 1, LAB.logtail("vipproxy-a"))
+        self.assertIn(f"vrrp[0].virtual_ipaddresses[1].address: {other} is already an address of eth1",
+                      LAB.logtail("vipproxy-a", 40))
+        hold(lambda: self.has("a", vip) and not self.has("b", vip) and not self.has("a", other), 1.5,
+             "VIP on a alone, eth1's address not on eth0", interval=0.1)
+        self.assertEqual(self.inst("a")["state"], "MASTER")
+        self.assertEqual(addrproto.entries(LAB.ns("a"), other, "eth1"), [(24, 0)])
 
 
 if __name__ == "__main__":

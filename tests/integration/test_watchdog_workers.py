@@ -13,6 +13,14 @@ thread (daemon/worker_watch.h), all on loopback:
 NOTIFY_SOCKET is a datagram socket this test reads; WATCHDOG_USEC 2 s: a
 ping every second, a worker is stuck once its heartbeat waited 1 s.
 
+Without WATCHDOG_USEC (`vipproxy run` by hand, a unit without WatchdogSec)
+the heartbeats go every 5 s (daemon/worker_watch.h kWorkerWatchPeriod): a
+blocked worker is logged once at error, shown in /status (workers.stuck)
+and /metrics (vipproxy_workers_stuck), and its recovery (the test hook
+released by SIGUSR2) is logged and shown too; the daemon is neither stopped
+nor restarted. The old daemon posted no heartbeat without WATCHDOG_USEC: the
+blocked worker went unnoticed.
+
 Environment: VIPPROXY_BIN (the built binary), VIPPROXY_SOURCE_DIR.
 """
 import os
@@ -122,6 +130,60 @@ class WatchdogWorkers(unittest.TestCase):
         self.assertGreaterEqual(len(self.pings(since=start)), 4)
         L.wait_until(lambda: self.read() or len(self.pings(since=time.monotonic() - 2 * PING)) > 0, 3 * PING,
                      "pings after the flood")
+
+
+class WorkerWatchWithoutSystemd(unittest.TestCase):
+    PERIOD = 5  # seconds: kWorkerWatchPeriod
+
+    def setUp(self):
+        self.lab = L.Lab("vipproxy-worker-watch")
+        self.addCleanup(self.lab.close)
+        self.rest = L.Standin(self.lab, "rest", "primary")
+        self.echo_port = L.free_port()
+        self.lab.spawn("echo", [L.PY, os.path.join(L.HERE, "echo_server.py"), str(self.echo_port)])
+        self.port, self.admin = L.free_port(), L.free_port()
+        env = {"VIPPROXY_TEST_STALL_WORKER": "1"}
+        for k in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
+            env[k] = ""  # as by hand: nothing from systemd (an empty WATCHDOG_USEC is no watchdog)
+        self.vp = L.Vipproxy(self.lab, L.proxy_yaml("p", self.port, [("e", self.echo_port)], [self.rest.port],
+                                                    self.admin, threads=2), env=env)
+        L.wait_until(lambda: L.status(self.admin)["proxies"][0]["current_backend"] == "e", 20, "backend up")
+
+    def log(self):
+        return self.vp.log(100000)
+
+    def stuck_metric(self):
+        for line in L.metrics(self.admin).splitlines():
+            if line.startswith("vipproxy_workers_stuck "):
+                return int(float(line.split()[1]))
+        return None
+
+    def test_stuck_worker_is_logged_and_shown_then_its_recovery(self):
+        self.assertEqual(L.echo(self.port), b"ping")
+        self.vp.proc.send_signal(signal.SIGUSR1)
+        L.wait_until(lambda: "worker 1 blocks" in self.log(), 5, "the stall taken")
+        # Found at the second watch after the stall at the latest.
+        L.wait_until(lambda: f"worker 1: {STUCK}" in self.log(), 3 * self.PERIOD + 5, "the stuck worker logged")
+        line = next(l for l in self.log().splitlines() if STUCK in l)
+        L.log(line)
+        self.assertIn("[error]", line)
+        self.assertIn("no systemd watchdog", line)
+        self.assertEqual(L.status(self.admin)["workers"]["stuck"], [1])
+        self.assertEqual(self.stuck_metric(), 1)
+        # Once: the next watch finds it still stuck and says nothing more.
+        L.labkit.hold(lambda: self.log().count(STUCK) == 1, self.PERIOD + 1, "one line per stuck worker")
+        self.assertTrue(self.vp.alive())
+        # Released: its loop turns again, and the next watch says so.
+        self.vp.proc.send_signal(signal.SIGUSR2)
+        L.wait_until(lambda: "worker 1: its event loop turns again" in self.log(), 2 * self.PERIOD + 5,
+                     "the recovery logged")
+        self.assertEqual(L.status(self.admin)["workers"], {"threads": 2, "stuck": []})
+        self.assertEqual(self.stuck_metric(), 0)
+        self.assertEqual(self.log().count(STUCK), 1, self.log())
+        for _ in range(4):  # both workers serve again
+            self.assertEqual(L.echo(self.port), b"ping")
+        self.vp.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(self.vp.proc.wait(20), 0, self.log())
 
 
 if __name__ == "__main__":

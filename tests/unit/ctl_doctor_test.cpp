@@ -533,6 +533,18 @@ BOOST_AUTO_TEST_CASE(vip_already_an_address_of_the_host) {
   BOOST_TEST((v.level == Level::warn));
   BOOST_TEST(v.reason.find("needs CAP_NET_RAW") != std::string::npos, v.reason);
 
+  // The same address on another device (eth1's own, VRRP on eth0): FAIL,
+  // naming the device and where the file gives it.
+  f.error.clear();
+  f.entries = std::vector<Entry>{};
+  f.elsewhere = {{"eth1", 3, {24, 0}}};
+  v = ctl::vip_address_verdict(va, f);
+  BOOST_TEST((v.level == Level::fail));
+  BOOST_TEST(v.reason.find("already an address of eth1 (10.0.0.11/24 on eth1), not of eth0") != std::string::npos,
+             v.reason);
+  BOOST_TEST(v.reason.find("v.yaml:19:19") != std::string::npos, v.reason);
+  f.elsewhere.clear();
+
   const std::string status =
       R"({"vrrp":[{"name":"VI_1","vips":[{"address":"10.0.0.11/24","device":"eth0","desired":"present",)"
       R"("actual":"present"}]}]})";

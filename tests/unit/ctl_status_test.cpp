@@ -219,3 +219,14 @@ BOOST_AUTO_TEST_CASE(backend_text_cannot_drive_the_terminal) {
   // The backend is still one line of the table.
   BOOST_TEST(lines_with(t, "forged").find("| p ") == 0, t);
 }
+
+// /status workers.stuck (daemon/worker_watch.h): a worker whose event loop
+// has stopped turning is said above the tables; none, nothing is said.
+BOOST_AUTO_TEST_CASE(stuck_workers_are_said) {
+  auto v = boost::json::parse(kStatus);
+  v.as_object()["workers"] = boost::json::parse(R"({"threads":4,"stuck":[]})");
+  BOOST_TEST(ctl::format_status(v).find("Stuck workers") == std::string::npos);
+  v.as_object()["workers"] = boost::json::parse(R"({"threads":4,"stuck":[1,3]})");
+  const std::string t = ctl::format_status(v);
+  BOOST_TEST(lines_with(t, "Stuck workers: 1, 3 (of 4): event loop not turning") != "");
+}

@@ -79,3 +79,55 @@ BOOST_AUTO_TEST_CASE(the_lowest_stuck_worker_is_named) {
   BOOST_TEST(late->worker == 2u);
   BOOST_TEST(late->for_.count() == 8000);
 }
+
+// Without systemd's watchdog (kWorkerWatchPeriod): every worker's state is
+// kept, and each change is told once, for the log, /status and /metrics.
+BOOST_AUTO_TEST_CASE(update_tells_a_worker_stuck_once_then_turning_again) {
+  using Change = WorkerWatch::Change;
+  WorkerWatch w(3);
+  std::vector<uint64_t> answered(3, 0);
+  auto ping = [&](WorkerWatch::Clock::time_point now) {
+    auto changes = w.update(answered, now, kLimit);
+    for (size_t i = 0; i < 3; ++i)
+      if (w.due(i, answered)) w.sent(i, now);
+    return changes;
+  };
+  BOOST_TEST(ping(t0).empty());
+  answered = {1, 0, 3};  // worker 1 does not run its heartbeat
+  BOOST_TEST(ping(t0 + 2s).empty());  // late, not stuck
+  BOOST_TEST(w.stuck().empty());
+  BOOST_TEST((ping(t0 + kLimit) == std::vector<Change>{{1, true, 5000ms}}));
+  BOOST_TEST((w.stuck() == std::vector<size_t>{1}));
+  answered[0] = 4;
+  answered[2] = 5;
+  // Still stuck: not told again.
+  BOOST_TEST(ping(t0 + 2 * kLimit).empty());
+  BOOST_TEST((w.stuck() == std::vector<size_t>{1}));
+  // Worker 2 stops too: only it is told.
+  answered[0] = 6;
+  BOOST_TEST((ping(t0 + 3 * kLimit) == std::vector<Change>{{2, true, 5000ms}}));
+  BOOST_TEST((w.stuck() == std::vector<size_t>{1, 2}));
+  // Worker 1 turns again (it answers heartbeat 2): told with how long it had
+  // waited at the last look, and due for a new heartbeat.
+  answered[1] = 2;
+  answered[0] = 8;
+  BOOST_TEST((ping(t0 + 4 * kLimit) == std::vector<Change>{{1, false, 15000ms}}));
+  BOOST_TEST((w.stuck() == std::vector<size_t>{2}));
+  BOOST_TEST(!w.due(1, answered));  // its new heartbeat is out
+}
+
+BOOST_AUTO_TEST_CASE(update_agrees_with_check_on_the_first_stuck_worker) {
+  WorkerWatch w(2), v(2);
+  std::vector<uint64_t> answered(2, 0);
+  for (size_t i = 0; i < 2; ++i) {
+    w.sent(i, t0);
+    v.sent(i, t0);
+  }
+  answered[0] = 1;
+  const auto late = v.check(answered, t0 + kLimit, kLimit);
+  const auto changes = w.update(answered, t0 + kLimit, kLimit);
+  BOOST_REQUIRE(late.has_value());
+  BOOST_REQUIRE(changes.size() == 1u);
+  BOOST_TEST(changes[0].worker == late->worker);
+  BOOST_TEST(changes[0].for_ == late->for_);
+}

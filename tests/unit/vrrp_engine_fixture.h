@@ -148,6 +148,18 @@ struct FakeKernel : Kernel {
     if (addresses.count(v.address)) out.push_back({v.prefix_len, keeps_marks ? vips::kVipAddressProtocol : uint8_t(0)});
     return out;
   }
+  // The address on other devices of the host (eth1's own address...), and
+  // whether that dump fails.
+  std::map<IpAddress, std::vector<vips::Elsewhere>> elsewhere_entries;
+  bool elsewhere_dump_fails = false;
+  std::optional<std::vector<vips::Elsewhere>> address_elsewhere(const Vip& v) override {
+    if (elsewhere_dump_fails) return std::nullopt;
+    std::vector<vips::Elsewhere> out;
+    if (auto it = elsewhere_entries.find(v.address); it != elsewhere_entries.end())
+      for (const auto& e : it->second)
+        if (e.ifindex != v.ifindex) out.push_back(e);
+    return out;
+  }
   std::error_code send_frame(int, std::span<const uint8_t> f) override {
     frames.emplace_back(f.begin(), f.end());
     return {};

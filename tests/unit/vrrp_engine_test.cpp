@@ -1509,6 +1509,83 @@ BOOST_FIXTURE_TEST_CASE(reload_adding_the_host_address_is_refused_and_keeps_the_
   BOOST_TEST(e().state() == fsm::State::master);
 }
 
+// The VIP typed as the address of another device (eth1's, VRRP on eth0):
+// refused at start and at a reload naming the key and the device, nothing
+// added or deleted anywhere. Before, the MASTER added it on eth0 beside
+// eth1's, and as BACKUP the node answered ARP for it through eth1's.
+BOOST_FIXTURE_TEST_CASE(an_address_of_another_device_as_the_vip_is_refused, Fixture) {
+  before_start = [](FakeKernel& fk) { fk.elsewhere_entries[kVip] = {{"eth1", 3, {24, 0}}}; };
+  auto inst = instance();
+  inst.virtual_ipaddresses[0].where = "/etc/vipproxy/vipproxy.yaml:31:9: vrrp[0].virtual_ipaddresses[0].address";
+  std::string what;
+  try {
+    make({inst});
+  } catch (const std::exception& ex) {
+    what = ex.what();
+  }
+  BOOST_TEST_MESSAGE(what);
+  BOOST_TEST(has_text(what, "/etc/vipproxy/vipproxy.yaml:31:9: vrrp[0].virtual_ipaddresses[0].address: 10.88.1.160 "
+                            "is already an address of eth1 (10.88.1.160/24 on eth1), not of eth0"));
+  BOOST_TEST(!has_text(what, "ip address del"));  // the host's own: nothing to remove
+  BOOST_TEST(k->dels == 0);
+  BOOST_TEST(k->adds == 0);
+  BOOST_TEST(k->adverts.empty());
+}
+
+BOOST_FIXTURE_TEST_CASE(a_leftover_of_ours_on_another_device_is_refused_with_how_to_remove_it, Fixture) {
+  before_start = [](FakeKernel& fk) {
+    fk.elsewhere_entries[kVip] = {{"eth2", 4, {32, vips::kVipAddressProtocol}}};
+  };
+  std::string what;
+  try {
+    make({instance()});
+  } catch (const std::exception& ex) {
+    what = ex.what();
+  }
+  BOOST_TEST(has_text(what, "vrrp VI_1: virtual_ipaddresses: 10.88.1.160 is already an address of eth2"));
+  BOOST_TEST(has_text(what, "ip address del 10.88.1.160/32 dev eth2"));
+  BOOST_TEST(k->dels == 0);
+}
+
+BOOST_FIXTURE_TEST_CASE(no_dump_of_the_other_devices_cannot_be_told_and_is_refused, Fixture) {
+  before_start = [](FakeKernel& fk) { fk.elsewhere_dump_fails = true; };
+  std::string what;
+  try {
+    make({instance()});
+  } catch (const std::exception& ex) {
+    what = ex.what();
+  }
+  BOOST_TEST(has_text(what, "cannot ask the kernel which devices have 10.88.1.160"));
+  BOOST_TEST(k->adds == 0);
+}
+
+BOOST_FIXTURE_TEST_CASE(reload_adding_another_devices_address_is_refused_and_keeps_the_running_config, Fixture) {
+  const IpAddress eth1 = IpAddress::v4(10, 88, 2, 151);
+  make({instance()});
+  run(150ms);
+  BOOST_REQUIRE(e().state() == fsm::State::master);
+  k->elsewhere_entries[eth1] = {{"eth1", 3, {24, 0}}};
+  const int dels = k->dels, adds = k->adds;
+  auto next = instance();
+  cfg::VirtualAddress own;
+  own.address = "10.88.2.151";
+  own.prefix_len = 24;
+  own.where = "v.yaml:12:9: vrrp[0].virtual_ipaddresses[1]";
+  next.virtual_ipaddresses.push_back(own);
+  std::string what;
+  try {
+    svc->reload({next});
+  } catch (const std::exception& ex) {
+    what = ex.what();
+  }
+  BOOST_TEST(has_text(what, "v.yaml:12:9: vrrp[0].virtual_ipaddresses[1]: 10.88.2.151 is already an address of eth1"));
+  BOOST_TEST(has_text(what, "the running instance is kept"));
+  BOOST_TEST(k->dels == dels);
+  BOOST_TEST(k->adds == adds);
+  BOOST_TEST(e().state() == fsm::State::master);
+  BOOST_TEST(k->addresses.count(eth1) == 0u);
+}
+
 // A VIP moved to another instance by a reload (here: the instance renamed)
 // is ours because a running instance holds it, even on a kernel that keeps
 // no mark: the reload goes through.

@@ -165,3 +165,28 @@ BOOST_AUTO_TEST_CASE(claim_at_start_table) {
   };
   for (const auto& r : rows) BOOST_TEST(claim_at_start(r.entries, r.held) == r.want);
 }
+
+// The VIP is an address of another device of the host (eth1's address typed
+// as the VIP of an instance on eth0): refused, unless a running instance of
+// ours holds it there (a reload moving it) or it is an IPv6 link-local
+// address (scoped to its link: the same text on another link is another
+// address).
+BOOST_AUTO_TEST_CASE(taken_elsewhere_rules) {
+  const auto v4 = vrrp::IpAddress::v4(10, 88, 85, 151);
+  const Elsewhere eth1{"eth1", 3, {24, 0}}, lo{"lo", 1, {32, 0}}, ours_eth2{"eth2", 4, {24, kVipAddressProtocol}};
+  auto none = [](const Elsewhere&) { return false; };
+  BOOST_TEST(taken_elsewhere(v4, {}, none).empty());
+  BOOST_TEST((taken_elsewhere(v4, {eth1}, none) == std::vector<Elsewhere>{eth1}));
+  BOOST_TEST((taken_elsewhere(v4, {lo, eth1}, nullptr) == std::vector<Elsewhere>{lo, eth1}));
+  // A leftover of ours on another device is not removed by us: refused too.
+  BOOST_TEST((taken_elsewhere(v4, {ours_eth2}, none) == std::vector<Elsewhere>{ours_eth2}));
+  // Held there by a running instance: it goes with that instance.
+  auto held_on_eth2 = [](const Elsewhere& e) { return e.device == "eth2"; };
+  BOOST_TEST((taken_elsewhere(v4, {eth1, ours_eth2}, held_on_eth2) == std::vector<Elsewhere>{eth1}));
+  auto ll = vrrp::IpAddress::parse("fe80::1");
+  BOOST_REQUIRE(ll.has_value());
+  BOOST_TEST(taken_elsewhere(*ll, {Elsewhere{"eth1", 3, {64, 0}}}, none).empty());
+  auto global = vrrp::IpAddress::parse("2001:db8::1");
+  BOOST_REQUIRE(global.has_value());
+  BOOST_TEST(taken_elsewhere(*global, {Elsewhere{"eth1", 3, {64, 0}}}, none).size() == 1u);
+}
