@@ -1,6 +1,7 @@
 #include "health/patroni_defects.h"
 
 #include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 #include <cctype>
 
@@ -113,6 +114,40 @@ std::optional<std::string> patroni_version_from_status(std::string_view json_bod
   const auto* v = p->get_object().if_contains("version");
   if (!v || !v->is_string()) return std::nullopt;
   return std::string(v->get_string());
+}
+
+std::optional<uint64_t> primary_timeline_from_status(std::string_view json_body, std::string& why) {
+  boost::system::error_code ec;
+  boost::json::parse_options opt;
+  opt.max_depth = 16;
+  const boost::json::value doc =
+      boost::json::parse(boost::json::string_view(json_body.data(), json_body.size()), ec, {}, opt);
+  if (ec || !doc.is_object()) {
+    why = "the reply is not a JSON object";
+    return std::nullopt;
+  }
+  const auto& o = doc.get_object();
+  const auto* role = o.if_contains("role");
+  if (!role || !role->is_string()) {
+    why = "no role in the reply";
+    return std::nullopt;
+  }
+  if (role->get_string() != "primary" && role->get_string() != "master") {
+    why = "role '" + std::string(role->get_string()) + "', not a primary's";
+    return std::nullopt;
+  }
+  const auto* tl = o.if_contains("timeline");
+  if (!tl) {
+    why = "no timeline in the reply";
+    return std::nullopt;
+  }
+  // PostgreSQL timelines start at 1 (TimeLineID is a uint32); a double,
+  // a string, 0 or a negative number is not one.
+  if (tl->is_int64() && tl->get_int64() >= 1 && tl->get_int64() <= UINT32_MAX)
+    return static_cast<uint64_t>(tl->get_int64());
+  if (tl->is_uint64() && tl->get_uint64() >= 1 && tl->get_uint64() <= UINT32_MAX) return tl->get_uint64();
+  why = "timeline " + boost::json::serialize(*tl) + " is not a timeline number";
+  return std::nullopt;
 }
 
 }  // namespace health

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <compare>
+#include <cstdint>
 #include <optional>
 #include <span>
 #include <string>
@@ -58,5 +59,15 @@ std::string describe(const DefectMatch& m, const PatroniVersion& running);
 // patroni.version from Patroni's status JSON (GET /patroni, or any GET of
 // its health endpoints); nullopt if absent or not JSON.
 std::optional<std::string> patroni_version_from_status(std::string_view json_body);
+
+// The PostgreSQL timeline a primary's Patroni reports in its status JSON
+// (GET /patroni: "role" "primary", or "master" before Patroni 4.0, and
+// "timeline": N; real replies in tests/fixtures/patroni/). nullopt, with `why` set to one line
+// saying what was wrong, for anything else: not JSON, another role (a
+// replica's reply: the node stepped down since its check passed), no
+// timeline or one that is not a positive integer. The daemon compares them
+// when two backends of a `first` proxy pass the check at once
+// (proxy/balance.h, elect_first_by_timeline).
+std::optional<uint64_t> primary_timeline_from_status(std::string_view json_body, std::string& why);
 
 }  // namespace health

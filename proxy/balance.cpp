@@ -9,6 +9,26 @@ size_t elect_first(std::span<const Candidate> backends, size_t current) {
   return npos;
 }
 
+size_t elect_first_by_timeline(std::span<const Candidate> backends,
+                               std::span<const std::optional<uint64_t>> timelines, size_t current) {
+  const size_t today = elect_first(backends, current);
+  size_t eligible = 0, best = npos;
+  bool tie = false;
+  for (size_t i = 0; i < backends.size(); ++i) {
+    if (!backends[i].eligible) continue;
+    ++eligible;
+    if (i >= timelines.size() || !timelines[i]) return today;
+    if (best == npos || *timelines[i] > *timelines[best]) {
+      best = i;
+      tie = false;
+    } else if (*timelines[i] == *timelines[best]) {
+      tie = true;
+    }
+  }
+  if (eligible < 2 || tie) return today;
+  return best;
+}
+
 std::optional<size_t> choose(cfg::Balance balance, std::span<const Candidate> backends, size_t current,
                              uint64_t ticket) {
   size_t eligible = 0;

@@ -20,7 +20,8 @@ struct Candidate {
 // `current` is the backend `first` is using now (npos when none): while it is
 // still eligible it stays chosen even if another backend also became
 // eligible, so a second node answering 200 (Patroni split brain, stale node)
-// never makes new sessions flap between two primaries. `ticket` is a
+// never makes new sessions flap between two primaries (the daemon's election
+// moves `current` once, to the newer timeline: elect_first_by_timeline). `ticket` is a
 // monotonically increasing number for roundrobin.
 inline constexpr size_t npos = static_cast<size_t>(-1);
 std::optional<size_t> choose(cfg::Balance balance, std::span<const Candidate> backends, size_t current,
@@ -30,6 +31,21 @@ std::optional<size_t> choose(cfg::Balance balance, std::span<const Candidate> ba
 // Keeps `current` while it is eligible, else the first eligible in config
 // order, else npos.
 size_t elect_first(std::span<const Candidate> backends, size_t current);
+
+// For `first` while two or more backends pass the check at once: a stale old
+// primary still answering 200 during a failover, or a Patroni split brain.
+// After a failover or switchover the new primary's PostgreSQL timeline is
+// the higher one, and what the old one takes is thrown away by pg_rewind
+// when it rejoins as a replica, so new sessions go to the eligible backend
+// on the strictly highest timeline (README, `balance`). `timelines[i]` is the
+// timeline backend i's Patroni reported as a primary during this overlap
+// (GET /patroni), nullopt when not read, not a primary's reply, or not
+// understood. Only when two or more are eligible, each eligible one's
+// timeline is known and exactly one has the highest; anything else (a
+// timeline unknown, a tie, a single eligible backend) is elect_first's
+// choice. Never a backend that is not eligible.
+size_t elect_first_by_timeline(std::span<const Candidate> backends,
+                               std::span<const std::optional<uint64_t>> timelines, size_t current);
 
 // More than one backend of a `first` proxy passing its check at once (a
 // Patroni split brain, or a stale node) is loud news, but news once: the

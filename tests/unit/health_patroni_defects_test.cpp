@@ -158,3 +158,58 @@ BOOST_AUTO_TEST_CASE(version_from_bad_bodies) {
   BOOST_TEST(*health::patroni_version_from_status(R"({"state": "running", "patroni": {"version": "4.0.4", "scope": "x"}})") ==
              "4.0.4");
 }
+
+BOOST_AUTO_TEST_CASE(primary_timeline_from_real_patroni_replies) {
+  std::string why;
+  // A running primary (Patroni 3.0.2 says "master"), and the replica
+  // promoted after the crash on the next timeline.
+  auto tl = health::primary_timeline_from_status(body_of("primary-200-running-master.http"), why);
+  BOOST_REQUIRE(tl.has_value());
+  BOOST_TEST(*tl == 2u);
+  tl = health::primary_timeline_from_status(body_of("crash-200-running-master-promoted.http"), why);
+  BOOST_REQUIRE(tl.has_value());
+  BOOST_TEST(*tl == 3u);
+  // A replica's reply is not a primary's, whatever its timeline.
+  BOOST_TEST(!health::primary_timeline_from_status(body_of("crash-200-running-replica.http"), why).has_value());
+  BOOST_TEST(why == "role 'replica', not a primary's");
+  // The crashed primary: PostgreSQL is down, Patroni reports no timeline.
+  BOOST_TEST(!health::primary_timeline_from_status(body_of("crash-200-crashed-master.http"), why).has_value());
+  BOOST_TEST(why == "no timeline in the reply");
+}
+
+BOOST_AUTO_TEST_CASE(primary_timeline_from_bad_bodies) {
+  const std::pair<const char*, const char*> bodies[] = {
+      {"", "the reply is not a JSON object"},
+      {"this is not HTTP at all", "the reply is not a JSON object"},
+      {"[7]", "the reply is not a JSON object"},
+      {R"({"role": "primary", "timeline": 7)", "the reply is not a JSON object"},  // cut short
+      {"{}", "no role in the reply"},
+      {R"({"role": 1, "timeline": 7})", "no role in the reply"},
+      {R"({"role": "standby_leader", "timeline": 7})", "role 'standby_leader', not a primary's"},
+      {R"({"role": "primary"})", "no timeline in the reply"},
+      {R"({"role": "primary", "timeline": "7"})", "timeline \"7\" is not a timeline number"},
+      {R"({"role": "primary", "timeline": 7.5})", "timeline 7.5E0 is not a timeline number"},
+      {R"({"role": "primary", "timeline": 0})", "timeline 0 is not a timeline number"},
+      {R"({"role": "primary", "timeline": -3})", "timeline -3 is not a timeline number"},
+      {R"({"role": "primary", "timeline": 4294967296})", "timeline 4294967296 is not a timeline number"},
+      {R"({"role": "primary", "timeline": 18446744073709551615})",
+       "timeline 18446744073709551615 is not a timeline number"},
+      {R"({"role": "primary", "timeline": null})", "timeline null is not a timeline number"},
+      {R"([[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]])", "the reply is not a JSON object"},
+  };
+  for (const auto& [body, want] : bodies) {
+    BOOST_TEST_CONTEXT(body) {
+      std::string why;
+      BOOST_TEST(!health::primary_timeline_from_status(body, why).has_value());
+      BOOST_TEST(why == want);
+    }
+  }
+  std::string why;
+  auto tl = health::primary_timeline_from_status(
+      R"({"role": "primary", "timeline": 7, "patroni": {"version": "4.0.4"}})", why);
+  BOOST_REQUIRE(tl.has_value());
+  BOOST_TEST(*tl == 7u);
+  tl = health::primary_timeline_from_status(R"({"role": "master", "timeline": 4294967295})", why);
+  BOOST_REQUIRE(tl.has_value());
+  BOOST_TEST(*tl == 4294967295u);
+}

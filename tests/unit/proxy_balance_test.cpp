@@ -6,6 +6,9 @@
 
 #include <fcntl.h>
 
+#include <algorithm>
+#include <optional>
+
 using proxy::Candidate;
 using proxy::choose;
 using proxy::elect_first;
@@ -162,4 +165,99 @@ BOOST_AUTO_TEST_CASE(overlap_is_news_once) {
       BOOST_TEST(w.names() == steps[i].names_after, boost::test_tools::per_element());
     }
   }
+}
+
+// --- `first` during an overlap: the newer PostgreSQL timeline wins ---------
+
+namespace {
+using Timelines = std::vector<std::optional<uint64_t>>;
+std::vector<Candidate> eligible(std::initializer_list<bool> l) {
+  std::vector<Candidate> v;
+  for (bool e : l) v.push_back({e, 0});
+  return v;
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(overlap_moves_to_the_strictly_newer_timeline) {
+  // catalog01 (in use) is the old primary on timeline 6, still answering
+  // 200; catalog02 was promoted to timeline 7: new sessions go there.
+  BOOST_TEST(proxy::elect_first_by_timeline(eligible({true, true}), Timelines{6, 7}, 0) == 1u);
+  // Already on the newer one: stays.
+  BOOST_TEST(proxy::elect_first_by_timeline(eligible({true, true}), Timelines{6, 7}, 1) == 1u);
+  // At start (no current): the newer one, not the first in config order.
+  BOOST_TEST(proxy::elect_first_by_timeline(eligible({true, true}), Timelines{6, 7}, npos) == 1u);
+  // Three at once: the one highest.
+  BOOST_TEST(proxy::elect_first_by_timeline(eligible({true, true, true}), Timelines{7, 9, 8}, 0) == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(overlap_keeps_todays_choice_unless_all_known_and_one_highest) {
+  auto two = eligible({true, true});
+  BOOST_TEST(proxy::elect_first_by_timeline(two, Timelines{7, 7}, 0) == 0u);             // a tie
+  BOOST_TEST(proxy::elect_first_by_timeline(two, Timelines{7, 7}, 1) == 1u);
+  BOOST_TEST(proxy::elect_first_by_timeline(two, Timelines{6, std::nullopt}, 1) == 1u);  // one unknown
+  BOOST_TEST(proxy::elect_first_by_timeline(two, Timelines{std::nullopt, 9}, 0) == 0u);
+  BOOST_TEST(proxy::elect_first_by_timeline(two, Timelines{}, 1) == 1u);                 // none read
+  BOOST_TEST(proxy::elect_first_by_timeline(two, Timelines{6}, 0) == 0u);                // short list
+  // A tie at the top with a lower third: still a tie.
+  BOOST_TEST(proxy::elect_first_by_timeline(eligible({true, true, true}), Timelines{8, 5, 8}, 1) == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(overlap_never_picks_a_backend_that_is_not_eligible) {
+  // catalog03 has the highest timeline but fails its check now: not taken,
+  // and the two eligible ones decide between them.
+  BOOST_TEST(proxy::elect_first_by_timeline(eligible({true, true, false}), Timelines{6, 7, 99}, 0) == 1u);
+  // One eligible: no overlap, today's rule (a timeline of a node that does
+  // not pass is not a reason to leave the one that does).
+  BOOST_TEST(proxy::elect_first_by_timeline(eligible({true, false}), Timelines{6, 7}, 0) == 0u);
+  BOOST_TEST(proxy::elect_first_by_timeline(eligible({false, true}), Timelines{9, 7}, 0) == 1u);
+  BOOST_TEST(proxy::elect_first_by_timeline(eligible({false, false}), Timelines{9, 7}, 0) == npos);
+  BOOST_TEST(proxy::elect_first_by_timeline(eligible({}), Timelines{}, npos) == npos);
+}
+
+// Every combination of up to four backends (eligible or not; timeline
+// unknown, 1, 2 or 3) and every current (none, each, a stale index), against
+// the rule as stated: the one eligible backend with the strictly highest
+// timeline when two or more are eligible and all of theirs are known, else
+// elect_first's choice.
+BOOST_AUTO_TEST_CASE(overlap_rule_exhaustive) {
+  const std::optional<uint64_t> values[] = {std::nullopt, 1, 2, 3};
+  size_t checked = 0, moved = 0;
+  for (size_t n = 0; n <= 4; ++n) {
+    size_t combos = 1;
+    for (size_t i = 0; i < n; ++i) combos *= 8;
+    for (size_t code = 0; code < combos; ++code) {
+      std::vector<Candidate> cands(n);
+      Timelines tl(n);
+      size_t k = code;
+      for (size_t i = 0; i < n; ++i, k /= 8) {
+        cands[i].eligible = (k % 8) >= 4;
+        tl[i] = values[k % 4];
+      }
+      for (size_t current : {npos, size_t{0}, size_t{1}, size_t{2}, size_t{3}, size_t{4}}) {
+        size_t want = elect_first(cands, current);
+        std::vector<size_t> in;
+        for (size_t i = 0; i < n; ++i)
+          if (cands[i].eligible) in.push_back(i);
+        bool all_known = in.size() >= 2;
+        for (size_t i : in) all_known = all_known && tl[i].has_value();
+        if (all_known) {
+          uint64_t top = 0;
+          for (size_t i : in) top = std::max(top, *tl[i]);
+          std::vector<size_t> at_top;
+          for (size_t i : in)
+            if (*tl[i] == top) at_top.push_back(i);
+          if (at_top.size() == 1) want = at_top[0];
+        }
+        const size_t got = proxy::elect_first_by_timeline(cands, tl, current);
+        BOOST_TEST_CONTEXT("n=" << n << " code=" << code << " current=" << current) {
+          BOOST_TEST(got == want);
+          if (got != npos) BOOST_TEST(cands[got].eligible);
+        }
+        moved += got != elect_first(cands, current) ? 1 : 0;
+        ++checked;
+      }
+    }
+  }
+  BOOST_TEST(moved > 0u);
+  BOOST_TEST(checked > 20000u);
 }
