@@ -351,28 +351,60 @@ void Daemon::elect(size_t pi) {
   size_t eligible = 0;
   for (auto& c : cands) eligible += c.eligible ? 1 : 0;
   if (p.cfg.balance == cfg::Balance::first) {
-    size_t before = p.current.load();
-    size_t after = proxy::elect_first(cands, before);
-    p.current.store(after, std::memory_order_release);
-    if (after != before) {
-      if (after == proxy::npos)
-        spdlog::error("proxy {}: no eligible backend; new connections wait up to {} ms", p.cfg.name,
-                      p.cfg.queue_timeout.count());
-      else
-        spdlog::info("proxy {}: new sessions now go to {}", p.cfg.name, p.backends[after]->cfg.name);
-    }
     std::vector<std::string> passing;
     for (size_t i = 0; i < cands.size(); ++i)
       if (cands[i].eligible) passing.push_back(p.backends[i]->cfg.name);
     auto& watch = overlaps_[p.cfg.name];  // by name: it outlives reloads
     const auto before_overlap = watch.names();
-    switch (watch.update(passing)) {
+    const auto event = watch.update(passing);
+    // Each backend of a new overlap (or of a new set of them) has its
+    // timeline read again: one read before it is stale. So does an overlap
+    // whose backends a reload moved (forget_changed_timelines).
+    if (event == proxy::OverlapWatch::Event::started || event == proxy::OverlapWatch::Event::changed) {
+      overlap_timelines_[p.cfg.name].logged.clear();
+      read_timelines(p);
+    } else if (event == proxy::OverlapWatch::Event::ended) {
+      if (auto it = overlap_timelines_.find(p.cfg.name); it != overlap_timelines_.end()) {
+        cancel_timeline_reads(it->second);
+        overlap_timelines_.erase(it);
+      }
+    } else if (!watch.names().empty() && overlap_timelines_[p.cfg.name].backends.empty()) {
+      read_timelines(p);
+    }
+    std::vector<std::optional<uint64_t>> timelines(cands.size());
+    if (auto it = overlap_timelines_.find(p.cfg.name); it != overlap_timelines_.end())
+      for (size_t i = 0; i < cands.size(); ++i)
+        if (auto b = it->second.backends.find(p.backends[i]->cfg.name); b != it->second.backends.end())
+          timelines[i] = b->second.timeline;
+
+    size_t before = p.current.load();
+    const size_t today = proxy::elect_first(cands, before);
+    size_t after = proxy::elect_first_by_timeline(cands, timelines, before);
+    p.current.store(after, std::memory_order_release);
+    if (after != before) {
+      if (after == proxy::npos) {
+        spdlog::error("proxy {}: no eligible backend; new connections wait up to {} ms", p.cfg.name,
+                      p.cfg.queue_timeout.count());
+      } else if (after != today) {
+        // Sessions already on the other node stay (cut when its check fails).
+        std::string others;
+        for (size_t i = 0; i < cands.size(); ++i)
+          if (cands[i].eligible && i != after)
+            others += ", " + p.backends[i]->cfg.name + " on " + std::to_string(*timelines[i]);
+        spdlog::warn("proxy {}: {} is on timeline {}{}: new sessions now go to {}", p.cfg.name,
+                     p.backends[after]->cfg.name, *timelines[after], others, p.backends[after]->cfg.name);
+      } else {
+        spdlog::info("proxy {}: new sessions now go to {}", p.cfg.name, p.backends[after]->cfg.name);
+      }
+    }
+    switch (event) {
       case proxy::OverlapWatch::Event::none: break;
       case proxy::OverlapWatch::Event::started:
       case proxy::OverlapWatch::Event::changed:
         spdlog::warn(
-            "proxy {}: {} backends pass the check at once ({}): split brain or a stale node? staying on {}",
-            p.cfg.name, eligible, join(watch.names()), p.backends[after]->cfg.name);
+            "proxy {}: {} backends pass the check at once ({}): split brain or a stale node? staying on {}{}",
+            p.cfg.name, eligible, join(watch.names()), p.backends[after]->cfg.name,
+            p.cfg.check.type == cfg::CheckType::http ? " until their timelines are read (GET /patroni)" : "");
         break;
       case proxy::OverlapWatch::Event::ended:
         spdlog::info("proxy {}: backends no longer pass the check at once ({} before, {} now)", p.cfg.name,
@@ -381,6 +413,101 @@ void Daemon::elect(size_t pi) {
     }
   }
   set_urgent(pi, eligible == 0);
+}
+
+void Daemon::cancel_timeline_reads(OverlapTimelines& t) {
+  for (auto& [name, read] : t.backends)
+    if (read.cancel) read.cancel();
+  t.backends.clear();
+}
+
+std::string Daemon::timeline_source(const proxy::ProxyRuntime& p, size_t bi) {
+  return patroni_url(p.cfg, bi) + " at " + session_address(*p.backends[bi]).to_string();
+}
+
+void Daemon::forget_changed_timelines() {
+  for (auto it = overlap_timelines_.begin(); it != overlap_timelines_.end();) {
+    const proxy::ProxyRuntime* p = running(it->first);
+    bool same = p && p->cfg.check.type == cfg::CheckType::http;
+    for (const auto& [name, read] : it->second.backends) {
+      if (!same) break;
+      size_t bi = 0;
+      while (bi < p->backends.size() && p->backends[bi]->cfg.name != name) ++bi;
+      same = bi < p->backends.size() && timeline_source(*p, bi) == read.source;
+    }
+    if (!same) cancel_timeline_reads(it->second);
+    it = p ? std::next(it) : overlap_timelines_.erase(it);
+  }
+}
+
+// One GET /patroni per backend of the overlap, like read_patroni_version's
+// (its check's host, port, TLS and timeout, at least 2 s). Not at stop: the
+// election then only cuts sessions.
+void Daemon::read_timelines(const proxy::ProxyRuntime& p) {
+  auto& t = overlap_timelines_[p.cfg.name];
+  cancel_timeline_reads(t);
+  if (stopping_ || p.cfg.check.type != cfg::CheckType::http) return;
+  for (const auto& name : overlaps_[p.cfg.name].names()) {
+    size_t bi = 0;
+    while (bi < p.backends.size() && p.backends[bi]->cfg.name != name) ++bi;
+    if (bi == p.backends.size()) continue;
+    auto& read = t.backends[name];
+    read.source = timeline_source(p, bi);
+    read.in_flight = true;
+    read.request = ++patroni_requests_;
+    read.cancel = health::fetch_once(
+        control_, p.cfg.check, cfg::check_target(p.cfg, bi), session_address(*p.backends[bi]), "/patroni",
+        std::chrono::milliseconds(2000),
+        [this, proxy = p.cfg.name, name, request = read.request](const health::CheckResult& r,
+                                                                 const std::string& body) {
+          on_timeline(proxy, name, request, r, body);
+        });
+  }
+}
+
+void Daemon::on_timeline(const std::string& proxy_name, const std::string& backend, uint64_t request,
+                         const health::CheckResult& r, const std::string& body) {
+  // The overlap ended or changed, a reload or the stop cancelled the read:
+  // not this reply's.
+  auto t = overlap_timelines_.find(proxy_name);
+  if (t == overlap_timelines_.end()) return;
+  auto it = t->second.backends.find(backend);
+  if (it == t->second.backends.end() || it->second.request != request) return;
+  auto& read = it->second;
+  read.in_flight = false;
+  // read.cancel is kept: it also ends the wait for a server that does not
+  // close after its reply.
+  if (r.outcome == health::Outcome::ok)
+    read.timeline = health::primary_timeline_from_status(body, read.why);
+  else
+    read.why = health::describe(r);
+  size_t pi = 0;
+  while (pi < proxies_.size() && proxies_[pi]->cfg.name != proxy_name) ++pi;
+  if (pi == proxies_.size()) return;
+  const size_t before = proxies_[pi]->current.load();
+  elect(pi);  // may move new sessions (and says so)
+  // Once every read has ended: what they said, when new sessions did not
+  // move (a move was just logged by elect()). Said once per overlap, and
+  // again only if it differs (a reload that moved a backend reads again).
+  t = overlap_timelines_.find(proxy_name);
+  if (t == overlap_timelines_.end()) return;
+  std::string summary;
+  bool unread = false;
+  for (const auto& [name, rd] : t->second.backends) {
+    if (rd.in_flight) return;
+    summary += (summary.empty() ? "" : ", ") + name +
+               (rd.timeline ? " on timeline " + std::to_string(*rd.timeline) : " not read (" + rd.why + ")");
+    unread = unread || !rd.timeline;
+  }
+  const size_t after = proxies_[pi]->current.load();
+  if (summary.empty() || summary == t->second.logged) return;
+  t->second.logged = summary;
+  if (after != before || after == proxy::npos) return;
+  const auto& p = *proxies_[pi];
+  if (unread)
+    spdlog::warn("proxy {}: {}: new sessions stay on {}", p.cfg.name, summary, p.backends[after]->cfg.name);
+  else
+    spdlog::info("proxy {}: {}: new sessions stay on {}", p.cfg.name, summary, p.backends[after]->cfg.name);
 }
 
 std::optional<bool> Daemon::proxy_healthy(const std::string& name) const {
@@ -630,6 +757,8 @@ void Daemon::stop() {
   for (auto& [url, read] : patroni_versions_)
     if (read.cancel) read.cancel();
   patroni_versions_.clear();
+  for (auto& [name, t] : overlap_timelines_) cancel_timeline_reads(t);
+  overlap_timelines_.clear();
   // Lookups still waiting for a name server (checks by host name, a reload)
   // are not waited for: their threads end unheard, and post nothing to
   // control_ from now on (health/name_lookup.h).

@@ -185,6 +185,39 @@ class Daemon {
   std::unique_ptr<AdminServer> admin_;
   // `first` proxies with several backends passing at once, by proxy name.
   std::map<std::string, proxy::OverlapWatch> overlaps_;
+  // During such an overlap, the PostgreSQL timeline each backend of it
+  // reports as a primary (GET /patroni, http checks), for the election
+  // (proxy::elect_first_by_timeline): read once when the overlap starts or
+  // changes, and again after a reload that moved one of its backends;
+  // forgotten when it ends.
+  struct TimelineRead {
+    std::function<void()> cancel;  // of the request (in flight or waiting for the server's close)
+    uint64_t request = 0;          // its number: a reply to an older one is ignored
+    bool in_flight = false;
+    std::optional<uint64_t> timeline;  // nullopt: not read (yet), or not a primary's
+    std::string why;                   // why not, once answered
+    std::string source;                // where it was read (timeline_source)
+  };
+  struct OverlapTimelines {
+    std::map<std::string, TimelineRead> backends;  // by backend name; empty: to be read
+    std::string logged;                            // the outcome last logged for this overlap
+  };
+  std::map<std::string, OverlapTimelines> overlap_timelines_;  // by proxy name
+  // Cancels the proxy's reads and starts one per backend of its overlap.
+  void read_timelines(const proxy::ProxyRuntime& p);
+  void on_timeline(const std::string& proxy, const std::string& backend, uint64_t request,
+                   const health::CheckResult& r, const std::string& body);
+  // Cancels an overlap's reads and forgets what they read (`logged` stays):
+  // the next election reads again.
+  static void cancel_timeline_reads(OverlapTimelines& t);
+  // The URL and address a backend's timeline is read from.
+  static std::string timeline_source(const proxy::ProxyRuntime& p, size_t backend);
+  // At a reload's commit, before its elections: drops the timelines of
+  // proxies no longer running, and of overlaps with a backend now checked
+  // elsewhere (another port, host or TLS), so the elections read them
+  // again. Reads of unchanged backends go on: cancelling one that waits for
+  // its reply would close the connection under Patroni (patroni#2278).
+  void forget_changed_timelines();
   // Failed connects to a backend that passes its check, by "proxy/backend"
   // (warn_connect_failed).
   struct ConnectFailures {

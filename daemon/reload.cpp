@@ -348,6 +348,7 @@ void Daemon::commit_reload(ReloadPlan& p) {
   checkers_ = std::move(checkers);
   forget_removed_names();
   forget_removed_patroni_urls();
+  forget_changed_timelines();
   for (size_t pi = 0; pi < proxies_.size(); ++pi) elect(pi);
   for (size_t i = 0; i < workers_.size(); ++i) workers_[i]->post_reload(std::move(p.workers[i]));
   if (vrrp_) vrrp_->proxy_health_changed();

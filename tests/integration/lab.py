@@ -235,14 +235,21 @@ def psql(sql, port, host="127.0.0.1", timeout=30, extra=(), check=True):
 class Standin:
     """The Patroni REST stand-in of one node; `role` flips it."""
 
-    def __init__(self, lab, name, role="replica"):
+    def __init__(self, lab, name, role="replica", timeline=None):
+        """`timeline`: GET /patroni answers Patroni's status with it
+        (set_timeline; patroni_standin.py's TIMELINE_FILE)."""
         self.lab, self.name = lab, name
         self.port = free_port()
         self.role_file = os.path.join(lab.dir, name + ".role")
         self.stats_file = os.path.join(lab.dir, name + ".stats.json")
+        self.timeline_file = os.path.join(lab.dir, name + ".timeline")
         self.set_role(role)
+        extra = []
+        if timeline is not None:
+            self.set_timeline(timeline)
+            extra = [self.timeline_file]
         self.proc = lab.spawn(name + "-rest", [PY, os.path.join(HERE, "patroni_standin.py"), str(self.port),
-                                               self.role_file, self.stats_file])
+                                               self.role_file, self.stats_file] + extra)
         wait_until(lambda: os.path.exists(self.stats_file), 10, f"{name} REST stand-in")
 
     def set_role(self, role):
@@ -250,6 +257,13 @@ class Standin:
         with open(tmp, "w") as f:
             f.write(role + "\n")
         os.replace(tmp, self.role_file)
+
+    def set_timeline(self, timeline):
+        """A number, or any other text sent as /patroni's whole body."""
+        tmp = self.timeline_file + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(str(timeline) + "\n")
+        os.replace(tmp, self.timeline_file)
 
     def stats(self):
         with open(self.stats_file) as f:

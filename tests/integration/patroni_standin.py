@@ -15,7 +15,14 @@ a clean FIN after the reply is fine, a reset (RST, or closing with our reply
 unread) is what makes Patroni log tracebacks (patroni#2278). Counters are
 written to <stats file> as JSON after every connection.
 
-usage: patroni_standin.py PORT ROLE_FILE STATS_FILE
+With a TIMELINE_FILE, GET /patroni answers like Patroni's status:
+{"role": ROLE, "timeline": N, "patroni": {"version": "4.0.4"}} with N read
+from that file (a number; "hold": the reply waits, at most 60 s, until the
+file says something else; anything else, e.g. "garbage", is sent as the
+whole body instead: a reply that is not JSON). Without one, every reply is
+as before.
+
+usage: patroni_standin.py PORT ROLE_FILE STATS_FILE [TIMELINE_FILE]
 """
 import json
 import os
@@ -25,6 +32,7 @@ import threading
 import time
 
 port, role_file, stats_file = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+timeline_file = sys.argv[4] if len(sys.argv) > 4 else None
 stats = {"connections": 0, "requests": 0, "clean_close": 0, "reset": 0, "methods": {}}
 lock = threading.Lock()
 
@@ -35,6 +43,32 @@ def role():
             return f.read().strip()
     except OSError:
         return "replica"
+
+
+def timeline_text():
+    try:
+        with open(timeline_file) as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def patroni_body(r):
+    """GET /patroni's body with a timeline file; "hold" there holds the
+    reply, at most 60 s, until the file says something else."""
+    text = timeline_text()
+    if text == "hold":
+        with lock:
+            stats["patroni_held"] = stats.get("patroni_held", 0) + 1
+            save()
+        give_up = time.monotonic() + 60
+        while text == "hold" and time.monotonic() < give_up:
+            threading.Event().wait(0.02)
+            text = timeline_text()
+    if not text.isdigit():
+        return text.encode()
+    return json.dumps({"role": r, "state": "running", "timeline": int(text),
+                       "patroni": {"version": "4.0.4", "scope": "standin"}}).encode()
 
 
 def save():
@@ -79,7 +113,10 @@ def handle(conn):
                 want = "primary" if path.startswith("/primary") or path.startswith("/master") \
                     else "replica" if path.startswith("/replica") else None
                 ok = want is None or r == want
-                body = json.dumps({"role": r, "state": "running"}).encode()
+                if timeline_file and path.split("?")[0] == "/patroni":
+                    body = patroni_body(r)
+                else:
+                    body = json.dumps({"role": r, "state": "running"}).encode()
                 status = b"200 OK" if ok else b"503 Service Unavailable"
                 head = (b"HTTP/1.0 " + status + b"\r\nContent-Type: application/json\r\n"
                         b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n")
