@@ -1,6 +1,7 @@
 // The HTTP health-check reply parser the checker uses (health/http_reply.h,
 // fed piece by piece as health/checker.cpp does), and the judgement of
-// Patroni's body (health/patroni.h) on the replies it accepts.
+// Patroni's body (health/patroni.h) on the replies it accepts, and the
+// primary's timeline read from it during an overlap (health/patroni_defects.h).
 //
 // Input: one control byte (bit 0: the request was HEAD; bits 1-7: the size of
 // the pieces the peer's bytes arrive in, 1..128), then the bytes the server
@@ -13,10 +14,12 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <string_view>
 
 #include "health/http_reply.h"
 #include "health/patroni.h"
+#include "health/patroni_defects.h"
 
 namespace {
 
@@ -58,6 +61,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (pieces.complete()) {
     const auto v = health::judge_primary_body(pieces.body(), pieces.body_truncated());
     check(v.kind == health::RoleVerdict::no_verdict || pieces.body().size() > 0, "a verdict from no body");
+    std::string why;
+    const auto timeline = health::primary_timeline_from_status(pieces.body(), why);
+    check(timeline ? *timeline >= 1 && *timeline <= UINT32_MAX : !why.empty(), "a timeline out of range or no reason");
   }
   return 0;
 }
