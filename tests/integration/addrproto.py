@@ -91,3 +91,43 @@ def entries(ns, addr, dev):
             if local == ip.packed:
                 out.append((plen, a[IFA_PROTO][0] if IFA_PROTO in a else 0))
         return out
+
+
+# Run as a script (scripts/kernel-vm --vip-owner-tests, on each kernel our
+# users run): does this kernel keep the mark the owner rules rely on? In a
+# namespace of its own (netns.Lab, 10.88.131.0/24), as root; skips (77)
+# without root or `ip netns`.
+if __name__ == "__main__":
+    import os
+    import sys
+    import unittest
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import netns  # noqa: E402
+    import testmain  # noqa: E402
+
+    class KernelKeepsTheMark(unittest.TestCase):
+        @classmethod
+        def setUpClass(cls):
+            cls.lab = netns.Lab(third_octet=131, ipv6=True)
+            cls.ns = cls.lab.add_node("a", 151)
+
+        @classmethod
+        def tearDownClass(cls):
+            cls.lab.close()
+
+        def test_1_ipv4_with_a_label(self):
+            add(self.ns, "10.88.131.160/28", "eth0", proto=112, label="eth0:vip")
+            self.assertEqual(entries(self.ns, "10.88.131.160", "eth0"), [(28, 112)])
+            # The node's own address, added by `ip address add`: no mark.
+            self.assertEqual(entries(self.ns, "10.88.131.151", "eth0"), [(24, 0)])
+            # An IPv4 address stays through a link down and up: so does its mark.
+            self.lab.sh("a", ["ip", "link", "set", "eth0", "down"])
+            self.lab.sh("a", ["ip", "link", "set", "eth0", "up"])
+            self.assertEqual(entries(self.ns, "10.88.131.160", "eth0"), [(28, 112)])
+
+        def test_2_ipv6(self):
+            add(self.ns, "fd88:131::160/64", "eth0", proto=112)
+            self.assertEqual(entries(self.ns, "fd88:131::160", "eth0"), [(64, 112)])
+
+    testmain.main()

@@ -44,12 +44,21 @@ def pending(pid, sig):
 
 
 def holds_open(pid, path):
+    """Whether the process has `path` open, compared as a file (device and
+    inode), not by the name /proc/PID/fd shows: that name is the file's path
+    seen from the reader's root, and for a process in another mount namespace
+    (`ip netns exec` makes one) under a chroot it is not `path`: in
+    scripts/kernel-vm's guest, chrooted into the shared root, it read
+    /newroot/tmp/..., and test_hup_at_stop_netns waited for 10 s for a FIFO
+    the daemon had open all along."""
+    want = os.stat(path)
     for fd in os.listdir(f"/proc/{pid}/fd"):
         try:
-            if os.readlink(f"/proc/{pid}/fd/{fd}") == path:
-                return True
+            st = os.stat(f"/proc/{pid}/fd/{fd}")
         except OSError:
-            pass
+            continue
+        if (st.st_dev, st.st_ino) == (want.st_dev, want.st_ino):
+            return True
     return False
 
 

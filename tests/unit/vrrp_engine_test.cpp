@@ -22,7 +22,7 @@ BOOST_FIXTURE_TEST_CASE(backup_becomes_master_adds_vips_sends_garp, Fixture) {
   run(150ms);  // Master_Down_Interval = 30 ms + skew
   BOOST_TEST(e().state() == fsm::State::master);
   BOOST_TEST(k->addresses.count(kVip) == 1);
-  BOOST_TEST(k->frames.size() == 3u);  // garp.master_repeat
+  BOOST_REQUIRE(k->frames.size() == 3u);  // garp.master_repeat (frames[0] below)
   const auto garp = build_garp(k->links["eth0"].mac, kVip);
   BOOST_TEST(k->frames[0] == std::vector<uint8_t>(garp.begin(), garp.end()));
   BOOST_REQUIRE(k->adverts.size() >= 5u);  // one per 10 ms
