@@ -1166,3 +1166,24 @@ BOOST_AUTO_TEST_CASE(importer_haproxy_timeout_zero_is_not_set) {
   BOOST_TEST(has(h.notes, "h.cfg:4: 'timeout check 0'"));
   BOOST_TEST(has(h.notes, "h.cfg:5: 'timeout queue 0'"));
 }
+
+// ---------------------------------------------------------------- review: importer2
+
+// HAProxy (configuration.txt, "timeout queue"): "If unspecified, the same
+// value as the backend's connection timeout ("timeout connect") is used". The
+// old importer left vipproxy's default 10s: a site with `timeout connect 3s`
+// and no `timeout queue` had its clients wait 10s for a backend during a
+// failover where HAProxy gave up after 3s. Now queue_timeout is the connect
+// timeout, reported; with neither set (HAProxy: no limit) the 10s default
+// stays.
+BOOST_AUTO_TEST_CASE(importer_haproxy_queue_timeout_falls_back_to_connect) {
+  auto h = import_haproxy(
+      "defaults\n  mode tcp\n  timeout connect 3s\n"
+      "listen pg\n  bind *:5000\n  server n1 10.0.0.1:5432 check\n"
+      "listen pg2\n  bind *:5001\n  timeout queue 7s\n  server n1 10.0.0.1:5432 check\n");
+  BOOST_TEST(h.loaded.proxies.at(0).queue_timeout.count() == 3000);
+  BOOST_TEST(h.loaded.proxies.at(1).queue_timeout.count() == 7000);
+  BOOST_TEST(has(h.notes, "h.cfg:4: no 'timeout queue' for pg: HAProxy uses 'timeout connect' (3s) for the queue"));
+  BOOST_TEST(!has(h.notes, "no 'timeout queue' for pg2"));
+}
+
