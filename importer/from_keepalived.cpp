@@ -241,7 +241,9 @@ void Converter::instance(const ka::Instance& in, const ka::Config& k, std::set<s
     used_scripts.insert(sc->name);
     int weight = ts.weight ? *ts.weight : sc->weight ? sc->weight->value : 0;
     std::string command = sc->script ? sc->script->value : "";
-    bool is_haproxy_check = contains_ci(sc->name, "haproxy") || contains_ci(command, "haproxy");
+    // Its purpose shows in the whole line, the words keepalived ignored too.
+    bool is_haproxy_check = contains_ci(sc->name, "haproxy") || contains_ci(command, "haproxy") ||
+                            contains_ci(sc->script_ignored, "haproxy");
     if (is_haproxy_check && !out_.proxies.empty()) {
       std::string names;
       for (const auto& p : out_.proxies) {
@@ -321,6 +323,16 @@ void Converter::keepalived(const ka::Config& k) {
   std::set<std::string> used_scripts;
   for (const auto& in : k.instances) instance(in, k, used_scripts);
   for (const auto& sc : k.scripts) {
+    // keepalived (vrrp_parser.c, set_script_params_array) takes the first
+    // word after `script` as the whole command line: an unquoted command's
+    // arguments were never run, and the import runs what keepalived ran.
+    if (sc.script && !sc.script_ignored.empty())
+      knote(sc.script->line, "'script " + sc.script->value + " " + sc.script_ignored + "' in vrrp_script " + sc.name +
+                                 ": keepalived runs only '" + sc.script->value + "' (the words after an unquoted "
+                                 "command are dropped; a command with arguments must be quoted: script \"" +
+                                 sc.script->value + " " + sc.script_ignored + "\"), so the import takes '" +
+                                 sc.script->value + "' as the command, what keepalived ran; quote the line and "
+                                 "import again if the arguments were meant");
     if (!used_scripts.count(sc.name))
       not_translated(file, sc.line, "vrrp_script " + sc.name, "no vrrp_instance tracks it");
     for (const auto& u : sc.unhandled)

@@ -53,6 +53,48 @@ std::vector<std::string> tokens(std::string_view line, int lineno, const std::st
   return out;
 }
 
+// keepalived's re-reading of a `script` line (vrrp_parser.c
+// vrrp_vscript_script_handler: alloc_strvec_quoted_escaped, then
+// set_script_params_array on its slot 1 only): words split at blanks, '...'
+// and "..." group, a backslash escapes the next character. The words are
+// returned with quotes removed and backslashes kept, as a shell reads them
+// again. Stops at an unquoted '#', '!', '{' or '}' (a comment, or the
+// braces of a one-line block).
+std::vector<std::string> quoted_words(std::string_view line) {
+  std::vector<std::string> out;
+  std::string cur;
+  bool in_word = false;
+  char quote = 0;
+  for (std::size_t i = 0; i < line.size(); ++i) {
+    char c = line[i];
+    if (quote) {
+      if (c == quote) quote = 0;
+      else if (c == '\\' && i + 1 < line.size()) cur += line.substr(i++, 2);
+      else cur += c;
+    } else if (c == '"' || c == '\'') {
+      quote = c;
+      in_word = true;
+    } else if (c == '\\' && i + 1 < line.size()) {
+      cur += line.substr(i++, 2);
+      in_word = true;
+    } else if (c == ' ' || c == '\t' || c == '\r') {
+      if (in_word) out.push_back(cur);
+      cur.clear();
+      in_word = false;
+    } else if (c == '#' || c == '!' || c == '{' || c == '}') {
+      if (in_word) out.push_back(cur);
+      cur.clear();
+      in_word = false;
+      if (c == '#' || c == '!') break;
+    } else {
+      cur += c;
+      in_word = true;
+    }
+  }
+  if (in_word) out.push_back(cur);
+  return out;
+}
+
 class Interpreter {
  public:
   explicit Interpreter(std::string file) : file_(std::move(file)) {}
@@ -116,7 +158,17 @@ Script Interpreter::script(const Node& n) {
   sc.name = n.words[1];
   for (const Node& s : n.children) {
     const std::string& kw = s.words[0];
-    if (kw == "script") sc.script = at(join(s.words, 1), s.line);
+    if (kw == "script") {
+      // keepalived runs the first word only (a command with arguments must
+      // be quoted: script "killall -0 haproxy"); the rest of an unquoted
+      // line is dropped without a word in its log.
+      std::vector<std::string> w = quoted_words(s.raw);
+      auto kw_at = std::find(w.begin(), w.end(), "script");
+      if (kw_at == w.end() || kw_at + 1 == w.end()) fail(s.line, "'script' needs a value");
+      sc.script = at(*(kw_at + 1), s.line);
+      sc.script_ignored.clear();
+      for (auto it = kw_at + 2; it != w.end(); ++it) sc.script_ignored += (sc.script_ignored.empty() ? "" : " ") + *it;
+    }
     else if (kw == "interval") sc.interval = at(seconds(s.line, kw, value(s)), s.line);
     else if (kw == "timeout") sc.timeout = at(seconds(s.line, kw, value(s)), s.line);
     else if (kw == "rise") sc.rise = at(number(s.line, kw, value(s)), s.line);
@@ -301,7 +353,7 @@ std::vector<Node> parse_tree(std::string_view text, const std::string& file) {
   for (Lines lines(text, file); lines.next(raw, line);) {
     std::vector<std::string> words;
     auto flush = [&] {
-      if (!words.empty()) open.back()->push_back(Node{line, std::move(words), false, {}});
+      if (!words.empty()) open.back()->push_back(Node{line, std::move(words), false, {}, std::string(raw)});
       words.clear();
     };
     for (std::string& t : tokens(raw, line, file)) {
@@ -313,7 +365,7 @@ std::vector<Node> parse_tree(std::string_view text, const std::string& file) {
             throw ParseError(file, line, "'{' without a keyword before it");
           siblings.back().block = true;
         } else {
-          open.back()->push_back(Node{line, std::move(words), true, {}});
+          open.back()->push_back(Node{line, std::move(words), true, {}, std::string(raw)});
           words.clear();
         }
         Node& b = open.back()->back();

@@ -21,6 +21,7 @@ struct Node {
   std::vector<std::string> words;
   bool block = false;
   std::vector<Node> children;
+  std::string raw;  // the source line it starts on, as written (comments included)
   std::string text() const;  // words joined by one space, plus " { ... }" for a block
 };
 
@@ -31,7 +32,12 @@ std::vector<Node> parse_tree(std::string_view text, const std::string& file);
 struct Script {  // vrrp_script NAME { ... }
   int line = 0;
   std::string name;
+  // What keepalived runs: the first word after `script` (a quoted string is
+  // one word), split again into the program and its arguments.
   std::optional<At<std::string>> script;
+  // The words after that first one, which keepalived ignores ("killall" of an
+  // unquoted `script killall -0 haproxy`); empty when the line is quoted.
+  std::string script_ignored;
   std::optional<At<Duration>> interval, timeout;
   std::optional<At<unsigned>> rise, fall;
   std::optional<At<int>> weight;

@@ -1187,3 +1187,50 @@ BOOST_AUTO_TEST_CASE(importer_haproxy_queue_timeout_falls_back_to_connect) {
   BOOST_TEST(!has(h.notes, "no 'timeout queue' for pg2"));
 }
 
+// keepalived 2.x (vrrp_parser.c vrrp_vscript_script_handler ->
+// set_script_params_array) runs only the first word after `script`, a
+// quoted string being one word: an unquoted `script /usr/local/bin/chk_pg
+// --port 5432` runs chk_pg without its arguments. The old importer kept
+// the whole line, so the imported track script ran something keepalived
+// never ran (and passed or failed differently). Now the command is the
+// first word, the dropped words are named in a note with the line.
+BOOST_AUTO_TEST_CASE(importer_keepalived_unquoted_script_runs_its_first_word) {
+  auto k = import_keepalived(
+      "vrrp_script chk_pg {\n  script /usr/local/bin/chk_pg --port 5432   # the check\n  weight -20\n}\n"
+      "vrrp_script chk_q {\n  script \"/usr/local/bin/chk_pg --port 5433\"\n}\n"
+      "vrrp_script chk_s {\n  script '/bin/sh -c \"exit 0\"'\n}\n" +
+      ka_instance("V", 1, "  track_script {\n    chk_pg\n    chk_q\n    chk_s\n  }\n"));
+  const auto& scripts = k.loaded.vrrp.at(0).track.scripts;
+  BOOST_REQUIRE_EQUAL(scripts.size(), 3u);
+  BOOST_TEST(scripts[0].command == "/usr/local/bin/chk_pg");
+  BOOST_TEST(scripts[1].command == "/usr/local/bin/chk_pg --port 5433");
+  BOOST_TEST(scripts[2].command == "/bin/sh -c \"exit 0\"");
+  BOOST_TEST(has(k.notes, "k.conf:2: 'script /usr/local/bin/chk_pg --port 5432' in vrrp_script chk_pg: keepalived "
+                          "runs only '/usr/local/bin/chk_pg'"));
+  BOOST_TEST(!has(k.notes, "k.conf:6: 'script"));
+  BOOST_TEST(!has(k.notes, "k.conf:9: 'script"));
+}
+
+// The same for a check of HAProxy: `script killall -0 haproxy` unquoted ran
+// `killall` alone under keepalived. Its purpose (the words keepalived
+// dropped name haproxy) still makes it the proxy tracking, and the note
+// names the line.
+BOOST_AUTO_TEST_CASE(importer_keepalived_unquoted_haproxy_script_is_still_recognised) {
+  importer::Options o;
+  o.haproxy_file = "h.cfg";
+  o.keepalived_file = "k.conf";
+  auto h = hp::parse("listen pg\n  mode tcp\n  bind *:5000\n  timeout connect 1s\n  server n1 10.0.0.1:5432 check\n",
+                     o.haproxy_file);
+  auto k = ka::parse("vrrp_script chk {\n  script killall -0 haproxy\n  weight -30\n}\n" +
+                         ka_instance("V", 1, "  track_script {\n    chk\n  }\n"),
+                     o.keepalived_file);
+  BOOST_TEST(k.scripts.at(0).script->value == "killall");
+  BOOST_TEST(k.scripts.at(0).script_ignored == "-0 haproxy");
+  auto r = convert_and_load(&h, &k, o);
+  const auto& t = r.loaded.vrrp.at(0).track;
+  BOOST_TEST(t.scripts.empty());
+  BOOST_REQUIRE_EQUAL(t.proxies.size(), 1u);
+  BOOST_TEST(t.proxies[0].weight == -30);
+  BOOST_TEST(has(r.notes, "k.conf:2: 'script killall -0 haproxy' in vrrp_script chk: keepalived runs only 'killall'"));
+}
+
