@@ -130,7 +130,7 @@ class Interpreter {
   void global_defs(Config& c, const Node& n);
   Script script(const Node& n);
   Instance instance(const Node& n);
-  void virtual_ips(Instance& v, const Node& block);
+  void virtual_ips(std::vector<VirtualIp>& ips, const Node& block);
   std::vector<TrackItem> track_items(const Node& block, std::vector<Unhandled>& unhandled);
 
   std::string file_;
@@ -205,30 +205,30 @@ std::vector<TrackItem> Interpreter::track_items(const Node& block, std::vector<U
   return items;
 }
 
-void Interpreter::virtual_ips(Instance& v, const Node& block) {
+void Interpreter::virtual_ips(std::vector<VirtualIp>& ips, const Node& block) {
   // ADDR[/PFX] [dev X] [label Y] [brd X] [scope X] [no_track] ... per line.
   static const std::vector<std::string> with_arg = {"brd", "broadcast", "scope", "preferred_lft", "track_group", "metric"};
   for (const Node& s : block.children) {
     for (std::size_t i = 0; i < s.words.size(); ++i) {
       const std::string& w = s.words[i];
-      if (w == "dev" && !v.virtual_ipaddresses.empty() && i + 1 < s.words.size()) {
-        v.virtual_ipaddresses.back().device = s.words[++i];
-      } else if (w == "label" && !v.virtual_ipaddresses.empty() && i + 1 < s.words.size()) {
-        v.virtual_ipaddresses.back().label = s.words[++i];
-      } else if (!v.virtual_ipaddresses.empty() && v.virtual_ipaddresses.back().line == s.line &&
+      if (w == "dev" && !ips.empty() && i + 1 < s.words.size()) {
+        ips.back().device = s.words[++i];
+      } else if (w == "label" && !ips.empty() && i + 1 < s.words.size()) {
+        ips.back().label = s.words[++i];
+      } else if (!ips.empty() && ips.back().line == s.line &&
                  std::find(with_arg.begin(), with_arg.end(), w) != with_arg.end() && i + 1 < s.words.size()) {
-        v.virtual_ipaddresses.back().unhandled.push_back(w + " " + s.words[i + 1]);
+        ips.back().unhandled.push_back(w + " " + s.words[i + 1]);
         ++i;
-      } else if (!v.virtual_ipaddresses.empty() && v.virtual_ipaddresses.back().line == s.line &&
+      } else if (!ips.empty() && ips.back().line == s.line &&
                  w.find_first_of(".:") == std::string::npos) {
-        v.virtual_ipaddresses.back().unhandled.push_back(w);  // no_track, home, nodad...
+        ips.back().unhandled.push_back(w);  // no_track, home, nodad...
       } else {
         VirtualIp ip;
         ip.line = s.line;
         auto slash = w.find('/');
         ip.address = w.substr(0, slash);
         if (slash != std::string::npos) ip.prefix = number(s.line, "virtual_ipaddress", w.substr(slash + 1));
-        v.virtual_ipaddresses.push_back(std::move(ip));
+        ips.push_back(std::move(ip));
       }
     }
   }
@@ -264,7 +264,10 @@ Instance Interpreter::instance(const Node& n) {
             else v.unhandled.push_back({a.line, a.words[i] + " " + a.words[i + 1], ""});
           }
       } else if (kw == "virtual_ipaddress") {
-        virtual_ips(v, s);
+        virtual_ips(v.virtual_ipaddresses, s);
+      } else if (kw == "virtual_ipaddress_excluded") {
+        virtual_ips(v.virtual_ipaddresses_excluded, s);
+        v.excluded_line = s.line;
       } else if (kw == "unicast_peer") {
         for (const Node& p : s.children)
           for (std::size_t i = 0; i < p.words.size(); ++i) {

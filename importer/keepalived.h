@@ -69,6 +69,10 @@ struct Instance {  // vrrp_instance NAME { ... }
   std::optional<At<bool>> nopreempt;
   std::optional<At<std::string>> auth_type, auth_pass;
   std::vector<VirtualIp> virtual_ipaddresses;
+  // Added and removed with the state like the others, but not listed in the
+  // adverts (keepalived.conf(5), virtual_ipaddress_excluded).
+  std::vector<VirtualIp> virtual_ipaddresses_excluded;
+  int excluded_line = 0;  // the block's line, 0 when absent
   std::optional<At<std::string>> unicast_src_ip;  // also from `mcast_src_ip` (the same setting in keepalived)
   bool src_ip_from_mcast = false;                 // the last of the two was `mcast_src_ip`
   std::vector<At<std::string>> unicast_peers;

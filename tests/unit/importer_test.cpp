@@ -1234,3 +1234,41 @@ BOOST_AUTO_TEST_CASE(importer_keepalived_unquoted_haproxy_script_is_still_recogn
   BOOST_TEST(has(r.notes, "k.conf:2: 'script killall -0 haproxy' in vrrp_script chk: keepalived runs only 'killall'"));
 }
 
+// keepalived's virtual_ipaddress_excluded: addresses added and removed with
+// the state like the others but left out of the adverts. The old importer
+// reported the block as "no equivalent" and exited 0: after the migration
+// the MASTER no longer took these addresses, and clients using them lost
+// the service. vipproxy lists every address of an instance in its adverts,
+// so the same-family ones are written with the others (they follow the
+// state) and the import is refused with what to do: a keepalived peer
+// ignores adverts with another address list (and vipproxy the peer's), so
+// a rolling migration would leave both nodes MASTER. An excluded address
+// of the other family cannot be in the instance at all: refused, named.
+BOOST_AUTO_TEST_CASE(importer_keepalived_excluded_addresses_are_written_and_refused) {
+  const std::string text = ka_instance("X", 1,
+                                       "  virtual_ipaddress_excluded {\n    10.0.0.50/24 dev eth1\n"
+                                       "    10.0.0.51\n    fd00::51/64\n  }\n");
+  auto k = ka::parse(text, "k.conf");
+  importer::Options o;
+  o.keepalived_file = "k.conf";
+  auto r = importer::convert(nullptr, &k, o);
+  BOOST_TEST_INFO(r.yaml);
+  BOOST_TEST(r.load_error.empty(), r.load_error);
+  auto loaded = cfg::load_string(r.yaml, "imported.yaml");
+  const auto& vips = loaded.vrrp.at(0).virtual_ipaddresses;
+  BOOST_REQUIRE_EQUAL(vips.size(), 3u);
+  BOOST_TEST(vips[0].address == "10.0.0.1");
+  BOOST_TEST(vips[1].address == "10.0.0.50");
+  BOOST_TEST(vips[1].prefix_len == 24u);
+  BOOST_TEST(vips[1].device == "eth1");
+  BOOST_TEST(vips[2].address == "10.0.0.51");
+  BOOST_TEST(vips[2].prefix_len == 32u);
+  std::string refused;
+  for (const auto& n : r.refused) refused += n.to_string() + "\n";
+  BOOST_TEST_INFO(refused);
+  BOOST_REQUIRE_EQUAL(r.refused.size(), 2u);
+  BOOST_TEST(has(refused, "k.conf:7: 'fd00::51' cannot be translated: an excluded address of the other family"));
+  BOOST_TEST(has(refused, "k.conf:4: 'virtual_ipaddress_excluded { 10.0.0.50 10.0.0.51 }' cannot be translated"));
+  BOOST_TEST(has(refused, "Move them into virtual_ipaddress on every keepalived node"));
+  for (const auto& n : r.notes) BOOST_TEST(!has(n.to_string(), "virtual_ipaddress_excluded"), n.to_string());
+}
