@@ -95,6 +95,16 @@ std::vector<std::string> quoted_words(std::string_view line) {
   return out;
 }
 
+// The words after keyword `kw` on statement `n`'s line, split as keepalived
+// re-reads script and notify lines (quoted_words); `n.words` is the
+// importer's own split, which groups "..." only.
+std::vector<std::string> words_after(const Node& n, const std::string& kw) {
+  std::vector<std::string> w = quoted_words(n.raw);
+  auto at = std::find(w.begin(), w.end(), kw);
+  if (at == w.end()) return {n.words.begin() + 1, n.words.end()};
+  return {at + 1, w.end()};
+}
+
 class Interpreter {
  public:
   explicit Interpreter(std::string file) : file_(std::move(file)) {}
@@ -162,12 +172,10 @@ Script Interpreter::script(const Node& n) {
       // keepalived runs the first word only (a command with arguments must
       // be quoted: script "killall -0 haproxy"); the rest of an unquoted
       // line is dropped without a word in its log.
-      std::vector<std::string> w = quoted_words(s.raw);
-      auto kw_at = std::find(w.begin(), w.end(), "script");
-      if (kw_at == w.end() || kw_at + 1 == w.end()) fail(s.line, "'script' needs a value");
-      sc.script = at(*(kw_at + 1), s.line);
-      sc.script_ignored.clear();
-      for (auto it = kw_at + 2; it != w.end(); ++it) sc.script_ignored += (sc.script_ignored.empty() ? "" : " ") + *it;
+      std::vector<std::string> w = words_after(s, kw);
+      if (w.empty()) fail(s.line, "'script' needs a value");
+      sc.script = at(w[0], s.line);
+      sc.script_ignored = join(w, 1);
     }
     else if (kw == "interval") sc.interval = at(seconds(s.line, kw, value(s)), s.line);
     else if (kw == "timeout") sc.timeout = at(seconds(s.line, kw, value(s)), s.line);
@@ -247,10 +255,14 @@ Instance Interpreter::instance(const Node& n) {
     // (keepalived.conf(5); notify_script_init() in keepalived's scripts
     // code): the first word is the whole command, a quoted one included; the
     // words after it name the user and group to run it as, not arguments.
+    // Split as keepalived does ('...' groups like "..."; notify.c
+    // notify_script_init, alloc_strvec_quoted).
     auto notify = [&](std::optional<At<std::string>>& f) {
-      f = at(value(s), s.line);
-      if (s.words.size() > 2)
-        v.unhandled.push_back({s.line, kw + " ... " + join(s.words, 2),
+      std::vector<std::string> w = words_after(s, kw);
+      if (w.empty()) fail(s.line, "'" + kw + "' needs a value");
+      f = at(w[0], s.line);
+      if (w.size() > 1)
+        v.unhandled.push_back({s.line, kw + " ... " + join(w, 1),
                                "keepalived runs the command as this user [group], it does not pass it as an "
                                "argument: vipproxy runs notify commands as the daemon's user (quote the command "
                                "with its arguments, as keepalived needs too)"});

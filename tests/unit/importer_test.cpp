@@ -1272,3 +1272,21 @@ BOOST_AUTO_TEST_CASE(importer_keepalived_excluded_addresses_are_written_and_refu
   BOOST_TEST(has(refused, "Move them into virtual_ipaddress on every keepalived node"));
   for (const auto& n : r.notes) BOOST_TEST(!has(n.to_string(), "virtual_ipaddress_excluded"), n.to_string());
 }
+
+// keepalived reads a notify line with its quote splitter too
+// (notify.c notify_script_init: alloc_strvec_quoted, ' and " alike): the
+// first word is the command, the next ones user and group. The old
+// importer grouped "..." only, so `notify_master '/etc/keepalived/notify.sh
+// master'` became the command `'/etc/keepalived/notify.sh` (an unterminated
+// quote: /bin/sh failed every time, the hook never ran) and `master'` was
+// reported as a user name.
+BOOST_AUTO_TEST_CASE(importer_keepalived_single_quoted_notify_is_one_command) {
+  auto k = import_keepalived(ka_instance("N", 1,
+                                         "  notify_master '/etc/keepalived/notify.sh master'\n"
+                                         "  notify_backup \"/etc/keepalived/notify.sh backup\" root\n"));
+  const auto& n = k.loaded.vrrp.at(0).notify;
+  BOOST_TEST(n.master == "/etc/keepalived/notify.sh master");
+  BOOST_TEST(n.backup == "/etc/keepalived/notify.sh backup");
+  BOOST_TEST(!has(k.notes, "k.conf:4: 'notify_master"));
+  BOOST_TEST(has(k.notes, "k.conf:5: 'notify_backup ... root' not translated"));
+}
