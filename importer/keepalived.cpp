@@ -53,29 +53,40 @@ std::vector<std::string> tokens(std::string_view line, int lineno, const std::st
   return out;
 }
 
-// keepalived's re-reading of a `script` line (vrrp_parser.c
-// vrrp_vscript_script_handler: alloc_strvec_quoted_escaped, then
-// set_script_params_array on its slot 1 only): words split at blanks, '...'
-// and "..." group, a backslash escapes the next character. The words are
-// returned with quotes removed and backslashes kept, as a shell reads them
-// again. Stops at an unquoted '#', '!', '{' or '}' (a comment, or the
-// braces of a one-line block).
-std::vector<std::string> quoted_words(std::string_view line) {
+// keepalived's re-reading of a `script` or notify line (vrrp_parser.c
+// vrrp_vscript_script_handler: alloc_strvec_quoted_escaped; notify.c
+// notify_script_init: alloc_strvec_quoted; both then keep only slot 1 as the
+// command, set_script_params_array): words split at blanks, '...' and "..."
+// group, and a backslash takes the next character as it is (`escapes`,
+// script lines: `\"` is a quote, `\n` a newline) or stays with it (notify
+// lines). The command is then run by /bin/sh -c, which splits it again as
+// keepalived's second pass does. Stops at an unquoted '#' or '!' (a
+// comment); '{' and '}' end a word (the braces of a one-line block).
+std::vector<std::string> quoted_words(std::string_view line, bool escapes) {
   std::vector<std::string> out;
   std::string cur;
   bool in_word = false;
   char quote = 0;
+  auto escaped = [&](std::size_t& i) {
+    char e = line[++i];
+    if (!escapes) {
+      cur += '\\';
+      cur += e;
+    } else {
+      cur += e == 'n' ? '\n' : e == 't' ? '\t' : e == 'r' ? '\r' : e;
+    }
+  };
   for (std::size_t i = 0; i < line.size(); ++i) {
     char c = line[i];
     if (quote) {
       if (c == quote) quote = 0;
-      else if (c == '\\' && i + 1 < line.size()) cur += line.substr(i++, 2);
+      else if (c == '\\' && i + 1 < line.size()) escaped(i);
       else cur += c;
     } else if (c == '"' || c == '\'') {
       quote = c;
       in_word = true;
     } else if (c == '\\' && i + 1 < line.size()) {
-      cur += line.substr(i++, 2);
+      escaped(i);
       in_word = true;
     } else if (c == ' ' || c == '\t' || c == '\r') {
       if (in_word) out.push_back(cur);
@@ -98,8 +109,8 @@ std::vector<std::string> quoted_words(std::string_view line) {
 // The words after keyword `kw` on statement `n`'s line, split as keepalived
 // re-reads script and notify lines (quoted_words); `n.words` is the
 // importer's own split, which groups "..." only.
-std::vector<std::string> words_after(const Node& n, const std::string& kw) {
-  std::vector<std::string> w = quoted_words(n.raw);
+std::vector<std::string> words_after(const Node& n, const std::string& kw, bool escapes) {
+  std::vector<std::string> w = quoted_words(n.raw, escapes);
   auto at = std::find(w.begin(), w.end(), kw);
   if (at == w.end()) return {n.words.begin() + 1, n.words.end()};
   return {at + 1, w.end()};
@@ -172,7 +183,7 @@ Script Interpreter::script(const Node& n) {
       // keepalived runs the first word only (a command with arguments must
       // be quoted: script "killall -0 haproxy"); the rest of an unquoted
       // line is dropped without a word in its log.
-      std::vector<std::string> w = words_after(s, kw);
+      std::vector<std::string> w = words_after(s, kw, true);
       if (w.empty()) fail(s.line, "'script' needs a value");
       sc.script = at(w[0], s.line);
       sc.script_ignored = join(w, 1);
@@ -258,7 +269,7 @@ Instance Interpreter::instance(const Node& n) {
     // Split as keepalived does ('...' groups like "..."; notify.c
     // notify_script_init, alloc_strvec_quoted).
     auto notify = [&](std::optional<At<std::string>>& f) {
-      std::vector<std::string> w = words_after(s, kw);
+      std::vector<std::string> w = words_after(s, kw, false);
       if (w.empty()) fail(s.line, "'" + kw + "' needs a value");
       f = at(w[0], s.line);
       if (w.size() > 1)

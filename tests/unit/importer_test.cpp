@@ -1290,3 +1290,17 @@ BOOST_AUTO_TEST_CASE(importer_keepalived_single_quoted_notify_is_one_command) {
   BOOST_TEST(!has(k.notes, "k.conf:4: 'notify_master"));
   BOOST_TEST(has(k.notes, "k.conf:5: 'notify_backup ... root' not translated"));
 }
+
+// keepalived reads a `script` line with escapes (alloc_strvec_quoted_escaped:
+// `\"` inside "..." is a quote), a notify line without (alloc_strvec_quoted:
+// the backslash stays). `script "/bin/sh -c \"exit 1\""` runs /bin/sh with
+// `-c` and `exit 1`; written with the backslashes kept, /bin/sh -c read
+// `"exit` as its script (a syntax error: the check failed every time).
+BOOST_AUTO_TEST_CASE(importer_keepalived_script_escapes_as_keepalived_reads_them) {
+  auto k = import_keepalived("vrrp_script chk {\n  script \"/bin/sh -c \\\"exit 1\\\"\"\n}\n" +
+                             ka_instance("E", 1, "  track_script {\n    chk\n  }\n"
+                                                 "  notify_master \"/bin/echo a\\ b\"\n"));
+  BOOST_REQUIRE_EQUAL(k.loaded.vrrp.at(0).track.scripts.size(), 1u);
+  BOOST_TEST(k.loaded.vrrp.at(0).track.scripts[0].command == "/bin/sh -c \"exit 1\"");
+  BOOST_TEST(k.loaded.vrrp.at(0).notify.master == "/bin/echo a\\ b");
+}
