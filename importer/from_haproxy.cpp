@@ -378,14 +378,25 @@ void Converter::proxy(const hp::Section& front, const hp::Section& back, const h
 
   // Timeouts: connect/server/queue/check belong to the backend side, client
   // to the frontend side (as in HAProxy).
-  if (const auto* t = set_timeout(back, "connect")) {
+  const At<Duration>* connect = set_timeout(back, "connect");
+  if (const auto* t = connect) {
     p.connect_timeout = t->value;
   } else {
     p.connect_timeout = 5000ms;
     hnote(back.line, "no 'timeout connect' for " + back.name + ": HAProxy waits without limit (and warns); "
                      "connect_timeout 5s is written");
   }
-  if (const auto* t = set_timeout(back, "queue")) p.queue_timeout = t->value;
+  // HAProxy (configuration.txt, "timeout queue"): unset, the queue waits
+  // as long as `timeout connect`; with that unset too (no limit) vipproxy's
+  // finite default stays.
+  if (const auto* t = set_timeout(back, "queue")) {
+    p.queue_timeout = t->value;
+  } else if (const auto* c = connect) {
+    p.queue_timeout = c->value;
+    hnote(back.line, "no 'timeout queue' for " + back.name + ": HAProxy uses 'timeout connect' (" +
+                         duration_text(c->value) + ") for the queue, so queue_timeout " + duration_text(c->value) +
+                         " is written (a client arriving while no backend is eligible waits that long)");
+  }
   // Half-closed sessions: client-fin is the frontend's, server-fin the
   // backend's. HAProxy's 0 is "no timeout", like vipproxy's.
   if (auto t = front.timeouts.find("client-fin"); t != front.timeouts.end())

@@ -136,17 +136,26 @@ void Converter::instance(const ka::Instance& in, const ka::Config& k, std::set<s
   // Addresses first: their family decides the version (keepalived moves an
   // IPv6 instance to VRRPv3 by itself).
   std::optional<bool> v6;
-  for (const auto& ip : in.virtual_ipaddresses) {
+  std::string excluded_written;  // virtual_ipaddress_excluded entries written with the others
+  auto add_address = [&](const ka::VirtualIp& ip, bool excluded) {
     bool is6 = is_ipv6(ip.address);
     if (!is6 && !is_ipv4(ip.address)) {
       not_translated(file, ip.line, ip.address, "not an IP address");
-      continue;
+      return;
     }
     if (v6 && *v6 != is6) {
-      not_translated(file, ip.line, ip.address,
-                     "an instance holds addresses of one family; put it in a second instance (with its own "
-                     "virtual_router_id or interface)");
-      continue;
+      if (excluded)
+        // keepalived keeps such an address out of the advert, so one
+        // instance may hold both families; ours lists every address.
+        refuse(file, ip.line, ip.address,
+               "an excluded address of the other family: vipproxy lists every address of an instance in its "
+               "adverts, so an instance holds one family. Move it into a vrrp_instance of its own (its own "
+               "virtual_router_id) on every keepalived node, then import again; it is not written");
+      else
+        not_translated(file, ip.line, ip.address,
+                       "an instance holds addresses of one family; put it in a second instance (with its own "
+                       "virtual_router_id or interface)");
+      return;
     }
     v6 = is6;
     cfg::VirtualAddress va;
@@ -161,8 +170,24 @@ void Converter::instance(const ka::Instance& in, const ka::Config& k, std::set<s
                      "either works for a VIP)");
     for (const auto& u : ip.unhandled)
       not_translated(file, ip.line, u, "virtual address option with no equivalent in vipproxy");
+    if (excluded) excluded_written += (excluded_written.empty() ? "" : " ") + ip.address;
     v.virtual_ipaddresses.push_back(std::move(va));
-  }
+  };
+  for (const auto& ip : in.virtual_ipaddresses) add_address(ip, false);
+  for (const auto& ip : in.virtual_ipaddresses_excluded) add_address(ip, true);
+  // Written with the others they move with the state as under keepalived,
+  // but our adverts then list them and keepalived's do not: each side drops
+  // the other's adverts as another router's (vrrp/codec.h classify_advert,
+  // keepalived alike), and both take the VIPs while the nodes are migrated
+  // one at a time. Not a note for the same reason as auth_type AH.
+  if (!excluded_written.empty())
+    refuse(file, in.excluded_line, "virtual_ipaddress_excluded { " + excluded_written + " }",
+           "vipproxy lists every address of an instance in its adverts, so they are written in "
+           "virtual_ipaddresses (added and removed with the state, as keepalived does) and its adverts list them; "
+           "a keepalived peer of this instance ignores such adverts (another address list) and vipproxy ignores "
+           "the peer's, so during a rolling migration both nodes take the VIPs. Move them into virtual_ipaddress "
+           "on every keepalived node (restart the nodes together) and import again, or stop keepalived on every "
+           "node before vipproxy starts on any");
   if (v6 && *v6 && v.version == 2) {
     v.version = 3;
     knote(in.line, "vrrp_instance " + in.name + " holds IPv6 addresses: version 3 is written (VRRPv2 is IPv4 only)");
@@ -241,7 +266,9 @@ void Converter::instance(const ka::Instance& in, const ka::Config& k, std::set<s
     used_scripts.insert(sc->name);
     int weight = ts.weight ? *ts.weight : sc->weight ? sc->weight->value : 0;
     std::string command = sc->script ? sc->script->value : "";
-    bool is_haproxy_check = contains_ci(sc->name, "haproxy") || contains_ci(command, "haproxy");
+    // Its purpose shows in the whole line, the words keepalived ignored too.
+    bool is_haproxy_check = contains_ci(sc->name, "haproxy") || contains_ci(command, "haproxy") ||
+                            contains_ci(sc->script_ignored, "haproxy");
     if (is_haproxy_check && !out_.proxies.empty()) {
       std::string names;
       for (const auto& p : out_.proxies) {
@@ -321,6 +348,16 @@ void Converter::keepalived(const ka::Config& k) {
   std::set<std::string> used_scripts;
   for (const auto& in : k.instances) instance(in, k, used_scripts);
   for (const auto& sc : k.scripts) {
+    // keepalived (vrrp_parser.c, set_script_params_array) takes the first
+    // word after `script` as the whole command line: an unquoted command's
+    // arguments were never run, and the import runs what keepalived ran.
+    if (sc.script && !sc.script_ignored.empty())
+      knote(sc.script->line, "'script " + sc.script->value + " " + sc.script_ignored + "' in vrrp_script " + sc.name +
+                                 ": keepalived runs only '" + sc.script->value + "' (the words after an unquoted "
+                                 "command are dropped; a command with arguments must be quoted: script \"" +
+                                 sc.script->value + " " + sc.script_ignored + "\"), so the import takes '" +
+                                 sc.script->value + "' as the command, what keepalived ran; quote the line and "
+                                 "import again if the arguments were meant");
     if (!used_scripts.count(sc.name))
       not_translated(file, sc.line, "vrrp_script " + sc.name, "no vrrp_instance tracks it");
     for (const auto& u : sc.unhandled)

@@ -53,6 +53,69 @@ std::vector<std::string> tokens(std::string_view line, int lineno, const std::st
   return out;
 }
 
+// keepalived's re-reading of a `script` or notify line (vrrp_parser.c
+// vrrp_vscript_script_handler: alloc_strvec_quoted_escaped; notify.c
+// notify_script_init: alloc_strvec_quoted; both then keep only slot 1 as the
+// command, set_script_params_array): words split at blanks, '...' and "..."
+// group, and a backslash takes the next character as it is (`escapes`,
+// script lines: `\"` is a quote, `\n` a newline) or stays with it (notify
+// lines). The command is then run by /bin/sh -c, which splits it again as
+// keepalived's second pass does. Stops at an unquoted '#' or '!' (a
+// comment); '{' and '}' end a word (the braces of a one-line block).
+std::vector<std::string> quoted_words(std::string_view line, bool escapes) {
+  std::vector<std::string> out;
+  std::string cur;
+  bool in_word = false;
+  char quote = 0;
+  auto escaped = [&](std::size_t& i) {
+    char e = line[++i];
+    if (!escapes) {
+      cur += '\\';
+      cur += e;
+    } else {
+      cur += e == 'n' ? '\n' : e == 't' ? '\t' : e == 'r' ? '\r' : e;
+    }
+  };
+  for (std::size_t i = 0; i < line.size(); ++i) {
+    char c = line[i];
+    if (quote) {
+      if (c == quote) quote = 0;
+      else if (c == '\\' && i + 1 < line.size()) escaped(i);
+      else cur += c;
+    } else if (c == '"' || c == '\'') {
+      quote = c;
+      in_word = true;
+    } else if (c == '\\' && i + 1 < line.size()) {
+      escaped(i);
+      in_word = true;
+    } else if (c == ' ' || c == '\t' || c == '\r') {
+      if (in_word) out.push_back(cur);
+      cur.clear();
+      in_word = false;
+    } else if (c == '#' || c == '!' || c == '{' || c == '}') {
+      if (in_word) out.push_back(cur);
+      cur.clear();
+      in_word = false;
+      if (c == '#' || c == '!') break;
+    } else {
+      cur += c;
+      in_word = true;
+    }
+  }
+  if (in_word) out.push_back(cur);
+  return out;
+}
+
+// The words after keyword `kw` on statement `n`'s line, split as keepalived
+// re-reads script and notify lines (quoted_words); `n.words` is the
+// importer's own split, which groups "..." only.
+std::vector<std::string> words_after(const Node& n, const std::string& kw, bool escapes) {
+  std::vector<std::string> w = quoted_words(n.raw, escapes);
+  auto at = std::find(w.begin(), w.end(), kw);
+  if (at == w.end()) return {n.words.begin() + 1, n.words.end()};
+  return {at + 1, w.end()};
+}
+
 class Interpreter {
  public:
   explicit Interpreter(std::string file) : file_(std::move(file)) {}
@@ -88,7 +151,7 @@ class Interpreter {
   void global_defs(Config& c, const Node& n);
   Script script(const Node& n);
   Instance instance(const Node& n);
-  void virtual_ips(Instance& v, const Node& block);
+  void virtual_ips(std::vector<VirtualIp>& ips, const Node& block);
   std::vector<TrackItem> track_items(const Node& block, std::vector<Unhandled>& unhandled);
 
   std::string file_;
@@ -116,7 +179,15 @@ Script Interpreter::script(const Node& n) {
   sc.name = n.words[1];
   for (const Node& s : n.children) {
     const std::string& kw = s.words[0];
-    if (kw == "script") sc.script = at(join(s.words, 1), s.line);
+    if (kw == "script") {
+      // keepalived runs the first word only (a command with arguments must
+      // be quoted: script "killall -0 haproxy"); the rest of an unquoted
+      // line is dropped without a word in its log.
+      std::vector<std::string> w = words_after(s, kw, true);
+      if (w.empty()) fail(s.line, "'script' needs a value");
+      sc.script = at(w[0], s.line);
+      sc.script_ignored = join(w, 1);
+    }
     else if (kw == "interval") sc.interval = at(seconds(s.line, kw, value(s)), s.line);
     else if (kw == "timeout") sc.timeout = at(seconds(s.line, kw, value(s)), s.line);
     else if (kw == "rise") sc.rise = at(number(s.line, kw, value(s)), s.line);
@@ -153,30 +224,30 @@ std::vector<TrackItem> Interpreter::track_items(const Node& block, std::vector<U
   return items;
 }
 
-void Interpreter::virtual_ips(Instance& v, const Node& block) {
+void Interpreter::virtual_ips(std::vector<VirtualIp>& ips, const Node& block) {
   // ADDR[/PFX] [dev X] [label Y] [brd X] [scope X] [no_track] ... per line.
   static const std::vector<std::string> with_arg = {"brd", "broadcast", "scope", "preferred_lft", "track_group", "metric"};
   for (const Node& s : block.children) {
     for (std::size_t i = 0; i < s.words.size(); ++i) {
       const std::string& w = s.words[i];
-      if (w == "dev" && !v.virtual_ipaddresses.empty() && i + 1 < s.words.size()) {
-        v.virtual_ipaddresses.back().device = s.words[++i];
-      } else if (w == "label" && !v.virtual_ipaddresses.empty() && i + 1 < s.words.size()) {
-        v.virtual_ipaddresses.back().label = s.words[++i];
-      } else if (!v.virtual_ipaddresses.empty() && v.virtual_ipaddresses.back().line == s.line &&
+      if (w == "dev" && !ips.empty() && i + 1 < s.words.size()) {
+        ips.back().device = s.words[++i];
+      } else if (w == "label" && !ips.empty() && i + 1 < s.words.size()) {
+        ips.back().label = s.words[++i];
+      } else if (!ips.empty() && ips.back().line == s.line &&
                  std::find(with_arg.begin(), with_arg.end(), w) != with_arg.end() && i + 1 < s.words.size()) {
-        v.virtual_ipaddresses.back().unhandled.push_back(w + " " + s.words[i + 1]);
+        ips.back().unhandled.push_back(w + " " + s.words[i + 1]);
         ++i;
-      } else if (!v.virtual_ipaddresses.empty() && v.virtual_ipaddresses.back().line == s.line &&
+      } else if (!ips.empty() && ips.back().line == s.line &&
                  w.find_first_of(".:") == std::string::npos) {
-        v.virtual_ipaddresses.back().unhandled.push_back(w);  // no_track, home, nodad...
+        ips.back().unhandled.push_back(w);  // no_track, home, nodad...
       } else {
         VirtualIp ip;
         ip.line = s.line;
         auto slash = w.find('/');
         ip.address = w.substr(0, slash);
         if (slash != std::string::npos) ip.prefix = number(s.line, "virtual_ipaddress", w.substr(slash + 1));
-        v.virtual_ipaddresses.push_back(std::move(ip));
+        ips.push_back(std::move(ip));
       }
     }
   }
@@ -195,10 +266,14 @@ Instance Interpreter::instance(const Node& n) {
     // (keepalived.conf(5); notify_script_init() in keepalived's scripts
     // code): the first word is the whole command, a quoted one included; the
     // words after it name the user and group to run it as, not arguments.
+    // Split as keepalived does ('...' groups like "..."; notify.c
+    // notify_script_init, alloc_strvec_quoted).
     auto notify = [&](std::optional<At<std::string>>& f) {
-      f = at(value(s), s.line);
-      if (s.words.size() > 2)
-        v.unhandled.push_back({s.line, kw + " ... " + join(s.words, 2),
+      std::vector<std::string> w = words_after(s, kw, false);
+      if (w.empty()) fail(s.line, "'" + kw + "' needs a value");
+      f = at(w[0], s.line);
+      if (w.size() > 1)
+        v.unhandled.push_back({s.line, kw + " ... " + join(w, 1),
                                "keepalived runs the command as this user [group], it does not pass it as an "
                                "argument: vipproxy runs notify commands as the daemon's user (quote the command "
                                "with its arguments, as keepalived needs too)"});
@@ -212,7 +287,10 @@ Instance Interpreter::instance(const Node& n) {
             else v.unhandled.push_back({a.line, a.words[i] + " " + a.words[i + 1], ""});
           }
       } else if (kw == "virtual_ipaddress") {
-        virtual_ips(v, s);
+        virtual_ips(v.virtual_ipaddresses, s);
+      } else if (kw == "virtual_ipaddress_excluded") {
+        virtual_ips(v.virtual_ipaddresses_excluded, s);
+        v.excluded_line = s.line;
       } else if (kw == "unicast_peer") {
         for (const Node& p : s.children)
           for (std::size_t i = 0; i < p.words.size(); ++i) {
@@ -301,7 +379,7 @@ std::vector<Node> parse_tree(std::string_view text, const std::string& file) {
   for (Lines lines(text, file); lines.next(raw, line);) {
     std::vector<std::string> words;
     auto flush = [&] {
-      if (!words.empty()) open.back()->push_back(Node{line, std::move(words), false, {}});
+      if (!words.empty()) open.back()->push_back(Node{line, std::move(words), false, {}, std::string(raw)});
       words.clear();
     };
     for (std::string& t : tokens(raw, line, file)) {
@@ -313,7 +391,7 @@ std::vector<Node> parse_tree(std::string_view text, const std::string& file) {
             throw ParseError(file, line, "'{' without a keyword before it");
           siblings.back().block = true;
         } else {
-          open.back()->push_back(Node{line, std::move(words), true, {}});
+          open.back()->push_back(Node{line, std::move(words), true, {}, std::string(raw)});
           words.clear();
         }
         Node& b = open.back()->back();

@@ -21,6 +21,7 @@ struct Node {
   std::vector<std::string> words;
   bool block = false;
   std::vector<Node> children;
+  std::string raw;  // the source line it starts on, as written (comments included)
   std::string text() const;  // words joined by one space, plus " { ... }" for a block
 };
 
@@ -31,7 +32,12 @@ std::vector<Node> parse_tree(std::string_view text, const std::string& file);
 struct Script {  // vrrp_script NAME { ... }
   int line = 0;
   std::string name;
+  // What keepalived runs: the first word after `script` (a quoted string is
+  // one word), split again into the program and its arguments.
   std::optional<At<std::string>> script;
+  // The words after that first one, which keepalived ignores ("killall" of an
+  // unquoted `script killall -0 haproxy`); empty when the line is quoted.
+  std::string script_ignored;
   std::optional<At<Duration>> interval, timeout;
   std::optional<At<unsigned>> rise, fall;
   std::optional<At<int>> weight;
@@ -63,6 +69,10 @@ struct Instance {  // vrrp_instance NAME { ... }
   std::optional<At<bool>> nopreempt;
   std::optional<At<std::string>> auth_type, auth_pass;
   std::vector<VirtualIp> virtual_ipaddresses;
+  // Added and removed with the state like the others, but not listed in the
+  // adverts (keepalived.conf(5), virtual_ipaddress_excluded).
+  std::vector<VirtualIp> virtual_ipaddresses_excluded;
+  int excluded_line = 0;  // the block's line, 0 when absent
   std::optional<At<std::string>> unicast_src_ip;  // also from `mcast_src_ip` (the same setting in keepalived)
   bool src_ip_from_mcast = false;                 // the last of the two was `mcast_src_ip`
   std::vector<At<std::string>> unicast_peers;

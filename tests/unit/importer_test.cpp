@@ -1166,3 +1166,141 @@ BOOST_AUTO_TEST_CASE(importer_haproxy_timeout_zero_is_not_set) {
   BOOST_TEST(has(h.notes, "h.cfg:4: 'timeout check 0'"));
   BOOST_TEST(has(h.notes, "h.cfg:5: 'timeout queue 0'"));
 }
+
+// ---------------------------------------------------------------- review: importer2
+
+// HAProxy (configuration.txt, "timeout queue"): "If unspecified, the same
+// value as the backend's connection timeout ("timeout connect") is used". The
+// old importer left vipproxy's default 10s: a site with `timeout connect 3s`
+// and no `timeout queue` had its clients wait 10s for a backend during a
+// failover where HAProxy gave up after 3s. Now queue_timeout is the connect
+// timeout, reported; with neither set (HAProxy: no limit) the 10s default
+// stays.
+BOOST_AUTO_TEST_CASE(importer_haproxy_queue_timeout_falls_back_to_connect) {
+  auto h = import_haproxy(
+      "defaults\n  mode tcp\n  timeout connect 3s\n"
+      "listen pg\n  bind *:5000\n  server n1 10.0.0.1:5432 check\n"
+      "listen pg2\n  bind *:5001\n  timeout queue 7s\n  server n1 10.0.0.1:5432 check\n");
+  BOOST_TEST(h.loaded.proxies.at(0).queue_timeout.count() == 3000);
+  BOOST_TEST(h.loaded.proxies.at(1).queue_timeout.count() == 7000);
+  BOOST_TEST(has(h.notes, "h.cfg:4: no 'timeout queue' for pg: HAProxy uses 'timeout connect' (3s) for the queue"));
+  BOOST_TEST(!has(h.notes, "no 'timeout queue' for pg2"));
+}
+
+// keepalived 2.x (vrrp_parser.c vrrp_vscript_script_handler ->
+// set_script_params_array) runs only the first word after `script`, a
+// quoted string being one word: an unquoted `script /usr/local/bin/chk_pg
+// --port 5432` runs chk_pg without its arguments. The old importer kept
+// the whole line, so the imported track script ran something keepalived
+// never ran (and passed or failed differently). Now the command is the
+// first word, the dropped words are named in a note with the line.
+BOOST_AUTO_TEST_CASE(importer_keepalived_unquoted_script_runs_its_first_word) {
+  auto k = import_keepalived(
+      "vrrp_script chk_pg {\n  script /usr/local/bin/chk_pg --port 5432   # the check\n  weight -20\n}\n"
+      "vrrp_script chk_q {\n  script \"/usr/local/bin/chk_pg --port 5433\"\n}\n"
+      "vrrp_script chk_s {\n  script '/bin/sh -c \"exit 0\"'\n}\n" +
+      ka_instance("V", 1, "  track_script {\n    chk_pg\n    chk_q\n    chk_s\n  }\n"));
+  const auto& scripts = k.loaded.vrrp.at(0).track.scripts;
+  BOOST_REQUIRE_EQUAL(scripts.size(), 3u);
+  BOOST_TEST(scripts[0].command == "/usr/local/bin/chk_pg");
+  BOOST_TEST(scripts[1].command == "/usr/local/bin/chk_pg --port 5433");
+  BOOST_TEST(scripts[2].command == "/bin/sh -c \"exit 0\"");
+  BOOST_TEST(has(k.notes, "k.conf:2: 'script /usr/local/bin/chk_pg --port 5432' in vrrp_script chk_pg: keepalived "
+                          "runs only '/usr/local/bin/chk_pg'"));
+  BOOST_TEST(!has(k.notes, "k.conf:6: 'script"));
+  BOOST_TEST(!has(k.notes, "k.conf:9: 'script"));
+}
+
+// The same for a check of HAProxy: `script killall -0 haproxy` unquoted ran
+// `killall` alone under keepalived. Its purpose (the words keepalived
+// dropped name haproxy) still makes it the proxy tracking, and the note
+// names the line.
+BOOST_AUTO_TEST_CASE(importer_keepalived_unquoted_haproxy_script_is_still_recognised) {
+  importer::Options o;
+  o.haproxy_file = "h.cfg";
+  o.keepalived_file = "k.conf";
+  auto h = hp::parse("listen pg\n  mode tcp\n  bind *:5000\n  timeout connect 1s\n  server n1 10.0.0.1:5432 check\n",
+                     o.haproxy_file);
+  auto k = ka::parse("vrrp_script chk {\n  script killall -0 haproxy\n  weight -30\n}\n" +
+                         ka_instance("V", 1, "  track_script {\n    chk\n  }\n"),
+                     o.keepalived_file);
+  BOOST_TEST(k.scripts.at(0).script->value == "killall");
+  BOOST_TEST(k.scripts.at(0).script_ignored == "-0 haproxy");
+  auto r = convert_and_load(&h, &k, o);
+  const auto& t = r.loaded.vrrp.at(0).track;
+  BOOST_TEST(t.scripts.empty());
+  BOOST_REQUIRE_EQUAL(t.proxies.size(), 1u);
+  BOOST_TEST(t.proxies[0].weight == -30);
+  BOOST_TEST(has(r.notes, "k.conf:2: 'script killall -0 haproxy' in vrrp_script chk: keepalived runs only 'killall'"));
+}
+
+// keepalived's virtual_ipaddress_excluded: addresses added and removed with
+// the state like the others but left out of the adverts. The old importer
+// reported the block as "no equivalent" and exited 0: after the migration
+// the MASTER no longer took these addresses, and clients using them lost
+// the service. vipproxy lists every address of an instance in its adverts,
+// so the same-family ones are written with the others (they follow the
+// state) and the import is refused with what to do: a keepalived peer
+// ignores adverts with another address list (and vipproxy the peer's), so
+// a rolling migration would leave both nodes MASTER. An excluded address
+// of the other family cannot be in the instance at all: refused, named.
+BOOST_AUTO_TEST_CASE(importer_keepalived_excluded_addresses_are_written_and_refused) {
+  const std::string text = ka_instance("X", 1,
+                                       "  virtual_ipaddress_excluded {\n    10.0.0.50/24 dev eth1\n"
+                                       "    10.0.0.51\n    fd00::51/64\n  }\n");
+  auto k = ka::parse(text, "k.conf");
+  importer::Options o;
+  o.keepalived_file = "k.conf";
+  auto r = importer::convert(nullptr, &k, o);
+  BOOST_TEST_INFO(r.yaml);
+  BOOST_TEST(r.load_error.empty(), r.load_error);
+  auto loaded = cfg::load_string(r.yaml, "imported.yaml");
+  const auto& vips = loaded.vrrp.at(0).virtual_ipaddresses;
+  BOOST_REQUIRE_EQUAL(vips.size(), 3u);
+  BOOST_TEST(vips[0].address == "10.0.0.1");
+  BOOST_TEST(vips[1].address == "10.0.0.50");
+  BOOST_TEST(vips[1].prefix_len == 24u);
+  BOOST_TEST(vips[1].device == "eth1");
+  BOOST_TEST(vips[2].address == "10.0.0.51");
+  BOOST_TEST(vips[2].prefix_len == 32u);
+  std::string refused;
+  for (const auto& n : r.refused) refused += n.to_string() + "\n";
+  BOOST_TEST_INFO(refused);
+  BOOST_REQUIRE_EQUAL(r.refused.size(), 2u);
+  BOOST_TEST(has(refused, "k.conf:7: 'fd00::51' cannot be translated: an excluded address of the other family"));
+  BOOST_TEST(has(refused, "k.conf:4: 'virtual_ipaddress_excluded { 10.0.0.50 10.0.0.51 }' cannot be translated"));
+  BOOST_TEST(has(refused, "Move them into virtual_ipaddress on every keepalived node"));
+  for (const auto& n : r.notes) BOOST_TEST(!has(n.to_string(), "virtual_ipaddress_excluded"), n.to_string());
+}
+
+// keepalived reads a notify line with its quote splitter too
+// (notify.c notify_script_init: alloc_strvec_quoted, ' and " alike): the
+// first word is the command, the next ones user and group. The old
+// importer grouped "..." only, so `notify_master '/etc/keepalived/notify.sh
+// master'` became the command `'/etc/keepalived/notify.sh` (an unterminated
+// quote: /bin/sh failed every time, the hook never ran) and `master'` was
+// reported as a user name.
+BOOST_AUTO_TEST_CASE(importer_keepalived_single_quoted_notify_is_one_command) {
+  auto k = import_keepalived(ka_instance("N", 1,
+                                         "  notify_master '/etc/keepalived/notify.sh master'\n"
+                                         "  notify_backup \"/etc/keepalived/notify.sh backup\" root\n"));
+  const auto& n = k.loaded.vrrp.at(0).notify;
+  BOOST_TEST(n.master == "/etc/keepalived/notify.sh master");
+  BOOST_TEST(n.backup == "/etc/keepalived/notify.sh backup");
+  BOOST_TEST(!has(k.notes, "k.conf:4: 'notify_master"));
+  BOOST_TEST(has(k.notes, "k.conf:5: 'notify_backup ... root' not translated"));
+}
+
+// keepalived reads a `script` line with escapes (alloc_strvec_quoted_escaped:
+// `\"` inside "..." is a quote), a notify line without (alloc_strvec_quoted:
+// the backslash stays). `script "/bin/sh -c \"exit 1\""` runs /bin/sh with
+// `-c` and `exit 1`; written with the backslashes kept, /bin/sh -c read
+// `"exit` as its script (a syntax error: the check failed every time).
+BOOST_AUTO_TEST_CASE(importer_keepalived_script_escapes_as_keepalived_reads_them) {
+  auto k = import_keepalived("vrrp_script chk {\n  script \"/bin/sh -c \\\"exit 1\\\"\"\n}\n" +
+                             ka_instance("E", 1, "  track_script {\n    chk\n  }\n"
+                                                 "  notify_master \"/bin/echo a\\ b\"\n"));
+  BOOST_REQUIRE_EQUAL(k.loaded.vrrp.at(0).track.scripts.size(), 1u);
+  BOOST_TEST(k.loaded.vrrp.at(0).track.scripts[0].command == "/bin/sh -c \"exit 1\"");
+  BOOST_TEST(k.loaded.vrrp.at(0).notify.master == "/bin/echo a\\ b");
+}
