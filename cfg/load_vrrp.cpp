@@ -201,6 +201,13 @@ void Loader::virtual_ipaddresses(const Map& m, VrrpInstance& v, const std::optio
            "expected only " + std::string(v.virtual_ipaddresses[0].is_ipv6 ? "IPv6" : "IPv4") +
                " addresses: an instance is IPv4 or IPv6; put the other family in a second instance");
     if (!seen_vips.insert(va.address).second) fail(vips[i], index(vpath, i), "duplicate address " + va.address);
+    // The advert's address count is one byte (RFC 5798 §5.2.5, RFC 3768
+    // §5.3.5): a 256th address would be sent as a count of 0 and every peer
+    // would drop the advert as malformed.
+    if (i == 255)
+      fail(vips[i], index(vpath, i),
+           "at most 255 addresses per instance (an advert counts them in one byte, RFC 5798 section 5.2.5); "
+           "put the others in a second instance with its own virtual_router_id");
     v.virtual_ipaddresses.push_back(std::move(va));
   }
   if (v.virtual_ipaddresses[0].is_ipv6 && v.version == 2)

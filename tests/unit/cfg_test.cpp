@@ -854,6 +854,14 @@ BOOST_AUTO_TEST_CASE(virtual_address_rules) {
   expect_error(vips("      - 0.0.0.0/0\n"), 7, "virtual_ipaddresses[0]", "unspecified");
   expect_error(vips("      - 10.0.0.1\n      - fd00::1\n"), 8, "virtual_ipaddresses[1]", "an instance is IPv4 or IPv6");
   expect_error(vips("      - 10.0.0.1/24\n      - 10.0.0.1/32\n"), 8, "virtual_ipaddresses[1]", "duplicate address");
+  {
+    // 255 addresses load; a 256th is refused (the advert's count is one byte).
+    std::string list;
+    for (int i = 0; i < 256; ++i) list += "      - 10.0." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1) + "\n";
+    expect_error(vips(list), 7 + 255, "virtual_ipaddresses[255]", "at most 255 addresses");
+    const auto first255 = list.substr(0, list.rfind("      - "));
+    BOOST_TEST(cfg::load_string(vips(first255), "t.yaml").vrrp[0].virtual_ipaddresses.size() == 255u);
+  }
   expect_error(vips("      - {address: fd00::1, label: 'eth0:x'}\n"), 7, "virtual_ipaddresses[0].label",
                "IPv4 addresses only");
   expect_error(vips("      - {address: 10.0.0.1, label: 'vip'}\n"), 7, "virtual_ipaddresses[0].label", "eth0:<suffix>");
