@@ -15,7 +15,8 @@ backends:
   timelines are read again, not remembered);
 - equal timelines: new sessions stay on a;
 - b's /patroni answering garbage: new sessions stay on a, it is logged,
-  the daemon stays up;
+  the daemon stays up; when b's Patroni then answers its timeline (7), the
+  read tried again sees it and new sessions go to b;
 - a reload while b's read is held: with b's check where it was, the read
   goes on (not cancelled under the stand-in); with b's check moved to
   another Patroni, that one is read; SIGTERM with a read held: exit 0.
@@ -126,6 +127,23 @@ class OverlapTimeline(unittest.TestCase):
         self.assertEqual(self.current(), "a")
         self.assertEqual(self.session_goes_to(), "a")
         self.assertNotIn("new sessions now go to b", self.log())
+        self.assertIsNone(self.p.poll(), self.log())
+
+    def test_failed_read_is_retried_within_the_overlap(self):
+        # b's Patroni answers garbage when the overlap starts, then its
+        # timeline: the read is tried again while the overlap lasts (before,
+        # new sessions stayed on a until the overlap changed or ended).
+        self.start(6, "garbage")
+        self.overlap()
+        L.wait_until(lambda: "b not read (the reply is not a JSON object): new sessions stay on a" in self.log(),
+                     20, "the failed read logged")
+        self.assertEqual(self.current(), "a")
+        requests = self.b.stats()["requests"]
+        self.b.set_timeline(7)
+        L.wait_until(lambda: self.current() == "b", 30, "new sessions on b")
+        self.assertIn("proxy pg: b is on timeline 7, a on 6: new sessions now go to b", self.log())
+        self.assertEqual(self.session_goes_to(), "b")
+        self.assertGreater(self.b.stats()["requests"], requests)
         self.assertIsNone(self.p.poll(), self.log())
 
     def reload(self, b_check_port, nth, interval):
