@@ -517,9 +517,11 @@ void Daemon::on_timeline(const std::string& proxy_name, const std::string& backe
   if (pi == proxies_.size()) return;
   // A failed read is tried again while the overlap lasts: a Patroni that was
   // busy or timed out at the overlap's start answers later, and new sessions
-  // can still move to the newer timeline.
+  // can still move to the newer timeline. A good one is read again, slowly:
+  // a node promoted once more during the overlap is seen.
   if (read.timeline) {
     read.failures = 0;
+    schedule_timeline_read(proxy_name, backend, read, proxy::timeline_reread_after(proxies_[pi]->cfg.check.interval));
   } else {
     ++read.failures;
     schedule_timeline_read(proxy_name, backend, read,

@@ -189,8 +189,9 @@ class Daemon {
   // reports as a primary (GET /patroni, http checks), for the election
   // (proxy::elect_first_by_timeline): read when the overlap starts or
   // changes, and again after a reload that moved one of its backends; a
-  // failed read is retried while the overlap lasts (proxy::timeline_retry_after);
-  // forgotten when it ends.
+  // failed read is retried while the overlap lasts (proxy::timeline_retry_after),
+  // a good one read again slowly (proxy::timeline_reread_after); forgotten
+  // when it ends.
   struct TimelineRead {
     std::function<void()> cancel;  // of the request (in flight or waiting for the server's close)
     uint64_t request = 0;          // its number: a reply to an older one is ignored

@@ -40,6 +40,10 @@ std::chrono::milliseconds timeline_retry_after(std::chrono::milliseconds check_i
   return std::min(delay, cap);
 }
 
+std::chrono::milliseconds timeline_reread_after(std::chrono::milliseconds check_interval) {
+  return std::max(check_interval * 5, std::chrono::milliseconds(10000));
+}
+
 std::optional<size_t> choose(cfg::Balance balance, std::span<const Candidate> backends, size_t current,
                              uint64_t ticket) {
   size_t eligible = 0;

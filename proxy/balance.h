@@ -59,6 +59,14 @@ size_t elect_first_by_timeline(std::span<const Candidate> backends,
 // has ended: never more than one in flight per backend.
 std::chrono::milliseconds timeline_retry_after(std::chrono::milliseconds check_interval, unsigned failures);
 
+// During an overlap that lasts, when to read again a backend's timeline
+// whose last read succeeded: a node promoted once more while the overlap
+// lasts (a second failover, or the old primary of a split brain promoted
+// again) is then seen. Slow, as the timeline of a node rarely changes and
+// every read is a request to its Patroni: every 5 check intervals, not
+// sooner than 10 s.
+std::chrono::milliseconds timeline_reread_after(std::chrono::milliseconds check_interval);
+
 // More than one backend of a `first` proxy passing its check at once (a
 // Patroni split brain, or a stale node) is loud news, but news once: the
 // daemon elects at every check change and reload, and repeating the warning

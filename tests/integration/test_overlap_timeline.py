@@ -146,6 +146,21 @@ class OverlapTimeline(unittest.TestCase):
         self.assertGreater(self.b.stats()["requests"], requests)
         self.assertIsNone(self.p.poll(), self.log())
 
+    def test_promoted_again_within_the_overlap(self):
+        # b (7) takes new sessions; during the same overlap a is promoted
+        # once more (9): the timelines are read again (every 10 s here) and
+        # new sessions go back to a. Before, a's new timeline was not seen
+        # until the overlap changed or ended.
+        self.start(6, 7)
+        self.overlap()
+        L.wait_until(lambda: self.current() == "b", 20, "new sessions on b")
+        self.a.set_timeline(9)
+        L.wait_until(lambda: self.current() == "a", 30, "new sessions back on a")
+        self.assertIn("proxy pg: a is on timeline 9, b on 7: new sessions now go to a", self.log())
+        self.assertEqual(self.session_goes_to(), "a")
+        self.assertEqual(self.log().count(WARN), 1, self.log())  # the same overlap
+        self.assertIsNone(self.p.poll(), self.log())
+
     def reload(self, b_check_port, nth, interval):
         with open(self.config + ".tmp", "w") as f:
             f.write(L.proxy_yaml("pg", self.listen, [("a", self.ports["a"]), ("b", self.ports["b"])],

@@ -284,3 +284,16 @@ BOOST_AUTO_TEST_CASE(timeline_retry_backs_off_within_bounds) {
     BOOST_TEST(d >= timeline_retry_after(milliseconds(250), f - 1 ? f - 1 : 1));
   }
 }
+
+BOOST_AUTO_TEST_CASE(timeline_reread_is_slow) {
+  using std::chrono::milliseconds;
+  using proxy::timeline_reread_after;
+  BOOST_TEST(timeline_reread_after(milliseconds(0)).count() == 10000);
+  BOOST_TEST(timeline_reread_after(milliseconds(200)).count() == 10000);
+  BOOST_TEST(timeline_reread_after(milliseconds(2000)).count() == 10000);
+  BOOST_TEST(timeline_reread_after(milliseconds(3000)).count() == 15000);
+  // Never sooner than a retry after a failure.
+  for (long ms : {0L, 100L, 2000L, 5000L, 60000L})
+    for (unsigned f = 1; f < 10; ++f)
+      BOOST_TEST(timeline_reread_after(milliseconds(ms)) >= proxy::timeline_retry_after(milliseconds(ms), f));
+}
