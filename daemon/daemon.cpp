@@ -593,6 +593,19 @@ const health::Status* Daemon::check_status(size_t proxy, size_t backend) const {
   return &checkers_[proxy][backend]->status();
 }
 
+std::optional<Daemon::OverlapTimeline> Daemon::overlap_timeline(size_t proxy, size_t backend) const {
+  if (proxy >= proxies_.size() || backend >= proxies_[proxy]->backends.size()) return std::nullopt;
+  auto t = overlap_timelines_.find(proxies_[proxy]->cfg.name);
+  if (t == overlap_timelines_.end()) return std::nullopt;
+  auto it = t->second.backends.find(proxies_[proxy]->backends[backend]->cfg.name);
+  if (it == t->second.backends.end()) return std::nullopt;
+  OverlapTimeline o;
+  o.reading = it->second.in_flight;
+  o.timeline = it->second.timeline;
+  if (!o.timeline) o.error = it->second.why;
+  return o;
+}
+
 size_t Daemon::pipes_in_use() const {
   size_t n = 0;
   for (auto& w : workers_) n += w->pipes_in_use();

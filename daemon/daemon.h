@@ -54,6 +54,14 @@ class Daemon {
   const cfg::Config& config() const { return config_; }
   const std::vector<std::shared_ptr<proxy::ProxyRuntime>>& proxies() const { return proxies_; }
   const health::Status* check_status(size_t proxy, size_t backend) const;
+  // While backend `backend` of a `first` proxy is in an overlap (several
+  // pass the check at once): its timeline as last read (GET /patroni).
+  struct OverlapTimeline {
+    bool reading = false;              // a read is in flight
+    std::optional<uint64_t> timeline;  // nullopt: not read (yet), failed, or not a primary's
+    std::string error;                 // why the last read gave no timeline ("" if none ended yet)
+  };
+  std::optional<OverlapTimeline> overlap_timeline(size_t proxy, size_t backend) const;
   size_t pipes_in_use() const;
   // Whether the kernel data path is loaded, and why not when it is not.
   bool kernel_path() const { return kernel_path_; }
