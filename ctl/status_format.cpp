@@ -167,6 +167,7 @@ std::string format_status(const json::value& st, const StatusOptions& opt) {
   }
   const json::value* proxies = field(st, "proxies");
   std::vector<std::vector<std::string>> prow, brow;
+  std::string overlaps;  // a line per proxy with several backends passing at once
   if (proxies && proxies->is_array()) {
     for (const auto& p : proxies->as_array()) {
       std::string pname = str(p, "name");
@@ -177,6 +178,24 @@ std::string format_status(const json::value& st, const StatusOptions& opt) {
       std::string path = path_it != opt.check_paths.end() ? path_it->second : "/primary";
       const json::value* bs = field(p, "backends");
       if (!bs || !bs->is_array()) continue;
+      // Daemons since the timeline rule: each overlapping backend's
+      // timeline (GET /patroni), which new sessions follow (README, `balance`).
+      std::string timelines;
+      for (const auto& b : bs->as_array()) {
+        const json::value* o = field(b, "overlap");
+        if (!o || !o->is_object()) continue;
+        std::string one = str(b, "name");
+        const std::string tl = str(*o, "timeline"), err = str(*o, "error");
+        const json::value* reading = field(*o, "reading");
+        const bool busy = reading && reading->is_bool() && reading->as_bool();
+        if (tl != "-") one += " on timeline " + tl;
+        else if (err != "-" && !err.empty()) one += " not read (" + err + ")" + (busy ? ", reading again" : "");
+        else one += busy ? " being read" : " not read";
+        timelines += (timelines.empty() ? "" : ", ") + one;
+      }
+      if (!timelines.empty())
+        overlaps += printable("Overlap on " + pname + ": " + timelines + "; new sessions go to " +
+                              (current == "-" ? "none" : current)) + "\n";
       for (const auto& b : bs->as_array()) {
         const json::value* c = field(b, "check");
         std::string state = c ? str(*c, "state") : "-";
@@ -192,6 +211,7 @@ std::string format_status(const json::value& st, const StatusOptions& opt) {
   out += render_table("Backends (* = current)",
                       {"Proxy", "Backend", "Address", "Role", "State", "Last check", "Latency", "Sessions", "Conn errors"},
                       brow);
+  out += overlaps;
   const json::value* vrrp = field(st, "vrrp");
   if (vrrp && vrrp->is_array() && !vrrp->as_array().empty()) {
     std::vector<std::vector<std::string>> vrow;

@@ -434,6 +434,15 @@ std::string AdminServer::status_json() const {
         c["transitions"] = st->transitions;
         bo["check"] = std::move(c);
       }
+      // Only while this backend is one of several passing at once (`first`):
+      // the timeline its Patroni reported, which new sessions follow.
+      if (auto t = daemon_.overlap_timeline(pi, bi)) {
+        json::object to;
+        to["timeline"] = t->timeline ? json::value(*t->timeline) : json::value(nullptr);
+        to["reading"] = t->reading;
+        to["error"] = t->error;
+        bo["overlap"] = std::move(to);
+      }
       backends.push_back(std::move(bo));
     }
     o["backends"] = std::move(backends);
@@ -490,6 +499,13 @@ std::string AdminServer::metrics_text() const {
        [&](size_t p, size_t b) -> uint64_t { auto* s = check(p, b); return s ? s->malformed : 0; }},
       {"check_transitions", Type::counter, "UP/DOWN changes",
        [&](size_t p, size_t b) -> uint64_t { auto* s = check(p, b); return s ? s->transitions : 0; }},
+      {"timeline", Type::gauge,
+       "While several backends of a first proxy pass at once: the PostgreSQL timeline the backend's Patroni "
+       "reports as a primary (0: none, not read, or not a primary's reply)",
+       [&](size_t p, size_t b) -> uint64_t {
+         auto t = daemon_.overlap_timeline(p, b);
+         return t && t->timeline ? *t->timeline : 0;
+       }},
   };
   for (const auto& m : backend_metrics) {
     w.family(std::string("backend_") + m.name, m.type, m.help);

@@ -416,8 +416,10 @@ void Daemon::elect(size_t pi) {
 }
 
 void Daemon::cancel_timeline_reads(OverlapTimelines& t) {
-  for (auto& [name, read] : t.backends)
+  for (auto& [name, read] : t.backends) {
     if (read.cancel) read.cancel();
+    if (read.again) read.again->cancel();
+  }
   t.backends.clear();
 }
 
@@ -450,19 +452,46 @@ void Daemon::read_timelines(const proxy::ProxyRuntime& p) {
   for (const auto& name : overlaps_[p.cfg.name].names()) {
     size_t bi = 0;
     while (bi < p.backends.size() && p.backends[bi]->cfg.name != name) ++bi;
-    if (bi == p.backends.size()) continue;
-    auto& read = t.backends[name];
-    read.source = timeline_source(p, bi);
-    read.in_flight = true;
-    read.request = ++patroni_requests_;
-    read.cancel = health::fetch_once(
-        control_, p.cfg.check, cfg::check_target(p.cfg, bi), session_address(*p.backends[bi]), "/patroni",
-        std::chrono::milliseconds(2000),
-        [this, proxy = p.cfg.name, name, request = read.request](const health::CheckResult& r,
-                                                                 const std::string& body) {
-          on_timeline(proxy, name, request, r, body);
-        });
+    if (bi < p.backends.size()) read_timeline(p, bi, t);
   }
+}
+
+void Daemon::read_timeline(const proxy::ProxyRuntime& p, size_t bi, OverlapTimelines& t) {
+  const std::string& name = p.backends[bi]->cfg.name;
+  auto& read = t.backends[name];
+  // The previous read has ended (one in flight per backend); its cancel now
+  // only closes a connection the server left open after its reply.
+  if (read.cancel) read.cancel();
+  read.source = timeline_source(p, bi);
+  read.in_flight = true;
+  read.request = ++patroni_requests_;
+  read.cancel = health::fetch_once(
+      control_, p.cfg.check, cfg::check_target(p.cfg, bi), session_address(*p.backends[bi]), "/patroni",
+      std::chrono::milliseconds(2000),
+      [this, proxy = p.cfg.name, name, request = read.request](const health::CheckResult& r,
+                                                               const std::string& body) {
+        on_timeline(proxy, name, request, r, body);
+      });
+}
+
+void Daemon::schedule_timeline_read(const std::string& proxy_name, const std::string& backend, TimelineRead& read,
+                                    std::chrono::milliseconds after) {
+  if (stopping_) return;
+  if (!read.again) read.again = std::make_shared<boost::asio::steady_timer>(control_);
+  read.again->expires_after(after);
+  // By name and request number: a reload, the overlap's end or another read
+  // since makes this one moot.
+  read.again->async_wait([this, proxy_name, backend, request = read.request](boost::system::error_code ec) {
+    if (ec || stopping_) return;
+    auto t = overlap_timelines_.find(proxy_name);
+    if (t == overlap_timelines_.end()) return;
+    auto it = t->second.backends.find(backend);
+    if (it == t->second.backends.end() || it->second.request != request || it->second.in_flight) return;
+    const proxy::ProxyRuntime* p = running(proxy_name);
+    if (!p || p->cfg.check.type != cfg::CheckType::http) return;
+    for (size_t bi = 0; bi < p->backends.size(); ++bi)
+      if (p->backends[bi]->cfg.name == backend) return read_timeline(*p, bi, t->second);
+  });
 }
 
 void Daemon::on_timeline(const std::string& proxy_name, const std::string& backend, uint64_t request,
@@ -477,13 +506,27 @@ void Daemon::on_timeline(const std::string& proxy_name, const std::string& backe
   read.in_flight = false;
   // read.cancel is kept: it also ends the wait for a server that does not
   // close after its reply.
-  if (r.outcome == health::Outcome::ok)
+  if (r.outcome == health::Outcome::ok) {
     read.timeline = health::primary_timeline_from_status(body, read.why);
-  else
+  } else {
+    read.timeline.reset();
     read.why = health::describe(r);
+  }
   size_t pi = 0;
   while (pi < proxies_.size() && proxies_[pi]->cfg.name != proxy_name) ++pi;
   if (pi == proxies_.size()) return;
+  // A failed read is tried again while the overlap lasts: a Patroni that was
+  // busy or timed out at the overlap's start answers later, and new sessions
+  // can still move to the newer timeline. A good one is read again, slowly:
+  // a node promoted once more during the overlap is seen.
+  if (read.timeline) {
+    read.failures = 0;
+    schedule_timeline_read(proxy_name, backend, read, proxy::timeline_reread_after(proxies_[pi]->cfg.check.interval));
+  } else {
+    ++read.failures;
+    schedule_timeline_read(proxy_name, backend, read,
+                           proxy::timeline_retry_after(proxies_[pi]->cfg.check.interval, read.failures));
+  }
   const size_t before = proxies_[pi]->current.load();
   elect(pi);  // may move new sessions (and says so)
   // Once every read has ended: what they said, when new sessions did not
@@ -548,6 +591,19 @@ void Daemon::set_urgent(size_t pi, bool urgent) {
 const health::Status* Daemon::check_status(size_t proxy, size_t backend) const {
   if (proxy >= checkers_.size() || backend >= checkers_[proxy].size()) return nullptr;
   return &checkers_[proxy][backend]->status();
+}
+
+std::optional<Daemon::OverlapTimeline> Daemon::overlap_timeline(size_t proxy, size_t backend) const {
+  if (proxy >= proxies_.size() || backend >= proxies_[proxy]->backends.size()) return std::nullopt;
+  auto t = overlap_timelines_.find(proxies_[proxy]->cfg.name);
+  if (t == overlap_timelines_.end()) return std::nullopt;
+  auto it = t->second.backends.find(proxies_[proxy]->backends[backend]->cfg.name);
+  if (it == t->second.backends.end()) return std::nullopt;
+  OverlapTimeline o;
+  o.reading = it->second.in_flight;
+  o.timeline = it->second.timeline;
+  if (!o.timeline) o.error = it->second.why;
+  return o;
 }
 
 size_t Daemon::pipes_in_use() const {

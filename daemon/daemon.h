@@ -54,6 +54,14 @@ class Daemon {
   const cfg::Config& config() const { return config_; }
   const std::vector<std::shared_ptr<proxy::ProxyRuntime>>& proxies() const { return proxies_; }
   const health::Status* check_status(size_t proxy, size_t backend) const;
+  // While backend `backend` of a `first` proxy is in an overlap (several
+  // pass the check at once): its timeline as last read (GET /patroni).
+  struct OverlapTimeline {
+    bool reading = false;              // a read is in flight
+    std::optional<uint64_t> timeline;  // nullopt: not read (yet), failed, or not a primary's
+    std::string error;                 // why the last read gave no timeline ("" if none ended yet)
+  };
+  std::optional<OverlapTimeline> overlap_timeline(size_t proxy, size_t backend) const;
   size_t pipes_in_use() const;
   // Whether the kernel data path is loaded, and why not when it is not.
   bool kernel_path() const { return kernel_path_; }
@@ -187,9 +195,11 @@ class Daemon {
   std::map<std::string, proxy::OverlapWatch> overlaps_;
   // During such an overlap, the PostgreSQL timeline each backend of it
   // reports as a primary (GET /patroni, http checks), for the election
-  // (proxy::elect_first_by_timeline): read once when the overlap starts or
-  // changes, and again after a reload that moved one of its backends;
-  // forgotten when it ends.
+  // (proxy::elect_first_by_timeline): read when the overlap starts or
+  // changes, and again after a reload that moved one of its backends; a
+  // failed read is retried while the overlap lasts (proxy::timeline_retry_after),
+  // a good one read again slowly (proxy::timeline_reread_after); forgotten
+  // when it ends.
   struct TimelineRead {
     std::function<void()> cancel;  // of the request (in flight or waiting for the server's close)
     uint64_t request = 0;          // its number: a reply to an older one is ignored
@@ -197,6 +207,8 @@ class Daemon {
     std::optional<uint64_t> timeline;  // nullopt: not read (yet), or not a primary's
     std::string why;                   // why not, once answered
     std::string source;                // where it was read (timeline_source)
+    unsigned failures = 0;             // reads in a row that failed (proxy::timeline_retry_after)
+    std::shared_ptr<boost::asio::steady_timer> again;  // the next read, once this one has ended
   };
   struct OverlapTimelines {
     std::map<std::string, TimelineRead> backends;  // by backend name; empty: to be read
@@ -205,6 +217,11 @@ class Daemon {
   std::map<std::string, OverlapTimelines> overlap_timelines_;  // by proxy name
   // Cancels the proxy's reads and starts one per backend of its overlap.
   void read_timelines(const proxy::ProxyRuntime& p);
+  // Starts one read of backend `bi`'s timeline (its entry in `t` is made).
+  void read_timeline(const proxy::ProxyRuntime& p, size_t bi, OverlapTimelines& t);
+  // After a read has ended: the next one of that backend, while the overlap lasts.
+  void schedule_timeline_read(const std::string& proxy, const std::string& backend, TimelineRead& read,
+                              std::chrono::milliseconds after);
   void on_timeline(const std::string& proxy, const std::string& backend, uint64_t request,
                    const health::CheckResult& r, const std::string& body);
   // Cancels an overlap's reads and forgets what they read (`logged` stays):

@@ -1,5 +1,7 @@
 #include "proxy/balance.h"
 
+#include <algorithm>
+
 namespace proxy {
 
 size_t elect_first(std::span<const Candidate> backends, size_t current) {
@@ -27,6 +29,19 @@ size_t elect_first_by_timeline(std::span<const Candidate> backends,
   }
   if (eligible < 2 || tie) return today;
   return best;
+}
+
+std::chrono::milliseconds timeline_retry_after(std::chrono::milliseconds check_interval, unsigned failures) {
+  using std::chrono::milliseconds;
+  const milliseconds base = std::max(check_interval, milliseconds(2000));
+  const milliseconds cap = std::max(base, milliseconds(10000));
+  milliseconds delay = base;
+  for (unsigned i = 1; i < failures && delay < cap; ++i) delay *= 2;
+  return std::min(delay, cap);
+}
+
+std::chrono::milliseconds timeline_reread_after(std::chrono::milliseconds check_interval) {
+  return std::max(check_interval * 5, std::chrono::milliseconds(10000));
 }
 
 std::optional<size_t> choose(cfg::Balance balance, std::span<const Candidate> backends, size_t current,

@@ -1,6 +1,7 @@
 // Backend choice, as a pure function so every rule has a unit test.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -46,6 +47,25 @@ size_t elect_first(std::span<const Candidate> backends, size_t current);
 // choice. Never a backend that is not eligible.
 size_t elect_first_by_timeline(std::span<const Candidate> backends,
                                std::span<const std::optional<uint64_t>> timelines, size_t current);
+
+// During an overlap, when to read again a backend's timeline whose last
+// read failed (a timeout, Patroni busy, a 5xx, a reply not a primary's or
+// not understood): `failures` reads in a row have failed (>= 1). At the
+// check interval, but not sooner than 2 s after the failure (a node that
+// times out or is busy is not hammered), doubling at each failure in a row
+// up to 10 s (or the interval, when longer): a node whose Patroni answers
+// again is read within 10 s, so new sessions can move to the newer timeline
+// while the overlap lasts. The daemon starts it only once the previous read
+// has ended: never more than one in flight per backend.
+std::chrono::milliseconds timeline_retry_after(std::chrono::milliseconds check_interval, unsigned failures);
+
+// During an overlap that lasts, when to read again a backend's timeline
+// whose last read succeeded: a node promoted once more while the overlap
+// lasts (a second failover, or the old primary of a split brain promoted
+// again) is then seen. Slow, as the timeline of a node rarely changes and
+// every read is a request to its Patroni: every 5 check intervals, not
+// sooner than 10 s.
+std::chrono::milliseconds timeline_reread_after(std::chrono::milliseconds check_interval);
 
 // More than one backend of a `first` proxy passing its check at once (a
 // Patroni split brain, or a stale node) is loud news, but news once: the

@@ -13,9 +13,12 @@ backends:
   warning names both; a session opened on a before stays open; when the
   overlap ends and a later one starts with a on 8, a is taken again (the
   timelines are read again, not remembered);
+  while the overlap lasts each backend's timeline is in /status
+  ("overlap"), in `vipproxy status` and in /metrics (backend_timeline);
 - equal timelines: new sessions stay on a;
 - b's /patroni answering garbage: new sessions stay on a, it is logged,
-  the daemon stays up;
+  the daemon stays up; when b's Patroni then answers its timeline (7), the
+  read tried again sees it and new sessions go to b;
 - a reload while b's read is held: with b's check where it was, the read
   goes on (not cancelled under the stand-in); with b's check moved to
   another Patroni, that one is read; SIGTERM with a read held: exit 0.
@@ -23,6 +26,7 @@ backends:
 import os
 import signal
 import socket
+import subprocess
 import sys
 import unittest
 
@@ -81,6 +85,22 @@ class OverlapTimeline(unittest.TestCase):
             got += chunk
         return got
 
+    def overlap_status(self):
+        """Each backend's "overlap" object of /status (None: not in one)."""
+        return {b["name"]: b.get("overlap") for b in self.proxy()["backends"]}
+
+    def cli_status(self):
+        r = subprocess.run([L.VIPPROXY, "status", "--admin", f"127.0.0.1:{self.admin}", "--config",
+                            os.path.join(self.lab.dir, "absent.yaml")], capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return r.stdout
+
+    def timeline_gauge(self, backend):
+        for line in L.metrics(self.admin).splitlines():
+            if line.startswith("vipproxy_backend_timeline{") and f'backend="{backend}"' in line:
+                return int(line.rsplit(" ", 1)[1])
+        return None
+
     def overlap(self, nth=1):
         self.b.set_role("primary")
         L.wait_until(lambda: self.log().count(WARN) >= nth, 20, "the overlap")
@@ -95,6 +115,12 @@ class OverlapTimeline(unittest.TestCase):
         L.wait_until(lambda: self.current() == "b", 20, "new sessions on b")
         self.assertIn("proxy pg: b is on timeline 7, a on 6: new sessions now go to b", self.log())
         self.assertEqual(self.session_goes_to(), "b")
+        # The timelines are shown, not only logged: /status, vipproxy status, /metrics.
+        st = self.overlap_status()
+        self.assertEqual(st["a"]["timeline"], 6, st)
+        self.assertEqual(st["b"]["timeline"], 7, st)
+        self.assertIn("Overlap on pg: a on timeline 6, b on timeline 7; new sessions go to b", self.cli_status())
+        self.assertEqual((self.timeline_gauge("a"), self.timeline_gauge("b")), (6, 7))
         # The session on a is left as it was (cut only when a's check fails).
         self.assertEqual(self.echo_on(held, b"still"), b"still")
 
@@ -102,6 +128,9 @@ class OverlapTimeline(unittest.TestCase):
         # timelines again: a was promoted once more, to 8.
         self.a.set_role("replica")
         L.wait_until(lambda: "backends no longer pass the check at once" in self.log(), 20, "the overlap's end")
+        self.assertEqual(self.overlap_status(), {"a": None, "b": None})
+        self.assertNotIn("Overlap on", self.cli_status())
+        self.assertEqual((self.timeline_gauge("a"), self.timeline_gauge("b")), (0, 0))
         self.a.set_timeline(8)
         self.a.set_role("primary")
         L.wait_until(lambda: self.current() == "a", 20, "new sessions on a again")
@@ -126,6 +155,44 @@ class OverlapTimeline(unittest.TestCase):
         self.assertEqual(self.current(), "a")
         self.assertEqual(self.session_goes_to(), "a")
         self.assertNotIn("new sessions now go to b", self.log())
+        st = self.overlap_status()
+        self.assertEqual(st["a"]["timeline"], 6, st)
+        self.assertIsNone(st["b"]["timeline"], st)
+        self.assertEqual(st["b"]["error"], "the reply is not a JSON object", st)
+        self.assertIn("b not read (the reply is not a JSON object)", self.cli_status())
+        self.assertEqual(self.timeline_gauge("b"), 0)
+        self.assertIsNone(self.p.poll(), self.log())
+
+    def test_failed_read_is_retried_within_the_overlap(self):
+        # b's Patroni answers garbage when the overlap starts, then its
+        # timeline: the read is tried again while the overlap lasts (before,
+        # new sessions stayed on a until the overlap changed or ended).
+        self.start(6, "garbage")
+        self.overlap()
+        L.wait_until(lambda: "b not read (the reply is not a JSON object): new sessions stay on a" in self.log(),
+                     20, "the failed read logged")
+        self.assertEqual(self.current(), "a")
+        requests = self.b.stats()["requests"]
+        self.b.set_timeline(7)
+        L.wait_until(lambda: self.current() == "b", 30, "new sessions on b")
+        self.assertIn("proxy pg: b is on timeline 7, a on 6: new sessions now go to b", self.log())
+        self.assertEqual(self.session_goes_to(), "b")
+        self.assertGreater(self.b.stats()["requests"], requests)
+        self.assertIsNone(self.p.poll(), self.log())
+
+    def test_promoted_again_within_the_overlap(self):
+        # b (7) takes new sessions; during the same overlap a is promoted
+        # once more (9): the timelines are read again (every 10 s here) and
+        # new sessions go back to a. Before, a's new timeline was not seen
+        # until the overlap changed or ended.
+        self.start(6, 7)
+        self.overlap()
+        L.wait_until(lambda: self.current() == "b", 20, "new sessions on b")
+        self.a.set_timeline(9)
+        L.wait_until(lambda: self.current() == "a", 30, "new sessions back on a")
+        self.assertIn("proxy pg: a is on timeline 9, b on 7: new sessions now go to a", self.log())
+        self.assertEqual(self.session_goes_to(), "a")
+        self.assertEqual(self.log().count(WARN), 1, self.log())  # the same overlap
         self.assertIsNone(self.p.poll(), self.log())
 
     def reload(self, b_check_port, nth, interval):

@@ -21,6 +21,9 @@ Asserted:
   - b1's Patroni turns replica and b2's primary: without a reload, the page
     shows b1 DOWN and b2 UP within a few refreshes, the refreshes carrying
     the browser's cached credentials (no new login prompt is answered);
+  - b1 primary again while b2 is: both rows tagged "timeline ?" (these
+    stand-ins report none; the title says why), untagged when b1 turns
+    replica again;
   - screenshots before and after are kept in the build directory
     (test-artifacts/status-page-*.png).
 """
@@ -194,6 +197,22 @@ class StatusPageTest(unittest.TestCase):
         self.assertIn("current", after["b2cur"])
         self.assertEqual(page.auth_requests, prompts + 1, "the refreshes needed the login prompt again")
         page.screenshot(os.path.join(ARTIFACTS, "status-page-after.png"))
+
+        # 3b. Both pass at once (b1 primary again): each row says its
+        # timeline, here not known (these stand-ins' GET /patroni has none),
+        # with why in its title; gone when the overlap ends.
+        tags = ("[...document.querySelectorAll('tr[data-backend] .tag.timeline')]"
+                ".map(t => t.closest('tr').dataset.backend + ' ' + t.textContent + ' / ' + t.title)")
+        self.set_role(self.roles["b1"], "primary")
+        page.wait_for(f"{tags}.length === 2 && {tags}.every(t => t.includes('not known: '))", 20,
+                      "the page to show both timelines not known")
+        shown = page.eval(tags)
+        log(f"overlap: {shown}")
+        self.assertEqual([t.split(" / ")[0] for t in shown], ["pg/b1 timeline ?", "pg/b2 timeline ?"])
+        self.assertIn("current", page.eval("document.querySelector('tr[data-backend=\"pg/b2\"] td').textContent"))
+        page.screenshot(os.path.join(ARTIFACTS, "status-page-overlap.png"))
+        self.set_role(self.roles["b1"], "replica")
+        page.wait_for(f"{tags}.length === 0", 20, "the timelines gone with the overlap")
         client.close()
 
         # 4. Self-contained and within its CSP.

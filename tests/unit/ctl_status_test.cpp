@@ -230,3 +230,24 @@ BOOST_AUTO_TEST_CASE(stuck_workers_are_said) {
   const std::string t = ctl::format_status(v);
   BOOST_TEST(lines_with(t, "Stuck workers: 1, 3 (of 4): event loop not turning") != "");
 }
+
+BOOST_AUTO_TEST_CASE(overlap_timelines_are_shown) {
+  // Two backends of a `first` proxy passing at once: each one's timeline
+  // (GET /patroni), or why it is not known, and where new sessions go.
+  auto v = boost::json::parse(R"({"node":"n","version":"0.1.0","proxies":[{"name":"pg","listen":"0.0.0.0:5433",
+    "balance":"first","current_backend":"b","sessions_current":0,"maxconn":10,"backends":[
+     {"name":"a","address":"10.0.0.1:5432","eligible":true,"sessions":1,"connect_errors":0,
+      "overlap":{"timeline":6,"reading":false,"error":""}},
+     {"name":"b","address":"10.0.0.2:5432","eligible":true,"sessions":0,"connect_errors":0,
+      "overlap":{"timeline":7,"reading":false,"error":""}},
+     {"name":"c","address":"10.0.0.3:5432","eligible":true,"sessions":0,"connect_errors":0,
+      "overlap":{"timeline":null,"reading":true,"error":"the reply is not a JSON object"}},
+     {"name":"d","address":"10.0.0.4:5432","eligible":false,"sessions":0,"connect_errors":0}]}]})");
+  std::string t = ctl::format_status(v);
+  BOOST_TEST_MESSAGE("\n" << t);
+  BOOST_TEST(lines_with(t, "Overlap on pg: ") ==
+             "Overlap on pg: a on timeline 6, b on timeline 7, c not read (the reply is not a JSON object), "
+             "reading again; new sessions go to b\n");
+  // Without an overlap (or from an older daemon): no such line.
+  BOOST_TEST(lines_with(ctl::format_status(boost::json::parse(kStatus)), "Overlap").empty());
+}

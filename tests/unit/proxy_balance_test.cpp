@@ -261,3 +261,39 @@ BOOST_AUTO_TEST_CASE(overlap_rule_exhaustive) {
   BOOST_TEST(moved > 0u);
   BOOST_TEST(checked > 20000u);
 }
+
+BOOST_AUTO_TEST_CASE(timeline_retry_backs_off_within_bounds) {
+  using std::chrono::milliseconds;
+  using proxy::timeline_retry_after;
+  // The default interval (2 s): 2, 4, 8, then 10 s for as long as it fails.
+  BOOST_TEST(timeline_retry_after(milliseconds(2000), 1).count() == 2000);
+  BOOST_TEST(timeline_retry_after(milliseconds(2000), 2).count() == 4000);
+  BOOST_TEST(timeline_retry_after(milliseconds(2000), 3).count() == 8000);
+  BOOST_TEST(timeline_retry_after(milliseconds(2000), 4).count() == 10000);
+  BOOST_TEST(timeline_retry_after(milliseconds(2000), 1000000).count() == 10000);
+  // A short interval does not read a failing node more than every 2 s.
+  BOOST_TEST(timeline_retry_after(milliseconds(100), 1).count() == 2000);
+  BOOST_TEST(timeline_retry_after(milliseconds(0), 0).count() == 2000);
+  // A long interval: at the interval, never sooner.
+  BOOST_TEST(timeline_retry_after(milliseconds(30000), 1).count() == 30000);
+  BOOST_TEST(timeline_retry_after(milliseconds(30000), 5).count() == 30000);
+  for (unsigned f = 1; f < 100; ++f) {
+    const auto d = timeline_retry_after(milliseconds(250), f);
+    BOOST_TEST(d.count() >= 2000);
+    BOOST_TEST(d.count() <= 10000);
+    BOOST_TEST(d >= timeline_retry_after(milliseconds(250), f - 1 ? f - 1 : 1));
+  }
+}
+
+BOOST_AUTO_TEST_CASE(timeline_reread_is_slow) {
+  using std::chrono::milliseconds;
+  using proxy::timeline_reread_after;
+  BOOST_TEST(timeline_reread_after(milliseconds(0)).count() == 10000);
+  BOOST_TEST(timeline_reread_after(milliseconds(200)).count() == 10000);
+  BOOST_TEST(timeline_reread_after(milliseconds(2000)).count() == 10000);
+  BOOST_TEST(timeline_reread_after(milliseconds(3000)).count() == 15000);
+  // Never sooner than a retry after a failure.
+  for (long ms : {0L, 100L, 2000L, 5000L, 60000L})
+    for (unsigned f = 1; f < 10; ++f)
+      BOOST_TEST(timeline_reread_after(milliseconds(ms)) >= proxy::timeline_retry_after(milliseconds(ms), f));
+}
