@@ -15,6 +15,12 @@ server and a Patroni stand-in:
     (removed nodes stay primary: a demotion would cut their sessions);
   - A is closed by t=10 s (its drain ends at 8 s; the old code: 12 s), and B
     still echoes then; B is closed by t=14 s (its drain ends at 12 s).
+The checks take `fall: 3` and a 2 s timeout: the drained nodes' checks go on
+for the whole test (60 at lab.proxy_yaml's 200 ms), and with `fall: 1` one
+reply later than 1 s on a loaded machine took b down and cut B as
+`backend_down` before its drain ended (found in 183 runs under ASan beside
+two helper builds: b and c both "layer 4 timeout" within 13 ms, B closed
+6.9 s after reload 2).
 """
 import os
 import signal
@@ -76,7 +82,7 @@ class ReloadDrain(unittest.TestCase):
     def write(self, backends):
         text = f"hard_stop_after: {GRACE:.0f}s\n" + L.proxy_yaml(
             "p", self.port, [(n, self.echo[n]) for n in backends], [self.rest[n].port for n in backends], self.admin,
-            extra="log_sessions: true")
+            extra="log_sessions: true", fall=3, check_timeout="2s")
         with open(self.config, "w") as f:
             f.write(text)
 
