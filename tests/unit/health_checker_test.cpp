@@ -1097,6 +1097,10 @@ struct ClientFiles {
       PEM_write_bio_X509(b, mine.cert);
       PEM_write_bio_PrivateKey(b, mine.key, nullptr, nullptr, 0, nullptr, nullptr);
     });
+    write("key-first.pem", [&](BIO* b) {
+      PEM_write_bio_PrivateKey(b, mine.key, nullptr, nullptr, 0, nullptr, nullptr);
+      PEM_write_bio_X509(b, mine.cert);
+    });
     write("other.key", [&](BIO* b) { PEM_write_bio_PrivateKey(b, other.key, nullptr, nullptr, 0, nullptr, nullptr); });
     write("encrypted.key", [&](BIO* b) {
       char pass[] = "secret";
@@ -1105,7 +1109,7 @@ struct ClientFiles {
     write("garbage.pem", [](BIO* b) { BIO_puts(b, "not a PEM file\n"); });
   }
   ~ClientFiles() {
-    for (const char* f : {"cert.pem", "key.pem", "both.pem", "other.key", "encrypted.key", "garbage.pem"})
+    for (const char* f : {"cert.pem", "key.pem", "both.pem", "key-first.pem", "other.key", "encrypted.key", "garbage.pem"})
       std::remove(path(f).c_str());
     ::rmdir(dir.c_str());
   }
@@ -1141,6 +1145,7 @@ BOOST_AUTO_TEST_CASE(tls_client_certificate_files) {
   auto has = [](const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; };
   BOOST_TEST(error_with(f.path("cert.pem"), f.path("key.pem")) == "");
   BOOST_TEST(error_with(f.path("both.pem"), "") == "");  // HAProxy's crt: the key in the same PEM
+  BOOST_TEST(error_with(f.path("key-first.pem"), "") == "");  // in either order
   std::string e = error_with(f.path("cert.pem"), f.path("other.key"));
   BOOST_TEST(has(e, "the key in " + f.path("other.key") + " does not match the certificate in " + f.path("cert.pem")));
   e = error_with(f.path("cert.pem"), "");
