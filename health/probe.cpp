@@ -261,6 +261,9 @@ class HttpAttempt final : public AttemptImpl {
   void amend(CheckResult& r) override {
     if (!cert_requested_ || (r.outcome != Outcome::l4_error && r.outcome != Outcome::tls_error)) return;
     if (r.detail.find("check.tls.cert_file") != std::string::npos) return;
+    // Bytes of a reply came: the server took the check without a certificate
+    // (`verify_client: optional`); the error is another one.
+    if (reply_ && !reply_->nothing_received()) return;
     r.outcome = Outcome::tls_error;
     r.detail += " (the server asked for a client certificate, and check.tls.cert_file is not set)";
   }
