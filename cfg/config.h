@@ -39,6 +39,8 @@ struct TlsCheck {
   bool verify = true;          // verify the server certificate (chain + name)
   std::string ca_file;         // empty: system default store
   std::string server_name;     // SNI / name to verify; empty: backend host
+  std::string cert_file;       // client certificate chain (PEM); empty: none
+  std::string key_file;        // its key (PEM); empty: in cert_file (HAProxy `crt`)
   bool operator==(const TlsCheck&) const = default;
 };
 

@@ -105,13 +105,15 @@ void write_check(Writer& w, const Check& ck) {
   w.key(6, "fall", fall);
   w.set(6, "down_on_status", down_on_status, d.down_on_status);
   if (type == CheckType::http) w.set(6, "expect_role", expect_role, d.expect_role);
-  const auto& [enabled, verify, ca_file, server_name] = tls;
+  const auto& [enabled, verify, ca_file, server_name, cert_file, key_file] = tls;
   if (w.all() || !(tls == TlsCheck{})) {
     w.line(6, "tls", "");
     w.key(8, "enabled", enabled);
     w.set(8, "verify", verify, d.tls.verify);
     if (!ca_file.empty()) w.key(8, "ca_file", ca_file);
     if (!server_name.empty()) w.key(8, "server_name", server_name);
+    if (!cert_file.empty()) w.key(8, "cert_file", cert_file);
+    if (!key_file.empty()) w.key(8, "key_file", key_file);
   }
 }
 

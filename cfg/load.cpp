@@ -166,7 +166,7 @@ const Section kSections[] = {
     {"check",
      {"type", "port", "method", "path", "expect_status", "interval", "fast_interval", "timeout", "rise", "fall",
       "down_on_status", "expect_role", "tls"}},
-    {"check.tls", {"enabled", "verify", "ca_file", "server_name"}},
+    {"check.tls", {"enabled", "verify", "ca_file", "server_name", "cert_file", "key_file"}},
     {"keepalive", {"enabled", "idle", "interval", "count"}},
     {"a backend", {"name", "address", "check_port"}},
     {"a vrrp instance",

@@ -139,8 +139,8 @@ TlsCheck Loader::tls(const Node& n, const std::string& path) {
     t.enabled = boolean(n, path);
     return t;
   }
-  Map m(*this, n, path, {"enabled", "verify", "ca_file", "server_name"},
-        "true/false or a mapping with enabled, verify, ca_file, server_name");
+  Map m(*this, n, path, {"enabled", "verify", "ca_file", "server_name", "cert_file", "key_file"},
+        "true/false or a mapping with enabled, verify, ca_file, server_name, cert_file, key_file");
   // Writing a tls block means TLS is wanted unless it says enabled: false.
   t.enabled = true;
   if (auto v = m.get("enabled")) t.enabled = boolean(*v, m.path("enabled"));
@@ -151,6 +151,18 @@ TlsCheck Loader::tls(const Node& n, const std::string& path) {
     t.server_name = nonempty_string(*v, m.path("server_name"), "a host name");
     if (!syntax::is_hostname(t.server_name))
       fail(*v, m.path("server_name"), "expected a DNS host name, got " + describe(*v));
+  }
+  // Like ca_file, neither is opened here: read when the check starts and at
+  // every SIGHUP (health/probe.cpp), so a renewed certificate is used after
+  // a reload.
+  if (auto v = m.get("cert_file"))
+    t.cert_file =
+        nonempty_string(*v, m.path("cert_file"), "a path to a PEM file of the client certificate (and its key)");
+  if (auto v = m.get("key_file")) {
+    t.key_file = nonempty_string(*v, m.path("key_file"), "a path to a PEM file of the client certificate's key");
+    // A key alone would silently be no client certificate at all.
+    if (t.cert_file.empty())
+      fail(*v, m.path("key_file"), "needs cert_file (the certificate this key belongs to)");
   }
   return t;
 }

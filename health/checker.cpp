@@ -83,9 +83,9 @@ class CheckerImpl final : public Checker, public std::enable_shared_from_this<Ch
       self->address_ = address;
       self->schedule_.retune(rule);
       if (rule.type == cfg::CheckType::http && rule.tls.enabled) {
-        // Read ca_file again at every reload, changed settings or not: a CA
-        // bundle renewed in place and `systemctl reload` is how certificates
-        // are rotated. Unchanged settings whose file cannot be read now keep
+        // Read ca_file (and cert_file, key_file) again at every reload,
+        // changed settings or not: files renewed in place and `systemctl
+        // reload` is how certificates are rotated. Unchanged settings whose file cannot be read now keep
         // the context loaded before (a reload never makes things worse);
         // new ones fail as at start.
         std::string error;
@@ -98,7 +98,9 @@ class CheckerImpl final : public Checker, public std::enable_shared_from_this<Ch
           self->tls_setup_error_ = error;
           spdlog::error("backend {}: {}", self->label_, error);
         } else {
-          spdlog::error("backend {}: {}; the CA loaded before stays", self->label_, error);
+          spdlog::error("backend {}: {}; {}", self->label_, error,
+                        rule.tls.cert_file.empty() ? "the CA loaded before stays"
+                                                   : "the CA and client certificate loaded before stay");
         }
       } else {
         self->tls_ctx_.reset();

@@ -5,6 +5,8 @@
 #include "health/probe.h"
 
 #include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <sys/socket.h>
@@ -38,6 +40,42 @@ namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
 using error_code = boost::system::error_code;
 using Clock = std::chrono::steady_clock;
+
+// The SSL's ex_data slot of HttpAttempt::cert_requested_.
+int cert_requested_index() {
+  static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+
+// Called by OpenSSL when the server asks for a client certificate and none
+// is configured (check.tls.cert_file empty): remember it, send none.
+int no_client_certificate(SSL* ssl, X509**, EVP_PKEY**) {
+  if (auto* asked = static_cast<bool*>(SSL_get_ex_data(ssl, cert_requested_index()))) *asked = true;
+  return 0;
+}
+
+// The server's alert about the client certificate, said in the operator's
+// terms: the usual cause of a Patroni with `verify_client: required` whose
+// check fails. "" for any other error.
+std::string client_certificate_hint(const error_code& ec, const cfg::TlsCheck& tls) {
+  if (ec.category() != asio::error::get_ssl_category()) return {};
+  switch (ERR_GET_REASON(static_cast<unsigned long>(ec.value()))) {
+    case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED:
+      if (tls.cert_file.empty()) return " (the server requires a client certificate: set check.tls.cert_file)";
+      return {};
+    case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
+    case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
+    case SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE:
+    case SSL_R_TLSV1_ALERT_ACCESS_DENIED:
+      if (!tls.cert_file.empty()) return " (the server refused the client certificate of " + tls.cert_file + ")";
+      return {};
+    default:
+      return {};
+  }
+}
 
 // close_notify exchange after the reply: short, it is courtesy, not the check.
 constexpr std::chrono::milliseconds kTlsShutdownBound{250};
@@ -95,8 +133,12 @@ class AttemptImpl : public Attempt, public std::enable_shared_from_this<AttemptI
   virtual void connect() = 0;
   virtual void close_transport() = 0;
 
+  // What the attempt knows beyond the error that ended it (HttpAttempt).
+  virtual void amend(CheckResult&) {}
+
   void finish(CheckResult r) {
     if (!done_) return;
+    amend(r);
     r.latency = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started_);
     auto done = std::move(done_);
     done_ = nullptr;
@@ -188,6 +230,7 @@ class HttpAttempt final : public AttemptImpl {
         body_sink_(std::move(body_sink)) {
     if constexpr (Tls) {
       stream_.emplace(ex_, *ctx_);
+      SSL_set_ex_data(stream_->native_handle(), cert_requested_index(), &cert_requested_);
     } else {
       stream_.emplace(ex_);
     }
@@ -209,6 +252,21 @@ class HttpAttempt final : public AttemptImpl {
 
  private:
   auto& tcp_layer() { return beast::get_lowest_layer(*stream_); }
+
+  // A server that requires a client certificate (Patroni's verify_client:
+  // required) refuses one missing only after the client's handshake is
+  // done in TLS 1.3 (RFC 8446 section 4.4.2.4): its alert is often lost to
+  // the reset of the close, and the check failed with a bare "connection
+  // reset by peer". That it asked for one is the operator's clue.
+  void amend(CheckResult& r) override {
+    if (!cert_requested_ || (r.outcome != Outcome::l4_error && r.outcome != Outcome::tls_error)) return;
+    if (r.detail.find("check.tls.cert_file") != std::string::npos) return;
+    // Bytes of a reply came: the server took the check without a certificate
+    // (`verify_client: optional`); the error is another one.
+    if (reply_ && !reply_->nothing_received()) return;
+    r.outcome = Outcome::tls_error;
+    r.detail += " (the server asked for a client certificate, and check.tls.cert_file is not set)";
+  }
 
   void connect() override {
     // One deadline for the whole check: connect, handshake, request, reply.
@@ -257,6 +315,8 @@ class HttpAttempt final : public AttemptImpl {
             detail += " (certificate does not match " + name_mismatch_ + ")";
           } else if (v != X509_V_OK) {
             detail += std::string(" (") + X509_verify_cert_error_string(v) + ")";
+          } else {
+            detail += client_certificate_hint(ec, rule_->tls);  // TLS 1.2 refuses during the handshake
           }
           finish(make_result(Outcome::tls_error, std::move(detail)));
         }
@@ -353,6 +413,14 @@ class HttpAttempt final : public AttemptImpl {
         close_transport();
         return;
       }
+      // TLS 1.3: the server judges the client's certificate after the
+      // client's handshake is done (RFC 8446 section 4.4.2.4), so its
+      // refusal arrives as an alert on the first read.
+      if (const std::string hint = client_certificate_hint(ec, rule_->tls); !hint.empty()) {
+        finish(make_result(Outcome::tls_error, "TLS alert from the server: " + ec.message() + hint));
+        close_transport();
+        return;
+      }
     }
     finish(make_result(Outcome::l4_error, ec.message()));
     close_transport();
@@ -396,6 +464,7 @@ class HttpAttempt final : public AttemptImpl {
   std::shared_ptr<std::string> body_sink_;
   std::optional<Stream> stream_;
   std::string name_mismatch_;
+  bool cert_requested_ = false;  // the server's CertificateRequest, with no cert_file to answer it
   bool head_ = false;
   http::request<http::empty_body> req_;
   std::optional<HttpReplyParser> reply_;
@@ -416,10 +485,76 @@ std::shared_ptr<Attempt> make(Executor ex, std::shared_ptr<const cfg::Check> rul
                                               nullptr, std::move(body));
 }
 
+namespace {
+
+// OpenSSL's latest error, for a log line ("no start line", "bad decrypt").
+std::string openssl_reason() {
+  const unsigned long e = ERR_peek_last_error();
+  const char* r = e ? ERR_reason_error_string(e) : nullptr;
+  ERR_clear_error();
+  return r ? r : "unknown OpenSSL error";
+}
+
+// Never a prompt: OpenSSL's default asks the terminal for a key's
+// passphrase, which would hang the daemon (or the check's thread). There
+// is no passphrase support; an encrypted key is reported as such.
+int refuse_passphrase(char*, int, int, void*) { return -1; }
+int no_passphrase(char*, int, int, void* asked) {
+  *static_cast<bool*>(asked) = true;
+  return -1;
+}
+
+// check.tls.cert_file/key_file, HAProxy's `crt`: the chain from cert_file,
+// the key from key_file or else from cert_file itself. Every refusal names
+// the file and says what to do, as the check's failure reason.
+std::string load_client_certificate(SSL_CTX* ctx, const cfg::TlsCheck& tls) {
+  ERR_clear_error();
+  const std::string& cert = tls.cert_file;
+  const std::string& key = tls.key_file.empty() ? tls.cert_file : tls.key_file;
+  for (const std::string* f : {&cert, &key}) {
+    if (::access(f->c_str(), R_OK) != 0)
+      return "cannot read " + std::string(f == &cert ? "cert_file " : "key_file ") + *f + ": " +
+             std::strerror(errno);
+  }
+  // The first certificate is the client's, the rest its chain (RFC 8446
+  // section 4.4.2); a key block in the same file is skipped here.
+  if (SSL_CTX_use_certificate_chain_file(ctx, cert.c_str()) != 1)
+    return "cannot load cert_file " + cert + ": no usable PEM certificate in it (OpenSSL: " + openssl_reason() + ")";
+  BIO* bio = BIO_new_file(key.c_str(), "r");
+  if (!bio) return "cannot read key " + key + ": " + openssl_reason();
+  bool asked = false;
+  EVP_PKEY* pkey = PEM_read_bio_PrivateKey(bio, nullptr, no_passphrase, &asked);
+  BIO_free(bio);
+  if (!pkey) {
+    const std::string reason = openssl_reason();
+    if (asked)
+      return "the key in " + key +
+             " is encrypted, and vipproxy has no passphrase support: decrypt it (openssl pkey -in " + key +
+             " -out NEW) and keep it readable by the daemon's user only";
+    if (tls.key_file.empty())
+      return "cert_file " + cert + " holds no private key: append the key to it, or set check.tls.key_file";
+    return "cannot load key_file " + key + ": no usable PEM private key in it (OpenSSL: " + reason + ")";
+  }
+  // Asked before SSL_CTX_use_PrivateKey, whose own refusal says only "key
+  // values mismatch".
+  if (X509_check_private_key(SSL_CTX_get0_certificate(ctx), pkey) != 1) {
+    EVP_PKEY_free(pkey);
+    ERR_clear_error();
+    return "the key in " + key + " does not match the certificate in " + cert;
+  }
+  const int used = SSL_CTX_use_PrivateKey(ctx, pkey);
+  EVP_PKEY_free(pkey);
+  if (used != 1) return "cannot use the key in " + key + ": " + openssl_reason();
+  return {};
+}
+
+}  // namespace
+
 std::shared_ptr<ssl::context> make_tls_context(const cfg::Check& rule, std::string& error) {
   auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
   error_code ec;
   ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3, ec);
+  SSL_CTX_set_default_passwd_cb(ctx->native_handle(), refuse_passphrase);
   if (rule.tls.verify) {
     ctx->set_verify_mode(ssl::verify_peer, ec);
     if (rule.tls.ca_file.empty()) {
@@ -432,6 +567,11 @@ std::shared_ptr<ssl::context> make_tls_context(const cfg::Check& rule, std::stri
   } else {
     ctx->set_verify_mode(ssl::verify_none, ec);
   }
+  // A CA error is reported first; it is the one a check fails with anyway.
+  if (rule.tls.cert_file.empty())
+    SSL_CTX_set_client_cert_cb(ctx->native_handle(), no_client_certificate);
+  else if (error.empty())
+    error = load_client_certificate(ctx->native_handle(), rule.tls);
   return ctx;
 }
 

@@ -53,6 +53,7 @@ class Converter {
   bool server_endpoint(const hp::Server& s, uint16_t listen_port, cfg::Endpoint& out);
   cfg::Check check(const hp::Section& back, const std::vector<hp::Server>& servers);
   const At<Duration>* set_timeout(const hp::Section& s, const std::string& which);
+  void client_certificate(const At<std::string>& crt, cfg::TlsCheck& tls);
 
   // keepalived
   std::string keepalived_reason(const std::string& text) const;

@@ -1,9 +1,12 @@
 // haproxy.cfg (parsed by importer/haproxy.cpp) -> the `proxies` of a vipproxy
 // configuration, with a note for every item that is not translated.
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <limits>
 #include <map>
 #include <set>
+#include <string>
 
 #include "cfg/names.h"
 #include "importer/converter.h"
@@ -19,6 +22,36 @@ constexpr unsigned kHaproxyRise = 2;
 constexpr unsigned kHaproxyFall = 3;
 
 }  // namespace
+
+// `crt PATH` on a server line: the check's client certificate. HAProxy
+// reads the key from PATH itself, or, when PATH holds none, from PATH.key
+// (ssl-load-extra-files, on by default). The importer decides with the
+// files as they are where it runs: PATH.key is written as key_file when it
+// exists and PATH is not seen to hold a key. vipproxy reads the files when
+// the check starts, so a file missing here is still reported then.
+void Converter::client_certificate(const At<std::string>& crt, cfg::TlsCheck& tls) {
+  if (tls.cert_file == crt.value) return;  // one note per certificate, not per server
+  tls.cert_file = crt.value;
+  tls.key_file.clear();
+  if (!crt.value.starts_with('/'))
+    hnote(crt.line, "'crt " + crt.value +
+                        "' is relative (HAProxy reads it under crt-base or its own directory): written as is; "
+                        "write the absolute path in check.tls.cert_file");
+  bool key_inside = false;
+  std::ifstream in(crt.value);
+  for (std::string l; in && std::getline(in, l);)
+    if (l.starts_with("-----BEGIN") && l.find("PRIVATE KEY-----") != std::string::npos) key_inside = true;
+  std::error_code ec;
+  const std::string beside = crt.value + ".key";
+  if (!key_inside && std::filesystem::is_regular_file(beside, ec)) {
+    tls.key_file = beside;
+    hnote(crt.line, "'crt " + crt.value + "': its key written as check.tls.key_file " + beside +
+                        " (HAProxy's PATH.key beside a PEM without a key)");
+  } else if (!key_inside && !in.is_open()) {
+    hnote(crt.line, "'crt " + crt.value + "' cannot be read here: check.tls.cert_file must hold the key too, or set "
+                        "check.tls.key_file (HAProxy's " + beside + ")");
+  }
+}
 
 // A `timeout connect|check|queue` that is set. HAProxy stores a time of 0 as
 // "not set" (TICK_ETERNITY): connect then waits without limit, check falls
@@ -268,12 +301,14 @@ cfg::Check Converter::check(const hp::Section& back, const std::vector<hp::Serve
       if (o.ca_file) c.tls.ca_file = o.ca_file->value;
       const auto& sni = o.check_sni ? o.check_sni : o.verifyhost;
       if (sni && cfg::syntax::is_hostname(sni->value)) c.tls.server_name = sni->value;
+      if (o.crt) client_certificate(*o.crt, c.tls);
     } else {
       if (o.verify)
         hnote(o.verify->line, "'verify " + o.verify->value + "' ignored: it applies to TLS (check-ssl/ssl) and server " +
                                   s.name + " is checked in plain " +
                                   (c.type == cfg::CheckType::http ? "HTTP" : "TCP") + "; nothing to translate");
       if (o.ca_file) not_translated(opts_.haproxy_file, o.ca_file->line, "ca-file " + o.ca_file->value, "no TLS check");
+      if (o.crt) not_translated(opts_.haproxy_file, o.crt->line, "crt " + o.crt->value, "no TLS check");
     }
   }
   return c;

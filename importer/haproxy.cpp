@@ -280,6 +280,7 @@ ServerOptions Reader::server_options(int line, const std::vector<std::string>& w
     else if (kw == "ssl") flag(o.ssl, true);
     else if (kw == "no-ssl") flag(o.ssl, false);
     else if (kw == "ca-file") text(o.ca_file);
+    else if (kw == "crt") text(o.crt);
     else if (kw == "check-sni") text(o.check_sni);
     else if (kw == "verifyhost") text(o.verifyhost);
     else if (kw == "on-marked-down") text(o.on_marked_down);
@@ -456,6 +457,7 @@ ServerOptions ServerOptions::merge(const ServerOptions& base, const ServerOption
   pick(r.check_ssl, over.check_ssl);
   pick(r.ssl, over.ssl);
   pick(r.ca_file, over.ca_file);
+  pick(r.crt, over.crt);
   pick(r.check_sni, over.check_sni);
   pick(r.verifyhost, over.verifyhost);
   pick(r.on_marked_down, over.on_marked_down);

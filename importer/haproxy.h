@@ -38,6 +38,7 @@ struct ServerOptions {
   std::optional<At<std::string>> verify;  // "none" | "required"
   std::optional<At<bool>> check_ssl, ssl;
   std::optional<At<std::string>> ca_file, check_sni, verifyhost;
+  std::optional<At<std::string>> crt;  // the check's client certificate (PEM, maybe with its key)
   std::optional<At<std::string>> on_marked_down;  // "shutdown-sessions", ...
   std::optional<At<bool>> backup;
   std::optional<At<unsigned>> maxconn;

@@ -164,7 +164,7 @@ cfg::Config every_key_set() {
   p.check.fall = 5;
   p.check.down_on_status = false;
   p.check.expect_role = cfg::ExpectRole::any;
-  p.check.tls = {true, false, "/etc/ssl/ca one.pem", "patroni.example.com"};
+  p.check.tls = {true, false, "/etc/ssl/ca one.pem", "patroni.example.com", "/etc/vipproxy/client.pem", "/etc/vipproxy/client key.pem"};
   p.balance = cfg::Balance::leastconn;
   p.backends = {{"a", {"10.0.0.1", 5432}, 8010}, {"b", {"fd00::2", 5432}, std::nullopt}};
   p.connect_timeout = 2s;

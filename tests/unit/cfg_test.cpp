@@ -355,6 +355,23 @@ vrrp:
   BOOST_TEST(v4.virtual_ipaddresses.at(0).label == "eth1:vip");
 }
 
+// check.tls.cert_file/key_file: HAProxy's `crt` (the key in the same PEM, or
+// beside it). Paths only: the files are read when the check starts.
+BOOST_AUTO_TEST_CASE(check_tls_client_certificate) {
+  cfg::Config c = cfg::load_string(check_with("      tls: {cert_file: /etc/vipproxy/client.pem}\n"), "t.yaml");
+  BOOST_TEST(c.proxies[0].check.tls.enabled);
+  BOOST_TEST(c.proxies[0].check.tls.cert_file == "/etc/vipproxy/client.pem");
+  BOOST_TEST(c.proxies[0].check.tls.key_file == "");
+  c = cfg::load_string(
+      check_with("      tls: {cert_file: /nonexistent/client.pem, key_file: /nonexistent/client.key}\n"), "t.yaml");
+  BOOST_TEST(c.proxies[0].check.tls.cert_file == "/nonexistent/client.pem");  // not opened while loading
+  BOOST_TEST(c.proxies[0].check.tls.key_file == "/nonexistent/client.key");
+  expect_error(check_with("      tls: {key_file: /etc/vipproxy/client.key}\n"), 6, "check.tls.key_file",
+               "needs cert_file");
+  expect_error(check_with("      tls: {cert_file: ''}\n"), 6, "check.tls.cert_file", "empty string");
+  expect_error(check_with("      tls: {cert_file: /a.pem, key_file: [a]}\n"), 6, "check.tls.key_file", "a path");
+}
+
 BOOST_AUTO_TEST_CASE(small_conveniences) {
   // fast_interval defaults to 500ms but never exceeds interval.
   cfg::Config c = cfg::load_string(check_with("      interval: 200ms\n"), "t.yaml");

@@ -34,6 +34,7 @@
 
 #include "health/checker.h"
 #include "health/name_lookup.h"
+#include "health/probe.h"
 
 namespace asio = boost::asio;
 namespace ssl = asio::ssl;
@@ -1080,6 +1081,120 @@ BOOST_AUTO_TEST_CASE(tls_with_verification) {
   no_ca.checker->start();
   BOOST_REQUIRE(run_until(io, [&] { return checks(no_ca) >= 2; }));
   BOOST_TEST(no_ca.st().last.outcome == Outcome::tls_error);
+}
+
+// ---- check.tls.cert_file / key_file ------------------------------------------
+
+// PEM files of a test's client certificate and keys, removed at the end.
+struct ClientFiles {
+  explicit ClientFiles(const SelfSigned& mine, const SelfSigned& other) {
+    char tmpl[] = "/tmp/health_checker_test_client_XXXXXX";
+    BOOST_REQUIRE(mkdtemp(tmpl));
+    dir = tmpl;
+    write("cert.pem", [&](BIO* b) { PEM_write_bio_X509(b, mine.cert); });
+    write("key.pem", [&](BIO* b) { PEM_write_bio_PrivateKey(b, mine.key, nullptr, nullptr, 0, nullptr, nullptr); });
+    write("both.pem", [&](BIO* b) {
+      PEM_write_bio_X509(b, mine.cert);
+      PEM_write_bio_PrivateKey(b, mine.key, nullptr, nullptr, 0, nullptr, nullptr);
+    });
+    write("key-first.pem", [&](BIO* b) {
+      PEM_write_bio_PrivateKey(b, mine.key, nullptr, nullptr, 0, nullptr, nullptr);
+      PEM_write_bio_X509(b, mine.cert);
+    });
+    write("other.key", [&](BIO* b) { PEM_write_bio_PrivateKey(b, other.key, nullptr, nullptr, 0, nullptr, nullptr); });
+    write("encrypted.key", [&](BIO* b) {
+      char pass[] = "secret";
+      PEM_write_bio_PrivateKey(b, mine.key, EVP_aes_256_cbc(), nullptr, 0, nullptr, pass);
+    });
+    write("garbage.pem", [](BIO* b) { BIO_puts(b, "not a PEM file\n"); });
+  }
+  ~ClientFiles() {
+    for (const char* f : {"cert.pem", "key.pem", "both.pem", "key-first.pem", "other.key", "encrypted.key", "garbage.pem"})
+      std::remove(path(f).c_str());
+    ::rmdir(dir.c_str());
+  }
+  template <class F>
+  void write(const char* name, F f) {
+    BIO* b = BIO_new_file(path(name).c_str(), "w");
+    BOOST_REQUIRE(b);
+    f(b);
+    BIO_free(b);
+  }
+  std::string path(const char* name) const { return dir + "/" + name; }
+  std::string dir;
+};
+
+// What make_tls_context says about each client certificate setup: usable,
+// or a refusal that names the file and the fix. Never a passphrase prompt
+// (OpenSSL's default reads the terminal: the daemon would hang).
+BOOST_AUTO_TEST_CASE(tls_client_certificate_files) {
+  SelfSigned mine, other;
+  ClientFiles f(mine, other);
+  cfg::Check rule = fast_rule();
+  rule.tls.enabled = true;
+  rule.tls.verify = false;
+  auto error_with = [&](const std::string& cert, const std::string& key) {
+    rule.tls.cert_file = cert;
+    rule.tls.key_file = key;
+    std::string error;
+    auto ctx = health::probe::make_tls_context(rule, error);
+    BOOST_TEST_MESSAGE(cert << " + " << key << ": " << (error.empty() ? "ok" : error));
+    BOOST_TEST(ctx);
+    return error;
+  };
+  auto has = [](const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; };
+  BOOST_TEST(error_with(f.path("cert.pem"), f.path("key.pem")) == "");
+  BOOST_TEST(error_with(f.path("both.pem"), "") == "");  // HAProxy's crt: the key in the same PEM
+  BOOST_TEST(error_with(f.path("key-first.pem"), "") == "");  // in either order
+  std::string e = error_with(f.path("cert.pem"), f.path("other.key"));
+  BOOST_TEST(has(e, "the key in " + f.path("other.key") + " does not match the certificate in " + f.path("cert.pem")));
+  e = error_with(f.path("cert.pem"), "");
+  BOOST_TEST(has(e, "cert_file " + f.path("cert.pem") + " holds no private key"));
+  BOOST_TEST(has(e, "key_file"));
+  e = error_with(f.path("cert.pem"), f.path("encrypted.key"));
+  BOOST_TEST(has(e, f.path("encrypted.key") + " is encrypted, and vipproxy has no passphrase support"));
+  e = error_with(f.path("nonexistent.pem"), f.path("key.pem"));
+  BOOST_TEST(has(e, "cannot read cert_file " + f.path("nonexistent.pem") + ": No such file or directory"));
+  e = error_with(f.path("cert.pem"), f.path("nonexistent.key"));
+  BOOST_TEST(has(e, "cannot read key_file " + f.path("nonexistent.key")));
+  e = error_with(f.path("garbage.pem"), f.path("key.pem"));
+  BOOST_TEST(has(e, "cannot load cert_file " + f.path("garbage.pem")));
+  e = error_with(f.path("cert.pem"), f.path("garbage.pem"));
+  BOOST_TEST(has(e, "cannot load key_file " + f.path("garbage.pem")));
+}
+
+// A checker whose key does not match fails every check with that reason
+// (the backend stays down), and says so in the log once, not at every check.
+// (Until this test, there was no client certificate at all.)
+BOOST_AUTO_TEST_CASE(tls_client_key_mismatch_fails_the_check_logged_once) {
+  SelfSigned server, mine, other;
+  ClientFiles f(mine, other);
+  LogCapture log;
+  asio::io_context io;
+  Server srv(io, &server.server_ctx);
+  cfg::Check rule = fast_rule();
+  rule.tls.enabled = true;
+  rule.tls.verify = false;
+  rule.tls.cert_file = f.path("cert.pem");
+  rule.tls.key_file = f.path("other.key");
+  Probe p(io, rule, "127.0.0.1", srv.port());
+  p.checker->start();
+  BOOST_REQUIRE(run_until(io, [&] { return checks(p) >= 3; }));
+  BOOST_TEST(p.st().last.outcome == Outcome::tls_error);
+  BOOST_TEST(p.st().last.detail.find("does not match the certificate") != std::string::npos);
+  BOOST_TEST(!p.st().up);
+  // The setup error once, and the DOWN transition: not a line per check
+  // (above debug, the level of every failed check's line).
+  auto above_debug = [&] {
+    std::size_t n = 0;
+    for (const auto& l : log.lines())
+      if (!l.starts_with("debug ") && l.find("does not match the certificate") != std::string::npos) ++n;
+    return n;
+  };
+  BOOST_TEST(above_debug() == 2u);
+  BOOST_TEST(log.count("error backend postgres/test: the key in") == 1u);
+  BOOST_REQUIRE(run_until(io, [&] { return checks(p) >= 6; }));
+  BOOST_TEST(above_debug() == 2u);
 }
 
 // Reloads in a row (every SIGHUP tells a TLS check to read its CA again)

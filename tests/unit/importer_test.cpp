@@ -1304,3 +1304,49 @@ BOOST_AUTO_TEST_CASE(importer_keepalived_script_escapes_as_keepalived_reads_them
   BOOST_TEST(k.loaded.vrrp.at(0).track.scripts[0].command == "/bin/sh -c \"exit 1\"");
   BOOST_TEST(k.loaded.vrrp.at(0).notify.master == "/bin/echo a\\ b");
 }
+
+// `crt PATH` on a server line (HAProxy's client certificate for check-ssl):
+// check.tls.cert_file, and PATH.key as key_file when PATH holds no key and
+// PATH.key exists where the importer runs (HAProxy's ssl-load-extra-files).
+// Before, `crt` was reported as not translated: the imported check had no
+// client certificate and a Patroni with verify_client: required failed it.
+BOOST_AUTO_TEST_CASE(importer_haproxy_crt_is_the_check_client_certificate) {
+  char tmpl[] = "/tmp/importer_test_crt_XXXXXX";
+  BOOST_REQUIRE(mkdtemp(tmpl));
+  const std::string dir = tmpl;
+  auto write = [&](const std::string& name, const std::string& text) {
+    std::ofstream(dir + "/" + name) << text;
+    return dir + "/" + name;
+  };
+  const std::string cert = "-----BEGIN CERTIFICATE-----\nMII=\n-----END CERTIFICATE-----\n";
+  const std::string key = "-----BEGIN PRIVATE KEY-----\nMII=\n-----END PRIVATE KEY-----\n";
+  const std::string both = write("both.pem", cert + key);
+  write("both.pem.key", key);  // ignored: both.pem holds its key, as HAProxy does
+  const std::string alone = write("alone.pem", cert);
+  const std::string alone_key = write("alone.pem.key", key);
+  auto import = [](const std::string& server_opts) {
+    return import_haproxy("listen pg\n  bind *:5000\n  option httpchk GET /primary\n  http-check expect status 200\n"
+                          "  server n1 10.0.0.1:5432 check port 8008 " + server_opts + "\n");
+  };
+  auto r = import("check-ssl verify none crt " + both);
+  BOOST_TEST(r.loaded.proxies.at(0).check.tls.cert_file == both);
+  BOOST_TEST(r.loaded.proxies.at(0).check.tls.key_file == "");
+  BOOST_TEST(!has(r.notes, "not translated"), r.notes);
+
+  r = import("check-ssl verify none crt " + alone);
+  BOOST_TEST(r.loaded.proxies.at(0).check.tls.cert_file == alone);
+  BOOST_TEST(r.loaded.proxies.at(0).check.tls.key_file == alone_key);
+  BOOST_TEST(has(r.notes, "its key written as check.tls.key_file " + alone_key), r.notes);
+
+  r = import("check-ssl verify none crt /nonexistent/client.pem");
+  BOOST_TEST(r.loaded.proxies.at(0).check.tls.cert_file == "/nonexistent/client.pem");
+  BOOST_TEST(r.loaded.proxies.at(0).check.tls.key_file == "");
+  BOOST_TEST(has(r.notes, "'crt /nonexistent/client.pem' cannot be read here"), r.notes);
+
+  r = import("crt " + both);  // no TLS check: nothing to present it to
+  BOOST_TEST(!r.loaded.proxies.at(0).check.tls.enabled);
+  BOOST_TEST(has(r.notes, "'crt " + both + "' not translated: no TLS check"), r.notes);
+
+  for (const char* f : {"both.pem", "both.pem.key", "alone.pem", "alone.pem.key"}) std::remove((dir + "/" + f).c_str());
+  ::rmdir(dir.c_str());
+}
