@@ -251,13 +251,20 @@ void back_pressure(bool tcp) {
       if (pf.revents & POLLIN) in.readable = true;
     }
   };
-  drive_for(std::chrono::milliseconds(1000));
-  auto stalled_at = pump.bytes();
-  auto held = written.load();
-  drive_for(std::chrono::milliseconds(500));
-  BOOST_TEST(static_cast<int>(st) == static_cast<int>(PumpStatus::want_write));
-  BOOST_TEST(pump.bytes() == stalled_at, "nothing more moved while the receiver is full");
-  BOOST_TEST(written.load() == held, "the writer is held back");
+  // Until nothing moves for 500 ms with the pump waiting to write (a fixed
+  // 1 s of driving was not always enough for the buffers to fill on a
+  // loaded machine), within a deadline.
+  size_t stalled_at = 0, held = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  for (;;) {
+    stalled_at = pump.bytes();
+    held = written.load();
+    drive_for(std::chrono::milliseconds(500));
+    if (st == PumpStatus::want_write && pump.bytes() == stalled_at && written.load() == held) break;
+    BOOST_REQUIRE_MESSAGE(std::chrono::steady_clock::now() < deadline,
+                          "the pump and the writer never stopped while nobody read (moved "
+                              << pump.bytes() << " B, written " << written.load() << " B)");
+  }
   BOOST_TEST(held < data.size(), "the writer is held back, not buffered without bound");
   // Now the receiver reads everything: every byte arrives, in order.
   std::vector<char> got;
