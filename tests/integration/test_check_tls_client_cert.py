@@ -22,27 +22,14 @@ import hashlib
 import os
 import shutil
 import signal
-import socket
 import ssl
-import subprocess
 import sys
-import threading
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lab as L  # noqa: E402
 import testmain  # noqa: E402
-
-
-def openssl(*args):
-    subprocess.run(["openssl", *args], check=True, capture_output=True)
-
-
-def self_signed_server(directory):
-    key, cert = os.path.join(directory, "server.key"), os.path.join(directory, "server.pem")
-    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key,
-            "-out", cert, "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1")
-    return key, cert
+from tls_endpoint import TlsEndpoint, openssl, self_signed  # noqa: E402
 
 
 def client_ca(directory):
@@ -67,57 +54,6 @@ def client_cert(directory, name, ca_key, ca_cert):
     return key, cert, hashlib.sha256(der).hexdigest()
 
 
-class ClientCertEndpoint:
-    """Answers 200 over TLS to clients with a certificate of `ca` (like Patroni
-    with verify_client: required), then closes; remembers the last one."""
-
-    def __init__(self, key, cert, ca):
-        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.ctx.load_cert_chain(cert, key)
-        self.ctx.verify_mode = ssl.CERT_REQUIRED
-        self.ctx.load_verify_locations(ca)
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.stopped = False
-        self.lock = threading.Lock()
-        self.last_client = None  # sha256 of the last client certificate served
-        threading.Thread(target=self.serve, daemon=True).start()
-
-    def serve(self):
-        while not self.stopped:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self.handle, args=(conn,), daemon=True).start()
-
-    def handle(self, conn):
-        conn.settimeout(5)
-        try:
-            with self.ctx.wrap_socket(conn, server_side=True) as s:
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    chunk = s.recv(4096)
-                    if not chunk:
-                        return
-                    data += chunk
-                with self.lock:
-                    self.last_client = hashlib.sha256(s.getpeercert(binary_form=True)).hexdigest()
-                s.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n{}")
-        except (OSError, ssl.SSLError):
-            pass
-
-    def seen(self):
-        with self.lock:
-            return self.last_client
-
-    def close(self):
-        self.stopped = True
-        self.sock.close()
-
-
 class CheckTlsClientCert(unittest.TestCase):
     def setUp(self):
         if not shutil.which("openssl"):
@@ -125,11 +61,11 @@ class CheckTlsClientCert(unittest.TestCase):
         self.lab = L.Lab("vipproxy-check-tls-client-cert")
         self.addCleanup(self.lab.close)
         d = self.lab.dir
-        server_key, self.server_cert = self_signed_server(d)
+        server_key, self.server_cert = self_signed(d, "server")
         ca_key, ca_cert = client_ca(d)
         self.one = client_cert(d, "one", ca_key, ca_cert)
         self.two = client_cert(d, "two", ca_key, ca_cert)
-        self.tls = ClientCertEndpoint(server_key, self.server_cert, ca_cert)
+        self.tls = TlsEndpoint(server_key, self.server_cert, client_ca=ca_cert)
         self.addCleanup(self.tls.close)
         self.listen, self.admin = L.free_port(), L.free_port()
 

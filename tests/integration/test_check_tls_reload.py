@@ -16,65 +16,13 @@ trusted the new CA.
 import os
 import shutil
 import signal
-import socket
-import ssl
-import subprocess
 import sys
-import threading
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lab as L  # noqa: E402
 import testmain  # noqa: E402
-
-
-def self_signed(directory, name):
-    key, cert = os.path.join(directory, name + ".key"), os.path.join(directory, name + ".pem")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                    "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-                   check=True, capture_output=True)
-    return key, cert
-
-
-class TlsEndpoint:
-    """Answers every request with 200 over TLS, then closes (like Patroni)."""
-
-    def __init__(self, key, cert):
-        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.ctx.load_cert_chain(cert, key)
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.stopped = False
-        threading.Thread(target=self.serve, daemon=True).start()
-
-    def serve(self):
-        while not self.stopped:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self.handle, args=(conn,), daemon=True).start()
-
-    def handle(self, conn):
-        conn.settimeout(5)
-        try:
-            with self.ctx.wrap_socket(conn, server_side=True) as s:
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    chunk = s.recv(4096)
-                    if not chunk:
-                        return
-                    data += chunk
-                s.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n{}")
-        except (OSError, ssl.SSLError):
-            pass
-
-    def close(self):
-        self.stopped = True
-        self.sock.close()
+from tls_endpoint import TlsEndpoint, self_signed  # noqa: E402
 
 
 class CheckTlsReload(unittest.TestCase):
