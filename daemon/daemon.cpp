@@ -417,7 +417,10 @@ void Daemon::elect(size_t pi) {
 
 void Daemon::cancel_timeline_reads(OverlapTimelines& t) {
   for (auto& [name, read] : t.backends) {
-    if (read.cancel) read.cancel();
+    if (read.in_flight && read.cancel && !stopping_)
+      timeline_orphans_.emplace(read.request, std::move(read.cancel));
+    else if (read.cancel)
+      read.cancel();
     if (read.again) read.again->cancel();
   }
   t.backends.clear();
@@ -498,6 +501,12 @@ void Daemon::on_timeline(const std::string& proxy_name, const std::string& backe
                          const health::CheckResult& r, const std::string& body) {
   // The overlap ended or changed, a reload or the stop cancelled the read:
   // not this reply's.
+  if (auto o = timeline_orphans_.find(request); o != timeline_orphans_.end()) {
+    auto cancel = std::move(o->second);
+    timeline_orphans_.erase(o);
+    if (cancel) cancel();  // after the reply: closes only what the server left open
+    return;
+  }
   auto t = overlap_timelines_.find(proxy_name);
   if (t == overlap_timelines_.end()) return;
   auto it = t->second.backends.find(backend);
@@ -815,6 +824,9 @@ void Daemon::stop() {
   patroni_versions_.clear();
   for (auto& [name, t] : overlap_timelines_) cancel_timeline_reads(t);
   overlap_timelines_.clear();
+  for (auto& [request, cancel] : timeline_orphans_)
+    if (cancel) cancel();
+  timeline_orphans_.clear();
   // Lookups still waiting for a name server (checks by host name, a reload)
   // are not waited for: their threads end unheard, and post nothing to
   // control_ from now on (health/name_lookup.h).

@@ -226,7 +226,16 @@ class Daemon {
                    const health::CheckResult& r, const std::string& body);
   // Cancels an overlap's reads and forgets what they read (`logged` stays):
   // the next election reads again.
-  static void cancel_timeline_reads(OverlapTimelines& t);
+  // Ends the proxy's timeline reads: retries stop, and a read still waiting
+  // for its reply is left to finish (timeline_orphans_), not cut: closing
+  // it before Patroni answers makes Patroni log a traceback (patroni#2278),
+  // and an overlap often ends within milliseconds of its start.
+  void cancel_timeline_reads(OverlapTimelines& t);
+  // Reads whose overlap ended or changed while they were in flight, by
+  // request number: their reply is ignored, and their cancel (which then
+  // only closes what the server left open) is called when it comes, or at
+  // stop.
+  std::map<uint64_t, std::function<void()>> timeline_orphans_;
   // The URL and address a backend's timeline is read from.
   static std::string timeline_source(const proxy::ProxyRuntime& p, size_t backend);
   // At a reload's commit, before its elections: drops the timelines of

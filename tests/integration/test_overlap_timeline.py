@@ -208,6 +208,28 @@ class OverlapTimeline(unittest.TestCase):
     def held(self, standin):
         return standin.stats().get("patroni_held", 0)
 
+    def test_overlap_ending_with_a_read_in_flight_lets_it_finish(self):
+        # An overlap often ends within milliseconds (one node's check sees the
+        # promotion before the other's sees the demotion; test_proxy_postgres
+        # makes one): a read still waiting for Patroni's reply then was cut,
+        # and Patroni logs a traceback for a client that leaves so
+        # (patroni#2278). It is left to finish, its reply ignored.
+        self.start(6, 7, check_timeout="20s")
+        self.b.set_timeline("hold")
+        self.overlap()
+        L.wait_until(lambda: self.held(self.b) >= 1, 20, "b's timeline read held")
+        self.a.set_role("replica")
+        L.wait_until(lambda: "backends no longer pass the check at once" in self.log(), 20, "the overlap's end")
+        self.b.set_timeline(7)
+
+        def ended():
+            st = self.b.stats()
+            return st["clean_close"] + st.get("reset", 0) >= st["requests"]
+        L.wait_until(ended, 20, "b's requests ended")
+        self.assertEqual(self.b.stats().get("reset", 0), 0, self.b.stats())
+        self.assertEqual(self.current(), "b")
+        self.assertIsNone(self.p.poll(), self.log())
+
     def test_reload_and_stop_with_reads_in_flight(self):
         # The reads' timeout is the check's (at least 2 s): long enough here
         # for a reload to come while one is held.
