@@ -285,14 +285,20 @@ def echo(port, payload=b"ping", timeout=5, host="127.0.0.1"):
     """Sends `payload` through host:port (an echo backend behind the proxy)
     and returns what came back before `len(payload)` bytes or EOF."""
     with socket.create_connection((host, port), timeout=timeout) as s:
-        s.sendall(payload)
-        got = b""
-        while len(got) < len(payload):
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            got += chunk
-        return got
+        return echo_on(s, payload)
+
+
+def echo_on(s, payload=b"ping"):
+    """Sends `payload` on the open connection `s` and returns what came back
+    before `len(payload)` bytes or EOF."""
+    s.sendall(payload)
+    got = b""
+    while len(got) < len(payload):
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        got += chunk
+    return got
 
 
 def echo_backend(lab, name="echo", port=None):

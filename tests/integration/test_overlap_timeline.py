@@ -74,17 +74,6 @@ class OverlapTimeline(unittest.TestCase):
         self.assertEqual(len(went), 1, (before, after))
         return went[0]
 
-    @staticmethod
-    def echo_on(conn, payload):
-        conn.sendall(payload)
-        got = b""
-        while len(got) < len(payload):
-            chunk = conn.recv(65536)
-            if not chunk:
-                break
-            got += chunk
-        return got
-
     def overlap_status(self):
         """Each backend's "overlap" object of /status (None: not in one)."""
         return {b["name"]: b.get("overlap") for b in self.proxy()["backends"]}
@@ -110,7 +99,7 @@ class OverlapTimeline(unittest.TestCase):
         self.assertEqual(self.session_goes_to(), "a")
         held = socket.create_connection(("127.0.0.1", self.listen), timeout=5)
         self.addCleanup(held.close)
-        self.assertEqual(self.echo_on(held, b"old"), b"old")
+        self.assertEqual(L.echo_on(held, b"old"), b"old")
         self.overlap()
         L.wait_until(lambda: self.current() == "b", 20, "new sessions on b")
         self.assertIn("proxy pg: b is on timeline 7, a on 6: new sessions now go to b", self.log())
@@ -122,7 +111,7 @@ class OverlapTimeline(unittest.TestCase):
         self.assertIn("Overlap on pg: a on timeline 6, b on timeline 7; new sessions go to b", self.cli_status())
         self.assertEqual((self.timeline_gauge("a"), self.timeline_gauge("b")), (6, 7))
         # The session on a is left as it was (cut only when a's check fails).
-        self.assertEqual(self.echo_on(held, b"still"), b"still")
+        self.assertEqual(L.echo_on(held, b"still"), b"still")
 
         # The overlap ends (b's check keeps passing); a later one reads the
         # timelines again: a was promoted once more, to 8.

@@ -37,17 +37,6 @@ GRACE = 8.0
 SECOND_RELOAD = 4.0
 
 
-def roundtrip(s, payload=b"ping"):
-    s.sendall(payload)
-    got = b""
-    while len(got) < len(payload):
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        got += chunk
-    return got
-
-
 def closed(s):
     """Whether the proxy closed `s` (EOF or reset), without waiting."""
     s.setblocking(False)
@@ -104,7 +93,7 @@ class ReloadDrain(unittest.TestCase):
     def session(self):
         s = socket.create_connection(("127.0.0.1", self.port), timeout=5)
         self.sockets.append(s)
-        self.assertEqual(roundtrip(s), b"ping")
+        self.assertEqual(L.echo_on(s), b"ping")
         return s
 
     def test_each_reload_drains_on_its_own_time(self):
@@ -117,7 +106,7 @@ class ReloadDrain(unittest.TestCase):
         self.reload(["b", "c"], 1)
         L.wait_until(lambda: self.current() == "b", 10, "b primary")
         b = self.session()
-        self.assertEqual(roundtrip(a), b"ping", "a's session must drain, not be cut")
+        self.assertEqual(L.echo_on(a), b"ping", "a's session must drain, not be cut")
         L.wait_until(lambda: time.monotonic() - t0 >= SECOND_RELOAD, SECOND_RELOAD + 1, "the second reload's time")
         self.rest["c"].set_role("primary")
         t2 = time.monotonic()
@@ -128,7 +117,7 @@ class ReloadDrain(unittest.TestCase):
         a_closed = time.monotonic() - t0
         self.assertGreater(a_closed, GRACE - 1, self.why(f"a's session was closed {a_closed:.2f} s after reload 1, "
                                                          "before its drain ended"))
-        self.assertEqual(roundtrip(b), b"ping",
+        self.assertEqual(L.echo_on(b), b"ping",
                          self.why("b's session closed with a's: it drains until GRACE after reload 2"))
         L.wait_until(lambda: closed(b), t2 + GRACE + 2 - time.monotonic(), "b's session closed at the end of its drain")
         b_closed = time.monotonic() - t2
