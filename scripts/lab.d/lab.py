@@ -233,15 +233,15 @@ def spawn(st, name, host, argv, user=None, env=None):
     os.makedirs(os.path.dirname(logpath), exist_ok=True)
     if user:
         argv = ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups", "--"] + argv
-    with open(logpath, "ab") as logf:
+    with open(logpath, "ab") as logf, labkit.stops_deferred():  # recorded before a stop can unwind past it
         p = subprocess.Popen(ns_cmd(st, host, argv), stdin=subprocess.DEVNULL, stdout=logf,
                              stderr=subprocess.STDOUT, start_new_session=True, cwd=st.path(host),
                              env=dict(os.environ, **(env or {})))
-    record_pid(st, name, p.pid)
-    procs = st.data.setdefault("procs", [])
-    if name not in procs:
-        procs.append(name)
-        st.save()
+        record_pid(st, name, p.pid)
+        procs = st.data.setdefault("procs", [])
+        if name not in procs:
+            procs.append(name)
+            st.save()
     return p
 
 

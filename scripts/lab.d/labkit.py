@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 
 # Every lab's addresses are in 10.88.0.0/16; a route to nowhere in the root
@@ -82,6 +83,38 @@ def run(argv, check=True, timeout=20, **kw):
     return r
 
 
+class stops_deferred:
+    """A block in which SIGTERM, SIGHUP and SIGINT are noted, not acted on;
+    on leaving it, the handlers in place before get them. For starting a
+    child that must be stopped in turn: subprocess.Popen() returns only once
+    the child has exec'd, and a stop that raised while it waited (a
+    KeyboardInterrupt or Stopped out of Popen()) left a running child nobody
+    held (the CI failure of test_lab_stop test_8: the stand-in had written
+    its PID and been signalled before its Popen() returned). Only in the main
+    thread, where Python runs signal handlers."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+
+    def __enter__(self):
+        self.pending = []
+        self.saved = {}
+        if threading.current_thread() is threading.main_thread():
+            for s in self.SIGNALS:
+                self.saved[s] = signal.signal(s, lambda n, f: self.pending.append((n, f)))
+        return self
+
+    def __exit__(self, *exc):
+        for s, h in self.saved.items():
+            signal.signal(s, h)
+        for n, f in self.pending:
+            h = self.saved[n]
+            if callable(h):
+                h(n, f)  # Stopped or KeyboardInterrupt: raised here, after the block's work is held
+            elif h == signal.SIG_DFL:
+                signal.raise_signal(n)
+        return False
+
+
 def run_stoppable(argv, timeout=None, stop_timeout=120, **kw):
     """subprocess.run, except when this program is stopped (Stopped, Ctrl-C)
     or the timeout passes while argv runs: subprocess.run SIGKILLs the
@@ -90,11 +123,13 @@ def run_stoppable(argv, timeout=None, stop_timeout=120, **kw):
     leaves that work undone. Here the child gets SIGTERM and `stop_timeout`
     seconds to finish its clean-up (SIGKILL after that); then the exception
     goes on. Returns a CompletedProcess."""
-    p = subprocess.Popen(argv, **kw)
+    p = None
     try:
+        with stops_deferred():
+            p = subprocess.Popen(argv, **kw)
         out, err = p.communicate(timeout=timeout)
     except BaseException:
-        if p.poll() is None:
+        if p is not None and p.poll() is None:
             p.send_signal(signal.SIGTERM)
         try:
             p.communicate(timeout=stop_timeout)  # reading on, so a full pipe cannot hold its clean-up up
@@ -299,8 +334,9 @@ class Processes:
             if banner:
                 logf.write(f"---- {time.strftime('%H:%M:%S')} start {' '.join(argv)}\n".encode())
                 logf.flush()
-            p = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT, **kw)
-        self.procs.append((name, p))
+            with stops_deferred():  # recorded before a stop can unwind past it
+                p = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT, **kw)
+                self.procs.append((name, p))
         try:
             with open(os.path.join(self.logdir, PIDS_FILE), "a") as f:
                 f.write(f"{p.pid} {proc_starttime(p.pid)}\n")

@@ -113,8 +113,9 @@ class Lab:
 
     def spawn(self, node, argv, **kw):
         # scripts/lab exec -> ip netns exec -> the program: all exec, so the PID is the program's.
-        p = subprocess.Popen(self.exec_argv(node, argv), text=True, start_new_session=True, **kw)
-        self.children.append(p)
+        with labkit.stops_deferred():  # held before a stop can unwind past it
+            p = subprocess.Popen(self.exec_argv(node, argv), text=True, start_new_session=True, **kw)
+            self.children.append(p)
         return p
 
     def stop_child(self, p, sig=signal.SIGTERM, timeout=10):

@@ -19,7 +19,8 @@ clean up: the next lab removes what it left, and nothing else (test_4: its
 namespaces, test_6: a loopback lab's processes and PostgreSQL, test_7: the
 cluster of scripts/lab brought up by a program that is gone); test_5: what
 runs in a lab's namespace without being recorded goes at close(); test_10: a
-PostgreSQL that `pg_ctl stop` cannot stop is killed by its recorded PID.
+PostgreSQL that `pg_ctl stop` cannot stop is killed by its recorded PID;
+test_11: a stop that comes while a child starts waits until it is held.
 
     /usr/bin/python3 tests/integration/test_lab_stop.py
 """
@@ -357,6 +358,31 @@ class StoppedTestLeavesNothing(unittest.TestCase):
         wait_until(lambda: not netns.labkit.pid_alive(pid), 10, "the stand-in gone")
         self.assertTrue(os.path.exists(os.path.join(d, "stopped")),
                         "scripts/lab up got no chance to stop what it started (SIGKILLed)")
+
+    def test_11_a_stop_while_a_child_starts_waits_until_it_is_held(self):
+        """test_8 failed once in CI: the stand-in had written its PID and the
+        driver been sent SIGTERM before the driver's Popen() returned (it
+        returns only after the child's exec): Stopped rose out of Popen(),
+        nothing held the child, and it ran on. Starting a child that must be
+        stopped in turn is now a block in which a stop is noted and acted on
+        at its end (labkit.stops_deferred). Here the driver signals itself
+        inside such a block, deterministically, for each stop signal."""
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            driver = (f"import os, signal, sys\nsys.path.insert(0, {os.path.join(L.SOURCE_DIR, 'scripts', 'lab.d')!r})\n"
+                      "import labkit\nlabkit.stop_on_signals()\n"
+                      "try:\n"
+                      "    with labkit.stops_deferred():\n"
+                      f"        os.kill(os.getpid(), {int(sig)})\n"
+                      "        print('held', flush=True)\n"
+                      "    print('not stopped', flush=True)\n"
+                      "except KeyboardInterrupt as e:\n"
+                      "    print('stopped after', type(e).__name__, flush=True)\n"
+                      "print(signal.getsignal(signal.SIGTERM) is labkit._stopped, flush=True)\n")
+            r = subprocess.run([sys.executable, "-c", driver], capture_output=True, text=True, timeout=60)
+            with self.subTest(signal=sig.name):
+                self.assertEqual(r.returncode, 0, r.stderr)
+                name = "KeyboardInterrupt" if sig == signal.SIGINT else "Stopped"
+                self.assertEqual(r.stdout.split("\n"), ["held", f"stopped after {name}", "True", ""], r.stderr)
 
     def test_10_a_postgres_pg_ctl_cannot_stop_is_killed_by_its_pid(self):
         """PgNode.stop() runs `pg_ctl stop`; a postmaster that does not
