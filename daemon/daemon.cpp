@@ -198,27 +198,33 @@ void Daemon::forget_removed_patroni_urls() {
   for (const auto& d : draining_checks_)
     if (d.generation->cfg.check.type == cfg::CheckType::http) checked.insert(patroni_url(d.generation->cfg, d.backend));
   std::string names;
-  size_t dropped = 0, cancelled = 0;
-  std::erase_if(patroni_versions_, [&](auto& entry) {
-    if (checked.contains(entry.first)) return false;
-    if (entry.second.cancel) entry.second.cancel();
-    cancelled += entry.second.in_flight ? 1 : 0;
-    names += (names.empty() ? "" : ", ") + entry.first;
+  size_t dropped = 0, orphaned = 0;
+  for (auto it = patroni_versions_.begin(); it != patroni_versions_.end();) {
+    if (checked.contains(it->first)) {
+      ++it;
+      continue;
+    }
+    auto& read = it->second;
+    orphaned += read.in_flight && read.cancel ? 1 : 0;
+    end_patroni_read(read.request, read.in_flight, read.cancel);
+    names += (names.empty() ? "" : ", ") + it->first;
     ++dropped;
-    return true;
-  });
+    it = patroni_versions_.erase(it);
+  }
   if (dropped)
     spdlog::debug("Patroni version records of {} URL(s) no longer checked dropped ({}; {} read(s) in flight "
-                  "cancelled); {} kept",
-                  dropped, names, cancelled, patroni_versions_.size());
+                  "left to finish); {} kept",
+                  dropped, names, orphaned, patroni_versions_.size());
 }
 
 // Patroni's REST API does not say which DCS it uses, so a defect that needs
 // one is named with that condition (doctor reads patroni.yml for it).
 void Daemon::on_patroni_version(const std::string& url, uint64_t request, const std::string& label,
                                 const health::CheckResult& r, const std::string& body) {
-  // A reload dropped the URL (forget_removed_patroni_urls) and cancelled the
-  // request, or dropped it and a later one asked again: not this reply's.
+  // A reload dropped the URL (forget_removed_patroni_urls) while this read
+  // was in flight (an orphan), or dropped it and a later one asked again:
+  // not this reply's.
+  if (reply_to_orphan(request)) return;
   auto it = patroni_versions_.find(url);
   if (it == patroni_versions_.end() || it->second.request != request) return;
   auto& read = it->second;
@@ -415,12 +421,26 @@ void Daemon::elect(size_t pi) {
   set_urgent(pi, eligible == 0);
 }
 
+void Daemon::end_patroni_read(uint64_t request, bool in_flight, std::function<void()>& cancel) {
+  if (!cancel) return;
+  if (in_flight && !stopping_)
+    patroni_orphans_.emplace(request, std::exchange(cancel, nullptr));
+  else
+    std::exchange(cancel, nullptr)();
+}
+
+bool Daemon::reply_to_orphan(uint64_t request) {
+  auto o = patroni_orphans_.find(request);
+  if (o == patroni_orphans_.end()) return false;
+  auto cancel = std::move(o->second);
+  patroni_orphans_.erase(o);
+  if (cancel) cancel();  // after the reply: closes only what the server left open
+  return true;
+}
+
 void Daemon::cancel_timeline_reads(OverlapTimelines& t) {
   for (auto& [name, read] : t.backends) {
-    if (read.in_flight && read.cancel && !stopping_)
-      timeline_orphans_.emplace(read.request, std::move(read.cancel));
-    else if (read.cancel)
-      read.cancel();
+    end_patroni_read(read.request, read.in_flight, read.cancel);
     if (read.again) read.again->cancel();
   }
   t.backends.clear();
@@ -501,12 +521,7 @@ void Daemon::on_timeline(const std::string& proxy_name, const std::string& backe
                          const health::CheckResult& r, const std::string& body) {
   // The overlap ended or changed, a reload or the stop cancelled the read:
   // not this reply's.
-  if (auto o = timeline_orphans_.find(request); o != timeline_orphans_.end()) {
-    auto cancel = std::move(o->second);
-    timeline_orphans_.erase(o);
-    if (cancel) cancel();  // after the reply: closes only what the server left open
-    return;
-  }
+  if (reply_to_orphan(request)) return;
   auto t = overlap_timelines_.find(proxy_name);
   if (t == overlap_timelines_.end()) return;
   auto it = t->second.backends.find(backend);
@@ -824,9 +839,9 @@ void Daemon::stop() {
   patroni_versions_.clear();
   for (auto& [name, t] : overlap_timelines_) cancel_timeline_reads(t);
   overlap_timelines_.clear();
-  for (auto& [request, cancel] : timeline_orphans_)
+  for (auto& [request, cancel] : patroni_orphans_)
     if (cancel) cancel();
-  timeline_orphans_.clear();
+  patroni_orphans_.clear();
   // Lookups still waiting for a name server (checks by host name, a reload)
   // are not waited for: their threads end unheard, and post nothing to
   // control_ from now on (health/name_lookup.h).

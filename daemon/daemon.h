@@ -227,15 +227,22 @@ class Daemon {
   // Cancels an overlap's reads and forgets what they read (`logged` stays):
   // the next election reads again.
   // Ends the proxy's timeline reads: retries stop, and a read still waiting
-  // for its reply is left to finish (timeline_orphans_), not cut: closing
+  // for its reply is left to finish (patroni_orphans_), not cut: closing
   // it before Patroni answers makes Patroni log a traceback (patroni#2278),
   // and an overlap often ends within milliseconds of its start.
   void cancel_timeline_reads(OverlapTimelines& t);
-  // Reads whose overlap ended or changed while they were in flight, by
-  // request number: their reply is ignored, and their cancel (which then
-  // only closes what the server left open) is called when it comes, or at
-  // stop.
-  std::map<uint64_t, std::function<void()>> timeline_orphans_;
+  // GET /patroni reads (a timeline, a version) nobody waits for any more
+  // while they were in flight (their overlap ended or changed, a reload
+  // removed their backend), by request number: their reply is ignored, and
+  // their cancel (which then only closes what the server left open) is
+  // called when it comes, or at stop. Not cut before Patroni answers, for
+  // the traceback above.
+  std::map<uint64_t, std::function<void()>> patroni_orphans_;
+  // Ends a read of patroni_orphans_ or of the maps above: an orphan if its
+  // reply has not come yet (and not stopping), else its cancel is called.
+  void end_patroni_read(uint64_t request, bool in_flight, std::function<void()>& cancel);
+  // True if `request` was an orphan (now ended): its reply is nobody's.
+  bool reply_to_orphan(uint64_t request);
   // The URL and address a backend's timeline is read from.
   static std::string timeline_source(const proxy::ProxyRuntime& p, size_t backend);
   // At a reload's commit, before its elections: drops the timelines of
@@ -274,8 +281,8 @@ class Daemon {
   std::map<std::string, PatroniVersionRead> patroni_versions_;  // by GET URL
   uint64_t patroni_requests_ = 0;
   // At a reload's commit and when a removed backend's drain ends: drops the
-  // patroni_versions_ entries of URLs no running or draining backend checks,
-  // cancelling their request (daemon/reload.cpp).
+  // patroni_versions_ entries of URLs no running or draining backend checks;
+  // a read of theirs in flight is left to finish (daemon/reload.cpp).
   void forget_removed_patroni_urls();
   boost::asio::signal_set hup_{control_, SIGHUP};
   // keepalived's operators send SIGUSR1/SIGUSR2 for a data or stats dump,

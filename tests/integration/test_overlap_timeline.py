@@ -21,7 +21,10 @@ backends:
   read tried again sees it and new sessions go to b;
 - a reload while b's read is held: with b's check where it was, the read
   goes on (not cancelled under the stand-in); with b's check moved to
-  another Patroni, that one is read; SIGTERM with a read held: exit 0.
+  another Patroni, that one is read; SIGTERM with a read held: exit 0;
+- an overlap's end, or a reload removing b, while a read of b's /patroni
+  (a timeline, the version read at start) waits for its reply: the read
+  is left to finish, never cut under Patroni.
 """
 import os
 import signal
@@ -73,6 +76,9 @@ class OverlapTimeline(unittest.TestCase):
         went = [n for n in after if after[n] > before[n]]
         self.assertEqual(len(went), 1, (before, after))
         return went[0]
+
+    def last_outcome(self, backend):
+        return next(b["check"]["last_outcome"] for b in self.proxy()["backends"] if b["name"] == backend)
 
     def overlap_status(self):
         """Each backend's "overlap" object of /status (None: not in one)."""
@@ -217,6 +223,41 @@ class OverlapTimeline(unittest.TestCase):
         L.wait_until(ended, 20, "b's requests ended")
         self.assertEqual(self.b.stats().get("reset", 0), 0, self.b.stats())
         self.assertEqual(self.current(), "b")
+        self.assertIsNone(self.p.poll(), self.log())
+
+    def test_reload_removing_a_backend_lets_its_version_read_finish(self):
+        # At start the daemon reads each Patroni's version (GET /patroni, the
+        # same request as a timeline read). A reload that removed the
+        # backend while that read waited for its reply cut it under Patroni
+        # (patroni#2278's traceback); it is left to finish, like a timeline
+        # read at an overlap's end. A removed backend's check (and its URL)
+        # lasts while its sessions drain, at most hard_stop_after (1 s
+        # here). b's checks are refused meanwhile (its stand-in stops
+        # listening; the held request goes on), so no check of b is in
+        # flight when the drain's end stops them.
+        self.start(6, "hold", check_timeout="20s")
+        L.wait_until(lambda: self.held(self.b) >= 1, 20, "b's version read held")
+        self.b.set_role("down")
+        L.wait_until(lambda: self.last_outcome("b") == "l4_refused", 20, "b's checks refused")
+        with open(self.config + ".tmp", "w") as f:
+            f.write(L.proxy_yaml("pg", self.listen, [("a", self.ports["a"])], [self.a.port], self.admin,
+                                 check_timeout=self.check_timeout).replace(
+                                     "node: it\n", "node: it\nhard_stop_after: 1s\nlog_level: debug\n"))
+        os.replace(self.config + ".tmp", self.config)
+        self.p.send_signal(signal.SIGHUP)
+        L.wait_until(lambda: "SIGHUP: " + self.config + " applied" in self.log(), 20, "the reload applied")
+        self.assertEqual([b["name"] for b in self.proxy()["backends"]], ["a"])
+        L.wait_until(lambda: "Patroni version records of 1 URL(s) no longer checked dropped" in self.log(), 20,
+                     "b's drain ended")
+        self.assertEqual(self.held(self.b), 1)
+        self.b.set_timeline(7)
+
+        def ended():
+            st = self.b.stats()
+            return st["clean_close"] + st.get("reset", 0) >= st["requests"]
+        L.wait_until(ended, 20, "b's requests ended")
+        self.assertEqual(self.b.stats().get("reset", 0), 0, self.b.stats())
+        self.assertEqual(self.session_goes_to(), "a")
         self.assertIsNone(self.p.poll(), self.log())
 
     def test_reload_and_stop_with_reads_in_flight(self):
