@@ -361,8 +361,15 @@ class Vipproxy:
 
 
 def proxy_yaml(name, listen_port, backends, check_ports, admin_port, extra="", check_extra="",
-               interval="200ms", rise=1, fall=1, threads=2, check_timeout="1s"):
-    """A one-proxy config; backends: [(name, port)], check_ports: per backend."""
+               interval="200ms", rise=1, fall=3, threads=2, check_timeout="2s"):
+    """A one-proxy config; backends: [(name, port)], check_ports: per backend.
+    A check reply later than the timeout is a failed check, and a backend
+    that fails `fall` checks in a row goes down, cutting its sessions; on a
+    loaded 2-core CI machine a stand-in's reply once came after 1 s, and with
+    `fall: 1` that cut a session a test held (test_reload_drain). Hence
+    fall 3 and 2 s here; a 503 (a stand-in set to "replica") still takes a
+    backend down at once (down_on_status). A test that measures how fast a
+    dead backend is left passes fall=1."""
     lines = [f"node: it", f"threads: {threads}", "admin:", f"  listen: 127.0.0.1:{admin_port}", "proxies:",
              f"  - name: {name}", f"    listen: 127.0.0.1:{listen_port}", "    check:",
              "      type: http", "      path: /primary", f"      interval: {interval}",

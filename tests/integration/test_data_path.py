@@ -228,21 +228,21 @@ class DataPath(unittest.TestCase):
         y = L.proxy_yaml("dp", cls.port, [("be", cls.backend.port)], [cls.rest.port], cls.admin,
                          extra=f"data_path: {PATH}\nqueue_timeout: 20s\nmaxconn: 1000")
         y += (f"  - name: small\n    listen: 127.0.0.1:{cls.small_port}\n    maxconn: 2\n    data_path: {PATH}\n"
-              f"    check: {{type: http, path: /primary, interval: 200ms, rise: 1, fall: 1}}\n"
+              f"    check: {{type: http, path: /primary, interval: 200ms, rise: 1, fall: 3, timeout: 2s}}\n"
               f"    backends:\n      - name: be2\n        address: 127.0.0.1:{cls.backend.port}\n"
               f"        check_port: {cls.rest.port}\n")
         # A short tcp_user_timeout, for a reader that pauses longer (test_e).
         cls.uto_port = L.free_port()
         y += (f"  - name: uto\n    listen: 127.0.0.1:{cls.uto_port}\n    data_path: {PATH}\n"
               f"    tcp_user_timeout: 2s\n"
-              f"    check: {{type: http, path: /primary, interval: 200ms, rise: 1, fall: 1}}\n"
+              f"    check: {{type: http, path: /primary, interval: 200ms, rise: 1, fall: 3, timeout: 2s}}\n"
               f"    backends:\n      - name: be3\n        address: 127.0.0.1:{cls.backend.port}\n"
               f"        check_port: {cls.rest.port}\n")
         # idle_timeout 1 s, for a session closed while it holds bytes (test_f).
         cls.idle_port = L.free_port()
         y += (f"  - name: idle\n    listen: 127.0.0.1:{cls.idle_port}\n    data_path: {PATH}\n"
               f"    idle_timeout: 1s\n"
-              f"    check: {{type: http, path: /primary, interval: 200ms, rise: 1, fall: 1}}\n"
+              f"    check: {{type: http, path: /primary, interval: 200ms, rise: 1, fall: 3, timeout: 2s}}\n"
               f"    backends:\n      - name: be4\n        address: 127.0.0.1:{cls.backend.port}\n"
               f"        check_port: {cls.rest.port}\n")
         env = {"VIPPROXY_KERNEL_AFTER_EXCHANGES": "1"} if PATH == "kernel" else {}

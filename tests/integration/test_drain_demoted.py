@@ -49,7 +49,7 @@ class DrainedSessionOfDemotedNode(unittest.TestCase):
 
     def config(self, name_of_a):
         return L.proxy_yaml("pg", self.listen, [(name_of_a, self.echo_port), ("b", self.unused)],
-                            [self.a.port, self.b.port], self.admin).replace(
+                            [self.a.port, self.b.port], self.admin, fall=1).replace(
                                 "node: it\n", "node: it\nhard_stop_after: 30s\n")
 
     def eligible(self, name):

@@ -61,7 +61,7 @@ class FailoverWhileConnecting(unittest.TestCase):
         ports = {"a": (self.dead.getsockname()[1], self.a.port), "b": (self.echo_port, self.b.port)}
         return L.proxy_yaml(name, self.listen if name == "pg" else self.listen2,
                             [(n, ports[n][0]) for n in backends], [ports[n][1] for n in backends],
-                            self.admin, extra=extra)
+                            self.admin, extra=extra, fall=1)  # a dead backend left at its first failed check
 
     def start(self, extra):
         self.listen2 = L.free_port()

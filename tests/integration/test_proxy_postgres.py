@@ -40,7 +40,7 @@ class ProxyPostgres(unittest.TestCase):
                          [cls.r1.port, cls.r2.port], cls.admin, extra="queue_timeout: 20s\nmaxconn: 4000",
                          check_extra="method: OPTIONS")
         y += (f"  - name: echo\n    listen: 127.0.0.1:{cls.echo_listen}\n    maxconn: 4000\n"
-              f"    check: {{type: http, path: /primary, interval: 200ms, rise: 1, fall: 1}}\n"
+              f"    check: {{type: http, path: /primary, interval: 200ms, rise: 1, fall: 3, timeout: 2s}}\n"
               f"    backends:\n      - name: echo1\n        address: 127.0.0.1:{cls.echo_port}\n"
               f"        check_port: {cls.echo_rest.port}\n")
         cls.vp = L.Vipproxy(cls.lab, y)
