@@ -164,8 +164,7 @@ class Faults(unittest.TestCase):
                        interval="200ms", fall=1, timeout="1s"):
         admin = L.free_port()
         y = L.proxy_yaml("p", listen, [], [], admin, extra=extra, check_extra=check_extra,
-                         interval=interval, fall=fall)
-        y = y.replace("      timeout: 1s", f"      timeout: {timeout}")
+                         interval=interval, fall=fall, check_timeout=timeout)
         for (bname, host, bport), cport in zip(backends, check_ports):
             y += f"      - name: {bname}\n        address: {host}:{bport}\n        check_port: {cport}\n"
         config = os.path.join(self.lab.dir, name + ".yaml")
