@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <iosfwd>
 #include <optional>
 #include <string>
@@ -136,9 +137,17 @@ struct CheckProbe {
   unsigned http_status = 0;  // 0 for a tcp check
   std::string error;
   double latency_ms = 0;
-  bool tls_skipped = false;
 };
 std::vector<Verdict> patroni_verdicts(const cfg::Config& c, const std::vector<CheckProbe>& probes);
+
+// ---- The TLS checks' client keys (check.tls.key_file, or cert_file when it
+// holds the key too, HAProxy's `crt`): one a user of this host other than
+// its owner and group can read lets anyone here present the certificate a
+// Patroni with `verify_client: required` trusts; a WARN per such key, an OK
+// per other one. `mode_of` gives a file's permission bits (st_mode & 07777),
+// nothing when it cannot be read (the check's own line says why then).
+std::vector<Verdict> tls_key_verdicts(const cfg::Config& c,
+                                      const std::function<std::optional<unsigned>(const std::string&)>& mode_of);
 
 // ---- Patroni version (GET /patroni on each backend's check host and port) ----
 // Known acknowledged-write-loss defects (health/patroni_defects.h) depend on
@@ -149,7 +158,6 @@ struct PatroniVersionProbe {
   bool reached = false;
   unsigned http_status = 0;
   std::string body, error;
-  bool tls_skipped = false;
 };
 struct DcsFacts {
   health::Dcs dcs = health::Dcs::unknown;

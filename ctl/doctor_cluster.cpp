@@ -6,6 +6,7 @@
 
 #include <boost/json.hpp>
 #include <cstdio>
+#include <set>
 #include <sstream>
 
 #include "ctl/doctor.h"
@@ -20,10 +21,6 @@ std::vector<Verdict> patroni_verdicts(const cfg::Config& c, const std::vector<Ch
       if (pr.proxy != p.name) continue;
       ++total;
       std::string check = "check " + p.name + "/" + pr.backend;
-      if (pr.tls_skipped) {
-        out.push_back({Level::warn, check, pr.target + ": TLS check not probed by doctor"});
-        continue;
-      }
       if (!pr.reached) {
         out.push_back({Level::fail, check, pr.target + " unreachable: " + pr.error});
         continue;
@@ -57,6 +54,33 @@ std::vector<Verdict> patroni_verdicts(const cfg::Config& c, const std::vector<Ch
   return out;
 }
 
+std::vector<Verdict> tls_key_verdicts(const cfg::Config& c,
+                                      const std::function<std::optional<unsigned>(const std::string&)>& mode_of) {
+  std::vector<Verdict> out;
+  std::set<std::string> seen;
+  for (const auto& p : c.proxies) {
+    const auto& tls = p.check.tls;
+    if (p.check.type != cfg::CheckType::http || !tls.enabled || tls.cert_file.empty()) continue;
+    const std::string& key = tls.key_file.empty() ? tls.cert_file : tls.key_file;
+    if (!seen.insert(key).second) continue;
+    const auto mode = mode_of(key);
+    if (!mode) continue;
+    char octal[8];
+    std::snprintf(octal, sizeof octal, "%04o", *mode & 07777u);
+    const std::string check = "check key " + p.name;
+    if (*mode & 0006u)
+      out.push_back({Level::warn, check,
+                     key + " (the TLS check's client key) is " + ((*mode & 0002u) ? "writable" : "readable") +
+                         " by every user of this host (mode " + octal +
+                         "): any of them can present the certificate Patroni trusts; chmod o-rwx (0640 root:vipproxy "
+                         "under the packaged unit)"});
+    else
+      out.push_back({Level::ok, check, key + " (the TLS check's client key) is not readable by other users (mode " +
+                                           std::string(octal) + ")"});
+  }
+  return out;
+}
+
 health::Dcs dcs_from_patroni_yaml(const std::string& yaml_text) {
   YAML::Node root;
   try {
@@ -80,10 +104,6 @@ std::vector<Verdict> patroni_version_verdicts(const std::vector<PatroniVersionPr
   std::vector<Verdict> out;
   for (const auto& pr : probes) {
     std::string check = "patroni " + pr.proxy + "/" + pr.backend;
-    if (pr.tls_skipped) {
-      out.push_back({Level::warn, check, pr.target + ": TLS not probed by doctor; Patroni version unknown"});
-      continue;
-    }
     if (!pr.reached) {
       out.push_back({Level::warn, check, "version unknown: " + pr.target + " unreachable: " + pr.error});
       continue;

@@ -7,6 +7,7 @@
 #include <netinet/ip.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -28,6 +29,8 @@
 #include "ctl/admin_client.h"
 #include "ctl/doctor.h"
 #include "ctl/http.h"
+#include "health/checker.h"
+#include "health/status.h"
 #include "vrrp/kernel.h"
 #include "vrrp/netlink.h"
 
@@ -212,10 +215,58 @@ std::string tcp_connect(const std::string& host, unsigned short port, std::chron
   return err;
 }
 
+// A TLS check, and the GET /patroni beside it, are asked through the
+// daemon's own check code (health::check_once, health::fetch_once): the same
+// ca_file, server_name, verify and client certificate as the daemon's checks,
+// so doctor's verdict is theirs. The host is resolved here, once, as the
+// daemon does at start. `path` empty: the check itself.
+struct OnceReply {
+  bool reached = false;      // a well-formed HTTP reply came
+  unsigned http_status = 0;
+  std::string body, error;
+  double latency_ms = 0;
+};
+
+OnceReply ask_once(const cfg::Check& rule, const cfg::Endpoint& target, const std::string& path,
+                   std::chrono::milliseconds timeout) {
+  namespace asio = boost::asio;
+  OnceReply out;
+  asio::io_context io;
+  boost::system::error_code ec;
+  auto address = asio::ip::make_address(target.host, ec);
+  if (ec) {
+    asio::ip::tcp::resolver r(io);
+    auto found = r.resolve(target.host, std::to_string(target.port), ec);
+    if (ec || found.empty()) {
+      out.error = "resolve " + target.host + ": " + (ec ? ec.message() : std::string("no address"));
+      return out;
+    }
+    address = found.begin()->endpoint().address();
+  }
+  std::function<void()> cancel;
+  bool done = false;
+  auto report = [&](const health::CheckResult& r, const std::string& body) {
+    done = true;
+    out.http_status = r.http_status;
+    out.reached = r.http_status != 0;
+    out.body = body;
+    out.latency_ms = static_cast<double>(r.latency.count()) / 1000.0;
+    if (!out.reached) out.error = health::describe(r);
+    if (cancel) cancel();  // ends the wait for the server's close
+  };
+  cancel = path.empty() ? health::check_once(io, rule, target, address, report)
+                        : health::fetch_once(io, rule, target, address, path, timeout, report);
+  // The attempt's own timeout ends it; the margin covers the close after it.
+  io.run_for(std::max(timeout, rule.timeout) + std::chrono::seconds(2));
+  if (!done) out.error = "no reply within " + std::to_string(std::max(timeout, rule.timeout).count()) + " ms";
+  return out;
+}
+
 std::vector<CheckProbe> probe_checks(const cfg::Config& c) {
   std::vector<CheckProbe> out;
   for (const auto& p : c.proxies) {
-    for (const auto& b : p.backends) {
+    for (std::size_t bi = 0; bi < p.backends.size(); ++bi) {
+      const auto& b = p.backends[bi];
       CheckProbe pr;
       pr.proxy = p.name;
       pr.backend = b.name;
@@ -230,7 +281,11 @@ std::vector<CheckProbe> probe_checks(const cfg::Config& c) {
         pr.error = e;
       } else if (p.check.tls.enabled) {
         pr.target = p.check.method + " https://" + hp + p.check.path;
-        pr.tls_skipped = true;
+        auto r = ask_once(p.check, cfg::check_target(p, bi), "", timeout);
+        pr.reached = r.reached;
+        pr.http_status = r.http_status;
+        pr.error = r.error;
+        pr.latency_ms = r.latency_ms;
       } else {
         pr.target = p.check.method + " http://" + hp + p.check.path;
         auto r = http_request(b.address.host, port, p.check.method, p.check.path, {}, {}, timeout);
@@ -251,7 +306,8 @@ std::vector<PatroniVersionProbe> probe_patroni_versions(const cfg::Config& c) {
   std::set<std::string> seen;
   for (const auto& p : c.proxies) {
     if (p.check.type != cfg::CheckType::http) continue;
-    for (const auto& b : p.backends) {
+    for (std::size_t bi = 0; bi < p.backends.size(); ++bi) {
+      const auto& b = p.backends[bi];
       unsigned short port = b.check_port ? *b.check_port : p.check.port ? *p.check.port : b.address.port;
       std::string hp = (b.address.host.find(':') != std::string::npos ? "[" + b.address.host + "]" : b.address.host) +
                        ":" + std::to_string(port);
@@ -261,7 +317,11 @@ std::vector<PatroniVersionProbe> probe_patroni_versions(const cfg::Config& c) {
       pr.backend = b.name;
       if (p.check.tls.enabled) {
         pr.target = "GET https://" + hp + "/patroni";
-        pr.tls_skipped = true;
+        auto r = ask_once(p.check, cfg::check_target(p, bi), "/patroni", cfg::Duration(2000));
+        pr.reached = r.reached;
+        pr.http_status = r.http_status;
+        pr.body = std::move(r.body);
+        pr.error = r.error;
       } else {
         pr.target = "GET http://" + hp + "/patroni";
         auto r = http_request(b.address.host, port, "GET", "/patroni", {}, {},
@@ -488,6 +548,12 @@ std::vector<Verdict> run_doctor(const DoctorOptions& o, std::ostream& out) {
     for (const auto& v : vip_verdicts(c, daemon)) emit(v);
   }
   for (const auto& v : patroni_verdicts(c, probe_checks(c))) emit(v);
+  for (const auto& v : tls_key_verdicts(c, [](const std::string& path) -> std::optional<unsigned> {
+         struct stat st {};
+         if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+         return static_cast<unsigned>(st.st_mode & 07777);
+       }))
+    emit(v);
   for (const auto& v : patroni_version_verdicts(probe_patroni_versions(c), probe_dcs(o))) emit(v);
   emit(etcd_verdict(probe_etcd(o)));
   return all;

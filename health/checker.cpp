@@ -313,18 +313,9 @@ class CheckerImpl final : public Checker, public std::enable_shared_from_this<Ch
   uint64_t timer_gen_ = 0, check_gen_ = 0;
 };
 
-}  // namespace
-
-std::function<void()> fetch_once(boost::asio::io_context& io, const cfg::Check& check, cfg::Endpoint target,
-                                 boost::asio::ip::address address, std::string path,
-                                 std::chrono::milliseconds min_timeout, OnFetched done) {
-  auto rule = std::make_shared<cfg::Check>(check);
-  rule->type = cfg::CheckType::http;
-  rule->method = "GET";
-  rule->path = std::move(path);
-  rule->expect_status = 200;
-  rule->expect_role = cfg::ExpectRole::any;  // the status alone; the body goes to `done`
-  rule->timeout = std::max(rule->timeout, min_timeout);
+// One attempt of `rule`, outside any schedule (fetch_once, check_once).
+std::function<void()> run_once(boost::asio::io_context& io, std::shared_ptr<const cfg::Check> rule,
+                               cfg::Endpoint target, boost::asio::ip::address address, OnFetched done) {
   auto strand = asio::make_strand(io);
   auto body = std::make_shared<std::string>();
   auto report = [done = std::move(done), body](CheckResult r) { done(r, *body); };
@@ -348,6 +339,26 @@ std::function<void()> fetch_once(boost::asio::io_context& io, const cfg::Check& 
       if (auto a = weak.lock()) a->cancel();
     });
   };
+}
+
+}  // namespace
+
+std::function<void()> fetch_once(boost::asio::io_context& io, const cfg::Check& check, cfg::Endpoint target,
+                                 boost::asio::ip::address address, std::string path,
+                                 std::chrono::milliseconds min_timeout, OnFetched done) {
+  auto rule = std::make_shared<cfg::Check>(check);
+  rule->type = cfg::CheckType::http;
+  rule->method = "GET";
+  rule->path = std::move(path);
+  rule->expect_status = 200;
+  rule->expect_role = cfg::ExpectRole::any;  // the status alone; the body goes to `done`
+  rule->timeout = std::max(rule->timeout, min_timeout);
+  return run_once(io, std::move(rule), std::move(target), address, std::move(done));
+}
+
+std::function<void()> check_once(boost::asio::io_context& io, const cfg::Check& rule, cfg::Endpoint target,
+                                 boost::asio::ip::address address, OnFetched done) {
+  return run_once(io, std::make_shared<const cfg::Check>(rule), std::move(target), address, std::move(done));
 }
 
 std::shared_ptr<Checker> Checker::create(boost::asio::io_context& io, const cfg::Check& rule, std::string label,

@@ -76,4 +76,11 @@ std::function<void()> fetch_once(boost::asio::io_context& io, const cfg::Check& 
                                  boost::asio::ip::address address, std::string path,
                                  std::chrono::milliseconds min_timeout, OnFetched done);
 
+// One check of `rule` as it stands (its type, method, path, expected status
+// and role, TLS, timeout), outside any schedule: `vipproxy doctor` asks each
+// backend this way, so its verdict is the daemon's, TLS and client
+// certificate included. `done` and the returned function as for fetch_once.
+std::function<void()> check_once(boost::asio::io_context& io, const cfg::Check& rule, cfg::Endpoint target,
+                                 boost::asio::ip::address address, OnFetched done);
+
 }  // namespace health

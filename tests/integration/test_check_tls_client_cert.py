@@ -13,7 +13,11 @@ Asserted:
   SIGHUP: the endpoint sees the new one (as `systemctl reload` after a
   rotation); then removed and SIGHUP: the one loaded before stays, logged;
 - a key_file that does not match the certificate: the check fails with a
-  reason naming the file, logged once, the daemon alive.
+  reason naming the file, logged once, the daemon alive;
+- `vipproxy doctor` asks a TLS check (and GET /patroni) as the daemon does:
+  without the client certificate FAIL naming it, with it OK and the
+  Patroni version read (before: "TLS check not probed by doctor"); its
+  client key readable by every user: WARN.
 
 Before, check.tls had no client certificate: such a cluster could not be
 checked at all (every backend down).
@@ -23,6 +27,7 @@ import os
 import shutil
 import signal
 import ssl
+import subprocess
 import sys
 import unittest
 
@@ -145,6 +150,50 @@ class CheckTlsClientCert(unittest.TestCase):
         L.wait_until(lambda: self.backend()["check"]["checks"] >= checks + 3, 10, "more checks")
         self.assertEqual(vp.log(400).count("does not match the certificate"), logged, vp.log(400))
         self.assertTrue(vp.alive())
+
+    def test_doctor_asks_the_tls_check_as_the_daemon_does(self):
+        # Before, `vipproxy doctor` only said "TLS check not probed by
+        # doctor" (and the Patroni version unknown) for a TLS check: a
+        # Patroni with TLS on its REST API got no preflight at all. It now
+        # asks through the daemon's own check code: a missing client
+        # certificate fails the same way, and with one the check and the
+        # Patroni version are read.
+        self.tls.patroni_version = "4.0.4"
+        config = os.path.join(self.lab.dir, "doctor.yaml")
+
+        def doctor(extra=""):
+            with open(config, "w") as f:
+                f.write(self.yaml(extra))
+            r = subprocess.run([L.VIPPROXY, "doctor", "--config", config, "--no-adverts", "--etcd", "127.0.0.1:1",
+                                "--patroni-config", os.path.join(self.lab.dir, "absent-patroni.yml")],
+                               capture_output=True, text=True, timeout=60)
+            lines = {x.split(":", 1)[0][5:]: x for x in r.stdout.splitlines() if x[:5] in ("OK   ", "WARN ", "FAIL ")}
+            return r, lines
+
+        r, lines = doctor()
+        self.assertNotIn("not probed", r.stdout)
+        self.assertTrue(lines["check pg/a"].startswith("FAIL "), r.stdout)
+        self.assertIn(f"OPTIONS https://127.0.0.1:{self.tls.port}/replica unreachable", lines["check pg/a"])
+        self.assertIn("client certificate", lines["check pg/a"])
+        self.assertTrue(lines["patroni pg/a"].startswith("WARN "), r.stdout)
+        self.assertIn("version unknown", lines["patroni pg/a"])
+
+        key, cert, fp = self.one
+        r, lines = doctor(f", cert_file: {cert}, key_file: {key}")
+        self.assertNotIn("not probed", r.stdout)
+        self.assertRegex(lines["check pg/a"], rf"^OK   check pg/a: OPTIONS https://127\.0\.0\.1:{self.tls.port}/replica "
+                                              r"answers 200 \(passes, ", r.stdout)
+        self.assertRegex(lines["patroni pg/a"], r"^OK   patroni pg/a: Patroni 4\.0\.4 ", r.stdout)
+        self.assertEqual(self.tls.seen(), fp)
+        # The client key: readable by every user is a WARN naming it.
+        os.chmod(key, 0o600)
+        r, lines = doctor(f", cert_file: {cert}, key_file: {key}")
+        self.assertTrue(lines["check key pg"].startswith("OK   "), r.stdout)
+        os.chmod(key, 0o644)
+        r, lines = doctor(f", cert_file: {cert}, key_file: {key}")
+        self.assertTrue(lines["check key pg"].startswith("WARN "), r.stdout)
+        self.assertIn(f"{key} (the TLS check's client key) is readable by every user of this host (mode 0644)",
+                      lines["check key pg"])
 
 
 if __name__ == "__main__":

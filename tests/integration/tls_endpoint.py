@@ -2,7 +2,8 @@
 (test_check_tls_reload, test_check_tls_client_cert): answers every request
 with 200 over TLS, then closes, as Patroni's REST API does; with `client_ca`
 it refuses clients without a certificate of that CA, as Patroni with
-`restapi: verify_client: required`, and remembers the last one it saw.
+`restapi: verify_client: required`, and remembers the last one it saw; with
+`patroni_version`, GET /patroni answers Patroni's status with that version.
 Certificates come from the `openssl` command (the tests skip without it)."""
 import hashlib
 import os
@@ -25,7 +26,9 @@ def self_signed(directory, name):
 
 
 class TlsEndpoint:
-    def __init__(self, key, cert, client_ca=None):
+    def __init__(self, key, cert, client_ca=None, patroni_version=None):
+        """`patroni_version`: GET /patroni answers Patroni's status with it."""
+        self.patroni_version = patroni_version
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.ctx.load_cert_chain(cert, key)
         if client_ca:
@@ -62,7 +65,11 @@ class TlsEndpoint:
                 if peer:
                     with self.lock:
                         self.last_client = hashlib.sha256(peer).hexdigest()
-                s.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+                body = b"{}"
+                if self.patroni_version and data.split(b" ", 2)[1:2] == [b"/patroni"]:
+                    body = b'{"state": "running", "role": "primary", "patroni": {"version": "%s"}}' % \
+                        self.patroni_version.encode()
+                s.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
         except (OSError, ssl.SSLError):
             pass
 

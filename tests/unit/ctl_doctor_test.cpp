@@ -2,6 +2,7 @@
 // probes that gather the facts are exercised by tests/integration/test_ops_notify.py.
 #define BOOST_TEST_MODULE ctl_doctor
 #include <boost/test/unit_test.hpp>
+#include <map>
 #include <sstream>
 
 #include "cfg/load.h"
@@ -284,8 +285,8 @@ BOOST_AUTO_TEST_CASE(foreign_routers_from_the_daemon_counters) {
 BOOST_AUTO_TEST_CASE(patroni_endpoints) {
   auto c = config();
   std::vector<ctl::CheckProbe> probes = {
-      {"postgres", "catalog01", "OPTIONS http://192.168.1.151:8008/primary", true, 200, "", 1.5, false},
-      {"postgres", "catalog02", "OPTIONS http://192.168.1.152:8008/primary", true, 503, "", 1.5, false}};
+      {"postgres", "catalog01", "OPTIONS http://192.168.1.151:8008/primary", true, 200, "", 1.5},
+      {"postgres", "catalog02", "OPTIONS http://192.168.1.152:8008/primary", true, 503, "", 1.5}};
   auto v = ctl::patroni_verdicts(c, probes);
   BOOST_TEST(ctl::exit_code(v) == 0);
   BOOST_TEST(!any(v, Level::warn));
@@ -365,13 +366,70 @@ BOOST_AUTO_TEST_CASE(dcs_of_a_patroni_config) {
   }
 }
 
+// A TLS check's client key readable (or writable) by every user of the host:
+// WARN, naming the file, the mode and the fix; owner/group only: OK; a key
+// shared by two proxies judged once; no client certificate: no line.
+BOOST_AUTO_TEST_CASE(tls_client_keys) {
+  const std::string tls_yaml = R"(node: catalog01
+proxies:
+  - name: postgres
+    listen: 0.0.0.0:5433
+    check: {type: http, port: 8008, tls: {cert_file: /etc/vipproxy/client.pem}}
+    backends: [{name: catalog01, address: 192.168.1.151:5432}]
+  - name: replicas
+    listen: 0.0.0.0:5434
+    check: {type: http, port: 8008, path: /replica, tls: {cert_file: /etc/vipproxy/client.pem}}
+    backends: [{name: catalog01, address: 192.168.1.151:5432}]
+  - name: other
+    listen: 0.0.0.0:5435
+    check: {type: http, port: 8008, tls: {cert_file: /etc/vipproxy/b.crt, key_file: /etc/vipproxy/b.key}}
+    backends: [{name: catalog01, address: 192.168.1.151:5432}]
+  - name: plain
+    listen: 0.0.0.0:5436
+    check: {type: http, port: 8008, tls: true}
+    backends: [{name: catalog01, address: 192.168.1.151:5432}]
+)";
+  auto c = config(tls_yaml);
+  std::map<std::string, unsigned> modes = {{"/etc/vipproxy/client.pem", 0644}, {"/etc/vipproxy/b.key", 0640}};
+  std::vector<std::string> asked;
+  auto mode_of = [&](const std::string& path) -> std::optional<unsigned> {
+    asked.push_back(path);
+    auto it = modes.find(path);
+    return it == modes.end() ? std::nullopt : std::optional<unsigned>(it->second);
+  };
+  auto v = ctl::tls_key_verdicts(c, mode_of);
+  BOOST_TEST(asked == (std::vector<std::string>{"/etc/vipproxy/client.pem", "/etc/vipproxy/b.key"}));
+  BOOST_TEST_REQUIRE(v.size() == 2u);
+  BOOST_TEST((v[0].level == Level::warn));
+  BOOST_TEST(v[0].check == "check key postgres");
+  BOOST_TEST(v[0].reason.find("/etc/vipproxy/client.pem") != std::string::npos, v[0].reason);
+  BOOST_TEST(v[0].reason.find("readable by every user") != std::string::npos, v[0].reason);
+  BOOST_TEST(v[0].reason.find("mode 0644") != std::string::npos, v[0].reason);
+  BOOST_TEST(v[0].reason.find("chmod o-rwx") != std::string::npos, v[0].reason);
+  BOOST_TEST((v[1].level == Level::ok));
+  BOOST_TEST(v[1].reason.find("/etc/vipproxy/b.key") != std::string::npos, v[1].reason);
+  BOOST_TEST(v[1].reason.find("mode 0640") != std::string::npos, v[1].reason);
+
+  modes["/etc/vipproxy/client.pem"] = 0602;
+  v = ctl::tls_key_verdicts(c, mode_of);
+  BOOST_TEST((v.at(0).level == Level::warn));
+  BOOST_TEST(v[0].reason.find("writable by every user") != std::string::npos, v[0].reason);
+  modes["/etc/vipproxy/client.pem"] = 0600;
+  BOOST_TEST(!any(ctl::tls_key_verdicts(c, mode_of), Level::warn));
+  // Unreadable: no line (the check's own line says why).
+  modes.clear();
+  BOOST_TEST(ctl::tls_key_verdicts(c, mode_of).empty());
+  // No TLS client certificate anywhere: nothing asked, no line.
+  asked.clear();
+  BOOST_TEST(ctl::tls_key_verdicts(config(), mode_of).empty());
+  BOOST_TEST(asked.empty());
+}
+
 BOOST_AUTO_TEST_CASE(patroni_versions_against_known_defects) {
   const std::string v302 = R"({"state": "running", "role": "master", "patroni": {"version": "3.0.2", "scope": "c"}})";
   const std::string v303 = R"({"state": "running", "role": "replica", "patroni": {"version": "3.0.3", "scope": "c"}})";
-  ctl::PatroniVersionProbe p1{"postgres", "catalog01", "GET http://192.168.1.151:8008/patroni", true, 200, v302, "",
-                              false};
-  ctl::PatroniVersionProbe p2{"postgres", "catalog02", "GET http://192.168.1.152:8008/patroni", true, 200, v303, "",
-                              false};
+  ctl::PatroniVersionProbe p1{"postgres", "catalog01", "GET http://192.168.1.151:8008/patroni", true, 200, v302, ""};
+  ctl::PatroniVersionProbe p2{"postgres", "catalog02", "GET http://192.168.1.152:8008/patroni", true, 200, v303, ""};
   ctl::DcsFacts etcd3{health::Dcs::etcd3, "/etc/patroni/patroni.yml", ""};
 
   // 3.0.2 on etcd3: WARN naming the defect and the fixed version; 3.0.3: OK.
@@ -400,15 +458,13 @@ BOOST_AUTO_TEST_CASE(patroni_versions_against_known_defects) {
   auto bad = p1;
   bad.reached = false;
   bad.error = "connect: Connection refused";
-  auto tls = p1;
-  tls.tls_skipped = true;
   auto status = p1;
   status.http_status = 404;
   auto nobody = p1;
   nobody.body = "<html>";
   auto weird = p1;
   weird.body = R"({"patroni": {"version": "next"}})";
-  for (const auto& p : {bad, tls, status, nobody, weird}) {
+  for (const auto& p : {bad, status, nobody, weird}) {
     v = ctl::patroni_version_verdicts({p}, etcd3);
     BOOST_TEST_CONTEXT(v.at(0).reason) {
       BOOST_TEST((v[0].level == Level::warn));
