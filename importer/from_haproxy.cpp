@@ -29,20 +29,42 @@ constexpr unsigned kHaproxyFall = 3;
 // files as they are where it runs: PATH.key is written as key_file when it
 // exists and PATH is not seen to hold a key. vipproxy reads the files when
 // the check starts, so a file missing here is still reported then.
+// HAProxy's crt-base and ca-base (doc/configuration.txt, section 3.1):
+// a relative path after `crt` / `ca-file` is read under that directory;
+// an absolute one ignores it. Joined with one '/', as HAProxy does.
+std::string Converter::under_base(const At<std::string>& path, const char* keyword, const char* base_keyword,
+                                  const std::optional<At<std::string>>& base, const char* key, bool report) {
+  if (path.value.starts_with('/')) return path.value;
+  if (base) {
+    std::string dir = base->value;
+    while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+    std::string full = dir + (dir == "/" ? "" : "/") + path.value;
+    if (!report) return full;
+    bases_used_.insert(base->line);
+    hnote(path.line, std::string("'") + keyword + " " + path.value + "' is read under " + base_keyword + " " +
+                         base->value + " (line " + std::to_string(base->line) + "): written as " + key + " " + full);
+    return full;
+  }
+  if (!report) return path.value;
+  hnote(path.line, std::string("'") + keyword + " " + path.value + "' is relative and no global " + base_keyword +
+                       " is set (HAProxy reads it from the directory it runs in): written as is; write the absolute "
+                       "path in " + key);
+  return path.value;
+}
+
 void Converter::client_certificate(const At<std::string>& crt, cfg::TlsCheck& tls) {
-  if (tls.cert_file == crt.value) return;  // one note per certificate, not per server
-  tls.cert_file = crt.value;
+  const auto& base = global_ ? global_->crt_base : std::nullopt;
+  if (tls.cert_file == under_base(crt, "crt", "crt-base", base, "check.tls.cert_file", false))
+    return;  // one note per certificate, not per server
+  const std::string path = under_base(crt, "crt", "crt-base", base, "check.tls.cert_file", true);
+  tls.cert_file = path;
   tls.key_file.clear();
-  if (!crt.value.starts_with('/'))
-    hnote(crt.line, "'crt " + crt.value +
-                        "' is relative (HAProxy reads it under crt-base or its own directory): written as is; "
-                        "write the absolute path in check.tls.cert_file");
   bool key_inside = false;
-  std::ifstream in(crt.value);
+  std::ifstream in(path);
   for (std::string l; in && std::getline(in, l);)
     if (l.starts_with("-----BEGIN") && l.find("PRIVATE KEY-----") != std::string::npos) key_inside = true;
   std::error_code ec;
-  const std::string beside = crt.value + ".key";
+  const std::string beside = path + ".key";
   if (!key_inside && std::filesystem::is_regular_file(beside, ec)) {
     tls.key_file = beside;
     hnote(crt.line, "'crt " + crt.value + "': its key written as check.tls.key_file " + beside +
@@ -288,6 +310,7 @@ cfg::Check Converter::check(const hp::Section& back, const std::vector<hp::Serve
   if (all_have_port && ports.size() == 1 && *ports.begin() > 0) c.port = static_cast<uint16_t>(*ports.begin());
 
   // TLS for the check.
+  std::string ca_written;  // the last ca-file as written
   for (const auto& s : servers) {
     const auto& o = s.options;
     bool s_tls = (o.check_ssl && o.check_ssl->value) || (o.ssl && o.ssl->value && !(o.check_ssl && !o.check_ssl->value));
@@ -298,7 +321,11 @@ cfg::Check Converter::check(const hp::Section& back, const std::vector<hp::Serve
     if (s_tls) {
       c.tls.enabled = true;
       if (o.verify && o.verify->value == "none") c.tls.verify = false;
-      if (o.ca_file) c.tls.ca_file = o.ca_file->value;
+      if (o.ca_file && o.ca_file->value != ca_written) {  // one note per file, not per server
+        ca_written = o.ca_file->value;
+        c.tls.ca_file = under_base(*o.ca_file, "ca-file", "ca-base", global_ ? global_->ca_base : std::nullopt,
+                                   "check.tls.ca_file", true);
+      }
       const auto& sni = o.check_sni ? o.check_sni : o.verifyhost;
       if (sni && cfg::syntax::is_hostname(sni->value)) c.tls.server_name = sni->value;
       if (o.crt) client_certificate(*o.crt, c.tls);
@@ -515,6 +542,7 @@ void Converter::proxy(const hp::Section& front, const hp::Section& back, const h
 
 void Converter::haproxy(const hp::Config& h) {
   const std::string& file = opts_.haproxy_file;
+  global_ = h.find(hp::SectionKind::global, "");
   for (const auto& e : h.expanded) hnote(e.line, "environment variable " + e.text + " read as " + e.reason);
   std::set<const hp::Section*> used;
   auto http_mode = [&](const hp::Section& s, const std::string& title) {
@@ -539,7 +567,7 @@ void Converter::haproxy(const hp::Config& h) {
     switch (s.kind) {
       case hp::SectionKind::global:
         haproxy_unhandled(s.unhandled, true);
-        break;
+        break;  // crt-base and ca-base: after the proxies, which may read paths under them
       case hp::SectionKind::defaults:
         haproxy_unhandled(s.unhandled, false);
         break;
@@ -579,6 +607,11 @@ void Converter::haproxy(const hp::Config& h) {
   for (const auto& s : h.sections)
     if (s.kind == hp::SectionKind::backend && !used.count(&s))
       not_translated(file, s.line, "backend " + s.name, "no frontend uses it");
+  if (global_)
+    for (const auto* base : {&global_->crt_base, &global_->ca_base})
+      if (*base && !bases_used_.count((*base)->line))
+        not_translated(file, (*base)->line, (base == &global_->crt_base ? "crt-base " : "ca-base ") + (*base)->value,
+                       "vipproxy writes full paths; no relative path of a TLS check was read under it");
 }
 
 }  // namespace importer::detail

@@ -192,6 +192,10 @@ Config Reader::read(std::string_view text) {
       case SectionKind::global:
         if (w[0] == "maxconn" && w.size() >= 2)
           s.maxconn = At<unsigned>{number(line, w[0], w[1]), line};
+        else if (w[0] == "crt-base" && w.size() >= 2)
+          s.crt_base = At<std::string>{w[1], line};
+        else if (w[0] == "ca-base" && w.size() >= 2)
+          s.ca_base = At<std::string>{w[1], line};
         else
           s.unhandled.push_back({line, join(w), ""});
         break;

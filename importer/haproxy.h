@@ -42,6 +42,10 @@ struct ServerOptions {
   std::optional<At<std::string>> on_marked_down;  // "shutdown-sessions", ...
   std::optional<At<bool>> backup;
   std::optional<At<unsigned>> maxconn;
+  // global: the directories a relative `crt` / `ca-file` is read under
+  // (HAProxy's crt-base and ca-base; Debian's default haproxy.cfg sets
+  // /etc/ssl/private and /etc/ssl/certs).
+  std::optional<At<std::string>> crt_base, ca_base;
   std::optional<At<bool>> disabled;  // `disabled` (maintenance) / `enabled`
   std::vector<Unhandled> unhandled;
 
@@ -91,6 +95,10 @@ struct Section {
   std::map<std::string, At<Duration>> timeouts;  // "connect", "server", "client", "check", "queue"...
   std::optional<At<std::string>> balance;
   std::optional<At<unsigned>> maxconn;
+  // global: the directories a relative `crt` / `ca-file` is read under
+  // (HAProxy's crt-base and ca-base; Debian's default haproxy.cfg sets
+  // /etc/ssl/private and /etc/ssl/certs).
+  std::optional<At<std::string>> crt_base, ca_base;
   std::optional<At<bool>> disabled;  // the section's `disabled` / `enabled` (also from defaults)
   ServerOptions default_server;
   std::vector<Server> servers;

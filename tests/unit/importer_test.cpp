@@ -1305,6 +1305,55 @@ BOOST_AUTO_TEST_CASE(importer_keepalived_script_escapes_as_keepalived_reads_them
   BOOST_TEST(k.loaded.vrrp.at(0).notify.master == "/bin/echo a\\ b");
 }
 
+// HAProxy's global crt-base and ca-base: a relative `crt` / `ca-file` is read
+// under them (Debian's default haproxy.cfg sets both), an absolute one
+// ignores them. Before, the relative path was written as is (the daemon,
+// started in /, found no file) and both lines were reported as process
+// settings without an equivalent.
+BOOST_AUTO_TEST_CASE(importer_haproxy_crt_base_and_ca_base) {
+  char tmpl[] = "/tmp/importer_test_base_XXXXXX";
+  BOOST_REQUIRE(mkdtemp(tmpl));
+  const std::string dir = tmpl;
+  const std::string client = dir + "/client.pem";
+  std::ofstream(client) << "-----BEGIN CERTIFICATE-----\nMII=\n-----END CERTIFICATE-----\n"
+                           "-----BEGIN PRIVATE KEY-----\nMII=\n-----END PRIVATE KEY-----\n";
+  auto import = [](const std::string& global, const std::string& server_opts) {
+    return import_haproxy("global\n" + global + "listen pg\n  bind *:5000\n  option httpchk GET /primary\n"
+                          "  http-check expect status 200\n"
+                          "  server n1 10.0.0.1:5432 check port 8008 check-ssl " + server_opts + "\n"
+                          "  server n2 10.0.0.2:5432 check port 8008 check-ssl " + server_opts + "\n");
+  };
+  auto r = import("  ca-base /etc/ssl/certs/\n  crt-base " + dir + "\n", "ca-file ca.pem crt client.pem");
+  const auto& tls = r.loaded.proxies.at(0).check.tls;
+  BOOST_TEST(tls.cert_file == client);
+  BOOST_TEST(tls.key_file == "");  // client.pem, found under crt-base, holds its key
+  BOOST_TEST(tls.ca_file == "/etc/ssl/certs/ca.pem");
+  const std::string crt_note =
+      "h.cfg:8: 'crt client.pem' is read under crt-base " + dir + " (line 3): written as check.tls.cert_file " + client;
+  BOOST_TEST(has(r.notes, crt_note), r.notes);
+  BOOST_TEST(!has(r.notes, "h.cfg:9: 'crt"), r.notes);  // once, not per server
+  BOOST_TEST(has(r.notes, "h.cfg:8: 'ca-file ca.pem' is read under ca-base /etc/ssl/certs/ (line 2): written as "
+                          "check.tls.ca_file /etc/ssl/certs/ca.pem"), r.notes);
+  BOOST_TEST(!has(r.notes, "not translated"), r.notes);
+
+  // Absolute paths ignore the bases, which are then reported as unused.
+  r = import("  ca-base /etc/ssl/certs\n  crt-base /etc/ssl/private\n", "ca-file /srv/ca.pem crt " + client);
+  BOOST_TEST(r.loaded.proxies.at(0).check.tls.cert_file == client);
+  BOOST_TEST(r.loaded.proxies.at(0).check.tls.ca_file == "/srv/ca.pem");
+  BOOST_TEST(has(r.notes, "h.cfg:2: 'ca-base /etc/ssl/certs' not translated: vipproxy writes full paths"), r.notes);
+  BOOST_TEST(has(r.notes, "h.cfg:3: 'crt-base /etc/ssl/private' not translated"), r.notes);
+  BOOST_TEST(!has(r.notes, "is read under"), r.notes);
+
+  // Relative without a base: written as is, reported.
+  r = import("", "ca-file ca.pem crt client.pem");
+  BOOST_TEST(r.loaded.proxies.at(0).check.tls.ca_file == "ca.pem");
+  BOOST_TEST(has(r.notes, "'ca-file ca.pem' is relative and no global ca-base is set"), r.notes);
+  BOOST_TEST(has(r.notes, "'crt client.pem' is relative and no global crt-base is set"), r.notes);
+
+  std::remove(client.c_str());
+  ::rmdir(dir.c_str());
+}
+
 // `crt PATH` on a server line (HAProxy's client certificate for check-ssl):
 // check.tls.cert_file, and PATH.key as key_file when PATH holds no key and
 // PATH.key exists where the importer runs (HAProxy's ssl-load-extra-files).
