@@ -1,5 +1,5 @@
 // Durations are written with a unit ("250ms", "2s", "1m", "1.5s", "1h",
-// "1m30s"). A bare number is refused because it is ambiguous: HAProxy reads
+// "1m30s": several units each once, larger first). A bare number is refused because it is ambiguous: HAProxy reads
 // "inter 2000" as milliseconds, keepalived reads "advert_int 1" as seconds.
 #include <string>
 #include <string_view>
@@ -19,6 +19,9 @@ constexpr long long kMaxMs = 1'000'000'000'000LL;
 bool parse_duration(std::string_view text, Duration& out) {
   if (text.empty()) return false;
   long long total = 0;
+  // Each unit once, larger first ("1h30m", "1m30s"): "1s1s" or "30s1m" is
+  // a typo far more often than a sum, so it is refused, not added up.
+  long long previous_unit_ms = 0;
   std::string_view s = text;
   while (!s.empty()) {
     // <digits>[.<digits>]
@@ -57,6 +60,8 @@ bool parse_duration(std::string_view text, Duration& out) {
     } else {
       return false;  // no unit: a bare number, or an unknown unit
     }
+    if (previous_unit_ms && unit_ms >= previous_unit_ms) return false;
+    previous_unit_ms = unit_ms;
     // mantissa < 1e15 and unit_ms <= 3.6e6 could overflow: bound first.
     if (mantissa / divisor > kMaxMs / unit_ms) return false;
     __int128 scaled = static_cast<__int128>(mantissa) * unit_ms;

@@ -411,8 +411,9 @@ BOOST_AUTO_TEST_CASE(small_conveniences) {
 
 BOOST_DATA_TEST_CASE(durations_accepted,
                      bdata::make({"250ms", "2s", "1m", "1.5s", "100ms", "1h", "0s", "0ms", "1m30s", "0.25s", "1.5m",
-                                  "2h0m1s"}) ^
-                         bdata::make({250, 2000, 60000, 1500, 100, 3600000, 0, 0, 90000, 250, 90000, 7201000}),
+                                  "2h0m1s", "1h1m1s1ms", "1s500ms"}) ^
+                         bdata::make({250, 2000, 60000, 1500, 100, 3600000, 0, 0, 90000, 250, 90000, 7201000,
+                                      3661001, 1500}),
                      text, ms) {
   Duration d{-1};
   BOOST_TEST(cfg::parse_duration(text, d));
@@ -423,7 +424,7 @@ BOOST_DATA_TEST_CASE(durations_refused,
                      bdata::make({"",    "2",   "2000",  "0",       "1.5",   "s",     "ms",
                                   "-1s", "1 s", " 1s",   "1s ",     "1sec",  "1d",    "2S",
                                   "1.s", ".5s", "0.5ms", "1.0001s", "1e3ms", "1..5s", "99999999999999999h",
-                                  "1s2", "abc", "1.5.s"}),
+                                  "1s2", "abc", "1.5.s", "1s1s", "30s1m", "1m1m", "500ms1s", "1ms1ms"}),
                      text) {
   Duration d{1234};
   BOOST_TEST(!cfg::parse_duration(text, d));
