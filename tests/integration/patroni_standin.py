@@ -53,18 +53,25 @@ def timeline_text():
         return ""
 
 
+def held_while_hold(read, counter):
+    """read()'s value; while it is "hold" (counted once in stats[counter]),
+    the reply waits, at most 60 s, until it says something else."""
+    value = read()
+    if value == "hold":
+        with lock:
+            stats[counter] = stats.get(counter, 0) + 1
+            save()
+        give_up = time.monotonic() + 60
+        while value == "hold" and time.monotonic() < give_up:
+            threading.Event().wait(0.02)
+            value = read()
+    return value
+
+
 def patroni_body(r):
     """GET /patroni's body with a timeline file; "hold" there holds the
     reply, at most 60 s, until the file says something else."""
-    text = timeline_text()
-    if text == "hold":
-        with lock:
-            stats["patroni_held"] = stats.get("patroni_held", 0) + 1
-            save()
-        give_up = time.monotonic() + 60
-        while text == "hold" and time.monotonic() < give_up:
-            threading.Event().wait(0.02)
-            text = timeline_text()
+    text = held_while_hold(timeline_text, "patroni_held")
     if not text.isdigit():
         return text.encode()
     return json.dumps({"role": r, "state": "running", "timeline": int(text),
@@ -91,15 +98,7 @@ def handle(conn):
         if b"\r\n\r\n" in data:
             line = data.split(b"\r\n", 1)[0].decode("latin1")
             method, path = (line.split(" ") + ["", ""])[:2]
-            r = role()
-            if r == "hold":
-                with lock:
-                    stats["held"] = stats.get("held", 0) + 1
-                    save()
-                give_up = time.monotonic() + 60
-                while r == "hold" and time.monotonic() < give_up:
-                    threading.Event().wait(0.02)
-                    r = role()
+            r = held_while_hold(role, "held")
             with lock:
                 stats["requests"] += 1
                 stats["methods"][method] = stats["methods"].get(method, 0) + 1
