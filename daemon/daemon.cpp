@@ -865,6 +865,9 @@ void Daemon::stop_checks() {
     d.until->cancel();
   }
   draining_checks_.clear();
+  for (auto& w : retired_checkers_)
+    if (auto c = w.lock()) c->stop();
+  retired_checkers_.clear();
 }
 
 void Daemon::load_kernel_path() {

@@ -189,6 +189,9 @@ class Daemon {
     std::shared_ptr<boost::asio::steady_timer> until;
   };
   std::vector<DrainingCheck> draining_checks_;
+  // Checks of drains that ended (retired: a check in flight finishes by
+  // itself); stopped outright at the daemon's stop if still alive.
+  std::vector<std::weak_ptr<health::Checker>> retired_checkers_;
   size_t workers_ended_ = 0;  // worker loops ended since stop()
   std::unique_ptr<AdminServer> admin_;
   // `first` proxies with several backends passing at once, by proxy name.

@@ -332,7 +332,11 @@ void Daemon::commit_reload(ReloadPlan& p) {
       if (ec) return;  // stop_checks() stopped them
       std::erase_if(draining_checks_, [&](const DrainingCheck& d) {
         if (d.until != until) return false;
-        d.checker->stop();
+        // A check waiting for its reply is left to finish, not cut under
+        // Patroni; the daemon's stop ends it if it is still there.
+        d.checker->retire();
+        std::erase_if(retired_checkers_, [](const auto& w) { return w.expired(); });
+        retired_checkers_.push_back(d.checker);
         return true;
       });
       forget_removed_patroni_urls();

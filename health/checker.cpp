@@ -56,6 +56,9 @@ class CheckerImpl final : public Checker, public std::enable_shared_from_this<Ch
   void stop() override {
     asio::dispatch(strand_, [self = shared_from_this()] { self->do_stop(); });
   }
+  void retire() override {
+    asio::dispatch(strand_, [self = shared_from_this()] { self->do_retire(); });
+  }
   void check_now() override {
     asio::dispatch(strand_, [self = shared_from_this()] { self->do_check_now(); });
   }
@@ -148,6 +151,7 @@ class CheckerImpl final : public Checker, public std::enable_shared_from_this<Ch
     ++timer_gen_;
     timer_.cancel();
     ++check_gen_;  // a result still on its way is ignored
+    retired_gen_ = 0;
     // Every attempt still open ends now: the one whose result is pending,
     // and those that reported and wait for the server's EOF (bounded by the
     // check's timeout, but a server that ignores `Connection: close` held
@@ -159,6 +163,23 @@ class CheckerImpl final : public Checker, public std::enable_shared_from_this<Ch
     attempts_.clear();
     in_flight_ = false;
     current_.reset();
+  }
+
+  void do_retire() {
+    if (!running_) return;
+    running_ = false;
+    ++timer_gen_;
+    timer_.cancel();
+    // The check waiting for its reply goes on (on_result ignores its
+    // result, then closes it); every other attempt has read its reply and
+    // only waits for the server's close: closed now, as stop() does (a FIN).
+    auto pending = in_flight_ ? current_.lock() : nullptr;
+    retired_gen_ = pending ? check_gen_ : 0;
+    for (auto& weak : attempts_)
+      if (auto a = weak.lock(); a && a != pending) a->cancel();
+    attempts_.clear();
+    if (pending) attempts_.push_back(pending);  // stop() can still end it
+    in_flight_ = false;
   }
 
   void do_check_now() {
@@ -224,6 +245,15 @@ class CheckerImpl final : public Checker, public std::enable_shared_from_this<Ch
   }
 
   void on_result(uint64_t gen, CheckResult r) {
+    if (!running_ && retired_gen_ && gen == retired_gen_) {
+      // The check in flight at retire() has its reply: not reported, and
+      // its connection closed now instead of waiting for the server's.
+      retired_gen_ = 0;
+      if (auto a = current_.lock()) a->cancel();
+      current_.reset();
+      attempts_.clear();
+      return;
+    }
     if (!running_ || gen != check_gen_) return;
     in_flight_ = false;
     last_end_ = std::chrono::steady_clock::now();
@@ -311,6 +341,7 @@ class CheckerImpl final : public Checker, public std::enable_shared_from_this<Ch
   std::vector<std::weak_ptr<Attempt>> attempts_;
   bool running_ = false, in_flight_ = false;
   uint64_t timer_gen_ = 0, check_gen_ = 0;
+  uint64_t retired_gen_ = 0;  // the check in flight at retire(), until its result
 };
 
 // One attempt of `rule`, outside any schedule (fetch_once, check_once).

@@ -36,6 +36,13 @@ class Checker {
 
   virtual void start() = 0;
   virtual void stop() = 0;
+  // Stops like stop(), except that a check waiting for its reply is left to
+  // finish (its result ignored, its connection closed once the reply is
+  // read; bounded by the check's timeout) instead of being closed before
+  // the server answers, which Patroni logs as a traceback (patroni#2278).
+  // For a check no longer wanted while the daemon runs on (a removed
+  // backend's drain ending); stop() afterwards ends what is left at once.
+  virtual void retire() = 0;
   // Run a check now instead of waiting for the timer (unless one is in
   // flight).
   virtual void check_now() = 0;

@@ -81,6 +81,7 @@ enum class Mode {
   close_no_reply,  // reads the request, then FIN without a reply
   big_body,        // 200 with a body far beyond the checker's body limit
   keep_open,       // 200 but ignores "Connection: close" (no FIN from us)
+  delayed,         // 200 after 300 ms (a busy Patroni), then FIN
   // Patroni 3.0 on /primary while it holds the leader key (its real reply
   // shape: HTTP/1.0, no Content-Length, the JSON only for GET), with what
   // the body says during a postmaster crash (tests/fixtures/patroni/).
@@ -99,6 +100,7 @@ struct Conn {
   bool responded = false;
   enum class End { open, eof, reset, other } end = End::open;
   std::size_t bytes_after_response = 0;
+  bool ended_before_reply = false;  // the client left before the reply was written
 };
 
 const char* end_name(Conn::End e) {
@@ -181,6 +183,21 @@ class Session : public std::enable_shared_from_this<Session<Tls>> {
       case Mode::patroni_crashed: return send(patroni_reply(conn_->request, "master", "crashed"), true);
       case Mode::patroni_primary_no_close_notify:
         return send(patroni_reply(conn_->request, "master", "running"), true);
+      case Mode::delayed: {
+        // Reading on meanwhile tells whether the client left before the
+        // reply (ended_before_reply); the reply goes out anyway, as Patroni's
+        // does, then our FIN.
+        wait_for_client_close();
+        delay_ = std::make_shared<asio::steady_timer>(sock().get_executor(), std::chrono::milliseconds(300));
+        return delay_->async_wait([self = this->shared_from_this(), head](error_code) {
+          self->out_ = reply(200, "OK", 300, head);
+          asio::async_write(self->stream_, asio::buffer(self->out_), [self](error_code ec, std::size_t) {
+            if (!ec) self->conn_->responded = true;
+            error_code ignored;
+            self->sock().shutdown(tcp::socket::shutdown_send, ignored);
+          });
+        });
+      }
       case Mode::silent: return wait_for_client_close();
       case Mode::close_no_reply: return finish_sending();
       case Mode::reset: {
@@ -236,6 +253,7 @@ class Session : public std::enable_shared_from_this<Session<Tls>> {
   }
 
   void ended(const error_code& ec) {
+    conn_->ended_before_reply = !conn_->responded;
     if (ec == asio::error::eof) {
       conn_->end = Conn::End::eof;
     } else if (ec == asio::error::connection_reset) {
@@ -248,6 +266,7 @@ class Session : public std::enable_shared_from_this<Session<Tls>> {
   Mode mode_;
   std::shared_ptr<Conn> conn_;
   Stream stream_;
+  std::shared_ptr<asio::steady_timer> delay_;  // Mode::delayed
   std::string in_, out_;
   std::array<char, 4096> scratch_{};
 };
@@ -1373,6 +1392,59 @@ BOOST_AUTO_TEST_CASE(out_of_descriptors_is_no_evidence) {
   BOOST_REQUIRE(run_until(io, [&] { return checks(p) > checks_before; }));
   BOOST_TEST(p.st().last.outcome == Outcome::ok);
   BOOST_TEST(p.st().up);
+}
+
+// retire() (a removed backend's drain has ended): the check waiting for its
+// reply is left to finish, the reply read and the server's close awaited,
+// where stop() closes it under the server (which Patroni logs as a
+// traceback, patroni#2278). Either way its result is not reported and no
+// check follows.
+BOOST_AUTO_TEST_CASE(retire_lets_the_check_in_flight_finish_stop_does_not) {
+  for (const bool retire : {true, false}) {
+    BOOST_TEST_CONTEXT((retire ? "retire" : "stop")) {
+      asio::io_context io;
+      Server srv(io);
+      srv.mode = Mode::delayed;
+      auto rule = fast_rule();
+      rule.timeout = ms{2000};
+      Probe p(io, rule, "127.0.0.1", srv.port());
+      p.checker->start();
+      BOOST_REQUIRE(run_until(io, [&] { return !srv.conns.empty() && srv.conns[0]->request_complete; }));
+      if (retire)
+        p.checker->retire();
+      else
+        p.checker->stop();
+      BOOST_REQUIRE(run_until(io, [&] { return srv.all_ended(); }, ms{3000}));
+      run_for(io, ms{200});
+      BOOST_TEST(srv.conns.size() == 1u);  // no check after
+      BOOST_TEST(p.changes.empty());
+      BOOST_TEST(p.st().checks == 0u);
+      if (retire) {
+        BOOST_TEST(srv.conns[0]->responded);
+        BOOST_TEST(!srv.conns[0]->ended_before_reply);
+        BOOST_TEST(std::string(end_name(srv.conns[0]->end)) == "eof");
+      } else {
+        BOOST_TEST(srv.conns[0]->ended_before_reply);  // closed under the server
+      }
+    }
+  }
+  // A check that has its reply and only waits for a server that does not
+  // close (it ignores `Connection: close`) is closed at retire(), as at
+  // stop(), not after the check's timeout.
+  asio::io_context io;
+  Server srv(io);
+  srv.mode = Mode::keep_open;
+  auto rule = fast_rule();
+  rule.timeout = ms{5000};
+  rule.interval = ms{5000};
+  Probe p(io, rule, "127.0.0.1", srv.port());
+  p.checker->start();
+  BOOST_REQUIRE(run_until(io, [&] { return p.st().checks == 1u; }));
+  run_for(io, ms{50});
+  BOOST_REQUIRE(!srv.all_ended());
+  p.checker->retire();
+  BOOST_REQUIRE(run_until(io, [&] { return srv.all_ended(); }, ms{1000}));
+  BOOST_TEST(std::string(end_name(srv.conns.at(0)->end)) == "eof");
 }
 
 // fetch_once: one GET outside any schedule (the daemon reads Patroni's
