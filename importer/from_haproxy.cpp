@@ -323,8 +323,16 @@ cfg::Check Converter::check(const hp::Section& back, const std::vector<hp::Serve
       if (o.verify && o.verify->value == "none") c.tls.verify = false;
       if (o.ca_file && o.ca_file->value != ca_written) {  // one note per file, not per server
         ca_written = o.ca_file->value;
-        c.tls.ca_file = under_base(*o.ca_file, "ca-file", "ca-base", global_ ? global_->ca_base : std::nullopt,
-                                   "check.tls.ca_file", true);
+        if (o.ca_file->value == "@system-ca") {
+          // HAProxy's name for the system's trusted CAs (never read under
+          // ca-base); vipproxy verifies against them when ca_file is absent.
+          c.tls.ca_file.clear();
+          hnote(o.ca_file->line, "'ca-file @system-ca' is the system's CA store: check.tls.ca_file left out, which "
+                                 "verifies against the same store");
+        } else {
+          c.tls.ca_file = under_base(*o.ca_file, "ca-file", "ca-base", global_ ? global_->ca_base : std::nullopt,
+                                     "check.tls.ca_file", true);
+        }
       }
       const auto& sni = o.check_sni ? o.check_sni : o.verifyhost;
       if (sni && cfg::syntax::is_hostname(sni->value)) c.tls.server_name = sni->value;

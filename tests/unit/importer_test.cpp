@@ -1344,6 +1344,14 @@ BOOST_AUTO_TEST_CASE(importer_haproxy_crt_base_and_ca_base) {
   BOOST_TEST(has(r.notes, "h.cfg:3: 'crt-base /etc/ssl/private' not translated"), r.notes);
   BOOST_TEST(!has(r.notes, "is read under"), r.notes);
 
+  // HAProxy's @system-ca: the system store, vipproxy's default (no ca_file),
+  // never read under ca-base.
+  r = import("  ca-base /etc/ssl/certs\n", "ca-file @system-ca");
+  BOOST_TEST(r.loaded.proxies.at(0).check.tls.enabled);
+  BOOST_TEST(r.loaded.proxies.at(0).check.tls.ca_file == "");
+  BOOST_TEST(has(r.notes, "'ca-file @system-ca' is the system's CA store: check.tls.ca_file left out"), r.notes);
+  BOOST_TEST(!has(r.notes, "/etc/ssl/certs/@system-ca"), r.notes);
+
   // Relative without a base: written as is, reported.
   r = import("", "ca-file ca.pem crt client.pem");
   BOOST_TEST(r.loaded.proxies.at(0).check.tls.ca_file == "ca.pem");
