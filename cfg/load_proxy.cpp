@@ -146,7 +146,7 @@ TlsCheck Loader::tls(const Node& n, const std::string& path) {
   if (auto v = m.get("enabled")) t.enabled = boolean(*v, m.path("enabled"));
   if (auto v = m.get("verify")) t.verify = boolean(*v, m.path("verify"));
   if (auto v = m.get("ca_file"))
-    t.ca_file = nonempty_string(*v, m.path("ca_file"), "a path to a PEM file of CA certificates");
+    t.ca_file = nonempty_string(*v, m.path("ca_file"), "a path to a PEM file (or a directory) of CA certificates");
   if (auto v = m.get("server_name")) {
     t.server_name = nonempty_string(*v, m.path("server_name"), "a host name");
     if (!syntax::is_hostname(t.server_name))

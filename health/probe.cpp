@@ -22,6 +22,7 @@
 #include <boost/beast/ssl.hpp>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <optional>
 #include <type_traits>
 #include <vector>
@@ -550,6 +551,38 @@ std::string load_client_certificate(SSL_CTX* ctx, const cfg::TlsCheck& tls) {
 
 }  // namespace
 
+namespace {
+
+// ca_file as HAProxy's ca-file reads it: a PEM file, or a directory whose
+// .pem, .crt and .cer files (not hidden ones) are each loaded, in name
+// order (HAProxy's configuration.txt, "ca-file"). Returns the error text,
+// "" if loaded.
+std::string load_ca(ssl::context& ctx, const std::string& path) {
+  error_code ec;
+  std::error_code fs_ec;
+  if (!std::filesystem::is_directory(path, fs_ec)) {
+    ctx.load_verify_file(path, ec);
+    return ec ? "cannot load ca_file " + path + ": " + ec.message() : "";
+  }
+  std::vector<std::string> files;
+  for (const auto& e : std::filesystem::directory_iterator(path, fs_ec)) {
+    const std::string name = e.path().filename().string();
+    const std::string ext = e.path().extension().string();
+    if (!name.starts_with('.') && (ext == ".pem" || ext == ".crt" || ext == ".cer") && e.is_regular_file(fs_ec))
+      files.push_back(e.path().string());
+  }
+  if (fs_ec) return "cannot read the ca_file directory " + path + ": " + fs_ec.message();
+  if (files.empty()) return "ca_file " + path + " is a directory without a .pem, .crt or .cer file";
+  std::sort(files.begin(), files.end());
+  for (const auto& f : files) {
+    ctx.load_verify_file(f, ec);
+    if (ec) return "cannot load " + f + " (in ca_file " + path + "): " + ec.message();
+  }
+  return "";
+}
+
+}  // namespace
+
 std::shared_ptr<ssl::context> make_tls_context(const cfg::Check& rule, std::string& error) {
   auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
   error_code ec;
@@ -561,8 +594,7 @@ std::shared_ptr<ssl::context> make_tls_context(const cfg::Check& rule, std::stri
       ctx->set_default_verify_paths(ec);
       if (ec) error = "cannot load the default CA store: " + ec.message();
     } else {
-      ctx->load_verify_file(rule.tls.ca_file, ec);
-      if (ec) error = "cannot load ca_file " + rule.tls.ca_file + ": " + ec.message();
+      error = load_ca(*ctx, rule.tls.ca_file);
     }
   } else {
     ctx->set_verify_mode(ssl::verify_none, ec);

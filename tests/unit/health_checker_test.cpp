@@ -1102,6 +1102,60 @@ BOOST_AUTO_TEST_CASE(tls_with_verification) {
   BOOST_TEST(no_ca.st().last.outcome == Outcome::tls_error);
 }
 
+// ca_file naming a directory, as HAProxy's ca-file may: its .pem, .crt and
+// .cer files are loaded (hidden files and other names skipped); a directory
+// without any is a TLS error naming it. Before, every check failed with
+// "cannot load ca_file DIR" (OpenSSL reads files only).
+BOOST_AUTO_TEST_CASE(tls_ca_file_directory) {
+  SelfSigned pki, other;
+  asio::io_context io;
+  Server srv(io, &pki.server_ctx);
+  char tmpl[] = "/tmp/health_checker_test_cadir_XXXXXX";
+  BOOST_REQUIRE(mkdtemp(tmpl));
+  const std::string dir = tmpl;
+  auto copy = [&](const std::string& from, const std::string& name) {
+    std::ifstream in(from);
+    std::ofstream(dir + "/" + name) << in.rdbuf();
+  };
+  std::ofstream(dir + "/README.txt") << "not a certificate\n";
+  copy(pki.ca_file, ".hidden.pem");  // skipped, as HAProxy does
+  auto rule = fast_rule();
+  rule.tls.enabled = true;
+  rule.tls.verify = true;
+  rule.tls.ca_file = dir;
+  {
+    Probe none(io, rule, "127.0.0.1", srv.port());
+    none.checker->start();
+    BOOST_REQUIRE(run_until(io, [&] { return checks(none) >= 1; }));
+    BOOST_TEST(none.st().last.outcome == Outcome::tls_error);
+    BOOST_TEST(none.st().last.detail.find("ca_file " + dir + " is a directory without a .pem, .crt or .cer file") !=
+                   std::string::npos,
+               none.st().last.detail);
+  }
+  // Another CA only: read, and it does not trust the server.
+  copy(other.ca_file, "other.pem");
+  {
+    Probe untrusted(io, rule, "127.0.0.1", srv.port());
+    untrusted.checker->start();
+    BOOST_REQUIRE(run_until(io, [&] { return checks(untrusted) >= 1; }));
+    BOOST_TEST(untrusted.st().last.outcome == Outcome::tls_error);
+    BOOST_TEST(untrusted.st().last.detail.find("certificate verify failed") != std::string::npos,
+               untrusted.st().last.detail);
+  }
+  // Ours as .crt and .cer (both subjects are CN=localhost: the other one
+  // goes, or OpenSSL may try it first and fail).
+  std::remove((dir + "/other.pem").c_str());
+  copy(pki.ca_file, "ours.crt");
+  copy(pki.ca_file, "ours-again.cer");
+  Probe p(io, rule, "127.0.0.1", srv.port());
+  p.checker->start();
+  BOOST_REQUIRE(run_until(io, [&] { return checks(p) >= 1; }));
+  BOOST_TEST(p.st().last.outcome == Outcome::ok, p.st().last.detail);
+  p.checker->stop();
+  for (const char* f : {"README.txt", ".hidden.pem", "ours.crt", "ours-again.cer"}) std::remove((dir + "/" + f).c_str());
+  ::rmdir(dir.c_str());
+}
+
 // ---- check.tls.cert_file / key_file ------------------------------------------
 
 // PEM files of a test's client certificate and keys, removed at the end.
