@@ -1,6 +1,7 @@
 // Durations are written with a unit ("250ms", "2s", "1m", "1.5s", "1h",
-// "1m30s": several units each once, larger first). A bare number is refused because it is ambiguous: HAProxy reads
-// "inter 2000" as milliseconds, keepalived reads "advert_int 1" as seconds.
+// "1m30s": several units each once, larger first). A bare number is refused
+// because it is ambiguous: HAProxy reads "inter 2000" as milliseconds,
+// keepalived reads "advert_int 1" as seconds.
 #include <string>
 #include <string_view>
 

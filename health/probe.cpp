@@ -549,10 +549,6 @@ std::string load_client_certificate(SSL_CTX* ctx, const cfg::TlsCheck& tls) {
   return {};
 }
 
-}  // namespace
-
-namespace {
-
 // ca_file as HAProxy's ca-file reads it: a PEM file, or a directory whose
 // .pem, .crt and .cer files (not hidden ones) are each loaded, in name
 // order (HAProxy's configuration.txt, "ca-file"). Returns the error text,

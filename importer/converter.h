@@ -55,9 +55,9 @@ class Converter {
   const At<Duration>* set_timeout(const hp::Section& s, const std::string& which);
   void client_certificate(const At<std::string>& crt, cfg::TlsCheck& tls);
   // A relative `crt`/`ca-file` PATH as HAProxy reads it: under the global
-  // crt-base/ca-base when set, else as is; with `report`, a note says which.
+  // crt-base/ca-base when set, else as is; a note says which.
   std::string under_base(const At<std::string>& path, const char* keyword, const char* base_keyword,
-                         const std::optional<At<std::string>>& base, const char* key, bool report);
+                         const std::optional<At<std::string>>& base, const char* key);
   const hp::Section* global_ = nullptr;  // the haproxy file's global section, if any
   std::set<int> bases_used_;             // lines of the crt-base/ca-base a path was read under
 

@@ -21,7 +21,33 @@ constexpr Duration kHaproxyInter = 2000ms;
 constexpr unsigned kHaproxyRise = 2;
 constexpr unsigned kHaproxyFall = 3;
 
+// HAProxy's crt-base and ca-base (doc/configuration.txt, section 3.1):
+// a relative path after `crt` / `ca-file` is read under that directory;
+// an absolute one ignores it. Joined with one '/', as HAProxy does.
+std::string read_under(const std::string& path, const std::optional<At<std::string>>& base) {
+  if (path.starts_with('/') || !base) return path;
+  std::string dir = base->value;
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  return dir + (dir == "/" ? "" : "/") + path;
+}
+
 }  // namespace
+
+std::string Converter::under_base(const At<std::string>& path, const char* keyword, const char* base_keyword,
+                                  const std::optional<At<std::string>>& base, const char* key) {
+  const std::string full = read_under(path.value, base);
+  if (path.value.starts_with('/')) return full;
+  if (base) {
+    bases_used_.insert(base->line);
+    hnote(path.line, std::string("'") + keyword + " " + path.value + "' is read under " + base_keyword + " " +
+                         base->value + " (line " + std::to_string(base->line) + "): written as " + key + " " + full);
+  } else {
+    hnote(path.line, std::string("'") + keyword + " " + path.value + "' is relative and no global " + base_keyword +
+                         " is set (HAProxy reads it from the directory it runs in): written as is; write the "
+                         "absolute path in " + key);
+  }
+  return full;
+}
 
 // `crt PATH` on a server line: the check's client certificate. HAProxy
 // reads the key from PATH itself, or, when PATH holds none, from PATH.key
@@ -29,34 +55,10 @@ constexpr unsigned kHaproxyFall = 3;
 // files as they are where it runs: PATH.key is written as key_file when it
 // exists and PATH is not seen to hold a key. vipproxy reads the files when
 // the check starts, so a file missing here is still reported then.
-// HAProxy's crt-base and ca-base (doc/configuration.txt, section 3.1):
-// a relative path after `crt` / `ca-file` is read under that directory;
-// an absolute one ignores it. Joined with one '/', as HAProxy does.
-std::string Converter::under_base(const At<std::string>& path, const char* keyword, const char* base_keyword,
-                                  const std::optional<At<std::string>>& base, const char* key, bool report) {
-  if (path.value.starts_with('/')) return path.value;
-  if (base) {
-    std::string dir = base->value;
-    while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
-    std::string full = dir + (dir == "/" ? "" : "/") + path.value;
-    if (!report) return full;
-    bases_used_.insert(base->line);
-    hnote(path.line, std::string("'") + keyword + " " + path.value + "' is read under " + base_keyword + " " +
-                         base->value + " (line " + std::to_string(base->line) + "): written as " + key + " " + full);
-    return full;
-  }
-  if (!report) return path.value;
-  hnote(path.line, std::string("'") + keyword + " " + path.value + "' is relative and no global " + base_keyword +
-                       " is set (HAProxy reads it from the directory it runs in): written as is; write the absolute "
-                       "path in " + key);
-  return path.value;
-}
-
 void Converter::client_certificate(const At<std::string>& crt, cfg::TlsCheck& tls) {
   const auto& base = global_ ? global_->crt_base : std::nullopt;
-  if (tls.cert_file == under_base(crt, "crt", "crt-base", base, "check.tls.cert_file", false))
-    return;  // one note per certificate, not per server
-  const std::string path = under_base(crt, "crt", "crt-base", base, "check.tls.cert_file", true);
+  if (tls.cert_file == read_under(crt.value, base)) return;  // one note per certificate, not per server
+  const std::string path = under_base(crt, "crt", "crt-base", base, "check.tls.cert_file");
   tls.cert_file = path;
   tls.key_file.clear();
   bool key_inside = false;
@@ -331,7 +333,7 @@ cfg::Check Converter::check(const hp::Section& back, const std::vector<hp::Serve
                                  "verifies against the same store");
         } else {
           c.tls.ca_file = under_base(*o.ca_file, "ca-file", "ca-base", global_ ? global_->ca_base : std::nullopt,
-                                     "check.tls.ca_file", true);
+                                     "check.tls.ca_file");
         }
       }
       const auto& sni = o.check_sni ? o.check_sni : o.verifyhost;
